@@ -1,0 +1,146 @@
+//! The VM against hand-written WAT modules and the committed registry contract.
+
+use shutong_codec::{Decode, Encode};
+use shutong_system_api::registry::{GetOrg, Org, OrgKind, RegisterOrg};
+use shutong_types::{AccountId, Address, ExecStatus, Hash, keyspace};
+use shutong_vm::state::{MemoryState, Overlay};
+use shutong_vm::{CallContext, CallOutcome, Vm, VmConfig};
+use std::sync::Arc;
+
+const REGISTRY: &[u8] = include_bytes!("../../contracts/artifacts/registry.wasm");
+
+fn ctx() -> CallContext {
+    CallContext { caller: AccountId([9; 32]), contract: Address([1; 32]), height: 7, time_ms: 1_000 }
+}
+
+fn empty() -> Overlay {
+    Overlay::new(Arc::new(MemoryState::default()))
+}
+
+fn call(vm: &Vm, code: &[u8], method: &str, args: Vec<u8>, gas: u64, block: Overlay) -> CallOutcome {
+    let code = code.to_vec();
+    vm.call(ctx(), Vm::code_hash(&code), &move || Some(code.clone()), method, args, gas, block)
+}
+
+fn wat(text: &str) -> Vec<u8> {
+    wat::parse_str(text).expect("test module parses")
+}
+
+const LOOP: &str = r#"(module (memory (export "memory") 1) (func (export "spin") (loop (br 0))))"#;
+
+const WRITER: &str = r#"(module
+  (import "shutong" "storage_set" (func $set (param i32 i32 i32 i32)))
+  (import "shutong" "abort" (func $abort (param i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "keyvaluefailed")
+  (func (export "write") (call $set (i32.const 0) (i32.const 3) (i32.const 3) (i32.const 5)))
+  (func (export "write_then_abort")
+    (call $set (i32.const 0) (i32.const 3) (i32.const 3) (i32.const 5))
+    (call $abort (i32.const 8) (i32.const 6)))
+  (func (export "write_out_of_bounds") (call $set (i32.const 65530) (i32.const 100) (i32.const 0) (i32.const 1)))
+  (func (export "not_a_method") (param i32)))"#;
+
+#[test]
+fn a_write_is_kept_on_success_and_charged() {
+    let vm = Vm::new(VmConfig::default()).unwrap();
+    let out = call(&vm, &wat(WRITER), "write", vec![], 1_000_000, empty());
+    assert_eq!(out.status, ExecStatus::Success);
+    assert!(out.gas_used > shutong_vm::gas::CALL_BASE + shutong_vm::gas::STORAGE_WRITE_BASE);
+    assert_eq!(out.block.get(&keyspace::contract_storage(&Address([1; 32]), b"key")), Some(b"value".to_vec()));
+}
+
+#[test]
+fn an_abort_rolls_back_writes_and_still_charges_gas() {
+    let vm = Vm::new(VmConfig::default()).unwrap();
+    let out = call(&vm, &wat(WRITER), "write_then_abort", vec![], 1_000_000, empty());
+    assert_eq!(out.status, ExecStatus::Aborted("failed".into()));
+    assert!(out.gas_used > 0);
+    assert!(out.block.writes().is_empty());
+}
+
+#[test]
+fn running_out_of_gas_fails_with_all_gas_used() {
+    let vm = Vm::new(VmConfig::default()).unwrap();
+    let out = call(&vm, &wat(LOOP), "spin", vec![], 200_000, empty());
+    assert_eq!(out.status, ExecStatus::OutOfGas);
+    assert_eq!(out.gas_used, 200_000);
+}
+
+#[test]
+fn a_gas_limit_below_the_call_base_is_out_of_gas_before_running() {
+    let vm = Vm::new(VmConfig::default()).unwrap();
+    let out = call(&vm, &wat(WRITER), "write", vec![], 10, empty());
+    assert_eq!((out.status, out.gas_used), (ExecStatus::OutOfGas, 10));
+}
+
+#[test]
+fn pointers_outside_guest_memory_trap_with_a_named_error() {
+    let vm = Vm::new(VmConfig::default()).unwrap();
+    let out = call(&vm, &wat(WRITER), "write_out_of_bounds", vec![], 1_000_000, empty());
+    let ExecStatus::Trapped(message) = out.status else { panic!("expected a trap, got {:?}", out.status) };
+    assert!(message.contains("storage_set: key at 65530..65530+100 is outside guest memory"), "{message}");
+}
+
+#[test]
+fn unknown_methods_and_non_method_exports_are_refused() {
+    let vm = Vm::new(VmConfig::default()).unwrap();
+    for method in ["missing", "not_a_method", "memory", "__heap_base"] {
+        let out = call(&vm, &wat(WRITER), method, vec![], 1_000_000, empty());
+        assert_eq!(out.status, ExecStatus::UnknownMethod(method.into()));
+    }
+}
+
+#[test]
+fn missing_code_is_an_unknown_contract() {
+    let vm = Vm::new(VmConfig::default()).unwrap();
+    let out = vm.call(ctx(), Hash::ZERO, &|| None, "get", vec![], 1_000_000, empty());
+    assert_eq!(out.status, ExecStatus::UnknownContract);
+}
+
+#[test]
+fn modules_that_import_outside_the_host_abi_are_rejected() {
+    let vm = Vm::new(VmConfig::default()).unwrap();
+    let code = wat(r#"(module (import "env" "clock" (func)) (func (export "m")))"#);
+    let err = vm.validate(&code).unwrap_err().to_string();
+    assert!(err.contains("clock"), "{err}");
+    assert!(vm.validate(b"not wasm").is_err());
+}
+
+#[test]
+fn gas_used_is_identical_across_vm_instances() {
+    let args = RegisterOrg { id: "org-1".into(), name: "Bureau".into(), kind: OrgKind::Department }.encode();
+    let runs: Vec<(ExecStatus, u64)> = (0..3)
+        .map(|_| {
+            let vm = Vm::new(VmConfig::default()).unwrap();
+            let out = call(&vm, REGISTRY, "register", args.clone(), 5_000_000, empty());
+            (out.status, out.gas_used)
+        })
+        .collect();
+    assert_eq!(runs[0].0, ExecStatus::Success);
+    assert!(runs.iter().all(|r| *r == runs[0]), "{runs:?}");
+}
+
+#[test]
+fn the_registry_contract_registers_and_returns_an_organisation() {
+    let vm = Vm::new(VmConfig::default()).unwrap();
+    let args = RegisterOrg { id: "jingan-data".into(), name: "Jing'an Data Bureau".into(), kind: OrgKind::Department };
+    let out = call(&vm, REGISTRY, "register", args.encode(), 5_000_000, empty());
+    assert_eq!(out.status, ExecStatus::Success);
+    assert_eq!(out.events.len(), 1);
+    assert_eq!(out.events[0].topic, "org.registered");
+    let again = call(&vm, REGISTRY, "register", args.encode(), 5_000_000, out.block);
+    assert_eq!(again.status, ExecStatus::Aborted("organisation jingan-data already exists".into()));
+    let got = call(&vm, REGISTRY, "get", GetOrg { id: "jingan-data".into() }.encode(), 5_000_000, again.block);
+    assert_eq!(got.status, ExecStatus::Success);
+    let org = Org::decode(&got.output).unwrap();
+    assert_eq!((org.admin, org.registered_height), ([9; 32], 7));
+    assert!(vm.is_cached(&Vm::code_hash(REGISTRY)));
+}
+
+#[test]
+fn malformed_arguments_abort_with_the_decode_error() {
+    let vm = Vm::new(VmConfig::default()).unwrap();
+    let out = call(&vm, REGISTRY, "register", vec![0xff; 3], 5_000_000, empty());
+    let ExecStatus::Aborted(message) = out.status else { panic!("expected abort, got {:?}", out.status) };
+    assert!(message.starts_with("invalid arguments"), "{message}");
+}
