@@ -1,1 +1,112 @@
+//! Shutong's node: storage, mempool, consensus driver, executor, JSON-RPC and the shutong command.
+//!
+//! [`Node::start`] opens storage (writing genesis on first start), starts the consensus
+//! driver on its own thread and the JSON-RPC server on tokio, and returns a handle that
+//! stops both.
 
+pub mod chain;
+pub mod config;
+pub mod executor;
+pub mod genesis;
+pub mod mempool;
+pub mod rpc;
+pub mod storage;
+pub mod view;
+
+use anyhow::Context as _;
+use config::Config;
+use genesis::Genesis;
+use shutong_types::{Keypair, merkle_root};
+use shutong_vm::{Vm, VmConfig};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use storage::{Commit, Storage, Tip};
+
+/// File names inside a node's home directory.
+pub const CONFIG_FILE: &str = "config.toml";
+pub const GENESIS_FILE: &str = "genesis.json";
+
+/// A running node.
+#[derive(Debug)]
+pub struct Node {
+    pub rpc_addr: SocketAddr,
+    rpc: jsonrpsee::server::ServerHandle,
+    shutdown: std::sync::mpsc::Sender<()>,
+    chain: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Resolves `path` against the home directory unless it is absolute.
+pub fn in_home(home: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() { path.to_path_buf() } else { home.join(path) }
+}
+
+/// Writes genesis into an empty database, or checks that a used one belongs to `genesis`.
+pub fn init_storage(storage: &Storage, genesis: &Genesis) -> anyhow::Result<Tip> {
+    let (block, state_root) = genesis.block();
+    if let Some(tip) = storage.tip() {
+        let stored = storage.block(0).context("database has a tip but no genesis block")?;
+        anyhow::ensure!(
+            stored.header == block.header,
+            "the database was created for another genesis (chain {}); use a new data directory",
+            stored.header.chain_id
+        );
+        return Ok(tip);
+    }
+    let tip = Tip {
+        height: 0,
+        view: 0,
+        hash: block.header.hash(),
+        timestamp_ms: block.header.timestamp_ms,
+        state_root,
+        receipts_root: merkle_root::<[u8; 32]>(&[]),
+    };
+    storage.commit(Commit { block: &block, certificate: None, receipts: &[], writes: &genesis.state(), tip });
+    Ok(tip)
+}
+
+impl Node {
+    /// Starts a node from its home directory.
+    pub async fn start(home: &Path) -> anyhow::Result<Node> {
+        let cfg = Config::load(&home.join(CONFIG_FILE))?;
+        let genesis = Genesis::load(&home.join(GENESIS_FILE))?;
+        let key = shutong_sdk::keyfile::read(&in_home(home, &cfg.key_file))?;
+        Node::start_with(home, cfg, genesis, key).await
+    }
+
+    pub async fn start_with(home: &Path, cfg: Config, genesis: Genesis, key: Keypair) -> anyhow::Result<Node> {
+        cfg.validate()?;
+        genesis.validate()?;
+        let storage = Arc::new(Storage::open(&in_home(home, &cfg.data_dir))?);
+        let tip = init_storage(&storage, &genesis)?;
+        tracing::info!(chain_id = %genesis.chain_id, height = tip.height, state_root = %tip.state_root, "storage open");
+        let vm = Arc::new(Vm::new(VmConfig::default())?);
+        let view = view::NodeView { chain_id: genesis.chain_id.clone(), storage: Arc::clone(&storage), vm: Arc::clone(&vm) };
+        let mempool = Arc::new(Mutex::new(mempool::Mempool::new(cfg.mempool.clone())));
+        let engine_cfg = shutong_consensus::Config {
+            chain_id: genesis.chain_id.clone(),
+            epoch: 0,
+            validators: genesis.validator_keys(),
+        };
+        let executor = executor::Executor::new(Arc::clone(&vm), storage.clone());
+        let chain = chain::Chain::new(view.clone(), key.clone(), engine_cfg, executor, Arc::clone(&mempool), cfg.consensus.clone())
+            .with_context(|| format!("key {} is not a validator in genesis", key.public()))?;
+        let ctx = rpc::RpcContext { view, mempool, query_gas_max: cfg.rpc.query_gas_max };
+        let (rpc_addr, rpc) =
+            rpc::serve(cfg.rpc.listen, cfg.rpc.request_bytes_max, cfg.rpc.connections_max, ctx, genesis.validator_keys()).await?;
+        tracing::info!(%rpc_addr, "json-rpc listening");
+        let (shutdown, stop) = std::sync::mpsc::channel();
+        let chain = std::thread::Builder::new().name("consensus".into()).spawn(move || chain.run(stop))?;
+        Ok(Node { rpc_addr, rpc, shutdown, chain: Some(chain) })
+    }
+
+    /// Stops block production and the RPC server, and waits for both.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(());
+        if let Some(chain) = self.chain.take() {
+            let _ = tokio::task::spawn_blocking(move || chain.join()).await;
+        }
+        let _ = self.rpc.stop();
+        self.rpc.clone().stopped().await;
+    }
+}

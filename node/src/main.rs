@@ -1,1 +1,403 @@
-fn main() {}
+//! The `shutong` command: keys, init, node run, tx, query and status.
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use shutong_codec::{Decode, Encode};
+use shutong_node::config::Config;
+use shutong_node::genesis::{Genesis, GenesisValidator};
+use shutong_node::{CONFIG_FILE, GENESIS_FILE, Node};
+use shutong_sdk::system_api::registry::{GetOrg, Org, OrgKind, OrgStatus};
+use shutong_sdk::{Client, TxBuilder, builder, keyfile};
+use shutong_types::{AccountId, Address, Call, Hash, Keypair, Receipt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "shutong", version, about = "Shutong (数通): a permissioned chain for data-sharing authorisations and their audit trail")]
+struct Cli {
+    /// How to print results.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    output: Output,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create and inspect key files.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Create a node home: validator key, config and a genesis with this validator.
+    Init(InitArgs),
+    /// Run a node.
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Sign a transaction, submit it and wait for its receipt.
+    Tx(TxArgs),
+    /// Read from the chain.
+    Query(QueryArgs),
+    /// Show the chain's status.
+    Status(RpcArgs),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Generate a key and write it to a file readable by its owner only.
+    New {
+        #[arg(long)]
+        out: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print a key file's public key and account.
+    Show {
+        #[arg(long)]
+        key: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct InitArgs {
+    #[arg(long)]
+    home: PathBuf,
+    #[arg(long)]
+    chain_id: String,
+    /// An admin account (hex) of the system contracts; repeatable. Without one, an admin key
+    /// is created at HOME/keys/admin.json.
+    #[arg(long = "admin")]
+    admins: Vec<AccountId>,
+    #[arg(long, default_value = "127.0.0.1:26657")]
+    rpc_listen: std::net::SocketAddr,
+    #[arg(long, default_value_t = 200)]
+    block_interval_ms: u64,
+}
+
+#[derive(Subcommand)]
+enum NodeCommand {
+    /// Run the node in the foreground until interrupted.
+    Run {
+        #[arg(long)]
+        home: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct RpcArgs {
+    /// The node's JSON-RPC address.
+    #[arg(long, default_value = "http://127.0.0.1:26657")]
+    rpc: String,
+}
+
+#[derive(Args)]
+struct TxArgs {
+    #[command(flatten)]
+    rpc: RpcArgs,
+    /// The signer's key file.
+    #[arg(long)]
+    key: PathBuf,
+    #[arg(long, default_value_t = builder::GAS_LIMIT_DEFAULT)]
+    gas_limit: u64,
+    /// How many blocks from now the transaction stays valid.
+    #[arg(long, default_value_t = builder::EXPIRY_BLOCKS_DEFAULT)]
+    expiry_blocks: u64,
+    /// Seconds to wait for the receipt.
+    #[arg(long, default_value_t = 30)]
+    timeout_secs: u64,
+    #[command(subcommand)]
+    call: TxCall,
+}
+
+#[derive(Subcommand)]
+enum TxCall {
+    /// Organisation registry transactions.
+    #[command(subcommand)]
+    Org(OrgTx),
+    /// Call any contract method with hex arguments.
+    Call(RawCall),
+}
+
+#[derive(Subcommand)]
+enum OrgTx {
+    Register {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// department, enterprise, auditor or operator.
+        #[arg(long, value_parser = parse_kind)]
+        kind: OrgKind,
+    },
+    Update {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// active or suspended.
+        #[arg(long, value_parser = parse_status)]
+        status: Option<OrgStatus>,
+    },
+}
+
+#[derive(Args)]
+struct RawCall {
+    /// A contract address (hex) or a system contract's name (`registry`).
+    #[arg(long, value_parser = parse_contract)]
+    contract: Address,
+    #[arg(long)]
+    method: String,
+    #[arg(long, default_value = "")]
+    args_hex: String,
+}
+
+#[derive(Args)]
+struct QueryArgs {
+    #[command(flatten)]
+    rpc: RpcArgs,
+    #[command(subcommand)]
+    what: QueryWhat,
+}
+
+#[derive(Subcommand)]
+enum QueryWhat {
+    /// An organisation from the registry.
+    Org {
+        #[arg(long)]
+        id: String,
+    },
+    /// A block by height.
+    Block {
+        #[arg(long)]
+        height: u64,
+    },
+    /// A transaction's receipt.
+    Receipt {
+        #[arg(long)]
+        tx: Hash,
+    },
+    /// A read-only contract call with hex arguments; prints the hex output.
+    Call(RawCall),
+}
+
+fn parse_kind(text: &str) -> Result<OrgKind, String> {
+    OrgKind::from_name(text).ok_or_else(|| format!("{text:?} is not department, enterprise, auditor or operator"))
+}
+
+fn parse_status(text: &str) -> Result<OrgStatus, String> {
+    OrgStatus::from_name(text).ok_or_else(|| format!("{text:?} is not active or suspended"))
+}
+
+fn parse_contract(text: &str) -> Result<Address, String> {
+    match text {
+        "registry" => Ok(builder::registry()),
+        hex => hex.parse().map_err(|e| format!("{hex:?} is neither a system contract name nor an address: {e}")),
+    }
+}
+
+fn org_json(org: &Org) -> serde_json::Value {
+    serde_json::json!({
+        "id": org.id,
+        "name": org.name,
+        "kind": org.kind.name(),
+        "status": org.status.name(),
+        "admin": hex::encode(org.admin),
+        "registered_height": org.registered_height,
+        "updated_height": org.updated_height,
+    })
+}
+
+fn print(output: Output, json: serde_json::Value, text: String) {
+    match output {
+        Output::Json => println!("{json}"),
+        Output::Text => println!("{text}"),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let output = cli.output;
+    match cli.command {
+        Command::Keys(KeysCommand::New { out, force }) => {
+            let key = Keypair::generate();
+            keyfile::write(&out, &key, force)?;
+            let json = serde_json::json!({"file": out, "public_key": key.public(), "account": key.account()});
+            print(output, json, format!("wrote {}\npublic key {}\naccount    {}", out.display(), key.public(), key.account()));
+        }
+        Command::Keys(KeysCommand::Show { key }) => {
+            let key = keyfile::read(&key)?;
+            let json = serde_json::json!({"public_key": key.public(), "account": key.account()});
+            print(output, json, format!("public key {}\naccount    {}", key.public(), key.account()));
+        }
+        Command::Init(args) => init(args, output)?,
+        Command::Node(NodeCommand::Run { home }) => run_node(&home).await?,
+        Command::Tx(args) => tx(args, output).await?,
+        Command::Query(args) => query(args, output).await?,
+        Command::Status(args) => {
+            let status = Client::new(&args.rpc)?.status().await?;
+            let text = format!(
+                "chain {}  height {}  view {}  block {}\nstate root {}  mempool {} txs  validators {}",
+                status.chain_id, status.height, status.view, status.block_hash, status.state_root, status.mempool_txs, status.validators.len()
+            );
+            print(output, serde_json::to_value(&status)?, text);
+        }
+    }
+    Ok(())
+}
+
+fn init(args: InitArgs, output: Output) -> anyhow::Result<()> {
+    let home = &args.home;
+    anyhow::ensure!(!home.join(GENESIS_FILE).exists(), "{} already holds a node; choose another --home", home.display());
+    std::fs::create_dir_all(home.join("keys")).with_context(|| format!("cannot create {}", home.display()))?;
+    let mut cfg = Config::default();
+    cfg.rpc.listen = args.rpc_listen;
+    cfg.consensus.block_interval_ms = args.block_interval_ms;
+    cfg.validate()?;
+    let validator = Keypair::generate();
+    keyfile::write(&home.join(&cfg.key_file), &validator, false)?;
+    let mut admins = args.admins.clone();
+    let mut admin_file = None;
+    if admins.is_empty() {
+        let admin = Keypair::generate();
+        let path = home.join("keys/admin.json");
+        keyfile::write(&path, &admin, false)?;
+        admins.push(admin.account());
+        admin_file = Some(path);
+    }
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+    let genesis = Genesis::new(
+        &args.chain_id,
+        now_ms,
+        vec![GenesisValidator { name: "validator-0".into(), public_key: validator.public() }],
+        admins,
+    );
+    genesis.validate()?;
+    std::fs::write(home.join(GENESIS_FILE), serde_json::to_string_pretty(&genesis)?)?;
+    std::fs::write(home.join(CONFIG_FILE), cfg.to_toml())?;
+    let json = serde_json::json!({"home": home, "chain_id": genesis.chain_id, "validator": validator.public(), "admin_key": admin_file});
+    let mut text = format!("initialised {} for chain {}\nvalidator {}", home.display(), genesis.chain_id, validator.public());
+    if let Some(path) = &admin_file {
+        text.push_str(&format!("\nadmin key {}", path.display()));
+    }
+    print(output, json, text);
+    Ok(())
+}
+
+async fn run_node(home: &Path) -> anyhow::Result<()> {
+    let cfg = Config::load(&home.join(CONFIG_FILE))?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cfg.log.filter))
+        .context("log.filter is not a valid tracing filter")?;
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi);
+    if cfg.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    let node = Node::start(home).await?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("shutting down");
+    node.stop().await;
+    Ok(())
+}
+
+fn receipt_text(receipt: &Receipt) -> String {
+    let mut text = format!(
+        "tx {}  height {}  status {:?}  gas used {}",
+        receipt.tx_id, receipt.height, receipt.status, receipt.gas_used
+    );
+    for event in &receipt.events {
+        text.push_str(&format!("\n  event {} {}", event.topic, String::from_utf8_lossy(&event.data)));
+    }
+    text
+}
+
+async fn tx(args: TxArgs, output: Output) -> anyhow::Result<()> {
+    let key = keyfile::read(&args.key)?;
+    let client = Client::new(&args.rpc.rpc)?;
+    let status = client.status().await.with_context(|| format!("is a node running at {}?", args.rpc.rpc))?;
+    let call = match args.call {
+        TxCall::Org(OrgTx::Register { id, name, kind }) => builder::register_org(&id, &name, kind),
+        TxCall::Org(OrgTx::Update { id, name, status }) => {
+            if name.is_none() && status.is_none() {
+                bail!("org update needs --name or --status");
+            }
+            builder::update_org(&id, name.as_deref(), status)
+        }
+        TxCall::Call(raw) => Call {
+            contract: raw.contract,
+            method: raw.method,
+            args: hex::decode(&raw.args_hex).context("--args-hex is not hex")?,
+        },
+    };
+    let mut txb = TxBuilder::new(&status.chain_id, key.clone());
+    txb.gas_limit = args.gas_limit;
+    let nonce = client.nonce(&key.account()).await?;
+    let signed = txb.call(call, nonce, status.height + args.expiry_blocks);
+    let receipt = client.submit_and_wait(&signed, Duration::from_secs(args.timeout_secs)).await?;
+    print(output, serde_json::to_value(&receipt)?, receipt_text(&receipt));
+    if !receipt.status.is_success() {
+        bail!("transaction {} failed: {:?}", receipt.tx_id, receipt.status);
+    }
+    Ok(())
+}
+
+async fn query(args: QueryArgs, output: Output) -> anyhow::Result<()> {
+    let client = Client::new(&args.rpc.rpc)?;
+    match args.what {
+        QueryWhat::Org { id } => {
+            let bytes = client.query(&builder::registry(), "get", &GetOrg { id }.encode()).await?;
+            let org = Org::decode(&bytes).context("the registry returned a malformed organisation")?;
+            let text = format!(
+                "{}  {:?}  {}  {}\nadmin {}  registered at height {}  updated at height {}",
+                org.id, org.name, org.kind.name(), org.status.name(), hex::encode(org.admin), org.registered_height, org.updated_height
+            );
+            print(output, org_json(&org), text);
+        }
+        QueryWhat::Block { height } => {
+            let block = client.block(height).await?.with_context(|| format!("no block at height {height} yet"))?;
+            let text = format!(
+                "block {}  height {}  view {}  txs {}\nparent {}\nstate root (after parent) {}",
+                block.hash, block.height, block.view, block.txs.len(), block.parent, block.state_root
+            );
+            print(output, serde_json::to_value(&block)?, text);
+        }
+        QueryWhat::Receipt { tx } => {
+            let receipt = client.receipt(&tx).await?.with_context(|| format!("no receipt for {tx}: not committed (yet)"))?;
+            print(output, serde_json::to_value(&receipt)?, receipt_text(&receipt));
+        }
+        QueryWhat::Call(raw) => {
+            let args = hex::decode(&raw.args_hex).context("--args-hex is not hex")?;
+            let out = hex::encode(client.query(&raw.contract, &raw.method, &args).await?);
+            print(output, serde_json::json!({"output": out}), out.clone());
+        }
+    }
+    Ok(())
+}

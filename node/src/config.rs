@@ -1,0 +1,140 @@
+//! The node's TOML configuration, validated once at start-up with errors that name the field.
+
+use crate::mempool;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The validator key file, relative to the home directory unless absolute.
+    pub key_file: PathBuf,
+    /// The database directory, relative to the home directory unless absolute.
+    pub data_dir: PathBuf,
+    pub rpc: RpcConfig,
+    pub consensus: ConsensusConfig,
+    pub mempool: mempool::Config,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpcConfig {
+    pub listen: SocketAddr,
+    /// The largest request body the server reads.
+    pub request_bytes_max: u32,
+    /// The most concurrent connections.
+    pub connections_max: u32,
+    /// The gas a read-only query may use.
+    pub query_gas_max: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsensusConfig {
+    /// The pause between one finalized block and the next proposal.
+    pub block_interval_ms: u64,
+    /// The most transactions in one block.
+    pub block_txs_max: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A `tracing` filter such as `info` or `shutong_node=debug`.
+    pub filter: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            key_file: PathBuf::from("keys/validator.json"),
+            data_dir: PathBuf::from("data"),
+            rpc: RpcConfig {
+                listen: "127.0.0.1:26657".parse().expect("literal address"),
+                request_bytes_max: 512 * 1024,
+                connections_max: 256,
+                query_gas_max: 50_000_000,
+            },
+            consensus: ConsensusConfig { block_interval_ms: 200, block_txs_max: 5_000 },
+            mempool: mempool::Config::default(),
+            log: LogConfig { format: "text".into(), filter: "info".into() },
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid: {reason}")]
+    Parse { path: PathBuf, reason: String },
+    #[error("config field {field} = {value} is invalid: {rule}")]
+    Field { field: &'static str, value: String, rule: &'static str },
+}
+
+fn check<T: std::fmt::Display>(field: &'static str, value: T, ok: bool, rule: &'static str) -> Result<(), ConfigError> {
+    if ok { Ok(()) } else { Err(ConfigError::Field { field, value: value.to_string(), rule }) }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), reason: e.to_string() })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serialises")
+    }
+
+    /// Checks every bound.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let rpc = &self.rpc;
+        let tx_hex = 2 * shutong_types::limits::TX_BYTES_MAX as u32;
+        check("rpc.request_bytes_max", rpc.request_bytes_max, (tx_hex + 1024..=16 << 20).contains(&rpc.request_bytes_max), "must fit one hex-encoded transaction and be at most 16 MiB")?;
+        check("rpc.connections_max", rpc.connections_max, (1..=10_000).contains(&rpc.connections_max), "must be 1 to 10000")?;
+        check("rpc.query_gas_max", rpc.query_gas_max, (1_000_000..=1_000_000_000).contains(&rpc.query_gas_max), "must be 1e6 to 1e9")?;
+        let c = &self.consensus;
+        check("consensus.block_interval_ms", c.block_interval_ms, (1..=60_000).contains(&c.block_interval_ms), "must be 1 to 60000")?;
+        check("consensus.block_txs_max", c.block_txs_max, (1..=shutong_types::limits::BLOCK_TXS_MAX).contains(&c.block_txs_max), "must be 1 to 20000")?;
+        let m = &self.mempool;
+        check("mempool.txs_max", m.txs_max, (1..=1_000_000).contains(&m.txs_max), "must be 1 to 1000000")?;
+        check("mempool.sender_txs_max", m.sender_txs_max, (1..=100_000).contains(&m.sender_txs_max), "must be 1 to 100000")?;
+        check("mempool.expiry_blocks_max", m.expiry_blocks_max, m.expiry_blocks_max >= 1, "must be at least 1")?;
+        check("mempool.gas_limit_max", m.gas_limit_max, m.gas_limit_max >= crate::mempool::GAS_LIMIT_MIN, "must be at least the call base cost")?;
+        check("log.format", &self.log.format, ["text", "json"].contains(&self.log.format.as_str()), "must be text or json")?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_config_round_trips_and_validates() {
+        let cfg = Config::default();
+        let parsed: Config = toml::from_str(&cfg.to_toml()).unwrap();
+        parsed.validate().unwrap();
+    }
+
+    #[test]
+    fn a_bad_field_is_named() {
+        let mut cfg = Config::default();
+        cfg.consensus.block_interval_ms = 0;
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("consensus.block_interval_ms"), "{err}");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let text = Config::default().to_toml().replace("[rpc]", "[rpc]\nlisten_port = 1");
+        let err = toml::from_str::<Config>(&text).unwrap_err().to_string();
+        assert!(err.contains("listen_port"), "{err}");
+    }
+}

@@ -1,0 +1,164 @@
+//! Genesis: the chain id, the validators, the admin accounts and the system contracts, and
+//! the state and block at height 0 that follow from them.
+
+use crate::executor::next_state_root;
+use serde::{Deserialize, Serialize};
+use shutong_codec::{Encode, write};
+use shutong_system_api::names;
+use shutong_types::hash::tag;
+use shutong_types::keyspace::{self, Instance};
+use shutong_types::limits::CHAIN_ID_BYTES_MAX;
+use shutong_types::{AccountId, Address, Block, BlockHeader, Hash, PublicKey, merkle_root, validator_set_hash};
+use shutong_vm::Vm;
+use shutong_vm::state::Writes;
+use std::path::Path;
+
+/// The system contracts this binary carries, built from `contracts/` and committed with
+/// checksums in `contracts/artifacts/`.
+pub const SYSTEM_CONTRACTS: &[(&str, &[u8])] =
+    &[(names::REGISTRY, include_bytes!("../../contracts/artifacts/registry.wasm"))];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisValidator {
+    pub name: String,
+    pub public_key: PublicKey,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisContract {
+    pub name: String,
+    pub code_hash: Hash,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Genesis {
+    pub chain_id: String,
+    pub genesis_time_ms: u64,
+    pub validators: Vec<GenesisValidator>,
+    /// Accounts that administer the system contracts.
+    pub admins: Vec<AccountId>,
+    pub contracts: Vec<GenesisContract>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GenesisError {
+    #[error("cannot read genesis file {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("genesis field {field} is invalid: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> GenesisError {
+    GenesisError::Invalid { field, reason: reason.into() }
+}
+
+impl Genesis {
+    /// A genesis with the system contracts this binary carries.
+    pub fn new(chain_id: &str, genesis_time_ms: u64, validators: Vec<GenesisValidator>, admins: Vec<AccountId>) -> Genesis {
+        let contracts = SYSTEM_CONTRACTS
+            .iter()
+            .map(|(name, code)| GenesisContract { name: name.to_string(), code_hash: Vm::code_hash(code) })
+            .collect();
+        Genesis { chain_id: chain_id.to_string(), genesis_time_ms, validators, admins, contracts }
+    }
+
+    pub fn load(path: &Path) -> Result<Genesis, GenesisError> {
+        let read = |reason: String| GenesisError::Read { path: path.display().to_string(), reason };
+        let text = std::fs::read_to_string(path).map_err(|e| read(e.to_string()))?;
+        let genesis: Genesis = serde_json::from_str(&text).map_err(|e| read(e.to_string()))?;
+        genesis.validate()?;
+        Ok(genesis)
+    }
+
+    pub fn validate(&self) -> Result<(), GenesisError> {
+        let id = &self.chain_id;
+        let id_ok = !id.is_empty()
+            && id.len() <= CHAIN_ID_BYTES_MAX as usize
+            && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !id_ok {
+            return Err(invalid("chain_id", format!("{id:?} must be 1 to 64 of a-z A-Z 0-9 - _ .")));
+        }
+        if self.validators.is_empty() {
+            return Err(invalid("validators", "at least one validator is needed"));
+        }
+        let mut keys: Vec<PublicKey> = self.validators.iter().map(|v| v.public_key).collect();
+        keys.sort();
+        keys.dedup();
+        if keys.len() != self.validators.len() {
+            return Err(invalid("validators", "a public key appears twice"));
+        }
+        if self.admins.is_empty() {
+            return Err(invalid("admins", "at least one admin account is needed"));
+        }
+        for contract in &self.contracts {
+            let Some((_, code)) = SYSTEM_CONTRACTS.iter().find(|(name, _)| *name == contract.name) else {
+                return Err(invalid("contracts", format!("this binary carries no system contract {:?}", contract.name)));
+            };
+            let carried = Vm::code_hash(code);
+            if carried != contract.code_hash {
+                return Err(invalid(
+                    "contracts",
+                    format!("genesis names {} code {} but this binary carries {carried}", contract.name, contract.code_hash),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn validator_keys(&self) -> Vec<PublicKey> {
+        self.validators.iter().map(|v| v.public_key).collect()
+    }
+
+    /// The hash of the canonical form of this genesis; block 0's parent.
+    pub fn hash(&self) -> Hash {
+        let mut out = Vec::new();
+        write::str(&mut out, &self.chain_id);
+        write::u64(&mut out, self.genesis_time_ms);
+        write::seq(&mut out, &self.validators, |out, v| {
+            write::str(out, &v.name);
+            v.public_key.encode_to(out);
+        });
+        write::seq(&mut out, &self.admins, |out, a| a.encode_to(out));
+        write::seq(&mut out, &self.contracts, |out, c| {
+            write::str(out, &c.name);
+            c.code_hash.encode_to(out);
+        });
+        Hash::of(tag::GENESIS, &out)
+    }
+
+    /// The state at genesis: each system contract's code and instance, administered by the
+    /// first admin.
+    pub fn state(&self) -> Writes {
+        let mut writes = Writes::new();
+        for contract in &self.contracts {
+            let (_, code) = SYSTEM_CONTRACTS.iter().find(|(name, _)| *name == contract.name).expect("validated");
+            writes.insert(keyspace::code(&contract.code_hash), Some(code.to_vec()));
+            let instance = Instance { code_hash: contract.code_hash, admin: self.admins[0], frozen: false };
+            writes.insert(keyspace::instance(&Address::system(&contract.name)), Some(instance.encode()));
+        }
+        writes
+    }
+
+    /// Block 0 and the state root after it.
+    pub fn block(&self) -> (Block, Hash) {
+        let header = BlockHeader {
+            chain_id: self.chain_id.clone(),
+            height: 0,
+            view: 0,
+            parent: self.hash(),
+            proposer: PublicKey([0; 32]),
+            timestamp_ms: self.genesis_time_ms,
+            txs_root: merkle_root::<[u8; 32]>(&[]),
+            state_root: Hash::ZERO,
+            receipts_root: Hash::ZERO,
+            audit_root: Hash::ZERO,
+            audit_size: 0,
+            validator_set: validator_set_hash(&self.validator_keys()),
+        };
+        let state_root = next_state_root(&Hash::ZERO, &self.state());
+        (Block { header, txs: Vec::new() }, state_root)
+    }
+}

@@ -1,0 +1,201 @@
+//! The mempool: admission checks and a bounded pool of pending transactions per sender.
+//!
+//! Admission runs the cheap checks first and the signature check last; a refused
+//! transaction gets an [`AdmitError`] naming the problem and changes nothing. Each signature
+//! is verified here, once per node, and never again at execution.
+
+use shutong_types::limits::TX_BYTES_MAX;
+use shutong_types::{AccountId, Address, Decode, DecodeError, Hash, SignedTransaction, TxAuthError};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+/// Bounds of the pool, validated in the node's config.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The most transactions pending in all.
+    pub txs_max: usize,
+    /// The most transactions pending for one sender; also how far past its committed nonce
+    /// a sender's nonce may run.
+    pub sender_txs_max: u64,
+    /// The farthest ahead of the next height a transaction's expiry may be.
+    pub expiry_blocks_max: u64,
+    /// The highest gas limit a transaction may ask for.
+    pub gas_limit_max: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { txs_max: 50_000, sender_txs_max: 1_000, expiry_blocks_max: 100_000, gas_limit_max: 100_000_000 }
+    }
+}
+
+/// Why a transaction was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdmitError {
+    #[error("transaction is {size} bytes, above the maximum {max}")]
+    TooLarge { size: usize, max: usize },
+    #[error("transaction does not decode: {0}")]
+    Malformed(DecodeError),
+    #[error("transaction is for chain {got:?}, this is chain {expected:?}")]
+    WrongChain { got: String, expected: String },
+    #[error("transaction expired at height {expiry}; the next block is {next_height}")]
+    Expired { expiry: u64, next_height: u64 },
+    #[error("transaction expiry {expiry} is more than {max} blocks past the next height {next_height}")]
+    ExpiryTooFar { expiry: u64, next_height: u64, max: u64 },
+    #[error("gas limit {gas_limit} is outside {min}..={max}")]
+    GasLimit { gas_limit: u64, min: u64, max: u64 },
+    #[error("nonce {nonce} of account {sender} is already used; the next nonce is {expected}")]
+    NonceTooLow { sender: AccountId, nonce: u64, expected: u64 },
+    #[error("nonce {nonce} of account {sender} is too far ahead of the next nonce {expected} (window {window})")]
+    NonceTooHigh { sender: AccountId, nonce: u64, expected: u64, window: u64 },
+    #[error("a transaction of account {sender} with nonce {nonce} is already pending")]
+    Duplicate { sender: AccountId, nonce: u64 },
+    #[error("invalid signature: {0}")]
+    BadSignature(TxAuthError),
+    #[error("mempool is full ({max} transactions)")]
+    Full { max: usize },
+    #[error("no contract at address {0}")]
+    UnknownContract(Address),
+    #[error("contract {contract} has no method {method:?}")]
+    UnknownMethod { contract: Address, method: String },
+}
+
+/// What admission needs to know about the chain.
+pub trait ChainView {
+    fn chain_id(&self) -> &str;
+    /// The height of the next block.
+    fn next_height(&self) -> u64;
+    /// The account's next nonce in committed state.
+    fn committed_nonce(&self, account: &AccountId) -> u64;
+    /// Checks that the contract exists and exports the method.
+    fn check_call(&self, contract: &Address, method: &str) -> Result<(), AdmitError>;
+}
+
+/// Pending transactions, by sender and nonce.
+#[derive(Debug, Default)]
+pub struct Mempool {
+    cfg: Config,
+    by_sender: HashMap<AccountId, BTreeMap<u64, Arc<SignedTransaction>>>,
+    ids: HashSet<Hash>,
+}
+
+/// The least gas a transaction may ask for: what a call costs before it runs.
+pub const GAS_LIMIT_MIN: u64 = shutong_vm::gas::CALL_BASE;
+
+impl Mempool {
+    pub fn new(cfg: Config) -> Mempool {
+        Mempool { cfg, by_sender: HashMap::new(), ids: HashSet::new() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub fn contains(&self, id: &Hash) -> bool {
+        self.ids.contains(id)
+    }
+
+    /// Checks `bytes` as a transaction and adds it to the pool; returns its id.
+    pub fn admit(&mut self, bytes: &[u8], chain: &dyn ChainView) -> Result<Hash, AdmitError> {
+        if bytes.len() > TX_BYTES_MAX {
+            return Err(AdmitError::TooLarge { size: bytes.len(), max: TX_BYTES_MAX });
+        }
+        let signed = SignedTransaction::decode(bytes).map_err(AdmitError::Malformed)?;
+        let tx = &signed.tx;
+        if tx.chain_id != chain.chain_id() {
+            return Err(AdmitError::WrongChain { got: tx.chain_id.clone(), expected: chain.chain_id().to_string() });
+        }
+        let next_height = chain.next_height();
+        if tx.expiry_height < next_height {
+            return Err(AdmitError::Expired { expiry: tx.expiry_height, next_height });
+        }
+        if tx.expiry_height - next_height > self.cfg.expiry_blocks_max {
+            return Err(AdmitError::ExpiryTooFar { expiry: tx.expiry_height, next_height, max: self.cfg.expiry_blocks_max });
+        }
+        if !(GAS_LIMIT_MIN..=self.cfg.gas_limit_max).contains(&tx.gas_limit) {
+            return Err(AdmitError::GasLimit { gas_limit: tx.gas_limit, min: GAS_LIMIT_MIN, max: self.cfg.gas_limit_max });
+        }
+        let expected = chain.committed_nonce(&tx.sender);
+        if tx.nonce < expected {
+            return Err(AdmitError::NonceTooLow { sender: tx.sender, nonce: tx.nonce, expected });
+        }
+        if tx.nonce - expected >= self.cfg.sender_txs_max {
+            let window = self.cfg.sender_txs_max;
+            return Err(AdmitError::NonceTooHigh { sender: tx.sender, nonce: tx.nonce, expected, window });
+        }
+        if self.by_sender.get(&tx.sender).is_some_and(|pending| pending.contains_key(&tx.nonce)) {
+            return Err(AdmitError::Duplicate { sender: tx.sender, nonce: tx.nonce });
+        }
+        if self.len() >= self.cfg.txs_max {
+            return Err(AdmitError::Full { max: self.cfg.txs_max });
+        }
+        chain.check_call(&tx.call.contract, &tx.call.method)?;
+        signed.verify().map_err(AdmitError::BadSignature)?;
+        let id = signed.id();
+        self.ids.insert(id);
+        self.by_sender.entry(signed.tx.sender).or_default().insert(signed.tx.nonce, Arc::new(signed));
+        Ok(id)
+    }
+
+    /// Up to `max` transactions for the next block: for each sender, the run of consecutive
+    /// nonces that starts at its committed nonce, interleaved across senders.
+    pub fn select(&self, max: usize, chain: &dyn ChainView) -> Vec<Arc<SignedTransaction>> {
+        let next_height = chain.next_height();
+        let mut runs: Vec<Vec<Arc<SignedTransaction>>> = Vec::new();
+        for (sender, pending) in &self.by_sender {
+            let mut nonce = chain.committed_nonce(sender);
+            let mut run = Vec::new();
+            for (n, tx) in pending.range(nonce..) {
+                if *n != nonce || run.len() >= max {
+                    break;
+                }
+                if tx.tx.expiry_height < next_height {
+                    break;
+                }
+                run.push(Arc::clone(tx));
+                nonce += 1;
+            }
+            if !run.is_empty() {
+                runs.push(run);
+            }
+        }
+        // Deterministic order: by sender, then round-robin so no sender starves the others.
+        runs.sort_by_key(|run| run[0].tx.sender);
+        let mut out = Vec::new();
+        let mut round = 0;
+        while out.len() < max && runs.iter().any(|run| run.len() > round) {
+            for run in &runs {
+                if let Some(tx) = run.get(round) {
+                    if out.len() < max {
+                        out.push(Arc::clone(tx));
+                    }
+                }
+            }
+            round += 1;
+        }
+        out
+    }
+
+    /// Drops every transaction whose nonce is below its sender's committed nonce, and every
+    /// one that expired before `next_height`.
+    pub fn prune(&mut self, chain: &dyn ChainView) {
+        let next_height = chain.next_height();
+        let ids = &mut self.ids;
+        self.by_sender.retain(|sender, pending| {
+            let committed = chain.committed_nonce(sender);
+            pending.retain(|nonce, tx| {
+                let keep = *nonce >= committed && tx.tx.expiry_height >= next_height;
+                if !keep {
+                    ids.remove(&tx.id());
+                }
+                keep
+            });
+            !pending.is_empty()
+        });
+    }
+}

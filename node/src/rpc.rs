@@ -1,0 +1,179 @@
+//! The JSON-RPC 2.0 server over HTTP. Method names, error codes and result shapes are shared
+//! with the client in `shutong_sdk::rpc`; the reference is `docs/rpc.md`.
+
+use crate::mempool::{AdmitError, Mempool};
+use crate::view::NodeView;
+use jsonrpsee::server::{RpcModule, Server, ServerConfig, ServerHandle};
+use jsonrpsee::types::{ErrorObjectOwned, Params};
+use shutong_codec::Encode;
+use shutong_sdk::rpc::{BlockInfo, Status, code, method};
+use shutong_types::keyspace;
+use shutong_types::limits::{ARGS_BYTES_MAX, METHOD_BYTES_MAX};
+use shutong_types::{AccountId, Address, ExecStatus, Hash, Receipt};
+use shutong_vm::CallContext;
+use shutong_vm::state::Overlay;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+/// What the RPC handlers share.
+#[derive(Debug)]
+pub struct RpcContext {
+    pub view: NodeView,
+    pub mempool: Arc<Mutex<Mempool>>,
+    pub query_gas_max: u64,
+}
+
+type RpcResult<T> = Result<T, ErrorObjectOwned>;
+
+fn error(code: i32, message: impl Into<String>) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(code, message.into(), None::<()>)
+}
+
+fn invalid_params(message: impl Into<String>) -> ErrorObjectOwned {
+    error(code::INVALID_PARAMS, message)
+}
+
+/// The error code of each admission refusal.
+pub fn admit_code(err: &AdmitError) -> i32 {
+    match err {
+        AdmitError::TooLarge { .. } => code::TX_TOO_LARGE,
+        AdmitError::Malformed(_) => code::TX_MALFORMED,
+        AdmitError::WrongChain { .. } => code::WRONG_CHAIN,
+        AdmitError::Expired { .. } => code::TX_EXPIRED,
+        AdmitError::ExpiryTooFar { .. } => code::EXPIRY_TOO_FAR,
+        AdmitError::GasLimit { .. } => code::GAS_LIMIT,
+        AdmitError::NonceTooLow { .. } => code::NONCE_TOO_LOW,
+        AdmitError::NonceTooHigh { .. } => code::NONCE_TOO_HIGH,
+        AdmitError::Duplicate { .. } => code::TX_DUPLICATE,
+        AdmitError::BadSignature(_) => code::BAD_SIGNATURE,
+        AdmitError::Full { .. } => code::MEMPOOL_FULL,
+        AdmitError::UnknownContract(_) => code::UNKNOWN_CONTRACT,
+        AdmitError::UnknownMethod { .. } => code::UNKNOWN_METHOD,
+    }
+}
+
+fn hex_param(what: &str, text: &str, max_bytes: usize) -> RpcResult<Vec<u8>> {
+    let text = text.strip_prefix("0x").unwrap_or(text);
+    if text.len() > 2 * max_bytes {
+        return Err(invalid_params(format!("{what} is {} hex digits, above the maximum {}", text.len(), 2 * max_bytes)));
+    }
+    hex::decode(text).map_err(|e| invalid_params(format!("{what} is not hex: {e}")))
+}
+
+fn parse<T: std::str::FromStr>(what: &str, text: &str) -> RpcResult<T>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse().map_err(|e| invalid_params(format!("{what}: {e}")))
+}
+
+fn submit_tx(params: Params<'_>, ctx: &RpcContext) -> RpcResult<Hash> {
+    let (tx_hex,): (String,) = params.parse()?;
+    // Twice the limit so an oversized transaction gets its own, precise error below.
+    let bytes = hex_param("transaction", &tx_hex, 2 * shutong_types::limits::TX_BYTES_MAX)?;
+    let mut pool = ctx.mempool.lock().expect("mempool lock poisoned");
+    pool.admit(&bytes, &ctx.view).map_err(|err| error(admit_code(&err), err.to_string()))
+}
+
+fn get_receipt(params: Params<'_>, ctx: &RpcContext) -> RpcResult<Option<Receipt>> {
+    let (id,): (String,) = params.parse()?;
+    Ok(ctx.view.storage.receipt(&parse::<Hash>("transaction id", &id)?))
+}
+
+fn get_block(params: Params<'_>, ctx: &RpcContext) -> RpcResult<Option<BlockInfo>> {
+    let (height,): (u64,) = params.parse()?;
+    let Some(block) = ctx.view.storage.block(height) else { return Ok(None) };
+    let certificate = ctx.view.storage.certificate(height);
+    let h = &block.header;
+    Ok(Some(BlockInfo {
+        hash: h.hash(),
+        height: h.height,
+        view: h.view,
+        parent: h.parent,
+        proposer: h.proposer,
+        timestamp_ms: h.timestamp_ms,
+        txs_root: h.txs_root,
+        state_root: h.state_root,
+        receipts_root: h.receipts_root,
+        audit_root: h.audit_root,
+        validator_set: h.validator_set,
+        txs: block.txs.iter().map(|tx| tx.id()).collect(),
+        block_hex: hex::encode(block.encode()),
+        certificate_hex: certificate.map(|c| hex::encode(c.encode())).unwrap_or_default(),
+    }))
+}
+
+fn get_nonce(params: Params<'_>, ctx: &RpcContext) -> RpcResult<u64> {
+    let (account,): (String,) = params.parse()?;
+    let account: AccountId = parse("account", &account)?;
+    Ok(crate::mempool::ChainView::committed_nonce(&ctx.view, &account))
+}
+
+fn status(ctx: &RpcContext, validators: &[shutong_types::PublicKey]) -> Status {
+    let tip = ctx.view.tip();
+    Status {
+        chain_id: ctx.view.chain_id.clone(),
+        height: tip.height,
+        block_hash: tip.hash,
+        state_root: tip.state_root,
+        timestamp_ms: tip.timestamp_ms,
+        view: tip.view,
+        validators: validators.to_vec(),
+        mempool_txs: ctx.mempool.lock().expect("mempool lock poisoned").len() as u64,
+    }
+}
+
+/// Runs a contract method read-only against committed state: its writes are dropped.
+fn query(params: Params<'_>, ctx: &RpcContext) -> RpcResult<String> {
+    let (contract, method_name, args): (String, String, String) = params.parse()?;
+    let contract: Address = parse("contract", &contract)?;
+    if method_name.len() > METHOD_BYTES_MAX as usize {
+        return Err(invalid_params(format!("method name is above {METHOD_BYTES_MAX} bytes")));
+    }
+    let args = hex_param("args", &args, ARGS_BYTES_MAX as usize)?;
+    let view = &ctx.view;
+    let instance = view.instance(&contract).ok_or_else(|| error(code::UNKNOWN_CONTRACT, format!("no contract at address {contract}")))?;
+    let tip = view.tip();
+    let call = CallContext { caller: AccountId::default(), contract, height: tip.height, time_ms: tip.timestamp_ms };
+    let storage = Arc::clone(&view.storage);
+    let load = move || storage.state_get(&keyspace::code(&instance.code_hash));
+    let base: Arc<dyn shutong_vm::state::StateReader> = view.storage.clone();
+    let outcome =
+        view.vm.call(call, instance.code_hash, &load, &method_name, args, ctx.query_gas_max, Overlay::new(base));
+    match outcome.status {
+        ExecStatus::Success => Ok(hex::encode(outcome.output)),
+        ExecStatus::UnknownMethod(m) => Err(error(code::UNKNOWN_METHOD, format!("contract {contract} has no method {m:?}"))),
+        ExecStatus::Aborted(message) => Err(error(code::QUERY_FAILED, message)),
+        other => Err(error(code::QUERY_FAILED, format!("query failed: {other:?}"))),
+    }
+}
+
+/// Starts the server; it runs until the handle is stopped or dropped.
+pub async fn serve(
+    listen: SocketAddr,
+    request_bytes_max: u32,
+    connections_max: u32,
+    ctx: RpcContext,
+    validators: Vec<shutong_types::PublicKey>,
+) -> anyhow::Result<(SocketAddr, ServerHandle)> {
+    let config = ServerConfig::builder()
+        .max_request_body_size(request_bytes_max)
+        .max_response_body_size(16 << 20)
+        .max_connections(connections_max)
+        .http_only()
+        .build();
+    let server = Server::builder()
+        .set_config(config)
+        .build(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen for RPC on {listen}: {e}"))?;
+    let addr = server.local_addr()?;
+    let mut module = RpcModule::new(ctx);
+    module.register_method(method::STATUS, move |_, ctx, _| -> RpcResult<Status> { Ok(status(ctx, &validators)) })?;
+    module.register_blocking_method(method::SUBMIT_TX, |params, ctx, _| submit_tx(params, &ctx))?;
+    module.register_method(method::GET_RECEIPT, |params, ctx, _| get_receipt(params, ctx))?;
+    module.register_method(method::GET_BLOCK, |params, ctx, _| get_block(params, ctx))?;
+    module.register_method(method::GET_NONCE, |params, ctx, _| get_nonce(params, ctx))?;
+    module.register_blocking_method(method::QUERY, |params, ctx, _| query(params, &ctx))?;
+    Ok((addr, server.start(module)))
+}

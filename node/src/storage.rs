@@ -1,0 +1,214 @@
+//! RocksDB storage: one column family per kind of record, one atomic, synced write batch per
+//! committed block, and the consensus write-ahead log.
+//!
+//! A crash at any point leaves either the old block or the new one, never a mix: the block,
+//! its certificate, its receipts, its state writes and the new tip go in one batch.
+
+use rocksdb::{ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
+use shutong_codec::{Decode, DecodeError, Encode, Reader, write};
+use shutong_consensus::SignedVote;
+use shutong_types::{Block, Certificate, Hash, Receipt, Signature, VoteSubject};
+use shutong_vm::state::{StateReader, Writes};
+use std::path::Path;
+
+const CF_BLOCKS: &str = "blocks";
+const CF_CERTIFICATES: &str = "certificates";
+const CF_RECEIPTS: &str = "receipts";
+const CF_STATE: &str = "state";
+const CF_WAL: &str = "consensus_wal";
+const CF_META: &str = "meta";
+const COLUMN_FAMILIES: [&str; 6] = [CF_BLOCKS, CF_CERTIFICATES, CF_RECEIPTS, CF_STATE, CF_WAL, CF_META];
+
+const META_TIP: &[u8] = b"tip";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("cannot open the database at {path}: {reason}")]
+    Open { path: String, reason: String },
+}
+
+/// The last committed block and the roots after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tip {
+    pub height: u64,
+    pub view: u64,
+    pub hash: Hash,
+    pub timestamp_ms: u64,
+    /// The state root after this block.
+    pub state_root: Hash,
+    /// The receipts root of this block.
+    pub receipts_root: Hash,
+}
+
+impl Encode for Tip {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        write::u64(out, self.height);
+        write::u64(out, self.view);
+        self.hash.encode_to(out);
+        write::u64(out, self.timestamp_ms);
+        self.state_root.encode_to(out);
+        self.receipts_root.encode_to(out);
+    }
+}
+
+impl Decode for Tip {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Tip {
+            height: r.u64()?,
+            view: r.u64()?,
+            hash: Hash::decode_from(r)?,
+            timestamp_ms: r.u64()?,
+            state_root: Hash::decode_from(r)?,
+            receipts_root: Hash::decode_from(r)?,
+        })
+    }
+}
+
+/// Everything one committed block writes.
+#[derive(Debug)]
+pub struct Commit<'a> {
+    pub block: &'a Block,
+    pub certificate: Option<&'a Certificate>,
+    pub receipts: &'a [Receipt],
+    pub writes: &'a Writes,
+    pub tip: Tip,
+}
+
+/// A vote from the write-ahead log, with the block it notarized if this node proposed it.
+#[derive(Debug, Clone)]
+pub struct WalEntry {
+    pub vote: SignedVote,
+    pub block: Option<Block>,
+}
+
+impl Encode for WalEntry {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.vote.subject.encode_to(out);
+        write::u32(out, self.vote.signer);
+        self.vote.signature.encode_to(out);
+        write::option(out, &self.block, |out, block| block.encode_to(out));
+    }
+}
+
+impl Decode for WalEntry {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let subject = VoteSubject::decode_from(r)?;
+        let signer = r.u32()?;
+        let signature = Signature::decode_from(r)?;
+        let block = r.option("wal.block", Block::decode_from)?;
+        Ok(WalEntry { vote: SignedVote { subject, signer, signature }, block })
+    }
+}
+
+/// The node's database.
+pub struct Storage {
+    db: DB,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Storage({})", self.db.path().display())
+    }
+}
+
+fn synced() -> WriteOptions {
+    let mut opts = WriteOptions::default();
+    opts.set_sync(true);
+    opts
+}
+
+fn decode_stored<T: Decode>(what: &str, bytes: &[u8]) -> T {
+    T::decode(bytes).unwrap_or_else(|e| panic!("stored {what} does not decode ({e}): the database is corrupt"))
+}
+
+impl Storage {
+    pub fn open(path: &Path) -> Result<Storage, StorageError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        opts.set_max_open_files(512);
+        let cfs = COLUMN_FAMILIES.iter().map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        let db = DB::open_cf_descriptors(&opts, path, cfs)
+            .map_err(|e| StorageError::Open { path: path.display().to_string(), reason: e.to_string() })?;
+        Ok(Storage { db })
+    }
+
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        self.db.cf_handle(name).expect("every column family is created at open")
+    }
+
+    fn get(&self, cf: &str, key: &[u8]) -> Option<Vec<u8>> {
+        self.db.get_cf(self.cf(cf), key).expect("rocksdb read failed")
+    }
+
+    pub fn tip(&self) -> Option<Tip> {
+        self.get(CF_META, META_TIP).map(|bytes| decode_stored("tip", &bytes))
+    }
+
+    pub fn block(&self, height: u64) -> Option<Block> {
+        self.get(CF_BLOCKS, &height.to_be_bytes()).map(|bytes| decode_stored("block", &bytes))
+    }
+
+    pub fn certificate(&self, height: u64) -> Option<Certificate> {
+        self.get(CF_CERTIFICATES, &height.to_be_bytes()).map(|bytes| decode_stored("certificate", &bytes))
+    }
+
+    pub fn receipt(&self, tx_id: &Hash) -> Option<Receipt> {
+        self.get(CF_RECEIPTS, &tx_id.0).map(|bytes| decode_stored("receipt", &bytes))
+    }
+
+    pub fn state_get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.get(CF_STATE, key)
+    }
+
+    /// Writes a committed block and everything it produced in one synced batch, and drops
+    /// the write-ahead-log entries of views up to the block's.
+    pub fn commit(&self, commit: Commit<'_>) {
+        let height = commit.block.header.height;
+        assert_eq!(height, commit.tip.height, "the tip must be the committed block");
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_BLOCKS), height.to_be_bytes(), commit.block.encode());
+        if let Some(certificate) = commit.certificate {
+            batch.put_cf(self.cf(CF_CERTIFICATES), height.to_be_bytes(), certificate.encode());
+        }
+        for receipt in commit.receipts {
+            batch.put_cf(self.cf(CF_RECEIPTS), receipt.tx_id.0, receipt.encode());
+        }
+        let state = self.cf(CF_STATE);
+        for (key, value) in commit.writes {
+            match value {
+                Some(value) => batch.put_cf(state, key, value),
+                None => batch.delete_cf(state, key),
+            }
+        }
+        batch.delete_range_cf(self.cf(CF_WAL), 0u64.to_be_bytes(), (commit.tip.view + 1).to_be_bytes());
+        batch.put_cf(self.cf(CF_META), META_TIP, commit.tip.encode());
+        self.db.write_opt(batch, &synced()).expect("rocksdb commit failed");
+    }
+
+    /// Makes a vote durable (synced) before it may be sent: the consensus host contract.
+    pub fn persist_vote(&self, entry: &WalEntry) {
+        let subject = entry.vote.subject;
+        let mut key = subject.view.to_be_bytes().to_vec();
+        key.push(subject.kind as u8);
+        self.db.put_cf_opt(self.cf(CF_WAL), key, entry.encode(), &synced()).expect("rocksdb wal write failed");
+    }
+
+    /// The votes in the write-ahead log, in view order.
+    pub fn wal(&self) -> Vec<WalEntry> {
+        self.db
+            .iterator_cf(self.cf(CF_WAL), rocksdb::IteratorMode::Start)
+            .map(|item| {
+                let (_, value) = item.expect("rocksdb wal read failed");
+                decode_stored("wal entry", &value)
+            })
+            .collect()
+    }
+}
+
+impl StateReader for Storage {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.state_get(key)
+    }
+}
