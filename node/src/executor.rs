@@ -33,9 +33,13 @@ pub fn decode_nonce(bytes: Option<Vec<u8>>) -> u64 {
 
 /// The interim state commitment, until the authenticated state tree lands: the root after a
 /// block is the tagged hash of the previous root and the Merkle root of the block's sorted
-/// write set. It is deterministic and binds the whole history of writes, so two nodes with
-/// different state have different roots; it does not yet give per-key proofs.
+/// write set (a block that writes nothing keeps the root). It is deterministic and binds the
+/// whole history of writes, so two nodes with different state have different roots; it does
+/// not yet give per-key proofs.
 pub fn next_state_root(previous: &Hash, writes: &Writes) -> Hash {
+    if writes.is_empty() {
+        return *previous;
+    }
     let leaves: Vec<Vec<u8>> = writes
         .iter()
         .map(|(key, value)| {

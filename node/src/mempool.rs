@@ -199,3 +199,155 @@ impl Mempool {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shutong_codec::Encode;
+    use shutong_types::{Call, Keypair, Transaction};
+
+    struct FakeChain {
+        next_height: u64,
+        nonces: HashMap<AccountId, u64>,
+    }
+
+    const CONTRACT: Address = Address([1; 32]);
+
+    impl ChainView for FakeChain {
+        fn chain_id(&self) -> &str {
+            "test-chain"
+        }
+        fn next_height(&self) -> u64 {
+            self.next_height
+        }
+        fn committed_nonce(&self, account: &AccountId) -> u64 {
+            self.nonces.get(account).copied().unwrap_or(0)
+        }
+        fn check_call(&self, contract: &Address, method: &str) -> Result<(), AdmitError> {
+            if *contract != CONTRACT {
+                return Err(AdmitError::UnknownContract(*contract));
+            }
+            if method != "m" {
+                return Err(AdmitError::UnknownMethod { contract: *contract, method: method.into() });
+            }
+            Ok(())
+        }
+    }
+
+    fn chain() -> FakeChain {
+        FakeChain { next_height: 10, nonces: HashMap::new() }
+    }
+
+    fn tx(key: &Keypair, nonce: u64) -> Transaction {
+        Transaction {
+            chain_id: "test-chain".into(),
+            sender: key.account(),
+            nonce,
+            gas_limit: 1_000_000,
+            expiry_height: 20,
+            call: Call { contract: CONTRACT, method: "m".into(), args: vec![] },
+        }
+    }
+
+    fn small_pool() -> Mempool {
+        Mempool::new(Config { txs_max: 3, sender_txs_max: 2, expiry_blocks_max: 100, gas_limit_max: 10_000_000 })
+    }
+
+    /// Admits `bytes` into a pool that already holds one transaction and checks that a
+    /// refusal leaves the pool as it was.
+    fn refused(pool: &mut Mempool, bytes: &[u8], chain: &FakeChain) -> AdmitError {
+        let before = pool.len();
+        let err = pool.admit(bytes, chain).unwrap_err();
+        assert_eq!(pool.len(), before, "a refused transaction changed the pool");
+        err
+    }
+
+    #[test]
+    fn each_admission_rule_refuses_with_its_own_error() {
+        let key = Keypair::from_seed("a");
+        let chain = chain();
+        let mut pool = small_pool();
+        pool.admit(&tx(&key, 0).sign(&key).encode(), &chain).unwrap();
+
+        let big = vec![0u8; TX_BYTES_MAX + 1];
+        assert!(matches!(refused(&mut pool, &big, &chain), AdmitError::TooLarge { .. }));
+        assert!(matches!(refused(&mut pool, b"\x01\x02", &chain), AdmitError::Malformed(_)));
+
+        let mut t = tx(&key, 1);
+        t.chain_id = "other".into();
+        assert!(matches!(refused(&mut pool, &t.sign(&key).encode(), &chain), AdmitError::WrongChain { .. }));
+
+        let mut t = tx(&key, 1);
+        t.expiry_height = 9;
+        assert_eq!(refused(&mut pool, &t.sign(&key).encode(), &chain), AdmitError::Expired { expiry: 9, next_height: 10 });
+
+        let mut t = tx(&key, 1);
+        t.expiry_height = 1_000;
+        assert!(matches!(refused(&mut pool, &t.sign(&key).encode(), &chain), AdmitError::ExpiryTooFar { .. }));
+
+        let mut t = tx(&key, 1);
+        t.gas_limit = 1;
+        assert!(matches!(refused(&mut pool, &t.sign(&key).encode(), &chain), AdmitError::GasLimit { gas_limit: 1, .. }));
+
+        assert!(matches!(refused(&mut pool, &tx(&key, 0).sign(&key).encode(), &chain), AdmitError::Duplicate { nonce: 0, .. }));
+        assert!(matches!(refused(&mut pool, &tx(&key, 2).sign(&key).encode(), &chain), AdmitError::NonceTooHigh { nonce: 2, .. }));
+
+        let mut t = tx(&key, 1);
+        t.call.contract = Address([2; 32]);
+        assert!(matches!(refused(&mut pool, &t.sign(&key).encode(), &chain), AdmitError::UnknownContract(_)));
+        let mut t = tx(&key, 1);
+        t.call.method = "other".into();
+        assert!(matches!(refused(&mut pool, &t.sign(&key).encode(), &chain), AdmitError::UnknownMethod { .. }));
+
+        let mut signed = tx(&key, 1).sign(&key);
+        signed.signature.0[0] ^= 1;
+        assert!(matches!(refused(&mut pool, &signed.encode(), &chain), AdmitError::BadSignature(_)));
+        let other = Keypair::from_seed("b");
+        let mut stolen = tx(&key, 1).sign(&other);
+        stolen.tx.sender = key.account();
+        assert!(matches!(refused(&mut pool, &stolen.encode(), &chain), AdmitError::BadSignature(TxAuthError::SignerNotSender { .. })));
+    }
+
+    #[test]
+    fn a_committed_nonce_is_a_replay() {
+        let key = Keypair::from_seed("a");
+        let mut chain = chain();
+        chain.nonces.insert(key.account(), 5);
+        let mut pool = small_pool();
+        let err = refused(&mut pool, &tx(&key, 4).sign(&key).encode(), &chain);
+        assert_eq!(err, AdmitError::NonceTooLow { sender: key.account(), nonce: 4, expected: 5 });
+    }
+
+    #[test]
+    fn a_full_pool_refuses_more() {
+        let chain = chain();
+        let mut pool = small_pool();
+        for seed in ["a", "b", "c"] {
+            let key = Keypair::from_seed(seed);
+            pool.admit(&tx(&key, 0).sign(&key).encode(), &chain).unwrap();
+        }
+        let key = Keypair::from_seed("d");
+        assert_eq!(refused(&mut pool, &tx(&key, 0).sign(&key).encode(), &chain), AdmitError::Full { max: 3 });
+    }
+
+    #[test]
+    fn selection_takes_consecutive_nonces_and_prune_drops_committed_ones() {
+        let mut chain = chain();
+        let mut pool = Mempool::new(Config::default());
+        let a = Keypair::from_seed("a");
+        let b = Keypair::from_seed("b");
+        for (key, nonce) in [(&a, 0), (&a, 1), (&a, 3), (&b, 0)] {
+            pool.admit(&tx(key, nonce).sign(key).encode(), &chain).unwrap();
+        }
+        let picked: Vec<(AccountId, u64)> = pool.select(10, &chain).iter().map(|t| (t.tx.sender, t.tx.nonce)).collect();
+        assert_eq!(picked.len(), 3, "nonce 3 waits for nonce 2: {picked:?}");
+        assert!(!picked.contains(&(a.account(), 3)));
+        assert_eq!(pool.select(1, &chain).len(), 1);
+        chain.nonces.insert(a.account(), 2);
+        pool.prune(&chain);
+        assert_eq!(pool.len(), 2);
+        chain.next_height = 21;
+        pool.prune(&chain);
+        assert!(pool.is_empty(), "expired transactions are pruned");
+    }
+}

@@ -66,6 +66,11 @@ impl Client {
         self.call(method::GET_RECEIPT, rpc_params![tx_id.to_hex()]).await
     }
 
+    /// `shutong_getReceipt` with the id as given, unchecked: for tools and tests.
+    pub async fn receipt_raw_param(&self, tx_id: &str) -> Result<Option<Receipt>, ClientError> {
+        self.call(method::GET_RECEIPT, rpc_params![tx_id]).await
+    }
+
     pub async fn block(&self, height: u64) -> Result<Option<BlockInfo>, ClientError> {
         self.call(method::GET_BLOCK, rpc_params![height]).await
     }

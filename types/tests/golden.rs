@@ -1,0 +1,191 @@
+//! Golden vectors: the canonical encodings and hashes of fixed values, committed in
+//! `tests/golden/vectors.txt`. A change here is a format change. To regenerate after a
+//! deliberate one: `SHUTONG_BLESS=1 cargo test -p shutong-types --test golden`.
+
+use shutong_codec::{Decode, DecodeError, Encode};
+use shutong_system_api::registry::{Org, OrgKind, OrgStatus, RegisterOrg, UpdateOrg};
+use shutong_types::keyspace::Instance;
+use shutong_types::*;
+use std::fmt::Debug;
+
+fn tx() -> Transaction {
+    let key = Keypair::from_seed("golden-sender");
+    Transaction {
+        chain_id: "shutong-golden".into(),
+        sender: key.account(),
+        nonce: 7,
+        gas_limit: 5_000_000,
+        expiry_height: 1_000,
+        call: Call { contract: Address::system("system/registry"), method: "register".into(), args: vec![1, 2, 3] },
+    }
+}
+
+fn header() -> BlockHeader {
+    BlockHeader {
+        chain_id: "shutong-golden".into(),
+        height: 42,
+        view: 43,
+        parent: Hash::of("golden", b"parent"),
+        proposer: Keypair::from_seed("golden-validator").public(),
+        timestamp_ms: 1_795_000_000_000,
+        txs_root: merkle_root(&[tx().id().0]),
+        state_root: Hash::of("golden", b"state"),
+        receipts_root: Hash::of("golden", b"receipts"),
+        audit_root: Hash::ZERO,
+        audit_size: 0,
+        validator_set: validator_set_hash(&[Keypair::from_seed("golden-validator").public()]),
+    }
+}
+
+fn receipt(status: ExecStatus) -> Receipt {
+    Receipt {
+        tx_id: tx().id(),
+        height: 42,
+        index: 3,
+        status,
+        gas_used: 24_155,
+        events: vec![Event { contract: Address::system("system/registry"), topic: "org.registered".into(), data: b"jingan".to_vec() }],
+        output: vec![9, 9],
+    }
+}
+
+fn certificate() -> Certificate {
+    let keys: Vec<Keypair> = (0..4).map(|i| Keypair::from_seed(&format!("golden-validator-{i}"))).collect();
+    let subject = VoteSubject { kind: VoteKind::Finalize, epoch: 0, view: 43, digest: header().hash() };
+    let votes: Vec<(usize, Signature)> = [0, 2, 3].iter().map(|&i| (i, subject.sign("shutong-golden", &keys[i]))).collect();
+    Certificate::new(subject, keys.len(), &votes)
+}
+
+/// Every vector: a name and the bytes it must be.
+fn vectors() -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut add = |name: &str, bytes: Vec<u8>| out.push((name.to_string(), bytes));
+    let key = Keypair::from_seed("golden-sender");
+    add("public_key", key.public().0.to_vec());
+    add("account_id", key.account().0.to_vec());
+    add("address.system_registry", Address::system("system/registry").0.to_vec());
+    add("transaction", tx().encode());
+    add("transaction.id", tx().id().0.to_vec());
+    add("signed_transaction", tx().sign(&key).encode());
+    add("block_header", header().encode());
+    add("block_header.hash", header().hash().0.to_vec());
+    add("block", Block { header: header(), txs: vec![tx().sign(&key)] }.encode());
+    for (name, status) in [
+        ("success", ExecStatus::Success),
+        ("aborted", ExecStatus::Aborted("no".into())),
+        ("out_of_gas", ExecStatus::OutOfGas),
+        ("unknown_contract", ExecStatus::UnknownContract),
+        ("unknown_method", ExecStatus::UnknownMethod("m".into())),
+        ("trapped", ExecStatus::Trapped("t".into())),
+        ("rejected", ExecStatus::Rejected("r".into())),
+    ] {
+        add(&format!("receipt.{name}"), receipt(status).encode());
+    }
+    add("certificate", certificate().encode());
+    add("vote.signing_bytes", certificate().subject.signing_bytes("shutong-golden"));
+    add("merkle_root.empty", merkle_root::<[u8; 0]>(&[]).0.to_vec());
+    add("merkle_root.three", merkle_root(&[b"a", b"b", b"c"]).0.to_vec());
+    add("instance", Instance { code_hash: Hash::of("golden", b"code"), admin: key.account(), frozen: true }.encode());
+    add("registry.register_org", RegisterOrg { id: "jingan-data".into(), name: "静安区数据局".into(), kind: OrgKind::Department }.encode());
+    add("registry.update_org", UpdateOrg { id: "x".into(), name: None, status: Some(OrgStatus::Suspended) }.encode());
+    add(
+        "registry.org",
+        Org {
+            id: "jingan-data".into(),
+            name: "静安区数据局".into(),
+            kind: OrgKind::Department,
+            status: OrgStatus::Active,
+            admin: key.account().0,
+            registered_height: 5,
+            updated_height: 6,
+        }
+        .encode(),
+    );
+    out
+}
+
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/vectors.txt");
+
+#[test]
+fn encodings_and_hashes_match_the_committed_vectors() {
+    let computed: String = vectors().iter().map(|(name, bytes)| format!("{name} {}\n", hex::encode(bytes))).collect();
+    if std::env::var_os("SHUTONG_BLESS").is_some() {
+        std::fs::write(VECTORS, &computed).unwrap();
+    }
+    let committed = std::fs::read_to_string(VECTORS).expect("golden vectors are committed");
+    for (want, got) in committed.lines().zip(computed.lines()) {
+        assert_eq!(want, got, "golden vector changed");
+    }
+    assert_eq!(committed.lines().count(), computed.lines().count(), "golden vector count changed");
+}
+
+fn round_trip<T: Encode + Decode + PartialEq + Debug>(value: T) {
+    let bytes = value.encode();
+    assert_eq!(T::decode(&bytes).unwrap(), value);
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert_eq!(T::decode(&longer), Err(DecodeError::TrailingBytes { offset: bytes.len(), extra: 1 }));
+    for cut in [0, bytes.len() / 2, bytes.len() - 1] {
+        assert!(matches!(T::decode(&bytes[..cut]), Err(DecodeError::UnexpectedEnd { .. })), "cut at {cut}");
+    }
+}
+
+#[test]
+fn every_structure_round_trips_and_rejects_trailing_and_truncated_bytes() {
+    let key = Keypair::from_seed("golden-sender");
+    round_trip(tx());
+    round_trip(tx().sign(&key));
+    round_trip(header());
+    round_trip(Block { header: header(), txs: vec![tx().sign(&key)] });
+    round_trip(receipt(ExecStatus::Aborted("x".into())));
+    round_trip(certificate());
+}
+
+#[test]
+fn non_canonical_forms_are_rejected() {
+    let mut bytes = Instance { code_hash: Hash::ZERO, admin: AccountId::default(), frozen: true }.encode();
+    *bytes.last_mut().unwrap() = 2;
+    assert_eq!(Instance::decode(&bytes), Err(DecodeError::InvalidTag { what: "instance.frozen", tag: 2 }));
+    let mut bytes = receipt(ExecStatus::Success).encode();
+    bytes[32 + 8 + 4] = 99;
+    assert_eq!(Receipt::decode(&bytes), Err(DecodeError::InvalidTag { what: "status", tag: 99 }));
+}
+
+#[test]
+fn lengths_above_the_maxima_are_rejected() {
+    let mut long = tx();
+    long.call.method = "m".repeat(limits::METHOD_BYTES_MAX as usize + 1);
+    assert_eq!(
+        Transaction::decode(&long.encode()),
+        Err(DecodeError::TooLong { what: "call.method", len: 65, max: 64 })
+    );
+    let mut long = tx();
+    long.chain_id = "c".repeat(65);
+    assert!(matches!(Transaction::decode(&long.encode()), Err(DecodeError::TooLong { what: "tx.chain_id", .. })));
+}
+
+#[test]
+fn signatures_bind_the_transaction() {
+    let key = Keypair::from_seed("golden-sender");
+    let signed = tx().sign(&key);
+    signed.verify().unwrap();
+    let mut tampered = signed.clone();
+    tampered.tx.nonce += 1;
+    assert!(matches!(tampered.verify(), Err(TxAuthError::Signature(SignatureError::BadSignature(_)))));
+    let other = Keypair::from_seed("someone-else");
+    let mut wrong_signer = signed;
+    wrong_signer.signer = other.public();
+    assert!(matches!(wrong_signer.verify(), Err(TxAuthError::SignerNotSender { .. })));
+}
+
+#[test]
+fn certificates_need_a_quorum_of_distinct_valid_signers() {
+    let keys: Vec<PublicKey> = (0..4).map(|i| Keypair::from_seed(&format!("golden-validator-{i}")).public()).collect();
+    let cert = certificate();
+    cert.verify("shutong-golden", &keys, 3).unwrap();
+    assert_eq!(cert.verify("shutong-golden", &keys, 4), Err(CertificateError::BelowQuorum { signers: 3, quorum: 4 }));
+    assert!(matches!(cert.verify("other-chain", &keys, 3), Err(CertificateError::BadSignature { index: 0, .. })));
+    let mut extra_bit = cert.clone();
+    extra_bit.signers[0] |= 0b10;
+    assert_eq!(extra_bit.verify("shutong-golden", &keys, 3), Err(CertificateError::SignatureCount { signers: 4, signatures: 3 }));
+}
