@@ -56,10 +56,9 @@ impl Chain {
         &self.view.storage
     }
 
-    /// Runs until `shutdown` receives a message or its sender is dropped.
+    /// Runs until `shutdown` receives a message or its sender is dropped. Call
+    /// [`Chain::start`] first.
     pub fn run(mut self, shutdown: Receiver<()>) {
-        let effects = self.start();
-        self.apply(effects);
         loop {
             let interval = Duration::from_millis(self.cfg.block_interval_ms);
             match shutdown.recv_timeout(interval) {
@@ -79,7 +78,12 @@ impl Chain {
 
     /// Recovers from the write-ahead log, then starts the engine in the first view after
     /// every view this validator has voted in, so a restart never votes twice in one view.
-    fn start(&mut self) -> Vec<Effect> {
+    pub fn start(&mut self) {
+        let effects = self.recover_and_enter();
+        self.apply(effects);
+    }
+
+    fn recover_and_enter(&mut self) -> Vec<Effect> {
         let mut tip = self.view.tip();
         let wal = self.storage().wal();
         if let Some(block) = self.recover_finalized(&tip, &wal) {

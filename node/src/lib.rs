@@ -89,8 +89,10 @@ impl Node {
             validators: genesis.validator_keys(),
         };
         let executor = executor::Executor::new(Arc::clone(&vm), storage.clone());
-        let chain = chain::Chain::new(view.clone(), key.clone(), engine_cfg, executor, Arc::clone(&mempool), cfg.consensus.clone())
+        let mut chain = chain::Chain::new(view.clone(), key.clone(), engine_cfg, executor, Arc::clone(&mempool), cfg.consensus.clone())
             .with_context(|| format!("key {} is not a validator in genesis", key.public()))?;
+        // Recovery from the write-ahead log finishes before anything is served.
+        chain.start();
         let ctx = rpc::RpcContext { view, mempool, query_gas_max: cfg.rpc.query_gas_max };
         let (rpc_addr, rpc) =
             rpc::serve(cfg.rpc.listen, cfg.rpc.request_bytes_max, cfg.rpc.connections_max, ctx, genesis.validator_keys()).await?;
