@@ -61,7 +61,9 @@ pub enum Effect {
 pub enum Error {
     #[error("proposal for view {proposal_view} but the engine is in view {view}")]
     WrongView { proposal_view: u64, view: u64 },
-    #[error("proposal at height {height} on parent {parent} does not extend the finalized tip {tip} at height {tip_height}")]
+    #[error(
+        "proposal at height {height} on parent {parent} does not extend the finalized tip {tip} at height {tip_height}"
+    )]
     NotExtendingTip { height: u64, parent: Hash, tip: Hash, tip_height: u64 },
     #[error("vote from signer {signer}, but there are only {validators} validators")]
     UnknownSigner { signer: u32, validators: usize },
@@ -279,13 +281,20 @@ mod tests {
         let cfg = Config {
             chain_id: "t".into(),
             epoch: 0,
-            validators: vec![key.public(), other.public(), Keypair::from_seed("v2").public(), Keypair::from_seed("v3").public()],
+            validators: vec![
+                key.public(),
+                other.public(),
+                Keypair::from_seed("v2").public(),
+                Keypair::from_seed("v3").public(),
+            ],
         };
         let mut engine = Engine::new(cfg, key).unwrap();
         engine.step(Input::Start { view: 4, parent: Hash::ZERO, height: 0 }).unwrap();
-        let first = engine.step(Input::Proposal { view: 4, digest: Hash::of("t", b"a"), parent: Hash::ZERO, height: 1 });
+        let first =
+            engine.step(Input::Proposal { view: 4, digest: Hash::of("t", b"a"), parent: Hash::ZERO, height: 1 });
         assert_eq!(first.unwrap().len(), 2);
-        let second = engine.step(Input::Proposal { view: 4, digest: Hash::of("t", b"b"), parent: Hash::ZERO, height: 1 });
+        let second =
+            engine.step(Input::Proposal { view: 4, digest: Hash::of("t", b"b"), parent: Hash::ZERO, height: 1 });
         assert!(second.unwrap().is_empty());
     }
 

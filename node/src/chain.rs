@@ -99,7 +99,8 @@ impl Chain {
     /// A block this validator proposed and finalized, whose commit a crash cut off.
     fn recover_finalized(&mut self, tip: &Tip, wal: &[WalEntry]) -> Option<u64> {
         let cfg = self.engine.config().clone();
-        for entry in wal.iter().filter(|e| e.vote.subject.kind == VoteKind::Finalize && e.vote.subject.view > tip.view) {
+        for entry in wal.iter().filter(|e| e.vote.subject.kind == VoteKind::Finalize && e.vote.subject.view > tip.view)
+        {
             let subject = entry.vote.subject;
             let block = wal
                 .iter()
@@ -149,9 +150,10 @@ impl Chain {
         for effect in effects {
             match effect {
                 Effect::PersistVote(vote) => {
-                    let own_proposal = self.proposed.as_ref().filter(|b| {
-                        vote.subject.kind == VoteKind::Notarize && b.header.hash() == vote.subject.digest
-                    });
+                    let own_proposal = self
+                        .proposed
+                        .as_ref()
+                        .filter(|b| vote.subject.kind == VoteKind::Notarize && b.header.hash() == vote.subject.digest);
                     self.storage().persist_vote(&WalEntry { vote, block: own_proposal.cloned() });
                 }
                 // One validator has nobody to send to; multi-validator networking sends here.
@@ -159,7 +161,8 @@ impl Chain {
                 Effect::RequestProposal { view, parent, height } => self.pending = Some((view, parent, height)),
                 Effect::Finalized { height, digest, certificate } => {
                     let block = self.proposed.take().filter(|b| b.header.hash() == digest);
-                    let block = block.unwrap_or_else(|| panic!("finalized block {digest} at height {height} is not held"));
+                    let block =
+                        block.unwrap_or_else(|| panic!("finalized block {digest} at height {height} is not held"));
                     self.commit(&block, &certificate);
                 }
             }

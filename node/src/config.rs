@@ -83,7 +83,8 @@ fn check<T: std::fmt::Display>(field: &'static str, value: T, ok: bool, rule: &'
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), reason: e.to_string() })?;
+        let cfg: Config =
+            toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), reason: e.to_string() })?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -96,18 +97,58 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let rpc = &self.rpc;
         let tx_hex = 2 * shutong_types::limits::TX_BYTES_MAX as u32;
-        check("rpc.request_bytes_max", rpc.request_bytes_max, (tx_hex + 1024..=16 << 20).contains(&rpc.request_bytes_max), "must fit one hex-encoded transaction and be at most 16 MiB")?;
-        check("rpc.connections_max", rpc.connections_max, (1..=10_000).contains(&rpc.connections_max), "must be 1 to 10000")?;
-        check("rpc.query_gas_max", rpc.query_gas_max, (1_000_000..=1_000_000_000).contains(&rpc.query_gas_max), "must be 1e6 to 1e9")?;
+        check(
+            "rpc.request_bytes_max",
+            rpc.request_bytes_max,
+            (tx_hex + 1024..=16 << 20).contains(&rpc.request_bytes_max),
+            "must fit one hex-encoded transaction and be at most 16 MiB",
+        )?;
+        check(
+            "rpc.connections_max",
+            rpc.connections_max,
+            (1..=10_000).contains(&rpc.connections_max),
+            "must be 1 to 10000",
+        )?;
+        check(
+            "rpc.query_gas_max",
+            rpc.query_gas_max,
+            (1_000_000..=1_000_000_000).contains(&rpc.query_gas_max),
+            "must be 1e6 to 1e9",
+        )?;
         let c = &self.consensus;
-        check("consensus.block_interval_ms", c.block_interval_ms, (1..=60_000).contains(&c.block_interval_ms), "must be 1 to 60000")?;
-        check("consensus.block_txs_max", c.block_txs_max, (1..=shutong_types::limits::BLOCK_TXS_MAX).contains(&c.block_txs_max), "must be 1 to 20000")?;
+        check(
+            "consensus.block_interval_ms",
+            c.block_interval_ms,
+            (1..=60_000).contains(&c.block_interval_ms),
+            "must be 1 to 60000",
+        )?;
+        check(
+            "consensus.block_txs_max",
+            c.block_txs_max,
+            (1..=shutong_types::limits::BLOCK_TXS_MAX).contains(&c.block_txs_max),
+            "must be 1 to 20000",
+        )?;
         let m = &self.mempool;
         check("mempool.txs_max", m.txs_max, (1..=1_000_000).contains(&m.txs_max), "must be 1 to 1000000")?;
-        check("mempool.sender_txs_max", m.sender_txs_max, (1..=100_000).contains(&m.sender_txs_max), "must be 1 to 100000")?;
+        check(
+            "mempool.sender_txs_max",
+            m.sender_txs_max,
+            (1..=100_000).contains(&m.sender_txs_max),
+            "must be 1 to 100000",
+        )?;
         check("mempool.expiry_blocks_max", m.expiry_blocks_max, m.expiry_blocks_max >= 1, "must be at least 1")?;
-        check("mempool.gas_limit_max", m.gas_limit_max, m.gas_limit_max >= crate::mempool::GAS_LIMIT_MIN, "must be at least the call base cost")?;
-        check("log.format", &self.log.format, ["text", "json"].contains(&self.log.format.as_str()), "must be text or json")?;
+        check(
+            "mempool.gas_limit_max",
+            m.gas_limit_max,
+            m.gas_limit_max >= crate::mempool::GAS_LIMIT_MIN,
+            "must be at least the call base cost",
+        )?;
+        check(
+            "log.format",
+            &self.log.format,
+            ["text", "json"].contains(&self.log.format.as_str()),
+            "must be text or json",
+        )?;
         Ok(())
     }
 }

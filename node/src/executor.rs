@@ -104,9 +104,9 @@ impl Executor {
                 continue;
             }
             overlay.set(nonce_key, (expected + 1).encode());
-            let instance = overlay.get(&keyspace::instance(&tx.call.contract)).map(|b| {
-                Instance::decode(&b).expect("stored contract instance decodes")
-            });
+            let instance = overlay
+                .get(&keyspace::instance(&tx.call.contract))
+                .map(|b| Instance::decode(&b).expect("stored contract instance decodes"));
             let Some(instance) = instance else {
                 receipt.status = ExecStatus::UnknownContract;
                 receipts.push(receipt);

@@ -57,7 +57,12 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> GenesisError {
 
 impl Genesis {
     /// A genesis with the system contracts this binary carries.
-    pub fn new(chain_id: &str, genesis_time_ms: u64, validators: Vec<GenesisValidator>, admins: Vec<AccountId>) -> Genesis {
+    pub fn new(
+        chain_id: &str,
+        genesis_time_ms: u64,
+        validators: Vec<GenesisValidator>,
+        admins: Vec<AccountId>,
+    ) -> Genesis {
         let contracts = SYSTEM_CONTRACTS
             .iter()
             .map(|(name, code)| GenesisContract { name: name.to_string(), code_hash: Vm::code_hash(code) })
@@ -95,13 +100,19 @@ impl Genesis {
         }
         for contract in &self.contracts {
             let Some((_, code)) = SYSTEM_CONTRACTS.iter().find(|(name, _)| *name == contract.name) else {
-                return Err(invalid("contracts", format!("this binary carries no system contract {:?}", contract.name)));
+                return Err(invalid(
+                    "contracts",
+                    format!("this binary carries no system contract {:?}", contract.name),
+                ));
             };
             let carried = Vm::code_hash(code);
             if carried != contract.code_hash {
                 return Err(invalid(
                     "contracts",
-                    format!("genesis names {} code {} but this binary carries {carried}", contract.name, contract.code_hash),
+                    format!(
+                        "genesis names {} code {} but this binary carries {carried}",
+                        contract.name, contract.code_hash
+                    ),
                 ));
             }
         }

@@ -81,7 +81,8 @@ impl Node {
         let tip = init_storage(&storage, &genesis)?;
         tracing::info!(chain_id = %genesis.chain_id, height = tip.height, state_root = %tip.state_root, "storage open");
         let vm = Arc::new(Vm::new(VmConfig::default())?);
-        let view = view::NodeView { chain_id: genesis.chain_id.clone(), storage: Arc::clone(&storage), vm: Arc::clone(&vm) };
+        let view =
+            view::NodeView { chain_id: genesis.chain_id.clone(), storage: Arc::clone(&storage), vm: Arc::clone(&vm) };
         let mempool = Arc::new(Mutex::new(mempool::Mempool::new(cfg.mempool.clone())));
         let engine_cfg = shutong_consensus::Config {
             chain_id: genesis.chain_id.clone(),
@@ -89,13 +90,26 @@ impl Node {
             validators: genesis.validator_keys(),
         };
         let executor = executor::Executor::new(Arc::clone(&vm), storage.clone());
-        let mut chain = chain::Chain::new(view.clone(), key.clone(), engine_cfg, executor, Arc::clone(&mempool), cfg.consensus.clone())
-            .with_context(|| format!("key {} is not a validator in genesis", key.public()))?;
+        let mut chain = chain::Chain::new(
+            view.clone(),
+            key.clone(),
+            engine_cfg,
+            executor,
+            Arc::clone(&mempool),
+            cfg.consensus.clone(),
+        )
+        .with_context(|| format!("key {} is not a validator in genesis", key.public()))?;
         // Recovery from the write-ahead log finishes before anything is served.
         chain.start();
         let ctx = rpc::RpcContext { view, mempool, query_gas_max: cfg.rpc.query_gas_max };
-        let (rpc_addr, rpc) =
-            rpc::serve(cfg.rpc.listen, cfg.rpc.request_bytes_max, cfg.rpc.connections_max, ctx, genesis.validator_keys()).await?;
+        let (rpc_addr, rpc) = rpc::serve(
+            cfg.rpc.listen,
+            cfg.rpc.request_bytes_max,
+            cfg.rpc.connections_max,
+            ctx,
+            genesis.validator_keys(),
+        )
+        .await?;
         tracing::info!(%rpc_addr, "json-rpc listening");
         let (shutdown, stop) = std::sync::mpsc::channel();
         let chain = std::thread::Builder::new().name("consensus".into()).spawn(move || chain.run(stop))?;

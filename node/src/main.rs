@@ -13,7 +13,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "shutong", version, about = "Shutong (数通): a permissioned chain for data-sharing authorisations and their audit trail")]
+#[command(
+    name = "shutong",
+    version,
+    about = "Shutong (数通): a permissioned chain for data-sharing authorisations and their audit trail"
+)]
 struct Cli {
     /// How to print results.
     #[arg(long, global = true, value_enum, default_value = "text")]
@@ -244,7 +248,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let key = Keypair::generate();
             keyfile::write(&out, &key, force)?;
             let json = serde_json::json!({"file": out, "public_key": key.public(), "account": key.account()});
-            print(output, json, format!("wrote {}\npublic key {}\naccount    {}", out.display(), key.public(), key.account()));
+            print(
+                output,
+                json,
+                format!("wrote {}\npublic key {}\naccount    {}", out.display(), key.public(), key.account()),
+            );
         }
         Command::Keys(KeysCommand::Show { key }) => {
             let key = keyfile::read(&key)?;
@@ -259,7 +267,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let status = Client::new(&args.rpc)?.status().await?;
             let text = format!(
                 "chain {}  height {}  view {}  block {}\nstate root {}  mempool {} txs  validators {}",
-                status.chain_id, status.height, status.view, status.block_hash, status.state_root, status.mempool_txs, status.validators.len()
+                status.chain_id,
+                status.height,
+                status.view,
+                status.block_hash,
+                status.state_root,
+                status.mempool_txs,
+                status.validators.len()
             );
             print(output, serde_json::to_value(&status)?, text);
         }
@@ -269,7 +283,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn init(args: InitArgs, output: Output) -> anyhow::Result<()> {
     let home = &args.home;
-    anyhow::ensure!(!home.join(GENESIS_FILE).exists(), "{} already holds a node; choose another --home", home.display());
+    anyhow::ensure!(
+        !home.join(GENESIS_FILE).exists(),
+        "{} already holds a node; choose another --home",
+        home.display()
+    );
     std::fs::create_dir_all(home.join("keys")).with_context(|| format!("cannot create {}", home.display()))?;
     let mut cfg = Config::default();
     cfg.rpc.listen = args.rpc_listen;
@@ -297,7 +315,8 @@ fn init(args: InitArgs, output: Output) -> anyhow::Result<()> {
     std::fs::write(home.join(GENESIS_FILE), serde_json::to_string_pretty(&genesis)?)?;
     std::fs::write(home.join(CONFIG_FILE), cfg.to_toml())?;
     let json = serde_json::json!({"home": home, "chain_id": genesis.chain_id, "validator": validator.public(), "admin_key": admin_file});
-    let mut text = format!("initialised {} for chain {}\nvalidator {}", home.display(), genesis.chain_id, validator.public());
+    let mut text =
+        format!("initialised {} for chain {}\nvalidator {}", home.display(), genesis.chain_id, validator.public());
     if let Some(path) = &admin_file {
         text.push_str(&format!("\nadmin key {}", path.display()));
     }
@@ -377,7 +396,13 @@ async fn query(args: QueryArgs, output: Output) -> anyhow::Result<()> {
             let org = Org::decode(&bytes).context("the registry returned a malformed organisation")?;
             let text = format!(
                 "{}  {:?}  {}  {}\nadmin {}  registered at height {}  updated at height {}",
-                org.id, org.name, org.kind.name(), org.status.name(), hex::encode(org.admin), org.registered_height, org.updated_height
+                org.id,
+                org.name,
+                org.kind.name(),
+                org.status.name(),
+                hex::encode(org.admin),
+                org.registered_height,
+                org.updated_height
             );
             print(output, org_json(&org), text);
         }
@@ -385,12 +410,18 @@ async fn query(args: QueryArgs, output: Output) -> anyhow::Result<()> {
             let block = client.block(height).await?.with_context(|| format!("no block at height {height} yet"))?;
             let text = format!(
                 "block {}  height {}  view {}  txs {}\nparent {}\nstate root (after parent) {}",
-                block.hash, block.height, block.view, block.txs.len(), block.parent, block.state_root
+                block.hash,
+                block.height,
+                block.view,
+                block.txs.len(),
+                block.parent,
+                block.state_root
             );
             print(output, serde_json::to_value(&block)?, text);
         }
         QueryWhat::Receipt { tx } => {
-            let receipt = client.receipt(&tx).await?.with_context(|| format!("no receipt for {tx}: not committed (yet)"))?;
+            let receipt =
+                client.receipt(&tx).await?.with_context(|| format!("no receipt for {tx}: not committed (yet)"))?;
             print(output, serde_json::to_value(&receipt)?, receipt_text(&receipt));
         }
         QueryWhat::Call(raw) => {

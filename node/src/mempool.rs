@@ -115,10 +115,18 @@ impl Mempool {
             return Err(AdmitError::Expired { expiry: tx.expiry_height, next_height });
         }
         if tx.expiry_height - next_height > self.cfg.expiry_blocks_max {
-            return Err(AdmitError::ExpiryTooFar { expiry: tx.expiry_height, next_height, max: self.cfg.expiry_blocks_max });
+            return Err(AdmitError::ExpiryTooFar {
+                expiry: tx.expiry_height,
+                next_height,
+                max: self.cfg.expiry_blocks_max,
+            });
         }
         if !(GAS_LIMIT_MIN..=self.cfg.gas_limit_max).contains(&tx.gas_limit) {
-            return Err(AdmitError::GasLimit { gas_limit: tx.gas_limit, min: GAS_LIMIT_MIN, max: self.cfg.gas_limit_max });
+            return Err(AdmitError::GasLimit {
+                gas_limit: tx.gas_limit,
+                min: GAS_LIMIT_MIN,
+                max: self.cfg.gas_limit_max,
+            });
         }
         let expected = chain.committed_nonce(&tx.sender);
         if tx.nonce < expected {
@@ -279,7 +287,10 @@ mod tests {
 
         let mut t = tx(&key, 1);
         t.expiry_height = 9;
-        assert_eq!(refused(&mut pool, &t.sign(&key).encode(), &chain), AdmitError::Expired { expiry: 9, next_height: 10 });
+        assert_eq!(
+            refused(&mut pool, &t.sign(&key).encode(), &chain),
+            AdmitError::Expired { expiry: 9, next_height: 10 }
+        );
 
         let mut t = tx(&key, 1);
         t.expiry_height = 1_000;
@@ -287,10 +298,19 @@ mod tests {
 
         let mut t = tx(&key, 1);
         t.gas_limit = 1;
-        assert!(matches!(refused(&mut pool, &t.sign(&key).encode(), &chain), AdmitError::GasLimit { gas_limit: 1, .. }));
+        assert!(matches!(
+            refused(&mut pool, &t.sign(&key).encode(), &chain),
+            AdmitError::GasLimit { gas_limit: 1, .. }
+        ));
 
-        assert!(matches!(refused(&mut pool, &tx(&key, 0).sign(&key).encode(), &chain), AdmitError::Duplicate { nonce: 0, .. }));
-        assert!(matches!(refused(&mut pool, &tx(&key, 2).sign(&key).encode(), &chain), AdmitError::NonceTooHigh { nonce: 2, .. }));
+        assert!(matches!(
+            refused(&mut pool, &tx(&key, 0).sign(&key).encode(), &chain),
+            AdmitError::Duplicate { nonce: 0, .. }
+        ));
+        assert!(matches!(
+            refused(&mut pool, &tx(&key, 2).sign(&key).encode(), &chain),
+            AdmitError::NonceTooHigh { nonce: 2, .. }
+        ));
 
         let mut t = tx(&key, 1);
         t.call.contract = Address([2; 32]);
@@ -305,7 +325,10 @@ mod tests {
         let other = Keypair::from_seed("b");
         let mut stolen = tx(&key, 1).sign(&other);
         stolen.tx.sender = key.account();
-        assert!(matches!(refused(&mut pool, &stolen.encode(), &chain), AdmitError::BadSignature(TxAuthError::SignerNotSender { .. })));
+        assert!(matches!(
+            refused(&mut pool, &stolen.encode(), &chain),
+            AdmitError::BadSignature(TxAuthError::SignerNotSender { .. })
+        ));
     }
 
     #[test]

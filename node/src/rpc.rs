@@ -55,7 +55,11 @@ pub fn admit_code(err: &AdmitError) -> i32 {
 fn hex_param(what: &str, text: &str, max_bytes: usize) -> RpcResult<Vec<u8>> {
     let text = text.strip_prefix("0x").unwrap_or(text);
     if text.len() > 2 * max_bytes {
-        return Err(invalid_params(format!("{what} is {} hex digits, above the maximum {}", text.len(), 2 * max_bytes)));
+        return Err(invalid_params(format!(
+            "{what} is {} hex digits, above the maximum {}",
+            text.len(),
+            2 * max_bytes
+        )));
     }
     hex::decode(text).map_err(|e| invalid_params(format!("{what} is not hex: {e}")))
 }
@@ -132,7 +136,9 @@ fn query(params: Params<'_>, ctx: &RpcContext) -> RpcResult<String> {
     }
     let args = hex_param("args", &args, ARGS_BYTES_MAX as usize)?;
     let view = &ctx.view;
-    let instance = view.instance(&contract).ok_or_else(|| error(code::UNKNOWN_CONTRACT, format!("no contract at address {contract}")))?;
+    let instance = view
+        .instance(&contract)
+        .ok_or_else(|| error(code::UNKNOWN_CONTRACT, format!("no contract at address {contract}")))?;
     let tip = view.tip();
     let call = CallContext { caller: AccountId::default(), contract, height: tip.height, time_ms: tip.timestamp_ms };
     let storage = Arc::clone(&view.storage);
@@ -142,7 +148,9 @@ fn query(params: Params<'_>, ctx: &RpcContext) -> RpcResult<String> {
         view.vm.call(call, instance.code_hash, &load, &method_name, args, ctx.query_gas_max, Overlay::new(base));
     match outcome.status {
         ExecStatus::Success => Ok(hex::encode(outcome.output)),
-        ExecStatus::UnknownMethod(m) => Err(error(code::UNKNOWN_METHOD, format!("contract {contract} has no method {m:?}"))),
+        ExecStatus::UnknownMethod(m) => {
+            Err(error(code::UNKNOWN_METHOD, format!("contract {contract} has no method {m:?}")))
+        }
         ExecStatus::Aborted(message) => Err(error(code::QUERY_FAILED, message)),
         other => Err(error(code::QUERY_FAILED, format!("query failed: {other:?}"))),
     }

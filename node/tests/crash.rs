@@ -2,6 +2,8 @@
 //! and restarted: no committed block is lost or changed, the state root is the one it had,
 //! and every transaction ends up committed exactly once.
 
+#![allow(clippy::unwrap_used)]
+
 use shutong_codec::{Decode, Encode};
 use shutong_sdk::system_api::registry::{GetOrg, Org, OrgKind};
 use shutong_sdk::{TxBuilder, builder, keyfile};
@@ -83,7 +85,8 @@ async fn sigkill_mid_stream_loses_no_committed_block() {
         assert_eq!(receipt.status, ExecStatus::Success, "tx {i}");
     }
     assert_eq!(client.nonce(&admin.account()).await.unwrap(), TXS, "each transaction committed exactly once");
-    let org = client.query(&builder::registry(), "get", &GetOrg { id: format!("org-{}", TXS - 1) }.encode()).await.unwrap();
+    let org =
+        client.query(&builder::registry(), "get", &GetOrg { id: format!("org-{}", TXS - 1) }.encode()).await.unwrap();
     assert_eq!(Org::decode(&org).unwrap().id, format!("org-{}", TXS - 1));
     node.terminate(Duration::from_secs(10));
 }

@@ -1,13 +1,17 @@
 //! A crash after this validator's finalize vote was made durable but before the block was
 //! committed: on restart the block is recovered from the write-ahead log, not replaced.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use shutong_consensus::SignedVote;
 use shutong_node::storage::{Storage, WalEntry};
 use shutong_node::{Node, init_storage};
 use shutong_sdk::Client;
-use shutong_types::{Block, BlockHeader, Decode, Hash, PublicKey, VoteKind, VoteSubject, merkle_root, validator_set_hash};
+use shutong_types::{
+    Block, BlockHeader, Decode, Hash, PublicKey, VoteKind, VoteSubject, merkle_root, validator_set_hash,
+};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_finalized_but_uncommitted_block_is_recovered_from_the_wal() {

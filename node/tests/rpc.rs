@@ -1,6 +1,8 @@
 //! The node over real JSON-RPC: the signed-call path, and bad input refused with its own
 //! error code while the node keeps running and nothing is written.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{CHAIN_ID, TestNode, WAIT};
@@ -32,7 +34,10 @@ async fn a_signed_registration_is_committed_and_queryable_after_restart() {
     t.restart().await;
     let after = t.client.status().await.unwrap();
     assert!(after.height >= before.height);
-    let org = Org::decode(&t.client.query(&builder::registry(), "get", &GetOrg { id: "jingan-data".into() }.encode()).await.unwrap()).unwrap();
+    let org = Org::decode(
+        &t.client.query(&builder::registry(), "get", &GetOrg { id: "jingan-data".into() }.encode()).await.unwrap(),
+    )
+    .unwrap();
     assert_eq!(org.admin, t.admin.account().0);
     assert_eq!(t.client.nonce(&t.admin.account()).await.unwrap(), 1);
     t.stop().await;
@@ -105,8 +110,15 @@ async fn a_contract_that_runs_out_of_gas_fails_charges_all_gas_and_keeps_no_writ
     assert_eq!((receipt.status, receipt.gas_used), (ExecStatus::OutOfGas, 15_000));
     assert!(receipt.events.is_empty());
     let err = t.client.query(&builder::registry(), "get", &GetOrg { id: "hungry".into() }.encode()).await.unwrap_err();
-    assert!(matches!(err, ClientError::Rpc { code: code::QUERY_FAILED, ref message } if message == "organisation hungry not found"), "{err:?}");
-    assert_eq!(t.client.nonce(&t.admin.account()).await.unwrap(), 1, "the nonce advances so the failed tx cannot be replayed");
+    assert!(
+        matches!(err, ClientError::Rpc { code: code::QUERY_FAILED, ref message } if message == "organisation hungry not found"),
+        "{err:?}"
+    );
+    assert_eq!(
+        t.client.nonce(&t.admin.account()).await.unwrap(),
+        1,
+        "the nonce advances so the failed tx cannot be replayed"
+    );
     let other = Keypair::from_seed("stranger");
     let update = t.sign(&other, builder::update_org("hungry", Some("x"), None)).await;
     let receipt = t.client.submit_and_wait(&update, WAIT).await.unwrap();

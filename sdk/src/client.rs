@@ -42,7 +42,9 @@ impl Client {
         params: jsonrpsee::core::params::ArrayParams,
     ) -> Result<T, ClientError> {
         self.http.request(name, params).await.map_err(|err| match err {
-            jsonrpsee::core::ClientError::Call(obj) => ClientError::Rpc { code: obj.code(), message: obj.message().to_string() },
+            jsonrpsee::core::ClientError::Call(obj) => {
+                ClientError::Rpc { code: obj.code(), message: obj.message().to_string() }
+            }
             jsonrpsee::core::ClientError::ParseError(e) => ClientError::Malformed(e.to_string()),
             other => ClientError::Transport { url: self.url.clone(), reason: other.to_string() },
         })
@@ -82,7 +84,8 @@ impl Client {
 
     /// Runs a contract method read-only against the latest committed state.
     pub async fn query(&self, contract: &Address, method_name: &str, args: &[u8]) -> Result<Vec<u8>, ClientError> {
-        let out: String = self.call(method::QUERY, rpc_params![contract.to_hex(), method_name, hex::encode(args)]).await?;
+        let out: String =
+            self.call(method::QUERY, rpc_params![contract.to_hex(), method_name, hex::encode(args)]).await?;
         hex::decode(out).map_err(|e| ClientError::Malformed(e.to_string()))
     }
 

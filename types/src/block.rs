@@ -226,7 +226,11 @@ impl Certificate {
         let indices = self.signer_indices();
         if let Some(&index) = indices.iter().find(|&&i| i >= validators.len()) {
             // A set bit past the last validator: the bitmap is malformed.
-            return Err(CertificateError::BitmapLength { actual: index / 8 + 1, expected, validators: validators.len() });
+            return Err(CertificateError::BitmapLength {
+                actual: index / 8 + 1,
+                expected,
+                validators: validators.len(),
+            });
         }
         if indices.len() != self.signatures.len() {
             return Err(CertificateError::SignatureCount { signers: indices.len(), signatures: self.signatures.len() });

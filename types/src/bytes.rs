@@ -13,8 +13,7 @@ pub enum HexError {
 pub fn parse_hex<const N: usize>(text: &str) -> Result<[u8; N], HexError> {
     let text = text.strip_prefix("0x").unwrap_or(text);
     let bytes = hex::decode(text).map_err(|e| HexError::NotHex(e.to_string()))?;
-    <[u8; N]>::try_from(bytes.as_slice())
-        .map_err(|_| HexError::WrongLength { expected: N, actual: bytes.len() })
+    <[u8; N]>::try_from(bytes.as_slice()).map_err(|_| HexError::WrongLength { expected: N, actual: bytes.len() })
 }
 
 /// Implements codec, hex `Display`/`Debug`/`FromStr` and hex serde for a `[u8; N]` newtype.
@@ -35,9 +34,7 @@ macro_rules! bytes_newtype {
             }
         }
         impl shutong_codec::Decode for $name {
-            fn decode_from(
-                reader: &mut shutong_codec::Reader<'_>,
-            ) -> Result<Self, shutong_codec::DecodeError> {
+            fn decode_from(reader: &mut shutong_codec::Reader<'_>) -> Result<Self, shutong_codec::DecodeError> {
                 Ok($name(reader.array()?))
             }
         }

@@ -84,9 +84,10 @@ impl Encode for ExecStatus {
     fn encode_to(&self, out: &mut Vec<u8>) {
         write::u8(out, self.tag());
         match self {
-            ExecStatus::Aborted(m) | ExecStatus::UnknownMethod(m) | ExecStatus::Trapped(m) | ExecStatus::Rejected(m) => {
-                write::str(out, m)
-            }
+            ExecStatus::Aborted(m)
+            | ExecStatus::UnknownMethod(m)
+            | ExecStatus::Trapped(m)
+            | ExecStatus::Rejected(m) => write::str(out, m),
             ExecStatus::Success | ExecStatus::OutOfGas | ExecStatus::UnknownContract => {}
         }
     }

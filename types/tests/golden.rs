@@ -2,6 +2,8 @@
 //! `tests/golden/vectors.txt`. A change here is a format change. To regenerate after a
 //! deliberate one: `SHUTONG_BLESS=1 cargo test -p shutong-types --test golden`.
 
+#![allow(clippy::unwrap_used)]
+
 use shutong_codec::{Decode, DecodeError, Encode};
 use shutong_system_api::registry::{Org, OrgKind, OrgStatus, RegisterOrg, UpdateOrg};
 use shutong_types::keyspace::Instance;
@@ -44,7 +46,11 @@ fn receipt(status: ExecStatus) -> Receipt {
         index: 3,
         status,
         gas_used: 24_155,
-        events: vec![Event { contract: Address::system("system/registry"), topic: "org.registered".into(), data: b"jingan".to_vec() }],
+        events: vec![Event {
+            contract: Address::system("system/registry"),
+            topic: "org.registered".into(),
+            data: b"jingan".to_vec(),
+        }],
         output: vec![9, 9],
     }
 }
@@ -52,7 +58,8 @@ fn receipt(status: ExecStatus) -> Receipt {
 fn certificate() -> Certificate {
     let keys: Vec<Keypair> = (0..4).map(|i| Keypair::from_seed(&format!("golden-validator-{i}"))).collect();
     let subject = VoteSubject { kind: VoteKind::Finalize, epoch: 0, view: 43, digest: header().hash() };
-    let votes: Vec<(usize, Signature)> = [0, 2, 3].iter().map(|&i| (i, subject.sign("shutong-golden", &keys[i]))).collect();
+    let votes: Vec<(usize, Signature)> =
+        [0, 2, 3].iter().map(|&i| (i, subject.sign("shutong-golden", &keys[i]))).collect();
     Certificate::new(subject, keys.len(), &votes)
 }
 
@@ -86,7 +93,10 @@ fn vectors() -> Vec<(String, Vec<u8>)> {
     add("merkle_root.empty", merkle_root::<[u8; 0]>(&[]).0.to_vec());
     add("merkle_root.three", merkle_root(&[b"a", b"b", b"c"]).0.to_vec());
     add("instance", Instance { code_hash: Hash::of("golden", b"code"), admin: key.account(), frozen: true }.encode());
-    add("registry.register_org", RegisterOrg { id: "jingan-data".into(), name: "静安区数据局".into(), kind: OrgKind::Department }.encode());
+    add(
+        "registry.register_org",
+        RegisterOrg { id: "jingan-data".into(), name: "静安区数据局".into(), kind: OrgKind::Department }.encode(),
+    );
     add("registry.update_org", UpdateOrg { id: "x".into(), name: None, status: Some(OrgStatus::Suspended) }.encode());
     add(
         "registry.org",
@@ -187,5 +197,8 @@ fn certificates_need_a_quorum_of_distinct_valid_signers() {
     assert!(matches!(cert.verify("other-chain", &keys, 3), Err(CertificateError::BadSignature { index: 0, .. })));
     let mut extra_bit = cert.clone();
     extra_bit.signers[0] |= 0b10;
-    assert_eq!(extra_bit.verify("shutong-golden", &keys, 3), Err(CertificateError::SignatureCount { signers: 4, signatures: 3 }));
+    assert_eq!(
+        extra_bit.verify("shutong-golden", &keys, 3),
+        Err(CertificateError::SignatureCount { signers: 4, signatures: 3 })
+    );
 }

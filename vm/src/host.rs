@@ -51,7 +51,13 @@ fn check_len(call: &'static str, what: &'static str, len: u32, max: u32) -> wasm
     Ok(())
 }
 
-fn read(caller: &mut HostCaller<'_>, call: &'static str, what: &'static str, ptr: u32, len: u32) -> wasmtime::Result<Vec<u8>> {
+fn read(
+    caller: &mut HostCaller<'_>,
+    call: &'static str,
+    what: &'static str,
+    ptr: u32,
+    len: u32,
+) -> wasmtime::Result<Vec<u8>> {
     let memory = caller.get_export("memory").and_then(Extern::into_memory).ok_or(HostError::NoMemory)?;
     let data = memory.data(&*caller);
     let start = ptr as usize;
@@ -62,7 +68,13 @@ fn read(caller: &mut HostCaller<'_>, call: &'static str, what: &'static str, ptr
     }
 }
 
-fn write(caller: &mut HostCaller<'_>, call: &'static str, what: &'static str, ptr: u32, bytes: &[u8]) -> wasmtime::Result<()> {
+fn write(
+    caller: &mut HostCaller<'_>,
+    call: &'static str,
+    what: &'static str,
+    ptr: u32,
+    bytes: &[u8],
+) -> wasmtime::Result<()> {
     let memory = caller.get_export("memory").and_then(Extern::into_memory).ok_or(HostError::NoMemory)?;
     let data = memory.data_mut(&mut *caller);
     let size = data.len();
@@ -94,28 +106,36 @@ pub(crate) fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         caller.data_mut().input = input;
         result
     })?;
-    linker.func_wrap(MODULE, "output_set", |mut caller: HostCaller<'_>, ptr: u32, len: u32| -> wasmtime::Result<()> {
-        check_len("output_set", "output", len, OUTPUT_BYTES_MAX)?;
-        charge(&mut caller, gas::HOST_CALL_BASE + per_byte(len as usize))?;
-        let output = read(&mut caller, "output_set", "output", ptr, len)?;
-        caller.data_mut().output = output;
-        Ok(())
-    })?;
-    linker.func_wrap(MODULE, "storage_get", |mut caller: HostCaller<'_>, ptr: u32, len: u32| -> wasmtime::Result<i64> {
-        check_len("storage_get", "key", len, KEY_BYTES_MAX)?;
-        charge(&mut caller, gas::HOST_CALL_BASE + gas::STORAGE_READ_BASE + per_byte(len as usize))?;
-        let key = read(&mut caller, "storage_get", "key", ptr, len)?;
-        let full_key = keyspace::contract_storage(&caller.data().ctx.contract, &key);
-        match caller.data().state.get(&full_key) {
-            Some(value) => {
-                charge(&mut caller, per_byte(value.len()))?;
-                let len = value.len() as i64;
-                caller.data_mut().result = value;
-                Ok(len)
+    linker.func_wrap(
+        MODULE,
+        "output_set",
+        |mut caller: HostCaller<'_>, ptr: u32, len: u32| -> wasmtime::Result<()> {
+            check_len("output_set", "output", len, OUTPUT_BYTES_MAX)?;
+            charge(&mut caller, gas::HOST_CALL_BASE + per_byte(len as usize))?;
+            let output = read(&mut caller, "output_set", "output", ptr, len)?;
+            caller.data_mut().output = output;
+            Ok(())
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "storage_get",
+        |mut caller: HostCaller<'_>, ptr: u32, len: u32| -> wasmtime::Result<i64> {
+            check_len("storage_get", "key", len, KEY_BYTES_MAX)?;
+            charge(&mut caller, gas::HOST_CALL_BASE + gas::STORAGE_READ_BASE + per_byte(len as usize))?;
+            let key = read(&mut caller, "storage_get", "key", ptr, len)?;
+            let full_key = keyspace::contract_storage(&caller.data().ctx.contract, &key);
+            match caller.data().state.get(&full_key) {
+                Some(value) => {
+                    charge(&mut caller, per_byte(value.len()))?;
+                    let len = value.len() as i64;
+                    caller.data_mut().result = value;
+                    Ok(len)
+                }
+                None => Ok(-1),
             }
-            None => Ok(-1),
-        }
-    })?;
+        },
+    )?;
     linker.func_wrap(MODULE, "result_read", |mut caller: HostCaller<'_>, ptr: u32| -> wasmtime::Result<()> {
         let result = std::mem::take(&mut caller.data_mut().result);
         charge(&mut caller, gas::HOST_CALL_BASE + per_byte(result.len()))?;
@@ -126,7 +146,12 @@ pub(crate) fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(
         MODULE,
         "storage_set",
-        |mut caller: HostCaller<'_>, key_ptr: u32, key_len: u32, value_ptr: u32, value_len: u32| -> wasmtime::Result<()> {
+        |mut caller: HostCaller<'_>,
+         key_ptr: u32,
+         key_len: u32,
+         value_ptr: u32,
+         value_len: u32|
+         -> wasmtime::Result<()> {
             check_len("storage_set", "key", key_len, KEY_BYTES_MAX)?;
             check_len("storage_set", "value", value_len, VALUE_BYTES_MAX)?;
             let bytes = u64::from(key_len) + u64::from(value_len);
@@ -138,17 +163,21 @@ pub(crate) fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             Ok(())
         },
     )?;
-    linker.func_wrap(MODULE, "storage_remove", |mut caller: HostCaller<'_>, ptr: u32, len: u32| -> wasmtime::Result<()> {
-        check_len("storage_remove", "key", len, KEY_BYTES_MAX)?;
-        charge(
-            &mut caller,
-            gas::HOST_CALL_BASE + gas::STORAGE_WRITE_BASE + gas::STORAGE_WRITE_PER_BYTE * u64::from(len),
-        )?;
-        let key = read(&mut caller, "storage_remove", "key", ptr, len)?;
-        let full_key = keyspace::contract_storage(&caller.data().ctx.contract, &key);
-        caller.data_mut().state.writes.insert(full_key, None);
-        Ok(())
-    })?;
+    linker.func_wrap(
+        MODULE,
+        "storage_remove",
+        |mut caller: HostCaller<'_>, ptr: u32, len: u32| -> wasmtime::Result<()> {
+            check_len("storage_remove", "key", len, KEY_BYTES_MAX)?;
+            charge(
+                &mut caller,
+                gas::HOST_CALL_BASE + gas::STORAGE_WRITE_BASE + gas::STORAGE_WRITE_PER_BYTE * u64::from(len),
+            )?;
+            let key = read(&mut caller, "storage_remove", "key", ptr, len)?;
+            let full_key = keyspace::contract_storage(&caller.data().ctx.contract, &key);
+            caller.data_mut().state.writes.insert(full_key, None);
+            Ok(())
+        },
+    )?;
     linker.func_wrap(MODULE, "caller", |mut caller: HostCaller<'_>, ptr: u32| -> wasmtime::Result<()> {
         charge(&mut caller, gas::HOST_CALL_BASE + per_byte(32))?;
         let account = caller.data().ctx.caller;
@@ -165,7 +194,12 @@ pub(crate) fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(
         MODULE,
         "emit_event",
-        |mut caller: HostCaller<'_>, topic_ptr: u32, topic_len: u32, data_ptr: u32, data_len: u32| -> wasmtime::Result<()> {
+        |mut caller: HostCaller<'_>,
+         topic_ptr: u32,
+         topic_len: u32,
+         data_ptr: u32,
+         data_len: u32|
+         -> wasmtime::Result<()> {
             check_len("emit_event", "topic", topic_len, EVENT_TOPIC_BYTES_MAX)?;
             check_len("emit_event", "data", data_len, EVENT_DATA_BYTES_MAX)?;
             if caller.data().events.len() >= EVENTS_PER_RECEIPT_MAX as usize {

@@ -134,7 +134,12 @@ impl Vm {
     }
 
     /// Whether the contract with `code_hash` exports `method`; `None` if there is no such code.
-    pub fn has_method(&self, code_hash: Hash, load_code: &dyn Fn() -> Option<Vec<u8>>, method: &str) -> Result<Option<bool>, VmError> {
+    pub fn has_method(
+        &self,
+        code_hash: Hash,
+        load_code: &dyn Fn() -> Option<Vec<u8>>,
+        method: &str,
+    ) -> Result<Option<bool>, VmError> {
         Ok(self.prepared(code_hash, load_code)?.map(|pre| is_method(pre.module(), method)))
     }
 
@@ -146,7 +151,11 @@ impl Vm {
 
     /// The pre-linked module for `code_hash`, compiling the code `load` returns on a cache
     /// miss. `Ok(None)` if there is no such code.
-    fn prepared(&self, code_hash: Hash, load: &dyn Fn() -> Option<Vec<u8>>) -> Result<Option<InstancePre<HostState>>, VmError> {
+    fn prepared(
+        &self,
+        code_hash: Hash,
+        load: &dyn Fn() -> Option<Vec<u8>>,
+    ) -> Result<Option<InstancePre<HostState>>, VmError> {
         if let Some(pre) = self.modules.lock().expect("module cache lock poisoned").get(&code_hash) {
             return Ok(Some(pre.clone()));
         }

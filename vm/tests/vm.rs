@@ -1,5 +1,7 @@
 //! The VM against hand-written WAT modules and the committed registry contract.
 
+#![allow(clippy::unwrap_used)]
+
 use shutong_codec::{Decode, Encode};
 use shutong_system_api::registry::{GetOrg, Org, OrgKind, RegisterOrg};
 use shutong_types::{AccountId, Address, ExecStatus, Hash, keyspace};

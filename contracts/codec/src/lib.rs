@@ -316,10 +316,7 @@ mod tests {
     fn integers_are_fixed_width_little_endian() {
         assert_eq!(0x0102_0304u32.encode(), vec![4, 3, 2, 1]);
         assert_eq!(u64::decode(&[1, 0, 0, 0, 0, 0, 0, 0]), Ok(1));
-        assert_eq!(
-            u64::decode(&[1, 0, 0]),
-            Err(DecodeError::UnexpectedEnd { offset: 0, needed: 8 })
-        );
+        assert_eq!(u64::decode(&[1, 0, 0]), Err(DecodeError::UnexpectedEnd { offset: 0, needed: 8 }));
     }
 
     #[test]
@@ -338,10 +335,7 @@ mod tests {
         let mut buf = Vec::new();
         write::bytes(&mut buf, &[9; 10]);
         let mut reader = Reader::new(&buf);
-        assert_eq!(
-            reader.bytes("field", 4),
-            Err(DecodeError::TooLong { what: "field", len: 10, max: 4 })
-        );
+        assert_eq!(reader.bytes("field", 4), Err(DecodeError::TooLong { what: "field", len: 10, max: 4 }));
     }
 
     #[test]
@@ -363,9 +357,6 @@ mod tests {
     #[test]
     fn option_tags_other_than_zero_and_one_are_rejected() {
         let mut reader = Reader::new(&[3]);
-        assert_eq!(
-            reader.option("maybe", |r| r.u8()),
-            Err(DecodeError::InvalidTag { what: "maybe", tag: 3 })
-        );
+        assert_eq!(reader.option("maybe", |r| r.u8()), Err(DecodeError::InvalidTag { what: "maybe", tag: 3 }));
     }
 }

@@ -35,7 +35,9 @@ fn check_name(name: &str) -> Result<(), Error> {
 
 fn load(id: &str) -> Result<Org, Error> {
     match contract::storage_get(&org_key(id)) {
-        Some(bytes) => Ok(Org::decode(&bytes).map_err(|e| Error(format!("stored organisation {} is corrupt: {}", id, e)))?),
+        Some(bytes) => {
+            Ok(Org::decode(&bytes).map_err(|e| Error(format!("stored organisation {} is corrupt: {}", id, e)))?)
+        }
         None => Err(Error(format!("organisation {} not found", id))),
     }
 }

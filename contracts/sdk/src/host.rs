@@ -5,20 +5,20 @@
 #[allow(unsafe_code)]
 mod imp {
     mod sys {
-    #[link(wasm_import_module = "shutong")]
-    extern "C" {
-        pub fn input_len() -> u32;
-        pub fn input_read(ptr: *mut u8);
-        pub fn output_set(ptr: *const u8, len: u32);
-        pub fn storage_get(key_ptr: *const u8, key_len: u32) -> i64;
-        pub fn result_read(ptr: *mut u8);
-        pub fn storage_set(key_ptr: *const u8, key_len: u32, value_ptr: *const u8, value_len: u32);
-        pub fn storage_remove(key_ptr: *const u8, key_len: u32);
-        pub fn caller(ptr: *mut u8);
-        pub fn block_height() -> u64;
-        pub fn emit_event(topic_ptr: *const u8, topic_len: u32, data_ptr: *const u8, data_len: u32);
-        pub fn abort(ptr: *const u8, len: u32) -> !;
-    }
+        #[link(wasm_import_module = "shutong")]
+        extern "C" {
+            pub fn input_len() -> u32;
+            pub fn input_read(ptr: *mut u8);
+            pub fn output_set(ptr: *const u8, len: u32);
+            pub fn storage_get(key_ptr: *const u8, key_len: u32) -> i64;
+            pub fn result_read(ptr: *mut u8);
+            pub fn storage_set(key_ptr: *const u8, key_len: u32, value_ptr: *const u8, value_len: u32);
+            pub fn storage_remove(key_ptr: *const u8, key_len: u32);
+            pub fn caller(ptr: *mut u8);
+            pub fn block_height() -> u64;
+            pub fn emit_event(topic_ptr: *const u8, topic_len: u32, data_ptr: *const u8, data_len: u32);
+            pub fn abort(ptr: *const u8, len: u32) -> !;
+        }
     }
 
     pub fn input() -> Vec<u8> {

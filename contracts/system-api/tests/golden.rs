@@ -18,7 +18,8 @@ fn hex(bytes: &[u8]) -> String {
 
 #[test]
 fn registry_encodings_match_the_node_side() {
-    let register = RegisterOrg { id: "jingan-data".into(), name: "静安区数据局".into(), kind: OrgKind::Department };
+    let register =
+        RegisterOrg { id: "jingan-data".into(), name: "静安区数据局".into(), kind: OrgKind::Department };
     assert_eq!(hex(&register.encode()), committed("registry.register_org"));
     let update = UpdateOrg { id: "x".into(), name: None, status: Some(OrgStatus::Suspended) };
     assert_eq!(hex(&update.encode()), committed("registry.update_org"));

@@ -1,6 +1,7 @@
 //! A real node in this process for tests: RocksDB in a temporary directory, JSON-RPC on an
 //! ephemeral loopback port.
 
+#![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
 use shutong_node::Node;

@@ -1,0 +1,30 @@
+# Sourced by the scripts: installs what a fresh machine lacks, and sets the shared cargo
+# target directory (kept outside the clone so CI and later runs reuse the build).
+
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/shutong-target}
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "need root to run: $*" >&2; return 1; fi
+}
+
+apt_install() {
+  if [ -z "${SHUTONG_APT_UPDATED:-}" ]; then
+    as_root apt-get update -qq
+    export SHUTONG_APT_UPDATED=1
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# RocksDB's bindings need libclang at build time.
+ensure_build_packages() {
+  if ! ldconfig -p 2>/dev/null | grep -q 'libclang\(-[0-9.]*\)\?\.so'; then
+    echo "installing clang (librocksdb-sys needs libclang)" >&2
+    apt_install clang
+  fi
+  if ! command -v cargo >/dev/null; then
+    echo "cargo is not on PATH: install Rust 1.95 (rustup) first" >&2
+    return 1
+  fi
+}
