@@ -29,38 +29,17 @@ fn vm_call(c: &mut Criterion) {
     let fixture = Fixture::new();
     let mut group = c.benchmark_group("vm");
     group.throughput(Throughput::Elements(1));
-    let (ctx, code_hash, method, args) = registry_call(&fixture, "get");
-    group.bench_function("call/registry.get", |b| {
-        b.iter(|| {
-            let base: Arc<dyn shutong_vm::state::StateReader> = fixture.storage.clone();
-            let out = fixture.vm.call(
-                ctx.clone(),
-                code_hash,
-                &|| None,
-                &method,
-                args.clone(),
-                10_000_000,
-                Overlay::new(base),
-            );
-            assert!(out.status.is_success());
-        })
-    });
-    let (ctx, code_hash, method, args) = registry_call(&fixture, "register");
-    group.bench_function("call/registry.register", |b| {
-        b.iter(|| {
-            let base: Arc<dyn shutong_vm::state::StateReader> = fixture.storage.clone();
-            let out = fixture.vm.call(
-                ctx.clone(),
-                code_hash,
-                &|| None,
-                &method,
-                args.clone(),
-                10_000_000,
-                Overlay::new(base),
-            );
-            assert!(out.status.is_success());
-        })
-    });
+    for name in ["get", "register"] {
+        let (ctx, code_hash, method, args) = registry_call(&fixture, name);
+        group.bench_function(format!("call/registry.{name}"), |b| {
+            b.iter(|| {
+                let base: Arc<dyn shutong_vm::state::StateReader> = fixture.storage.clone();
+                let overlay = Overlay::new(base);
+                let out = fixture.vm.call(ctx.clone(), code_hash, &|| None, &method, args.clone(), 10_000_000, overlay);
+                assert!(out.status.is_success());
+            })
+        });
+    }
     group.finish();
 }
 

@@ -66,6 +66,9 @@ impl Default for Config {
     }
 }
 
+/// The largest config file read.
+pub const CONFIG_BYTES_MAX: u64 = 64 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -82,7 +85,12 @@ fn check<T: std::fmt::Display>(field: &'static str, value: T, ok: bool, rule: &'
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let text = shutong_sdk::keyfile::read_bounded(path, CONFIG_BYTES_MAX)
+            .map_err(|source| ConfigError::Read { path: path.into(), source })?
+            .ok_or_else(|| ConfigError::Parse {
+                path: path.into(),
+                reason: format!("larger than {CONFIG_BYTES_MAX} bytes"),
+            })?;
         let cfg: Config =
             toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), reason: e.to_string() })?;
         cfg.validate()?;

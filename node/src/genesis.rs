@@ -18,6 +18,9 @@ use std::path::Path;
 pub const SYSTEM_CONTRACTS: &[(&str, &[u8])] =
     &[(names::REGISTRY, include_bytes!("../../contracts/artifacts/registry.wasm"))];
 
+/// The largest genesis file read.
+pub const GENESIS_BYTES_MAX: u64 = 4 << 20;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GenesisValidator {
@@ -72,7 +75,9 @@ impl Genesis {
 
     pub fn load(path: &Path) -> Result<Genesis, GenesisError> {
         let read = |reason: String| GenesisError::Read { path: path.display().to_string(), reason };
-        let text = std::fs::read_to_string(path).map_err(|e| read(e.to_string()))?;
+        let text = shutong_sdk::keyfile::read_bounded(path, GENESIS_BYTES_MAX)
+            .map_err(|e| read(e.to_string()))?
+            .ok_or_else(|| read(format!("larger than {GENESIS_BYTES_MAX} bytes")))?;
         let genesis: Genesis = serde_json::from_str(&text).map_err(|e| read(e.to_string()))?;
         genesis.validate()?;
         Ok(genesis)
@@ -86,8 +91,9 @@ impl Genesis {
         if !id_ok {
             return Err(invalid("chain_id", format!("{id:?} must be 1 to 64 of a-z A-Z 0-9 - _ .")));
         }
-        if self.validators.is_empty() {
-            return Err(invalid("validators", "at least one validator is needed"));
+        if self.validators.is_empty() || self.validators.len() > shutong_types::limits::VALIDATORS_MAX as usize {
+            let max = shutong_types::limits::VALIDATORS_MAX;
+            return Err(invalid("validators", format!("{} validators; 1 to {max} are allowed", self.validators.len())));
         }
         let mut keys: Vec<PublicKey> = self.validators.iter().map(|v| v.public_key).collect();
         keys.sort();
@@ -171,5 +177,45 @@ impl Genesis {
         };
         let state_root = next_state_root(&Hash::ZERO, &self.state());
         (Block { header, txs: Vec::new() }, state_root)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shutong_types::Keypair;
+
+    fn genesis() -> Genesis {
+        let v = Keypair::from_seed("v").public();
+        Genesis::new("test", 1, vec![GenesisValidator { name: "v".into(), public_key: v }], vec![AccountId([1; 32])])
+    }
+
+    #[test]
+    fn a_valid_genesis_passes_and_each_bad_field_is_named() {
+        genesis().validate().unwrap();
+        let mut g = genesis();
+        g.chain_id = "bad id!".into();
+        assert!(g.validate().unwrap_err().to_string().contains("chain_id"));
+        let mut g = genesis();
+        g.validators.push(g.validators[0].clone());
+        assert!(g.validate().unwrap_err().to_string().contains("appears twice"));
+        let mut g = genesis();
+        g.admins.clear();
+        assert!(g.validate().unwrap_err().to_string().contains("admins"));
+        let mut g = genesis();
+        g.contracts[0].code_hash = Hash::ZERO;
+        assert!(g.validate().unwrap_err().to_string().contains("this binary carries"));
+    }
+
+    #[test]
+    fn an_oversized_or_malformed_genesis_file_is_refused() {
+        let dir = std::env::temp_dir().join(format!("shutong-genesis-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("genesis.json");
+        std::fs::write(&path, vec![b' '; GENESIS_BYTES_MAX as usize + 1]).unwrap();
+        assert!(Genesis::load(&path).unwrap_err().to_string().contains("larger than"));
+        std::fs::write(&path, "{\"chain_id\": 5}").unwrap();
+        assert!(matches!(Genesis::load(&path), Err(GenesisError::Read { .. })));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

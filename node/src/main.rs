@@ -411,11 +411,11 @@ async fn query(args: QueryArgs, output: Output) -> anyhow::Result<()> {
             let text = format!(
                 "block {}  height {}  view {}  txs {}\nparent {}\nstate root (after parent) {}",
                 block.hash,
-                block.height,
-                block.view,
+                block.header.height,
+                block.header.view,
                 block.txs.len(),
-                block.parent,
-                block.state_root
+                block.header.parent,
+                block.header.state_root
             );
             print(output, serde_json::to_value(&block)?, text);
         }

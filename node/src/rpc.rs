@@ -88,22 +88,12 @@ fn get_block(params: Params<'_>, ctx: &RpcContext) -> RpcResult<Option<BlockInfo
     let (height,): (u64,) = params.parse()?;
     let Some(block) = ctx.view.storage.block(height) else { return Ok(None) };
     let certificate = ctx.view.storage.certificate(height);
-    let h = &block.header;
     Ok(Some(BlockInfo {
-        hash: h.hash(),
-        height: h.height,
-        view: h.view,
-        parent: h.parent,
-        proposer: h.proposer,
-        timestamp_ms: h.timestamp_ms,
-        txs_root: h.txs_root,
-        state_root: h.state_root,
-        receipts_root: h.receipts_root,
-        audit_root: h.audit_root,
-        validator_set: h.validator_set,
+        hash: block.header.hash(),
         txs: block.txs.iter().map(|tx| tx.id()).collect(),
         block_hex: hex::encode(block.encode()),
         certificate_hex: certificate.map(|c| hex::encode(c.encode())).unwrap_or_default(),
+        header: block.header,
     }))
 }
 

@@ -71,7 +71,7 @@ async fn sigkill_mid_stream_loses_no_committed_block() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert_eq!(next.state_root, before.state_root, "the state root after the last committed block changed");
+    assert_eq!(next.header.state_root, before.state_root, "the state root after the last committed block changed");
 
     // The mempool is not durable: resubmit what is not committed, as a client would.
     let committed = client.nonce(&admin.account()).await.unwrap();

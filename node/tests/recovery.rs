@@ -58,6 +58,6 @@ async fn a_finalized_but_uncommitted_block_is_recovered_from_the_wal() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     };
-    assert!(next.view > view);
+    assert!(next.header.view > view);
     node.stop().await;
 }

@@ -25,6 +25,20 @@ struct KeyFile {
     secret_key: String,
 }
 
+/// A key file is a few hundred bytes; anything much larger is not one.
+pub const KEY_FILE_BYTES_MAX: u64 = 4096;
+
+/// Reads a UTF-8 file of at most `max` bytes; `Ok(None)` if it is larger. Used for every
+/// file an operator hands the node (config, genesis, keys), so that none can make it
+/// allocate without bound.
+pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<Option<String>> {
+    use std::io::Read;
+    let mut text = String::new();
+    let file = std::fs::File::open(path)?;
+    let read = file.take(max + 1).read_to_string(&mut text)?;
+    Ok((read as u64 <= max).then_some(text))
+}
+
 /// Writes `key` to `path` with mode 0600.
 pub fn write(path: &Path, key: &Keypair, force: bool) -> Result<(), KeyFileError> {
     use std::io::Write;
@@ -49,8 +63,10 @@ pub fn read(path: &Path) -> Result<Keypair, KeyFileError> {
     if mode & 0o077 != 0 {
         return Err(KeyFileError::Permissions { path: path.to_path_buf(), mode });
     }
-    let text = std::fs::read_to_string(path).map_err(read_err)?;
     let invalid = |reason: String| KeyFileError::Invalid { path: path.to_path_buf(), reason };
+    let text = read_bounded(path, KEY_FILE_BYTES_MAX)
+        .map_err(read_err)?
+        .ok_or_else(|| invalid(format!("larger than {KEY_FILE_BYTES_MAX} bytes")))?;
     let file: KeyFile = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
     let secret = hex::decode(&file.secret_key).map_err(|e| invalid(format!("secret_key: {e}")))?;
     let secret: [u8; 32] = secret.try_into().map_err(|_| invalid("secret_key is not 32 bytes".into()))?;

@@ -2,7 +2,7 @@
 //! error codes and the shapes of results. The reference is `docs/rpc.md`.
 
 use serde::{Deserialize, Serialize};
-use shutong_types::{Hash, PublicKey};
+use shutong_types::{BlockHeader, Hash, PublicKey};
 
 /// Method names.
 pub mod method {
@@ -49,23 +49,14 @@ pub struct Status {
     pub mempool_txs: u64,
 }
 
-/// `shutong_getBlock`: the header fields, the block's transaction ids and its certificate.
+/// `shutong_getBlock`: the header, its hash, the block's transaction ids and its certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockInfo {
     pub hash: Hash,
-    pub height: u64,
-    pub view: u64,
-    pub parent: Hash,
-    pub proposer: PublicKey,
-    pub timestamp_ms: u64,
-    pub txs_root: Hash,
-    pub state_root: Hash,
-    pub receipts_root: Hash,
-    pub audit_root: Hash,
-    pub validator_set: Hash,
+    pub header: BlockHeader,
     pub txs: Vec<Hash>,
     /// The canonical encoding of the block, hex.
     pub block_hex: String,
-    /// The canonical encoding of its finalization certificate, hex.
+    /// The canonical encoding of its finalization certificate, hex; empty for genesis.
     pub certificate_hex: String,
 }

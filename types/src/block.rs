@@ -9,7 +9,7 @@ use shutong_codec::{Decode, DecodeError, Encode, Reader, write};
 /// A block header. The roots of state, receipts and the audit log are those *after the
 /// parent* block: a block's own effects are committed by its child's header, so that the
 /// certificate on height h+1 certifies the results of height h.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BlockHeader {
     pub chain_id: String,
     pub height: u64,
