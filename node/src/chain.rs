@@ -191,7 +191,7 @@ impl Chain {
             tip: new_tip,
         });
         self.mempool.lock().expect("mempool lock poisoned").prune(&self.view);
-        let level_info = !block.txs.is_empty() || header.height % 50 == 0;
+        let level_info = !block.txs.is_empty() || header.height.is_multiple_of(50);
         let elapsed_us = started.elapsed().as_micros() as u64;
         if level_info {
             tracing::info!(height = header.height, txs = block.txs.len(), gas = output.gas_used, elapsed_us, state_root = %output.state_root, "committed block");

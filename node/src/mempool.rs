@@ -156,18 +156,14 @@ impl Mempool {
         let next_height = chain.next_height();
         let mut runs: Vec<Vec<Arc<SignedTransaction>>> = Vec::new();
         for (sender, pending) in &self.by_sender {
-            let mut nonce = chain.committed_nonce(sender);
-            let mut run = Vec::new();
-            for (n, tx) in pending.range(nonce..) {
-                if *n != nonce || run.len() >= max {
-                    break;
-                }
-                if tx.tx.expiry_height < next_height {
-                    break;
-                }
-                run.push(Arc::clone(tx));
-                nonce += 1;
-            }
+            let committed = chain.committed_nonce(sender);
+            let run: Vec<Arc<SignedTransaction>> = pending
+                .range(committed..)
+                .zip(committed..)
+                .take_while(|((nonce, tx), expected)| **nonce == *expected && tx.tx.expiry_height >= next_height)
+                .take(max)
+                .map(|((_, tx), _)| Arc::clone(tx))
+                .collect();
             if !run.is_empty() {
                 runs.push(run);
             }
@@ -178,10 +174,10 @@ impl Mempool {
         let mut round = 0;
         while out.len() < max && runs.iter().any(|run| run.len() > round) {
             for run in &runs {
-                if let Some(tx) = run.get(round) {
-                    if out.len() < max {
-                        out.push(Arc::clone(tx));
-                    }
+                if let Some(tx) = run.get(round)
+                    && out.len() < max
+                {
+                    out.push(Arc::clone(tx));
                 }
             }
             round += 1;
