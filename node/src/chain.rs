@@ -127,7 +127,10 @@ impl Chain {
         assert_eq!((tip.hash, tip.height + 1), (parent, height), "the engine builds on the committed tip");
         let txs: Vec<_> = {
             let pool = self.mempool.lock().expect("mempool lock poisoned");
-            pool.select(self.cfg.block_txs_max as usize, &self.view).into_iter().map(|tx| (*tx).clone()).collect()
+            pool.select(self.cfg.block_txs_max as usize, self.cfg.block_gas_max, &self.view)
+                .into_iter()
+                .map(|tx| (*tx).clone())
+                .collect()
         };
         let header = BlockHeader {
             chain_id: self.view.chain_id.clone(),

@@ -37,6 +37,9 @@ pub struct ConsensusConfig {
     pub block_interval_ms: u64,
     /// The most transactions in one block.
     pub block_txs_max: u32,
+    /// The most gas a block's transactions may declare in all; bounds the memory and time
+    /// one block's execution can take.
+    pub block_gas_max: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,7 +62,7 @@ impl Default for Config {
                 connections_max: 256,
                 query_gas_max: 50_000_000,
             },
-            consensus: ConsensusConfig { block_interval_ms: 200, block_txs_max: 5_000 },
+            consensus: ConsensusConfig { block_interval_ms: 200, block_txs_max: 5_000, block_gas_max: 500_000_000 },
             mempool: mempool::Config::default(),
             log: LogConfig { format: "text".into(), filter: "info".into() },
         }
@@ -137,6 +140,12 @@ impl Config {
             "must be 1 to 20000",
         )?;
         let m = &self.mempool;
+        check(
+            "consensus.block_gas_max",
+            c.block_gas_max,
+            (m.gas_limit_max..=10_000_000_000).contains(&c.block_gas_max),
+            "must be at least mempool.gas_limit_max and at most 1e10",
+        )?;
         check("mempool.txs_max", m.txs_max, (1..=1_000_000).contains(&m.txs_max), "must be 1 to 1000000")?;
         check(
             "mempool.sender_txs_max",

@@ -34,6 +34,7 @@ pub struct Node {
     rpc: jsonrpsee::server::ServerHandle,
     shutdown: std::sync::mpsc::Sender<()>,
     chain: Option<std::thread::JoinHandle<()>>,
+    storage: Arc<Storage>,
 }
 
 /// Resolves `path` against the home directory unless it is absolute.
@@ -78,6 +79,7 @@ impl Node {
         cfg.validate()?;
         genesis.validate()?;
         let storage = Arc::new(Storage::open(&in_home(home, &cfg.data_dir))?);
+        let storage_handle = Arc::clone(&storage);
         let tip = init_storage(&storage, &genesis)?;
         tracing::info!(chain_id = %genesis.chain_id, height = tip.height, state_root = %tip.state_root, "storage open");
         let vm = Arc::new(Vm::new(VmConfig::default())?);
@@ -113,10 +115,11 @@ impl Node {
         tracing::info!(%rpc_addr, "json-rpc listening");
         let (shutdown, stop) = std::sync::mpsc::channel();
         let chain = std::thread::Builder::new().name("consensus".into()).spawn(move || chain.run(stop))?;
-        Ok(Node { rpc_addr, rpc, shutdown, chain: Some(chain) })
+        Ok(Node { rpc_addr, rpc, shutdown, chain: Some(chain), storage: storage_handle })
     }
 
-    /// Stops block production and the RPC server, and waits for both.
+    /// Stops block production and the RPC server, and waits until the database is closed,
+    /// so the same data directory can be opened again at once.
     pub async fn stop(mut self) {
         let _ = self.shutdown.send(());
         if let Some(chain) = self.chain.take() {
@@ -124,5 +127,13 @@ impl Node {
         }
         let _ = self.rpc.stop();
         self.rpc.clone().stopped().await;
+        // Connection tasks may still hold the RPC context for a moment after the server stops.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while Arc::strong_count(&self.storage) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        if Arc::strong_count(&self.storage) > 1 {
+            tracing::warn!("storage still referenced 10 s after stop; the database closes when the last user ends");
+        }
     }
 }

@@ -150,9 +150,10 @@ impl Mempool {
         Ok(id)
     }
 
-    /// Up to `max` transactions for the next block: for each sender, the run of consecutive
-    /// nonces that starts at its committed nonce, interleaved across senders.
-    pub fn select(&self, max: usize, chain: &dyn ChainView) -> Vec<Arc<SignedTransaction>> {
+    /// Up to `max` transactions declaring at most `gas_max` gas in all, for the next block:
+    /// for each sender, the run of consecutive nonces that starts at its committed nonce,
+    /// interleaved across senders.
+    pub fn select(&self, max: usize, gas_max: u64, chain: &dyn ChainView) -> Vec<Arc<SignedTransaction>> {
         let next_height = chain.next_height();
         let mut runs: Vec<Vec<Arc<SignedTransaction>>> = Vec::new();
         for (sender, pending) in &self.by_sender {
@@ -171,14 +172,19 @@ impl Mempool {
         // Deterministic order: by sender, then round-robin so no sender starves the others.
         runs.sort_by_key(|run| run[0].tx.sender);
         let mut out = Vec::new();
+        let mut gas = 0u64;
+        // A sender whose next transaction does not fit stops there: its later nonces need it.
+        let mut blocked = vec![false; runs.len()];
         let mut round = 0;
         while out.len() < max && runs.iter().any(|run| run.len() > round) {
-            for run in &runs {
-                if let Some(tx) = run.get(round)
-                    && out.len() < max
-                {
-                    out.push(Arc::clone(tx));
+            for (run, blocked) in runs.iter().zip(blocked.iter_mut()) {
+                let Some(tx) = run.get(round).filter(|_| !*blocked && out.len() < max) else { continue };
+                if gas + tx.tx.gas_limit > gas_max {
+                    *blocked = true;
+                    continue;
                 }
+                gas += tx.tx.gas_limit;
+                out.push(Arc::clone(tx));
             }
             round += 1;
         }
@@ -358,10 +364,12 @@ mod tests {
         for (key, nonce) in [(&a, 0), (&a, 1), (&a, 3), (&b, 0)] {
             pool.admit(&tx(key, nonce).sign(key).encode(), &chain).unwrap();
         }
-        let picked: Vec<(AccountId, u64)> = pool.select(10, &chain).iter().map(|t| (t.tx.sender, t.tx.nonce)).collect();
+        let picked: Vec<(AccountId, u64)> =
+            pool.select(10, u64::MAX, &chain).iter().map(|t| (t.tx.sender, t.tx.nonce)).collect();
         assert_eq!(picked.len(), 3, "nonce 3 waits for nonce 2: {picked:?}");
         assert!(!picked.contains(&(a.account(), 3)));
-        assert_eq!(pool.select(1, &chain).len(), 1);
+        assert_eq!(pool.select(1, u64::MAX, &chain).len(), 1);
+        assert_eq!(pool.select(10, 2_500_000, &chain).len(), 2, "each declares 1,000,000 gas");
         chain.nonces.insert(a.account(), 2);
         pool.prune(&chain);
         assert_eq!(pool.len(), 2);

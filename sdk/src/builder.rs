@@ -4,8 +4,9 @@ use shutong_system_api::names;
 use shutong_system_api::registry::{OrgKind, OrgStatus, RegisterOrg, UpdateOrg};
 use shutong_types::{Address, Call, Encode, Keypair, SignedTransaction, Transaction};
 
-/// Default gas limit of a system-contract call: ample for the registry's methods.
-pub const GAS_LIMIT_DEFAULT: u64 = 5_000_000;
+/// Default gas limit of a system-contract call: ample for the registry's methods (about
+/// 25,000 to 35,000), small enough that many fit a block's gas limit.
+pub const GAS_LIMIT_DEFAULT: u64 = 1_000_000;
 /// Default validity window, in blocks from the current height.
 pub const EXPIRY_BLOCKS_DEFAULT: u64 = 600;
 

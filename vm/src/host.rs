@@ -111,7 +111,7 @@ pub(crate) fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         "output_set",
         |mut caller: HostCaller<'_>, ptr: u32, len: u32| -> wasmtime::Result<()> {
             check_len("output_set", "output", len, OUTPUT_BYTES_MAX)?;
-            charge(&mut caller, gas::HOST_CALL_BASE + per_byte(len as usize))?;
+            charge(&mut caller, gas::HOST_CALL_BASE + gas::PERSISTED_PER_BYTE * u64::from(len))?;
             let output = read(&mut caller, "output_set", "output", ptr, len)?;
             caller.data_mut().output = output;
             Ok(())
@@ -205,7 +205,8 @@ pub(crate) fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             if caller.data().events.len() >= EVENTS_PER_RECEIPT_MAX as usize {
                 return Err(HostError::TooManyEvents(EVENTS_PER_RECEIPT_MAX).into());
             }
-            charge(&mut caller, gas::HOST_CALL_BASE + gas::EVENT_BASE + per_byte((topic_len + data_len) as usize))?;
+            let bytes = u64::from(topic_len) + u64::from(data_len);
+            charge(&mut caller, gas::HOST_CALL_BASE + gas::EVENT_BASE + gas::PERSISTED_PER_BYTE * bytes)?;
             let topic = read(&mut caller, "emit_event", "topic", topic_ptr, topic_len)?;
             let topic = String::from_utf8(topic).map_err(|_| HostError::TopicNotUtf8)?;
             let data = read(&mut caller, "emit_event", "data", data_ptr, data_len)?;
