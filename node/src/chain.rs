@@ -102,10 +102,12 @@ impl Chain {
         for entry in wal.iter().filter(|e| e.vote.subject.kind == VoteKind::Finalize && e.vote.subject.view > tip.view)
         {
             let subject = entry.vote.subject;
-            let block = wal
+            let stored = wal
                 .iter()
                 .filter(|e| e.vote.subject.view == subject.view && e.vote.subject.digest == subject.digest)
-                .find_map(|e| e.block.clone())?;
+                .find_map(|e| e.block.clone());
+            // Without the block (another leader's proposal), block sync must fetch it.
+            let Some(block) = stored else { continue };
             if block.header.parent != tip.hash || block.header.height != tip.height + 1 {
                 continue;
             }
