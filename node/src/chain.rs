@@ -10,23 +10,38 @@ use crate::executor::Executor;
 use crate::mempool::Mempool;
 use crate::storage::{Commit, Storage, Tip, WalEntry};
 use crate::view::NodeView;
-use shutong_consensus::{Config as EngineConfig, Effect, Engine, Input};
+use shutong_consensus::{Config as EngineConfig, Ed25519, Effect, Engine, Finalized, Input, Timer};
 use shutong_types::{Block, BlockHeader, Certificate, Hash, Keypair, VoteKind, validator_set_hash};
+use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The longest the driver sleeps without checking for shutdown.
+const IDLE_WAKE: Duration = Duration::from_millis(500);
+
+/// A block the engine asked this validator to build.
+#[derive(Debug, Clone, Copy)]
+struct Requested {
+    view: u64,
+    parent: Hash,
+    /// Blocks are paced: built no earlier than `block_interval_ms` after the request.
+    ready_at: Instant,
+}
 
 pub struct Chain {
     view: NodeView,
     key: Keypair,
-    engine: Engine,
+    engine: Engine<Ed25519>,
     executor: Executor,
     mempool: Arc<Mutex<Mempool>>,
     cfg: ConsensusConfig,
-    /// The proposal this validator was asked to build: (view, parent, height).
-    pending: Option<(u64, Hash, u64)>,
+    requested: Option<Requested>,
     /// The block this validator proposed in the current view.
     proposed: Option<Block>,
+    /// Pending timers by deadline (the sequence number keeps equal deadlines apart).
+    timers: BTreeMap<(Instant, u64), (u64, Timer)>,
+    timer_seq: u64,
 }
 
 impl std::fmt::Debug for Chain {
@@ -48,8 +63,19 @@ impl Chain {
         mempool: Arc<Mutex<Mempool>>,
         cfg: ConsensusConfig,
     ) -> Option<Chain> {
-        let engine = Engine::new(engine_cfg, key.clone())?;
-        Some(Chain { view, key, engine, executor, mempool, cfg, pending: None, proposed: None })
+        let engine = Engine::new(engine_cfg, key.clone(), Ed25519)?;
+        Some(Chain {
+            view,
+            key,
+            engine,
+            executor,
+            mempool,
+            cfg,
+            requested: None,
+            proposed: None,
+            timers: BTreeMap::new(),
+            timer_seq: 0,
+        })
     }
 
     fn storage(&self) -> &Storage {
@@ -60,40 +86,67 @@ impl Chain {
     /// [`Chain::start`] first.
     pub fn run(mut self, shutdown: Receiver<()>) {
         loop {
-            let interval = Duration::from_millis(self.cfg.block_interval_ms);
-            match shutdown.recv_timeout(interval) {
+            let now = Instant::now();
+            let next_timer = self.timers.keys().next().map(|(at, _)| *at);
+            let next_build = self.requested.map(|r| r.ready_at);
+            let wake = [next_timer, next_build].into_iter().flatten().min().unwrap_or(now + IDLE_WAKE);
+            match shutdown.recv_timeout(wake.saturating_duration_since(now).min(IDLE_WAKE)) {
                 Err(RecvTimeoutError::Timeout) => {}
                 Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
             }
-            let Some((view, parent, height)) = self.pending.take() else { continue };
-            let block = self.build(view, parent, height);
-            let digest = block.header.hash();
-            self.proposed = Some(block);
-            match self.engine.step(Input::Proposal { view, digest, parent, height }) {
-                Ok(effects) => self.apply(effects),
-                Err(err) => tracing::error!(%err, view, height, "own proposal refused by the consensus engine"),
+            self.fire_timers();
+            if let Some(requested) = self.requested.filter(|r| r.ready_at <= Instant::now()) {
+                self.requested = None;
+                self.propose(requested);
             }
         }
     }
 
-    /// Recovers from the write-ahead log, then starts the engine in the first view after
-    /// every view this validator has voted in, so a restart never votes twice in one view.
-    pub fn start(&mut self) {
-        let effects = self.recover_and_enter();
-        self.apply(effects);
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(entry) = self.timers.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let (view, timer) = entry.remove();
+            self.step(Input::Timeout { view, timer });
+        }
     }
 
-    fn recover_and_enter(&mut self) -> Vec<Effect> {
+    fn propose(&mut self, requested: Requested) {
+        let tip = self.view.tip();
+        if requested.parent != tip.hash {
+            // Only the committed tip can be built on until block sync fetches other blocks.
+            tracing::warn!(view = requested.view, parent = %requested.parent, tip = %tip.hash, "cannot build on a parent that is not the committed tip");
+            return;
+        }
+        let block = self.build(requested.view, tip);
+        let digest = block.header.hash();
+        self.proposed = Some(block);
+        self.step(Input::Propose { view: requested.view, digest });
+    }
+
+    fn step(&mut self, input: Input) {
+        match self.engine.step(input) {
+            Ok(effects) => self.apply(effects),
+            Err(err) => tracing::warn!(%err, "consensus input refused"),
+        }
+    }
+
+    /// Recovers from the write-ahead log, then starts the engine with this validator's own
+    /// logged votes, so a restart never signs a vote that conflicts with one signed before.
+    pub fn start(&mut self) {
         let mut tip = self.view.tip();
         let wal = self.storage().wal();
         if let Some(block) = self.recover_finalized(&tip, &wal) {
             tip = self.view.tip();
             tracing::info!(height = block, "recovered a finalized block from the write-ahead log");
         }
-        let last_voted = wal.iter().map(|e| e.vote.subject.view).max().unwrap_or(0);
-        let view = tip.view.max(last_voted) + 1;
-        tracing::info!(height = tip.height, view, "consensus starting");
-        self.engine.step(Input::Start { view, parent: tip.hash, height: tip.height }).expect("start is always accepted")
+        let own_votes = wal.into_iter().map(|e| e.vote).collect();
+        let finalized =
+            Finalized { view: tip.view, digest: tip.hash, certificate: self.storage().certificate(tip.height) };
+        self.step(Input::Start { finalized, own_votes });
+        tracing::info!(height = tip.height, view = self.engine.view(), "consensus started");
     }
 
     /// A block this validator proposed and finalized, whose commit a crash cut off.
@@ -124,9 +177,7 @@ impl Chain {
         None
     }
 
-    fn build(&self, view: u64, parent: Hash, height: u64) -> Block {
-        let tip = self.view.tip();
-        assert_eq!((tip.hash, tip.height + 1), (parent, height), "the engine builds on the committed tip");
+    fn build(&self, view: u64, tip: Tip) -> Block {
         let txs: Vec<_> = {
             let pool = self.mempool.lock().expect("mempool lock poisoned");
             pool.select(self.cfg.block_txs_max as usize, self.cfg.block_gas_max, &self.view)
@@ -136,9 +187,9 @@ impl Chain {
         };
         let header = BlockHeader {
             chain_id: self.view.chain_id.clone(),
-            height,
+            height: tip.height + 1,
             view,
-            parent,
+            parent: tip.hash,
             proposer: self.key.public(),
             timestamp_ms: now_ms().max(tip.timestamp_ms + 1),
             txs_root: Block::txs_root(&txs),
@@ -161,14 +212,35 @@ impl Chain {
                         .filter(|b| vote.subject.kind == VoteKind::Notarize && b.header.hash() == vote.subject.digest);
                     self.storage().persist_vote(&WalEntry { vote, block: own_proposal.cloned() });
                 }
-                // One validator has nobody to send to; multi-validator networking sends here.
-                Effect::BroadcastVote(_) => {}
-                Effect::RequestProposal { view, parent, height } => self.pending = Some((view, parent, height)),
-                Effect::Finalized { height, digest, certificate } => {
+                // Sending to other validators comes with the peer-to-peer network; with one
+                // validator there is nobody to send to.
+                Effect::BroadcastVote(_)
+                | Effect::BroadcastProposal(_)
+                | Effect::BroadcastCertificate(_)
+                | Effect::RequestCertificates { .. } => {}
+                Effect::ScheduleTimer { view, timer, after_ms } => {
+                    self.timer_seq += 1;
+                    let at = Instant::now() + Duration::from_millis(after_ms);
+                    self.timers.insert((at, self.timer_seq), (view, timer));
+                    // Timers of views left behind are harmless but need not pile up.
+                    let current = self.engine.view();
+                    self.timers.retain(|_, (v, _)| *v + 1 >= current);
+                }
+                Effect::RequestProposal { view, parent, .. } => {
+                    let ready_at = Instant::now() + Duration::from_millis(self.cfg.block_interval_ms);
+                    self.requested = Some(Requested { view, parent, ready_at });
+                }
+                Effect::Finalized { view, digest, certificate } => {
                     let block = self.proposed.take().filter(|b| b.header.hash() == digest);
-                    let block =
-                        block.unwrap_or_else(|| panic!("finalized block {digest} at height {height} is not held"));
+                    let block = block.unwrap_or_else(|| panic!("finalized block {digest} of view {view} is not held"));
                     self.commit(&block, &certificate);
+                }
+                Effect::Evidence(evidence) => {
+                    tracing::warn!(
+                        signer = evidence.first.signer,
+                        view = evidence.first.subject.view,
+                        "validator signed conflicting votes"
+                    );
                 }
             }
         }

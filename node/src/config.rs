@@ -40,6 +40,40 @@ pub struct ConsensusConfig {
     /// The most gas a block's transactions may declare in all; bounds the memory and time
     /// one block's execution can take.
     pub block_gas_max: u64,
+    /// `t_l`: how long a validator waits for a view's proposal before voting to skip it.
+    /// Must exceed `block_interval_ms`, or a leader's own pause would skip its view.
+    #[serde(default = "default_leader_timeout_ms")]
+    pub leader_timeout_ms: u64,
+    /// `t_a`: how long a validator waits for a view to end before voting to skip it.
+    #[serde(default = "default_advance_timeout_ms")]
+    pub advance_timeout_ms: u64,
+    /// `t_r`: how often a validator stuck in a view re-sends its vote to skip it.
+    #[serde(default = "default_rebroadcast_ms")]
+    pub rebroadcast_ms: u64,
+}
+
+fn default_leader_timeout_ms() -> u64 {
+    2_000
+}
+
+fn default_advance_timeout_ms() -> u64 {
+    3_000
+}
+
+fn default_rebroadcast_ms() -> u64 {
+    1_000
+}
+
+impl ConsensusConfig {
+    /// The engine's timers.
+    pub fn timeouts(&self) -> shutong_consensus::Timeouts {
+        shutong_consensus::Timeouts {
+            leader_ms: self.leader_timeout_ms,
+            advance_ms: self.advance_timeout_ms,
+            rebroadcast_ms: self.rebroadcast_ms,
+            backoff_exponent_max: 3,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,7 +96,14 @@ impl Default for Config {
                 connections_max: 256,
                 query_gas_max: 50_000_000,
             },
-            consensus: ConsensusConfig { block_interval_ms: 200, block_txs_max: 5_000, block_gas_max: 500_000_000 },
+            consensus: ConsensusConfig {
+                block_interval_ms: 200,
+                block_txs_max: 5_000,
+                block_gas_max: 500_000_000,
+                leader_timeout_ms: default_leader_timeout_ms(),
+                advance_timeout_ms: default_advance_timeout_ms(),
+                rebroadcast_ms: default_rebroadcast_ms(),
+            },
             mempool: mempool::Config::default(),
             log: LogConfig { format: "text".into(), filter: "info".into() },
         }
@@ -139,6 +180,24 @@ impl Config {
             (1..=shutong_types::limits::BLOCK_TXS_MAX).contains(&c.block_txs_max),
             "must be 1 to 20000",
         )?;
+        check(
+            "consensus.leader_timeout_ms",
+            c.leader_timeout_ms,
+            c.leader_timeout_ms > c.block_interval_ms && c.leader_timeout_ms <= 600_000,
+            "must exceed consensus.block_interval_ms and be at most 600000",
+        )?;
+        check(
+            "consensus.advance_timeout_ms",
+            c.advance_timeout_ms,
+            c.advance_timeout_ms >= c.leader_timeout_ms && c.advance_timeout_ms <= 600_000,
+            "must be at least consensus.leader_timeout_ms and at most 600000",
+        )?;
+        check(
+            "consensus.rebroadcast_ms",
+            c.rebroadcast_ms,
+            (50..=600_000).contains(&c.rebroadcast_ms),
+            "must be 50 to 600000",
+        )?;
         let m = &self.mempool;
         check(
             "consensus.block_gas_max",
@@ -187,6 +246,14 @@ mod tests {
         cfg.consensus.block_interval_ms = 0;
         let err = cfg.validate().unwrap_err().to_string();
         assert!(err.contains("consensus.block_interval_ms"), "{err}");
+    }
+
+    #[test]
+    fn a_leader_timeout_below_the_block_interval_is_refused() {
+        let mut cfg = Config::default();
+        cfg.consensus.leader_timeout_ms = cfg.consensus.block_interval_ms;
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("consensus.leader_timeout_ms"), "{err}");
     }
 
     #[test]

@@ -90,6 +90,7 @@ impl Node {
             chain_id: genesis.chain_id.clone(),
             epoch: 0,
             validators: genesis.validator_keys(),
+            timeouts: cfg.consensus.timeouts(),
         };
         let executor = executor::Executor::new(Arc::clone(&vm), storage.clone());
         let mut chain = chain::Chain::new(

@@ -109,3 +109,5 @@ impl Drop for NodeProcess {
         self.kill();
     }
 }
+
+pub mod sim;

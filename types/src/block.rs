@@ -215,6 +215,19 @@ impl Certificate {
 
     /// Checks that at least `quorum` distinct members of `validators` signed the subject.
     pub fn verify(&self, chain_id: &str, validators: &[PublicKey], quorum: usize) -> Result<(), CertificateError> {
+        self.verify_with(chain_id, validators, quorum, |_, key, message, signature| key.verify(message, signature))
+    }
+
+    /// [`Certificate::verify`] with the signature check supplied by the caller, so that a
+    /// caller that has already checked some of these signatures (as single votes) need not
+    /// check them again. `check(index, key, message, signature)` is called once per signer.
+    pub fn verify_with(
+        &self,
+        chain_id: &str,
+        validators: &[PublicKey],
+        quorum: usize,
+        mut check: impl FnMut(usize, &PublicKey, &[u8], &Signature) -> Result<(), SignatureError>,
+    ) -> Result<(), CertificateError> {
         let expected = validators.len().div_ceil(8);
         if self.signers.len() != expected {
             return Err(CertificateError::BitmapLength {
@@ -240,8 +253,7 @@ impl Certificate {
         }
         let message = self.subject.signing_bytes(chain_id);
         for (index, signature) in indices.iter().zip(&self.signatures) {
-            validators[*index]
-                .verify(&message, signature)
+            check(*index, &validators[*index], &message, signature)
                 .map_err(|source| CertificateError::BadSignature { index: *index, source })?;
         }
         Ok(())
