@@ -320,7 +320,10 @@ fn a_leader_signs_one_proposal_per_view_even_when_late_certificates_arrive() {
         engine.step(Input::Certificate(certificate(&keys, &[0, 1, 3], VoteKind::Nullify, 1, Hash::ZERO))).unwrap();
     assert!(effects.contains(&Effect::RequestProposal { view: 2, parent: Hash::ZERO, parent_view: 0 }));
     assert_eq!(own_votes(&engine.step(Input::Propose { view: 2, digest: digest("a") }).unwrap()).len(), 1);
-    assert_eq!(engine.step(Input::Propose { view: 2, digest: digest("b") }).unwrap_err(), Error::NotRequested { view: 2 });
+    assert_eq!(
+        engine.step(Input::Propose { view: 2, digest: digest("b") }).unwrap_err(),
+        Error::NotRequested { view: 2 }
+    );
     // A late notarization of view 1 makes the leader reconsider its parent, but it has
     // proposed in view 2 already: no second request, so no second block to sign. (The
     // simulation found this one.)
