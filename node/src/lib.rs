@@ -9,6 +9,7 @@ pub mod config;
 pub mod executor;
 pub mod genesis;
 pub mod mempool;
+pub mod p2p;
 pub mod rpc;
 pub mod storage;
 pub mod view;
