@@ -456,7 +456,7 @@ impl<V: Verifier> Engine<V> {
             }
         }
         if view >= self.view {
-            effects.extend(self.enter(view + 1, Some(certificate)));
+            effects.extend(self.enter(view.saturating_add(1), Some(certificate)));
         } else {
             // An older certificate may complete what a pending proposal or the leader's
             // choice of parent was waiting for.

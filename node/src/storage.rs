@@ -7,7 +7,7 @@
 use rocksdb::{ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
 use shutong_codec::{Decode, DecodeError, Encode, Reader, write};
 use shutong_consensus::SignedVote;
-use shutong_types::{Block, Certificate, Hash, Receipt, Signature, VoteSubject};
+use shutong_types::{Block, Certificate, Hash, Receipt};
 use shutong_vm::state::{StateReader, Writes};
 use std::path::Path;
 
@@ -83,20 +83,16 @@ pub struct WalEntry {
 
 impl Encode for WalEntry {
     fn encode_to(&self, out: &mut Vec<u8>) {
-        self.vote.subject.encode_to(out);
-        write::u32(out, self.vote.signer);
-        self.vote.signature.encode_to(out);
+        self.vote.encode_to(out);
         write::option(out, &self.block, |out, block| block.encode_to(out));
     }
 }
 
 impl Decode for WalEntry {
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let subject = VoteSubject::decode_from(r)?;
-        let signer = r.u32()?;
-        let signature = Signature::decode_from(r)?;
+        let vote = SignedVote::decode_from(r)?;
         let block = r.option("wal.block", Block::decode_from)?;
-        Ok(WalEntry { vote: SignedVote { subject, signer, signature }, block })
+        Ok(WalEntry { vote, block })
     }
 }
 
