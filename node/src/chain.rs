@@ -1,32 +1,118 @@
 //! The consensus driver: carries out the consensus engine's effects against storage, the
-//! mempool and the executor, and builds this validator's proposals.
+//! mempool, the executor and the network, checks other leaders' blocks before the engine
+//! may vote for them, builds this validator's own, and fetches blocks it lacks.
 //!
 //! It runs on its own thread: execution is synchronous CPU work. The host contract of
 //! `shutong_consensus` holds here: a vote is synced to the write-ahead log before any later
-//! effect, and finalized blocks are executed and committed in height order.
+//! effect (so before it can be sent), and finalized blocks are executed and committed in
+//! height order.
+//!
+//! Blocks that are proposed but not yet final are held in memory, executed on demand on top
+//! of their uncommitted ancestors (a header carries the state root after its parent, so a
+//! child can only be checked, or built, once its parent has run). A block is committed when
+//! a finalization certificate covers it or a descendant.
+//!
+//! A node that lacks blocks gets them two ways. A proposal whose parent it missed makes it
+//! ask the proposer for the parent by digest. A finalization it cannot connect to its tip
+//! (it was down, or partitioned) makes it ask peers, in turn, for committed blocks from its
+//! tip on; each answer is linked to the tip by hash and made final by a certificate it
+//! carries or by the finalization the engine already holds.
 
 use crate::config::ConsensusConfig;
-use crate::executor::Executor;
-use crate::mempool::Mempool;
+use crate::executor::{BlockOutput, Executor};
+use crate::mempool::{AdmitError, ChainView, Mempool};
+use crate::network::{Command, Inbound, NetHandle};
 use crate::storage::{Commit, Storage, Tip, WalEntry};
 use crate::view::NodeView;
-use shutong_consensus::{Config as EngineConfig, Ed25519, Effect, Engine, Finalized, Input, Timer};
-use shutong_types::{Block, BlockHeader, Certificate, Hash, Keypair, VoteKind, validator_set_hash};
-use std::collections::BTreeMap;
+use crate::wire::{BLOCKS_PER_MESSAGE_MAX, NetMessage};
+use libp2p::PeerId;
+use shutong_consensus::{
+    Config as EngineConfig, Ed25519, Effect, Engine, Finalized, Input, Message, Proposal, SignedVote, Timer,
+    VIEW_LOOKAHEAD,
+};
+use shutong_types::limits::BLOCK_BYTES_MAX;
+use shutong_types::{
+    AccountId, Address, Block, BlockHeader, Certificate, Decode, Encode, Hash, Keypair, PublicKey, VoteKind,
+    validator_set_hash,
+};
+use shutong_vm::state::StateReader;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// The longest the driver sleeps without checking for shutdown.
+/// The longest the driver sleeps without looking at its timers.
 const IDLE_WAKE: Duration = Duration::from_millis(500);
+/// How far ahead of this node's clock a proposal's timestamp may be.
+pub const CLOCK_DRIFT_MS: u64 = 5_000;
+/// Bounds on the blocks held in memory that are not committed yet.
+const HELD_BLOCKS_MAX: usize = 2_048;
+const HELD_BYTES_MAX: usize = 256 << 20;
+/// Bounds on proposals waiting for their parent, and on digests asked for.
+const WAITING_MAX: usize = 64;
+const WANTED_MAX: usize = 1_024;
+/// How often block sync asks again while a finalized block cannot be connected to the tip.
+const SYNC_RETRY: Duration = Duration::from_millis(500);
+
+/// What reaches the driver's thread.
+#[derive(Debug)]
+pub enum Event {
+    Net(Inbound),
+    Shutdown,
+}
+
+/// What the status RPC shows of consensus.
+#[derive(Debug, Default)]
+pub struct ChainStatus {
+    pub view: AtomicU64,
+    pub finalized_view: AtomicU64,
+}
 
 /// A block the engine asked this validator to build.
 #[derive(Debug, Clone, Copy)]
 struct Requested {
     view: u64,
     parent: Hash,
+    parent_view: u64,
     /// Blocks are paced: built no earlier than `block_interval_ms` after the request.
     ready_at: Instant,
+}
+
+/// A block held in memory until it is committed, with its execution once something needed it.
+#[derive(Debug)]
+struct Held {
+    block: Arc<Block>,
+    bytes: usize,
+    output: Option<Arc<BlockOutput>>,
+}
+
+/// What a block is built on, or checked against: its parent and the state after it.
+#[derive(Debug, Clone)]
+struct ParentState {
+    view: u64,
+    height: u64,
+    timestamp_ms: u64,
+    state_root: Hash,
+    receipts_root: Hash,
+    /// The outputs of the uncommitted blocks up to and including the parent, oldest first.
+    layers: Vec<Arc<BlockOutput>>,
+}
+
+/// Why a proposal was not handed to the engine.
+#[derive(Debug)]
+enum Reject {
+    ParentMissing(Hash),
+    Invalid(String),
+}
+
+/// Where walking back from a finalized digest to the tip ended.
+enum Path {
+    /// The digests to commit, oldest first.
+    Complete(Vec<Hash>),
+    Missing(Hash),
+    /// The digest is not a descendant of the tip: it is committed already, or it conflicts.
+    NotAbove,
 }
 
 pub struct Chain {
@@ -36,9 +122,27 @@ pub struct Chain {
     executor: Executor,
     mempool: Arc<Mutex<Mempool>>,
     cfg: ConsensusConfig,
+    net: NetHandle,
+    peers: Vec<PeerId>,
+    status: Arc<ChainStatus>,
     requested: Option<Requested>,
-    /// The block this validator proposed in the current view.
-    proposed: Option<Block>,
+    /// The view, digest and parent view of this validator's latest proposal.
+    proposed: Option<(u64, Hash, u64)>,
+    held: HashMap<Hash, Held>,
+    held_bytes: usize,
+    /// The digest the engine accepted as a proposal in each view, so a leader's second
+    /// (equivocating) proposal only reaches the engine as a vote.
+    proposals: BTreeMap<u64, Hash>,
+    waiting: BTreeMap<u64, (Block, u64, SignedVote, PeerId)>,
+    wanted: HashSet<Hash>,
+    /// The engine's latest finalization, until it is committed.
+    target: Option<(u64, Hash, Certificate)>,
+    /// Finalization certificates that came with synced blocks, checked.
+    certified: HashMap<Hash, Certificate>,
+    sync_at: Option<Instant>,
+    sync_peer: usize,
+    /// Set when this node's execution disagreed with a finalized header: it stops committing.
+    diverged: bool,
     /// Pending timers by deadline (the sequence number keeps equal deadlines apart).
     timers: BTreeMap<(Instant, u64), (u64, Timer)>,
     timer_seq: u64,
@@ -50,8 +154,38 @@ impl std::fmt::Debug for Chain {
     }
 }
 
+fn encoded_len<T: Encode>(value: &T) -> usize {
+    value.encode().len()
+}
+
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Admission's view of the chain as it will be after a not yet committed parent: nonces
+/// come from the state after it, so a block never repeats what an ancestor holds.
+struct AfterParent<'a> {
+    view: &'a NodeView,
+    state: Arc<dyn StateReader>,
+    next_height: u64,
+}
+
+impl ChainView for AfterParent<'_> {
+    fn chain_id(&self) -> &str {
+        &self.view.chain_id
+    }
+
+    fn next_height(&self) -> u64 {
+        self.next_height
+    }
+
+    fn committed_nonce(&self, account: &AccountId) -> u64 {
+        crate::executor::decode_nonce(self.state.get(&shutong_types::keyspace::account_nonce(account)))
+    }
+
+    fn check_call(&self, contract: &Address, method: &str) -> Result<(), AdmitError> {
+        self.view.check_call(contract, method)
+    }
 }
 
 impl Chain {
@@ -62,7 +196,11 @@ impl Chain {
         executor: Executor,
         mempool: Arc<Mutex<Mempool>>,
         cfg: ConsensusConfig,
+        net: NetHandle,
+        status: Arc<ChainStatus>,
     ) -> Option<Chain> {
+        let me = key.public();
+        let peers = engine_cfg.validators.iter().filter(|k| **k != me).filter_map(crate::p2p::peer_id).collect();
         let engine = Engine::new(engine_cfg, key.clone(), Ed25519)?;
         Some(Chain {
             view,
@@ -71,8 +209,21 @@ impl Chain {
             executor,
             mempool,
             cfg,
+            net,
+            peers,
+            status,
             requested: None,
             proposed: None,
+            held: HashMap::new(),
+            held_bytes: 0,
+            proposals: BTreeMap::new(),
+            waiting: BTreeMap::new(),
+            wanted: HashSet::new(),
+            target: None,
+            certified: HashMap::new(),
+            sync_at: None,
+            sync_peer: 0,
+            diverged: false,
             timers: BTreeMap::new(),
             timer_seq: 0,
         })
@@ -82,23 +233,32 @@ impl Chain {
         &self.view.storage
     }
 
-    /// Runs until `shutdown` receives a message or its sender is dropped. Call
+    fn validators(&self) -> &[PublicKey] {
+        &self.engine.config().validators
+    }
+
+    /// Runs until [`Event::Shutdown`] arrives or every sender is dropped. Call
     /// [`Chain::start`] first.
-    pub fn run(mut self, shutdown: Receiver<()>) {
+    pub fn run(mut self, events: Receiver<Event>) {
         loop {
             let now = Instant::now();
             let next_timer = self.timers.keys().next().map(|(at, _)| *at);
             let next_build = self.requested.map(|r| r.ready_at);
-            let wake = [next_timer, next_build].into_iter().flatten().min().unwrap_or(now + IDLE_WAKE);
-            match shutdown.recv_timeout(wake.saturating_duration_since(now).min(IDLE_WAKE)) {
+            let wake = [next_timer, next_build, self.sync_at].into_iter().flatten().min().unwrap_or(now + IDLE_WAKE);
+            match events.recv_timeout(wake.saturating_duration_since(now).min(IDLE_WAKE)) {
+                Ok(Event::Net(inbound)) => self.on_message(inbound),
                 Err(RecvTimeoutError::Timeout) => {}
-                Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                Ok(Event::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
             }
             self.fire_timers();
             if let Some(requested) = self.requested.filter(|r| r.ready_at <= Instant::now()) {
-                self.requested = None;
                 self.propose(requested);
             }
+            if self.sync_at.is_some_and(|at| at <= Instant::now()) {
+                self.sync();
+            }
+            self.status.view.store(self.engine.view(), Ordering::Relaxed);
+            self.status.finalized_view.store(self.engine.finalized().view, Ordering::Relaxed);
         }
     }
 
@@ -113,24 +273,19 @@ impl Chain {
         }
     }
 
-    fn propose(&mut self, requested: Requested) {
-        let tip = self.view.tip();
-        if requested.parent != tip.hash {
-            // Only the committed tip can be built on until block sync fetches other blocks.
-            tracing::warn!(view = requested.view, parent = %requested.parent, tip = %tip.hash, "cannot build on a parent that is not the committed tip");
-            return;
-        }
-        let block = self.build(requested.view, tip);
-        let digest = block.header.hash();
-        self.proposed = Some(block);
-        self.step(Input::Propose { view: requested.view, digest });
-    }
-
     fn step(&mut self, input: Input) {
         match self.engine.step(input) {
             Ok(effects) => self.apply(effects),
-            Err(err) => tracing::warn!(%err, "consensus input refused"),
+            Err(err) => tracing::debug!(%err, "consensus input refused"),
         }
+    }
+
+    fn send(&self, to: PeerId, message: &NetMessage) {
+        self.net.send(Command::Send(to, message.encode()));
+    }
+
+    fn broadcast(&self, message: &NetMessage) {
+        self.net.send(Command::Broadcast(message.encode()));
     }
 
     /// Recovers from the write-ahead log, then starts the engine with this validator's own
@@ -142,6 +297,14 @@ impl Chain {
             tip = self.view.tip();
             tracing::info!(height = block, "recovered a finalized block from the write-ahead log");
         }
+        // Own proposals in the log may be the parent of what the others built on.
+        for entry in &wal {
+            if let Some(block) = &entry.block
+                && block.header.height > tip.height
+            {
+                self.hold(block.clone());
+            }
+        }
         let own_votes = wal.into_iter().map(|e| e.vote).collect();
         let finalized =
             Finalized { view: tip.view, digest: tip.hash, certificate: self.storage().certificate(tip.height) };
@@ -149,7 +312,8 @@ impl Chain {
         tracing::info!(height = tip.height, view = self.engine.view(), "consensus started");
     }
 
-    /// A block this validator proposed and finalized, whose commit a crash cut off.
+    /// A block this validator proposed and finalized alone (a one-validator chain), whose
+    /// commit a crash cut off.
     fn recover_finalized(&mut self, tip: &Tip, wal: &[WalEntry]) -> Option<u64> {
         let cfg = self.engine.config().clone();
         for entry in wal.iter().filter(|e| e.vote.subject.kind == VoteKind::Finalize && e.vote.subject.view > tip.view)
@@ -159,7 +323,7 @@ impl Chain {
                 .iter()
                 .filter(|e| e.vote.subject.view == subject.view && e.vote.subject.digest == subject.digest)
                 .find_map(|e| e.block.clone());
-            // Without the block (another leader's proposal), block sync must fetch it.
+            // Without the block (another leader's proposal), block sync fetches it.
             let Some(block) = stored else { continue };
             if block.header.parent != tip.hash || block.header.height != tip.height + 1 {
                 continue;
@@ -167,90 +331,495 @@ impl Chain {
             let votes = [(entry.vote.signer as usize, entry.vote.signature)];
             let certificate = Certificate::new(subject, cfg.validators.len(), &votes);
             if certificate.verify(&cfg.chain_id, &cfg.validators, cfg.quorum()).is_err() {
-                // Not a quorum on its own: the other validators' votes are needed (block sync).
+                // Not a quorum on its own: the other validators' votes are needed.
                 continue;
             }
             let height = block.header.height;
-            self.commit(&block, &certificate);
-            return Some(height);
+            let hash = self.hold(block);
+            if self.commit_path(&[hash], Some(&certificate)) {
+                return Some(height);
+            }
         }
         None
     }
 
-    fn build(&self, view: u64, tip: Tip) -> Block {
-        let txs: Vec<_> = {
-            let pool = self.mempool.lock().expect("mempool lock poisoned");
-            pool.select(self.cfg.block_txs_max as usize, self.cfg.block_gas_max, &self.view)
-                .into_iter()
-                .map(|tx| (*tx).clone())
-                .collect()
-        };
-        let header = BlockHeader {
-            chain_id: self.view.chain_id.clone(),
-            height: tip.height + 1,
-            view,
-            parent: tip.hash,
-            proposer: self.key.public(),
-            timestamp_ms: now_ms().max(tip.timestamp_ms + 1),
-            txs_root: Block::txs_root(&txs),
-            state_root: tip.state_root,
-            receipts_root: tip.receipts_root,
-            audit_root: Hash::ZERO,
-            audit_size: 0,
-            validator_set: validator_set_hash(&self.engine.config().validators),
-        };
-        Block { header, txs }
+    // ---- Blocks held in memory ----------------------------------------------------------
+
+    /// Holds a block that is not committed yet; returns its digest. Blocks beyond the
+    /// memory bounds are not held (they will be asked for again if needed).
+    fn hold(&mut self, block: Block) -> Hash {
+        let hash = block.header.hash();
+        if self.held.contains_key(&hash) || block.header.height <= self.view.tip().height {
+            return hash;
+        }
+        let bytes = encoded_len(&block);
+        if self.held.len() >= HELD_BLOCKS_MAX || self.held_bytes + bytes > HELD_BYTES_MAX {
+            tracing::warn!(%hash, held = self.held.len(), "too many uncommitted blocks held; dropping one");
+            return hash;
+        }
+        self.held_bytes += bytes;
+        self.held.insert(hash, Held { block: Arc::new(block), bytes, output: None });
+        hash
     }
 
-    fn apply(&mut self, effects: Vec<Effect>) {
-        for effect in effects {
-            match effect {
-                Effect::PersistVote(vote) => {
-                    let own_proposal = self
-                        .proposed
-                        .as_ref()
-                        .filter(|b| vote.subject.kind == VoteKind::Notarize && b.header.hash() == vote.subject.digest);
-                    self.storage().persist_vote(&WalEntry { vote, block: own_proposal.cloned() });
+    fn is_known(&self, hash: &Hash) -> bool {
+        *hash == self.view.tip().hash || self.held.contains_key(hash)
+    }
+
+    /// The state after `parent` (the tip, or a held block, executed now if it was not yet).
+    fn parent_state(&mut self, parent: &Hash) -> Option<ParentState> {
+        let tip = self.view.tip();
+        if *parent == tip.hash {
+            return Some(ParentState {
+                view: tip.view,
+                height: tip.height,
+                timestamp_ms: tip.timestamp_ms,
+                state_root: tip.state_root,
+                receipts_root: tip.receipts_root,
+                layers: Vec::new(),
+            });
+        }
+        // The uncommitted chain from the tip to `parent`, oldest first.
+        let mut chain = Vec::new();
+        let mut cursor = *parent;
+        while cursor != tip.hash {
+            let held = self.held.get(&cursor)?;
+            if held.block.header.height <= tip.height {
+                return None;
+            }
+            chain.push(cursor);
+            cursor = held.block.header.parent;
+        }
+        chain.reverse();
+        let mut state = ParentState {
+            view: tip.view,
+            height: tip.height,
+            timestamp_ms: tip.timestamp_ms,
+            state_root: tip.state_root,
+            receipts_root: tip.receipts_root,
+            layers: Vec::new(),
+        };
+        for hash in chain {
+            let held = self.held.get(&hash).expect("walked above");
+            let block = Arc::clone(&held.block);
+            let output = match &held.output {
+                Some(output) => Arc::clone(output),
+                None => {
+                    let output = Arc::new(self.executor.execute_after(&block, &state.state_root, state.layers.clone()));
+                    self.held.get_mut(&hash).expect("walked above").output = Some(Arc::clone(&output));
+                    output
                 }
-                // Sending to other validators comes with the peer-to-peer network; with one
-                // validator there is nobody to send to.
-                Effect::BroadcastVote(_)
-                | Effect::BroadcastProposal(_)
-                | Effect::BroadcastCertificate(_)
-                | Effect::RequestCertificates { .. } => {}
-                Effect::ScheduleTimer { view, timer, after_ms } => {
-                    self.timer_seq += 1;
-                    let at = Instant::now() + Duration::from_millis(after_ms);
-                    self.timers.insert((at, self.timer_seq), (view, timer));
-                    // Timers of views left behind are harmless but need not pile up.
-                    let current = self.engine.view();
-                    self.timers.retain(|_, (v, _)| *v + 1 >= current);
+            };
+            state.view = block.header.view;
+            state.height = block.header.height;
+            state.timestamp_ms = block.header.timestamp_ms;
+            state.state_root = output.state_root;
+            state.receipts_root = output.receipts_root;
+            state.layers.push(output);
+        }
+        Some(state)
+    }
+
+    // ---- Messages from peers --------------------------------------------------------------
+
+    fn on_message(&mut self, inbound: Inbound) {
+        let Inbound { from, bytes } = inbound;
+        let message = match NetMessage::decode(&bytes) {
+            Ok(message) => message,
+            Err(err) => {
+                tracing::debug!(peer = %from, %err, "undecodable message dropped");
+                return;
+            }
+        };
+        match message {
+            NetMessage::Consensus(Message::Vote(vote)) => self.step(Input::Vote(vote)),
+            NetMessage::Consensus(Message::Certificate(certificate)) => self.step(Input::Certificate(certificate)),
+            NetMessage::Consensus(Message::CertificateRequest { views }) => {
+                let mut sent = HashSet::new();
+                for view in views {
+                    for certificate in self.engine.certificates(view) {
+                        if sent.insert(certificate.subject) {
+                            self.send(from, &NetMessage::Consensus(Message::Certificate(certificate)));
+                        }
+                    }
                 }
-                Effect::RequestProposal { view, parent, .. } => {
-                    let ready_at = Instant::now() + Duration::from_millis(self.cfg.block_interval_ms);
-                    self.requested = Some(Requested { view, parent, ready_at });
+            }
+            NetMessage::Proposal { block, parent_view, vote } => self.on_proposal(from, block, parent_view, vote),
+            NetMessage::BlockRequest { digest, ancestors } => self.serve_blocks(from, digest, ancestors),
+            NetMessage::Blocks(blocks) => self.on_blocks(blocks),
+            NetMessage::SyncRequest { from_height, count } => self.serve_sync(from, from_height, count),
+            NetMessage::SyncBlocks(blocks) => self.on_sync_blocks(blocks),
+        }
+    }
+
+    fn on_proposal(&mut self, from: PeerId, block: Block, parent_view: u64, vote: SignedVote) {
+        let view = vote.subject.view;
+        let digest = block.header.hash();
+        if view <= self.engine.finalized().view || view > self.engine.view() + VIEW_LOOKAHEAD {
+            return;
+        }
+        if vote.subject.kind != VoteKind::Notarize || vote.subject.digest != digest || block.header.view != view {
+            tracing::debug!(peer = %from, view, "proposal whose vote does not match its block dropped");
+            return;
+        }
+        match self.proposals.get(&view) {
+            Some(first) if *first == digest => return,
+            // A second block from one leader in one view: only its vote matters (evidence).
+            Some(_) => return self.step(Input::Vote(vote)),
+            None => {}
+        }
+        match self.check_proposal(&block, parent_view) {
+            Ok(()) => {
+                self.proposals.insert(view, digest);
+                let parent = block.header.parent;
+                self.hold(block);
+                self.step(Input::Proposal { proposal: Proposal { view, digest, parent, parent_view }, vote });
+            }
+            Err(Reject::ParentMissing(parent)) => {
+                if self.waiting.len() < WAITING_MAX {
+                    self.waiting.insert(view, (block, parent_view, vote, from));
                 }
-                Effect::Finalized { view, digest, certificate } => {
-                    let block = self.proposed.take().filter(|b| b.header.hash() == digest);
-                    let block = block.unwrap_or_else(|| panic!("finalized block {digest} of view {view} is not held"));
-                    self.commit(&block, &certificate);
-                }
-                Effect::Evidence(evidence) => {
-                    tracing::warn!(
-                        signer = evidence.first.signer,
-                        view = evidence.first.subject.view,
-                        "validator signed conflicting votes"
-                    );
-                }
+                self.request_block(from, parent);
+            }
+            Err(Reject::Invalid(reason)) => {
+                tracing::warn!(view, %digest, peer = %from, %reason, "invalid proposal: not voting for it");
+                // The leader's own vote still counts toward evidence if it equivocates.
+                self.proposals.insert(view, digest);
             }
         }
     }
 
-    /// Executes a finalized block and commits it with its results in one atomic batch.
-    fn commit(&mut self, block: &Block, certificate: &Certificate) {
+    /// The host's part of rule 6: the block's contents are valid on top of its parent.
+    fn check_proposal(&mut self, block: &Block, parent_view: u64) -> Result<(), Reject> {
+        let invalid = |reason: String| Err(Reject::Invalid(reason));
+        let header = &block.header;
+        if header.chain_id != self.view.chain_id {
+            return invalid(format!("chain id {:?}", header.chain_id));
+        }
+        let leader = self.engine.config().leader(header.view) as usize;
+        if header.proposer != self.validators()[leader] {
+            return invalid(format!("proposer {} is not the leader of view {}", header.proposer, header.view));
+        }
+        if header.validator_set != validator_set_hash(self.validators()) {
+            return invalid("validator set hash is not the current set's".into());
+        }
+        if header.audit_root != Hash::ZERO || header.audit_size != 0 {
+            return invalid("audit log fields are set, but no transaction appends to it yet".into());
+        }
+        let parent = self.parent_state(&header.parent).ok_or(Reject::ParentMissing(header.parent))?;
+        if parent.view != parent_view {
+            return invalid(format!("parent view is {}, not the claimed {parent_view}", parent.view));
+        }
+        if header.height != parent.height + 1 {
+            return invalid(format!("height {} does not follow the parent's {}", header.height, parent.height));
+        }
+        if header.timestamp_ms <= parent.timestamp_ms || header.timestamp_ms > now_ms() + CLOCK_DRIFT_MS {
+            return invalid(format!("timestamp {} is not after its parent's or is in the future", header.timestamp_ms));
+        }
+        if header.state_root != parent.state_root || header.receipts_root != parent.receipts_root {
+            return invalid("state or receipts root is not the one after the parent".into());
+        }
+        if block.txs.len() > self.cfg.block_txs_max as usize || encoded_len(block) > BLOCK_BYTES_MAX {
+            return invalid(format!(
+                "{} transactions or {} bytes is over the limit",
+                block.txs.len(),
+                encoded_len(block)
+            ));
+        }
+        if Block::txs_root(&block.txs) != header.txs_root {
+            return invalid("transactions root does not match".into());
+        }
+        let gas: u64 = block.txs.iter().map(|tx| tx.tx.gas_limit).fold(0, u64::saturating_add);
+        if gas > self.cfg.block_gas_max {
+            return invalid(format!("declares {gas} gas, over the block limit"));
+        }
+        let mut ids = HashSet::with_capacity(block.txs.len());
+        let pool = self.mempool.lock().expect("mempool lock poisoned");
+        for tx in &block.txs {
+            let id = tx.id();
+            if !ids.insert(id) {
+                return invalid(format!("transaction {id} appears twice"));
+            }
+            if tx.tx.chain_id != self.view.chain_id {
+                return invalid(format!("transaction {id} is for chain {:?}", tx.tx.chain_id));
+            }
+            // The mempool admitted only transactions whose signature it checked.
+            if !pool.contains(&id)
+                && let Err(err) = tx.verify()
+            {
+                return invalid(format!("transaction {id}: {err}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn request_block(&mut self, from: PeerId, digest: Hash) {
+        if self.wanted.len() >= WANTED_MAX {
+            self.wanted.clear();
+        }
+        self.wanted.insert(digest);
+        self.send(from, &NetMessage::BlockRequest { digest, ancestors: 16 });
+    }
+
+    fn serve_blocks(&self, to: PeerId, digest: Hash, ancestors: u32) {
+        let mut blocks = Vec::new();
+        let mut bytes = 0;
+        let mut cursor = digest;
+        while blocks.len() <= ancestors.min(BLOCKS_PER_MESSAGE_MAX - 1) as usize {
+            let block = match self.held.get(&cursor) {
+                Some(held) => (*held.block).clone(),
+                None => match self.storage().block_by_hash(&cursor) {
+                    Some(block) => block,
+                    None => break,
+                },
+            };
+            bytes += encoded_len(&block);
+            if bytes > BLOCK_BYTES_MAX && !blocks.is_empty() {
+                break;
+            }
+            cursor = block.header.parent;
+            let genesis = block.header.height == 0;
+            blocks.push(block);
+            if genesis {
+                break;
+            }
+        }
+        if !blocks.is_empty() {
+            self.send(to, &NetMessage::Blocks(blocks));
+        }
+    }
+
+    /// Blocks asked for by digest: each is taken only if it, or a block it is the parent
+    /// of, was asked for, so a peer cannot fill memory with blocks nobody wanted.
+    fn on_blocks(&mut self, blocks: Vec<Block>) {
+        let mut taken = false;
+        for block in blocks {
+            let hash = block.header.hash();
+            if !self.wanted.remove(&hash) {
+                continue;
+            }
+            let parent = block.header.parent;
+            self.hold(block);
+            taken = true;
+            if !self.is_known(&parent) && self.storage().block_by_hash(&parent).is_none() {
+                self.wanted.insert(parent);
+            }
+        }
+        if taken {
+            self.after_new_blocks();
+        }
+    }
+
+    fn serve_sync(&self, to: PeerId, from_height: u64, count: u32) {
+        let tip = self.view.tip().height;
+        let mut blocks = Vec::new();
+        let mut bytes = 0;
+        let end = from_height.saturating_add(count.min(BLOCKS_PER_MESSAGE_MAX) as u64);
+        for height in from_height..end.min(tip + 1) {
+            let Some(block) = self.storage().block(height) else { break };
+            bytes += encoded_len(&block);
+            if bytes > BLOCK_BYTES_MAX && !blocks.is_empty() {
+                break;
+            }
+            blocks.push((block, self.storage().certificate(height)));
+        }
+        if !blocks.is_empty() {
+            self.send(to, &NetMessage::SyncBlocks(blocks));
+        }
+    }
+
+    /// Committed blocks from a peer: taken while they link to the tip by hash; a
+    /// certificate with one is checked and makes it (and so what it links to) final.
+    fn on_sync_blocks(&mut self, blocks: Vec<(Block, Option<Certificate>)>) {
         let tip = self.view.tip();
-        let started = std::time::Instant::now();
-        let output = self.executor.execute(block, &tip.state_root);
+        let mut previous = tip.hash;
+        let mut final_view = None;
+        for (block, certificate) in blocks {
+            if block.header.height <= tip.height {
+                continue;
+            }
+            if block.header.parent != previous {
+                break;
+            }
+            let hash = self.hold(block);
+            if !self.held.contains_key(&hash) {
+                break;
+            }
+            if let Some(certificate) = certificate {
+                let cfg = self.engine.config();
+                let ok = certificate.subject.kind == VoteKind::Finalize
+                    && certificate.subject.digest == hash
+                    && certificate.verify(&cfg.chain_id, &cfg.validators, cfg.quorum()).is_ok();
+                if !ok {
+                    tracing::warn!(%hash, "synced block came with an invalid certificate; dropping the rest");
+                    break;
+                }
+                final_view = Some(certificate.subject.view);
+                self.certified.insert(hash, certificate);
+            }
+            previous = hash;
+        }
+        if final_view.is_some() || self.target.is_some() {
+            self.after_new_blocks();
+        }
+    }
+
+    /// New blocks may complete a waiting proposal, this validator's own pending proposal,
+    /// or a path to a finalized block.
+    fn after_new_blocks(&mut self) {
+        self.try_commit();
+        let ready: Vec<u64> = self
+            .waiting
+            .iter()
+            .filter(|(_, (block, ..))| self.is_known(&block.header.parent))
+            .map(|(view, _)| *view)
+            .collect();
+        for view in ready {
+            if let Some((block, parent_view, vote, from)) = self.waiting.remove(&view) {
+                self.on_proposal(from, block, parent_view, vote);
+            }
+        }
+    }
+
+    // ---- Finality and commits ---------------------------------------------------------------
+
+    fn path_to(&self, digest: &Hash) -> Path {
+        let tip = self.view.tip();
+        let mut path = Vec::new();
+        let mut cursor = *digest;
+        while cursor != tip.hash {
+            match self.held.get(&cursor) {
+                Some(held) if held.block.header.height > tip.height => {
+                    path.push(cursor);
+                    cursor = held.block.header.parent;
+                }
+                Some(_) => return Path::NotAbove,
+                None if self.storage().block_by_hash(&cursor).is_some() => return Path::NotAbove,
+                None => return Path::Missing(cursor),
+            }
+        }
+        path.reverse();
+        Path::Complete(path)
+    }
+
+    /// Commits as far as the finalizations held allow, and starts block sync if the
+    /// engine's finalization cannot be reached yet.
+    fn try_commit(&mut self) {
+        if self.diverged {
+            return;
+        }
+        // Synced blocks made final by their own certificates, highest first.
+        let mut certified: Vec<(u64, Hash)> = self
+            .certified
+            .keys()
+            .filter_map(|hash| self.held.get(hash).map(|h| (h.block.header.height, *hash)))
+            .collect();
+        certified.sort_unstable_by(|a, b| b.cmp(a));
+        for (_, hash) in certified {
+            if let Path::Complete(path) = self.path_to(&hash) {
+                let certificate = self.certified.get(&hash).cloned();
+                if self.commit_path(&path, certificate.as_ref())
+                    && let Some(certificate) = certificate
+                {
+                    // The engine may be behind what block sync committed: let it catch up.
+                    self.step(Input::Certificate(certificate));
+                }
+                break;
+            }
+        }
+        let tip = self.view.tip();
+        self.certified.retain(|hash, _| self.held.get(hash).is_some_and(|h| h.block.header.height > tip.height));
+        let Some((view, digest, certificate)) = self.target.clone() else {
+            self.sync_at = None;
+            return;
+        };
+        if view <= tip.view {
+            // Committed already, by block sync.
+            self.target = None;
+            self.sync_at = None;
+            return;
+        }
+        match self.path_to(&digest) {
+            Path::Complete(path) => {
+                self.target = None;
+                self.sync_at = None;
+                self.commit_path(&path, Some(&certificate));
+            }
+            Path::Missing(_) => {
+                if self.sync_at.is_none() {
+                    self.sync_at = Some(Instant::now());
+                }
+            }
+            Path::NotAbove => {
+                tracing::error!(view, %digest, tip = %tip.hash, "a finalized block does not extend the committed chain");
+                self.target = None;
+            }
+        }
+    }
+
+    /// Asks the next peer for what is missing: committed blocks from the tip on, and the
+    /// finalized block's ancestors by digest (for blocks peers have not committed yet).
+    fn sync(&mut self) {
+        self.sync_at = None;
+        let Some((_, digest, _)) = self.target.clone() else { return };
+        let missing = match self.path_to(&digest) {
+            Path::Missing(missing) => missing,
+            _ => return self.try_commit(),
+        };
+        if self.peers.is_empty() {
+            return;
+        }
+        let peer = self.peers[self.sync_peer % self.peers.len()];
+        self.sync_peer = self.sync_peer.wrapping_add(1);
+        let tip = self.view.tip();
+        tracing::debug!(%peer, from_height = tip.height + 1, %missing, "block sync");
+        self.send(peer, &NetMessage::SyncRequest { from_height: tip.height + 1, count: BLOCKS_PER_MESSAGE_MAX });
+        self.request_block(peer, missing);
+        self.sync_at = Some(Instant::now() + SYNC_RETRY);
+    }
+
+    /// Commits the held blocks of `path` in order; the last one carries `certificate`.
+    /// Returns false if this node's execution disagrees with a header (it then stops).
+    fn commit_path(&mut self, path: &[Hash], certificate: Option<&Certificate>) -> bool {
+        for (i, hash) in path.iter().enumerate() {
+            let tip = self.view.tip();
+            let Some(held) = self.held.get(hash) else { return false };
+            let block = Arc::clone(&held.block);
+            if block.header.state_root != tip.state_root || block.header.receipts_root != tip.receipts_root {
+                tracing::error!(
+                    height = block.header.height,
+                    header_state_root = %block.header.state_root,
+                    local_state_root = %tip.state_root,
+                    "a finalized block's header disagrees with this node's execution; committing stops"
+                );
+                self.diverged = true;
+                return false;
+            }
+            let output = match &held.output {
+                Some(output) => Arc::clone(output),
+                None => Arc::new(self.executor.execute(&block, &tip.state_root)),
+            };
+            let last = i + 1 == path.len();
+            self.commit(&block, if last { certificate } else { None }, &output);
+        }
+        let height = self.view.tip().height;
+        let mut freed = 0;
+        self.held.retain(|_, held| {
+            let keep = held.block.header.height > height;
+            if !keep {
+                freed += held.bytes;
+            }
+            keep
+        });
+        self.held_bytes -= freed;
+        let finalized = self.engine.finalized().view;
+        self.proposals = self.proposals.split_off(&(finalized + 1));
+        self.waiting = self.waiting.split_off(&(finalized + 1));
+        true
+    }
+
+    /// Writes a block and what executing it produced in one atomic batch.
+    fn commit(&mut self, block: &Block, certificate: Option<&Certificate>, output: &BlockOutput) {
         let header = &block.header;
         let new_tip = Tip {
             height: header.height,
@@ -262,18 +831,139 @@ impl Chain {
         };
         self.storage().commit(Commit {
             block,
-            certificate: Some(certificate),
+            certificate,
             receipts: &output.receipts,
             writes: &output.writes,
             tip: new_tip,
         });
         self.mempool.lock().expect("mempool lock poisoned").prune(&self.view);
-        let level_info = !block.txs.is_empty() || header.height.is_multiple_of(50);
-        let elapsed_us = started.elapsed().as_micros() as u64;
-        if level_info {
-            tracing::info!(height = header.height, txs = block.txs.len(), gas = output.gas_used, elapsed_us, state_root = %output.state_root, "committed block");
+        if !block.txs.is_empty() || header.height.is_multiple_of(50) {
+            tracing::info!(height = header.height, view = header.view, txs = block.txs.len(), gas = output.gas_used, state_root = %output.state_root, "committed block");
         } else {
-            tracing::debug!(height = header.height, elapsed_us, "committed empty block");
+            tracing::debug!(height = header.height, view = header.view, "committed empty block");
+        }
+    }
+
+    // ---- This validator's proposals ---------------------------------------------------------
+
+    fn propose(&mut self, requested: Requested) {
+        if requested.view != self.engine.view() {
+            self.requested = None;
+            return;
+        }
+        let Some(parent) = self.parent_state(&requested.parent) else {
+            // The parent is notarized but this node missed it: fetch it and try again.
+            self.wanted.insert(requested.parent);
+            self.broadcast(&NetMessage::BlockRequest { digest: requested.parent, ancestors: 16 });
+            self.requested = Some(Requested { ready_at: Instant::now() + Duration::from_millis(100), ..requested });
+            return;
+        };
+        self.requested = None;
+        let block = self.build(requested.view, requested.parent, &parent);
+        let digest = self.hold(block);
+        self.proposals.insert(requested.view, digest);
+        self.proposed = Some((requested.view, digest, requested.parent_view));
+        self.step(Input::Propose { view: requested.view, digest });
+    }
+
+    fn build(&self, view: u64, parent_hash: Hash, parent: &ParentState) -> Block {
+        let after = AfterParent {
+            view: &self.view,
+            state: self.executor.state_after(parent.layers.clone()),
+            next_height: parent.height + 1,
+        };
+        let mut bytes = 0;
+        let txs: Vec<_> = {
+            let pool = self.mempool.lock().expect("mempool lock poisoned");
+            pool.select(self.cfg.block_txs_max as usize, self.cfg.block_gas_max, &after)
+                .into_iter()
+                .take_while(|tx| {
+                    bytes += encoded_len(&**tx);
+                    bytes + (64 << 10) <= BLOCK_BYTES_MAX
+                })
+                .map(|tx| (*tx).clone())
+                .collect()
+        };
+        let header = BlockHeader {
+            chain_id: self.view.chain_id.clone(),
+            height: parent.height + 1,
+            view,
+            parent: parent_hash,
+            proposer: self.key.public(),
+            timestamp_ms: now_ms().max(parent.timestamp_ms + 1),
+            txs_root: Block::txs_root(&txs),
+            state_root: parent.state_root,
+            receipts_root: parent.receipts_root,
+            audit_root: Hash::ZERO,
+            audit_size: 0,
+            validator_set: validator_set_hash(self.validators()),
+        };
+        Block { header, txs }
+    }
+
+    // ---- The engine's effects ---------------------------------------------------------------
+
+    fn apply(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::PersistVote(vote) => {
+                    let own_proposal = match self.proposed {
+                        Some((view, digest, _))
+                            if vote.subject.kind == VoteKind::Notarize
+                                && vote.subject.view == view
+                                && vote.subject.digest == digest =>
+                        {
+                            self.held.get(&digest).map(|h| (*h.block).clone())
+                        }
+                        _ => None,
+                    };
+                    self.storage().persist_vote(&WalEntry { vote, block: own_proposal });
+                }
+                Effect::BroadcastVote(vote) => self.broadcast(&NetMessage::Consensus(Message::Vote(vote))),
+                Effect::BroadcastProposal(vote) => {
+                    let block = self.held.get(&vote.subject.digest).map(|h| (*h.block).clone());
+                    match (block, self.proposed) {
+                        (Some(block), Some((view, digest, parent_view)))
+                            if view == vote.subject.view && digest == vote.subject.digest =>
+                        {
+                            self.broadcast(&NetMessage::Proposal { block, parent_view, vote });
+                        }
+                        _ => tracing::error!(
+                            view = vote.subject.view,
+                            "the engine proposed a block this node does not hold"
+                        ),
+                    }
+                }
+                Effect::BroadcastCertificate(certificate) => {
+                    self.broadcast(&NetMessage::Consensus(Message::Certificate(certificate)));
+                }
+                Effect::RequestCertificates { views } => {
+                    self.broadcast(&NetMessage::Consensus(Message::CertificateRequest { views }));
+                }
+                Effect::ScheduleTimer { view, timer, after_ms } => {
+                    self.timer_seq += 1;
+                    let at = Instant::now() + Duration::from_millis(after_ms);
+                    self.timers.insert((at, self.timer_seq), (view, timer));
+                    // Timers of views left behind are harmless but need not pile up.
+                    let current = self.engine.view();
+                    self.timers.retain(|_, (v, _)| *v + 1 >= current);
+                }
+                Effect::RequestProposal { view, parent, parent_view } => {
+                    let ready_at = Instant::now() + Duration::from_millis(self.cfg.block_interval_ms);
+                    self.requested = Some(Requested { view, parent, parent_view, ready_at });
+                }
+                Effect::Finalized { view, digest, certificate } => {
+                    self.target = Some((view, digest, certificate));
+                    self.try_commit();
+                }
+                Effect::Evidence(evidence) => {
+                    tracing::warn!(
+                        signer = evidence.first.signer,
+                        view = evidence.first.subject.view,
+                        "validator signed conflicting votes"
+                    );
+                }
+            }
         }
     }
 }

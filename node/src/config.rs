@@ -2,6 +2,7 @@
 
 use crate::mempool;
 use serde::{Deserialize, Serialize};
+use shutong_types::PublicKey;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -13,6 +14,8 @@ pub struct Config {
     /// The database directory, relative to the home directory unless absolute.
     pub data_dir: PathBuf,
     pub rpc: RpcConfig,
+    #[serde(default)]
+    pub p2p: P2pConfig,
     pub consensus: ConsensusConfig,
     pub mempool: mempool::Config,
     pub log: LogConfig,
@@ -29,6 +32,43 @@ pub struct RpcConfig {
     /// The gas a read-only query may use.
     pub query_gas_max: u64,
 }
+
+/// The peer-to-peer network. Peers are named by their node key: a connection from any key
+/// that is neither a validator's nor in `full_nodes` is refused at the handshake.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct P2pConfig {
+    /// The TCP address to accept peer connections on (port 0: any free port).
+    pub listen: SocketAddr,
+    /// Peers to dial and keep connected: usually every other validator.
+    #[serde(default)]
+    pub peers: Vec<PeerConfig>,
+    /// Keys of full nodes (not validators) allowed to connect.
+    #[serde(default)]
+    pub full_nodes: Vec<PublicKey>,
+}
+
+impl Default for P2pConfig {
+    fn default() -> Self {
+        P2pConfig {
+            listen: "127.0.0.1:26656".parse().expect("literal address"),
+            peers: Vec::new(),
+            full_nodes: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    pub public_key: PublicKey,
+    /// An IP address and port (names are not resolved: a permissioned network's peers are
+    /// configured by address).
+    pub address: SocketAddr,
+}
+
+/// The most configured peers or full nodes.
+pub const PEERS_MAX: usize = 1_024;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,6 +136,7 @@ impl Default for Config {
                 connections_max: 256,
                 query_gas_max: 50_000_000,
             },
+            p2p: P2pConfig::default(),
             consensus: ConsensusConfig {
                 block_interval_ms: 200,
                 block_txs_max: 5_000,
@@ -167,6 +208,24 @@ impl Config {
             (1_000_000..=1_000_000_000).contains(&rpc.query_gas_max),
             "must be 1e6 to 1e9",
         )?;
+        let p = &self.p2p;
+        check("p2p.peers", p.peers.len(), p.peers.len() <= PEERS_MAX, "must list at most 1024 peers")?;
+        check("p2p.full_nodes", p.full_nodes.len(), p.full_nodes.len() <= PEERS_MAX, "must list at most 1024 keys")?;
+        let mut keys: Vec<&PublicKey> = p.peers.iter().map(|peer| &peer.public_key).collect();
+        keys.sort();
+        check("p2p.peers", "a public key twice", keys.windows(2).all(|w| w[0] != w[1]), "must name each peer once")?;
+        for peer in &p.peers {
+            check(
+                "p2p.peers.public_key",
+                peer.public_key,
+                crate::p2p::peer_id(&peer.public_key).is_some(),
+                "must be an ed25519 public key",
+            )?;
+            check("p2p.peers.address", peer.address, peer.address.port() != 0, "must have a port")?;
+        }
+        for key in &p.full_nodes {
+            check("p2p.full_nodes", key, crate::p2p::peer_id(key).is_some(), "must be an ed25519 public key")?;
+        }
         let c = &self.consensus;
         check(
             "consensus.block_interval_ms",
@@ -254,6 +313,28 @@ mod tests {
         cfg.consensus.leader_timeout_ms = cfg.consensus.block_interval_ms;
         let err = cfg.validate().unwrap_err().to_string();
         assert!(err.contains("consensus.leader_timeout_ms"), "{err}");
+    }
+
+    #[test]
+    fn a_peer_listed_twice_is_refused() {
+        let mut cfg = Config::default();
+        let peer = PeerConfig {
+            public_key: shutong_types::Keypair::from_seed("peer").public(),
+            address: "127.0.0.1:1".parse().unwrap(),
+        };
+        cfg.p2p.peers = vec![peer.clone(), peer];
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("p2p.peers"), "{err}");
+    }
+
+    #[test]
+    fn a_config_without_a_p2p_section_gets_the_default() {
+        let text = Config::default().to_toml();
+        let start = text.find("[p2p]").unwrap();
+        let end = start + text[start..].find("\n\n").unwrap();
+        let without = format!("{}{}", &text[..start], &text[end..]);
+        let cfg: Config = toml::from_str(&without).unwrap();
+        assert_eq!(cfg.p2p.listen, P2pConfig::default().listen);
     }
 
     #[test]

@@ -53,6 +53,24 @@ pub fn next_state_root(previous: &Hash, writes: &Writes) -> Hash {
     Hash::of_parts(tag::STATE_ROOT, &[&previous.0, &writes_root.0])
 }
 
+/// Committed state with the writes of blocks that are executed but not yet committed on
+/// top, newest last.
+struct Layered {
+    base: Arc<dyn StateReader>,
+    layers: Vec<Arc<BlockOutput>>,
+}
+
+impl StateReader for Layered {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        for layer in self.layers.iter().rev() {
+            if let Some(value) = layer.writes.get(key) {
+                return value.clone();
+            }
+        }
+        self.base.get(key)
+    }
+}
+
 /// Executes blocks against committed state.
 pub struct Executor {
     vm: Arc<Vm>,
@@ -76,8 +94,26 @@ impl Executor {
 
     /// Executes `block` on top of committed state whose root is `state_root`.
     pub fn execute(&self, block: &Block, state_root: &Hash) -> BlockOutput {
+        self.execute_on(block, state_root, Arc::clone(&self.state))
+    }
+
+    /// Executes `block` on top of committed state plus the outputs of uncommitted ancestors
+    /// (`layers`, oldest first); `state_root` is the root after the last of them.
+    pub fn execute_after(&self, block: &Block, state_root: &Hash, layers: Vec<Arc<BlockOutput>>) -> BlockOutput {
+        if layers.is_empty() {
+            return self.execute(block, state_root);
+        }
+        self.execute_on(block, state_root, Arc::new(Layered { base: Arc::clone(&self.state), layers }))
+    }
+
+    /// The state a block built on `layers` (uncommitted ancestors, oldest first) sees.
+    pub fn state_after(&self, layers: Vec<Arc<BlockOutput>>) -> Arc<dyn StateReader> {
+        Arc::new(Layered { base: Arc::clone(&self.state), layers })
+    }
+
+    fn execute_on(&self, block: &Block, state_root: &Hash, state: Arc<dyn StateReader>) -> BlockOutput {
         let header = &block.header;
-        let mut overlay = Overlay::new(Arc::clone(&self.state));
+        let mut overlay = Overlay::new(state);
         let mut receipts = Vec::with_capacity(block.txs.len());
         let mut gas_total = 0u64;
         for (index, signed) in block.txs.iter().enumerate() {

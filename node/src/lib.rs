@@ -8,11 +8,14 @@ pub mod chain;
 pub mod config;
 pub mod executor;
 pub mod genesis;
+pub mod localnet;
 pub mod mempool;
+pub mod network;
 pub mod p2p;
 pub mod rpc;
 pub mod storage;
 pub mod view;
+pub mod wire;
 
 use anyhow::Context as _;
 use config::Config;
@@ -33,8 +36,9 @@ pub const GENESIS_FILE: &str = "genesis.json";
 pub struct Node {
     pub rpc_addr: SocketAddr,
     rpc: jsonrpsee::server::ServerHandle,
-    shutdown: std::sync::mpsc::Sender<()>,
+    events: std::sync::mpsc::SyncSender<chain::Event>,
     chain: Option<std::thread::JoinHandle<()>>,
+    network: tokio::task::JoinHandle<()>,
     storage: Arc<Storage>,
 }
 
@@ -94,6 +98,16 @@ impl Node {
             timeouts: cfg.consensus.timeouts(),
         };
         let executor = executor::Executor::new(Arc::clone(&vm), storage.clone());
+        let validators = genesis.validator_keys();
+        anyhow::ensure!(validators.contains(&key.public()), "key {} is not a validator in genesis", key.public());
+        let mut allowed = validators.clone();
+        allowed.extend(cfg.p2p.full_nodes.iter().copied());
+        let peers: Vec<network::Peer> =
+            cfg.p2p.peers.iter().map(|p| network::Peer { key: p.public_key, address: p.address }).collect();
+        let (events, inbox) = std::sync::mpsc::sync_channel(network::INBOX_MAX);
+        let (net, network) = network::start(&key, cfg.p2p.listen, &allowed, &validators, &peers, events.clone())?;
+        let chain_status = Arc::new(chain::ChainStatus::default());
+        let net_stats = Arc::clone(&net.stats);
         let mut chain = chain::Chain::new(
             view.clone(),
             key.clone(),
@@ -101,11 +115,19 @@ impl Node {
             executor,
             Arc::clone(&mempool),
             cfg.consensus.clone(),
+            net,
+            Arc::clone(&chain_status),
         )
         .with_context(|| format!("key {} is not a validator in genesis", key.public()))?;
         // Recovery from the write-ahead log finishes before anything is served.
         chain.start();
-        let ctx = rpc::RpcContext { view, mempool, query_gas_max: cfg.rpc.query_gas_max };
+        let ctx = rpc::RpcContext {
+            view,
+            mempool,
+            query_gas_max: cfg.rpc.query_gas_max,
+            chain: chain_status,
+            net: net_stats,
+        };
         let (rpc_addr, rpc) = rpc::serve(
             cfg.rpc.listen,
             cfg.rpc.request_bytes_max,
@@ -115,18 +137,20 @@ impl Node {
         )
         .await?;
         tracing::info!(%rpc_addr, "json-rpc listening");
-        let (shutdown, stop) = std::sync::mpsc::channel();
-        let chain = std::thread::Builder::new().name("consensus".into()).spawn(move || chain.run(stop))?;
-        Ok(Node { rpc_addr, rpc, shutdown, chain: Some(chain), storage: storage_handle })
+        let chain = std::thread::Builder::new().name("consensus".into()).spawn(move || chain.run(inbox))?;
+        Ok(Node { rpc_addr, rpc, events, chain: Some(chain), network, storage: storage_handle })
     }
 
     /// Stops block production and the RPC server, and waits until the database is closed,
     /// so the same data directory can be opened again at once.
     pub async fn stop(mut self) {
-        let _ = self.shutdown.send(());
+        // `send` waits for room: the driver drains its queue, so shutdown is never lost.
+        let events = self.events.clone();
+        let _ = tokio::task::spawn_blocking(move || events.send(chain::Event::Shutdown)).await;
         if let Some(chain) = self.chain.take() {
             let _ = tokio::task::spawn_blocking(move || chain.join()).await;
         }
+        self.network.abort();
         let _ = self.rpc.stop();
         self.rpc.clone().stopped().await;
         // Connection tasks may still hold the RPC context for a moment after the server stops.

@@ -48,6 +48,91 @@ enum Command {
     Query(QueryArgs),
     /// Show the chain's status.
     Status(RpcArgs),
+    /// A local multi-validator testnet on 127.0.0.1.
+    #[command(subcommand)]
+    Testnet(TestnetCommand),
+}
+
+#[derive(Subcommand)]
+enum TestnetCommand {
+    /// Create the validators' keys, genesis and configs (first time) and start every node;
+    /// waits until the chain finalizes blocks.
+    Up(TestnetParams),
+    /// Only create the validators' keys, genesis and configs.
+    Init(TestnetParams),
+    /// Each node's height, view, peers and last finalized block.
+    Status {
+        #[command(flatten)]
+        dir: TestnetDir,
+    },
+    /// Stop every node (SIGTERM, then SIGKILL after 10 s). Data stays unless --purge.
+    Down {
+        #[command(flatten)]
+        dir: TestnetDir,
+        /// Also delete the testnet directory.
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Stop one node, to watch the others go on.
+    Stop {
+        #[command(flatten)]
+        dir: TestnetDir,
+        /// The node's index (0 for validator-0).
+        #[arg(long)]
+        node: usize,
+        /// SIGKILL instead of SIGTERM: a crash, not a shutdown.
+        #[arg(long)]
+        kill: bool,
+    },
+    /// Start one stopped node again.
+    Start {
+        #[command(flatten)]
+        dir: TestnetDir,
+        #[arg(long)]
+        node: usize,
+    },
+}
+
+#[derive(Args)]
+struct TestnetParams {
+    #[command(flatten)]
+    dir: TestnetDir,
+    #[arg(long, default_value_t = 4)]
+    validators: usize,
+    #[arg(long, default_value = "shutong-local")]
+    chain_id: String,
+    /// RPC ports are BASE+2i, p2p ports BASE+2i+1; 0 picks free ports.
+    #[arg(long, default_value_t = 26600)]
+    base_port: u16,
+    #[arg(long, default_value_t = 200)]
+    block_interval_ms: u64,
+}
+
+impl TestnetParams {
+    fn generate(self) -> anyhow::Result<shutong_node::localnet::Layout> {
+        let dir = self.dir.dir;
+        let params = shutong_node::localnet::Params {
+            validators: self.validators,
+            chain_id: self.chain_id,
+            base_port: self.base_port,
+            block_interval_ms: self.block_interval_ms,
+        };
+        let layout = shutong_node::localnet::Layout::generate(&dir, &params)?;
+        println!(
+            "created {} validators in {}; admin key {}",
+            layout.nodes.len(),
+            dir.display(),
+            layout.admin_key.display()
+        );
+        Ok(layout)
+    }
+}
+
+#[derive(Args)]
+struct TestnetDir {
+    /// Where the testnet's homes and layout live.
+    #[arg(long, default_value = ".shutong-testnet")]
+    dir: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -79,6 +164,8 @@ struct InitArgs {
     admins: Vec<AccountId>,
     #[arg(long, default_value = "127.0.0.1:26657")]
     rpc_listen: std::net::SocketAddr,
+    #[arg(long, default_value = "127.0.0.1:26656")]
+    p2p_listen: std::net::SocketAddr,
     #[arg(long, default_value_t = 200)]
     block_interval_ms: u64,
 }
@@ -263,17 +350,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(NodeCommand::Run { home }) => run_node(&home).await?,
         Command::Tx(args) => tx(args, output).await?,
         Command::Query(args) => query(args, output).await?,
+        Command::Testnet(command) => testnet(command, output).await?,
         Command::Status(args) => {
             let status = Client::new(&args.rpc)?.status().await?;
             let text = format!(
-                "chain {}  height {}  view {}  block {}\nstate root {}  mempool {} txs  validators {}",
+                "chain {}  height {}  view {}  block {}\nstate root {}  mempool {} txs  validators {}  peers {}",
                 status.chain_id,
                 status.height,
-                status.view,
+                status.consensus_view,
                 status.block_hash,
                 status.state_root,
                 status.mempool_txs,
-                status.validators.len()
+                status.validators.len(),
+                status.peers
             );
             print(output, serde_json::to_value(&status)?, text);
         }
@@ -291,6 +380,7 @@ fn init(args: InitArgs, output: Output) -> anyhow::Result<()> {
     std::fs::create_dir_all(home.join("keys")).with_context(|| format!("cannot create {}", home.display()))?;
     let mut cfg = Config::default();
     cfg.rpc.listen = args.rpc_listen;
+    cfg.p2p.listen = args.p2p_listen;
     cfg.consensus.block_interval_ms = args.block_interval_ms;
     cfg.validate()?;
     let validator = Keypair::generate();
@@ -430,5 +520,140 @@ async fn query(args: QueryArgs, output: Output) -> anyhow::Result<()> {
             print(output, serde_json::json!({"output": out}), out.clone());
         }
     }
+    Ok(())
+}
+
+fn rpc_url(addr: std::net::SocketAddr) -> String {
+    format!("http://{addr}")
+}
+
+async fn testnet(command: TestnetCommand, output: Output) -> anyhow::Result<()> {
+    use shutong_node::localnet::{self, Layout};
+    let binary = std::env::current_exe().context("cannot find the shutong binary")?;
+    match command {
+        TestnetCommand::Init(params) => {
+            params.generate()?;
+        }
+        TestnetCommand::Up(params) => {
+            let dir = params.dir.dir.clone();
+            let mut layout = if Layout::path(&dir).exists() { Layout::load(&dir)? } else { params.generate()? };
+            for node in &mut layout.nodes {
+                if node.pid.is_some_and(localnet::alive) {
+                    continue;
+                }
+                node.pid = Some(localnet::spawn(&binary, node)?);
+            }
+            layout.save(&dir)?;
+            // Up means finalizing: every node has committed a block.
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            for node in &layout.nodes {
+                let client = Client::new(&rpc_url(node.rpc))?;
+                loop {
+                    match client.status().await {
+                        Ok(status) if status.height >= 1 => break,
+                        _ if std::time::Instant::now() > deadline => {
+                            bail!(
+                                "{} has not committed a block after 60 s; see {}",
+                                node.name,
+                                node.home.join("node.log").display()
+                            )
+                        }
+                        _ => tokio::time::sleep(Duration::from_millis(100)).await,
+                    }
+                }
+            }
+            testnet_status(&layout, output).await?;
+        }
+        TestnetCommand::Status { dir } => testnet_status(&Layout::load(&dir.dir)?, output).await?,
+        TestnetCommand::Down { dir, purge } => {
+            let dir = dir.dir;
+            let mut layout = Layout::load(&dir)?;
+            for node in &mut layout.nodes {
+                if let Some(pid) = node.pid.take().filter(|pid| localnet::alive(*pid)) {
+                    localnet::stop(pid, Duration::from_secs(10));
+                    println!("stopped {} (pid {pid})", node.name);
+                }
+            }
+            if purge {
+                std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+                println!("removed {}", dir.display());
+            } else {
+                layout.save(&dir)?;
+                println!(
+                    "data kept in {}; `shutong testnet up --dir {}` starts it again",
+                    dir.display(),
+                    dir.display()
+                );
+            }
+        }
+        TestnetCommand::Stop { dir, node, kill } => {
+            let mut layout = Layout::load(&dir.dir)?;
+            let count = layout.nodes.len();
+            let entry = layout.nodes.get_mut(node).with_context(|| format!("--node must be below {count}"))?;
+            let pid = entry
+                .pid
+                .take()
+                .filter(|pid| localnet::alive(*pid))
+                .with_context(|| format!("{} is not running", entry.name))?;
+            if kill {
+                localnet::signal(pid, libc::SIGKILL);
+            } else {
+                localnet::stop(pid, Duration::from_secs(10));
+            }
+            println!("{} {} (pid {pid})", if kill { "killed" } else { "stopped" }, entry.name);
+            layout.save(&dir.dir)?;
+        }
+        TestnetCommand::Start { dir, node } => {
+            let mut layout = Layout::load(&dir.dir)?;
+            let count = layout.nodes.len();
+            let entry = layout.nodes.get_mut(node).with_context(|| format!("--node must be below {count}"))?;
+            if entry.pid.is_some_and(localnet::alive) {
+                bail!("{} is already running", entry.name);
+            }
+            let pid = localnet::spawn(&binary, entry)?;
+            entry.pid = Some(pid);
+            println!("started {} (pid {pid})", entry.name);
+            layout.save(&dir.dir)?;
+        }
+    }
+    Ok(())
+}
+
+async fn testnet_status(layout: &shutong_node::localnet::Layout, output: Output) -> anyhow::Result<()> {
+    let mut rows = Vec::new();
+    let mut text = format!(
+        "chain {}\n{:<13} {:>7} {:>7} {:>7} {:>5}  {:<16}  {}",
+        layout.chain_id, "node", "pid", "height", "view", "peers", "last block", "state root"
+    );
+    for node in &layout.nodes {
+        let running = node.pid.filter(|pid| shutong_node::localnet::alive(*pid));
+        let status = match running {
+            Some(_) => Client::new(&rpc_url(node.rpc))?.status().await.ok(),
+            None => None,
+        };
+        let pid = running.map_or("-".to_string(), |p| p.to_string());
+        match &status {
+            Some(s) => text.push_str(&format!(
+                "\n{:<13} {:>7} {:>7} {:>7} {:>5}  {:<16}  {}",
+                node.name,
+                pid,
+                s.height,
+                s.consensus_view,
+                s.peers,
+                &s.block_hash.to_string()[..16],
+                &s.state_root.to_string()[..16]
+            )),
+            None => text.push_str(&format!(
+                "\n{:<13} {:>7} {}",
+                node.name,
+                pid,
+                if running.is_some() { "not answering" } else { "stopped" }
+            )),
+        }
+        rows.push(serde_json::json!({
+            "name": node.name, "pid": running, "rpc": rpc_url(node.rpc), "p2p": node.p2p, "status": status,
+        }));
+    }
+    print(output, serde_json::json!({"chain_id": layout.chain_id, "nodes": rows}), text);
     Ok(())
 }

@@ -17,9 +17,9 @@ use std::time::Duration;
 /// The consensus protocol: one request per message, answered with an empty acknowledgement.
 pub const CONSENSUS_PROTOCOL: StreamProtocol = StreamProtocol::new("/shutong/consensus/1");
 
-/// The largest message on any Shutong protocol; a longer length prefix is refused before
-/// anything is allocated.
-pub const MESSAGE_BYTES_MAX: usize = 4 << 20;
+/// The largest message on any Shutong protocol (a largest block with room for its envelope);
+/// a longer length prefix is refused before anything is allocated.
+pub const MESSAGE_BYTES_MAX: usize = shutong_types::limits::BLOCK_BYTES_MAX + (64 << 10);
 
 /// The node's libp2p identity: its own ed25519 key.
 pub fn identity(key: &Keypair) -> identity::Keypair {
@@ -126,7 +126,7 @@ pub fn swarm(key: &Keypair, allowed: &[PublicKey]) -> Result<Swarm<Behaviour>, E
     let peers = allowed.iter().map(|k| peer_id(k).ok_or(Error::BadPeerKey(*k))).collect::<Result<Vec<_>, _>>()?;
     let consensus_cfg = request_response::Config::default()
         .with_request_timeout(Duration::from_secs(10))
-        .with_max_concurrent_streams(256);
+        .with_max_concurrent_streams(64);
     let mut swarm = SwarmBuilder::with_existing_identity(identity(key))
         .with_tokio()
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)

@@ -13,6 +13,7 @@ use shutong_types::{AccountId, Address, ExecStatus, Hash, Receipt};
 use shutong_vm::CallContext;
 use shutong_vm::state::Overlay;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 /// What the RPC handlers share.
@@ -21,6 +22,8 @@ pub struct RpcContext {
     pub view: NodeView,
     pub mempool: Arc<Mutex<Mempool>>,
     pub query_gas_max: u64,
+    pub chain: Arc<crate::chain::ChainStatus>,
+    pub net: Arc<crate::network::NetStats>,
 }
 
 type RpcResult<T> = Result<T, ErrorObjectOwned>;
@@ -112,6 +115,9 @@ fn status(ctx: &RpcContext, validators: &[shutong_types::PublicKey]) -> Status {
         state_root: tip.state_root,
         timestamp_ms: tip.timestamp_ms,
         view: tip.view,
+        consensus_view: ctx.chain.view.load(Ordering::Relaxed),
+        finalized_view: ctx.chain.finalized_view.load(Ordering::Relaxed),
+        peers: ctx.net.peers.load(Ordering::Relaxed),
         validators: validators.to_vec(),
         mempool_txs: ctx.mempool.lock().expect("mempool lock poisoned").len() as u64,
     }

@@ -17,7 +17,9 @@ const CF_RECEIPTS: &str = "receipts";
 const CF_STATE: &str = "state";
 const CF_WAL: &str = "consensus_wal";
 const CF_META: &str = "meta";
-const COLUMN_FAMILIES: [&str; 6] = [CF_BLOCKS, CF_CERTIFICATES, CF_RECEIPTS, CF_STATE, CF_WAL, CF_META];
+/// Block hash → height, to serve a block asked for by its digest.
+const CF_BLOCK_INDEX: &str = "block_index";
+const COLUMN_FAMILIES: [&str; 7] = [CF_BLOCKS, CF_CERTIFICATES, CF_RECEIPTS, CF_STATE, CF_WAL, CF_META, CF_BLOCK_INDEX];
 
 const META_TIP: &[u8] = b"tip";
 
@@ -146,6 +148,13 @@ impl Storage {
         self.get(CF_BLOCKS, &height.to_be_bytes()).map(|bytes| decode_stored("block", &bytes))
     }
 
+    /// A committed block by its hash.
+    pub fn block_by_hash(&self, hash: &Hash) -> Option<Block> {
+        let height = self.get(CF_BLOCK_INDEX, &hash.0)?;
+        let height = u64::from_be_bytes(height.try_into().expect("stored block index is a u64"));
+        self.block(height)
+    }
+
     pub fn certificate(&self, height: u64) -> Option<Certificate> {
         self.get(CF_CERTIFICATES, &height.to_be_bytes()).map(|bytes| decode_stored("certificate", &bytes))
     }
@@ -165,11 +174,17 @@ impl Storage {
         assert_eq!(height, commit.tip.height, "the tip must be the committed block");
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(CF_BLOCKS), height.to_be_bytes(), commit.block.encode());
+        batch.put_cf(self.cf(CF_BLOCK_INDEX), commit.tip.hash.0, height.to_be_bytes());
         if let Some(certificate) = commit.certificate {
             batch.put_cf(self.cf(CF_CERTIFICATES), height.to_be_bytes(), certificate.encode());
         }
+        let mut seen = std::collections::HashSet::new();
         for receipt in commit.receipts {
-            batch.put_cf(self.cf(CF_RECEIPTS), receipt.tx_id.0, receipt.encode());
+            // A transaction a faulty leader repeats gets a `Rejected` receipt the second time;
+            // the receipt of its first execution is the one kept.
+            if seen.insert(receipt.tx_id) && self.get(CF_RECEIPTS, &receipt.tx_id.0).is_none() {
+                batch.put_cf(self.cf(CF_RECEIPTS), receipt.tx_id.0, receipt.encode());
+            }
         }
         let state = self.cf(CF_STATE);
         for (key, value) in commit.writes {

@@ -44,7 +44,17 @@ pub struct Status {
     pub block_hash: Hash,
     pub state_root: Hash,
     pub timestamp_ms: u64,
+    /// The view the last committed block was proposed in.
     pub view: u64,
+    /// The view this node's consensus is in now.
+    #[serde(default)]
+    pub consensus_view: u64,
+    /// The last view this node saw finalized (it may still be committing up to it).
+    #[serde(default)]
+    pub finalized_view: u64,
+    /// Connected peers.
+    #[serde(default)]
+    pub peers: u64,
     pub validators: Vec<PublicKey>,
     pub mempool_txs: u64,
 }

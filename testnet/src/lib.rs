@@ -2,7 +2,8 @@
 //!
 //! [`NodeProcess`] runs the `shutong` binary as a child process with its own home directory
 //! and log file, and kills it (SIGKILL) when dropped, so a failing test leaves no process
-//! behind. Multi-validator launching comes with multi-validator consensus.
+//! behind. [`Cluster`] lays out N validators with `shutong testnet init` (free ports on
+//! 127.0.0.1, a temporary directory) and runs each as a `NodeProcess`.
 
 use anyhow::{Context, bail};
 use shutong_sdk::Client;
@@ -21,7 +22,7 @@ pub fn init(binary: &Path, home: &Path, chain_id: &str, port: u16, block_interva
         .args(["init", "--chain-id", chain_id, "--block-interval-ms", &block_interval_ms.to_string()])
         .arg("--home")
         .arg(home)
-        .args(["--rpc-listen", &format!("127.0.0.1:{port}")])
+        .args(["--rpc-listen", &format!("127.0.0.1:{port}"), "--p2p-listen", "127.0.0.1:0"])
         .stdout(Stdio::null())
         .status()
         .context("cannot run shutong init")?;
@@ -43,6 +44,11 @@ pub struct NodeProcess {
 impl NodeProcess {
     /// Starts `shutong node run` on `home`, appending its output to `home/node.log`.
     pub fn spawn(binary: &Path, home: &Path, port: u16) -> anyhow::Result<NodeProcess> {
+        NodeProcess::spawn_at(binary, home, format!("http://127.0.0.1:{port}"))
+    }
+
+    /// Starts `shutong node run` on `home` whose RPC answers at `rpc_url`.
+    pub fn spawn_at(binary: &Path, home: &Path, rpc_url: String) -> anyhow::Result<NodeProcess> {
         let log = home.join("node.log");
         let out = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
         let child = Command::new(binary)
@@ -52,7 +58,7 @@ impl NodeProcess {
             .stderr(out)
             .spawn()
             .context("cannot start shutong node run")?;
-        Ok(NodeProcess { child, home: home.to_path_buf(), rpc_url: format!("http://127.0.0.1:{port}"), log })
+        Ok(NodeProcess { child, home: home.to_path_buf(), rpc_url, log })
     }
 
     /// Waits until the node answers `status`, or fails after `timeout` with its log's tail.
@@ -107,6 +113,130 @@ impl NodeProcess {
 impl Drop for NodeProcess {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// One validator of a [`Cluster`], as `testnet.json` describes it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Member {
+    pub name: String,
+    pub home: PathBuf,
+    pub public_key: String,
+    pub rpc: std::net::SocketAddr,
+    pub p2p: std::net::SocketAddr,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Layout {
+    chain_id: String,
+    admin_key: PathBuf,
+    nodes: Vec<Member>,
+}
+
+/// N validators on 127.0.0.1, each a child process; all are killed when the cluster drops,
+/// and the temporary directory with their data is removed.
+#[derive(Debug)]
+pub struct Cluster {
+    binary: PathBuf,
+    pub chain_id: String,
+    pub admin_key: PathBuf,
+    pub members: Vec<Member>,
+    processes: Vec<Option<NodeProcess>>,
+    // Dropped last: the processes go before their directories.
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Lays out `validators` validators with `shutong testnet init` and starts none of them.
+    pub fn init(binary: &Path, validators: usize, block_interval_ms: u64) -> anyhow::Result<Cluster> {
+        let dir = tempfile::tempdir()?;
+        let status = Command::new(binary)
+            .args(["testnet", "init", "--base-port", "0", "--chain-id", "shutong-cluster"])
+            .args(["--validators", &validators.to_string(), "--block-interval-ms", &block_interval_ms.to_string()])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .status()
+            .context("cannot run shutong testnet init")?;
+        if !status.success() {
+            bail!("shutong testnet init failed with {status}");
+        }
+        let text = std::fs::read_to_string(dir.path().join("testnet.json"))?;
+        let layout: Layout = serde_json::from_str(&text).context("testnet.json")?;
+        Ok(Cluster {
+            binary: binary.to_path_buf(),
+            chain_id: layout.chain_id,
+            admin_key: layout.admin_key,
+            processes: layout.nodes.iter().map(|_| None).collect(),
+            members: layout.nodes,
+            _dir: dir,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    pub fn client(&self, i: usize) -> anyhow::Result<Client> {
+        Ok(Client::new(&format!("http://{}", self.members[i].rpc))?)
+    }
+
+    /// Starts validator `i` and waits until it answers RPC.
+    pub async fn start(&mut self, i: usize) -> anyhow::Result<Client> {
+        let member = &self.members[i];
+        let mut process = NodeProcess::spawn_at(&self.binary, &member.home, format!("http://{}", member.rpc))?;
+        let client = process.wait_ready(Duration::from_secs(60)).await?;
+        self.processes[i] = Some(process);
+        Ok(client)
+    }
+
+    pub async fn start_all(&mut self) -> anyhow::Result<()> {
+        for i in 0..self.len() {
+            self.start(i).await?;
+        }
+        Ok(())
+    }
+
+    /// SIGKILL validator `i`.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut process) = self.processes[i].take() {
+            process.kill();
+        }
+    }
+
+    /// The last lines of validator `i`'s log.
+    pub fn log_tail(&self, i: usize) -> String {
+        let log = self.members[i].home.join("node.log");
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// Waits until every validator in `nodes` has committed `height`.
+    pub async fn wait_height(&self, nodes: &[usize], height: u64, timeout: Duration) -> anyhow::Result<()> {
+        let start = Instant::now();
+        for &i in nodes {
+            let client = self.client(i)?;
+            loop {
+                if client.status().await.is_ok_and(|s| s.height >= height) {
+                    break;
+                }
+                if start.elapsed() > timeout {
+                    let at = client.status().await.map(|s| s.height.to_string()).unwrap_or_else(|e| e.to_string());
+                    bail!(
+                        "{} is at {at}, not {height}, after {timeout:?}; log:\n{}",
+                        self.members[i].name,
+                        self.log_tail(i)
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(())
     }
 }
 

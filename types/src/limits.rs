@@ -6,6 +6,8 @@ pub const ARGS_BYTES_MAX: u32 = 64 * 1024;
 /// The largest encoded signed transaction the mempool admits.
 pub const TX_BYTES_MAX: usize = 128 * 1024;
 pub const BLOCK_TXS_MAX: u32 = 20_000;
+/// The largest encoded block a leader builds or a validator votes for.
+pub const BLOCK_BYTES_MAX: usize = 4 << 20;
 pub const EVENTS_PER_RECEIPT_MAX: u32 = 256;
 pub const EVENT_TOPIC_BYTES_MAX: u32 = 64;
 pub const EVENT_DATA_BYTES_MAX: u32 = 4 * 1024;

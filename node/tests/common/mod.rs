@@ -26,6 +26,7 @@ pub struct TestNode {
 pub fn config() -> Config {
     let mut cfg = Config::default();
     cfg.rpc.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.p2p.listen = "127.0.0.1:0".parse().unwrap();
     cfg.consensus.block_interval_ms = 20;
     cfg
 }

@@ -1,0 +1,195 @@
+//! A local multi-validator testnet on loopback: the layout `shutong testnet` writes (one
+//! home per validator with its key, config and the shared genesis) and the processes it
+//! starts and stops.
+//!
+//! The layout is recorded in `DIR/testnet.json`, which `status`, `down` and the test harness
+//! in `shutong-testnet` read.
+
+use crate::config::{Config, PeerConfig};
+use crate::genesis::{Genesis, GenesisValidator};
+use crate::{CONFIG_FILE, GENESIS_FILE};
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use shutong_types::{Keypair, PublicKey};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The layout file inside a testnet directory.
+pub const LAYOUT_FILE: &str = "testnet.json";
+/// The most validators `shutong testnet` starts on one machine.
+pub const VALIDATORS_MAX: usize = 64;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LayoutNode {
+    pub name: String,
+    pub home: PathBuf,
+    pub public_key: PublicKey,
+    pub rpc: SocketAddr,
+    pub p2p: SocketAddr,
+    /// The process id while `shutong testnet up` has it running.
+    #[serde(default)]
+    pub pid: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Layout {
+    pub chain_id: String,
+    /// The key of the system contracts' admin account.
+    pub admin_key: PathBuf,
+    pub nodes: Vec<LayoutNode>,
+}
+
+/// What `generate` needs.
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub validators: usize,
+    pub chain_id: String,
+    /// RPC and p2p ports are `base_port + 2i` and `base_port + 2i + 1`; 0 picks free ports.
+    pub base_port: u16,
+    pub block_interval_ms: u64,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl Layout {
+    pub fn path(dir: &Path) -> PathBuf {
+        dir.join(LAYOUT_FILE)
+    }
+
+    pub fn load(dir: &Path) -> anyhow::Result<Layout> {
+        let path = Layout::path(dir);
+        let text = shutong_sdk::keyfile::read_bounded(&path, 1 << 20)
+            .with_context(|| format!("no testnet in {} (run `shutong testnet up` first)", dir.display()))?
+            .with_context(|| format!("{} is too large", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is not a testnet layout", path.display()))
+    }
+
+    pub fn save(&self, dir: &Path) -> anyhow::Result<()> {
+        let path = Layout::path(dir);
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_string_pretty(self)?)?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// Writes `validators` homes under `dir` (which must not hold a testnet yet): keys, one
+    /// genesis with every validator, and configs in which every node dials every other.
+    pub fn generate(dir: &Path, params: &Params) -> anyhow::Result<Layout> {
+        if !(1..=VALIDATORS_MAX).contains(&params.validators) {
+            bail!("--validators must be 1 to {VALIDATORS_MAX}, not {}", params.validators);
+        }
+        if Layout::path(dir).exists() {
+            bail!("{} already holds a testnet; use `shutong testnet down --purge` first", dir.display());
+        }
+        if params.base_port != 0 && (params.base_port as usize) + 2 * params.validators > u16::MAX as usize {
+            bail!("--base-port {} leaves no room for {} validators", params.base_port, params.validators);
+        }
+        std::fs::create_dir_all(dir.join("keys")).with_context(|| format!("cannot create {}", dir.display()))?;
+        let admin = Keypair::generate();
+        let admin_key = dir.join("keys/admin.json");
+        shutong_sdk::keyfile::write(&admin_key, &admin, false)?;
+        let mut nodes = Vec::new();
+        let mut keys = Vec::new();
+        for i in 0..params.validators {
+            let (rpc_port, p2p_port) = if params.base_port == 0 {
+                (free_port()?, free_port()?)
+            } else {
+                (params.base_port + 2 * i as u16, params.base_port + 2 * i as u16 + 1)
+            };
+            let key = Keypair::generate();
+            let home = dir.join(format!("node{i}"));
+            std::fs::create_dir_all(home.join("keys"))?;
+            shutong_sdk::keyfile::write(&home.join("keys/validator.json"), &key, false)?;
+            nodes.push(LayoutNode {
+                name: format!("validator-{i}"),
+                home,
+                public_key: key.public(),
+                rpc: SocketAddr::from(([127, 0, 0, 1], rpc_port)),
+                p2p: SocketAddr::from(([127, 0, 0, 1], p2p_port)),
+                pid: None,
+            });
+            keys.push(key);
+        }
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+        let validators =
+            nodes.iter().map(|n| GenesisValidator { name: n.name.clone(), public_key: n.public_key }).collect();
+        let genesis = Genesis::new(&params.chain_id, now_ms, validators, vec![admin.account()]);
+        genesis.validate()?;
+        let genesis_json = serde_json::to_string_pretty(&genesis)?;
+        for node in &nodes {
+            let mut cfg = Config::default();
+            cfg.rpc.listen = node.rpc;
+            cfg.p2p.listen = node.p2p;
+            cfg.p2p.peers = nodes
+                .iter()
+                .filter(|other| other.public_key != node.public_key)
+                .map(|other| PeerConfig { public_key: other.public_key, address: other.p2p })
+                .collect();
+            cfg.consensus.block_interval_ms = params.block_interval_ms;
+            cfg.validate()?;
+            std::fs::write(node.home.join(CONFIG_FILE), cfg.to_toml())?;
+            std::fs::write(node.home.join(GENESIS_FILE), &genesis_json)?;
+        }
+        let layout = Layout { chain_id: params.chain_id.clone(), admin_key, nodes };
+        layout.save(dir)?;
+        Ok(layout)
+    }
+}
+
+/// Whether a process with this id is alive (and not a zombie we could reap).
+pub fn alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else { return false };
+    #[allow(unsafe_code)]
+    // SAFETY: signal 0 only checks that the process exists; nothing is delivered.
+    let exists = unsafe { libc::kill(pid, 0) } == 0;
+    if !exists {
+        return false;
+    }
+    // A zombie has exited: /proc shows state Z.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| stat.rsplit(')').next().is_none_or(|rest| !rest.trim_start().starts_with('Z')))
+        .unwrap_or(true)
+}
+
+/// Sends `signal` to a process.
+pub fn signal(pid: u32, signal: i32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        #[allow(unsafe_code)]
+        // SAFETY: sending a signal has no memory-safety effects on this process.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+    }
+}
+
+/// Starts `shutong node run` for `node` in the background, in its own process group (so a
+/// Ctrl-C in the terminal that ran `up` does not reach it), with output in `home/node.log`.
+pub fn spawn(binary: &Path, node: &LayoutNode) -> anyhow::Result<u32> {
+    use std::os::unix::process::CommandExt;
+    let log = node.home.join("node.log");
+    let out = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
+    let child = std::process::Command::new(binary)
+        .args(["node", "run", "--home"])
+        .arg(&node.home)
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    Ok(child.id())
+}
+
+/// SIGTERM, then SIGKILL if the process has not exited after `grace`.
+pub fn stop(pid: u32, grace: std::time::Duration) {
+    signal(pid, libc::SIGTERM);
+    let start = std::time::Instant::now();
+    while start.elapsed() < grace {
+        if !alive(pid) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    signal(pid, libc::SIGKILL);
+}

@@ -1,0 +1,186 @@
+//! The network task: owns the libp2p swarm, keeps a connection to every configured peer,
+//! sends what the consensus driver asks it to, and hands it what peers send.
+//!
+//! The driver and this task are joined by bounded queues in both directions. Neither ever
+//! waits for the other: a full queue drops the message and counts it, which consensus
+//! tolerates (votes are re-sent on `t_r`, certificates and blocks are requested again), so a
+//! slow or flooding peer can neither stall consensus nor grow memory.
+
+use crate::p2p::{self, BehaviourEvent};
+use libp2p::futures::StreamExt;
+use libp2p::request_response::{Event, Message};
+use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::{Multiaddr, PeerId};
+use shutong_types::{Keypair, PublicKey};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How many outgoing messages may wait for the network task.
+pub const OUTBOX_MAX: usize = 8_192;
+/// How many incoming messages may wait for the consensus driver.
+pub const INBOX_MAX: usize = 8_192;
+/// How often peers that are not connected are dialled again.
+const REDIAL_EVERY: Duration = Duration::from_secs(2);
+
+/// What the driver asks the network to do.
+#[derive(Debug)]
+pub enum Command {
+    /// Send to every validator but this node.
+    Broadcast(Vec<u8>),
+    /// Send to one peer.
+    Send(PeerId, Vec<u8>),
+}
+
+/// A message from a peer, still encoded.
+#[derive(Debug)]
+pub struct Inbound {
+    pub from: PeerId,
+    pub bytes: Vec<u8>,
+}
+
+/// Counters the status RPC reports.
+#[derive(Debug, Default)]
+pub struct NetStats {
+    pub peers: AtomicU64,
+    pub dropped_outbound: AtomicU64,
+    pub dropped_inbound: AtomicU64,
+}
+
+/// A peer this node dials: its key (which names its peer id) and its address.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub key: PublicKey,
+    pub address: SocketAddr,
+}
+
+/// The driver's handle on the network.
+#[derive(Debug, Clone)]
+pub struct NetHandle {
+    commands: mpsc::Sender<Command>,
+    pub stats: Arc<NetStats>,
+}
+
+impl NetHandle {
+    /// Queues a command; drops it if the queue is full (see the module docs).
+    pub fn send(&self, command: Command) {
+        if self.commands.try_send(command).is_err() {
+            self.stats.dropped_outbound.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn multiaddr(address: SocketAddr) -> Multiaddr {
+    let ip = match address.ip() {
+        std::net::IpAddr::V4(ip) => libp2p::multiaddr::Protocol::Ip4(ip),
+        std::net::IpAddr::V6(ip) => libp2p::multiaddr::Protocol::Ip6(ip),
+    };
+    Multiaddr::empty().with(ip).with(libp2p::multiaddr::Protocol::Tcp(address.port()))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error(transparent)]
+    P2p(#[from] p2p::Error),
+    #[error("cannot listen on p2p address {address}: {reason}")]
+    Listen { address: SocketAddr, reason: String },
+    #[error("p2p peer key {0} is not an ed25519 public key")]
+    BadPeerKey(PublicKey),
+}
+
+/// Starts the network task: listens on `listen`, lets in `allowed`, dials `peers`, and sends
+/// broadcasts to `validators` (this node's own key among them is skipped). Incoming
+/// messages go to `inbox`. Must be called inside a tokio runtime; the task ends when every
+/// [`NetHandle`] is dropped or it is aborted.
+pub fn start(
+    key: &Keypair,
+    listen: SocketAddr,
+    allowed: &[PublicKey],
+    validators: &[PublicKey],
+    peers: &[Peer],
+    inbox: std::sync::mpsc::SyncSender<crate::chain::Event>,
+) -> Result<(NetHandle, tokio::task::JoinHandle<()>), NetError> {
+    let mut swarm = p2p::swarm(key, allowed)?;
+    swarm.listen_on(multiaddr(listen)).map_err(|e| NetError::Listen { address: listen, reason: e.to_string() })?;
+    let mut dial = Vec::new();
+    for peer in peers {
+        let id = p2p::peer_id(&peer.key).ok_or(NetError::BadPeerKey(peer.key))?;
+        swarm.add_peer_address(id, multiaddr(peer.address));
+        dial.push(id);
+    }
+    let me = key.public();
+    let broadcast_to: Vec<PeerId> = validators
+        .iter()
+        .filter(|k| **k != me)
+        .map(|k| p2p::peer_id(k).ok_or(NetError::BadPeerKey(*k)))
+        .collect::<Result<_, _>>()?;
+    let (commands, mut queue) = mpsc::channel(OUTBOX_MAX);
+    let stats = Arc::new(NetStats::default());
+    let task_stats = Arc::clone(&stats);
+    let task = tokio::spawn(async move {
+        let stats = task_stats;
+        let mut redial = tokio::time::interval(REDIAL_EVERY);
+        loop {
+            tokio::select! {
+                command = queue.recv() => match command {
+                    None => return,
+                    Some(Command::Broadcast(bytes)) => {
+                        for peer in &broadcast_to {
+                            swarm.behaviour_mut().consensus.send_request(peer, bytes.clone());
+                        }
+                    }
+                    Some(Command::Send(peer, bytes)) => {
+                        swarm.behaviour_mut().consensus.send_request(&peer, bytes);
+                    }
+                },
+                _ = redial.tick() => {
+                    for peer in &dial {
+                        if !swarm.is_connected(peer) {
+                            let opts = DialOpts::peer_id(*peer).condition(PeerCondition::DisconnectedAndNotDialing).build();
+                            let _ = swarm.dial(opts);
+                        }
+                    }
+                }
+                event = swarm.select_next_some() => match event {
+                    SwarmEvent::Behaviour(BehaviourEvent::Consensus(Event::Message {
+                        peer, message: Message::Request { request, channel, .. }, ..
+                    })) => {
+                        // The acknowledgement only closes the stream; what the message means is
+                        // the driver's business.
+                        let _ = swarm.behaviour_mut().consensus.send_response(channel, Vec::new());
+                        if inbox.try_send(crate::chain::Event::Net(Inbound { from: peer, bytes: request })).is_err() {
+                            stats.dropped_inbound.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    SwarmEvent::Behaviour(BehaviourEvent::Consensus(Event::OutboundFailure { peer, error, .. })) => {
+                        tracing::debug!(%peer, %error, "p2p send failed");
+                    }
+                    SwarmEvent::Behaviour(BehaviourEvent::Consensus(Event::InboundFailure { peer, error, .. })) => {
+                        tracing::debug!(%peer, %error, "p2p receive failed");
+                    }
+                    SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } => {
+                        if num_established.get() == 1 {
+                            tracing::info!(peer = %peer_id, "p2p peer connected");
+                        }
+                        stats.peers.store(swarm.connected_peers().count() as u64, Ordering::Relaxed);
+                    }
+                    SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
+                        if num_established == 0 {
+                            tracing::info!(peer = %peer_id, "p2p peer disconnected");
+                        }
+                        stats.peers.store(swarm.connected_peers().count() as u64, Ordering::Relaxed);
+                    }
+                    SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
+                        tracing::debug!(%send_back_addr, %error, "p2p connection refused");
+                    }
+                    SwarmEvent::NewListenAddr { address, .. } => tracing::info!(%address, "p2p listening"),
+                    _ => {}
+                },
+            }
+        }
+    });
+    Ok((NetHandle { commands, stats }, task))
+}

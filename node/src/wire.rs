@@ -1,0 +1,158 @@
+//! What validators send each other over the consensus protocol, in its canonical encoding.
+//!
+//! Every message is decoded with bounds: a peer's bytes never allocate more than the frame
+//! they arrived in (itself at most [`crate::p2p::MESSAGE_BYTES_MAX`]), and a message that
+//! does not decode is dropped and counted, never acted on.
+
+use shutong_codec::{Reader, write};
+use shutong_consensus::{Message, SignedVote};
+use shutong_types::{Block, Certificate, Decode, DecodeError, Encode, Hash};
+
+/// The most blocks one answer carries.
+pub const BLOCKS_PER_MESSAGE_MAX: u32 = 64;
+
+/// A message between nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetMessage {
+    /// Votes, certificates and certificate requests (consensus.md).
+    Consensus(Message),
+    /// A leader's block with its own notarize vote, and the view its parent was proposed in.
+    Proposal { block: Block, parent_view: u64, vote: SignedVote },
+    /// "Send me the block with this digest and up to `ancestors` of its ancestors": for a
+    /// proposal whose parent this node missed, committed or not.
+    BlockRequest { digest: Hash, ancestors: u32 },
+    /// Blocks by digest, newest first, each the parent of the one before.
+    Blocks(Vec<Block>),
+    /// "Send me up to `count` committed blocks from `from_height` on": block sync.
+    SyncRequest { from_height: u64, count: u32 },
+    /// Committed blocks in height order, each with its finalization certificate if it was
+    /// finalized directly (an ancestor of a finalized block is final without one).
+    SyncBlocks(Vec<(Block, Option<Certificate>)>),
+}
+
+impl Encode for NetMessage {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        match self {
+            NetMessage::Consensus(message) => {
+                write::u8(out, 0);
+                message.encode_to(out);
+            }
+            NetMessage::Proposal { block, parent_view, vote } => {
+                write::u8(out, 1);
+                block.encode_to(out);
+                write::u64(out, *parent_view);
+                vote.encode_to(out);
+            }
+            NetMessage::BlockRequest { digest, ancestors } => {
+                write::u8(out, 2);
+                digest.encode_to(out);
+                write::u32(out, *ancestors);
+            }
+            NetMessage::Blocks(blocks) => {
+                write::u8(out, 3);
+                write::seq(out, blocks, |out, block| block.encode_to(out));
+            }
+            NetMessage::SyncRequest { from_height, count } => {
+                write::u8(out, 4);
+                write::u64(out, *from_height);
+                write::u32(out, *count);
+            }
+            NetMessage::SyncBlocks(blocks) => {
+                write::u8(out, 5);
+                write::seq(out, blocks, |out, (block, certificate)| {
+                    block.encode_to(out);
+                    write::option(out, certificate, |out, c| c.encode_to(out));
+                });
+            }
+        }
+    }
+}
+
+impl Decode for NetMessage {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match r.u8()? {
+            0 => Ok(NetMessage::Consensus(Message::decode_from(r)?)),
+            1 => Ok(NetMessage::Proposal {
+                block: Block::decode_from(r)?,
+                parent_view: r.u64()?,
+                vote: SignedVote::decode_from(r)?,
+            }),
+            2 => Ok(NetMessage::BlockRequest { digest: Hash::decode_from(r)?, ancestors: r.u32()? }),
+            3 => Ok(NetMessage::Blocks(r.seq("net.blocks", BLOCKS_PER_MESSAGE_MAX, Block::decode_from)?)),
+            4 => Ok(NetMessage::SyncRequest { from_height: r.u64()?, count: r.u32()? }),
+            5 => Ok(NetMessage::SyncBlocks(r.seq("net.sync_blocks", BLOCKS_PER_MESSAGE_MAX, |r| {
+                Ok((Block::decode_from(r)?, r.option("net.sync_certificate", Certificate::decode_from)?))
+            })?)),
+            tag => Err(DecodeError::InvalidTag { what: "net message", tag }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use shutong_types::block::VoteSubject;
+    use shutong_types::{BlockHeader, Keypair, VoteKind};
+
+    fn block(height: u64) -> Block {
+        let key = Keypair::from_seed("wire-proposer");
+        let header = BlockHeader {
+            chain_id: "wire".into(),
+            height,
+            view: height,
+            parent: Hash::of("test", &height.to_le_bytes()),
+            proposer: key.public(),
+            timestamp_ms: 1_000 + height,
+            txs_root: Block::txs_root(&[]),
+            state_root: Hash::ZERO,
+            receipts_root: Hash::ZERO,
+            audit_root: Hash::ZERO,
+            audit_size: 0,
+            validator_set: Hash::ZERO,
+        };
+        Block { header, txs: Vec::new() }
+    }
+
+    fn samples() -> Vec<NetMessage> {
+        let key = Keypair::from_seed("wire-voter");
+        let subject = VoteSubject { kind: VoteKind::Notarize, epoch: 0, view: 3, digest: block(3).header.hash() };
+        let vote = SignedVote { subject, signer: 1, signature: subject.sign("wire", &key) };
+        let certificate = Certificate::new(subject, 4, &[(1, vote.signature)]);
+        vec![
+            NetMessage::Consensus(Message::Vote(vote.clone())),
+            NetMessage::Proposal { block: block(3), parent_view: 2, vote },
+            NetMessage::BlockRequest { digest: Hash::of("x", b"y"), ancestors: 16 },
+            NetMessage::Blocks(vec![block(5), block(4)]),
+            NetMessage::SyncRequest { from_height: 9, count: 64 },
+            NetMessage::SyncBlocks(vec![(block(9), None), (block(10), Some(certificate))]),
+        ]
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        for message in samples() {
+            assert_eq!(NetMessage::decode(&message.encode()).unwrap(), message);
+        }
+    }
+
+    #[test]
+    fn truncated_and_unknown_messages_are_refused() {
+        for message in samples() {
+            let bytes = message.encode();
+            for len in 0..bytes.len() {
+                assert!(NetMessage::decode(&bytes[..len]).is_err(), "{message:?} cut to {len} bytes decoded");
+            }
+        }
+        assert!(NetMessage::decode(&[6]).is_err());
+        assert!(NetMessage::decode(&[255, 0, 0]).is_err());
+    }
+
+    #[test]
+    fn a_huge_block_count_is_refused_before_allocating() {
+        let mut bytes = vec![3];
+        write::u32(&mut bytes, u32::MAX);
+        let err = NetMessage::decode(&bytes).unwrap_err();
+        assert!(err.to_string().contains("net.blocks"), "{err}");
+    }
+}

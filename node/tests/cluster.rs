@@ -1,0 +1,125 @@
+//! Four real `shutong` validator processes on 127.0.0.1, talking libp2p: they finalize
+//! blocks; with one SIGKILLed the rest go on, and the restarted one catches up to the same
+//! blocks and state; with two of four down the chain stops without forking and resumes when
+//! they return; a key outside the validator set cannot connect.
+
+#![allow(clippy::unwrap_used)]
+
+use libp2p::futures::StreamExt;
+use libp2p::swarm::SwarmEvent;
+use shutong_sdk::system_api::registry::OrgKind;
+use shutong_sdk::{Client, TxBuilder, builder, keyfile};
+use shutong_testnet::Cluster;
+use shutong_types::{ExecStatus, Hash, Keypair};
+use std::path::Path;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_shutong");
+const WAIT: Duration = Duration::from_secs(90);
+
+async fn hash_at(client: &Client, height: u64) -> Option<Hash> {
+    client.block(height).await.unwrap().map(|b| b.hash)
+}
+
+/// Every node in `nodes` holds the same block at every height up to `up_to`.
+async fn same_chain(cluster: &Cluster, nodes: &[usize], up_to: u64) {
+    for height in 0..=up_to {
+        let expected = hash_at(&cluster.client(nodes[0]).unwrap(), height).await;
+        assert!(expected.is_some(), "{} lacks block {height}", cluster.members[nodes[0]].name);
+        for &i in &nodes[1..] {
+            let got = hash_at(&cluster.client(i).unwrap(), height).await;
+            assert_eq!(
+                got, expected,
+                "{} and {} differ at height {height}",
+                cluster.members[nodes[0]].name, cluster.members[i].name
+            );
+        }
+    }
+}
+
+async fn height(cluster: &Cluster, i: usize) -> u64 {
+    cluster.client(i).unwrap().status().await.unwrap().height
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn four_validators_finalize_and_a_killed_one_catches_up() {
+    let mut cluster = Cluster::init(Path::new(BIN), 4, 100).unwrap();
+    cluster.start_all().await.unwrap();
+    cluster.wait_height(&[0, 1, 2, 3], 3, WAIT).await.unwrap();
+
+    // A transaction through validator 2 is committed on all of them.
+    let admin = keyfile::read(&cluster.admin_key).unwrap();
+    let client = cluster.client(2).unwrap();
+    let txb = TxBuilder::new(&cluster.chain_id, admin.clone());
+    let nonce = client.nonce(&admin.account()).await.unwrap();
+    let tx = txb.call(builder::register_org("jingan", "Jing'an Data Bureau", OrgKind::Department), nonce, 10_000);
+    let receipt = client.submit_and_wait(&tx, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(receipt.status, ExecStatus::Success);
+
+    // SIGKILL validator 1: the other three keep finalizing.
+    cluster.kill(1);
+    let at_kill = height(&cluster, 0).await;
+    cluster.wait_height(&[0, 2, 3], at_kill + 10, WAIT).await.unwrap();
+    same_chain(&cluster, &[0, 2, 3], at_kill + 10).await;
+
+    // Restarted, it catches up: the same blocks, the same state root, the same receipt.
+    cluster.start(1).await.unwrap();
+    let target = height(&cluster, 0).await + 5;
+    cluster.wait_height(&[0, 1, 2, 3], target, WAIT).await.unwrap();
+    same_chain(&cluster, &[0, 1, 2, 3], target).await;
+    let root_at = |i: usize| {
+        let client = cluster.client(i).unwrap();
+        async move { client.block(target).await.unwrap().unwrap().header.state_root }
+    };
+    let root = root_at(0).await;
+    for i in 1..4 {
+        assert_eq!(root_at(i).await, root, "validator {i} has another state root at height {target}");
+    }
+    let stored = cluster.client(1).unwrap().receipt(&tx.id()).await.unwrap().unwrap();
+    assert_eq!(stored, receipt, "the restarted validator has the transaction's receipt");
+    let status = cluster.client(1).unwrap().status().await.unwrap();
+    assert_eq!(status.peers, 3, "the restarted validator is connected to the other three");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_of_four_down_stops_the_chain_without_a_fork_and_it_resumes() {
+    let mut cluster = Cluster::init(Path::new(BIN), 4, 100).unwrap();
+    cluster.start_all().await.unwrap();
+    cluster.wait_height(&[0, 1, 2, 3], 3, WAIT).await.unwrap();
+
+    // A key outside the validator set is refused right after the handshake, over a real
+    // socket to a real node.
+    let outsider = Keypair::generate();
+    let mut swarm = shutong_node::p2p::swarm(&outsider, &[]).unwrap();
+    let addr = cluster.members[0].p2p;
+    swarm.dial(format!("/ip4/{}/tcp/{}", addr.ip(), addr.port()).parse::<libp2p::Multiaddr>().unwrap()).unwrap();
+    let refused = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::OutgoingConnectionError { .. } => return true,
+                SwarmEvent::ConnectionClosed { .. } => return true,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert_eq!(refused, Ok(true), "the outsider's connection must be closed");
+    let status = cluster.client(0).unwrap().status().await.unwrap();
+    assert_eq!(status.peers, 3, "only the three other validators are connected");
+
+    cluster.kill(2);
+    cluster.kill(3);
+    // A block that was already on its way may still finalize; after that, nothing does.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stopped = height(&cluster, 0).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(height(&cluster, 0).await, stopped, "two of four validators cannot finalize");
+    let other = height(&cluster, 1).await;
+    assert!(other.abs_diff(stopped) <= 1, "the two live validators are at {stopped} and {other}");
+    same_chain(&cluster, &[0, 1], stopped.min(other)).await;
+
+    cluster.start(2).await.unwrap();
+    cluster.start(3).await.unwrap();
+    cluster.wait_height(&[0, 1, 2, 3], stopped + 10, WAIT).await.unwrap();
+    same_chain(&cluster, &[0, 1, 2, 3], stopped + 10).await;
+}
