@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The run command: builds the node, starts a local single-validator chain with the system
-# contracts, and walks through a signed call end to end, including a SIGKILL and restart.
-# Installs what a fresh machine lacks. Options: --follow (keep the node running and show its
-# log until Ctrl-C). Environment: SHUTONG_DEMO_HOME (default ~/.shutong-demo, wiped first),
-# SHUTONG_DEMO_PORT (default 26657), SHUTONG_PROFILE (release or dev; default release).
+# The run command: builds the node, starts a local testnet of validator processes on
+# 127.0.0.1 with the system contracts, walks through a signed call end to end, and shows the
+# chain going on when a validator is SIGKILLed and the validator catching up when it is back.
+# Installs what a fresh machine lacks. Options: --follow (keep the testnet running and show
+# validator-0's log until Ctrl-C, then stop it). Environment: SHUTONG_DEMO_DIR (default
+# ~/.shutong-demo, wiped first), SHUTONG_DEMO_VALIDATORS (default 4), SHUTONG_DEMO_PORT (the
+# first of the ports, default 26600), SHUTONG_PROFILE (release or dev; default release).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -13,11 +15,18 @@ ensure_build_packages
 follow=0
 [ "${1:-}" = "--follow" ] && follow=1
 profile=${SHUTONG_PROFILE:-release}
-home=${SHUTONG_DEMO_HOME:-$HOME/.shutong-demo}
-port=${SHUTONG_DEMO_PORT:-26657}
-rpc=http://127.0.0.1:$port
+dir=${SHUTONG_DEMO_DIR:-$HOME/.shutong-demo}
+validators=${SHUTONG_DEMO_VALIDATORS:-4}
+base=${SHUTONG_DEMO_PORT:-26600}
+rpc0=http://127.0.0.1:$base
+rpc3=http://127.0.0.1:$((base + 2 * (validators - 1)))
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# Runs a query until it succeeds: another validator may commit a block a moment later.
+query_until() {
+  for _ in $(seq 1 50); do "$bin" query "$@" 2>/dev/null && return 0; sleep 0.2; done
+  "$bin" query "$@"
+}
 
 step "building shutong ($profile; the first build takes a while)"
 if [ "$profile" = release ]; then
@@ -27,54 +36,40 @@ else
 fi
 bin=$CARGO_TARGET_DIR/$([ "$profile" = release ] && echo release || echo debug)/shutong
 
-rm -rf "$home"
-node_pid=
-stop_node() { [ -n "$node_pid" ] && kill "$node_pid" 2>/dev/null && wait "$node_pid" 2>/dev/null; node_pid=; true; }
-trap stop_node EXIT
-start_node() {
-  "$bin" node run --home "$home" >>"$home/node.log" 2>&1 &
-  node_pid=$!
-  for _ in $(seq 1 100); do
-    "$bin" status --rpc "$rpc" >/dev/null 2>&1 && return 0
-    sleep 0.1
-  done
-  echo "the node did not come up; its log:" >&2; tail -20 "$home/node.log" >&2; return 1
-}
+[ -f "$dir/testnet.json" ] && "$bin" testnet down --dir "$dir" --purge >/dev/null 2>&1 || true
+rm -rf "$dir"
+down() { [ $follow = 1 ] && return 0; "$bin" testnet down --dir "$dir" >/dev/null 2>&1 || true; }
+trap down EXIT
 
-step "initialising a chain in $home (validator key, admin key, genesis with the registry contract)"
-"$bin" init --home "$home" --chain-id shutong-demo --rpc-listen "127.0.0.1:$port" --block-interval-ms 200
-cat "$home/genesis.json"
+step "starting $validators validators: keys, one genesis with the registry contract, each node dialling the others"
+"$bin" testnet up --dir "$dir" --validators "$validators" --base-port "$base" --chain-id shutong-demo
+admin=$dir/keys/admin.json
 
-step "starting the validator; it produces a block every 200 ms"
-start_node
-sleep 1
-"$bin" status --rpc "$rpc"
+step "the admin signs a transaction at validator-0 that registers Jing'an's data bureau"
+"$bin" tx --rpc "$rpc0" --key "$admin" org register --id jingan-data --name "静安区数据局 Jing'an Data Bureau" --kind department
 
-step "the admin signs a transaction that registers Jing'an's data bureau"
-"$bin" tx --rpc "$rpc" --key "$home/keys/admin.json" org register --id jingan-data --name "静安区数据局 Jing'an Data Bureau" --kind department
-
-step "anyone can read it back from the chain"
-"$bin" query --rpc "$rpc" org --id jingan-data
+step "any validator answers with the same record: here the last one"
+query_until --rpc "$rpc3" org --id jingan-data
 
 step "another key tries to rename it: the contract refuses, the nonce advances, nothing else changes"
-"$bin" keys new --out "$home/keys/intruder.json" >/dev/null
-"$bin" tx --rpc "$rpc" --key "$home/keys/intruder.json" org update --id jingan-data --name "hijacked" || true
+"$bin" keys new --out "$dir/keys/intruder.json" >/dev/null
+"$bin" tx --rpc "$rpc0" --key "$dir/keys/intruder.json" org update --id jingan-data --name "hijacked" || true
 
-step "the admin suspends it"
-"$bin" tx --rpc "$rpc" --key "$home/keys/admin.json" org update --id jingan-data --status suspended
-height=$("$bin" --output json query --rpc "$rpc" org --id jingan-data | sed 's/.*"updated_height":\([0-9]*\).*/\1/')
-"$bin" query --rpc "$rpc" block --height "$height"
+step "SIGKILL validator-1: the other $((validators - 1)) keep finalizing (its views time out and are skipped)"
+"$bin" testnet stop --dir "$dir" --node 1 --kill
+"$bin" tx --rpc "$rpc0" --key "$admin" org update --id jingan-data --status suspended
+sleep 3
+"$bin" testnet status --dir "$dir"
 
-step "SIGKILL the node and start it again: every committed block and the state survive"
-kill -9 "$node_pid"; wait "$node_pid" 2>/dev/null || true; node_pid=
-start_node
-"$bin" query --rpc "$rpc" org --id jingan-data
-sleep 1
-"$bin" status --rpc "$rpc"
+step "validator-1 restarts, fetches the blocks it missed and reaches the same state root"
+"$bin" testnet start --dir "$dir" --node 1
+sleep 4
+"$bin" testnet status --dir "$dir"
+query_until --rpc "http://127.0.0.1:$((base + 2))" org --id jingan-data
 
 if [ $follow = 1 ]; then
-  step "following the node's log (Ctrl-C to stop)"
-  tail -f "$home/node.log"
+  step "following validator-0's log (Ctrl-C to stop following; \`$bin testnet down --dir $dir\` stops the testnet)"
+  tail -f "$dir/node0/node.log"
 else
-  step "done; the chain's data is in $home (run with --follow to keep the node running)"
+  step "done; stopping the testnet (its data stays in $dir; run with --follow to keep it running)"
 fi

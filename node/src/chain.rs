@@ -24,7 +24,7 @@ use crate::mempool::{AdmitError, ChainView, Mempool};
 use crate::network::{Command, Inbound, NetHandle};
 use crate::storage::{Commit, Storage, Tip, WalEntry};
 use crate::view::NodeView;
-use crate::wire::{BLOCKS_PER_MESSAGE_MAX, NetMessage};
+use crate::wire::{BATCH_TXS_MAX, BLOCKS_PER_MESSAGE_MAX, Batch, CompactProposal, NetMessage};
 use libp2p::PeerId;
 use shutong_consensus::{
     Config as EngineConfig, Ed25519, Effect, Engine, Finalized, Input, Message, Proposal, SignedVote, Timer,
@@ -54,6 +54,22 @@ const WAITING_MAX: usize = 64;
 const WANTED_MAX: usize = 1_024;
 /// How often block sync asks again while a finalized block cannot be connected to the tip.
 const SYNC_RETRY: Duration = Duration::from_millis(500);
+/// How often transactions clients submitted here are sealed into a batch and pushed.
+const BATCH_INTERVAL: Duration = Duration::from_millis(20);
+/// The largest batch this node seals.
+const BATCH_BYTES_MAX: usize = 1 << 20;
+/// Bounds on the batches held: by bytes, and by age in committed blocks.
+const BATCHES_BYTES_MAX: usize = 256 << 20;
+const BATCH_AGE_MAX: u64 = 256;
+
+/// A batch held for proposals that may name it.
+#[derive(Debug)]
+struct HeldBatch {
+    batch: Arc<Batch>,
+    /// The committed height when it arrived; old batches are dropped.
+    height: u64,
+    bytes: usize,
+}
 
 /// What reaches the driver's thread.
 #[derive(Debug)]
@@ -141,6 +157,14 @@ pub struct Chain {
     certified: HashMap<Hash, Certificate>,
     sync_at: Option<Instant>,
     sync_peer: usize,
+    batches: HashMap<Hash, HeldBatch>,
+    batches_bytes: usize,
+    /// Where each transaction of a held batch is: (batch digest, index).
+    located: HashMap<Hash, (Hash, u32)>,
+    batch_seq: u64,
+    next_seal: Instant,
+    /// Compact proposals waiting for batches, by view.
+    waiting_batches: BTreeMap<u64, (CompactProposal, PeerId)>,
     /// Set when this node's execution disagreed with a finalized header: it stops committing.
     diverged: bool,
     /// Pending timers by deadline (the sequence number keeps equal deadlines apart).
@@ -223,6 +247,12 @@ impl Chain {
             certified: HashMap::new(),
             sync_at: None,
             sync_peer: 0,
+            batches: HashMap::new(),
+            batches_bytes: 0,
+            located: HashMap::new(),
+            batch_seq: now_ms(),
+            next_seal: Instant::now(),
+            waiting_batches: BTreeMap::new(),
             diverged: false,
             timers: BTreeMap::new(),
             timer_seq: 0,
@@ -244,11 +274,19 @@ impl Chain {
             let now = Instant::now();
             let next_timer = self.timers.keys().next().map(|(at, _)| *at);
             let next_build = self.requested.map(|r| r.ready_at);
-            let wake = [next_timer, next_build, self.sync_at].into_iter().flatten().min().unwrap_or(now + IDLE_WAKE);
+            let wake = [next_timer, next_build, self.sync_at, Some(self.next_seal)]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(now + IDLE_WAKE);
             match events.recv_timeout(wake.saturating_duration_since(now).min(IDLE_WAKE)) {
                 Ok(Event::Net(inbound)) => self.on_message(inbound),
                 Err(RecvTimeoutError::Timeout) => {}
                 Ok(Event::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
+            }
+            if self.next_seal <= Instant::now() {
+                self.seal();
+                self.next_seal = Instant::now() + BATCH_INTERVAL;
             }
             self.fire_timers();
             if let Some(requested) = self.requested.filter(|r| r.ready_at <= Instant::now()) {
@@ -449,7 +487,173 @@ impl Chain {
             NetMessage::Blocks(blocks) => self.on_blocks(blocks),
             NetMessage::SyncRequest { from_height, count } => self.serve_sync(from, from_height, count),
             NetMessage::SyncBlocks(blocks) => self.on_sync_blocks(blocks),
+            NetMessage::Batch(batch) => self.on_batch(batch),
+            NetMessage::CompactProposal(proposal) => self.on_compact_proposal(from, proposal),
+            NetMessage::BatchRequest(digests) => {
+                for digest in digests {
+                    if let Some(held) = self.batches.get(&digest) {
+                        self.send(from, &NetMessage::Batch((*held.batch).clone()));
+                    }
+                }
+            }
         }
+    }
+
+    // ---- Batches ----------------------------------------------------------------------------
+
+    /// Seals what clients submitted here since the last seal into batches and pushes them
+    /// to every validator, ahead of any proposal that includes them.
+    fn seal(&mut self) {
+        let fresh = self.mempool.lock().expect("mempool lock poisoned").take_fresh();
+        self.seal_txs(fresh.iter().map(|tx| (**tx).clone()).collect());
+    }
+
+    fn seal_txs(&mut self, txs: Vec<shutong_types::SignedTransaction>) {
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        for tx in txs {
+            let size = encoded_len(&tx);
+            if !batch.is_empty() && (batch.len() == BATCH_TXS_MAX as usize || bytes + size > BATCH_BYTES_MAX) {
+                self.push_batch(std::mem::take(&mut batch));
+                bytes = 0;
+            }
+            bytes += size;
+            batch.push(tx);
+        }
+        if !batch.is_empty() {
+            self.push_batch(batch);
+        }
+    }
+
+    fn push_batch(&mut self, txs: Vec<shutong_types::SignedTransaction>) {
+        self.batch_seq += 1;
+        let batch = Batch { author: self.key.public(), seq: self.batch_seq, txs };
+        self.broadcast(&NetMessage::Batch(batch.clone()));
+        self.store_batch(batch);
+    }
+
+    /// Holds a batch and indexes its transactions; false if it is over the memory bound.
+    fn store_batch(&mut self, batch: Batch) -> bool {
+        let digest = batch.digest();
+        if self.batches.contains_key(&digest) {
+            return true;
+        }
+        let bytes = encoded_len(&batch);
+        if self.batches_bytes + bytes > BATCHES_BYTES_MAX {
+            tracing::warn!(%digest, held = self.batches.len(), "too many batches held; dropping one");
+            return false;
+        }
+        for (i, tx) in batch.txs.iter().enumerate() {
+            self.located.entry(tx.id()).or_insert((digest, i as u32));
+        }
+        self.batches_bytes += bytes;
+        let height = self.view.tip().height;
+        self.batches.insert(digest, HeldBatch { batch: Arc::new(batch), height, bytes });
+        true
+    }
+
+    /// Another validator's batch: held for proposals, and its transactions admitted to the
+    /// mempool (which checks each, signature included) so that any leader can include them.
+    fn on_batch(&mut self, batch: Batch) {
+        if batch.txs.is_empty() || self.batches.contains_key(&batch.digest()) {
+            return;
+        }
+        {
+            let mut pool = self.mempool.lock().expect("mempool lock poisoned");
+            for tx in &batch.txs {
+                // Refusals are expected (already committed, a duplicate nonce) and harmless:
+                // a proposal that includes an invalid one is refused when it is checked.
+                let _ = pool.admit_from_peer(&tx.encode(), &self.view);
+            }
+        }
+        if self.store_batch(batch) {
+            self.retry_waiting_batches();
+        }
+    }
+
+    fn prune_batches(&mut self) {
+        let tip = self.view.tip().height;
+        let old: Vec<Hash> =
+            self.batches.iter().filter(|(_, b)| b.height + BATCH_AGE_MAX < tip).map(|(d, _)| *d).collect();
+        for digest in old {
+            if let Some(held) = self.batches.remove(&digest) {
+                self.batches_bytes -= held.bytes;
+                for tx in &held.batch.txs {
+                    let id = tx.id();
+                    if self.located.get(&id).is_some_and(|(d, _)| *d == digest) {
+                        self.located.remove(&id);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_compact_proposal(&mut self, from: PeerId, proposal: CompactProposal) {
+        let view = proposal.vote.subject.view;
+        if view <= self.engine.finalized().view || view > self.engine.view() + VIEW_LOOKAHEAD {
+            return;
+        }
+        let missing: Vec<Hash> = proposal.batches.iter().filter(|d| !self.batches.contains_key(d)).copied().collect();
+        if !missing.is_empty() {
+            if self.waiting_batches.len() < WAITING_MAX {
+                self.waiting_batches.insert(view, (proposal, from));
+            }
+            self.send(from, &NetMessage::BatchRequest(missing));
+            return;
+        }
+        let mut txs = Vec::with_capacity(proposal.positions.len());
+        for (batch, index) in &proposal.positions {
+            let tx = proposal
+                .batches
+                .get(*batch as usize)
+                .and_then(|digest| self.batches.get(digest))
+                .and_then(|held| held.batch.txs.get(*index as usize));
+            match tx {
+                Some(tx) => txs.push(tx.clone()),
+                None => {
+                    tracing::warn!(view, peer = %from, "proposal names a transaction its batches do not have");
+                    return;
+                }
+            }
+        }
+        let block = Block { header: proposal.header, txs };
+        self.on_proposal(from, block, proposal.parent_view, proposal.vote);
+    }
+
+    fn retry_waiting_batches(&mut self) {
+        let ready: Vec<u64> = self
+            .waiting_batches
+            .iter()
+            .filter(|(_, (p, _))| p.batches.iter().all(|d| self.batches.contains_key(d)))
+            .map(|(view, _)| *view)
+            .collect();
+        for view in ready {
+            if let Some((proposal, from)) = self.waiting_batches.remove(&view) {
+                self.on_compact_proposal(from, proposal);
+            }
+        }
+    }
+
+    /// This validator's block by batch digests, if every transaction is in a held batch.
+    fn compact(&self, block: &Block, parent_view: u64, vote: &SignedVote) -> Option<CompactProposal> {
+        let mut batches = Vec::new();
+        let mut index: HashMap<Hash, u32> = HashMap::new();
+        let mut positions = Vec::with_capacity(block.txs.len());
+        for tx in &block.txs {
+            let (digest, i) = self.located.get(&tx.id())?;
+            let b = *index.entry(*digest).or_insert_with(|| {
+                batches.push(*digest);
+                batches.len() as u32 - 1
+            });
+            positions.push((b, *i));
+        }
+        (batches.len() <= crate::wire::BATCHES_PER_MESSAGE_MAX as usize).then(|| CompactProposal {
+            header: block.header.clone(),
+            batches,
+            positions,
+            parent_view,
+            vote: vote.clone(),
+        })
     }
 
     fn on_proposal(&mut self, from: PeerId, block: Block, parent_view: u64, vote: SignedVote) {
@@ -474,6 +678,8 @@ impl Chain {
                 let parent = block.header.parent;
                 self.hold(block);
                 self.step(Input::Proposal { proposal: Proposal { view, digest, parent, parent_view }, vote });
+                // It may be the parent a later view's proposal is waiting for.
+                self.retry_waiting();
             }
             Err(Reject::ParentMissing(parent)) => {
                 if self.waiting.len() < WAITING_MAX {
@@ -668,6 +874,10 @@ impl Chain {
     /// or a path to a finalized block.
     fn after_new_blocks(&mut self) {
         self.try_commit();
+        self.retry_waiting();
+    }
+
+    fn retry_waiting(&mut self) {
         let ready: Vec<u64> = self
             .waiting
             .iter()
@@ -815,6 +1025,8 @@ impl Chain {
         let finalized = self.engine.finalized().view;
         self.proposals = self.proposals.split_off(&(finalized + 1));
         self.waiting = self.waiting.split_off(&(finalized + 1));
+        self.waiting_batches = self.waiting_batches.split_off(&(finalized + 1));
+        self.prune_batches();
         true
     }
 
@@ -859,7 +1071,12 @@ impl Chain {
             return;
         };
         self.requested = None;
+        self.seal();
         let block = self.build(requested.view, requested.parent, &parent);
+        // Anything selected that no held batch carries (its batch was dropped as old) goes
+        // out in a new batch ahead of the proposal.
+        let unbatched: Vec<_> = block.txs.iter().filter(|tx| !self.located.contains_key(&tx.id())).cloned().collect();
+        self.seal_txs(unbatched);
         let digest = self.hold(block);
         self.proposals.insert(requested.view, digest);
         self.proposed = Some((requested.view, digest, requested.parent_view));
@@ -926,7 +1143,10 @@ impl Chain {
                         (Some(block), Some((view, digest, parent_view)))
                             if view == vote.subject.view && digest == vote.subject.digest =>
                         {
-                            self.broadcast(&NetMessage::Proposal { block, parent_view, vote });
+                            match self.compact(&block, parent_view, &vote) {
+                                Some(compact) => self.broadcast(&NetMessage::CompactProposal(compact)),
+                                None => self.broadcast(&NetMessage::Proposal { block, parent_view, vote }),
+                            }
                         }
                         _ => tracing::error!(
                             view = vote.subject.view,

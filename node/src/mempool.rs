@@ -78,6 +78,8 @@ pub struct Mempool {
     cfg: Config,
     by_sender: HashMap<AccountId, BTreeMap<u64, Arc<SignedTransaction>>>,
     ids: HashSet<Hash>,
+    /// Transactions clients submitted here that no batch carries yet.
+    fresh: Vec<Arc<SignedTransaction>>,
 }
 
 /// The least gas a transaction may ask for: what a call costs before it runs.
@@ -85,7 +87,7 @@ pub const GAS_LIMIT_MIN: u64 = shutong_vm::gas::CALL_BASE;
 
 impl Mempool {
     pub fn new(cfg: Config) -> Mempool {
-        Mempool { cfg, by_sender: HashMap::new(), ids: HashSet::new() }
+        Mempool { cfg, by_sender: HashMap::new(), ids: HashSet::new(), fresh: Vec::new() }
     }
 
     pub fn len(&self) -> usize {
@@ -100,8 +102,29 @@ impl Mempool {
         self.ids.contains(id)
     }
 
-    /// Checks `bytes` as a transaction and adds it to the pool; returns its id.
+    /// Checks `bytes` as a transaction a client submitted and adds it to the pool, to be
+    /// batched and sent to the other validators; returns its id.
     pub fn admit(&mut self, bytes: &[u8], chain: &dyn ChainView) -> Result<Hash, AdmitError> {
+        let tx = self.check_and_add(bytes, chain)?;
+        let id = tx.id();
+        self.fresh.push(tx);
+        Ok(id)
+    }
+
+    /// Checks a transaction that came in another validator's batch and adds it to the pool.
+    pub fn admit_from_peer(&mut self, bytes: &[u8], chain: &dyn ChainView) -> Result<Hash, AdmitError> {
+        self.check_and_add(bytes, chain).map(|tx| tx.id())
+    }
+
+    /// The transactions clients submitted here since the last call, still pending.
+    pub fn take_fresh(&mut self) -> Vec<Arc<SignedTransaction>> {
+        let ids = &self.ids;
+        let mut fresh = std::mem::take(&mut self.fresh);
+        fresh.retain(|tx| ids.contains(&tx.id()));
+        fresh
+    }
+
+    fn check_and_add(&mut self, bytes: &[u8], chain: &dyn ChainView) -> Result<Arc<SignedTransaction>, AdmitError> {
         if bytes.len() > TX_BYTES_MAX {
             return Err(AdmitError::TooLarge { size: bytes.len(), max: TX_BYTES_MAX });
         }
@@ -144,10 +167,10 @@ impl Mempool {
         }
         chain.check_call(&tx.call.contract, &tx.call.method)?;
         signed.verify().map_err(AdmitError::BadSignature)?;
-        let id = signed.id();
-        self.ids.insert(id);
-        self.by_sender.entry(signed.tx.sender).or_default().insert(signed.tx.nonce, Arc::new(signed));
-        Ok(id)
+        self.ids.insert(signed.id());
+        let signed = Arc::new(signed);
+        self.by_sender.entry(signed.tx.sender).or_default().insert(signed.tx.nonce, Arc::clone(&signed));
+        Ok(signed)
     }
 
     /// Up to `max` transactions declaring at most `gas_max` gas in all, for the next block:

@@ -24,7 +24,7 @@ pub const OUTBOX_MAX: usize = 8_192;
 /// How many incoming messages may wait for the consensus driver.
 pub const INBOX_MAX: usize = 8_192;
 /// How often peers that are not connected are dialled again.
-const REDIAL_EVERY: Duration = Duration::from_secs(2);
+const REDIAL_EVERY: Duration = Duration::from_secs(1);
 
 /// What the driver asks the network to do.
 #[derive(Debug)]
@@ -108,8 +108,7 @@ pub fn start(
     let mut dial = Vec::new();
     for peer in peers {
         let id = p2p::peer_id(&peer.key).ok_or(NetError::BadPeerKey(peer.key))?;
-        swarm.add_peer_address(id, multiaddr(peer.address));
-        dial.push(id);
+        dial.push((id, multiaddr(peer.address)));
     }
     let me = key.public();
     let broadcast_to: Vec<PeerId> = validators
@@ -137,9 +136,15 @@ pub fn start(
                     }
                 },
                 _ = redial.tick() => {
-                    for peer in &dial {
+                    for (peer, address) in &dial {
                         if !swarm.is_connected(peer) {
-                            let opts = DialOpts::peer_id(*peer).condition(PeerCondition::DisconnectedAndNotDialing).build();
+                            // libp2p forgets an address whose dial failed (a peer that was down
+                            // or not yet listening), so it is given again every time.
+                            swarm.add_peer_address(*peer, address.clone());
+                            let opts = DialOpts::peer_id(*peer)
+                                .addresses(vec![address.clone()])
+                                .condition(PeerCondition::DisconnectedAndNotDialing)
+                                .build();
                             let _ = swarm.dial(opts);
                         }
                     }

@@ -6,10 +6,86 @@
 
 use shutong_codec::{Reader, write};
 use shutong_consensus::{Message, SignedVote};
-use shutong_types::{Block, Certificate, Decode, DecodeError, Encode, Hash};
+use shutong_types::hash::tag;
+use shutong_types::limits::BLOCK_TXS_MAX;
+use shutong_types::{Block, BlockHeader, Certificate, Decode, DecodeError, Encode, Hash, PublicKey, SignedTransaction};
 
 /// The most blocks one answer carries.
 pub const BLOCKS_PER_MESSAGE_MAX: u32 = 64;
+/// The most transactions in one batch.
+pub const BATCH_TXS_MAX: u32 = 4_096;
+/// The most batches one proposal or request names.
+pub const BATCHES_PER_MESSAGE_MAX: u32 = 1_024;
+
+/// Transactions a validator received from clients, pushed to every other validator ahead of
+/// any proposal that includes them. Named by its digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub author: PublicKey,
+    /// The author's counter; keeps two batches of the same transactions apart.
+    pub seq: u64,
+    pub txs: Vec<SignedTransaction>,
+}
+
+impl Batch {
+    pub fn digest(&self) -> Hash {
+        Hash::of(tag::BATCH, &self.encode())
+    }
+}
+
+impl Encode for Batch {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.author.encode_to(out);
+        write::u64(out, self.seq);
+        write::seq(out, &self.txs, |out, tx| tx.encode_to(out));
+    }
+}
+
+impl Decode for Batch {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Batch {
+            author: PublicKey::decode_from(r)?,
+            seq: r.u64()?,
+            txs: r.seq("batch.txs", BATCH_TXS_MAX, SignedTransaction::decode_from)?,
+        })
+    }
+}
+
+/// A proposal that names its transactions by batch instead of carrying them: the block's
+/// transactions are, in order, `batches[b].txs[i]` for each `(b, i)` in `positions`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactProposal {
+    pub header: BlockHeader,
+    pub batches: Vec<Hash>,
+    pub positions: Vec<(u32, u32)>,
+    pub parent_view: u64,
+    pub vote: SignedVote,
+}
+
+impl Encode for CompactProposal {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.header.encode_to(out);
+        write::seq(out, &self.batches, |out, digest| digest.encode_to(out));
+        write::seq(out, &self.positions, |out, (batch, index)| {
+            write::u32(out, *batch);
+            write::u32(out, *index);
+        });
+        write::u64(out, self.parent_view);
+        self.vote.encode_to(out);
+    }
+}
+
+impl Decode for CompactProposal {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(CompactProposal {
+            header: BlockHeader::decode_from(r)?,
+            batches: r.seq("proposal.batches", BATCHES_PER_MESSAGE_MAX, Hash::decode_from)?,
+            positions: r.seq("proposal.positions", BLOCK_TXS_MAX, |r| Ok((r.u32()?, r.u32()?)))?,
+            parent_view: r.u64()?,
+            vote: SignedVote::decode_from(r)?,
+        })
+    }
+}
 
 /// A message between nodes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +104,12 @@ pub enum NetMessage {
     /// Committed blocks in height order, each with its finalization certificate if it was
     /// finalized directly (an ancestor of a finalized block is final without one).
     SyncBlocks(Vec<(Block, Option<Certificate>)>),
+    /// A batch of transactions, pushed or asked for.
+    Batch(Batch),
+    /// A proposal by batch digests.
+    CompactProposal(CompactProposal),
+    /// "Send me these batches."
+    BatchRequest(Vec<Hash>),
 }
 
 impl Encode for NetMessage {
@@ -64,6 +146,18 @@ impl Encode for NetMessage {
                     write::option(out, certificate, |out, c| c.encode_to(out));
                 });
             }
+            NetMessage::Batch(batch) => {
+                write::u8(out, 6);
+                batch.encode_to(out);
+            }
+            NetMessage::CompactProposal(proposal) => {
+                write::u8(out, 7);
+                proposal.encode_to(out);
+            }
+            NetMessage::BatchRequest(digests) => {
+                write::u8(out, 8);
+                write::seq(out, digests, |out, digest| digest.encode_to(out));
+            }
         }
     }
 }
@@ -83,6 +177,11 @@ impl Decode for NetMessage {
             5 => Ok(NetMessage::SyncBlocks(r.seq("net.sync_blocks", BLOCKS_PER_MESSAGE_MAX, |r| {
                 Ok((Block::decode_from(r)?, r.option("net.sync_certificate", Certificate::decode_from)?))
             })?)),
+            6 => Ok(NetMessage::Batch(Batch::decode_from(r)?)),
+            7 => Ok(NetMessage::CompactProposal(CompactProposal::decode_from(r)?)),
+            8 => {
+                Ok(NetMessage::BatchRequest(r.seq("net.batch_request", BATCHES_PER_MESSAGE_MAX, Hash::decode_from)?))
+            }
             tag => Err(DecodeError::InvalidTag { what: "net message", tag }),
         }
     }
@@ -126,6 +225,15 @@ mod tests {
             NetMessage::Blocks(vec![block(5), block(4)]),
             NetMessage::SyncRequest { from_height: 9, count: 64 },
             NetMessage::SyncBlocks(vec![(block(9), None), (block(10), Some(certificate))]),
+            NetMessage::Batch(Batch { author: key.public(), seq: 4, txs: Vec::new() }),
+            NetMessage::CompactProposal(CompactProposal {
+                header: block(3).header,
+                batches: vec![Hash::of("b", b"1"), Hash::of("b", b"2")],
+                positions: vec![(0, 0), (1, 7)],
+                parent_view: 2,
+                vote: SignedVote { subject, signer: 1, signature: subject.sign("wire", &key) },
+            }),
+            NetMessage::BatchRequest(vec![Hash::of("b", b"1")]),
         ]
     }
 
@@ -144,7 +252,7 @@ mod tests {
                 assert!(NetMessage::decode(&bytes[..len]).is_err(), "{message:?} cut to {len} bytes decoded");
             }
         }
-        assert!(NetMessage::decode(&[6]).is_err());
+        assert!(NetMessage::decode(&[9]).is_err());
         assert!(NetMessage::decode(&[255, 0, 0]).is_err());
     }
 

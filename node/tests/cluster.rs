@@ -47,17 +47,28 @@ async fn four_validators_finalize_and_a_killed_one_catches_up() {
     cluster.start_all().await.unwrap();
     cluster.wait_height(&[0, 1, 2, 3], 3, WAIT).await.unwrap();
 
-    // A transaction through validator 2 is committed on all of them.
+    // A transaction submitted to validator 1 reaches the others in a batch: once validator 0
+    // holds it, validator 1 may die and the transaction is still committed.
     let admin = keyfile::read(&cluster.admin_key).unwrap();
-    let client = cluster.client(2).unwrap();
     let txb = TxBuilder::new(&cluster.chain_id, admin.clone());
-    let nonce = client.nonce(&admin.account()).await.unwrap();
+    let nonce = cluster.client(1).unwrap().nonce(&admin.account()).await.unwrap();
     let tx = txb.call(builder::register_org("jingan", "Jing'an Data Bureau", OrgKind::Department), nonce, 10_000);
-    let receipt = client.submit_and_wait(&tx, Duration::from_secs(30)).await.unwrap();
-    assert_eq!(receipt.status, ExecStatus::Success);
+    cluster.client(1).unwrap().submit(&tx).await.unwrap();
+    let zero = cluster.client(0).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let held = zero.status().await.unwrap().mempool_txs > 0;
+        if held || zero.receipt(&tx.id()).await.unwrap().is_some() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "validator 0 never received the transaction's batch");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 
-    // SIGKILL validator 1: the other three keep finalizing.
+    // SIGKILL validator 1: the other three keep finalizing, the transaction included.
     cluster.kill(1);
+    let receipt = zero.wait_for_receipt(&tx.id(), Duration::from_secs(30)).await.unwrap();
+    assert_eq!(receipt.status, ExecStatus::Success);
     let at_kill = height(&cluster, 0).await;
     cluster.wait_height(&[0, 2, 3], at_kill + 10, WAIT).await.unwrap();
     same_chain(&cluster, &[0, 2, 3], at_kill + 10).await;

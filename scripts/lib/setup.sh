@@ -19,7 +19,8 @@ apt_install() {
 
 # RocksDB's bindings need libclang at build time.
 ensure_build_packages() {
-  if ! ldconfig -p 2>/dev/null | grep -q 'libclang\(-[0-9.]*\)\?\.so'; then
+  # Not `grep -q` in the pipe: under pipefail its early exit fails ldconfig with SIGPIPE.
+  if ! ldconfig -p 2>/dev/null | grep 'libclang\(-[0-9.]*\)\?\.so' >/dev/null; then
     echo "installing clang (librocksdb-sys needs libclang)" >&2
     apt_install clang
   fi

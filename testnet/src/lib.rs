@@ -201,6 +201,11 @@ impl Cluster {
         Ok(())
     }
 
+    /// The process id of validator `i`, if it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.processes[i].as_ref().map(|p| p.child.id())
+    }
+
     /// SIGKILL validator `i`.
     pub fn kill(&mut self, i: usize) {
         if let Some(mut process) = self.processes[i].take() {

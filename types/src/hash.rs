@@ -24,6 +24,7 @@ pub mod tag {
     pub const STATE_ROOT: &str = "shutong/state-root/v1";
     pub const VALIDATOR_SET: &str = "shutong/validator-set/v1";
     pub const GENESIS: &str = "shutong/genesis/v1";
+    pub const BATCH: &str = "shutong/batch/v1";
 }
 
 impl Hash {
