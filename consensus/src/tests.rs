@@ -331,3 +331,42 @@ fn a_leader_signs_one_proposal_per_view_even_when_late_certificates_arrive() {
     let effects = engine.step(Input::Certificate(late)).unwrap();
     assert!(!effects.iter().any(|e| matches!(e, Effect::RequestProposal { .. })), "{effects:?}");
 }
+
+/// An epoch's last block may only be finalized, never extended, so later leaders propose it
+/// again (the host's re-proposal: digest = parent). The engine votes for it when it is
+/// notarized in the claimed view with every view since nullified, and reports it final.
+#[test]
+fn a_re_proposed_block_is_notarized_and_finalized_in_a_later_view() {
+    let (mut engine, keys, _) = started(4, 0);
+    let b = digest("last block of the epoch");
+    engine.step(certificate_input(&keys, &[1, 2, 3], VoteKind::Notarize, 1, b)).unwrap();
+    engine.step(certificate_input(&keys, &[1, 2, 3], VoteKind::Nullify, 2, Hash::ZERO)).unwrap();
+    assert_eq!(engine.view(), 3);
+    let reproposal = Input::Proposal {
+        proposal: Proposal { view: 3, digest: b, parent: b, parent_view: 1 },
+        vote: vote(&keys, 3, VoteKind::Notarize, 3, b),
+    };
+    let effects = engine.step(reproposal).unwrap();
+    let notarize = VoteSubject { kind: VoteKind::Notarize, epoch: 0, view: 3, digest: b };
+    assert!(own_votes(&effects).contains(&notarize), "{effects:?}");
+    let effects = engine.step(certificate_input(&keys, &[1, 2, 3], VoteKind::Finalize, 3, b)).unwrap();
+    assert!(
+        effects.iter().any(|e| matches!(e, Effect::Finalized { view: 3, digest, .. } if *digest == b)),
+        "{effects:?}"
+    );
+
+    // A re-proposal that skips a view not nullified is refused (rule 6).
+    let (mut engine, keys, _) = started(4, 0);
+    engine.step(certificate_input(&keys, &[1, 2, 3], VoteKind::Notarize, 1, b)).unwrap();
+    engine.step(certificate_input(&keys, &[1, 2, 3], VoteKind::Notarize, 2, digest("other"))).unwrap();
+    let reproposal = Input::Proposal {
+        proposal: Proposal { view: 3, digest: b, parent: b, parent_view: 1 },
+        vote: vote(&keys, 3, VoteKind::Notarize, 3, b),
+    };
+    let effects = engine.step(reproposal).unwrap();
+    assert!(own_votes(&effects).iter().all(|v| v.kind != VoteKind::Notarize), "{effects:?}");
+}
+
+fn certificate_input(keys: &[Keypair], signers: &[usize], kind: VoteKind, view: u64, digest: Hash) -> Input {
+    Input::Certificate(certificate(keys, signers, kind, view, digest))
+}

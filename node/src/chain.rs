@@ -19,6 +19,7 @@
 //! carries or by the finalization the engine already holds.
 
 use crate::config::ConsensusConfig;
+use crate::epochs::Epoch;
 use crate::executor::{BlockOutput, Executor};
 use crate::mempool::{AdmitError, ChainView, Mempool};
 use crate::network::{Command, Inbound, NetHandle};
@@ -167,6 +168,8 @@ pub struct Chain {
     waiting_batches: BTreeMap<u64, (CompactProposal, PeerId)>,
     /// Set when this node's execution disagreed with a finalized header: it stops committing.
     diverged: bool,
+    /// Set when a validator-set change removed this node's key: it stops taking part.
+    retired: bool,
     /// Pending timers by deadline (the sequence number keeps equal deadlines apart).
     timers: BTreeMap<(Instant, u64), (u64, Timer)>,
     timer_seq: u64,
@@ -254,6 +257,7 @@ impl Chain {
             next_seal: Instant::now(),
             waiting_batches: BTreeMap::new(),
             diverged: false,
+            retired: false,
             timers: BTreeMap::new(),
             timer_seq: 0,
         })
@@ -287,6 +291,9 @@ impl Chain {
             if self.next_seal <= Instant::now() {
                 self.seal();
                 self.next_seal = Instant::now() + BATCH_INTERVAL;
+            }
+            if self.retired {
+                continue;
             }
             self.fire_timers();
             if let Some(requested) = self.requested.filter(|r| r.ready_at <= Instant::now()) {
@@ -343,11 +350,70 @@ impl Chain {
                 self.hold(block.clone());
             }
         }
-        let own_votes = wal.into_iter().map(|e| e.vote).collect();
-        let finalized =
-            Finalized { view: tip.view, digest: tip.hash, certificate: self.storage().certificate(tip.height) };
+        let epoch = self.engine.config().epoch;
+        let own_votes = wal.into_iter().map(|e| e.vote).filter(|v| v.subject.epoch == epoch).collect();
+        let certificate = self.storage().certificate(tip.height);
+        // The view that finalized the tip: its own, or a later one that re-proposed it.
+        let view = certificate.as_ref().map_or(tip.view, |c| c.subject.view.max(tip.view));
+        let finalized = Finalized { view, digest: tip.hash, certificate };
         self.step(Input::Start { finalized, own_votes });
-        tracing::info!(height = tip.height, view = self.engine.view(), "consensus started");
+        tracing::info!(height = tip.height, view = self.engine.view(), epoch, "consensus started");
+        // A block recovered from the log may have ended the epoch.
+        self.maybe_switch_epoch();
+    }
+
+    /// The validator set for `height`, in the state after `parent`.
+    fn epoch_at(&self, parent: &ParentState, height: u64) -> Option<Epoch> {
+        let state = self.executor.state_after(parent.layers.clone());
+        crate::epochs::validators_for(&*state, height)
+    }
+
+    /// After the last block of an epoch is committed, restarts the engine in the next epoch
+    /// with the new set, from that block and its finalization.
+    fn maybe_switch_epoch(&mut self) {
+        let tip = self.view.tip();
+        let Some(next) = crate::epochs::validators_for(self.storage(), tip.height + 1) else { return };
+        if next.epoch == self.engine.config().epoch {
+            return;
+        }
+        let certificate = self.storage().certificate(tip.height);
+        let view = certificate.as_ref().map_or(tip.view, |c| c.subject.view.max(tip.view));
+        let finalized = Finalized { view, digest: tip.hash, certificate };
+        tracing::info!(
+            epoch = next.epoch,
+            from_height = tip.height + 1,
+            validators = next.validators.len(),
+            "validator set changed: new epoch"
+        );
+        self.net.send(Command::SetValidators(next.validators.clone()));
+        let me = self.key.public();
+        self.peers = next.validators.iter().filter(|k| **k != me).filter_map(crate::p2p::peer_id).collect();
+        let cfg = EngineConfig {
+            chain_id: self.view.chain_id.clone(),
+            epoch: next.epoch,
+            validators: next.validators,
+            timeouts: self.engine.config().timeouts,
+        };
+        let Some(engine) = Engine::new(cfg, self.key.clone(), Ed25519) else {
+            tracing::warn!(
+                epoch = next.epoch,
+                "this node's key is not in the new validator set: it no longer takes part in consensus \
+                 (it still serves blocks; a full-node mode that follows the chain is not implemented)"
+            );
+            self.retired = true;
+            return;
+        };
+        self.engine = engine;
+        self.requested = None;
+        self.proposed = None;
+        self.proposals.clear();
+        self.waiting.clear();
+        self.waiting_batches.clear();
+        self.timers.clear();
+        self.target = None;
+        let epoch = self.engine.config().epoch;
+        let own_votes = self.storage().wal().into_iter().map(|e| e.vote).filter(|v| v.subject.epoch == epoch).collect();
+        self.step(Input::Start { finalized, own_votes });
     }
 
     /// A block this validator proposed and finalized alone (a one-validator chain), whose
@@ -469,6 +535,14 @@ impl Chain {
                 return;
             }
         };
+        if self.retired
+            && !matches!(
+                message,
+                NetMessage::BlockRequest { .. } | NetMessage::SyncRequest { .. } | NetMessage::BatchRequest(_)
+            )
+        {
+            return;
+        }
         match message {
             NetMessage::Consensus(Message::Vote(vote)) => self.step(Input::Vote(vote)),
             NetMessage::Consensus(Message::Certificate(certificate)) => self.step(Input::Certificate(certificate)),
@@ -662,9 +736,12 @@ impl Chain {
         if view <= self.engine.finalized().view || view > self.engine.view() + VIEW_LOOKAHEAD {
             return;
         }
-        if vote.subject.kind != VoteKind::Notarize || vote.subject.digest != digest || block.header.view != view {
+        if vote.subject.kind != VoteKind::Notarize || vote.subject.digest != digest {
             tracing::debug!(peer = %from, view, "proposal whose vote does not match its block dropped");
             return;
+        }
+        if block.header.view != view {
+            return self.on_reproposal(from, block, parent_view, vote);
         }
         match self.proposals.get(&view) {
             Some(first) if *first == digest => return,
@@ -695,6 +772,33 @@ impl Chain {
         }
     }
 
+    /// A later view's leader proposing again the last block of the epoch, which may only be
+    /// finalized, never extended, in this epoch (`docs/network.md`). The engine checks that
+    /// it is notarized in `parent_view` with every view since nullified.
+    fn on_reproposal(&mut self, from: PeerId, block: Block, parent_view: u64, vote: SignedVote) {
+        let view = vote.subject.view;
+        let digest = vote.subject.digest;
+        if self.proposals.contains_key(&view) {
+            return self.step(Input::Vote(vote));
+        }
+        if !self.is_known(&digest) {
+            self.hold(block);
+        }
+        let Some(state) = self.parent_state(&digest) else {
+            tracing::debug!(view, %digest, "re-proposal of a block this node cannot place");
+            return;
+        };
+        let epoch = self.engine.config().epoch;
+        if self.epoch_at(&state, state.height + 1).is_none_or(|next| next.epoch == epoch) {
+            tracing::warn!(view, %digest, peer = %from, "re-proposal of a block that does not end the epoch: not voting");
+            self.proposals.insert(view, digest);
+            return;
+        }
+        self.proposals.insert(view, digest);
+        let proposal = Proposal { view, digest, parent: digest, parent_view };
+        self.step(Input::Proposal { proposal, vote });
+    }
+
     /// The host's part of rule 6: the block's contents are valid on top of its parent.
     fn check_proposal(&mut self, block: &Block, parent_view: u64) -> Result<(), Reject> {
         let invalid = |reason: String| Err(Reject::Invalid(reason));
@@ -715,6 +819,10 @@ impl Chain {
         let parent = self.parent_state(&header.parent).ok_or(Reject::ParentMissing(header.parent))?;
         if parent.view != parent_view {
             return invalid(format!("parent view is {}, not the claimed {parent_view}", parent.view));
+        }
+        let epoch = self.engine.config().epoch;
+        if self.epoch_at(&parent, header.height).is_none_or(|e| e.epoch != epoch) {
+            return invalid(format!("height {} is beyond the end of epoch {epoch}", header.height));
         }
         if header.height != parent.height + 1 {
             return invalid(format!("height {} does not follow the parent's {}", header.height, parent.height));
@@ -913,8 +1021,16 @@ impl Chain {
     }
 
     /// Commits as far as the finalizations held allow, and starts block sync if the
-    /// engine's finalization cannot be reached yet.
+    /// engine's finalization cannot be reached yet; then moves to the next epoch if the
+    /// last block of this one is committed.
     fn try_commit(&mut self) {
+        self.commit_final();
+        if !self.retired {
+            self.maybe_switch_epoch();
+        }
+    }
+
+    fn commit_final(&mut self) {
         if self.diverged {
             return;
         }
@@ -929,6 +1045,7 @@ impl Chain {
             if let Path::Complete(path) = self.path_to(&hash) {
                 let certificate = self.certified.get(&hash).cloned();
                 if self.commit_path(&path, certificate.as_ref())
+                    && !self.retired
                     && let Some(certificate) = certificate
                 {
                     // The engine may be behind what block sync committed: let it catch up.
@@ -974,7 +1091,7 @@ impl Chain {
         let Some((_, digest, _)) = self.target.clone() else { return };
         let missing = match self.path_to(&digest) {
             Path::Missing(missing) => missing,
-            _ => return self.try_commit(),
+            _ => return self.commit_final(),
         };
         if self.peers.is_empty() {
             return;
@@ -1071,6 +1188,14 @@ impl Chain {
             return;
         };
         self.requested = None;
+        let epoch = self.engine.config().epoch;
+        if self.epoch_at(&parent, parent.height + 1).is_none_or(|e| e.epoch != epoch) {
+            // The parent is the epoch's last block: propose it again until a view finalizes it.
+            self.proposals.insert(requested.view, requested.parent);
+            self.proposed = Some((requested.view, requested.parent, requested.parent_view));
+            self.step(Input::Propose { view: requested.view, digest: requested.parent });
+            return;
+        }
         self.seal();
         let block = self.build(requested.view, requested.parent, &parent);
         // Anything selected that no held batch carries (its batch was dropped as old) goes
@@ -1138,7 +1263,10 @@ impl Chain {
                 }
                 Effect::BroadcastVote(vote) => self.broadcast(&NetMessage::Consensus(Message::Vote(vote))),
                 Effect::BroadcastProposal(vote) => {
-                    let block = self.held.get(&vote.subject.digest).map(|h| (*h.block).clone());
+                    let block = match self.held.get(&vote.subject.digest) {
+                        Some(held) => Some((*held.block).clone()),
+                        None => self.storage().block_by_hash(&vote.subject.digest),
+                    };
                     match (block, self.proposed) {
                         (Some(block), Some((view, digest, parent_view)))
                             if view == vote.subject.view && digest == vote.subject.digest =>

@@ -114,6 +114,7 @@ impl Executor {
     fn execute_on(&self, block: &Block, state_root: &Hash, state: Arc<dyn StateReader>) -> BlockOutput {
         let header = &block.header;
         let mut overlay = Overlay::new(state);
+        crate::epochs::begin_block(&mut overlay, header.height);
         let mut receipts = Vec::with_capacity(block.txs.len());
         let mut gas_total = 0u64;
         for (index, signed) in block.txs.iter().enumerate() {

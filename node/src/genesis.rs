@@ -15,8 +15,10 @@ use std::path::Path;
 
 /// The system contracts this binary carries, built from `contracts/` and committed with
 /// checksums in `contracts/artifacts/`.
-pub const SYSTEM_CONTRACTS: &[(&str, &[u8])] =
-    &[(names::REGISTRY, include_bytes!("../../contracts/artifacts/registry.wasm"))];
+pub const SYSTEM_CONTRACTS: &[(&str, &[u8])] = &[
+    (names::REGISTRY, include_bytes!("../../contracts/artifacts/registry.wasm")),
+    (names::GOVERNANCE, include_bytes!("../../contracts/artifacts/governance.wasm")),
+];
 
 /// The largest genesis file read.
 pub const GENESIS_BYTES_MAX: u64 = 4 << 20;
@@ -104,6 +106,16 @@ impl Genesis {
         if self.admins.is_empty() {
             return Err(invalid("admins", "at least one admin account is needed"));
         }
+        let admins_max = shutong_system_api::governance::ADMINS_MAX as usize;
+        if self.admins.len() > admins_max {
+            return Err(invalid("admins", format!("{} admins; at most {admins_max} are allowed", self.admins.len())));
+        }
+        if let Some(v) = self.validators.iter().find(|v| crate::p2p::peer_id(&v.public_key).is_none()) {
+            return Err(invalid("validators", format!("{} is not an ed25519 public key", v.public_key)));
+        }
+        if !names::ALL.iter().all(|name| self.contracts.iter().any(|c| c.name == *name)) {
+            return Err(invalid("contracts", format!("every system contract must be present: {:?}", names::ALL)));
+        }
         for contract in &self.contracts {
             let Some((_, code)) = SYSTEM_CONTRACTS.iter().find(|(name, _)| *name == contract.name) else {
                 return Err(invalid(
@@ -147,7 +159,7 @@ impl Genesis {
     }
 
     /// The state at genesis: each system contract's code and instance, administered by the
-    /// first admin.
+    /// first admin, and the governance contract's admins and first validator set.
     pub fn state(&self) -> Writes {
         let mut writes = Writes::new();
         for contract in &self.contracts {
@@ -156,6 +168,7 @@ impl Genesis {
             let instance = Instance { code_hash: contract.code_hash, admin: self.admins[0], frozen: false };
             writes.insert(keyspace::instance(&Address::system(&contract.name)), Some(instance.encode()));
         }
+        crate::epochs::genesis_state(&mut writes, &self.admins, &self.validator_keys());
         writes
     }
 

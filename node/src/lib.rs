@@ -6,6 +6,7 @@
 
 pub mod chain;
 pub mod config;
+pub mod epochs;
 pub mod executor;
 pub mod genesis;
 pub mod localnet;
@@ -91,16 +92,24 @@ impl Node {
         let view =
             view::NodeView { chain_id: genesis.chain_id.clone(), storage: Arc::clone(&storage), vm: Arc::clone(&vm) };
         let mempool = Arc::new(Mutex::new(mempool::Mempool::new(cfg.mempool.clone())));
+        let current = epochs::validators_for(&*storage, tip.height + 1)
+            .context("the state has no governance contract: the database is from an older version")?;
         let engine_cfg = shutong_consensus::Config {
             chain_id: genesis.chain_id.clone(),
-            epoch: 0,
-            validators: genesis.validator_keys(),
+            epoch: current.epoch,
+            validators: current.validators.clone(),
             timeouts: cfg.consensus.timeouts(),
         };
         let executor = executor::Executor::new(Arc::clone(&vm), storage.clone());
-        let validators = genesis.validator_keys();
-        anyhow::ensure!(validators.contains(&key.public()), "key {} is not a validator in genesis", key.public());
-        let mut allowed = validators.clone();
+        let validators = current.validators.clone();
+        anyhow::ensure!(
+            validators.contains(&key.public()),
+            "key {} is not in the current validator set (epoch {}); a full-node mode is not implemented",
+            key.public(),
+            current.epoch
+        );
+        let mut allowed = genesis.validator_keys();
+        allowed.extend(validators.iter().copied());
         allowed.extend(cfg.p2p.full_nodes.iter().copied());
         let peers: Vec<network::Peer> =
             cfg.p2p.peers.iter().map(|p| network::Peer { key: p.public_key, address: p.address }).collect();
@@ -118,7 +127,7 @@ impl Node {
             net,
             Arc::clone(&chain_status),
         )
-        .with_context(|| format!("key {} is not a validator in genesis", key.public()))?;
+        .with_context(|| format!("key {} is not a validator", key.public()))?;
         // Recovery from the write-ahead log finishes before anything is served.
         chain.start();
         let ctx = rpc::RpcContext {

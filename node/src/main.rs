@@ -6,6 +6,7 @@ use shutong_codec::{Decode, Encode};
 use shutong_node::config::Config;
 use shutong_node::genesis::{Genesis, GenesisValidator};
 use shutong_node::{CONFIG_FILE, GENESIS_FILE, Node};
+use shutong_sdk::system_api::governance::Validators;
 use shutong_sdk::system_api::registry::{GetOrg, Org, OrgKind, OrgStatus};
 use shutong_sdk::{Client, TxBuilder, builder, keyfile};
 use shutong_types::{AccountId, Address, Call, Hash, Keypair, Receipt};
@@ -210,6 +211,9 @@ enum TxCall {
     /// Organisation registry transactions.
     #[command(subcommand)]
     Org(OrgTx),
+    /// Governance: schedule a new validator set (admins only).
+    #[command(subcommand)]
+    Validators(ValidatorsTx),
     /// Call any contract method with hex arguments.
     Call(RawCall),
 }
@@ -233,6 +237,16 @@ enum OrgTx {
         /// active or suspended.
         #[arg(long, value_parser = parse_status)]
         status: Option<OrgStatus>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ValidatorsTx {
+    /// Replace the validator set, in this order; it takes effect 10 blocks after inclusion.
+    Set {
+        /// A validator's public key (hex); repeat for each, in order.
+        #[arg(long = "validator", required = true)]
+        validators: Vec<shutong_types::PublicKey>,
     },
 }
 
@@ -262,6 +276,8 @@ enum QueryWhat {
         #[arg(long)]
         id: String,
     },
+    /// The validator set in force and any scheduled change.
+    Validators,
     /// A block by height.
     Block {
         #[arg(long)]
@@ -443,7 +459,12 @@ fn receipt_text(receipt: &Receipt) -> String {
         receipt.tx_id, receipt.height, receipt.status, receipt.gas_used
     );
     for event in &receipt.events {
-        text.push_str(&format!("\n  event {} {}", event.topic, String::from_utf8_lossy(&event.data)));
+        // Text data as text; binary data (an encoded number, a hash) as hex.
+        let data = match std::str::from_utf8(&event.data) {
+            Ok(text) if !text.chars().any(char::is_control) => text.to_string(),
+            _ => format!("0x{}", hex::encode(&event.data)),
+        };
+        text.push_str(&format!("\n  event {} {data}", event.topic));
     }
     text
 }
@@ -460,6 +481,7 @@ async fn tx(args: TxArgs, output: Output) -> anyhow::Result<()> {
             }
             builder::update_org(&id, name.as_deref(), status)
         }
+        TxCall::Validators(ValidatorsTx::Set { validators }) => builder::set_validators(&validators),
         TxCall::Call(raw) => Call {
             contract: raw.contract,
             method: raw.method,
@@ -495,6 +517,36 @@ async fn query(args: QueryArgs, output: Output) -> anyhow::Result<()> {
                 org.updated_height
             );
             print(output, org_json(&org), text);
+        }
+        QueryWhat::Validators => {
+            let bytes = client.query(&builder::governance(), "get_validators", &[]).await?;
+            let got = Validators::decode(&bytes).context("governance returned a malformed validator set")?;
+            let hex_keys = |keys: &[[u8; 32]]| keys.iter().map(hex::encode).collect::<Vec<_>>();
+            let mut text = format!(
+                "epoch {} since height {}: {} validators",
+                got.current.epoch,
+                got.current.since_height,
+                got.current.keys.len()
+            );
+            for key in &got.current.keys {
+                text.push_str(&format!("\n  {}", hex::encode(key)));
+            }
+            if let Some(p) = &got.pending {
+                text.push_str(&format!("\npending from height {}: {} validators", p.activation_height, p.keys.len()));
+                for key in &p.keys {
+                    text.push_str(&format!("\n  {}", hex::encode(key)));
+                }
+            }
+            let json = serde_json::json!({
+                "epoch": got.current.epoch,
+                "since_height": got.current.since_height,
+                "validators": hex_keys(&got.current.keys),
+                "pending": got.pending.as_ref().map(|p| serde_json::json!({
+                    "activation_height": p.activation_height,
+                    "validators": hex_keys(&p.keys),
+                })),
+            });
+            print(output, json, text);
         }
         QueryWhat::Block { height } => {
             let block = client.block(height).await?.with_context(|| format!("no block at height {height} yet"))?;

@@ -33,6 +33,8 @@ pub enum Command {
     Broadcast(Vec<u8>),
     /// Send to one peer.
     Send(PeerId, Vec<u8>),
+    /// A new validator set: broadcast to it, and let its members in.
+    SetValidators(Vec<PublicKey>),
 }
 
 /// A message from a peer, still encoded.
@@ -111,7 +113,7 @@ pub fn start(
         dial.push((id, multiaddr(peer.address)));
     }
     let me = key.public();
-    let broadcast_to: Vec<PeerId> = validators
+    let mut broadcast_to: Vec<PeerId> = validators
         .iter()
         .filter(|k| **k != me)
         .map(|k| p2p::peer_id(k).ok_or(NetError::BadPeerKey(*k)))
@@ -133,6 +135,12 @@ pub fn start(
                     }
                     Some(Command::Send(peer, bytes)) => {
                         swarm.behaviour_mut().consensus.send_request(&peer, bytes);
+                    }
+                    Some(Command::SetValidators(keys)) => {
+                        broadcast_to = keys.iter().filter(|k| **k != me).filter_map(p2p::peer_id).collect();
+                        for peer in &broadcast_to {
+                            swarm.behaviour_mut().allowed.allow_peer(*peer);
+                        }
                     }
                 },
                 _ = redial.tick() => {

@@ -118,7 +118,8 @@ fn status(ctx: &RpcContext, validators: &[shutong_types::PublicKey]) -> Status {
         consensus_view: ctx.chain.view.load(Ordering::Relaxed),
         finalized_view: ctx.chain.finalized_view.load(Ordering::Relaxed),
         peers: ctx.net.peers.load(Ordering::Relaxed),
-        validators: validators.to_vec(),
+        validators: crate::epochs::validators_for(&*ctx.view.storage, tip.height + 1)
+            .map_or_else(|| validators.to_vec(), |e| e.validators),
         mempool_txs: ctx.mempool.lock().expect("mempool lock poisoned").len() as u64,
     }
 }

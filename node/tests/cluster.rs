@@ -1,16 +1,18 @@
 //! Four real `shutong` validator processes on 127.0.0.1, talking libp2p: they finalize
 //! blocks; with one SIGKILLed the rest go on, and the restarted one catches up to the same
 //! blocks and state; with two of four down the chain stops without forking and resumes when
-//! they return; a key outside the validator set cannot connect.
+//! they return; a key outside the validator set cannot connect; a governance transaction
+//! changes the validator set at a later height, the same on every node.
 
 #![allow(clippy::unwrap_used)]
 
 use libp2p::futures::StreamExt;
 use libp2p::swarm::SwarmEvent;
+use shutong_sdk::system_api::governance::CHANGE_DELAY_BLOCKS;
 use shutong_sdk::system_api::registry::OrgKind;
 use shutong_sdk::{Client, TxBuilder, builder, keyfile};
 use shutong_testnet::Cluster;
-use shutong_types::{ExecStatus, Hash, Keypair};
+use shutong_types::{Encode, ExecStatus, Hash, Keypair, PublicKey, validator_set_hash};
 use std::path::Path;
 use std::time::Duration;
 
@@ -133,4 +135,66 @@ async fn two_of_four_down_stops_the_chain_without_a_fork_and_it_resumes() {
     cluster.start(3).await.unwrap();
     cluster.wait_height(&[0, 1, 2, 3], stopped + 10, WAIT).await.unwrap();
     same_chain(&cluster, &[0, 1, 2, 3], stopped + 10).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_governance_transaction_changes_the_validator_set_at_a_later_height() {
+    let mut cluster = Cluster::init(Path::new(BIN), 4, 100).unwrap();
+    cluster.start_all().await.unwrap();
+    cluster.wait_height(&[0, 1, 2, 3], 3, WAIT).await.unwrap();
+    let keys: Vec<PublicKey> = cluster.members.iter().map(|m| m.public_key.parse().unwrap()).collect();
+    let old_set = validator_set_hash(&keys);
+    let new_keys = keys[..3].to_vec();
+    let new_set = validator_set_hash(&new_keys);
+
+    // Only a governance admin may change the set.
+    let zero = cluster.client(0).unwrap();
+    let outsider = Keypair::generate();
+    let tx = TxBuilder::new(&cluster.chain_id, outsider).call(builder::set_validators(&new_keys), 0, 10_000);
+    let refused = zero.submit_and_wait(&tx, Duration::from_secs(30)).await.unwrap();
+    assert!(matches!(refused.status, ExecStatus::Aborted(ref m) if m.contains("governance admin")), "{refused:?}");
+
+    // The admin removes validator 3; the change takes effect CHANGE_DELAY_BLOCKS later.
+    let admin = keyfile::read(&cluster.admin_key).unwrap();
+    let nonce = zero.nonce(&admin.account()).await.unwrap();
+    let tx = TxBuilder::new(&cluster.chain_id, admin).call(builder::set_validators(&new_keys), nonce, 10_000);
+    let receipt = zero.submit_and_wait(&tx, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(receipt.status, ExecStatus::Success);
+    let activation = receipt.height + CHANGE_DELAY_BLOCKS;
+    assert_eq!(receipt.events[0].data, activation.encode());
+
+    // Every validator agrees on the set of every height: the old one up to activation − 1,
+    // the new one from there on. Validator 3 stops at the end of its last epoch.
+    cluster.wait_height(&[0, 1, 2], activation + 3, WAIT).await.unwrap();
+    cluster.wait_height(&[3], activation - 1, WAIT).await.unwrap();
+    same_chain(&cluster, &[0, 1, 2], activation + 3).await;
+    same_chain(&cluster, &[0, 1, 2, 3], activation - 1).await;
+    for height in 1..=activation + 3 {
+        let header = zero.block(height).await.unwrap().unwrap().header;
+        let expected = if height < activation { old_set } else { new_set };
+        assert_eq!(header.validator_set, expected, "validator set named by the block at height {height}");
+    }
+    let status = zero.status().await.unwrap();
+    assert_eq!(status.validators, new_keys);
+
+    // Without validator 3 in the set, killing it costs nothing: no view is skipped waiting
+    // for it (with it still in the set, every fourth view would time out).
+    cluster.kill(3);
+    let from = height(&cluster, 0).await;
+    cluster.wait_height(&[0, 1, 2], from + 20, WAIT).await.unwrap();
+    let mut skipped = 0;
+    let mut previous = zero.block(from).await.unwrap().unwrap().header.view;
+    for h in from + 1..=from + 20 {
+        let view = zero.block(h).await.unwrap().unwrap().header.view;
+        skipped += view - previous - 1;
+        previous = view;
+    }
+    assert!(skipped <= 2, "{skipped} views skipped in 20 blocks after the removed validator died");
+
+    // A validator restarted in the new epoch reads its set from the state and catches up.
+    cluster.kill(1);
+    cluster.start(1).await.unwrap();
+    let target = height(&cluster, 0).await + 5;
+    cluster.wait_height(&[0, 1, 2], target, WAIT).await.unwrap();
+    same_chain(&cluster, &[0, 1, 2], target).await;
 }

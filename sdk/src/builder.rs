@@ -51,3 +51,15 @@ pub fn update_org(id: &str, name: Option<&str>, status: Option<OrgStatus>) -> Ca
     let args = UpdateOrg { id: id.to_string(), name: name.map(str::to_string), status };
     Call { contract: registry(), method: "update".into(), args: args.encode() }
 }
+
+/// The governance system contract's address.
+pub fn governance() -> Address {
+    Address::system(names::GOVERNANCE)
+}
+
+/// Schedules a new validator set (governance admins only); it takes effect
+/// `CHANGE_DELAY_BLOCKS` blocks after the block that includes this call.
+pub fn set_validators(keys: &[shutong_types::PublicKey]) -> Call {
+    let args = shutong_system_api::governance::SetValidators { keys: keys.iter().map(|k| k.0).collect() };
+    Call { contract: governance(), method: "set_validators".into(), args: args.encode() }
+}

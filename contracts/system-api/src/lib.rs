@@ -5,10 +5,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod governance;
 pub mod registry;
 
 /// The well-known names of the system contracts; the node derives each one's address from
 /// its name (`Address::system(name)`).
 pub mod names {
     pub const REGISTRY: &str = "system/registry";
+    pub const GOVERNANCE: &str = "system/governance";
+    pub const ALL: [&str; 2] = [REGISTRY, GOVERNANCE];
 }

@@ -1,0 +1,144 @@
+//! Governance: who the validators are, and how the set changes.
+//!
+//! The contract keeps the current set under [`VALIDATORS_KEY`] and at most one scheduled
+//! change under [`PENDING_KEY`]. `set_validators`, allowed to the governance admins only,
+//! schedules a change that takes effect [`CHANGE_DELAY_BLOCKS`] blocks after the block that
+//! includes it. The node applies it: before executing the block at the activation height it
+//! moves the pending set into the current one (a new epoch), so every node agrees on the set
+//! of every height from the state alone.
+
+use shutong_codec::{write, Decode, DecodeError, Encode, Reader};
+
+/// Storage keys of the governance contract.
+pub const ADMINS_KEY: &[u8] = b"admins";
+pub const VALIDATORS_KEY: &[u8] = b"validators";
+pub const PENDING_KEY: &[u8] = b"pending";
+
+/// A change included in the block at height h takes effect at h + this.
+pub const CHANGE_DELAY_BLOCKS: u64 = 10;
+/// The largest validator set.
+pub const VALIDATORS_MAX: u32 = 256;
+/// The most governance admins.
+pub const ADMINS_MAX: u32 = 64;
+
+/// The validator set in force, and since when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidatorSet {
+    pub epoch: u64,
+    /// The first height this set validates.
+    pub since_height: u64,
+    /// Ed25519 public keys, in order: a validator's index in certificates is its position.
+    pub keys: Vec<[u8; 32]>,
+}
+
+/// A scheduled change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingSet {
+    pub activation_height: u64,
+    pub keys: Vec<[u8; 32]>,
+    /// The account that scheduled it.
+    pub proposer: [u8; 32],
+}
+
+/// Arguments of `set_validators`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetValidators {
+    pub keys: Vec<[u8; 32]>,
+}
+
+/// The result of `get_validators`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validators {
+    pub current: ValidatorSet,
+    pub pending: Option<PendingSet>,
+}
+
+/// The governance admins: a list of accounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admins {
+    pub accounts: Vec<[u8; 32]>,
+}
+
+fn write_keys(out: &mut Vec<u8>, keys: &[[u8; 32]]) {
+    write::seq(out, keys, |out, key| key.encode_to(out));
+}
+
+fn read_keys(r: &mut Reader<'_>, what: &'static str, max: u32) -> Result<Vec<[u8; 32]>, DecodeError> {
+    r.seq(what, max, |r| r.array())
+}
+
+impl Encode for ValidatorSet {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        write::u64(out, self.epoch);
+        write::u64(out, self.since_height);
+        write_keys(out, &self.keys);
+    }
+}
+
+impl Decode for ValidatorSet {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(ValidatorSet {
+            epoch: r.u64()?,
+            since_height: r.u64()?,
+            keys: read_keys(r, "validator_set.keys", VALIDATORS_MAX)?,
+        })
+    }
+}
+
+impl Encode for PendingSet {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        write::u64(out, self.activation_height);
+        write_keys(out, &self.keys);
+        self.proposer.encode_to(out);
+    }
+}
+
+impl Decode for PendingSet {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(PendingSet {
+            activation_height: r.u64()?,
+            keys: read_keys(r, "pending_set.keys", VALIDATORS_MAX)?,
+            proposer: r.array()?,
+        })
+    }
+}
+
+impl Encode for SetValidators {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        write_keys(out, &self.keys);
+    }
+}
+
+impl Decode for SetValidators {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(SetValidators { keys: read_keys(r, "set_validators.keys", VALIDATORS_MAX)? })
+    }
+}
+
+impl Encode for Validators {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.current.encode_to(out);
+        write::option(out, &self.pending, |out, p| p.encode_to(out));
+    }
+}
+
+impl Decode for Validators {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Validators {
+            current: ValidatorSet::decode_from(r)?,
+            pending: r.option("validators.pending", PendingSet::decode_from)?,
+        })
+    }
+}
+
+impl Encode for Admins {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        write_keys(out, &self.accounts);
+    }
+}
+
+impl Decode for Admins {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Admins { accounts: read_keys(r, "admins.accounts", ADMINS_MAX)? })
+    }
+}

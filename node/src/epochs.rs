@@ -1,0 +1,86 @@
+//! Which validators validate which height: read from the governance system contract's
+//! storage, so every node derives the same answer from the same state.
+//!
+//! The contract keeps the current set and at most one pending change
+//! (`shutong_system_api::governance`). Before executing the block at a pending change's
+//! activation height, the executor moves it into the current set with the next epoch number
+//! ([`begin_block`]); [`validators_for`] gives the same answer from the state after the
+//! parent, which is what a node needs before that block exists. A pending set with a key
+//! that is not an ed25519 public key is dropped at activation instead (the contract cannot
+//! check points; the node can, the same way on every node).
+
+use shutong_codec::{Decode, Encode};
+use shutong_system_api::governance::{ADMINS_KEY, Admins, PENDING_KEY, PendingSet, VALIDATORS_KEY, ValidatorSet};
+use shutong_system_api::names;
+use shutong_types::keyspace;
+use shutong_types::{AccountId, Address, PublicKey};
+use shutong_vm::state::{Overlay, StateReader, Writes};
+
+/// The set that validates one height.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Epoch {
+    pub epoch: u64,
+    pub validators: Vec<PublicKey>,
+}
+
+pub fn governance() -> Address {
+    Address::system(names::GOVERNANCE)
+}
+
+fn key(name: &[u8]) -> Vec<u8> {
+    keyspace::contract_storage(&governance(), name)
+}
+
+fn valid(keys: &[[u8; 32]]) -> bool {
+    !keys.is_empty() && keys.iter().all(|k| crate::p2p::peer_id(&PublicKey(*k)).is_some())
+}
+
+fn read<T: Decode>(state: &dyn Fn(&[u8]) -> Option<Vec<u8>>, name: &[u8]) -> Option<T> {
+    state(&key(name)).map(|bytes| T::decode(&bytes).expect("stored governance record decodes"))
+}
+
+/// The set that validates `height`, from the state after `height - 1`; `None` if the state
+/// has no governance contract.
+pub fn validators_for(state: &dyn StateReader, height: u64) -> Option<Epoch> {
+    let get = |k: &[u8]| state.get(k);
+    let current: ValidatorSet = read(&get, VALIDATORS_KEY)?;
+    let pending: Option<PendingSet> = read(&get, PENDING_KEY);
+    let keys = match pending {
+        Some(p) if p.activation_height <= height && valid(&p.keys) => {
+            return Some(Epoch { epoch: current.epoch + 1, validators: p.keys.into_iter().map(PublicKey).collect() });
+        }
+        _ => current.keys,
+    };
+    Some(Epoch { epoch: current.epoch, validators: keys.into_iter().map(PublicKey).collect() })
+}
+
+/// Applies a pending change whose activation height has come, before the block at `height`
+/// executes.
+pub fn begin_block(overlay: &mut Overlay, height: u64) {
+    let get = |k: &[u8]| overlay.get(k);
+    let Some(pending) = read::<PendingSet>(&get, PENDING_KEY) else { return };
+    if pending.activation_height > height {
+        return;
+    }
+    let current: Option<ValidatorSet> = read(&get, VALIDATORS_KEY);
+    overlay.remove(key(PENDING_KEY));
+    if let Some(current) = current
+        && valid(&pending.keys)
+    {
+        let next = ValidatorSet { epoch: current.epoch + 1, since_height: height, keys: pending.keys };
+        overlay.set(key(VALIDATORS_KEY), next.encode());
+    }
+}
+
+/// The governance contract's storage at genesis: its admins and the first validator set.
+pub fn genesis_state(writes: &mut Writes, admins: &[AccountId], validators: &[PublicKey]) {
+    let admins = Admins { accounts: admins.iter().map(|a| a.0).collect() };
+    writes.insert(key(ADMINS_KEY), Some(admins.encode()));
+    let set = ValidatorSet { epoch: 0, since_height: 0, keys: validators.iter().map(|k| k.0).collect() };
+    writes.insert(key(VALIDATORS_KEY), Some(set.encode()));
+}
+
+/// The quorum of a set of `n` validators: n − f with f = ⌊(n − 1) / 3⌋.
+pub fn quorum(n: usize) -> usize {
+    n - (n.saturating_sub(1)) / 3
+}
