@@ -67,6 +67,18 @@ sleep 4
 "$bin" testnet status --dir "$dir"
 query_until --rpc "http://127.0.0.1:$((base + 2))" org --id jingan-data
 
+step "governance: the admin removes validator-$((validators - 1)) from the set; it takes effect 10 blocks later"
+keep=$("$bin" --output json query --rpc "$rpc0" validators | sed 's/.*"validators":\[\([^]]*\)\].*/\1/' | tr -d '"' | tr ',' '\n' | head -n $((validators - 1)) | sed 's/^/--validator /' | tr '\n' ' ')
+# shellcheck disable=SC2086
+"$bin" tx --rpc "$rpc0" --key "$admin" validators set $keep
+"$bin" query --rpc "$rpc0" validators
+for _ in $(seq 1 100); do
+  "$bin" query --rpc "$rpc0" validators 2>/dev/null | grep -q '^epoch 1' && break
+  sleep 0.2
+done
+"$bin" query --rpc "$rpc0" validators
+"$bin" testnet status --dir "$dir"
+
 if [ $follow = 1 ]; then
   step "following validator-0's log (Ctrl-C to stop following; \`$bin testnet down --dir $dir\` stops the testnet)"
   tail -f "$dir/node0/node.log"
