@@ -457,6 +457,11 @@ impl Chain {
             return hash;
         }
         let bytes = encoded_len(&block);
+        // Whatever is held may be executed, so its cost must be bounded whoever sent it.
+        if let Err(reason) = self.within_limits(&block, bytes) {
+            tracing::warn!(%hash, %reason, "block over the limits not held");
+            return hash;
+        }
         if self.held.len() >= HELD_BLOCKS_MAX || self.held_bytes + bytes > HELD_BYTES_MAX {
             tracing::warn!(%hash, held = self.held.len(), "too many uncommitted blocks held; dropping one");
             return hash;
@@ -464,6 +469,25 @@ impl Chain {
         self.held_bytes += bytes;
         self.held.insert(hash, Held { block: Arc::new(block), bytes, output: None });
         hash
+    }
+
+    /// The checks that bound what executing a block costs: transaction count, bytes and
+    /// declared gas, and that the transactions are the ones the header names.
+    fn within_limits(&self, block: &Block, bytes: usize) -> Result<(), String> {
+        if block.header.chain_id != self.view.chain_id {
+            return Err(format!("chain id {:?}", block.header.chain_id));
+        }
+        if block.txs.len() > self.cfg.block_txs_max as usize || bytes > BLOCK_BYTES_MAX {
+            return Err(format!("{} transactions or {bytes} bytes is over the limit", block.txs.len()));
+        }
+        let gas: u64 = block.txs.iter().map(|tx| tx.tx.gas_limit).fold(0, u64::saturating_add);
+        if gas > self.cfg.block_gas_max {
+            return Err(format!("declares {gas} gas, over the block limit"));
+        }
+        if Block::txs_root(&block.txs) != block.header.txs_root {
+            return Err("transactions root does not match".into());
+        }
+        Ok(())
     }
 
     fn is_known(&self, hash: &Hash) -> bool {
@@ -781,11 +805,11 @@ impl Chain {
         if self.proposals.contains_key(&view) {
             return self.step(Input::Vote(vote));
         }
-        if !self.is_known(&digest) {
-            self.hold(block);
-        }
+        // Only a block this node already holds (it checked it as a proposal, or fetched it as a
+        // notarized parent) or has committed may be re-proposed to it.
+        drop(block);
         let Some(state) = self.parent_state(&digest) else {
-            tracing::debug!(view, %digest, "re-proposal of a block this node cannot place");
+            tracing::debug!(view, %digest, "re-proposal of a block this node does not hold");
             return;
         };
         let epoch = self.engine.config().epoch;
@@ -803,9 +827,7 @@ impl Chain {
     fn check_proposal(&mut self, block: &Block, parent_view: u64) -> Result<(), Reject> {
         let invalid = |reason: String| Err(Reject::Invalid(reason));
         let header = &block.header;
-        if header.chain_id != self.view.chain_id {
-            return invalid(format!("chain id {:?}", header.chain_id));
-        }
+        self.within_limits(block, encoded_len(block)).map_err(Reject::Invalid)?;
         let leader = self.engine.config().leader(header.view) as usize;
         if header.proposer != self.validators()[leader] {
             return invalid(format!("proposer {} is not the leader of view {}", header.proposer, header.view));
@@ -832,20 +854,6 @@ impl Chain {
         }
         if header.state_root != parent.state_root || header.receipts_root != parent.receipts_root {
             return invalid("state or receipts root is not the one after the parent".into());
-        }
-        if block.txs.len() > self.cfg.block_txs_max as usize || encoded_len(block) > BLOCK_BYTES_MAX {
-            return invalid(format!(
-                "{} transactions or {} bytes is over the limit",
-                block.txs.len(),
-                encoded_len(block)
-            ));
-        }
-        if Block::txs_root(&block.txs) != header.txs_root {
-            return invalid("transactions root does not match".into());
-        }
-        let gas: u64 = block.txs.iter().map(|tx| tx.tx.gas_limit).fold(0, u64::saturating_add);
-        if gas > self.cfg.block_gas_max {
-            return invalid(format!("declares {gas} gas, over the block limit"));
         }
         let mut ids = HashSet::with_capacity(block.txs.len());
         let pool = self.mempool.lock().expect("mempool lock poisoned");

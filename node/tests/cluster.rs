@@ -198,3 +198,85 @@ async fn a_governance_transaction_changes_the_validator_set_at_a_later_height() 
     cluster.wait_height(&[0, 1, 2], target, WAIT).await.unwrap();
     same_chain(&cluster, &[0, 1, 2], target).await;
 }
+
+/// A Byzantine validator (its key is in the set, so it gets through the handshake) sends
+/// garbage and hostile messages; the others drop them and keep finalizing one chain.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_byzantine_validator_s_garbage_changes_nothing() {
+    use shutong_consensus::{Message, SignedVote};
+    use shutong_node::wire::{Batch, CompactProposal, NetMessage};
+    use shutong_types::block::VoteSubject;
+    use shutong_types::{Decode, VoteKind};
+
+    let mut cluster = Cluster::init(Path::new(BIN), 4, 100).unwrap();
+    for i in 0..3 {
+        cluster.start(i).await.unwrap();
+    }
+    cluster.wait_height(&[0, 1, 2], 2, WAIT).await.unwrap();
+    let byzantine = keyfile::read(&cluster.members[3].home.join("keys/validator.json")).unwrap();
+    let allowed: Vec<PublicKey> = cluster.members.iter().map(|m| m.public_key.parse().unwrap()).collect();
+    let mut swarm = shutong_node::p2p::swarm(&byzantine, &allowed).unwrap();
+    let target: PublicKey = allowed[0];
+    let target_peer = shutong_node::p2p::peer_id(&target).unwrap();
+    let addr = cluster.members[0].p2p;
+    swarm.add_peer_address(target_peer, format!("/ip4/{}/tcp/{}", addr.ip(), addr.port()).parse().unwrap());
+
+    let status = cluster.client(0).unwrap().status().await.unwrap();
+    let tip = cluster.client(0).unwrap().block(status.height).await.unwrap().unwrap();
+    let view = status.consensus_view + 1;
+    let subject = VoteSubject { kind: VoteKind::Notarize, epoch: 0, view, digest: tip.hash };
+    let forged = SignedVote { subject, signer: 3, signature: subject.sign("another chain", &byzantine) };
+    let block = shutong_types::Block::decode(&hex::decode(&tip.block_hex).unwrap()).unwrap();
+    let garbage: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0xff; 64],
+        vec![3, 0xff, 0xff, 0xff, 0xff],
+        // A vote signed for another chain, and one claiming another signer.
+        NetMessage::Consensus(Message::Vote(forged.clone())).encode(),
+        NetMessage::Consensus(Message::Vote(SignedVote { signer: 1, ..forged.clone() })).encode(),
+        // A compact proposal whose positions point outside its (unknown) batches.
+        NetMessage::CompactProposal(CompactProposal {
+            header: block.header.clone(),
+            batches: vec![Hash::of("nothing", b"")],
+            positions: vec![(7, 1_000_000)],
+            parent_view: 0,
+            vote: forged.clone(),
+        })
+        .encode(),
+        // A proposal of an old block, requests for unknown things, a huge sync request.
+        NetMessage::Proposal { block, parent_view: 0, vote: forged }.encode(),
+        NetMessage::BlockRequest { digest: Hash::of("unknown", b""), ancestors: u32::MAX }.encode(),
+        NetMessage::SyncRequest { from_height: u64::MAX - 5, count: u32::MAX }.encode(),
+        NetMessage::BatchRequest(vec![Hash::ZERO; 1024]).encode(),
+        // An empty batch and one whose transaction is not even signed right.
+        NetMessage::Batch(Batch { author: allowed[3], seq: 1, txs: Vec::new() }).encode(),
+    ];
+    let sends = garbage.len() * 20;
+    for _ in 0..20 {
+        for bytes in &garbage {
+            swarm.behaviour_mut().consensus.send_request(&target_peer, bytes.clone());
+        }
+    }
+    // Drive the swarm until every request was acknowledged or failed.
+    let mut done = 0;
+    let finished = tokio::time::timeout(Duration::from_secs(30), async {
+        while done < sends {
+            use libp2p::request_response::{Event, Message as Rr};
+            use shutong_node::p2p::BehaviourEvent;
+            match swarm.select_next_some().await {
+                SwarmEvent::Behaviour(BehaviourEvent::Consensus(Event::Message {
+                    message: Rr::Response { .. },
+                    ..
+                }))
+                | SwarmEvent::Behaviour(BehaviourEvent::Consensus(Event::OutboundFailure { .. })) => done += 1,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert!(finished.is_ok(), "only {done} of {sends} messages were answered");
+
+    let before = height(&cluster, 0).await;
+    cluster.wait_height(&[0, 1, 2], before + 5, WAIT).await.unwrap();
+    same_chain(&cluster, &[0, 1, 2], before + 5).await;
+}

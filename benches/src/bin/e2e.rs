@@ -107,6 +107,18 @@ async fn main() -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
 
+    // c_sig in this run: one transaction's signature check, single verification.
+    let key = Keypair::generate();
+    let sample = TxBuilder::new("e2e", key).call(builder::register_org("c-sig", "x", OrgKind::Enterprise), 0, 10);
+    let started = Instant::now();
+    for _ in 0..2_000 {
+        sample.verify()?;
+    }
+    let c_sig_us = started.elapsed().as_secs_f64() * 1e6 / 2_000.0;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let limit = cores * 1e6 / (validators as f64 * c_sig_us);
+    println!("c_sig {c_sig_us:.1} µs (single verification); L({validators}) = {limit:.0} tx/s on {cores} cores");
+
     let mut cluster = Cluster::init(&binary, validators, 200)?;
     cluster.start_all().await?;
     cluster.wait_height(&(0..validators).collect::<Vec<_>>(), 3, Duration::from_secs(60)).await?;
