@@ -80,7 +80,64 @@ pub fn genesis_state(writes: &mut Writes, admins: &[AccountId], validators: &[Pu
     writes.insert(key(VALIDATORS_KEY), Some(set.encode()));
 }
 
-/// The quorum of a set of `n` validators: n − f with f = ⌊(n − 1) / 3⌋.
-pub fn quorum(n: usize) -> usize {
-    n - (n.saturating_sub(1)) / 3
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use shutong_types::Keypair;
+    use shutong_vm::state::MemoryState;
+    use std::sync::Arc;
+
+    fn keys(n: usize) -> Vec<PublicKey> {
+        (0..n).map(|i| Keypair::from_seed(&format!("epoch-{i}")).public()).collect()
+    }
+
+    /// Genesis governance state with `pending` scheduled to take effect at height 15.
+    fn state(pending: Option<Vec<[u8; 32]>>) -> MemoryState {
+        let mut writes = Writes::new();
+        genesis_state(&mut writes, &[AccountId([1; 32])], &keys(4));
+        if let Some(keys) = pending {
+            let p = PendingSet { activation_height: 15, keys, proposer: [1; 32] };
+            writes.insert(key(PENDING_KEY), Some(p.encode()));
+        }
+        MemoryState(writes.into_iter().map(|(k, v)| (k, v.unwrap())).collect())
+    }
+
+    #[test]
+    fn a_change_applies_from_its_activation_height_and_begin_block_agrees() {
+        let new: Vec<[u8; 32]> = keys(3).iter().map(|k| k.0).collect();
+        let state = state(Some(new.clone()));
+        assert_eq!(validators_for(&state, 14).unwrap(), Epoch { epoch: 0, validators: keys(4) });
+        assert_eq!(validators_for(&state, 15).unwrap(), Epoch { epoch: 1, validators: keys(3) });
+
+        let base: Arc<dyn StateReader> = Arc::new(state);
+        let mut before = Overlay::new(Arc::clone(&base));
+        begin_block(&mut before, 14);
+        assert!(before.writes().is_empty(), "nothing changes before the activation height");
+        let mut at = Overlay::new(base);
+        begin_block(&mut at, 15);
+        let after = MemoryState(at.into_writes().into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect());
+        // What begin_block wrote is what validators_for predicted, with no change pending.
+        let current: ValidatorSet = ValidatorSet::decode(&after.get(&key(VALIDATORS_KEY)).unwrap()).unwrap();
+        assert_eq!(current, ValidatorSet { epoch: 1, since_height: 15, keys: new });
+    }
+
+    #[test]
+    fn a_set_with_a_key_that_is_not_a_curve_point_is_dropped_at_activation() {
+        // About half of all y-coordinates are on no curve point; take the first.
+        let bad = (2u8..)
+            .map(|b| {
+                let mut key = [0u8; 32];
+                key[0] = b;
+                key
+            })
+            .find(|k| crate::p2p::peer_id(&PublicKey(*k)).is_none())
+            .unwrap();
+        let state = state(Some(vec![keys(1)[0].0, bad]));
+        assert_eq!(validators_for(&state, 15).unwrap().epoch, 0);
+        let mut overlay = Overlay::new(Arc::new(state));
+        begin_block(&mut overlay, 15);
+        assert_eq!(overlay.writes().get(&key(PENDING_KEY)), Some(&None), "the pending change is removed");
+        assert!(!overlay.writes().contains_key(&key(VALIDATORS_KEY)), "the set in force stays");
+    }
 }
