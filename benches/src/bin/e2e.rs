@@ -147,9 +147,12 @@ async fn main() -> anyhow::Result<()> {
         let txs: Vec<SignedTransaction> = (0..total)
             .map(|i| {
                 let key = &keys[(i % 64) as usize];
-                let txb = TxBuilder::new(&cluster.chain_id, key.clone());
+                let mut txb = TxBuilder::new(&cluster.chain_id, key.clone());
+                // A registration uses ~25,000 gas; the default limit would let only 500 fit
+                // a block's gas budget.
+                txb.gas_limit = 100_000;
                 let call = builder::register_org(&format!("r{run}-org-{i}"), "Benchmark Org", OrgKind::Enterprise);
-                txb.call(call, i / 64, 1_000_000)
+                txb.call(call, i / 64, 10_000)
             })
             .collect();
         let submitted: Arc<Mutex<HashMap<Hash, f64>>> = Arc::new(Mutex::new(HashMap::new()));
