@@ -496,29 +496,9 @@ impl Chain {
 
     /// The state after `parent` (the tip, or a held block, executed now if it was not yet).
     fn parent_state(&mut self, parent: &Hash) -> Option<ParentState> {
-        let tip = self.view.tip();
-        if *parent == tip.hash {
-            return Some(ParentState {
-                view: tip.view,
-                height: tip.height,
-                timestamp_ms: tip.timestamp_ms,
-                state_root: tip.state_root,
-                receipts_root: tip.receipts_root,
-                layers: Vec::new(),
-            });
-        }
         // The uncommitted chain from the tip to `parent`, oldest first.
-        let mut chain = Vec::new();
-        let mut cursor = *parent;
-        while cursor != tip.hash {
-            let held = self.held.get(&cursor)?;
-            if held.block.header.height <= tip.height {
-                return None;
-            }
-            chain.push(cursor);
-            cursor = held.block.header.parent;
-        }
-        chain.reverse();
+        let Path::Complete(chain) = self.path_to(parent) else { return None };
+        let tip = self.view.tip();
         let mut state = ParentState {
             view: tip.view,
             height: tip.height,
@@ -955,7 +935,7 @@ impl Chain {
     fn on_sync_blocks(&mut self, blocks: Vec<(Block, Option<Certificate>)>) {
         let tip = self.view.tip();
         let mut previous = tip.hash;
-        let mut final_view = None;
+        let mut certified = false;
         for (block, certificate) in blocks {
             if block.header.height <= tip.height {
                 continue;
@@ -969,6 +949,10 @@ impl Chain {
             }
             if let Some(certificate) = certificate {
                 let cfg = self.engine.config();
+                if certificate.subject.epoch != cfg.epoch {
+                    // A later epoch's block: its set is known once this epoch's end commits.
+                    break;
+                }
                 let ok = certificate.subject.kind == VoteKind::Finalize
                     && certificate.subject.digest == hash
                     && certificate.verify(&cfg.chain_id, &cfg.validators, cfg.quorum()).is_ok();
@@ -976,12 +960,12 @@ impl Chain {
                     tracing::warn!(%hash, "synced block came with an invalid certificate; dropping the rest");
                     break;
                 }
-                final_view = Some(certificate.subject.view);
+                certified = true;
                 self.certified.insert(hash, certificate);
             }
             previous = hash;
         }
-        if final_view.is_some() || self.target.is_some() {
+        if certified || self.target.is_some() {
             self.after_new_blocks();
         }
     }

@@ -49,8 +49,25 @@ pub struct Params {
     pub block_interval_ms: u64,
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// Where `free_port` looks: below Linux's ephemeral range (32768 to 60999), so that the port
+/// of a stopped node is not handed to some outgoing connection before the node restarts
+/// (the OS's own choice, port 0, comes from that range, and a restart then can fail to
+/// listen).
+const FREE_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A port on 127.0.0.1 that nothing listens on now and that is not in `taken`.
+pub fn free_port(taken: &mut std::collections::HashSet<u16>) -> anyhow::Result<u16> {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.subsec_nanos();
+    let span = (FREE_PORTS.end - FREE_PORTS.start) as u32;
+    let start = nanos.wrapping_mul(2_654_435_761).wrapping_add(std::process::id()) % span;
+    for i in 0..span {
+        let port = FREE_PORTS.start + ((start + i * 7_919) % span) as u16;
+        if !taken.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            taken.insert(port);
+            return Ok(port);
+        }
+    }
+    bail!("no free port on 127.0.0.1 between {} and {}", FREE_PORTS.start, FREE_PORTS.end)
 }
 
 impl Layout {
@@ -91,9 +108,10 @@ impl Layout {
         shutong_sdk::keyfile::write(&admin_key, &admin, false)?;
         let mut nodes = Vec::new();
         let mut keys = Vec::new();
+        let mut taken = std::collections::HashSet::new();
         for i in 0..params.validators {
             let (rpc_port, p2p_port) = if params.base_port == 0 {
-                (free_port()?, free_port()?)
+                (free_port(&mut taken)?, free_port(&mut taken)?)
             } else {
                 (params.base_port + 2 * i as u16, params.base_port + 2 * i as u16 + 1)
             };

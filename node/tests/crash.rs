@@ -5,9 +5,10 @@
 #![allow(clippy::unwrap_used)]
 
 use shutong_codec::{Decode, Encode};
+use shutong_node::localnet::free_port;
 use shutong_sdk::system_api::registry::{GetOrg, Org, OrgKind};
 use shutong_sdk::{TxBuilder, builder, keyfile};
-use shutong_testnet::{NodeProcess, free_port, init};
+use shutong_testnet::{NodeProcess, init};
 use shutong_types::{ExecStatus, Hash, SignedTransaction};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -29,7 +30,7 @@ async fn block_hashes(client: &shutong_sdk::Client, up_to: u64) -> BTreeMap<u64,
 async fn sigkill_mid_stream_loses_no_committed_block() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("node");
-    let port = free_port().unwrap();
+    let port = free_port(&mut Default::default()).unwrap();
     init(Path::new(BIN), &home, "shutong-crash", port, 10).unwrap();
     let admin = keyfile::read(&home.join("keys/admin.json")).unwrap();
     let mut node = NodeProcess::spawn(Path::new(BIN), &home, port).unwrap();

@@ -11,11 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A free TCP port on 127.0.0.1, as the OS hands one out.
-pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// Runs `shutong init` for a single-validator chain whose RPC listens on `port`.
 pub fn init(binary: &Path, home: &Path, chain_id: &str, port: u16, block_interval_ms: u64) -> anyhow::Result<()> {
     let status = Command::new(binary)
