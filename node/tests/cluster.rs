@@ -161,7 +161,7 @@ async fn a_governance_transaction_changes_the_validator_set_at_a_later_height() 
     let receipt = zero.submit_and_wait(&tx, Duration::from_secs(30)).await.unwrap();
     assert_eq!(receipt.status, ExecStatus::Success);
     let activation = receipt.height + CHANGE_DELAY_BLOCKS;
-    assert_eq!(receipt.events[0].data, activation.encode());
+    assert_eq!(receipt.events[0].data, activation.to_string().into_bytes());
 
     // Every validator agrees on the set of every height: the old one up to activation − 1,
     // the new one from there on. Validator 3 stops at the end of its last epoch.

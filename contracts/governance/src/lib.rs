@@ -4,7 +4,7 @@
 //! 1 to 256 distinct keys; at most one change is pending; it takes effect
 //! `CHANGE_DELAY_BLOCKS` after the block that schedules it, when the node moves it into the
 //! current set (`shutong_system_api::governance`). `get_validators` returns the current set
-//! and the pending change. Event: `validators.scheduled` with the activation height (u64).
+//! and the pending change. Event: `validators.scheduled` with the activation height (decimal).
 //! Until issue 5's committee with threshold policies, the admins act alone.
 
 #![forbid(unsafe_code)]
@@ -52,7 +52,7 @@ pub fn set_validators(args: &[u8]) -> MethodResult {
     let activation_height = contract::block_height() + CHANGE_DELAY_BLOCKS;
     let pending = PendingSet { activation_height, keys: req.keys, proposer: caller };
     contract::storage_set(PENDING_KEY, &pending.encode());
-    contract::emit_event("validators.scheduled", &activation_height.encode());
+    contract::emit_event("validators.scheduled", activation_height.to_string().as_bytes());
     Ok(Vec::new())
 }
 
@@ -88,6 +88,8 @@ mod tests {
         assert_eq!(pending.activation_height, 5 + CHANGE_DELAY_BLOCKS);
         assert_eq!(pending.keys, vec![[10; 32]]);
         assert_eq!(got.current.keys, vec![[10; 32], [11; 32]]);
+        let height = (5 + CHANGE_DELAY_BLOCKS).to_string().into_bytes();
+        assert_eq!(testing::take_events(), vec![("validators.scheduled".to_string(), height)]);
     }
 
     #[test]
