@@ -223,3 +223,64 @@ impl StateReader for Storage {
         self.state_get(key)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use shutong_types::{BlockHeader, ExecStatus, PublicKey};
+
+    fn block(height: u64, parent: Hash) -> Block {
+        let header = BlockHeader {
+            chain_id: "storage".into(),
+            height,
+            view: height,
+            parent,
+            proposer: PublicKey([0; 32]),
+            timestamp_ms: height,
+            txs_root: Block::txs_root(&[]),
+            state_root: Hash::ZERO,
+            receipts_root: Hash::ZERO,
+            audit_root: Hash::ZERO,
+            audit_size: 0,
+            validator_set: Hash::ZERO,
+        };
+        Block { header, txs: Vec::new() }
+    }
+
+    fn receipt(tx_id: Hash, height: u64, status: ExecStatus) -> Receipt {
+        Receipt { tx_id, height, index: 0, status, gas_used: 0, events: Vec::new(), output: Vec::new() }
+    }
+
+    fn commit(storage: &Storage, block: &Block, receipts: &[Receipt]) {
+        let header = &block.header;
+        let tip = Tip {
+            height: header.height,
+            view: header.view,
+            hash: header.hash(),
+            timestamp_ms: header.timestamp_ms,
+            state_root: Hash::ZERO,
+            receipts_root: Hash::ZERO,
+        };
+        storage.commit(Commit { block, certificate: None, receipts, writes: &Writes::new(), tip });
+    }
+
+    /// A transaction a faulty leader repeats, in the same block or a later one, gets a
+    /// `Rejected` receipt there; the receipt of its first execution is the one kept.
+    #[test]
+    fn the_first_receipt_of_a_transaction_is_kept_and_blocks_are_found_by_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        let id = Hash::of("tx", b"once");
+        let first = block(1, Hash::ZERO);
+        let rejected = ExecStatus::Rejected("nonce 0 is not the next nonce 1".into());
+        commit(&storage, &first, &[receipt(id, 1, ExecStatus::Success), receipt(id, 1, rejected.clone())]);
+        let second = block(2, first.header.hash());
+        commit(&storage, &second, &[receipt(id, 2, rejected)]);
+        let kept = storage.receipt(&id).unwrap();
+        assert_eq!((kept.height, kept.status), (1, ExecStatus::Success));
+        assert_eq!(storage.block_by_hash(&second.header.hash()).unwrap(), second);
+        assert_eq!(storage.block_by_hash(&first.header.hash()).unwrap(), first);
+        assert!(storage.block_by_hash(&Hash::of("tx", b"no such block")).is_none());
+    }
+}
