@@ -28,6 +28,27 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use storage::{Commit, Storage, Tip};
 
+/// An empty block for unit tests: `height` on `parent`, everything else zero.
+#[cfg(test)]
+pub(crate) fn test_block(chain_id: &str, height: u64, parent: shutong_types::Hash) -> shutong_types::Block {
+    use shutong_types::{Block, BlockHeader, Hash, PublicKey};
+    let header = BlockHeader {
+        chain_id: chain_id.into(),
+        height,
+        view: height,
+        parent,
+        proposer: PublicKey([0; 32]),
+        timestamp_ms: height,
+        txs_root: Block::txs_root(&[]),
+        state_root: Hash::ZERO,
+        receipts_root: Hash::ZERO,
+        audit_root: Hash::ZERO,
+        audit_size: 0,
+        validator_set: Hash::ZERO,
+    };
+    Block { header, txs: Vec::new() }
+}
+
 /// File names inside a node's home directory.
 pub const CONFIG_FILE: &str = "config.toml";
 pub const GENESIS_FILE: &str = "genesis.json";

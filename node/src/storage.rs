@@ -228,24 +228,10 @@ impl StateReader for Storage {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use shutong_types::{BlockHeader, ExecStatus, PublicKey};
+    use shutong_types::ExecStatus;
 
     fn block(height: u64, parent: Hash) -> Block {
-        let header = BlockHeader {
-            chain_id: "storage".into(),
-            height,
-            view: height,
-            parent,
-            proposer: PublicKey([0; 32]),
-            timestamp_ms: height,
-            txs_root: Block::txs_root(&[]),
-            state_root: Hash::ZERO,
-            receipts_root: Hash::ZERO,
-            audit_root: Hash::ZERO,
-            audit_size: 0,
-            validator_set: Hash::ZERO,
-        };
-        Block { header, txs: Vec::new() }
+        crate::test_block("storage", height, parent)
     }
 
     fn receipt(tx_id: Hash, height: u64, status: ExecStatus) -> Receipt {

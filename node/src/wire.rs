@@ -192,25 +192,10 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use shutong_types::block::VoteSubject;
-    use shutong_types::{BlockHeader, Keypair, VoteKind};
+    use shutong_types::{Keypair, VoteKind};
 
     fn block(height: u64) -> Block {
-        let key = Keypair::from_seed("wire-proposer");
-        let header = BlockHeader {
-            chain_id: "wire".into(),
-            height,
-            view: height,
-            parent: Hash::of("test", &height.to_le_bytes()),
-            proposer: key.public(),
-            timestamp_ms: 1_000 + height,
-            txs_root: Block::txs_root(&[]),
-            state_root: Hash::ZERO,
-            receipts_root: Hash::ZERO,
-            audit_root: Hash::ZERO,
-            audit_size: 0,
-            validator_set: Hash::ZERO,
-        };
-        Block { header, txs: Vec::new() }
+        crate::test_block("wire", height, Hash::of("test", &height.to_le_bytes()))
     }
 
     fn samples() -> Vec<NetMessage> {
