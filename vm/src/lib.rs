@@ -1,24 +1,51 @@
 //! Shutong's contract VM: a deterministic wasmtime engine with fuel-metered gas and the host ABI.
 //!
 //! This is the only crate that names wasmtime. A call runs in a fresh instance of a
-//! pre-linked module ([`wasmtime::InstancePre`]) with a fuel limit equal to the
-//! transaction's gas limit. Writes go to the transaction's own write set and are handed
-//! back only if the call succeeds; on any failure they are dropped and the gas is still
-//! charged. The host functions are in [`host`] and documented in `docs/host-abi.md`.
+//! pre-linked module ([`wasmtime::InstancePre`]) taken from a pooling allocator, with a fuel
+//! limit equal to the transaction's gas limit. Writes go to the transaction's own write set
+//! and are handed back only if the call succeeds; on any failure they are dropped and the
+//! gas is still charged. A contract may call another ([`host`]); the callee's writes are kept
+//! only if it succeeds. The host functions are documented in `docs/host-abi.md`.
+//!
+//! What decides a call's outcome is deterministic: fuel (never wall-clock time), a stack
+//! bound counted in wasm slots ([`instrument`]), fixed memory and table limits, and the
+//! wasm features set in [`engine_config`]. Two things are not, and so are never a receipt:
+//! the wall-clock watchdog and running out of pooled instances. Both come back as
+//! [`VmError`], and the node must not vote for or commit a block whose execution hit one.
 
-#![forbid(unsafe_code)]
-
+pub mod cache;
 pub mod gas;
 mod host;
+pub mod instrument;
 pub mod state;
+pub mod testing;
 
+use gas::Schedule;
+use host::{HostState, TxContext};
+use shutong_codec::Decode;
+use shutong_types::keyspace::{self, Instance};
+use shutong_types::limits::CODE_BYTES_MAX;
 use shutong_types::{AccountId, Address, Event, ExecStatus, Hash};
-use state::{Overlay, TxState, Writes};
+use state::{Overlay, StateReader, TxState};
 use std::collections::HashMap;
-use std::sync::Mutex;
-use wasmtime::{Config, Engine, InstancePre, Linker, Module, OptLevel, Store, StoreLimits, StoreLimitsBuilder};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use std::time::Instant;
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module, OptLevel, PoolingAllocationConfig,
+};
 
-/// Bounds of the VM. Every field is checked in [`Config::validate`].
+/// How deep contracts may call each other: a top-level call plus this many nested ones.
+pub const CALL_DEPTH_MAX: usize = 4;
+/// The native stack wasmtime allows wasm code, a backstop far above what the slot bound of
+/// [`instrument`] lets all `CALL_DEPTH_MAX + 1` frames reach together. Threads that run
+/// calls need a stack well above this (the node runs them on threads of 8 MiB or more).
+pub const NATIVE_STACK_BYTES: usize = 1 << 20;
+/// How often the watchdog's clock ticks.
+pub(crate) const WATCHDOG_TICK: Duration = Duration::from_millis(10);
+
+/// Bounds of the VM. Every field is checked in [`VmConfig::validate`].
 #[derive(Debug, Clone)]
 pub struct VmConfig {
     /// The most linear memory one instance may grow to.
@@ -27,26 +54,78 @@ pub struct VmConfig {
     pub table_elements_max: usize,
     /// How many compiled modules are kept in memory.
     pub module_cache_entries_max: usize,
+    /// How many instances the pool holds: calls running at once times
+    /// `CALL_DEPTH_MAX + 1`. The executor runs one call at a time; the RPC's VM sizes this
+    /// for concurrent queries.
+    pub pooled_instances: u32,
+    /// A call still running after this much wall-clock time is stopped and reported as
+    /// [`VmError::Watchdog`]; never a consensus rule (fuel is).
+    pub watchdog: Duration,
+    /// Where compiled code is cached on disk, by (code hash, VM version); none if `None`.
+    pub code_cache_dir: Option<PathBuf>,
+    /// The gas schedule version (from genesis).
+    pub gas_schedule: u32,
 }
 
 impl Default for VmConfig {
     fn default() -> Self {
-        VmConfig { memory_bytes_max: 16 << 20, table_elements_max: 10_000, module_cache_entries_max: 64 }
+        VmConfig {
+            memory_bytes_max: 16 << 20,
+            table_elements_max: 10_000,
+            module_cache_entries_max: 256,
+            pooled_instances: (CALL_DEPTH_MAX as u32 + 1) * 2,
+            watchdog: Duration::from_secs(10),
+            code_cache_dir: None,
+            gas_schedule: gas::CURRENT,
+        }
+    }
+}
+
+impl VmConfig {
+    pub fn validate(&self) -> Result<&'static Schedule, VmError> {
+        let bad = |what: &str| Err(VmError::Config(what.to_string()));
+        if !(64 << 10..=256 << 20).contains(&self.memory_bytes_max) {
+            return bad("memory_bytes_max must be between 64 KiB and 256 MiB");
+        }
+        if self.table_elements_max == 0 || self.table_elements_max > 1_000_000 {
+            return bad("table_elements_max must be between 1 and 1,000,000");
+        }
+        if self.module_cache_entries_max == 0 {
+            return bad("module_cache_entries_max must be at least 1");
+        }
+        if (self.pooled_instances as usize) < CALL_DEPTH_MAX + 1 || self.pooled_instances > 10_000 {
+            return bad("pooled_instances must be between CALL_DEPTH_MAX + 1 and 10,000");
+        }
+        if self.watchdog < Duration::from_millis(100) {
+            return bad("watchdog must be at least 100 ms");
+        }
+        gas::schedule(self.gas_schedule).ok_or(VmError::UnknownSchedule(self.gas_schedule))
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum VmError {
-    #[error("wasm module {code_hash} does not compile: {reason}")]
+    #[error("wasm module {code_hash} is refused: {reason}")]
     InvalidModule { code_hash: Hash, reason: String },
+    #[error("wasm module of {len} bytes is above the maximum {max}")]
+    ModuleTooLarge { len: usize, max: u32 },
     #[error("vm engine could not be created: {0}")]
     Engine(String),
+    #[error("vm configuration: {0}")]
+    Config(String),
+    #[error("gas schedule version {0} is not known to this build")]
+    UnknownSchedule(u32),
+    #[error("the call ran past the {0:?} wall-clock watchdog")]
+    Watchdog(Duration),
+    #[error("no pooled instance is free ({0})")]
+    Busy(String),
 }
 
 /// Who is calling what, and in which block.
 #[derive(Debug, Clone)]
 pub struct CallContext {
-    pub caller: AccountId,
+    /// The account that signed the transaction (the zero account for queries).
+    pub origin: AccountId,
     pub contract: Address,
     pub height: u64,
     pub time_ms: u64,
@@ -63,40 +142,40 @@ pub struct CallOutcome {
     pub block: Overlay,
 }
 
-/// The per-call host state that wasmtime's store carries.
-pub(crate) struct HostState {
-    pub ctx: CallContext,
-    pub state: TxState,
-    pub input: Vec<u8>,
-    pub output: Vec<u8>,
-    pub result: Vec<u8>,
-    pub events: Vec<Event>,
-    pub abort: Option<String>,
-    pub limits: StoreLimits,
+/// What a `Vm` shares with the calls it runs.
+pub(crate) struct Inner {
+    pub(crate) engine: Engine,
+    linker: Linker<HostState>,
+    modules: Mutex<HashMap<Hash, InstancePre<HostState>>>,
+    pub(crate) cfg: VmConfig,
+    pub(crate) schedule: &'static Schedule,
+    disk: Option<cache::DiskCache>,
 }
 
 /// The contract VM: one engine, one linker, a bounded cache of compiled modules.
+#[derive(Clone)]
 pub struct Vm {
-    engine: Engine,
-    linker: Linker<HostState>,
-    modules: Mutex<HashMap<Hash, InstancePre<HostState>>>,
-    cfg: VmConfig,
+    inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Vm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Vm").field("cfg", &self.cfg).finish_non_exhaustive()
+        f.debug_struct("Vm").field("cfg", &self.inner.cfg).finish_non_exhaustive()
     }
 }
 
 /// The wasmtime configuration, set explicitly for determinism: every node must compute the
-/// same result and the same fuel for the same call.
-fn engine_config() -> Config {
+/// same result and the same fuel for the same call. Only the instance pool differs between
+/// the VMs of one node, and it changes no result.
+pub fn engine_config(schedule: &Schedule) -> Config {
     let mut config = Config::new();
     config.consume_fuel(true);
+    config.operator_cost(schedule.operator_cost());
     // NaN bit patterns are otherwise platform-dependent.
     config.cranelift_nan_canonicalization(true);
     config.cranelift_opt_level(OptLevel::Speed);
+    config.max_wasm_stack(NATIVE_STACK_BYTES);
+    config.epoch_interruption(true);
     // Features whose results or scheduling can differ between machines, or that the
     // contracts' toolchain does not need, are off. Threads, GC, reference types, function
     // references, exceptions and stack switching are not compiled into this build of
@@ -115,12 +194,44 @@ fn engine_config() -> Config {
     config
 }
 
+/// A version string for compiled code: anything that changes the machine code or its
+/// metering is in it, so a cached artifact is never used by a VM it does not fit.
+pub fn vm_version(schedule: &Schedule) -> String {
+    format!(
+        "shutong-vm/1;wasmtime/48;gas/{};stack/{}/{}/{};native/{}",
+        schedule.version,
+        instrument::FRAME_BASE_SLOTS,
+        instrument::FRAME_SLOTS_MAX,
+        instrument::STACK_SLOTS_MAX,
+        NATIVE_STACK_BYTES
+    )
+}
+
 impl Vm {
     pub fn new(cfg: VmConfig) -> Result<Vm, VmError> {
-        let engine = Engine::new(&engine_config()).map_err(|e| VmError::Engine(e.to_string()))?;
+        let schedule = cfg.validate()?;
+        let mut config = engine_config(schedule);
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_core_instances(cfg.pooled_instances)
+            .total_memories(cfg.pooled_instances)
+            .total_tables(cfg.pooled_instances)
+            .max_memory_size(cfg.memory_bytes_max)
+            .table_elements(cfg.table_elements_max)
+            .max_memories_per_module(1)
+            .max_tables_per_module(1)
+            .linear_memory_keep_resident(64 << 10)
+            .table_keep_resident(4 << 10);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(|e| VmError::Engine(format!("{e:#}")))?;
+        start_watchdog_clock(&engine);
         let mut linker = Linker::new(&engine);
         host::link(&mut linker).map_err(|e| VmError::Engine(e.to_string()))?;
-        Ok(Vm { engine, linker, modules: Mutex::new(HashMap::new()), cfg })
+        let disk = match &cfg.code_cache_dir {
+            Some(dir) => Some(cache::DiskCache::open(dir, &vm_version(schedule)).map_err(VmError::Config)?),
+            None => None,
+        };
+        let inner = Inner { engine, linker, modules: Mutex::new(HashMap::new()), cfg, schedule, disk };
+        Ok(Vm { inner: Arc::new(inner) })
     }
 
     /// The hash that names a contract's code.
@@ -128,30 +239,133 @@ impl Vm {
         Hash::of(shutong_types::hash::tag::CODE, code)
     }
 
-    /// Validates and compiles `code` and checks that it imports only the host ABI.
-    pub fn validate(&self, code: &[u8]) -> Result<(), VmError> {
-        self.compile(Vm::code_hash(code), code).map(|_| ())
+    /// The upload check: size, the engine's validation (which names any disabled feature),
+    /// the stack analysis, the host imports and compilation. On success the compiled code
+    /// is cached, so the first call does not compile. Returns the module's methods.
+    pub fn validate(&self, code: &[u8]) -> Result<Vec<String>, VmError> {
+        let code_hash = Vm::code_hash(code);
+        let pre = self.inner.compile(code_hash, code)?;
+        let methods = methods(pre.module());
+        self.inner.remember(code_hash, pre);
+        Ok(methods)
     }
 
-    /// Whether the contract with `code_hash` exports `method`; `None` if there is no such code.
-    pub fn has_method(
+    /// Whether the contract with `code_hash` exports `method`; `None` if `state` has no such
+    /// code.
+    pub fn has_method(&self, code_hash: Hash, state: &dyn StateReader, method: &str) -> Result<Option<bool>, VmError> {
+        let load = || state.get(&keyspace::code(&code_hash));
+        Ok(self.inner.prepared(code_hash, &load)?.map(|pre| is_method(pre.module(), method)))
+    }
+
+    /// Whether the compiled code for `code_hash` is in the in-memory cache.
+    pub fn is_cached(&self, code_hash: &Hash) -> bool {
+        self.inner.modules.lock().expect("module cache lock poisoned").contains_key(code_hash)
+    }
+
+    /// The gas schedule this VM charges by.
+    pub fn schedule(&self) -> &'static Schedule {
+        self.inner.schedule
+    }
+
+    /// Calls `method` of the contract at `ctx.contract` with `args`, charging at most
+    /// `gas_limit`. The contract's instance and code are read from `block`, which the call
+    /// sees and returns, with the call's writes applied only on success.
+    pub fn call(
         &self,
-        code_hash: Hash,
-        load_code: &dyn Fn() -> Option<Vec<u8>>,
+        ctx: CallContext,
         method: &str,
-    ) -> Result<Option<bool>, VmError> {
-        Ok(self.prepared(code_hash, load_code)?.map(|pre| is_method(pre.module(), method)))
+        args: Vec<u8>,
+        gas_limit: u64,
+        block: Overlay,
+    ) -> Result<CallOutcome, VmError> {
+        let inner = &self.inner;
+        let tx = TxContext {
+            origin: ctx.origin,
+            height: ctx.height,
+            time_ms: ctx.time_ms,
+            deadline: Instant::now() + inner.cfg.watchdog,
+            state: TxState::new(block),
+            events: Vec::new(),
+            stack: Vec::with_capacity(CALL_DEPTH_MAX + 1),
+            fatal: None,
+        };
+        let (mut tx, status, output, fuel_left) = if gas_limit < inner.schedule.call_base {
+            (tx, ExecStatus::OutOfGas, Vec::new(), 0)
+        } else {
+            let fuel = gas_limit - inner.schedule.call_base;
+            let frame = host::run_frame(inner, tx, ctx.origin.0, ctx.contract, method, args, fuel);
+            (frame.tx, frame.status, frame.output, frame.fuel_left)
+        };
+        if let Some(fatal) = tx.fatal.take() {
+            return Err(fatal);
+        }
+        let gas_used = gas_limit.saturating_sub(fuel_left);
+        let (mut block, writes) = tx.state.into_parts();
+        Ok(if status.is_success() {
+            block.apply(writes);
+            CallOutcome { status, gas_used, output, events: tx.events, block }
+        } else {
+            CallOutcome { status, gas_used, output: Vec::new(), events: Vec::new(), block }
+        })
+    }
+}
+
+/// Advances the engine's epoch every [`WATCHDOG_TICK`] until the engine is dropped.
+fn start_watchdog_clock(engine: &Engine) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new().name("vm-watchdog".into()).spawn(move || {
+        loop {
+            std::thread::sleep(WATCHDOG_TICK);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => return,
+            }
+        }
+    });
+    if let Err(err) = spawned {
+        // Without the clock a runaway call is still stopped by fuel; only the watchdog is lost.
+        tracing::error!(%err, "the vm watchdog clock could not start");
+    }
+}
+
+impl Inner {
+    /// Validates, instruments and compiles `code` (or loads it from the disk cache) and
+    /// checks that it imports only the host ABI.
+    fn compile(&self, code_hash: Hash, code: &[u8]) -> Result<InstancePre<HostState>, VmError> {
+        if code.len() > CODE_BYTES_MAX as usize {
+            return Err(VmError::ModuleTooLarge { len: code.len(), max: CODE_BYTES_MAX });
+        }
+        let invalid = |reason: String| VmError::InvalidModule { code_hash, reason };
+        let module = match self.disk.as_ref().and_then(|d| d.load(&self.engine, &code_hash)) {
+            Some(module) => module,
+            None => {
+                Module::validate(&self.engine, code).map_err(|e| invalid(format!("{e:#}")))?;
+                let instrumented = instrument::instrument(code).map_err(|e| invalid(e.to_string()))?;
+                let module = Module::new(&self.engine, &instrumented).map_err(|e| invalid(format!("{e:#}")))?;
+                if let Some(disk) = &self.disk {
+                    disk.store(&code_hash, &module);
+                }
+                module
+            }
+        };
+        self.linker.instantiate_pre(&module).map_err(|e| invalid(format!("{e:#}")))
     }
 
-    fn compile(&self, code_hash: Hash, code: &[u8]) -> Result<InstancePre<HostState>, VmError> {
-        let invalid = |reason: String| VmError::InvalidModule { code_hash, reason };
-        let module = Module::new(&self.engine, code).map_err(|e| invalid(format!("{e:#}")))?;
-        self.linker.instantiate_pre(&module).map_err(|e| invalid(format!("{e:#}")))
+    fn remember(&self, code_hash: Hash, pre: InstancePre<HostState>) {
+        let mut modules = self.modules.lock().expect("module cache lock poisoned");
+        if modules.len() >= self.cfg.module_cache_entries_max
+            && !modules.contains_key(&code_hash)
+            && let Some(victim) = modules.keys().next().copied()
+        {
+            // Any entry will do: a miss costs a compile (or a disk load), never a wrong answer.
+            modules.remove(&victim);
+        }
+        modules.insert(code_hash, pre);
     }
 
     /// The pre-linked module for `code_hash`, compiling the code `load` returns on a cache
     /// miss. `Ok(None)` if there is no such code.
-    fn prepared(
+    pub(crate) fn prepared(
         &self,
         code_hash: Hash,
         load: &dyn Fn() -> Option<Vec<u8>>,
@@ -161,107 +375,27 @@ impl Vm {
         }
         let Some(code) = load() else { return Ok(None) };
         let pre = self.compile(code_hash, &code)?;
-        let mut modules = self.modules.lock().expect("module cache lock poisoned");
-        if modules.len() >= self.cfg.module_cache_entries_max {
-            // Any entry will do: a miss costs a compile, never a wrong answer.
-            if let Some(victim) = modules.keys().next().copied() {
-                modules.remove(&victim);
-            }
-        }
-        modules.insert(code_hash, pre.clone());
+        self.remember(code_hash, pre.clone());
         Ok(Some(pre))
-    }
-
-    /// Whether the compiled code for `code_hash` is in the cache.
-    pub fn is_cached(&self, code_hash: &Hash) -> bool {
-        self.modules.lock().expect("module cache lock poisoned").contains_key(code_hash)
-    }
-
-    /// Calls `method` of the contract whose code hash is `code_hash` with `args`, charging at
-    /// most `gas_limit`; `load_code` supplies the code on a cache miss. The call sees `block`
-    /// and returns it, with the call's writes applied only on success.
-    #[allow(clippy::too_many_arguments)]
-    pub fn call(
-        &self,
-        ctx: CallContext,
-        code_hash: Hash,
-        load_code: &dyn Fn() -> Option<Vec<u8>>,
-        method: &str,
-        args: Vec<u8>,
-        gas_limit: u64,
-        block: Overlay,
-    ) -> CallOutcome {
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(self.cfg.memory_bytes_max)
-            .table_elements(self.cfg.table_elements_max)
-            .instances(1)
-            .memories(1)
-            .tables(1)
-            .build();
-        let state = HostState {
-            ctx,
-            state: TxState { block, writes: Writes::new() },
-            input: args,
-            output: Vec::new(),
-            result: Vec::new(),
-            events: Vec::new(),
-            abort: None,
-            limits,
-        };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limits);
-        let status = self.run(&mut store, code_hash, load_code, method, gas_limit);
-        let remaining = store.get_fuel().unwrap_or(0);
-        let gas_used = gas_limit.saturating_sub(remaining).min(gas_limit);
-        let host = store.into_data();
-        let TxState { mut block, writes } = host.state;
-        if status.is_success() {
-            block.apply(writes);
-            CallOutcome { status, gas_used, output: host.output, events: host.events, block }
-        } else {
-            CallOutcome { status, gas_used, output: Vec::new(), events: Vec::new(), block }
-        }
-    }
-
-    fn run(
-        &self,
-        store: &mut Store<HostState>,
-        code_hash: Hash,
-        load_code: &dyn Fn() -> Option<Vec<u8>>,
-        method: &str,
-        gas_limit: u64,
-    ) -> ExecStatus {
-        if gas_limit < gas::CALL_BASE {
-            store.set_fuel(0).expect("fuel is enabled");
-            return ExecStatus::OutOfGas;
-        }
-        store.set_fuel(gas_limit - gas::CALL_BASE).expect("fuel is enabled");
-        let pre = match self.prepared(code_hash, load_code) {
-            Ok(Some(pre)) => pre,
-            Ok(None) => return ExecStatus::UnknownContract,
-            Err(err) => return ExecStatus::Trapped(err.to_string()),
-        };
-        if !is_method(pre.module(), method) {
-            return ExecStatus::UnknownMethod(method.to_string());
-        }
-        let instance = match pre.instantiate(&mut *store) {
-            Ok(instance) => instance,
-            Err(err) => return host::status_of(store, err),
-        };
-        let func = match instance.get_typed_func::<(), ()>(&mut *store, method) {
-            Ok(func) => func,
-            Err(_) => return ExecStatus::UnknownMethod(method.to_string()),
-        };
-        match func.call(&mut *store, ()) {
-            Ok(()) => ExecStatus::Success,
-            Err(err) => host::status_of(store, err),
-        }
     }
 }
 
+/// Reads a contract instance's metadata from state.
+pub(crate) fn instance_at(state: &TxState, contract: &Address) -> Option<Instance> {
+    state.get(&keyspace::instance(contract)).and_then(|bytes| Instance::decode(&bytes).ok())
+}
+
+/// A module's methods, sorted.
+fn methods(module: &Module) -> Vec<String> {
+    let mut names: Vec<String> =
+        module.exports().map(|e| e.name().to_string()).filter(|name| is_method(module, name)).collect();
+    names.sort();
+    names
+}
+
 /// A method is an exported function that takes and returns nothing and whose name is not
-/// reserved (`__` prefixes are the toolchain's).
-fn is_method(module: &Module, method: &str) -> bool {
+/// reserved (`__` prefixes are the toolchain's and the VM's).
+pub(crate) fn is_method(module: &Module, method: &str) -> bool {
     if method.starts_with("__") {
         return false;
     }

@@ -4,7 +4,8 @@
 
 use shutong_codec::{Decode, Encode};
 use shutong_system_api::registry::{GetOrg, Org, OrgKind, RegisterOrg};
-use shutong_types::{AccountId, Address, ExecStatus, Hash, keyspace};
+use shutong_types::keyspace::{self, Instance};
+use shutong_types::{AccountId, Address, ExecStatus};
 use shutong_vm::state::{MemoryState, Overlay};
 use shutong_vm::{CallContext, CallOutcome, Vm, VmConfig};
 use std::sync::Arc;
@@ -12,16 +13,23 @@ use std::sync::Arc;
 const REGISTRY: &[u8] = include_bytes!("../../contracts/artifacts/registry.wasm");
 
 fn ctx() -> CallContext {
-    CallContext { caller: AccountId([9; 32]), contract: Address([1; 32]), height: 7, time_ms: 1_000 }
+    CallContext { origin: AccountId([9; 32]), contract: Address([1; 32]), height: 7, time_ms: 1_000 }
 }
 
+/// An empty state: calls made with `call` deploy their code into it first.
 fn empty() -> Overlay {
     Overlay::new(Arc::new(MemoryState::default()))
 }
 
-fn call(vm: &Vm, code: &[u8], method: &str, args: Vec<u8>, gas: u64, block: Overlay) -> CallOutcome {
-    let code = code.to_vec();
-    vm.call(ctx(), Vm::code_hash(&code), &move || Some(code.clone()), method, args, gas, block)
+/// Calls `method` of `code`, deployed at `Address([1; 32])` on top of `block`.
+fn call(vm: &Vm, code: &[u8], method: &str, args: Vec<u8>, gas: u64, mut block: Overlay) -> CallOutcome {
+    let code_hash = Vm::code_hash(code);
+    if block.get(&keyspace::code(&code_hash)).is_none() {
+        let instance = Instance { code_hash, admin: AccountId([9; 32]), frozen: false };
+        block.set(keyspace::code(&code_hash), code.to_vec());
+        block.set(keyspace::instance(&Address([1; 32])), instance.encode());
+    }
+    vm.call(ctx(), method, args, gas, block).expect("no watchdog or pool failure")
 }
 
 fn wat(text: &str) -> Vec<u8> {
@@ -47,7 +55,7 @@ fn a_write_is_kept_on_success_and_charged() {
     let vm = Vm::new(VmConfig::default()).unwrap();
     let out = call(&vm, &wat(WRITER), "write", vec![], 1_000_000, empty());
     assert_eq!(out.status, ExecStatus::Success);
-    assert!(out.gas_used > shutong_vm::gas::CALL_BASE + shutong_vm::gas::STORAGE_WRITE_BASE);
+    assert!(out.gas_used > shutong_vm::gas::V1.call_base + shutong_vm::gas::V1.storage_write_base);
     assert_eq!(out.block.get(&keyspace::contract_storage(&Address([1; 32]), b"key")), Some(b"value".to_vec()));
 }
 
@@ -57,7 +65,7 @@ fn an_abort_rolls_back_writes_and_still_charges_gas() {
     let out = call(&vm, &wat(WRITER), "write_then_abort", vec![], 1_000_000, empty());
     assert_eq!(out.status, ExecStatus::Aborted("failed".into()));
     assert!(out.gas_used > 0);
-    assert!(out.block.writes().is_empty());
+    assert!(out.block.writes().iter().all(|(k, _)| k[0] != keyspace::CONTRACT_STORAGE));
 }
 
 #[test]
@@ -95,7 +103,7 @@ fn unknown_methods_and_non_method_exports_are_refused() {
 #[test]
 fn missing_code_is_an_unknown_contract() {
     let vm = Vm::new(VmConfig::default()).unwrap();
-    let out = vm.call(ctx(), Hash::ZERO, &|| None, "get", vec![], 1_000_000, empty());
+    let out = vm.call(ctx(), "get", vec![], 1_000_000, empty()).unwrap();
     assert_eq!(out.status, ExecStatus::UnknownContract);
 }
 
