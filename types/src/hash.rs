@@ -15,6 +15,7 @@ pub mod tag {
     pub const BLOCK_HEADER: &str = "shutong/block-header/v1";
     pub const ACCOUNT: &str = "shutong/account/v1";
     pub const CONTRACT_ADDRESS: &str = "shutong/contract-address/v1";
+    pub const CONTRACT_INSTANCE: &str = "shutong/contract-instance/v1";
     pub const CODE: &str = "shutong/code/v1";
     pub const RECEIPT: &str = "shutong/receipt/v1";
     pub const MERKLE_LEAF: &str = "shutong/merkle-leaf/v1";

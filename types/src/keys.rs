@@ -54,6 +54,12 @@ impl Address {
     pub fn system(name: &str) -> Address {
         Address(Hash::of(tag::CONTRACT_ADDRESS, name.as_bytes()).0)
     }
+
+    /// The address of the instance `creator` makes under `label`: predictable before the
+    /// transaction runs, and never a system contract's (another domain tag).
+    pub fn instance(creator: &AccountId, label: &str) -> Address {
+        Address(Hash::of_parts(tag::CONTRACT_INSTANCE, &[&creator.0, label.as_bytes()]).0)
+    }
 }
 
 /// An ed25519 signing key. Its `Debug` never prints the secret.

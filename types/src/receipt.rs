@@ -29,6 +29,8 @@ pub enum ExecStatus {
     Trapped(String),
     /// Included but not executed (its nonce no longer matches); no gas is charged.
     Rejected(String),
+    /// The contract is frozen: calls to it are refused until its admin unfreezes it.
+    Frozen,
 }
 
 impl ExecStatus {
@@ -41,6 +43,7 @@ impl ExecStatus {
             ExecStatus::UnknownMethod(_) => 4,
             ExecStatus::Trapped(_) => 5,
             ExecStatus::Rejected(_) => 6,
+            ExecStatus::Frozen => 7,
         }
     }
 
@@ -88,7 +91,7 @@ impl Encode for ExecStatus {
             | ExecStatus::UnknownMethod(m)
             | ExecStatus::Trapped(m)
             | ExecStatus::Rejected(m) => write::str(out, m),
-            ExecStatus::Success | ExecStatus::OutOfGas | ExecStatus::UnknownContract => {}
+            ExecStatus::Success | ExecStatus::OutOfGas | ExecStatus::UnknownContract | ExecStatus::Frozen => {}
         }
     }
 }
@@ -103,6 +106,7 @@ impl Decode for ExecStatus {
             4 => ExecStatus::UnknownMethod(r.string("status.message", MESSAGE_BYTES_MAX)?),
             5 => ExecStatus::Trapped(r.string("status.message", MESSAGE_BYTES_MAX)?),
             6 => ExecStatus::Rejected(r.string("status.message", MESSAGE_BYTES_MAX)?),
+            7 => ExecStatus::Frozen,
             tag => return Err(DecodeError::InvalidTag { what: "status", tag }),
         })
     }
