@@ -4,7 +4,7 @@
 # temporary directory and fails if the result differs from the committed artifacts.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-contracts=(registry governance)
+contracts=(registry governance cert-verify)
 
 check=0
 [ "${1:-}" = "--check" ] && check=1
@@ -26,7 +26,7 @@ cd "$root/contracts"
 out=$root/contracts/artifacts
 [ $check = 1 ] && out=$(mktemp -d)
 for name in "${contracts[@]}"; do
-  cp "target/wasm32-unknown-unknown/release/shutong_${name}.wasm" "$out/${name}.wasm"
+  cp "target/wasm32-unknown-unknown/release/shutong_${name//-/_}.wasm" "$out/${name}.wasm"
 done
 (cd "$out" && sha256sum ./*.wasm | sed 's# \./# #' > SHA256SUMS)
 

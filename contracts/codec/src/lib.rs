@@ -308,6 +308,33 @@ impl<const N: usize> Decode for [u8; N] {
     }
 }
 
+/// The longest string or byte string decoded on its own (a contract storage value's limit).
+pub const STANDALONE_BYTES_MAX: u32 = 64 * 1024;
+
+impl Encode for String {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        write::str(out, self);
+    }
+}
+
+impl Decode for String {
+    fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        reader.string("string", STANDALONE_BYTES_MAX)
+    }
+}
+
+impl Encode for Vec<u8> {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        write::bytes(out, self);
+    }
+}
+
+impl Decode for Vec<u8> {
+    fn decode_from(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        reader.byte_vec("bytes", STANDALONE_BYTES_MAX)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

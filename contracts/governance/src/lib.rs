@@ -5,6 +5,8 @@
 //! `CHANGE_DELAY_BLOCKS` after the block that schedules it, when the node moves it into the
 //! current set (`shutong_system_api::governance`). `get_validators` returns the current set
 //! and the pending change. Event: `validators.scheduled` with the activation height (decimal).
+//! `approve_code` (admins only) approves a code hash for upload under the `governance`
+//! upload policy (`shutong_system_api::lifecycle`); event `code.approved` with the hash (hex).
 //! Until issue 5's committee with threshold policies, the admins act alone.
 
 #![forbid(unsafe_code)]
@@ -12,11 +14,11 @@
 use shutong_codec::{Decode, Encode};
 use shutong_contract::{self as contract, Error, MethodResult};
 use shutong_system_api::governance::{
-    Admins, PendingSet, SetValidators, ValidatorSet, Validators, ADMINS_KEY, CHANGE_DELAY_BLOCKS, PENDING_KEY,
-    VALIDATORS_KEY,
+    approved_code_key, Admins, ApproveCode, PendingSet, SetValidators, ValidatorSet, Validators, ADMINS_KEY,
+    CHANGE_DELAY_BLOCKS, PENDING_KEY, VALIDATORS_KEY,
 };
 
-contract::entrypoints!(set_validators, get_validators);
+contract::entrypoints!(set_validators, get_validators, approve_code);
 
 fn load<T: Decode>(key: &[u8], what: &str) -> Result<Option<T>, Error> {
     match contract::storage_get(key) {
@@ -25,13 +27,32 @@ fn load<T: Decode>(key: &[u8], what: &str) -> Result<Option<T>, Error> {
     }
 }
 
-pub fn set_validators(args: &[u8]) -> MethodResult {
-    let req = SetValidators::decode(args)?;
+/// The caller, if it is a governance admin.
+fn admin_caller(refusal: &str) -> Result<[u8; 32], Error> {
     let admins: Admins = load(ADMINS_KEY, "admins")?.ok_or_else(|| Error::new("governance has no admins"))?;
     let caller = contract::caller();
     if !admins.accounts.contains(&caller) {
-        return Err(Error::new("only a governance admin may change the validator set"));
+        return Err(Error::new(refusal));
     }
+    Ok(caller)
+}
+
+pub fn approve_code(args: &[u8]) -> MethodResult {
+    let req = ApproveCode::decode(args)?;
+    let caller = admin_caller("only a governance admin may approve code")?;
+    let key = approved_code_key(&req.code_hash);
+    if contract::storage_get(&key).is_some() {
+        return Err(Error::new("this code hash is already approved"));
+    }
+    contract::storage_set(&key, &caller);
+    let hex: String = req.code_hash.iter().map(|b| format!("{:02x}", b)).collect();
+    contract::emit_event("code.approved", hex.as_bytes());
+    Ok(Vec::new())
+}
+
+pub fn set_validators(args: &[u8]) -> MethodResult {
+    let req = SetValidators::decode(args)?;
+    let caller = admin_caller("only a governance admin may change the validator set")?;
     if req.keys.is_empty() {
         return Err(Error::new("the validator set cannot be empty"));
     }
@@ -109,5 +130,20 @@ mod tests {
         );
         set_validators(&args(&[[10; 32]])).unwrap();
         assert_eq!(set_validators(&args(&[[11; 32]])), Err(Error::new("a validator-set change is already pending")));
+    }
+
+    #[test]
+    fn only_an_admin_approves_code_and_only_once() {
+        testing::set_context([2; 32], 5);
+        setup();
+        let req = ApproveCode { code_hash: [7; 32] }.encode();
+        assert_eq!(approve_code(&req), Err(Error::new("only a governance admin may approve code")));
+        testing::set_context([1; 32], 5);
+        approve_code(&req).unwrap();
+        assert_eq!(contract::storage_get(&approved_code_key(&[7; 32])), Some(vec![1; 32]));
+        assert_eq!(approve_code(&req), Err(Error::new("this code hash is already approved")));
+        let events = testing::take_events();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].0, "code.approved");
     }
 }

@@ -18,7 +18,100 @@ mod imp {
             pub fn block_height() -> u64;
             pub fn emit_event(topic_ptr: *const u8, topic_len: u32, data_ptr: *const u8, data_len: u32);
             pub fn abort(ptr: *const u8, len: u32) -> !;
+            pub fn origin(ptr: *mut u8);
+            pub fn self_address(ptr: *mut u8);
+            pub fn block_time_ms() -> u64;
+            pub fn result_len() -> u32;
+            pub fn storage_scan(
+                prefix_ptr: *const u8,
+                prefix_len: u32,
+                after_ptr: *const u8,
+                after_len: u32,
+                limit: u32,
+            ) -> u32;
+            pub fn audit_append(ptr: *const u8, len: u32) -> u64;
+            pub fn blake3(ptr: *const u8, len: u32, out_ptr: *mut u8);
+            pub fn ed25519_verify(key_ptr: *const u8, sig_ptr: *const u8, msg_ptr: *const u8, msg_len: u32) -> u32;
+            pub fn call_contract(
+                addr_ptr: *const u8,
+                method_ptr: *const u8,
+                method_len: u32,
+                args_ptr: *const u8,
+                args_len: u32,
+                gas: u64,
+            ) -> i64;
         }
+    }
+
+    fn result() -> Vec<u8> {
+        // SAFETY: the host writes exactly `result_len()` bytes at the pointer.
+        unsafe {
+            let mut buf = vec![0u8; sys::result_len() as usize];
+            sys::result_read(buf.as_mut_ptr());
+            buf
+        }
+    }
+
+    fn account(read: unsafe extern "C" fn(*mut u8)) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        // SAFETY: the host writes 32 bytes into `out`.
+        unsafe { read(out.as_mut_ptr()) };
+        out
+    }
+
+    pub fn origin() -> [u8; 32] {
+        account(sys::origin)
+    }
+
+    pub fn self_address() -> [u8; 32] {
+        account(sys::self_address)
+    }
+
+    pub fn block_time_ms() -> u64 {
+        // SAFETY: no memory is passed.
+        unsafe { sys::block_time_ms() }
+    }
+
+    pub fn storage_scan(prefix: &[u8], after: Option<&[u8]>, limit: u32) -> Vec<u8> {
+        let (after_ptr, after_len) = match after {
+            Some(after) => (after.as_ptr(), after.len() as u32),
+            None => (prefix.as_ptr(), u32::MAX),
+        };
+        // SAFETY: the host reads the live slices; `u32::MAX` means no `after` and is not read.
+        unsafe { sys::storage_scan(prefix.as_ptr(), prefix.len() as u32, after_ptr, after_len, limit) };
+        result()
+    }
+
+    pub fn audit_append(leaf: &[u8]) -> u64 {
+        // SAFETY: the host reads the live slice.
+        unsafe { sys::audit_append(leaf.as_ptr(), leaf.len() as u32) }
+    }
+
+    pub fn blake3(data: &[u8]) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        // SAFETY: the host reads the live slice and writes 32 bytes into `out`.
+        unsafe { sys::blake3(data.as_ptr(), data.len() as u32, out.as_mut_ptr()) };
+        out
+    }
+
+    pub fn ed25519_verify(key: &[u8; 32], signature: &[u8; 64], message: &[u8]) -> bool {
+        // SAFETY: the host reads the live arrays and slice.
+        unsafe { sys::ed25519_verify(key.as_ptr(), signature.as_ptr(), message.as_ptr(), message.len() as u32) == 1 }
+    }
+
+    pub fn call_contract(address: &[u8; 32], method: &str, args: &[u8], gas: u64) -> (i64, Vec<u8>) {
+        // SAFETY: the host reads the live array and slices.
+        let code = unsafe {
+            sys::call_contract(
+                address.as_ptr(),
+                method.as_ptr(),
+                method.len() as u32,
+                args.as_ptr(),
+                args.len() as u32,
+                gas,
+            )
+        };
+        (code, result())
     }
 
     pub fn input() -> Vec<u8> {
@@ -124,6 +217,70 @@ mod imp {
     pub fn abort(message: &str) -> ! {
         panic!("contract aborted: {}", message)
     }
+
+    pub fn origin() -> [u8; 32] {
+        HOST.with(|h| h.borrow().origin)
+    }
+
+    pub fn self_address() -> [u8; 32] {
+        HOST.with(|h| h.borrow().address)
+    }
+
+    pub fn block_time_ms() -> u64 {
+        HOST.with(|h| h.borrow().time_ms)
+    }
+
+    pub fn storage_scan(prefix: &[u8], after: Option<&[u8]>, limit: u32) -> Vec<u8> {
+        HOST.with(|h| {
+            let h = h.borrow();
+            let mut entries: Vec<(&Vec<u8>, &Vec<u8>)> = h
+                .storage
+                .range(prefix.to_vec()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .filter(|(k, _)| after.map_or(true, |a| k.as_slice() > a))
+                .take(limit as usize)
+                .collect();
+            let mut out = Vec::new();
+            shutong_codec::write::u32(&mut out, entries.len() as u32);
+            for (k, v) in entries.drain(..) {
+                shutong_codec::write::bytes(&mut out, k);
+                shutong_codec::write::bytes(&mut out, v);
+            }
+            out
+        })
+    }
+
+    pub fn audit_append(leaf: &[u8]) -> u64 {
+        HOST.with(|h| {
+            let mut h = h.borrow_mut();
+            h.audit.push(leaf.to_vec());
+            h.audit.len() as u64 - 1
+        })
+    }
+
+    pub fn blake3(data: &[u8]) -> [u8; 32] {
+        let hash = HOST.with(|h| h.borrow().blake3);
+        match hash {
+            Some(hash) => hash(data),
+            None => panic!("the native test host has no blake3: set testing::Host::blake3, or test in the VM"),
+        }
+    }
+
+    pub fn ed25519_verify(key: &[u8; 32], signature: &[u8; 64], message: &[u8]) -> bool {
+        let verify = HOST.with(|h| h.borrow().ed25519_verify);
+        match verify {
+            Some(verify) => verify(key, signature, message),
+            None => panic!("the native test host has no ed25519: set testing::Host::ed25519_verify, or test in the VM"),
+        }
+    }
+
+    pub fn call_contract(address: &[u8; 32], method: &str, args: &[u8], _gas: u64) -> (i64, Vec<u8>) {
+        let handler = HOST.with(|h| h.borrow().call_handler);
+        match handler {
+            Some(handler) => handler(address, method, args),
+            None => panic!("the native test host has no other contracts: set testing::Host::call_handler"),
+        }
+    }
 }
 
 pub use imp::*;
@@ -134,27 +291,77 @@ pub mod testing {
     use std::cell::RefCell;
     use std::collections::BTreeMap;
 
-    #[derive(Debug, Default)]
+    /// A cross-contract call's stand-in: (address, method, args) to the host's return code
+    /// and result, as `call_contract` gives them.
+    pub type CallHandler = fn(&[u8; 32], &str, &[u8]) -> (i64, Vec<u8>);
+
+    #[derive(Default)]
     pub struct Host {
         pub storage: BTreeMap<Vec<u8>, Vec<u8>>,
         pub events: Vec<(String, Vec<u8>)>,
+        pub audit: Vec<Vec<u8>>,
         pub caller: [u8; 32],
+        pub origin: [u8; 32],
+        pub address: [u8; 32],
         pub height: u64,
+        pub time_ms: u64,
         pub input: Vec<u8>,
         pub output: Vec<u8>,
+        /// The contracts' toolchain cannot fetch crates, so the native host has no crypto of
+        /// its own: a test that needs it plugs in an implementation.
+        pub blake3: Option<fn(&[u8]) -> [u8; 32]>,
+        pub ed25519_verify: Option<fn(&[u8; 32], &[u8; 64], &[u8]) -> bool>,
+        pub call_handler: Option<CallHandler>,
+    }
+
+    impl std::fmt::Debug for Host {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Host")
+                .field("storage", &self.storage.len())
+                .field("events", &self.events.len())
+                .field("audit", &self.audit.len())
+                .field("height", &self.height)
+                .finish()
+        }
     }
 
     thread_local! {
         pub static HOST: RefCell<Host> = RefCell::new(Host::default());
     }
 
-    /// Sets the caller and block height seen by the next calls.
+    /// Sets the caller (also the origin) and block height seen by the next calls.
     pub fn set_context(caller: [u8; 32], height: u64) {
         HOST.with(|h| {
             let mut h = h.borrow_mut();
             h.caller = caller;
+            h.origin = caller;
             h.height = height;
         })
+    }
+
+    /// Sets the consensus time seen by the next calls.
+    pub fn set_time_ms(time_ms: u64) {
+        HOST.with(|h| h.borrow_mut().time_ms = time_ms)
+    }
+
+    /// Changes the host in place (crypto stand-ins, call handler, addresses).
+    pub fn with_host<R>(f: impl FnOnce(&mut Host) -> R) -> R {
+        HOST.with(|h| f(&mut h.borrow_mut()))
+    }
+
+    /// Clears storage, events and audit leaves, keeping the context.
+    pub fn reset() {
+        HOST.with(|h| {
+            let mut h = h.borrow_mut();
+            h.storage.clear();
+            h.events.clear();
+            h.audit.clear();
+        })
+    }
+
+    /// Takes the audit leaves appended so far.
+    pub fn take_audit() -> Vec<Vec<u8>> {
+        HOST.with(|h| std::mem::take(&mut h.borrow_mut().audit))
     }
 
     /// Takes the events emitted so far.

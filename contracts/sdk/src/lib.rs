@@ -13,7 +13,9 @@
 use std::fmt;
 
 mod host;
+pub mod storage;
 pub use host::testing;
+pub use storage::{Item, Map, MapKey};
 
 /// Why a method refused. Its message becomes the receipt's abort message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,9 +57,77 @@ pub fn storage_remove(key: &[u8]) {
     host::storage_remove(key)
 }
 
-/// The account that called this method.
+/// Who called this method: the signing account for a transaction's own call, or the
+/// calling contract's address when another contract called.
 pub fn caller() -> [u8; 32] {
     host::caller()
+}
+
+/// The account that signed the transaction, however deep the call.
+pub fn origin() -> [u8; 32] {
+    host::origin()
+}
+
+/// This contract's own address.
+pub fn self_address() -> [u8; 32] {
+    host::self_address()
+}
+
+/// The consensus timestamp of the block being executed, in milliseconds.
+pub fn block_time_ms() -> u64 {
+    host::block_time_ms()
+}
+
+/// Up to `limit` (at most 256) entries of this contract's storage whose keys start with
+/// `prefix` and sort after `after`, in key order. Gas is charged for the whole page.
+pub fn storage_scan(prefix: &[u8], after: Option<&[u8]>, limit: u32) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Error> {
+    let bytes = host::storage_scan(prefix, after, limit);
+    let mut r = shutong_codec::Reader::new(&bytes);
+    let entries = r.seq("scan", 256, |r| Ok((r.byte_vec("scan.key", 1024)?, r.byte_vec("scan.value", 64 * 1024)?)))?;
+    Ok(entries)
+}
+
+/// Appends `leaf` (at most 4 KiB) to the chain's audit log; returns its sequence number.
+pub fn audit_append(leaf: &[u8]) -> u64 {
+    host::audit_append(leaf)
+}
+
+/// The blake3 hash of `data`.
+pub fn blake3(data: &[u8]) -> [u8; 32] {
+    host::blake3(data)
+}
+
+/// Whether `signature` by `key` over `message` is a valid (strict) ed25519 signature.
+pub fn ed25519_verify(key: &[u8; 32], signature: &[u8; 64], message: &[u8]) -> bool {
+    host::ed25519_verify(key, signature, message)
+}
+
+/// Why a call to another contract did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallError {
+    /// The host's code: -1 aborted, -2 out of gas, -3 trapped, -4 no such contract, -5 no
+    /// such method, -6 frozen, -7 re-entrant (the callee is already on the call stack), -8
+    /// calls nested too deep.
+    pub code: i64,
+    pub message: String,
+}
+
+impl From<CallError> for Error {
+    fn from(err: CallError) -> Error {
+        Error(format!("call failed ({}): {}", err.code, err.message))
+    }
+}
+
+/// Calls `method` of the contract at `address` with `args`, forwarding at most `gas` (all
+/// that is left if 0). The callee's writes stand only if it succeeds; the gas it used is
+/// charged either way.
+pub fn call(address: &[u8; 32], method: &str, args: &[u8], gas: u64) -> Result<Vec<u8>, CallError> {
+    let (code, result) = host::call_contract(address, method, args, gas);
+    if code >= 0 {
+        Ok(result)
+    } else {
+        Err(CallError { code, message: String::from_utf8_lossy(&result).into_owned() })
+    }
 }
 
 /// The height of the block being executed.

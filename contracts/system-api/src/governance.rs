@@ -13,6 +13,34 @@ use shutong_codec::{write, Decode, DecodeError, Encode, Reader};
 pub const ADMINS_KEY: &[u8] = b"admins";
 pub const VALIDATORS_KEY: &[u8] = b"validators";
 pub const PENDING_KEY: &[u8] = b"pending";
+/// An approved code hash is stored under this prefix followed by the hash, with the
+/// approving admin's account as the value.
+pub const APPROVED_CODE_PREFIX: &[u8] = b"approved-code/";
+
+/// The storage key that marks `code_hash` as approved for upload.
+pub fn approved_code_key(code_hash: &[u8; 32]) -> Vec<u8> {
+    let mut key = APPROVED_CODE_PREFIX.to_vec();
+    key.extend_from_slice(code_hash);
+    key
+}
+
+/// Arguments of `approve_code`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApproveCode {
+    pub code_hash: [u8; 32],
+}
+
+impl Encode for ApproveCode {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.code_hash.encode_to(out);
+    }
+}
+
+impl Decode for ApproveCode {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(ApproveCode { code_hash: r.array()? })
+    }
+}
 
 /// A change included in the block at height h takes effect at h + this.
 pub const CHANGE_DELAY_BLOCKS: u64 = 10;

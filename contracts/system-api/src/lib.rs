@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod governance;
+pub mod lifecycle;
 pub mod registry;
 
 /// The well-known names of the system contracts; the node derives each one's address from
@@ -13,5 +14,8 @@ pub mod registry;
 pub mod names {
     pub const REGISTRY: &str = "system/registry";
     pub const GOVERNANCE: &str = "system/governance";
+    /// The contract lifecycle; native to the node, not a wasm contract.
+    pub const LIFECYCLE: &str = "system/lifecycle";
+    /// The wasm system contracts, which genesis deploys.
     pub const ALL: [&str; 2] = [REGISTRY, GOVERNANCE];
 }
