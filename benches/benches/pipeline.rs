@@ -30,12 +30,12 @@ fn vm_call(c: &mut Criterion) {
     let mut group = c.benchmark_group("vm");
     group.throughput(Throughput::Elements(1));
     for name in ["get", "register"] {
-        let (ctx, code_hash, method, args) = registry_call(&fixture, name);
+        let (ctx, _code_hash, method, args) = registry_call(&fixture, name);
         group.bench_function(format!("call/registry.{name}"), |b| {
             b.iter(|| {
                 let base: Arc<dyn shutong_vm::state::StateReader> = fixture.storage.clone();
                 let overlay = Overlay::new(base);
-                let out = fixture.vm.call(ctx.clone(), code_hash, &|| None, &method, args.clone(), 10_000_000, overlay);
+                let out = fixture.vm.call(ctx.clone(), &method, args.clone(), 10_000_000, overlay).unwrap();
                 assert!(out.status.is_success());
             })
         });
@@ -55,7 +55,7 @@ fn block_commit(c: &mut Criterion) {
                 (fixture, block)
             },
             |(fixture, block): (Fixture, Block)| {
-                let output = fixture.executor.execute(&block, &fixture.tip.state_root);
+                let output = fixture.executor.execute(&block, &fixture.tip.state_root).unwrap();
                 assert!(output.receipts.iter().all(|r| r.status.is_success()));
                 let tip = Tip {
                     height: 1,

@@ -52,8 +52,7 @@ impl Fixture {
         // Compile the system contracts into the VM's cache, as a running node has them, so
         // that benches measure calls and commits, not cranelift.
         for contract in &genesis.contracts {
-            let load = || storage.state_get(&keyspace::code(&contract.code_hash));
-            vm.has_method(contract.code_hash, &load, "get").expect("system contract compiles");
+            vm.has_method(contract.code_hash, &*storage, "get").expect("system contract compiles");
         }
         Fixture { dir, storage, vm, executor, genesis, tip, validator }
     }
@@ -92,25 +91,24 @@ pub fn signed_registrations(count: usize, first: usize) -> Vec<SignedTransaction
 /// A registry call ready to run: a context, the code hash (the code is warmed into the VM's
 /// cache here), the method and its arguments.
 pub fn registry_call(fixture: &Fixture, method: &str) -> (CallContext, Hash, String, Vec<u8>) {
+    registry_call_with(fixture, method)
+}
+
+fn registry_call_with(fixture: &Fixture, method: &str) -> (CallContext, Hash, String, Vec<u8>) {
     let address = builder::registry();
     let instance = fixture.storage.state_get(&keyspace::instance(&address)).expect("registry instance");
     let instance = <Instance as shutong_codec::Decode>::decode(&instance).expect("instance decodes");
     let code = fixture.storage.state_get(&keyspace::code(&instance.code_hash)).expect("registry code");
     fixture.vm.validate(&code).expect("registry compiles");
-    let ctx = CallContext { caller: AccountId([7; 32]), contract: address, height: 1, time_ms: 1 };
+    let ctx = CallContext { origin: AccountId([7; 32]), contract: address, height: 1, time_ms: 1 };
     // Warm the module cache so the bench measures calls, not compiles.
     let base: Arc<dyn shutong_vm::state::StateReader> = fixture.storage.clone();
     let id = format!("bench-org-{method}");
     let args = RegisterOrg { id: id.clone(), name: "Bench".into(), kind: OrgKind::Department }.encode();
-    let out = fixture.vm.call(
-        ctx.clone(),
-        instance.code_hash,
-        &|| Some(code.clone()),
-        "register",
-        args.clone(),
-        10_000_000,
-        shutong_vm::state::Overlay::new(base),
-    );
+    let out = fixture
+        .vm
+        .call(ctx.clone(), "register", args.clone(), 10_000_000, shutong_vm::state::Overlay::new(base))
+        .expect("no watchdog or pool failure");
     assert!(out.status.is_success());
     if method == "get" {
         // Commit the organisation so `get` finds it.

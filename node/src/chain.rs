@@ -513,7 +513,15 @@ impl Chain {
             let output = match &held.output {
                 Some(output) => Arc::clone(output),
                 None => {
-                    let output = Arc::new(self.executor.execute_after(&block, &state.state_root, state.layers.clone()));
+                    let output = match self.executor.execute_after(&block, &state.state_root, state.layers.clone()) {
+                        Ok(output) => Arc::new(output),
+                        Err(err) => {
+                            // Not the block's fault as far as anyone can prove: this node just
+                            // cannot execute it now. It neither votes on nor builds over it.
+                            tracing::error!(height = block.header.height, %err, "block could not be executed");
+                            return None;
+                        }
+                    };
                     self.held.get_mut(&hash).expect("walked above").output = Some(Arc::clone(&output));
                     output
                 }
@@ -1116,7 +1124,14 @@ impl Chain {
             }
             let output = match &held.output {
                 Some(output) => Arc::clone(output),
-                None => Arc::new(self.executor.execute(&block, &tip.state_root)),
+                None => match self.executor.execute(&block, &tip.state_root) {
+                    Ok(output) => Arc::new(output),
+                    Err(err) => {
+                        // Retried with the next finalization; nothing is committed meanwhile.
+                        tracing::error!(height = block.header.height, %err, "finalized block could not be executed");
+                        return false;
+                    }
+                },
             };
             let last = i + 1 == path.len();
             self.commit(&block, if last { certificate } else { None }, &output);

@@ -132,7 +132,7 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             rpc: RpcConfig {
                 listen: "127.0.0.1:26657".parse().expect("literal address"),
-                request_bytes_max: 512 * 1024,
+                request_bytes_max: 2 << 20,
                 connections_max: 256,
                 query_gas_max: 50_000_000,
             },

@@ -9,10 +9,10 @@
 
 use shutong_codec::{Decode, Encode, write};
 use shutong_types::hash::tag;
-use shutong_types::keyspace::{self, Instance};
+use shutong_types::keyspace;
 use shutong_types::{Block, ExecStatus, Hash, Receipt, merkle_root};
-use shutong_vm::state::{Overlay, StateReader, Writes};
-use shutong_vm::{CallContext, Vm};
+use shutong_vm::state::{Entry, Overlay, StateReader, Writes, scan_layered};
+use shutong_vm::{CallContext, Vm, VmError};
 use std::sync::Arc;
 
 /// What executing one block produced.
@@ -69,6 +69,26 @@ impl StateReader for Layered {
         }
         self.base.get(key)
     }
+
+    fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Vec<Entry> {
+        self.scan_below(self.layers.len(), prefix, after, limit)
+    }
+}
+
+impl Layered {
+    /// Scans the layers below `depth` (0 is committed state alone).
+    fn scan_below(&self, depth: usize, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Vec<Entry> {
+        match depth.checked_sub(1) {
+            None => self.base.scan(prefix, after, limit),
+            Some(below) => scan_layered(
+                &self.layers[below].writes,
+                &|after, limit| self.scan_below(below, prefix, after, limit),
+                prefix,
+                after,
+                limit,
+            ),
+        }
+    }
 }
 
 /// Executes blocks against committed state.
@@ -93,13 +113,18 @@ impl Executor {
     }
 
     /// Executes `block` on top of committed state whose root is `state_root`.
-    pub fn execute(&self, block: &Block, state_root: &Hash) -> BlockOutput {
+    pub fn execute(&self, block: &Block, state_root: &Hash) -> Result<BlockOutput, VmError> {
         self.execute_on(block, state_root, Arc::clone(&self.state))
     }
 
     /// Executes `block` on top of committed state plus the outputs of uncommitted ancestors
     /// (`layers`, oldest first); `state_root` is the root after the last of them.
-    pub fn execute_after(&self, block: &Block, state_root: &Hash, layers: Vec<Arc<BlockOutput>>) -> BlockOutput {
+    pub fn execute_after(
+        &self,
+        block: &Block,
+        state_root: &Hash,
+        layers: Vec<Arc<BlockOutput>>,
+    ) -> Result<BlockOutput, VmError> {
         if layers.is_empty() {
             return self.execute(block, state_root);
         }
@@ -111,7 +136,15 @@ impl Executor {
         Arc::new(Layered { base: Arc::clone(&self.state), layers })
     }
 
-    fn execute_on(&self, block: &Block, state_root: &Hash, state: Arc<dyn StateReader>) -> BlockOutput {
+    /// Fails only on what must never become a receipt because it is not deterministic (the
+    /// VM's watchdog, no free pooled instance): the node then neither votes for nor commits
+    /// the block until it can execute it.
+    fn execute_on(
+        &self,
+        block: &Block,
+        state_root: &Hash,
+        state: Arc<dyn StateReader>,
+    ) -> Result<BlockOutput, VmError> {
         let header = &block.header;
         let mut overlay = Overlay::new(state);
         crate::epochs::begin_block(&mut overlay, header.height);
@@ -141,34 +174,17 @@ impl Executor {
                 continue;
             }
             overlay.set(nonce_key, (expected + 1).encode());
-            let instance = overlay
-                .get(&keyspace::instance(&tx.call.contract))
-                .map(|b| Instance::decode(&b).expect("stored contract instance decodes"));
-            let Some(instance) = instance else {
-                receipt.status = ExecStatus::UnknownContract;
-                receipts.push(receipt);
-                continue;
-            };
-            let code = if self.vm.is_cached(&instance.code_hash) {
-                None
-            } else {
-                overlay.get(&keyspace::code(&instance.code_hash))
-            };
             let ctx = CallContext {
-                caller: tx.sender,
+                origin: tx.sender,
                 contract: tx.call.contract,
                 height: header.height,
                 time_ms: header.timestamp_ms,
             };
-            let outcome = self.vm.call(
-                ctx,
-                instance.code_hash,
-                &|| code.clone(),
-                &tx.call.method,
-                tx.call.args.clone(),
-                tx.gas_limit,
-                overlay,
-            );
+            let outcome = if crate::lifecycle::is_lifecycle(&tx.call.contract) {
+                crate::lifecycle::execute(&self.vm, ctx, &tx.call.method, &tx.call.args, tx.gas_limit, overlay)?
+            } else {
+                self.vm.call(ctx, &tx.call.method, tx.call.args.clone(), tx.gas_limit, overlay)?
+            };
             overlay = outcome.block;
             gas_total += outcome.gas_used;
             receipt.status = outcome.status;
@@ -180,6 +196,6 @@ impl Executor {
         let writes = overlay.into_writes();
         let state_root = next_state_root(state_root, &writes);
         let encoded: Vec<Vec<u8>> = receipts.iter().map(Encode::encode).collect();
-        BlockOutput { writes, receipts, state_root, receipts_root: merkle_root(&encoded), gas_used: gas_total }
+        Ok(BlockOutput { writes, receipts, state_root, receipts_root: merkle_root(&encoded), gas_used: gas_total })
     }
 }

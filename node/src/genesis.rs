@@ -4,8 +4,10 @@
 use crate::executor::next_state_root;
 use serde::{Deserialize, Serialize};
 use shutong_codec::{Encode, write};
+use shutong_system_api::lifecycle::{CodeInfo, ContractInfo, policy};
 use shutong_system_api::names;
 use shutong_types::hash::tag;
+use shutong_types::keyspace::params;
 use shutong_types::keyspace::{self, Instance};
 use shutong_types::limits::CHAIN_ID_BYTES_MAX;
 use shutong_types::{AccountId, Address, Block, BlockHeader, Hash, PublicKey, merkle_root, validator_set_hash};
@@ -19,6 +21,23 @@ pub const SYSTEM_CONTRACTS: &[(&str, &[u8])] = &[
     (names::REGISTRY, include_bytes!("../../contracts/artifacts/registry.wasm")),
     (names::GOVERNANCE, include_bytes!("../../contracts/artifacts/governance.wasm")),
 ];
+
+/// The methods a system contract's code exports, read from its export section: no VM is
+/// needed, and the list is the same on every node.
+fn system_methods(code: &[u8]) -> Vec<String> {
+    let mut methods = Vec::new();
+    for payload in wasmparser::Parser::new(0).parse_all(code) {
+        if let Ok(wasmparser::Payload::ExportSection(exports)) = payload {
+            for export in exports.into_iter().flatten() {
+                if export.kind == wasmparser::ExternalKind::Func && !export.name.starts_with("__") {
+                    methods.push(export.name.to_string());
+                }
+            }
+        }
+    }
+    methods.sort();
+    methods
+}
 
 /// The largest genesis file read.
 pub const GENESIS_BYTES_MAX: u64 = 4 << 20;
@@ -46,6 +65,21 @@ pub struct Genesis {
     /// Accounts that administer the system contracts.
     pub admins: Vec<AccountId>,
     pub contracts: Vec<GenesisContract>,
+    /// Who may upload contract code: `governance` (an admin approves each code hash first)
+    /// or `open`.
+    #[serde(default = "default_upload_policy")]
+    pub upload_policy: String,
+    /// The VM's gas schedule version.
+    #[serde(default = "default_gas_schedule")]
+    pub gas_schedule: u32,
+}
+
+fn default_upload_policy() -> String {
+    policy::GOVERNANCE.to_string()
+}
+
+fn default_gas_schedule() -> u32 {
+    shutong_vm::gas::CURRENT
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +106,15 @@ impl Genesis {
             .iter()
             .map(|(name, code)| GenesisContract { name: name.to_string(), code_hash: Vm::code_hash(code) })
             .collect();
-        Genesis { chain_id: chain_id.to_string(), genesis_time_ms, validators, admins, contracts }
+        Genesis {
+            chain_id: chain_id.to_string(),
+            genesis_time_ms,
+            validators,
+            admins,
+            contracts,
+            upload_policy: default_upload_policy(),
+            gas_schedule: default_gas_schedule(),
+        }
     }
 
     pub fn load(path: &Path) -> Result<Genesis, GenesisError> {
@@ -112,6 +154,12 @@ impl Genesis {
         }
         if let Some(v) = self.validators.iter().find(|v| crate::p2p::peer_id(&v.public_key).is_none()) {
             return Err(invalid("validators", format!("{} is not an ed25519 public key", v.public_key)));
+        }
+        if ![policy::GOVERNANCE, policy::OPEN].contains(&self.upload_policy.as_str()) {
+            return Err(invalid("upload_policy", format!("{:?} is not governance or open", self.upload_policy)));
+        }
+        if shutong_vm::gas::schedule(self.gas_schedule).is_none() {
+            return Err(invalid("gas_schedule", format!("version {} is not known to this binary", self.gas_schedule)));
         }
         if !names::ALL.iter().all(|name| self.contracts.iter().any(|c| c.name == *name)) {
             return Err(invalid("contracts", format!("every system contract must be present: {:?}", names::ALL)));
@@ -155,6 +203,8 @@ impl Genesis {
             write::str(out, &c.name);
             c.code_hash.encode_to(out);
         });
+        write::str(&mut out, &self.upload_policy);
+        write::u32(&mut out, self.gas_schedule);
         Hash::of(tag::GENESIS, &out)
     }
 
@@ -166,8 +216,23 @@ impl Genesis {
             let (_, code) = SYSTEM_CONTRACTS.iter().find(|(name, _)| *name == contract.name).expect("validated");
             writes.insert(keyspace::code(&contract.code_hash), Some(code.to_vec()));
             let instance = Instance { code_hash: contract.code_hash, admin: self.admins[0], frozen: false };
-            writes.insert(keyspace::instance(&Address::system(&contract.name)), Some(instance.encode()));
+            let address = Address::system(&contract.name);
+            writes.insert(keyspace::instance(&address), Some(instance.encode()));
+            let methods = system_methods(code);
+            let code_info = CodeInfo {
+                code_hash: contract.code_hash.0,
+                uploader: [0; 32],
+                height: 0,
+                size: code.len() as u32,
+                methods,
+            };
+            writes.insert(keyspace::code_info(&contract.code_hash), Some(code_info.encode()));
+            let info =
+                ContractInfo { creator: [0; 32], label: contract.name.clone(), created_height: 0, code_height: 0 };
+            writes.insert(keyspace::contract_info(&address), Some(info.encode()));
         }
+        writes.insert(keyspace::param(params::UPLOAD_POLICY), Some(self.upload_policy.clone().into_bytes()));
+        writes.insert(keyspace::param(params::GAS_SCHEDULE), Some(self.gas_schedule.encode()));
         crate::epochs::genesis_state(&mut writes, &self.admins, &self.validator_keys());
         writes
     }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod epochs;
 pub mod executor;
 pub mod genesis;
+pub mod lifecycle;
 pub mod localnet;
 pub mod mempool;
 pub mod network;
@@ -93,6 +94,11 @@ pub fn init_storage(storage: &Storage, genesis: &Genesis) -> anyhow::Result<Tip>
     Ok(tip)
 }
 
+/// How many RPC queries may run contract code at once.
+const QUERIES_AT_ONCE: u32 = 32;
+/// The consensus thread executes blocks: its stack is far above the VM's native backstop.
+const CONSENSUS_STACK_BYTES: usize = 16 << 20;
+
 impl Node {
     /// Starts a node from its home directory.
     pub async fn start(home: &Path) -> anyhow::Result<Node> {
@@ -109,9 +115,20 @@ impl Node {
         let storage_handle = Arc::clone(&storage);
         let tip = init_storage(&storage, &genesis)?;
         tracing::info!(chain_id = %genesis.chain_id, height = tip.height, state_root = %tip.state_root, "storage open");
-        let vm = Arc::new(Vm::new(VmConfig::default())?);
-        let view =
-            view::NodeView { chain_id: genesis.chain_id.clone(), storage: Arc::clone(&storage), vm: Arc::clone(&vm) };
+        // Two VMs with the same engine settings: the executor's runs one transaction at a
+        // time and so never runs out of pooled instances; queries and admission checks use
+        // the other, whose pool may be exhausted by load without touching consensus.
+        let vm_cfg = VmConfig {
+            code_cache_dir: Some(in_home(home, &cfg.data_dir).join("code-cache")),
+            gas_schedule: genesis.gas_schedule,
+            ..VmConfig::default()
+        };
+        let vm = Arc::new(Vm::new(vm_cfg.clone())?);
+        let query_vm = Arc::new(Vm::new(VmConfig {
+            pooled_instances: QUERIES_AT_ONCE * (shutong_vm::CALL_DEPTH_MAX as u32 + 1),
+            ..vm_cfg
+        })?);
+        let view = view::NodeView { chain_id: genesis.chain_id.clone(), storage: Arc::clone(&storage), vm: query_vm };
         let mempool = Arc::new(Mutex::new(mempool::Mempool::new(cfg.mempool.clone())));
         let current = epochs::validators_for(&*storage, tip.height + 1)
             .context("the state has no governance contract: the database is from an older version")?;
@@ -167,7 +184,10 @@ impl Node {
         )
         .await?;
         tracing::info!(%rpc_addr, "json-rpc listening");
-        let chain = std::thread::Builder::new().name("consensus".into()).spawn(move || chain.run(inbox))?;
+        let chain = std::thread::Builder::new()
+            .name("consensus".into())
+            .stack_size(CONSENSUS_STACK_BYTES)
+            .spawn(move || chain.run(inbox))?;
         Ok(Node { rpc_addr, rpc, events, chain: Some(chain), network, storage: storage_handle })
     }
 

@@ -6,7 +6,7 @@
 
 use shutong_types::limits::TX_BYTES_MAX;
 use shutong_types::{AccountId, Address, Decode, DecodeError, Hash, SignedTransaction, TxAuthError};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// Bounds of the pool, validated in the node's config.
@@ -22,11 +22,24 @@ pub struct Config {
     pub expiry_blocks_max: u64,
     /// The highest gas limit a transaction may ask for.
     pub gas_limit_max: u64,
+    /// The most bytes of transactions pending in all.
+    #[serde(default = "default_bytes_max")]
+    pub bytes_max: usize,
+}
+
+fn default_bytes_max() -> usize {
+    256 << 20
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { txs_max: 50_000, sender_txs_max: 1_000, expiry_blocks_max: 100_000, gas_limit_max: 100_000_000 }
+        Config {
+            txs_max: 50_000,
+            sender_txs_max: 1_000,
+            expiry_blocks_max: 100_000,
+            gas_limit_max: 100_000_000,
+            bytes_max: default_bytes_max(),
+        }
     }
 }
 
@@ -55,6 +68,8 @@ pub enum AdmitError {
     BadSignature(TxAuthError),
     #[error("mempool is full ({max} transactions)")]
     Full { max: usize },
+    #[error("mempool is full ({max} bytes)")]
+    FullBytes { max: usize },
     #[error("no contract at address {0}")]
     UnknownContract(Address),
     #[error("contract {contract} has no method {method:?}")]
@@ -77,17 +92,19 @@ pub trait ChainView {
 pub struct Mempool {
     cfg: Config,
     by_sender: HashMap<AccountId, BTreeMap<u64, Arc<SignedTransaction>>>,
-    ids: HashSet<Hash>,
+    /// Every pending transaction's id and encoded size.
+    ids: HashMap<Hash, usize>,
+    bytes: usize,
     /// Transactions clients submitted here that no batch carries yet.
     fresh: Vec<Arc<SignedTransaction>>,
 }
 
 /// The least gas a transaction may ask for: what a call costs before it runs.
-pub const GAS_LIMIT_MIN: u64 = shutong_vm::gas::CALL_BASE;
+pub const GAS_LIMIT_MIN: u64 = shutong_vm::gas::V1.call_base;
 
 impl Mempool {
     pub fn new(cfg: Config) -> Mempool {
-        Mempool { cfg, by_sender: HashMap::new(), ids: HashSet::new(), fresh: Vec::new() }
+        Mempool { cfg, by_sender: HashMap::new(), ids: HashMap::new(), bytes: 0, fresh: Vec::new() }
     }
 
     pub fn len(&self) -> usize {
@@ -99,7 +116,12 @@ impl Mempool {
     }
 
     pub fn contains(&self, id: &Hash) -> bool {
-        self.ids.contains(id)
+        self.ids.contains_key(id)
+    }
+
+    /// The encoded bytes of every pending transaction.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Checks `bytes` as a transaction a client submitted and adds it to the pool, to be
@@ -120,7 +142,7 @@ impl Mempool {
     pub fn take_fresh(&mut self) -> Vec<Arc<SignedTransaction>> {
         let ids = &self.ids;
         let mut fresh = std::mem::take(&mut self.fresh);
-        fresh.retain(|tx| ids.contains(&tx.id()));
+        fresh.retain(|tx| ids.contains_key(&tx.id()));
         fresh
     }
 
@@ -165,9 +187,13 @@ impl Mempool {
         if self.len() >= self.cfg.txs_max {
             return Err(AdmitError::Full { max: self.cfg.txs_max });
         }
+        if self.bytes + bytes.len() > self.cfg.bytes_max {
+            return Err(AdmitError::FullBytes { max: self.cfg.bytes_max });
+        }
         chain.check_call(&tx.call.contract, &tx.call.method)?;
         signed.verify().map_err(AdmitError::BadSignature)?;
-        self.ids.insert(signed.id());
+        self.ids.insert(signed.id(), bytes.len());
+        self.bytes += bytes.len();
         let signed = Arc::new(signed);
         self.by_sender.entry(signed.tx.sender).or_default().insert(signed.tx.nonce, Arc::clone(&signed));
         Ok(signed)
@@ -219,12 +245,13 @@ impl Mempool {
     pub fn prune(&mut self, chain: &dyn ChainView) {
         let next_height = chain.next_height();
         let ids = &mut self.ids;
+        let bytes = &mut self.bytes;
         self.by_sender.retain(|sender, pending| {
             let committed = chain.committed_nonce(sender);
             pending.retain(|nonce, tx| {
                 let keep = *nonce >= committed && tx.tx.expiry_height >= next_height;
-                if !keep {
-                    ids.remove(&tx.id());
+                if !keep && let Some(size) = ids.remove(&tx.id()) {
+                    *bytes -= size;
                 }
                 keep
             });
@@ -283,7 +310,13 @@ mod tests {
     }
 
     fn small_pool() -> Mempool {
-        Mempool::new(Config { txs_max: 3, sender_txs_max: 2, expiry_blocks_max: 100, gas_limit_max: 10_000_000 })
+        Mempool::new(Config {
+            txs_max: 3,
+            sender_txs_max: 2,
+            expiry_blocks_max: 100,
+            gas_limit_max: 10_000_000,
+            bytes_max: 1 << 20,
+        })
     }
 
     /// Admits `bytes` into a pool that already holds one transaction and checks that a

@@ -6,8 +6,7 @@ use crate::view::NodeView;
 use jsonrpsee::server::{RpcModule, Server, ServerConfig, ServerHandle};
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use shutong_codec::Encode;
-use shutong_sdk::rpc::{BlockInfo, Status, code, method};
-use shutong_types::keyspace;
+use shutong_sdk::rpc::{BlockInfo, CodeInfo, ContractInfo, Status, code, method};
 use shutong_types::limits::{ARGS_BYTES_MAX, METHOD_BYTES_MAX};
 use shutong_types::{AccountId, Address, ExecStatus, Hash, Receipt};
 use shutong_vm::CallContext;
@@ -49,7 +48,7 @@ pub fn admit_code(err: &AdmitError) -> i32 {
         AdmitError::NonceTooHigh { .. } => code::NONCE_TOO_HIGH,
         AdmitError::Duplicate { .. } => code::TX_DUPLICATE,
         AdmitError::BadSignature(_) => code::BAD_SIGNATURE,
-        AdmitError::Full { .. } => code::MEMPOOL_FULL,
+        AdmitError::Full { .. } | AdmitError::FullBytes { .. } => code::MEMPOOL_FULL,
         AdmitError::UnknownContract(_) => code::UNKNOWN_CONTRACT,
         AdmitError::UnknownMethod { .. } => code::UNKNOWN_METHOD,
     }
@@ -136,13 +135,24 @@ fn query(params: Params<'_>, ctx: &RpcContext) -> RpcResult<String> {
     let instance = view
         .instance(&contract)
         .ok_or_else(|| error(code::UNKNOWN_CONTRACT, format!("no contract at address {contract}")))?;
+    let _ = instance;
     let tip = view.tip();
-    let call = CallContext { caller: AccountId::default(), contract, height: tip.height, time_ms: tip.timestamp_ms };
-    let storage = Arc::clone(&view.storage);
-    let load = move || storage.state_get(&keyspace::code(&instance.code_hash));
+    let call = CallContext { origin: AccountId::default(), contract, height: tip.height, time_ms: tip.timestamp_ms };
     let base: Arc<dyn shutong_vm::state::StateReader> = view.storage.clone();
-    let outcome =
-        view.vm.call(call, instance.code_hash, &load, &method_name, args, ctx.query_gas_max, Overlay::new(base));
+    // On a thread of its own, with a stack far above the VM's native backstop, whatever
+    // runtime serves the request.
+    let vm = &view.vm;
+    let gas = ctx.query_gas_max;
+    let outcome = std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("rpc-query".into())
+            .stack_size(QUERY_STACK_BYTES)
+            .spawn_scoped(scope, move || vm.call(call, &method_name, args, gas, Overlay::new(base)))
+            .map_err(|e| error(code::INTERNAL, format!("query thread: {e}")))?
+            .join()
+            .map_err(|_| error(code::INTERNAL, "query thread panicked"))
+    })?;
+    let outcome = outcome.map_err(|e| error(code::QUERY_FAILED, e.to_string()))?;
     match outcome.status {
         ExecStatus::Success => Ok(hex::encode(outcome.output)),
         ExecStatus::UnknownMethod(m) => {
@@ -151,6 +161,38 @@ fn query(params: Params<'_>, ctx: &RpcContext) -> RpcResult<String> {
         ExecStatus::Aborted(message) => Err(error(code::QUERY_FAILED, message)),
         other => Err(error(code::QUERY_FAILED, format!("query failed: {other:?}"))),
     }
+}
+
+/// The stack of a query's thread.
+const QUERY_STACK_BYTES: usize = 8 << 20;
+
+fn get_code(params: Params<'_>, ctx: &RpcContext) -> RpcResult<Option<CodeInfo>> {
+    let (code_hash,): (String,) = params.parse()?;
+    let code_hash: Hash = parse("code hash", &code_hash)?;
+    Ok(crate::lifecycle::code_info(&*ctx.view.storage, &code_hash).map(|info| CodeInfo {
+        code_hash: Hash(info.code_hash),
+        uploader: AccountId(info.uploader),
+        height: info.height,
+        size: info.size,
+        methods: info.methods,
+    }))
+}
+
+fn get_contract(params: Params<'_>, ctx: &RpcContext) -> RpcResult<Option<ContractInfo>> {
+    let (address,): (String,) = params.parse()?;
+    let address: Address = parse("contract", &address)?;
+    let Some(instance) = ctx.view.instance(&address) else { return Ok(None) };
+    let info = crate::lifecycle::contract_info(&*ctx.view.storage, &address);
+    Ok(Some(ContractInfo {
+        address,
+        code_hash: instance.code_hash,
+        admin: instance.admin,
+        frozen: instance.frozen,
+        creator: AccountId(info.as_ref().map_or([0; 32], |i| i.creator)),
+        label: info.as_ref().map(|i| i.label.clone()).unwrap_or_default(),
+        created_height: info.as_ref().map_or(0, |i| i.created_height),
+        code_height: info.as_ref().map_or(0, |i| i.code_height),
+    }))
 }
 
 /// Starts the server; it runs until the handle is stopped or dropped.
@@ -180,5 +222,7 @@ pub async fn serve(
     module.register_method(method::GET_BLOCK, |params, ctx, _| get_block(params, ctx))?;
     module.register_method(method::GET_NONCE, |params, ctx, _| get_nonce(params, ctx))?;
     module.register_blocking_method(method::QUERY, |params, ctx, _| query(params, &ctx))?;
+    module.register_method(method::GET_CODE, |params, ctx, _| get_code(params, ctx))?;
+    module.register_method(method::GET_CONTRACT, |params, ctx, _| get_contract(params, ctx))?;
     Ok((addr, server.start(module)))
 }

@@ -8,7 +8,7 @@ use rocksdb::{ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
 use shutong_codec::{Decode, DecodeError, Encode, Reader, write};
 use shutong_consensus::SignedVote;
 use shutong_types::{Block, Certificate, Hash, Receipt};
-use shutong_vm::state::{StateReader, Writes};
+use shutong_vm::state::{Entry, StateReader, Writes};
 use std::path::Path;
 
 const CF_BLOCKS: &str = "blocks";
@@ -221,6 +221,22 @@ impl Storage {
 impl StateReader for Storage {
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
         self.state_get(key)
+    }
+
+    fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Vec<Entry> {
+        let start = match after {
+            Some(after) if after >= prefix => after,
+            _ => prefix,
+        };
+        let mode = rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward);
+        self.db
+            .iterator_cf(self.cf(CF_STATE), mode)
+            .map(|item| item.expect("rocksdb state scan failed"))
+            .skip_while(|(key, _)| after.is_some_and(|a| key.as_ref() <= a))
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .take(limit)
+            .map(|(key, value)| (key.into_vec(), value.into_vec()))
+            .collect()
     }
 }
 

@@ -42,10 +42,15 @@ impl ChainView for NodeView {
     }
 
     fn check_call(&self, contract: &Address, method: &str) -> Result<(), AdmitError> {
+        if crate::lifecycle::is_lifecycle(contract) {
+            return if crate::lifecycle::has_method(method) {
+                Ok(())
+            } else {
+                Err(AdmitError::UnknownMethod { contract: *contract, method: method.to_string() })
+            };
+        }
         let instance = self.instance(contract).ok_or(AdmitError::UnknownContract(*contract))?;
-        let storage = Arc::clone(&self.storage);
-        let load = move || storage.state_get(&keyspace::code(&instance.code_hash));
-        match self.vm.has_method(instance.code_hash, &load, method) {
+        match self.vm.has_method(instance.code_hash, &*self.storage, method) {
             Ok(Some(true)) => Ok(()),
             Ok(Some(false)) => Err(AdmitError::UnknownMethod { contract: *contract, method: method.to_string() }),
             // Code that is missing or does not compile cannot be called: the contract is unusable.

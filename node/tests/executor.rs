@@ -28,7 +28,7 @@ fn run(block_of: impl Fn(&Genesis, Hash, Hash, u64) -> Block) -> (BlockOutput, H
     let tip = init_storage(&storage, &genesis).unwrap();
     let executor = Executor::new(Arc::new(Vm::new(VmConfig::default()).unwrap()), storage.clone());
     let block = block_of(&genesis, tip.hash, tip.state_root, tip.timestamp_ms);
-    (executor.execute(&block, &tip.state_root), tip.state_root)
+    (executor.execute(&block, &tip.state_root).unwrap(), tip.state_root)
 }
 
 fn block(genesis: &Genesis, parent: Hash, state_root: Hash, time: u64) -> Block {
@@ -73,7 +73,8 @@ fn each_outcome_gets_its_receipt_gas_and_writes() {
     assert_eq!(statuses[4], &ExecStatus::Aborted("organisation alpha already exists".into()));
     let gas: Vec<u64> = out.receipts.iter().map(|r| r.gas_used).collect();
     assert!(gas[0] > 10_000);
-    assert_eq!((gas[1], gas[2], gas[3]), (0, 15_000, 0));
+    // A rejected nonce costs nothing; a call to no contract costs the call's base charge.
+    assert_eq!((gas[1], gas[2], gas[3]), (0, 15_000, shutong_vm::gas::V1.call_base));
     assert!(gas[4] > 10_000);
     assert_eq!(out.gas_used, gas.iter().sum::<u64>());
     assert_eq!(out.receipts[0].events.len(), 1);

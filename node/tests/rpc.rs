@@ -67,8 +67,8 @@ async fn bad_input_is_refused_with_its_own_code_and_writes_nothing() {
     assert_eq!(rpc_code(t.client.submit(&expired.sign(admin)).await), code::TX_EXPIRED);
 
     assert_eq!(rpc_code(t.client.submit_raw(&[0xde, 0xad, 0xbe, 0xef]).await), code::TX_MALFORMED);
-    assert_eq!(rpc_code(t.client.submit_raw(&vec![7u8; 200 * 1024]).await), code::TX_TOO_LARGE);
-    match t.client.submit_raw(&vec![7u8; 600 * 1024]).await {
+    assert_eq!(rpc_code(t.client.submit_raw(&vec![7u8; 600 * 1024]).await), code::TX_TOO_LARGE);
+    match t.client.submit_raw(&vec![7u8; 1200 * 1024]).await {
         Err(ClientError::Rpc { code, message }) => assert_eq!(code, -32007, "{message}"),
         Err(ClientError::Transport { reason, .. }) => assert!(reason.contains("413"), "{reason}"),
         other => panic!("an oversized body must be refused, got {other:?}"),

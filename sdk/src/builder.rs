@@ -1,8 +1,9 @@
 //! Transaction builders for the system contracts.
 
+use shutong_system_api::lifecycle;
 use shutong_system_api::names;
 use shutong_system_api::registry::{OrgKind, OrgStatus, RegisterOrg, UpdateOrg};
-use shutong_types::{Address, Call, Encode, Keypair, SignedTransaction, Transaction};
+use shutong_types::{AccountId, Address, Call, Encode, Hash, Keypair, SignedTransaction, Transaction};
 
 /// Default gas limit of a system-contract call: ample for the registry's methods (about
 /// 25,000 to 35,000), small enough that many fit a block's gas limit.
@@ -50,6 +51,121 @@ pub fn register_org(id: &str, name: &str, kind: OrgKind) -> Call {
 pub fn update_org(id: &str, name: Option<&str>, status: Option<OrgStatus>) -> Call {
     let args = UpdateOrg { id: id.to_string(), name: name.map(str::to_string), status };
     Call { contract: registry(), method: "update".into(), args: args.encode() }
+}
+
+/// The contract lifecycle's address (native to the node).
+pub fn lifecycle() -> Address {
+    Address::system(names::LIFECYCLE)
+}
+
+/// A gas limit that covers uploading `code_len` bytes of code under schedule 1: the
+/// lifecycle's base, 50 gas per byte, and room for the call's own framing.
+pub fn upload_gas_limit(code_len: usize) -> u64 {
+    100_000 + 50 * code_len as u64
+}
+
+/// Uploads contract code. Under the `governance` upload policy, its hash must be approved
+/// first ([`approve_code`]).
+pub fn upload_code(code: &[u8]) -> Call {
+    let args = lifecycle::UploadCode { code: code.to_vec() };
+    Call { contract: lifecycle(), method: lifecycle::methods::UPLOAD.into(), args: args.encode() }
+}
+
+/// Approves a code hash for upload (governance admins only).
+pub fn approve_code(code_hash: &Hash) -> Call {
+    let args = shutong_system_api::governance::ApproveCode { code_hash: code_hash.0 };
+    Call { contract: governance(), method: "approve_code".into(), args: args.encode() }
+}
+
+/// The address an instance gets: derived from its creator and label.
+pub fn instance_address(creator: &AccountId, label: &str) -> Address {
+    Address::instance(creator, label)
+}
+
+/// Instantiates uploaded code under `label`, administered by `admin`; `args` go to the
+/// code's `init` method, if it has one.
+pub fn instantiate(code_hash: &Hash, label: &str, admin: &AccountId, args: &[u8]) -> Call {
+    let args = lifecycle::Instantiate {
+        code_hash: code_hash.0,
+        label: label.to_string(),
+        admin: admin.0,
+        args: args.to_vec(),
+    };
+    Call { contract: lifecycle(), method: lifecycle::methods::INSTANTIATE.into(), args: args.encode() }
+}
+
+/// Moves an instance to other uploaded code (its admin only); `args` go to the new code's
+/// `migrate` method, if it has one.
+pub fn migrate(contract: &Address, code_hash: &Hash, args: &[u8]) -> Call {
+    let args = lifecycle::Migrate { contract: contract.0, code_hash: code_hash.0, args: args.to_vec() };
+    Call { contract: lifecycle(), method: lifecycle::methods::MIGRATE.into(), args: args.encode() }
+}
+
+/// Freezes an instance: calls to it fail until it is unfrozen (its admin only).
+pub fn freeze(contract: &Address) -> Call {
+    let args = lifecycle::ContractRef { contract: contract.0 };
+    Call { contract: lifecycle(), method: lifecycle::methods::FREEZE.into(), args: args.encode() }
+}
+
+/// Unfreezes an instance (its admin only).
+pub fn unfreeze(contract: &Address) -> Call {
+    let args = lifecycle::ContractRef { contract: contract.0 };
+    Call { contract: lifecycle(), method: lifecycle::methods::UNFREEZE.into(), args: args.encode() }
+}
+
+/// Calls for the example certificate-verification contract (`contracts/cert-verify`).
+pub mod cert {
+    use super::*;
+    use shutong_cert_verify::api::{AddIssuer, CertId, Issue, Verify, methods};
+    pub use shutong_cert_verify::api::{Answer, Certificate};
+
+    pub fn add_issuer(contract: &Address, account: &AccountId) -> Call {
+        let args = AddIssuer { account: account.0 };
+        Call { contract: *contract, method: methods::ADD_ISSUER.into(), args: args.encode() }
+    }
+
+    pub fn issue(
+        contract: &Address,
+        id: &str,
+        kind: &str,
+        holder_hash: Hash,
+        digest: Hash,
+        valid_until_ms: u64,
+    ) -> Call {
+        let args = Issue {
+            id: id.to_string(),
+            kind: kind.to_string(),
+            holder_hash: holder_hash.0,
+            digest: digest.0,
+            valid_until_ms,
+        };
+        Call { contract: *contract, method: methods::ISSUE.into(), args: args.encode() }
+    }
+
+    pub fn revoke(contract: &Address, id: &str) -> Call {
+        let args = CertId { id: id.to_string() };
+        Call { contract: *contract, method: methods::REVOKE.into(), args: args.encode() }
+    }
+
+    /// The arguments of `verify`, for a transaction ([`verify`]) or a query.
+    pub fn verify_args(id: &str, holder_hash: Hash, digest: Hash) -> Vec<u8> {
+        Verify { id: id.to_string(), holder_hash: holder_hash.0, digest: digest.0 }.encode()
+    }
+
+    /// Asks whether a document is certified, on the record (an audit-log leaf).
+    pub fn verify(contract: &Address, id: &str, holder_hash: Hash, digest: Hash) -> Call {
+        Call { contract: *contract, method: methods::VERIFY.into(), args: verify_args(id, holder_hash, digest) }
+    }
+
+    /// The digest the contract keeps of a document or a holder's identifier: blake3.
+    pub fn digest(bytes: &[u8]) -> Hash {
+        Hash(*blake3::hash(bytes).as_bytes())
+    }
+
+    /// The arguments of `get`.
+    pub fn get_args(id: &str) -> Vec<u8> {
+        CertId { id: id.to_string() }.encode()
+    }
 }
 
 /// The governance system contract's address.

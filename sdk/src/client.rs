@@ -89,6 +89,16 @@ impl Client {
         hex::decode(out).map_err(|e| ClientError::Malformed(e.to_string()))
     }
 
+    /// Uploaded code's metadata, if the code is on chain.
+    pub async fn code(&self, code_hash: &Hash) -> Result<Option<crate::rpc::CodeInfo>, ClientError> {
+        self.call(method::GET_CODE, rpc_params![code_hash.to_hex()]).await
+    }
+
+    /// A contract instance's metadata, if there is one at `address`.
+    pub async fn contract(&self, address: &Address) -> Result<Option<crate::rpc::ContractInfo>, ClientError> {
+        self.call(method::GET_CONTRACT, rpc_params![address.to_hex()]).await
+    }
+
     /// Polls for the receipt of `tx_id` until it appears or `timeout` passes.
     pub async fn wait_for_receipt(&self, tx_id: &Hash, timeout: Duration) -> Result<Receipt, ClientError> {
         let start = tokio::time::Instant::now();

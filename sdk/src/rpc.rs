@@ -12,6 +12,8 @@ pub mod method {
     pub const GET_BLOCK: &str = "shutong_getBlock";
     pub const GET_NONCE: &str = "shutong_getNonce";
     pub const QUERY: &str = "shutong_query";
+    pub const GET_CODE: &str = "shutong_getCode";
+    pub const GET_CONTRACT: &str = "shutong_getContract";
 }
 
 /// Application error codes (JSON-RPC reserves -32768..-32000 for itself, and jsonrpsee uses
@@ -34,6 +36,32 @@ pub mod code {
     pub const QUERY_FAILED: i32 = -39021;
     pub const INVALID_PARAMS: i32 = -32602;
     pub const INTERNAL: i32 = -32603;
+}
+
+/// `shutong_getCode`: uploaded code's metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeInfo {
+    pub code_hash: Hash,
+    /// The account that uploaded it (zero for genesis code).
+    pub uploader: shutong_types::AccountId,
+    pub height: u64,
+    pub size: u32,
+    pub methods: Vec<String>,
+}
+
+/// `shutong_getContract`: an instance's metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContractInfo {
+    pub address: shutong_types::Address,
+    pub code_hash: Hash,
+    pub admin: shutong_types::AccountId,
+    pub frozen: bool,
+    /// The account that instantiated it (zero for genesis contracts).
+    pub creator: shutong_types::AccountId,
+    pub label: String,
+    pub created_height: u64,
+    /// The height of its last migration (its creation height if none).
+    pub code_height: u64,
 }
 
 /// `shutong_status`.

@@ -1,0 +1,256 @@
+//! The contract lifecycle on a real database and the real VM, block by block: upload under
+//! the governance policy, instantiate with `init`, call, migrate with `migrate`, freeze and
+//! unfreeze, and every refusal with nothing written.
+
+#![allow(clippy::unwrap_used)]
+
+use shutong_codec::Decode;
+use shutong_node::executor::Executor;
+use shutong_node::genesis::{Genesis, GenesisValidator};
+use shutong_node::init_storage;
+use shutong_node::lifecycle;
+use shutong_node::storage::{Commit, Storage, Tip};
+use shutong_sdk::TxBuilder;
+use shutong_sdk::builder::{self, cert};
+use shutong_sdk::system_api::lifecycle::CodeInfo;
+use shutong_types::keyspace::{self, Instance};
+use shutong_types::{
+    AccountId, Address, Block, BlockHeader, Call, ExecStatus, Hash, Keypair, Receipt, validator_set_hash,
+};
+use shutong_vm::{Vm, VmConfig};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+const CHAIN: &str = "lifecycle-test";
+const CERT_VERIFY: &[u8] = include_bytes!("../../contracts/artifacts/cert-verify.wasm");
+
+/// A second version of a contract, in WAT: `migrate` records that it ran, `version` says 2.
+const V2: &str = r#"(module
+  (import "shutong" "storage_set" (func $set (param i32 i32 i32 i32)))
+  (import "shutong" "output_set" (func $out (param i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "migrated2")
+  (func (export "migrate") (call $set (i32.const 0) (i32.const 8) (i32.const 8) (i32.const 1)))
+  (func (export "version") (call $out (i32.const 8) (i32.const 1))))"#;
+
+/// A node's database and executor, committing one block per `run`.
+struct Chain {
+    _dir: tempfile::TempDir,
+    storage: Arc<Storage>,
+    executor: Executor,
+    tip: Tip,
+    validator: Keypair,
+    nonces: HashMap<AccountId, u64>,
+}
+
+impl Chain {
+    fn new() -> Chain {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Arc::new(Storage::open(dir.path()).unwrap());
+        let validator = Keypair::from_seed("v");
+        let genesis = Genesis::new(
+            CHAIN,
+            1_000,
+            vec![GenesisValidator { name: "v".into(), public_key: validator.public() }],
+            vec![admin().account()],
+        );
+        let tip = init_storage(&storage, &genesis).unwrap();
+        let executor = Executor::new(Arc::new(Vm::new(VmConfig::default()).unwrap()), storage.clone());
+        Chain { _dir: dir, storage, executor, tip, validator, nonces: HashMap::new() }
+    }
+
+    /// Signs `call` by `key` with its next nonce and runs it in a block of its own.
+    fn run(&mut self, key: &Keypair, call: Call, gas_limit: u64) -> Receipt {
+        let nonce = self.nonces.entry(key.account()).or_insert(0);
+        let mut builder = TxBuilder::new(CHAIN, key.clone());
+        builder.gas_limit = gas_limit;
+        let tx = builder.call(call, *nonce, self.tip.height + 100);
+        *nonce += 1;
+        let txs = vec![tx];
+        let header = BlockHeader {
+            chain_id: CHAIN.into(),
+            height: self.tip.height + 1,
+            view: self.tip.view + 1,
+            parent: self.tip.hash,
+            proposer: self.validator.public(),
+            timestamp_ms: self.tip.timestamp_ms + 1_000,
+            txs_root: Block::txs_root(&txs),
+            state_root: self.tip.state_root,
+            receipts_root: self.tip.receipts_root,
+            audit_root: Hash::ZERO,
+            audit_size: 0,
+            validator_set: validator_set_hash(&[self.validator.public()]),
+        };
+        let block = Block { header, txs };
+        let output = self.executor.execute(&block, &self.tip.state_root).unwrap();
+        let tip = Tip {
+            height: block.header.height,
+            view: block.header.view,
+            hash: block.header.hash(),
+            timestamp_ms: block.header.timestamp_ms,
+            state_root: output.state_root,
+            receipts_root: output.receipts_root,
+        };
+        self.storage.commit(Commit {
+            block: &block,
+            certificate: None,
+            receipts: &output.receipts,
+            writes: &output.writes,
+            tip,
+        });
+        self.tip = tip;
+        output.receipts.into_iter().next().unwrap()
+    }
+
+    fn instance(&self, address: &Address) -> Option<Instance> {
+        self.storage.state_get(&keyspace::instance(address)).map(|b| Instance::decode(&b).unwrap())
+    }
+}
+
+fn admin() -> Keypair {
+    Keypair::from_seed("admin")
+}
+
+fn aborted(receipt: &Receipt) -> &str {
+    match &receipt.status {
+        ExecStatus::Aborted(message) => message,
+        other => panic!("expected an abort, got {other:?}"),
+    }
+}
+
+#[test]
+fn code_goes_from_approval_to_upload_instantiation_call_migration_and_freezing() {
+    let mut chain = Chain::new();
+    let enterprise = Keypair::from_seed("enterprise");
+    let code_hash = Vm::code_hash(CERT_VERIFY);
+    let upload_gas = builder::upload_gas_limit(CERT_VERIFY.len());
+
+    // Not approved yet: refused, nothing stored, the gas of the refusal charged.
+    let refused = chain.run(&enterprise, builder::upload_code(CERT_VERIFY), upload_gas);
+    assert!(aborted(&refused).contains("is not approved by governance"), "{refused:?}");
+    assert!(refused.gas_used > 0);
+    assert!(chain.storage.state_get(&keyspace::code(&code_hash)).is_none());
+
+    // Only a governance admin approves.
+    let not_admin = chain.run(&enterprise, builder::approve_code(&code_hash), 1_000_000);
+    assert_eq!(aborted(&not_admin), "only a governance admin may approve code");
+    assert!(chain.run(&admin(), builder::approve_code(&code_hash), 1_000_000).status.is_success());
+
+    // Too little gas for the code's size: out of gas, nothing stored.
+    let poor = chain.run(&enterprise, builder::upload_code(CERT_VERIFY), 100_000);
+    assert_eq!((poor.status.clone(), poor.gas_used), (ExecStatus::OutOfGas, 100_000));
+    assert!(chain.storage.state_get(&keyspace::code(&code_hash)).is_none());
+
+    let uploaded = chain.run(&enterprise, builder::upload_code(CERT_VERIFY), upload_gas);
+    assert!(uploaded.status.is_success(), "{uploaded:?}");
+    assert_eq!(uploaded.output, code_hash.0.to_vec());
+    assert_eq!(uploaded.events[0].topic, "code.uploaded");
+    let info = lifecycle::code_info(&*chain.storage, &code_hash).unwrap();
+    assert_eq!(
+        info,
+        CodeInfo {
+            code_hash: code_hash.0,
+            uploader: enterprise.account().0,
+            height: uploaded.height,
+            size: CERT_VERIFY.len() as u32,
+            methods: ["add_issuer", "get", "init", "issue", "revoke", "verify"].map(String::from).to_vec(),
+        }
+    );
+    let again = chain.run(&enterprise, builder::upload_code(CERT_VERIFY), upload_gas);
+    assert!(aborted(&again).contains("is already uploaded"));
+
+    // Instantiation runs `init` (the instantiating account becomes the owner and issuer).
+    let address = builder::instance_address(&enterprise.account(), "certs");
+    let made = chain.run(&enterprise, builder::instantiate(&code_hash, "certs", &enterprise.account(), &[]), 5_000_000);
+    assert!(made.status.is_success(), "{made:?}");
+    assert_eq!(made.output, address.0.to_vec());
+    assert_eq!(chain.instance(&address).unwrap().admin, enterprise.account());
+    let label_taken =
+        chain.run(&enterprise, builder::instantiate(&code_hash, "certs", &enterprise.account(), &[]), 5_000_000);
+    assert!(aborted(&label_taken).contains("already used"));
+    let bad_label =
+        chain.run(&enterprise, builder::instantiate(&code_hash, "Certs!", &enterprise.account(), &[]), 5_000_000);
+    assert!(aborted(&bad_label).contains("invalid label"));
+    let no_code =
+        chain.run(&enterprise, builder::instantiate(&Hash([3; 32]), "x", &enterprise.account(), &[]), 5_000_000);
+    assert!(aborted(&no_code).contains("is not uploaded"));
+
+    // The contract works.
+    let digest = cert::digest(b"licence document");
+    let holder = cert::digest(b"91310000MA1234567X");
+    let issue = cert::issue(&address, "lic-1", "business-licence", holder, digest, u64::MAX);
+    assert!(chain.run(&enterprise, issue, 5_000_000).status.is_success());
+    let verified = chain.run(&Keypair::from_seed("bank"), cert::verify(&address, "lic-1", holder, digest), 5_000_000);
+    let answer = cert::Answer::decode(&verified.output).unwrap();
+    assert!(answer.valid, "{answer:?}");
+
+    // Migration: the admin only, to uploaded code; the new code's `migrate` runs.
+    let v2 = wat::parse_str(V2).unwrap();
+    let v2_hash = Vm::code_hash(&v2);
+    assert!(chain.run(&admin(), builder::approve_code(&v2_hash), 1_000_000).status.is_success());
+    assert!(chain.run(&enterprise, builder::upload_code(&v2), builder::upload_gas_limit(v2.len())).status.is_success());
+    let stranger = chain.run(&Keypair::from_seed("bank"), builder::migrate(&address, &v2_hash, &[]), 5_000_000);
+    assert_eq!(aborted(&stranger), format!("only the admin of {address} may migrate it"));
+    let same = chain.run(&enterprise, builder::migrate(&address, &code_hash, &[]), 5_000_000);
+    assert!(aborted(&same).contains("already runs code"));
+
+    // Freezing stops calls and migrations until unfrozen.
+    assert!(chain.run(&enterprise, builder::freeze(&address), 1_000_000).status.is_success());
+    let frozen_call = chain.run(&enterprise, cert::revoke(&address, "lic-1"), 5_000_000);
+    assert_eq!(frozen_call.status, ExecStatus::Frozen);
+    let frozen_migration = chain.run(&enterprise, builder::migrate(&address, &v2_hash, &[]), 5_000_000);
+    assert!(aborted(&frozen_migration).contains("is frozen"));
+    let twice = chain.run(&enterprise, builder::freeze(&address), 1_000_000);
+    assert!(aborted(&twice).contains("already frozen"));
+    assert!(chain.run(&enterprise, builder::unfreeze(&address), 1_000_000).status.is_success());
+
+    let migrated = chain.run(&enterprise, builder::migrate(&address, &v2_hash, &[]), 5_000_000);
+    assert!(migrated.status.is_success(), "{migrated:?}");
+    assert_eq!(chain.instance(&address).unwrap().code_hash, v2_hash);
+    let marker = keyspace::contract_storage(&address, b"migrated");
+    assert_eq!(chain.storage.state_get(&marker), Some(b"2".to_vec()));
+    let version = chain.run(&enterprise, Call { contract: address, method: "version".into(), args: vec![] }, 1_000_000);
+    assert_eq!(version.output, b"2".to_vec());
+    // The old state is still there, under the same address.
+    assert!(chain.storage.state_get(&keyspace::contract_storage(&address, b"owner")).is_some());
+}
+
+#[test]
+fn invalid_code_is_refused_at_upload_with_the_reason() {
+    let mut chain = Chain::new();
+    let uploader = Keypair::from_seed("uploader");
+    // A module that needs SIMD, which the VM refuses.
+    let simd = wat::parse_str(r#"(module (func (export "m") (drop (v128.const i64x2 0 0))))"#).unwrap();
+    let garbage = b"\0asm\x01\0\0\0garbage".to_vec();
+    for code in [simd, garbage] {
+        let hash = Vm::code_hash(&code);
+        assert!(chain.run(&admin(), builder::approve_code(&hash), 1_000_000).status.is_success());
+        let receipt = chain.run(&uploader, builder::upload_code(&code), builder::upload_gas_limit(code.len()));
+        let message = aborted(&receipt);
+        assert!(message.starts_with("code refused:"), "{message}");
+        assert!(chain.storage.state_get(&keyspace::code(&hash)).is_none());
+        assert!(lifecycle::code_info(&*chain.storage, &hash).is_none());
+    }
+}
+
+#[test]
+fn a_failing_init_leaves_no_instance() {
+    let mut chain = Chain::new();
+    let code = wat::parse_str(
+        r#"(module (import "shutong" "abort" (func $abort (param i32 i32)))
+           (memory (export "memory") 1) (data (i32.const 0) "no")
+           (func (export "init") (call $abort (i32.const 0) (i32.const 2))))"#,
+    )
+    .unwrap();
+    let hash = Vm::code_hash(&code);
+    let creator = Keypair::from_seed("creator");
+    chain.run(&admin(), builder::approve_code(&hash), 1_000_000);
+    assert!(
+        chain.run(&creator, builder::upload_code(&code), builder::upload_gas_limit(code.len())).status.is_success()
+    );
+    let receipt = chain.run(&creator, builder::instantiate(&hash, "doomed", &creator.account(), &[]), 5_000_000);
+    assert_eq!(aborted(&receipt), "init failed: no");
+    let address = builder::instance_address(&creator.account(), "doomed");
+    assert!(chain.instance(&address).is_none());
+    assert!(lifecycle::contract_info(&*chain.storage, &address).is_none());
+}
