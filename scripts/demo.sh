@@ -55,6 +55,40 @@ step "another key tries to rename it: the contract refuses, the nonce advances, 
 "$bin" keys new --out "$dir/keys/intruder.json" >/dev/null
 "$bin" tx --rpc "$rpc0" --key "$dir/keys/intruder.json" org update --id jingan-data --name "hijacked" || true
 
+step "an enterprise deploys its own contract: certificate verification (证明电子化), checked by the VM at upload"
+wasm=$root/contracts/artifacts/cert-verify.wasm
+"$bin" keys new --out "$dir/keys/enterprise.json" >/dev/null
+"$bin" keys new --out "$dir/keys/bank.json" >/dev/null
+enterprise=$dir/keys/enterprise.json
+code=$("$bin" code-hash --wasm "$wasm")
+echo "code hash $code"
+echo "-- before governance approves the code hash, the upload is refused:"
+"$bin" tx --rpc "$rpc0" --key "$enterprise" contract upload --wasm "$wasm" || true
+echo "-- the governance admin approves it, then the upload goes through:"
+"$bin" tx --rpc "$rpc0" --key "$admin" contract approve --code-hash "$code"
+"$bin" tx --rpc "$rpc0" --key "$enterprise" contract upload --wasm "$wasm"
+contract=$("$bin" --output json tx --rpc "$rpc0" --key "$enterprise" contract instantiate --code-hash "$code" --label certs \
+  | sed 's/.*"output":"\([0-9a-f]*\)".*/\1/')
+echo "instantiated at $contract"
+query_until --rpc "$rpc3" contract --contract "$contract"
+
+step "the enterprise issues a certificate for a licence; only its hash goes on chain"
+printf 'Business licence of Shanghai Example Co., Ltd.\n' > "$dir/licence.txt"
+printf 'Forged licence\n' > "$dir/forged.txt"
+"$bin" tx --rpc "$rpc0" --key "$enterprise" cert issue --contract "$contract" --id lic-2026-001 \
+  --kind business-licence --holder 91310000MA1EXAMPLE --document "$dir/licence.txt"
+echo "-- a bank asks whether the presented licence is certified (a query, off the record):"
+query_until --rpc "$rpc3" cert-verify --contract "$contract" --id lic-2026-001 --holder 91310000MA1EXAMPLE --document "$dir/licence.txt"
+"$bin" query --rpc "$rpc3" cert-verify --contract "$contract" --id lic-2026-001 --holder 91310000MA1EXAMPLE --document "$dir/forged.txt"
+echo "-- and on the record: the question and the answer become an audit-log leaf"
+"$bin" tx --rpc "$rpc0" --key "$dir/keys/bank.json" cert verify --contract "$contract" --id lic-2026-001 \
+  --holder 91310000MA1EXAMPLE --document "$dir/licence.txt"
+echo "-- the enterprise freezes its contract; calls are refused until it unfreezes it"
+"$bin" tx --rpc "$rpc0" --key "$enterprise" contract freeze --contract "$contract"
+"$bin" tx --rpc "$rpc0" --key "$dir/keys/bank.json" cert verify --contract "$contract" --id lic-2026-001 \
+  --holder 91310000MA1EXAMPLE --document "$dir/licence.txt" || true
+"$bin" tx --rpc "$rpc0" --key "$enterprise" contract unfreeze --contract "$contract"
+
 step "SIGKILL validator-1: the other $((validators - 1)) keep finalizing (its views time out and are skipped)"
 "$bin" testnet stop --dir "$dir" --node 1 --kill
 "$bin" tx --rpc "$rpc0" --key "$admin" org update --id jingan-data --status suspended

@@ -52,6 +52,11 @@ enum Command {
     /// A local multi-validator testnet on 127.0.0.1.
     #[command(subcommand)]
     Testnet(TestnetCommand),
+    /// Print the code hash of a wasm file (what governance approves), without a node.
+    CodeHash {
+        #[arg(long)]
+        wasm: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -194,8 +199,9 @@ struct TxArgs {
     /// The signer's key file.
     #[arg(long)]
     key: PathBuf,
-    #[arg(long, default_value_t = builder::GAS_LIMIT_DEFAULT)]
-    gas_limit: u64,
+    /// The gas limit (default: enough for the code's size for an upload, else 1,000,000).
+    #[arg(long)]
+    gas_limit: Option<u64>,
     /// How many blocks from now the transaction stays valid.
     #[arg(long, default_value_t = builder::EXPIRY_BLOCKS_DEFAULT)]
     expiry_blocks: u64,
@@ -216,6 +222,101 @@ enum TxCall {
     Validators(ValidatorsTx),
     /// Call any contract method with hex arguments.
     Call(RawCall),
+    /// The contract lifecycle: approve, upload, instantiate, migrate, freeze, unfreeze.
+    #[command(subcommand)]
+    Contract(ContractTx),
+    /// The example certificate-verification contract.
+    #[command(subcommand)]
+    Cert(CertTx),
+}
+
+#[derive(Subcommand)]
+enum ContractTx {
+    /// Approve a code hash for upload (governance admins only).
+    Approve {
+        #[arg(long)]
+        code_hash: Hash,
+    },
+    /// Upload wasm code; prints its code hash.
+    Upload {
+        #[arg(long)]
+        wasm: PathBuf,
+    },
+    /// Instantiate uploaded code under a label; prints the new contract's address.
+    Instantiate {
+        #[arg(long)]
+        code_hash: Hash,
+        /// 1 to 64 of a-z 0-9 - _ . ; with the signer's account it fixes the address.
+        #[arg(long)]
+        label: String,
+        /// The account that may migrate and freeze it (default: the signer).
+        #[arg(long)]
+        admin: Option<AccountId>,
+        /// Arguments for the code's `init` method.
+        #[arg(long, default_value = "")]
+        args_hex: String,
+    },
+    /// Move a contract to other uploaded code (its admin only).
+    Migrate {
+        #[arg(long, value_parser = parse_contract)]
+        contract: Address,
+        #[arg(long)]
+        code_hash: Hash,
+        /// Arguments for the new code's `migrate` method.
+        #[arg(long, default_value = "")]
+        args_hex: String,
+    },
+    /// Stop all calls to a contract (its admin only).
+    Freeze {
+        #[arg(long, value_parser = parse_contract)]
+        contract: Address,
+    },
+    /// Allow calls to a frozen contract again (its admin only).
+    Unfreeze {
+        #[arg(long, value_parser = parse_contract)]
+        contract: Address,
+    },
+}
+
+#[derive(Args)]
+struct CertDocument {
+    /// The certificate contract's address.
+    #[arg(long, value_parser = parse_contract)]
+    contract: Address,
+    #[arg(long)]
+    id: String,
+    /// The holder's identifier (for example a unified social credit code); only its hash goes on chain.
+    #[arg(long)]
+    holder: String,
+    /// The certified document; only its hash goes on chain.
+    #[arg(long)]
+    document: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum CertTx {
+    /// Issue a certificate for a document (issuers only).
+    Issue {
+        #[command(flatten)]
+        doc: CertDocument,
+        #[arg(long)]
+        kind: String,
+        /// How long it stays valid.
+        #[arg(long, default_value_t = 365)]
+        valid_days: u64,
+    },
+    /// Ask, on the record, whether a document is certified.
+    Verify {
+        #[command(flatten)]
+        doc: CertDocument,
+    },
+    /// Revoke a certificate (its issuer only).
+    Revoke {
+        #[arg(long, value_parser = parse_contract)]
+        contract: Address,
+        #[arg(long)]
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -290,6 +391,18 @@ enum QueryWhat {
     },
     /// A read-only contract call with hex arguments; prints the hex output.
     Call(RawCall),
+    /// A contract instance: code, admin, frozen, creator, label.
+    Contract {
+        #[arg(long, value_parser = parse_contract)]
+        contract: Address,
+    },
+    /// Uploaded code: uploader, size, methods.
+    Code {
+        #[arg(long)]
+        code_hash: Hash,
+    },
+    /// Ask the certificate contract, off the record, whether a document is certified.
+    CertVerify(CertDocument),
 }
 
 fn parse_kind(text: &str) -> Result<OrgKind, String> {
@@ -303,6 +416,7 @@ fn parse_status(text: &str) -> Result<OrgStatus, String> {
 fn parse_contract(text: &str) -> Result<Address, String> {
     match text {
         "registry" => Ok(builder::registry()),
+        "governance" => Ok(builder::governance()),
         hex => hex.parse().map_err(|e| format!("{hex:?} is neither a system contract name nor an address: {e}")),
     }
 }
@@ -367,6 +481,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tx(args) => tx(args, output).await?,
         Command::Query(args) => query(args, output).await?,
         Command::Testnet(command) => testnet(command, output).await?,
+        Command::CodeHash { wasm } => {
+            let code = read_wasm(&wasm)?;
+            let hash = shutong_vm::Vm::code_hash(&code);
+            let json = serde_json::json!({"file": wasm, "code_hash": hash, "size": code.len()});
+            print(output, json, hash.to_hex());
+        }
         Command::Status(args) => {
             let status = Client::new(&args.rpc)?.status().await?;
             let text = format!(
@@ -487,22 +607,151 @@ async fn tx(args: TxArgs, output: Output) -> anyhow::Result<()> {
             method: raw.method,
             args: hex::decode(&raw.args_hex).context("--args-hex is not hex")?,
         },
+        TxCall::Contract(command) => contract_call(command, &key)?,
+        TxCall::Cert(command) => cert_call(command, status.timestamp_ms)?,
     };
     let mut txb = TxBuilder::new(&status.chain_id, key.clone());
-    txb.gas_limit = args.gas_limit;
+    txb.gas_limit = args.gas_limit.unwrap_or_else(|| {
+        if call.contract == builder::lifecycle() && call.method == "upload" {
+            builder::upload_gas_limit(call.args.len())
+        } else {
+            builder::GAS_LIMIT_DEFAULT
+        }
+    });
     let nonce = client.nonce(&key.account()).await?;
     let signed = txb.call(call, nonce, status.height + args.expiry_blocks);
     let receipt = client.submit_and_wait(&signed, Duration::from_secs(args.timeout_secs)).await?;
-    print(output, serde_json::to_value(&receipt)?, receipt_text(&receipt));
+    let mut text = receipt_text(&receipt);
+    if receipt.status.is_success() {
+        text.push_str(&result_text(&signed.tx.call, &receipt.output));
+    }
+    print(output, serde_json::to_value(&receipt)?, text);
     if !receipt.status.is_success() {
         bail!("transaction {} failed: {:?}", receipt.tx_id, receipt.status);
     }
     Ok(())
 }
 
+/// A lifecycle call from its command.
+fn contract_call(command: ContractTx, key: &Keypair) -> anyhow::Result<Call> {
+    let args_of = |text: &str| hex::decode(text).context("--args-hex is not hex");
+    Ok(match command {
+        ContractTx::Approve { code_hash } => builder::approve_code(&code_hash),
+        ContractTx::Upload { wasm } => {
+            let code = read_wasm(&wasm)?;
+            builder::upload_code(&code)
+        }
+        ContractTx::Instantiate { code_hash, label, admin, args_hex } => {
+            builder::instantiate(&code_hash, &label, &admin.unwrap_or(key.account()), &args_of(&args_hex)?)
+        }
+        ContractTx::Migrate { contract, code_hash, args_hex } => {
+            builder::migrate(&contract, &code_hash, &args_of(&args_hex)?)
+        }
+        ContractTx::Freeze { contract } => builder::freeze(&contract),
+        ContractTx::Unfreeze { contract } => builder::unfreeze(&contract),
+    })
+}
+
+/// Reads a wasm file no larger than the chain accepts.
+fn read_wasm(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let max = shutong_types::limits::CODE_BYTES_MAX as u64;
+    let len = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.len();
+    anyhow::ensure!(len <= max, "{} is {len} bytes; contract code may be at most {max}", path.display());
+    let code = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    anyhow::ensure!(code.starts_with(b"\0asm"), "{} is not a wasm module", path.display());
+    Ok(code)
+}
+
+/// The file's bytes, or `None` if it is larger than `max`.
+fn read_bounded_bytes(path: &Path, max: u64) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.take(max + 1).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= max).then_some(bytes))
+}
+
+/// The holder's and the document's hashes.
+fn cert_hashes(doc: &CertDocument) -> anyhow::Result<(Hash, Hash)> {
+    let document = read_bounded_bytes(&doc.document, 64 << 20)
+        .with_context(|| format!("cannot read {}", doc.document.display()))?
+        .with_context(|| format!("{} is larger than 64 MiB", doc.document.display()))?;
+    Ok((builder::cert::digest(doc.holder.as_bytes()), builder::cert::digest(&document)))
+}
+
+fn cert_call(command: CertTx, now_ms: u64) -> anyhow::Result<Call> {
+    Ok(match command {
+        CertTx::Issue { doc, kind, valid_days } => {
+            let (holder, digest) = cert_hashes(&doc)?;
+            let until = now_ms.saturating_add(valid_days.saturating_mul(86_400_000));
+            builder::cert::issue(&doc.contract, &doc.id, &kind, holder, digest, until)
+        }
+        CertTx::Verify { doc } => {
+            let (holder, digest) = cert_hashes(&doc)?;
+            builder::cert::verify(&doc.contract, &doc.id, holder, digest)
+        }
+        CertTx::Revoke { contract, id } => builder::cert::revoke(&contract, &id),
+    })
+}
+
+fn answer_text(answer: &builder::cert::Answer) -> String {
+    if answer.valid { "certified: yes".to_string() } else { format!("certified: no ({})", answer.reason) }
+}
+
+/// What a successful call returned, for the calls whose output means something to a person.
+fn result_text(call: &Call, output: &[u8]) -> String {
+    if call.contract == builder::lifecycle() {
+        return match (call.method.as_str(), output.len()) {
+            ("upload", 32) => format!("\ncode hash {}", hex::encode(output)),
+            ("instantiate", 32) => format!("\ncontract {}", hex::encode(output)),
+            _ => String::new(),
+        };
+    }
+    if call.method == "verify"
+        && let Ok(answer) = builder::cert::Answer::decode(output)
+    {
+        return format!("\n{}  (audit leaf {})", answer_text(&answer), answer.audit_index);
+    }
+    String::new()
+}
+
 async fn query(args: QueryArgs, output: Output) -> anyhow::Result<()> {
     let client = Client::new(&args.rpc.rpc)?;
     match args.what {
+        QueryWhat::Contract { contract } => {
+            let info = client.contract(&contract).await?.with_context(|| format!("no contract at {contract}"))?;
+            let text = format!(
+                "contract {}  label {:?}\ncode {}  admin {}  frozen {}\ncreator {}  created at height {}  code since height {}",
+                info.address,
+                info.label,
+                info.code_hash,
+                info.admin,
+                info.frozen,
+                info.creator,
+                info.created_height,
+                info.code_height
+            );
+            print(output, serde_json::to_value(&info)?, text);
+        }
+        QueryWhat::Code { code_hash } => {
+            let info = client.code(&code_hash).await?.with_context(|| format!("no code {code_hash} is uploaded"))?;
+            let text = format!(
+                "code {}  {} bytes  uploaded by {} at height {}\nmethods {}",
+                info.code_hash,
+                info.size,
+                info.uploader,
+                info.height,
+                info.methods.join(", ")
+            );
+            print(output, serde_json::to_value(&info)?, text);
+        }
+        QueryWhat::CertVerify(doc) => {
+            let (holder, digest) = cert_hashes(&doc)?;
+            let args = builder::cert::verify_args(&doc.id, holder, digest);
+            let bytes = client.query(&doc.contract, "verify", &args).await?;
+            let answer = builder::cert::Answer::decode(&bytes).context("the contract returned a malformed answer")?;
+            let json = serde_json::json!({"valid": answer.valid, "reason": answer.reason});
+            print(output, json, answer_text(&answer));
+        }
         QueryWhat::Org { id } => {
             let bytes = client.query(&builder::registry(), "get", &GetOrg { id }.encode()).await?;
             let org = Org::decode(&bytes).context("the registry returned a malformed organisation")?;
