@@ -17,4 +17,8 @@ cargo test --workspace --all-targets --locked
 echo "== doc tests"
 cargo test --workspace --doc --locked
 echo "== contracts' native unit tests"
-cargo test --manifest-path contracts/Cargo.toml --workspace --locked
+# A target directory of their own: the contracts' workspace builds the shared path crates
+# (codec, contract SDK) with other metadata, and two builds of one crate in one directory
+# make rustc's search for transitive dependencies ambiguous.
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}/contracts-native" \
+  cargo test --manifest-path contracts/Cargo.toml --workspace --locked

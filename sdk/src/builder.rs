@@ -116,8 +116,8 @@ pub fn unfreeze(contract: &Address) -> Call {
 /// Calls for the example certificate-verification contract (`contracts/cert-verify`).
 pub mod cert {
     use super::*;
-    use shutong_cert_verify::api::{AddIssuer, CertId, Issue, Verify, methods};
-    pub use shutong_cert_verify::api::{Answer, Certificate};
+    use shutong_cert_verify_api::{AddIssuer, CertId, Issue, Verify, methods};
+    pub use shutong_cert_verify_api::{Answer, Certificate};
 
     pub fn add_issuer(contract: &Address, account: &AccountId) -> Call {
         let args = AddIssuer { account: account.0 };

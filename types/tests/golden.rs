@@ -85,6 +85,7 @@ fn vectors() -> Vec<(String, Vec<u8>)> {
         ("unknown_method", ExecStatus::UnknownMethod("m".into())),
         ("trapped", ExecStatus::Trapped("t".into())),
         ("rejected", ExecStatus::Rejected("r".into())),
+        ("frozen", ExecStatus::Frozen),
     ] {
         add(&format!("receipt.{name}"), receipt(status).encode());
     }
@@ -111,7 +112,55 @@ fn vectors() -> Vec<(String, Vec<u8>)> {
         }
         .encode(),
     );
+    add("address.instance", Address::instance(&key.account(), "certs").0.to_vec());
+    add(
+        "audit_leaf",
+        keyspace::AuditLeaf { contract: Address([3; 32]), height: 9, time_ms: 1_000, data: b"used".to_vec() }.encode(),
+    );
+    for (name, bytes) in shared_vectors() {
+        add(name, bytes);
+    }
     out
+}
+
+/// Vectors the contracts' workspace builds too (`contracts/*/tests/golden.rs`): the
+/// lifecycle's and governance's arguments and the example contract's API.
+fn shared_vectors() -> Vec<(&'static str, Vec<u8>)> {
+    use shutong_cert_verify_api as cert;
+    use shutong_system_api::governance::ApproveCode;
+    use shutong_system_api::lifecycle::{CodeInfo, ContractInfo, ContractRef, Instantiate, Migrate, UploadCode};
+    vec![
+        ("lifecycle.upload", UploadCode { code: b"\0asm\x01\0\0\0".to_vec() }.encode()),
+        (
+            "lifecycle.instantiate",
+            Instantiate { code_hash: [1; 32], label: "certs".into(), admin: [2; 32], args: vec![7] }.encode(),
+        ),
+        ("lifecycle.migrate", Migrate { contract: [3; 32], code_hash: [4; 32], args: vec![] }.encode()),
+        ("lifecycle.contract_ref", ContractRef { contract: [5; 32] }.encode()),
+        (
+            "lifecycle.code_info",
+            CodeInfo { code_hash: [6; 32], uploader: [7; 32], height: 8, size: 9, methods: vec!["get".into()] }
+                .encode(),
+        ),
+        (
+            "lifecycle.contract_info",
+            ContractInfo { creator: [8; 32], label: "certs".into(), created_height: 10, code_height: 11 }.encode(),
+        ),
+        ("governance.approve_code", ApproveCode { code_hash: [9; 32] }.encode()),
+        (
+            "cert.issue",
+            cert::Issue {
+                id: "lic-1".into(),
+                kind: "business-licence".into(),
+                holder_hash: [10; 32],
+                digest: [11; 32],
+                valid_until_ms: 12,
+            }
+            .encode(),
+        ),
+        ("cert.verify", cert::Verify { id: "lic-1".into(), holder_hash: [10; 32], digest: [11; 32] }.encode()),
+        ("cert.answer", cert::Answer { valid: false, reason: "revoked".into(), audit_index: 13 }.encode()),
+    ]
 }
 
 const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/vectors.txt");

@@ -11,7 +11,7 @@
 
 #![forbid(unsafe_code)]
 
-pub mod api;
+pub use shutong_cert_verify_api as api;
 
 use api::{AddIssuer, Answer, CertId, Certificate, Issue, Verify};
 use shutong_codec::Encode;

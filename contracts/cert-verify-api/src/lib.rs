@@ -1,4 +1,7 @@
-//! The certificate-verification contract's arguments and results, shared with clients.
+//! The certificate-verification contract's arguments and results, shared by the contract
+//! (`contracts/cert-verify`) and its clients (the client SDK's `builder::cert`).
+
+#![forbid(unsafe_code)]
 
 use shutong_codec::{write, Decode, DecodeError, Encode, Reader};
 
