@@ -12,7 +12,7 @@ use shutong_sdk::system_api::governance::CHANGE_DELAY_BLOCKS;
 use shutong_sdk::system_api::registry::OrgKind;
 use shutong_sdk::{Client, TxBuilder, builder, keyfile};
 use shutong_testnet::Cluster;
-use shutong_types::{Encode, ExecStatus, Hash, Keypair, PublicKey, validator_set_hash};
+use shutong_types::{Decode, Encode, ExecStatus, Hash, Keypair, PublicKey, validator_set_hash};
 use std::path::Path;
 use std::time::Duration;
 
@@ -279,4 +279,67 @@ async fn a_byzantine_validator_s_garbage_changes_nothing() {
     let before = height(&cluster, 0).await;
     cluster.wait_height(&[0, 1, 2], before + 5, WAIT).await.unwrap();
     same_chain(&cluster, &[0, 1, 2], before + 5).await;
+}
+
+/// An enterprise deploys its own contract through the SDK on four validators: governance
+/// approves the code hash, the enterprise uploads and instantiates it, issues a
+/// certificate, and every validator answers a verification the same; the audit leaf and the
+/// state root agree everywhere.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_enterprise_contract_is_deployed_and_called_through_the_sdk() {
+    const CODE: &[u8] = include_bytes!("../../contracts/artifacts/cert-verify.wasm");
+    let mut cluster = Cluster::init(Path::new(BIN), 4, 100).unwrap();
+    cluster.start_all().await.unwrap();
+    cluster.wait_height(&[0, 1, 2, 3], 2, WAIT).await.unwrap();
+    let zero = cluster.client(0).unwrap();
+    let admin = keyfile::read(&cluster.admin_key).unwrap();
+    let enterprise = Keypair::generate();
+    let bank = Keypair::generate();
+    let timeout = Duration::from_secs(30);
+    let send = |key: &Keypair, call, gas: u64| {
+        let client = cluster.client(0).unwrap();
+        let mut txb = TxBuilder::new(&cluster.chain_id, key.clone());
+        txb.gas_limit = gas;
+        let account = key.account();
+        async move {
+            let nonce = client.nonce(&account).await.unwrap();
+            let receipt = client.submit_and_wait(&txb.call(call, nonce, 10_000), timeout).await.unwrap();
+            assert!(receipt.status.is_success(), "{receipt:?}");
+            receipt
+        }
+    };
+
+    let code_hash = shutong_vm::Vm::code_hash(CODE);
+    send(&admin, builder::approve_code(&code_hash), 1_000_000).await;
+    send(&enterprise, builder::upload_code(CODE), builder::upload_gas_limit(CODE.len())).await;
+    let info = zero.code(&code_hash).await.unwrap().unwrap();
+    assert_eq!((info.size as usize, info.uploader), (CODE.len(), enterprise.account()));
+    let made =
+        send(&enterprise, builder::instantiate(&code_hash, "certs", &enterprise.account(), &[]), 5_000_000).await;
+    let address = builder::instance_address(&enterprise.account(), "certs");
+    assert_eq!(made.output, address.0.to_vec());
+
+    let holder = builder::cert::digest(b"91310000MA1EXAMPLE");
+    let document = builder::cert::digest(b"licence");
+    let issue = builder::cert::issue(&address, "lic-1", "business-licence", holder, document, u64::MAX);
+    send(&enterprise, issue, 5_000_000).await;
+    let verified = send(&bank, builder::cert::verify(&address, "lic-1", holder, document), 5_000_000).await;
+    let answer = builder::cert::Answer::decode(&verified.output).unwrap();
+    assert!(answer.valid && answer.audit_index == 0, "{answer:?}");
+
+    // Every validator holds the contract and gives the same answers, at the same state root.
+    cluster.wait_height(&[0, 1, 2, 3], verified.height + 1, WAIT).await.unwrap();
+    let yes = builder::cert::verify_args("lic-1", holder, document);
+    let forged = builder::cert::verify_args("lic-1", holder, builder::cert::digest(b"forged"));
+    for i in 0..4 {
+        let client = cluster.client(i).unwrap();
+        let contract = client.contract(&address).await.unwrap().unwrap();
+        assert_eq!((contract.code_hash, contract.label.as_str()), (code_hash, "certs"));
+        let answer = builder::cert::Answer::decode(&client.query(&address, "verify", &yes).await.unwrap()).unwrap();
+        assert!(answer.valid);
+        let answer = builder::cert::Answer::decode(&client.query(&address, "verify", &forged).await.unwrap()).unwrap();
+        assert_eq!(answer.reason, "the document does not match");
+        let block = client.block(verified.height).await.unwrap().unwrap();
+        assert_eq!(block.hash, zero.block(verified.height).await.unwrap().unwrap().hash);
+    }
 }
