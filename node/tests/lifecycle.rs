@@ -45,15 +45,20 @@ struct Chain {
 
 impl Chain {
     fn new() -> Chain {
+        Chain::with_policy("governance")
+    }
+
+    fn with_policy(upload_policy: &str) -> Chain {
         let dir = tempfile::tempdir().unwrap();
         let storage = Arc::new(Storage::open(dir.path()).unwrap());
         let validator = Keypair::from_seed("v");
-        let genesis = Genesis::new(
+        let mut genesis = Genesis::new(
             CHAIN,
             1_000,
             vec![GenesisValidator { name: "v".into(), public_key: validator.public() }],
             vec![admin().account()],
         );
+        genesis.upload_policy = upload_policy.to_string();
         let tip = init_storage(&storage, &genesis).unwrap();
         let executor = Executor::new(Arc::new(Vm::new(VmConfig::default()).unwrap()), storage.clone());
         Chain { _dir: dir, storage, executor, tip, validator, nonces: HashMap::new() }
@@ -253,4 +258,82 @@ fn a_failing_init_leaves_no_instance() {
     let address = builder::instance_address(&creator.account(), "doomed");
     assert!(chain.instance(&address).is_none());
     assert!(lifecycle::contract_info(&*chain.storage, &address).is_none());
+}
+
+/// Hostile contracts deployed on a chain with the open upload policy, run on two independent
+/// nodes: each ends in a failure receipt (or, for NaN-producing code, the canonical NaN),
+/// both nodes agree on every receipt and state root, and an ordinary transaction after them
+/// still succeeds.
+#[test]
+fn hostile_contracts_fail_cleanly_and_both_nodes_go_on_in_agreement() {
+    let hostile: [(&str, &str, &str); 6] = [
+        ("loop", "spin", r#"(module (memory (export "memory") 1) (func (export "spin") (loop (br 0))))"#),
+        (
+            "bomb",
+            "grow",
+            r#"(module (memory (export "memory") 1) (func (export "grow")
+                (loop (br_if 0 (i32.ne (memory.grow (i32.const 16)) (i32.const -1)))) unreachable))"#,
+        ),
+        (
+            "recursion",
+            "down",
+            r#"(module (memory (export "memory") 1) (func $d (call $d)) (func (export "down") (call $d)))"#,
+        ),
+        (
+            "pointers",
+            "bad",
+            r#"(module (import "shutong" "storage_set" (func $s (param i32 i32 i32 i32)))
+                (memory (export "memory") 1) (func (export "bad") (call $s (i32.const -8) (i32.const 64) (i32.const 0) (i32.const 1))))"#,
+        ),
+        (
+            "scan",
+            "all",
+            r#"(module (import "shutong" "storage_scan" (func $scan (param i32 i32 i32 i32 i32) (result i32)))
+                (memory (export "memory") 1)
+                (func (export "all") (loop (drop (call $scan (i32.const 0) (i32.const 0) (i32.const 0) (i32.const -1) (i32.const 256))) (br 0))))"#,
+        ),
+        (
+            "nan",
+            "nan",
+            r#"(module (import "shutong" "output_set" (func $out (param i32 i32))) (memory (export "memory") 1)
+                (global $z (mut f64) (f64.const 0))
+                (func (export "nan") (f64.store (i32.const 0) (f64.div (global.get $z) (global.get $z))) (call $out (i32.const 0) (i32.const 8))))"#,
+        ),
+    ];
+    let mut nodes = [Chain::with_policy("open"), Chain::with_policy("open")];
+    let attacker = Keypair::from_seed("attacker");
+    let mut run_both = |call: Call, gas: u64| -> Receipt {
+        let receipts: Vec<Receipt> = nodes.iter_mut().map(|node| node.run(&attacker, call.clone(), gas)).collect();
+        assert_eq!(receipts[0], receipts[1], "the two nodes disagree on a receipt");
+        assert_eq!(nodes[0].tip.state_root, nodes[1].tip.state_root, "the two nodes disagree on the state");
+        receipts.into_iter().next().unwrap()
+    };
+    for (label, method, text) in hostile {
+        let code = wat::parse_str(text).unwrap();
+        let hash = Vm::code_hash(&code);
+        assert!(run_both(builder::upload_code(&code), builder::upload_gas_limit(code.len())).status.is_success());
+        let made = run_both(builder::instantiate(&hash, label, &attacker.account(), &[]), 1_000_000);
+        assert!(made.status.is_success(), "{label}: {made:?}");
+        let address = builder::instance_address(&attacker.account(), label);
+        let receipt = run_both(Call { contract: address, method: method.into(), args: vec![] }, 20_000_000);
+        match label {
+            "loop" | "scan" => assert_eq!((receipt.status, receipt.gas_used), (ExecStatus::OutOfGas, 20_000_000)),
+            "nan" => assert_eq!(receipt.output, 0x7ff8_0000_0000_0000u64.to_le_bytes().to_vec()),
+            "recursion" => {
+                assert!(matches!(&receipt.status, ExecStatus::Trapped(m) if m.contains("call stack above the limit")))
+            }
+            "pointers" => {
+                assert!(matches!(&receipt.status, ExecStatus::Trapped(m) if m.contains("outside guest memory")))
+            }
+            _ => assert!(matches!(receipt.status, ExecStatus::Trapped(_)), "{label}: {receipt:?}"),
+        }
+    }
+    // Code beyond the size limit cannot be uploaded at all.
+    let huge = vec![0u8; shutong_types::limits::CODE_BYTES_MAX as usize + 1];
+    let refused = run_both(builder::upload_code(&huge), builder::upload_gas_limit(huge.len()));
+    assert!(aborted(&refused).contains("invalid arguments"), "{refused:?}");
+    // And the chain goes on: an ordinary registration succeeds on both.
+    let register =
+        builder::register_org("after-the-storm", "Still Here", shutong_sdk::system_api::registry::OrgKind::Enterprise);
+    assert!(run_both(register, 1_000_000).status.is_success());
 }
