@@ -3,14 +3,32 @@
 //! Rules: an id is 1 to 64 characters of `a-z`, `0-9`, `-`, `_` and `.`; ids are unique; a
 //! name is 1 to 256 bytes; only the account that registered an organisation may update it.
 //! Events: `org.registered` and `org.updated`, each with the organisation's id as data.
+//!
+//! Principals: keys acting for an organisation with roles (`role` bits). The organisation's
+//! admin (its registering account, or an active principal of it with the `admin` role) adds
+//! principals and changes their kind, roles and status (`set_principal`); an account belongs
+//! to at most one organisation; a principal replaces its own key with `rotate_key`, after
+//! which the old key acts for nobody. `member` answers, for other contracts, what an account
+//! is: its principal record and whether it may act (principal and organisation both active).
+//! Events: `principal.set` and `principal.rotated` with the account (hex).
 
 #![forbid(unsafe_code)]
 
 use shutong_codec::{Decode, Encode};
+use shutong_contract::Map;
 use shutong_contract::{self as contract, Error, MethodResult};
-use shutong_system_api::registry::{GetOrg, Org, OrgStatus, RegisterOrg, UpdateOrg};
+use shutong_system_api::registry::{
+    role, GetMember, GetOrg, Member, Org, OrgStatus, Principal, PrincipalStatus, RegisterOrg, RotateKey, SetPrincipal,
+    UpdateOrg,
+};
 
-contract::entrypoints!(register, update, get);
+contract::entrypoints!(register, update, get, set_principal, rotate_key, member);
+
+const PRINCIPALS: Map<[u8; 32], Principal> = Map::new(b"principal/");
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{:02x}", b)).collect()
+}
 
 fn org_key(id: &str) -> Vec<u8> {
     let mut key = b"org/".to_vec();
@@ -91,6 +109,92 @@ pub fn get(args: &[u8]) -> MethodResult {
     Ok(load(&req.id)?.encode())
 }
 
+/// Whether `account` administers `org`.
+fn is_admin_of(account: &[u8; 32], org: &Org) -> Result<bool, Error> {
+    if org.admin == *account {
+        return Ok(true);
+    }
+    Ok(match PRINCIPALS.load(account)? {
+        Some(p) => p.org == org.id && p.status == PrincipalStatus::Active && p.roles & role::ADMIN != 0,
+        None => false,
+    })
+}
+
+pub fn set_principal(args: &[u8]) -> MethodResult {
+    let req = SetPrincipal::decode(args)?;
+    let org = load(&req.org)?;
+    if !is_admin_of(&contract::caller(), &org)? {
+        return Err(Error(format!("only an admin of organisation {} may set its principals", org.id)));
+    }
+    if req.roles & !role::ALL != 0 {
+        return Err(Error(format!("unknown role bits {:#x}", req.roles & !role::ALL)));
+    }
+    if req.status == PrincipalStatus::Rotated {
+        return Err(Error::new("a principal is marked rotated only by rotating its key"));
+    }
+    if req.status == PrincipalStatus::Active && req.roles == 0 {
+        return Err(Error::new("an active principal needs at least one role"));
+    }
+    if let Some(existing) = PRINCIPALS.load(&req.account)? {
+        if existing.org != req.org {
+            return Err(Error(format!(
+                "account {} is a principal of organisation {}",
+                hex(&req.account),
+                existing.org
+            )));
+        }
+        if existing.status == PrincipalStatus::Rotated {
+            return Err(Error(format!("account {} was rotated out and cannot act again", hex(&req.account))));
+        }
+    }
+    let principal = Principal {
+        account: req.account,
+        org: req.org,
+        kind: req.kind,
+        roles: req.roles,
+        status: req.status,
+        rotated_to: None,
+        updated_height: contract::block_height(),
+    };
+    PRINCIPALS.save(&req.account, &principal);
+    contract::emit_event("principal.set", hex(&req.account).as_bytes());
+    Ok(Vec::new())
+}
+
+pub fn rotate_key(args: &[u8]) -> MethodResult {
+    let req = RotateKey::decode(args)?;
+    let caller = contract::caller();
+    let mut old = PRINCIPALS.load(&caller)?.ok_or_else(|| Error::new("the caller is not a principal"))?;
+    if old.status != PrincipalStatus::Active {
+        return Err(Error(format!("principal {} is {}, not active", hex(&caller), old.status.name())));
+    }
+    if req.new_account == caller {
+        return Err(Error::new("the new key is the current one"));
+    }
+    if PRINCIPALS.has(&req.new_account) {
+        return Err(Error(format!("account {} is already a principal", hex(&req.new_account))));
+    }
+    let height = contract::block_height();
+    let new = Principal { account: req.new_account, rotated_to: None, updated_height: height, ..old.clone() };
+    old.status = PrincipalStatus::Rotated;
+    old.rotated_to = Some(req.new_account);
+    old.updated_height = height;
+    PRINCIPALS.save(&caller, &old);
+    PRINCIPALS.save(&req.new_account, &new);
+    contract::emit_event("principal.rotated", hex(&req.new_account).as_bytes());
+    Ok(Vec::new())
+}
+
+pub fn member(args: &[u8]) -> MethodResult {
+    let req = GetMember::decode(args)?;
+    let principal = PRINCIPALS
+        .load(&req.account)?
+        .ok_or_else(|| Error(format!("account {} is not a principal of any organisation", hex(&req.account))))?;
+    let org = load(&principal.org)?;
+    let acting = principal.status == PrincipalStatus::Active && org.status == OrgStatus::Active;
+    Ok(Member { principal, org_kind: org.kind, org_status: org.status, acting }.encode())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +229,80 @@ mod tests {
         testing::set_context([2; 32], 2);
         let args = UpdateOrg { id: "owned".to_string(), name: Some("x".to_string()), status: None }.encode();
         assert_eq!(update(&args), Err(Error::new("only the admin of organisation owned may update it")));
+    }
+
+    fn set(org: &str, account: [u8; 32], roles: u32, status: PrincipalStatus) -> MethodResult {
+        let kind = shutong_system_api::registry::PrincipalKind::Person;
+        set_principal(&SetPrincipal { org: org.into(), account, kind, roles, status }.encode())
+    }
+
+    fn member_of(account: [u8; 32]) -> Member {
+        Member::decode(&member(&GetMember { account }.encode()).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn admins_set_principals_and_principals_rotate_their_keys() {
+        testing::reset();
+        testing::set_context([1; 32], 1);
+        register(&register_args("bureau")).unwrap();
+        set("bureau", [2; 32], role::ADMIN, PrincipalStatus::Active).unwrap();
+        // A principal with the admin role administers too.
+        testing::set_context([2; 32], 2);
+        set("bureau", [3; 32], role::CDO | role::DATA_PROVIDER, PrincipalStatus::Active).unwrap();
+        let m = member_of([3; 32]);
+        assert!(m.acting && m.principal.roles == role::CDO | role::DATA_PROVIDER);
+        // Rotation: the new key takes over, the old one acts for nobody.
+        testing::set_context([3; 32], 3);
+        rotate_key(&RotateKey { new_account: [4; 32] }.encode()).unwrap();
+        assert_eq!(member_of([3; 32]).principal.status, PrincipalStatus::Rotated);
+        assert!(!member_of([3; 32]).acting);
+        assert_eq!(member_of([3; 32]).principal.rotated_to, Some([4; 32]));
+        assert!(member_of([4; 32]).acting);
+        assert_eq!(member_of([4; 32]).principal.roles, role::CDO | role::DATA_PROVIDER);
+        // Suspending the organisation stops all its principals from acting.
+        testing::set_context([1; 32], 4);
+        update(&UpdateOrg { id: "bureau".into(), name: None, status: Some(OrgStatus::Suspended) }.encode()).unwrap();
+        assert!(!member_of([4; 32]).acting);
+    }
+
+    #[test]
+    fn each_principal_refusal_has_its_own_error() {
+        testing::reset();
+        testing::set_context([1; 32], 1);
+        register(&register_args("a")).unwrap();
+        register(&RegisterOrg { id: "b".into(), name: "B".into(), kind: OrgKind::Enterprise }.encode()).unwrap();
+        set("a", [5; 32], role::DATA_CONSUMER, PrincipalStatus::Active).unwrap();
+        testing::set_context([9; 32], 2);
+        assert_eq!(
+            set("a", [6; 32], role::ADMIN, PrincipalStatus::Active),
+            Err(Error::new("only an admin of organisation a may set its principals"))
+        );
+        testing::set_context([1; 32], 2);
+        assert_eq!(set("a", [6; 32], 1 << 20, PrincipalStatus::Active), Err(Error::new("unknown role bits 0x100000")));
+        assert_eq!(
+            set("a", [6; 32], 0, PrincipalStatus::Active),
+            Err(Error::new("an active principal needs at least one role"))
+        );
+        assert_eq!(
+            set("a", [6; 32], role::ADMIN, PrincipalStatus::Rotated),
+            Err(Error::new("a principal is marked rotated only by rotating its key"))
+        );
+        let in_a = format!("account {} is a principal of organisation a", hex(&[5; 32]));
+        assert_eq!(set("b", [5; 32], role::ADMIN, PrincipalStatus::Active), Err(Error(in_a)));
+        testing::set_context([5; 32], 3);
+        assert_eq!(
+            rotate_key(&RotateKey { new_account: [5; 32] }.encode()),
+            Err(Error::new("the new key is the current one"))
+        );
+        rotate_key(&RotateKey { new_account: [7; 32] }.encode()).unwrap();
+        testing::set_context([1; 32], 4);
+        let rotated = format!("account {} was rotated out and cannot act again", hex(&[5; 32]));
+        assert_eq!(set("a", [5; 32], role::ADMIN, PrincipalStatus::Active), Err(Error(rotated)));
+        testing::set_context([8; 32], 4);
+        assert_eq!(
+            rotate_key(&RotateKey { new_account: [9; 32] }.encode()),
+            Err(Error::new("the caller is not a principal"))
+        );
     }
 
     #[test]

@@ -180,3 +180,141 @@ impl Decode for GetOrg {
         Ok(GetOrg { id: r.string("org.id", ORG_ID_BYTES_MAX)? })
     }
 }
+
+// ---- Principals and roles ------------------------------------------------------------------
+
+/// Roles a principal holds, as bits (domain.md, Entities).
+pub mod role {
+    pub const ADMIN: u32 = 1 << 0;
+    pub const DATA_PROVIDER: u32 = 1 << 1;
+    pub const DATA_CONSUMER: u32 = 1 << 2;
+    pub const AUDITOR: u32 = 1 << 3;
+    pub const CDO: u32 = 1 << 4;
+    pub const SECURITY_OFFICER: u32 = 1 << 5;
+    pub const DEPLOYER: u32 = 1 << 6;
+    pub const VALIDATOR: u32 = 1 << 7;
+    /// Every role, with its name.
+    pub const NAMES: [(u32, &str); 8] = [
+        (ADMIN, "admin"),
+        (DATA_PROVIDER, "data_provider"),
+        (DATA_CONSUMER, "data_consumer"),
+        (AUDITOR, "auditor"),
+        (CDO, "cdo"),
+        (SECURITY_OFFICER, "security_officer"),
+        (DEPLOYER, "deployer"),
+        (VALIDATOR, "validator"),
+    ];
+    /// The bits of every known role.
+    pub const ALL: u32 = (1 << 8) - 1;
+
+    /// The role with `name`.
+    pub fn from_name(name: &str) -> Option<u32> {
+        NAMES.iter().find(|(_, n)| *n == name).map(|(bit, _)| *bit)
+    }
+
+    /// The names of the roles in `roles`.
+    pub fn names(roles: u32) -> Vec<&'static str> {
+        NAMES.iter().filter(|(bit, _)| roles & bit != 0).map(|(_, n)| *n).collect()
+    }
+}
+
+shutong_codec::codec_enum! {
+    /// What acts through a principal's key.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum PrincipalKind { Person = 0 => "person", System = 1 => "system", Gateway = 2 => "gateway", Validator = 3 => "validator" }
+}
+
+shutong_codec::codec_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum PrincipalStatus {
+        Active = 0 => "active",
+        Suspended = 1 => "suspended",
+        /// The key was replaced by `rotated_to`; it acts for nobody any more.
+        Rotated = 2 => "rotated",
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// A key acting for an organisation, with roles. An account is the principal of at most
+    /// one organisation.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Principal {
+        pub account: [u8; 32],
+        pub org: String,
+        pub kind: PrincipalKind,
+        /// `role` bits.
+        pub roles: u32,
+        pub status: PrincipalStatus,
+        /// The key that replaced this one, once rotated.
+        pub rotated_to: Option<[u8; 32]>,
+        pub updated_height: u64,
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// Arguments of `set_principal`: adds `account` to `org`, or changes its kind, roles or
+    /// status. The organisation's admin (its registering account, or an active principal of
+    /// it with the `admin` role) only.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct SetPrincipal {
+        pub org: String,
+        pub account: [u8; 32],
+        pub kind: PrincipalKind,
+        pub roles: u32,
+        pub status: PrincipalStatus,
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// Arguments of `rotate_key`, sent by the principal's current key: `new_account` takes
+    /// over its organisation and roles, and the old key stops acting.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct RotateKey {
+        pub new_account: [u8; 32],
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// Arguments of `member`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct GetMember {
+        pub account: [u8; 32],
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// What `member` answers: the account's principal record and its organisation's kind and
+    /// status, so that another contract checks "may this account act as role R for org O"
+    /// with one call. `acting` is true only if both are active.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Member {
+        pub principal: Principal,
+        pub org_kind: OrgKind,
+        pub org_status: OrgStatus,
+        pub acting: bool,
+    }
+}
+
+impl Encode for OrgKind {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        write::u8(out, *self as u8);
+    }
+}
+
+impl Decode for OrgKind {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        read_kind(r)
+    }
+}
+
+impl Encode for OrgStatus {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        write::u8(out, *self as u8);
+    }
+}
+
+impl Decode for OrgStatus {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        read_status(r)
+    }
+}
