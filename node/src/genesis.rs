@@ -20,6 +20,7 @@ use std::path::Path;
 pub const SYSTEM_CONTRACTS: &[(&str, &[u8])] = &[
     (names::REGISTRY, include_bytes!("../../contracts/artifacts/registry.wasm")),
     (names::GOVERNANCE, include_bytes!("../../contracts/artifacts/governance.wasm")),
+    (names::CATALOG, include_bytes!("../../contracts/artifacts/catalog.wasm")),
 ];
 
 /// The methods a system contract's code exports, read from its export section: no VM is
@@ -266,6 +267,11 @@ mod tests {
     fn genesis() -> Genesis {
         let v = Keypair::from_seed("v").public();
         Genesis::new("test", 1, vec![GenesisValidator { name: "v".into(), public_key: v }], vec![AccountId([1; 32])])
+    }
+
+    #[test]
+    fn the_registry_address_contracts_carry_is_the_derived_one() {
+        assert_eq!(Address::system(names::REGISTRY).0, names::REGISTRY_ADDRESS);
     }
 
     #[test]
