@@ -2,6 +2,7 @@
 
 use shutong_system_api::lifecycle;
 use shutong_system_api::names;
+use shutong_system_api::registry;
 use shutong_system_api::registry::{OrgKind, OrgStatus, RegisterOrg, UpdateOrg};
 use shutong_types::{AccountId, Address, Call, Encode, Hash, Keypair, SignedTransaction, Transaction};
 
@@ -51,6 +52,42 @@ pub fn register_org(id: &str, name: &str, kind: OrgKind) -> Call {
 pub fn update_org(id: &str, name: Option<&str>, status: Option<OrgStatus>) -> Call {
     let args = UpdateOrg { id: id.to_string(), name: name.map(str::to_string), status };
     Call { contract: registry(), method: "update".into(), args: args.encode() }
+}
+
+/// Adds `account` to organisation `org`, or changes its kind, roles (`registry::role` bits)
+/// or status (an admin of the organisation only).
+pub fn set_principal(
+    org: &str,
+    account: &AccountId,
+    kind: registry::PrincipalKind,
+    roles: u32,
+    status: registry::PrincipalStatus,
+) -> Call {
+    let args = registry::SetPrincipal { org: org.to_string(), account: account.0, kind, roles, status };
+    Call { contract: registry(), method: "set_principal".into(), args: args.encode() }
+}
+
+/// Moves the signing principal's organisation and roles to `new_account`; the signing key
+/// stops acting.
+pub fn rotate_key(new_account: &AccountId) -> Call {
+    let args = registry::RotateKey { new_account: new_account.0 };
+    Call { contract: registry(), method: "rotate_key".into(), args: args.encode() }
+}
+
+/// The catalog's address.
+pub fn catalog() -> Address {
+    Address::system(names::CATALOG)
+}
+
+/// Publishes a resource, or a new version of it (a data provider of its organisation only).
+pub fn publish_resource(resource: &shutong_system_api::catalog::Publish) -> Call {
+    Call { contract: catalog(), method: "publish".into(), args: resource.encode() }
+}
+
+/// Withdraws a resource and releases its data elements.
+pub fn withdraw_resource(code: &str) -> Call {
+    let args = shutong_system_api::catalog::ResourceRef { code: code.to_string(), version: None };
+    Call { contract: catalog(), method: "withdraw".into(), args: args.encode() }
 }
 
 /// The contract lifecycle's address (native to the node).

@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
+pub mod chain;
+
 use shutong_node::Node;
 use shutong_node::config::Config;
 use shutong_node::genesis::{Genesis, GenesisValidator};

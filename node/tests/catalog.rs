@@ -1,0 +1,130 @@
+//! The membership registry and the data catalog through the real VM and RocksDB: the
+//! catalog asks the registry who may publish (a cross-contract call), enforces one
+//! authoritative source per data element, and keeps versions.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::chain::Chain;
+use shutong_codec::Decode;
+use shutong_sdk::builder;
+use shutong_sdk::system_api::catalog::{
+    Classification, ElementRef, ElementSource, Field, Publish, Resource, ResourceRef, ResourceStatus, ShareType, method,
+};
+use shutong_sdk::system_api::registry::{OrgKind, PrincipalKind, PrincipalStatus, role};
+use shutong_types::{Call, Encode, ExecStatus, Keypair, Receipt};
+
+fn aborted(receipt: &Receipt) -> &str {
+    match &receipt.status {
+        ExecStatus::Aborted(message) => message,
+        other => panic!("expected an abort, got {other:?}"),
+    }
+}
+
+fn ok(receipt: Receipt) -> Receipt {
+    assert!(receipt.status.is_success(), "{receipt:?}");
+    receipt
+}
+
+fn resource(code: &str, org: &str, element: &str) -> Publish {
+    Publish {
+        code: code.into(),
+        provider_org: org.into(),
+        source_system: "db".into(),
+        classification: Classification::Important,
+        personal_data: true,
+        share_type: ShareType::Conditional,
+        conditions: "licensing matters only".into(),
+        methods: method::QUERY | method::VERIFY,
+        fields: vec![
+            Field {
+                name: "uscc".into(),
+                data_type: "string".into(),
+                classification: Classification::General,
+                masking: String::new(),
+                element: Some(element.into()),
+            },
+            Field {
+                name: "legal_rep_id".into(),
+                data_type: "string".into(),
+                classification: Classification::Important,
+                masking: "hmac".into(),
+                element: None,
+            },
+        ],
+        metadata_hash: [4; 32],
+    }
+}
+
+fn query(chain: &mut Chain, who: &Keypair, method: &str, args: Vec<u8>) -> Receipt {
+    chain.run(who, Call { contract: builder::catalog(), method: method.into(), args }, 5_000_000)
+}
+
+#[test]
+fn departments_publish_with_one_authoritative_source_per_element() {
+    let mut chain = Chain::new();
+    let market_admin = Keypair::from_seed("market-admin");
+    let market_provider = Keypair::from_seed("market-provider");
+    let tax_admin = Keypair::from_seed("tax-admin");
+    let tax_provider = Keypair::from_seed("tax-provider");
+    let enterprise_admin = Keypair::from_seed("acme-admin");
+    let gas = 5_000_000;
+
+    // Organisations and their principals.
+    ok(chain.run(&market_admin, builder::register_org("market", "Market Regulation Bureau", OrgKind::Department), gas));
+    ok(chain.run(&tax_admin, builder::register_org("tax", "Tax Bureau", OrgKind::Department), gas));
+    ok(chain.run(&enterprise_admin, builder::register_org("acme", "Acme Ltd", OrgKind::Enterprise), gas));
+    let person = PrincipalKind::Person;
+    let active = PrincipalStatus::Active;
+    let set = |org: &str, key: &Keypair, roles| builder::set_principal(org, &key.account(), person, roles, active);
+    ok(chain.run(&market_admin, set("market", &market_provider, role::DATA_PROVIDER), gas));
+    ok(chain.run(&tax_admin, set("tax", &tax_provider, role::DATA_PROVIDER), gas));
+    ok(chain.run(&enterprise_admin, set("acme", &enterprise_admin, role::DATA_PROVIDER | role::ADMIN), gas));
+
+    // The market bureau's provider publishes; its admin, without the role, may not.
+    let licence = resource("market/licence", "market", "enterprise.uscc");
+    let refused = chain.run(&market_admin, builder::publish_resource(&licence), gas);
+    assert_eq!(aborted(&refused), "only an acting data provider of organisation market may do this");
+    let published = ok(chain.run(&market_provider, builder::publish_resource(&licence), gas));
+    assert_eq!(published.output, 1u32.encode());
+    assert_eq!(published.events.last().unwrap().topic, "resource.published");
+
+    // 一数一源: the tax bureau cannot also be the source of the same element.
+    let duplicate =
+        chain.run(&tax_provider, builder::publish_resource(&resource("tax/reg", "tax", "enterprise.uscc")), gas);
+    assert_eq!(
+        aborted(&duplicate),
+        "duplicate authoritative source: data element enterprise.uscc is already provided by resource market/licence of market"
+    );
+    // An enterprise is not a data-providing department.
+    let enterprise =
+        chain.run(&enterprise_admin, builder::publish_resource(&resource("acme/x", "acme", "acme.x")), gas);
+    assert_eq!(aborted(&enterprise), "organisation acme is not a department and cannot provide data");
+
+    // A second version deprecates the first; anyone reads both and the element's source.
+    ok(chain.run(&market_provider, builder::publish_resource(&licence), gas));
+    let reader = Keypair::from_seed("reader");
+    let v1 =
+        ok(query(&mut chain, &reader, "get", ResourceRef { code: "market/licence".into(), version: Some(1) }.encode()));
+    assert_eq!(Resource::decode(&v1.output).unwrap().status, ResourceStatus::Deprecated);
+    let latest =
+        ok(query(&mut chain, &reader, "get", ResourceRef { code: "market/licence".into(), version: None }.encode()));
+    let latest = Resource::decode(&latest.output).unwrap();
+    assert_eq!(
+        (latest.version, latest.status, latest.publisher),
+        (2, ResourceStatus::Published, market_provider.account().0)
+    );
+    let source = ok(query(&mut chain, &reader, "element", ElementRef { element: "enterprise.uscc".into() }.encode()));
+    assert_eq!(ElementSource::decode(&source.output).unwrap().provider_org, "market");
+
+    // A provider whose key was rotated acts only through the new key.
+    let new_key = Keypair::from_seed("market-provider-2");
+    ok(chain.run(&market_provider, builder::rotate_key(&new_key.account()), gas));
+    let old = chain.run(&market_provider, builder::withdraw_resource("market/licence"), gas);
+    assert_eq!(aborted(&old), "only an acting data provider of organisation market may do this");
+    ok(chain.run(&new_key, builder::withdraw_resource("market/licence"), gas));
+
+    // Withdrawal released the element: now the tax bureau may be its source.
+    ok(chain.run(&tax_provider, builder::publish_resource(&resource("tax/reg", "tax", "enterprise.uscc")), gas));
+}
