@@ -21,6 +21,7 @@ pub const SYSTEM_CONTRACTS: &[(&str, &[u8])] = &[
     (names::REGISTRY, include_bytes!("../../contracts/artifacts/registry.wasm")),
     (names::GOVERNANCE, include_bytes!("../../contracts/artifacts/governance.wasm")),
     (names::CATALOG, include_bytes!("../../contracts/artifacts/catalog.wasm")),
+    (names::AUTHZ, include_bytes!("../../contracts/artifacts/authz.wasm")),
 ];
 
 /// The methods a system contract's code exports, read from its export section: no VM is
@@ -272,6 +273,9 @@ mod tests {
     #[test]
     fn the_registry_address_contracts_carry_is_the_derived_one() {
         assert_eq!(Address::system(names::REGISTRY).0, names::REGISTRY_ADDRESS);
+        assert_eq!(Address::system(names::CATALOG).0, names::CATALOG_ADDRESS);
+        assert_eq!(Address::system(names::AUTHZ).0, names::AUTHZ_ADDRESS);
+        assert_eq!(Address::system(names::AUDIT).0, names::AUDIT_ADDRESS);
     }
 
     #[test]

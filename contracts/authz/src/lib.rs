@@ -1,0 +1,847 @@
+//! Shutong's authorisation system contract: access requests and their lifecycle, approval
+//! routes by classification, grants, delegations, and the check a gateway makes. The rules
+//! are in `shutong_system_api::authz`; each refusal has its own error.
+//!
+//! Who an account is comes from the registry (`member`) and what a resource is from the
+//! catalog (`get`), both by cross-contract calls.
+
+#![forbid(unsafe_code)]
+
+use shutong_codec::{Decode, Encode};
+use shutong_contract::{self as contract, Error, Item, Map, MethodResult};
+use shutong_system_api::authz::{
+    duty, purpose_within, valid_purpose, AccessRequest, Approval, Approve, Decision, Delegate, Grant, GrantStatus, Id,
+    RequestAccess, RequestState, Terms, Use, WithReason, DAY_MS, DELEGATIONS_MAX, DELEGATION_DEPTH_MAX,
+    REQUEST_TEXT_BYTES_MAX, REVIEW_MS,
+};
+use shutong_system_api::catalog::{Classification, Resource, ResourceRef, ResourceStatus, ShareType};
+use shutong_system_api::names::{AUDIT_ADDRESS, CATALOG_ADDRESS, REGISTRY_ADDRESS};
+use shutong_system_api::registry::{role, GetMember, GetOrg, Member};
+
+contract::entrypoints!(
+    request,
+    approve,
+    reject,
+    escalate,
+    dispute,
+    withdraw,
+    suspend,
+    resume,
+    revoke,
+    delegate,
+    check,
+    consume,
+    get_request,
+    get_grant
+);
+
+const NEXT_REQUEST: Item<u64> = Item::new(b"next-request");
+const NEXT_GRANT: Item<u64> = Item::new(b"next-grant");
+const REQUESTS: Map<u64, AccessRequest> = Map::new(b"request/");
+const GRANTS: Map<u64, Grant> = Map::new(b"grant/");
+
+/// What the registry says about `account`.
+fn member(account: [u8; 32]) -> Result<Option<Member>, Error> {
+    match contract::call(&REGISTRY_ADDRESS, "member", &GetMember { account }.encode(), 0) {
+        Ok(bytes) => {
+            Ok(Some(Member::decode(&bytes).map_err(|e| Error(format!("the registry answered badly: {}", e)))?))
+        }
+        // Not a principal (the registry aborts): nobody.
+        Err(err) if err.code == -1 => Ok(None),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// The caller, if it acts for `org` (any org if `None`) with one of `roles`; its member record.
+fn acting(org: Option<&str>, roles: u32, what: &str) -> Result<Member, Error> {
+    let caller = contract::caller();
+    let found = member(caller)?;
+    match found {
+        Some(m) if m.acting && m.principal.roles & roles != 0 && org.map_or(true, |o| o == m.principal.org) => Ok(m),
+        _ => Err(Error(format!(
+            "only an acting {} of {} may {}",
+            role::names(roles).join(" or "),
+            org.map_or("an organisation".to_string(), |o| format!("organisation {}", o)),
+            what
+        ))),
+    }
+}
+
+fn resource(code: &str) -> Result<Resource, Error> {
+    let args = ResourceRef { code: code.to_string(), version: None }.encode();
+    let bytes = contract::call(&CATALOG_ADDRESS, "get", &args, 0)
+        .map_err(|_| Error(format!("no resource {} in the catalog", code)))?;
+    Resource::decode(&bytes).map_err(|e| Error(format!("the catalog answered badly: {}", e)))
+}
+
+fn next(counter: &Item<u64>) -> Result<u64, Error> {
+    let id = counter.load()?.unwrap_or(1);
+    counter.save(&(id + 1));
+    Ok(id)
+}
+
+fn load_request(id: u64) -> Result<AccessRequest, Error> {
+    REQUESTS.load(&id)?.ok_or_else(|| Error(format!("no access request {}", id)))
+}
+
+fn load_grant(id: u64) -> Result<Grant, Error> {
+    GRANTS.load(&id)?.ok_or_else(|| Error(format!("no grant {}", id)))
+}
+
+fn subset(inner: &[String], outer: &[String]) -> bool {
+    inner.iter().all(|f| outer.contains(f))
+}
+
+pub fn request(args: &[u8]) -> MethodResult {
+    let req = RequestAccess::decode(args)?;
+    let me = acting(None, role::DATA_CONSUMER, "request access")?;
+    let res = resource(&req.resource)?;
+    if res.status != ResourceStatus::Published {
+        return Err(Error(format!("resource {} is {}, not published", res.code, res.status.name())));
+    }
+    if res.share_type == ShareType::NotShared {
+        return Err(Error(format!("resource {} is not shared", res.code)));
+    }
+    if req.fields.is_empty() || !req.fields.iter().all(|f| res.fields.iter().any(|rf| &rf.name == f)) {
+        return Err(Error(format!("fields must be a non-empty subset of resource {}'s fields", res.code)));
+    }
+    if req.methods == 0 || req.methods & !res.methods != 0 {
+        return Err(Error(format!("methods must be among those resource {} offers", res.code)));
+    }
+    if !valid_purpose(&req.purpose) {
+        return Err(Error(format!("invalid purpose code {:?}", req.purpose)));
+    }
+    if req.matter_code.len() > REQUEST_TEXT_BYTES_MAX as usize {
+        return Err(Error::new("matter code is too long"));
+    }
+    let now = contract::block_time_ms();
+    if req.valid_until_ms <= now || req.max_uses == 0 {
+        return Err(Error::new("a request asks for a validity in the future and at least one use"));
+    }
+    let id = next(&NEXT_REQUEST)?;
+    let auto = res.share_type == ShareType::Unconditional;
+    let mut request = AccessRequest {
+        id,
+        requester: me.principal.account,
+        requester_org: me.principal.org.clone(),
+        provider_org: res.provider_org.clone(),
+        resource: res.code.clone(),
+        version: res.version,
+        request: req.clone(),
+        state: if auto { RequestState::AutoApproved } else { RequestState::ProviderReview },
+        submitted_ms: now,
+        deadline_ms: now + REVIEW_MS,
+        terms: None,
+        approvals: Vec::new(),
+        reason: String::new(),
+        grant: None,
+    };
+    if auto {
+        let terms = Terms {
+            fields: req.fields.clone(),
+            methods: req.methods,
+            purposes: vec![req.purpose.clone()],
+            not_before_ms: now,
+            not_after_ms: req.valid_until_ms,
+            max_uses: req.max_uses,
+            rate_per_day: 0,
+            case_ref: None,
+            duties: duty::LOG_USAGE,
+            delegable: false,
+            policy_hash: [0; 32],
+        };
+        request.grant = Some(issue_grant(&request, terms, Vec::new(), None, 0)?);
+    }
+    REQUESTS.save(&id, &request);
+    contract::emit_event("request.submitted", id.to_string().as_bytes());
+    Ok(id.encode())
+}
+
+fn issue_grant(
+    req: &AccessRequest,
+    terms: Terms,
+    approvals: Vec<Approval>,
+    parent: Option<u64>,
+    depth: u32,
+) -> Result<u64, Error> {
+    let id = next(&NEXT_GRANT)?;
+    let grant = Grant {
+        id,
+        request: req.id,
+        grantor_org: req.provider_org.clone(),
+        grantee_org: req.requester_org.clone(),
+        resource: req.resource.clone(),
+        version: req.version,
+        terms,
+        uses: 0,
+        day: 0,
+        day_uses: 0,
+        status: GrantStatus::Active,
+        reason: String::new(),
+        parent,
+        depth,
+        children: Vec::new(),
+        approvals,
+    };
+    GRANTS.save(&id, &grant);
+    contract::emit_event("grant.issued", id.to_string().as_bytes());
+    Ok(id)
+}
+
+/// The roles whose approvals the route for `classification` needs, all of them.
+fn route(classification: Classification) -> Vec<u32> {
+    match classification {
+        Classification::General => vec![role::CDO | role::DATA_PROVIDER],
+        Classification::Important => vec![role::CDO, role::SECURITY_OFFICER],
+        Classification::Core => vec![0],
+    }
+}
+
+pub fn approve(args: &[u8]) -> MethodResult {
+    let req = Approve::decode(args)?;
+    let mut request = load_request(req.request)?;
+    if request.state != RequestState::ProviderReview && request.state != RequestState::Escalated {
+        return Err(Error(format!("request {} is {}, not under review", request.id, request.state.name())));
+    }
+    let needed = route(resource(&request.resource)?.classification);
+    let all_roles = needed.iter().fold(0, |a, r| a | r);
+    let me = acting(Some(&request.provider_org), all_roles, "approve its requests")?;
+    let terms = req.terms;
+    if terms.fields.is_empty() || !subset(&terms.fields, &request.request.fields) {
+        return Err(Error::new("granted fields must be a non-empty subset of the requested ones"));
+    }
+    if terms.methods == 0 || terms.methods & !request.request.methods != 0 {
+        return Err(Error::new("granted methods must be among the requested ones"));
+    }
+    if terms.purposes.is_empty() || !terms.purposes.iter().all(|p| purpose_within(p, &request.request.purpose)) {
+        return Err(Error::new("granted purposes must lie within the requested purpose"));
+    }
+    if terms.not_after_ms <= terms.not_before_ms || terms.not_after_ms > request.request.valid_until_ms {
+        return Err(Error::new("the validity must be a non-empty window within the requested one"));
+    }
+    if terms.max_uses == 0 || terms.max_uses > request.request.max_uses {
+        return Err(Error::new("max uses must be between 1 and the requested number"));
+    }
+    if terms.duties & !duty::ALL != 0 {
+        return Err(Error::new("unknown duty bits"));
+    }
+    if let Some(agreed) = &request.terms {
+        if *agreed != terms {
+            return Err(Error::new("these terms differ from the ones already approved"));
+        }
+    }
+    if request.approvals.iter().any(|a| a.account == me.principal.account) {
+        return Err(Error::new("this principal has already approved"));
+    }
+    request.approvals.push(Approval {
+        account: me.principal.account,
+        roles: me.principal.roles & all_roles,
+        ms: contract::block_time_ms(),
+    });
+    request.terms = Some(terms.clone());
+    // Each required role is covered by a distinct approver.
+    let mut used = vec![false; request.approvals.len()];
+    let satisfied = needed.iter().all(|need| {
+        let found = request.approvals.iter().enumerate().position(|(i, a)| !used[i] && a.roles & need != 0);
+        match found {
+            Some(i) => {
+                used[i] = true;
+                true
+            }
+            None => false,
+        }
+    });
+    if satisfied {
+        let partial = terms.fields.len() < request.request.fields.len();
+        request.state = if partial { RequestState::PartiallyApproved } else { RequestState::Approved };
+        let approvals = request.approvals.clone();
+        request.grant = Some(issue_grant(&request, terms, approvals, None, 0)?);
+    }
+    REQUESTS.save(&request.id, &request);
+    contract::emit_event("request.approved", request.id.to_string().as_bytes());
+    Ok(request.grant.encode())
+}
+
+fn with_reason(args: &[u8]) -> Result<WithReason, Error> {
+    let req = WithReason::decode(args)?;
+    if req.reason.trim().is_empty() || req.reason.len() > REQUEST_TEXT_BYTES_MAX as usize {
+        return Err(Error::new("a reason of 1 to 256 bytes is required"));
+    }
+    Ok(req)
+}
+
+pub fn reject(args: &[u8]) -> MethodResult {
+    let req = with_reason(args)?;
+    let mut request = load_request(req.id)?;
+    acting(
+        Some(&request.provider_org),
+        role::CDO | role::DATA_PROVIDER | role::SECURITY_OFFICER,
+        "reject its requests",
+    )?;
+    if request.state != RequestState::ProviderReview && request.state != RequestState::Escalated {
+        return Err(Error(format!("request {} is {}, not under review", request.id, request.state.name())));
+    }
+    request.state = RequestState::Rejected;
+    request.reason = req.reason;
+    REQUESTS.save(&request.id, &request);
+    contract::emit_event("request.rejected", request.id.to_string().as_bytes());
+    Ok(Vec::new())
+}
+
+pub fn escalate(args: &[u8]) -> MethodResult {
+    let req = Id::decode(args)?;
+    let mut request = load_request(req.id)?;
+    if request.state != RequestState::ProviderReview {
+        return Err(Error(format!("request {} is {}, not under review", request.id, request.state.name())));
+    }
+    if contract::block_time_ms() <= request.deadline_ms {
+        return Err(Error(format!("request {} is not overdue before {}", request.id, request.deadline_ms)));
+    }
+    request.state = RequestState::Escalated;
+    REQUESTS.save(&request.id, &request);
+    contract::emit_event("request.escalated", request.id.to_string().as_bytes());
+    Ok(Vec::new())
+}
+
+pub fn dispute(args: &[u8]) -> MethodResult {
+    let req = with_reason(args)?;
+    let mut request = load_request(req.id)?;
+    acting(Some(&request.requester_org), role::DATA_CONSUMER | role::ADMIN, "dispute its requests")?;
+    if request.state != RequestState::Rejected {
+        return Err(Error(format!(
+            "request {} is {}; only a rejection can be disputed",
+            request.id,
+            request.state.name()
+        )));
+    }
+    request.state = RequestState::Disputed;
+    request.reason = req.reason;
+    REQUESTS.save(&request.id, &request);
+    contract::emit_event("request.disputed", request.id.to_string().as_bytes());
+    Ok(Vec::new())
+}
+
+pub fn withdraw(args: &[u8]) -> MethodResult {
+    let req = with_reason(args)?;
+    let mut request = load_request(req.id)?;
+    acting(Some(&request.requester_org), role::DATA_CONSUMER | role::ADMIN, "withdraw its requests")?;
+    if request.state != RequestState::ProviderReview && request.state != RequestState::Escalated {
+        return Err(Error(format!(
+            "request {} is {} and can no longer be withdrawn",
+            request.id,
+            request.state.name()
+        )));
+    }
+    request.state = RequestState::Withdrawn;
+    request.reason = req.reason;
+    REQUESTS.save(&request.id, &request);
+    contract::emit_event("request.withdrawn", request.id.to_string().as_bytes());
+    Ok(Vec::new())
+}
+
+/// Sets `status` on a grant and every delegation under it.
+fn cascade(id: u64, status: GrantStatus, reason: &str, topic: &str) -> Result<(), Error> {
+    let mut grant = load_grant(id)?;
+    if grant.status == GrantStatus::Revoked {
+        return Ok(());
+    }
+    grant.status = status;
+    grant.reason = reason.to_string();
+    GRANTS.save(&id, &grant);
+    contract::emit_event(topic, id.to_string().as_bytes());
+    for child in grant.children {
+        cascade(child, status, reason, topic)?;
+    }
+    Ok(())
+}
+
+fn provider_of(grant: &Grant, what: &str) -> Result<(), Error> {
+    acting(Some(&grant.grantor_org), role::CDO | role::DATA_PROVIDER | role::SECURITY_OFFICER, what).map(|_| ())
+}
+
+pub fn suspend(args: &[u8]) -> MethodResult {
+    let req = with_reason(args)?;
+    let grant = load_grant(req.id)?;
+    provider_of(&grant, "suspend its grants")?;
+    if grant.status != GrantStatus::Active {
+        return Err(Error(format!("grant {} is {}, not active", grant.id, grant.status.name())));
+    }
+    cascade(grant.id, GrantStatus::Suspended, &req.reason, "grant.suspended")?;
+    Ok(Vec::new())
+}
+
+pub fn resume(args: &[u8]) -> MethodResult {
+    let req = Id::decode(args)?;
+    let mut grant = load_grant(req.id)?;
+    provider_of(&grant, "resume its grants")?;
+    if grant.status != GrantStatus::Suspended {
+        return Err(Error(format!("grant {} is {}, not suspended", grant.id, grant.status.name())));
+    }
+    if let Some(parent) = grant.parent {
+        if load_grant(parent)?.status != GrantStatus::Active {
+            return Err(Error(format!("grant {}'s parent {} is not active", grant.id, parent)));
+        }
+    }
+    grant.status = GrantStatus::Active;
+    grant.reason = String::new();
+    GRANTS.save(&grant.id, &grant);
+    contract::emit_event("grant.resumed", grant.id.to_string().as_bytes());
+    Ok(Vec::new())
+}
+
+pub fn revoke(args: &[u8]) -> MethodResult {
+    let req = with_reason(args)?;
+    let grant = load_grant(req.id)?;
+    provider_of(&grant, "revoke its grants")?;
+    if grant.status == GrantStatus::Revoked {
+        return Err(Error(format!("grant {} is already revoked", grant.id)));
+    }
+    cascade(grant.id, GrantStatus::Revoked, &req.reason, "grant.revoked")?;
+    Ok(Vec::new())
+}
+
+pub fn delegate(args: &[u8]) -> MethodResult {
+    let req = Delegate::decode(args)?;
+    let mut parent = load_grant(req.parent)?;
+    acting(Some(&parent.grantee_org), role::DATA_CONSUMER | role::ADMIN, "delegate its grants")?;
+    if parent.status != GrantStatus::Active || !parent.terms.delegable {
+        return Err(Error(format!("grant {} is not an active, delegable grant", parent.id)));
+    }
+    if parent.depth + 1 > DELEGATION_DEPTH_MAX || parent.children.len() >= DELEGATIONS_MAX {
+        return Err(Error::new("too many delegations"));
+    }
+    let (t, p) = (&req.terms, &parent.terms);
+    let within = !t.fields.is_empty()
+        && subset(&t.fields, &p.fields)
+        && t.methods != 0
+        && t.methods & !p.methods == 0
+        && !t.purposes.is_empty()
+        && t.purposes.iter().all(|tp| p.purposes.iter().any(|pp| purpose_within(tp, pp)))
+        && t.not_before_ms >= p.not_before_ms
+        && t.not_after_ms <= p.not_after_ms
+        && t.not_after_ms > t.not_before_ms
+        && t.max_uses >= 1
+        && t.max_uses <= p.max_uses.saturating_sub(parent.uses)
+        && (p.rate_per_day == 0 || (t.rate_per_day != 0 && t.rate_per_day <= p.rate_per_day))
+        && t.duties & p.duties == p.duties;
+    if !within {
+        return Err(Error(format!("a delegation must be a subset of grant {}", parent.id)));
+    }
+    let org_args = GetOrg { id: req.grantee_org.clone() }.encode();
+    if contract::call(&REGISTRY_ADDRESS, "get", &org_args, 0).is_err() {
+        return Err(Error(format!("no organisation {}", req.grantee_org)));
+    }
+    let request = load_request(parent.request)?;
+    let sub = AccessRequest { requester_org: req.grantee_org.clone(), ..request };
+    let id = issue_grant(&sub, req.terms, Vec::new(), Some(parent.id), parent.depth + 1)?;
+    let mut child = load_grant(id)?;
+    child.grantor_org = parent.grantor_org.clone();
+    GRANTS.save(&id, &child);
+    parent.children.push(id);
+    GRANTS.save(&parent.id, &parent);
+    contract::emit_event("grant.delegated", id.to_string().as_bytes());
+    Ok(id.encode())
+}
+
+/// The decision for a use of `grant` at `now`, without counting it.
+fn decide(grant: &Grant, req: &Use, who: Option<&Member>, now: u64) -> Decision {
+    let deny = |reason: String, violation: bool| Decision { permit: false, reason, violation };
+    match grant.status {
+        GrantStatus::Active => {}
+        other => return deny(format!("grant {} is {}", grant.id, other.name()), false),
+    }
+    let t = &grant.terms;
+    if now < t.not_before_ms {
+        return deny(format!("grant {} is not yet valid", grant.id), false);
+    }
+    if now > t.not_after_ms {
+        return deny(format!("grant {} expired", grant.id), false);
+    }
+    if grant.uses.saturating_add(req.count) > t.max_uses {
+        return deny(format!("grant {} is exhausted ({} of {} uses)", grant.id, grant.uses, t.max_uses), false);
+    }
+    let day = now / DAY_MS;
+    let today = if grant.day == day { grant.day_uses } else { 0 };
+    if t.rate_per_day != 0 && today.saturating_add(req.count) > t.rate_per_day {
+        return deny(format!("grant {} allows {} uses a day", grant.id, t.rate_per_day), false);
+    }
+    match who {
+        Some(m) if m.acting && m.principal.org == grant.grantee_org => {}
+        _ => return deny(format!("the user does not act for grantee {}", grant.grantee_org), true),
+    }
+    if req.method == 0 || req.method & !t.methods != 0 {
+        return deny(format!("method {} is not granted", req.method), true);
+    }
+    if let Some(field) = req.fields.iter().find(|f| !t.fields.contains(f)) {
+        return deny(format!("field {} is not granted", field), true);
+    }
+    if !t.purposes.iter().any(|p| purpose_within(&req.purpose, p)) {
+        return deny(format!("purpose {} is outside the granted purposes", req.purpose), true);
+    }
+    Decision { permit: true, reason: String::new(), violation: false }
+}
+
+pub fn check(args: &[u8]) -> MethodResult {
+    let req = Use::decode(args)?;
+    let grant = load_grant(req.grant)?;
+    let who = member(req.account)?;
+    Ok(decide(&grant, &req, who.as_ref(), contract::block_time_ms()).encode())
+}
+
+pub fn consume(args: &[u8]) -> MethodResult {
+    if contract::caller() != AUDIT_ADDRESS {
+        return Err(Error::new("only the audit contract records uses"));
+    }
+    let req = Use::decode(args)?;
+    let mut grant = load_grant(req.grant)?;
+    let who = member(req.account)?;
+    let now = contract::block_time_ms();
+    let decision = decide(&grant, &req, who.as_ref(), now);
+    if decision.permit {
+        let day = now / DAY_MS;
+        if grant.day != day {
+            grant.day = day;
+            grant.day_uses = 0;
+        }
+        grant.uses += req.count;
+        grant.day_uses += req.count;
+        GRANTS.save(&grant.id, &grant);
+        if grant.uses == grant.terms.max_uses {
+            contract::emit_event("grant.exhausted", grant.id.to_string().as_bytes());
+        }
+    }
+    Ok(decision.encode())
+}
+
+pub fn get_request(args: &[u8]) -> MethodResult {
+    Ok(load_request(Id::decode(args)?.id)?.encode())
+}
+
+pub fn get_grant(args: &[u8]) -> MethodResult {
+    Ok(load_grant(Id::decode(args)?.id)?.encode())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shutong_contract::testing;
+    use shutong_system_api::catalog::{method, Field};
+    use shutong_system_api::registry::{OrgKind, OrgStatus, Principal, PrincipalKind, PrincipalStatus};
+    use std::cell::RefCell;
+
+    const CDO: [u8; 32] = [1; 32];
+    const SECURITY: [u8; 32] = [2; 32];
+    const PROVIDER: [u8; 32] = [3; 32];
+    const CONSUMER: [u8; 32] = [4; 32];
+    const PARTNER: [u8; 32] = [5; 32];
+    const STRANGER: [u8; 32] = [6; 32];
+    const DAY: u64 = DAY_MS;
+
+    thread_local! {
+        static CLASSIFICATION: RefCell<(Classification, ShareType)> = RefCell::new((Classification::Important, ShareType::Conditional));
+    }
+
+    fn principal(account: [u8; 32]) -> Option<(&'static str, u32)> {
+        match account {
+            CDO => Some(("market", role::CDO)),
+            SECURITY => Some(("market", role::SECURITY_OFFICER)),
+            PROVIDER => Some(("market", role::DATA_PROVIDER)),
+            CONSUMER => Some(("acme", role::DATA_CONSUMER)),
+            PARTNER => Some(("partner", role::DATA_CONSUMER)),
+            _ => None,
+        }
+    }
+
+    /// The registry and the catalog, for the native host.
+    fn world(address: &[u8; 32], method: &str, args: &[u8]) -> (i64, Vec<u8>) {
+        let reply = |bytes: Vec<u8>| (bytes.len() as i64, bytes);
+        if *address == REGISTRY_ADDRESS && method == "member" {
+            let account = GetMember::decode(args).unwrap().account;
+            let (org, roles) = match principal(account) {
+                Some(found) => found,
+                None => return (-1, b"not a principal".to_vec()),
+            };
+            let principal = Principal {
+                account,
+                org: org.into(),
+                kind: PrincipalKind::Person,
+                roles,
+                status: PrincipalStatus::Active,
+                rotated_to: None,
+                updated_height: 1,
+            };
+            let kind = if org == "market" { OrgKind::Department } else { OrgKind::Enterprise };
+            return reply(Member { principal, org_kind: kind, org_status: OrgStatus::Active, acting: true }.encode());
+        }
+        if *address == REGISTRY_ADDRESS && method == "get" {
+            let id = GetOrg::decode(args).unwrap().id;
+            return if ["market", "acme", "partner"].contains(&id.as_str()) {
+                reply(Vec::new())
+            } else {
+                (-1, b"no".to_vec())
+            };
+        }
+        if *address == CATALOG_ADDRESS && method == "get" {
+            let (classification, share_type) = CLASSIFICATION.with(|c| *c.borrow());
+            let field = |name: &str| Field {
+                name: name.into(),
+                data_type: "string".into(),
+                classification: Classification::General,
+                masking: String::new(),
+                element: None,
+            };
+            let resource = Resource {
+                code: "market/licence".into(),
+                version: 1,
+                provider_org: "market".into(),
+                source_system: "db".into(),
+                classification,
+                personal_data: false,
+                share_type,
+                conditions: "x".into(),
+                methods: method::QUERY | method::VERIFY,
+                fields: vec![field("uscc"), field("name"), field("legal_rep")],
+                metadata_hash: [0; 32],
+                status: ResourceStatus::Published,
+                publisher: PROVIDER,
+                published_height: 1,
+                updated_height: 1,
+            };
+            return reply(resource.encode());
+        }
+        panic!("unexpected call {} on {:?}", method, address)
+    }
+
+    fn setup(classification: Classification, share_type: ShareType) {
+        testing::reset();
+        testing::with_host(|h| h.call_handler = Some(world));
+        CLASSIFICATION.with(|c| *c.borrow_mut() = (classification, share_type));
+        testing::set_time_ms(1_000);
+    }
+
+    fn as_(account: [u8; 32]) {
+        testing::set_context(account, 10);
+    }
+
+    fn ask(fields: &[&str]) -> u64 {
+        as_(CONSUMER);
+        let req = RequestAccess {
+            resource: "market/licence".into(),
+            fields: fields.iter().map(|f| f.to_string()).collect(),
+            methods: method::QUERY,
+            purpose: "licensing.renewal".into(),
+            legal_basis: shutong_system_api::authz::LegalBasis::DutyMandate,
+            legal_doc_hash: [7; 32],
+            matter_code: "310000-001".into(),
+            valid_until_ms: 100 * DAY,
+            max_uses: 3,
+            justification_hash: [8; 32],
+        };
+        u64::decode(&request(&req.encode()).unwrap()).unwrap()
+    }
+
+    fn terms(fields: &[&str]) -> Terms {
+        Terms {
+            fields: fields.iter().map(|f| f.to_string()).collect(),
+            methods: method::QUERY,
+            purposes: vec!["licensing.renewal".into()],
+            not_before_ms: 1_000,
+            not_after_ms: 50 * DAY,
+            max_uses: 3,
+            rate_per_day: 2,
+            case_ref: None,
+            duties: duty::LOG_USAGE | duty::NO_ONWARD_TRANSFER,
+            delegable: true,
+            policy_hash: [9; 32],
+        }
+    }
+
+    fn approve_as(account: [u8; 32], request_id: u64, t: Terms) -> MethodResult {
+        as_(account);
+        approve(&Approve { request: request_id, terms: t }.encode())
+    }
+
+    fn use_of(grant: u64, account: [u8; 32], fields: &[&str], purpose: &str, count: u64) -> Use {
+        Use {
+            grant,
+            account,
+            fields: fields.iter().map(|f| f.to_string()).collect(),
+            method: method::QUERY,
+            purpose: purpose.into(),
+            count,
+        }
+    }
+
+    fn decision(u: &Use) -> Decision {
+        Decision::decode(&check(&u.encode()).unwrap()).unwrap()
+    }
+
+    fn consume_as_audit(u: &Use) -> Decision {
+        testing::set_context(AUDIT_ADDRESS, 10);
+        Decision::decode(&consume(&u.encode()).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn important_data_needs_the_cdo_and_the_security_officer_and_may_be_partly_approved() {
+        setup(Classification::Important, ShareType::Conditional);
+        let id = ask(&["uscc", "name", "legal_rep"]);
+        let r = AccessRequest::decode(&get_request(&Id { id }.encode()).unwrap()).unwrap();
+        assert_eq!((r.state, r.deadline_ms), (RequestState::ProviderReview, 1_000 + REVIEW_MS));
+        // A data provider alone cannot approve important data.
+        assert!(approve_as(PROVIDER, id, terms(&["uscc", "name"]))
+            .unwrap_err()
+            .0
+            .starts_with("only an acting cdo or security_officer"));
+        assert_eq!(approve_as(CDO, id, terms(&["uscc", "name"])), Ok(None::<u64>.encode()));
+        assert_eq!(
+            approve_as(CDO, id, terms(&["uscc", "name"])),
+            Err(Error::new("this principal has already approved"))
+        );
+        assert_eq!(
+            approve_as(SECURITY, id, terms(&["uscc"])),
+            Err(Error::new("these terms differ from the ones already approved"))
+        );
+        assert_eq!(approve_as(SECURITY, id, terms(&["uscc", "name"])), Ok(Some(1u64).encode()));
+        let r = AccessRequest::decode(&get_request(&Id { id }.encode()).unwrap()).unwrap();
+        assert_eq!((r.state, r.grant), (RequestState::PartiallyApproved, Some(1)));
+        let g = Grant::decode(&get_grant(&Id { id: 1 }.encode()).unwrap()).unwrap();
+        assert_eq!((g.grantor_org.as_str(), g.grantee_org.as_str(), g.approvals.len()), ("market", "acme", 2));
+    }
+
+    #[test]
+    fn general_data_needs_one_approval_and_unconditional_data_none() {
+        setup(Classification::General, ShareType::Conditional);
+        let id = ask(&["uscc"]);
+        assert_eq!(approve_as(PROVIDER, id, terms(&["uscc"])), Ok(Some(1u64).encode()));
+        setup(Classification::General, ShareType::Unconditional);
+        let id = ask(&["uscc"]);
+        let r = AccessRequest::decode(&get_request(&Id { id }.encode()).unwrap()).unwrap();
+        assert_eq!((r.state, r.grant), (RequestState::AutoApproved, Some(1)));
+        setup(Classification::General, ShareType::NotShared);
+        as_(CONSUMER);
+        let req = RequestAccess {
+            resource: "market/licence".into(),
+            fields: vec!["uscc".into()],
+            methods: method::QUERY,
+            purpose: "p".into(),
+            legal_basis: shutong_system_api::authz::LegalBasis::Statute,
+            legal_doc_hash: [0; 32],
+            matter_code: String::new(),
+            valid_until_ms: 5_000,
+            max_uses: 1,
+            justification_hash: [0; 32],
+        };
+        assert_eq!(request(&req.encode()), Err(Error::new("resource market/licence is not shared")));
+    }
+
+    #[test]
+    fn requests_are_rejected_with_reasons_escalated_disputed_and_withdrawn() {
+        setup(Classification::Important, ShareType::Conditional);
+        let id = ask(&["uscc"]);
+        as_(CDO);
+        let empty = WithReason { id, reason: " ".into() };
+        assert_eq!(reject(&empty.encode()), Err(Error::new("a reason of 1 to 256 bytes is required")));
+        as_(STRANGER);
+        assert_eq!(
+            escalate(&Id { id }.encode()),
+            Err(Error(format!("request {} is not overdue before {}", id, 1_000 + REVIEW_MS)))
+        );
+        testing::set_time_ms(2_000 + REVIEW_MS);
+        escalate(&Id { id }.encode()).unwrap();
+        as_(CDO);
+        reject(&WithReason { id, reason: "no legal basis for legal_rep".into() }.encode()).unwrap();
+        as_(STRANGER);
+        assert!(dispute(&WithReason { id, reason: "we have one".into() }.encode()).is_err());
+        as_(CONSUMER);
+        dispute(&WithReason { id, reason: "the mandate is attached".into() }.encode()).unwrap();
+        let r = AccessRequest::decode(&get_request(&Id { id }.encode()).unwrap()).unwrap();
+        assert_eq!((r.state, r.reason.as_str()), (RequestState::Disputed, "the mandate is attached"));
+        let second = ask(&["name"]);
+        withdraw(&WithReason { id: second, reason: "no longer needed".into() }.encode()).unwrap();
+        assert!(approve_as(CDO, second, terms(&["name"])).unwrap_err().0.contains("withdrawn, not under review"));
+    }
+
+    #[test]
+    fn uses_are_checked_against_scope_limits_and_state_and_counted_only_by_the_audit_contract() {
+        setup(Classification::General, ShareType::Conditional);
+        let id = ask(&["uscc", "name"]);
+        approve_as(PROVIDER, id, terms(&["uscc", "name"])).unwrap();
+        let grant = 1;
+        testing::set_time_ms(2 * DAY);
+        assert!(decision(&use_of(grant, CONSUMER, &["uscc"], "licensing.renewal.online", 1)).permit, "a sub-purpose");
+        let outside = decision(&use_of(grant, CONSUMER, &["uscc"], "marketing", 1));
+        assert!(!outside.permit && outside.violation && outside.reason.contains("outside the granted purposes"));
+        let field = decision(&use_of(grant, CONSUMER, &["legal_rep"], "licensing.renewal", 1));
+        assert!(!field.permit && field.violation);
+        let stranger = decision(&use_of(grant, PARTNER, &["uscc"], "licensing.renewal", 1));
+        assert!(!stranger.permit && stranger.violation);
+        // Only the audit contract counts uses; the rate limit is 2 a day, max uses 3.
+        as_(CONSUMER);
+        assert_eq!(
+            consume(&use_of(grant, CONSUMER, &["uscc"], "licensing.renewal", 1).encode()),
+            Err(Error::new("only the audit contract records uses"))
+        );
+        assert!(consume_as_audit(&use_of(grant, CONSUMER, &["uscc"], "licensing.renewal", 2)).permit);
+        let rate = consume_as_audit(&use_of(grant, CONSUMER, &["uscc"], "licensing.renewal", 1));
+        assert!(!rate.permit && !rate.violation && rate.reason.contains("uses a day"));
+        testing::set_time_ms(3 * DAY);
+        assert!(consume_as_audit(&use_of(grant, CONSUMER, &["uscc"], "licensing.renewal", 1)).permit);
+        let exhausted = consume_as_audit(&use_of(grant, CONSUMER, &["uscc"], "licensing.renewal", 1));
+        assert!(!exhausted.permit && exhausted.reason.contains("exhausted (3 of 3 uses)"));
+        assert_eq!(testing::take_events().last().unwrap().0, "grant.exhausted");
+        testing::set_time_ms(51 * DAY);
+        assert!(decision(&use_of(grant, CONSUMER, &["uscc"], "licensing.renewal", 0)).reason.contains("expired"));
+    }
+
+    #[test]
+    fn delegations_are_subsets_and_fall_with_their_parent() {
+        setup(Classification::General, ShareType::Conditional);
+        let id = ask(&["uscc", "name"]);
+        approve_as(PROVIDER, id, terms(&["uscc", "name"])).unwrap();
+        as_(CONSUMER);
+        let mut wider = terms(&["uscc", "legal_rep"]);
+        let too_wide = Delegate { parent: 1, grantee_org: "partner".into(), terms: wider.clone() };
+        assert_eq!(delegate(&too_wide.encode()), Err(Error::new("a delegation must be a subset of grant 1")));
+        wider.fields = vec!["uscc".into()];
+        wider.max_uses = 2;
+        wider.purposes = vec!["licensing.renewal.online".into()];
+        let ok = Delegate { parent: 1, grantee_org: "partner".into(), terms: wider.clone() };
+        assert_eq!(delegate(&ok.encode()), Ok(2u64.encode()));
+        let nowhere = Delegate { parent: 1, grantee_org: "nobody".into(), terms: wider };
+        assert_eq!(delegate(&nowhere.encode()), Err(Error::new("no organisation nobody")));
+        testing::set_time_ms(2 * DAY);
+        assert!(decision(&use_of(2, PARTNER, &["uscc"], "licensing.renewal.online", 1)).permit);
+        // Revoking the parent revokes the delegation.
+        as_(PROVIDER);
+        assert_eq!(
+            revoke(&WithReason { id: 1, reason: "".into() }.encode()),
+            Err(Error::new("a reason of 1 to 256 bytes is required"))
+        );
+        revoke(&WithReason { id: 1, reason: "misuse reported".into() }.encode()).unwrap();
+        let child = decision(&use_of(2, PARTNER, &["uscc"], "licensing.renewal.online", 1));
+        assert_eq!(child.reason, "grant 2 is revoked");
+        assert_eq!(
+            revoke(&WithReason { id: 1, reason: "again".into() }.encode()),
+            Err(Error::new("grant 1 is already revoked"))
+        );
+        as_(CONSUMER);
+        assert!(suspend(&WithReason { id: 1, reason: "x".into() }.encode())
+            .unwrap_err()
+            .0
+            .starts_with("only an acting"));
+    }
+
+    #[test]
+    fn suspension_pauses_a_grant_and_its_delegations_until_resumed() {
+        setup(Classification::General, ShareType::Conditional);
+        let id = ask(&["uscc"]);
+        approve_as(PROVIDER, id, terms(&["uscc"])).unwrap();
+        testing::set_time_ms(2 * DAY);
+        as_(PROVIDER);
+        suspend(&WithReason { id: 1, reason: "audit pending".into() }.encode()).unwrap();
+        assert_eq!(decision(&use_of(1, CONSUMER, &["uscc"], "licensing.renewal", 1)).reason, "grant 1 is suspended");
+        resume(&Id { id: 1 }.encode()).unwrap();
+        assert!(decision(&use_of(1, CONSUMER, &["uscc"], "licensing.renewal", 1)).permit);
+        assert_eq!(resume(&Id { id: 1 }.encode()), Err(Error::new("grant 1 is active, not suspended")));
+    }
+}

@@ -1,0 +1,248 @@
+//! Authorisation: access requests and their lifecycle, grants, delegations and the check a
+//! gateway makes before data leaves a department (domain.md, Lifecycles).
+//!
+//! Rules (the authz contract enforces them, each with its own error):
+//! - A request is made by an acting `data_consumer` of an organisation, for a published
+//!   resource that is shared, for fields and methods the resource offers, with a purpose code
+//!   and a legal basis. A `not_shared` resource refuses requests.
+//! - Unconditional resources are granted at once (AutoApproved); conditional ones go to
+//!   provider review with a deadline in consensus time (`REVIEW_MS`).
+//! - Approval route by classification: general data needs one approval by a `cdo` or
+//!   `data_provider` of the provider; important data needs both a `cdo` and a
+//!   `security_officer` of the provider, approving the same terms. Approving fewer fields
+//!   than asked is a partial approval. A rejection needs a reason.
+//! - A request under review past its deadline may be escalated by anyone; a rejected one may
+//!   be disputed by the requester; a pending one may be withdrawn by the requester.
+//! - A grant permits its grantee's principals to use the granted fields and methods for a
+//!   purpose in the subtree of a granted purpose (`a.b` covers `a.b` and `a.b.c`), between
+//!   not-before and not-after, up to max uses, within a daily rate limit.
+//! - The provider suspends, resumes and revokes (with a reason) grants; revoking or
+//!   suspending a grant does the same to its delegations.
+//! - A delegable grant may be delegated by its grantee to another organisation, always a
+//!   subset: fields, methods and purposes within the parent's, validity within the parent's,
+//!   uses within what the parent has left.
+//! - Uses are counted only by the audit contract (`consume`), when it records an access.
+
+pub const REQUEST_TEXT_BYTES_MAX: u32 = 256;
+/// How long a provider has to answer a conditional request: 10 days of consensus time.
+pub const REVIEW_MS: u64 = 10 * 24 * 3600 * 1000;
+/// The most delegations of one grant.
+pub const DELEGATIONS_MAX: usize = 16;
+/// How deep delegations may nest.
+pub const DELEGATION_DEPTH_MAX: u32 = 3;
+/// A day, for rate limits.
+pub const DAY_MS: u64 = 24 * 3600 * 1000;
+
+/// Duties a grant imposes on its grantee, as bits.
+pub mod duty {
+    pub const LOG_USAGE: u32 = 1 << 0;
+    pub const DELETE_AFTER_USE: u32 = 1 << 1;
+    pub const NO_ONWARD_TRANSFER: u32 = 1 << 2;
+    pub const MASKING: u32 = 1 << 3;
+    pub const ALL: u32 = (1 << 4) - 1;
+}
+
+shutong_codec::codec_enum! {
+    /// The legal basis of a request.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum LegalBasis { Statute = 0 => "statute", DutyMandate = 1 => "duty_mandate", Consent = 2 => "consent", Contract = 3 => "contract" }
+}
+
+shutong_codec::codec_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum RequestState {
+        ProviderReview = 0 => "provider_review",
+        AutoApproved = 1 => "auto_approved",
+        Approved = 2 => "approved",
+        PartiallyApproved = 3 => "partially_approved",
+        Rejected = 4 => "rejected",
+        Escalated = 5 => "escalated",
+        Disputed = 6 => "disputed",
+        Withdrawn = 7 => "withdrawn",
+    }
+}
+
+shutong_codec::codec_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum GrantStatus { Active = 0 => "active", Suspended = 1 => "suspended", Revoked = 2 => "revoked" }
+}
+
+shutong_codec::codec_struct! {
+    /// Arguments of `request`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct RequestAccess {
+        pub resource: String,
+        pub fields: Vec<String>,
+        /// `catalog::method` bits.
+        pub methods: u8,
+        pub purpose: String,
+        pub legal_basis: LegalBasis,
+        /// The hash of the legal-basis document (kept off chain).
+        pub legal_doc_hash: [u8; 32],
+        /// The service matter (事项) the data is for.
+        pub matter_code: String,
+        pub valid_until_ms: u64,
+        pub max_uses: u64,
+        pub justification_hash: [u8; 32],
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// An access request and where it stands.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct AccessRequest {
+        pub id: u64,
+        pub requester: [u8; 32],
+        pub requester_org: String,
+        pub provider_org: String,
+        pub resource: String,
+        pub version: u32,
+        pub request: RequestAccess,
+        pub state: RequestState,
+        pub submitted_ms: u64,
+        pub deadline_ms: u64,
+        /// The terms approved so far and who approved them.
+        pub terms: Option<Terms>,
+        pub approvals: Vec<Approval>,
+        /// The reason of a rejection, dispute or withdrawal.
+        pub reason: String,
+        /// The grant it produced.
+        pub grant: Option<u64>,
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// What an approver agrees to grant.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Terms {
+        pub fields: Vec<String>,
+        pub methods: u8,
+        pub purposes: Vec<String>,
+        pub not_before_ms: u64,
+        pub not_after_ms: u64,
+        pub max_uses: u64,
+        /// Uses a day; 0 for no limit.
+        pub rate_per_day: u64,
+        /// The case (a 12345 work order, an application) the grant serves, hashed.
+        pub case_ref: Option<[u8; 32]>,
+        /// `duty` bits.
+        pub duties: u32,
+        pub delegable: bool,
+        /// The full policy document's hash (kept off chain).
+        pub policy_hash: [u8; 32],
+    }
+}
+
+shutong_codec::codec_struct! {
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Approval {
+        pub account: [u8; 32],
+        /// The `registry::role` bits it approved with.
+        pub roles: u32,
+        pub ms: u64,
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// Arguments of `approve`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Approve {
+        pub request: u64,
+        pub terms: Terms,
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// Arguments of `reject`, `dispute` and `withdraw` (of a request), and of `suspend` and
+    /// `revoke` (of a grant, `id` being the grant's).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct WithReason {
+        pub id: u64,
+        pub reason: String,
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// Arguments of `escalate`, `resume`, `get_request` and `get_grant`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Id {
+        pub id: u64,
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// A grant: the agreement under which data may be used.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Grant {
+        pub id: u64,
+        pub request: u64,
+        pub grantor_org: String,
+        pub grantee_org: String,
+        pub resource: String,
+        pub version: u32,
+        pub terms: Terms,
+        pub uses: u64,
+        /// Uses on `day` (days since the epoch, in consensus time), for the rate limit.
+        pub day: u64,
+        pub day_uses: u64,
+        pub status: GrantStatus,
+        pub reason: String,
+        pub parent: Option<u64>,
+        pub depth: u32,
+        pub children: Vec<u64>,
+        pub approvals: Vec<Approval>,
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// Arguments of `delegate`: a sub-grant of `parent` to `grantee_org`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Delegate {
+        pub parent: u64,
+        pub grantee_org: String,
+        pub terms: Terms,
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// Arguments of `check` and `consume`: may `account` use `fields` of the grant's resource
+    /// with `method` for `purpose` now?
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Use {
+        pub grant: u64,
+        pub account: [u8; 32],
+        pub fields: Vec<String>,
+        /// One `catalog::method` bit.
+        pub method: u8,
+        pub purpose: String,
+        /// How many uses (records) this is.
+        pub count: u64,
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// The answer of `check` and `consume`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Decision {
+        pub permit: bool,
+        /// Why not; "" when permitted.
+        pub reason: String,
+        /// A denial that breaks the grant's scope (fields, method, purpose) rather than its
+        /// state or limits: a violation candidate.
+        pub violation: bool,
+    }
+}
+
+/// Whether `purpose` lies in the subtree of `granted` (dot-separated codes).
+pub fn purpose_within(purpose: &str, granted: &str) -> bool {
+    purpose == granted || (purpose.starts_with(granted) && purpose.as_bytes().get(granted.len()) == Some(&b'.'))
+}
+
+/// Checks a purpose code: dot-separated segments of `a-z 0-9 -`, 1 to 128 bytes.
+pub fn valid_purpose(purpose: &str) -> bool {
+    !purpose.is_empty()
+        && purpose.len() <= 128
+        && purpose
+            .split('.')
+            .all(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+}
