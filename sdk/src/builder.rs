@@ -90,6 +90,78 @@ pub fn withdraw_resource(code: &str) -> Call {
     Call { contract: catalog(), method: "withdraw".into(), args: args.encode() }
 }
 
+/// The authorisation contract's address.
+pub fn authz() -> Address {
+    Address::system(names::AUTHZ)
+}
+
+/// Calls for the authorisation contract (`shutong_system_api::authz`).
+pub mod access {
+    use super::*;
+    use shutong_system_api::authz::{Approve, Delegate, Id, RequestAccess, Terms, Use, WithReason};
+
+    fn call(method: &str, args: Vec<u8>) -> Call {
+        Call { contract: authz(), method: method.into(), args }
+    }
+
+    /// Asks for access (a data consumer); the receipt's output is the request id.
+    pub fn request(req: &RequestAccess) -> Call {
+        call("request", req.encode())
+    }
+
+    /// Approves a request under review with `terms` (the provider's approvers); the output
+    /// is the grant id once the approval route is complete.
+    pub fn approve(request: u64, terms: &Terms) -> Call {
+        call("approve", Approve { request, terms: terms.clone() }.encode())
+    }
+
+    fn reasoned(method: &str, id: u64, reason: &str) -> Call {
+        call(method, WithReason { id, reason: reason.to_string() }.encode())
+    }
+
+    pub fn reject(request: u64, reason: &str) -> Call {
+        reasoned("reject", request, reason)
+    }
+
+    pub fn dispute(request: u64, reason: &str) -> Call {
+        reasoned("dispute", request, reason)
+    }
+
+    pub fn withdraw(request: u64, reason: &str) -> Call {
+        reasoned("withdraw", request, reason)
+    }
+
+    pub fn escalate(request: u64) -> Call {
+        call("escalate", Id { id: request }.encode())
+    }
+
+    pub fn suspend(grant: u64, reason: &str) -> Call {
+        reasoned("suspend", grant, reason)
+    }
+
+    pub fn resume(grant: u64) -> Call {
+        call("resume", Id { id: grant }.encode())
+    }
+
+    pub fn revoke(grant: u64, reason: &str) -> Call {
+        reasoned("revoke", grant, reason)
+    }
+
+    pub fn delegate(parent: u64, grantee_org: &str, terms: &Terms) -> Call {
+        call("delegate", Delegate { parent, grantee_org: grantee_org.to_string(), terms: terms.clone() }.encode())
+    }
+
+    /// The arguments of `check` (a query: may this use happen now?).
+    pub fn check_args(u: &Use) -> Vec<u8> {
+        u.encode()
+    }
+
+    /// The arguments of `get_request` and `get_grant`.
+    pub fn id_args(id: u64) -> Vec<u8> {
+        Id { id }.encode()
+    }
+}
+
 /// The contract lifecycle's address (native to the node).
 pub fn lifecycle() -> Address {
     Address::system(names::LIFECYCLE)
