@@ -4,7 +4,7 @@
 # temporary directory and fails if the result differs from the committed artifacts.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-contracts=(registry governance catalog authz cert-verify)
+contracts=(registry governance catalog authz audit cert-verify)
 
 check=0
 [ "${1:-}" = "--check" ] && check=1

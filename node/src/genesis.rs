@@ -22,6 +22,7 @@ pub const SYSTEM_CONTRACTS: &[(&str, &[u8])] = &[
     (names::GOVERNANCE, include_bytes!("../../contracts/artifacts/governance.wasm")),
     (names::CATALOG, include_bytes!("../../contracts/artifacts/catalog.wasm")),
     (names::AUTHZ, include_bytes!("../../contracts/artifacts/authz.wasm")),
+    (names::AUDIT, include_bytes!("../../contracts/artifacts/audit.wasm")),
 ];
 
 /// The methods a system contract's code exports, read from its export section: no VM is

@@ -451,6 +451,20 @@ fn decide(grant: &Grant, req: &Use, who: Option<&Member>, now: u64) -> Decision 
         other => return deny(format!("grant {} is {}", grant.id, other.name()), false),
     }
     let t = &grant.terms;
+    // Scope first: a use outside the grant's scope is a violation whatever the grant's limits.
+    match who {
+        Some(m) if m.acting && m.principal.org == grant.grantee_org => {}
+        _ => return deny(format!("the user does not act for grantee {}", grant.grantee_org), true),
+    }
+    if req.method == 0 || req.method & !t.methods != 0 {
+        return deny(format!("method {} is not granted", req.method), true);
+    }
+    if let Some(field) = req.fields.iter().find(|f| !t.fields.contains(f)) {
+        return deny(format!("field {} is not granted", field), true);
+    }
+    if !t.purposes.iter().any(|p| purpose_within(&req.purpose, p)) {
+        return deny(format!("purpose {} is outside the granted purposes", req.purpose), true);
+    }
     if now < t.not_before_ms {
         return deny(format!("grant {} is not yet valid", grant.id), false);
     }
@@ -464,19 +478,6 @@ fn decide(grant: &Grant, req: &Use, who: Option<&Member>, now: u64) -> Decision 
     let today = if grant.day == day { grant.day_uses } else { 0 };
     if t.rate_per_day != 0 && today.saturating_add(req.count) > t.rate_per_day {
         return deny(format!("grant {} allows {} uses a day", grant.id, t.rate_per_day), false);
-    }
-    match who {
-        Some(m) if m.acting && m.principal.org == grant.grantee_org => {}
-        _ => return deny(format!("the user does not act for grantee {}", grant.grantee_org), true),
-    }
-    if req.method == 0 || req.method & !t.methods != 0 {
-        return deny(format!("method {} is not granted", req.method), true);
-    }
-    if let Some(field) = req.fields.iter().find(|f| !t.fields.contains(f)) {
-        return deny(format!("field {} is not granted", field), true);
-    }
-    if !t.purposes.iter().any(|p| purpose_within(&req.purpose, p)) {
-        return deny(format!("purpose {} is outside the granted purposes", req.purpose), true);
     }
     Decision { permit: true, reason: String::new(), violation: false }
 }

@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod authz;
 pub mod catalog;
 pub mod governance;
@@ -22,7 +23,7 @@ pub mod names {
     /// The contract lifecycle; native to the node, not a wasm contract.
     pub const LIFECYCLE: &str = "system/lifecycle";
     /// The wasm system contracts, which genesis deploys.
-    pub const ALL: [&str; 4] = [REGISTRY, GOVERNANCE, CATALOG, AUTHZ];
+    pub const ALL: [&str; 5] = [REGISTRY, GOVERNANCE, CATALOG, AUTHZ, AUDIT];
 
     /// `Address::system(REGISTRY)`, for contracts that call the registry (they cannot derive
     /// it: that needs blake3's key derivation, which the host does not offer). The node checks

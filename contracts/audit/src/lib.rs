@@ -1,0 +1,169 @@
+//! Shutong's access audit system contract. The rules are in `shutong_system_api::audit`;
+//! each refusal has its own error. Grants come from the authz contract, which also counts
+//! each use (`consume`); who a gateway is comes from the registry.
+
+#![forbid(unsafe_code)]
+
+use shutong_codec::{Decode, Encode};
+use shutong_contract::{self as contract, Error, Item, Map, MethodResult};
+use shutong_system_api::audit::{AccessEvent, AnchorBatch, EventId, EventRecord, History, Violation, ViolationStatus};
+use shutong_system_api::authz::{Decision, Grant, Id, Use};
+use shutong_system_api::names::{AUTHZ_ADDRESS, REGISTRY_ADDRESS};
+use shutong_system_api::registry::{GetMember, Member, PrincipalKind};
+
+contract::entrypoints!(record, anchor, history, get_event, get_violation);
+
+const NEXT_EVENT: Item<u64> = Item::new(b"next-event");
+const NEXT_VIOLATION: Item<u64> = Item::new(b"next-violation");
+const EVENTS: Map<u64, EventRecord> = Map::new(b"event/");
+const VIOLATIONS: Map<u64, Violation> = Map::new(b"violation/");
+/// Event ids by grant: key grant (8 bytes BE) ‖ event (8 bytes BE).
+const BY_GRANT: Map<Vec<u8>, u64> = Map::new(b"by-grant/");
+
+const HISTORY_PAGE_MAX: u32 = 100;
+
+fn next(counter: &Item<u64>) -> Result<u64, Error> {
+    let id = counter.load()?.unwrap_or(1);
+    counter.save(&(id + 1));
+    Ok(id)
+}
+
+fn grant(id: u64) -> Result<Grant, Error> {
+    let bytes = contract::call(&AUTHZ_ADDRESS, "get_grant", &Id { id }.encode(), 0)
+        .map_err(|_| Error(format!("no grant {}", id)))?;
+    Grant::decode(&bytes).map_err(|e| Error(format!("the authz contract answered badly: {}", e)))
+}
+
+fn member(account: [u8; 32]) -> Option<Member> {
+    contract::call(&REGISTRY_ADDRESS, "member", &GetMember { account }.encode(), 0)
+        .ok()
+        .and_then(|bytes| Member::decode(&bytes).ok())
+}
+
+/// The caller, if it is an acting gateway of `org`.
+fn gateway_of(org: &str) -> Result<[u8; 32], Error> {
+    let caller = contract::caller();
+    match member(caller) {
+        Some(m) if m.acting && m.principal.kind == PrincipalKind::Gateway && m.principal.org == org => Ok(caller),
+        _ => Err(Error(format!("only an acting gateway of organisation {} may record its accesses", org))),
+    }
+}
+
+fn grant_key(grant: u64, event: u64) -> Vec<u8> {
+    let mut key = grant.to_be_bytes().to_vec();
+    key.extend_from_slice(&event.to_be_bytes());
+    key
+}
+
+pub fn record(args: &[u8]) -> MethodResult {
+    let event = AccessEvent::decode(args)?;
+    let granted = grant(event.grant)?;
+    let gateway = gateway_of(&granted.grantor_org)?;
+    if event.record_count == 0 {
+        return Err(Error::new("an access returns at least one record"));
+    }
+    let use_ = Use {
+        grant: event.grant,
+        account: event.consumer,
+        fields: event.fields.clone(),
+        method: event.method,
+        purpose: event.purpose.clone(),
+        count: event.record_count,
+    };
+    let answer = contract::call(&AUTHZ_ADDRESS, "consume", &use_.encode(), 0)?;
+    let decision = Decision::decode(&answer).map_err(|e| Error(format!("the authz contract answered badly: {}", e)))?;
+    let id = next(&NEXT_EVENT)?;
+    let consumer_org = member(event.consumer).map(|m| m.principal.org).unwrap_or_default();
+    let mut violation = None;
+    if decision.violation {
+        let vid = next(&NEXT_VIOLATION)?;
+        let v = Violation {
+            id: vid,
+            event: id,
+            grant: event.grant,
+            consumer_org: consumer_org.clone(),
+            reason: decision.reason.clone(),
+            status: ViolationStatus::Open,
+        };
+        VIOLATIONS.save(&vid, &v);
+        let mut leaf = b"audit.violation".to_vec();
+        v.encode_to(&mut leaf);
+        contract::audit_append(&leaf);
+        contract::emit_event("violation.opened", vid.to_string().as_bytes());
+        violation = Some(vid);
+    }
+    let mut leaf = b"audit.access".to_vec();
+    id.encode_to(&mut leaf);
+    event.encode_to(&mut leaf);
+    decision.permit.encode_to(&mut leaf);
+    let leaf_index = contract::audit_append(&leaf);
+    let record = EventRecord {
+        id,
+        event,
+        gateway,
+        provider_org: granted.grantor_org,
+        consumer_org,
+        resource: granted.resource,
+        permit: decision.permit,
+        reason: decision.reason,
+        violation,
+        height: contract::block_height(),
+        time_ms: contract::block_time_ms(),
+        leaf: leaf_index,
+    };
+    EVENTS.save(&id, &record);
+    BY_GRANT.save(&grant_key(record.event.grant, id), &id);
+    let topic = if record.permit { "access.permitted" } else { "access.denied" };
+    contract::emit_event(topic, id.to_string().as_bytes());
+    Ok(record.encode())
+}
+
+pub fn anchor(args: &[u8]) -> MethodResult {
+    let batch = AnchorBatch::decode(args)?;
+    let granted = grant(batch.grant)?;
+    gateway_of(&granted.grantor_org)?;
+    if batch.count == 0 || batch.period_end_ms < batch.period_start_ms {
+        return Err(Error::new("a batch covers at least one event over a period that ends after it starts"));
+    }
+    let mut leaf = b"audit.batch".to_vec();
+    batch.encode_to(&mut leaf);
+    let index = contract::audit_append(&leaf);
+    contract::emit_event("batch.anchored", index.to_string().as_bytes());
+    Ok(index.encode())
+}
+
+pub fn history(args: &[u8]) -> MethodResult {
+    let req = History::decode(args)?;
+    if req.limit == 0 || req.limit > HISTORY_PAGE_MAX {
+        return Err(Error(format!("a page holds 1 to {} events", HISTORY_PAGE_MAX)));
+    }
+    let prefix = req.grant.to_be_bytes();
+    let after = req.after.map(|a| grant_key(req.grant, a));
+    // Page through this grant's keys only: the scan starts after `after` (or at the grant's
+    // first key) and stops at the first key of another grant.
+    let start = after.unwrap_or_else(|| {
+        let mut k = prefix.to_vec();
+        k.extend_from_slice(&[0; 8]);
+        k
+    });
+    let mut out = Vec::new();
+    for (key, id) in BY_GRANT.page(Some(&start), req.limit)? {
+        if !key.starts_with(&prefix) {
+            break;
+        }
+        if let Some(record) = EVENTS.load(&id)? {
+            out.push(record);
+        }
+    }
+    Ok(out.encode())
+}
+
+pub fn get_event(args: &[u8]) -> MethodResult {
+    let id = EventId::decode(args)?.id;
+    Ok(EVENTS.load(&id)?.ok_or_else(|| Error(format!("no access event {}", id)))?.encode())
+}
+
+pub fn get_violation(args: &[u8]) -> MethodResult {
+    let id = EventId::decode(args)?.id;
+    Ok(VIOLATIONS.load(&id)?.ok_or_else(|| Error(format!("no violation {}", id)))?.encode())
+}

@@ -1,0 +1,103 @@
+//! The access audit trail: every use of shared data recorded by the providing department's
+//! gateway, counted against its grant, permitted or denied; denials that break a grant's scope
+//! open violations; gateways anchor batches of events by their Merkle root; verification
+//! attestations record yes/no answers given instead of data.
+//!
+//! Rules (the audit contract enforces them, each with its own error):
+//! - Only an acting gateway principal (kind `gateway`) of the grant's provider records events,
+//!   attestations and batches for it.
+//! - Each event is counted by the authz contract (`consume`): a permitted event uses the
+//!   grant; a denied one is recorded with its reason and uses nothing; a denial that breaks
+//!   the grant's scope (fields, method, purpose, grantee) opens a violation.
+//! - Every event, attestation, batch and violation is also an audit-log leaf.
+
+shutong_codec::codec_struct! {
+    /// Arguments of `record`: one access, as the provider's gateway saw it. No personal data:
+    /// references are hashes or keyed digests.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct AccessEvent {
+        pub grant: u64,
+        /// The consumer's principal that asked.
+        pub consumer: [u8; 32],
+        pub fields: Vec<String>,
+        /// One `catalog::method` bit.
+        pub method: u8,
+        pub purpose: String,
+        /// The business reference (a case, an application), hashed.
+        pub business_ref_hash: [u8; 32],
+        /// The data subject's reference, as an HMAC the gateway keys.
+        pub subject_ref_hmac: [u8; 32],
+        pub query_hash: [u8; 32],
+        pub result_hash: [u8; 32],
+        pub record_count: u64,
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// A recorded event with its decision.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct EventRecord {
+        pub id: u64,
+        pub event: AccessEvent,
+        pub gateway: [u8; 32],
+        pub provider_org: String,
+        pub consumer_org: String,
+        pub resource: String,
+        pub permit: bool,
+        pub reason: String,
+        pub violation: Option<u64>,
+        pub height: u64,
+        pub time_ms: u64,
+        /// Its audit-log leaf.
+        pub leaf: u64,
+    }
+}
+
+shutong_codec::codec_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum ViolationStatus { Open = 0 => "open", Confirmed = 1 => "confirmed", Dismissed = 2 => "dismissed" }
+}
+
+shutong_codec::codec_struct! {
+    /// A denial that broke a grant's scope; details stay off chain.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Violation {
+        pub id: u64,
+        pub event: u64,
+        pub grant: u64,
+        pub consumer_org: String,
+        pub reason: String,
+        pub status: ViolationStatus,
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// Arguments of `anchor`: a gateway's Merkle root over many events of a period (the
+    /// events stay in the gateway, each provable against this root).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct AnchorBatch {
+        pub grant: u64,
+        pub period_start_ms: u64,
+        pub period_end_ms: u64,
+        pub count: u64,
+        pub merkle_root: [u8; 32],
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// Arguments of `history`: a grant's events, a page at a time, after event `after`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct History {
+        pub grant: u64,
+        pub after: Option<u64>,
+        pub limit: u32,
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// Arguments of `get_event` and `get_violation`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct EventId {
+        pub id: u64,
+    }
+}
