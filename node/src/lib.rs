@@ -6,6 +6,7 @@
 
 pub mod chain;
 pub mod config;
+pub mod devchain;
 pub mod epochs;
 pub mod executor;
 pub mod genesis;

@@ -3,7 +3,10 @@
 //! a purpose; the provider's CDO and security officer approve two; the grant permits uses in
 //! its scope and denies the rest (a purpose outside it is a violation candidate); a
 //! delegation wider than its grant is refused; revocation ends the grant and its delegation.
-//! Recording uses (the audit contract) is the next step of issue 5.
+//! The provider's gateway records each use with the audit contract: three uses consume the
+//! grant, a fourth is denied and recorded, a use for a purpose outside the grant is denied
+//! and opens a violation, a use after revocation is denied, and the grant's history returns
+//! every event in order.
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,7 +14,8 @@ mod common;
 
 use common::chain::Chain;
 use shutong_codec::Decode;
-use shutong_sdk::builder::{self, access};
+use shutong_sdk::builder::{self, access, audit_trail};
+use shutong_sdk::system_api::audit::{AccessEvent, EventRecord, Violation};
 use shutong_sdk::system_api::authz::{
     AccessRequest, Decision, Grant, GrantStatus, LegalBasis, RequestAccess, RequestState, Terms, Use, duty,
 };
@@ -46,6 +50,7 @@ struct People {
     acme_admin: Keypair,
     analyst: Keypair,
     partner_admin: Keypair,
+    gateway: Keypair,
 }
 
 fn setup(chain: &mut Chain) -> People {
@@ -57,6 +62,7 @@ fn setup(chain: &mut Chain) -> People {
         acme_admin: Keypair::from_seed("acme-admin"),
         analyst: Keypair::from_seed("acme-analyst"),
         partner_admin: Keypair::from_seed("partner-admin"),
+        gateway: Keypair::from_seed("market-gateway"),
     };
     ok(chain.run(&p.market_admin, builder::register_org("market", "Market Regulation", OrgKind::Department), GAS));
     ok(chain.run(&p.acme_admin, builder::register_org("acme", "Acme Ltd", OrgKind::Enterprise), GAS));
@@ -68,6 +74,14 @@ fn setup(chain: &mut Chain) -> People {
     ok(chain.run(&p.market_admin, set("market", &p.cdo, role::CDO), GAS));
     ok(chain.run(&p.market_admin, set("market", &p.security, role::SECURITY_OFFICER), GAS));
     ok(chain.run(&p.acme_admin, set("acme", &p.analyst, role::DATA_CONSUMER), GAS));
+    let gateway = builder::set_principal(
+        "market",
+        &p.gateway.account(),
+        PrincipalKind::Gateway,
+        role::DATA_PROVIDER,
+        PrincipalStatus::Active,
+    );
+    ok(chain.run(&p.market_admin, gateway, GAS));
     ok(chain.run(&p.partner_admin, set("partner", &p.partner_admin, role::DATA_CONSUMER | role::ADMIN), GAS));
     let resource = Publish {
         code: "market/licence".into(),
@@ -205,6 +219,46 @@ fn an_important_data_request_is_approved_by_two_officers_and_enforced() {
     );
     assert!(partner_use.permit, "{partner_use:?}");
 
+    // The gateway records uses: three are permitted and consume the grant.
+    let event = |fields: &[&str], purpose: &str| AccessEvent {
+        grant: grant_id,
+        consumer: p.analyst.account().0,
+        fields: fields.iter().map(|f| f.to_string()).collect(),
+        method: method::QUERY,
+        purpose: purpose.into(),
+        business_ref_hash: [5; 32],
+        subject_ref_hmac: [6; 32],
+        query_hash: [7; 32],
+        result_hash: [8; 32],
+        record_count: 1,
+    };
+    let not_gateway = chain.run(&p.provider, audit_trail::record(&event(&["uscc"], "licensing.renewal")), GAS);
+    assert_eq!(aborted(&not_gateway), "only an acting gateway of organisation market may record its accesses");
+    let mut records = Vec::new();
+    for _ in 0..3 {
+        let r = ok(chain.run(&p.gateway, audit_trail::record(&event(&["uscc", "name"], "licensing.renewal")), GAS));
+        records.push(EventRecord::decode(&r.output).unwrap());
+    }
+    assert!(records.iter().all(|r| r.permit && r.consumer_org == "acme" && r.resource == "market/licence"));
+    // A fourth use is beyond max uses: denied, and recorded.
+    let fourth = ok(chain.run(&p.gateway, audit_trail::record(&event(&["uscc"], "licensing.renewal")), GAS));
+    let fourth = EventRecord::decode(&fourth.output).unwrap();
+    assert!(!fourth.permit && fourth.violation.is_none());
+    assert_eq!(fourth.reason, format!("grant {grant_id} is exhausted (3 of 3 uses)"));
+    // A use for a purpose outside the grant is denied and opens a violation.
+    let outside = ok(chain.run(&p.gateway, audit_trail::record(&event(&["uscc"], "marketing")), GAS));
+    assert_eq!(
+        outside.events.iter().map(|e| e.topic.as_str()).collect::<Vec<_>>(),
+        ["violation.opened", "access.denied"]
+    );
+    let outside = EventRecord::decode(&outside.output).unwrap();
+    let violation_id = outside.violation.unwrap();
+    let audit_call = |method: &str, args: Vec<u8>| Call { contract: builder::audit(), method: method.into(), args };
+    let violation = ok(chain.run(&p.analyst, audit_call("get_violation", audit_trail::id_args(violation_id)), GAS));
+    let violation = Violation::decode(&violation.output).unwrap();
+    assert_eq!((violation.grant, violation.consumer_org.as_str()), (grant_id, "acme"));
+    assert!(violation.reason.contains("outside the granted purposes"));
+
     // Revocation by the provider ends the grant and its delegation at once.
     let no_reason = chain.run(&p.cdo, access::revoke(grant_id, ""), GAS);
     assert_eq!(aborted(&no_reason), "a reason of 1 to 256 bytes is required");
@@ -219,4 +273,28 @@ fn an_important_data_request_is_approved_by_two_officers_and_enforced() {
     assert_eq!(after.reason, format!("grant {grant_id} is revoked"));
     let grant: Grant = read(&mut chain, &p.analyst, "get_grant", access::id_args(child));
     assert_eq!((grant.status, grant.reason.as_str()), (GrantStatus::Revoked, "licence bureau audit"));
+    let late = ok(chain.run(&p.gateway, audit_trail::record(&event(&["uscc"], "licensing.renewal")), GAS));
+    let late = EventRecord::decode(&late.output).unwrap();
+    assert_eq!((late.permit, late.reason.clone()), (false, format!("grant {grant_id} is revoked")));
+
+    // The auditor reads the grant's full history, page by page, in order, each event with
+    // its audit-log leaf.
+    let auditor = Keypair::from_seed("auditor");
+    let mut history: Vec<EventRecord> = Vec::new();
+    let mut after = None;
+    loop {
+        let page = ok(chain.run(&auditor, audit_call("history", audit_trail::history_args(grant_id, after, 2)), GAS));
+        let page = Vec::<EventRecord>::decode(&page.output).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|r| r.id);
+        history.extend(page);
+    }
+    let outcome: Vec<bool> = history.iter().map(|r| r.permit).collect();
+    assert_eq!(outcome, [true, true, true, false, false, false]);
+    let leaves: Vec<u64> = history.iter().map(|r| r.leaf).collect();
+    assert!(leaves.windows(2).all(|w| w[0] < w[1]), "{leaves:?}");
+    let grant: Grant = read(&mut chain, &p.analyst, "get_grant", access::id_args(grant_id));
+    assert_eq!(grant.uses, 3);
 }

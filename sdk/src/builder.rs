@@ -162,6 +162,37 @@ pub mod access {
     }
 }
 
+/// The audit contract's address.
+pub fn audit() -> Address {
+    Address::system(names::AUDIT)
+}
+
+/// Calls for the audit contract (`shutong_system_api::audit`).
+pub mod audit_trail {
+    use super::*;
+    use shutong_system_api::audit::{AccessEvent, AnchorBatch, EventId, History};
+
+    /// Records an access (the provider's gateway); the output is the `EventRecord`.
+    pub fn record(event: &AccessEvent) -> Call {
+        Call { contract: audit(), method: "record".into(), args: event.encode() }
+    }
+
+    /// Anchors a gateway's batch of events by their Merkle root.
+    pub fn anchor(batch: &AnchorBatch) -> Call {
+        Call { contract: audit(), method: "anchor".into(), args: batch.encode() }
+    }
+
+    /// The arguments of `history`: a grant's events after `after`, `limit` at a time.
+    pub fn history_args(grant: u64, after: Option<u64>, limit: u32) -> Vec<u8> {
+        History { grant, after, limit }.encode()
+    }
+
+    /// The arguments of `get_event` and `get_violation`.
+    pub fn id_args(id: u64) -> Vec<u8> {
+        EventId { id }.encode()
+    }
+}
+
 /// The contract lifecycle's address (native to the node).
 pub fn lifecycle() -> Address {
     Address::system(names::LIFECYCLE)

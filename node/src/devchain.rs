@@ -1,0 +1,104 @@
+//! A chain on one machine without consensus: a node's RocksDB and executor, one block per
+//! transaction, committed at once. For tests and benchmarks of contracts through the real VM
+//! and storage; never part of a running node.
+
+use crate::executor::Executor;
+use crate::genesis::{Genesis, GenesisValidator};
+use crate::init_storage;
+use crate::storage::{Commit, Storage, Tip};
+use anyhow::Context;
+use shutong_codec::Decode;
+use shutong_sdk::TxBuilder;
+use shutong_types::keyspace::{self, Instance};
+use shutong_types::{AccountId, Address, Block, BlockHeader, Call, Hash, Keypair, Receipt, validator_set_hash};
+use shutong_vm::{Vm, VmConfig};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+pub const CHAIN_ID: &str = "shutong-dev";
+
+/// A node's database and executor, committing one block per [`DevChain::run`].
+pub struct DevChain {
+    pub storage: Arc<Storage>,
+    pub vm: Arc<Vm>,
+    executor: Executor,
+    pub tip: Tip,
+    validator: Keypair,
+    nonces: HashMap<AccountId, u64>,
+}
+
+impl std::fmt::Debug for DevChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevChain").field("height", &self.tip.height).finish_non_exhaustive()
+    }
+}
+
+impl DevChain {
+    /// A new chain in `dir` whose genesis admin is `admin` and upload policy `upload_policy`.
+    pub fn open(dir: &Path, admin: &AccountId, upload_policy: &str) -> anyhow::Result<DevChain> {
+        let storage = Arc::new(Storage::open(dir)?);
+        let validator = Keypair::from_seed("dev-validator");
+        let mut genesis = Genesis::new(
+            CHAIN_ID,
+            1_000,
+            vec![GenesisValidator { name: "v".into(), public_key: validator.public() }],
+            vec![*admin],
+        );
+        genesis.upload_policy = upload_policy.to_string();
+        genesis.validate()?;
+        let tip = init_storage(&storage, &genesis)?;
+        let vm = Arc::new(Vm::new(VmConfig::default())?);
+        let executor = Executor::new(Arc::clone(&vm), storage.clone());
+        Ok(DevChain { storage, vm, executor, tip, validator, nonces: HashMap::new() })
+    }
+
+    /// Signs `call` by `key` with its next nonce, runs it in a block of its own one second
+    /// after the last, and commits the block.
+    pub fn run(&mut self, key: &Keypair, call: Call, gas_limit: u64) -> anyhow::Result<Receipt> {
+        let nonce = self.nonces.entry(key.account()).or_insert(0);
+        let mut builder = TxBuilder::new(CHAIN_ID, key.clone());
+        builder.gas_limit = gas_limit;
+        let tx = builder.call(call, *nonce, self.tip.height + 100);
+        *nonce += 1;
+        let txs = vec![tx];
+        let header = BlockHeader {
+            chain_id: CHAIN_ID.into(),
+            height: self.tip.height + 1,
+            view: self.tip.view + 1,
+            parent: self.tip.hash,
+            proposer: self.validator.public(),
+            timestamp_ms: self.tip.timestamp_ms + 1_000,
+            txs_root: Block::txs_root(&txs),
+            state_root: self.tip.state_root,
+            receipts_root: self.tip.receipts_root,
+            audit_root: Hash::ZERO,
+            audit_size: 0,
+            validator_set: validator_set_hash(&[self.validator.public()]),
+        };
+        let block = Block { header, txs };
+        let output = self.executor.execute(&block, &self.tip.state_root)?;
+        let tip = Tip {
+            height: block.header.height,
+            view: block.header.view,
+            hash: block.header.hash(),
+            timestamp_ms: block.header.timestamp_ms,
+            state_root: output.state_root,
+            receipts_root: output.receipts_root,
+        };
+        self.storage.commit(Commit {
+            block: &block,
+            certificate: None,
+            receipts: &output.receipts,
+            writes: &output.writes,
+            tip,
+        });
+        self.tip = tip;
+        output.receipts.into_iter().next().context("a block of one transaction has one receipt")
+    }
+
+    /// The contract instance at `address`.
+    pub fn instance(&self, address: &Address) -> Option<Instance> {
+        self.storage.state_get(&keyspace::instance(address)).and_then(|b| Instance::decode(&b).ok())
+    }
+}
