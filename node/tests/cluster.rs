@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use libp2p::futures::StreamExt;
 use libp2p::swarm::SwarmEvent;
 use shutong_sdk::system_api::governance::CHANGE_DELAY_BLOCKS;
@@ -342,4 +344,51 @@ async fn an_enterprise_contract_is_deployed_and_called_through_the_sdk() {
         let block = client.block(verified.height).await.unwrap().unwrap();
         assert_eq!(block.hash, zero.block(verified.height).await.unwrap().unwrap().hash);
     }
+}
+
+/// Runs the story's calls on a cluster: each one signed with the account's next nonce,
+/// submitted to validator `node` and waited for.
+struct ClusterRunner {
+    handle: tokio::runtime::Handle,
+    client: Client,
+    chain_id: String,
+    nonces: std::collections::HashMap<shutong_types::AccountId, u64>,
+}
+
+impl common::story::Runner for ClusterRunner {
+    fn run(&mut self, key: &Keypair, call: shutong_types::Call, gas: u64) -> shutong_types::Receipt {
+        let account = key.account();
+        let nonce = match self.nonces.get(&account) {
+            Some(nonce) => *nonce,
+            None => self.handle.block_on(self.client.nonce(&account)).unwrap(),
+        };
+        self.nonces.insert(account, nonce + 1);
+        let mut txb = TxBuilder::new(&self.chain_id, key.clone());
+        txb.gas_limit = gas;
+        let tx = txb.call(call, nonce, 50_000);
+        self.handle.block_on(self.client.submit_and_wait(&tx, Duration::from_secs(30))).unwrap()
+    }
+
+    fn now_ms(&mut self) -> u64 {
+        self.handle.block_on(self.client.status()).unwrap().timestamp_ms
+    }
+}
+
+/// The whole authorisation story (`common/story.rs`) on four validator processes, the calls
+/// spread over the validators; then every validator holds the same chain.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_authorisation_story_holds_on_four_validators() {
+    let mut cluster = Cluster::init(Path::new(BIN), 4, 100).unwrap();
+    cluster.start_all().await.unwrap();
+    cluster.wait_height(&[0, 1, 2, 3], 2, WAIT).await.unwrap();
+    let mut runner = ClusterRunner {
+        handle: tokio::runtime::Handle::current(),
+        client: cluster.client(2).unwrap(),
+        chain_id: cluster.chain_id.clone(),
+        nonces: std::collections::HashMap::new(),
+    };
+    tokio::task::spawn_blocking(move || common::story::authorisation_story(&mut runner)).await.unwrap();
+    let top = height(&cluster, 2).await;
+    cluster.wait_height(&[0, 1, 2, 3], top, WAIT).await.unwrap();
+    same_chain(&cluster, &[0, 1, 2, 3], top).await;
 }

@@ -44,3 +44,13 @@ impl Chain {
 pub fn admin() -> Keypair {
     Keypair::from_seed("admin")
 }
+
+impl super::story::Runner for Chain {
+    fn run(&mut self, key: &Keypair, call: Call, gas: u64) -> Receipt {
+        Chain::run(self, key, call, gas)
+    }
+
+    fn now_ms(&mut self) -> u64 {
+        self.tip.timestamp_ms
+    }
+}

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod chain;
+pub mod story;
 
 use shutong_node::Node;
 use shutong_node::config::Config;
