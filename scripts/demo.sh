@@ -89,6 +89,65 @@ echo "-- the enterprise freezes its contract; calls are refused until it unfreez
   --holder 91310000MA1EXAMPLE --document "$dir/licence.txt" || true
 "$bin" tx --rpc "$rpc0" --key "$enterprise" contract unfreeze --contract "$contract"
 
+# --- The authorisation story: who may use which data, for what, and what was done with it ---
+acct() { "$bin" --output json keys show --key "$1" | sed 's/.*"account":"\([0-9a-f]*\)".*/\1/'; }
+for who in market cdo security gateway tax acme analyst auditor; do
+  "$bin" keys new --out "$dir/keys/$who.json" >/dev/null
+done
+k() { echo "$dir/keys/$1.json"; }
+tx() { local key=$1; shift; "$bin" tx --rpc "$rpc0" --key "$(k "$key")" "$@"; }
+
+step "the story: Jing'an's market bureau, an enterprise and the tax bureau join, each with its people and their roles"
+tx market org register --id market --name "静安区市场监管局 Market Regulation Bureau" --kind department
+tx tax org register --id tax --name "静安区税务局 Tax Bureau" --kind department
+tx acme org register --id acme --name "Shanghai Example Co., Ltd." --kind enterprise
+tx market principal set --org market --account "$(acct "$(k market)")" --roles admin,data_provider
+tx market principal set --org market --account "$(acct "$(k cdo)")" --roles cdo
+tx market principal set --org market --account "$(acct "$(k security)")" --roles security_officer
+tx market principal set --org market --account "$(acct "$(k gateway)")" --roles data_provider --kind gateway
+tx tax principal set --org tax --account "$(acct "$(k tax)")" --roles admin,data_provider
+tx acme principal set --org acme --account "$(acct "$(k analyst)")" --roles data_consumer
+
+step "the market bureau publishes its business-licence records, classified important (编目); it is the one source of two data elements (一数一源)"
+tx market catalog publish --code market/business-licence --org market --classification important --share conditional \
+  --conditions "licensing and tax matters" --methods query,verify \
+  --field uscc:string:general:enterprise.uscc --field name:string:general:enterprise.name --field legal_rep_id:string:important
+echo "-- the tax bureau tries to publish the same data element: refused"
+tx tax catalog publish --code tax/registration --org tax --classification general --share conditional \
+  --conditions "tax matters" --field uscc:string:general:enterprise.uscc || true
+
+step "the enterprise's analyst asks for three fields for licence renewal, at most 3 uses"
+out=$(tx analyst access request --resource market/business-licence --fields uscc,name,legal_rep_id \
+  --purpose licensing.renewal --max-uses 3)
+echo "$out"
+request=$(sed -n 's/^request \([0-9]*\)$/\1/p' <<<"$out")
+
+step "important data: the bureau's CDO and its security officer must both approve; they grant two of the three fields"
+tx cdo access approve --request "$request" --fields uscc,name --max-uses 3
+out=$(tx security access approve --request "$request" --fields uscc,name --max-uses 3)
+echo "$out"
+grant=$(sed -n 's/^approved: grant \([0-9]*\) issued$/\1/p' <<<"$out")
+query_until --rpc "$rpc3" access request --id "$request"
+
+step "the bureau's gateway records each use of the data: three are permitted and counted against the grant"
+use() { tx gateway audit record --grant "$grant" --consumer "$(acct "$(k analyst)")" --fields "$1" --purpose "$2" --reference "case-$3"; }
+use uscc,name licensing.renewal 1
+use uscc licensing.renewal 2
+use uscc licensing.renewal.online 3
+echo "-- a fourth use is beyond the grant's 3 uses: denied, and recorded"
+use uscc licensing.renewal 4
+echo "-- a use for a purpose the grant does not cover: denied, recorded, and a violation opened"
+use uscc marketing 5
+
+step "the bureau revokes the grant; the next use is denied"
+tx cdo access revoke --grant "$grant" --reason "annual review"
+use uscc licensing.renewal 6
+
+step "an auditor asks any validator for the grant's full history (proofs against finalized headers are the next issue)"
+query_until --rpc "$rpc3" access grant --id "$grant"
+"$bin" query --rpc "$rpc3" audit history --grant "$grant"
+"$bin" query --rpc "$rpc3" audit violation --id 1
+
 step "SIGKILL validator-1: the other $((validators - 1)) keep finalizing (its views time out and are skipped)"
 "$bin" testnet stop --dir "$dir" --node 1 --kill
 "$bin" tx --rpc "$rpc0" --key "$admin" org update --id jingan-data --status suspended

@@ -1,5 +1,7 @@
 //! The `shutong` command: keys, init, node run, tx, query and status.
 
+mod domain_cli;
+
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use shutong_codec::{Decode, Encode};
@@ -228,6 +230,18 @@ enum TxCall {
     /// The example certificate-verification contract.
     #[command(subcommand)]
     Cert(CertTx),
+    /// Principals of an organisation: keys with roles.
+    #[command(subcommand)]
+    Principal(domain_cli::PrincipalTx),
+    /// The data catalog.
+    #[command(subcommand)]
+    Catalog(domain_cli::CatalogTx),
+    /// Access requests and grants.
+    #[command(subcommand)]
+    Access(domain_cli::AccessTx),
+    /// The access audit trail.
+    #[command(subcommand)]
+    Audit(domain_cli::AuditTx),
 }
 
 #[derive(Subcommand)]
@@ -403,6 +417,12 @@ enum QueryWhat {
     },
     /// Ask the certificate contract, off the record, whether a document is certified.
     CertVerify(CertDocument),
+    /// Access requests, grants, and the gateway's check.
+    #[command(subcommand)]
+    Access(domain_cli::AccessQuery),
+    /// The access audit trail.
+    #[command(subcommand)]
+    Audit(domain_cli::AuditQuery),
 }
 
 fn parse_kind(text: &str) -> Result<OrgKind, String> {
@@ -609,6 +629,10 @@ async fn tx(args: TxArgs, output: Output) -> anyhow::Result<()> {
         },
         TxCall::Contract(command) => contract_call(command, &key)?,
         TxCall::Cert(command) => cert_call(command, status.timestamp_ms)?,
+        TxCall::Principal(command) => domain_cli::principal_call(command),
+        TxCall::Catalog(command) => domain_cli::catalog_call(command),
+        TxCall::Access(command) => domain_cli::access_call(command, &client, status.timestamp_ms).await?,
+        TxCall::Audit(command) => domain_cli::audit_call(command),
     };
     let mut txb = TxBuilder::new(&status.chain_id, key.clone());
     txb.gas_limit = args.gas_limit.unwrap_or_else(|| {
@@ -699,6 +723,9 @@ fn answer_text(answer: &builder::cert::Answer) -> String {
 
 /// What a successful call returned, for the calls whose output means something to a person.
 fn result_text(call: &Call, output: &[u8]) -> String {
+    if let Some(text) = domain_cli::result_text(call, output) {
+        return format!("\n{text}");
+    }
     if call.contract == builder::lifecycle() {
         return match (call.method.as_str(), output.len()) {
             ("upload", 32) => format!("\ncode hash {}", hex::encode(output)),
@@ -743,6 +770,14 @@ async fn query(args: QueryArgs, output: Output) -> anyhow::Result<()> {
                 info.methods.join(", ")
             );
             print(output, serde_json::to_value(&info)?, text);
+        }
+        QueryWhat::Access(command) => {
+            let (json, text) = domain_cli::access_query(command, &client).await?;
+            print(output, json, text);
+        }
+        QueryWhat::Audit(command) => {
+            let (json, text) = domain_cli::audit_query(command, &client).await?;
+            print(output, json, text);
         }
         QueryWhat::CertVerify(doc) => {
             let (holder, digest) = cert_hashes(&doc)?;
