@@ -77,6 +77,7 @@ fn story() -> Story {
         valid_until_ms: u64::MAX / 2,
         max_uses: u64::MAX / 2,
         justification_hash: [0; 32],
+        consent: None,
     };
     let receipt = chain.run(&analyst, access::request(&ask), GAS).unwrap();
     assert!(receipt.status.is_success(), "{receipt:?}");

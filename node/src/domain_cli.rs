@@ -159,6 +159,9 @@ pub enum AccessTx {
         /// The service matter (事项) code.
         #[arg(long, default_value = "")]
         matter: String,
+        /// The consent record the request rests on (with `--basis consent`).
+        #[arg(long)]
+        consent: Option<String>,
     },
     /// Approve a request under review (the provider's approvers). The terms are derived from
     /// the request and these flags only, so every approver gets the same terms.
@@ -320,7 +323,7 @@ async fn read<T: Decode>(
 
 pub async fn access_call(command: AccessTx, client: &Client, now_ms: u64) -> anyhow::Result<Call> {
     Ok(match command {
-        AccessTx::Request { resource, fields, methods, purpose, basis, days, max_uses, matter } => {
+        AccessTx::Request { resource, fields, methods, purpose, basis, days, max_uses, matter, consent } => {
             access::request(&RequestAccess {
                 resource,
                 fields: list(&fields),
@@ -332,6 +335,7 @@ pub async fn access_call(command: AccessTx, client: &Client, now_ms: u64) -> any
                 valid_until_ms: now_ms.saturating_add(days.saturating_mul(DAY_MS)),
                 max_uses,
                 justification_hash: [0; 32],
+                consent,
             })
         }
         AccessTx::Approve { request, fields, purposes, days, max_uses, rate, delegable } => {

@@ -11,3 +11,89 @@ use common::chain::Chain;
 fn the_authorisation_story_holds_on_one_machine() {
     common::story::authorisation_story(&mut Chain::new());
 }
+
+/// Consent as the legal basis: its withdrawal suspends the grant resting on it. A
+/// verification attestation (a yes/no answer instead of data) counts as a `verify` use.
+#[test]
+fn consent_withdrawal_suspends_and_attestations_are_recorded() {
+    use common::story::{DAY, GAS, aborted, ok, read, setup};
+    use shutong_codec::Decode;
+    use shutong_sdk::builder::{access, audit_trail};
+    use shutong_sdk::system_api::audit::{Attest, AttestationRecord};
+    use shutong_sdk::system_api::authz::{Decision, LegalBasis, RecordConsent, RequestAccess, Terms, Use, duty};
+    use shutong_sdk::system_api::catalog::method;
+
+    let mut chain = Chain::new();
+    let p = setup(&mut chain);
+    let now = chain.tip.timestamp_ms;
+    let consent = RecordConsent {
+        id: "consent-2026-0001".into(),
+        subject_ref_hmac: [9; 32],
+        resource: "market/licence".into(),
+        purpose: "licensing".into(),
+        evidence_hash: [8; 32],
+    };
+    ok(chain.run(&p.analyst, access::record_consent(&consent), GAS));
+    let ask = RequestAccess {
+        resource: "market/licence".into(),
+        fields: vec!["uscc".into()],
+        methods: method::QUERY | method::VERIFY,
+        purpose: "licensing.renewal".into(),
+        legal_basis: LegalBasis::Consent,
+        legal_doc_hash: [0; 32],
+        matter_code: String::new(),
+        valid_until_ms: now + 90 * DAY,
+        max_uses: 10,
+        justification_hash: [0; 32],
+        consent: Some("consent-2026-0001".into()),
+    };
+    let request = u64::decode(&ok(chain.run(&p.analyst, access::request(&ask), GAS)).output).unwrap();
+    let terms = Terms {
+        fields: vec!["uscc".into()],
+        methods: method::QUERY | method::VERIFY,
+        purposes: vec!["licensing.renewal".into()],
+        not_before_ms: now,
+        not_after_ms: now + 30 * DAY,
+        max_uses: 10,
+        rate_per_day: 0,
+        case_ref: None,
+        duties: duty::LOG_USAGE,
+        delegable: false,
+        policy_hash: [0; 32],
+    };
+    ok(chain.run(&p.cdo, access::approve(request, &terms), GAS));
+    let second = ok(chain.run(&p.security, access::approve(request, &terms), GAS));
+    let grant = Option::<u64>::decode(&second.output).unwrap().unwrap();
+
+    // The gateway answers "yes, this licence is valid" instead of sending the record.
+    let attest = Attest {
+        grant,
+        consumer: p.analyst.account().0,
+        question_hash: [7; 32],
+        subject_ref_hmac: [9; 32],
+        answer: true,
+    };
+    let not_gateway = chain.run(&p.provider, audit_trail::attest(&attest), GAS);
+    assert_eq!(aborted(&not_gateway), "only an acting gateway of organisation market may record its accesses");
+    let given = ok(chain.run(&p.gateway, audit_trail::attest(&attest), GAS));
+    let given = AttestationRecord::decode(&given.output).unwrap();
+    assert!(given.permit && given.attest.answer, "{given:?}");
+
+    // The data subject withdraws consent: the grant is suspended, uses and attestations denied.
+    ok(chain.run(&p.analyst, access::withdraw_consent("consent-2026-0001"), GAS));
+    let check = Use {
+        grant,
+        account: p.analyst.account().0,
+        fields: vec!["uscc".into()],
+        method: method::QUERY,
+        purpose: "licensing.renewal".into(),
+        count: 1,
+    };
+    let decision: Decision = read(&mut chain, &p.analyst, "check", access::check_args(&check));
+    assert_eq!(decision.reason, format!("grant {grant} is suspended"));
+    let refused = ok(chain.run(&p.gateway, audit_trail::attest(&attest), GAS));
+    let refused = AttestationRecord::decode(&refused.output).unwrap();
+    assert!(!refused.permit && refused.reason.contains("suspended"));
+    let again = chain.run(&p.analyst, access::request(&ask), GAS);
+    assert_eq!(aborted(&again), "consent consent-2026-0001 was withdrawn");
+}

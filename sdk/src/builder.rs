@@ -151,6 +151,26 @@ pub mod access {
         call("delegate", Delegate { parent, grantee_org: grantee_org.to_string(), terms: terms.clone() }.encode())
     }
 
+    /// Records a data subject's consent, given to the signer's organisation.
+    pub fn record_consent(consent: &shutong_system_api::authz::RecordConsent) -> Call {
+        call("record_consent", consent.encode())
+    }
+
+    /// Withdraws a consent; the grants resting on it are suspended.
+    pub fn withdraw_consent(id: &str) -> Call {
+        call("withdraw_consent", shutong_system_api::authz::ConsentId { id: id.to_string() }.encode())
+    }
+
+    /// Closes the named grants bound to a closed case.
+    pub fn close_case(case_ref: [u8; 32], grants: &[u64]) -> Call {
+        call("close_case", shutong_system_api::authz::CloseCase { case_ref, grants: grants.to_vec() }.encode())
+    }
+
+    /// Supersedes a grant with amended terms (the provider's CDO); the output is the new grant id.
+    pub fn amend(grant: u64, terms: &Terms) -> Call {
+        call("amend", shutong_system_api::authz::Amend { grant, terms: terms.clone() }.encode())
+    }
+
     /// The arguments of `check` (a query: may this use happen now?).
     pub fn check_args(u: &Use) -> Vec<u8> {
         u.encode()
@@ -175,6 +195,11 @@ pub mod audit_trail {
     /// Records an access (the provider's gateway); the output is the `EventRecord`.
     pub fn record(event: &AccessEvent) -> Call {
         Call { contract: audit(), method: "record".into(), args: event.encode() }
+    }
+
+    /// Records a yes/no answer given instead of data (the provider's gateway).
+    pub fn attest(attest: &shutong_system_api::audit::Attest) -> Call {
+        Call { contract: audit(), method: "attest".into(), args: attest.encode() }
     }
 
     /// Anchors a gateway's batch of events by their Merkle root.

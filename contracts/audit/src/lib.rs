@@ -6,17 +6,22 @@
 
 use shutong_codec::{Decode, Encode};
 use shutong_contract::{self as contract, Error, Item, Map, MethodResult};
-use shutong_system_api::audit::{AccessEvent, AnchorBatch, EventId, EventRecord, History, Violation, ViolationStatus};
+use shutong_system_api::audit::{
+    AccessEvent, AnchorBatch, Attest, AttestationRecord, EventId, EventRecord, History, Violation, ViolationStatus,
+};
 use shutong_system_api::authz::{Decision, Grant, Id, Use};
+use shutong_system_api::catalog::method;
 use shutong_system_api::names::{AUTHZ_ADDRESS, REGISTRY_ADDRESS};
 use shutong_system_api::registry::{GetMember, Member, PrincipalKind};
 
-contract::entrypoints!(record, anchor, history, get_event, get_violation);
+contract::entrypoints!(record, anchor, attest, history, get_event, get_violation, get_attestation);
 
 const NEXT_EVENT: Item<u64> = Item::new(b"next-event");
 const NEXT_VIOLATION: Item<u64> = Item::new(b"next-violation");
 const EVENTS: Map<u64, EventRecord> = Map::new(b"event/");
 const VIOLATIONS: Map<u64, Violation> = Map::new(b"violation/");
+const NEXT_ATTESTATION: Item<u64> = Item::new(b"next-attestation");
+const ATTESTATIONS: Map<u64, AttestationRecord> = Map::new(b"attestation/");
 /// Event ids by grant: key grant (8 bytes BE) ‖ event (8 bytes BE).
 const BY_GRANT: Map<Vec<u8>, u64> = Map::new(b"by-grant/");
 
@@ -130,6 +135,48 @@ pub fn anchor(args: &[u8]) -> MethodResult {
     let index = contract::audit_append(&leaf);
     contract::emit_event("batch.anchored", index.to_string().as_bytes());
     Ok(index.encode())
+}
+
+/// Records a yes/no answer given instead of data; it counts as one `verify` use of the grant.
+pub fn attest(args: &[u8]) -> MethodResult {
+    let req = Attest::decode(args)?;
+    let granted = grant(req.grant)?;
+    let gateway = gateway_of(&granted.grantor_org)?;
+    let use_ = Use {
+        grant: req.grant,
+        account: req.consumer,
+        fields: Vec::new(),
+        method: method::VERIFY,
+        purpose: granted.terms.purposes.first().cloned().unwrap_or_default(),
+        count: 1,
+    };
+    let answer = contract::call(&AUTHZ_ADDRESS, "consume", &use_.encode(), 0)?;
+    let decision = Decision::decode(&answer).map_err(|e| Error(format!("the authz contract answered badly: {}", e)))?;
+    let id = next(&NEXT_ATTESTATION)?;
+    let mut leaf = b"audit.attestation".to_vec();
+    id.encode_to(&mut leaf);
+    req.encode_to(&mut leaf);
+    decision.permit.encode_to(&mut leaf);
+    let leaf_index = contract::audit_append(&leaf);
+    let record = AttestationRecord {
+        id,
+        attest: req,
+        gateway,
+        permit: decision.permit,
+        reason: decision.reason,
+        height: contract::block_height(),
+        time_ms: contract::block_time_ms(),
+        leaf: leaf_index,
+    };
+    ATTESTATIONS.save(&id, &record);
+    let topic = if record.permit { "attestation.recorded" } else { "attestation.denied" };
+    contract::emit_event(topic, id.to_string().as_bytes());
+    Ok(record.encode())
+}
+
+pub fn get_attestation(args: &[u8]) -> MethodResult {
+    let id = EventId::decode(args)?.id;
+    Ok(ATTESTATIONS.load(&id)?.ok_or_else(|| Error(format!("no attestation {}", id)))?.encode())
 }
 
 pub fn history(args: &[u8]) -> MethodResult {

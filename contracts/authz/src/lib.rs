@@ -10,9 +10,9 @@
 use shutong_codec::{Decode, Encode};
 use shutong_contract::{self as contract, Error, Item, Map, MethodResult};
 use shutong_system_api::authz::{
-    duty, purpose_within, valid_purpose, AccessRequest, Approval, Approve, Decision, Delegate, Grant, GrantStatus, Id,
-    RequestAccess, RequestState, Terms, Use, WithReason, DAY_MS, DELEGATIONS_MAX, DELEGATION_DEPTH_MAX,
-    REQUEST_TEXT_BYTES_MAX, REVIEW_MS,
+    duty, purpose_within, valid_purpose, AccessRequest, Amend, Approval, Approve, CloseCase, Consent, ConsentId,
+    Decision, Delegate, Grant, GrantStatus, Id, LegalBasis, RecordConsent, RequestAccess, RequestState, Terms, Use,
+    WithReason, DAY_MS, DELEGATIONS_MAX, DELEGATION_DEPTH_MAX, REQUEST_TEXT_BYTES_MAX, REVIEW_MS,
 };
 use shutong_system_api::catalog::{Classification, Resource, ResourceRef, ResourceStatus, ShareType};
 use shutong_system_api::names::{AUDIT_ADDRESS, CATALOG_ADDRESS, REGISTRY_ADDRESS};
@@ -32,13 +32,28 @@ contract::entrypoints!(
     check,
     consume,
     get_request,
-    get_grant
+    get_grant,
+    record_consent,
+    withdraw_consent,
+    get_consent,
+    close_case,
+    amend
 );
 
 const NEXT_REQUEST: Item<u64> = Item::new(b"next-request");
 const NEXT_GRANT: Item<u64> = Item::new(b"next-grant");
 const REQUESTS: Map<u64, AccessRequest> = Map::new(b"request/");
 const GRANTS: Map<u64, Grant> = Map::new(b"grant/");
+const CONSENTS: Map<String, Consent> = Map::new(b"consent/");
+/// Grants resting on a consent: key consent id ‖ 0 ‖ grant (8 bytes BE).
+const CONSENT_GRANTS: Map<Vec<u8>, u64> = Map::new(b"consent-grant/");
+
+fn consent_key(consent: &str, grant: u64) -> Vec<u8> {
+    let mut key = consent.as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(&grant.to_be_bytes());
+    key
+}
 
 /// What the registry says about `account`.
 fn member(account: [u8; 32]) -> Result<Option<Member>, Error> {
@@ -118,6 +133,25 @@ pub fn request(args: &[u8]) -> MethodResult {
     if req.valid_until_ms <= now || req.max_uses == 0 {
         return Err(Error::new("a request asks for a validity in the future and at least one use"));
     }
+    match (&req.legal_basis, &req.consent) {
+        (LegalBasis::Consent, None) => {
+            return Err(Error::new("a request on the consent basis names its consent record"))
+        }
+        (LegalBasis::Consent, Some(id)) => {
+            let consent = CONSENTS.load(id)?.ok_or_else(|| Error(format!("no consent record {}", id)))?;
+            if consent.withdrawn {
+                return Err(Error(format!("consent {} was withdrawn", id)));
+            }
+            if consent.grantee_org != me.principal.org
+                || consent.resource != req.resource
+                || !purpose_within(&req.purpose, &consent.purpose)
+            {
+                return Err(Error(format!("consent {} does not cover this organisation, resource and purpose", id)));
+            }
+        }
+        (_, Some(_)) => return Err(Error::new("a consent record is named only on the consent legal basis")),
+        (_, None) => {}
+    }
     let id = next(&NEXT_REQUEST)?;
     let auto = res.share_type == ShareType::Unconditional;
     let mut request = AccessRequest {
@@ -182,7 +216,12 @@ fn issue_grant(
         depth,
         children: Vec::new(),
         approvals,
+        consent: req.request.consent.clone(),
+        superseded_by: None,
     };
+    if let Some(consent) = &grant.consent {
+        CONSENT_GRANTS.save(&consent_key(consent, id), &id);
+    }
     GRANTS.save(&id, &grant);
     contract::emit_event("grant.issued", id.to_string().as_bytes());
     Ok(id)
@@ -342,7 +381,7 @@ pub fn withdraw(args: &[u8]) -> MethodResult {
 /// Sets `status` on a grant and every delegation under it.
 fn cascade(id: u64, status: GrantStatus, reason: &str, topic: &str) -> Result<(), Error> {
     let mut grant = load_grant(id)?;
-    if grant.status == GrantStatus::Revoked {
+    if terminal(grant.status) {
         return Ok(());
     }
     grant.status = status;
@@ -353,6 +392,11 @@ fn cascade(id: u64, status: GrantStatus, reason: &str, topic: &str) -> Result<()
         cascade(child, status, reason, topic)?;
     }
     Ok(())
+}
+
+/// Whether a grant can never be used again.
+fn terminal(status: GrantStatus) -> bool {
+    matches!(status, GrantStatus::Revoked | GrantStatus::Closed | GrantStatus::Superseded)
 }
 
 fn provider_of(grant: &Grant, what: &str) -> Result<(), Error> {
@@ -393,8 +437,8 @@ pub fn revoke(args: &[u8]) -> MethodResult {
     let req = with_reason(args)?;
     let grant = load_grant(req.id)?;
     provider_of(&grant, "revoke its grants")?;
-    if grant.status == GrantStatus::Revoked {
-        return Err(Error(format!("grant {} is already revoked", grant.id)));
+    if terminal(grant.status) {
+        return Err(Error(format!("grant {} is already {}", grant.id, grant.status.name())));
     }
     cascade(grant.id, GrantStatus::Revoked, &req.reason, "grant.revoked")?;
     Ok(Vec::new())
@@ -512,6 +556,138 @@ pub fn consume(args: &[u8]) -> MethodResult {
         }
     }
     Ok(decision.encode())
+}
+
+pub fn record_consent(args: &[u8]) -> MethodResult {
+    let req = RecordConsent::decode(args)?;
+    let me = acting(None, role::DATA_CONSUMER | role::ADMIN, "record consent")?;
+    if req.id.is_empty() || req.id.len() > 64 {
+        return Err(Error::new("a consent id has 1 to 64 bytes"));
+    }
+    if !valid_purpose(&req.purpose) {
+        return Err(Error(format!("invalid purpose code {:?}", req.purpose)));
+    }
+    if CONSENTS.has(&req.id) {
+        return Err(Error(format!("consent {} already exists", req.id)));
+    }
+    let consent = Consent {
+        id: req.id.clone(),
+        grantee_org: me.principal.org,
+        subject_ref_hmac: req.subject_ref_hmac,
+        resource: req.resource,
+        purpose: req.purpose,
+        evidence_hash: req.evidence_hash,
+        given_ms: contract::block_time_ms(),
+        withdrawn: false,
+    };
+    CONSENTS.save(&req.id, &consent);
+    contract::emit_event("consent.recorded", req.id.as_bytes());
+    Ok(Vec::new())
+}
+
+/// Withdraws a consent: every grant resting on it is suspended, with its delegations.
+pub fn withdraw_consent(args: &[u8]) -> MethodResult {
+    let req = ConsentId::decode(args)?;
+    let mut consent = CONSENTS.load(&req.id)?.ok_or_else(|| Error(format!("no consent record {}", req.id)))?;
+    acting(Some(&consent.grantee_org), role::DATA_CONSUMER | role::ADMIN, "withdraw its consents")?;
+    if consent.withdrawn {
+        return Err(Error(format!("consent {} is already withdrawn", req.id)));
+    }
+    consent.withdrawn = true;
+    CONSENTS.save(&req.id, &consent);
+    let mut prefix = req.id.as_bytes().to_vec();
+    prefix.push(0);
+    let reason = format!("consent {} withdrawn", req.id);
+    let mut after: Option<Vec<u8>> = Some(prefix.clone());
+    loop {
+        let page = CONSENT_GRANTS.page(after.as_deref(), 64)?;
+        let mut last = None;
+        for (key, grant) in &page {
+            if !key.starts_with(&prefix) {
+                last = None;
+                break;
+            }
+            if load_grant(*grant)?.status == GrantStatus::Active {
+                cascade(*grant, GrantStatus::Suspended, &reason, "grant.suspended")?;
+            }
+            last = Some(key.clone());
+        }
+        match last {
+            Some(key) if page.len() == 64 => after = Some(key),
+            _ => break,
+        }
+    }
+    contract::emit_event("consent.withdrawn", req.id.as_bytes());
+    Ok(Vec::new())
+}
+
+pub fn get_consent(args: &[u8]) -> MethodResult {
+    let req = ConsentId::decode(args)?;
+    Ok(CONSENTS.load(&req.id)?.ok_or_else(|| Error(format!("no consent record {}", req.id)))?.encode())
+}
+
+/// Closes the named grants bound to a case that has closed.
+pub fn close_case(args: &[u8]) -> MethodResult {
+    let req = CloseCase::decode(args)?;
+    if req.grants.is_empty() || req.grants.len() > 64 {
+        return Err(Error::new("close 1 to 64 grants at a time"));
+    }
+    for id in &req.grants {
+        let grant = load_grant(*id)?;
+        if grant.terms.case_ref != Some(req.case_ref) {
+            return Err(Error(format!("grant {} is not bound to this case", id)));
+        }
+        let roles = role::DATA_CONSUMER | role::ADMIN | role::CDO | role::DATA_PROVIDER;
+        if acting(Some(&grant.grantee_org), roles, "close its case").is_err() {
+            acting(Some(&grant.grantor_org), roles, "close a case of its grants")?;
+        }
+        cascade(*id, GrantStatus::Closed, "case closed", "grant.closed")?;
+    }
+    Ok(Vec::new())
+}
+
+/// Supersedes a grant with amended terms (the provider's CDO).
+pub fn amend(args: &[u8]) -> MethodResult {
+    let req = Amend::decode(args)?;
+    let mut old = load_grant(req.grant)?;
+    acting(Some(&old.grantor_org), role::CDO, "amend its grants")?;
+    if old.status != GrantStatus::Active && old.status != GrantStatus::Suspended {
+        return Err(Error(format!("grant {} is {} and cannot be amended", old.id, old.status.name())));
+    }
+    if old.parent.is_some() {
+        return Err(Error::new("a delegation is amended by its delegator, not the provider"));
+    }
+    let request = load_request(old.request)?;
+    let t = &req.terms;
+    let within = !t.fields.is_empty()
+        && subset(&t.fields, &request.request.fields)
+        && t.methods != 0
+        && t.methods & !request.request.methods == 0
+        && !t.purposes.is_empty()
+        && t.purposes.iter().all(|p| purpose_within(p, &request.request.purpose))
+        && t.not_after_ms > t.not_before_ms
+        && t.not_after_ms <= request.request.valid_until_ms
+        && t.max_uses >= old.uses
+        && t.max_uses <= request.request.max_uses;
+    if !within {
+        return Err(Error::new("amended terms must lie within the request and keep the uses already made"));
+    }
+    let id = issue_grant(&request, req.terms, old.approvals.clone(), None, 0)?;
+    let mut new = load_grant(id)?;
+    new.uses = old.uses;
+    new.day = old.day;
+    new.day_uses = old.day_uses;
+    GRANTS.save(&id, &new);
+    let children = old.children.clone();
+    old.status = GrantStatus::Superseded;
+    old.superseded_by = Some(id);
+    old.reason = format!("superseded by grant {}", id);
+    GRANTS.save(&old.id, &old);
+    for child in children {
+        cascade(child, GrantStatus::Superseded, &format!("parent superseded by grant {}", id), "grant.superseded")?;
+    }
+    contract::emit_event("grant.superseded", old.id.to_string().as_bytes());
+    Ok(id.encode())
 }
 
 pub fn get_request(args: &[u8]) -> MethodResult {
@@ -637,6 +813,7 @@ mod tests {
             valid_until_ms: 100 * DAY,
             max_uses: 3,
             justification_hash: [8; 32],
+            consent: None,
         };
         u64::decode(&request(&req.encode()).unwrap()).unwrap()
     }
@@ -731,6 +908,7 @@ mod tests {
             valid_until_ms: 5_000,
             max_uses: 1,
             justification_hash: [0; 32],
+            consent: None,
         };
         assert_eq!(request(&req.encode()), Err(Error::new("resource market/licence is not shared")));
     }
@@ -844,5 +1022,108 @@ mod tests {
         resume(&Id { id: 1 }.encode()).unwrap();
         assert!(decision(&use_of(1, CONSUMER, &["uscc"], "licensing.renewal", 1)).permit);
         assert_eq!(resume(&Id { id: 1 }.encode()), Err(Error::new("grant 1 is active, not suspended")));
+    }
+
+    fn consent_request(consent: Option<&str>, basis: shutong_system_api::authz::LegalBasis) -> MethodResult {
+        as_(CONSUMER);
+        let req = RequestAccess {
+            resource: "market/licence".into(),
+            fields: vec!["uscc".into()],
+            methods: method::QUERY,
+            purpose: "licensing.renewal".into(),
+            legal_basis: basis,
+            legal_doc_hash: [0; 32],
+            matter_code: String::new(),
+            valid_until_ms: 100 * DAY,
+            max_uses: 3,
+            justification_hash: [0; 32],
+            consent: consent.map(String::from),
+        };
+        request(&req.encode())
+    }
+
+    #[test]
+    fn withdrawing_consent_suspends_the_grants_that_rest_on_it() {
+        use shutong_system_api::authz::{Consent, ConsentId, LegalBasis, RecordConsent};
+        setup(Classification::General, ShareType::Conditional);
+        assert_eq!(
+            consent_request(None, LegalBasis::Consent),
+            Err(Error::new("a request on the consent basis names its consent record"))
+        );
+        assert_eq!(consent_request(Some("c-1"), LegalBasis::Consent), Err(Error::new("no consent record c-1")));
+        assert_eq!(
+            consent_request(Some("c-1"), LegalBasis::Statute),
+            Err(Error::new("a consent record is named only on the consent legal basis"))
+        );
+        as_(CONSUMER);
+        let record = |purpose: &str, id: &str| RecordConsent {
+            id: id.into(),
+            subject_ref_hmac: [1; 32],
+            resource: "market/licence".into(),
+            purpose: purpose.into(),
+            evidence_hash: [2; 32],
+        };
+        record_consent(&record("licensing", "c-1").encode()).unwrap();
+        assert_eq!(record_consent(&record("licensing", "c-1").encode()), Err(Error::new("consent c-1 already exists")));
+        record_consent(&record("tax", "c-narrow").encode()).unwrap();
+        assert_eq!(
+            consent_request(Some("c-narrow"), LegalBasis::Consent),
+            Err(Error::new("consent c-narrow does not cover this organisation, resource and purpose"))
+        );
+        let id = u64::decode(&consent_request(Some("c-1"), LegalBasis::Consent).unwrap()).unwrap();
+        approve_as(PROVIDER, id, terms(&["uscc"])).unwrap();
+        testing::set_time_ms(2 * DAY);
+        assert!(decision(&use_of(1, CONSUMER, &["uscc"], "licensing.renewal", 1)).permit);
+        as_(PROVIDER);
+        assert!(withdraw_consent(&ConsentId { id: "c-1".into() }.encode())
+            .unwrap_err()
+            .0
+            .starts_with("only an acting"));
+        as_(CONSUMER);
+        withdraw_consent(&ConsentId { id: "c-1".into() }.encode()).unwrap();
+        assert_eq!(decision(&use_of(1, CONSUMER, &["uscc"], "licensing.renewal", 1)).reason, "grant 1 is suspended");
+        let g = Grant::decode(&get_grant(&Id { id: 1 }.encode()).unwrap()).unwrap();
+        assert_eq!(g.reason, "consent c-1 withdrawn");
+        let c = Consent::decode(&get_consent(&ConsentId { id: "c-1".into() }.encode()).unwrap()).unwrap();
+        assert!(c.withdrawn);
+        assert_eq!(consent_request(Some("c-1"), LegalBasis::Consent), Err(Error::new("consent c-1 was withdrawn")));
+    }
+
+    #[test]
+    fn closing_a_case_closes_its_grants_and_amending_supersedes() {
+        use shutong_system_api::authz::{Amend, CloseCase};
+        setup(Classification::General, ShareType::Conditional);
+        let id = ask(&["uscc", "name"]);
+        let mut bound = terms(&["uscc"]);
+        bound.case_ref = Some([42; 32]);
+        approve_as(PROVIDER, id, bound).unwrap();
+        as_(CONSUMER);
+        let wrong = CloseCase { case_ref: [41; 32], grants: vec![1] };
+        assert_eq!(close_case(&wrong.encode()), Err(Error::new("grant 1 is not bound to this case")));
+        close_case(&CloseCase { case_ref: [42; 32], grants: vec![1] }.encode()).unwrap();
+        testing::set_time_ms(2 * DAY);
+        assert_eq!(decision(&use_of(1, CONSUMER, &["uscc"], "licensing.renewal", 1)).reason, "grant 1 is closed");
+
+        // Amendment: the CDO supersedes a grant; uses carry over.
+        let id = ask(&["uscc", "name"]);
+        approve_as(PROVIDER, id, terms(&["uscc"])).unwrap();
+        assert!(consume_as_audit(&use_of(2, CONSUMER, &["uscc"], "licensing.renewal", 1)).permit);
+        let wider = Amend { grant: 2, terms: terms(&["uscc", "name"]) };
+        as_(PROVIDER);
+        assert!(amend(&wider.encode()).unwrap_err().0.starts_with("only an acting cdo"));
+        as_(CDO);
+        let mut beyond = terms(&["uscc", "name"]);
+        beyond.max_uses = 99;
+        assert_eq!(
+            amend(&Amend { grant: 2, terms: beyond }.encode()),
+            Err(Error::new("amended terms must lie within the request and keep the uses already made"))
+        );
+        assert_eq!(amend(&wider.encode()), Ok(3u64.encode()));
+        let old = Grant::decode(&get_grant(&Id { id: 2 }.encode()).unwrap()).unwrap();
+        assert_eq!((old.status, old.superseded_by), (GrantStatus::Superseded, Some(3)));
+        let new = Grant::decode(&get_grant(&Id { id: 3 }.encode()).unwrap()).unwrap();
+        assert_eq!((new.uses, new.terms.fields.len()), (1, 2));
+        assert_eq!(decision(&use_of(2, CONSUMER, &["uscc"], "licensing.renewal", 1)).reason, "grant 2 is superseded");
+        assert!(decision(&use_of(3, CONSUMER, &["name"], "licensing.renewal", 1)).permit);
     }
 }

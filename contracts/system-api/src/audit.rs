@@ -101,3 +101,32 @@ shutong_codec::codec_struct! {
         pub id: u64,
     }
 }
+
+shutong_codec::codec_struct! {
+    /// Arguments of `attest`: a yes/no answer the provider's gateway gave instead of data
+    /// (证明电子化, 印证), under a grant that allows the `verify` method.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Attest {
+        pub grant: u64,
+        pub consumer: [u8; 32],
+        /// The question asked (e.g. "is this licence number valid for this name?"), hashed.
+        pub question_hash: [u8; 32],
+        pub subject_ref_hmac: [u8; 32],
+        pub answer: bool,
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// A recorded attestation. A denied one (`permit` false) was not given.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct AttestationRecord {
+        pub id: u64,
+        pub attest: Attest,
+        pub gateway: [u8; 32],
+        pub permit: bool,
+        pub reason: String,
+        pub height: u64,
+        pub time_ms: u64,
+        pub leaf: u64,
+    }
+}

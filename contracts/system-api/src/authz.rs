@@ -22,6 +22,14 @@
 //!   subset: fields, methods and purposes within the parent's, validity within the parent's,
 //!   uses within what the parent has left.
 //! - Uses are counted only by the audit contract (`consume`), when it records an access.
+//! - Consent (when it is the legal basis): the consumer records the data subject's consent
+//!   for a resource and purpose (`record_consent`); a request on the consent basis must name
+//!   a live consent of its organisation covering its resource and purpose; withdrawing the
+//!   consent suspends every grant that rests on it.
+//! - A grant bound to a case (`terms.case_ref`) is closed, with its delegations, when the
+//!   case is closed (`close_case`, by the grantee or the provider).
+//! - The provider's CDO amends a grant by superseding it: a new grant with new terms (within
+//!   the request) carries the uses over, and the old one and its delegations are superseded.
 
 pub const REQUEST_TEXT_BYTES_MAX: u32 = 256;
 /// How long a provider has to answer a conditional request: 10 days of consensus time.
@@ -64,7 +72,15 @@ shutong_codec::codec_enum! {
 
 shutong_codec::codec_enum! {
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum GrantStatus { Active = 0 => "active", Suspended = 1 => "suspended", Revoked = 2 => "revoked" }
+    pub enum GrantStatus {
+        Active = 0 => "active",
+        Suspended = 1 => "suspended",
+        Revoked = 2 => "revoked",
+        /// Its case was closed.
+        Closed = 3 => "closed",
+        /// Replaced by an amended grant (`superseded_by`).
+        Superseded = 4 => "superseded",
+    }
 }
 
 shutong_codec::codec_struct! {
@@ -84,6 +100,8 @@ shutong_codec::codec_struct! {
         pub valid_until_ms: u64,
         pub max_uses: u64,
         pub justification_hash: [u8; 32],
+        /// The consent record the request rests on (legal basis `consent` only).
+        pub consent: Option<String>,
     }
 }
 
@@ -191,6 +209,8 @@ shutong_codec::codec_struct! {
         pub depth: u32,
         pub children: Vec<u64>,
         pub approvals: Vec<Approval>,
+        pub consent: Option<String>,
+        pub superseded_by: Option<u64>,
     }
 }
 
@@ -245,4 +265,60 @@ pub fn valid_purpose(purpose: &str) -> bool {
         && purpose
             .split('.')
             .all(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+}
+
+shutong_codec::codec_struct! {
+    /// Arguments of `record_consent`: a data subject's consent, given to the caller's
+    /// organisation, for a resource and a purpose. Only references go on chain.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct RecordConsent {
+        pub id: String,
+        pub subject_ref_hmac: [u8; 32],
+        pub resource: String,
+        pub purpose: String,
+        pub evidence_hash: [u8; 32],
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// A consent record.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Consent {
+        pub id: String,
+        pub grantee_org: String,
+        pub subject_ref_hmac: [u8; 32],
+        pub resource: String,
+        pub purpose: String,
+        pub evidence_hash: [u8; 32],
+        pub given_ms: u64,
+        pub withdrawn: bool,
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// Arguments of `withdraw_consent` and `get_consent`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ConsentId {
+        pub id: String,
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// Arguments of `close_case`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct CloseCase {
+        pub case_ref: [u8; 32],
+        /// The grants bound to the case to close (the caller names them; each must be bound
+        /// to `case_ref`).
+        pub grants: Vec<u64>,
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// Arguments of `amend`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Amend {
+        pub grant: u64,
+        pub terms: Terms,
+    }
 }

@@ -26,15 +26,15 @@ pub trait Runner {
     fn now_ms(&mut self) -> u64;
 }
 
-const GAS: u64 = 10_000_000;
-const DAY: u64 = 24 * 3600 * 1000;
+pub const GAS: u64 = 10_000_000;
+pub const DAY: u64 = 24 * 3600 * 1000;
 
-fn ok(receipt: Receipt) -> Receipt {
+pub fn ok(receipt: Receipt) -> Receipt {
     assert!(receipt.status.is_success(), "{receipt:?}");
     receipt
 }
 
-fn aborted(receipt: &Receipt) -> &str {
+pub fn aborted(receipt: &Receipt) -> &str {
     match &receipt.status {
         ExecStatus::Aborted(message) => message,
         other => panic!("expected an abort, got {other:?}"),
@@ -45,18 +45,19 @@ fn field(name: &str, classification: Classification) -> Field {
     Field { name: name.into(), data_type: "string".into(), classification, masking: String::new(), element: None }
 }
 
-struct People {
-    market_admin: Keypair,
-    provider: Keypair,
-    cdo: Keypair,
-    security: Keypair,
-    acme_admin: Keypair,
-    analyst: Keypair,
-    partner_admin: Keypair,
-    gateway: Keypair,
+pub struct People {
+    pub market_admin: Keypair,
+    pub provider: Keypair,
+    pub cdo: Keypair,
+    pub security: Keypair,
+    pub acme_admin: Keypair,
+    pub analyst: Keypair,
+    pub partner_admin: Keypair,
+    pub gateway: Keypair,
 }
 
-fn setup(chain: &mut dyn Runner) -> People {
+/// The organisations, their principals and the published resource of the story.
+pub fn setup(chain: &mut dyn Runner) -> People {
     let p = People {
         market_admin: Keypair::from_seed("market-admin"),
         provider: Keypair::from_seed("market-provider"),
@@ -106,7 +107,7 @@ fn setup(chain: &mut dyn Runner) -> People {
     p
 }
 
-fn read<T: Decode>(chain: &mut dyn Runner, who: &Keypair, method: &str, args: Vec<u8>) -> T {
+pub fn read<T: Decode>(chain: &mut dyn Runner, who: &Keypair, method: &str, args: Vec<u8>) -> T {
     let receipt = ok(chain.run(who, Call { contract: builder::authz(), method: method.into(), args }, GAS));
     T::decode(&receipt.output).unwrap()
 }
@@ -139,6 +140,7 @@ pub fn authorisation_story(chain: &mut dyn Runner) {
         valid_until_ms: now + 90 * DAY,
         max_uses: 3,
         justification_hash: [3; 32],
+        consent: None,
     };
     let refused = chain.run(&p.acme_admin, access::request(&ask), GAS);
     assert_eq!(aborted(&refused), "only an acting data_consumer of an organisation may request access");
