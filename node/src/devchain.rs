@@ -37,15 +37,27 @@ impl std::fmt::Debug for DevChain {
 impl DevChain {
     /// A new chain in `dir` whose genesis admin is `admin` and upload policy `upload_policy`.
     pub fn open(dir: &Path, admin: &AccountId, upload_policy: &str) -> anyhow::Result<DevChain> {
+        DevChain::open_with(dir, &[*admin], 1, upload_policy)
+    }
+
+    /// A new chain in `dir` with a governance committee of `admins` deciding by `threshold`
+    /// votes.
+    pub fn open_with(
+        dir: &Path,
+        admins: &[AccountId],
+        threshold: u32,
+        upload_policy: &str,
+    ) -> anyhow::Result<DevChain> {
         let storage = Arc::new(Storage::open(dir)?);
         let validator = Keypair::from_seed("dev-validator");
         let mut genesis = Genesis::new(
             CHAIN_ID,
             1_000,
             vec![GenesisValidator { name: "v".into(), public_key: validator.public() }],
-            vec![*admin],
+            admins.to_vec(),
         );
         genesis.upload_policy = upload_policy.to_string();
+        genesis.governance_threshold = threshold;
         genesis.validate()?;
         let tip = init_storage(&storage, &genesis)?;
         let vm = Arc::new(Vm::new(VmConfig::default())?);

@@ -73,9 +73,10 @@ pub fn begin_block(overlay: &mut Overlay, height: u64) {
 }
 
 /// The governance contract's storage at genesis: its admins and the first validator set.
-pub fn genesis_state(writes: &mut Writes, admins: &[AccountId], validators: &[PublicKey]) {
+pub fn genesis_state(writes: &mut Writes, admins: &[AccountId], threshold: u32, validators: &[PublicKey]) {
     let admins = Admins { accounts: admins.iter().map(|a| a.0).collect() };
     writes.insert(key(ADMINS_KEY), Some(admins.encode()));
+    writes.insert(key(shutong_system_api::governance::THRESHOLD_KEY), Some(threshold.encode()));
     let set = ValidatorSet { epoch: 0, since_height: 0, keys: validators.iter().map(|k| k.0).collect() };
     writes.insert(key(VALIDATORS_KEY), Some(set.encode()));
 }
@@ -95,7 +96,7 @@ mod tests {
     /// Genesis governance state with `pending` scheduled to take effect at height 15.
     fn state(pending: Option<Vec<[u8; 32]>>) -> MemoryState {
         let mut writes = Writes::new();
-        genesis_state(&mut writes, &[AccountId([1; 32])], &keys(4));
+        genesis_state(&mut writes, &[AccountId([1; 32])], 1, &keys(4));
         if let Some(keys) = pending {
             let p = PendingSet { activation_height: 15, keys, proposer: [1; 32] };
             writes.insert(key(PENDING_KEY), Some(p.encode()));

@@ -75,6 +75,13 @@ pub struct Genesis {
     /// The VM's gas schedule version.
     #[serde(default = "default_gas_schedule")]
     pub gas_schedule: u32,
+    /// How many of the admins' votes a governance proposal needs.
+    #[serde(default = "default_threshold")]
+    pub governance_threshold: u32,
+}
+
+fn default_threshold() -> u32 {
+    1
 }
 
 fn default_upload_policy() -> String {
@@ -117,6 +124,7 @@ impl Genesis {
             contracts,
             upload_policy: default_upload_policy(),
             gas_schedule: default_gas_schedule(),
+            governance_threshold: default_threshold(),
         }
     }
 
@@ -157,6 +165,16 @@ impl Genesis {
         }
         if let Some(v) = self.validators.iter().find(|v| crate::p2p::peer_id(&v.public_key).is_none()) {
             return Err(invalid("validators", format!("{} is not an ed25519 public key", v.public_key)));
+        }
+        if self.governance_threshold == 0 || self.governance_threshold as usize > self.admins.len() {
+            return Err(invalid(
+                "governance_threshold",
+                format!(
+                    "{} votes of {} admins: it must be between 1 and the number of admins",
+                    self.governance_threshold,
+                    self.admins.len()
+                ),
+            ));
         }
         if ![policy::GOVERNANCE, policy::OPEN].contains(&self.upload_policy.as_str()) {
             return Err(invalid("upload_policy", format!("{:?} is not governance or open", self.upload_policy)));
@@ -208,6 +226,7 @@ impl Genesis {
         });
         write::str(&mut out, &self.upload_policy);
         write::u32(&mut out, self.gas_schedule);
+        write::u32(&mut out, self.governance_threshold);
         Hash::of(tag::GENESIS, &out)
     }
 
@@ -236,7 +255,7 @@ impl Genesis {
         }
         writes.insert(keyspace::param(params::UPLOAD_POLICY), Some(self.upload_policy.clone().into_bytes()));
         writes.insert(keyspace::param(params::GAS_SCHEDULE), Some(self.gas_schedule.encode()));
-        crate::epochs::genesis_state(&mut writes, &self.admins, &self.validator_keys());
+        crate::epochs::genesis_state(&mut writes, &self.admins, self.governance_threshold, &self.validator_keys());
         writes
     }
 
@@ -274,6 +293,7 @@ mod tests {
     #[test]
     fn the_registry_address_contracts_carry_is_the_derived_one() {
         assert_eq!(Address::system(names::REGISTRY).0, names::REGISTRY_ADDRESS);
+        assert_eq!(Address::system(names::GOVERNANCE).0, names::GOVERNANCE_ADDRESS);
         assert_eq!(Address::system(names::CATALOG).0, names::CATALOG_ADDRESS);
         assert_eq!(Address::system(names::AUTHZ).0, names::AUTHZ_ADDRESS);
         assert_eq!(Address::system(names::AUDIT).0, names::AUDIT_ADDRESS);

@@ -128,3 +128,58 @@ fn departments_publish_with_one_authoritative_source_per_element() {
     // Withdrawal released the element: now the tax bureau may be its source.
     ok(chain.run(&tax_provider, builder::publish_resource(&resource("tax/reg", "tax", "enterprise.uscc")), gas));
 }
+
+/// A governance committee of three deciding by two votes: direct decisions are refused,
+/// code is approved and an organisation suspended only once two admins voted, and a
+/// suspended department's providers cannot publish.
+#[test]
+fn the_committee_decides_by_threshold() {
+    use shutong_node::devchain::DevChain;
+    use shutong_sdk::system_api::governance::Action;
+    let admins: Vec<Keypair> = (0..3).map(|i| Keypair::from_seed(&format!("committee-{i}"))).collect();
+    let accounts: Vec<_> = admins.iter().map(Keypair::account).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = DevChain::open_with(dir.path(), &accounts, 2, "governance").unwrap();
+    let gas = 5_000_000;
+    let mut run = |key: &Keypair, call| chain.run(key, call, gas).unwrap();
+
+    let code = shutong_vm::Vm::code_hash(b"some code");
+    let direct = run(&admins[0], builder::approve_code(&code));
+    assert_eq!(aborted(&direct), "the committee needs 2 votes: propose and vote instead");
+    let proposed = ok(run(&admins[0], builder::propose(Action::ApproveCode { code_hash: code.0 })));
+    let id = u64::decode(&proposed.output).unwrap();
+    let outsider = run(&Keypair::from_seed("outsider"), builder::vote(id));
+    assert_eq!(aborted(&outsider), "only a governance admin may vote");
+    let carried = ok(run(&admins[2], builder::vote(id)));
+    assert!(carried.events.iter().any(|e| e.topic == "proposal.executed"), "{:?}", carried.events);
+    assert!(carried.events.iter().any(|e| e.topic == "code.approved"));
+
+    // Suspending an organisation stops its providers.
+    let bureau = Keypair::from_seed("bureau");
+    let provider = Keypair::from_seed("bureau-provider");
+    ok(run(&bureau, builder::register_org("bureau", "Bureau", OrgKind::Department)));
+    let set = builder::set_principal(
+        "bureau",
+        &provider.account(),
+        PrincipalKind::Person,
+        role::DATA_PROVIDER,
+        PrincipalStatus::Active,
+    );
+    ok(run(&bureau, set));
+    let proposal = ok(run(&admins[1], builder::propose(Action::SuspendOrg { id: "bureau".into() })));
+    let id = u64::decode(&proposal.output).unwrap();
+    ok(run(&admins[0], builder::vote(id)));
+    let refused = run(&provider, builder::publish_resource(&resource("bureau/x", "bureau", "bureau.x")));
+    assert_eq!(aborted(&refused), "only an acting data provider of organisation bureau may do this");
+    // Nobody but governance may use the registry's governance door.
+    let sneaky = Call {
+        contract: builder::registry(),
+        method: "set_status_by_governance".into(),
+        args: shutong_sdk::system_api::registry::GovernanceOrgStatus {
+            id: "bureau".into(),
+            status: shutong_sdk::system_api::registry::OrgStatus::Active,
+        }
+        .encode(),
+    };
+    assert_eq!(aborted(&run(&bureau, sneaky)), "only the governance contract may do this");
+}

@@ -338,6 +338,19 @@ pub fn governance() -> Address {
     Address::system(names::GOVERNANCE)
 }
 
+/// Proposes a governance decision (an admin; it counts as the proposer's vote). The output
+/// is the proposal id.
+pub fn propose(action: shutong_system_api::governance::Action) -> Call {
+    let args = shutong_system_api::governance::Propose { action };
+    Call { contract: governance(), method: "propose".into(), args: args.encode() }
+}
+
+/// Votes for a governance proposal (an admin); it is carried out with the threshold's vote.
+pub fn vote(proposal: u64) -> Call {
+    let args = shutong_system_api::governance::ProposalId { id: proposal };
+    Call { contract: governance(), method: "vote".into(), args: args.encode() }
+}
+
 /// Schedules a new validator set (governance admins only); it takes effect
 /// `CHANGE_DELAY_BLOCKS` blocks after the block that includes this call.
 pub fn set_validators(keys: &[shutong_types::PublicKey]) -> Call {

@@ -13,12 +13,33 @@
 
 use shutong_codec::{Decode, Encode};
 use shutong_contract::{self as contract, Error, MethodResult};
+use shutong_contract::{Item, Map};
 use shutong_system_api::governance::{
-    approved_code_key, Admins, ApproveCode, PendingSet, SetValidators, ValidatorSet, Validators, ADMINS_KEY,
-    CHANGE_DELAY_BLOCKS, PENDING_KEY, VALIDATORS_KEY,
+    approved_code_key, Action, Admins, ApproveCode, PendingSet, Proposal, ProposalId, Propose, SetValidators,
+    ValidatorSet, Validators, ADMINS_KEY, ADMINS_MAX, CHANGE_DELAY_BLOCKS, PENDING_KEY, PROPOSAL_BLOCKS, THRESHOLD_KEY,
+    VALIDATORS_KEY,
 };
+use shutong_system_api::names::REGISTRY_ADDRESS;
+use shutong_system_api::registry::{GovernanceOrgStatus, OrgStatus};
 
-contract::entrypoints!(set_validators, get_validators, approve_code);
+contract::entrypoints!(set_validators, get_validators, approve_code, propose, vote, get_proposal);
+
+const THRESHOLD: Item<u32> = Item::new(THRESHOLD_KEY);
+const NEXT_PROPOSAL: Item<u64> = Item::new(b"next-proposal");
+const PROPOSALS: Map<u64, Proposal> = Map::new(b"proposal/");
+
+fn threshold() -> Result<u32, Error> {
+    Ok(THRESHOLD.load()?.unwrap_or(1))
+}
+
+/// A direct decision is allowed only while one admin's vote is enough.
+fn single_admin_rule() -> Result<(), Error> {
+    let t = threshold()?;
+    if t > 1 {
+        return Err(Error(format!("the committee needs {} votes: propose and vote instead", t)));
+    }
+    Ok(())
+}
 
 fn load<T: Decode>(key: &[u8], what: &str) -> Result<Option<T>, Error> {
     match contract::storage_get(key) {
@@ -40,6 +61,12 @@ fn admin_caller(refusal: &str) -> Result<[u8; 32], Error> {
 pub fn approve_code(args: &[u8]) -> MethodResult {
     let req = ApproveCode::decode(args)?;
     let caller = admin_caller("only a governance admin may approve code")?;
+    single_admin_rule()?;
+    do_approve_code(req.code_hash, caller)
+}
+
+fn do_approve_code(code_hash: [u8; 32], caller: [u8; 32]) -> MethodResult {
+    let req = ApproveCode { code_hash };
     let key = approved_code_key(&req.code_hash);
     if contract::storage_get(&key).is_some() {
         return Err(Error::new("this code hash is already approved"));
@@ -53,6 +80,11 @@ pub fn approve_code(args: &[u8]) -> MethodResult {
 pub fn set_validators(args: &[u8]) -> MethodResult {
     let req = SetValidators::decode(args)?;
     let caller = admin_caller("only a governance admin may change the validator set")?;
+    single_admin_rule()?;
+    do_set_validators(req, caller)
+}
+
+fn do_set_validators(req: SetValidators, caller: [u8; 32]) -> MethodResult {
     if req.keys.is_empty() {
         return Err(Error::new("the validator set cannot be empty"));
     }
@@ -75,6 +107,100 @@ pub fn set_validators(args: &[u8]) -> MethodResult {
     contract::storage_set(PENDING_KEY, &pending.encode());
     contract::emit_event("validators.scheduled", activation_height.to_string().as_bytes());
     Ok(Vec::new())
+}
+
+fn execute(action: &Action, proposer: [u8; 32]) -> Result<(), Error> {
+    match action {
+        Action::SetValidators { keys } => do_set_validators(SetValidators { keys: keys.clone() }, proposer).map(|_| ()),
+        Action::ApproveCode { code_hash } => do_approve_code(*code_hash, proposer).map(|_| ()),
+        Action::SetAdmins { accounts, threshold } => {
+            contract::storage_set(ADMINS_KEY, &Admins { accounts: accounts.clone() }.encode());
+            THRESHOLD.save(threshold);
+            contract::emit_event("committee.changed", threshold.to_string().as_bytes());
+            Ok(())
+        }
+        Action::SuspendOrg { id } | Action::ReinstateOrg { id } => {
+            let status =
+                if matches!(action, Action::SuspendOrg { .. }) { OrgStatus::Suspended } else { OrgStatus::Active };
+            let args = GovernanceOrgStatus { id: id.clone(), status }.encode();
+            contract::call(&REGISTRY_ADDRESS, "set_status_by_governance", &args, 0)?;
+            Ok(())
+        }
+    }
+}
+
+/// Checks an action before anyone votes on it.
+fn check_action(action: &Action) -> Result<(), Error> {
+    if let Action::SetAdmins { accounts, threshold } = action {
+        let mut sorted = accounts.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if accounts.is_empty() || accounts.len() > ADMINS_MAX as usize || sorted.len() != accounts.len() {
+            return Err(Error(format!("the committee has 1 to {} distinct admins", ADMINS_MAX)));
+        }
+        if *threshold == 0 || *threshold as usize > accounts.len() {
+            return Err(Error::new("the threshold must be between 1 and the number of admins"));
+        }
+    }
+    if let Action::SetValidators { keys } = action {
+        if keys.is_empty() {
+            return Err(Error::new("the validator set cannot be empty"));
+        }
+    }
+    Ok(())
+}
+
+/// Records `proposal` and executes it if it has enough votes.
+fn tally(mut proposal: Proposal) -> MethodResult {
+    if proposal.votes.len() as u32 >= threshold()? {
+        execute(&proposal.action, proposal.proposer)?;
+        proposal.executed = true;
+        contract::emit_event("proposal.executed", proposal.id.to_string().as_bytes());
+    }
+    PROPOSALS.save(&proposal.id, &proposal);
+    Ok(proposal.executed.encode())
+}
+
+pub fn propose(args: &[u8]) -> MethodResult {
+    let req = Propose::decode(args)?;
+    let caller = admin_caller("only a governance admin may propose")?;
+    check_action(&req.action)?;
+    let id = NEXT_PROPOSAL.load()?.unwrap_or(1);
+    NEXT_PROPOSAL.save(&(id + 1));
+    let proposal = Proposal {
+        id,
+        action: req.action,
+        proposer: caller,
+        votes: vec![caller],
+        created_height: contract::block_height(),
+        executed: false,
+    };
+    contract::emit_event("proposal.created", id.to_string().as_bytes());
+    tally(proposal)?;
+    Ok(id.encode())
+}
+
+pub fn vote(args: &[u8]) -> MethodResult {
+    let req = ProposalId::decode(args)?;
+    let caller = admin_caller("only a governance admin may vote")?;
+    let mut proposal = PROPOSALS.load(&req.id)?.ok_or_else(|| Error(format!("no proposal {}", req.id)))?;
+    if proposal.executed {
+        return Err(Error(format!("proposal {} was already carried out", req.id)));
+    }
+    if contract::block_height() > proposal.created_height + PROPOSAL_BLOCKS {
+        return Err(Error(format!("proposal {} lapsed after {} blocks", req.id, PROPOSAL_BLOCKS)));
+    }
+    if proposal.votes.contains(&caller) {
+        return Err(Error(format!("this admin already voted for proposal {}", req.id)));
+    }
+    proposal.votes.push(caller);
+    contract::emit_event("proposal.voted", req.id.to_string().as_bytes());
+    tally(proposal)
+}
+
+pub fn get_proposal(args: &[u8]) -> MethodResult {
+    let req = ProposalId::decode(args)?;
+    Ok(PROPOSALS.load(&req.id)?.ok_or_else(|| Error(format!("no proposal {}", req.id)))?.encode())
 }
 
 pub fn get_validators(_args: &[u8]) -> MethodResult {
@@ -130,6 +256,41 @@ mod tests {
         );
         set_validators(&args(&[[10; 32]])).unwrap();
         assert_eq!(set_validators(&args(&[[11; 32]])), Err(Error::new("a validator-set change is already pending")));
+    }
+
+    #[test]
+    fn a_committee_of_three_decides_by_two_votes() {
+        testing::reset();
+        testing::set_context([1; 32], 5);
+        setup();
+        let committee = Action::SetAdmins { accounts: vec![[1; 32], [2; 32], [3; 32]], threshold: 2 };
+        // With one admin, a proposal is carried at once.
+        propose(&Propose { action: committee }.encode()).unwrap();
+        assert_eq!(THRESHOLD.load(), Ok(Some(2)));
+        // Now direct decisions are refused, and proposals need two votes.
+        let direct = approve_code(&ApproveCode { code_hash: [7; 32] }.encode());
+        assert_eq!(direct, Err(Error::new("the committee needs 2 votes: propose and vote instead")));
+        let approve = Propose { action: Action::ApproveCode { code_hash: [7; 32] } };
+        assert_eq!(propose(&approve.encode()), Ok(2u64.encode()));
+        assert!(contract::storage_get(&approved_code_key(&[7; 32])).is_none());
+        assert_eq!(vote(&ProposalId { id: 2 }.encode()), Err(Error::new("this admin already voted for proposal 2")));
+        testing::set_context([9; 32], 6);
+        assert_eq!(vote(&ProposalId { id: 2 }.encode()), Err(Error::new("only a governance admin may vote")));
+        testing::set_context([2; 32], 6);
+        assert_eq!(vote(&ProposalId { id: 2 }.encode()), Ok(true.encode()));
+        assert!(contract::storage_get(&approved_code_key(&[7; 32])).is_some());
+        testing::set_context([3; 32], 6);
+        assert_eq!(vote(&ProposalId { id: 2 }.encode()), Err(Error::new("proposal 2 was already carried out")));
+        // Proposals lapse.
+        propose(&Propose { action: Action::ApproveCode { code_hash: [8; 32] } }.encode()).unwrap();
+        testing::set_context([1; 32], 6 + PROPOSAL_BLOCKS + 1);
+        assert_eq!(vote(&ProposalId { id: 3 }.encode()), Err(Error::new("proposal 3 lapsed after 1000 blocks")));
+        // Bad committees are refused before any vote.
+        let bad = Action::SetAdmins { accounts: vec![[1; 32]], threshold: 2 };
+        assert_eq!(
+            propose(&Propose { action: bad }.encode()),
+            Err(Error::new("the threshold must be between 1 and the number of admins"))
+        );
     }
 
     #[test]

@@ -17,12 +17,13 @@
 use shutong_codec::{Decode, Encode};
 use shutong_contract::Map;
 use shutong_contract::{self as contract, Error, MethodResult};
+use shutong_system_api::names::GOVERNANCE_ADDRESS;
 use shutong_system_api::registry::{
-    role, GetMember, GetOrg, Member, Org, OrgStatus, Principal, PrincipalStatus, RegisterOrg, RotateKey, SetPrincipal,
-    UpdateOrg,
+    role, GetMember, GetOrg, GovernanceOrgStatus, Member, Org, OrgStatus, Principal, PrincipalStatus, RegisterOrg,
+    RotateKey, SetPrincipal, UpdateOrg,
 };
 
-contract::entrypoints!(register, update, get, set_principal, rotate_key, member);
+contract::entrypoints!(register, update, get, set_principal, rotate_key, member, set_status_by_governance);
 
 const PRINCIPALS: Map<[u8; 32], Principal> = Map::new(b"principal/");
 
@@ -182,6 +183,23 @@ pub fn rotate_key(args: &[u8]) -> MethodResult {
     PRINCIPALS.save(&caller, &old);
     PRINCIPALS.save(&req.new_account, &new);
     contract::emit_event("principal.rotated", hex(&req.new_account).as_bytes());
+    Ok(Vec::new())
+}
+
+/// Suspends or reinstates an organisation by a decision of the governance committee.
+pub fn set_status_by_governance(args: &[u8]) -> MethodResult {
+    if contract::caller() != GOVERNANCE_ADDRESS {
+        return Err(Error::new("only the governance contract may do this"));
+    }
+    let req = GovernanceOrgStatus::decode(args)?;
+    let mut org = load(&req.id)?;
+    if org.status == req.status {
+        return Err(Error(format!("organisation {} is already {}", org.id, req.status.name())));
+    }
+    org.status = req.status;
+    org.updated_height = contract::block_height();
+    contract::storage_set(&org_key(&org.id), &org.encode());
+    contract::emit_event("org.updated", org.id.as_bytes());
     Ok(Vec::new())
 }
 

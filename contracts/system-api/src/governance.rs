@@ -170,3 +170,95 @@ impl Decode for Admins {
         Ok(Admins { accounts: read_keys(r, "admins.accounts", ADMINS_MAX)? })
     }
 }
+
+// ---- The committee ----------------------------------------------------------------------
+
+/// The number of admins' votes a proposal needs (a `u32`; absent means 1).
+pub const THRESHOLD_KEY: &[u8] = b"threshold";
+/// A proposal not carried within this many blocks of its creation lapses.
+pub const PROPOSAL_BLOCKS: u64 = 1_000;
+
+/// What the committee can decide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Schedule a new validator set (as `set_validators`).
+    SetValidators { keys: Vec<[u8; 32]> },
+    /// Approve a code hash for upload (as `approve_code`).
+    ApproveCode { code_hash: [u8; 32] },
+    /// Replace the committee and its threshold.
+    SetAdmins { accounts: Vec<[u8; 32]>, threshold: u32 },
+    /// Suspend an organisation: none of its principals may act.
+    SuspendOrg { id: String },
+    /// Lift a suspension.
+    ReinstateOrg { id: String },
+}
+
+impl Encode for Action {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        match self {
+            Action::SetValidators { keys } => {
+                write::u8(out, 0);
+                write_keys(out, keys);
+            }
+            Action::ApproveCode { code_hash } => {
+                write::u8(out, 1);
+                code_hash.encode_to(out);
+            }
+            Action::SetAdmins { accounts, threshold } => {
+                write::u8(out, 2);
+                write_keys(out, accounts);
+                write::u32(out, *threshold);
+            }
+            Action::SuspendOrg { id } => {
+                write::u8(out, 3);
+                write::str(out, id);
+            }
+            Action::ReinstateOrg { id } => {
+                write::u8(out, 4);
+                write::str(out, id);
+            }
+        }
+    }
+}
+
+impl Decode for Action {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match r.u8()? {
+            0 => Action::SetValidators { keys: read_keys(r, "action.keys", VALIDATORS_MAX)? },
+            1 => Action::ApproveCode { code_hash: r.array()? },
+            2 => Action::SetAdmins { accounts: read_keys(r, "action.accounts", ADMINS_MAX)?, threshold: r.u32()? },
+            3 => Action::SuspendOrg { id: r.string("action.org", crate::registry::ORG_ID_BYTES_MAX)? },
+            4 => Action::ReinstateOrg { id: r.string("action.org", crate::registry::ORG_ID_BYTES_MAX)? },
+            tag => return Err(DecodeError::InvalidTag { what: "governance action", tag }),
+        })
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// Arguments of `propose`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Propose {
+        pub action: Action,
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// A proposal and its votes.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Proposal {
+        pub id: u64,
+        pub action: Action,
+        pub proposer: [u8; 32],
+        pub votes: Vec<[u8; 32]>,
+        pub created_height: u64,
+        pub executed: bool,
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// Arguments of `vote` and `get_proposal`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ProposalId {
+        pub id: u64,
+    }
+}

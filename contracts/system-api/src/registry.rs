@@ -318,3 +318,12 @@ impl Decode for OrgStatus {
         read_status(r)
     }
 }
+
+shutong_codec::codec_struct! {
+    /// Arguments of `set_status_by_governance`, which only the governance contract may call.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct GovernanceOrgStatus {
+        pub id: String,
+        pub status: OrgStatus,
+    }
+}
