@@ -1,7 +1,8 @@
 //! The authorisation contracts through the VM, on a node's RocksDB: a gateway's grant check
 //! (`authz.check`: the grant, plus the registry asked who the user is) and an access-event
 //! record (`audit.record`: the grant, the registry, the use counted by `authz.consume`, the
-//! event stored and an audit-log leaf appended). Each call runs on committed state with its
+//! event stored and an audit-log leaf appended), and a batch anchor (a gateway's Merkle root
+//! over many events). Each call runs on committed state with its
 //! writes dropped, so every iteration does the same work.
 
 #![allow(clippy::unwrap_used)]
@@ -143,6 +144,30 @@ fn bench(c: &mut Criterion) {
                     ctx(&s.gateway, builder::audit()),
                     "record",
                     record_args.clone(),
+                    GAS,
+                    Overlay::new(Arc::clone(&base)),
+                )
+                .unwrap();
+            assert!(out.status.is_success(), "{:?}", out.status);
+        })
+    });
+    let anchor_args = shutong_sdk::system_api::audit::AnchorBatch {
+        grant: s.grant,
+        period_start_ms: 0,
+        period_end_ms: 60_000,
+        count: 10_000,
+        merkle_root: [5; 32],
+    }
+    .encode();
+    group.bench_function("audit_anchor/batch", |b| {
+        b.iter(|| {
+            let out = s
+                .chain
+                .vm
+                .call(
+                    ctx(&s.gateway, builder::audit()),
+                    "anchor",
+                    anchor_args.clone(),
                     GAS,
                     Overlay::new(Arc::clone(&base)),
                 )
