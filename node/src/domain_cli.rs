@@ -212,6 +212,71 @@ pub enum AccessTx {
         #[arg(long)]
         grant: u64,
     },
+    /// Record a data subject's consent, given to the signer's organisation.
+    Consent {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        resource: String,
+        #[arg(long)]
+        purpose: String,
+        /// The data subject's reference; only a keyed digest of it goes on chain.
+        #[arg(long)]
+        subject: String,
+    },
+    /// Withdraw a consent: the grants resting on it are suspended.
+    WithdrawConsent {
+        #[arg(long)]
+        id: String,
+    },
+    /// Close grants bound to a case that has closed.
+    CloseCase {
+        /// The case reference; only its hash goes on chain.
+        #[arg(long)]
+        case: String,
+        /// Comma-separated grant ids.
+        #[arg(long)]
+        grants: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum GovTx {
+    /// Propose a decision (a governance admin; counts as the proposer's vote).
+    #[command(subcommand)]
+    Propose(Proposal),
+    /// Vote for a proposal (a governance admin); carried out at the threshold.
+    Vote {
+        #[arg(long)]
+        proposal: u64,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum Proposal {
+    /// Approve a code hash for upload.
+    ApproveCode {
+        #[arg(long)]
+        code_hash: shutong_types::Hash,
+    },
+    /// Suspend an organisation.
+    SuspendOrg {
+        #[arg(long)]
+        id: String,
+    },
+    /// Reinstate a suspended organisation.
+    ReinstateOrg {
+        #[arg(long)]
+        id: String,
+    },
+    /// Replace the committee and its threshold.
+    SetAdmins {
+        /// An admin account (hex); repeat for each.
+        #[arg(long = "admin", required = true)]
+        admins: Vec<AccountId>,
+        #[arg(long)]
+        threshold: u32,
+    },
 }
 
 #[derive(Args)]
@@ -241,6 +306,31 @@ pub enum AuditTx {
         /// The business reference (a case or application number); only its hash goes on chain.
         #[arg(long, default_value = "")]
         reference: String,
+    },
+    /// Record a yes/no answer given instead of data (the provider's gateway; a `verify` use).
+    Attest {
+        #[arg(long)]
+        grant: u64,
+        #[arg(long)]
+        consumer: AccountId,
+        /// The question asked; only its hash goes on chain.
+        #[arg(long)]
+        question: String,
+        #[arg(long)]
+        answer: bool,
+    },
+    /// Anchor a batch of events by their Merkle root (the provider's gateway).
+    Anchor {
+        #[arg(long)]
+        grant: u64,
+        #[arg(long)]
+        root: shutong_types::Hash,
+        #[arg(long)]
+        count: u64,
+        #[arg(long)]
+        from_ms: u64,
+        #[arg(long)]
+        to_ms: u64,
     },
 }
 
@@ -362,7 +452,37 @@ pub async fn access_call(command: AccessTx, client: &Client, now_ms: u64) -> any
         AccessTx::Revoke { grant, reason } => access::revoke(grant, &reason),
         AccessTx::Suspend { grant, reason } => access::suspend(grant, &reason),
         AccessTx::Resume { grant } => access::resume(grant),
+        AccessTx::Consent { id, resource, purpose, subject } => {
+            access::record_consent(&shutong_sdk::system_api::authz::RecordConsent {
+                id,
+                subject_ref_hmac: builder::cert::digest(subject.as_bytes()).0,
+                resource,
+                purpose,
+                evidence_hash: [0; 32],
+            })
+        }
+        AccessTx::WithdrawConsent { id } => access::withdraw_consent(&id),
+        AccessTx::CloseCase { case, grants } => {
+            let ids: Result<Vec<u64>, _> = list(&grants).iter().map(|g| g.parse::<u64>()).collect();
+            let ids = ids.context("--grants is a comma-separated list of grant ids")?;
+            access::close_case(builder::cert::digest(case.as_bytes()).0, &ids)
+        }
     })
+}
+
+pub fn gov_call(command: GovTx) -> Call {
+    use shutong_sdk::system_api::governance::Action;
+    match command {
+        GovTx::Vote { proposal } => builder::vote(proposal),
+        GovTx::Propose(proposal) => builder::propose(match proposal {
+            Proposal::ApproveCode { code_hash } => Action::ApproveCode { code_hash: code_hash.0 },
+            Proposal::SuspendOrg { id } => Action::SuspendOrg { id },
+            Proposal::ReinstateOrg { id } => Action::ReinstateOrg { id },
+            Proposal::SetAdmins { admins, threshold } => {
+                Action::SetAdmins { accounts: admins.iter().map(|a| a.0).collect(), threshold }
+            }
+        }),
+    }
 }
 
 fn use_of(u: &UseArgs) -> Use {
@@ -393,6 +513,24 @@ pub fn audit_call(command: AuditTx) -> Call {
                 record_count: u.count,
             })
         }
+        AuditTx::Attest { grant, consumer, question, answer } => {
+            audit_trail::attest(&shutong_sdk::system_api::audit::Attest {
+                grant,
+                consumer: consumer.0,
+                question_hash: builder::cert::digest(question.as_bytes()).0,
+                subject_ref_hmac: [0; 32],
+                answer,
+            })
+        }
+        AuditTx::Anchor { grant, root, count, from_ms, to_ms } => {
+            audit_trail::anchor(&shutong_sdk::system_api::audit::AnchorBatch {
+                grant,
+                period_start_ms: from_ms,
+                period_end_ms: to_ms,
+                count,
+                merkle_root: root.0,
+            })
+        }
     }
 }
 
@@ -408,6 +546,12 @@ pub fn result_text(call: &Call, output: &[u8]) -> Option<String> {
             }),
             _ => None,
         };
+    }
+    if call.contract == builder::governance() && method == "propose" {
+        return u64::decode(output).ok().map(|id| format!("proposal {id}"));
+    }
+    if call.contract == builder::governance() && method == "vote" {
+        return bool::decode(output).ok().map(|done| if done { "carried out".into() } else { "vote recorded".into() });
     }
     if call.contract == builder::catalog() && method == "publish" {
         return u32::decode(output).ok().map(|v| format!("published version {v}"));

@@ -242,6 +242,9 @@ enum TxCall {
     /// The access audit trail.
     #[command(subcommand)]
     Audit(domain_cli::AuditTx),
+    /// The governance committee: proposals and votes.
+    #[command(subcommand)]
+    Gov(domain_cli::GovTx),
 }
 
 #[derive(Subcommand)]
@@ -633,6 +636,7 @@ async fn tx(args: TxArgs, output: Output) -> anyhow::Result<()> {
         TxCall::Catalog(command) => domain_cli::catalog_call(command),
         TxCall::Access(command) => domain_cli::access_call(command, &client, status.timestamp_ms).await?,
         TxCall::Audit(command) => domain_cli::audit_call(command),
+        TxCall::Gov(command) => domain_cli::gov_call(command),
     };
     let mut txb = TxBuilder::new(&status.chain_id, key.clone());
     txb.gas_limit = args.gas_limit.unwrap_or_else(|| {
