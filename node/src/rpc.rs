@@ -132,10 +132,9 @@ fn query(params: Params<'_>, ctx: &RpcContext) -> RpcResult<String> {
     }
     let args = hex_param("args", &args, ARGS_BYTES_MAX as usize)?;
     let view = &ctx.view;
-    let instance = view
-        .instance(&contract)
+    // The VM reads the instance itself; this only gives a missing contract its own error code.
+    view.instance(&contract)
         .ok_or_else(|| error(code::UNKNOWN_CONTRACT, format!("no contract at address {contract}")))?;
-    let _ = instance;
     let tip = view.tip();
     let call = CallContext { origin: AccountId::default(), contract, height: tip.height, time_ms: tip.timestamp_ms };
     let base: Arc<dyn shutong_vm::state::StateReader> = view.storage.clone();
