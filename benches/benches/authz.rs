@@ -114,6 +114,7 @@ fn bench(c: &mut Criterion) {
         query_hash: [3; 32],
         result_hash: [4; 32],
         record_count: 1,
+        consumer_signature: None,
     };
     let mut group = c.benchmark_group("authz");
     group.throughput(Throughput::Elements(1));

@@ -511,6 +511,7 @@ pub fn audit_call(command: AuditTx) -> Call {
                 query_hash: [0; 32],
                 result_hash: [0; 32],
                 record_count: u.count,
+                consumer_signature: None,
             })
         }
         AuditTx::Attest { grant, consumer, question, answer } => {

@@ -97,3 +97,96 @@ fn consent_withdrawal_suspends_and_attestations_are_recorded() {
     let again = chain.run(&p.analyst, access::request(&ask), GAS);
     assert_eq!(aborted(&again), "consent consent-2026-0001 was withdrawn");
 }
+
+/// Both gateways sign: under a grant with the `COSIGNED_EVENTS` duty, an event needs the
+/// consumer gateway's signature too; a forged one, or one by a key that is not the grantee's
+/// gateway, is refused.
+#[test]
+fn cosigned_events_need_the_consumer_gateways_signature() {
+    use common::story::{DAY, GAS, aborted, ok, setup};
+    use shutong_codec::Decode;
+    use shutong_sdk::builder::{self, access, audit_trail};
+    use shutong_sdk::system_api::audit::{AccessEvent, EventRecord};
+    use shutong_sdk::system_api::authz::{LegalBasis, RequestAccess, Terms, duty};
+    use shutong_sdk::system_api::catalog::method;
+    use shutong_sdk::system_api::registry::{PrincipalKind, PrincipalStatus, role};
+    use shutong_types::Keypair;
+
+    let mut chain = Chain::new();
+    let p = setup(&mut chain);
+    let now = chain.tip.timestamp_ms;
+    let acme_gateway = Keypair::from_seed("acme-gateway");
+    let set = builder::set_principal(
+        "acme",
+        &acme_gateway.account(),
+        PrincipalKind::Gateway,
+        role::DATA_CONSUMER,
+        PrincipalStatus::Active,
+    );
+    ok(chain.run(&p.acme_admin, set, GAS));
+    let ask = RequestAccess {
+        resource: "market/licence".into(),
+        fields: vec!["uscc".into()],
+        methods: method::QUERY,
+        purpose: "licensing".into(),
+        legal_basis: LegalBasis::Statute,
+        legal_doc_hash: [0; 32],
+        matter_code: String::new(),
+        valid_until_ms: now + 90 * DAY,
+        max_uses: 10,
+        justification_hash: [0; 32],
+        consent: None,
+    };
+    let request = u64::decode(&ok(chain.run(&p.analyst, access::request(&ask), GAS)).output).unwrap();
+    let terms = Terms {
+        fields: vec!["uscc".into()],
+        methods: method::QUERY,
+        purposes: vec!["licensing".into()],
+        not_before_ms: now,
+        not_after_ms: now + 30 * DAY,
+        max_uses: 10,
+        rate_per_day: 0,
+        case_ref: None,
+        duties: duty::LOG_USAGE | duty::COSIGNED_EVENTS,
+        delegable: false,
+        policy_hash: [0; 32],
+    };
+    ok(chain.run(&p.cdo, access::approve(request, &terms), GAS));
+    let grant = Option::<u64>::decode(&ok(chain.run(&p.security, access::approve(request, &terms), GAS)).output)
+        .unwrap()
+        .unwrap();
+    let mut event = AccessEvent {
+        grant,
+        consumer: p.analyst.account().0,
+        fields: vec!["uscc".into()],
+        method: method::QUERY,
+        purpose: "licensing.renewal".into(),
+        business_ref_hash: [1; 32],
+        subject_ref_hmac: [2; 32],
+        query_hash: [3; 32],
+        result_hash: [4; 32],
+        record_count: 1,
+        consumer_signature: None,
+    };
+    let unsigned = chain.run(&p.gateway, audit_trail::record(&event), GAS);
+    assert_eq!(aborted(&unsigned), format!("grant {grant} requires the consumer gateway's signature on each event"));
+
+    let mut forged = audit_trail::cosign(&event, &acme_gateway);
+    forged.signature[0] ^= 1;
+    event.consumer_signature = Some(forged);
+    assert_eq!(
+        aborted(&chain.run(&p.gateway, audit_trail::record(&event), GAS)),
+        "the consumer gateway's signature does not verify"
+    );
+
+    let stranger = Keypair::from_seed("not-a-gateway");
+    event.consumer_signature = Some(audit_trail::cosign(&event, &stranger));
+    assert_eq!(
+        aborted(&chain.run(&p.gateway, audit_trail::record(&event), GAS)),
+        "the signing key is not an acting gateway of grantee acme"
+    );
+
+    event.consumer_signature = Some(audit_trail::cosign(&event, &acme_gateway));
+    let recorded = EventRecord::decode(&ok(chain.run(&p.gateway, audit_trail::record(&event), GAS)).output).unwrap();
+    assert!(recorded.permit && recorded.event.consumer_signature.is_some());
+}

@@ -197,6 +197,15 @@ pub mod audit_trail {
         Call { contract: audit(), method: "record".into(), args: event.encode() }
     }
 
+    /// The consumer gateway's signature over `event` (which must not carry one yet).
+    pub fn cosign(event: &AccessEvent, gateway: &Keypair) -> shutong_system_api::audit::GatewaySignature {
+        let unsigned = AccessEvent { consumer_signature: None, ..event.clone() };
+        shutong_system_api::audit::GatewaySignature {
+            key: gateway.public().0,
+            signature: gateway.sign(&unsigned.encode()).0,
+        }
+    }
+
     /// Records a yes/no answer given instead of data (the provider's gateway).
     pub fn attest(attest: &shutong_system_api::audit::Attest) -> Call {
         Call { contract: audit(), method: "attest".into(), args: attest.encode() }

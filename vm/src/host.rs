@@ -541,6 +541,18 @@ fn link_crypto(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             write(&mut caller, "blake3", "output", out_ptr, hash.as_bytes())
         },
     )?;
+    // Writes the 32-byte account id of the 32-byte ed25519 public key at `key_ptr` (the hash
+    // every account is named by), so a contract can tie a verified signature to an account.
+    linker.func_wrap(
+        MODULE,
+        "account_of",
+        |mut caller: HostCaller<'_>, key_ptr: u32, out_ptr: u32| -> wasmtime::Result<()> {
+            charge(&mut caller, |s| s.host_call_base + s.blake3_base + per_byte(s, 64))?;
+            let key = PublicKey(read_array::<32>(&mut caller, "account_of", "key", key_ptr)?);
+            let account = AccountId::from_public_key(&key);
+            write(&mut caller, "account_of", "output", out_ptr, &account.0)
+        },
+    )?;
     // 1 if the 64-byte signature at `sig_ptr` by the 32-byte key at `key_ptr` over the message
     // is valid (strict verification: no malleable or small-order forms), else 0.
     linker.func_wrap(

@@ -174,6 +174,7 @@ fn invalid_pointers_to_each_host_function_trap_with_a_named_error() {
             "ed25519_verify: key",
         ),
         ("caller", "(param i32)", "(call $f (i32.const 65535))", "caller: buffer"),
+        ("account_of", "(param i32 i32)", "(call $f (i32.const 0) (i32.const 65534))", "account_of: output"),
         ("input_read", "(param i32)", "(call $f (i32.const 65535))", "input_read: buffer"),
         (
             "audit_append",

@@ -9,7 +9,7 @@ use shutong_contract::{self as contract, Error, Item, Map, MethodResult};
 use shutong_system_api::audit::{
     AccessEvent, AnchorBatch, Attest, AttestationRecord, EventId, EventRecord, History, Violation, ViolationStatus,
 };
-use shutong_system_api::authz::{Decision, Grant, Id, Use};
+use shutong_system_api::authz::{duty, Decision, Grant, Id, Use};
 use shutong_system_api::catalog::method;
 use shutong_system_api::names::{AUTHZ_ADDRESS, REGISTRY_ADDRESS};
 use shutong_system_api::registry::{GetMember, Member, PrincipalKind};
@@ -60,6 +60,27 @@ fn grant_key(grant: u64, event: u64) -> Vec<u8> {
     key
 }
 
+/// Checks the consumer gateway's signature, if there is one or the grant requires one.
+fn check_cosignature(event: &AccessEvent, granted: &Grant) -> Result<(), Error> {
+    let signature = match &event.consumer_signature {
+        Some(signature) => signature,
+        None if granted.terms.duties & duty::COSIGNED_EVENTS != 0 => {
+            return Err(Error(format!("grant {} requires the consumer gateway's signature on each event", granted.id)));
+        }
+        None => return Ok(()),
+    };
+    let unsigned = AccessEvent { consumer_signature: None, ..event.clone() };
+    if !contract::ed25519_verify(&signature.key, &signature.signature, &unsigned.encode()) {
+        return Err(Error::new("the consumer gateway's signature does not verify"));
+    }
+    match member(contract::account_of(&signature.key)) {
+        Some(m) if m.acting && m.principal.kind == PrincipalKind::Gateway && m.principal.org == granted.grantee_org => {
+            Ok(())
+        }
+        _ => Err(Error(format!("the signing key is not an acting gateway of grantee {}", granted.grantee_org))),
+    }
+}
+
 pub fn record(args: &[u8]) -> MethodResult {
     let event = AccessEvent::decode(args)?;
     let granted = grant(event.grant)?;
@@ -67,6 +88,7 @@ pub fn record(args: &[u8]) -> MethodResult {
     if event.record_count == 0 {
         return Err(Error::new("an access returns at least one record"));
     }
+    check_cosignature(&event, &granted)?;
     let use_ = Use {
         grant: event.grant,
         account: event.consumer,

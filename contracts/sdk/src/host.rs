@@ -32,6 +32,7 @@ mod imp {
             pub fn audit_append(ptr: *const u8, len: u32) -> u64;
             pub fn blake3(ptr: *const u8, len: u32, out_ptr: *mut u8);
             pub fn ed25519_verify(key_ptr: *const u8, sig_ptr: *const u8, msg_ptr: *const u8, msg_len: u32) -> u32;
+            pub fn account_of(key_ptr: *const u8, out_ptr: *mut u8);
             pub fn call_contract(
                 addr_ptr: *const u8,
                 method_ptr: *const u8,
@@ -97,6 +98,13 @@ mod imp {
     pub fn ed25519_verify(key: &[u8; 32], signature: &[u8; 64], message: &[u8]) -> bool {
         // SAFETY: the host reads the live arrays and slice.
         unsafe { sys::ed25519_verify(key.as_ptr(), signature.as_ptr(), message.as_ptr(), message.len() as u32) == 1 }
+    }
+
+    pub fn account_of(key: &[u8; 32]) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        // SAFETY: the host reads 32 bytes of `key` and writes 32 bytes into `out`.
+        unsafe { sys::account_of(key.as_ptr(), out.as_mut_ptr()) };
+        out
     }
 
     pub fn call_contract(address: &[u8; 32], method: &str, args: &[u8], gas: u64) -> (i64, Vec<u8>) {
@@ -274,6 +282,16 @@ mod imp {
         }
     }
 
+    pub fn account_of(key: &[u8; 32]) -> [u8; 32] {
+        let derive = HOST.with(|h| h.borrow().account_of);
+        match derive {
+            Some(derive) => derive(key),
+            None => panic!(
+                "the native test host has no account derivation: set testing::Host::account_of, or test in the VM"
+            ),
+        }
+    }
+
     pub fn call_contract(address: &[u8; 32], method: &str, args: &[u8], _gas: u64) -> (i64, Vec<u8>) {
         let handler = HOST.with(|h| h.borrow().call_handler);
         match handler {
@@ -311,6 +329,7 @@ pub mod testing {
         /// its own: a test that needs it plugs in an implementation.
         pub blake3: Option<fn(&[u8]) -> [u8; 32]>,
         pub ed25519_verify: Option<fn(&[u8; 32], &[u8; 64], &[u8]) -> bool>,
+        pub account_of: Option<fn(&[u8; 32]) -> [u8; 32]>,
         pub call_handler: Option<CallHandler>,
     }
 

@@ -102,6 +102,11 @@ pub fn ed25519_verify(key: &[u8; 32], signature: &[u8; 64], message: &[u8]) -> b
     host::ed25519_verify(key, signature, message)
 }
 
+/// The account id of an ed25519 public key (how every account is named).
+pub fn account_of(key: &[u8; 32]) -> [u8; 32] {
+    host::account_of(key)
+}
+
 /// Why a call to another contract did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallError {

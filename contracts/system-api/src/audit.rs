@@ -30,6 +30,19 @@ shutong_codec::codec_struct! {
         pub query_hash: [u8; 32],
         pub result_hash: [u8; 32],
         pub record_count: u64,
+        /// The consumer gateway's signature over this event (with this field `None`), so both
+        /// sides of the exchange sign the record. Required when the grant has the
+        /// `COSIGNED_EVENTS` duty.
+        pub consumer_signature: Option<GatewaySignature>,
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// A gateway's ed25519 signature and the key that made it.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct GatewaySignature {
+        pub key: [u8; 32],
+        pub signature: [u8; 64],
     }
 }
 

@@ -47,7 +47,9 @@ pub mod duty {
     pub const DELETE_AFTER_USE: u32 = 1 << 1;
     pub const NO_ONWARD_TRANSFER: u32 = 1 << 2;
     pub const MASKING: u32 = 1 << 3;
-    pub const ALL: u32 = (1 << 4) - 1;
+    /// Every access event under the grant carries the consumer gateway's signature too.
+    pub const COSIGNED_EVENTS: u32 = 1 << 4;
+    pub const ALL: u32 = (1 << 5) - 1;
 }
 
 shutong_codec::codec_enum! {

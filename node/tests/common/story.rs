@@ -231,6 +231,7 @@ pub fn authorisation_story(chain: &mut dyn Runner) {
         query_hash: [7; 32],
         result_hash: [8; 32],
         record_count: 1,
+        consumer_signature: None,
     };
     let not_gateway = chain.run(&p.provider, audit_trail::record(&event(&["uscc"], "licensing.renewal")), GAS);
     assert_eq!(aborted(&not_gateway), "only an acting gateway of organisation market may record its accesses");
