@@ -269,6 +269,13 @@ pub enum Proposal {
         #[arg(long)]
         id: String,
     },
+    /// Set a chain parameter (today `upload_policy`: governance or open).
+    SetParam {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        value: String,
+    },
     /// Replace the committee and its threshold.
     SetAdmins {
         /// An admin account (hex); repeat for each.
@@ -478,6 +485,7 @@ pub fn gov_call(command: GovTx) -> Call {
             Proposal::ApproveCode { code_hash } => Action::ApproveCode { code_hash: code_hash.0 },
             Proposal::SuspendOrg { id } => Action::SuspendOrg { id },
             Proposal::ReinstateOrg { id } => Action::ReinstateOrg { id },
+            Proposal::SetParam { name, value } => Action::SetParam { name, value },
             Proposal::SetAdmins { admins, threshold } => {
                 Action::SetAdmins { accounts: admins.iter().map(|a| a.0).collect(), threshold }
             }

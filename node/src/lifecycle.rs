@@ -7,7 +7,7 @@
 //! method of the code runs inside the operation, and the operation stands only if it succeeds.
 
 use shutong_codec::{Decode, Encode};
-use shutong_system_api::governance::approved_code_key;
+use shutong_system_api::governance::{approved_code_key, param_key};
 use shutong_system_api::lifecycle::{
     CodeInfo, ContractInfo, ContractRef, Instantiate, LABEL_BYTES_MAX, Migrate, UploadCode, methods, policy,
 };
@@ -31,10 +31,14 @@ pub fn has_method(method: &str) -> bool {
     methods::ALL.contains(&method)
 }
 
-/// The upload policy in force (genesis sets it; absent means governance).
+/// The upload policy in force: as the governance committee last set it, else as genesis set
+/// it, else governance.
 pub fn upload_policy(state: &Overlay) -> String {
+    let governance = Address::system(names::GOVERNANCE);
+    let by_committee = keyspace::contract_storage(&governance, &param_key(params::UPLOAD_POLICY));
     state
-        .get(&keyspace::param(params::UPLOAD_POLICY))
+        .get(&by_committee)
+        .or_else(|| state.get(&keyspace::param(params::UPLOAD_POLICY)))
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .unwrap_or_else(|| policy::GOVERNANCE.to_string())
 }

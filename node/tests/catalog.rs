@@ -182,4 +182,14 @@ fn the_committee_decides_by_threshold() {
         .encode(),
     };
     assert_eq!(aborted(&run(&bureau, sneaky)), "only the governance contract may do this");
+
+    // A parameter: the committee opens uploads; unapproved code then uploads.
+    let code = b"\0asm\x01\0\0\0".to_vec();
+    let uploader = Keypair::from_seed("uploader");
+    let refused = run(&uploader, builder::upload_code(&code));
+    assert!(aborted(&refused).contains("is not approved by governance"));
+    let open = Action::SetParam { name: "upload_policy".into(), value: "open".into() };
+    let id = u64::decode(&ok(run(&admins[0], builder::propose(open))).output).unwrap();
+    ok(run(&admins[1], builder::vote(id)));
+    ok(run(&uploader, builder::upload_code(&code)));
 }

@@ -15,9 +15,9 @@ use shutong_codec::{Decode, Encode};
 use shutong_contract::{self as contract, Error, MethodResult};
 use shutong_contract::{Item, Map};
 use shutong_system_api::governance::{
-    approved_code_key, Action, Admins, ApproveCode, PendingSet, Proposal, ProposalId, Propose, SetValidators,
-    ValidatorSet, Validators, ADMINS_KEY, ADMINS_MAX, CHANGE_DELAY_BLOCKS, PENDING_KEY, PROPOSAL_BLOCKS, THRESHOLD_KEY,
-    VALIDATORS_KEY,
+    approved_code_key, param_key, Action, Admins, ApproveCode, PendingSet, Proposal, ProposalId, Propose,
+    SetValidators, ValidatorSet, Validators, ADMINS_KEY, ADMINS_MAX, CHANGE_DELAY_BLOCKS, PARAMS, PENDING_KEY,
+    PROPOSAL_BLOCKS, THRESHOLD_KEY, VALIDATORS_KEY,
 };
 use shutong_system_api::names::REGISTRY_ADDRESS;
 use shutong_system_api::registry::{GovernanceOrgStatus, OrgStatus};
@@ -119,6 +119,11 @@ fn execute(action: &Action, proposer: [u8; 32]) -> Result<(), Error> {
             contract::emit_event("committee.changed", threshold.to_string().as_bytes());
             Ok(())
         }
+        Action::SetParam { name, value } => {
+            contract::storage_set(&param_key(name), value.as_bytes());
+            contract::emit_event("param.set", format!("{}={}", name, value).as_bytes());
+            Ok(())
+        }
         Action::SuspendOrg { id } | Action::ReinstateOrg { id } => {
             let status =
                 if matches!(action, Action::SuspendOrg { .. }) { OrgStatus::Suspended } else { OrgStatus::Active };
@@ -140,6 +145,15 @@ fn check_action(action: &Action) -> Result<(), Error> {
         }
         if *threshold == 0 || *threshold as usize > accounts.len() {
             return Err(Error::new("the threshold must be between 1 and the number of admins"));
+        }
+    }
+    if let Action::SetParam { name, value } = action {
+        match PARAMS.iter().find(|(n, _)| n == name) {
+            None => return Err(Error(format!("{} is not a parameter the committee sets", name))),
+            Some((_, allowed)) if !allowed.contains(&value.as_str()) => {
+                return Err(Error(format!("{} may be one of {}", name, allowed.join(", "))));
+            }
+            Some(_) => {}
         }
     }
     if let Action::SetValidators { keys } = action {
@@ -285,6 +299,20 @@ mod tests {
         propose(&Propose { action: Action::ApproveCode { code_hash: [8; 32] } }.encode()).unwrap();
         testing::set_context([1; 32], 6 + PROPOSAL_BLOCKS + 1);
         assert_eq!(vote(&ProposalId { id: 3 }.encode()), Err(Error::new("proposal 3 lapsed after 1000 blocks")));
+        // Parameters: only the known ones, with allowed values.
+        testing::set_context([1; 32], 10);
+        let open = Action::SetParam { name: "upload_policy".into(), value: "open".into() };
+        propose(&Propose { action: open }.encode()).unwrap();
+        let unknown = Action::SetParam { name: "block_gas".into(), value: "1".into() };
+        assert_eq!(
+            propose(&Propose { action: unknown }.encode()),
+            Err(Error::new("block_gas is not a parameter the committee sets"))
+        );
+        let bad = Action::SetParam { name: "upload_policy".into(), value: "anyone".into() };
+        assert_eq!(
+            propose(&Propose { action: bad }.encode()),
+            Err(Error::new("upload_policy may be one of governance, open"))
+        );
         // Bad committees are refused before any vote.
         let bad = Action::SetAdmins { accounts: vec![[1; 32]], threshold: 2 };
         assert_eq!(

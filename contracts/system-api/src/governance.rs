@@ -191,6 +191,22 @@ pub enum Action {
     SuspendOrg { id: String },
     /// Lift a suspension.
     ReinstateOrg { id: String },
+    /// Set a chain parameter the node reads from governance (`PARAM_PREFIX`): today
+    /// `upload_policy` (`governance` or `open`).
+    SetParam { name: String, value: String },
+}
+
+/// Chain parameters the committee sets are stored under this prefix followed by the name;
+/// the node prefers them to the genesis value.
+pub const PARAM_PREFIX: &[u8] = b"param/";
+/// The parameters the committee may set, with their allowed values.
+pub const PARAMS: [(&str, &[&str]); 1] = [("upload_policy", &["governance", "open"])];
+
+/// The governance storage key of parameter `name`.
+pub fn param_key(name: &str) -> Vec<u8> {
+    let mut key = PARAM_PREFIX.to_vec();
+    key.extend_from_slice(name.as_bytes());
+    key
 }
 
 impl Encode for Action {
@@ -217,6 +233,11 @@ impl Encode for Action {
                 write::u8(out, 4);
                 write::str(out, id);
             }
+            Action::SetParam { name, value } => {
+                write::u8(out, 5);
+                write::str(out, name);
+                write::str(out, value);
+            }
         }
     }
 }
@@ -229,6 +250,7 @@ impl Decode for Action {
             2 => Action::SetAdmins { accounts: read_keys(r, "action.accounts", ADMINS_MAX)?, threshold: r.u32()? },
             3 => Action::SuspendOrg { id: r.string("action.org", crate::registry::ORG_ID_BYTES_MAX)? },
             4 => Action::ReinstateOrg { id: r.string("action.org", crate::registry::ORG_ID_BYTES_MAX)? },
+            5 => Action::SetParam { name: r.string("action.param", 64)?, value: r.string("action.value", 256)? },
             tag => return Err(DecodeError::InvalidTag { what: "governance action", tag }),
         })
     }
