@@ -108,6 +108,10 @@ tx market principal set --org market --account "$(acct "$(k gateway)")" --roles 
 tx tax principal set --org tax --account "$(acct "$(k tax)")" --roles admin,data_provider
 tx acme principal set --org acme --account "$(acct "$(k analyst)")" --roles data_consumer
 
+step "governance defines the purpose the story uses, and the legal bases it may rest on"
+"$bin" tx --rpc "$rpc0" --key "$admin" gov propose define-purpose --code licensing --bases statute,duty_mandate,consent \
+  --description "business licensing and its renewal"
+
 step "the market bureau publishes its business-licence records, classified important (编目); it is the one source of two data elements (一数一源)"
 tx market catalog publish --code market/business-licence --org market --classification important --share conditional \
   --conditions "licensing and tax matters" --methods query,verify \

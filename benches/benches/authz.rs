@@ -14,6 +14,7 @@ use shutong_sdk::builder::{self, access};
 use shutong_sdk::system_api::audit::AccessEvent;
 use shutong_sdk::system_api::authz::{Decision, LegalBasis, RequestAccess, Use};
 use shutong_sdk::system_api::catalog::{Classification, Field, Publish, ShareType, method};
+use shutong_sdk::system_api::governance::{Action, basis};
 use shutong_sdk::system_api::registry::{OrgKind, PrincipalKind, PrincipalStatus, role};
 use shutong_types::{Address, Keypair};
 use shutong_vm::CallContext;
@@ -39,6 +40,9 @@ fn story() -> Story {
     let analyst = Keypair::from_seed("bench-analyst");
     let gateway = Keypair::from_seed("bench-gateway");
     let mut run = |key: &Keypair, call| assert!(chain.run(key, call, GAS).unwrap().status.is_success());
+    let purpose =
+        Action::DefinePurpose { code: "licensing".into(), legal_bases: basis::ALL, description: String::new() };
+    run(&admin, builder::propose(purpose));
     run(&market, builder::register_org("market", "Market", OrgKind::Department));
     run(&acme, builder::register_org("acme", "Acme", OrgKind::Enterprise));
     let set = |org: &str, key: &Keypair, kind, roles| {

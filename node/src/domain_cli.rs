@@ -269,6 +269,16 @@ pub enum Proposal {
         #[arg(long)]
         id: String,
     },
+    /// Define a purpose in the purpose hierarchy (its parent first), with its legal bases.
+    DefinePurpose {
+        #[arg(long)]
+        code: String,
+        /// Comma-separated: statute, duty_mandate, consent, contract.
+        #[arg(long)]
+        bases: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
     /// Set a chain parameter (today `upload_policy`: governance or open).
     SetParam {
         #[arg(long)]
@@ -486,6 +496,14 @@ pub fn gov_call(command: GovTx) -> Call {
             Proposal::SuspendOrg { id } => Action::SuspendOrg { id },
             Proposal::ReinstateOrg { id } => Action::ReinstateOrg { id },
             Proposal::SetParam { name, value } => Action::SetParam { name, value },
+            Proposal::DefinePurpose { code, bases, description } => {
+                let legal_bases = list(&bases).iter().fold(0u8, |acc, b| match basis(b) {
+                    Ok(found) => acc | (1 << found as u8),
+                    // An unknown name sets no bit; the contract refuses an empty set.
+                    Err(_) => acc,
+                });
+                Action::DefinePurpose { code, legal_bases, description }
+            }
             Proposal::SetAdmins { admins, threshold } => {
                 Action::SetAdmins { accounts: admins.iter().map(|a| a.0).collect(), threshold }
             }

@@ -353,6 +353,7 @@ struct ClusterRunner {
     client: Client,
     chain_id: String,
     nonces: std::collections::HashMap<shutong_types::AccountId, u64>,
+    admin: Keypair,
 }
 
 impl common::story::Runner for ClusterRunner {
@@ -372,6 +373,10 @@ impl common::story::Runner for ClusterRunner {
     fn now_ms(&mut self) -> u64 {
         self.handle.block_on(self.client.status()).unwrap().timestamp_ms
     }
+
+    fn admin(&self) -> Keypair {
+        self.admin.clone()
+    }
 }
 
 /// The whole authorisation story (`common/story.rs`) on four validator processes, the calls
@@ -386,6 +391,7 @@ async fn the_authorisation_story_holds_on_four_validators() {
         client: cluster.client(2).unwrap(),
         chain_id: cluster.chain_id.clone(),
         nonces: std::collections::HashMap::new(),
+        admin: keyfile::read(&cluster.admin_key).unwrap(),
     };
     tokio::task::spawn_blocking(move || common::story::authorisation_story(&mut runner)).await.unwrap();
     let top = height(&cluster, 2).await;

@@ -15,7 +15,8 @@ use shutong_system_api::authz::{
     WithReason, DAY_MS, DELEGATIONS_MAX, DELEGATION_DEPTH_MAX, REQUEST_TEXT_BYTES_MAX, REVIEW_MS,
 };
 use shutong_system_api::catalog::{Classification, Resource, ResourceRef, ResourceStatus, ShareType};
-use shutong_system_api::names::{AUDIT_ADDRESS, CATALOG_ADDRESS, REGISTRY_ADDRESS};
+use shutong_system_api::governance::{PurposeDef, ResolvePurpose};
+use shutong_system_api::names::{AUDIT_ADDRESS, CATALOG_ADDRESS, GOVERNANCE_ADDRESS, REGISTRY_ADDRESS};
 use shutong_system_api::registry::{role, GetMember, GetOrg, Member};
 
 contract::entrypoints!(
@@ -80,6 +81,14 @@ fn acting(org: Option<&str>, roles: u32, what: &str) -> Result<Member, Error> {
             what
         ))),
     }
+}
+
+/// The nearest purpose at or above `code` in the governance committee's catalogue.
+fn purpose(code: &str) -> Result<PurposeDef, Error> {
+    let args = ResolvePurpose { code: code.to_string() }.encode();
+    let bytes = contract::call(&GOVERNANCE_ADDRESS, "resolve_purpose", &args, 0)
+        .map_err(|_| Error(format!("purpose {} is not in the purpose catalogue", code)))?;
+    PurposeDef::decode(&bytes).map_err(|e| Error(format!("governance answered badly: {}", e)))
 }
 
 fn resource(code: &str) -> Result<Resource, Error> {
@@ -151,6 +160,10 @@ pub fn request(args: &[u8]) -> MethodResult {
         }
         (_, Some(_)) => return Err(Error::new("a consent record is named only on the consent legal basis")),
         (_, None) => {}
+    }
+    let def = purpose(&req.purpose)?;
+    if def.legal_bases & (1u8 << (req.legal_basis as u8)) == 0 {
+        return Err(Error(format!("purpose {} does not rest on the {} legal basis", def.code, req.legal_basis.name())));
     }
     let id = next(&NEXT_REQUEST)?;
     let auto = res.share_type == ShareType::Unconditional;
@@ -715,6 +728,7 @@ mod tests {
     const DAY: u64 = DAY_MS;
 
     thread_local! {
+        static PURPOSE_BASES: RefCell<u8> = RefCell::new(shutong_system_api::governance::basis::ALL);
         static CLASSIFICATION: RefCell<(Classification, ShareType)> = RefCell::new((Classification::Important, ShareType::Conditional));
     }
 
@@ -757,6 +771,18 @@ mod tests {
             } else {
                 (-1, b"no".to_vec())
             };
+        }
+        if *address == GOVERNANCE_ADDRESS && method == "resolve_purpose" {
+            let code = ResolvePurpose::decode(args).unwrap().code;
+            if !code.starts_with("licensing") {
+                return (-1, b"not in the catalogue".to_vec());
+            }
+            let def = PurposeDef {
+                code: "licensing".into(),
+                legal_bases: PURPOSE_BASES.with(|b| *b.borrow()),
+                description: String::new(),
+            };
+            return reply(def.encode());
         }
         if *address == CATALOG_ADDRESS && method == "get" {
             let (classification, share_type) = CLASSIFICATION.with(|c| *c.borrow());
@@ -911,6 +937,35 @@ mod tests {
             consent: None,
         };
         assert_eq!(request(&req.encode()), Err(Error::new("resource market/licence is not shared")));
+    }
+
+    #[test]
+    fn a_request_needs_a_catalogued_purpose_and_an_allowed_legal_basis() {
+        setup(Classification::General, ShareType::Conditional);
+        PURPOSE_BASES.with(|b| *b.borrow_mut() = shutong_system_api::governance::basis::STATUTE);
+        as_(CONSUMER);
+        let mut req = RequestAccess {
+            resource: "market/licence".into(),
+            fields: vec!["uscc".into()],
+            methods: method::QUERY,
+            purpose: "marketing".into(),
+            legal_basis: shutong_system_api::authz::LegalBasis::Statute,
+            legal_doc_hash: [0; 32],
+            matter_code: String::new(),
+            valid_until_ms: 100 * DAY,
+            max_uses: 1,
+            justification_hash: [0; 32],
+            consent: None,
+        };
+        assert_eq!(request(&req.encode()), Err(Error::new("purpose marketing is not in the purpose catalogue")));
+        req.purpose = "licensing.renewal".into();
+        req.legal_basis = shutong_system_api::authz::LegalBasis::Contract;
+        assert_eq!(
+            request(&req.encode()),
+            Err(Error::new("purpose licensing does not rest on the contract legal basis"))
+        );
+        req.legal_basis = shutong_system_api::authz::LegalBasis::Statute;
+        assert!(request(&req.encode()).is_ok());
     }
 
     #[test]

@@ -15,18 +15,49 @@ use shutong_codec::{Decode, Encode};
 use shutong_contract::{self as contract, Error, MethodResult};
 use shutong_contract::{Item, Map};
 use shutong_system_api::governance::{
-    approved_code_key, param_key, Action, Admins, ApproveCode, PendingSet, Proposal, ProposalId, Propose,
-    SetValidators, ValidatorSet, Validators, ADMINS_KEY, ADMINS_MAX, CHANGE_DELAY_BLOCKS, PARAMS, PENDING_KEY,
-    PROPOSAL_BLOCKS, THRESHOLD_KEY, VALIDATORS_KEY,
+    approved_code_key, basis, param_key, Action, Admins, ApproveCode, PendingSet, Proposal, ProposalId, Propose,
+    PurposeDef, ResolvePurpose, SetValidators, ValidatorSet, Validators, ADMINS_KEY, ADMINS_MAX, CHANGE_DELAY_BLOCKS,
+    PARAMS, PENDING_KEY, PROPOSAL_BLOCKS, PURPOSE_PREFIX, THRESHOLD_KEY, VALIDATORS_KEY,
 };
 use shutong_system_api::names::REGISTRY_ADDRESS;
 use shutong_system_api::registry::{GovernanceOrgStatus, OrgStatus};
 
-contract::entrypoints!(set_validators, get_validators, approve_code, propose, vote, get_proposal);
+contract::entrypoints!(set_validators, get_validators, approve_code, propose, vote, get_proposal, resolve_purpose);
 
 const THRESHOLD: Item<u32> = Item::new(THRESHOLD_KEY);
 const NEXT_PROPOSAL: Item<u64> = Item::new(b"next-proposal");
 const PROPOSALS: Map<u64, Proposal> = Map::new(b"proposal/");
+const PURPOSES: Map<String, PurposeDef> = Map::new(PURPOSE_PREFIX);
+
+/// Whether `code` is dot-separated segments of `a-z 0-9 -`, 1 to 128 bytes.
+fn valid_purpose(code: &str) -> bool {
+    !code.is_empty()
+        && code.len() <= 128
+        && code
+            .split('.')
+            .all(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+}
+
+/// The nearest defined purpose at or above `code`.
+fn nearest(code: &str) -> Result<Option<PurposeDef>, Error> {
+    let mut current = code.to_string();
+    loop {
+        if let Some(found) = PURPOSES.load(&current)? {
+            return Ok(Some(found));
+        }
+        match current.rfind('.') {
+            Some(dot) => current.truncate(dot),
+            None => return Ok(None),
+        }
+    }
+}
+
+pub fn resolve_purpose(args: &[u8]) -> MethodResult {
+    let req = ResolvePurpose::decode(args)?;
+    let found =
+        nearest(&req.code)?.ok_or_else(|| Error(format!("purpose {} is not in the purpose catalogue", req.code)))?;
+    Ok(found.encode())
+}
 
 fn threshold() -> Result<u32, Error> {
     Ok(THRESHOLD.load()?.unwrap_or(1))
@@ -119,6 +150,12 @@ fn execute(action: &Action, proposer: [u8; 32]) -> Result<(), Error> {
             contract::emit_event("committee.changed", threshold.to_string().as_bytes());
             Ok(())
         }
+        Action::DefinePurpose { code, legal_bases, description } => {
+            let def = PurposeDef { code: code.clone(), legal_bases: *legal_bases, description: description.clone() };
+            PURPOSES.save(code, &def);
+            contract::emit_event("purpose.defined", code.as_bytes());
+            Ok(())
+        }
         Action::SetParam { name, value } => {
             contract::storage_set(&param_key(name), value.as_bytes());
             contract::emit_event("param.set", format!("{}={}", name, value).as_bytes());
@@ -145,6 +182,22 @@ fn check_action(action: &Action) -> Result<(), Error> {
         }
         if *threshold == 0 || *threshold as usize > accounts.len() {
             return Err(Error::new("the threshold must be between 1 and the number of admins"));
+        }
+    }
+    if let Action::DefinePurpose { code, legal_bases, .. } = action {
+        if !valid_purpose(code) {
+            return Err(Error(format!("invalid purpose code {:?}", code)));
+        }
+        if *legal_bases == 0 || legal_bases & !basis::ALL != 0 {
+            return Err(Error::new("a purpose rests on at least one known legal basis"));
+        }
+        if let Some(dot) = code.rfind('.') {
+            if !PURPOSES.has(&code[..dot].to_string()) {
+                return Err(Error(format!("define the parent purpose {} first", &code[..dot])));
+            }
+        }
+        if PURPOSES.has(code) {
+            return Err(Error(format!("purpose {} is already defined", code)));
         }
     }
     if let Action::SetParam { name, value } = action {
@@ -312,6 +365,27 @@ mod tests {
         assert_eq!(
             propose(&Propose { action: bad }.encode()),
             Err(Error::new("upload_policy may be one of governance, open"))
+        );
+        // Purposes: a hierarchy, parents first, resolved to the nearest defined ancestor.
+        let define = |code: &str, bases: u8| Propose {
+            action: Action::DefinePurpose { code: code.into(), legal_bases: bases, description: String::new() },
+        };
+        assert_eq!(
+            propose(&define("licensing.renewal", basis::STATUTE).encode()),
+            Err(Error::new("define the parent purpose licensing first"))
+        );
+        let id = u64::decode(&propose(&define("licensing", basis::STATUTE | basis::DUTY_MANDATE).encode()).unwrap())
+            .unwrap();
+        testing::set_context([2; 32], 10);
+        vote(&ProposalId { id }.encode()).unwrap();
+        let resolved = PurposeDef::decode(
+            &resolve_purpose(&ResolvePurpose { code: "licensing.renewal.online".into() }.encode()).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(resolved.code, "licensing");
+        assert_eq!(
+            resolve_purpose(&ResolvePurpose { code: "marketing".into() }.encode()),
+            Err(Error::new("purpose marketing is not in the purpose catalogue"))
         );
         // Bad committees are refused before any vote.
         let bad = Action::SetAdmins { accounts: vec![[1; 32]], threshold: 2 };

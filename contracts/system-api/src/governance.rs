@@ -191,6 +191,8 @@ pub enum Action {
     SuspendOrg { id: String },
     /// Lift a suspension.
     ReinstateOrg { id: String },
+    /// Define a purpose code in the purpose hierarchy, with the legal bases it may rest on.
+    DefinePurpose { code: String, legal_bases: u8, description: String },
     /// Set a chain parameter the node reads from governance (`PARAM_PREFIX`): today
     /// `upload_policy` (`governance` or `open`).
     SetParam { name: String, value: String },
@@ -233,6 +235,12 @@ impl Encode for Action {
                 write::u8(out, 4);
                 write::str(out, id);
             }
+            Action::DefinePurpose { code, legal_bases, description } => {
+                write::u8(out, 6);
+                write::str(out, code);
+                write::u8(out, *legal_bases);
+                write::str(out, description);
+            }
             Action::SetParam { name, value } => {
                 write::u8(out, 5);
                 write::str(out, name);
@@ -251,6 +259,11 @@ impl Decode for Action {
             3 => Action::SuspendOrg { id: r.string("action.org", crate::registry::ORG_ID_BYTES_MAX)? },
             4 => Action::ReinstateOrg { id: r.string("action.org", crate::registry::ORG_ID_BYTES_MAX)? },
             5 => Action::SetParam { name: r.string("action.param", 64)?, value: r.string("action.value", 256)? },
+            6 => Action::DefinePurpose {
+                code: r.string("action.purpose", 128)?,
+                legal_bases: r.u8()?,
+                description: r.string("action.description", 256)?,
+            },
             tag => return Err(DecodeError::InvalidTag { what: "governance action", tag }),
         })
     }
@@ -282,5 +295,36 @@ shutong_codec::codec_struct! {
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct ProposalId {
         pub id: u64,
+    }
+}
+
+/// Purposes are stored under this prefix followed by the code.
+pub const PURPOSE_PREFIX: &[u8] = b"purpose/";
+
+/// Legal bases, as bits of `PurposeDef::legal_bases` (`1 << authz::LegalBasis as u8`).
+pub mod basis {
+    pub const STATUTE: u8 = 1 << 0;
+    pub const DUTY_MANDATE: u8 = 1 << 1;
+    pub const CONSENT: u8 = 1 << 2;
+    pub const CONTRACT: u8 = 1 << 3;
+    pub const ALL: u8 = (1 << 4) - 1;
+}
+
+shutong_codec::codec_struct! {
+    /// A defined purpose (domain.md: "Purpose: hierarchical code, legal basis type").
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct PurposeDef {
+        pub code: String,
+        /// `basis` bits: the legal bases a request for this purpose (or one below it) may rest on.
+        pub legal_bases: u8,
+        pub description: String,
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// Arguments of `resolve_purpose`: the nearest defined purpose at or above `code`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ResolvePurpose {
+        pub code: String,
     }
 }

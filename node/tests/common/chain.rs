@@ -53,4 +53,8 @@ impl super::story::Runner for Chain {
     fn now_ms(&mut self) -> u64 {
         self.tip.timestamp_ms
     }
+
+    fn admin(&self) -> Keypair {
+        admin()
+    }
 }

@@ -16,6 +16,7 @@ use shutong_sdk::system_api::authz::{
     AccessRequest, Decision, Grant, GrantStatus, LegalBasis, RequestAccess, RequestState, Terms, Use, duty,
 };
 use shutong_sdk::system_api::catalog::{Classification, Field, Publish, ShareType, method};
+use shutong_sdk::system_api::governance::{Action, basis};
 use shutong_sdk::system_api::registry::{OrgKind, PrincipalKind, PrincipalStatus, role};
 use shutong_types::{Call, ExecStatus, Keypair, Receipt};
 
@@ -24,6 +25,8 @@ pub trait Runner {
     fn run(&mut self, key: &Keypair, call: Call, gas: u64) -> Receipt;
     /// The consensus time of the latest block.
     fn now_ms(&mut self) -> u64;
+    /// The genesis governance admin (the committee of one).
+    fn admin(&self) -> Keypair;
 }
 
 pub const GAS: u64 = 10_000_000;
@@ -68,6 +71,13 @@ pub fn setup(chain: &mut dyn Runner) -> People {
         partner_admin: Keypair::from_seed("partner-admin"),
         gateway: Keypair::from_seed("market-gateway"),
     };
+    // The committee (of one) defines the purpose hierarchy's root for the story.
+    let licensing = Action::DefinePurpose {
+        code: "licensing".into(),
+        legal_bases: basis::ALL,
+        description: "business licensing and its renewal".into(),
+    };
+    ok(chain.run(&chain.admin(), builder::propose(licensing), GAS));
     ok(chain.run(&p.market_admin, builder::register_org("market", "Market Regulation", OrgKind::Department), GAS));
     ok(chain.run(&p.acme_admin, builder::register_org("acme", "Acme Ltd", OrgKind::Enterprise), GAS));
     ok(chain.run(&p.partner_admin, builder::register_org("partner", "Partner Ltd", OrgKind::Enterprise), GAS));
