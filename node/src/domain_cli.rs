@@ -94,6 +94,18 @@ pub enum PrincipalTx {
         #[arg(long, default_value = "active", value_parser = status)]
         status: PrincipalStatus,
     },
+    /// Set the organisation's approval policy for one classification (an admin of it): one
+    /// distinct approver per step.
+    Policy {
+        #[arg(long)]
+        org: String,
+        /// general or important.
+        #[arg(long, value_parser = classification)]
+        classification: Classification,
+        /// A step's roles, comma-separated; repeat for each step (`--step cdo --step security_officer`).
+        #[arg(long = "step", required = true, value_parser = roles)]
+        steps: Vec<u32>,
+    },
     /// Hand the signer's organisation and roles to a new key; the signing key stops acting.
     Rotate {
         #[arg(long)]
@@ -181,6 +193,24 @@ pub enum AccessTx {
         #[arg(long)]
         max_uses: Option<u64>,
         /// Uses a day (0: no limit).
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        #[arg(long)]
+        delegable: bool,
+    },
+    /// Supersede a grant with amended terms (the provider's CDO); the uses made carry over.
+    /// Terms are derived from the grant's request and these flags, as for `approve`.
+    Amend {
+        #[arg(long)]
+        grant: u64,
+        #[arg(long)]
+        fields: Option<String>,
+        #[arg(long)]
+        purposes: Option<String>,
+        #[arg(long, default_value_t = 30)]
+        days: u64,
+        #[arg(long)]
+        max_uses: Option<u64>,
         #[arg(long, default_value_t = 0)]
         rate: u64,
         #[arg(long)]
@@ -387,6 +417,7 @@ pub fn principal_call(command: PrincipalTx) -> Call {
             builder::set_principal(&org, &account, kind, roles, status)
         }
         PrincipalTx::Rotate { new_account } => builder::rotate_key(&new_account),
+        PrincipalTx::Policy { org, classification, steps } => builder::set_policy(&org, classification, &steps),
     }
 }
 
@@ -447,23 +478,12 @@ pub async fn access_call(command: AccessTx, client: &Client, now_ms: u64) -> any
         }
         AccessTx::Approve { request, fields, purposes, days, max_uses, rate, delegable } => {
             let req: AccessRequest = read(client, builder::authz(), "get_request", access::id_args(request)).await?;
-            let terms = Terms {
-                fields: fields.map(|f| list(&f)).unwrap_or_else(|| req.request.fields.clone()),
-                methods: req.request.methods,
-                purposes: purposes.map(|p| list(&p)).unwrap_or_else(|| vec![req.request.purpose.clone()]),
-                not_before_ms: req.submitted_ms,
-                not_after_ms: req
-                    .request
-                    .valid_until_ms
-                    .min(req.submitted_ms.saturating_add(days.saturating_mul(DAY_MS))),
-                max_uses: max_uses.unwrap_or(req.request.max_uses),
-                rate_per_day: rate,
-                case_ref: None,
-                duties: duty::LOG_USAGE,
-                delegable,
-                policy_hash: [0; 32],
-            };
-            access::approve(request, &terms)
+            access::approve(request, &terms_for(&req, fields, purposes, days, max_uses, rate, delegable))
+        }
+        AccessTx::Amend { grant, fields, purposes, days, max_uses, rate, delegable } => {
+            let g: Grant = read(client, builder::authz(), "get_grant", access::id_args(grant)).await?;
+            let req: AccessRequest = read(client, builder::authz(), "get_request", access::id_args(g.request)).await?;
+            access::amend(grant, &terms_for(&req, fields, purposes, days, max_uses, rate, delegable))
         }
         AccessTx::Reject { request, reason } => access::reject(request, &reason),
         AccessTx::Revoke { grant, reason } => access::revoke(grant, &reason),
@@ -508,6 +528,32 @@ pub fn gov_call(command: GovTx) -> Call {
                 Action::SetAdmins { accounts: admins.iter().map(|a| a.0).collect(), threshold }
             }
         }),
+    }
+}
+
+/// Grant terms from a request and the approver's flags: every approver who passes the same
+/// flags produces the same terms.
+fn terms_for(
+    req: &AccessRequest,
+    fields: Option<String>,
+    purposes: Option<String>,
+    days: u64,
+    max_uses: Option<u64>,
+    rate: u64,
+    delegable: bool,
+) -> Terms {
+    Terms {
+        fields: fields.map(|f| list(&f)).unwrap_or_else(|| req.request.fields.clone()),
+        methods: req.request.methods,
+        purposes: purposes.map(|p| list(&p)).unwrap_or_else(|| vec![req.request.purpose.clone()]),
+        not_before_ms: req.submitted_ms,
+        not_after_ms: req.request.valid_until_ms.min(req.submitted_ms.saturating_add(days.saturating_mul(DAY_MS))),
+        max_uses: max_uses.unwrap_or(req.request.max_uses),
+        rate_per_day: rate,
+        case_ref: None,
+        duties: duty::LOG_USAGE,
+        delegable,
+        policy_hash: [0; 32],
     }
 }
 

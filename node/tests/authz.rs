@@ -190,3 +190,77 @@ fn cosigned_events_need_the_consumer_gateways_signature() {
     let recorded = EventRecord::decode(&ok(chain.run(&p.gateway, audit_trail::record(&event), GAS)).output).unwrap();
     assert!(recorded.permit && recorded.event.consumer_signature.is_some());
 }
+
+/// A department sets its own approval policy: for its general data, two distinct approvers,
+/// a data provider and the CDO (instead of the built-in one of either).
+#[test]
+fn an_organisations_own_policy_sets_the_approval_route() {
+    use common::story::{DAY, GAS, aborted, ok, setup};
+    use shutong_codec::Decode;
+    use shutong_sdk::builder::{self, access};
+    use shutong_sdk::system_api::authz::{LegalBasis, RequestAccess, Terms, duty};
+    use shutong_sdk::system_api::catalog::{Classification, Field, Publish, ShareType, method};
+    use shutong_sdk::system_api::registry::role;
+
+    let mut chain = Chain::new();
+    let p = setup(&mut chain);
+    let now = chain.tip.timestamp_ms;
+    let hours = Publish {
+        code: "market/opening-hours".into(),
+        provider_org: "market".into(),
+        source_system: "db".into(),
+        classification: Classification::General,
+        personal_data: false,
+        share_type: ShareType::Conditional,
+        conditions: "any public service".into(),
+        methods: method::QUERY,
+        fields: vec![Field {
+            name: "hours".into(),
+            data_type: "string".into(),
+            classification: Classification::General,
+            masking: String::new(),
+            element: None,
+        }],
+        metadata_hash: [0; 32],
+    };
+    ok(chain.run(&p.provider, builder::publish_resource(&hours), GAS));
+    let policy = builder::set_policy("market", Classification::General, &[role::DATA_PROVIDER, role::CDO]);
+    assert_eq!(
+        aborted(&chain.run(&p.provider, policy.clone(), GAS)),
+        "only an admin of organisation market may set its policies"
+    );
+    ok(chain.run(&p.market_admin, policy, GAS));
+
+    let ask = RequestAccess {
+        resource: "market/opening-hours".into(),
+        fields: vec!["hours".into()],
+        methods: method::QUERY,
+        purpose: "licensing".into(),
+        legal_basis: LegalBasis::Statute,
+        legal_doc_hash: [0; 32],
+        matter_code: String::new(),
+        valid_until_ms: now + 90 * DAY,
+        max_uses: 5,
+        justification_hash: [0; 32],
+        consent: None,
+    };
+    let request = u64::decode(&ok(chain.run(&p.analyst, access::request(&ask), GAS)).output).unwrap();
+    let terms = Terms {
+        fields: vec!["hours".into()],
+        methods: method::QUERY,
+        purposes: vec!["licensing".into()],
+        not_before_ms: now,
+        not_after_ms: now + 30 * DAY,
+        max_uses: 5,
+        rate_per_day: 0,
+        case_ref: None,
+        duties: duty::LOG_USAGE,
+        delegable: false,
+        policy_hash: [0; 32],
+    };
+    // Under the built-in route one data provider would have been enough; the policy wants the CDO too.
+    let first = ok(chain.run(&p.provider, access::approve(request, &terms), GAS));
+    assert_eq!(Option::<u64>::decode(&first.output).unwrap(), None);
+    let second = ok(chain.run(&p.cdo, access::approve(request, &terms), GAS));
+    assert!(Option::<u64>::decode(&second.output).unwrap().is_some());
+}

@@ -67,6 +67,14 @@ pub fn set_principal(
     Call { contract: registry(), method: "set_principal".into(), args: args.encode() }
 }
 
+/// Sets an organisation's approval policy for requests for its data of one classification
+/// (an admin of the organisation): one distinct approver per step, each with one of the
+/// step's roles.
+pub fn set_policy(org: &str, classification: shutong_system_api::catalog::Classification, steps: &[u32]) -> Call {
+    let args = registry::ApprovalPolicy { org: org.to_string(), classification, steps: steps.to_vec() };
+    Call { contract: registry(), method: "set_policy".into(), args: args.encode() }
+}
+
 /// Moves the signing principal's organisation and roles to `new_account`; the signing key
 /// stops acting.
 pub fn rotate_key(new_account: &AccountId) -> Call {

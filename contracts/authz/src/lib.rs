@@ -17,7 +17,7 @@ use shutong_system_api::authz::{
 use shutong_system_api::catalog::{Classification, Resource, ResourceRef, ResourceStatus, ShareType};
 use shutong_system_api::governance::{PurposeDef, ResolvePurpose};
 use shutong_system_api::names::{AUDIT_ADDRESS, CATALOG_ADDRESS, GOVERNANCE_ADDRESS, REGISTRY_ADDRESS};
-use shutong_system_api::registry::{role, GetMember, GetOrg, Member};
+use shutong_system_api::registry::{role, ApprovalPolicy, GetMember, GetOrg, GetPolicy, Member};
 
 contract::entrypoints!(
     request,
@@ -240,13 +240,21 @@ fn issue_grant(
     Ok(id)
 }
 
-/// The roles whose approvals the route for `classification` needs, all of them.
-fn route(classification: Classification) -> Vec<u32> {
-    match classification {
+/// The approval route for `org`'s data of `classification`: one distinct approver per step,
+/// each with one of the step's roles. The organisation's policy in the registry if it set
+/// one, else the built-in route.
+fn route(org: &str, classification: Classification) -> Result<Vec<u32>, Error> {
+    let args = GetPolicy { org: org.to_string(), classification }.encode();
+    if let Ok(bytes) = contract::call(&REGISTRY_ADDRESS, "get_policy", &args, 0) {
+        let policy =
+            ApprovalPolicy::decode(&bytes).map_err(|e| Error(format!("the registry answered badly: {}", e)))?;
+        return Ok(policy.steps);
+    }
+    Ok(match classification {
         Classification::General => vec![role::CDO | role::DATA_PROVIDER],
         Classification::Important => vec![role::CDO, role::SECURITY_OFFICER],
         Classification::Core => vec![0],
-    }
+    })
 }
 
 pub fn approve(args: &[u8]) -> MethodResult {
@@ -255,7 +263,7 @@ pub fn approve(args: &[u8]) -> MethodResult {
     if request.state != RequestState::ProviderReview && request.state != RequestState::Escalated {
         return Err(Error(format!("request {} is {}, not under review", request.id, request.state.name())));
     }
-    let needed = route(resource(&request.resource)?.classification);
+    let needed = route(&request.provider_org, resource(&request.resource)?.classification)?;
     let all_roles = needed.iter().fold(0, |a, r| a | r);
     let me = acting(Some(&request.provider_org), all_roles, "approve its requests")?;
     let terms = req.terms;
@@ -763,6 +771,9 @@ mod tests {
             };
             let kind = if org == "market" { OrgKind::Department } else { OrgKind::Enterprise };
             return reply(Member { principal, org_kind: kind, org_status: OrgStatus::Active, acting: true }.encode());
+        }
+        if *address == REGISTRY_ADDRESS && method == "get_policy" {
+            return (-1, b"no policy".to_vec());
         }
         if *address == REGISTRY_ADDRESS && method == "get" {
             let id = GetOrg::decode(args).unwrap().id;

@@ -17,15 +17,63 @@
 use shutong_codec::{Decode, Encode};
 use shutong_contract::Map;
 use shutong_contract::{self as contract, Error, MethodResult};
+use shutong_system_api::catalog::Classification;
 use shutong_system_api::names::GOVERNANCE_ADDRESS;
 use shutong_system_api::registry::{
-    role, GetMember, GetOrg, GovernanceOrgStatus, Member, Org, OrgStatus, Principal, PrincipalStatus, RegisterOrg,
-    RotateKey, SetPrincipal, UpdateOrg,
+    role, ApprovalPolicy, GetMember, GetOrg, GetPolicy, GovernanceOrgStatus, Member, Org, OrgStatus, Principal,
+    PrincipalStatus, RegisterOrg, RotateKey, SetPrincipal, UpdateOrg, POLICY_STEPS_MAX,
 };
 
-contract::entrypoints!(register, update, get, set_principal, rotate_key, member, set_status_by_governance);
+contract::entrypoints!(
+    register,
+    update,
+    get,
+    set_principal,
+    rotate_key,
+    member,
+    set_status_by_governance,
+    set_policy,
+    get_policy
+);
 
 const PRINCIPALS: Map<[u8; 32], Principal> = Map::new(b"principal/");
+const POLICIES: Map<Vec<u8>, ApprovalPolicy> = Map::new(b"policy/");
+
+fn policy_key(org: &str, classification: Classification) -> Vec<u8> {
+    let mut key = org.as_bytes().to_vec();
+    key.push(0);
+    key.push(classification as u8);
+    key
+}
+
+/// Sets an organisation's approval policy for one classification (its admins only).
+pub fn set_policy(args: &[u8]) -> MethodResult {
+    let req = ApprovalPolicy::decode(args)?;
+    let org = load(&req.org)?;
+    if !is_admin_of(&contract::caller(), &org)? {
+        return Err(Error(format!("only an admin of organisation {} may set its policies", org.id)));
+    }
+    if req.classification == Classification::Core {
+        return Err(Error::new("core data is never shared: it has no approval policy"));
+    }
+    if req.steps.is_empty() || req.steps.len() > POLICY_STEPS_MAX {
+        return Err(Error(format!("a policy has 1 to {} steps", POLICY_STEPS_MAX)));
+    }
+    if req.steps.iter().any(|s| *s == 0 || s & !role::ALL != 0) {
+        return Err(Error::new("each step names one or more known roles"));
+    }
+    POLICIES.save(&policy_key(&req.org, req.classification), &req);
+    contract::emit_event("policy.set", req.org.as_bytes());
+    Ok(Vec::new())
+}
+
+pub fn get_policy(args: &[u8]) -> MethodResult {
+    let req = GetPolicy::decode(args)?;
+    let policy = POLICIES
+        .load(&policy_key(&req.org, req.classification))?
+        .ok_or_else(|| Error(format!("organisation {} has no {} policy", req.org, req.classification.name())))?;
+    Ok(policy.encode())
+}
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{:02x}", b)).collect()
@@ -320,6 +368,37 @@ mod tests {
         assert_eq!(
             rotate_key(&RotateKey { new_account: [9; 32] }.encode()),
             Err(Error::new("the caller is not a principal"))
+        );
+    }
+
+    #[test]
+    fn admins_set_approval_policies_within_bounds() {
+        use shutong_system_api::catalog::Classification;
+        testing::reset();
+        testing::set_context([1; 32], 1);
+        register(&register_args("bureau")).unwrap();
+        let policy =
+            |steps: Vec<u32>, classification| ApprovalPolicy { org: "bureau".into(), classification, steps }.encode();
+        set_policy(&policy(vec![role::CDO, role::CDO], Classification::Important)).unwrap();
+        let got = get_policy(&GetPolicy { org: "bureau".into(), classification: Classification::Important }.encode())
+            .unwrap();
+        assert_eq!(ApprovalPolicy::decode(&got).unwrap().steps, vec![role::CDO, role::CDO]);
+        assert!(
+            get_policy(&GetPolicy { org: "bureau".into(), classification: Classification::General }.encode()).is_err()
+        );
+        assert_eq!(set_policy(&policy(vec![], Classification::General)), Err(Error::new("a policy has 1 to 8 steps")));
+        assert_eq!(
+            set_policy(&policy(vec![0], Classification::General)),
+            Err(Error::new("each step names one or more known roles"))
+        );
+        assert_eq!(
+            set_policy(&policy(vec![role::CDO], Classification::Core)),
+            Err(Error::new("core data is never shared: it has no approval policy"))
+        );
+        testing::set_context([2; 32], 2);
+        assert_eq!(
+            set_policy(&policy(vec![role::CDO], Classification::General)),
+            Err(Error::new("only an admin of organisation bureau may set its policies"))
         );
     }
 

@@ -327,3 +327,29 @@ shutong_codec::codec_struct! {
         pub status: OrgStatus,
     }
 }
+
+/// The most approval steps a policy may have.
+pub const POLICY_STEPS_MAX: usize = 8;
+
+shutong_codec::codec_struct! {
+    /// An organisation's approval policy for requests for its data of one classification:
+    /// one distinct approver per step, each holding one of the step's roles (`role` bits).
+    /// "The CDO and the security officer both sign" is `[cdo, security_officer]`; "two of the
+    /// data providers" is `[data_provider, data_provider]`. Without a policy, the built-in
+    /// route applies (`authz`).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ApprovalPolicy {
+        pub org: String,
+        pub classification: crate::catalog::Classification,
+        pub steps: Vec<u32>,
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// Arguments of `get_policy`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct GetPolicy {
+        pub org: String,
+        pub classification: crate::catalog::Classification,
+    }
+}
