@@ -41,6 +41,11 @@ fn named<T: Copy>(all: &[T], name: fn(T) -> &'static str, text: &str, what: &str
     })
 }
 
+fn org_kind(text: &str) -> Result<shutong_sdk::system_api::registry::OrgKind, String> {
+    shutong_sdk::system_api::registry::OrgKind::from_name(text)
+        .ok_or_else(|| format!("{text:?} is not department, enterprise, auditor or operator"))
+}
+
 fn kind(text: &str) -> Result<PrincipalKind, String> {
     named(PrincipalKind::ALL, PrincipalKind::name, text, "principal kind")
 }
@@ -299,6 +304,20 @@ pub enum Proposal {
         #[arg(long)]
         id: String,
     },
+    /// Add an organisation (when the committee's `registration` parameter is `governance`,
+    /// the only way one is added).
+    AddOrg {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// department, enterprise, auditor or operator.
+        #[arg(long, value_parser = org_kind)]
+        kind: shutong_sdk::system_api::registry::OrgKind,
+        /// The account that administers it.
+        #[arg(long)]
+        admin: AccountId,
+    },
     /// Define a purpose in the purpose hierarchy (its parent first), with its legal bases.
     DefinePurpose {
         #[arg(long)]
@@ -309,7 +328,7 @@ pub enum Proposal {
         #[arg(long, default_value = "")]
         description: String,
     },
-    /// Set a chain parameter (today `upload_policy`: governance or open).
+    /// Set a parameter: `upload_policy` (governance or open) or `registration` (open or governance).
     SetParam {
         #[arg(long)]
         name: String,
@@ -516,6 +535,7 @@ pub fn gov_call(command: GovTx) -> Call {
             Proposal::SuspendOrg { id } => Action::SuspendOrg { id },
             Proposal::ReinstateOrg { id } => Action::ReinstateOrg { id },
             Proposal::SetParam { name, value } => Action::SetParam { name, value },
+            Proposal::AddOrg { id, name, kind, admin } => Action::AddOrg { id, name, kind, admin: admin.0 },
             Proposal::DefinePurpose { code, bases, description } => {
                 let legal_bases = list(&bases).iter().fold(0u8, |acc, b| match basis(b) {
                     Ok(found) => acc | (1 << found as u8),

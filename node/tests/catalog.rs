@@ -183,6 +183,33 @@ fn the_committee_decides_by_threshold() {
     };
     assert_eq!(aborted(&run(&bureau, sneaky)), "only the governance contract may do this");
 
+    // The committee closes self-registration and adds organisations itself.
+    let close = Action::SetParam { name: "registration".into(), value: "governance".into() };
+    let id = u64::decode(&ok(run(&admins[0], builder::propose(close))).output).unwrap();
+    ok(run(&admins[2], builder::vote(id)));
+    let self_registered =
+        run(&Keypair::from_seed("newcomer"), builder::register_org("newcomer", "New Co", OrgKind::Enterprise));
+    assert_eq!(aborted(&self_registered), "organisations are added by the governance committee on this chain");
+    let newcomer = Keypair::from_seed("newcomer");
+    let add = Action::AddOrg {
+        id: "newcomer".into(),
+        name: "New Co".into(),
+        kind: OrgKind::Enterprise,
+        admin: newcomer.account().0,
+    };
+    let id = u64::decode(&ok(run(&admins[1], builder::propose(add))).output).unwrap();
+    let added = ok(run(&admins[0], builder::vote(id)));
+    assert!(added.events.iter().any(|e| e.topic == "org.registered"), "{:?}", added.events);
+    // The added organisation's admin administers it.
+    let set = builder::set_principal(
+        "newcomer",
+        &newcomer.account(),
+        PrincipalKind::Person,
+        role::DATA_CONSUMER,
+        PrincipalStatus::Active,
+    );
+    ok(run(&newcomer, set));
+
     // A parameter: the committee opens uploads; unapproved code then uploads.
     let code = b"\0asm\x01\0\0\0".to_vec();
     let uploader = Keypair::from_seed("uploader");

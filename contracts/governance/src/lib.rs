@@ -20,7 +20,7 @@ use shutong_system_api::governance::{
     PARAMS, PENDING_KEY, PROPOSAL_BLOCKS, PURPOSE_PREFIX, THRESHOLD_KEY, VALIDATORS_KEY,
 };
 use shutong_system_api::names::REGISTRY_ADDRESS;
-use shutong_system_api::registry::{GovernanceOrgStatus, OrgStatus};
+use shutong_system_api::registry::{GovernanceOrgStatus, GovernanceRegister, GovernanceRegistration, OrgStatus};
 
 contract::entrypoints!(set_validators, get_validators, approve_code, propose, vote, get_proposal, resolve_purpose);
 
@@ -154,6 +154,17 @@ fn execute(action: &Action, proposer: [u8; 32]) -> Result<(), Error> {
             let def = PurposeDef { code: code.clone(), legal_bases: *legal_bases, description: description.clone() };
             PURPOSES.save(code, &def);
             contract::emit_event("purpose.defined", code.as_bytes());
+            Ok(())
+        }
+        Action::AddOrg { id, name, kind, admin } => {
+            let args = GovernanceRegister { id: id.clone(), name: name.clone(), kind: *kind, admin: *admin }.encode();
+            contract::call(&REGISTRY_ADDRESS, "register_by_governance", &args, 0)?;
+            Ok(())
+        }
+        Action::SetParam { name, value } if name == "registration" => {
+            let args = GovernanceRegistration { policy: value.clone() }.encode();
+            contract::call(&REGISTRY_ADDRESS, "set_registration_by_governance", &args, 0)?;
+            contract::emit_event("param.set", format!("{}={}", name, value).as_bytes());
             Ok(())
         }
         Action::SetParam { name, value } => {

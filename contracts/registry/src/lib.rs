@@ -20,8 +20,9 @@ use shutong_contract::{self as contract, Error, MethodResult};
 use shutong_system_api::catalog::Classification;
 use shutong_system_api::names::GOVERNANCE_ADDRESS;
 use shutong_system_api::registry::{
-    role, ApprovalPolicy, GetMember, GetOrg, GetPolicy, GovernanceOrgStatus, Member, Org, OrgStatus, Principal,
-    PrincipalStatus, RegisterOrg, RotateKey, SetPrincipal, UpdateOrg, POLICY_STEPS_MAX,
+    role, ApprovalPolicy, GetMember, GetOrg, GetPolicy, GovernanceOrgStatus, GovernanceRegister,
+    GovernanceRegistration, Member, Org, OrgStatus, Principal, PrincipalStatus, RegisterOrg, RotateKey, SetPrincipal,
+    UpdateOrg, POLICY_STEPS_MAX, REGISTRATION_KEY,
 };
 
 contract::entrypoints!(
@@ -32,6 +33,8 @@ contract::entrypoints!(
     rotate_key,
     member,
     set_status_by_governance,
+    register_by_governance,
+    set_registration_by_governance,
     set_policy,
     get_policy
 );
@@ -111,6 +114,38 @@ fn load(id: &str) -> Result<Org, Error> {
 
 pub fn register(args: &[u8]) -> MethodResult {
     let req = RegisterOrg::decode(args)?;
+    if contract::storage_get(REGISTRATION_KEY).as_deref() == Some(b"governance".as_slice()) {
+        return Err(Error::new("organisations are added by the governance committee on this chain"));
+    }
+    add_org(req, contract::caller())
+}
+
+fn governance_only() -> Result<(), Error> {
+    if contract::caller() != GOVERNANCE_ADDRESS {
+        return Err(Error::new("only the governance contract may do this"));
+    }
+    Ok(())
+}
+
+/// Adds an organisation by a decision of the governance committee.
+pub fn register_by_governance(args: &[u8]) -> MethodResult {
+    governance_only()?;
+    let req = GovernanceRegister::decode(args)?;
+    add_org(RegisterOrg { id: req.id, name: req.name, kind: req.kind }, req.admin)
+}
+
+/// Sets who may register organisations (the committee's `registration` parameter).
+pub fn set_registration_by_governance(args: &[u8]) -> MethodResult {
+    governance_only()?;
+    let req = GovernanceRegistration::decode(args)?;
+    if req.policy != "open" && req.policy != "governance" {
+        return Err(Error(format!("{:?} is not open or governance", req.policy)));
+    }
+    contract::storage_set(REGISTRATION_KEY, req.policy.as_bytes());
+    Ok(Vec::new())
+}
+
+fn add_org(req: RegisterOrg, admin: [u8; 32]) -> MethodResult {
     check_id(&req.id)?;
     check_name(&req.name)?;
     if contract::storage_get(&org_key(&req.id)).is_some() {
@@ -122,7 +157,7 @@ pub fn register(args: &[u8]) -> MethodResult {
         name: req.name,
         kind: req.kind,
         status: OrgStatus::Active,
-        admin: contract::caller(),
+        admin,
         registered_height: height,
         updated_height: height,
     };
@@ -236,9 +271,7 @@ pub fn rotate_key(args: &[u8]) -> MethodResult {
 
 /// Suspends or reinstates an organisation by a decision of the governance committee.
 pub fn set_status_by_governance(args: &[u8]) -> MethodResult {
-    if contract::caller() != GOVERNANCE_ADDRESS {
-        return Err(Error::new("only the governance contract may do this"));
-    }
+    governance_only()?;
     let req = GovernanceOrgStatus::decode(args)?;
     let mut org = load(&req.id)?;
     if org.status == req.status {

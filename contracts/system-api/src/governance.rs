@@ -191,10 +191,13 @@ pub enum Action {
     SuspendOrg { id: String },
     /// Lift a suspension.
     ReinstateOrg { id: String },
+    /// Add an organisation, administered by `admin`.
+    AddOrg { id: String, name: String, kind: crate::registry::OrgKind, admin: [u8; 32] },
     /// Define a purpose code in the purpose hierarchy, with the legal bases it may rest on.
     DefinePurpose { code: String, legal_bases: u8, description: String },
-    /// Set a chain parameter the node reads from governance (`PARAM_PREFIX`): today
-    /// `upload_policy` (`governance` or `open`).
+    /// Set a parameter (`PARAMS`): `upload_policy` (`governance` or `open`), which the node
+    /// reads from governance storage (`PARAM_PREFIX`); `registration` (`open` or
+    /// `governance`), which the registry keeps.
     SetParam { name: String, value: String },
 }
 
@@ -202,7 +205,8 @@ pub enum Action {
 /// the node prefers them to the genesis value.
 pub const PARAM_PREFIX: &[u8] = b"param/";
 /// The parameters the committee may set, with their allowed values.
-pub const PARAMS: [(&str, &[&str]); 1] = [("upload_policy", &["governance", "open"])];
+pub const PARAMS: [(&str, &[&str]); 2] =
+    [("upload_policy", &["governance", "open"]), ("registration", &["open", "governance"])];
 
 /// The governance storage key of parameter `name`.
 pub fn param_key(name: &str) -> Vec<u8> {
@@ -235,6 +239,13 @@ impl Encode for Action {
                 write::u8(out, 4);
                 write::str(out, id);
             }
+            Action::AddOrg { id, name, kind, admin } => {
+                write::u8(out, 7);
+                write::str(out, id);
+                write::str(out, name);
+                kind.encode_to(out);
+                admin.encode_to(out);
+            }
             Action::DefinePurpose { code, legal_bases, description } => {
                 write::u8(out, 6);
                 write::str(out, code);
@@ -259,6 +270,12 @@ impl Decode for Action {
             3 => Action::SuspendOrg { id: r.string("action.org", crate::registry::ORG_ID_BYTES_MAX)? },
             4 => Action::ReinstateOrg { id: r.string("action.org", crate::registry::ORG_ID_BYTES_MAX)? },
             5 => Action::SetParam { name: r.string("action.param", 64)?, value: r.string("action.value", 256)? },
+            7 => Action::AddOrg {
+                id: r.string("action.org", crate::registry::ORG_ID_BYTES_MAX)?,
+                name: r.string("action.name", crate::registry::ORG_NAME_BYTES_MAX)?,
+                kind: crate::registry::OrgKind::decode_from(r)?,
+                admin: r.array()?,
+            },
             6 => Action::DefinePurpose {
                 code: r.string("action.purpose", 128)?,
                 legal_bases: r.u8()?,

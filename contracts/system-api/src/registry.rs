@@ -353,3 +353,27 @@ shutong_codec::codec_struct! {
         pub classification: crate::catalog::Classification,
     }
 }
+
+shutong_codec::codec_struct! {
+    /// Arguments of `register_by_governance`: the committee adds an organisation with `admin`
+    /// as its administering account.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct GovernanceRegister {
+        pub id: String,
+        pub name: String,
+        pub kind: OrgKind,
+        pub admin: [u8; 32],
+    }
+}
+
+/// The registry's own storage key for the registration policy (`open` or `governance`).
+pub const REGISTRATION_KEY: &[u8] = b"registration";
+
+shutong_codec::codec_struct! {
+    /// Arguments of `set_registration_by_governance`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct GovernanceRegistration {
+        /// `open` (anyone registers an organisation) or `governance` (only the committee adds them).
+        pub policy: String,
+    }
+}
