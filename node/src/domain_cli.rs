@@ -185,41 +185,16 @@ pub enum AccessTx {
     Approve {
         #[arg(long)]
         request: u64,
-        /// Comma-separated; default: all requested fields.
-        #[arg(long)]
-        fields: Option<String>,
-        /// Comma-separated; default: the requested purpose.
-        #[arg(long)]
-        purposes: Option<String>,
-        /// Validity from the request's submission; capped at what was requested.
-        #[arg(long, default_value_t = 30)]
-        days: u64,
-        /// Default: the requested number.
-        #[arg(long)]
-        max_uses: Option<u64>,
-        /// Uses a day (0: no limit).
-        #[arg(long, default_value_t = 0)]
-        rate: u64,
-        #[arg(long)]
-        delegable: bool,
+        #[command(flatten)]
+        terms: TermsArgs,
     },
     /// Supersede a grant with amended terms (the provider's CDO); the uses made carry over.
     /// Terms are derived from the grant's request and these flags, as for `approve`.
     Amend {
         #[arg(long)]
         grant: u64,
-        #[arg(long)]
-        fields: Option<String>,
-        #[arg(long)]
-        purposes: Option<String>,
-        #[arg(long, default_value_t = 30)]
-        days: u64,
-        #[arg(long)]
-        max_uses: Option<u64>,
-        #[arg(long, default_value_t = 0)]
-        rate: u64,
-        #[arg(long)]
-        delegable: bool,
+        #[command(flatten)]
+        terms: TermsArgs,
     },
     /// Reject a request under review, with a reason.
     Reject {
@@ -343,6 +318,29 @@ pub enum Proposal {
         #[arg(long)]
         threshold: u32,
     },
+}
+
+/// The flags that make grant terms, with the request they are derived from: every approver
+/// who passes the same flags produces the same terms.
+#[derive(Args)]
+pub struct TermsArgs {
+    /// Comma-separated; default: all requested fields.
+    #[arg(long)]
+    fields: Option<String>,
+    /// Comma-separated; default: the requested purpose.
+    #[arg(long)]
+    purposes: Option<String>,
+    /// Validity from the request's submission; capped at what was requested.
+    #[arg(long, default_value_t = 30)]
+    days: u64,
+    /// Default: the requested number.
+    #[arg(long)]
+    max_uses: Option<u64>,
+    /// Uses a day (0: no limit).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    #[arg(long)]
+    delegable: bool,
 }
 
 #[derive(Args)]
@@ -495,14 +493,14 @@ pub async fn access_call(command: AccessTx, client: &Client, now_ms: u64) -> any
                 consent,
             })
         }
-        AccessTx::Approve { request, fields, purposes, days, max_uses, rate, delegable } => {
+        AccessTx::Approve { request, terms } => {
             let req: AccessRequest = read(client, builder::authz(), "get_request", access::id_args(request)).await?;
-            access::approve(request, &terms_for(&req, fields, purposes, days, max_uses, rate, delegable))
+            access::approve(request, &terms_for(&req, terms))
         }
-        AccessTx::Amend { grant, fields, purposes, days, max_uses, rate, delegable } => {
+        AccessTx::Amend { grant, terms } => {
             let g: Grant = read(client, builder::authz(), "get_grant", access::id_args(grant)).await?;
             let req: AccessRequest = read(client, builder::authz(), "get_request", access::id_args(g.request)).await?;
-            access::amend(grant, &terms_for(&req, fields, purposes, days, max_uses, rate, delegable))
+            access::amend(grant, &terms_for(&req, terms))
         }
         AccessTx::Reject { request, reason } => access::reject(request, &reason),
         AccessTx::Revoke { grant, reason } => access::revoke(grant, &reason),
@@ -551,17 +549,9 @@ pub fn gov_call(command: GovTx) -> Call {
     }
 }
 
-/// Grant terms from a request and the approver's flags: every approver who passes the same
-/// flags produces the same terms.
-fn terms_for(
-    req: &AccessRequest,
-    fields: Option<String>,
-    purposes: Option<String>,
-    days: u64,
-    max_uses: Option<u64>,
-    rate: u64,
-    delegable: bool,
-) -> Terms {
+/// Grant terms from a request and the approver's flags.
+fn terms_for(req: &AccessRequest, flags: TermsArgs) -> Terms {
+    let TermsArgs { fields, purposes, days, max_uses, rate, delegable } = flags;
     Terms {
         fields: fields.map(|f| list(&f)).unwrap_or_else(|| req.request.fields.clone()),
         methods: req.request.methods,

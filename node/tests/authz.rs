@@ -6,6 +6,7 @@
 mod common;
 
 use common::chain::Chain;
+use common::story;
 
 #[test]
 fn the_authorisation_story_holds_on_one_machine() {
@@ -16,11 +17,11 @@ fn the_authorisation_story_holds_on_one_machine() {
 /// verification attestation (a yes/no answer instead of data) counts as a `verify` use.
 #[test]
 fn consent_withdrawal_suspends_and_attestations_are_recorded() {
-    use common::story::{DAY, GAS, aborted, ok, read, setup};
+    use common::story::{GAS, aborted, ok, read, setup};
     use shutong_codec::Decode;
     use shutong_sdk::builder::{access, audit_trail};
     use shutong_sdk::system_api::audit::{Attest, AttestationRecord};
-    use shutong_sdk::system_api::authz::{Decision, LegalBasis, RecordConsent, RequestAccess, Terms, Use, duty};
+    use shutong_sdk::system_api::authz::{Decision, LegalBasis, RecordConsent, RequestAccess, Use, duty};
     use shutong_sdk::system_api::catalog::method;
 
     let mut chain = Chain::new();
@@ -35,32 +36,20 @@ fn consent_withdrawal_suspends_and_attestations_are_recorded() {
     };
     ok(chain.run(&p.analyst, access::record_consent(&consent), GAS));
     let ask = RequestAccess {
-        resource: "market/licence".into(),
-        fields: vec!["uscc".into()],
-        methods: method::QUERY | method::VERIFY,
-        purpose: "licensing.renewal".into(),
-        legal_basis: LegalBasis::Consent,
-        legal_doc_hash: [0; 32],
-        matter_code: String::new(),
-        valid_until_ms: now + 90 * DAY,
-        max_uses: 10,
-        justification_hash: [0; 32],
         consent: Some("consent-2026-0001".into()),
+        ..story::ask(
+            "market/licence",
+            &["uscc"],
+            method::QUERY | method::VERIFY,
+            "licensing.renewal",
+            LegalBasis::Consent,
+            now,
+            10,
+        )
     };
     let request = u64::decode(&ok(chain.run(&p.analyst, access::request(&ask), GAS)).output).unwrap();
-    let terms = Terms {
-        fields: vec!["uscc".into()],
-        methods: method::QUERY | method::VERIFY,
-        purposes: vec!["licensing.renewal".into()],
-        not_before_ms: now,
-        not_after_ms: now + 30 * DAY,
-        max_uses: 10,
-        rate_per_day: 0,
-        case_ref: None,
-        duties: duty::LOG_USAGE,
-        delegable: false,
-        policy_hash: [0; 32],
-    };
+    let terms =
+        story::grant_terms(&["uscc"], method::QUERY | method::VERIFY, "licensing.renewal", now, 10, duty::LOG_USAGE);
     ok(chain.run(&p.cdo, access::approve(request, &terms), GAS));
     let second = ok(chain.run(&p.security, access::approve(request, &terms), GAS));
     let grant = Option::<u64>::decode(&second.output).unwrap().unwrap();
@@ -103,11 +92,11 @@ fn consent_withdrawal_suspends_and_attestations_are_recorded() {
 /// gateway, is refused.
 #[test]
 fn cosigned_events_need_the_consumer_gateways_signature() {
-    use common::story::{DAY, GAS, aborted, ok, setup};
+    use common::story::{GAS, aborted, ok, setup};
     use shutong_codec::Decode;
     use shutong_sdk::builder::{self, access, audit_trail};
     use shutong_sdk::system_api::audit::{AccessEvent, EventRecord};
-    use shutong_sdk::system_api::authz::{LegalBasis, RequestAccess, Terms, duty};
+    use shutong_sdk::system_api::authz::{LegalBasis, duty};
     use shutong_sdk::system_api::catalog::method;
     use shutong_sdk::system_api::registry::{PrincipalKind, PrincipalStatus, role};
     use shutong_types::Keypair;
@@ -124,33 +113,10 @@ fn cosigned_events_need_the_consumer_gateways_signature() {
         PrincipalStatus::Active,
     );
     ok(chain.run(&p.acme_admin, set, GAS));
-    let ask = RequestAccess {
-        resource: "market/licence".into(),
-        fields: vec!["uscc".into()],
-        methods: method::QUERY,
-        purpose: "licensing".into(),
-        legal_basis: LegalBasis::Statute,
-        legal_doc_hash: [0; 32],
-        matter_code: String::new(),
-        valid_until_ms: now + 90 * DAY,
-        max_uses: 10,
-        justification_hash: [0; 32],
-        consent: None,
-    };
+    let ask = story::ask("market/licence", &["uscc"], method::QUERY, "licensing", LegalBasis::Statute, now, 10);
     let request = u64::decode(&ok(chain.run(&p.analyst, access::request(&ask), GAS)).output).unwrap();
-    let terms = Terms {
-        fields: vec!["uscc".into()],
-        methods: method::QUERY,
-        purposes: vec!["licensing".into()],
-        not_before_ms: now,
-        not_after_ms: now + 30 * DAY,
-        max_uses: 10,
-        rate_per_day: 0,
-        case_ref: None,
-        duties: duty::LOG_USAGE | duty::COSIGNED_EVENTS,
-        delegable: false,
-        policy_hash: [0; 32],
-    };
+    let terms =
+        story::grant_terms(&["uscc"], method::QUERY, "licensing", now, 10, duty::LOG_USAGE | duty::COSIGNED_EVENTS);
     ok(chain.run(&p.cdo, access::approve(request, &terms), GAS));
     let grant = Option::<u64>::decode(&ok(chain.run(&p.security, access::approve(request, &terms), GAS)).output)
         .unwrap()
@@ -195,10 +161,10 @@ fn cosigned_events_need_the_consumer_gateways_signature() {
 /// a data provider and the CDO (instead of the built-in one of either).
 #[test]
 fn an_organisations_own_policy_sets_the_approval_route() {
-    use common::story::{DAY, GAS, aborted, ok, setup};
+    use common::story::{GAS, aborted, ok, setup};
     use shutong_codec::Decode;
     use shutong_sdk::builder::{self, access};
-    use shutong_sdk::system_api::authz::{LegalBasis, RequestAccess, Terms, duty};
+    use shutong_sdk::system_api::authz::{LegalBasis, duty};
     use shutong_sdk::system_api::catalog::{Classification, Field, Publish, ShareType, method};
     use shutong_sdk::system_api::registry::role;
 
@@ -231,33 +197,9 @@ fn an_organisations_own_policy_sets_the_approval_route() {
     );
     ok(chain.run(&p.market_admin, policy, GAS));
 
-    let ask = RequestAccess {
-        resource: "market/opening-hours".into(),
-        fields: vec!["hours".into()],
-        methods: method::QUERY,
-        purpose: "licensing".into(),
-        legal_basis: LegalBasis::Statute,
-        legal_doc_hash: [0; 32],
-        matter_code: String::new(),
-        valid_until_ms: now + 90 * DAY,
-        max_uses: 5,
-        justification_hash: [0; 32],
-        consent: None,
-    };
+    let ask = story::ask("market/opening-hours", &["hours"], method::QUERY, "licensing", LegalBasis::Statute, now, 5);
     let request = u64::decode(&ok(chain.run(&p.analyst, access::request(&ask), GAS)).output).unwrap();
-    let terms = Terms {
-        fields: vec!["hours".into()],
-        methods: method::QUERY,
-        purposes: vec!["licensing".into()],
-        not_before_ms: now,
-        not_after_ms: now + 30 * DAY,
-        max_uses: 5,
-        rate_per_day: 0,
-        case_ref: None,
-        duties: duty::LOG_USAGE,
-        delegable: false,
-        policy_hash: [0; 32],
-    };
+    let terms = story::grant_terms(&["hours"], method::QUERY, "licensing", now, 5, duty::LOG_USAGE);
     // Under the built-in route one data provider would have been enough; the policy wants the CDO too.
     let first = ok(chain.run(&p.provider, access::approve(request, &terms), GAS));
     assert_eq!(Option::<u64>::decode(&first.output).unwrap(), None);

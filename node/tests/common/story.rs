@@ -59,6 +59,48 @@ pub struct People {
     pub gateway: Keypair,
 }
 
+/// A request for `fields` of `resource` by `methods` for `purpose`, valid 90 days from `now`.
+pub fn ask(
+    resource: &str,
+    fields: &[&str],
+    methods: u8,
+    purpose: &str,
+    basis: LegalBasis,
+    now: u64,
+    max_uses: u64,
+) -> RequestAccess {
+    RequestAccess {
+        resource: resource.into(),
+        fields: fields.iter().map(|f| f.to_string()).collect(),
+        methods,
+        purpose: purpose.into(),
+        legal_basis: basis,
+        legal_doc_hash: [0; 32],
+        matter_code: String::new(),
+        valid_until_ms: now + 90 * DAY,
+        max_uses,
+        justification_hash: [0; 32],
+        consent: None,
+    }
+}
+
+/// Terms granting `fields` by `methods` for `purpose` for 30 days from `now`.
+pub fn grant_terms(fields: &[&str], methods: u8, purpose: &str, now: u64, max_uses: u64, duties: u32) -> Terms {
+    Terms {
+        fields: fields.iter().map(|f| f.to_string()).collect(),
+        methods,
+        purposes: vec![purpose.into()],
+        not_before_ms: now,
+        not_after_ms: now + 30 * DAY,
+        max_uses,
+        rate_per_day: 0,
+        case_ref: None,
+        duties,
+        delegable: false,
+        policy_hash: [0; 32],
+    }
+}
+
 /// The organisations, their principals and the published resource of the story.
 pub fn setup(chain: &mut dyn Runner) -> People {
     let p = People {
