@@ -206,3 +206,146 @@ fn an_organisations_own_policy_sets_the_approval_route() {
     let second = ok(chain.run(&p.cdo, access::approve(request, &terms), GAS));
     assert!(Option::<u64>::decode(&second.output).unwrap().is_some());
 }
+
+/// Every state change of the system contracts emits an event, so gateways and auditors can
+/// react at once: each operation below is checked for its topic.
+#[test]
+fn every_state_change_emits_its_event() {
+    use common::story::{GAS, ok, setup};
+    use shutong_codec::Decode;
+    use shutong_sdk::builder::{self, access, audit_trail};
+    use shutong_sdk::system_api::audit::{AccessEvent, AnchorBatch, Attest};
+    use shutong_sdk::system_api::authz::{LegalBasis, RecordConsent, RequestAccess, duty};
+    use shutong_sdk::system_api::catalog::{Classification, Field, Publish, ShareType, method};
+    use shutong_sdk::system_api::governance::Action;
+    use shutong_sdk::system_api::registry::{OrgKind, PrincipalKind, PrincipalStatus, role};
+    use shutong_types::{Keypair, Receipt};
+
+    fn emits(receipt: Receipt, topic: &str) -> Receipt {
+        let receipt = ok(receipt);
+        assert!(receipt.events.iter().any(|e| e.topic == topic), "no {topic} in {:?}", receipt.events);
+        receipt
+    }
+
+    let mut chain = Chain::new();
+    let p = setup(&mut chain);
+    let now = chain.tip.timestamp_ms;
+    let admin = common::chain::admin();
+    // Registry.
+    let other = Keypair::from_seed("other-admin");
+    emits(chain.run(&other, builder::register_org("other", "Other", OrgKind::Department), GAS), "org.registered");
+    let set = builder::set_principal(
+        "other",
+        &other.account(),
+        PrincipalKind::Person,
+        role::DATA_PROVIDER,
+        PrincipalStatus::Active,
+    );
+    emits(chain.run(&other, set, GAS), "principal.set");
+    emits(chain.run(&p.market_admin, builder::update_org("market", Some("Market Bureau"), None), GAS), "org.updated");
+    emits(
+        chain.run(&p.market_admin, builder::set_policy("market", Classification::General, &[role::CDO]), GAS),
+        "policy.set",
+    );
+    let newer = Keypair::from_seed("analyst-2");
+    emits(chain.run(&p.analyst, builder::rotate_key(&newer.account()), GAS), "principal.rotated");
+    let analyst = newer;
+    // Catalog.
+    let mut extra =
+        common::story::ask("market/licence", &["uscc"], method::QUERY, "licensing", LegalBasis::Statute, now, 5);
+    let hours = Publish {
+        code: "other/hours".into(),
+        provider_org: "other".into(),
+        source_system: String::new(),
+        classification: Classification::General,
+        personal_data: false,
+        share_type: ShareType::Unconditional,
+        conditions: String::new(),
+        methods: method::QUERY,
+        fields: vec![Field {
+            name: "hours".into(),
+            data_type: "string".into(),
+            classification: Classification::General,
+            masking: String::new(),
+            element: None,
+        }],
+        metadata_hash: [0; 32],
+    };
+    emits(chain.run(&other, builder::publish_resource(&hours), GAS), "resource.published");
+    emits(chain.run(&other, builder::withdraw_resource("other/hours"), GAS), "resource.withdrawn");
+    let purpose = Action::DefinePurpose { code: "licensing.events".into(), legal_bases: 1, description: String::new() };
+    emits(chain.run(&admin, builder::propose(purpose), GAS), "purpose.defined");
+    // Authz: request, approvals, refusals and the grant's life.
+    let request = |chain: &mut Chain, ask: &RequestAccess| {
+        let r = emits(chain.run(&analyst, access::request(ask), GAS), "request.submitted");
+        u64::decode(&r.output).unwrap()
+    };
+    let terms = common::story::grant_terms(&["uscc"], method::QUERY, "licensing", now, 5, duty::LOG_USAGE);
+    let id = request(&mut chain, &extra);
+    emits(chain.run(&p.cdo, access::approve(id, &terms), GAS), "request.approved");
+    let r = emits(chain.run(&p.security, access::approve(id, &terms), GAS), "grant.issued");
+    let grant = Option::<u64>::decode(&r.output).unwrap().unwrap();
+    emits(chain.run(&p.cdo, access::suspend(grant, "review"), GAS), "grant.suspended");
+    emits(chain.run(&p.cdo, access::resume(grant), GAS), "grant.resumed");
+    emits(chain.run(&p.cdo, access::amend(grant, &terms), GAS), "grant.superseded");
+    let rejected = request(&mut chain, &extra);
+    emits(chain.run(&p.cdo, access::reject(rejected, "not needed"), GAS), "request.rejected");
+    emits(chain.run(&analyst, access::dispute(rejected, "it is"), GAS), "request.disputed");
+    let withdrawn = request(&mut chain, &extra);
+    emits(chain.run(&analyst, access::withdraw(withdrawn, "no longer"), GAS), "request.withdrawn");
+    let consent = RecordConsent {
+        id: "c-events".into(),
+        subject_ref_hmac: [1; 32],
+        resource: "market/licence".into(),
+        purpose: "licensing".into(),
+        evidence_hash: [2; 32],
+    };
+    emits(chain.run(&analyst, access::record_consent(&consent), GAS), "consent.recorded");
+    emits(chain.run(&analyst, access::withdraw_consent("c-events"), GAS), "consent.withdrawn");
+    extra.max_uses = 5;
+    let id = request(&mut chain, &extra);
+    let mut bound = terms.clone();
+    bound.case_ref = Some([7; 32]);
+    bound.delegable = true;
+    ok(chain.run(&p.cdo, access::approve(id, &bound), GAS));
+    let r = ok(chain.run(&p.security, access::approve(id, &bound), GAS));
+    let bound_grant = Option::<u64>::decode(&r.output).unwrap().unwrap();
+    let sub = shutong_sdk::system_api::authz::Terms { max_uses: 1, delegable: false, ..bound.clone() };
+    emits(chain.run(&analyst, access::delegate(bound_grant, "partner", &sub), GAS), "grant.delegated");
+    // Audit: a permitted use, an attestation, a batch, a violation.
+    let event = AccessEvent {
+        grant: bound_grant,
+        consumer: analyst.account().0,
+        fields: vec!["uscc".into()],
+        method: method::QUERY,
+        purpose: "licensing".into(),
+        business_ref_hash: [0; 32],
+        subject_ref_hmac: [0; 32],
+        query_hash: [0; 32],
+        result_hash: [0; 32],
+        record_count: 1,
+        consumer_signature: None,
+    };
+    emits(chain.run(&p.gateway, audit_trail::record(&event), GAS), "access.permitted");
+    let outside = AccessEvent { purpose: "marketing".into(), ..event.clone() };
+    emits(chain.run(&p.gateway, audit_trail::record(&outside), GAS), "violation.opened");
+    let attest = Attest {
+        grant: bound_grant,
+        consumer: analyst.account().0,
+        question_hash: [0; 32],
+        subject_ref_hmac: [0; 32],
+        answer: true,
+    };
+    emits(chain.run(&p.gateway, audit_trail::attest(&attest), GAS), "attestation.denied");
+    let batch =
+        AnchorBatch { grant: bound_grant, period_start_ms: 0, period_end_ms: 1, count: 3, merkle_root: [9; 32] };
+    emits(chain.run(&p.gateway, audit_trail::anchor(&batch), GAS), "batch.anchored");
+    emits(chain.run(&analyst, access::close_case([7; 32], &[bound_grant]), GAS), "grant.closed");
+    emits(chain.run(&p.cdo, access::revoke(grant + 1, "done"), GAS), "grant.revoked");
+    // Governance.
+    let suspend = Action::SuspendOrg { id: "partner".into() };
+    let r = emits(chain.run(&admin, builder::propose(suspend), GAS), "proposal.executed");
+    assert!(r.events.iter().any(|e| e.topic == "org.updated"));
+    let param = Action::SetParam { name: "upload_policy".into(), value: "open".into() };
+    emits(chain.run(&admin, builder::propose(param), GAS), "param.set");
+}
