@@ -90,6 +90,11 @@ fn story() -> Story {
     Story { _dir: dir, chain, grant: 1, analyst, gateway }
 }
 
+/// What a call's outcome must show.
+type Expect = fn(&shutong_vm::CallOutcome) -> bool;
+/// A bench: its name, who calls, the contract, the method, the arguments, the expectation.
+type Case<'a> = (&'a str, &'a Keypair, Address, &'a str, Vec<u8>, Expect);
+
 fn bench(c: &mut Criterion) {
     let s = story();
     let base: Arc<dyn StateReader> = s.chain.storage.clone();
@@ -120,66 +125,32 @@ fn bench(c: &mut Criterion) {
         record_count: 1,
         consumer_signature: None,
     };
-    let mut group = c.benchmark_group("authz");
-    group.throughput(Throughput::Elements(1));
-    let check_args = use_.encode();
-    group.bench_function("check/permit", |b| {
-        b.iter(|| {
-            let out = s
-                .chain
-                .vm
-                .call(
-                    ctx(&s.analyst, builder::authz()),
-                    "check",
-                    check_args.clone(),
-                    GAS,
-                    Overlay::new(Arc::clone(&base)),
-                )
-                .unwrap();
-            assert!(Decision::decode(&out.output).unwrap().permit);
-        })
-    });
-    let record_args = event.encode();
-    group.bench_function("audit_record/permit", |b| {
-        b.iter(|| {
-            let out = s
-                .chain
-                .vm
-                .call(
-                    ctx(&s.gateway, builder::audit()),
-                    "record",
-                    record_args.clone(),
-                    GAS,
-                    Overlay::new(Arc::clone(&base)),
-                )
-                .unwrap();
-            assert!(out.status.is_success(), "{:?}", out.status);
-        })
-    });
-    let anchor_args = shutong_sdk::system_api::audit::AnchorBatch {
+    let anchor = shutong_sdk::system_api::audit::AnchorBatch {
         grant: s.grant,
         period_start_ms: 0,
         period_end_ms: 60_000,
         count: 10_000,
         merkle_root: [5; 32],
+    };
+    // (name, who calls, contract, method, args, what the output must show)
+    let permit: Expect = |out| Decision::decode(&out.output).is_ok_and(|d| d.permit);
+    let success: Expect = |out| out.status.is_success();
+    let cases: [Case<'_>; 3] = [
+        ("check/permit", &s.analyst, builder::authz(), "check", use_.encode(), permit),
+        ("audit_record/permit", &s.gateway, builder::audit(), "record", event.encode(), success),
+        ("audit_anchor/batch", &s.gateway, builder::audit(), "anchor", anchor.encode(), success),
+    ];
+    let mut group = c.benchmark_group("authz");
+    group.throughput(Throughput::Elements(1));
+    for (name, origin, contract, method, args, expect) in cases {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let overlay = Overlay::new(Arc::clone(&base));
+                let out = s.chain.vm.call(ctx(origin, contract), method, args.clone(), GAS, overlay).unwrap();
+                assert!(expect(&out), "{name}: {:?}", out.status);
+            })
+        });
     }
-    .encode();
-    group.bench_function("audit_anchor/batch", |b| {
-        b.iter(|| {
-            let out = s
-                .chain
-                .vm
-                .call(
-                    ctx(&s.gateway, builder::audit()),
-                    "anchor",
-                    anchor_args.clone(),
-                    GAS,
-                    Overlay::new(Arc::clone(&base)),
-                )
-                .unwrap();
-            assert!(out.status.is_success(), "{:?}", out.status);
-        })
-    });
     group.finish();
 }
 

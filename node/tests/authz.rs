@@ -6,7 +6,15 @@
 mod common;
 
 use common::chain::Chain;
-use common::story;
+use common::story::{self, GAS, aborted, ok, read, setup};
+use shutong_codec::Decode;
+use shutong_sdk::builder::{self, access, audit_trail};
+use shutong_sdk::system_api::audit::{AccessEvent, AnchorBatch, Attest, AttestationRecord, EventRecord};
+use shutong_sdk::system_api::authz::{Decision, LegalBasis, RecordConsent, RequestAccess, Use, duty};
+use shutong_sdk::system_api::catalog::{Classification, Field, Publish, ShareType, method};
+use shutong_sdk::system_api::governance::Action;
+use shutong_sdk::system_api::registry::{OrgKind, PrincipalKind, PrincipalStatus, role};
+use shutong_types::{Keypair, Receipt};
 
 #[test]
 fn the_authorisation_story_holds_on_one_machine() {
@@ -17,13 +25,6 @@ fn the_authorisation_story_holds_on_one_machine() {
 /// verification attestation (a yes/no answer instead of data) counts as a `verify` use.
 #[test]
 fn consent_withdrawal_suspends_and_attestations_are_recorded() {
-    use common::story::{GAS, aborted, ok, read, setup};
-    use shutong_codec::Decode;
-    use shutong_sdk::builder::{access, audit_trail};
-    use shutong_sdk::system_api::audit::{Attest, AttestationRecord};
-    use shutong_sdk::system_api::authz::{Decision, LegalBasis, RecordConsent, RequestAccess, Use, duty};
-    use shutong_sdk::system_api::catalog::method;
-
     let mut chain = Chain::new();
     let p = setup(&mut chain);
     let now = chain.tip.timestamp_ms;
@@ -92,15 +93,6 @@ fn consent_withdrawal_suspends_and_attestations_are_recorded() {
 /// gateway, is refused.
 #[test]
 fn cosigned_events_need_the_consumer_gateways_signature() {
-    use common::story::{GAS, aborted, ok, setup};
-    use shutong_codec::Decode;
-    use shutong_sdk::builder::{self, access, audit_trail};
-    use shutong_sdk::system_api::audit::{AccessEvent, EventRecord};
-    use shutong_sdk::system_api::authz::{LegalBasis, duty};
-    use shutong_sdk::system_api::catalog::method;
-    use shutong_sdk::system_api::registry::{PrincipalKind, PrincipalStatus, role};
-    use shutong_types::Keypair;
-
     let mut chain = Chain::new();
     let p = setup(&mut chain);
     let now = chain.tip.timestamp_ms;
@@ -161,13 +153,6 @@ fn cosigned_events_need_the_consumer_gateways_signature() {
 /// a data provider and the CDO (instead of the built-in one of either).
 #[test]
 fn an_organisations_own_policy_sets_the_approval_route() {
-    use common::story::{GAS, aborted, ok, setup};
-    use shutong_codec::Decode;
-    use shutong_sdk::builder::{self, access};
-    use shutong_sdk::system_api::authz::{LegalBasis, duty};
-    use shutong_sdk::system_api::catalog::{Classification, Field, Publish, ShareType, method};
-    use shutong_sdk::system_api::registry::role;
-
     let mut chain = Chain::new();
     let p = setup(&mut chain);
     let now = chain.tip.timestamp_ms;
@@ -211,16 +196,6 @@ fn an_organisations_own_policy_sets_the_approval_route() {
 /// react at once: each operation below is checked for its topic.
 #[test]
 fn every_state_change_emits_its_event() {
-    use common::story::{GAS, ok, setup};
-    use shutong_codec::Decode;
-    use shutong_sdk::builder::{self, access, audit_trail};
-    use shutong_sdk::system_api::audit::{AccessEvent, AnchorBatch, Attest};
-    use shutong_sdk::system_api::authz::{LegalBasis, RecordConsent, RequestAccess, duty};
-    use shutong_sdk::system_api::catalog::{Classification, Field, Publish, ShareType, method};
-    use shutong_sdk::system_api::governance::Action;
-    use shutong_sdk::system_api::registry::{OrgKind, PrincipalKind, PrincipalStatus, role};
-    use shutong_types::{Keypair, Receipt};
-
     fn emits(receipt: Receipt, topic: &str) -> Receipt {
         let receipt = ok(receipt);
         assert!(receipt.events.iter().any(|e| e.topic == topic), "no {topic} in {:?}", receipt.events);
