@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod auditlog;
 pub mod block;
 #[doc(hidden)]
 pub mod bytes;
@@ -13,6 +14,7 @@ pub mod keys;
 pub mod keyspace;
 pub mod limits;
 pub mod receipt;
+pub mod smt;
 pub mod tx;
 
 pub use block::{Block, BlockHeader, Certificate, CertificateError, VoteKind, VoteSubject, validator_set_hash};

@@ -1,0 +1,295 @@
+//! The authenticated state map: a compact binary sparse Merkle tree over blake3, keyed by the
+//! hash of each state key.
+//!
+//! The tree is defined over the 256-bit key hashes (bit 0 is the top bit of byte 0):
+//! - an empty subtree hashes to [`EMPTY`] (32 zero bytes, which no blake3 output equals in
+//!   practice);
+//! - a subtree that holds exactly one leaf hashes to that leaf's hash, wherever the leaf sits
+//!   (the path above a lone leaf is compressed away);
+//! - any other subtree hashes to `node_hash(left, right)`.
+//!
+//! So the root depends only on the set of (key, value) pairs, never on the order they were
+//! written in, and a proof is the leaf found on the key's path (or none) plus one sibling per
+//! level down to it: about log2(number of keys) hashes. Leaves, inner nodes, keys and values
+//! are hashed under four different blake3 keys, so no hash of one kind can pass for another.
+//! The node stores the tree sixteen children to a node (as Jellyfish does); that is a storage
+//! layout and changes no hash.
+
+use crate::hash::Hash;
+use shutong_codec::{Decode, DecodeError, Encode, Reader, write};
+use std::sync::OnceLock;
+
+/// The hash of an empty subtree.
+pub const EMPTY: Hash = Hash::ZERO;
+
+/// No proof is deeper than the key hash is long.
+pub const DEPTH_MAX: usize = 256;
+
+struct Keys {
+    key: [u8; 32],
+    value: [u8; 32],
+    leaf: [u8; 32],
+    node: [u8; 32],
+}
+
+fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| Keys {
+        key: blake3::derive_key("shutong/state-tree/key/v1", &[]),
+        value: blake3::derive_key("shutong/state-tree/value/v1", &[]),
+        leaf: blake3::derive_key("shutong/state-tree/leaf/v1", &[]),
+        node: blake3::derive_key("shutong/state-tree/node/v1", &[]),
+    })
+}
+
+fn keyed(key: &[u8; 32], parts: &[&[u8]]) -> Hash {
+    let mut hasher = blake3::Hasher::new_keyed(key);
+    for part in parts {
+        hasher.update(part);
+    }
+    Hash(*hasher.finalize().as_bytes())
+}
+
+/// Where a state key sits in the tree.
+pub fn key_hash(key: &[u8]) -> Hash {
+    keyed(&keys().key, &[key])
+}
+
+pub fn value_hash(value: &[u8]) -> Hash {
+    keyed(&keys().value, &[value])
+}
+
+pub fn leaf_hash(key_hash: &Hash, value_hash: &Hash) -> Hash {
+    keyed(&keys().leaf, &[&key_hash.0, &value_hash.0])
+}
+
+pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
+    keyed(&keys().node, &[&left.0, &right.0])
+}
+
+/// Bit `i` of a key hash, counted from the top bit of the first byte.
+pub fn bit(hash: &Hash, i: usize) -> bool {
+    hash.0[i / 8] & (0x80 >> (i % 8)) != 0
+}
+
+/// The leaf a proof ends at: the key's own, or another key's leaf where the key's would be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProofLeaf {
+    pub key_hash: Hash,
+    pub value_hash: Hash,
+}
+
+/// A proof that a key has a value, or has none, under a state root.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StateProof {
+    /// The leaf on the key's path, if the path ends at a leaf rather than an empty subtree.
+    pub leaf: Option<ProofLeaf>,
+    /// The sibling of each subtree on the key's path, from the root down.
+    pub siblings: Vec<Hash>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateProofError {
+    #[error("the proof has {0} levels; no key hash has more than 256 bits")]
+    TooDeep(usize),
+    #[error("the proof shows no value for the key, but the answer claims one")]
+    MissingValue,
+    #[error("the proof's leaf is for another key, but the answer claims the key has a value")]
+    OtherKey,
+    #[error("the value's hash {actual} is not the proof leaf's {proven}: the value was changed")]
+    ValueMismatch { proven: Hash, actual: Hash },
+    #[error("the proof shows the key holds a value, but the answer claims it has none")]
+    PresentKey,
+    #[error("the proof's leaf does not lie on the key's path")]
+    LeafOffPath,
+    #[error("the proof leads to root {computed}, not the certified {expected}")]
+    RootMismatch { expected: Hash, computed: Hash },
+}
+
+impl StateProof {
+    /// Checks that under `root`, `key` holds `value` (or, for `None`, holds nothing).
+    pub fn verify(&self, root: &Hash, key: &[u8], value: Option<&[u8]>) -> Result<(), StateProofError> {
+        let depth = self.siblings.len();
+        if depth > DEPTH_MAX {
+            return Err(StateProofError::TooDeep(depth));
+        }
+        let kh = key_hash(key);
+        match (value, &self.leaf) {
+            (Some(_), None) => return Err(StateProofError::MissingValue),
+            (Some(value), Some(leaf)) => {
+                if leaf.key_hash != kh {
+                    return Err(StateProofError::OtherKey);
+                }
+                let actual = value_hash(value);
+                if actual != leaf.value_hash {
+                    return Err(StateProofError::ValueMismatch { proven: leaf.value_hash, actual });
+                }
+            }
+            (None, Some(leaf)) => {
+                if leaf.key_hash == kh {
+                    return Err(StateProofError::PresentKey);
+                }
+                // Another key's leaf can stand where this key's would be only if both share
+                // the path down to it.
+                if (0..depth).any(|i| bit(&leaf.key_hash, i) != bit(&kh, i)) {
+                    return Err(StateProofError::LeafOffPath);
+                }
+            }
+            (None, None) => {}
+        }
+        let computed = self.root_for(&kh);
+        if computed != *root {
+            return Err(StateProofError::RootMismatch { expected: *root, computed });
+        }
+        Ok(())
+    }
+
+    /// The root these siblings lead to from the proof's leaf along `key_hash`'s path.
+    pub fn root_for(&self, key_hash: &Hash) -> Hash {
+        let mut current = match &self.leaf {
+            Some(leaf) => leaf_hash(&leaf.key_hash, &leaf.value_hash),
+            None => EMPTY,
+        };
+        for (i, sibling) in self.siblings.iter().enumerate().rev() {
+            current = if bit(key_hash, i) { node_hash(sibling, &current) } else { node_hash(&current, sibling) };
+        }
+        current
+    }
+}
+
+impl Encode for StateProof {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        write::option(out, &self.leaf, |out, leaf| {
+            leaf.key_hash.encode_to(out);
+            leaf.value_hash.encode_to(out);
+        });
+        write::seq(out, &self.siblings, |out, h| h.encode_to(out));
+    }
+}
+
+impl Decode for StateProof {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let leaf = r.option("state_proof.leaf", |r| {
+            Ok(ProofLeaf { key_hash: Hash::decode_from(r)?, value_hash: Hash::decode_from(r)? })
+        })?;
+        let siblings = r.seq("state_proof.siblings", DEPTH_MAX as u32, Hash::decode_from)?;
+        Ok(StateProof { leaf, siblings })
+    }
+}
+
+/// The root of the tree holding exactly `entries`, computed from scratch: the definition the
+/// node's incremental tree must agree with (tests and tools, not the node's hot path).
+pub fn root_of<'a>(entries: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Hash {
+    let mut leaves: Vec<(Hash, Hash)> = entries.into_iter().map(|(k, v)| (key_hash(k), value_hash(v))).collect();
+    leaves.sort_unstable_by_key(|(k, _)| *k);
+    leaves.dedup_by_key(|(k, _)| *k);
+    subtree_root(&leaves, 0)
+}
+
+fn subtree_root(leaves: &[(Hash, Hash)], depth: usize) -> Hash {
+    match leaves {
+        [] => EMPTY,
+        [(k, v)] => leaf_hash(k, v),
+        _ => {
+            let split = leaves.partition_point(|(k, _)| !bit(k, depth));
+            node_hash(&subtree_root(&leaves[..split], depth + 1), &subtree_root(&leaves[split..], depth + 1))
+        }
+    }
+}
+
+/// A proof for `key` in the tree holding exactly `entries`, built from scratch (tests and
+/// tools; the node builds proofs from its stored nodes).
+pub fn prove_in<'a>(entries: impl IntoIterator<Item = (&'a [u8], &'a [u8])>, key: &[u8]) -> StateProof {
+    let mut leaves: Vec<(Hash, Hash)> = entries.into_iter().map(|(k, v)| (key_hash(k), value_hash(v))).collect();
+    leaves.sort_unstable_by_key(|(k, _)| *k);
+    leaves.dedup_by_key(|(k, _)| *k);
+    let kh = key_hash(key);
+    let mut siblings = Vec::new();
+    let mut range = &leaves[..];
+    let mut depth = 0;
+    while range.len() > 1 {
+        let split = range.partition_point(|(k, _)| !bit(k, depth));
+        let (left, right) = range.split_at(split);
+        if bit(&kh, depth) {
+            siblings.push(subtree_root(left, depth + 1));
+            range = right;
+        } else {
+            siblings.push(subtree_root(right, depth + 1));
+            range = left;
+        }
+        depth += 1;
+    }
+    let leaf = range.first().map(|(k, v)| ProofLeaf { key_hash: *k, value_hash: *v });
+    StateProof { leaf, siblings }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn entries(n: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        (0..n).map(|i| (format!("key-{i}").into_bytes(), format!("value-{i}").into_bytes())).collect()
+    }
+
+    fn refs(e: &[(Vec<u8>, Vec<u8>)]) -> impl Iterator<Item = (&[u8], &[u8])> {
+        e.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))
+    }
+
+    #[test]
+    fn present_and_absent_keys_prove_and_every_lie_is_named() {
+        let e = entries(50);
+        let root = root_of(refs(&e));
+        for (k, v) in &e {
+            let proof = prove_in(refs(&e), k);
+            proof.verify(&root, k, Some(v)).unwrap();
+            assert_eq!(proof.verify(&root, k, None), Err(StateProofError::PresentKey));
+            let lie = proof.verify(&root, k, Some(b"other"));
+            assert!(matches!(lie, Err(StateProofError::ValueMismatch { .. })), "{lie:?}");
+        }
+        for i in 0..50 {
+            let absent = format!("absent-{i}").into_bytes();
+            let proof = prove_in(refs(&e), &absent);
+            proof.verify(&root, &absent, None).unwrap();
+            let claim = proof.verify(&root, &absent, Some(b"x"));
+            assert!(matches!(claim, Err(StateProofError::MissingValue | StateProofError::OtherKey)), "{claim:?}");
+        }
+    }
+
+    #[test]
+    fn a_changed_sibling_or_root_fails_with_the_roots_named() {
+        let e = entries(20);
+        let root = root_of(refs(&e));
+        let (k, v) = &e[3];
+        let mut proof = prove_in(refs(&e), k);
+        proof.siblings[0].0[0] ^= 1;
+        assert!(
+            matches!(proof.verify(&root, k, Some(v)), Err(StateProofError::RootMismatch { expected, .. }) if expected == root)
+        );
+        let proof = prove_in(refs(&e), k);
+        let other = root_of(refs(&e[1..]));
+        assert!(matches!(proof.verify(&other, k, Some(v)), Err(StateProofError::RootMismatch { .. })));
+        let deep = StateProof { leaf: proof.leaf, siblings: vec![EMPTY; 257] };
+        assert_eq!(deep.verify(&root, k, Some(v)), Err(StateProofError::TooDeep(257)));
+    }
+
+    #[test]
+    fn the_root_is_the_set_not_the_order_and_the_empty_tree_proves_absence() {
+        let e = entries(30);
+        let mut reversed = e.clone();
+        reversed.reverse();
+        assert_eq!(root_of(refs(&e)), root_of(refs(&reversed)));
+        assert_ne!(root_of(refs(&e)), root_of(refs(&e[..29])));
+        assert_eq!(root_of(std::iter::empty()), EMPTY);
+        prove_in(std::iter::empty(), b"k").verify(&EMPTY, b"k", None).unwrap();
+        let one = entries(1);
+        assert_eq!(root_of(refs(&one)), leaf_hash(&key_hash(&one[0].0), &value_hash(&one[0].1)));
+    }
+
+    #[test]
+    fn proofs_round_trip_the_codec() {
+        let e = entries(10);
+        let proof = prove_in(refs(&e), b"key-4");
+        assert_eq!(StateProof::decode(&proof.encode()).unwrap(), proof);
+    }
+}
