@@ -4,6 +4,7 @@
 //! driver on its own thread and the JSON-RPC server on tokio, and returns a handle that
 //! stops both.
 
+pub mod audit_log;
 pub mod chain;
 pub mod config;
 pub mod devchain;
@@ -16,6 +17,7 @@ pub mod mempool;
 pub mod network;
 pub mod p2p;
 pub mod rpc;
+pub mod state_tree;
 pub mod storage;
 pub mod view;
 pub mod wire;
