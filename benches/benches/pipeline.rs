@@ -55,7 +55,7 @@ fn block_commit(c: &mut Criterion) {
                 (fixture, block)
             },
             |(fixture, block): (Fixture, Block)| {
-                let output = fixture.executor.execute(&block, &fixture.tip.state_root).unwrap();
+                let output = fixture.executor.execute(&block).unwrap();
                 assert!(output.receipts.iter().all(|r| r.status.is_success()));
                 let tip = Tip {
                     height: 1,
@@ -64,12 +64,16 @@ fn block_commit(c: &mut Criterion) {
                     timestamp_ms: block.header.timestamp_ms,
                     state_root: output.state_root,
                     receipts_root: output.receipts_root,
+                    audit_root: output.log.root,
+                    audit_size: output.log.size,
                 };
                 fixture.storage.commit(Commit {
                     block: &block,
                     certificate: None,
                     receipts: &output.receipts,
                     writes: &output.writes,
+                    tree: &output.tree,
+                    log: &output.log,
                     tip,
                 });
                 fixture

@@ -69,8 +69,8 @@ impl Fixture {
             txs_root: Block::txs_root(&txs),
             state_root: self.tip.state_root,
             receipts_root: merkle_root::<[u8; 32]>(&[]),
-            audit_root: Hash::ZERO,
-            audit_size: 0,
+            audit_root: self.tip.audit_root,
+            audit_size: self.tip.audit_size,
             validator_set: validator_set_hash(&[self.validator.public()]),
         };
         Block { header, txs }
@@ -114,12 +114,15 @@ fn registry_call_with(fixture: &Fixture, method: &str) -> (CallContext, Hash, St
         // Commit the organisation so `get` finds it.
         let writes = out.block.into_writes();
         let tip = Tip { height: 0, ..fixture.tip };
-        let (block, _) = fixture.genesis.block();
+        let block = fixture.genesis.block();
+        // Straight into the flat state the VM reads; the bench needs no state tree.
         fixture.storage.commit(shutong_node::storage::Commit {
             block: &block,
             certificate: None,
             receipts: &[],
             writes: &writes,
+            tree: &Default::default(),
+            log: &Default::default(),
             tip,
         });
         return (ctx, instance.code_hash, "get".into(), GetOrg { id }.encode());

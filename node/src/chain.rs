@@ -33,7 +33,7 @@ use shutong_consensus::{
 };
 use shutong_types::limits::BLOCK_BYTES_MAX;
 use shutong_types::{
-    AccountId, Address, Block, BlockHeader, Certificate, Decode, Encode, Hash, Keypair, PublicKey, VoteKind,
+    AccountId, Address, Block, BlockHeader, Certificate, Decode, Encode, Hash, Keypair, PublicKey, Roots, VoteKind,
     validator_set_hash,
 };
 use shutong_vm::state::StateReader;
@@ -112,8 +112,21 @@ struct ParentState {
     timestamp_ms: u64,
     state_root: Hash,
     receipts_root: Hash,
+    audit_root: Hash,
+    audit_size: u64,
     /// The outputs of the uncommitted blocks up to and including the parent, oldest first.
     layers: Vec<Arc<BlockOutput>>,
+}
+
+impl ParentState {
+    fn roots(&self) -> Roots {
+        Roots {
+            state: self.state_root,
+            receipts: self.receipts_root,
+            audit: self.audit_root,
+            audit_size: self.audit_size,
+        }
+    }
 }
 
 /// Why a proposal was not handed to the engine.
@@ -505,6 +518,8 @@ impl Chain {
             timestamp_ms: tip.timestamp_ms,
             state_root: tip.state_root,
             receipts_root: tip.receipts_root,
+            audit_root: tip.audit_root,
+            audit_size: tip.audit_size,
             layers: Vec::new(),
         };
         for hash in chain {
@@ -513,7 +528,7 @@ impl Chain {
             let output = match &held.output {
                 Some(output) => Arc::clone(output),
                 None => {
-                    let output = match self.executor.execute_after(&block, &state.state_root, state.layers.clone()) {
+                    let output = match self.executor.execute_after(&block, state.layers.clone()) {
                         Ok(output) => Arc::new(output),
                         Err(err) => {
                             // Not the block's fault as far as anyone can prove: this node just
@@ -531,6 +546,8 @@ impl Chain {
             state.timestamp_ms = block.header.timestamp_ms;
             state.state_root = output.state_root;
             state.receipts_root = output.receipts_root;
+            state.audit_root = output.log.root;
+            state.audit_size = output.log.size;
             state.layers.push(output);
         }
         Some(state)
@@ -823,9 +840,6 @@ impl Chain {
         if header.validator_set != validator_set_hash(self.validators()) {
             return invalid("validator set hash is not the current set's".into());
         }
-        if header.audit_root != Hash::ZERO || header.audit_size != 0 {
-            return invalid("audit log fields are set, but no transaction appends to it yet".into());
-        }
         let parent = self.parent_state(&header.parent).ok_or(Reject::ParentMissing(header.parent))?;
         if parent.view != parent_view {
             return invalid(format!("parent view is {}, not the claimed {parent_view}", parent.view));
@@ -840,8 +854,8 @@ impl Chain {
         if header.timestamp_ms <= parent.timestamp_ms || header.timestamp_ms > now_ms() + CLOCK_DRIFT_MS {
             return invalid(format!("timestamp {} is not after its parent's or is in the future", header.timestamp_ms));
         }
-        if header.state_root != parent.state_root || header.receipts_root != parent.receipts_root {
-            return invalid("state or receipts root is not the one after the parent".into());
+        if !header.commits(&parent.roots()) {
+            return invalid("state, receipts or audit-log root is not the one after the parent".into());
         }
         let mut ids = HashSet::with_capacity(block.txs.len());
         let pool = self.mempool.lock().expect("mempool lock poisoned");
@@ -1112,7 +1126,7 @@ impl Chain {
             let tip = self.view.tip();
             let Some(held) = self.held.get(hash) else { return false };
             let block = Arc::clone(&held.block);
-            if block.header.state_root != tip.state_root || block.header.receipts_root != tip.receipts_root {
+            if !block.header.commits(&tip.roots()) {
                 tracing::error!(
                     height = block.header.height,
                     header_state_root = %block.header.state_root,
@@ -1124,7 +1138,7 @@ impl Chain {
             }
             let output = match &held.output {
                 Some(output) => Arc::clone(output),
-                None => match self.executor.execute(&block, &tip.state_root) {
+                None => match self.executor.execute(&block) {
                     Ok(output) => Arc::new(output),
                     Err(err) => {
                         // Retried with the next finalization; nothing is committed meanwhile.
@@ -1164,12 +1178,16 @@ impl Chain {
             timestamp_ms: header.timestamp_ms,
             state_root: output.state_root,
             receipts_root: output.receipts_root,
+            audit_root: output.log.root,
+            audit_size: output.log.size,
         };
         self.storage().commit(Commit {
             block,
             certificate,
             receipts: &output.receipts,
             writes: &output.writes,
+            tree: &output.tree,
+            log: &output.log,
             tip: new_tip,
         });
         self.mempool.lock().expect("mempool lock poisoned").prune(&self.view);
@@ -1243,8 +1261,8 @@ impl Chain {
             txs_root: Block::txs_root(&txs),
             state_root: parent.state_root,
             receipts_root: parent.receipts_root,
-            audit_root: Hash::ZERO,
-            audit_size: 0,
+            audit_root: parent.audit_root,
+            audit_size: parent.audit_size,
             validator_set: validator_set_hash(self.validators()),
         };
         Block { header, txs }

@@ -10,7 +10,7 @@ use anyhow::Context;
 use shutong_codec::Decode;
 use shutong_sdk::TxBuilder;
 use shutong_types::keyspace::{self, Instance};
-use shutong_types::{AccountId, Address, Block, BlockHeader, Call, Hash, Keypair, Receipt, validator_set_hash};
+use shutong_types::{AccountId, Address, Block, BlockHeader, Call, Keypair, Receipt, validator_set_hash};
 use shutong_vm::{Vm, VmConfig};
 use std::collections::HashMap;
 use std::path::Path;
@@ -84,12 +84,12 @@ impl DevChain {
             txs_root: Block::txs_root(&txs),
             state_root: self.tip.state_root,
             receipts_root: self.tip.receipts_root,
-            audit_root: Hash::ZERO,
-            audit_size: 0,
+            audit_root: self.tip.audit_root,
+            audit_size: self.tip.audit_size,
             validator_set: validator_set_hash(&[self.validator.public()]),
         };
         let block = Block { header, txs };
-        let output = self.executor.execute(&block, &self.tip.state_root)?;
+        let output = self.executor.execute(&block)?;
         let tip = Tip {
             height: block.header.height,
             view: block.header.view,
@@ -97,12 +97,16 @@ impl DevChain {
             timestamp_ms: block.header.timestamp_ms,
             state_root: output.state_root,
             receipts_root: output.receipts_root,
+            audit_root: output.log.root,
+            audit_size: output.log.size,
         };
         self.storage.commit(Commit {
             block: &block,
             certificate: None,
             receipts: &output.receipts,
             writes: &output.writes,
+            tree: &output.tree,
+            log: &output.log,
             tip,
         });
         self.tip = tip;

@@ -7,8 +7,10 @@
 //! writes and events are kept only if it succeeds. Signatures are not checked again here:
 //! they were checked once at admission.
 
-use shutong_codec::{Decode, Encode, write};
-use shutong_types::hash::tag;
+use crate::audit_log::{self, LogError, LogReader, LogUpdate, Tile, TileKey};
+use crate::state_tree::{self, Node, NodeKey, TreeError, TreeReader, TreeUpdate};
+use shutong_codec::{Decode, Encode};
+use shutong_types::auditlog;
 use shutong_types::keyspace;
 use shutong_types::{Block, ExecStatus, Hash, Receipt, merkle_root};
 use shutong_vm::state::{Entry, Overlay, StateReader, Writes, scan_layered};
@@ -20,10 +22,30 @@ use std::sync::Arc;
 pub struct BlockOutput {
     pub writes: Writes,
     pub receipts: Vec<Receipt>,
-    /// The state root after the block.
+    /// The block's state-tree nodes; its root is the state root after the block.
+    pub tree: TreeUpdate,
+    /// What the block appended to the audit log; its root and size are the log's after it.
+    pub log: LogUpdate,
     pub state_root: Hash,
     pub receipts_root: Hash,
     pub gas_used: u64,
+}
+
+/// Committed state, state tree and audit log: what the executor builds on.
+pub trait Committed: StateReader + TreeReader + LogReader {}
+
+impl<T: StateReader + TreeReader + LogReader> Committed for T {}
+
+/// What an executor could not do. None of it is the block's fault, and none of it may become
+/// a receipt: the node neither votes for nor commits a block it cannot execute.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error(transparent)]
+    Vm(#[from] VmError),
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+    #[error(transparent)]
+    Log(#[from] LogError),
 }
 
 /// Reads a `u64` nonce as stored (absent means 0).
@@ -31,33 +53,46 @@ pub fn decode_nonce(bytes: Option<Vec<u8>>) -> u64 {
     bytes.map_or(0, |b| u64::decode(&b).expect("stored nonce is a u64"))
 }
 
-/// The interim state commitment, until the authenticated state tree lands: the root after a
-/// block is the tagged hash of the previous root and the Merkle root of the block's sorted
-/// write set (a block that writes nothing keeps the root). It is deterministic and binds the
-/// whole history of writes, so two nodes with different state have different roots; it does
-/// not yet give per-key proofs.
-pub fn next_state_root(previous: &Hash, writes: &Writes) -> Hash {
-    if writes.is_empty() {
-        return *previous;
-    }
-    let leaves: Vec<Vec<u8>> = writes
-        .iter()
-        .map(|(key, value)| {
-            let mut leaf = Vec::with_capacity(key.len() + value.as_ref().map_or(0, Vec::len) + 9);
-            write::bytes(&mut leaf, key);
-            write::option(&mut leaf, value, |out, v| write::bytes(out, v));
-            leaf
+/// Appends the audit-log leaves a block wrote (keys `audit_leaf(size..)` in its writes) to the
+/// log of `size` leaves.
+pub fn append_leaves(reader: &dyn LogReader, size: u64, writes: &Writes) -> Result<LogUpdate, LogError> {
+    let new_size = writes.get(&keyspace::audit_log_size()).map_or(size, |v| decode_nonce(v.clone()));
+    let leaves: Vec<Hash> = (size..new_size)
+        .map(|index| {
+            let leaf = writes.get(&keyspace::audit_leaf(index)).and_then(Option::as_ref);
+            auditlog::leaf_hash(leaf.expect("the VM writes every leaf it counts"))
         })
         .collect();
-    let writes_root = merkle_root(&leaves);
-    Hash::of_parts(tag::STATE_ROOT, &[&previous.0, &writes_root.0])
+    audit_log::append(reader, size, &leaves)
 }
 
 /// Committed state with the writes of blocks that are executed but not yet committed on
 /// top, newest last.
 struct Layered {
-    base: Arc<dyn StateReader>,
+    base: Arc<dyn Committed>,
     layers: Vec<Arc<BlockOutput>>,
+}
+
+impl TreeReader for Layered {
+    fn tree_node(&self, key: &NodeKey) -> Result<Option<Node>, TreeError> {
+        for layer in self.layers.iter().rev() {
+            if let Some(node) = layer.tree.nodes.get(key) {
+                return Ok(Some(node.clone()));
+            }
+        }
+        self.base.tree_node(key)
+    }
+}
+
+impl LogReader for Layered {
+    fn log_tile(&self, key: &TileKey) -> Result<Option<Arc<Tile>>, LogError> {
+        for layer in self.layers.iter().rev() {
+            if let Some(tile) = layer.log.tiles.get(key) {
+                return Ok(Some(Arc::clone(tile)));
+            }
+        }
+        self.base.log_tile(key)
+    }
 }
 
 impl StateReader for Layered {
@@ -94,7 +129,7 @@ impl Layered {
 /// Executes blocks against committed state.
 pub struct Executor {
     vm: Arc<Vm>,
-    state: Arc<dyn StateReader>,
+    state: Arc<dyn Committed>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -104,7 +139,7 @@ impl std::fmt::Debug for Executor {
 }
 
 impl Executor {
-    pub fn new(vm: Arc<Vm>, state: Arc<dyn StateReader>) -> Executor {
+    pub fn new(vm: Arc<Vm>, state: Arc<dyn Committed>) -> Executor {
         Executor { vm, state }
     }
 
@@ -112,23 +147,15 @@ impl Executor {
         &self.vm
     }
 
-    /// Executes `block` on top of committed state whose root is `state_root`.
-    pub fn execute(&self, block: &Block, state_root: &Hash) -> Result<BlockOutput, VmError> {
-        self.execute_on(block, state_root, Arc::clone(&self.state))
+    /// Executes `block` on top of committed state, which must be its parent's.
+    pub fn execute(&self, block: &Block) -> Result<BlockOutput, ExecError> {
+        self.execute_on(block, Arc::new(Layered { base: Arc::clone(&self.state), layers: Vec::new() }))
     }
 
     /// Executes `block` on top of committed state plus the outputs of uncommitted ancestors
-    /// (`layers`, oldest first); `state_root` is the root after the last of them.
-    pub fn execute_after(
-        &self,
-        block: &Block,
-        state_root: &Hash,
-        layers: Vec<Arc<BlockOutput>>,
-    ) -> Result<BlockOutput, VmError> {
-        if layers.is_empty() {
-            return self.execute(block, state_root);
-        }
-        self.execute_on(block, state_root, Arc::new(Layered { base: Arc::clone(&self.state), layers }))
+    /// (`layers`, oldest first, the last one the block's parent).
+    pub fn execute_after(&self, block: &Block, layers: Vec<Arc<BlockOutput>>) -> Result<BlockOutput, ExecError> {
+        self.execute_on(block, Arc::new(Layered { base: Arc::clone(&self.state), layers }))
     }
 
     /// The state a block built on `layers` (uncommitted ancestors, oldest first) sees.
@@ -139,14 +166,10 @@ impl Executor {
     /// Fails only on what must never become a receipt because it is not deterministic (the
     /// VM's watchdog, no free pooled instance): the node then neither votes for nor commits
     /// the block until it can execute it.
-    fn execute_on(
-        &self,
-        block: &Block,
-        state_root: &Hash,
-        state: Arc<dyn StateReader>,
-    ) -> Result<BlockOutput, VmError> {
+    fn execute_on(&self, block: &Block, state: Arc<Layered>) -> Result<BlockOutput, ExecError> {
         let header = &block.header;
-        let mut overlay = Overlay::new(state);
+        let log_size = decode_nonce(state.get(&keyspace::audit_log_size()));
+        let mut overlay = Overlay::new(Arc::clone(&state) as Arc<dyn StateReader>);
         crate::epochs::begin_block(&mut overlay, header.height);
         let mut receipts = Vec::with_capacity(block.txs.len());
         let mut gas_total = 0u64;
@@ -194,8 +217,17 @@ impl Executor {
             receipts.push(receipt);
         }
         let writes = overlay.into_writes();
-        let state_root = next_state_root(state_root, &writes);
+        let tree = state_tree::update(&*state, header.height, &writes)?;
+        let log = append_leaves(&*state, log_size, &writes)?;
         let encoded: Vec<Vec<u8>> = receipts.iter().map(Encode::encode).collect();
-        Ok(BlockOutput { writes, receipts, state_root, receipts_root: merkle_root(&encoded), gas_used: gas_total })
+        Ok(BlockOutput {
+            state_root: tree.root,
+            tree,
+            log,
+            writes,
+            receipts,
+            receipts_root: merkle_root(&encoded),
+            gas_used: gas_total,
+        })
     }
 }

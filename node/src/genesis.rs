@@ -1,7 +1,6 @@
 //! Genesis: the chain id, the validators, the admin accounts and the system contracts, and
 //! the state and block at height 0 that follow from them.
 
-use crate::executor::next_state_root;
 use serde::{Deserialize, Serialize};
 use shutong_codec::{Encode, write};
 use shutong_system_api::lifecycle::{CodeInfo, ContractInfo, policy};
@@ -259,8 +258,8 @@ impl Genesis {
         writes
     }
 
-    /// Block 0 and the state root after it.
-    pub fn block(&self) -> (Block, Hash) {
+    /// Block 0.
+    pub fn block(&self) -> Block {
         let header = BlockHeader {
             chain_id: self.chain_id.clone(),
             height: 0,
@@ -275,8 +274,7 @@ impl Genesis {
             audit_size: 0,
             validator_set: validator_set_hash(&self.validator_keys()),
         };
-        let state_root = next_state_root(&Hash::ZERO, &self.state());
-        (Block { header, txs: Vec::new() }, state_root)
+        Block { header, txs: Vec::new() }
     }
 }
 

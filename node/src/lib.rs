@@ -75,7 +75,7 @@ pub fn in_home(home: &Path, path: &Path) -> PathBuf {
 
 /// Writes genesis into an empty database, or checks that a used one belongs to `genesis`.
 pub fn init_storage(storage: &Storage, genesis: &Genesis) -> anyhow::Result<Tip> {
-    let (block, state_root) = genesis.block();
+    let block = genesis.block();
     if let Some(tip) = storage.tip() {
         let stored = storage.block(0).context("database has a tip but no genesis block")?;
         anyhow::ensure!(
@@ -85,15 +85,28 @@ pub fn init_storage(storage: &Storage, genesis: &Genesis) -> anyhow::Result<Tip>
         );
         return Ok(tip);
     }
+    let writes = genesis.state();
+    let tree = state_tree::update(&state_tree::MemoryTree::default(), 0, &writes)?;
+    let log = audit_log::append(&audit_log::MemoryTiles::default(), 0, &[])?;
     let tip = Tip {
         height: 0,
         view: 0,
         hash: block.header.hash(),
         timestamp_ms: block.header.timestamp_ms,
-        state_root,
+        state_root: tree.root,
         receipts_root: merkle_root::<[u8; 32]>(&[]),
+        audit_root: log.root,
+        audit_size: log.size,
     };
-    storage.commit(Commit { block: &block, certificate: None, receipts: &[], writes: &genesis.state(), tip });
+    storage.commit(Commit {
+        block: &block,
+        certificate: None,
+        receipts: &[],
+        writes: &writes,
+        tree: &tree,
+        log: &log,
+        tip,
+    });
     Ok(tip)
 }
 

@@ -2,14 +2,18 @@
 //! committed block, and the consensus write-ahead log.
 //!
 //! A crash at any point leaves either the old block or the new one, never a mix: the block,
-//! its certificate, its receipts, its state writes and the new tip go in one batch.
+//! its certificate, its receipts, its state writes, its state-tree nodes, its audit-log
+//! tiles and the new tip go in one batch.
 
-use rocksdb::{ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
+use crate::audit_log::{LogError, LogReader, LogUpdate, Tile, TileKey};
+use crate::state_tree::{Node, NodeKey, TreeError, TreeReader, TreeUpdate};
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
 use shutong_codec::{Decode, DecodeError, Encode, Reader, write};
 use shutong_consensus::SignedVote;
 use shutong_types::{Block, Certificate, Hash, Receipt};
 use shutong_vm::state::{Entry, StateReader, Writes};
 use std::path::Path;
+use std::sync::Arc;
 
 const CF_BLOCKS: &str = "blocks";
 const CF_CERTIFICATES: &str = "certificates";
@@ -19,7 +23,16 @@ const CF_WAL: &str = "consensus_wal";
 const CF_META: &str = "meta";
 /// Block hash → height, to serve a block asked for by its digest.
 const CF_BLOCK_INDEX: &str = "block_index";
-const COLUMN_FAMILIES: [&str; 7] = [CF_BLOCKS, CF_CERTIFICATES, CF_RECEIPTS, CF_STATE, CF_WAL, CF_META, CF_BLOCK_INDEX];
+/// State-tree nodes by [`NodeKey`].
+const CF_TREE: &str = "state_tree";
+/// `stale since (8 bytes BE) ‖ node key` → nothing: what pruning a version may delete.
+const CF_STALE: &str = "tree_stale";
+/// Audit-log tiles by [`TileKey`].
+const CF_LOG: &str = "audit_log";
+const COLUMN_FAMILIES: [&str; 10] =
+    [CF_BLOCKS, CF_CERTIFICATES, CF_RECEIPTS, CF_STATE, CF_WAL, CF_META, CF_BLOCK_INDEX, CF_TREE, CF_STALE, CF_LOG];
+/// The block cache shared by the column families that are read at random.
+const BLOCK_CACHE_BYTES: usize = 128 << 20;
 
 const META_TIP: &[u8] = b"tip";
 
@@ -40,6 +53,21 @@ pub struct Tip {
     pub state_root: Hash,
     /// The receipts root of this block.
     pub receipts_root: Hash,
+    /// The audit log's root and size after this block.
+    pub audit_root: Hash,
+    pub audit_size: u64,
+}
+
+impl Tip {
+    /// The commitments after this block, which its child's header must carry.
+    pub fn roots(&self) -> shutong_types::Roots {
+        shutong_types::Roots {
+            state: self.state_root,
+            receipts: self.receipts_root,
+            audit: self.audit_root,
+            audit_size: self.audit_size,
+        }
+    }
 }
 
 impl Encode for Tip {
@@ -50,6 +78,8 @@ impl Encode for Tip {
         write::u64(out, self.timestamp_ms);
         self.state_root.encode_to(out);
         self.receipts_root.encode_to(out);
+        self.audit_root.encode_to(out);
+        write::u64(out, self.audit_size);
     }
 }
 
@@ -62,6 +92,8 @@ impl Decode for Tip {
             timestamp_ms: r.u64()?,
             state_root: Hash::decode_from(r)?,
             receipts_root: Hash::decode_from(r)?,
+            audit_root: Hash::decode_from(r)?,
+            audit_size: r.u64()?,
         })
     }
 }
@@ -73,6 +105,8 @@ pub struct Commit<'a> {
     pub certificate: Option<&'a Certificate>,
     pub receipts: &'a [Receipt],
     pub writes: &'a Writes,
+    pub tree: &'a TreeUpdate,
+    pub log: &'a LogUpdate,
     pub tip: Tip,
 }
 
@@ -126,7 +160,21 @@ impl Storage {
         opts.create_missing_column_families(true);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
         opts.set_max_open_files(512);
-        let cfs = COLUMN_FAMILIES.iter().map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+        let cfs = COLUMN_FAMILIES.iter().map(|name| {
+            let mut table = BlockBasedOptions::default();
+            table.set_block_cache(&cache);
+            if [CF_STATE, CF_TREE, CF_LOG].contains(name) {
+                // Point reads dominate: a bloom filter skips files without the key, and the
+                // filters and indexes stay in the cache.
+                table.set_bloom_filter(10.0, false);
+                table.set_cache_index_and_filter_blocks(true);
+                table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+            }
+            let mut cf = Options::default();
+            cf.set_block_based_table_factory(&table);
+            ColumnFamilyDescriptor::new(*name, cf)
+        });
         let db = DB::open_cf_descriptors(&opts, path, cfs)
             .map_err(|e| StorageError::Open { path: path.display().to_string(), reason: e.to_string() })?;
         Ok(Storage { db })
@@ -193,6 +241,20 @@ impl Storage {
                 None => batch.delete_cf(state, key),
             }
         }
+        let tree = self.cf(CF_TREE);
+        for (key, node) in &commit.tree.nodes {
+            batch.put_cf(tree, key.to_bytes(), node.encode());
+        }
+        let stale = self.cf(CF_STALE);
+        for key in &commit.tree.stale {
+            let mut entry = commit.tree.version.to_be_bytes().to_vec();
+            entry.extend_from_slice(&key.to_bytes());
+            batch.put_cf(stale, entry, []);
+        }
+        let log = self.cf(CF_LOG);
+        for (key, tile) in &commit.log.tiles {
+            batch.put_cf(log, key.to_bytes(), tile.encode());
+        }
         batch.delete_range_cf(self.cf(CF_WAL), 0u64.to_be_bytes(), (commit.tip.view + 1).to_be_bytes());
         batch.put_cf(self.cf(CF_META), META_TIP, commit.tip.encode());
         self.db.write_opt(batch, &synced()).expect("rocksdb commit failed");
@@ -215,6 +277,22 @@ impl Storage {
                 decode_stored("wal entry", &value)
             })
             .collect()
+    }
+}
+
+impl TreeReader for Storage {
+    fn tree_node(&self, key: &NodeKey) -> Result<Option<Node>, TreeError> {
+        let Some(bytes) = self.get(CF_TREE, &key.to_bytes()) else { return Ok(None) };
+        Node::decode(&bytes).map(Some).map_err(|e| TreeError::Corrupt { key: key.clone(), reason: e.to_string() })
+    }
+}
+
+impl LogReader for Storage {
+    fn log_tile(&self, key: &TileKey) -> Result<Option<Arc<Tile>>, LogError> {
+        let Some(bytes) = self.get(CF_LOG, &key.to_bytes()) else { return Ok(None) };
+        Tile::decode(&bytes)
+            .map(|t| Some(Arc::new(t)))
+            .map_err(|e| LogError::Corrupt { key: *key, reason: e.to_string() })
     }
 }
 
@@ -263,8 +341,19 @@ mod tests {
             timestamp_ms: header.timestamp_ms,
             state_root: Hash::ZERO,
             receipts_root: Hash::ZERO,
+            audit_root: Hash::ZERO,
+            audit_size: 0,
         };
-        storage.commit(Commit { block, certificate: None, receipts, writes: &Writes::new(), tip });
+        let (tree, log) = (TreeUpdate::default(), LogUpdate::default());
+        storage.commit(Commit {
+            block,
+            certificate: None,
+            receipts,
+            writes: &Writes::new(),
+            tree: &tree,
+            log: &log,
+            tip,
+        });
     }
 
     /// A transaction a faulty leader repeats, in the same block or a later one, gets a

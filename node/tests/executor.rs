@@ -28,7 +28,7 @@ fn run(block_of: impl Fn(&Genesis, Hash, Hash, u64) -> Block) -> (BlockOutput, H
     let tip = init_storage(&storage, &genesis).unwrap();
     let executor = Executor::new(Arc::new(Vm::new(VmConfig::default()).unwrap()), storage.clone());
     let block = block_of(&genesis, tip.hash, tip.state_root, tip.timestamp_ms);
-    (executor.execute(&block, &tip.state_root).unwrap(), tip.state_root)
+    (executor.execute(&block).unwrap(), tip.state_root)
 }
 
 fn block(genesis: &Genesis, parent: Hash, state_root: Hash, time: u64) -> Block {

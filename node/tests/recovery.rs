@@ -9,9 +9,7 @@ use shutong_consensus::SignedVote;
 use shutong_node::storage::{Storage, WalEntry};
 use shutong_node::{Node, init_storage};
 use shutong_sdk::Client;
-use shutong_types::{
-    Block, BlockHeader, Decode, Hash, PublicKey, VoteKind, VoteSubject, merkle_root, validator_set_hash,
-};
+use shutong_types::{Block, BlockHeader, Decode, PublicKey, VoteKind, VoteSubject, merkle_root, validator_set_hash};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_finalized_but_uncommitted_block_is_recovered_from_the_wal() {
@@ -31,8 +29,8 @@ async fn a_finalized_but_uncommitted_block_is_recovered_from_the_wal() {
         txs_root: merkle_root::<[u8; 32]>(&[]),
         state_root: tip.state_root,
         receipts_root: tip.receipts_root,
-        audit_root: Hash::ZERO,
-        audit_size: 0,
+        audit_root: tip.audit_root,
+        audit_size: tip.audit_size,
         validator_set: validator_set_hash(&[validator.public()]),
     };
     let block = Block { header, txs: vec![] };

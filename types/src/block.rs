@@ -68,6 +68,31 @@ impl BlockHeader {
     pub fn hash(&self) -> Hash {
         Hash::of(tag::BLOCK_HEADER, &self.encode())
     }
+
+    /// The commitments this header carries: those after its parent block.
+    pub fn roots(&self) -> Roots {
+        Roots {
+            state: self.state_root,
+            receipts: self.receipts_root,
+            audit: self.audit_root,
+            audit_size: self.audit_size,
+        }
+    }
+
+    /// Whether this header carries exactly `roots`.
+    pub fn commits(&self, roots: &Roots) -> bool {
+        self.roots() == *roots
+    }
+}
+
+/// What a block's execution commits to, carried by its child's header: the state root, the
+/// receipts root, and the audit log's root and size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Roots {
+    pub state: Hash,
+    pub receipts: Hash,
+    pub audit: Hash,
+    pub audit_size: u64,
 }
 
 /// A header with its transactions.
