@@ -58,7 +58,7 @@ impl Tile {
         let mut pos = self.rows[0].len() - 1;
         let mut node = hash;
         for row in 1..TILE_HEIGHT as usize {
-            if pos % 2 == 0 {
+            if pos.is_multiple_of(2) {
                 return None;
             }
             node = auditlog::node_hash(&self.rows[row - 1][pos - 1], &node);
@@ -187,7 +187,8 @@ pub fn append(reader: &dyn LogReader, size: u64, leaves: &[Hash]) -> Result<LogU
             let tile = match tiles.entry(key) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => {
-                    let existing = if index % TILE_WIDTH as u64 == 0 { None } else { reader.log_tile(&key)? };
+                    let existing =
+                        if index.is_multiple_of(TILE_WIDTH as u64) { None } else { reader.log_tile(&key)? };
                     let tile = existing.map(Arc::unwrap_or_clone).unwrap_or_default();
                     if tile.width() as u64 != index % TILE_WIDTH as u64 {
                         return Err(LogError::Missing(key));

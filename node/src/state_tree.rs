@@ -78,7 +78,7 @@ impl NodeKey {
 /// Nibble `i` of a key hash.
 fn nibble(hash: &Hash, i: usize) -> u8 {
     let byte = hash.0[i / 2];
-    if i % 2 == 0 { byte >> 4 } else { byte & 0x0f }
+    if i.is_multiple_of(2) { byte >> 4 } else { byte & 0x0f }
 }
 
 /// A stored leaf: one key and its value.
@@ -608,7 +608,7 @@ mod tests {
             let count = rng(&mut seed) % 40;
             for _ in 0..count {
                 let k = key(rng(&mut seed) % 120);
-                if rng(&mut seed) % 4 == 0 {
+                if rng(&mut seed).is_multiple_of(4) {
                     writes.insert(k, None);
                 } else {
                     writes.insert(k, Some(rng(&mut seed).to_be_bytes().to_vec()));
@@ -668,7 +668,7 @@ mod tests {
             let writes: Writes = (0..20)
                 .map(|_| {
                     let k = key(rng(&mut seed) % 200);
-                    let v = if rng(&mut seed) % 5 == 0 { None } else { Some(vec![version as u8]) };
+                    let v = if rng(&mut seed).is_multiple_of(5) { None } else { Some(vec![version as u8]) };
                     (k, v)
                 })
                 .collect();
