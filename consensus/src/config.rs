@@ -50,8 +50,7 @@ pub struct Config {
 impl Config {
     /// `n − f` with `f = ⌊(n − 1) / 3⌋` (consensus.md, Setting).
     pub fn quorum(&self) -> usize {
-        let n = self.validators.len();
-        n - (n.saturating_sub(1)) / 3
+        shutong_types::quorum(self.validators.len())
     }
 
     /// `f = ⌊(n − 1) / 3⌋`: the number of faulty validators the epoch tolerates.

@@ -31,6 +31,23 @@ fn key(name: &[u8]) -> Vec<u8> {
     keyspace::contract_storage(&governance(), name)
 }
 
+/// The state key of the validator set in force.
+pub fn validators_key() -> Vec<u8> {
+    key(VALIDATORS_KEY)
+}
+
+/// The state key of the scheduled validator-set change.
+pub fn pending_key() -> Vec<u8> {
+    key(PENDING_KEY)
+}
+
+/// The epoch a block's writes start, and its first height, if they install a new set.
+pub fn started(writes: &Writes) -> Option<(u64, u64)> {
+    let bytes = writes.get(&validators_key())?.as_ref()?;
+    let set = ValidatorSet::decode(bytes).ok()?;
+    Some((set.epoch, set.since_height))
+}
+
 fn valid(keys: &[[u8; 32]]) -> bool {
     !keys.is_empty() && keys.iter().all(|k| crate::p2p::peer_id(&PublicKey(*k)).is_some())
 }

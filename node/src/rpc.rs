@@ -6,7 +6,10 @@ use crate::view::NodeView;
 use jsonrpsee::server::{RpcModule, Server, ServerConfig, ServerHandle};
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use shutong_codec::Encode;
-use shutong_sdk::rpc::{BlockInfo, CodeInfo, ContractInfo, Status, code, method};
+use shutong_sdk::rpc::{
+    AuditProofInfo, BlockInfo, CodeInfo, ConsistencyInfo, ContractInfo, EpochInfo, HeaderInfo, StateProofInfo, Status,
+    code, method,
+};
 use shutong_types::limits::{ARGS_BYTES_MAX, METHOD_BYTES_MAX};
 use shutong_types::{AccountId, Address, ExecStatus, Hash, Receipt};
 use shutong_vm::CallContext;
@@ -194,6 +197,136 @@ fn get_contract(params: Params<'_>, ctx: &RpcContext) -> RpcResult<Option<Contra
     }))
 }
 
+// ---- Proofs ------------------------------------------------------------------------------
+
+/// How far below a height `shutong_getFinalized` looks for a certificate.
+const CERTIFIED_WINDOW: u64 = 1_000;
+/// The longest state key a proof is asked for.
+const PROOF_KEY_BYTES_MAX: usize = 64 * 1024;
+
+fn header_info(ctx: &RpcContext, height: u64) -> Option<HeaderInfo> {
+    let block = ctx.view.storage.block(height)?;
+    Some(HeaderInfo {
+        height,
+        header_hex: hex::encode(block.header.encode()),
+        certificate_hex: ctx.view.storage.certificate(height).map(|c| hex::encode(c.encode())),
+    })
+}
+
+/// A header height that proofs may be asked against: 1 ..= tip (header 0 commits nothing);
+/// the tip if none is given.
+fn proof_height(ctx: &RpcContext, height: Option<u64>) -> RpcResult<(u64, shutong_types::BlockHeader)> {
+    let tip = ctx.view.tip().height;
+    let height = height.unwrap_or(tip);
+    if height == 0 || height > tip {
+        return Err(error(
+            code::HEIGHT_UNAVAILABLE,
+            format!("height {height} carries no committed roots: ask for 1 to {tip}"),
+        ));
+    }
+    let block =
+        ctx.view.storage.block(height).ok_or_else(|| error(code::INTERNAL, format!("block {height} is missing")))?;
+    Ok((height, block.header))
+}
+
+fn get_header(params: Params<'_>, ctx: &RpcContext) -> RpcResult<Option<HeaderInfo>> {
+    let (height,): (u64,) = params.parse()?;
+    Ok(header_info(ctx, height))
+}
+
+fn get_finalized(ctx: &RpcContext) -> RpcResult<HeaderInfo> {
+    let tip = ctx.view.tip().height;
+    let height = ctx.view.storage.certified_at_or_below(tip, CERTIFIED_WINDOW).ok_or_else(|| {
+        error(code::NOT_FOUND, format!("no certificate in the {CERTIFIED_WINDOW} blocks below {tip}"))
+    })?;
+    header_info(ctx, height).ok_or_else(|| error(code::INTERNAL, format!("block {height} is missing")))
+}
+
+fn state_proof(ctx: &RpcContext, key: &[u8], height: Option<u64>) -> RpcResult<StateProofInfo> {
+    let (height, _) = proof_height(ctx, height)?;
+    let (value, proof) = crate::state_tree::prove(&*ctx.view.storage, height - 1, key).map_err(|e| match e {
+        crate::state_tree::TreeError::Missing(_) => {
+            error(code::HEIGHT_UNAVAILABLE, format!("the state after block {} is pruned: {e}", height - 1))
+        }
+        e => error(code::INTERNAL, e.to_string()),
+    })?;
+    Ok(StateProofInfo {
+        height,
+        key_hex: hex::encode(key),
+        value_hex: value.map(hex::encode),
+        proof_hex: hex::encode(proof.encode()),
+    })
+}
+
+fn get_state_proof(params: Params<'_>, ctx: &RpcContext) -> RpcResult<StateProofInfo> {
+    let mut seq = params.sequence();
+    let key: String = seq.next()?;
+    let height: Option<u64> = seq.optional_next()?;
+    let key = hex_param("key", &key, PROOF_KEY_BYTES_MAX)?;
+    state_proof(ctx, &key, height)
+}
+
+fn get_audit_proof(params: Params<'_>, ctx: &RpcContext) -> RpcResult<AuditProofInfo> {
+    let mut seq = params.sequence();
+    let index: u64 = seq.next()?;
+    let height: Option<u64> = seq.optional_next()?;
+    let (height, header) = proof_height(ctx, height)?;
+    if index >= header.audit_size {
+        return Err(error(
+            code::NOT_FOUND,
+            format!("leaf {index} is not in the log of {} leaves that header {height} commits to", header.audit_size),
+        ));
+    }
+    let leaf = ctx
+        .view
+        .storage
+        .state_get(&shutong_types::keyspace::audit_leaf(index))
+        .ok_or_else(|| error(code::INTERNAL, format!("audit leaf {index} is missing")))?;
+    let proof = crate::audit_log::prove_inclusion(&*ctx.view.storage, index, header.audit_size)
+        .map_err(|e| error(code::INTERNAL, e.to_string()))?;
+    Ok(AuditProofInfo { height, index, leaf_hex: hex::encode(leaf), proof_hex: hex::encode(proof.encode()) })
+}
+
+fn get_consistency_proof(params: Params<'_>, ctx: &RpcContext) -> RpcResult<ConsistencyInfo> {
+    let mut seq = params.sequence();
+    let from: u64 = seq.next()?;
+    let height: Option<u64> = seq.optional_next()?;
+    let (height, header) = proof_height(ctx, height)?;
+    if from > header.audit_size {
+        return Err(error(
+            code::NOT_FOUND,
+            format!("the log at header {height} has {} leaves, fewer than {from}", header.audit_size),
+        ));
+    }
+    let proof = crate::audit_log::prove_consistency(&*ctx.view.storage, from, header.audit_size)
+        .map_err(|e| error(code::INTERNAL, e.to_string()))?;
+    Ok(ConsistencyInfo { height, proof_hex: hex::encode(proof.encode()) })
+}
+
+fn get_epoch(params: Params<'_>, ctx: &RpcContext) -> RpcResult<EpochInfo> {
+    let (epoch,): (u64,) = params.parse()?;
+    if epoch == 0 {
+        return Err(invalid_params("epoch 0 is the genesis validators: read them from the genesis file"));
+    }
+    let start = ctx
+        .view
+        .storage
+        .epoch_start(epoch)
+        .ok_or_else(|| error(code::NOT_FOUND, format!("epoch {epoch} has not begun")))?;
+    // The previous epoch's last block commits the state after the block before it, where
+    // the change was already scheduled and could no longer be replaced.
+    let last = start - 1;
+    let last_header =
+        header_info(ctx, last).ok_or_else(|| error(code::INTERNAL, format!("block {last} is missing")))?;
+    Ok(EpochInfo {
+        epoch,
+        start_height: start,
+        last_header,
+        validators: state_proof(ctx, &crate::epochs::validators_key(), Some(last))?,
+        pending: state_proof(ctx, &crate::epochs::pending_key(), Some(last))?,
+    })
+}
+
 /// Starts the server; it runs until the handle is stopped or dropped.
 pub async fn serve(
     listen: SocketAddr,
@@ -223,5 +356,11 @@ pub async fn serve(
     module.register_blocking_method(method::QUERY, |params, ctx, _| query(params, &ctx))?;
     module.register_method(method::GET_CODE, |params, ctx, _| get_code(params, ctx))?;
     module.register_method(method::GET_CONTRACT, |params, ctx, _| get_contract(params, ctx))?;
+    module.register_method(method::GET_HEADER, |params, ctx, _| get_header(params, ctx))?;
+    module.register_method(method::GET_FINALIZED, |_, ctx, _| get_finalized(ctx))?;
+    module.register_method(method::GET_EPOCH, |params, ctx, _| get_epoch(params, ctx))?;
+    module.register_method(method::GET_STATE_PROOF, |params, ctx, _| get_state_proof(params, ctx))?;
+    module.register_method(method::GET_AUDIT_PROOF, |params, ctx, _| get_audit_proof(params, ctx))?;
+    module.register_method(method::GET_CONSISTENCY_PROOF, |params, ctx, _| get_consistency_proof(params, ctx))?;
     Ok((addr, server.start(module)))
 }

@@ -35,6 +35,14 @@ const COLUMN_FAMILIES: [&str; 10] =
 const BLOCK_CACHE_BYTES: usize = 128 << 20;
 
 const META_TIP: &[u8] = b"tip";
+/// `epoch/<epoch, 8 bytes BE>` → the epoch's first height.
+const META_EPOCH: &[u8] = b"epoch/";
+
+fn epoch_key(epoch: u64) -> Vec<u8> {
+    let mut key = META_EPOCH.to_vec();
+    key.extend_from_slice(&epoch.to_be_bytes());
+    key
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -211,6 +219,18 @@ impl Storage {
         self.get(CF_RECEIPTS, &tx_id.0).map(|bytes| decode_stored("receipt", &bytes))
     }
 
+    /// The first height of `epoch`, once a committed block started it.
+    pub fn epoch_start(&self, epoch: u64) -> Option<u64> {
+        let bytes = self.get(CF_META, &epoch_key(epoch))?;
+        Some(u64::from_be_bytes(bytes.try_into().expect("stored epoch start is a u64")))
+    }
+
+    /// The highest committed height at or below `below` with a certificate of its own,
+    /// looking at most `window` heights down.
+    pub fn certified_at_or_below(&self, below: u64, window: u64) -> Option<u64> {
+        (below.saturating_sub(window)..=below).rev().find(|h| self.get(CF_CERTIFICATES, &h.to_be_bytes()).is_some())
+    }
+
     pub fn state_get(&self, key: &[u8]) -> Option<Vec<u8>> {
         self.get(CF_STATE, key)
     }
@@ -254,6 +274,9 @@ impl Storage {
         let log = self.cf(CF_LOG);
         for (key, tile) in &commit.log.tiles {
             batch.put_cf(log, key.to_bytes(), tile.encode());
+        }
+        if let Some((epoch, start)) = crate::epochs::started(commit.writes) {
+            batch.put_cf(self.cf(CF_META), epoch_key(epoch), start.to_be_bytes());
         }
         batch.delete_range_cf(self.cf(CF_WAL), 0u64.to_be_bytes(), (commit.tip.view + 1).to_be_bytes());
         batch.put_cf(self.cf(CF_META), META_TIP, commit.tip.encode());

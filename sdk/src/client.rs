@@ -50,6 +50,15 @@ impl Client {
         })
     }
 
+    /// Calls any method by name: for methods without a typed wrapper, and for tools.
+    pub async fn call_raw<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+        params: jsonrpsee::core::params::ArrayParams,
+    ) -> Result<T, ClientError> {
+        self.call(name, params).await
+    }
+
     pub async fn status(&self) -> Result<Status, ClientError> {
         self.call(method::STATUS, rpc_params![]).await
     }

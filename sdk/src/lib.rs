@@ -24,8 +24,10 @@
 pub mod builder;
 pub mod client;
 pub mod keyfile;
+pub mod light;
 pub mod rpc;
 
 pub use builder::TxBuilder;
 pub use client::{Client, ClientError};
+pub use light::{LightClient, LightError, VerifyingClient};
 pub use shutong_system_api as system_api;

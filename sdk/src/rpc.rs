@@ -14,6 +14,12 @@ pub mod method {
     pub const QUERY: &str = "shutong_query";
     pub const GET_CODE: &str = "shutong_getCode";
     pub const GET_CONTRACT: &str = "shutong_getContract";
+    pub const GET_HEADER: &str = "shutong_getHeader";
+    pub const GET_FINALIZED: &str = "shutong_getFinalized";
+    pub const GET_EPOCH: &str = "shutong_getEpoch";
+    pub const GET_STATE_PROOF: &str = "shutong_getStateProof";
+    pub const GET_AUDIT_PROOF: &str = "shutong_getAuditProof";
+    pub const GET_CONSISTENCY_PROOF: &str = "shutong_getConsistencyProof";
 }
 
 /// Application error codes (JSON-RPC reserves -32768..-32000 for itself, and jsonrpsee uses
@@ -34,6 +40,8 @@ pub mod code {
     pub const GAS_LIMIT: i32 = -39013;
     pub const NOT_FOUND: i32 = -39020;
     pub const QUERY_FAILED: i32 = -39021;
+    /// The height asked for is above the tip, or its state history is pruned.
+    pub const HEIGHT_UNAVAILABLE: i32 = -39022;
     pub const INVALID_PARAMS: i32 = -32602;
     pub const INTERNAL: i32 = -32603;
 }
@@ -97,4 +105,60 @@ pub struct BlockInfo {
     pub block_hex: String,
     /// The canonical encoding of its finalization certificate, hex; empty for genesis.
     pub certificate_hex: String,
+}
+
+/// `shutong_getHeader` and `shutong_getFinalized`: a committed header in its canonical
+/// encoding, with the certificate that finalized it if it has one of its own (a block
+/// finalized through a descendant has none; walk up to the next one that does).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeaderInfo {
+    pub height: u64,
+    pub header_hex: String,
+    #[serde(default)]
+    pub certificate_hex: Option<String>,
+}
+
+/// `shutong_getStateProof`: a key's value in the state whose root header `height` carries
+/// (the state after block `height − 1`), with its proof.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateProofInfo {
+    pub height: u64,
+    pub key_hex: String,
+    pub value_hex: Option<String>,
+    /// A `shutong_types::smt::StateProof`, canonically encoded.
+    pub proof_hex: String,
+}
+
+/// `shutong_getAuditProof`: an audit-log leaf and its inclusion proof in the log whose root
+/// and size header `height` carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditProofInfo {
+    pub height: u64,
+    pub index: u64,
+    /// The leaf (`shutong_types::keyspace::AuditLeaf`), canonically encoded.
+    pub leaf_hex: String,
+    /// A `shutong_types::auditlog::InclusionProof`, canonically encoded.
+    pub proof_hex: String,
+}
+
+/// `shutong_getConsistencyProof`: that the log of `from` leaves is a prefix of the log
+/// header `height` commits to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsistencyInfo {
+    pub height: u64,
+    /// A `shutong_types::auditlog::ConsistencyProof`, canonically encoded.
+    pub proof_hex: String,
+}
+
+/// `shutong_getEpoch`: how epoch `epoch` (≥ 1) began, in a form a light client checks with
+/// nothing but the previous epoch's validators: the previous epoch's last header and its own
+/// finalization certificate, and proofs of the governance contract's current set and
+/// scheduled change in the state that header commits to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochInfo {
+    pub epoch: u64,
+    pub start_height: u64,
+    pub last_header: HeaderInfo,
+    pub validators: StateProofInfo,
+    pub pending: StateProofInfo,
 }

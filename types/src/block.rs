@@ -124,6 +124,12 @@ impl Decode for Block {
     }
 }
 
+/// The number of signers a certificate of `validators` needs: `n − f` with
+/// `f = ⌊(n − 1) / 3⌋` (consensus.md, Setting).
+pub fn quorum(validators: usize) -> usize {
+    validators - validators.saturating_sub(1) / 3
+}
+
 /// The hash that names a validator set: the tagged hash of its ordered public keys.
 pub fn validator_set_hash(validators: &[PublicKey]) -> Hash {
     let mut bytes = Vec::with_capacity(4 + validators.len() * 32);

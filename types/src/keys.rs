@@ -41,6 +41,12 @@ impl PublicKey {
         let signature = ed25519_dalek::Signature::from_bytes(&signature.0);
         key.verify_strict(message, &signature).map_err(|_| SignatureError::BadSignature(*self))
     }
+
+    /// Whether the bytes are the compressed form of a curve point (as every key that can
+    /// sign is).
+    pub fn is_point(&self) -> bool {
+        VerifyingKey::from_bytes(&self.0).is_ok()
+    }
 }
 
 impl AccountId {

@@ -17,7 +17,9 @@ pub mod receipt;
 pub mod smt;
 pub mod tx;
 
-pub use block::{Block, BlockHeader, Certificate, CertificateError, Roots, VoteKind, VoteSubject, validator_set_hash};
+pub use block::{
+    Block, BlockHeader, Certificate, CertificateError, Roots, VoteKind, VoteSubject, quorum, validator_set_hash,
+};
 pub use bytes::HexError;
 pub use hash::{Hash, merkle_root};
 pub use keys::{AccountId, Address, Keypair, PublicKey, Signature, SignatureError};

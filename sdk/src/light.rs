@@ -1,0 +1,374 @@
+//! The light client: trusts the genesis validators and nothing else, and checks every answer
+//! a node gives against headers finalized by a quorum of the validators of their epoch.
+//!
+//! - A header is accepted only with a finalization certificate of its own, signed by at
+//!   least `n − f` distinct validators of the epoch the header's height falls in; the
+//!   header must name that epoch's validator set.
+//! - Validator-set changes are followed epoch by epoch (`shutong_getEpoch`): the old epoch's
+//!   last header, certified by the old set, commits the state in which governance scheduled
+//!   the new set, and proofs of that state give the new set. A change cannot be replaced
+//!   once scheduled, so that state is the one the chain acted on.
+//! - State answers are checked with sparse-Merkle proofs against a header's state root;
+//!   audit-log answers with RFC 9162 inclusion proofs against its log root and size.
+//! - The client remembers the largest log it has seen. A later header's log must extend it
+//!   (a consistency proof), so a node that rewrites or truncates the log is caught.
+//!
+//! [`LightClient`] does no I/O, so each check can be tested with forged input;
+//! [`VerifyingClient`] drives it over JSON-RPC.
+//!
+//! What it cannot catch alone: if a quorum of an old epoch's validators, long retired, sign a
+//! forged chain, a node could hide the epoch change from a client that has not seen it. Ask
+//! more than one node, or start from a recent trusted header.
+
+use crate::client::{Client, ClientError};
+use crate::rpc::{AuditProofInfo, ConsistencyInfo, EpochInfo, HeaderInfo, StateProofInfo, method};
+use jsonrpsee::rpc_params;
+use shutong_codec::Decode;
+use shutong_system_api::governance::{PendingSet, ValidatorSet};
+use shutong_types::auditlog::{self, ConsistencyProof, InclusionProof, LogProofError};
+use shutong_types::keyspace::AuditLeaf;
+use shutong_types::smt::{StateProof, StateProofError};
+use shutong_types::{
+    BlockHeader, Certificate, CertificateError, Hash, PublicKey, VoteKind, quorum, validator_set_hash,
+};
+
+/// Why an answer was not accepted. Each names what was wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum LightError {
+    #[error("the node's {what} does not decode: {reason}")]
+    Malformed { what: &'static str, reason: String },
+    #[error("header {height} is for chain {actual:?}, not {expected:?}")]
+    WrongChain { height: u64, expected: String, actual: String },
+    #[error("header {height} has no certificate of its own")]
+    Uncertified { height: u64 },
+    #[error("the certificate for header {height} is not a finalization of it: {reason}")]
+    WrongSubject { height: u64, reason: String },
+    #[error("the certificate names epoch {epoch}, whose validators this client does not know")]
+    UnknownEpoch { epoch: u64 },
+    #[error("header {height} is outside epoch {epoch} (heights {start}..{end:?}) that signed it")]
+    OutsideEpoch { height: u64, epoch: u64, start: u64, end: Option<u64> },
+    #[error("header {height} names validator set {named}, not epoch {epoch}'s {expected}")]
+    ValidatorSet { height: u64, epoch: u64, named: Hash, expected: Hash },
+    #[error("the certificate for header {height} does not verify: {source}")]
+    Certificate { height: u64, source: CertificateError },
+    #[error("the epoch {epoch} change does not check: {reason}")]
+    EpochChange { epoch: u64, reason: String },
+    #[error("the node answered for header {answered}, not the asked {asked}")]
+    WrongHeight { asked: u64, answered: u64 },
+    #[error("the state proof for key {key} does not check: {source}")]
+    State { key: String, source: StateProofError },
+    #[error("the audit-log proof for leaf {index} does not check: {source}")]
+    Log { index: u64, source: LogProofError },
+    #[error("the node sent proof for leaf {proven}, not the asked {asked}")]
+    WrongLeaf { asked: u64, proven: u64 },
+    #[error(
+        "the log at header {height} has {claimed} leaves, fewer than the {known} already verified: the log was truncated"
+    )]
+    LogShrunk { height: u64, known: u64, claimed: u64 },
+    #[error("the log at header {height} does not extend the one verified before: {source}")]
+    Inconsistent { height: u64, source: LogProofError },
+    #[error("the node's newest finalized header is {served}, below the {known} already verified")]
+    Regressed { known: u64, served: u64 },
+    #[error(transparent)]
+    Rpc(#[from] ClientError),
+}
+
+fn malformed(what: &'static str) -> impl Fn(String) -> LightError {
+    move |reason| LightError::Malformed { what, reason }
+}
+
+fn unhex(what: &'static str, text: &str) -> Result<Vec<u8>, LightError> {
+    hex::decode(text).map_err(|e| malformed(what)(e.to_string()))
+}
+
+fn decode_hex<T: Decode>(what: &'static str, text: &str) -> Result<T, LightError> {
+    T::decode(&unhex(what, text)?).map_err(|e| malformed(what)(e.to_string()))
+}
+
+/// One epoch's validators and the first height they validate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochSet {
+    pub epoch: u64,
+    pub start_height: u64,
+    pub validators: Vec<PublicKey>,
+}
+
+/// A header this client has checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub header: BlockHeader,
+    pub hash: Hash,
+}
+
+/// The verification state: the epochs followed so far, and the newest header and log.
+#[derive(Debug, Clone)]
+pub struct LightClient {
+    chain_id: String,
+    epochs: Vec<EpochSet>,
+    latest: Option<Verified>,
+}
+
+impl LightClient {
+    /// A client that trusts the genesis validators of `chain_id`.
+    pub fn new(chain_id: &str, genesis_validators: Vec<PublicKey>) -> LightClient {
+        let genesis = EpochSet { epoch: 0, start_height: 0, validators: genesis_validators };
+        LightClient { chain_id: chain_id.to_string(), epochs: vec![genesis], latest: None }
+    }
+
+    pub fn chain_id(&self) -> &str {
+        &self.chain_id
+    }
+
+    /// The newest epoch this client knows.
+    pub fn epoch(&self) -> &EpochSet {
+        self.epochs.last().expect("the genesis epoch is always known")
+    }
+
+    pub fn latest(&self) -> Option<&Verified> {
+        self.latest.as_ref()
+    }
+
+    /// Checks a header by its own certificate.
+    pub fn verify_header(&self, info: &HeaderInfo) -> Result<Verified, LightError> {
+        let header: BlockHeader = decode_hex("header", &info.header_hex)?;
+        let height = header.height;
+        if height != info.height {
+            return Err(LightError::WrongHeight { asked: info.height, answered: height });
+        }
+        if header.chain_id != self.chain_id {
+            return Err(LightError::WrongChain { height, expected: self.chain_id.clone(), actual: header.chain_id });
+        }
+        let certificate: Certificate = match &info.certificate_hex {
+            Some(hex) => decode_hex("certificate", hex)?,
+            None => return Err(LightError::Uncertified { height }),
+        };
+        let hash = header.hash();
+        let subject = certificate.subject;
+        if subject.kind != VoteKind::Finalize {
+            return Err(LightError::WrongSubject { height, reason: format!("a {:?} vote", subject.kind) });
+        }
+        if subject.digest != hash {
+            return Err(LightError::WrongSubject {
+                height,
+                reason: format!("it finalizes {}, not {hash}", subject.digest),
+            });
+        }
+        let epoch = usize::try_from(subject.epoch)
+            .ok()
+            .and_then(|e| self.epochs.get(e))
+            .ok_or(LightError::UnknownEpoch { epoch: subject.epoch })?;
+        let end = self.epochs.get(epoch.epoch as usize + 1).map(|next| next.start_height);
+        if height < epoch.start_height || end.is_some_and(|end| height >= end) {
+            return Err(LightError::OutsideEpoch { height, epoch: epoch.epoch, start: epoch.start_height, end });
+        }
+        let expected = validator_set_hash(&epoch.validators);
+        if header.validator_set != expected {
+            return Err(LightError::ValidatorSet { height, epoch: epoch.epoch, named: header.validator_set, expected });
+        }
+        certificate
+            .verify(&self.chain_id, &epoch.validators, quorum(epoch.validators.len()))
+            .map_err(|source| LightError::Certificate { height, source })?;
+        Ok(Verified { header, hash })
+    }
+
+    /// Follows a change of validators to the epoch after the newest known one.
+    pub fn apply_epoch(&mut self, info: &EpochInfo) -> Result<(), LightError> {
+        let current = self.epoch().clone();
+        let epoch = current.epoch + 1;
+        let fail = |reason: String| LightError::EpochChange { epoch, reason };
+        if info.epoch != epoch {
+            return Err(fail(format!("the node described epoch {} instead", info.epoch)));
+        }
+        if info.start_height <= current.start_height || info.last_header.height + 1 != info.start_height {
+            return Err(fail(format!(
+                "it starts at {} after a last header {}, not after epoch {}'s start {}",
+                info.start_height, info.last_header.height, current.epoch, current.start_height
+            )));
+        }
+        // The old epoch's last header, by the old epoch's certificate.
+        let last = self.verify_header(&info.last_header)?;
+        let set_key = governance_key(shutong_system_api::governance::VALIDATORS_KEY);
+        let pending_key = governance_key(shutong_system_api::governance::PENDING_KEY);
+        let set: ValidatorSet = decode_value("validator set", &self.verify_state(&last, &info.validators, &set_key)?)?;
+        let pending: PendingSet =
+            decode_value("scheduled change", &self.verify_state(&last, &info.pending, &pending_key)?)?;
+        let old_keys: Vec<[u8; 32]> = current.validators.iter().map(|k| k.0).collect();
+        if set.epoch != current.epoch || set.keys != old_keys {
+            return Err(fail(format!(
+                "the proven set is epoch {}'s, not the known epoch {}'s",
+                set.epoch, current.epoch
+            )));
+        }
+        if pending.activation_height != info.start_height {
+            return Err(fail(format!(
+                "the proven change activates at {}, not {}",
+                pending.activation_height, info.start_height
+            )));
+        }
+        let mut sorted = pending.keys.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if pending.keys.is_empty()
+            || sorted.len() != pending.keys.len()
+            || pending.keys.iter().any(|k| !PublicKey(*k).is_point())
+        {
+            return Err(fail(
+                "the proven change is empty, repeats a key, or names a key that is no curve point".into(),
+            ));
+        }
+        self.epochs.push(EpochSet {
+            epoch,
+            start_height: info.start_height,
+            validators: pending.keys.into_iter().map(PublicKey).collect(),
+        });
+        Ok(())
+    }
+
+    /// Checks a state answer against a verified header; returns the proven value.
+    pub fn verify_state(
+        &self,
+        at: &Verified,
+        info: &StateProofInfo,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, LightError> {
+        if info.height != at.header.height {
+            return Err(LightError::WrongHeight { asked: at.header.height, answered: info.height });
+        }
+        let proof: StateProof = decode_hex("state proof", &info.proof_hex)?;
+        let value = info.value_hex.as_deref().map(|v| unhex("state value", v)).transpose()?;
+        proof
+            .verify(&at.header.state_root, key, value.as_deref())
+            .map_err(|source| LightError::State { key: hex::encode(key), source })?;
+        Ok(value)
+    }
+
+    /// Checks an audit-log answer against a verified header; returns the proven leaf.
+    pub fn verify_audit(&self, at: &Verified, info: &AuditProofInfo, index: u64) -> Result<AuditLeaf, LightError> {
+        if info.height != at.header.height {
+            return Err(LightError::WrongHeight { asked: at.header.height, answered: info.height });
+        }
+        let proof: InclusionProof = decode_hex("inclusion proof", &info.proof_hex)?;
+        if proof.index != index || info.index != index {
+            return Err(LightError::WrongLeaf { asked: index, proven: proof.index });
+        }
+        if proof.size != at.header.audit_size {
+            return Err(LightError::Log {
+                index,
+                source: LogProofError::IndexOutOfRange { index: proof.size, size: at.header.audit_size },
+            });
+        }
+        let bytes = unhex("audit leaf", &info.leaf_hex)?;
+        proof
+            .verify(&auditlog::leaf_hash(&bytes), &at.header.audit_root)
+            .map_err(|source| LightError::Log { index, source })?;
+        AuditLeaf::decode(&bytes).map_err(|e| malformed("audit leaf")(e.to_string()))
+    }
+
+    /// Accepts `next` as the newest header if its log extends the newest one's (checked by
+    /// `consistency`, unused when there is no newest header yet or the log did not grow).
+    pub fn advance(&mut self, next: Verified, consistency: Option<&ConsistencyInfo>) -> Result<(), LightError> {
+        if let Some(known) = &self.latest {
+            let height = next.header.height;
+            if height < known.header.height {
+                return Err(LightError::Regressed { known: known.header.height, served: height });
+            }
+            let (old_size, new_size) = (known.header.audit_size, next.header.audit_size);
+            if new_size < old_size {
+                return Err(LightError::LogShrunk { height, known: old_size, claimed: new_size });
+            }
+            let proof = match consistency {
+                Some(info) => decode_hex::<ConsistencyProof>("consistency proof", &info.proof_hex)?,
+                None => ConsistencyProof { from: old_size, to: new_size, path: Vec::new() },
+            };
+            if proof.from != old_size || proof.to != new_size {
+                return Err(LightError::Inconsistent {
+                    height,
+                    source: LogProofError::PathLength { actual: proof.path.len(), expected: 0 },
+                });
+            }
+            proof
+                .verify(&known.header.audit_root, &next.header.audit_root)
+                .map_err(|source| LightError::Inconsistent { height, source })?;
+        }
+        self.latest = Some(next);
+        Ok(())
+    }
+}
+
+fn governance_key(name: &[u8]) -> Vec<u8> {
+    let address = shutong_types::Address::system(shutong_system_api::names::GOVERNANCE);
+    shutong_types::keyspace::contract_storage(&address, name)
+}
+
+fn decode_value<T: Decode>(what: &'static str, value: &Option<Vec<u8>>) -> Result<T, LightError> {
+    let bytes = value.as_ref().ok_or_else(|| malformed(what)("the proof shows it absent".into()))?;
+    T::decode(bytes).map_err(|e| malformed(what)(e.to_string()))
+}
+
+/// A light client over one node's JSON-RPC endpoint: every answer it returns has been
+/// checked.
+#[derive(Debug, Clone)]
+pub struct VerifyingClient {
+    pub client: Client,
+    pub light: LightClient,
+}
+
+impl VerifyingClient {
+    pub fn new(client: Client, light: LightClient) -> VerifyingClient {
+        VerifyingClient { client, light }
+    }
+
+    /// Catches up to the node's newest finalized header: follows every epoch change up to
+    /// it, checks its certificate, and checks that its log extends the last one seen.
+    pub async fn sync(&mut self) -> Result<Verified, LightError> {
+        let info: HeaderInfo = self.client.call_raw(method::GET_FINALIZED, rpc_params![]).await?;
+        loop {
+            match self.light.verify_header(&info) {
+                Err(LightError::UnknownEpoch { .. }) => {
+                    let next = self.light.epoch().epoch + 1;
+                    let epoch: EpochInfo = self.client.call_raw(method::GET_EPOCH, rpc_params![next]).await?;
+                    self.light.apply_epoch(&epoch)?;
+                }
+                Err(err) => return Err(err),
+                Ok(verified) => {
+                    let consistency = match self.light.latest() {
+                        Some(known) if known.header.audit_size < verified.header.audit_size => {
+                            let from = known.header.audit_size;
+                            Some(
+                                self.client
+                                    .call_raw::<ConsistencyInfo>(
+                                        method::GET_CONSISTENCY_PROOF,
+                                        rpc_params![from, verified.header.height],
+                                    )
+                                    .await?,
+                            )
+                        }
+                        _ => None,
+                    };
+                    self.light.advance(verified.clone(), consistency.as_ref())?;
+                    return Ok(verified);
+                }
+            }
+        }
+    }
+
+    fn latest(&self) -> Result<Verified, LightError> {
+        self.light.latest().cloned().ok_or(LightError::Uncertified { height: 0 })
+    }
+
+    /// The value of a state key at the newest verified header, proven.
+    pub async fn state(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LightError> {
+        let at = self.latest()?;
+        let info: StateProofInfo =
+            self.client.call_raw(method::GET_STATE_PROOF, rpc_params![hex::encode(key), at.header.height]).await?;
+        self.light.verify_state(&at, &info, key)
+    }
+
+    /// Audit-log leaf `index`, proven in the log of the newest verified header.
+    pub async fn audit_leaf(&self, index: u64) -> Result<AuditLeaf, LightError> {
+        let at = self.latest()?;
+        let info: AuditProofInfo =
+            self.client.call_raw(method::GET_AUDIT_PROOF, rpc_params![index, at.header.height]).await?;
+        self.light.verify_audit(&at, &info, index)
+    }
+}
