@@ -54,6 +54,12 @@ impl TestNode {
     /// Stops the node and starts it again on the same database.
     pub async fn restart(&mut self) {
         self.node.take().expect("node is running").stop().await;
+        self.start_again().await;
+    }
+
+    /// Starts the stopped node again on the same database.
+    pub async fn start_again(&mut self) {
+        assert!(self.node.is_none(), "the node is stopped");
         let node = Node::start_with(self.home.path(), self.cfg.clone(), self.genesis.clone(), self.validator.clone())
             .await
             .unwrap();
@@ -76,3 +82,53 @@ impl TestNode {
 }
 
 pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Runs the story's calls over JSON-RPC: each one signed with the account's next nonce,
+/// submitted to one node and waited for. Call it from a blocking thread.
+pub struct RpcRunner {
+    pub handle: tokio::runtime::Handle,
+    pub client: Client,
+    pub chain_id: String,
+    pub nonces: std::collections::HashMap<shutong_types::AccountId, u64>,
+    pub admin: Keypair,
+}
+
+impl story::Runner for RpcRunner {
+    fn run(&mut self, key: &Keypair, call: shutong_types::Call, gas: u64) -> shutong_types::Receipt {
+        let account = key.account();
+        let nonce = match self.nonces.get(&account) {
+            Some(nonce) => *nonce,
+            None => self.handle.block_on(self.client.nonce(&account)).unwrap(),
+        };
+        self.nonces.insert(account, nonce + 1);
+        let mut txb = TxBuilder::new(&self.chain_id, key.clone());
+        txb.gas_limit = gas;
+        let tx = txb.call(call, nonce, 50_000);
+        self.handle.block_on(self.client.submit_and_wait(&tx, Duration::from_secs(30))).unwrap()
+    }
+
+    fn now_ms(&mut self) -> u64 {
+        self.handle.block_on(self.client.status()).unwrap().timestamp_ms
+    }
+
+    fn admin(&self) -> Keypair {
+        self.admin.clone()
+    }
+}
+
+/// A light client trusting only `validators` (the genesis set) syncs through `client` and
+/// reads every audit-log leaf, each checked against the newest finalized header.
+pub async fn verified_audit_log(
+    client: &Client,
+    chain_id: &str,
+    validators: Vec<shutong_types::PublicKey>,
+) -> (shutong_sdk::VerifyingClient, Vec<shutong_types::keyspace::AuditLeaf>) {
+    let light = shutong_sdk::LightClient::new(chain_id, validators);
+    let mut verifying = shutong_sdk::VerifyingClient::new(client.clone(), light);
+    let at = verifying.sync().await.unwrap();
+    let mut leaves = Vec::new();
+    for index in 0..at.header.audit_size {
+        leaves.push(verifying.audit_leaf(index).await.unwrap());
+    }
+    (verifying, leaves)
+}
