@@ -47,6 +47,11 @@ impl Tile {
         self.rows[0].len()
     }
 
+    /// Whether the tile holds all 256 nodes of its bottom row (and so never changes again).
+    pub fn is_full(&self) -> bool {
+        self.width() == TILE_WIDTH
+    }
+
     fn get(&self, row: u32, offset: usize) -> Option<Hash> {
         self.rows[row as usize].get(offset).copied()
     }

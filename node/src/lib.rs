@@ -4,6 +4,7 @@
 //! driver on its own thread and the JSON-RPC server on tokio, and returns a handle that
 //! stops both.
 
+pub mod audit_index;
 pub mod audit_log;
 pub mod chain;
 pub mod config;

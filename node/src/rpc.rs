@@ -7,8 +7,8 @@ use jsonrpsee::server::{RpcModule, Server, ServerConfig, ServerHandle};
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use shutong_codec::Encode;
 use shutong_sdk::rpc::{
-    AuditProofInfo, BlockInfo, CodeInfo, ConsistencyInfo, ContractInfo, EpochInfo, HeaderInfo, StateProofInfo, Status,
-    code, method,
+    AuditPage, AuditProofInfo, AuditQuery, BlockInfo, CodeInfo, ConsistencyInfo, ContractInfo, EpochInfo, HeaderInfo,
+    StateProofInfo, Status, code, method,
 };
 use shutong_types::limits::{ARGS_BYTES_MAX, METHOD_BYTES_MAX};
 use shutong_types::{AccountId, Address, ExecStatus, Hash, Receipt};
@@ -327,6 +327,98 @@ fn get_epoch(params: Params<'_>, ctx: &RpcContext) -> RpcResult<EpochInfo> {
     })
 }
 
+/// The most items one page of an audit query holds.
+const AUDIT_PAGE_MAX: u32 = 100;
+
+/// Checks that `tx_id` is a committed, successful `audit.log_query` recording `query`.
+fn check_logged(ctx: &RpcContext, query: &AuditQuery) -> RpcResult<()> {
+    use shutong_sdk::system_api::audit::LogQuery;
+    let not_logged = |why: String| error(code::QUERY_NOT_LOGGED, why);
+    let storage = &ctx.view.storage;
+    let receipt = storage
+        .receipt(&query.log_tx)
+        .ok_or_else(|| not_logged(format!("no committed transaction {}", query.log_tx)))?;
+    if !receipt.status.is_success() {
+        return Err(not_logged(format!("transaction {} did not succeed", query.log_tx)));
+    }
+    let block = storage.block(receipt.height).ok_or_else(|| error(code::INTERNAL, "a receipt's block is missing"))?;
+    let tx = block
+        .txs
+        .iter()
+        .find(|tx| tx.id() == query.log_tx)
+        .ok_or_else(|| error(code::INTERNAL, "a receipt's transaction is missing from its block"))?;
+    let audit = Address::system(shutong_sdk::system_api::names::AUDIT);
+    if tx.tx.call.contract != audit || tx.tx.call.method != "log_query" {
+        return Err(not_logged(format!("transaction {} is not a call of audit.log_query", query.log_tx)));
+    }
+    let logged = <LogQuery as shutong_codec::Decode>::decode(&tx.tx.call.args)
+        .map_err(|e| error(code::INTERNAL, format!("a logged query does not decode: {e}")))?;
+    if logged.by != query.by
+        || logged.value != query.value
+        || logged.from_ms != query.from_ms
+        || logged.to_ms != query.to_ms
+    {
+        return Err(not_logged(format!(
+            "transaction {} logged another question ({} {:?} {}..{})",
+            query.log_tx, logged.by, logged.value, logged.from_ms, logged.to_ms
+        )));
+    }
+    Ok(())
+}
+
+fn parse_cursor(cursor: &str) -> RpcResult<(u64, u64)> {
+    let bytes = hex_param("cursor", cursor, 16)?;
+    let bytes: [u8; 16] = bytes.try_into().map_err(|_| invalid_params("a cursor is 16 bytes"))?;
+    let (time, index) = bytes.split_at(8);
+    Ok((u64::from_be_bytes(time.try_into().expect("8 bytes")), u64::from_be_bytes(index.try_into().expect("8 bytes"))))
+}
+
+fn audit_query(params: Params<'_>, ctx: &RpcContext) -> RpcResult<AuditPage> {
+    let (query,): (AuditQuery,) = params.parse()?;
+    let by = crate::audit_index::By::parse(&query.by, &query.value).map_err(|e| invalid_params(e.to_string()))?;
+    if query.to_ms < query.from_ms {
+        return Err(invalid_params(format!(
+            "the period ends at {} before it starts at {}",
+            query.to_ms, query.from_ms
+        )));
+    }
+    let limit = query.limit.unwrap_or(AUDIT_PAGE_MAX);
+    if limit == 0 || limit > AUDIT_PAGE_MAX {
+        return Err(invalid_params(format!("a page holds 1 to {AUDIT_PAGE_MAX} items")));
+    }
+    let cursor = query.cursor.as_deref().map(parse_cursor).transpose()?;
+    check_logged(ctx, &query)?;
+    let (height, header) = proof_height(ctx, query.height)?;
+    let (start, end) = crate::audit_index::range(&by, query.from_ms, query.to_ms, cursor);
+    let positions = ctx.view.storage.audit_index_scan(&start, &end, limit as usize + 1);
+    let mut items = Vec::with_capacity(positions.len());
+    let mut next = None;
+    for (i, &(_, index)) in positions.iter().enumerate() {
+        // Leaves past the header's log wait for the next header; a full page has a next one.
+        if index >= header.audit_size || i == limit as usize {
+            if i > 0 {
+                let (t, n) = positions[i - 1];
+                next = Some(hex::encode([t.to_be_bytes(), n.to_be_bytes()].concat()));
+            }
+            break;
+        }
+        let leaf = ctx
+            .view
+            .storage
+            .state_get(&shutong_types::keyspace::audit_leaf(index))
+            .ok_or_else(|| error(code::INTERNAL, format!("audit leaf {index} is missing")))?;
+        let proof = crate::audit_log::prove_inclusion(&*ctx.view.storage, index, header.audit_size)
+            .map_err(|e| error(code::INTERNAL, e.to_string()))?;
+        items.push(AuditProofInfo {
+            height,
+            index,
+            leaf_hex: hex::encode(leaf),
+            proof_hex: hex::encode(proof.encode()),
+        });
+    }
+    Ok(AuditPage { height, items, next })
+}
+
 /// Starts the server; it runs until the handle is stopped or dropped.
 pub async fn serve(
     listen: SocketAddr,
@@ -362,5 +454,6 @@ pub async fn serve(
     module.register_method(method::GET_STATE_PROOF, |params, ctx, _| get_state_proof(params, ctx))?;
     module.register_method(method::GET_AUDIT_PROOF, |params, ctx, _| get_audit_proof(params, ctx))?;
     module.register_method(method::GET_CONSISTENCY_PROOF, |params, ctx, _| get_consistency_proof(params, ctx))?;
+    module.register_blocking_method(method::AUDIT_QUERY, |params, ctx, _| audit_query(params, &ctx))?;
     Ok((addr, server.start(module)))
 }

@@ -29,8 +29,21 @@ const CF_TREE: &str = "state_tree";
 const CF_STALE: &str = "tree_stale";
 /// Audit-log tiles by [`TileKey`].
 const CF_LOG: &str = "audit_log";
-const COLUMN_FAMILIES: [&str; 10] =
-    [CF_BLOCKS, CF_CERTIFICATES, CF_RECEIPTS, CF_STATE, CF_WAL, CF_META, CF_BLOCK_INDEX, CF_TREE, CF_STALE, CF_LOG];
+/// Auditors' indexes of the audit log ([`crate::audit_index`]).
+const CF_AUDIT_INDEX: &str = "audit_index";
+const COLUMN_FAMILIES: [&str; 11] = [
+    CF_BLOCKS,
+    CF_CERTIFICATES,
+    CF_RECEIPTS,
+    CF_STATE,
+    CF_WAL,
+    CF_META,
+    CF_BLOCK_INDEX,
+    CF_TREE,
+    CF_STALE,
+    CF_LOG,
+    CF_AUDIT_INDEX,
+];
 /// The block cache shared by the column families that are read at random.
 const BLOCK_CACHE_BYTES: usize = 128 << 20;
 
@@ -140,9 +153,17 @@ impl Decode for WalEntry {
     }
 }
 
+/// Decoded state-tree nodes kept in memory: nodes never change once written, so the upper
+/// levels every lookup passes through stay here (about 700 bytes a node).
+const TREE_CACHE_NODES: usize = 32_768;
+/// Decoded audit-log tiles kept in memory; only complete tiles, which never change.
+const TILE_CACHE_TILES: usize = 1_024;
+
 /// The node's database.
 pub struct Storage {
     db: DB,
+    tree_cache: quick_cache::sync::Cache<NodeKey, Node>,
+    tile_cache: quick_cache::sync::Cache<TileKey, Arc<Tile>>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -185,7 +206,11 @@ impl Storage {
         });
         let db = DB::open_cf_descriptors(&opts, path, cfs)
             .map_err(|e| StorageError::Open { path: path.display().to_string(), reason: e.to_string() })?;
-        Ok(Storage { db })
+        Ok(Storage {
+            db,
+            tree_cache: quick_cache::sync::Cache::new(TREE_CACHE_NODES),
+            tile_cache: quick_cache::sync::Cache::new(TILE_CACHE_TILES),
+        })
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
@@ -229,6 +254,18 @@ impl Storage {
     /// looking at most `window` heights down.
     pub fn certified_at_or_below(&self, below: u64, window: u64) -> Option<u64> {
         (below.saturating_sub(window)..=below).rev().find(|h| self.get(CF_CERTIFICATES, &h.to_be_bytes()).is_some())
+    }
+
+    /// Up to `limit` audit-index positions (time, leaf index) with keys in `[start, end]`.
+    pub fn audit_index_scan(&self, start: &[u8], end: &[u8], limit: usize) -> Vec<(u64, u64)> {
+        let mode = rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward);
+        self.db
+            .iterator_cf(self.cf(CF_AUDIT_INDEX), mode)
+            .map(|item| item.expect("rocksdb index scan failed"))
+            .take_while(|(key, _)| key.as_ref() <= end)
+            .take(limit)
+            .filter_map(|(key, _)| crate::audit_index::position(&key))
+            .collect()
     }
 
     pub fn state_get(&self, key: &[u8]) -> Option<Vec<u8>> {
@@ -275,12 +312,19 @@ impl Storage {
         for (key, tile) in &commit.log.tiles {
             batch.put_cf(log, key.to_bytes(), tile.encode());
         }
+        let index = self.cf(CF_AUDIT_INDEX);
+        for key in crate::audit_index::keys_for(commit.writes) {
+            batch.put_cf(index, key, []);
+        }
         if let Some((epoch, start)) = crate::epochs::started(commit.writes) {
             batch.put_cf(self.cf(CF_META), epoch_key(epoch), start.to_be_bytes());
         }
         batch.delete_range_cf(self.cf(CF_WAL), 0u64.to_be_bytes(), (commit.tip.view + 1).to_be_bytes());
         batch.put_cf(self.cf(CF_META), META_TIP, commit.tip.encode());
         self.db.write_opt(batch, &synced()).expect("rocksdb commit failed");
+        for (key, node) in &commit.tree.nodes {
+            self.tree_cache.insert(key.clone(), node.clone());
+        }
     }
 
     /// Makes a vote durable (synced) before it may be sent: the consensus host contract.
@@ -305,17 +349,28 @@ impl Storage {
 
 impl TreeReader for Storage {
     fn tree_node(&self, key: &NodeKey) -> Result<Option<Node>, TreeError> {
+        if let Some(node) = self.tree_cache.get(key) {
+            return Ok(Some(node));
+        }
         let Some(bytes) = self.get(CF_TREE, &key.to_bytes()) else { return Ok(None) };
-        Node::decode(&bytes).map(Some).map_err(|e| TreeError::Corrupt { key: key.clone(), reason: e.to_string() })
+        let node = Node::decode(&bytes).map_err(|e| TreeError::Corrupt { key: key.clone(), reason: e.to_string() })?;
+        self.tree_cache.insert(key.clone(), node.clone());
+        Ok(Some(node))
     }
 }
 
 impl LogReader for Storage {
     fn log_tile(&self, key: &TileKey) -> Result<Option<Arc<Tile>>, LogError> {
+        if let Some(tile) = self.tile_cache.get(key) {
+            return Ok(Some(tile));
+        }
         let Some(bytes) = self.get(CF_LOG, &key.to_bytes()) else { return Ok(None) };
-        Tile::decode(&bytes)
-            .map(|t| Some(Arc::new(t)))
-            .map_err(|e| LogError::Corrupt { key: *key, reason: e.to_string() })
+        let tile = Arc::new(Tile::decode(&bytes).map_err(|e| LogError::Corrupt { key: *key, reason: e.to_string() })?);
+        // The right edge of a level is rewritten as the log grows; a full tile never is.
+        if tile.is_full() {
+            self.tile_cache.insert(*key, Arc::clone(&tile));
+        }
+        Ok(Some(tile))
     }
 }
 

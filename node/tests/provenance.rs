@@ -64,8 +64,8 @@ async fn an_auditor_verifies_the_log_and_catches_a_changed_database() {
     // The auditor trusts the genesis validator and nothing else.
     let validators = vec![t.validator.public()];
     let (mut before, leaves) = common::verified_audit_log(&t.client, common::CHAIN_ID, validators.clone()).await;
-    let audit = Address::system(names::AUDIT);
-    assert!(leaves.iter().filter(|l| l.contract == audit && l.data.starts_with(b"audit.access")).count() >= 5);
+    let kinds: Vec<String> = leaves.iter().filter_map(shutong_sdk::light::entry_of).map(|e| e.kind).collect();
+    assert!(kinds.iter().filter(|k| k.starts_with("access.")).count() >= 5, "{kinds:?}");
     let market = before.state(&org_key("market")).await.unwrap().expect("the organisation is proven present");
     assert!(before.state(&org_key("nobody")).await.unwrap().is_none(), "an absent key is proven absent");
 
@@ -121,5 +121,131 @@ async fn an_auditor_verifies_the_log_and_catches_a_changed_database() {
     assert!(matches!(err, LightError::Inconsistent { .. }), "{err}");
     assert!(before.light.latest().unwrap().header.height == known.height, "nothing was accepted");
     assert!(!market.is_empty());
+    t.stop().await;
+}
+
+/// The auditor's questions of domain.md, on a real node: who used this resource, under which
+/// grant, for what purpose; everything one organisation did; the full history of a grant.
+/// Each answer is proven against a finalized header, and the question itself is in the log.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_auditor_asks_who_used_which_data_and_every_answer_is_proven() {
+    use shutong_sdk::builder::{self, audit_trail};
+    use shutong_sdk::rpc::{AuditQuery, code};
+    use shutong_sdk::system_api::audit::LogQuery;
+    use shutong_sdk::system_api::registry::{OrgKind, PrincipalKind, PrincipalStatus, role};
+    use shutong_types::{ExecStatus, Keypair};
+
+    let t = common::TestNode::start().await;
+    let mut runner = common::RpcRunner {
+        handle: tokio::runtime::Handle::current(),
+        client: t.client.clone(),
+        chain_id: common::CHAIN_ID.into(),
+        nonces: Default::default(),
+        admin: t.admin.clone(),
+    };
+    tokio::task::spawn_blocking(move || common::story::authorisation_story(&mut runner)).await.unwrap();
+
+    // An inspection office with an auditor.
+    let (office, auditor, analyst) =
+        (Keypair::from_seed("inspect-admin"), Keypair::from_seed("inspector"), Keypair::from_seed("acme-analyst"));
+    let run = |key: &Keypair, call| {
+        let t = &t;
+        let key = key.clone();
+        async move { t.client.submit_and_wait(&t.sign(&key, call).await, common::WAIT).await.unwrap() }
+    };
+    assert!(
+        run(&office, builder::register_org("inspect", "District Inspection", OrgKind::Auditor))
+            .await
+            .status
+            .is_success()
+    );
+    let set = builder::set_principal(
+        "inspect",
+        &auditor.account(),
+        PrincipalKind::Person,
+        role::AUDITOR,
+        PrincipalStatus::Active,
+    );
+    assert!(run(&office, set).await.status.is_success());
+
+    let ask = |by: &str, value: &str| LogQuery {
+        by: by.into(),
+        value: value.into(),
+        from_ms: 0,
+        to_ms: u64::MAX,
+        reason: "inspection 2026-17".into(),
+    };
+    // Only an auditor may log a question.
+    let refused = run(&analyst, audit_trail::log_query(&ask("org", "acme"))).await;
+    assert!(matches!(refused.status, ExecStatus::Aborted(ref m) if m.contains("auditor role")), "{refused:?}");
+
+    let light = shutong_sdk::LightClient::new(common::CHAIN_ID, vec![t.validator.public()]);
+    let mut verifying = shutong_sdk::VerifyingClient::new(t.client.clone(), light);
+    let trail = |by: &'static str, value: String| {
+        let run = &run;
+        let auditor = auditor.clone();
+        async move {
+            let logged = run(&auditor, audit_trail::log_query(&ask(by, &value))).await;
+            assert!(logged.status.is_success(), "{logged:?}");
+            AuditQuery {
+                by: by.into(),
+                value,
+                from_ms: 0,
+                to_ms: u64::MAX,
+                height: None,
+                cursor: None,
+                limit: Some(3),
+                log_tx: logged.tx_id,
+            }
+        }
+    };
+
+    // Everything acme did or had done to it: its request, its grant, its uses.
+    let by_org = trail("org", "acme".into()).await;
+    verifying.sync().await.unwrap();
+    let items = verifying.audit_trail(&by_org).await.unwrap();
+    let kinds: Vec<&str> = items.iter().map(|i| i.entry.as_ref().unwrap().kind.as_str()).collect();
+    assert!(kinds.starts_with(&["request.submitted"]), "{kinds:?}");
+    let grant = items.iter().find(|i| i.entry.as_ref().unwrap().kind == "grant.issued").unwrap();
+    let grant_id = grant.entry.as_ref().unwrap().grant;
+    assert!(kinds.iter().filter(|k| **k == "access.permitted").count() == 3, "{kinds:?}");
+
+    // The full history of the grant, in order, every item proven and about that grant.
+    let by_grant = trail("grant", grant_id.to_string()).await;
+    verifying.sync().await.unwrap();
+    let history = verifying.audit_trail(&by_grant).await.unwrap();
+    let kinds: Vec<&str> = history.iter().map(|i| i.entry.as_ref().unwrap().kind.as_str()).collect();
+    assert_eq!(kinds[0], "grant.issued", "{kinds:?}");
+    for expected in ["access.permitted", "grant.exhausted", "access.denied", "violation.opened", "grant.revoked"] {
+        assert!(kinds.contains(&expected), "{expected} missing from {kinds:?}");
+    }
+    assert!(history.iter().all(|i| i.entry.as_ref().unwrap().grant == grant_id));
+    assert!(history.windows(2).all(|w| w[0].index < w[1].index));
+
+    // Who used the resource, for what purpose: the uses and denials, each naming its purpose.
+    let by_resource = trail("resource", "market/licence".into()).await;
+    verifying.sync().await.unwrap();
+    let uses = verifying.audit_trail(&by_resource).await.unwrap();
+    let marketing = uses.iter().filter(|i| i.entry.as_ref().unwrap().purpose == "marketing").count();
+    assert_eq!(marketing, 2, "the denied use and its violation name the purpose asked for");
+
+    // The auditor's own questions are in the log.
+    let by_auditor = trail("principal", hex::encode(auditor.account().0)).await;
+    verifying.sync().await.unwrap();
+    let asked = verifying.audit_trail(&by_auditor).await.unwrap();
+    assert!(
+        asked.len() >= 3 && asked.iter().all(|i| i.entry.as_ref().unwrap().kind == "query.logged"),
+        "{}",
+        asked.len()
+    );
+
+    // A question that was not logged, or not the one logged, is not answered.
+    let unlogged = AuditQuery { value: "partner".into(), ..by_org.clone() };
+    let err =
+        t.client.call_raw::<shutong_sdk::rpc::AuditPage>("shutong_auditQuery", jsonrpsee::rpc_params![unlogged]).await;
+    assert!(
+        matches!(err, Err(shutong_sdk::ClientError::Rpc { code: c, .. }) if c == code::QUERY_NOT_LOGGED),
+        "{err:?}"
+    );
     t.stop().await;
 }

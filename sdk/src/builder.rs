@@ -233,6 +233,12 @@ pub mod audit_trail {
     pub fn id_args(id: u64) -> Vec<u8> {
         EventId { id }.encode()
     }
+
+    /// Records an auditor's question in the audit log (an acting auditor); a node answers
+    /// `shutong_auditQuery` only with this transaction's id.
+    pub fn log_query(query: &shutong_system_api::audit::LogQuery) -> Call {
+        Call { contract: audit(), method: "log_query".into(), args: query.encode() }
+    }
 }
 
 /// The contract lifecycle's address (native to the node).

@@ -21,9 +21,12 @@
 //! more than one node, or start from a recent trusted header.
 
 use crate::client::{Client, ClientError};
-use crate::rpc::{AuditProofInfo, ConsistencyInfo, EpochInfo, HeaderInfo, StateProofInfo, method};
+use crate::rpc::{
+    AuditPage, AuditProofInfo, AuditQuery, ConsistencyInfo, EpochInfo, HeaderInfo, StateProofInfo, method,
+};
 use jsonrpsee::rpc_params;
 use shutong_codec::Decode;
+use shutong_system_api::audit::AuditEntry;
 use shutong_system_api::governance::{PendingSet, ValidatorSet};
 use shutong_types::auditlog::{self, ConsistencyProof, InclusionProof, LogProofError};
 use shutong_types::keyspace::AuditLeaf;
@@ -69,8 +72,51 @@ pub enum LightError {
     Inconsistent { height: u64, source: LogProofError },
     #[error("the node's newest finalized header is {served}, below the {known} already verified")]
     Regressed { known: u64, served: u64 },
+    #[error("audit leaf {index} does not answer the question: {reason}")]
+    OffQuery { index: u64, reason: String },
     #[error(transparent)]
     Rpc(#[from] ClientError),
+}
+
+/// The entry in an audit leaf, if a system contract that writes entries appended it.
+pub fn entry_of(leaf: &AuditLeaf) -> Option<AuditEntry> {
+    use shutong_system_api::names;
+    let writers = [shutong_types::Address::system(names::AUTHZ), shutong_types::Address::system(names::AUDIT)];
+    if !writers.contains(&leaf.contract) {
+        return None;
+    }
+    AuditEntry::from_leaf(&leaf.data)
+}
+
+/// Why a leaf does not answer `query` (by, value and period), if it does not.
+pub fn off_query(query: &AuditQuery, leaf: &AuditLeaf) -> Option<String> {
+    if leaf.time_ms < query.from_ms || leaf.time_ms > query.to_ms {
+        return Some(format!("its time {} is outside {}..={}", leaf.time_ms, query.from_ms, query.to_ms));
+    }
+    if query.by == "time" {
+        return None;
+    }
+    let Some(entry) = entry_of(leaf) else { return Some("it is no authorisation or access entry".into()) };
+    let v = query.value.as_str();
+    let matches = match query.by.as_str() {
+        "resource" => entry.resource == v,
+        "grant" => entry.grant.to_string() == v,
+        "org" => entry.provider_org == v || entry.consumer_org == v,
+        "principal" => hex::encode(entry.principal) == v.to_ascii_lowercase(),
+        "purpose" => entry.purpose == v,
+        other => return Some(format!("unknown selector {other:?}")),
+    };
+    (!matches).then(|| format!("its {} is not {v:?}", query.by))
+}
+
+/// One answer to an auditor's question, proven.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrailItem {
+    pub index: u64,
+    pub leaf: AuditLeaf,
+    pub entry: Option<AuditEntry>,
+    /// The item as the node sent it, with its proof, for an offline bundle.
+    pub proof: AuditProofInfo,
 }
 
 fn malformed(what: &'static str) -> impl Fn(String) -> LightError {
@@ -362,6 +408,36 @@ impl VerifyingClient {
         let info: StateProofInfo =
             self.client.call_raw(method::GET_STATE_PROOF, rpc_params![hex::encode(key), at.header.height]).await?;
         self.light.verify_state(&at, &info, key)
+    }
+
+    /// Every leaf answering `query`, page by page, each proven in the log of the newest
+    /// verified header and checked to answer the question, in strictly increasing order.
+    pub async fn audit_trail(&self, query: &AuditQuery) -> Result<Vec<TrailItem>, LightError> {
+        let at = self.latest()?;
+        let mut query = AuditQuery { height: Some(at.header.height), cursor: None, ..query.clone() };
+        let mut items: Vec<TrailItem> = Vec::new();
+        loop {
+            let page: AuditPage = self.client.call_raw(method::AUDIT_QUERY, rpc_params![query.clone()]).await?;
+            for info in &page.items {
+                let leaf = self.light.verify_audit(&at, info, info.index)?;
+                if let Some(reason) = off_query(&query, &leaf) {
+                    return Err(LightError::OffQuery { index: info.index, reason });
+                }
+                if let Some(previous) = items.last()
+                    && (previous.leaf.time_ms, previous.index) >= (leaf.time_ms, info.index)
+                {
+                    return Err(LightError::OffQuery {
+                        index: info.index,
+                        reason: "it is out of order or repeated".into(),
+                    });
+                }
+                items.push(TrailItem { index: info.index, entry: entry_of(&leaf), leaf, proof: info.clone() });
+            }
+            match page.next {
+                Some(next) if !page.items.is_empty() => query.cursor = Some(next),
+                _ => return Ok(items),
+            }
+        }
     }
 
     /// Audit-log leaf `index`, proven in the log of the newest verified header.

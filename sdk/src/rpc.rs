@@ -20,6 +20,7 @@ pub mod method {
     pub const GET_STATE_PROOF: &str = "shutong_getStateProof";
     pub const GET_AUDIT_PROOF: &str = "shutong_getAuditProof";
     pub const GET_CONSISTENCY_PROOF: &str = "shutong_getConsistencyProof";
+    pub const AUDIT_QUERY: &str = "shutong_auditQuery";
 }
 
 /// Application error codes (JSON-RPC reserves -32768..-32000 for itself, and jsonrpsee uses
@@ -42,6 +43,8 @@ pub mod code {
     pub const QUERY_FAILED: i32 = -39021;
     /// The height asked for is above the tip, or its state history is pruned.
     pub const HEIGHT_UNAVAILABLE: i32 = -39022;
+    /// An audit query without a committed `audit.log_query` transaction that records it.
+    pub const QUERY_NOT_LOGGED: i32 = -39023;
     pub const INVALID_PARAMS: i32 = -32602;
     pub const INTERNAL: i32 = -32603;
 }
@@ -161,4 +164,35 @@ pub struct EpochInfo {
     pub last_header: HeaderInfo,
     pub validators: StateProofInfo,
     pub pending: StateProofInfo,
+}
+
+/// `shutong_auditQuery`: an auditor's question. `by` is `resource`, `grant`, `org`,
+/// `principal`, `purpose` or `time`; `value` is what it must equal (unused for `time`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditQuery {
+    pub by: String,
+    #[serde(default)]
+    pub value: String,
+    pub from_ms: u64,
+    pub to_ms: u64,
+    /// The header to prove against (the newest committed if absent).
+    #[serde(default)]
+    pub height: Option<u64>,
+    /// Where the previous page ended.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Items per page, 1 to 100 (100 if absent).
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// The committed `audit.log_query` transaction that records this question.
+    pub log_tx: Hash,
+}
+
+/// `shutong_auditQuery`: one page of matching leaves, each with its inclusion proof in the
+/// log header `height` commits to, oldest first; `next` is the cursor of the next page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditPage {
+    pub height: u64,
+    pub items: Vec<AuditProofInfo>,
+    pub next: Option<String>,
 }

@@ -7,14 +7,15 @@
 use shutong_codec::{Decode, Encode};
 use shutong_contract::{self as contract, Error, Item, Map, MethodResult};
 use shutong_system_api::audit::{
-    AccessEvent, AnchorBatch, Attest, AttestationRecord, EventId, EventRecord, History, Violation, ViolationStatus,
+    AccessEvent, AnchorBatch, Attest, AttestationRecord, AuditEntry, EventId, EventRecord, History, LogQuery,
+    Violation, ViolationStatus,
 };
 use shutong_system_api::authz::{duty, Decision, Grant, Id, Use};
 use shutong_system_api::catalog::method;
 use shutong_system_api::names::{AUTHZ_ADDRESS, REGISTRY_ADDRESS};
-use shutong_system_api::registry::{GetMember, Member, PrincipalKind};
+use shutong_system_api::registry::{role, GetMember, Member, PrincipalKind};
 
-contract::entrypoints!(record, anchor, attest, history, get_event, get_violation, get_attestation);
+contract::entrypoints!(record, anchor, attest, history, get_event, get_violation, get_attestation, log_query);
 
 const NEXT_EVENT: Item<u64> = Item::new(b"next-event");
 const NEXT_VIOLATION: Item<u64> = Item::new(b"next-violation");
@@ -51,6 +52,21 @@ fn gateway_of(org: &str) -> Result<[u8; 32], Error> {
     match member(caller) {
         Some(m) if m.acting && m.principal.kind == PrincipalKind::Gateway && m.principal.org == org => Ok(caller),
         _ => Err(Error(format!("only an acting gateway of organisation {} may record its accesses", org))),
+    }
+}
+
+/// An entry about `granted`, acted on by `principal`.
+fn entry(kind: &str, granted: &Grant, principal: [u8; 32], purpose: &str, body: Vec<u8>) -> AuditEntry {
+    AuditEntry {
+        kind: kind.to_string(),
+        grant: granted.id,
+        request: granted.request,
+        resource: granted.resource.clone(),
+        provider_org: granted.grantor_org.clone(),
+        consumer_org: granted.grantee_org.clone(),
+        principal,
+        purpose: purpose.to_string(),
+        body,
     }
 }
 
@@ -113,34 +129,31 @@ pub fn record(args: &[u8]) -> MethodResult {
             status: ViolationStatus::Open,
         };
         VIOLATIONS.save(&vid, &v);
-        let mut leaf = b"audit.violation".to_vec();
-        v.encode_to(&mut leaf);
-        contract::audit_append(&leaf);
+        let body = v.encode();
+        contract::audit_append(&entry("violation.opened", &granted, event.consumer, &event.purpose, body).to_leaf());
         contract::emit_event("violation.opened", vid.to_string().as_bytes());
         violation = Some(vid);
     }
-    let mut leaf = b"audit.access".to_vec();
-    id.encode_to(&mut leaf);
-    event.encode_to(&mut leaf);
-    decision.permit.encode_to(&mut leaf);
-    let leaf_index = contract::audit_append(&leaf);
-    let record = EventRecord {
+    let mut record = EventRecord {
         id,
         event,
         gateway,
-        provider_org: granted.grantor_org,
+        provider_org: granted.grantor_org.clone(),
         consumer_org,
-        resource: granted.resource,
+        resource: granted.resource.clone(),
         permit: decision.permit,
         reason: decision.reason,
         violation,
         height: contract::block_height(),
         time_ms: contract::block_time_ms(),
-        leaf: leaf_index,
+        leaf: 0,
     };
+    let topic = if record.permit { "access.permitted" } else { "access.denied" };
+    // The leaf holds the record as it is before its own index is known (`leaf` 0).
+    let leaf = entry(topic, &granted, record.event.consumer, &record.event.purpose, record.encode()).to_leaf();
+    record.leaf = contract::audit_append(&leaf);
     EVENTS.save(&id, &record);
     BY_GRANT.save(&grant_key(record.event.grant, id), &id);
-    let topic = if record.permit { "access.permitted" } else { "access.denied" };
     contract::emit_event(topic, id.to_string().as_bytes());
     Ok(record.encode())
 }
@@ -152,8 +165,8 @@ pub fn anchor(args: &[u8]) -> MethodResult {
     if batch.count == 0 || batch.period_end_ms < batch.period_start_ms {
         return Err(Error::new("a batch covers at least one event over a period that ends after it starts"));
     }
-    let mut leaf = b"audit.batch".to_vec();
-    batch.encode_to(&mut leaf);
+    let purpose = granted.terms.purposes.first().cloned().unwrap_or_default();
+    let leaf = entry("batch.anchored", &granted, contract::caller(), &purpose, batch.encode()).to_leaf();
     let index = contract::audit_append(&leaf);
     contract::emit_event("batch.anchored", index.to_string().as_bytes());
     Ok(index.encode())
@@ -175,12 +188,8 @@ pub fn attest(args: &[u8]) -> MethodResult {
     let answer = contract::call(&AUTHZ_ADDRESS, "consume", &use_.encode(), 0)?;
     let decision = Decision::decode(&answer).map_err(|e| Error(format!("the authz contract answered badly: {}", e)))?;
     let id = next(&NEXT_ATTESTATION)?;
-    let mut leaf = b"audit.attestation".to_vec();
-    id.encode_to(&mut leaf);
-    req.encode_to(&mut leaf);
-    decision.permit.encode_to(&mut leaf);
-    let leaf_index = contract::audit_append(&leaf);
-    let record = AttestationRecord {
+    let purpose = use_.purpose.clone();
+    let mut record = AttestationRecord {
         id,
         attest: req,
         gateway,
@@ -188,10 +197,12 @@ pub fn attest(args: &[u8]) -> MethodResult {
         reason: decision.reason,
         height: contract::block_height(),
         time_ms: contract::block_time_ms(),
-        leaf: leaf_index,
+        leaf: 0,
     };
-    ATTESTATIONS.save(&id, &record);
     let topic = if record.permit { "attestation.recorded" } else { "attestation.denied" };
+    let leaf = entry(topic, &granted, record.attest.consumer, &purpose, record.encode()).to_leaf();
+    record.leaf = contract::audit_append(&leaf);
+    ATTESTATIONS.save(&id, &record);
     contract::emit_event(topic, id.to_string().as_bytes());
     Ok(record.encode())
 }
@@ -225,6 +236,37 @@ pub fn history(args: &[u8]) -> MethodResult {
         }
     }
     Ok(out.encode())
+}
+
+/// Records an auditor's query in the audit log before a node answers it: auditors' own
+/// queries are audited too. Only an acting principal with the auditor role may log one.
+pub fn log_query(args: &[u8]) -> MethodResult {
+    let query = LogQuery::decode(args)?;
+    let caller = contract::caller();
+    let auditor = match member(caller) {
+        Some(m) if m.acting && m.principal.roles & role::AUDITOR != 0 => m,
+        _ => return Err(Error::new("only an acting principal with the auditor role may log an audit query")),
+    };
+    if query.reason.trim().is_empty() || query.reason.len() > 256 || query.value.len() > 256 {
+        return Err(Error::new("a query needs a reason of 1 to 256 bytes and a value of at most 256"));
+    }
+    if query.to_ms < query.from_ms {
+        return Err(Error::new("a query's period ends before it starts"));
+    }
+    let entry = AuditEntry {
+        kind: "query.logged".to_string(),
+        grant: 0,
+        request: 0,
+        resource: String::new(),
+        provider_org: String::new(),
+        consumer_org: auditor.principal.org,
+        principal: caller,
+        purpose: query.reason.clone(),
+        body: query.encode(),
+    };
+    let index = contract::audit_append(&entry.to_leaf());
+    contract::emit_event("query.logged", index.to_string().as_bytes());
+    Ok(index.encode())
 }
 
 pub fn get_event(args: &[u8]) -> MethodResult {

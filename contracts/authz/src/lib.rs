@@ -9,6 +9,7 @@
 
 use shutong_codec::{Decode, Encode};
 use shutong_contract::{self as contract, Error, Item, Map, MethodResult};
+use shutong_system_api::audit::AuditEntry;
 use shutong_system_api::authz::{
     duty, purpose_within, valid_purpose, AccessRequest, Amend, Approval, Approve, CloseCase, Consent, ConsentId,
     Decision, Delegate, Grant, GrantStatus, Id, LegalBasis, RecordConsent, RequestAccess, RequestState, Terms, Use,
@@ -200,8 +201,63 @@ pub fn request(args: &[u8]) -> MethodResult {
         request.grant = Some(issue_grant(&request, terms, Vec::new(), None, 0)?);
     }
     REQUESTS.save(&id, &request);
-    contract::emit_event("request.submitted", id.to_string().as_bytes());
+    log_request("request.submitted", &request);
     Ok(id.encode())
+}
+
+/// Emits `kind` for a request and appends its audit-log entry.
+fn log_request(kind: &str, request: &AccessRequest) {
+    let entry = AuditEntry {
+        kind: kind.to_string(),
+        grant: request.grant.unwrap_or(0),
+        request: request.id,
+        resource: request.resource.clone(),
+        provider_org: request.provider_org.clone(),
+        consumer_org: request.requester_org.clone(),
+        principal: contract::caller(),
+        purpose: request.request.purpose.clone(),
+        body: request.encode(),
+    };
+    contract::audit_append(&entry.to_leaf());
+    contract::emit_event(kind, request.id.to_string().as_bytes());
+}
+
+/// Emits `kind` for a grant and appends its audit-log entry, with `principal` as the actor.
+fn log_grant_by(kind: &str, grant: &Grant, principal: [u8; 32]) {
+    let entry = AuditEntry {
+        kind: kind.to_string(),
+        grant: grant.id,
+        request: grant.request,
+        resource: grant.resource.clone(),
+        provider_org: grant.grantor_org.clone(),
+        consumer_org: grant.grantee_org.clone(),
+        principal,
+        purpose: grant.terms.purposes.first().cloned().unwrap_or_default(),
+        body: grant.encode(),
+    };
+    contract::audit_append(&entry.to_leaf());
+    contract::emit_event(kind, grant.id.to_string().as_bytes());
+}
+
+fn log_grant(kind: &str, grant: &Grant) {
+    log_grant_by(kind, grant, contract::caller());
+}
+
+/// Emits `kind` for a consent record and appends its audit-log entry.
+fn log_consent(kind: &str, consent: &Consent) {
+    let entry = AuditEntry {
+        kind: kind.to_string(),
+        grant: 0,
+        request: 0,
+        resource: consent.resource.clone(),
+        provider_org: String::new(),
+        consumer_org: consent.grantee_org.clone(),
+        principal: contract::caller(),
+        purpose: consent.purpose.clone(),
+        body: consent.encode(),
+    };
+    contract::audit_append(&entry.to_leaf());
+    contract::emit_event(kind, consent.id.as_bytes());
 }
 
 fn issue_grant(
@@ -236,7 +292,7 @@ fn issue_grant(
         CONSENT_GRANTS.save(&consent_key(consent, id), &id);
     }
     GRANTS.save(&id, &grant);
-    contract::emit_event("grant.issued", id.to_string().as_bytes());
+    log_grant("grant.issued", &grant);
     Ok(id)
 }
 
@@ -318,7 +374,7 @@ pub fn approve(args: &[u8]) -> MethodResult {
         request.grant = Some(issue_grant(&request, terms, approvals, None, 0)?);
     }
     REQUESTS.save(&request.id, &request);
-    contract::emit_event("request.approved", request.id.to_string().as_bytes());
+    log_request("request.approved", &request);
     Ok(request.grant.encode())
 }
 
@@ -344,7 +400,7 @@ pub fn reject(args: &[u8]) -> MethodResult {
     request.state = RequestState::Rejected;
     request.reason = req.reason;
     REQUESTS.save(&request.id, &request);
-    contract::emit_event("request.rejected", request.id.to_string().as_bytes());
+    log_request("request.rejected", &request);
     Ok(Vec::new())
 }
 
@@ -359,7 +415,7 @@ pub fn escalate(args: &[u8]) -> MethodResult {
     }
     request.state = RequestState::Escalated;
     REQUESTS.save(&request.id, &request);
-    contract::emit_event("request.escalated", request.id.to_string().as_bytes());
+    log_request("request.escalated", &request);
     Ok(Vec::new())
 }
 
@@ -377,7 +433,7 @@ pub fn dispute(args: &[u8]) -> MethodResult {
     request.state = RequestState::Disputed;
     request.reason = req.reason;
     REQUESTS.save(&request.id, &request);
-    contract::emit_event("request.disputed", request.id.to_string().as_bytes());
+    log_request("request.disputed", &request);
     Ok(Vec::new())
 }
 
@@ -395,7 +451,7 @@ pub fn withdraw(args: &[u8]) -> MethodResult {
     request.state = RequestState::Withdrawn;
     request.reason = req.reason;
     REQUESTS.save(&request.id, &request);
-    contract::emit_event("request.withdrawn", request.id.to_string().as_bytes());
+    log_request("request.withdrawn", &request);
     Ok(Vec::new())
 }
 
@@ -408,7 +464,7 @@ fn cascade(id: u64, status: GrantStatus, reason: &str, topic: &str) -> Result<()
     grant.status = status;
     grant.reason = reason.to_string();
     GRANTS.save(&id, &grant);
-    contract::emit_event(topic, id.to_string().as_bytes());
+    log_grant(topic, &grant);
     for child in grant.children {
         cascade(child, status, reason, topic)?;
     }
@@ -450,7 +506,7 @@ pub fn resume(args: &[u8]) -> MethodResult {
     grant.status = GrantStatus::Active;
     grant.reason = String::new();
     GRANTS.save(&grant.id, &grant);
-    contract::emit_event("grant.resumed", grant.id.to_string().as_bytes());
+    log_grant("grant.resumed", &grant);
     Ok(Vec::new())
 }
 
@@ -504,7 +560,7 @@ pub fn delegate(args: &[u8]) -> MethodResult {
     GRANTS.save(&id, &child);
     parent.children.push(id);
     GRANTS.save(&parent.id, &parent);
-    contract::emit_event("grant.delegated", id.to_string().as_bytes());
+    log_grant("grant.delegated", &child);
     Ok(id.encode())
 }
 
@@ -573,7 +629,7 @@ pub fn consume(args: &[u8]) -> MethodResult {
         grant.day_uses += req.count;
         GRANTS.save(&grant.id, &grant);
         if grant.uses == grant.terms.max_uses {
-            contract::emit_event("grant.exhausted", grant.id.to_string().as_bytes());
+            log_grant_by("grant.exhausted", &grant, req.account);
         }
     }
     Ok(decision.encode())
@@ -602,7 +658,7 @@ pub fn record_consent(args: &[u8]) -> MethodResult {
         withdrawn: false,
     };
     CONSENTS.save(&req.id, &consent);
-    contract::emit_event("consent.recorded", req.id.as_bytes());
+    log_consent("consent.recorded", &consent);
     Ok(Vec::new())
 }
 
@@ -638,7 +694,7 @@ pub fn withdraw_consent(args: &[u8]) -> MethodResult {
             _ => break,
         }
     }
-    contract::emit_event("consent.withdrawn", req.id.as_bytes());
+    log_consent("consent.withdrawn", &consent);
     Ok(Vec::new())
 }
 
@@ -707,7 +763,7 @@ pub fn amend(args: &[u8]) -> MethodResult {
     for child in children {
         cascade(child, GrantStatus::Superseded, &format!("parent superseded by grant {}", id), "grant.superseded")?;
     }
-    contract::emit_event("grant.superseded", old.id.to_string().as_bytes());
+    log_grant("grant.superseded", &old);
     Ok(id.encode())
 }
 

@@ -143,3 +143,61 @@ shutong_codec::codec_struct! {
         pub leaf: u64,
     }
 }
+
+/// The first bytes of every audit-log leaf the system contracts append: the node indexes
+/// leaves that start with it (from the authz and audit contracts) for auditors' queries.
+pub const ENTRY_TAG: &[u8] = b"shutong.audit/v1";
+
+shutong_codec::codec_struct! {
+    /// An audit-log entry: who did what to which grant, resource and organisations, for what
+    /// purpose, with the full record. Everything an auditor asks by is in the entry itself,
+    /// so each answer is proven by the entry's inclusion in the log alone.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct AuditEntry {
+        /// What happened: `access.permitted`, `access.denied`, `violation.opened`,
+        /// `attestation.recorded`, `attestation.denied`, `batch.anchored`, `query.logged`,
+        /// or an authz event (`request.submitted`, `grant.issued`, `grant.revoked`, ...).
+        pub kind: String,
+        /// The grant concerned, 0 if none.
+        pub grant: u64,
+        /// The request concerned, 0 if none.
+        pub request: u64,
+        pub resource: String,
+        pub provider_org: String,
+        pub consumer_org: String,
+        /// The principal that acted (or, for an access, the consumer that asked).
+        pub principal: [u8; 32],
+        pub purpose: String,
+        /// The record of the kind (an `EventRecord`, a `Violation`, a `Grant`, ...).
+        pub body: Vec<u8>,
+    }
+}
+
+impl AuditEntry {
+    /// The leaf bytes: [`ENTRY_TAG`] then the entry.
+    pub fn to_leaf(&self) -> Vec<u8> {
+        let mut leaf = ENTRY_TAG.to_vec();
+        shutong_codec::Encode::encode_to(self, &mut leaf);
+        leaf
+    }
+
+    /// The entry in a leaf's bytes, if it is one.
+    pub fn from_leaf(data: &[u8]) -> Option<AuditEntry> {
+        let rest = data.strip_prefix(ENTRY_TAG)?;
+        <AuditEntry as shutong_codec::Decode>::decode(rest).ok()
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// Arguments of `log_query`: an auditor's query, recorded before a node answers it.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct LogQuery {
+        /// By what: `resource`, `grant`, `org`, `principal`, `purpose` or `time`.
+        pub by: String,
+        pub value: String,
+        pub from_ms: u64,
+        pub to_ms: u64,
+        /// Why the auditor asks (a case or inspection reference).
+        pub reason: String,
+    }
+}
