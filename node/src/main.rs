@@ -1,5 +1,6 @@
 //! The `shutong` command: keys, init, node run, tx, query and status.
 
+mod audit_cli;
 mod domain_cli;
 
 use anyhow::{Context, bail};
@@ -49,6 +50,9 @@ enum Command {
     Tx(TxArgs),
     /// Read from the chain.
     Query(QueryArgs),
+    /// The auditor's commands: a proven trail of who used which data, and offline checks.
+    #[command(subcommand)]
+    Audit(audit_cli::AuditCommand),
     /// Show the chain's status.
     Status(RpcArgs),
     /// A local multi-validator testnet on 127.0.0.1.
@@ -503,6 +507,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(NodeCommand::Run { home }) => run_node(&home).await?,
         Command::Tx(args) => tx(args, output).await?,
         Command::Query(args) => query(args, output).await?,
+        Command::Audit(command) => {
+            let (json, text) = audit_cli::run(command).await?;
+            print(output, json, text);
+        }
         Command::Testnet(command) => testnet(command, output).await?,
         Command::CodeHash { wasm } => {
             let code = read_wasm(&wasm)?;

@@ -239,6 +239,10 @@ async fn an_auditor_asks_who_used_which_data_and_every_answer_is_proven() {
         asked.len()
     );
 
+    // The command line: the same question as a bundle, checked offline, and caught when
+    // changed.
+    cli_trail_and_offline_verify(&t, &auditor, grant_id);
+
     // A question that was not logged, or not the one logged, is not answered.
     let unlogged = AuditQuery { value: "partner".into(), ..by_org.clone() };
     let err =
@@ -248,4 +252,81 @@ async fn an_auditor_asks_who_used_which_data_and_every_answer_is_proven() {
         "{err:?}"
     );
     t.stop().await;
+}
+
+const BIN: &str = env!("CARGO_BIN_EXE_shutong");
+
+fn shutong(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(BIN).args(args).output().unwrap()
+}
+
+/// `shutong audit trail --export` and `shutong audit verify`, as an auditor runs them.
+fn cli_trail_and_offline_verify(t: &common::TestNode, auditor: &shutong_types::Keypair, grant: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("auditor.json");
+    shutong_sdk::keyfile::write(&key, auditor, false).unwrap();
+    let genesis = dir.path().join("genesis.json");
+    std::fs::write(&genesis, serde_json::to_string_pretty(&t.genesis).unwrap()).unwrap();
+    let bundle = dir.path().join("bundle.json");
+    let rpc = format!("http://{}", t.node.as_ref().unwrap().rpc_addr);
+    let grant = grant.to_string();
+    let out = shutong(&[
+        "--output",
+        "json",
+        "audit",
+        "trail",
+        "--rpc",
+        &rpc,
+        "--key",
+        key.to_str().unwrap(),
+        "--genesis",
+        genesis.to_str().unwrap(),
+        "--grant",
+        &grant,
+        "--reason",
+        "inspection 2026-17",
+        "--export",
+        bundle.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let items = answer["items"].as_array().unwrap();
+    assert!(items.len() >= 8, "{answer}");
+    assert!(items.iter().all(|i| i["grant"].as_u64() == Some(grant.parse().unwrap())));
+    assert_eq!(items[0]["kind"], "grant.issued");
+
+    // Offline: no --rpc at all, the genesis file as the trust root.
+    let out = shutong(&[
+        "--output",
+        "json",
+        "audit",
+        "verify",
+        bundle.to_str().unwrap(),
+        "--genesis",
+        genesis.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let checked: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(checked["items"].as_array().unwrap().len(), items.len());
+
+    // One entry changed in the bundle: refused, naming the leaf and the failed proof.
+    let mut edited: serde_json::Value = serde_json::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
+    let leaf = edited["items"][2]["leaf_hex"].as_str().unwrap().to_string();
+    let flipped = format!("{}{}", &leaf[..leaf.len() - 2], if leaf.ends_with("00") { "01" } else { "00" });
+    edited["items"][2]["leaf_hex"] = serde_json::Value::String(flipped);
+    std::fs::write(&bundle, serde_json::to_vec(&edited).unwrap()).unwrap();
+    let out = shutong(&["audit", "verify", bundle.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not verify") && err.contains("audit-log proof for leaf"), "{err}");
+
+    // A bundle from another chain's trust root is refused even if it checks on its own.
+    let mut other = t.genesis.clone();
+    other.chain_id = "another-chain".into();
+    std::fs::write(&genesis, serde_json::to_string_pretty(&other).unwrap()).unwrap();
+    edited["items"][2]["leaf_hex"] = serde_json::Value::String(leaf);
+    std::fs::write(&bundle, serde_json::to_vec(&edited).unwrap()).unwrap();
+    let out = shutong(&["audit", "verify", bundle.to_str().unwrap(), "--genesis", genesis.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not the trusted ones"));
 }

@@ -151,6 +151,9 @@ pub struct Verified {
 pub struct LightClient {
     chain_id: String,
     epochs: Vec<EpochSet>,
+    /// The epoch changes followed, in order, as the node sent them: what an offline bundle
+    /// needs to reach the same validators.
+    changes: Vec<EpochInfo>,
     latest: Option<Verified>,
 }
 
@@ -158,7 +161,7 @@ impl LightClient {
     /// A client that trusts the genesis validators of `chain_id`.
     pub fn new(chain_id: &str, genesis_validators: Vec<PublicKey>) -> LightClient {
         let genesis = EpochSet { epoch: 0, start_height: 0, validators: genesis_validators };
-        LightClient { chain_id: chain_id.to_string(), epochs: vec![genesis], latest: None }
+        LightClient { chain_id: chain_id.to_string(), epochs: vec![genesis], changes: Vec::new(), latest: None }
     }
 
     pub fn chain_id(&self) -> &str {
@@ -172,6 +175,16 @@ impl LightClient {
 
     pub fn latest(&self) -> Option<&Verified> {
         self.latest.as_ref()
+    }
+
+    /// The genesis validators this client trusts.
+    pub fn genesis_validators(&self) -> &[PublicKey] {
+        &self.epochs[0].validators
+    }
+
+    /// The epoch changes followed so far.
+    pub fn epoch_changes(&self) -> &[EpochInfo] {
+        &self.changes
     }
 
     /// Checks a header by its own certificate.
@@ -267,6 +280,7 @@ impl LightClient {
             start_height: info.start_height,
             validators: pending.keys.into_iter().map(PublicKey).collect(),
         });
+        self.changes.push(info.clone());
         Ok(())
     }
 
@@ -367,6 +381,12 @@ impl VerifyingClient {
     /// Catches up to the node's newest finalized header: follows every epoch change up to
     /// it, checks its certificate, and checks that its log extends the last one seen.
     pub async fn sync(&mut self) -> Result<Verified, LightError> {
+        self.sync_info().await.map(|(verified, _)| verified)
+    }
+
+    /// [`VerifyingClient::sync`], also returning the header as the node sent it (for a
+    /// bundle).
+    pub async fn sync_info(&mut self) -> Result<(Verified, HeaderInfo), LightError> {
         let info: HeaderInfo = self.client.call_raw(method::GET_FINALIZED, rpc_params![]).await?;
         loop {
             match self.light.verify_header(&info) {
@@ -392,7 +412,7 @@ impl VerifyingClient {
                         _ => None,
                     };
                     self.light.advance(verified.clone(), consistency.as_ref())?;
-                    return Ok(verified);
+                    return Ok((verified, info));
                 }
             }
         }
@@ -446,5 +466,85 @@ impl VerifyingClient {
         let info: AuditProofInfo =
             self.client.call_raw(method::GET_AUDIT_PROOF, rpc_params![index, at.header.height]).await?;
         self.light.verify_audit(&at, &info, index)
+    }
+}
+
+/// The name of the bundle format, first in every bundle.
+pub const BUNDLE_FORMAT: &str = "shutong-audit-bundle/v1";
+
+/// An audit trail with everything needed to check it offline: the trust root (chain and
+/// genesis validators), the epoch changes from genesis to the answering header, that header
+/// with its certificate, the question, and each item with its inclusion proof.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Bundle {
+    pub format: String,
+    pub chain_id: String,
+    pub genesis_validators: Vec<PublicKey>,
+    pub epochs: Vec<EpochInfo>,
+    pub header: HeaderInfo,
+    pub query: AuditQuery,
+    pub items: Vec<AuditProofInfo>,
+}
+
+/// What checking a bundle established.
+#[derive(Debug, Clone)]
+pub struct BundleReport {
+    pub header: Verified,
+    pub epoch: EpochSet,
+    pub items: Vec<TrailItem>,
+}
+
+impl Bundle {
+    /// A bundle of `items` answering `query`, proven against `client`'s newest header.
+    pub fn new(client: &LightClient, header: HeaderInfo, query: AuditQuery, items: &[TrailItem]) -> Bundle {
+        Bundle {
+            format: BUNDLE_FORMAT.to_string(),
+            chain_id: client.chain_id().to_string(),
+            genesis_validators: client.genesis_validators().to_vec(),
+            epochs: client.epoch_changes().to_vec(),
+            header,
+            query,
+            items: items.iter().map(|i| i.proof.clone()).collect(),
+        }
+    }
+
+    /// Checks everything in the bundle with no network: from the genesis validators through
+    /// each epoch change to the header's certificate, then every item's proof, that it
+    /// answers the question, and their order. `trusted` (a chain id and genesis validators
+    /// the caller trusts) must match the bundle's own if given.
+    pub fn verify(&self, trusted: Option<(&str, &[PublicKey])>) -> Result<BundleReport, LightError> {
+        if self.format != BUNDLE_FORMAT {
+            return Err(malformed("bundle")(format!("format {:?}, not {BUNDLE_FORMAT}", self.format)));
+        }
+        if let Some((chain_id, validators)) = trusted
+            && (chain_id != self.chain_id || validators != self.genesis_validators.as_slice())
+        {
+            return Err(LightError::EpochChange {
+                epoch: 0,
+                reason: "the bundle's chain or genesis validators are not the trusted ones".into(),
+            });
+        }
+        let mut light = LightClient::new(&self.chain_id, self.genesis_validators.clone());
+        for change in &self.epochs {
+            light.apply_epoch(change)?;
+        }
+        let header = light.verify_header(&self.header)?;
+        let mut items: Vec<TrailItem> = Vec::with_capacity(self.items.len());
+        for info in &self.items {
+            let leaf = light.verify_audit(&header, info, info.index)?;
+            if let Some(reason) = off_query(&self.query, &leaf) {
+                return Err(LightError::OffQuery { index: info.index, reason });
+            }
+            if let Some(previous) = items.last()
+                && (previous.leaf.time_ms, previous.index) >= (leaf.time_ms, info.index)
+            {
+                return Err(LightError::OffQuery {
+                    index: info.index,
+                    reason: "it is out of order or repeated".into(),
+                });
+            }
+            items.push(TrailItem { index: info.index, entry: entry_of(&leaf), leaf, proof: info.clone() });
+        }
+        Ok(BundleReport { header, epoch: light.epoch().clone(), items })
     }
 }

@@ -1,0 +1,267 @@
+//! `shutong audit`: the auditor's commands. `trail` logs the question on chain, asks a node,
+//! checks every answer against headers finalized by the validators (followed from the
+//! genesis file), prints the timeline, and can export a bundle that `verify` checks with no
+//! network.
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use shutong_node::genesis::Genesis;
+use shutong_sdk::builder::{self, audit_trail};
+use shutong_sdk::light::{Bundle, TrailItem};
+use shutong_sdk::rpc::AuditQuery;
+use shutong_sdk::system_api::audit::LogQuery;
+use shutong_sdk::{Client, LightClient, TxBuilder, VerifyingClient, keyfile};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Who used which data, under which grant, for what purpose: logs the question on chain
+    /// (as an auditor), then prints every matching authorisation and access entry, each
+    /// proven against a header the validators finalized.
+    Trail(TrailArgs),
+    /// Checks an exported bundle with no network: the validators from genesis through each
+    /// change, the header's certificate, and every entry's proof.
+    Verify {
+        /// The bundle written by `audit trail --export`.
+        file: PathBuf,
+        /// The chain's genesis file, to check the bundle starts from the validators you trust.
+        #[arg(long)]
+        genesis: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("by").args(["resource", "grant", "org", "principal", "purpose"])))]
+pub struct TrailArgs {
+    /// The node's JSON-RPC address.
+    #[arg(long, default_value = "http://127.0.0.1:26657")]
+    rpc: String,
+    /// The auditor's key file (an acting principal with the auditor role).
+    #[arg(long)]
+    key: PathBuf,
+    /// The chain's genesis file: the validators it names are all this command trusts.
+    #[arg(long)]
+    genesis: PathBuf,
+    /// Entries about this catalog resource.
+    #[arg(long)]
+    resource: Option<String>,
+    /// The full history of this grant.
+    #[arg(long)]
+    grant: Option<u64>,
+    /// Entries where this organisation is the provider or the consumer.
+    #[arg(long)]
+    org: Option<String>,
+    /// Entries by or for this principal's account (hex).
+    #[arg(long)]
+    principal: Option<String>,
+    /// Entries for this purpose code.
+    #[arg(long)]
+    purpose: Option<String>,
+    /// From this consensus time (ms since the Unix epoch), inclusive.
+    #[arg(long, default_value_t = 0)]
+    from_ms: u64,
+    /// Up to this consensus time, inclusive (no limit if absent).
+    #[arg(long)]
+    to_ms: Option<u64>,
+    /// Why you ask (a case or inspection reference); recorded with the question.
+    #[arg(long)]
+    reason: String,
+    /// Also write a self-contained bundle that `shutong audit verify` checks offline.
+    #[arg(long)]
+    export: Option<PathBuf>,
+}
+
+impl TrailArgs {
+    fn selection(&self) -> (String, String) {
+        let pick = [
+            ("resource", self.resource.clone()),
+            ("grant", self.grant.map(|g| g.to_string())),
+            ("org", self.org.clone()),
+            ("principal", self.principal.as_ref().map(|p| p.to_ascii_lowercase())),
+            ("purpose", self.purpose.clone()),
+        ];
+        pick.into_iter()
+            .find_map(|(by, value)| value.map(|v| (by.to_string(), v)))
+            .unwrap_or_else(|| ("time".to_string(), String::new()))
+    }
+}
+
+/// `yyyy-mm-ddThh:mm:ss.mmmZ` for milliseconds since the Unix epoch (UTC).
+pub fn utc(ms: u64) -> String {
+    let days = (ms / 86_400_000) as i64;
+    let rest = ms % 86_400_000;
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s, milli) = (rest / 3_600_000, rest / 60_000 % 60, rest / 1_000 % 60, rest % 1_000);
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
+}
+
+fn item_json(item: &TrailItem) -> serde_json::Value {
+    let entry = item.entry.as_ref();
+    serde_json::json!({
+        "leaf": item.index,
+        "time_ms": item.leaf.time_ms,
+        "time": utc(item.leaf.time_ms),
+        "height": item.leaf.height,
+        "contract": item.leaf.contract,
+        "kind": entry.map(|e| e.kind.clone()),
+        "grant": entry.map(|e| e.grant),
+        "request": entry.map(|e| e.request),
+        "resource": entry.map(|e| e.resource.clone()),
+        "provider_org": entry.map(|e| e.provider_org.clone()),
+        "consumer_org": entry.map(|e| e.consumer_org.clone()),
+        "principal": entry.map(|e| hex::encode(e.principal)),
+        "purpose": entry.map(|e| e.purpose.clone()),
+    })
+}
+
+fn item_text(item: &TrailItem) -> String {
+    match &item.entry {
+        Some(e) => format!(
+            "{}  leaf {:<6} {:<22} grant {:<4} {:<20} {} -> {}  by {}…  purpose {}",
+            utc(item.leaf.time_ms),
+            item.index,
+            e.kind,
+            e.grant,
+            e.resource,
+            if e.provider_org.is_empty() { "-" } else { &e.provider_org },
+            if e.consumer_org.is_empty() { "-" } else { &e.consumer_org },
+            &hex::encode(e.principal)[..12],
+            if e.purpose.is_empty() { "-" } else { &e.purpose },
+        ),
+        None => format!(
+            "{}  leaf {:<6} {} bytes from contract {}",
+            utc(item.leaf.time_ms),
+            item.index,
+            item.leaf.data.len(),
+            item.leaf.contract
+        ),
+    }
+}
+
+/// What a check established, for both commands: (json, text).
+fn report(
+    height: u64,
+    hash: &shutong_types::Hash,
+    epoch: u64,
+    validators: usize,
+    items: &[TrailItem],
+) -> (serde_json::Value, String) {
+    let mut text = String::new();
+    for item in items {
+        text.push_str(&item_text(item));
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "{} entries, every proof checked against header {height} ({hash}), finalized by a quorum of epoch {epoch}'s {validators} validators",
+        items.len()
+    ));
+    let json = serde_json::json!({
+        "verified": true,
+        "header": {"height": height, "hash": hash, "epoch": epoch, "validators": validators},
+        "items": items.iter().map(item_json).collect::<Vec<_>>(),
+    });
+    (json, text)
+}
+
+pub async fn run(command: AuditCommand) -> anyhow::Result<(serde_json::Value, String)> {
+    match command {
+        AuditCommand::Trail(args) => trail(args).await,
+        AuditCommand::Verify { file, genesis } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let bundle: Bundle =
+                serde_json::from_str(&text).with_context(|| format!("{} is not an audit bundle", file.display()))?;
+            let trusted = genesis.map(|path| Genesis::load(&path)).transpose()?;
+            let keys = trusted.as_ref().map(|g| g.validator_keys());
+            let trust = trusted.as_ref().zip(keys.as_deref()).map(|(g, k)| (g.chain_id.as_str(), k));
+            let checked = bundle.verify(trust).with_context(|| format!("{} does not verify", file.display()))?;
+            let (mut json, mut text) = report(
+                checked.header.header.height,
+                &checked.header.hash,
+                checked.epoch.epoch,
+                checked.epoch.validators.len(),
+                &checked.items,
+            );
+            if trust.is_none() {
+                text.push_str("\nnote: no --genesis given; trust rests on the genesis validators the bundle names");
+                json["trust"] = serde_json::json!("the bundle's own genesis validators");
+            }
+            Ok((json, text))
+        }
+    }
+}
+
+async fn trail(args: TrailArgs) -> anyhow::Result<(serde_json::Value, String)> {
+    let genesis = Genesis::load(&args.genesis)?;
+    let key = keyfile::read(&args.key)?;
+    let client = Client::new(&args.rpc)?;
+    let (by, value) = args.selection();
+    let to_ms = args.to_ms.unwrap_or(u64::MAX);
+    anyhow::ensure!(to_ms >= args.from_ms, "--to-ms {to_ms} is before --from-ms {}", args.from_ms);
+
+    // The question goes on the record first.
+    let status = client.status().await.with_context(|| format!("is a node running at {}?", args.rpc))?;
+    anyhow::ensure!(
+        status.chain_id == genesis.chain_id,
+        "the node serves chain {:?}, the genesis file is for {:?}",
+        status.chain_id,
+        genesis.chain_id
+    );
+    let question =
+        LogQuery { by: by.clone(), value: value.clone(), from_ms: args.from_ms, to_ms, reason: args.reason.clone() };
+    let nonce = client.nonce(&key.account()).await?;
+    let tx = TxBuilder::new(&status.chain_id, key).call(
+        audit_trail::log_query(&question),
+        nonce,
+        status.height + builder::EXPIRY_BLOCKS_DEFAULT,
+    );
+    let logged = client.submit_and_wait(&tx, Duration::from_secs(30)).await?;
+    anyhow::ensure!(logged.status.is_success(), "the question was not logged: {:?}", logged.status);
+
+    let mut verifying = VerifyingClient::new(client, LightClient::new(&genesis.chain_id, genesis.validator_keys()));
+    let (at, header) = verifying.sync_info().await?;
+    let query = AuditQuery {
+        by,
+        value,
+        from_ms: args.from_ms,
+        to_ms,
+        height: Some(at.header.height),
+        cursor: None,
+        limit: None,
+        log_tx: logged.tx_id,
+    };
+    let items = verifying.audit_trail(&query).await?;
+    let epoch = verifying.light.epoch();
+    let (mut json, mut text) = report(at.header.height, &at.hash, epoch.epoch, epoch.validators.len(), &items);
+    json["logged_as"] = serde_json::json!(logged.tx_id);
+    text.push_str(&format!("\nthe question is on record as transaction {}", logged.tx_id));
+    if let Some(path) = args.export {
+        let bundle = Bundle::new(&verifying.light, header, query, &items);
+        let bytes = serde_json::to_vec_pretty(&bundle)?;
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        text.push_str(&format!("\nbundle written to {}: check it offline with `shutong audit verify`", path.display()));
+        json["bundle"] = serde_json::json!(path);
+    }
+    Ok((json, text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc;
+
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(utc(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(utc(1_795_000_000_123), "2026-11-18T11:06:40.123Z");
+    }
+}
