@@ -19,6 +19,20 @@ pub struct Config {
     pub consensus: ConsensusConfig,
     pub mempool: mempool::Config,
     pub log: LogConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+}
+
+/// What the database keeps.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// How many recent heights' state stays provable; 0 (the default) keeps every height (an
+    /// archive). Blocks, certificates, receipts, the whole audit log and the proofs that start
+    /// each epoch are always kept, so auditors can prove any entry, however old, against
+    /// the newest header.
+    #[serde(default)]
+    pub state_history_blocks: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -147,9 +161,14 @@ impl Default for Config {
             },
             mempool: mempool::Config::default(),
             log: LogConfig { format: "text".into(), filter: "info".into() },
+            storage: StorageConfig::default(),
         }
     }
 }
+
+/// The fewest heights of state a pruning node keeps: enough for light clients and auditors
+/// a few minutes behind, and for blocks executing above the tip.
+pub const STATE_HISTORY_MIN: u64 = 1_000;
 
 /// The largest config file read.
 pub const CONFIG_BYTES_MAX: u64 = 64 * 1024;
@@ -207,6 +226,13 @@ impl Config {
             rpc.query_gas_max,
             (1_000_000..=1_000_000_000).contains(&rpc.query_gas_max),
             "must be 1e6 to 1e9",
+        )?;
+        let history = self.storage.state_history_blocks;
+        check(
+            "storage.state_history_blocks",
+            history,
+            history == 0 || history >= STATE_HISTORY_MIN,
+            "must be 0 (keep every height) or at least 1000",
         )?;
         let p = &self.p2p;
         check("p2p.peers", p.peers.len(), p.peers.len() <= PEERS_MAX, "must list at most 1024 peers")?;

@@ -128,7 +128,7 @@ impl Node {
     pub async fn start_with(home: &Path, cfg: Config, genesis: Genesis, key: Keypair) -> anyhow::Result<Node> {
         cfg.validate()?;
         genesis.validate()?;
-        let storage = Arc::new(Storage::open(&in_home(home, &cfg.data_dir))?);
+        let storage = Arc::new(Storage::open_with(&in_home(home, &cfg.data_dir), cfg.storage.state_history_blocks)?);
         let storage_handle = Arc::clone(&storage);
         let tip = init_storage(&storage, &genesis)?;
         tracing::info!(chain_id = %genesis.chain_id, height = tip.height, state_root = %tip.state_root, "storage open");

@@ -244,6 +244,13 @@ fn get_finalized(ctx: &RpcContext) -> RpcResult<HeaderInfo> {
 
 fn state_proof(ctx: &RpcContext, key: &[u8], height: Option<u64>) -> RpcResult<StateProofInfo> {
     let (height, _) = proof_height(ctx, height)?;
+    let kept = ctx.view.storage.pruned_below();
+    if height - 1 < kept {
+        return Err(error(
+            code::HEIGHT_UNAVAILABLE,
+            format!("the state after block {} is pruned: this node keeps it from block {kept} on", height - 1),
+        ));
+    }
     let (value, proof) = crate::state_tree::prove(&*ctx.view.storage, height - 1, key).map_err(|e| match e {
         crate::state_tree::TreeError::Missing(_) => {
             error(code::HEIGHT_UNAVAILABLE, format!("the state after block {} is pruned: {e}", height - 1))

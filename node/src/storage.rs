@@ -50,6 +50,47 @@ const BLOCK_CACHE_BYTES: usize = 128 << 20;
 const META_TIP: &[u8] = b"tip";
 /// `epoch/<epoch, 8 bytes BE>` → the epoch's first height.
 const META_EPOCH: &[u8] = b"epoch/";
+/// `epoch-proof/<epoch, 8 bytes BE>` → [`EpochProofs`]: kept forever, so that pruning old
+/// state never stops a light client from following the validators from genesis.
+const META_EPOCH_PROOF: &[u8] = b"epoch-proof/";
+/// The lowest state-tree version still whole (absent: none was pruned).
+const META_PRUNED_BELOW: &[u8] = b"pruned-below";
+/// How often, in heights, old state versions are pruned.
+const PRUNE_EVERY: u64 = 100;
+
+fn epoch_proof_key(epoch: u64) -> Vec<u8> {
+    let mut key = META_EPOCH_PROOF.to_vec();
+    key.extend_from_slice(&epoch.to_be_bytes());
+    key
+}
+
+/// The proofs that start an epoch: the governance contract's validator set and scheduled
+/// change in the state the previous epoch's last header commits to (the state after the
+/// block before it), taken when the epoch began.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochProofs {
+    pub validators: (Option<Vec<u8>>, shutong_types::smt::StateProof),
+    pub pending: (Option<Vec<u8>>, shutong_types::smt::StateProof),
+}
+
+impl Encode for EpochProofs {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        for (value, proof) in [&self.validators, &self.pending] {
+            write::option(out, value, |out, v| write::bytes(out, v));
+            proof.encode_to(out);
+        }
+    }
+}
+
+impl Decode for EpochProofs {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let one = |r: &mut Reader<'_>| -> Result<_, DecodeError> {
+            let value = r.option("epoch_proof.value", |r| r.byte_vec("epoch_proof.value", 1 << 20))?;
+            Ok((value, shutong_types::smt::StateProof::decode_from(r)?))
+        };
+        Ok(EpochProofs { validators: one(r)?, pending: one(r)? })
+    }
+}
 
 fn epoch_key(epoch: u64) -> Vec<u8> {
     let mut key = META_EPOCH.to_vec();
@@ -162,6 +203,8 @@ const TILE_CACHE_TILES: usize = 1_024;
 /// The node's database.
 pub struct Storage {
     db: DB,
+    /// How many recent state versions to keep whole; 0 keeps every version (an archive).
+    state_history_blocks: u64,
     tree_cache: quick_cache::sync::Cache<NodeKey, Node>,
     tile_cache: quick_cache::sync::Cache<TileKey, Arc<Tile>>,
 }
@@ -183,7 +226,15 @@ fn decode_stored<T: Decode>(what: &str, bytes: &[u8]) -> T {
 }
 
 impl Storage {
+    /// Opens an archive: every state version is kept.
     pub fn open(path: &Path) -> Result<Storage, StorageError> {
+        Storage::open_with(path, 0)
+    }
+
+    /// Opens the database keeping the state of the last `state_history_blocks` heights
+    /// whole (0 keeps all). Blocks, certificates, receipts, the audit log and the proofs that
+    /// start each epoch are never pruned.
+    pub fn open_with(path: &Path, state_history_blocks: u64) -> Result<Storage, StorageError> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
@@ -208,6 +259,7 @@ impl Storage {
             .map_err(|e| StorageError::Open { path: path.display().to_string(), reason: e.to_string() })?;
         Ok(Storage {
             db,
+            state_history_blocks,
             tree_cache: quick_cache::sync::Cache::new(TREE_CACHE_NODES),
             tile_cache: quick_cache::sync::Cache::new(TILE_CACHE_TILES),
         })
@@ -318,6 +370,9 @@ impl Storage {
         }
         if let Some((epoch, start)) = crate::epochs::started(commit.writes) {
             batch.put_cf(self.cf(CF_META), epoch_key(epoch), start.to_be_bytes());
+            if let Some(proofs) = self.epoch_proofs_now(start) {
+                batch.put_cf(self.cf(CF_META), epoch_proof_key(epoch), proofs.encode());
+            }
         }
         batch.delete_range_cf(self.cf(CF_WAL), 0u64.to_be_bytes(), (commit.tip.view + 1).to_be_bytes());
         batch.put_cf(self.cf(CF_META), META_TIP, commit.tip.encode());
@@ -325,6 +380,61 @@ impl Storage {
         for (key, node) in &commit.tree.nodes {
             self.tree_cache.insert(key.clone(), node.clone());
         }
+        if self.state_history_blocks > 0 && height.is_multiple_of(PRUNE_EVERY) {
+            self.prune_state_below(height.saturating_sub(self.state_history_blocks));
+        }
+    }
+
+    /// The epoch proofs for an epoch starting at `start`, from the tree of version
+    /// `start − 2` (absent for a start below 2, which no governance change can have).
+    fn epoch_proofs_now(&self, start: u64) -> Option<EpochProofs> {
+        let version = start.checked_sub(2)?;
+        let prove = |key: Vec<u8>| {
+            crate::state_tree::prove(self, version, &key).expect("the state tree below the tip is whole")
+        };
+        Some(EpochProofs {
+            validators: prove(crate::epochs::validators_key()),
+            pending: prove(crate::epochs::pending_key()),
+        })
+    }
+
+    /// The stored proofs that started `epoch`.
+    pub fn epoch_proofs(&self, epoch: u64) -> Option<EpochProofs> {
+        self.get(CF_META, &epoch_proof_key(epoch)).map(|bytes| decode_stored("epoch proofs", &bytes))
+    }
+
+    /// The lowest state version still whole.
+    pub fn pruned_below(&self) -> u64 {
+        self.get(CF_META, META_PRUNED_BELOW)
+            .map_or(0, |b| u64::from_be_bytes(b.try_into().expect("stored prune mark is a u64")))
+    }
+
+    /// Deletes the tree nodes that no version from `below` on uses: those stale since a
+    /// version ≤ `below`. Returns how many were deleted.
+    pub fn prune_state_below(&self, below: u64) -> usize {
+        if below <= self.pruned_below() {
+            return 0;
+        }
+        let (tree, stale) = (self.cf(CF_TREE), self.cf(CF_STALE));
+        let mut batch = WriteBatch::default();
+        let mut deleted = 0;
+        let end = (below + 1).to_be_bytes();
+        for item in self.db.iterator_cf(stale, rocksdb::IteratorMode::Start) {
+            let (entry, _) = item.expect("rocksdb stale scan failed");
+            if entry[..8] >= end[..] {
+                break;
+            }
+            if let Some(key) = NodeKey::from_bytes(&entry[8..]) {
+                self.tree_cache.remove(&key);
+            }
+            batch.delete_cf(tree, &entry[8..]);
+            batch.delete_cf(stale, &entry);
+            deleted += 1;
+        }
+        batch.put_cf(self.cf(CF_META), META_PRUNED_BELOW, below.to_be_bytes());
+        self.db.write_opt(batch, &synced()).expect("rocksdb prune failed");
+        tracing::debug!(below, deleted, "pruned old state versions");
+        deleted
     }
 
     /// Makes a vote durable (synced) before it may be sent: the consensus host contract.
@@ -432,6 +542,71 @@ mod tests {
             log: &log,
             tip,
         });
+    }
+
+    /// A node keeping 100 heights of state: every retained version proves every key, older
+    /// ones are gone, and the proofs that started an epoch outlive the state they came from.
+    #[test]
+    fn pruning_keeps_every_retained_version_and_the_epoch_proofs() {
+        use shutong_system_api::governance::{PendingSet, ValidatorSet};
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open_with(dir.path(), 100).unwrap();
+        let key = |i: u64| format!("key-{}", i % 40).into_bytes();
+        let mut roots = Vec::new();
+        let mut parent = Hash::ZERO;
+        for version in 0..=350u64 {
+            let mut writes: Writes =
+                (0..3).map(|j| (key(version * 3 + j), Some(version.to_be_bytes().to_vec()))).collect();
+            if version == 110 {
+                let pending = PendingSet { activation_height: 120, keys: vec![[9; 32]], proposer: [1; 32] };
+                writes.insert(crate::epochs::pending_key(), Some(pending.encode()));
+            }
+            if version == 120 {
+                writes.insert(crate::epochs::pending_key(), None);
+                let set = ValidatorSet { epoch: 1, since_height: 120, keys: vec![[9; 32]] };
+                writes.insert(crate::epochs::validators_key(), Some(set.encode()));
+            }
+            let tree = crate::state_tree::update(&storage, version, &writes).unwrap();
+            roots.push(tree.root);
+            let block = block(version, parent);
+            parent = block.header.hash();
+            let tip = Tip {
+                height: version,
+                view: version,
+                hash: parent,
+                timestamp_ms: version,
+                state_root: tree.root,
+                receipts_root: Hash::ZERO,
+                audit_root: Hash::ZERO,
+                audit_size: 0,
+            };
+            let log = LogUpdate::default();
+            storage.commit(Commit {
+                block: &block,
+                certificate: None,
+                receipts: &[],
+                writes: &writes,
+                tree: &tree,
+                log: &log,
+                tip,
+            });
+        }
+        assert_eq!(storage.pruned_below(), 200, "pruned at height 300, keeping 100");
+        for version in 200..=350u64 {
+            for i in 0..40 {
+                let (value, proof) = crate::state_tree::prove(&storage, version, &key(i)).unwrap();
+                proof.verify(&roots[version as usize], &key(i), value.as_deref()).unwrap();
+            }
+        }
+        assert!(matches!(crate::state_tree::prove(&storage, 150, &key(0)), Err(TreeError::Missing(_))));
+        // Epoch 1 began at 120; its proofs are of the state after 118, long pruned.
+        let proofs = storage.epoch_proofs(1).unwrap();
+        let (value, proof) = &proofs.pending;
+        proof.verify(&roots[118], &crate::epochs::pending_key(), value.as_deref()).unwrap();
+        assert_eq!(PendingSet::decode(value.as_ref().unwrap()).unwrap().activation_height, 120);
+        let (value, proof) = &proofs.validators;
+        proof.verify(&roots[118], &crate::epochs::validators_key(), value.as_deref()).unwrap();
+        assert_eq!(storage.epoch_start(1), Some(120));
     }
 
     /// A transaction a faulty leader repeats, in the same block or a later one, gets a
