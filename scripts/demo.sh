@@ -147,10 +147,25 @@ step "the bureau revokes the grant; the next use is denied"
 tx cdo access revoke --grant "$grant" --reason "annual review"
 use uscc licensing.renewal 6
 
-step "an auditor asks any validator for the grant's full history (proofs against finalized headers are the next issue)"
+step "the district's inspection office joins with an auditor (an organisation of kind auditor, a principal with the auditor role)"
+tx auditor org register --id inspect --name "静安区数据监察 Data Inspection Office" --kind auditor
+tx auditor principal set --org inspect --account "$(acct "$(k auditor)")" --roles admin,auditor
 query_until --rpc "$rpc3" access grant --id "$grant"
-"$bin" query --rpc "$rpc3" audit history --grant "$grant"
-"$bin" query --rpc "$rpc3" audit violation --id 1
+
+step "the auditor asks another validator for the grant's full history: the question goes on the record first, and every entry is proven against a header the validators finalized (trust: the genesis file only)"
+"$bin" audit trail --rpc "$rpc3" --key "$(k auditor)" --genesis "$dir/node0/genesis.json" --grant "$grant" \
+  --reason "annual inspection 2026-17" --export "$dir/grant-$grant-trail.json"
+echo "-- who used the bureau's licence records, for what purpose:"
+"$bin" audit trail --rpc "$rpc3" --key "$(k auditor)" --genesis "$dir/node0/genesis.json" \
+  --resource market/business-licence --reason "annual inspection 2026-17"
+
+step "offline, the exported bundle is checked with no node at all; an edited copy is refused"
+"$bin" audit verify "$dir/grant-$grant-trail.json" --genesis "$dir/node0/genesis.json"
+sed 's/"leaf_hex": "0/"leaf_hex": "1/; t; s/"leaf_hex": "[1-9a-f]/"leaf_hex": "0/' "$dir/grant-$grant-trail.json" >"$dir/edited-trail.json"
+if "$bin" audit verify "$dir/edited-trail.json" --genesis "$dir/node0/genesis.json"; then
+  echo "an edited bundle verified: this must not happen" >&2
+  exit 1
+fi
 
 step "SIGKILL validator-1: the other $((validators - 1)) keep finalizing (its views time out and are skipped)"
 "$bin" testnet stop --dir "$dir" --node 1 --kill

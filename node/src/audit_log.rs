@@ -93,8 +93,8 @@ impl Decode for Tile {
         }
         let mut tile = Tile::default();
         for (row, hashes) in tile.rows.iter_mut().enumerate() {
-            let count = width >> row;
-            *hashes = (0..count).map(|_| Hash::decode_from(r)).collect::<Result<_, _>>()?;
+            let bytes = r.take((width >> row) * 32)?;
+            *hashes = bytes.chunks_exact(32).map(|c| Hash(c.try_into().expect("32-byte chunks"))).collect();
         }
         Ok(tile)
     }

@@ -378,7 +378,9 @@ impl Storage {
         batch.put_cf(self.cf(CF_META), META_TIP, commit.tip.encode());
         self.db.write_opt(batch, &synced()).expect("rocksdb commit failed");
         for (key, node) in &commit.tree.nodes {
-            self.tree_cache.insert(key.clone(), node.clone());
+            if matches!(node, Node::Internal(_)) {
+                self.tree_cache.insert(key.clone(), node.clone());
+            }
         }
         if self.state_history_blocks > 0 && height.is_multiple_of(PRUNE_EVERY) {
             self.prune_state_below(height.saturating_sub(self.state_history_blocks));
@@ -464,7 +466,11 @@ impl TreeReader for Storage {
         }
         let Some(bytes) = self.get(CF_TREE, &key.to_bytes()) else { return Ok(None) };
         let node = Node::decode(&bytes).map_err(|e| TreeError::Corrupt { key: key.clone(), reason: e.to_string() })?;
-        self.tree_cache.insert(key.clone(), node.clone());
+        // Inner nodes are what every lookup passes through; a leaf is read by one key's
+        // lookups only, and would push them out.
+        if matches!(node, Node::Internal(_)) {
+            self.tree_cache.insert(key.clone(), node.clone());
+        }
         Ok(Some(node))
     }
 }

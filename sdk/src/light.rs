@@ -52,15 +52,15 @@ pub enum LightError {
     OutsideEpoch { height: u64, epoch: u64, start: u64, end: Option<u64> },
     #[error("header {height} names validator set {named}, not epoch {epoch}'s {expected}")]
     ValidatorSet { height: u64, epoch: u64, named: Hash, expected: Hash },
-    #[error("the certificate for header {height} does not verify: {source}")]
+    #[error("the certificate for header {height} does not verify")]
     Certificate { height: u64, source: CertificateError },
     #[error("the epoch {epoch} change does not check: {reason}")]
     EpochChange { epoch: u64, reason: String },
     #[error("the node answered for header {answered}, not the asked {asked}")]
     WrongHeight { asked: u64, answered: u64 },
-    #[error("the state proof for key {key} does not check: {source}")]
+    #[error("the state proof for key {key} does not check")]
     State { key: String, source: StateProofError },
-    #[error("the audit-log proof for leaf {index} does not check: {source}")]
+    #[error("the audit-log proof for leaf {index} does not check")]
     Log { index: u64, source: LogProofError },
     #[error("the node sent proof for leaf {proven}, not the asked {asked}")]
     WrongLeaf { asked: u64, proven: u64 },
@@ -68,7 +68,7 @@ pub enum LightError {
         "the log at header {height} has {claimed} leaves, fewer than the {known} already verified: the log was truncated"
     )]
     LogShrunk { height: u64, known: u64, claimed: u64 },
-    #[error("the log at header {height} does not extend the one verified before: {source}")]
+    #[error("the log at header {height} does not extend the one verified before")]
     Inconsistent { height: u64, source: LogProofError },
     #[error("the node's newest finalized header is {served}, below the {known} already verified")]
     Regressed { known: u64, served: u64 },
