@@ -109,15 +109,38 @@ pub struct Child {
     pub leaf: bool,
 }
 
-/// A node with up to sixteen children.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// A node with up to sixteen children, and the hashes of the binary subtree over them.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Internal {
-    pub children: [Option<Child>; 16],
+    children: [Option<Child>; 16],
+    /// Heap-ordered: `[1]` spans all sixteen children, `[2]`, `[3]` the halves, `[4..8]` the
+    /// quarters, `[8..16]` the pairs (`[0]` is unused). Derived from `children` when the node
+    /// is made, so proofs and lookups never hash again.
+    inner: [Hash; 16],
 }
 
 impl Internal {
+    pub fn new(children: [Option<Child>; 16]) -> Internal {
+        let mut node = Internal { children, inner: [EMPTY; 16] };
+        for idx in (1..16usize).rev() {
+            let level = idx.ilog2() as usize;
+            let width = 16 >> level;
+            let lo = (idx - (1 << level)) * width;
+            node.inner[idx] = match node.count(lo, lo + width) {
+                (0, _) => EMPTY,
+                (1, Some((_, child))) if child.leaf => child.hash,
+                _ => smt::node_hash(&node.range_hash(lo, lo + width / 2), &node.range_hash(lo + width / 2, lo + width)),
+            };
+        }
+        node
+    }
+
+    pub fn children(&self) -> &[Option<Child>; 16] {
+        &self.children
+    }
+
     pub fn hash(&self) -> Hash {
-        self.range_hash(0, 16)
+        self.inner[1]
     }
 
     /// Children in `[lo, hi)`, and the first of them.
@@ -133,16 +156,14 @@ impl Internal {
         (count, first)
     }
 
-    /// The hash of the binary subtree over children `[lo, hi)`.
+    /// The hash of the binary subtree over children `[lo, hi)`, an aligned power-of-two
+    /// range: a lone leaf's hash, `EMPTY` for none, else the node over its halves.
     fn range_hash(&self, lo: usize, hi: usize) -> Hash {
-        match self.count(lo, hi) {
-            (0, _) => EMPTY,
-            (1, Some((_, child))) if child.leaf || hi - lo == 1 => child.hash,
-            _ => {
-                let mid = (lo + hi) / 2;
-                smt::node_hash(&self.range_hash(lo, mid), &self.range_hash(mid, hi))
-            }
+        let width = hi - lo;
+        if width == 1 {
+            return self.children[lo].map_or(EMPTY, |c| c.hash);
         }
+        self.inner[16 / width + lo / width]
     }
 }
 
@@ -214,15 +235,15 @@ impl Decode for Node {
                 if leaves & !present != 0 || present.count_ones() < 1 {
                     return Err(DecodeError::InvalidTag { what: "tree_node.children", tag: 2 });
                 }
-                let mut node = Internal::default();
-                for i in 0..16 {
+                let mut children: [Option<Child>; 16] = [None; 16];
+                for (i, slot) in children.iter_mut().enumerate() {
                     if present & (1 << i) != 0 {
                         let version = r.u64()?;
                         let hash = Hash::decode_from(r)?;
-                        node.children[i] = Some(Child { version, hash, leaf: leaves & (1 << i) != 0 });
+                        *slot = Some(Child { version, hash, leaf: leaves & (1 << i) != 0 });
                     }
                 }
-                Ok(Node::Internal(node))
+                Ok(Node::Internal(Internal::new(children)))
             }
             tag => Err(DecodeError::InvalidTag { what: "tree_node", tag }),
         }
@@ -472,9 +493,9 @@ impl Updater<'_> {
             },
             _ => {}
         }
-        let mut node = Internal::default();
+        let mut children: [Option<Child>; 16] = [None; 16];
         for (n, slot) in live {
-            node.children[n] = Some(match slot {
+            children[n] = Some(match slot {
                 Slot::Keep(child) => child,
                 Slot::New(Sub::Internal { hash, version }) => Child { version, hash, leaf: false },
                 Slot::New(Sub::Leaf { leaf, stored }) => {
@@ -497,6 +518,7 @@ impl Updater<'_> {
                 Slot::New(Sub::Empty) => unreachable!("empty slots were dropped"),
             });
         }
+        let node = Internal::new(children);
         let hash = node.hash();
         self.out.nodes.insert(NodeKey { version: self.version, path: path.to_vec() }, Node::Internal(node));
         Ok(Sub::Internal { hash, version: self.version })

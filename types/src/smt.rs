@@ -59,12 +59,20 @@ pub fn value_hash(value: &[u8]) -> Hash {
     keyed(&keys().value, &[value])
 }
 
+/// Two hashes under `key` as one 64-byte blake3 block (one compression, no streaming state).
+fn pair(key: &[u8; 32], left: &Hash, right: &Hash) -> Hash {
+    let mut block = [0u8; 64];
+    block[..32].copy_from_slice(&left.0);
+    block[32..].copy_from_slice(&right.0);
+    Hash(*blake3::keyed_hash(key, &block).as_bytes())
+}
+
 pub fn leaf_hash(key_hash: &Hash, value_hash: &Hash) -> Hash {
-    keyed(&keys().leaf, &[&key_hash.0, &value_hash.0])
+    pair(&keys().leaf, key_hash, value_hash)
 }
 
 pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
-    keyed(&keys().node, &[&left.0, &right.0])
+    pair(&keys().node, left, right)
 }
 
 /// Bit `i` of a key hash, counted from the top bit of the first byte.
