@@ -330,3 +330,156 @@ fn cli_trail_and_offline_verify(t: &common::TestNode, auditor: &shutong_types::K
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not the trusted ones"));
 }
+
+/// How the lying node in front of the real one bends its answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lie {
+    None,
+    /// The newest header with its state root changed, under the real certificate.
+    ForgedHeader,
+    /// An older finalized header served as the newest: history cut short.
+    Stale(u64),
+    /// A header re-signed by the (colluding) validator with a log two leaves shorter.
+    TruncatedLog,
+    /// An audit leaf with its bytes changed.
+    ForgedLeaf,
+}
+
+struct Proxy {
+    upstream: shutong_sdk::Client,
+    lie: std::sync::Mutex<Lie>,
+    validator: shutong_types::Keypair,
+}
+
+async fn forward(proxy: &Proxy, method: &str, params: serde_json::Value) -> serde_json::Value {
+    let mut array = jsonrpsee::core::params::ArrayParams::new();
+    for value in params.as_array().cloned().unwrap_or_default() {
+        array.insert(value).unwrap();
+    }
+    proxy.upstream.call_raw(method, array).await.unwrap()
+}
+
+/// A node in front of the real one that answers with the current lie.
+async fn lying_node(proxy: std::sync::Arc<Proxy>) -> (String, jsonrpsee::server::ServerHandle) {
+    use shutong_sdk::rpc::{HeaderInfo, method};
+    use shutong_types::{BlockHeader, Certificate, VoteKind, VoteSubject};
+    let server = jsonrpsee::server::Server::builder().build("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let mut module = jsonrpsee::RpcModule::from_arc(proxy);
+    for name in [
+        method::GET_FINALIZED,
+        method::GET_EPOCH,
+        method::GET_STATE_PROOF,
+        method::GET_AUDIT_PROOF,
+        method::GET_CONSISTENCY_PROOF,
+    ] {
+        module
+            .register_async_method(name, move |params, proxy, _| async move {
+                let params: serde_json::Value = params.parse().unwrap_or(serde_json::Value::Array(vec![]));
+                let lie = *proxy.lie.lock().unwrap();
+                let mut answer = forward(&proxy, name, params).await;
+                if name == method::GET_FINALIZED {
+                    let mut info: HeaderInfo = serde_json::from_value(answer.clone()).unwrap();
+                    let mut header = BlockHeader::decode(&hex::decode(&info.header_hex).unwrap()).unwrap();
+                    match lie {
+                        Lie::ForgedHeader => header.state_root = shutong_types::Hash::of("forged", b"root"),
+                        Lie::Stale(height) => {
+                            let old: Option<HeaderInfo> = proxy
+                                .upstream
+                                .call_raw(method::GET_HEADER, jsonrpsee::rpc_params![height])
+                                .await
+                                .unwrap();
+                            return Ok(serde_json::to_value(old.unwrap()).unwrap());
+                        }
+                        Lie::TruncatedLog => {
+                            // The validator itself signs a header whose log lost its last leaves.
+                            header.audit_size -= 2;
+                            header.audit_root = shutong_types::Hash::of("truncated", b"log");
+                            let subject = VoteSubject {
+                                kind: VoteKind::Finalize,
+                                epoch: 0,
+                                view: header.view,
+                                digest: header.hash(),
+                            };
+                            let signature = subject.sign(&header.chain_id, &proxy.validator);
+                            info.certificate_hex =
+                                Some(hex::encode(Certificate::new(subject, 1, &[(0, signature)]).encode()));
+                        }
+                        _ => {}
+                    }
+                    info.header_hex = hex::encode(header.encode());
+                    answer = serde_json::to_value(info).unwrap();
+                }
+                if name == method::GET_AUDIT_PROOF && lie == Lie::ForgedLeaf {
+                    let leaf = answer["leaf_hex"].as_str().unwrap().replacen('0', "1", 1);
+                    answer["leaf_hex"] = serde_json::Value::String(leaf);
+                }
+                Ok::<_, jsonrpsee::types::ErrorObjectOwned>(answer)
+            })
+            .unwrap();
+    }
+    (format!("http://{addr}"), server.start(module))
+}
+
+/// A node that lies, in front of an honest one: a forged header, a truncated history (an
+/// old header as the newest, and a log cut short under a certificate the validator itself
+/// signed), and forged data are each refused by the client, by name.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lying_node_is_caught_forging_headers_data_and_history() {
+    let t = common::TestNode::start().await;
+    let mut runner = common::RpcRunner {
+        handle: tokio::runtime::Handle::current(),
+        client: t.client.clone(),
+        chain_id: common::CHAIN_ID.into(),
+        nonces: Default::default(),
+        admin: t.admin.clone(),
+    };
+    tokio::task::spawn_blocking(move || common::story::authorisation_story(&mut runner)).await.unwrap();
+    let proxy = std::sync::Arc::new(Proxy {
+        upstream: t.client.clone(),
+        lie: std::sync::Mutex::new(Lie::None),
+        validator: t.validator.clone(),
+    });
+    let (url, server) = lying_node(std::sync::Arc::clone(&proxy)).await;
+    let light = shutong_sdk::LightClient::new(common::CHAIN_ID, vec![t.validator.public()]);
+    let mut client = shutong_sdk::VerifyingClient::new(shutong_sdk::Client::new(&url).unwrap(), light);
+    let set_lie = |lie| *proxy.lie.lock().unwrap() = lie;
+
+    // Honest answers through the proxy are accepted.
+    let first = client.sync().await.unwrap();
+    assert!(first.header.audit_size > 5);
+    client.audit_leaf(2).await.unwrap();
+    let wait_past = |height: u64| {
+        let c = t.client.clone();
+        async move {
+            while c.status().await.unwrap().height < height {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
+    wait_past(first.header.height + 3).await;
+
+    set_lie(Lie::ForgedHeader);
+    let err = client.sync().await.unwrap_err();
+    assert!(matches!(err, LightError::WrongSubject { .. }), "{err}");
+
+    set_lie(Lie::Stale(first.header.height - 3));
+    let err = client.sync().await.unwrap_err();
+    assert!(matches!(err, LightError::Regressed { .. }), "{err}");
+
+    set_lie(Lie::TruncatedLog);
+    let err = client.sync().await.unwrap_err();
+    assert!(matches!(err, LightError::LogShrunk { known, claimed, .. } if claimed + 2 == known), "{err}");
+
+    set_lie(Lie::ForgedLeaf);
+    let err = client.audit_leaf(2).await.unwrap_err();
+    assert!(matches!(err, LightError::Log { index: 2, source: LogProofError::RootMismatch { .. } }), "{err}");
+
+    // Nothing a lie offered was accepted: the client still stands where it was, and honest
+    // answers move it on.
+    assert_eq!(client.light.latest().unwrap().header.height, first.header.height);
+    set_lie(Lie::None);
+    assert!(client.sync().await.unwrap().header.height > first.header.height);
+    server.stop().unwrap();
+    t.stop().await;
+}
