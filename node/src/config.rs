@@ -334,6 +334,19 @@ mod tests {
     }
 
     #[test]
+    fn state_history_is_all_or_at_least_the_minimum() {
+        let mut cfg = Config::default();
+        assert_eq!(cfg.storage.state_history_blocks, 0, "an archive by default");
+        cfg.storage.state_history_blocks = 999;
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("storage.state_history_blocks = 999"), "{err}");
+        cfg.storage.state_history_blocks = STATE_HISTORY_MIN;
+        cfg.validate().unwrap();
+        let text = cfg.to_toml();
+        assert!(text.contains("[storage]") && text.contains("state_history_blocks = 1000"), "{text}");
+    }
+
+    #[test]
     fn a_leader_timeout_below_the_block_interval_is_refused() {
         let mut cfg = Config::default();
         cfg.consensus.leader_timeout_ms = cfg.consensus.block_interval_ms;
