@@ -155,6 +155,7 @@ fn report(
     epoch: u64,
     validators: usize,
     items: &[TrailItem],
+    complete: bool,
 ) -> (serde_json::Value, String) {
     let mut text = String::new();
     for item in items {
@@ -165,8 +166,16 @@ fn report(
         "{} entries, every proof checked against header {height} ({hash}), finalized by a quorum of epoch {epoch}'s {validators} validators",
         items.len()
     ));
+    if complete {
+        text.push_str(
+            "\ncomplete: the grant's entry count is proven in the same header, and every entry up to it is here",
+        );
+    } else {
+        text.push_str("\nnot proven complete: each entry is proven, but only a grant's whole history (--grant, no period) proves nothing is missing");
+    }
     let json = serde_json::json!({
         "verified": true,
+        "complete": complete,
         "header": {"height": height, "hash": hash, "epoch": epoch, "validators": validators},
         "items": items.iter().map(item_json).collect::<Vec<_>>(),
     });
@@ -190,6 +199,7 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<(serde_json::Value, St
                 checked.epoch.epoch,
                 checked.epoch.validators.len(),
                 &checked.items,
+                checked.complete,
             );
             if trust.is_none() {
                 text.push_str("\nnote: no --genesis given; trust rests on the genesis validators the bundle names");
@@ -239,13 +249,21 @@ async fn trail(args: TrailArgs) -> anyhow::Result<(serde_json::Value, String)> {
         limit: None,
         log_tx: logged.tx_id,
     };
-    let items = verifying.audit_trail(&query).await?;
+    let (items, count) = match shutong_sdk::light::whole_history(&query) {
+        Some(_) => {
+            let (items, count) = verifying.grant_history(&query).await?;
+            (items, Some(count))
+        }
+        None => (verifying.audit_trail(&query).await?, None),
+    };
     let epoch = verifying.light.epoch();
-    let (mut json, mut text) = report(at.header.height, &at.hash, epoch.epoch, epoch.validators.len(), &items);
+    let complete = count.is_some();
+    let (mut json, mut text) =
+        report(at.header.height, &at.hash, epoch.epoch, epoch.validators.len(), &items, complete);
     json["logged_as"] = serde_json::json!(logged.tx_id);
     text.push_str(&format!("\nthe question is on record as transaction {}", logged.tx_id));
     if let Some(path) = args.export {
-        let bundle = Bundle::new(&verifying.light, header, query, &items);
+        let bundle = Bundle::new(&verifying.light, header, query, &items, count);
         let bytes = serde_json::to_vec_pretty(&bundle)?;
         std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
         text.push_str(&format!("\nbundle written to {}: check it offline with `shutong audit verify`", path.display()));

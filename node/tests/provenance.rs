@@ -210,10 +210,12 @@ async fn an_auditor_asks_who_used_which_data_and_every_answer_is_proven() {
     let grant_id = grant.entry.as_ref().unwrap().grant;
     assert!(kinds.iter().filter(|k| **k == "access.permitted").count() == 3, "{kinds:?}");
 
-    // The full history of the grant, in order, every item proven and about that grant.
+    // The full history of the grant, in order, every item proven and about that grant, and
+    // proven complete: the grant's entry count is proven in the same header.
     let by_grant = trail("grant", grant_id.to_string()).await;
     verifying.sync().await.unwrap();
-    let history = verifying.audit_trail(&by_grant).await.unwrap();
+    let (history, _) = verifying.grant_history(&by_grant).await.unwrap();
+    assert!(history.iter().enumerate().all(|(i, item)| item.entry.as_ref().unwrap().grant_seq == i as u64));
     let kinds: Vec<&str> = history.iter().map(|i| i.entry.as_ref().unwrap().kind.as_str()).collect();
     assert_eq!(kinds[0], "grant.issued", "{kinds:?}");
     for expected in ["access.permitted", "grant.exhausted", "access.denied", "violation.opened", "grant.revoked"] {
@@ -294,6 +296,7 @@ fn cli_trail_and_offline_verify(t: &common::TestNode, auditor: &shutong_types::K
     assert!(items.len() >= 8, "{answer}");
     assert!(items.iter().all(|i| i["grant"].as_u64() == Some(grant.parse().unwrap())));
     assert_eq!(items[0]["kind"], "grant.issued");
+    assert_eq!(answer["complete"], true, "a grant's whole history is proven complete");
 
     // Offline: no --rpc at all, the genesis file as the trust root.
     let out = shutong(&[
@@ -319,6 +322,18 @@ fn cli_trail_and_offline_verify(t: &common::TestNode, auditor: &shutong_types::K
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("does not verify") && err.contains("audit-log proof for leaf"), "{err}");
+
+    // One entry left out of the bundle: every remaining proof holds, but the history is
+    // proven incomplete.
+    let mut shorter: serde_json::Value = serde_json::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
+    shorter["items"][2]["leaf_hex"] = serde_json::Value::String(leaf.clone());
+    shorter["items"].as_array_mut().unwrap().remove(4);
+    let short_bundle = dir.path().join("short.json");
+    std::fs::write(&short_bundle, serde_json::to_vec(&shorter).unwrap()).unwrap();
+    let out = shutong(&["audit", "verify", short_bundle.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("history is incomplete"), "{err}");
 
     // A bundle from another chain's trust root is refused even if it checks on its own.
     let mut other = t.genesis.clone();

@@ -74,6 +74,8 @@ pub enum LightError {
     Regressed { known: u64, served: u64 },
     #[error("audit leaf {index} does not answer the question: {reason}")]
     OffQuery { index: u64, reason: String },
+    #[error("grant {grant}'s history is incomplete: the proven count is {expected} entries, the answer {reason}")]
+    Incomplete { grant: u64, expected: u64, reason: String },
     #[error(transparent)]
     Rpc(#[from] ClientError),
 }
@@ -107,6 +109,40 @@ pub fn off_query(query: &AuditQuery, leaf: &AuditLeaf) -> Option<String> {
         other => return Some(format!("unknown selector {other:?}")),
     };
     (!matches).then(|| format!("its {} is not {v:?}", query.by))
+}
+
+/// The state key of grant `grant`'s entry count (in the authz contract's storage).
+pub fn grant_log_key(grant: u64) -> Vec<u8> {
+    let mut key = shutong_system_api::audit::GRANT_LOG_PREFIX.to_vec();
+    key.extend_from_slice(&grant.to_be_bytes());
+    let authz = shutong_types::Address::system(shutong_system_api::names::AUTHZ);
+    shutong_types::keyspace::contract_storage(&authz, &key)
+}
+
+/// Checks that `items` are exactly grant `grant`'s entries 0 .. `count`, in order.
+pub fn check_complete(grant: u64, count: u64, items: &[TrailItem]) -> Result<(), LightError> {
+    let incomplete = |reason: String| LightError::Incomplete { grant, expected: count, reason };
+    if items.len() as u64 != count {
+        return Err(incomplete(format!("holds {}", items.len())));
+    }
+    for (i, item) in items.iter().enumerate() {
+        match &item.entry {
+            Some(entry) if entry.grant == grant && entry.grant_seq == i as u64 => {}
+            Some(entry) => {
+                return Err(incomplete(format!(
+                    "has entry {} of grant {} where entry {i} belongs",
+                    entry.grant_seq, entry.grant
+                )));
+            }
+            None => return Err(incomplete(format!("has a leaf that is no entry at position {i}"))),
+        }
+    }
+    Ok(())
+}
+
+/// The question that asks for a grant's whole history.
+pub fn whole_history(query: &AuditQuery) -> Option<u64> {
+    (query.by == "grant" && query.from_ms == 0 && query.to_ms == u64::MAX).then(|| query.value.parse().ok()).flatten()
 }
 
 /// One answer to an auditor's question, proven.
@@ -460,6 +496,27 @@ impl VerifyingClient {
         }
     }
 
+    /// Grant `grant`'s whole history, proven entry by entry *and complete*: the authz
+    /// contract numbers a grant's entries without gaps and keeps their count in state, so the
+    /// count is proven against the same header and every number must be there, in order.
+    /// `query` must ask by this grant over all time. Returns the items and the count's proof.
+    pub async fn grant_history(&self, query: &AuditQuery) -> Result<(Vec<TrailItem>, StateProofInfo), LightError> {
+        let grant = whole_history(query).ok_or_else(|| LightError::OffQuery {
+            index: 0,
+            reason: "a complete history asks by grant over all time".into(),
+        })?;
+        let at = self.latest()?;
+        let key = grant_log_key(grant);
+        let info: StateProofInfo =
+            self.client.call_raw(method::GET_STATE_PROOF, rpc_params![hex::encode(&key), at.header.height]).await?;
+        let count = self.light.verify_state(&at, &info, &key)?;
+        let count =
+            count.map_or(Ok(0), |bytes| u64::decode(&bytes).map_err(|e| malformed("grant count")(e.to_string())))?;
+        let items = self.audit_trail(query).await?;
+        check_complete(grant, count, &items)?;
+        Ok((items, info))
+    }
+
     /// Audit-log leaf `index`, proven in the log of the newest verified header.
     pub async fn audit_leaf(&self, index: u64) -> Result<AuditLeaf, LightError> {
         let at = self.latest()?;
@@ -484,6 +541,10 @@ pub struct Bundle {
     pub header: HeaderInfo,
     pub query: AuditQuery,
     pub items: Vec<AuditProofInfo>,
+    /// For a grant's whole history: the proof of its entry count, so the bundle proves the
+    /// history complete.
+    #[serde(default)]
+    pub count: Option<StateProofInfo>,
 }
 
 /// What checking a bundle established.
@@ -492,11 +553,19 @@ pub struct BundleReport {
     pub header: Verified,
     pub epoch: EpochSet,
     pub items: Vec<TrailItem>,
+    /// Whether the items are proven to be all there is (a grant's whole history).
+    pub complete: bool,
 }
 
 impl Bundle {
     /// A bundle of `items` answering `query`, proven against `client`'s newest header.
-    pub fn new(client: &LightClient, header: HeaderInfo, query: AuditQuery, items: &[TrailItem]) -> Bundle {
+    pub fn new(
+        client: &LightClient,
+        header: HeaderInfo,
+        query: AuditQuery,
+        items: &[TrailItem],
+        count: Option<StateProofInfo>,
+    ) -> Bundle {
         Bundle {
             format: BUNDLE_FORMAT.to_string(),
             chain_id: client.chain_id().to_string(),
@@ -505,6 +574,7 @@ impl Bundle {
             header,
             query,
             items: items.iter().map(|i| i.proof.clone()).collect(),
+            count,
         }
     }
 
@@ -545,6 +615,17 @@ impl Bundle {
             }
             items.push(TrailItem { index: info.index, entry: entry_of(&leaf), leaf, proof: info.clone() });
         }
-        Ok(BundleReport { header, epoch: light.epoch().clone(), items })
+        let complete = match (&self.count, whole_history(&self.query)) {
+            (Some(info), Some(grant)) => {
+                let key = grant_log_key(grant);
+                let count = light.verify_state(&header, info, &key)?;
+                let count =
+                    count.map_or(Ok(0), |b| u64::decode(&b).map_err(|e| malformed("grant count")(e.to_string())))?;
+                check_complete(grant, count, &items)?;
+                true
+            }
+            _ => false,
+        };
+        Ok(BundleReport { header, epoch: light.epoch().clone(), items, complete })
     }
 }

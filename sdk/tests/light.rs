@@ -335,3 +335,35 @@ fn an_epoch_change_is_followed_and_the_old_set_cannot_sign_past_it() {
     let err = client.apply_epoch(&epoch_info).unwrap_err();
     assert!(matches!(err, LightError::EpochChange { epoch: 2, .. }), "{err}");
 }
+
+#[test]
+fn a_grant_history_with_an_entry_left_out_or_out_of_place_is_incomplete() {
+    use shutong_sdk::light::{TrailItem, check_complete};
+    use shutong_sdk::system_api::audit::AuditEntry;
+    let item = |grant: u64, seq: u64| {
+        let entry = AuditEntry {
+            kind: "access.permitted".into(),
+            grant,
+            grant_seq: seq,
+            request: 1,
+            resource: "market/licence".into(),
+            provider_org: "market".into(),
+            consumer_org: "acme".into(),
+            principal: [3; 32],
+            purpose: "licensing".into(),
+            body: Vec::new(),
+        };
+        let leaf =
+            AuditLeaf { contract: Address::system(names::AUDIT), height: 1, time_ms: seq, data: entry.to_leaf() };
+        let proof = AuditProofInfo { height: 9, index: seq, leaf_hex: String::new(), proof_hex: String::new() };
+        TrailItem { index: seq, entry: Some(entry), leaf, proof }
+    };
+    let whole: Vec<TrailItem> = (0..4).map(|s| item(7, s)).collect();
+    check_complete(7, 4, &whole).unwrap();
+    let err = check_complete(7, 5, &whole).unwrap_err();
+    assert!(matches!(err, LightError::Incomplete { grant: 7, expected: 5, .. }), "{err}");
+    let gap = vec![item(7, 0), item(7, 2), item(7, 3)];
+    assert!(matches!(check_complete(7, 3, &gap), Err(LightError::Incomplete { .. })));
+    let foreign = vec![item(7, 0), item(8, 1)];
+    assert!(matches!(check_complete(7, 2, &foreign), Err(LightError::Incomplete { .. })));
+}

@@ -59,6 +59,7 @@ fn gateway_of(org: &str) -> Result<[u8; 32], Error> {
 fn entry(kind: &str, granted: &Grant, principal: [u8; 32], purpose: &str, body: Vec<u8>) -> AuditEntry {
     AuditEntry {
         kind: kind.to_string(),
+        grant_seq: 0,
         grant: granted.id,
         request: granted.request,
         resource: granted.resource.clone(),
@@ -68,6 +69,13 @@ fn entry(kind: &str, granted: &Grant, principal: [u8; 32], purpose: &str, body: 
         purpose: purpose.to_string(),
         body,
     }
+}
+
+/// Appends an entry about a grant through the authz contract, which numbers it in the
+/// grant's history; returns its leaf index.
+fn append(entry: &AuditEntry) -> Result<u64, Error> {
+    let answer = contract::call(&AUTHZ_ADDRESS, "append_grant_entry", &entry.encode(), 0)?;
+    u64::decode(&answer).map_err(|e| Error(format!("the authz contract answered badly: {}", e)))
 }
 
 fn grant_key(grant: u64, event: u64) -> Vec<u8> {
@@ -130,7 +138,7 @@ pub fn record(args: &[u8]) -> MethodResult {
         };
         VIOLATIONS.save(&vid, &v);
         let body = v.encode();
-        contract::audit_append(&entry("violation.opened", &granted, event.consumer, &event.purpose, body).to_leaf());
+        append(&entry("violation.opened", &granted, event.consumer, &event.purpose, body))?;
         contract::emit_event("violation.opened", vid.to_string().as_bytes());
         violation = Some(vid);
     }
@@ -150,8 +158,7 @@ pub fn record(args: &[u8]) -> MethodResult {
     };
     let topic = if record.permit { "access.permitted" } else { "access.denied" };
     // The leaf holds the record as it is before its own index is known (`leaf` 0).
-    let leaf = entry(topic, &granted, record.event.consumer, &record.event.purpose, record.encode()).to_leaf();
-    record.leaf = contract::audit_append(&leaf);
+    record.leaf = append(&entry(topic, &granted, record.event.consumer, &record.event.purpose, record.encode()))?;
     EVENTS.save(&id, &record);
     BY_GRANT.save(&grant_key(record.event.grant, id), &id);
     contract::emit_event(topic, id.to_string().as_bytes());
@@ -166,8 +173,7 @@ pub fn anchor(args: &[u8]) -> MethodResult {
         return Err(Error::new("a batch covers at least one event over a period that ends after it starts"));
     }
     let purpose = granted.terms.purposes.first().cloned().unwrap_or_default();
-    let leaf = entry("batch.anchored", &granted, contract::caller(), &purpose, batch.encode()).to_leaf();
-    let index = contract::audit_append(&leaf);
+    let index = append(&entry("batch.anchored", &granted, contract::caller(), &purpose, batch.encode()))?;
     contract::emit_event("batch.anchored", index.to_string().as_bytes());
     Ok(index.encode())
 }
@@ -200,8 +206,7 @@ pub fn attest(args: &[u8]) -> MethodResult {
         leaf: 0,
     };
     let topic = if record.permit { "attestation.recorded" } else { "attestation.denied" };
-    let leaf = entry(topic, &granted, record.attest.consumer, &purpose, record.encode()).to_leaf();
-    record.leaf = contract::audit_append(&leaf);
+    record.leaf = append(&entry(topic, &granted, record.attest.consumer, &purpose, record.encode()))?;
     ATTESTATIONS.save(&id, &record);
     contract::emit_event(topic, id.to_string().as_bytes());
     Ok(record.encode())
@@ -255,6 +260,7 @@ pub fn log_query(args: &[u8]) -> MethodResult {
     }
     let entry = AuditEntry {
         kind: "query.logged".to_string(),
+        grant_seq: 0,
         grant: 0,
         request: 0,
         resource: String::new(),

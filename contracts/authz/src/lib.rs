@@ -21,6 +21,7 @@ use shutong_system_api::names::{AUDIT_ADDRESS, CATALOG_ADDRESS, GOVERNANCE_ADDRE
 use shutong_system_api::registry::{role, ApprovalPolicy, GetMember, GetOrg, GetPolicy, Member};
 
 contract::entrypoints!(
+    append_grant_entry,
     request,
     approve,
     reject,
@@ -201,14 +202,39 @@ pub fn request(args: &[u8]) -> MethodResult {
         request.grant = Some(issue_grant(&request, terms, Vec::new(), None, 0)?);
     }
     REQUESTS.save(&id, &request);
-    log_request("request.submitted", &request);
+    log_request("request.submitted", &request)?;
     Ok(id.encode())
 }
 
+/// Each grant's audit-log entry count: the next entry's `grant_seq`.
+const GRANT_LOG: Map<u64, u64> = Map::new(shutong_system_api::audit::GRANT_LOG_PREFIX);
+
+/// Appends `entry` to the audit log, numbering it in its grant's history if it has a grant.
+fn append_entry(mut entry: AuditEntry) -> Result<u64, Error> {
+    if entry.grant != 0 {
+        let seq = GRANT_LOG.load(&entry.grant)?.unwrap_or(0);
+        entry.grant_seq = seq;
+        GRANT_LOG.save(&entry.grant, &(seq + 1));
+    }
+    Ok(contract::audit_append(&entry.to_leaf()))
+}
+
+/// Appends the audit contract's entry about a grant (an access, a violation, an attestation,
+/// a batch), numbered in the grant's history; returns the leaf index. The audit contract only.
+pub fn append_grant_entry(args: &[u8]) -> MethodResult {
+    if contract::caller() != AUDIT_ADDRESS {
+        return Err(Error::new("only the audit contract appends entries to a grant's history"));
+    }
+    let entry = AuditEntry::decode(args)?;
+    load_grant(entry.grant)?;
+    Ok(append_entry(entry)?.encode())
+}
+
 /// Emits `kind` for a request and appends its audit-log entry.
-fn log_request(kind: &str, request: &AccessRequest) {
+fn log_request(kind: &str, request: &AccessRequest) -> Result<(), Error> {
     let entry = AuditEntry {
         kind: kind.to_string(),
+        grant_seq: 0,
         grant: request.grant.unwrap_or(0),
         request: request.id,
         resource: request.resource.clone(),
@@ -218,14 +244,16 @@ fn log_request(kind: &str, request: &AccessRequest) {
         purpose: request.request.purpose.clone(),
         body: request.encode(),
     };
-    contract::audit_append(&entry.to_leaf());
+    append_entry(entry)?;
     contract::emit_event(kind, request.id.to_string().as_bytes());
+    Ok(())
 }
 
 /// Emits `kind` for a grant and appends its audit-log entry, with `principal` as the actor.
-fn log_grant_by(kind: &str, grant: &Grant, principal: [u8; 32]) {
+fn log_grant_by(kind: &str, grant: &Grant, principal: [u8; 32]) -> Result<(), Error> {
     let entry = AuditEntry {
         kind: kind.to_string(),
+        grant_seq: 0,
         grant: grant.id,
         request: grant.request,
         resource: grant.resource.clone(),
@@ -235,18 +263,20 @@ fn log_grant_by(kind: &str, grant: &Grant, principal: [u8; 32]) {
         purpose: grant.terms.purposes.first().cloned().unwrap_or_default(),
         body: grant.encode(),
     };
-    contract::audit_append(&entry.to_leaf());
+    append_entry(entry)?;
     contract::emit_event(kind, grant.id.to_string().as_bytes());
+    Ok(())
 }
 
-fn log_grant(kind: &str, grant: &Grant) {
-    log_grant_by(kind, grant, contract::caller());
+fn log_grant(kind: &str, grant: &Grant) -> Result<(), Error> {
+    log_grant_by(kind, grant, contract::caller())
 }
 
 /// Emits `kind` for a consent record and appends its audit-log entry.
 fn log_consent(kind: &str, consent: &Consent) {
     let entry = AuditEntry {
         kind: kind.to_string(),
+        grant_seq: 0,
         grant: 0,
         request: 0,
         resource: consent.resource.clone(),
@@ -292,7 +322,7 @@ fn issue_grant(
         CONSENT_GRANTS.save(&consent_key(consent, id), &id);
     }
     GRANTS.save(&id, &grant);
-    log_grant("grant.issued", &grant);
+    log_grant("grant.issued", &grant)?;
     Ok(id)
 }
 
@@ -374,7 +404,7 @@ pub fn approve(args: &[u8]) -> MethodResult {
         request.grant = Some(issue_grant(&request, terms, approvals, None, 0)?);
     }
     REQUESTS.save(&request.id, &request);
-    log_request("request.approved", &request);
+    log_request("request.approved", &request)?;
     Ok(request.grant.encode())
 }
 
@@ -400,7 +430,7 @@ pub fn reject(args: &[u8]) -> MethodResult {
     request.state = RequestState::Rejected;
     request.reason = req.reason;
     REQUESTS.save(&request.id, &request);
-    log_request("request.rejected", &request);
+    log_request("request.rejected", &request)?;
     Ok(Vec::new())
 }
 
@@ -415,7 +445,7 @@ pub fn escalate(args: &[u8]) -> MethodResult {
     }
     request.state = RequestState::Escalated;
     REQUESTS.save(&request.id, &request);
-    log_request("request.escalated", &request);
+    log_request("request.escalated", &request)?;
     Ok(Vec::new())
 }
 
@@ -433,7 +463,7 @@ pub fn dispute(args: &[u8]) -> MethodResult {
     request.state = RequestState::Disputed;
     request.reason = req.reason;
     REQUESTS.save(&request.id, &request);
-    log_request("request.disputed", &request);
+    log_request("request.disputed", &request)?;
     Ok(Vec::new())
 }
 
@@ -451,7 +481,7 @@ pub fn withdraw(args: &[u8]) -> MethodResult {
     request.state = RequestState::Withdrawn;
     request.reason = req.reason;
     REQUESTS.save(&request.id, &request);
-    log_request("request.withdrawn", &request);
+    log_request("request.withdrawn", &request)?;
     Ok(Vec::new())
 }
 
@@ -464,7 +494,7 @@ fn cascade(id: u64, status: GrantStatus, reason: &str, topic: &str) -> Result<()
     grant.status = status;
     grant.reason = reason.to_string();
     GRANTS.save(&id, &grant);
-    log_grant(topic, &grant);
+    log_grant(topic, &grant)?;
     for child in grant.children {
         cascade(child, status, reason, topic)?;
     }
@@ -506,7 +536,7 @@ pub fn resume(args: &[u8]) -> MethodResult {
     grant.status = GrantStatus::Active;
     grant.reason = String::new();
     GRANTS.save(&grant.id, &grant);
-    log_grant("grant.resumed", &grant);
+    log_grant("grant.resumed", &grant)?;
     Ok(Vec::new())
 }
 
@@ -560,7 +590,7 @@ pub fn delegate(args: &[u8]) -> MethodResult {
     GRANTS.save(&id, &child);
     parent.children.push(id);
     GRANTS.save(&parent.id, &parent);
-    log_grant("grant.delegated", &child);
+    log_grant("grant.delegated", &child)?;
     Ok(id.encode())
 }
 
@@ -629,7 +659,7 @@ pub fn consume(args: &[u8]) -> MethodResult {
         grant.day_uses += req.count;
         GRANTS.save(&grant.id, &grant);
         if grant.uses == grant.terms.max_uses {
-            log_grant_by("grant.exhausted", &grant, req.account);
+            log_grant_by("grant.exhausted", &grant, req.account)?;
         }
     }
     Ok(decision.encode())
@@ -763,7 +793,7 @@ pub fn amend(args: &[u8]) -> MethodResult {
     for child in children {
         cascade(child, GrantStatus::Superseded, &format!("parent superseded by grant {}", id), "grant.superseded")?;
     }
-    log_grant("grant.superseded", &old);
+    log_grant("grant.superseded", &old)?;
     Ok(id.encode())
 }
 

@@ -144,6 +144,10 @@ shutong_codec::codec_struct! {
     }
 }
 
+/// The authz contract's storage prefix of each grant's entry count (key: prefix ‖ grant,
+/// 8 bytes big-endian; value: the count as a `u64`).
+pub const GRANT_LOG_PREFIX: &[u8] = b"grant-log/";
+
 /// The first bytes of every audit-log leaf the system contracts append: the node indexes
 /// leaves that start with it (from the authz and audit contracts) for auditors' queries.
 pub const ENTRY_TAG: &[u8] = b"shutong.audit/v1";
@@ -160,6 +164,10 @@ shutong_codec::codec_struct! {
         pub kind: String,
         /// The grant concerned, 0 if none.
         pub grant: u64,
+        /// With a grant: this entry's position in the grant's history, from 0 without gaps
+        /// (the authz contract numbers them and keeps the count under [`GRANT_LOG_PREFIX`],
+        /// so a client can prove a grant's history complete). 0 without a grant.
+        pub grant_seq: u64,
         /// The request concerned, 0 if none.
         pub request: u64,
         pub resource: String,
