@@ -57,16 +57,7 @@ fn block_commit(c: &mut Criterion) {
             |(fixture, block): (Fixture, Block)| {
                 let output = fixture.executor.execute(&block).unwrap();
                 assert!(output.receipts.iter().all(|r| r.status.is_success()));
-                let tip = Tip {
-                    height: 1,
-                    view: 1,
-                    hash: block.header.hash(),
-                    timestamp_ms: block.header.timestamp_ms,
-                    state_root: output.state_root,
-                    receipts_root: output.receipts_root,
-                    audit_root: output.log.root,
-                    audit_size: output.log.size,
-                };
+                let tip = Tip::after(&block.header, output.roots());
                 fixture.storage.commit(Commit {
                     block: &block,
                     certificate: None,

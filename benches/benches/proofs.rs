@@ -8,7 +8,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use shutong_node::audit_log::{self, MemoryTiles};
 use shutong_node::state_tree;
 use shutong_node::storage::{Commit, Storage, Tip};
-use shutong_types::{Block, BlockHeader, Hash, PublicKey, auditlog};
+use shutong_types::{Block, BlockHeader, Hash, PublicKey, Roots, auditlog};
 use shutong_vm::state::Writes;
 use std::hint::black_box;
 
@@ -89,17 +89,9 @@ impl Db {
     /// Updates the tree with `writes` as the next version and commits it.
     fn commit(&mut self, writes: &Writes) -> Hash {
         let update = state_tree::update(&self.storage, self.version, writes).expect("tree update");
-        let tip = Tip {
-            height: self.version,
-            view: self.version,
-            hash: Hash::ZERO,
-            timestamp_ms: self.version,
-            state_root: update.root,
-            receipts_root: Hash::ZERO,
-            audit_root: Hash::ZERO,
-            audit_size: 0,
-        };
         let block = block(self.version);
+        let roots = Roots { state: update.root, receipts: Hash::ZERO, audit: Hash::ZERO, audit_size: 0 };
+        let tip = Tip::after(&block.header, roots);
         let log = audit_log::LogUpdate::default();
         self.storage.commit(Commit {
             block: &block,
@@ -240,18 +232,10 @@ fn audit_log(c: &mut Criterion) {
     while size < log_leaves() {
         let batch: Vec<Hash> = (size..size + 4_096).map(|i| auditlog::leaf_hash(&leaf_bytes(i))).collect();
         let log = audit_log::append(&storage, size, &batch).expect("append");
-        let tip = Tip {
-            height,
-            view: height,
-            hash: Hash::ZERO,
-            timestamp_ms: height,
-            state_root: Hash::ZERO,
-            receipts_root: Hash::ZERO,
-            audit_root: log.root,
-            audit_size: log.size,
-        };
-        let tree = state_tree::TreeUpdate::default();
         let b = block(height);
+        let roots = Roots { state: Hash::ZERO, receipts: Hash::ZERO, audit: log.root, audit_size: log.size };
+        let tip = Tip::after(&b.header, roots);
+        let tree = state_tree::TreeUpdate::default();
         storage.commit(Commit {
             block: &b,
             certificate: None,

@@ -1171,16 +1171,7 @@ impl Chain {
     /// Writes a block and what executing it produced in one atomic batch.
     fn commit(&mut self, block: &Block, certificate: Option<&Certificate>, output: &BlockOutput) {
         let header = &block.header;
-        let new_tip = Tip {
-            height: header.height,
-            view: header.view,
-            hash: header.hash(),
-            timestamp_ms: header.timestamp_ms,
-            state_root: output.state_root,
-            receipts_root: output.receipts_root,
-            audit_root: output.log.root,
-            audit_size: output.log.size,
-        };
+        let new_tip = Tip::after(header, output.roots());
         self.storage().commit(Commit {
             block,
             certificate,

@@ -90,16 +90,7 @@ impl DevChain {
         };
         let block = Block { header, txs };
         let output = self.executor.execute(&block)?;
-        let tip = Tip {
-            height: block.header.height,
-            view: block.header.view,
-            hash: block.header.hash(),
-            timestamp_ms: block.header.timestamp_ms,
-            state_root: output.state_root,
-            receipts_root: output.receipts_root,
-            audit_root: output.log.root,
-            audit_size: output.log.size,
-        };
+        let tip = Tip::after(&block.header, output.roots());
         self.storage.commit(Commit {
             block: &block,
             certificate: None,

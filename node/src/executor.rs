@@ -31,6 +31,18 @@ pub struct BlockOutput {
     pub gas_used: u64,
 }
 
+impl BlockOutput {
+    /// What the block's execution commits to, for its child's header.
+    pub fn roots(&self) -> shutong_types::Roots {
+        shutong_types::Roots {
+            state: self.state_root,
+            receipts: self.receipts_root,
+            audit: self.log.root,
+            audit_size: self.log.size,
+        }
+    }
+}
+
 /// Committed state, state tree and audit log: what the executor builds on.
 pub trait Committed: StateReader + TreeReader + LogReader {}
 

@@ -26,7 +26,7 @@ pub mod wire;
 use anyhow::Context as _;
 use config::Config;
 use genesis::Genesis;
-use shutong_types::{Keypair, merkle_root};
+use shutong_types::{Keypair, Roots, merkle_root};
 use shutong_vm::{Vm, VmConfig};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -89,16 +89,9 @@ pub fn init_storage(storage: &Storage, genesis: &Genesis) -> anyhow::Result<Tip>
     let writes = genesis.state();
     let tree = state_tree::update(&state_tree::MemoryTree::default(), 0, &writes)?;
     let log = audit_log::append(&audit_log::MemoryTiles::default(), 0, &[])?;
-    let tip = Tip {
-        height: 0,
-        view: 0,
-        hash: block.header.hash(),
-        timestamp_ms: block.header.timestamp_ms,
-        state_root: tree.root,
-        receipts_root: merkle_root::<[u8; 32]>(&[]),
-        audit_root: log.root,
-        audit_size: log.size,
-    };
+    let roots =
+        Roots { state: tree.root, receipts: merkle_root::<[u8; 32]>(&[]), audit: log.root, audit_size: log.size };
+    let tip = Tip::after(&block.header, roots);
     storage.commit(Commit {
         block: &block,
         certificate: None,

@@ -284,12 +284,18 @@ fn get_audit_proof(params: Params<'_>, ctx: &RpcContext) -> RpcResult<AuditProof
             format!("leaf {index} is not in the log of {} leaves that header {height} commits to", header.audit_size),
         ));
     }
+    audit_item(ctx, height, header.audit_size, index)
+}
+
+/// Leaf `index` with its inclusion proof in the log of `size` leaves that header `height`
+/// commits to (the caller checked `index < size`).
+fn audit_item(ctx: &RpcContext, height: u64, size: u64, index: u64) -> RpcResult<AuditProofInfo> {
     let leaf = ctx
         .view
         .storage
         .state_get(&shutong_types::keyspace::audit_leaf(index))
         .ok_or_else(|| error(code::INTERNAL, format!("audit leaf {index} is missing")))?;
-    let proof = crate::audit_log::prove_inclusion(&*ctx.view.storage, index, header.audit_size)
+    let proof = crate::audit_log::prove_inclusion(&*ctx.view.storage, index, size)
         .map_err(|e| error(code::INTERNAL, e.to_string()))?;
     Ok(AuditProofInfo { height, index, leaf_hex: hex::encode(leaf), proof_hex: hex::encode(proof.encode()) })
 }
@@ -409,19 +415,7 @@ fn audit_query(params: Params<'_>, ctx: &RpcContext) -> RpcResult<AuditPage> {
             }
             break;
         }
-        let leaf = ctx
-            .view
-            .storage
-            .state_get(&shutong_types::keyspace::audit_leaf(index))
-            .ok_or_else(|| error(code::INTERNAL, format!("audit leaf {index} is missing")))?;
-        let proof = crate::audit_log::prove_inclusion(&*ctx.view.storage, index, header.audit_size)
-            .map_err(|e| error(code::INTERNAL, e.to_string()))?;
-        items.push(AuditProofInfo {
-            height,
-            index,
-            leaf_hex: hex::encode(leaf),
-            proof_hex: hex::encode(proof.encode()),
-        });
+        items.push(audit_item(ctx, height, header.audit_size, index)?);
     }
     Ok(AuditPage { height, items, next })
 }

@@ -121,6 +121,20 @@ pub struct Tip {
 }
 
 impl Tip {
+    /// The tip after the block with `header`, whose execution committed to `roots`.
+    pub fn after(header: &shutong_types::BlockHeader, roots: shutong_types::Roots) -> Tip {
+        Tip {
+            height: header.height,
+            view: header.view,
+            hash: header.hash(),
+            timestamp_ms: header.timestamp_ms,
+            state_root: roots.state,
+            receipts_root: roots.receipts,
+            audit_root: roots.audit,
+            audit_size: roots.audit_size,
+        }
+    }
+
     /// The commitments after this block, which its child's header must carry.
     pub fn roots(&self) -> shutong_types::Roots {
         shutong_types::Roots {
@@ -528,16 +542,10 @@ mod tests {
 
     fn commit(storage: &Storage, block: &Block, receipts: &[Receipt]) {
         let header = &block.header;
-        let tip = Tip {
-            height: header.height,
-            view: header.view,
-            hash: header.hash(),
-            timestamp_ms: header.timestamp_ms,
-            state_root: Hash::ZERO,
-            receipts_root: Hash::ZERO,
-            audit_root: Hash::ZERO,
-            audit_size: 0,
-        };
+        let tip = Tip::after(
+            header,
+            shutong_types::Roots { state: Hash::ZERO, receipts: Hash::ZERO, audit: Hash::ZERO, audit_size: 0 },
+        );
         let (tree, log) = (TreeUpdate::default(), LogUpdate::default());
         storage.commit(Commit {
             block,
@@ -576,16 +584,9 @@ mod tests {
             roots.push(tree.root);
             let block = block(version, parent);
             parent = block.header.hash();
-            let tip = Tip {
-                height: version,
-                view: version,
-                hash: parent,
-                timestamp_ms: version,
-                state_root: tree.root,
-                receipts_root: Hash::ZERO,
-                audit_root: Hash::ZERO,
-                audit_size: 0,
-            };
+            let roots =
+                shutong_types::Roots { state: tree.root, receipts: Hash::ZERO, audit: Hash::ZERO, audit_size: 0 };
+            let tip = Tip::after(&block.header, roots);
             let log = LogUpdate::default();
             storage.commit(Commit {
                 block: &block,

@@ -52,14 +52,7 @@ fn change_tree_value(db: &rocksdb::DB, key: &[u8]) {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_auditor_verifies_the_log_and_catches_a_changed_database() {
     let mut t = common::TestNode::start().await;
-    let mut runner = common::RpcRunner {
-        handle: tokio::runtime::Handle::current(),
-        client: t.client.clone(),
-        chain_id: common::CHAIN_ID.into(),
-        nonces: Default::default(),
-        admin: t.admin.clone(),
-    };
-    tokio::task::spawn_blocking(move || common::story::authorisation_story(&mut runner)).await.unwrap();
+    t.tell_the_story().await;
 
     // The auditor trusts the genesis validator and nothing else.
     let validators = vec![t.validator.public()];
@@ -136,14 +129,7 @@ async fn an_auditor_asks_who_used_which_data_and_every_answer_is_proven() {
     use shutong_types::{ExecStatus, Keypair};
 
     let t = common::TestNode::start().await;
-    let mut runner = common::RpcRunner {
-        handle: tokio::runtime::Handle::current(),
-        client: t.client.clone(),
-        chain_id: common::CHAIN_ID.into(),
-        nonces: Default::default(),
-        admin: t.admin.clone(),
-    };
-    tokio::task::spawn_blocking(move || common::story::authorisation_story(&mut runner)).await.unwrap();
+    t.tell_the_story().await;
 
     // An inspection office with an auditor.
     let (office, auditor, analyst) =
@@ -442,14 +428,7 @@ async fn lying_node(proxy: std::sync::Arc<Proxy>) -> (String, jsonrpsee::server:
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lying_node_is_caught_forging_headers_data_and_history() {
     let t = common::TestNode::start().await;
-    let mut runner = common::RpcRunner {
-        handle: tokio::runtime::Handle::current(),
-        client: t.client.clone(),
-        chain_id: common::CHAIN_ID.into(),
-        nonces: Default::default(),
-        admin: t.admin.clone(),
-    };
-    tokio::task::spawn_blocking(move || common::story::authorisation_story(&mut runner)).await.unwrap();
+    t.tell_the_story().await;
     let proxy = std::sync::Arc::new(Proxy {
         upstream: t.client.clone(),
         lie: std::sync::Mutex::new(Lie::None),

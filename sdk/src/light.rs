@@ -360,6 +360,34 @@ impl LightClient {
         AuditLeaf::decode(&bytes).map_err(|e| malformed("audit leaf")(e.to_string()))
     }
 
+    /// Checks one answer item to `query` against `at` and appends it to `items`: its proof,
+    /// that it answers the question, and that it comes after the items before it.
+    pub fn accept_item(
+        &self,
+        at: &Verified,
+        query: &AuditQuery,
+        info: &AuditProofInfo,
+        items: &mut Vec<TrailItem>,
+    ) -> Result<(), LightError> {
+        let leaf = self.verify_audit(at, info, info.index)?;
+        if let Some(reason) = off_query(query, &leaf) {
+            return Err(LightError::OffQuery { index: info.index, reason });
+        }
+        if let Some(previous) = items.last()
+            && (previous.leaf.time_ms, previous.index) >= (leaf.time_ms, info.index)
+        {
+            return Err(LightError::OffQuery { index: info.index, reason: "it is out of order or repeated".into() });
+        }
+        items.push(TrailItem { index: info.index, entry: entry_of(&leaf), leaf, proof: info.clone() });
+        Ok(())
+    }
+
+    /// Grant `grant`'s proven entry count at `at` (0 if it has none).
+    pub fn proven_count(&self, at: &Verified, grant: u64, info: &StateProofInfo) -> Result<u64, LightError> {
+        let count = self.verify_state(at, info, &grant_log_key(grant))?;
+        count.map_or(Ok(0), |bytes| u64::decode(&bytes).map_err(|e| malformed("grant count")(e.to_string())))
+    }
+
     /// Accepts `next` as the newest header if its log extends the newest one's (checked by
     /// `consistency`, unused when there is no newest header yet or the log did not grow).
     pub fn advance(&mut self, next: Verified, consistency: Option<&ConsistencyInfo>) -> Result<(), LightError> {
@@ -475,19 +503,7 @@ impl VerifyingClient {
         loop {
             let page: AuditPage = self.client.call_raw(method::AUDIT_QUERY, rpc_params![query.clone()]).await?;
             for info in &page.items {
-                let leaf = self.light.verify_audit(&at, info, info.index)?;
-                if let Some(reason) = off_query(&query, &leaf) {
-                    return Err(LightError::OffQuery { index: info.index, reason });
-                }
-                if let Some(previous) = items.last()
-                    && (previous.leaf.time_ms, previous.index) >= (leaf.time_ms, info.index)
-                {
-                    return Err(LightError::OffQuery {
-                        index: info.index,
-                        reason: "it is out of order or repeated".into(),
-                    });
-                }
-                items.push(TrailItem { index: info.index, entry: entry_of(&leaf), leaf, proof: info.clone() });
+                self.light.accept_item(&at, &query, info, &mut items)?;
             }
             match page.next {
                 Some(next) if !page.items.is_empty() => query.cursor = Some(next),
@@ -509,9 +525,7 @@ impl VerifyingClient {
         let key = grant_log_key(grant);
         let info: StateProofInfo =
             self.client.call_raw(method::GET_STATE_PROOF, rpc_params![hex::encode(&key), at.header.height]).await?;
-        let count = self.light.verify_state(&at, &info, &key)?;
-        let count =
-            count.map_or(Ok(0), |bytes| u64::decode(&bytes).map_err(|e| malformed("grant count")(e.to_string())))?;
+        let count = self.light.proven_count(&at, grant, &info)?;
         let items = self.audit_trail(query).await?;
         check_complete(grant, count, &items)?;
         Ok((items, info))
@@ -601,26 +615,11 @@ impl Bundle {
         let header = light.verify_header(&self.header)?;
         let mut items: Vec<TrailItem> = Vec::with_capacity(self.items.len());
         for info in &self.items {
-            let leaf = light.verify_audit(&header, info, info.index)?;
-            if let Some(reason) = off_query(&self.query, &leaf) {
-                return Err(LightError::OffQuery { index: info.index, reason });
-            }
-            if let Some(previous) = items.last()
-                && (previous.leaf.time_ms, previous.index) >= (leaf.time_ms, info.index)
-            {
-                return Err(LightError::OffQuery {
-                    index: info.index,
-                    reason: "it is out of order or repeated".into(),
-                });
-            }
-            items.push(TrailItem { index: info.index, entry: entry_of(&leaf), leaf, proof: info.clone() });
+            light.accept_item(&header, &self.query, info, &mut items)?;
         }
         let complete = match (&self.count, whole_history(&self.query)) {
             (Some(info), Some(grant)) => {
-                let key = grant_log_key(grant);
-                let count = light.verify_state(&header, info, &key)?;
-                let count =
-                    count.map_or(Ok(0), |b| u64::decode(&b).map_err(|e| malformed("grant count")(e.to_string())))?;
+                let count = light.proven_count(&header, grant, info)?;
                 check_complete(grant, count, &items)?;
                 true
             }

@@ -74,6 +74,18 @@ impl TestNode {
         TxBuilder::new(CHAIN_ID, key.clone()).call(call, nonce, height + 100)
     }
 
+    /// Tells the whole authorisation story (`story.rs`) on this node, as its genesis admin.
+    pub async fn tell_the_story(&self) {
+        let mut runner = RpcRunner {
+            handle: tokio::runtime::Handle::current(),
+            client: self.client.clone(),
+            chain_id: CHAIN_ID.into(),
+            nonces: Default::default(),
+            admin: self.admin.clone(),
+        };
+        tokio::task::spawn_blocking(move || story::authorisation_story(&mut runner)).await.unwrap();
+    }
+
     pub async fn stop(mut self) {
         if let Some(node) = self.node.take() {
             node.stop().await;
