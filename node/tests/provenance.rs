@@ -210,6 +210,23 @@ async fn an_auditor_asks_who_used_which_data_and_every_answer_is_proven() {
     assert!(history.iter().all(|i| i.entry.as_ref().unwrap().grant == grant_id));
     assert!(history.windows(2).all(|w| w[0].index < w[1].index));
 
+    // The provider's gateway reads the grant and the user from the chain with proofs and
+    // decides locally, with the contract's own rules: the grant is revoked.
+    let mut gateway = shutong_sdk::gateway::Gateway::new();
+    let cached = gateway.refresh_grant(&verifying, grant_id).await.unwrap().unwrap();
+    assert_eq!(cached.resource, "market/licence");
+    gateway.refresh_member(&verifying, analyst.account().0).await.unwrap();
+    let request = shutong_sdk::system_api::authz::Use {
+        grant: grant_id,
+        account: analyst.account().0,
+        fields: vec!["uscc".into()],
+        method: shutong_sdk::system_api::catalog::method::QUERY,
+        purpose: "licensing.renewal".into(),
+        count: 1,
+    };
+    let now = t.client.status().await.unwrap().timestamp_ms;
+    assert_eq!(gateway.authorize(&request, now).reason, format!("grant {grant_id} is revoked"));
+
     // Who used the resource, for what purpose: the uses and denials, each naming its purpose.
     let by_resource = trail("resource", "market/licence".into()).await;
     verifying.sync().await.unwrap();

@@ -23,6 +23,7 @@
 
 pub mod builder;
 pub mod client;
+pub mod gateway;
 pub mod keyfile;
 pub mod light;
 pub mod rpc;

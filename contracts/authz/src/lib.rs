@@ -11,8 +11,8 @@ use shutong_codec::{Decode, Encode};
 use shutong_contract::{self as contract, Error, Item, Map, MethodResult};
 use shutong_system_api::audit::AuditEntry;
 use shutong_system_api::authz::{
-    duty, purpose_within, valid_purpose, AccessRequest, Amend, Approval, Approve, CloseCase, Consent, ConsentId,
-    Decision, Delegate, Grant, GrantStatus, Id, LegalBasis, RecordConsent, RequestAccess, RequestState, Terms, Use,
+    decide, duty, purpose_within, valid_purpose, AccessRequest, Amend, Approval, Approve, CloseCase, Consent,
+    ConsentId, Delegate, Grant, GrantStatus, Id, LegalBasis, RecordConsent, RequestAccess, RequestState, Terms, Use,
     WithReason, DAY_MS, DELEGATIONS_MAX, DELEGATION_DEPTH_MAX, REQUEST_TEXT_BYTES_MAX, REVIEW_MS,
 };
 use shutong_system_api::catalog::{Classification, Resource, ResourceRef, ResourceStatus, ShareType};
@@ -594,45 +594,6 @@ pub fn delegate(args: &[u8]) -> MethodResult {
     Ok(id.encode())
 }
 
-/// The decision for a use of `grant` at `now`, without counting it.
-fn decide(grant: &Grant, req: &Use, who: Option<&Member>, now: u64) -> Decision {
-    let deny = |reason: String, violation: bool| Decision { permit: false, reason, violation };
-    match grant.status {
-        GrantStatus::Active => {}
-        other => return deny(format!("grant {} is {}", grant.id, other.name()), false),
-    }
-    let t = &grant.terms;
-    // Scope first: a use outside the grant's scope is a violation whatever the grant's limits.
-    match who {
-        Some(m) if m.acting && m.principal.org == grant.grantee_org => {}
-        _ => return deny(format!("the user does not act for grantee {}", grant.grantee_org), true),
-    }
-    if req.method == 0 || req.method & !t.methods != 0 {
-        return deny(format!("method {} is not granted", req.method), true);
-    }
-    if let Some(field) = req.fields.iter().find(|f| !t.fields.contains(f)) {
-        return deny(format!("field {} is not granted", field), true);
-    }
-    if !t.purposes.iter().any(|p| purpose_within(&req.purpose, p)) {
-        return deny(format!("purpose {} is outside the granted purposes", req.purpose), true);
-    }
-    if now < t.not_before_ms {
-        return deny(format!("grant {} is not yet valid", grant.id), false);
-    }
-    if now > t.not_after_ms {
-        return deny(format!("grant {} expired", grant.id), false);
-    }
-    if grant.uses.saturating_add(req.count) > t.max_uses {
-        return deny(format!("grant {} is exhausted ({} of {} uses)", grant.id, grant.uses, t.max_uses), false);
-    }
-    let day = now / DAY_MS;
-    let today = if grant.day == day { grant.day_uses } else { 0 };
-    if t.rate_per_day != 0 && today.saturating_add(req.count) > t.rate_per_day {
-        return deny(format!("grant {} allows {} uses a day", grant.id, t.rate_per_day), false);
-    }
-    Decision { permit: true, reason: String::new(), violation: false }
-}
-
 pub fn check(args: &[u8]) -> MethodResult {
     let req = Use::decode(args)?;
     let grant = load_grant(req.grant)?;
@@ -809,6 +770,7 @@ pub fn get_grant(args: &[u8]) -> MethodResult {
 mod tests {
     use super::*;
     use shutong_contract::testing;
+    use shutong_system_api::authz::Decision;
     use shutong_system_api::catalog::{method, Field};
     use shutong_system_api::registry::{OrgKind, OrgStatus, Principal, PrincipalKind, PrincipalStatus};
     use std::cell::RefCell;

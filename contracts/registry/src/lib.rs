@@ -290,8 +290,7 @@ pub fn member(args: &[u8]) -> MethodResult {
         .load(&req.account)?
         .ok_or_else(|| Error(format!("account {} is not a principal of any organisation", hex(&req.account))))?;
     let org = load(&principal.org)?;
-    let acting = principal.status == PrincipalStatus::Active && org.status == OrgStatus::Active;
-    Ok(Member { principal, org_kind: org.kind, org_status: org.status, acting }.encode())
+    Ok(Member::of(principal, &org).encode())
 }
 
 #[cfg(test)]

@@ -324,3 +324,45 @@ shutong_codec::codec_struct! {
         pub terms: Terms,
     }
 }
+
+/// The decision for a use of `grant` at consensus time `now` by the principal `who` (as the
+/// registry's `member` answers for the user's account), without counting it. The authz
+/// contract decides every check and every recorded use with it, and a data gateway decides
+/// locally with the same function on verified state.
+pub fn decide(grant: &Grant, req: &Use, who: Option<&crate::registry::Member>, now: u64) -> Decision {
+    let deny = |reason: String, violation: bool| Decision { permit: false, reason, violation };
+    match grant.status {
+        GrantStatus::Active => {}
+        other => return deny(format!("grant {} is {}", grant.id, other.name()), false),
+    }
+    let t = &grant.terms;
+    // Scope first: a use outside the grant's scope is a violation whatever the grant's limits.
+    match who {
+        Some(m) if m.acting && m.principal.org == grant.grantee_org => {}
+        _ => return deny(format!("the user does not act for grantee {}", grant.grantee_org), true),
+    }
+    if req.method == 0 || req.method & !t.methods != 0 {
+        return deny(format!("method {} is not granted", req.method), true);
+    }
+    if let Some(field) = req.fields.iter().find(|f| !t.fields.contains(f)) {
+        return deny(format!("field {} is not granted", field), true);
+    }
+    if !t.purposes.iter().any(|p| purpose_within(&req.purpose, p)) {
+        return deny(format!("purpose {} is outside the granted purposes", req.purpose), true);
+    }
+    if now < t.not_before_ms {
+        return deny(format!("grant {} is not yet valid", grant.id), false);
+    }
+    if now > t.not_after_ms {
+        return deny(format!("grant {} expired", grant.id), false);
+    }
+    if grant.uses.saturating_add(req.count) > t.max_uses {
+        return deny(format!("grant {} is exhausted ({} of {} uses)", grant.id, grant.uses, t.max_uses), false);
+    }
+    let day = now / DAY_MS;
+    let today = if grant.day == day { grant.day_uses } else { 0 };
+    if t.rate_per_day != 0 && today.saturating_add(req.count) > t.rate_per_day {
+        return deny(format!("grant {} allows {} uses a day", grant.id, t.rate_per_day), false);
+    }
+    Decision { permit: true, reason: String::new(), violation: false }
+}

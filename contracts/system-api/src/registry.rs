@@ -295,6 +295,14 @@ shutong_codec::codec_struct! {
     }
 }
 
+impl Member {
+    /// What the registry answers for `principal` of `org`: it acts only while both are active.
+    pub fn of(principal: Principal, org: &Org) -> Member {
+        let acting = principal.status == PrincipalStatus::Active && org.status == OrgStatus::Active;
+        Member { principal, org_kind: org.kind, org_status: org.status, acting }
+    }
+}
+
 impl Encode for OrgKind {
     fn encode_to(&self, out: &mut Vec<u8>) {
         write::u8(out, *self as u8);
