@@ -14,6 +14,10 @@ use shutong_sdk::{Client, LightClient, TxBuilder, VerifyingClient, keyfile};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The largest bundle `audit verify` reads: a grant's history of a million entries with
+/// their proofs is well below it.
+const BUNDLE_BYTES_MAX: u64 = 1 << 30;
+
 #[derive(Subcommand)]
 pub enum AuditCommand {
     /// Who used which data, under which grant, for what purpose: logs the question on chain
@@ -186,6 +190,12 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<(serde_json::Value, St
     match command {
         AuditCommand::Trail(args) => trail(args).await,
         AuditCommand::Verify { file, genesis } => {
+            let size = std::fs::metadata(&file).with_context(|| format!("cannot read {}", file.display()))?.len();
+            anyhow::ensure!(
+                size <= BUNDLE_BYTES_MAX,
+                "{} is {size} bytes, more than an audit bundle may hold ({BUNDLE_BYTES_MAX})",
+                file.display()
+            );
             let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let bundle: Bundle =
                 serde_json::from_str(&text).with_context(|| format!("{} is not an audit bundle", file.display()))?;
