@@ -20,11 +20,116 @@ pub enum ClientError {
     Malformed(String),
 }
 
+/// What a node's refusal means, one variant per code of [`crate::rpc::code`] (and the
+/// server's own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RpcCode {
+    TxTooLarge,
+    TxMalformed,
+    WrongChain,
+    TxExpired,
+    ExpiryTooFar,
+    NonceTooLow,
+    NonceTooHigh,
+    TxDuplicate,
+    BadSignature,
+    MempoolFull,
+    UnknownContract,
+    UnknownMethod,
+    GasLimit,
+    NotFound,
+    QueryFailed,
+    HeightUnavailable,
+    QueryNotLogged,
+    InvalidParams,
+    Internal,
+    /// The request body was over the server's limit.
+    RequestTooLarge,
+    Other(i32),
+}
+
+impl RpcCode {
+    pub fn from_code(code: i32) -> RpcCode {
+        use crate::rpc::code as c;
+        match code {
+            c::TX_TOO_LARGE => RpcCode::TxTooLarge,
+            c::TX_MALFORMED => RpcCode::TxMalformed,
+            c::WRONG_CHAIN => RpcCode::WrongChain,
+            c::TX_EXPIRED => RpcCode::TxExpired,
+            c::EXPIRY_TOO_FAR => RpcCode::ExpiryTooFar,
+            c::NONCE_TOO_LOW => RpcCode::NonceTooLow,
+            c::NONCE_TOO_HIGH => RpcCode::NonceTooHigh,
+            c::TX_DUPLICATE => RpcCode::TxDuplicate,
+            c::BAD_SIGNATURE => RpcCode::BadSignature,
+            c::MEMPOOL_FULL => RpcCode::MempoolFull,
+            c::UNKNOWN_CONTRACT => RpcCode::UnknownContract,
+            c::UNKNOWN_METHOD => RpcCode::UnknownMethod,
+            c::GAS_LIMIT => RpcCode::GasLimit,
+            c::NOT_FOUND => RpcCode::NotFound,
+            c::QUERY_FAILED => RpcCode::QueryFailed,
+            c::HEIGHT_UNAVAILABLE => RpcCode::HeightUnavailable,
+            c::QUERY_NOT_LOGGED => RpcCode::QueryNotLogged,
+            c::INVALID_PARAMS => RpcCode::InvalidParams,
+            c::INTERNAL => RpcCode::Internal,
+            -32007 => RpcCode::RequestTooLarge,
+            other => RpcCode::Other(other),
+        }
+    }
+
+    /// Whether the same request may succeed later unchanged: the pool was full. Everything
+    /// else a node refuses is about the request itself, and repeating it changes nothing.
+    pub fn is_transient(self) -> bool {
+        matches!(self, RpcCode::MempoolFull)
+    }
+}
+
+impl ClientError {
+    /// The refusal's meaning, if the node refused.
+    pub fn code(&self) -> Option<RpcCode> {
+        match self {
+            ClientError::Rpc { code, .. } => Some(RpcCode::from_code(*code)),
+            _ => None,
+        }
+    }
+
+    /// Whether retrying the same request may help: the node could not be reached, or its
+    /// pool was full.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Transport { .. } => true,
+            ClientError::Rpc { .. } => self.code().is_some_and(RpcCode::is_transient),
+            ClientError::Timeout { .. } | ClientError::Malformed(_) => false,
+        }
+    }
+}
+
+/// How a client retries a request that failed for a transient reason: up to `attempts`
+/// tries in all, waiting `first_delay`, then twice as long each time up to `max_delay`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    pub attempts: u32,
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Retry {
+    /// No retries.
+    pub const NONE: Retry = Retry { attempts: 1, first_delay: Duration::ZERO, max_delay: Duration::ZERO };
+}
+
+impl Default for Retry {
+    /// Five tries over about three seconds.
+    fn default() -> Retry {
+        Retry { attempts: 5, first_delay: Duration::from_millis(200), max_delay: Duration::from_secs(2) }
+    }
+}
+
 /// A connection to one node's JSON-RPC endpoint.
 #[derive(Debug, Clone)]
 pub struct Client {
     url: String,
     http: HttpClient,
+    retry: Retry,
 }
 
 impl Client {
@@ -33,10 +138,37 @@ impl Client {
             .request_timeout(Duration::from_secs(30))
             .build(url)
             .map_err(|e| ClientError::Transport { url: url.to_string(), reason: e.to_string() })?;
-        Ok(Client { url: url.to_string(), http })
+        Ok(Client { url: url.to_string(), http, retry: Retry::NONE })
+    }
+
+    /// This client, retrying transient failures (an unreachable node, a full pool) as
+    /// `retry` says; never a refusal of the request itself.
+    pub fn with_retry(mut self, retry: Retry) -> Client {
+        self.retry = retry;
+        self
     }
 
     async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+        params: jsonrpsee::core::params::ArrayParams,
+    ) -> Result<T, ClientError> {
+        let mut delay = self.retry.first_delay;
+        let mut attempt = 1;
+        loop {
+            match self.call_once(name, params.clone()).await {
+                Err(err) if err.is_transient() && attempt < self.retry.attempts => {
+                    tracing::debug!(method = name, attempt, %err, "retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(self.retry.max_delay);
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn call_once<T: serde::de::DeserializeOwned>(
         &self,
         name: &str,
         params: jsonrpsee::core::params::ArrayParams,
@@ -124,9 +256,21 @@ impl Client {
         }
     }
 
-    /// Submits `tx` and waits for its receipt.
+    /// Submits `tx` and waits for its receipt. If the node already holds a transaction of
+    /// the same sender and nonce (a retried submission whose first answer was lost, or the
+    /// same transaction sent twice), it waits for this one's receipt, and gives back the
+    /// duplicate refusal if none comes: then the pending one was another transaction.
     pub async fn submit_and_wait(&self, tx: &SignedTransaction, timeout: Duration) -> Result<Receipt, ClientError> {
-        let tx_id = self.submit(tx).await?;
+        let tx_id = match self.submit(tx).await {
+            Ok(id) => id,
+            Err(err) if err.code() == Some(RpcCode::TxDuplicate) => {
+                return match self.wait_for_receipt(&tx.id(), timeout).await {
+                    Err(ClientError::Timeout { .. }) => Err(err),
+                    other => other,
+                };
+            }
+            Err(err) => return Err(err),
+        };
         self.wait_for_receipt(&tx_id, timeout).await
     }
 }

@@ -29,6 +29,6 @@ pub mod light;
 pub mod rpc;
 
 pub use builder::TxBuilder;
-pub use client::{Client, ClientError};
+pub use client::{Client, ClientError, Retry, RpcCode};
 pub use light::{LightClient, LightError, VerifyingClient};
 pub use shutong_system_api as system_api;
