@@ -79,11 +79,50 @@ pub enum Event {
     Shutdown,
 }
 
-/// What the status RPC shows of consensus.
-#[derive(Debug, Default)]
+/// How many committed blocks a slow subscriber may fall behind before it misses some.
+const NOTICES_BUFFERED: usize = 1_024;
+
+/// What the status RPC shows of consensus, and the feed of committed blocks subscribers read.
+#[derive(Debug)]
 pub struct ChainStatus {
     pub view: AtomicU64,
     pub finalized_view: AtomicU64,
+    pub committed: tokio::sync::broadcast::Sender<Arc<shutong_sdk::rpc::BlockNotice>>,
+}
+
+impl Default for ChainStatus {
+    fn default() -> ChainStatus {
+        ChainStatus {
+            view: AtomicU64::default(),
+            finalized_view: AtomicU64::default(),
+            committed: tokio::sync::broadcast::channel(NOTICES_BUFFERED).0,
+        }
+    }
+}
+
+/// The notice subscribers get of a committed block.
+fn notice(block: &Block, output: &BlockOutput) -> shutong_sdk::rpc::BlockNotice {
+    let header = &block.header;
+    let events = output
+        .receipts
+        .iter()
+        .flat_map(|r| {
+            r.events.iter().map(move |e| shutong_sdk::rpc::EventNotice {
+                height: header.height,
+                tx_id: r.tx_id,
+                contract: e.contract,
+                topic: e.topic.clone(),
+                data_hex: hex::encode(&e.data),
+            })
+        })
+        .collect();
+    shutong_sdk::rpc::BlockNotice {
+        height: header.height,
+        hash: header.hash(),
+        timestamp_ms: header.timestamp_ms,
+        txs: block.txs.iter().map(|tx| tx.id()).collect(),
+        events,
+    }
 }
 
 /// A block the engine asked this validator to build.
@@ -1182,6 +1221,10 @@ impl Chain {
             tip: new_tip,
         });
         self.mempool.lock().expect("mempool lock poisoned").prune(&self.view);
+        if self.status.committed.receiver_count() > 0 {
+            // A subscriber gone or lagging is its own affair: sending never blocks.
+            let _ = self.status.committed.send(Arc::new(notice(block, output)));
+        }
         if !block.txs.is_empty() || header.height.is_multiple_of(50) {
             tracing::info!(height = header.height, view = header.view, txs = block.txs.len(), gas = output.gas_used, state_root = %output.state_root, "committed block");
         } else {

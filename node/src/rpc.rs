@@ -420,6 +420,38 @@ fn audit_query(params: Params<'_>, ctx: &RpcContext) -> RpcResult<AuditPage> {
     Ok(AuditPage { height, items, next })
 }
 
+/// The longest event-topic prefix a subscription filters by.
+const TOPIC_PREFIX_BYTES_MAX: usize = 64;
+
+/// Feeds committed blocks to a subscriber, whole or as the events whose topic starts with
+/// `prefix`, until it goes away. A subscriber that falls more than the buffer behind is told
+/// how many blocks it missed and ended, rather than holding the node's memory.
+async fn feed(
+    pending: jsonrpsee::PendingSubscriptionSink,
+    ctx: Arc<RpcContext>,
+    prefix: Option<String>,
+) -> jsonrpsee::core::SubscriptionResult {
+    let mut blocks = ctx.chain.committed.subscribe();
+    let sink = pending.accept().await?;
+    loop {
+        let block = match blocks.recv().await {
+            Ok(block) => block,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                return Err(format!("the subscriber fell {missed} blocks behind; subscribe again").into());
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+        };
+        match &prefix {
+            None => sink.send(serde_json::value::to_raw_value(&*block)?).await?,
+            Some(prefix) => {
+                for event in block.events.iter().filter(|e| e.topic.starts_with(prefix.as_str())) {
+                    sink.send(serde_json::value::to_raw_value(event)?).await?;
+                }
+            }
+        }
+    }
+}
+
 /// Starts the server; it runs until the handle is stopped or dropped.
 pub async fn serve(
     listen: SocketAddr,
@@ -432,7 +464,6 @@ pub async fn serve(
         .max_request_body_size(request_bytes_max)
         .max_response_body_size(16 << 20)
         .max_connections(connections_max)
-        .http_only()
         .build();
     let server = Server::builder()
         .set_config(config)
@@ -456,5 +487,32 @@ pub async fn serve(
     module.register_method(method::GET_AUDIT_PROOF, |params, ctx, _| get_audit_proof(params, ctx))?;
     module.register_method(method::GET_CONSISTENCY_PROOF, |params, ctx, _| get_consistency_proof(params, ctx))?;
     module.register_blocking_method(method::AUDIT_QUERY, |params, ctx, _| audit_query(params, &ctx))?;
+    module.register_subscription(
+        method::SUBSCRIBE_BLOCKS,
+        method::BLOCK_NOTIFICATION,
+        method::UNSUBSCRIBE_BLOCKS,
+        |_, pending, ctx, _| feed(pending, ctx, None),
+    )?;
+    module.register_subscription(
+        method::SUBSCRIBE_EVENTS,
+        method::EVENT_NOTIFICATION,
+        method::UNSUBSCRIBE_EVENTS,
+        |params, pending, ctx, _| async move {
+            let prefix: String = match params.one() {
+                Ok(prefix) => prefix,
+                Err(e) => {
+                    pending.reject(e).await;
+                    return Ok(());
+                }
+            };
+            if prefix.len() > TOPIC_PREFIX_BYTES_MAX {
+                pending
+                    .reject(invalid_params(format!("a topic prefix has at most {TOPIC_PREFIX_BYTES_MAX} bytes")))
+                    .await;
+                return Ok(());
+            }
+            feed(pending, ctx, Some(prefix)).await
+        },
+    )?;
     Ok((addr, server.start(module)))
 }

@@ -1,7 +1,8 @@
 //! A JSON-RPC client for a Shutong node, with submit-and-wait.
 
-use crate::rpc::{BlockInfo, Status, method};
+use crate::rpc::{BlockInfo, BlockNotice, EventNotice, Status, method};
 use jsonrpsee::core::client::ClientT;
+use jsonrpsee::core::client::SubscriptionClientT;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use jsonrpsee::rpc_params;
 use shutong_types::{AccountId, Address, Encode, Hash, Receipt, SignedTransaction};
@@ -272,5 +273,62 @@ impl Client {
             Err(err) => return Err(err),
         };
         self.wait_for_receipt(&tx_id, timeout).await
+    }
+}
+
+/// A live feed from a node over WebSocket; ends when the node closes it.
+#[derive(Debug)]
+pub struct Subscription<T> {
+    // The connection lives as long as the feed.
+    _ws: jsonrpsee::ws_client::WsClient,
+    inner: jsonrpsee::core::client::Subscription<T>,
+}
+
+impl<T: serde::de::DeserializeOwned> Subscription<T> {
+    /// The next item, or `None` once the node ended the feed (it closed, or this subscriber
+    /// fell too far behind: subscribe again and catch up from blocks).
+    pub async fn next(&mut self) -> Option<Result<T, ClientError>> {
+        self.inner.next().await.map(|item| item.map_err(|e| ClientError::Malformed(e.to_string())))
+    }
+}
+
+impl Client {
+    /// The node's WebSocket address: its JSON-RPC address with `ws` for `http`.
+    pub fn ws_url(&self) -> String {
+        match self.url.split_once("://") {
+            Some(("https", rest)) => format!("wss://{rest}"),
+            Some((_, rest)) => format!("ws://{rest}"),
+            None => format!("ws://{}", self.url),
+        }
+    }
+
+    async fn subscribe<T: serde::de::DeserializeOwned>(
+        &self,
+        method_name: &str,
+        params: jsonrpsee::core::params::ArrayParams,
+        unsubscribe: &str,
+    ) -> Result<Subscription<T>, ClientError> {
+        let url = self.ws_url();
+        let transport =
+            |e: jsonrpsee::core::ClientError| ClientError::Transport { url: url.clone(), reason: e.to_string() };
+        let ws = jsonrpsee::ws_client::WsClientBuilder::default().build(&url).await.map_err(transport)?;
+        let inner = ws.subscribe(method_name, params, unsubscribe).await.map_err(|err| match err {
+            jsonrpsee::core::ClientError::Call(obj) => {
+                ClientError::Rpc { code: obj.code(), message: obj.message().to_string() }
+            }
+            other => transport(other),
+        })?;
+        Ok(Subscription { _ws: ws, inner })
+    }
+
+    /// Every block as it commits.
+    pub async fn subscribe_blocks(&self) -> Result<Subscription<BlockNotice>, ClientError> {
+        self.subscribe(method::SUBSCRIBE_BLOCKS, rpc_params![], method::UNSUBSCRIBE_BLOCKS).await
+    }
+
+    /// Every committed event whose topic starts with `prefix` (`grant.` for every grant
+    /// change, `""` for all).
+    pub async fn subscribe_events(&self, prefix: &str) -> Result<Subscription<EventNotice>, ClientError> {
+        self.subscribe(method::SUBSCRIBE_EVENTS, rpc_params![prefix], method::UNSUBSCRIBE_EVENTS).await
     }
 }

@@ -137,6 +137,13 @@ impl Gateway {
         }
     }
 
+    /// Reacts to an event from a subscription (`Client::subscribe_events("")` or several
+    /// prefixes): see [`Gateway::on_event`].
+    pub fn on_notice(&mut self, notice: &crate::rpc::EventNotice) {
+        let data = hex::decode(&notice.data_hex).unwrap_or_default();
+        self.on_event(&notice.topic, &data);
+    }
+
     /// Decides a request at `now_ms` and, if permitted, counts it against the cached grant.
     /// A grant or member not in the cache is refused: read it from the chain first.
     pub fn authorize(&mut self, request: &Use, now_ms: u64) -> Decision {

@@ -21,6 +21,15 @@ pub mod method {
     pub const GET_AUDIT_PROOF: &str = "shutong_getAuditProof";
     pub const GET_CONSISTENCY_PROOF: &str = "shutong_getConsistencyProof";
     pub const AUDIT_QUERY: &str = "shutong_auditQuery";
+    /// WebSocket only: every committed block (`BlockNotice`), as it commits.
+    pub const SUBSCRIBE_BLOCKS: &str = "shutong_subscribeBlocks";
+    pub const BLOCK_NOTIFICATION: &str = "shutong_block";
+    pub const UNSUBSCRIBE_BLOCKS: &str = "shutong_unsubscribeBlocks";
+    /// WebSocket only: every committed event whose topic starts with the given prefix
+    /// (`EventNotice`); `grant.` follows every grant change.
+    pub const SUBSCRIBE_EVENTS: &str = "shutong_subscribeEvents";
+    pub const EVENT_NOTIFICATION: &str = "shutong_event";
+    pub const UNSUBSCRIBE_EVENTS: &str = "shutong_unsubscribeEvents";
 }
 
 /// Application error codes (JSON-RPC reserves -32768..-32000 for itself, and jsonrpsee uses
@@ -195,4 +204,26 @@ pub struct AuditPage {
     pub height: u64,
     pub items: Vec<AuditProofInfo>,
     pub next: Option<String>,
+}
+
+/// A committed block, as subscribers see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockNotice {
+    pub height: u64,
+    pub hash: Hash,
+    pub timestamp_ms: u64,
+    /// The block's transaction ids, in order.
+    pub txs: Vec<Hash>,
+    /// Every event its successful transactions emitted, in order.
+    pub events: Vec<EventNotice>,
+}
+
+/// One committed event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventNotice {
+    pub height: u64,
+    pub tx_id: Hash,
+    pub contract: shutong_types::Address,
+    pub topic: String,
+    pub data_hex: String,
 }
