@@ -19,7 +19,7 @@ use crate::rpc::{StateProofInfo, method};
 use jsonrpsee::rpc_params;
 use shutong_codec::{Decode, Encode};
 use shutong_system_api::audit::{AccessEvent, AnchorBatch, AuditEntry};
-use shutong_system_api::authz::{DAY_MS, Decision, Grant, Use, decide};
+use shutong_system_api::authz::{Decision, Grant, Use, count_use, decide};
 use shutong_system_api::names;
 use shutong_system_api::registry::{Member, Org, Principal};
 use shutong_types::auditlog::{self, InclusionProof, MemoryLog};
@@ -163,13 +163,7 @@ impl Gateway {
         };
         let decision = decide(grant, request, who.as_ref(), now_ms);
         if decision.permit {
-            let day = now_ms / DAY_MS;
-            if grant.day != day {
-                grant.day = day;
-                grant.day_uses = 0;
-            }
-            grant.uses += request.count;
-            grant.day_uses += request.count;
+            count_use(grant, request.count, now_ms);
         }
         decision
     }
@@ -294,7 +288,7 @@ pub fn verify_event(proof: &EventProof, anchor_leaf: &AuditLeaf) -> Result<(), G
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use shutong_system_api::authz::{GrantStatus, Terms, duty};
+    use shutong_system_api::authz::{DAY_MS, GrantStatus, Terms, duty};
     use shutong_system_api::catalog::method;
     use shutong_system_api::registry::{OrgKind, OrgStatus, PrincipalKind, PrincipalStatus, role};
 

@@ -11,9 +11,9 @@ use shutong_codec::{Decode, Encode};
 use shutong_contract::{self as contract, Error, Item, Map, MethodResult};
 use shutong_system_api::audit::AuditEntry;
 use shutong_system_api::authz::{
-    decide, duty, purpose_within, valid_purpose, AccessRequest, Amend, Approval, Approve, CloseCase, Consent,
-    ConsentId, Delegate, Grant, GrantStatus, Id, LegalBasis, RecordConsent, RequestAccess, RequestState, Terms, Use,
-    WithReason, DAY_MS, DELEGATIONS_MAX, DELEGATION_DEPTH_MAX, REQUEST_TEXT_BYTES_MAX, REVIEW_MS,
+    count_use, decide, duty, purpose_within, valid_purpose, AccessRequest, Amend, Approval, Approve, CloseCase,
+    Consent, ConsentId, Delegate, Grant, GrantStatus, Id, LegalBasis, RecordConsent, RequestAccess, RequestState,
+    Terms, Use, WithReason, DELEGATIONS_MAX, DELEGATION_DEPTH_MAX, REQUEST_TEXT_BYTES_MAX, REVIEW_MS,
 };
 use shutong_system_api::catalog::{Classification, Resource, ResourceRef, ResourceStatus, ShareType};
 use shutong_system_api::governance::{PurposeDef, ResolvePurpose};
@@ -611,13 +611,7 @@ pub fn consume(args: &[u8]) -> MethodResult {
     let now = contract::block_time_ms();
     let decision = decide(&grant, &req, who.as_ref(), now);
     if decision.permit {
-        let day = now / DAY_MS;
-        if grant.day != day {
-            grant.day = day;
-            grant.day_uses = 0;
-        }
-        grant.uses += req.count;
-        grant.day_uses += req.count;
+        count_use(&mut grant, req.count, now);
         GRANTS.save(&grant.id, &grant);
         if grant.uses == grant.terms.max_uses {
             log_grant_by("grant.exhausted", &grant, req.account)?;
@@ -770,7 +764,7 @@ pub fn get_grant(args: &[u8]) -> MethodResult {
 mod tests {
     use super::*;
     use shutong_contract::testing;
-    use shutong_system_api::authz::Decision;
+    use shutong_system_api::authz::{Decision, DAY_MS};
     use shutong_system_api::catalog::{method, Field};
     use shutong_system_api::registry::{OrgKind, OrgStatus, Principal, PrincipalKind, PrincipalStatus};
     use std::cell::RefCell;

@@ -366,3 +366,16 @@ pub fn decide(grant: &Grant, req: &Use, who: Option<&crate::registry::Member>, n
     }
     Decision { permit: true, reason: String::new(), violation: false }
 }
+
+/// Counts a permitted use of `count` at `now` against `grant`: its total and its day's
+/// (a new day starts the day's count again). The authz contract counts every recorded use
+/// with it, and a gateway counts the uses it permits between reads of the grant.
+pub fn count_use(grant: &mut Grant, count: u64, now: u64) {
+    let day = now / DAY_MS;
+    if grant.day != day {
+        grant.day = day;
+        grant.day_uses = 0;
+    }
+    grant.uses += count;
+    grant.day_uses += count;
+}
