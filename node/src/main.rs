@@ -156,6 +156,10 @@ enum KeysCommand {
         /// Overwrite an existing file.
         #[arg(long)]
         force: bool,
+        /// Seal the secret under the passphrase in SHUTONG_KEY_PASSPHRASE (argon2id and
+        /// ChaCha20-Poly1305); every command then reads the file with that variable set.
+        #[arg(long)]
+        encrypt: bool,
     },
     /// Print a key file's public key and account.
     Show {
@@ -488,9 +492,17 @@ fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let output = cli.output;
     match cli.command {
-        Command::Keys(KeysCommand::New { out, force }) => {
+        Command::Keys(KeysCommand::New { out, force, encrypt }) => {
             let key = Keypair::generate();
-            keyfile::write(&out, &key, force)?;
+            if encrypt {
+                let passphrase =
+                    std::env::var(keyfile::PASSPHRASE_ENV).ok().filter(|p| !p.is_empty()).with_context(|| {
+                        format!("--encrypt takes the passphrase from {}: set it", keyfile::PASSPHRASE_ENV)
+                    })?;
+                keyfile::write_encrypted(&out, &key, &passphrase, force)?;
+            } else {
+                keyfile::write(&out, &key, force)?;
+            }
             let json = serde_json::json!({"file": out, "public_key": key.public(), "account": key.account()});
             print(
                 output,
