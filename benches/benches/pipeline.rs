@@ -6,7 +6,7 @@
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use shutong_benches::{Fixture, registry_call, signed_registrations};
 use shutong_codec::{Decode, Encode};
-use shutong_node::storage::{Commit, Tip};
+use shutong_node::storage::Commit;
 use shutong_types::{Block, SignedTransaction};
 use shutong_vm::state::Overlay;
 use std::hint::black_box;
@@ -57,16 +57,7 @@ fn block_commit(c: &mut Criterion) {
             |(fixture, block): (Fixture, Block)| {
                 let output = fixture.executor.execute(&block).unwrap();
                 assert!(output.receipts.iter().all(|r| r.status.is_success()));
-                let tip = Tip::after(&block.header, output.roots());
-                fixture.storage.commit(Commit {
-                    block: &block,
-                    certificate: None,
-                    receipts: &output.receipts,
-                    writes: &output.writes,
-                    tree: &output.tree,
-                    log: &output.log,
-                    tip,
-                });
+                fixture.storage.commit(Commit::executed(&block, None, &output));
                 fixture
             },
             BatchSize::PerIteration,

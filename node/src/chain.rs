@@ -1210,16 +1210,7 @@ impl Chain {
     /// Writes a block and what executing it produced in one atomic batch.
     fn commit(&mut self, block: &Block, certificate: Option<&Certificate>, output: &BlockOutput) {
         let header = &block.header;
-        let new_tip = Tip::after(header, output.roots());
-        self.storage().commit(Commit {
-            block,
-            certificate,
-            receipts: &output.receipts,
-            writes: &output.writes,
-            tree: &output.tree,
-            log: &output.log,
-            tip: new_tip,
-        });
+        self.storage().commit(Commit::executed(block, certificate, output));
         self.mempool.lock().expect("mempool lock poisoned").prune(&self.view);
         if self.status.committed.receiver_count() > 0 {
             // A subscriber gone or lagging is its own affair: sending never blocks.

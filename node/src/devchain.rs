@@ -90,16 +90,9 @@ impl DevChain {
         };
         let block = Block { header, txs };
         let output = self.executor.execute(&block)?;
-        let tip = Tip::after(&block.header, output.roots());
-        self.storage.commit(Commit {
-            block: &block,
-            certificate: None,
-            receipts: &output.receipts,
-            writes: &output.writes,
-            tree: &output.tree,
-            log: &output.log,
-            tip,
-        });
+        let commit = Commit::executed(&block, None, &output);
+        let tip = commit.tip;
+        self.storage.commit(commit);
         self.tip = tip;
         output.receipts.into_iter().next().context("a block of one transaction has one receipt")
     }

@@ -186,6 +186,25 @@ pub struct Commit<'a> {
     pub tip: Tip,
 }
 
+impl<'a> Commit<'a> {
+    /// What committing `block`, executed as `output`, writes.
+    pub fn executed(
+        block: &'a Block,
+        certificate: Option<&'a Certificate>,
+        output: &'a crate::executor::BlockOutput,
+    ) -> Commit<'a> {
+        Commit {
+            block,
+            certificate,
+            receipts: &output.receipts,
+            writes: &output.writes,
+            tree: &output.tree,
+            log: &output.log,
+            tip: Tip::after(&block.header, output.roots()),
+        }
+    }
+}
+
 /// A vote from the write-ahead log, with the block it notarized if this node proposed it.
 #[derive(Debug, Clone)]
 pub struct WalEntry {
