@@ -24,8 +24,8 @@ rpc3=http://127.0.0.1:$((base + 2 * (validators - 1)))
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 # Runs a query until it succeeds: another validator may commit a block a moment later.
 query_until() {
-  for _ in $(seq 1 50); do "$bin" query "$@" 2>/dev/null && return 0; sleep 0.2; done
-  "$bin" query "$@"
+  for _ in $(seq 1 50); do "$bin" "$@" 2>/dev/null && return 0; sleep 0.2; done
+  "$bin" "$@"
 }
 
 step "building shutong ($profile; the first build takes a while)"
@@ -46,48 +46,48 @@ step "starting $validators validators: keys, one genesis with the registry contr
 admin=$dir/keys/admin.json
 
 step "the admin signs a transaction at validator-0 that registers Jing'an's data bureau"
-"$bin" tx --rpc "$rpc0" --key "$admin" org register --id jingan-data --name "静安区数据局 Jing'an Data Bureau" --kind department
+"$bin" org register --rpc "$rpc0" --key "$admin" --id jingan-data --name "静安区数据局 Jing'an Data Bureau" --kind department
 
 step "any validator answers with the same record: here the last one"
-query_until --rpc "$rpc3" org --id jingan-data
+query_until org show --rpc "$rpc3" --id jingan-data
 
 step "another key tries to rename it: the contract refuses, the nonce advances, nothing else changes"
 "$bin" keys new --out "$dir/keys/intruder.json" >/dev/null
-"$bin" tx --rpc "$rpc0" --key "$dir/keys/intruder.json" org update --id jingan-data --name "hijacked" || true
+"$bin" org update --rpc "$rpc0" --key "$dir/keys/intruder.json" --id jingan-data --name "hijacked" || true
 
 step "an enterprise deploys its own contract: certificate verification (证明电子化), checked by the VM at upload"
 wasm=$root/contracts/artifacts/cert-verify.wasm
 "$bin" keys new --out "$dir/keys/enterprise.json" >/dev/null
 "$bin" keys new --out "$dir/keys/bank.json" >/dev/null
 enterprise=$dir/keys/enterprise.json
-code=$("$bin" code-hash --wasm "$wasm")
+code=$("$bin" contract hash --wasm "$wasm")
 echo "code hash $code"
 echo "-- before governance approves the code hash, the upload is refused:"
-"$bin" tx --rpc "$rpc0" --key "$enterprise" contract upload --wasm "$wasm" || true
+"$bin" contract upload --rpc "$rpc0" --key "$enterprise" --wasm "$wasm" || true
 echo "-- the governance admin approves it, then the upload goes through:"
-"$bin" tx --rpc "$rpc0" --key "$admin" contract approve --code-hash "$code"
-"$bin" tx --rpc "$rpc0" --key "$enterprise" contract upload --wasm "$wasm"
-contract=$("$bin" --output json tx --rpc "$rpc0" --key "$enterprise" contract instantiate --code-hash "$code" --label certs \
+"$bin" contract approve --rpc "$rpc0" --key "$admin" --code-hash "$code"
+"$bin" contract upload --rpc "$rpc0" --key "$enterprise" --wasm "$wasm"
+contract=$("$bin" --output json contract instantiate --rpc "$rpc0" --key "$enterprise" --code-hash "$code" --label certs \
   | sed 's/.*"output":"\([0-9a-f]*\)".*/\1/')
 echo "instantiated at $contract"
-query_until --rpc "$rpc3" contract --contract "$contract"
+query_until contract show --rpc "$rpc3" --contract "$contract"
 
 step "the enterprise issues a certificate for a licence; only its hash goes on chain"
 printf 'Business licence of Shanghai Example Co., Ltd.\n' > "$dir/licence.txt"
 printf 'Forged licence\n' > "$dir/forged.txt"
-"$bin" tx --rpc "$rpc0" --key "$enterprise" cert issue --contract "$contract" --id lic-2026-001 \
+"$bin" cert issue --rpc "$rpc0" --key "$enterprise" --contract "$contract" --id lic-2026-001 \
   --kind business-licence --holder 91310000MA1EXAMPLE --document "$dir/licence.txt"
 echo "-- a bank asks whether the presented licence is certified (a query, off the record):"
-query_until --rpc "$rpc3" cert-verify --contract "$contract" --id lic-2026-001 --holder 91310000MA1EXAMPLE --document "$dir/licence.txt"
-"$bin" query --rpc "$rpc3" cert-verify --contract "$contract" --id lic-2026-001 --holder 91310000MA1EXAMPLE --document "$dir/forged.txt"
+query_until cert check --rpc "$rpc3" --contract "$contract" --id lic-2026-001 --holder 91310000MA1EXAMPLE --document "$dir/licence.txt"
+"$bin" cert check --rpc "$rpc3" --contract "$contract" --id lic-2026-001 --holder 91310000MA1EXAMPLE --document "$dir/forged.txt"
 echo "-- and on the record: the question and the answer become an audit-log leaf"
-"$bin" tx --rpc "$rpc0" --key "$dir/keys/bank.json" cert verify --contract "$contract" --id lic-2026-001 \
+"$bin" cert verify --rpc "$rpc0" --key "$dir/keys/bank.json" --contract "$contract" --id lic-2026-001 \
   --holder 91310000MA1EXAMPLE --document "$dir/licence.txt"
 echo "-- the enterprise freezes its contract; calls are refused until it unfreezes it"
-"$bin" tx --rpc "$rpc0" --key "$enterprise" contract freeze --contract "$contract"
-"$bin" tx --rpc "$rpc0" --key "$dir/keys/bank.json" cert verify --contract "$contract" --id lic-2026-001 \
+"$bin" contract freeze --rpc "$rpc0" --key "$enterprise" --contract "$contract"
+"$bin" cert verify --rpc "$rpc0" --key "$dir/keys/bank.json" --contract "$contract" --id lic-2026-001 \
   --holder 91310000MA1EXAMPLE --document "$dir/licence.txt" || true
-"$bin" tx --rpc "$rpc0" --key "$enterprise" contract unfreeze --contract "$contract"
+"$bin" contract unfreeze --rpc "$rpc0" --key "$enterprise" --contract "$contract"
 
 # --- The authorisation story: who may use which data, for what, and what was done with it ---
 acct() { "$bin" --output json keys show --key "$1" | sed 's/.*"account":"\([0-9a-f]*\)".*/\1/'; }
@@ -95,46 +95,47 @@ for who in market cdo security gateway tax acme analyst auditor; do
   "$bin" keys new --out "$dir/keys/$who.json" >/dev/null
 done
 k() { echo "$dir/keys/$1.json"; }
-tx() { local key=$1; shift; "$bin" tx --rpc "$rpc0" --key "$(k "$key")" "$@"; }
+# A signed command: `by WHO GROUP VERB FLAGS...`.
+by() { local key=$1; shift; "$bin" "$@" --rpc "$rpc0" --key "$(k "$key")"; }
 
 step "the story: Jing'an's market bureau, an enterprise and the tax bureau join, each with its people and their roles"
-tx market org register --id market --name "静安区市场监管局 Market Regulation Bureau" --kind department
-tx tax org register --id tax --name "静安区税务局 Tax Bureau" --kind department
-tx acme org register --id acme --name "Shanghai Example Co., Ltd." --kind enterprise
-tx market principal set --org market --account "$(acct "$(k market)")" --roles admin,data_provider
-tx market principal set --org market --account "$(acct "$(k cdo)")" --roles cdo
-tx market principal set --org market --account "$(acct "$(k security)")" --roles security_officer
-tx market principal set --org market --account "$(acct "$(k gateway)")" --roles data_provider --kind gateway
-tx tax principal set --org tax --account "$(acct "$(k tax)")" --roles admin,data_provider
-tx acme principal set --org acme --account "$(acct "$(k analyst)")" --roles data_consumer
+by market org register --id market --name "静安区市场监管局 Market Regulation Bureau" --kind department
+by tax org register --id tax --name "静安区税务局 Tax Bureau" --kind department
+by acme org register --id acme --name "Shanghai Example Co., Ltd." --kind enterprise
+by market org set-principal --id market --account "$(acct "$(k market)")" --roles admin,data_provider
+by market org set-principal --id market --account "$(acct "$(k cdo)")" --roles cdo
+by market org set-principal --id market --account "$(acct "$(k security)")" --roles security_officer
+by market org set-principal --id market --account "$(acct "$(k gateway)")" --roles data_provider --kind gateway
+by tax org set-principal --id tax --account "$(acct "$(k tax)")" --roles admin,data_provider
+by acme org set-principal --id acme --account "$(acct "$(k analyst)")" --roles data_consumer
 
 step "governance defines the purpose the story uses, and the legal bases it may rest on"
-"$bin" tx --rpc "$rpc0" --key "$admin" gov propose define-purpose --code licensing --bases statute,duty_mandate,consent \
+"$bin" gov propose define-purpose --rpc "$rpc0" --key "$admin" --id licensing --bases statute,duty_mandate,consent \
   --description "business licensing and its renewal"
 
 step "the market bureau publishes its business-licence records, classified important (编目); it is the one source of two data elements (一数一源)"
-tx market catalog publish --code market/business-licence --org market --classification important --share conditional \
+by market catalog publish --id market/business-licence --org market --classification important --share conditional \
   --conditions "licensing and tax matters" --methods query,verify \
   --field uscc:string:general:enterprise.uscc --field name:string:general:enterprise.name --field legal_rep_id:string:important
 echo "-- the tax bureau tries to publish the same data element: refused"
-tx tax catalog publish --code tax/registration --org tax --classification general --share conditional \
+by tax catalog publish --id tax/registration --org tax --classification general --share conditional \
   --conditions "tax matters" --field uscc:string:general:enterprise.uscc || true
 
 step "the enterprise's analyst asks for three fields for licence renewal, at most 3 uses"
-out=$(tx analyst access request --resource market/business-licence --fields uscc,name,legal_rep_id \
+out=$(by analyst request submit --resource market/business-licence --fields uscc,name,legal_rep_id \
   --purpose licensing.renewal --max-uses 3)
 echo "$out"
 request=$(sed -n 's/^request \([0-9]*\)$/\1/p' <<<"$out")
 
 step "important data: the bureau's CDO and its security officer must both approve; they grant two of the three fields"
-tx cdo access approve --request "$request" --fields uscc,name --max-uses 3
-out=$(tx security access approve --request "$request" --fields uscc,name --max-uses 3)
+by cdo request approve --id "$request" --fields uscc,name --max-uses 3
+out=$(by security request approve --id "$request" --fields uscc,name --max-uses 3)
 echo "$out"
 grant=$(sed -n 's/^approved: grant \([0-9]*\) issued$/\1/p' <<<"$out")
-query_until --rpc "$rpc3" access request --id "$request"
+query_until request show --rpc "$rpc3" --id "$request"
 
 step "the bureau's gateway records each use of the data: three are permitted and counted against the grant"
-use() { tx gateway audit record --grant "$grant" --consumer "$(acct "$(k analyst)")" --fields "$1" --purpose "$2" --reference "case-$3"; }
+use() { by gateway audit record --id "$grant" --consumer "$(acct "$(k analyst)")" --fields "$1" --purpose "$2" --reference "case-$3"; }
 use uscc,name licensing.renewal 1
 use uscc licensing.renewal 2
 use uscc licensing.renewal.online 3
@@ -144,13 +145,13 @@ echo "-- a use for a purpose the grant does not cover: denied, recorded, and a v
 use uscc marketing 5
 
 step "the bureau revokes the grant; the next use is denied"
-tx cdo access revoke --grant "$grant" --reason "annual review"
+by cdo grant revoke --id "$grant" --reason "annual review"
 use uscc licensing.renewal 6
 
 step "the district's inspection office joins with an auditor (an organisation of kind auditor, a principal with the auditor role)"
-tx auditor org register --id inspect --name "静安区数据监察 Data Inspection Office" --kind auditor
-tx auditor principal set --org inspect --account "$(acct "$(k auditor)")" --roles admin,auditor
-query_until --rpc "$rpc3" access grant --id "$grant"
+by auditor org register --id inspect --name "静安区数据监察 Data Inspection Office" --kind auditor
+by auditor org set-principal --id inspect --account "$(acct "$(k auditor)")" --roles admin,auditor
+query_until grant show --rpc "$rpc3" --id "$grant"
 
 step "the auditor asks another validator for the grant's full history: the question goes on the record first, and every entry is proven against a header the validators finalized (trust: the genesis file only)"
 "$bin" audit trail --rpc "$rpc3" --key "$(k auditor)" --genesis "$dir/node0/genesis.json" --grant "$grant" \
@@ -169,7 +170,7 @@ fi
 
 step "SIGKILL validator-1: the other $((validators - 1)) keep finalizing (its views time out and are skipped)"
 "$bin" testnet stop --dir "$dir" --node 1 --kill
-"$bin" tx --rpc "$rpc0" --key "$admin" org update --id jingan-data --status suspended
+"$bin" org update --rpc "$rpc0" --key "$admin" --id jingan-data --status suspended
 sleep 3
 "$bin" testnet status --dir "$dir"
 
@@ -177,18 +178,18 @@ step "validator-1 restarts, fetches the blocks it missed and reaches the same st
 "$bin" testnet start --dir "$dir" --node 1
 sleep 4
 "$bin" testnet status --dir "$dir"
-query_until --rpc "http://127.0.0.1:$((base + 2))" org --id jingan-data
+query_until org show --rpc "http://127.0.0.1:$((base + 2))" --id jingan-data
 
 step "governance: the admin removes validator-$((validators - 1)) from the set; it takes effect 10 blocks later"
-keep=$("$bin" --output json query --rpc "$rpc0" validators | sed 's/.*"validators":\[\([^]]*\)\].*/\1/' | tr -d '"' | tr ',' '\n' | head -n $((validators - 1)) | sed 's/^/--validator /' | tr '\n' ' ')
+keep=$("$bin" --output json gov validators --rpc "$rpc0" | sed 's/.*"validators":\[\([^]]*\)\].*/\1/' | tr -d '"' | tr ',' '\n' | head -n $((validators - 1)) | sed 's/^/--validator /' | tr '\n' ' ')
 # shellcheck disable=SC2086
-"$bin" tx --rpc "$rpc0" --key "$admin" validators set $keep
-"$bin" query --rpc "$rpc0" validators
+"$bin" gov set-validators --rpc "$rpc0" --key "$admin" $keep
+"$bin" gov validators --rpc "$rpc0"
 for _ in $(seq 1 100); do
-  "$bin" query --rpc "$rpc0" validators 2>/dev/null | grep -q '^epoch 1' && break
+  "$bin" gov validators --rpc "$rpc0" 2>/dev/null | grep -q '^epoch 1' && break
   sleep 0.2
 done
-"$bin" query --rpc "$rpc0" validators
+"$bin" gov validators --rpc "$rpc0"
 "$bin" testnet status --dir "$dir"
 
 if [ $follow = 1 ]; then

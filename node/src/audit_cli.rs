@@ -1,16 +1,21 @@
-//! `shutong audit`: the auditor's commands. `trail` logs the question on chain, asks a node,
-//! checks every answer against headers finalized by the validators (followed from the
-//! genesis file), prints the timeline, and can export a bundle that `verify` checks with no
-//! network.
+//! `shutong audit`: the audit trail. A provider's gateway records accesses, attestations and
+//! anchored batches; anyone reads events and violations; an auditor's `trail` logs the
+//! question on chain, asks a node, checks every answer against headers finalized by the
+//! validators (followed from the genesis file), prints the timeline, and can export a bundle
+//! that `verify` checks with no network.
 
+use crate::cli::{Ctx, Outcome, Shown, shown};
+use crate::domain_cli::{UseArgs, event_json, event_text};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use shutong_node::genesis::Genesis;
 use shutong_sdk::builder::{self, audit_trail};
 use shutong_sdk::light::{Bundle, TrailItem};
+use shutong_sdk::reads;
 use shutong_sdk::rpc::AuditQuery;
-use shutong_sdk::system_api::audit::LogQuery;
-use shutong_sdk::{Client, LightClient, TxBuilder, VerifyingClient, keyfile};
+use shutong_sdk::system_api::audit::{AccessEvent, AnchorBatch, Attest, EventRecord, LogQuery};
+use shutong_sdk::{LightClient, TxBuilder, VerifyingClient};
+use shutong_types::AccountId;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -20,6 +25,58 @@ const BUNDLE_BYTES_MAX: u64 = 1 << 30;
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
+    /// Record an access (the provider's gateway): counted against the grant, permitted or
+    /// denied, and a leaf of the audit log either way.
+    Record {
+        #[command(flatten)]
+        use_: UseArgs,
+        /// The business reference (a case or application number); only its hash goes on chain.
+        #[arg(long, default_value = "")]
+        reference: String,
+    },
+    /// Record a yes/no answer given instead of data (the provider's gateway; a `verify` use).
+    Attest {
+        /// The grant.
+        #[arg(long)]
+        id: u64,
+        #[arg(long)]
+        consumer: AccountId,
+        /// The question asked; only its hash goes on chain.
+        #[arg(long)]
+        question: String,
+        #[arg(long)]
+        answer: bool,
+    },
+    /// Anchor a gateway's batch of events by their Merkle root (the provider's gateway).
+    Anchor {
+        /// The grant.
+        #[arg(long)]
+        id: u64,
+        #[arg(long)]
+        root: shutong_types::Hash,
+        #[arg(long)]
+        count: u64,
+        #[arg(long)]
+        from_ms: u64,
+        #[arg(long)]
+        to_ms: u64,
+    },
+    /// A grant's access events, in order (unproven: the node's word; see `trail`).
+    History {
+        /// The grant.
+        #[arg(long)]
+        id: u64,
+    },
+    /// One access event.
+    Event {
+        #[arg(long)]
+        id: u64,
+    },
+    /// A violation.
+    Violation {
+        #[arg(long)]
+        id: u64,
+    },
     /// Who used which data, under which grant, for what purpose: logs the question on chain
     /// (as an auditor), then prints every matching authorisation and access entry, each
     /// proven against a header the validators finalized.
@@ -38,12 +95,6 @@ pub enum AuditCommand {
 #[derive(Args)]
 #[command(group(clap::ArgGroup::new("by").args(["resource", "grant", "org", "principal", "purpose"])))]
 pub struct TrailArgs {
-    /// The node's JSON-RPC address.
-    #[arg(long, default_value = "http://127.0.0.1:26657")]
-    rpc: String,
-    /// The auditor's key file (an acting principal with the auditor role).
-    #[arg(long)]
-    key: PathBuf,
     /// The chain's genesis file: the validators it names are all this command trusts.
     #[arg(long)]
     genesis: PathBuf,
@@ -186,9 +237,62 @@ fn report(
     (json, text)
 }
 
-pub async fn run(command: AuditCommand) -> anyhow::Result<(serde_json::Value, String)> {
-    match command {
-        AuditCommand::Trail(args) => trail(args).await,
+pub async fn run(command: AuditCommand, ctx: &Ctx) -> Shown {
+    let (json, text) = match command {
+        AuditCommand::Record { use_, reference } => {
+            let u = use_.to_use();
+            return Ok(Outcome::Send(audit_trail::record(&AccessEvent {
+                grant: u.grant,
+                consumer: u.account,
+                fields: u.fields,
+                method: u.method,
+                purpose: u.purpose,
+                business_ref_hash: builder::cert::digest(reference.as_bytes()).0,
+                subject_ref_hmac: [0; 32],
+                query_hash: [0; 32],
+                result_hash: [0; 32],
+                record_count: u.count,
+                consumer_signature: None,
+            })));
+        }
+        AuditCommand::Attest { id, consumer, question, answer } => {
+            return Ok(Outcome::Send(audit_trail::attest(&Attest {
+                grant: id,
+                consumer: consumer.0,
+                question_hash: builder::cert::digest(question.as_bytes()).0,
+                subject_ref_hmac: [0; 32],
+                answer,
+            })));
+        }
+        AuditCommand::Anchor { id, root, count, from_ms, to_ms } => {
+            return Ok(Outcome::Send(audit_trail::anchor(&AnchorBatch {
+                grant: id,
+                period_start_ms: from_ms,
+                period_end_ms: to_ms,
+                count,
+                merkle_root: root.0,
+            })));
+        }
+        AuditCommand::History { id } => history(id, ctx).await?,
+        AuditCommand::Event { id } => {
+            let r = ctx.client()?.read(reads::access_event(id)).await?;
+            (event_json(&r), event_text(&r))
+        }
+        AuditCommand::Violation { id } => {
+            let v = ctx.client()?.read(reads::violation(id)).await?;
+            let json = serde_json::json!({"id": v.id, "event": v.event, "grant": v.grant, "consumer_org": v.consumer_org, "reason": v.reason, "status": v.status.name()});
+            let text = format!(
+                "violation {}  event {}  grant {}  by {}: {}  [{}]",
+                v.id,
+                v.event,
+                v.grant,
+                v.consumer_org,
+                v.reason,
+                v.status.name()
+            );
+            (json, text)
+        }
+        AuditCommand::Trail(args) => trail(args, ctx).await?,
         AuditCommand::Verify { file, genesis } => {
             let size = std::fs::metadata(&file).with_context(|| format!("cannot read {}", file.display()))?.len();
             anyhow::ensure!(
@@ -215,21 +319,43 @@ pub async fn run(command: AuditCommand) -> anyhow::Result<(serde_json::Value, St
                 text.push_str("\nnote: no --genesis given; trust rests on the genesis validators the bundle names");
                 json["trust"] = serde_json::json!("the bundle's own genesis validators");
             }
-            Ok((json, text))
+            (json, text)
         }
-    }
+    };
+    shown(json, text)
 }
 
-async fn trail(args: TrailArgs) -> anyhow::Result<(serde_json::Value, String)> {
+/// A grant's events, page by page.
+async fn history(grant: u64, ctx: &Ctx) -> anyhow::Result<(serde_json::Value, String)> {
+    let client = ctx.client()?;
+    let mut events: Vec<EventRecord> = Vec::new();
+    let mut after = None;
+    loop {
+        let page = client.read(reads::access_history(grant, after, 100)).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        events.extend(page);
+        anyhow::ensure!(events.len() <= 100_000, "more than 100,000 events: page with the RPC instead");
+    }
+    let json = serde_json::Value::Array(events.iter().map(event_json).collect());
+    let text = if events.is_empty() {
+        format!("no access events under grant {grant}")
+    } else {
+        events.iter().map(event_text).collect::<Vec<_>>().join("\n")
+    };
+    Ok((json, text))
+}
+
+async fn trail(args: TrailArgs, ctx: &Ctx) -> anyhow::Result<(serde_json::Value, String)> {
     let genesis = Genesis::load(&args.genesis)?;
-    let key = keyfile::read(&args.key)?;
-    let client = Client::new(&args.rpc)?;
+    let key = ctx.signer()?;
+    let client = ctx.client()?;
     let (by, value) = args.selection();
     let to_ms = args.to_ms.unwrap_or(u64::MAX);
     anyhow::ensure!(to_ms >= args.from_ms, "--to-ms {to_ms} is before --from-ms {}", args.from_ms);
 
     // The question goes on the record first.
-    let status = client.status().await.with_context(|| format!("is a node running at {}?", args.rpc))?;
+    let status = ctx.status(&client).await?;
     anyhow::ensure!(
         status.chain_id == genesis.chain_id,
         "the node serves chain {:?}, the genesis file is for {:?}",
@@ -244,9 +370,13 @@ async fn trail(args: TrailArgs) -> anyhow::Result<(serde_json::Value, String)> {
         nonce,
         status.height + builder::EXPIRY_BLOCKS_DEFAULT,
     );
-    let logged = client.submit_and_wait(&tx, Duration::from_secs(30)).await?;
+    let bar = ctx.spinner("logging the question on chain");
+    let logged = client.submit_and_wait(&tx, Duration::from_secs(ctx.globals.timeout_secs)).await;
+    bar.finish_and_clear();
+    let logged = logged?;
     anyhow::ensure!(logged.status.is_success(), "the question was not logged: {:?}", logged.status);
 
+    let bar = ctx.spinner("following the validator set from genesis and checking every proof");
     let mut verifying = VerifyingClient::new(client, LightClient::new(&genesis.chain_id, genesis.validator_keys()));
     let (at, header) = verifying.sync_info().await?;
     let query = AuditQuery {
@@ -266,6 +396,7 @@ async fn trail(args: TrailArgs) -> anyhow::Result<(serde_json::Value, String)> {
         }
         None => (verifying.audit_trail(&query).await?, None),
     };
+    bar.finish_and_clear();
     let epoch = verifying.light.epoch();
     let complete = count.is_some();
     let (mut json, mut text) =

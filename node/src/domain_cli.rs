@@ -1,23 +1,22 @@
-//! Part of the `shutong` binary: the commands of the authorisation story. Principals, the
-//! catalog, access requests and grants, and the audit trail, as transactions (`shutong tx`)
-//! and queries (`shutong query`).
+//! Part of the `shutong` binary: the command groups of the authorisation story. `org`
+//! (organisations and their principals), `catalog`, `request` (access requests and consent),
+//! `grant` and `gov`. In every group the object's own id is `--id`, writes sign with
+//! `--key`, and `show` reads.
 
-use anyhow::{Context, bail};
+use crate::cli::{Ctx, Outcome, Shown, list, shown};
+use anyhow::Context;
 use clap::{Args, Subcommand};
 use shutong_codec::Decode;
-use shutong_sdk::Client;
-use shutong_sdk::builder::{self, access, audit_trail};
-use shutong_sdk::system_api::audit::{AccessEvent, EventRecord, Violation};
-use shutong_sdk::system_api::authz::{AccessRequest, Decision, Grant, LegalBasis, RequestAccess, Terms, Use, duty};
+use shutong_sdk::builder::{self, access};
+use shutong_sdk::reads;
+use shutong_sdk::system_api::audit::EventRecord;
+use shutong_sdk::system_api::authz::{AccessRequest, Grant, LegalBasis, RequestAccess, Terms, Use, duty};
 use shutong_sdk::system_api::catalog::{Classification, Field, Publish, ShareType, method};
-use shutong_sdk::system_api::registry::{PrincipalKind, PrincipalStatus, role};
+use shutong_sdk::system_api::governance::Action;
+use shutong_sdk::system_api::registry::{Org, OrgKind, OrgStatus, PrincipalKind, PrincipalStatus, role};
 use shutong_types::{AccountId, Call};
 
 const DAY_MS: u64 = 24 * 3600 * 1000;
-
-fn list(text: &str) -> Vec<String> {
-    text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
-}
 
 fn roles(text: &str) -> Result<u32, String> {
     list(text).iter().try_fold(0, |acc, name| {
@@ -28,7 +27,7 @@ fn roles(text: &str) -> Result<u32, String> {
     })
 }
 
-fn methods(text: &str) -> Result<u8, String> {
+pub fn methods(text: &str) -> Result<u8, String> {
     list(text).iter().try_fold(0, |acc, name| {
         method::from_name(name).map(|bit| acc | bit).ok_or_else(|| format!("{name:?} is not query, verify or batch"))
     })
@@ -41,9 +40,8 @@ fn named<T: Copy>(all: &[T], name: fn(T) -> &'static str, text: &str, what: &str
     })
 }
 
-fn org_kind(text: &str) -> Result<shutong_sdk::system_api::registry::OrgKind, String> {
-    shutong_sdk::system_api::registry::OrgKind::from_name(text)
-        .ok_or_else(|| format!("{text:?} is not department, enterprise, auditor or operator"))
+fn org_kind(text: &str) -> Result<OrgKind, String> {
+    OrgKind::from_name(text).ok_or_else(|| format!("{text:?} is not department, enterprise, auditor or operator"))
 }
 
 fn kind(text: &str) -> Result<PrincipalKind, String> {
@@ -81,12 +79,61 @@ fn field(text: &str) -> Result<Field, String> {
     })
 }
 
+fn org_status(text: &str) -> Result<OrgStatus, String> {
+    OrgStatus::from_name(text).ok_or_else(|| format!("{text:?} is not active or suspended"))
+}
+
+/// Comma-separated legal bases, as `basis` bits.
+fn bases(text: &str) -> Result<u8, String> {
+    let names = list(text);
+    if names.is_empty() {
+        return Err("name at least one legal basis".into());
+    }
+    names.iter().try_fold(0u8, |acc, name| basis(name).map(|b| acc | (1 << b as u8)))
+}
+
+fn role_names(bits: u32) -> String {
+    let names: Vec<&str> = role::NAMES.iter().filter(|(bit, _)| bits & bit != 0).map(|(_, n)| *n).collect();
+    if names.is_empty() { "none".into() } else { names.join(",") }
+}
+
+// --- org ------------------------------------------------------------------------------------
+
 #[derive(Subcommand)]
-pub enum PrincipalTx {
-    /// Add a key to an organisation or change its roles, kind or status (an admin of the organisation).
-    Set {
+pub enum OrgCommand {
+    /// Register an organisation; the signer becomes its admin.
+    Register {
+        /// The organisation.
         #[arg(long)]
-        org: String,
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// department, enterprise, auditor or operator.
+        #[arg(long, value_parser = org_kind)]
+        kind: OrgKind,
+    },
+    /// Rename an organisation or change its status (its admin).
+    Update {
+        /// The organisation.
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// active or suspended.
+        #[arg(long, value_parser = org_status)]
+        status: Option<OrgStatus>,
+    },
+    /// An organisation from the registry.
+    Show {
+        /// The organisation.
+        #[arg(long)]
+        id: String,
+    },
+    /// Add a key to an organisation or change its roles, kind or status (an admin of it).
+    SetPrincipal {
+        /// The organisation.
+        #[arg(long)]
+        id: String,
         #[arg(long)]
         account: AccountId,
         /// Comma-separated: admin, data_provider, data_consumer, auditor, cdo, security_officer, deployer, validator.
@@ -99,11 +146,17 @@ pub enum PrincipalTx {
         #[arg(long, default_value = "active", value_parser = status)]
         status: PrincipalStatus,
     },
-    /// Set the organisation's approval policy for one classification (an admin of it): one
-    /// distinct approver per step.
-    Policy {
+    /// Which organisation an account acts for, with which roles.
+    Member {
         #[arg(long)]
-        org: String,
+        account: AccountId,
+    },
+    /// Set the approval route for requests for one classification (an admin of it): one
+    /// distinct approver per step.
+    SetPolicy {
+        /// The organisation.
+        #[arg(long)]
+        id: String,
         /// general or important.
         #[arg(long, value_parser = classification)]
         classification: Classification,
@@ -111,19 +164,93 @@ pub enum PrincipalTx {
         #[arg(long = "step", required = true, value_parser = roles)]
         steps: Vec<u32>,
     },
+    /// An organisation's approval route for one classification.
+    Policy {
+        /// The organisation.
+        #[arg(long)]
+        id: String,
+        #[arg(long, value_parser = classification)]
+        classification: Classification,
+    },
     /// Hand the signer's organisation and roles to a new key; the signing key stops acting.
-    Rotate {
+    RotateKey {
         #[arg(long)]
         new_account: AccountId,
     },
 }
 
+fn org_json(org: &Org) -> serde_json::Value {
+    serde_json::json!({
+        "id": org.id, "name": org.name, "kind": org.kind.name(), "status": org.status.name(),
+        "admin": hex::encode(org.admin), "registered_height": org.registered_height,
+        "updated_height": org.updated_height,
+    })
+}
+
+pub async fn org(command: OrgCommand, ctx: &Ctx) -> Shown {
+    Ok(match command {
+        OrgCommand::Register { id, name, kind } => Outcome::Send(builder::register_org(&id, &name, kind)),
+        OrgCommand::Update { id, name, status } => {
+            anyhow::ensure!(name.is_some() || status.is_some(), "org update needs --name or --status");
+            Outcome::Send(builder::update_org(&id, name.as_deref(), status))
+        }
+        OrgCommand::SetPrincipal { id, account, roles, kind, status } => {
+            Outcome::Send(builder::set_principal(&id, &account, kind, roles, status))
+        }
+        OrgCommand::SetPolicy { id, classification, steps } => {
+            Outcome::Send(builder::set_policy(&id, classification, &steps))
+        }
+        OrgCommand::RotateKey { new_account } => Outcome::Send(builder::rotate_key(&new_account)),
+        OrgCommand::Show { id } => {
+            let org = ctx.client()?.read(reads::org(&id)).await?;
+            let text = format!(
+                "{}  {:?}  {}  {}\nadmin {}  registered at height {}  updated at height {}",
+                org.id,
+                org.name,
+                org.kind.name(),
+                org.status.name(),
+                hex::encode(org.admin),
+                org.registered_height,
+                org.updated_height
+            );
+            return shown(org_json(&org), text);
+        }
+        OrgCommand::Member { account } => {
+            let m = ctx.client()?.read(reads::member(&account)).await?;
+            let p = &m.principal;
+            let json = serde_json::json!({
+                "account": hex::encode(p.account), "org": p.org, "kind": p.kind.name(),
+                "roles": role_names(p.roles), "status": p.status.name(), "acting": m.acting,
+                "org_status": m.org_status.name(), "rotated_to": p.rotated_to.map(hex::encode),
+            });
+            let text = format!(
+                "{} of {}  roles {}  {}  {}",
+                p.kind.name(),
+                p.org,
+                role_names(p.roles),
+                p.status.name(),
+                if m.acting { "acting" } else { "not acting" }
+            );
+            return shown(json, text);
+        }
+        OrgCommand::Policy { id, classification } => {
+            let policy = ctx.client()?.read(reads::approval_policy(&id, classification)).await?;
+            let steps: Vec<String> = policy.steps.iter().map(|s| role_names(*s)).collect();
+            let json = serde_json::json!({"org": policy.org, "classification": classification.name(), "steps": steps});
+            return shown(json, format!("{} {} data: {}", policy.org, classification.name(), steps.join(" then ")));
+        }
+    })
+}
+
+// --- catalog --------------------------------------------------------------------------------
+
 #[derive(Subcommand)]
-pub enum CatalogTx {
+pub enum CatalogCommand {
     /// Publish a resource, or a new version of it (a data provider of a department).
     Publish {
+        /// The resource's code, `ORG/NAME`.
         #[arg(long)]
-        code: String,
+        id: String,
         #[arg(long)]
         org: String,
         /// general, important or core.
@@ -147,15 +274,92 @@ pub enum CatalogTx {
     },
     /// Withdraw a resource and release its data elements.
     Withdraw {
+        /// The resource code, `ORG/NAME` (or the data element, for `element`).
         #[arg(long)]
-        code: String,
+        id: String,
+    },
+    /// A resource: its latest version, or `--version`.
+    Show {
+        /// The resource code, `ORG/NAME` (or the data element, for `element`).
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        version: Option<u32>,
+    },
+    /// Which resource is the one source of a data element (一数一源).
+    Element {
+        /// The resource code, `ORG/NAME` (or the data element, for `element`).
+        #[arg(long)]
+        id: String,
     },
 }
 
+pub async fn catalog(command: CatalogCommand, ctx: &Ctx) -> Shown {
+    Ok(match command {
+        CatalogCommand::Publish {
+            id,
+            org,
+            classification,
+            share,
+            conditions,
+            methods,
+            fields,
+            source_system,
+            personal_data,
+        } => Outcome::Send(builder::publish_resource(&Publish {
+            code: id,
+            provider_org: org,
+            source_system,
+            classification,
+            personal_data,
+            share_type: share,
+            conditions,
+            methods,
+            fields,
+            metadata_hash: [0; 32],
+        })),
+        CatalogCommand::Withdraw { id } => Outcome::Send(builder::withdraw_resource(&id)),
+        CatalogCommand::Show { id, version } => {
+            let r = ctx.client()?.read(reads::resource(&id, version)).await?;
+            let fields: Vec<serde_json::Value> = r
+                .fields
+                .iter()
+                .map(|f| serde_json::json!({"name": f.name, "type": f.data_type, "classification": f.classification.name(), "element": f.element}))
+                .collect();
+            let json = serde_json::json!({
+                "id": r.code, "version": r.version, "provider_org": r.provider_org,
+                "classification": r.classification.name(), "share": r.share_type.name(),
+                "conditions": r.conditions, "personal_data": r.personal_data, "status": r.status.name(),
+                "fields": fields, "published_height": r.published_height,
+            });
+            let names: Vec<&str> = r.fields.iter().map(|f| f.name.as_str()).collect();
+            let text = format!(
+                "{} v{}  by {}  {}  {}  {}\nfields {}",
+                r.code,
+                r.version,
+                r.provider_org,
+                r.classification.name(),
+                r.share_type.name(),
+                r.status.name(),
+                names.join(",")
+            );
+            return shown(json, text);
+        }
+        CatalogCommand::Element { id } => {
+            let s = ctx.client()?.read(reads::element_source(&id)).await?;
+            let json =
+                serde_json::json!({"element": s.element, "resource": s.resource, "provider_org": s.provider_org});
+            return shown(json, format!("{} comes from {} ({})", s.element, s.resource, s.provider_org));
+        }
+    })
+}
+
+// --- request --------------------------------------------------------------------------------
+
 #[derive(Subcommand)]
-pub enum AccessTx {
+pub enum RequestCommand {
     /// Ask for access to a resource (a data consumer); prints the request id.
-    Request {
+    Submit {
         #[arg(long)]
         resource: String,
         /// Comma-separated field names.
@@ -183,47 +387,51 @@ pub enum AccessTx {
     /// Approve a request under review (the provider's approvers). The terms are derived from
     /// the request and these flags only, so every approver gets the same terms.
     Approve {
+        /// The request.
         #[arg(long)]
-        request: u64,
+        id: u64,
         #[command(flatten)]
         terms: TermsArgs,
     },
-    /// Supersede a grant with amended terms (the provider's CDO); the uses made carry over.
-    /// Terms are derived from the grant's request and these flags, as for `approve`.
-    Amend {
-        #[arg(long)]
-        grant: u64,
-        #[command(flatten)]
-        terms: TermsArgs,
-    },
-    /// Reject a request under review, with a reason.
+    /// Reject a request under review, with a reason (the provider's approvers).
     Reject {
+        /// The request.
         #[arg(long)]
-        request: u64,
-        #[arg(long)]
-        reason: String,
-    },
-    /// Revoke a grant and its delegations, with a reason (the provider).
-    Revoke {
-        #[arg(long)]
-        grant: u64,
+        id: u64,
         #[arg(long)]
         reason: String,
     },
-    /// Suspend a grant and its delegations, with a reason (the provider).
-    Suspend {
+    /// Dispute a rejection (the requester); it goes to the governance committee.
+    Dispute {
+        /// The request.
         #[arg(long)]
-        grant: u64,
+        id: u64,
         #[arg(long)]
         reason: String,
     },
-    /// Resume a suspended grant (the provider).
-    Resume {
+    /// Withdraw a request that is still open (the requester).
+    Withdraw {
+        /// The request.
         #[arg(long)]
-        grant: u64,
+        id: u64,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Escalate a request whose review deadline has passed.
+    Escalate {
+        /// The request.
+        #[arg(long)]
+        id: u64,
+    },
+    /// A request and where it stands.
+    Show {
+        /// The request.
+        #[arg(long)]
+        id: u64,
     },
     /// Record a data subject's consent, given to the signer's organisation.
     Consent {
+        /// The consent record.
         #[arg(long)]
         id: String,
         #[arg(long)]
@@ -236,317 +444,41 @@ pub enum AccessTx {
     },
     /// Withdraw a consent: the grants resting on it are suspended.
     WithdrawConsent {
+        /// The consent record.
         #[arg(long)]
         id: String,
     },
-    /// Close grants bound to a case that has closed.
-    CloseCase {
-        /// The case reference; only its hash goes on chain.
+    /// A consent record.
+    ShowConsent {
+        /// The consent record.
         #[arg(long)]
-        case: String,
-        /// Comma-separated grant ids.
-        #[arg(long)]
-        grants: String,
+        id: String,
     },
 }
 
-#[derive(Subcommand)]
-pub enum GovTx {
-    /// Propose a decision (a governance admin; counts as the proposer's vote).
-    #[command(subcommand)]
-    Propose(Proposal),
-    /// Vote for a proposal (a governance admin); carried out at the threshold.
-    Vote {
-        #[arg(long)]
-        proposal: u64,
-    },
-}
-
-#[derive(Subcommand)]
-pub enum Proposal {
-    /// Approve a code hash for upload.
-    ApproveCode {
-        #[arg(long)]
-        code_hash: shutong_types::Hash,
-    },
-    /// Suspend an organisation.
-    SuspendOrg {
-        #[arg(long)]
-        id: String,
-    },
-    /// Reinstate a suspended organisation.
-    ReinstateOrg {
-        #[arg(long)]
-        id: String,
-    },
-    /// Add an organisation (when the committee's `registration` parameter is `governance`,
-    /// the only way one is added).
-    AddOrg {
-        #[arg(long)]
-        id: String,
-        #[arg(long)]
-        name: String,
-        /// department, enterprise, auditor or operator.
-        #[arg(long, value_parser = org_kind)]
-        kind: shutong_sdk::system_api::registry::OrgKind,
-        /// The account that administers it.
-        #[arg(long)]
-        admin: AccountId,
-    },
-    /// Define a purpose in the purpose hierarchy (its parent first), with its legal bases.
-    DefinePurpose {
-        #[arg(long)]
-        code: String,
-        /// Comma-separated: statute, duty_mandate, consent, contract.
-        #[arg(long)]
-        bases: String,
-        #[arg(long, default_value = "")]
-        description: String,
-    },
-    /// Set a parameter: `upload_policy` (governance or open) or `registration` (open or governance).
-    SetParam {
-        #[arg(long)]
-        name: String,
-        #[arg(long)]
-        value: String,
-    },
-    /// Replace the committee and its threshold.
-    SetAdmins {
-        /// An admin account (hex); repeat for each.
-        #[arg(long = "admin", required = true)]
-        admins: Vec<AccountId>,
-        #[arg(long)]
-        threshold: u32,
-    },
-}
-
-/// The flags that make grant terms, with the request they are derived from: every approver
-/// who passes the same flags produces the same terms.
+/// The flags that make grant terms, with what they are derived from: every approver who
+/// passes the same flags produces the same terms.
 #[derive(Args)]
 pub struct TermsArgs {
-    /// Comma-separated; default: all requested fields.
+    /// Comma-separated; default: all requested (or delegated) fields.
     #[arg(long)]
     fields: Option<String>,
-    /// Comma-separated; default: the requested purpose.
+    /// Comma-separated; default: the requested (or delegated) purposes.
     #[arg(long)]
     purposes: Option<String>,
-    /// Validity from the request's submission; capped at what was requested.
+    /// Validity in days from the request's submission (or the delegation); capped at what
+    /// was requested (or delegated).
     #[arg(long, default_value_t = 30)]
     days: u64,
-    /// Default: the requested number.
+    /// Default: the requested (or delegated) number.
     #[arg(long)]
     max_uses: Option<u64>,
     /// Uses a day (0: no limit).
     #[arg(long, default_value_t = 0)]
     rate: u64,
+    /// The grantee may delegate part of the grant to another organisation.
     #[arg(long)]
     delegable: bool,
-}
-
-#[derive(Args)]
-pub struct UseArgs {
-    #[arg(long)]
-    pub grant: u64,
-    /// The consumer principal's account.
-    #[arg(long)]
-    pub consumer: AccountId,
-    /// Comma-separated field names.
-    #[arg(long)]
-    pub fields: String,
-    #[arg(long, default_value = "query", value_parser = methods)]
-    pub method: u8,
-    #[arg(long)]
-    pub purpose: String,
-    #[arg(long, default_value_t = 1)]
-    pub records: u64,
-}
-
-#[derive(Subcommand)]
-pub enum AuditTx {
-    /// Record an access (the provider's gateway): counted against the grant, permitted or denied.
-    Record {
-        #[command(flatten)]
-        use_: UseArgs,
-        /// The business reference (a case or application number); only its hash goes on chain.
-        #[arg(long, default_value = "")]
-        reference: String,
-    },
-    /// Record a yes/no answer given instead of data (the provider's gateway; a `verify` use).
-    Attest {
-        #[arg(long)]
-        grant: u64,
-        #[arg(long)]
-        consumer: AccountId,
-        /// The question asked; only its hash goes on chain.
-        #[arg(long)]
-        question: String,
-        #[arg(long)]
-        answer: bool,
-    },
-    /// Anchor a batch of events by their Merkle root (the provider's gateway).
-    Anchor {
-        #[arg(long)]
-        grant: u64,
-        #[arg(long)]
-        root: shutong_types::Hash,
-        #[arg(long)]
-        count: u64,
-        #[arg(long)]
-        from_ms: u64,
-        #[arg(long)]
-        to_ms: u64,
-    },
-}
-
-#[derive(Subcommand)]
-pub enum AccessQuery {
-    /// An access request and where it stands.
-    Request {
-        #[arg(long)]
-        id: u64,
-    },
-    /// A grant.
-    Grant {
-        #[arg(long)]
-        id: u64,
-    },
-    /// Would this use be permitted now? (What a gateway asks.)
-    Check(UseArgs),
-}
-
-#[derive(Subcommand)]
-pub enum AuditQuery {
-    /// A grant's access events, in order.
-    History {
-        #[arg(long)]
-        grant: u64,
-    },
-    /// A violation.
-    Violation {
-        #[arg(long)]
-        id: u64,
-    },
-}
-
-pub fn principal_call(command: PrincipalTx) -> Call {
-    match command {
-        PrincipalTx::Set { org, account, roles, kind, status } => {
-            builder::set_principal(&org, &account, kind, roles, status)
-        }
-        PrincipalTx::Rotate { new_account } => builder::rotate_key(&new_account),
-        PrincipalTx::Policy { org, classification, steps } => builder::set_policy(&org, classification, &steps),
-    }
-}
-
-pub fn catalog_call(command: CatalogTx) -> Call {
-    match command {
-        CatalogTx::Publish {
-            code,
-            org,
-            classification,
-            share,
-            conditions,
-            methods,
-            fields,
-            source_system,
-            personal_data,
-        } => builder::publish_resource(&Publish {
-            code,
-            provider_org: org,
-            source_system,
-            classification,
-            personal_data,
-            share_type: share,
-            conditions,
-            methods,
-            fields,
-            metadata_hash: [0; 32],
-        }),
-        CatalogTx::Withdraw { code } => builder::withdraw_resource(&code),
-    }
-}
-
-async fn read<T: Decode>(
-    client: &Client,
-    contract: shutong_types::Address,
-    method: &str,
-    args: Vec<u8>,
-) -> anyhow::Result<T> {
-    let bytes = client.query(&contract, method, &args).await?;
-    T::decode(&bytes).with_context(|| format!("{method} returned something malformed"))
-}
-
-pub async fn access_call(command: AccessTx, client: &Client, now_ms: u64) -> anyhow::Result<Call> {
-    Ok(match command {
-        AccessTx::Request { resource, fields, methods, purpose, basis, days, max_uses, matter, consent } => {
-            access::request(&RequestAccess {
-                resource,
-                fields: list(&fields),
-                methods,
-                purpose,
-                legal_basis: basis,
-                legal_doc_hash: [0; 32],
-                matter_code: matter,
-                valid_until_ms: now_ms.saturating_add(days.saturating_mul(DAY_MS)),
-                max_uses,
-                justification_hash: [0; 32],
-                consent,
-            })
-        }
-        AccessTx::Approve { request, terms } => {
-            let req: AccessRequest = read(client, builder::authz(), "get_request", access::id_args(request)).await?;
-            access::approve(request, &terms_for(&req, terms))
-        }
-        AccessTx::Amend { grant, terms } => {
-            let g: Grant = read(client, builder::authz(), "get_grant", access::id_args(grant)).await?;
-            let req: AccessRequest = read(client, builder::authz(), "get_request", access::id_args(g.request)).await?;
-            access::amend(grant, &terms_for(&req, terms))
-        }
-        AccessTx::Reject { request, reason } => access::reject(request, &reason),
-        AccessTx::Revoke { grant, reason } => access::revoke(grant, &reason),
-        AccessTx::Suspend { grant, reason } => access::suspend(grant, &reason),
-        AccessTx::Resume { grant } => access::resume(grant),
-        AccessTx::Consent { id, resource, purpose, subject } => {
-            access::record_consent(&shutong_sdk::system_api::authz::RecordConsent {
-                id,
-                subject_ref_hmac: builder::cert::digest(subject.as_bytes()).0,
-                resource,
-                purpose,
-                evidence_hash: [0; 32],
-            })
-        }
-        AccessTx::WithdrawConsent { id } => access::withdraw_consent(&id),
-        AccessTx::CloseCase { case, grants } => {
-            let ids: Result<Vec<u64>, _> = list(&grants).iter().map(|g| g.parse::<u64>()).collect();
-            let ids = ids.context("--grants is a comma-separated list of grant ids")?;
-            access::close_case(builder::cert::digest(case.as_bytes()).0, &ids)
-        }
-    })
-}
-
-pub fn gov_call(command: GovTx) -> Call {
-    use shutong_sdk::system_api::governance::Action;
-    match command {
-        GovTx::Vote { proposal } => builder::vote(proposal),
-        GovTx::Propose(proposal) => builder::propose(match proposal {
-            Proposal::ApproveCode { code_hash } => Action::ApproveCode { code_hash: code_hash.0 },
-            Proposal::SuspendOrg { id } => Action::SuspendOrg { id },
-            Proposal::ReinstateOrg { id } => Action::ReinstateOrg { id },
-            Proposal::SetParam { name, value } => Action::SetParam { name, value },
-            Proposal::AddOrg { id, name, kind, admin } => Action::AddOrg { id, name, kind, admin: admin.0 },
-            Proposal::DefinePurpose { code, bases, description } => {
-                let legal_bases = list(&bases).iter().fold(0u8, |acc, b| match basis(b) {
-                    Ok(found) => acc | (1 << found as u8),
-                    // An unknown name sets no bit; the contract refuses an empty set.
-                    Err(_) => acc,
-                });
-                Action::DefinePurpose { code, legal_bases, description }
-            }
-            Proposal::SetAdmins { admins, threshold } => {
-                Action::SetAdmins { accounts: admins.iter().map(|a| a.0).collect(), threshold }
-            }
-        }),
-    }
 }
 
 /// Grant terms from a request and the approver's flags.
@@ -567,55 +499,424 @@ fn terms_for(req: &AccessRequest, flags: TermsArgs) -> Terms {
     }
 }
 
-fn use_of(u: &UseArgs) -> Use {
-    Use {
-        grant: u.grant,
-        account: u.consumer.0,
-        fields: list(&u.fields),
-        method: u.method,
-        purpose: u.purpose.clone(),
-        count: u.records,
+/// Sub-grant terms from the parent grant and the delegator's flags, from `now_ms`.
+fn delegated_terms(parent: &Grant, flags: TermsArgs, now_ms: u64) -> Terms {
+    let TermsArgs { fields, purposes, days, max_uses, rate, delegable } = flags;
+    let p = &parent.terms;
+    Terms {
+        fields: fields.map(|f| list(&f)).unwrap_or_else(|| p.fields.clone()),
+        methods: p.methods,
+        purposes: purposes.map(|x| list(&x)).unwrap_or_else(|| p.purposes.clone()),
+        not_before_ms: now_ms.max(p.not_before_ms),
+        not_after_ms: p.not_after_ms.min(now_ms.saturating_add(days.saturating_mul(DAY_MS))),
+        max_uses: max_uses.unwrap_or(p.max_uses.saturating_sub(parent.uses)),
+        rate_per_day: rate,
+        case_ref: p.case_ref,
+        duties: p.duties,
+        delegable,
+        policy_hash: p.policy_hash,
     }
 }
 
-pub fn audit_call(command: AuditTx) -> Call {
-    match command {
-        AuditTx::Record { use_, reference } => {
-            let u = use_of(&use_);
-            audit_trail::record(&AccessEvent {
-                grant: u.grant,
-                consumer: u.account,
-                fields: u.fields,
-                method: u.method,
-                purpose: u.purpose,
-                business_ref_hash: builder::cert::digest(reference.as_bytes()).0,
-                subject_ref_hmac: [0; 32],
-                query_hash: [0; 32],
-                result_hash: [0; 32],
-                record_count: u.count,
-                consumer_signature: None,
+pub async fn request(command: RequestCommand, ctx: &Ctx) -> Shown {
+    Ok(Outcome::Send(match command {
+        RequestCommand::Submit { resource, fields, methods, purpose, basis, days, max_uses, matter, consent } => {
+            let client = ctx.client()?;
+            let now_ms = ctx.status(&client).await?.timestamp_ms;
+            access::request(&RequestAccess {
+                resource,
+                fields: list(&fields),
+                methods,
+                purpose,
+                legal_basis: basis,
+                legal_doc_hash: [0; 32],
+                matter_code: matter,
+                valid_until_ms: now_ms.saturating_add(days.saturating_mul(DAY_MS)),
+                max_uses,
+                justification_hash: [0; 32],
+                consent,
             })
         }
-        AuditTx::Attest { grant, consumer, question, answer } => {
-            audit_trail::attest(&shutong_sdk::system_api::audit::Attest {
-                grant,
-                consumer: consumer.0,
-                question_hash: builder::cert::digest(question.as_bytes()).0,
-                subject_ref_hmac: [0; 32],
-                answer,
+        RequestCommand::Approve { id, terms } => {
+            let req = ctx.client()?.read(reads::access_request(id)).await?;
+            access::approve(id, &terms_for(&req, terms))
+        }
+        RequestCommand::Reject { id, reason } => access::reject(id, &reason),
+        RequestCommand::Dispute { id, reason } => access::dispute(id, &reason),
+        RequestCommand::Withdraw { id, reason } => access::withdraw(id, &reason),
+        RequestCommand::Escalate { id } => access::escalate(id),
+        RequestCommand::Consent { id, resource, purpose, subject } => {
+            access::record_consent(&shutong_sdk::system_api::authz::RecordConsent {
+                id,
+                subject_ref_hmac: builder::cert::digest(subject.as_bytes()).0,
+                resource,
+                purpose,
+                evidence_hash: [0; 32],
             })
         }
-        AuditTx::Anchor { grant, root, count, from_ms, to_ms } => {
-            audit_trail::anchor(&shutong_sdk::system_api::audit::AnchorBatch {
-                grant,
-                period_start_ms: from_ms,
-                period_end_ms: to_ms,
-                count,
-                merkle_root: root.0,
-            })
+        RequestCommand::WithdrawConsent { id } => access::withdraw_consent(&id),
+        RequestCommand::Show { id } => {
+            let r = ctx.client()?.read(reads::access_request(id)).await?;
+            let json = serde_json::json!({
+                "id": r.id, "requester_org": r.requester_org, "provider_org": r.provider_org,
+                "resource": r.resource, "fields": r.request.fields, "purpose": r.request.purpose,
+                "state": r.state.name(), "deadline_ms": r.deadline_ms, "approvals": r.approvals.len(),
+                "reason": r.reason, "grant": r.grant,
+            });
+            let text = format!(
+                "request {}  {} asks {} for {} [{}] for {}\nstate {}  approvals {}  grant {}",
+                r.id,
+                r.requester_org,
+                r.provider_org,
+                r.resource,
+                r.request.fields.join(","),
+                r.request.purpose,
+                r.state.name(),
+                r.approvals.len(),
+                r.grant.map_or("none".to_string(), |g| g.to_string())
+            );
+            return shown(json, text);
+        }
+        RequestCommand::ShowConsent { id } => {
+            let c = ctx.client()?.read(reads::consent(&id)).await?;
+            let json = serde_json::json!({
+                "id": c.id, "org": c.grantee_org, "resource": c.resource, "purpose": c.purpose,
+                "given_ms": c.given_ms, "withdrawn": c.withdrawn,
+            });
+            let text = format!(
+                "consent {} to {} for {} ({}){}",
+                c.id,
+                c.grantee_org,
+                c.resource,
+                c.purpose,
+                if c.withdrawn { "  WITHDRAWN" } else { "" }
+            );
+            return shown(json, text);
+        }
+    }))
+}
+
+// --- grant ----------------------------------------------------------------------------------
+
+#[derive(Args)]
+pub struct UseArgs {
+    /// The grant.
+    #[arg(long)]
+    pub id: u64,
+    /// The consumer principal's account.
+    #[arg(long)]
+    pub consumer: AccountId,
+    /// Comma-separated field names.
+    #[arg(long)]
+    pub fields: String,
+    #[arg(long, default_value = "query", value_parser = methods)]
+    pub method: u8,
+    #[arg(long)]
+    pub purpose: String,
+    #[arg(long, default_value_t = 1)]
+    pub records: u64,
+}
+
+impl UseArgs {
+    pub fn to_use(&self) -> Use {
+        Use {
+            grant: self.id,
+            account: self.consumer.0,
+            fields: list(&self.fields),
+            method: self.method,
+            purpose: self.purpose.clone(),
+            count: self.records,
         }
     }
 }
+
+#[derive(Subcommand)]
+pub enum GrantCommand {
+    /// A grant: its terms, uses and status.
+    Show {
+        /// The grant.
+        #[arg(long)]
+        id: u64,
+    },
+    /// Would this use be permitted now? (What a gateway asks.)
+    Check(UseArgs),
+    /// Supersede a grant with amended terms (the provider's CDO); the uses made carry over.
+    /// Terms are derived from the grant's request and these flags, as for `request approve`.
+    Amend {
+        /// The grant.
+        #[arg(long)]
+        id: u64,
+        #[command(flatten)]
+        terms: TermsArgs,
+    },
+    /// Delegate part of a delegable grant to another organisation (the grantee's admin).
+    Delegate {
+        /// The grant.
+        #[arg(long)]
+        id: u64,
+        /// The organisation that receives the sub-grant.
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        terms: TermsArgs,
+    },
+    /// Suspend a grant and its delegations, with a reason (the provider).
+    Suspend {
+        /// The grant.
+        #[arg(long)]
+        id: u64,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Resume a suspended grant (the provider).
+    Resume {
+        /// The grant.
+        #[arg(long)]
+        id: u64,
+    },
+    /// Revoke a grant and its delegations, with a reason (the provider).
+    Revoke {
+        /// The grant.
+        #[arg(long)]
+        id: u64,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Close grants bound to a case that has closed.
+    CloseCase {
+        /// The case reference; only its hash goes on chain.
+        #[arg(long)]
+        case: String,
+        /// Comma-separated grant ids.
+        #[arg(long)]
+        ids: String,
+    },
+}
+
+pub async fn grant(command: GrantCommand, ctx: &Ctx) -> Shown {
+    Ok(Outcome::Send(match command {
+        GrantCommand::Amend { id, terms } => {
+            let client = ctx.client()?;
+            let g = client.read(reads::grant(id)).await?;
+            let req = client.read(reads::access_request(g.request)).await?;
+            access::amend(id, &terms_for(&req, terms))
+        }
+        GrantCommand::Delegate { id, to, terms } => {
+            let client = ctx.client()?;
+            let parent = client.read(reads::grant(id)).await?;
+            let now_ms = ctx.status(&client).await?.timestamp_ms;
+            access::delegate(id, &to, &delegated_terms(&parent, terms, now_ms))
+        }
+        GrantCommand::Suspend { id, reason } => access::suspend(id, &reason),
+        GrantCommand::Resume { id } => access::resume(id),
+        GrantCommand::Revoke { id, reason } => access::revoke(id, &reason),
+        GrantCommand::CloseCase { case, ids } => {
+            let ids: Result<Vec<u64>, _> = list(&ids).iter().map(|g| g.parse::<u64>()).collect();
+            let ids = ids.context("--ids is a comma-separated list of grant ids")?;
+            access::close_case(builder::cert::digest(case.as_bytes()).0, &ids)
+        }
+        GrantCommand::Show { id } => {
+            let g = ctx.client()?.read(reads::grant(id)).await?;
+            let text = format!(
+                "grant {}  {} -> {}  {} [{}] for {}\nuses {} of {}  status {}{}",
+                g.id,
+                g.grantor_org,
+                g.grantee_org,
+                g.resource,
+                g.terms.fields.join(","),
+                g.terms.purposes.join(","),
+                g.uses,
+                g.terms.max_uses,
+                g.status.name(),
+                if g.reason.is_empty() { String::new() } else { format!(" ({})", g.reason) }
+            );
+            return shown(grant_json(&g), text);
+        }
+        GrantCommand::Check(u) => {
+            let d = ctx.client()?.read(reads::check(&u.to_use())).await?;
+            let json = serde_json::json!({"permit": d.permit, "reason": d.reason, "violation": d.violation});
+            let text = if d.permit { "permit".to_string() } else { format!("deny: {}", d.reason) };
+            return shown(json, text);
+        }
+    }))
+}
+
+// --- gov ------------------------------------------------------------------------------------
+
+#[derive(Subcommand)]
+pub enum GovCommand {
+    /// Propose a decision (a governance admin; counts as the proposer's vote).
+    #[command(subcommand)]
+    Propose(Proposal),
+    /// Vote for a proposal (a governance admin); carried out at the threshold.
+    Vote {
+        /// The proposal.
+        #[arg(long)]
+        id: u64,
+    },
+    /// A proposal and its votes.
+    Show {
+        /// The proposal.
+        #[arg(long)]
+        id: u64,
+    },
+    /// The validator set in force and any scheduled change.
+    Validators,
+    /// Replace the validator set, in this order (a governance admin); it takes effect 10
+    /// blocks after inclusion.
+    SetValidators {
+        /// A validator's public key (hex); repeat for each, in order.
+        #[arg(long = "validator", required = true)]
+        validators: Vec<shutong_types::PublicKey>,
+    },
+    /// The defined purpose a purpose code falls under, with its legal bases.
+    Purpose {
+        /// The purpose code.
+        #[arg(long)]
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum Proposal {
+    /// Approve a code hash for upload.
+    ApproveCode {
+        #[arg(long)]
+        code_hash: shutong_types::Hash,
+    },
+    /// Suspend an organisation.
+    SuspendOrg {
+        /// The organisation (or the purpose code, for `define-purpose`).
+        #[arg(long)]
+        id: String,
+    },
+    /// Reinstate a suspended organisation.
+    ReinstateOrg {
+        /// The organisation (or the purpose code, for `define-purpose`).
+        #[arg(long)]
+        id: String,
+    },
+    /// Add an organisation (when the committee's `registration` parameter is `governance`,
+    /// the only way one is added).
+    AddOrg {
+        /// The organisation (or the purpose code, for `define-purpose`).
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// department, enterprise, auditor or operator.
+        #[arg(long, value_parser = org_kind)]
+        kind: OrgKind,
+        /// The account that administers it.
+        #[arg(long)]
+        admin: AccountId,
+    },
+    /// Define a purpose in the purpose hierarchy (its parent first), with its legal bases.
+    DefinePurpose {
+        /// The organisation (or the purpose code, for `define-purpose`).
+        #[arg(long)]
+        id: String,
+        /// Comma-separated: statute, duty_mandate, consent, contract.
+        #[arg(long, value_parser = bases)]
+        bases: u8,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Set a parameter: `upload_policy` (governance or open) or `registration` (open or governance).
+    SetParam {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        value: String,
+    },
+    /// Replace the committee and its threshold.
+    SetAdmins {
+        /// An admin account (hex); repeat for each.
+        #[arg(long = "admin", required = true)]
+        admins: Vec<AccountId>,
+        #[arg(long)]
+        threshold: u32,
+    },
+}
+
+fn basis_names(bits: u8) -> Vec<&'static str> {
+    LegalBasis::ALL.iter().filter(|b| bits & (1 << **b as u8) != 0).map(|b| b.name()).collect()
+}
+
+pub async fn gov(command: GovCommand, ctx: &Ctx) -> Shown {
+    Ok(Outcome::Send(match command {
+        GovCommand::Vote { id } => builder::vote(id),
+        GovCommand::SetValidators { validators } => builder::set_validators(&validators),
+        GovCommand::Propose(proposal) => builder::propose(match proposal {
+            Proposal::ApproveCode { code_hash } => Action::ApproveCode { code_hash: code_hash.0 },
+            Proposal::SuspendOrg { id } => Action::SuspendOrg { id },
+            Proposal::ReinstateOrg { id } => Action::ReinstateOrg { id },
+            Proposal::SetParam { name, value } => Action::SetParam { name, value },
+            Proposal::AddOrg { id, name, kind, admin } => Action::AddOrg { id, name, kind, admin: admin.0 },
+            Proposal::DefinePurpose { id, bases, description } => {
+                Action::DefinePurpose { code: id, legal_bases: bases, description }
+            }
+            Proposal::SetAdmins { admins, threshold } => {
+                Action::SetAdmins { accounts: admins.iter().map(|a| a.0).collect(), threshold }
+            }
+        }),
+        GovCommand::Show { id } => {
+            let p = ctx.client()?.read(reads::proposal(id)).await?;
+            let json = serde_json::json!({
+                "id": p.id, "action": format!("{:?}", p.action), "proposer": hex::encode(p.proposer),
+                "votes": p.votes.iter().map(hex::encode).collect::<Vec<_>>(),
+                "created_height": p.created_height, "executed": p.executed,
+            });
+            let text = format!(
+                "proposal {}  {:?}\n{} votes  {}",
+                p.id,
+                p.action,
+                p.votes.len(),
+                if p.executed { "carried out" } else { "open" }
+            );
+            return shown(json, text);
+        }
+        GovCommand::Purpose { id } => {
+            let p = ctx.client()?.read(reads::purpose(&id)).await?;
+            let json =
+                serde_json::json!({"id": p.code, "bases": basis_names(p.legal_bases), "description": p.description});
+            let text =
+                format!("{} falls under {}: {} ({})", id, p.code, basis_names(p.legal_bases).join(","), p.description);
+            return shown(json, text);
+        }
+        GovCommand::Validators => {
+            let got = ctx.client()?.read(reads::validators()).await?;
+            let hex_keys = |keys: &[[u8; 32]]| keys.iter().map(hex::encode).collect::<Vec<_>>();
+            let mut text = format!(
+                "epoch {} since height {}: {} validators",
+                got.current.epoch,
+                got.current.since_height,
+                got.current.keys.len()
+            );
+            for key in &got.current.keys {
+                text.push_str(&format!("\n  {}", hex::encode(key)));
+            }
+            if let Some(p) = &got.pending {
+                text.push_str(&format!("\npending from height {}: {} validators", p.activation_height, p.keys.len()));
+                for key in &p.keys {
+                    text.push_str(&format!("\n  {}", hex::encode(key)));
+                }
+            }
+            let json = serde_json::json!({
+                "epoch": got.current.epoch,
+                "since_height": got.current.since_height,
+                "validators": hex_keys(&got.current.keys),
+                "pending": got.pending.as_ref().map(|p| serde_json::json!({
+                    "activation_height": p.activation_height,
+                    "validators": hex_keys(&p.keys),
+                })),
+            });
+            return shown(json, text);
+        }
+    }))
+}
+
+// --- what a call returned ---------------------------------------------------------------------
 
 /// What a successful story call returned, for a person.
 pub fn result_text(call: &Call, output: &[u8]) -> Option<String> {
@@ -627,6 +928,7 @@ pub fn result_text(call: &Call, output: &[u8]) -> Option<String> {
                 Some(id) => format!("approved: grant {id} issued"),
                 None => "approval recorded; the route needs more approvers".to_string(),
             }),
+            "amend" | "delegate" => u64::decode(output).ok().map(|id| format!("grant {id} issued")),
             _ => None,
         };
     }
@@ -645,7 +947,7 @@ pub fn result_text(call: &Call, output: &[u8]) -> Option<String> {
     None
 }
 
-fn event_text(r: &EventRecord) -> String {
+pub fn event_text(r: &EventRecord) -> String {
     let decision = if r.permit { "PERMITTED".to_string() } else { format!("DENIED ({})", r.reason) };
     let violation = r.violation.map(|v| format!("  violation {v} opened")).unwrap_or_default();
     format!(
@@ -670,105 +972,11 @@ fn grant_json(g: &Grant) -> serde_json::Value {
     })
 }
 
-fn event_json(r: &EventRecord) -> serde_json::Value {
+pub fn event_json(r: &EventRecord) -> serde_json::Value {
     serde_json::json!({
         "id": r.id, "grant": r.event.grant, "provider": r.provider_org, "consumer": r.consumer_org,
         "resource": r.resource, "fields": r.event.fields, "purpose": r.event.purpose,
         "permit": r.permit, "reason": r.reason, "violation": r.violation, "height": r.height,
         "time_ms": r.time_ms, "leaf": r.leaf,
-    })
-}
-
-/// Runs an access query; returns (json, text).
-pub async fn access_query(command: AccessQuery, client: &Client) -> anyhow::Result<(serde_json::Value, String)> {
-    Ok(match command {
-        AccessQuery::Request { id } => {
-            let r: AccessRequest = read(client, builder::authz(), "get_request", access::id_args(id)).await?;
-            let json = serde_json::json!({
-                "id": r.id, "requester_org": r.requester_org, "provider_org": r.provider_org,
-                "resource": r.resource, "fields": r.request.fields, "purpose": r.request.purpose,
-                "state": r.state.name(), "deadline_ms": r.deadline_ms, "approvals": r.approvals.len(),
-                "reason": r.reason, "grant": r.grant,
-            });
-            let text = format!(
-                "request {}  {} asks {} for {} [{}] for {}\nstate {}  approvals {}  grant {}",
-                r.id,
-                r.requester_org,
-                r.provider_org,
-                r.resource,
-                r.request.fields.join(","),
-                r.request.purpose,
-                r.state.name(),
-                r.approvals.len(),
-                r.grant.map_or("none".to_string(), |g| g.to_string())
-            );
-            (json, text)
-        }
-        AccessQuery::Grant { id } => {
-            let g: Grant = read(client, builder::authz(), "get_grant", access::id_args(id)).await?;
-            let text = format!(
-                "grant {}  {} -> {}  {} [{}] for {}\nuses {} of {}  status {}{}",
-                g.id,
-                g.grantor_org,
-                g.grantee_org,
-                g.resource,
-                g.terms.fields.join(","),
-                g.terms.purposes.join(","),
-                g.uses,
-                g.terms.max_uses,
-                g.status.name(),
-                if g.reason.is_empty() { String::new() } else { format!(" ({})", g.reason) }
-            );
-            (grant_json(&g), text)
-        }
-        AccessQuery::Check(u) => {
-            let d: Decision = read(client, builder::authz(), "check", access::check_args(&use_of(&u))).await?;
-            let json = serde_json::json!({"permit": d.permit, "reason": d.reason, "violation": d.violation});
-            let text = if d.permit { "permit".to_string() } else { format!("deny: {}", d.reason) };
-            (json, text)
-        }
-    })
-}
-
-/// Runs an audit query; returns (json, text).
-pub async fn audit_query(command: AuditQuery, client: &Client) -> anyhow::Result<(serde_json::Value, String)> {
-    Ok(match command {
-        AuditQuery::History { grant } => {
-            let mut events: Vec<EventRecord> = Vec::new();
-            let mut after = None;
-            loop {
-                let args = audit_trail::history_args(grant, after, 100);
-                let page: Vec<EventRecord> = read(client, builder::audit(), "history", args).await?;
-                if page.is_empty() {
-                    break;
-                }
-                after = page.last().map(|r| r.id);
-                events.extend(page);
-                if events.len() > 100_000 {
-                    bail!("more than 100,000 events: page with the RPC instead");
-                }
-            }
-            let json = serde_json::Value::Array(events.iter().map(event_json).collect());
-            let text = if events.is_empty() {
-                format!("no access events under grant {grant}")
-            } else {
-                events.iter().map(event_text).collect::<Vec<_>>().join("\n")
-            };
-            (json, text)
-        }
-        AuditQuery::Violation { id } => {
-            let v: Violation = read(client, builder::audit(), "get_violation", audit_trail::id_args(id)).await?;
-            let json = serde_json::json!({"id": v.id, "event": v.event, "grant": v.grant, "consumer_org": v.consumer_org, "reason": v.reason, "status": v.status.name()});
-            let text = format!(
-                "violation {}  event {}  grant {}  by {}: {}  [{}]",
-                v.id,
-                v.event,
-                v.grant,
-                v.consumer_org,
-                v.reason,
-                v.status.name()
-            );
-            (json, text)
-        }
     })
 }

@@ -1,18 +1,23 @@
-//! The `shutong` command: keys, init, node run, tx, query and status.
+//! The `shutong` command. One tree of `NOUN VERB --flags` for every user: operators
+//! (`keys`, `init`, `node`, `testnet`, `status`, `gov`), enterprises (`contract`, `tx`,
+//! `request`, `cert`), departments (`org`, `catalog`, `grant`, `audit record`) and auditors
+//! (`audit trail`, `audit verify`). Every command takes `--output json`; every command that
+//! signs takes `--key` (or `SHUTONG_KEY`) and every command that asks a node takes `--rpc`
+//! (or `SHUTONG_RPC`).
 
 mod audit_cli;
+mod cli;
 mod domain_cli;
 
 use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use shutong_codec::{Decode, Encode};
+use clap::{Args, Parser, Subcommand};
+use cli::{Ctx, Globals, Outcome, Shown, args_hex, parse_contract, read_bounded, read_wasm, shown};
+use shutong_codec::Decode;
 use shutong_node::config::Config;
 use shutong_node::genesis::{Genesis, GenesisValidator};
 use shutong_node::{CONFIG_FILE, GENESIS_FILE, Node};
-use shutong_sdk::system_api::governance::Validators;
-use shutong_sdk::system_api::registry::{GetOrg, Org, OrgKind, OrgStatus};
-use shutong_sdk::{Client, TxBuilder, builder, keyfile};
-use shutong_types::{AccountId, Address, Call, Hash, Keypair, Receipt};
+use shutong_sdk::{Client, builder, keyfile, reads};
+use shutong_types::{AccountId, Address, Call, Hash, Keypair, SignedTransaction};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -20,20 +25,14 @@ use std::time::Duration;
 #[command(
     name = "shutong",
     version,
-    about = "Shutong (数通): a permissioned chain for data-sharing authorisations and their audit trail"
+    about = "Shutong (数通): a permissioned chain for data-sharing authorisations and their audit trail",
+    after_help = "Every command: --output json for scripts, --rpc URL (or SHUTONG_RPC) for the node, --key FILE (or SHUTONG_KEY) to sign."
 )]
 struct Cli {
-    /// How to print results.
-    #[arg(long, global = true, value_enum, default_value = "text")]
-    output: Output,
+    #[command(flatten)]
+    globals: Globals,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Output {
-    Text,
-    Json,
 }
 
 #[derive(Subcommand)]
@@ -46,23 +45,244 @@ enum Command {
     /// Run a node.
     #[command(subcommand)]
     Node(NodeCommand),
-    /// Sign a transaction, submit it and wait for its receipt.
-    Tx(TxArgs),
-    /// Read from the chain.
-    Query(QueryArgs),
-    /// The auditor's commands: a proven trail of who used which data, and offline checks.
+    /// The chain's status as one node sees it.
+    Status,
+    /// A block by height.
+    Block {
+        #[arg(long)]
+        height: u64,
+    },
+    /// Transactions: send any contract call, sign offline, submit a signed one, look one up.
+    #[command(subcommand)]
+    Tx(TxCommand),
+    /// Contracts: approve, upload, instantiate, call, query, migrate, freeze.
+    #[command(subcommand)]
+    Contract(ContractCommand),
+    /// Organisations and their principals (keys with roles).
+    #[command(subcommand)]
+    Org(domain_cli::OrgCommand),
+    /// The data catalog: resources and their data elements.
+    #[command(subcommand)]
+    Catalog(domain_cli::CatalogCommand),
+    /// Access requests, their review, and data subjects' consent.
+    #[command(subcommand)]
+    Request(domain_cli::RequestCommand),
+    /// Grants: check, amend, delegate, suspend, resume, revoke.
+    #[command(subcommand)]
+    Grant(domain_cli::GrantCommand),
+    /// The audit trail: a gateway's records, and an auditor's proven trail and offline checks.
     #[command(subcommand)]
     Audit(audit_cli::AuditCommand),
-    /// Show the chain's status.
-    Status(RpcArgs),
+    /// Governance: proposals, votes, the validator set and the purpose catalogue.
+    #[command(subcommand)]
+    Gov(domain_cli::GovCommand),
+    /// The example certificate-verification contract (证明电子化).
+    #[command(subcommand)]
+    Cert(CertCommand),
     /// A local multi-validator testnet on 127.0.0.1.
     #[command(subcommand)]
     Testnet(TestnetCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Generate a key and write it to a file readable by its owner only.
+    New {
+        #[arg(long)]
+        out: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+        /// Seal the secret under the passphrase in SHUTONG_KEY_PASSPHRASE (argon2id and
+        /// ChaCha20-Poly1305); every command then reads the file with that variable set.
+        #[arg(long)]
+        encrypt: bool,
+    },
+    /// Print the public key and account of the key file given by --key.
+    Show,
+}
+
+#[derive(Subcommand)]
+enum TxCommand {
+    /// Sign a call to any contract method with hex arguments, submit it and wait.
+    Call(RawCall),
+    /// Sign a call without a node (for a key kept offline); writes the signed transaction
+    /// as hex for `tx submit`.
+    Sign {
+        #[command(flatten)]
+        call: RawCall,
+        #[arg(long)]
+        chain_id: String,
+        /// The signer's next nonce (`shutong tx nonce` on a connected machine).
+        #[arg(long)]
+        nonce: u64,
+        /// The last height at which it may be included.
+        #[arg(long)]
+        expiry_height: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Submit a transaction signed by `tx sign` and wait for its receipt.
+    Submit {
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// A transaction's receipt.
+    Show {
+        #[arg(long)]
+        id: Hash,
+    },
+    /// An account's next nonce (default: the --key's account).
+    Nonce {
+        #[arg(long)]
+        account: Option<AccountId>,
+    },
+}
+
+#[derive(Args)]
+struct RawCall {
+    /// A contract address (hex) or a system contract's name (registry, catalog, authz, audit,
+    /// governance, lifecycle).
+    #[arg(long, value_parser = parse_contract)]
+    contract: Address,
+    #[arg(long)]
+    method: String,
+    #[arg(long, default_value = "")]
+    args_hex: String,
+}
+
+impl RawCall {
+    fn to_call(&self) -> anyhow::Result<Call> {
+        Ok(Call { contract: self.contract, method: self.method.clone(), args: args_hex(&self.args_hex)? })
+    }
+}
+
+#[derive(Subcommand)]
+enum ContractCommand {
     /// Print the code hash of a wasm file (what governance approves), without a node.
-    CodeHash {
+    Hash {
         #[arg(long)]
         wasm: PathBuf,
     },
+    /// Approve a code hash for upload (a governance admin, while the committee has one admin;
+    /// otherwise `gov propose approve-code`).
+    Approve {
+        #[arg(long)]
+        code_hash: Hash,
+    },
+    /// Upload wasm code; prints its code hash.
+    Upload {
+        #[arg(long)]
+        wasm: PathBuf,
+    },
+    /// Instantiate uploaded code under a label; prints the new contract's address.
+    Instantiate {
+        #[arg(long)]
+        code_hash: Hash,
+        /// 1 to 64 of a-z 0-9 - _ . ; with the signer's account it fixes the address.
+        #[arg(long)]
+        label: String,
+        /// The account that may migrate and freeze it (default: the signer).
+        #[arg(long)]
+        admin: Option<AccountId>,
+        /// Arguments for the code's `init` method.
+        #[arg(long, default_value = "")]
+        args_hex: String,
+    },
+    /// Call a contract method in a transaction (hex arguments).
+    Call(RawCall),
+    /// Run a contract method read-only against the latest state; prints its hex output.
+    Query(RawCall),
+    /// Move a contract to other uploaded code (its admin only).
+    Migrate {
+        #[arg(long, value_parser = parse_contract)]
+        contract: Address,
+        #[arg(long)]
+        code_hash: Hash,
+        /// Arguments for the new code's `migrate` method.
+        #[arg(long, default_value = "")]
+        args_hex: String,
+    },
+    /// Stop all calls to a contract (its admin only).
+    Freeze {
+        #[arg(long, value_parser = parse_contract)]
+        contract: Address,
+    },
+    /// Allow calls to a frozen contract again (its admin only).
+    Unfreeze {
+        #[arg(long, value_parser = parse_contract)]
+        contract: Address,
+    },
+    /// A contract instance: code, admin, frozen, creator, label.
+    Show {
+        #[arg(long, value_parser = parse_contract)]
+        contract: Address,
+    },
+    /// Uploaded code: uploader, size, methods.
+    Code {
+        #[arg(long)]
+        code_hash: Hash,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertCommand {
+    /// Allow an account to issue certificates (the contract's admin).
+    AddIssuer {
+        #[arg(long, value_parser = parse_contract)]
+        contract: Address,
+        #[arg(long)]
+        account: AccountId,
+    },
+    /// Issue a certificate for a document (issuers only).
+    Issue {
+        #[command(flatten)]
+        doc: CertDocument,
+        #[arg(long)]
+        kind: String,
+        /// How long it stays valid.
+        #[arg(long, default_value_t = 365)]
+        valid_days: u64,
+    },
+    /// Ask, on the record (an audit-log leaf), whether a document is certified.
+    Verify {
+        #[command(flatten)]
+        doc: CertDocument,
+    },
+    /// Ask, off the record (a query), whether a document is certified.
+    Check {
+        #[command(flatten)]
+        doc: CertDocument,
+    },
+    /// Revoke a certificate (its issuer only).
+    Revoke {
+        #[arg(long, value_parser = parse_contract)]
+        contract: Address,
+        #[arg(long)]
+        id: String,
+    },
+    /// A certificate.
+    Show {
+        #[arg(long, value_parser = parse_contract)]
+        contract: Address,
+        #[arg(long)]
+        id: String,
+    },
+}
+
+#[derive(Args)]
+struct CertDocument {
+    /// The certificate contract's address.
+    #[arg(long, value_parser = parse_contract)]
+    contract: Address,
+    #[arg(long)]
+    id: String,
+    /// The holder's identifier (for example a unified social credit code); only its hash goes on chain.
+    #[arg(long)]
+    holder: String,
+    /// The certified document; only its hash goes on chain.
+    #[arg(long)]
+    document: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -129,14 +349,7 @@ impl TestnetParams {
             base_port: self.base_port,
             block_interval_ms: self.block_interval_ms,
         };
-        let layout = shutong_node::localnet::Layout::generate(&dir, &params)?;
-        println!(
-            "created {} validators in {}; admin key {}",
-            layout.nodes.len(),
-            dir.display(),
-            layout.admin_key.display()
-        );
-        Ok(layout)
+        shutong_node::localnet::Layout::generate(&dir, &params)
     }
 }
 
@@ -145,27 +358,6 @@ struct TestnetDir {
     /// Where the testnet's homes and layout live.
     #[arg(long, default_value = ".shutong-testnet")]
     dir: PathBuf,
-}
-
-#[derive(Subcommand)]
-enum KeysCommand {
-    /// Generate a key and write it to a file readable by its owner only.
-    New {
-        #[arg(long)]
-        out: PathBuf,
-        /// Overwrite an existing file.
-        #[arg(long)]
-        force: bool,
-        /// Seal the secret under the passphrase in SHUTONG_KEY_PASSPHRASE (argon2id and
-        /// ChaCha20-Poly1305); every command then reads the file with that variable set.
-        #[arg(long)]
-        encrypt: bool,
-    },
-    /// Print a key file's public key and account.
-    Show {
-        #[arg(long)]
-        key: PathBuf,
-    },
 }
 
 #[derive(Args)]
@@ -195,282 +387,6 @@ enum NodeCommand {
     },
 }
 
-#[derive(Args)]
-struct RpcArgs {
-    /// The node's JSON-RPC address.
-    #[arg(long, default_value = "http://127.0.0.1:26657")]
-    rpc: String,
-}
-
-#[derive(Args)]
-struct TxArgs {
-    #[command(flatten)]
-    rpc: RpcArgs,
-    /// The signer's key file.
-    #[arg(long)]
-    key: PathBuf,
-    /// The gas limit (default: enough for the code's size for an upload, else 1,000,000).
-    #[arg(long)]
-    gas_limit: Option<u64>,
-    /// How many blocks from now the transaction stays valid.
-    #[arg(long, default_value_t = builder::EXPIRY_BLOCKS_DEFAULT)]
-    expiry_blocks: u64,
-    /// Seconds to wait for the receipt.
-    #[arg(long, default_value_t = 30)]
-    timeout_secs: u64,
-    #[command(subcommand)]
-    call: TxCall,
-}
-
-#[derive(Subcommand)]
-enum TxCall {
-    /// Organisation registry transactions.
-    #[command(subcommand)]
-    Org(OrgTx),
-    /// Governance: schedule a new validator set (admins only).
-    #[command(subcommand)]
-    Validators(ValidatorsTx),
-    /// Call any contract method with hex arguments.
-    Call(RawCall),
-    /// The contract lifecycle: approve, upload, instantiate, migrate, freeze, unfreeze.
-    #[command(subcommand)]
-    Contract(ContractTx),
-    /// The example certificate-verification contract.
-    #[command(subcommand)]
-    Cert(CertTx),
-    /// Principals of an organisation: keys with roles.
-    #[command(subcommand)]
-    Principal(domain_cli::PrincipalTx),
-    /// The data catalog.
-    #[command(subcommand)]
-    Catalog(domain_cli::CatalogTx),
-    /// Access requests and grants.
-    #[command(subcommand)]
-    Access(domain_cli::AccessTx),
-    /// The access audit trail.
-    #[command(subcommand)]
-    Audit(domain_cli::AuditTx),
-    /// The governance committee: proposals and votes.
-    #[command(subcommand)]
-    Gov(domain_cli::GovTx),
-}
-
-#[derive(Subcommand)]
-enum ContractTx {
-    /// Approve a code hash for upload (governance admins only).
-    Approve {
-        #[arg(long)]
-        code_hash: Hash,
-    },
-    /// Upload wasm code; prints its code hash.
-    Upload {
-        #[arg(long)]
-        wasm: PathBuf,
-    },
-    /// Instantiate uploaded code under a label; prints the new contract's address.
-    Instantiate {
-        #[arg(long)]
-        code_hash: Hash,
-        /// 1 to 64 of a-z 0-9 - _ . ; with the signer's account it fixes the address.
-        #[arg(long)]
-        label: String,
-        /// The account that may migrate and freeze it (default: the signer).
-        #[arg(long)]
-        admin: Option<AccountId>,
-        /// Arguments for the code's `init` method.
-        #[arg(long, default_value = "")]
-        args_hex: String,
-    },
-    /// Move a contract to other uploaded code (its admin only).
-    Migrate {
-        #[arg(long, value_parser = parse_contract)]
-        contract: Address,
-        #[arg(long)]
-        code_hash: Hash,
-        /// Arguments for the new code's `migrate` method.
-        #[arg(long, default_value = "")]
-        args_hex: String,
-    },
-    /// Stop all calls to a contract (its admin only).
-    Freeze {
-        #[arg(long, value_parser = parse_contract)]
-        contract: Address,
-    },
-    /// Allow calls to a frozen contract again (its admin only).
-    Unfreeze {
-        #[arg(long, value_parser = parse_contract)]
-        contract: Address,
-    },
-}
-
-#[derive(Args)]
-struct CertDocument {
-    /// The certificate contract's address.
-    #[arg(long, value_parser = parse_contract)]
-    contract: Address,
-    #[arg(long)]
-    id: String,
-    /// The holder's identifier (for example a unified social credit code); only its hash goes on chain.
-    #[arg(long)]
-    holder: String,
-    /// The certified document; only its hash goes on chain.
-    #[arg(long)]
-    document: PathBuf,
-}
-
-#[derive(Subcommand)]
-enum CertTx {
-    /// Issue a certificate for a document (issuers only).
-    Issue {
-        #[command(flatten)]
-        doc: CertDocument,
-        #[arg(long)]
-        kind: String,
-        /// How long it stays valid.
-        #[arg(long, default_value_t = 365)]
-        valid_days: u64,
-    },
-    /// Ask, on the record, whether a document is certified.
-    Verify {
-        #[command(flatten)]
-        doc: CertDocument,
-    },
-    /// Revoke a certificate (its issuer only).
-    Revoke {
-        #[arg(long, value_parser = parse_contract)]
-        contract: Address,
-        #[arg(long)]
-        id: String,
-    },
-}
-
-#[derive(Subcommand)]
-enum OrgTx {
-    Register {
-        #[arg(long)]
-        id: String,
-        #[arg(long)]
-        name: String,
-        /// department, enterprise, auditor or operator.
-        #[arg(long, value_parser = parse_kind)]
-        kind: OrgKind,
-    },
-    Update {
-        #[arg(long)]
-        id: String,
-        #[arg(long)]
-        name: Option<String>,
-        /// active or suspended.
-        #[arg(long, value_parser = parse_status)]
-        status: Option<OrgStatus>,
-    },
-}
-
-#[derive(Subcommand)]
-enum ValidatorsTx {
-    /// Replace the validator set, in this order; it takes effect 10 blocks after inclusion.
-    Set {
-        /// A validator's public key (hex); repeat for each, in order.
-        #[arg(long = "validator", required = true)]
-        validators: Vec<shutong_types::PublicKey>,
-    },
-}
-
-#[derive(Args)]
-struct RawCall {
-    /// A contract address (hex) or a system contract's name (`registry`).
-    #[arg(long, value_parser = parse_contract)]
-    contract: Address,
-    #[arg(long)]
-    method: String,
-    #[arg(long, default_value = "")]
-    args_hex: String,
-}
-
-#[derive(Args)]
-struct QueryArgs {
-    #[command(flatten)]
-    rpc: RpcArgs,
-    #[command(subcommand)]
-    what: QueryWhat,
-}
-
-#[derive(Subcommand)]
-enum QueryWhat {
-    /// An organisation from the registry.
-    Org {
-        #[arg(long)]
-        id: String,
-    },
-    /// The validator set in force and any scheduled change.
-    Validators,
-    /// A block by height.
-    Block {
-        #[arg(long)]
-        height: u64,
-    },
-    /// A transaction's receipt.
-    Receipt {
-        #[arg(long)]
-        tx: Hash,
-    },
-    /// A read-only contract call with hex arguments; prints the hex output.
-    Call(RawCall),
-    /// A contract instance: code, admin, frozen, creator, label.
-    Contract {
-        #[arg(long, value_parser = parse_contract)]
-        contract: Address,
-    },
-    /// Uploaded code: uploader, size, methods.
-    Code {
-        #[arg(long)]
-        code_hash: Hash,
-    },
-    /// Ask the certificate contract, off the record, whether a document is certified.
-    CertVerify(CertDocument),
-    /// Access requests, grants, and the gateway's check.
-    #[command(subcommand)]
-    Access(domain_cli::AccessQuery),
-    /// The access audit trail.
-    #[command(subcommand)]
-    Audit(domain_cli::AuditQuery),
-}
-
-fn parse_kind(text: &str) -> Result<OrgKind, String> {
-    OrgKind::from_name(text).ok_or_else(|| format!("{text:?} is not department, enterprise, auditor or operator"))
-}
-
-fn parse_status(text: &str) -> Result<OrgStatus, String> {
-    OrgStatus::from_name(text).ok_or_else(|| format!("{text:?} is not active or suspended"))
-}
-
-fn parse_contract(text: &str) -> Result<Address, String> {
-    match text {
-        "registry" => Ok(builder::registry()),
-        "governance" => Ok(builder::governance()),
-        hex => hex.parse().map_err(|e| format!("{hex:?} is neither a system contract name nor an address: {e}")),
-    }
-}
-
-fn org_json(org: &Org) -> serde_json::Value {
-    serde_json::json!({
-        "id": org.id,
-        "name": org.name,
-        "kind": org.kind.name(),
-        "status": org.status.name(),
-        "admin": hex::encode(org.admin),
-        "registered_height": org.registered_height,
-        "updated_height": org.updated_height,
-    })
-}
-
-fn print(output: Output, json: serde_json::Value, text: String) {
-    match output {
-        Output::Json => println!("{json}"),
-        Output::Text => println!("{text}"),
-    }
-}
-
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -480,19 +396,66 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let ctx = Ctx { globals: cli.globals };
+    match runtime.block_on(run(cli.command, &ctx)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
+            if let Some(hint) = cli::hint(&err, &ctx.globals.rpc) {
+                eprintln!("hint: {hint}");
+            }
             std::process::ExitCode::FAILURE
         }
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    let output = cli.output;
-    match cli.command {
-        Command::Keys(KeysCommand::New { out, force, encrypt }) => {
+async fn run(command: Command, ctx: &Ctx) -> anyhow::Result<()> {
+    let outcome = match command {
+        Command::Keys(command) => keys(command, ctx)?,
+        Command::Init(args) => init(args)?,
+        Command::Node(NodeCommand::Run { home }) => {
+            run_node(&home).await?;
+            return Ok(());
+        }
+        Command::Testnet(command) => testnet(command, ctx).await?,
+        Command::Status => status(ctx).await?,
+        Command::Block { height } => {
+            let block =
+                ctx.client()?.block(height).await?.with_context(|| format!("no block at height {height} yet"))?;
+            let text = format!(
+                "block {}  height {}  view {}  txs {}\nparent {}\nstate root (after parent) {}",
+                block.hash,
+                block.header.height,
+                block.header.view,
+                block.txs.len(),
+                block.header.parent,
+                block.header.state_root
+            );
+            shown(serde_json::to_value(&block)?, text)?
+        }
+        Command::Tx(command) => tx(command, ctx).await?,
+        Command::Contract(command) => contract(command, ctx).await?,
+        Command::Cert(command) => cert(command, ctx).await?,
+        Command::Org(command) => domain_cli::org(command, ctx).await?,
+        Command::Catalog(command) => domain_cli::catalog(command, ctx).await?,
+        Command::Request(command) => domain_cli::request(command, ctx).await?,
+        Command::Grant(command) => domain_cli::grant(command, ctx).await?,
+        Command::Gov(command) => domain_cli::gov(command, ctx).await?,
+        Command::Audit(command) => audit_cli::run(command, ctx).await?,
+    };
+    match outcome {
+        Outcome::Show(json, text) => ctx.print(json, text),
+        Outcome::Send(call) => {
+            ctx.send(call, result_text).await?;
+        }
+        Outcome::Done => {}
+    }
+    Ok(())
+}
+
+fn keys(command: KeysCommand, ctx: &Ctx) -> Shown {
+    match command {
+        KeysCommand::New { out, force, encrypt } => {
             let key = Keypair::generate();
             if encrypt {
                 let passphrase =
@@ -504,52 +467,216 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 keyfile::write(&out, &key, force)?;
             }
             let json = serde_json::json!({"file": out, "public_key": key.public(), "account": key.account()});
-            print(
-                output,
-                json,
-                format!("wrote {}\npublic key {}\naccount    {}", out.display(), key.public(), key.account()),
-            );
+            shown(json, format!("wrote {}\npublic key {}\naccount    {}", out.display(), key.public(), key.account()))
         }
-        Command::Keys(KeysCommand::Show { key }) => {
-            let key = keyfile::read(&key)?;
+        KeysCommand::Show => {
+            let key = ctx.signer()?;
             let json = serde_json::json!({"public_key": key.public(), "account": key.account()});
-            print(output, json, format!("public key {}\naccount    {}", key.public(), key.account()));
+            shown(json, format!("public key {}\naccount    {}", key.public(), key.account()))
         }
-        Command::Init(args) => init(args, output)?,
-        Command::Node(NodeCommand::Run { home }) => run_node(&home).await?,
-        Command::Tx(args) => tx(args, output).await?,
-        Command::Query(args) => query(args, output).await?,
-        Command::Audit(command) => {
-            let (json, text) = audit_cli::run(command).await?;
-            print(output, json, text);
+    }
+}
+
+async fn status(ctx: &Ctx) -> Shown {
+    let status = ctx.client()?.status().await?;
+    let text = format!(
+        "chain {}  height {}  view {}  block {}\nstate root {}  mempool {} txs  validators {}  peers {}",
+        status.chain_id,
+        status.height,
+        status.consensus_view,
+        status.block_hash,
+        status.state_root,
+        status.mempool_txs,
+        status.validators.len(),
+        status.peers
+    );
+    shown(serde_json::to_value(&status)?, text)
+}
+
+/// What a successful call returned, for the calls whose output means something to a person.
+fn result_text(call: &Call, output: &[u8]) -> String {
+    if let Some(text) = domain_cli::result_text(call, output) {
+        return text;
+    }
+    if call.contract == builder::lifecycle() {
+        return match (call.method.as_str(), output.len()) {
+            ("upload", 32) => format!("code hash {}", hex::encode(output)),
+            ("instantiate", 32) => format!("contract {}", hex::encode(output)),
+            _ => String::new(),
+        };
+    }
+    if call.method == "verify"
+        && let Ok(answer) = builder::cert::Answer::decode(output)
+    {
+        return format!("{}  (audit leaf {})", answer_text(&answer), answer.audit_index);
+    }
+    String::new()
+}
+
+async fn tx(command: TxCommand, ctx: &Ctx) -> Shown {
+    match command {
+        TxCommand::Call(raw) => Ok(Outcome::Send(raw.to_call()?)),
+        TxCommand::Sign { call, chain_id, nonce, expiry_height, out } => {
+            let key = ctx.signer()?;
+            let mut txb = shutong_sdk::TxBuilder::new(&chain_id, key);
+            txb.gas_limit = ctx.globals.gas_limit.unwrap_or(builder::GAS_LIMIT_DEFAULT);
+            let signed = txb.call(call.to_call()?, nonce, expiry_height);
+            let bytes = shutong_types::Encode::encode(&signed);
+            anyhow::ensure!(
+                bytes.len() <= shutong_types::limits::TX_BYTES_MAX,
+                "the transaction is {} bytes; a node accepts at most {}",
+                bytes.len(),
+                shutong_types::limits::TX_BYTES_MAX
+            );
+            std::fs::write(&out, hex::encode(&bytes)).with_context(|| format!("cannot write {}", out.display()))?;
+            let json = serde_json::json!({"file": out, "tx_id": signed.id(), "bytes": bytes.len()});
+            shown(json, format!("signed transaction {} written to {}", signed.id(), out.display()))
         }
-        Command::Testnet(command) => testnet(command, output).await?,
-        Command::CodeHash { wasm } => {
+        TxCommand::Submit { file } => {
+            let max = 2 * shutong_types::limits::TX_BYTES_MAX as u64 + 2;
+            let text = read_bounded(&file, max, "a signed transaction")?;
+            let bytes = hex::decode(String::from_utf8_lossy(&text).trim())
+                .with_context(|| format!("{} is not hex (what `shutong tx sign` writes)", file.display()))?;
+            let signed = <SignedTransaction as shutong_types::Decode>::decode(&bytes)
+                .with_context(|| format!("{} is not a signed transaction", file.display()))?;
+            let client = ctx.client()?;
+            let bar = ctx.spinner(&format!("waiting for transaction {} to be finalized", signed.id()));
+            let receipt = client.submit_and_wait(&signed, Duration::from_secs(ctx.globals.timeout_secs)).await;
+            bar.finish_and_clear();
+            let receipt = receipt?;
+            ctx.print_receipt(&receipt, &result_text(&signed.tx.call, &receipt.output))?;
+            Ok(Outcome::Done)
+        }
+        TxCommand::Show { id } => {
+            let receipt = ctx
+                .client()?
+                .receipt(&id)
+                .await?
+                .with_context(|| format!("no receipt for {id}: not committed (yet)"))?;
+            shown(serde_json::to_value(&receipt)?, cli::receipt_text(&receipt))
+        }
+        TxCommand::Nonce { account } => {
+            let account = match account {
+                Some(account) => account,
+                None => ctx.signer()?.account(),
+            };
+            let nonce = ctx.client()?.nonce(&account).await?;
+            shown(serde_json::json!({"account": account, "nonce": nonce}), nonce.to_string())
+        }
+    }
+}
+
+async fn contract(command: ContractCommand, ctx: &Ctx) -> Shown {
+    Ok(Outcome::Send(match command {
+        ContractCommand::Hash { wasm } => {
             let code = read_wasm(&wasm)?;
             let hash = shutong_vm::Vm::code_hash(&code);
             let json = serde_json::json!({"file": wasm, "code_hash": hash, "size": code.len()});
-            print(output, json, hash.to_hex());
+            return shown(json, hash.to_hex());
         }
-        Command::Status(args) => {
-            let status = Client::new(&args.rpc)?.status().await?;
+        ContractCommand::Approve { code_hash } => builder::approve_code(&code_hash),
+        ContractCommand::Upload { wasm } => builder::upload_code(&read_wasm(&wasm)?),
+        ContractCommand::Instantiate { code_hash, label, admin, args_hex: args } => {
+            let admin = match admin {
+                Some(admin) => admin,
+                None => ctx.signer()?.account(),
+            };
+            builder::instantiate(&code_hash, &label, &admin, &args_hex(&args)?)
+        }
+        ContractCommand::Call(raw) => raw.to_call()?,
+        ContractCommand::Migrate { contract, code_hash, args_hex: args } => {
+            builder::migrate(&contract, &code_hash, &args_hex(&args)?)
+        }
+        ContractCommand::Freeze { contract } => builder::freeze(&contract),
+        ContractCommand::Unfreeze { contract } => builder::unfreeze(&contract),
+        ContractCommand::Query(raw) => {
+            let out = hex::encode(ctx.client()?.query(&raw.contract, &raw.method, &args_hex(&raw.args_hex)?).await?);
+            return shown(serde_json::json!({"output": out}), out.clone());
+        }
+        ContractCommand::Show { contract } => {
+            let info =
+                ctx.client()?.contract(&contract).await?.with_context(|| format!("no contract at {contract}"))?;
             let text = format!(
-                "chain {}  height {}  view {}  block {}\nstate root {}  mempool {} txs  validators {}  peers {}",
-                status.chain_id,
-                status.height,
-                status.consensus_view,
-                status.block_hash,
-                status.state_root,
-                status.mempool_txs,
-                status.validators.len(),
-                status.peers
+                "contract {}  label {:?}\ncode {}  admin {}  frozen {}\ncreator {}  created at height {}  code since height {}",
+                info.address,
+                info.label,
+                info.code_hash,
+                info.admin,
+                info.frozen,
+                info.creator,
+                info.created_height,
+                info.code_height
             );
-            print(output, serde_json::to_value(&status)?, text);
+            return shown(serde_json::to_value(&info)?, text);
         }
-    }
-    Ok(())
+        ContractCommand::Code { code_hash } => {
+            let info =
+                ctx.client()?.code(&code_hash).await?.with_context(|| format!("no code {code_hash} is uploaded"))?;
+            let text = format!(
+                "code {}  {} bytes  uploaded by {} at height {}\nmethods {}",
+                info.code_hash,
+                info.size,
+                info.uploader,
+                info.height,
+                info.methods.join(", ")
+            );
+            return shown(serde_json::to_value(&info)?, text);
+        }
+    }))
 }
 
-fn init(args: InitArgs, output: Output) -> anyhow::Result<()> {
+/// The holder's and the document's hashes.
+fn cert_hashes(doc: &CertDocument) -> anyhow::Result<(Hash, Hash)> {
+    let document = read_bounded(&doc.document, 64 << 20, "a certified document")?;
+    Ok((builder::cert::digest(doc.holder.as_bytes()), builder::cert::digest(&document)))
+}
+
+fn answer_text(answer: &builder::cert::Answer) -> String {
+    if answer.valid { "certified: yes".to_string() } else { format!("certified: no ({})", answer.reason) }
+}
+
+async fn cert(command: CertCommand, ctx: &Ctx) -> Shown {
+    Ok(Outcome::Send(match command {
+        CertCommand::AddIssuer { contract, account } => builder::cert::add_issuer(&contract, &account),
+        CertCommand::Issue { doc, kind, valid_days } => {
+            let (holder, digest) = cert_hashes(&doc)?;
+            let client = ctx.client()?;
+            let now_ms = ctx.status(&client).await?.timestamp_ms;
+            let until = now_ms.saturating_add(valid_days.saturating_mul(86_400_000));
+            builder::cert::issue(&doc.contract, &doc.id, &kind, holder, digest, until)
+        }
+        CertCommand::Verify { doc } => {
+            let (holder, digest) = cert_hashes(&doc)?;
+            builder::cert::verify(&doc.contract, &doc.id, holder, digest)
+        }
+        CertCommand::Revoke { contract, id } => builder::cert::revoke(&contract, &id),
+        CertCommand::Check { doc } => {
+            let (holder, digest) = cert_hashes(&doc)?;
+            let answer = ctx.client()?.read(reads::certified(&doc.contract, &doc.id, holder, digest)).await?;
+            let json = serde_json::json!({"valid": answer.valid, "reason": answer.reason});
+            return shown(json, answer_text(&answer));
+        }
+        CertCommand::Show { contract, id } => {
+            let c = ctx.client()?.read(reads::certificate(&contract, &id)).await?;
+            let json = serde_json::json!({
+                "id": c.id, "kind": c.kind, "issuer": hex::encode(c.issuer),
+                "holder_hash": hex::encode(c.holder_hash), "digest": hex::encode(c.digest),
+                "valid_until_ms": c.valid_until_ms, "revoked": c.revoked,
+            });
+            let text = format!(
+                "certificate {}  {}  issued by {}  valid until {}{}",
+                c.id,
+                c.kind,
+                hex::encode(c.issuer),
+                audit_cli::utc(c.valid_until_ms),
+                if c.revoked { "  REVOKED" } else { "" }
+            );
+            return shown(json, text);
+        }
+    }))
+}
+
+fn init(args: InitArgs) -> Shown {
     let home = &args.home;
     anyhow::ensure!(
         !home.join(GENESIS_FILE).exists(),
@@ -589,8 +716,7 @@ fn init(args: InitArgs, output: Output) -> anyhow::Result<()> {
     if let Some(path) = &admin_file {
         text.push_str(&format!("\nadmin key {}", path.display()));
     }
-    print(output, json, text);
-    Ok(())
+    shown(json, text)
 }
 
 async fn run_node(home: &Path) -> anyhow::Result<()> {
@@ -616,283 +742,25 @@ async fn run_node(home: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn receipt_text(receipt: &Receipt) -> String {
-    let mut text = format!(
-        "tx {}  height {}  status {:?}  gas used {}",
-        receipt.tx_id, receipt.height, receipt.status, receipt.gas_used
-    );
-    for event in &receipt.events {
-        // Text data as text; binary data (an encoded number, a hash) as hex.
-        let data = match std::str::from_utf8(&event.data) {
-            Ok(text) if !text.chars().any(char::is_control) => text.to_string(),
-            _ => format!("0x{}", hex::encode(&event.data)),
-        };
-        text.push_str(&format!("\n  event {} {data}", event.topic));
-    }
-    text
-}
-
-async fn tx(args: TxArgs, output: Output) -> anyhow::Result<()> {
-    let key = keyfile::read(&args.key)?;
-    let client = Client::new(&args.rpc.rpc)?;
-    let status = client.status().await.with_context(|| format!("is a node running at {}?", args.rpc.rpc))?;
-    let call = match args.call {
-        TxCall::Org(OrgTx::Register { id, name, kind }) => builder::register_org(&id, &name, kind),
-        TxCall::Org(OrgTx::Update { id, name, status }) => {
-            if name.is_none() && status.is_none() {
-                bail!("org update needs --name or --status");
-            }
-            builder::update_org(&id, name.as_deref(), status)
-        }
-        TxCall::Validators(ValidatorsTx::Set { validators }) => builder::set_validators(&validators),
-        TxCall::Call(raw) => Call {
-            contract: raw.contract,
-            method: raw.method,
-            args: hex::decode(&raw.args_hex).context("--args-hex is not hex")?,
-        },
-        TxCall::Contract(command) => contract_call(command, &key)?,
-        TxCall::Cert(command) => cert_call(command, status.timestamp_ms)?,
-        TxCall::Principal(command) => domain_cli::principal_call(command),
-        TxCall::Catalog(command) => domain_cli::catalog_call(command),
-        TxCall::Access(command) => domain_cli::access_call(command, &client, status.timestamp_ms).await?,
-        TxCall::Audit(command) => domain_cli::audit_call(command),
-        TxCall::Gov(command) => domain_cli::gov_call(command),
-    };
-    let mut txb = TxBuilder::new(&status.chain_id, key.clone());
-    txb.gas_limit = args.gas_limit.unwrap_or_else(|| {
-        if call.contract == builder::lifecycle() && call.method == "upload" {
-            builder::upload_gas_limit(call.args.len())
-        } else {
-            builder::GAS_LIMIT_DEFAULT
-        }
-    });
-    let nonce = client.nonce(&key.account()).await?;
-    let signed = txb.call(call, nonce, status.height + args.expiry_blocks);
-    let receipt = client.submit_and_wait(&signed, Duration::from_secs(args.timeout_secs)).await?;
-    let mut text = receipt_text(&receipt);
-    if receipt.status.is_success() {
-        text.push_str(&result_text(&signed.tx.call, &receipt.output));
-    }
-    print(output, serde_json::to_value(&receipt)?, text);
-    if !receipt.status.is_success() {
-        bail!("transaction {} failed: {:?}", receipt.tx_id, receipt.status);
-    }
-    Ok(())
-}
-
-/// A lifecycle call from its command.
-fn contract_call(command: ContractTx, key: &Keypair) -> anyhow::Result<Call> {
-    let args_of = |text: &str| hex::decode(text).context("--args-hex is not hex");
-    Ok(match command {
-        ContractTx::Approve { code_hash } => builder::approve_code(&code_hash),
-        ContractTx::Upload { wasm } => {
-            let code = read_wasm(&wasm)?;
-            builder::upload_code(&code)
-        }
-        ContractTx::Instantiate { code_hash, label, admin, args_hex } => {
-            builder::instantiate(&code_hash, &label, &admin.unwrap_or(key.account()), &args_of(&args_hex)?)
-        }
-        ContractTx::Migrate { contract, code_hash, args_hex } => {
-            builder::migrate(&contract, &code_hash, &args_of(&args_hex)?)
-        }
-        ContractTx::Freeze { contract } => builder::freeze(&contract),
-        ContractTx::Unfreeze { contract } => builder::unfreeze(&contract),
-    })
-}
-
-/// Reads a wasm file no larger than the chain accepts.
-fn read_wasm(path: &Path) -> anyhow::Result<Vec<u8>> {
-    let max = shutong_types::limits::CODE_BYTES_MAX as u64;
-    let len = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.len();
-    anyhow::ensure!(len <= max, "{} is {len} bytes; contract code may be at most {max}", path.display());
-    let code = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    anyhow::ensure!(code.starts_with(b"\0asm"), "{} is not a wasm module", path.display());
-    Ok(code)
-}
-
-/// The file's bytes, or `None` if it is larger than `max`.
-fn read_bounded_bytes(path: &Path, max: u64) -> std::io::Result<Option<Vec<u8>>> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?.take(max + 1).read_to_end(&mut bytes)?;
-    Ok((bytes.len() as u64 <= max).then_some(bytes))
-}
-
-/// The holder's and the document's hashes.
-fn cert_hashes(doc: &CertDocument) -> anyhow::Result<(Hash, Hash)> {
-    let document = read_bounded_bytes(&doc.document, 64 << 20)
-        .with_context(|| format!("cannot read {}", doc.document.display()))?
-        .with_context(|| format!("{} is larger than 64 MiB", doc.document.display()))?;
-    Ok((builder::cert::digest(doc.holder.as_bytes()), builder::cert::digest(&document)))
-}
-
-fn cert_call(command: CertTx, now_ms: u64) -> anyhow::Result<Call> {
-    Ok(match command {
-        CertTx::Issue { doc, kind, valid_days } => {
-            let (holder, digest) = cert_hashes(&doc)?;
-            let until = now_ms.saturating_add(valid_days.saturating_mul(86_400_000));
-            builder::cert::issue(&doc.contract, &doc.id, &kind, holder, digest, until)
-        }
-        CertTx::Verify { doc } => {
-            let (holder, digest) = cert_hashes(&doc)?;
-            builder::cert::verify(&doc.contract, &doc.id, holder, digest)
-        }
-        CertTx::Revoke { contract, id } => builder::cert::revoke(&contract, &id),
-    })
-}
-
-fn answer_text(answer: &builder::cert::Answer) -> String {
-    if answer.valid { "certified: yes".to_string() } else { format!("certified: no ({})", answer.reason) }
-}
-
-/// What a successful call returned, for the calls whose output means something to a person.
-fn result_text(call: &Call, output: &[u8]) -> String {
-    if let Some(text) = domain_cli::result_text(call, output) {
-        return format!("\n{text}");
-    }
-    if call.contract == builder::lifecycle() {
-        return match (call.method.as_str(), output.len()) {
-            ("upload", 32) => format!("\ncode hash {}", hex::encode(output)),
-            ("instantiate", 32) => format!("\ncontract {}", hex::encode(output)),
-            _ => String::new(),
-        };
-    }
-    if call.method == "verify"
-        && let Ok(answer) = builder::cert::Answer::decode(output)
-    {
-        return format!("\n{}  (audit leaf {})", answer_text(&answer), answer.audit_index);
-    }
-    String::new()
-}
-
-async fn query(args: QueryArgs, output: Output) -> anyhow::Result<()> {
-    let client = Client::new(&args.rpc.rpc)?;
-    match args.what {
-        QueryWhat::Contract { contract } => {
-            let info = client.contract(&contract).await?.with_context(|| format!("no contract at {contract}"))?;
-            let text = format!(
-                "contract {}  label {:?}\ncode {}  admin {}  frozen {}\ncreator {}  created at height {}  code since height {}",
-                info.address,
-                info.label,
-                info.code_hash,
-                info.admin,
-                info.frozen,
-                info.creator,
-                info.created_height,
-                info.code_height
-            );
-            print(output, serde_json::to_value(&info)?, text);
-        }
-        QueryWhat::Code { code_hash } => {
-            let info = client.code(&code_hash).await?.with_context(|| format!("no code {code_hash} is uploaded"))?;
-            let text = format!(
-                "code {}  {} bytes  uploaded by {} at height {}\nmethods {}",
-                info.code_hash,
-                info.size,
-                info.uploader,
-                info.height,
-                info.methods.join(", ")
-            );
-            print(output, serde_json::to_value(&info)?, text);
-        }
-        QueryWhat::Access(command) => {
-            let (json, text) = domain_cli::access_query(command, &client).await?;
-            print(output, json, text);
-        }
-        QueryWhat::Audit(command) => {
-            let (json, text) = domain_cli::audit_query(command, &client).await?;
-            print(output, json, text);
-        }
-        QueryWhat::CertVerify(doc) => {
-            let (holder, digest) = cert_hashes(&doc)?;
-            let args = builder::cert::verify_args(&doc.id, holder, digest);
-            let bytes = client.query(&doc.contract, "verify", &args).await?;
-            let answer = builder::cert::Answer::decode(&bytes).context("the contract returned a malformed answer")?;
-            let json = serde_json::json!({"valid": answer.valid, "reason": answer.reason});
-            print(output, json, answer_text(&answer));
-        }
-        QueryWhat::Org { id } => {
-            let bytes = client.query(&builder::registry(), "get", &GetOrg { id }.encode()).await?;
-            let org = Org::decode(&bytes).context("the registry returned a malformed organisation")?;
-            let text = format!(
-                "{}  {:?}  {}  {}\nadmin {}  registered at height {}  updated at height {}",
-                org.id,
-                org.name,
-                org.kind.name(),
-                org.status.name(),
-                hex::encode(org.admin),
-                org.registered_height,
-                org.updated_height
-            );
-            print(output, org_json(&org), text);
-        }
-        QueryWhat::Validators => {
-            let bytes = client.query(&builder::governance(), "get_validators", &[]).await?;
-            let got = Validators::decode(&bytes).context("governance returned a malformed validator set")?;
-            let hex_keys = |keys: &[[u8; 32]]| keys.iter().map(hex::encode).collect::<Vec<_>>();
-            let mut text = format!(
-                "epoch {} since height {}: {} validators",
-                got.current.epoch,
-                got.current.since_height,
-                got.current.keys.len()
-            );
-            for key in &got.current.keys {
-                text.push_str(&format!("\n  {}", hex::encode(key)));
-            }
-            if let Some(p) = &got.pending {
-                text.push_str(&format!("\npending from height {}: {} validators", p.activation_height, p.keys.len()));
-                for key in &p.keys {
-                    text.push_str(&format!("\n  {}", hex::encode(key)));
-                }
-            }
-            let json = serde_json::json!({
-                "epoch": got.current.epoch,
-                "since_height": got.current.since_height,
-                "validators": hex_keys(&got.current.keys),
-                "pending": got.pending.as_ref().map(|p| serde_json::json!({
-                    "activation_height": p.activation_height,
-                    "validators": hex_keys(&p.keys),
-                })),
-            });
-            print(output, json, text);
-        }
-        QueryWhat::Block { height } => {
-            let block = client.block(height).await?.with_context(|| format!("no block at height {height} yet"))?;
-            let text = format!(
-                "block {}  height {}  view {}  txs {}\nparent {}\nstate root (after parent) {}",
-                block.hash,
-                block.header.height,
-                block.header.view,
-                block.txs.len(),
-                block.header.parent,
-                block.header.state_root
-            );
-            print(output, serde_json::to_value(&block)?, text);
-        }
-        QueryWhat::Receipt { tx } => {
-            let receipt =
-                client.receipt(&tx).await?.with_context(|| format!("no receipt for {tx}: not committed (yet)"))?;
-            print(output, serde_json::to_value(&receipt)?, receipt_text(&receipt));
-        }
-        QueryWhat::Call(raw) => {
-            let args = hex::decode(&raw.args_hex).context("--args-hex is not hex")?;
-            let out = hex::encode(client.query(&raw.contract, &raw.method, &args).await?);
-            print(output, serde_json::json!({"output": out}), out.clone());
-        }
-    }
-    Ok(())
-}
-
 fn rpc_url(addr: std::net::SocketAddr) -> String {
     format!("http://{addr}")
 }
 
-async fn testnet(command: TestnetCommand, output: Output) -> anyhow::Result<()> {
+async fn testnet(command: TestnetCommand, ctx: &Ctx) -> Shown {
     use shutong_node::localnet::{self, Layout};
     let binary = std::env::current_exe().context("cannot find the shutong binary")?;
     match command {
         TestnetCommand::Init(params) => {
-            params.generate()?;
+            let dir = params.dir.dir.clone();
+            let layout = params.generate()?;
+            let json = serde_json::json!({"dir": dir, "validators": layout.nodes.len(), "admin_key": layout.admin_key});
+            let text = format!(
+                "created {} validators in {}; admin key {}",
+                layout.nodes.len(),
+                dir.display(),
+                layout.admin_key.display()
+            );
+            shown(json, text)
         }
         TestnetCommand::Up(params) => {
             let dir = params.dir.dir.clone();
@@ -905,15 +773,18 @@ async fn testnet(command: TestnetCommand, output: Output) -> anyhow::Result<()> 
             }
             layout.save(&dir)?;
             // Up means finalizing: every node has committed a block.
+            let bar = ctx.spinner("waiting for every validator to commit a block");
             let deadline = std::time::Instant::now() + Duration::from_secs(60);
             for node in &layout.nodes {
+                bar.set_message(format!("waiting for {} to commit a block", node.name));
                 let client = Client::new(&rpc_url(node.rpc))?;
                 loop {
                     match client.status().await {
                         Ok(status) if status.height >= 1 => break,
                         _ if std::time::Instant::now() > deadline => {
+                            bar.finish_and_clear();
                             bail!(
-                                "{} has not committed a block after 60 s; see {}",
+                                "{} has not committed a block after 60 s; its log is {}",
                                 node.name,
                                 node.home.join("node.log").display()
                             )
@@ -922,46 +793,58 @@ async fn testnet(command: TestnetCommand, output: Output) -> anyhow::Result<()> 
                     }
                 }
             }
-            testnet_status(&layout, output).await?;
+            bar.finish_and_clear();
+            let (mut json, mut text) = testnet_status(&layout).await?;
+            json["admin_key"] = serde_json::json!(layout.admin_key);
+            text.push_str(&format!("\nadmin key {}", layout.admin_key.display()));
+            shown(json, text)
         }
-        TestnetCommand::Status { dir } => testnet_status(&Layout::load(&dir.dir)?, output).await?,
+        TestnetCommand::Status { dir } => {
+            let (json, text) = testnet_status(&Layout::load(&dir.dir)?).await?;
+            shown(json, text)
+        }
         TestnetCommand::Down { dir, purge } => {
             let dir = dir.dir;
             let mut layout = Layout::load(&dir)?;
+            let mut stopped = Vec::new();
             for node in &mut layout.nodes {
                 if let Some(pid) = node.pid.take().filter(|pid| localnet::alive(*pid)) {
                     localnet::stop(pid, Duration::from_secs(10));
-                    println!("stopped {} (pid {pid})", node.name);
+                    stopped.push(node.name.clone());
                 }
             }
+            let mut text =
+                format!("stopped {}", if stopped.is_empty() { "nothing".into() } else { stopped.join(", ") });
             if purge {
                 std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
-                println!("removed {}", dir.display());
+                text.push_str(&format!("\nremoved {}", dir.display()));
             } else {
                 layout.save(&dir)?;
-                println!(
-                    "data kept in {}; `shutong testnet up --dir {}` starts it again",
+                text.push_str(&format!(
+                    "\ndata kept in {}; `shutong testnet up --dir {}` starts it again",
                     dir.display(),
                     dir.display()
-                );
+                ));
             }
+            shown(serde_json::json!({"stopped": stopped, "purged": purge}), text)
         }
         TestnetCommand::Stop { dir, node, kill } => {
             let mut layout = Layout::load(&dir.dir)?;
             let count = layout.nodes.len();
             let entry = layout.nodes.get_mut(node).with_context(|| format!("--node must be below {count}"))?;
-            let pid = entry
-                .pid
-                .take()
-                .filter(|pid| localnet::alive(*pid))
-                .with_context(|| format!("{} is not running", entry.name))?;
+            let pid =
+                entry.pid.take().filter(|pid| localnet::alive(*pid)).with_context(|| {
+                    format!("{} is not running; `shutong testnet status` shows which are", entry.name)
+                })?;
             if kill {
                 localnet::signal(pid, libc::SIGKILL);
             } else {
                 localnet::stop(pid, Duration::from_secs(10));
             }
-            println!("{} {} (pid {pid})", if kill { "killed" } else { "stopped" }, entry.name);
+            let name = entry.name.clone();
             layout.save(&dir.dir)?;
+            let verb = if kill { "killed" } else { "stopped" };
+            shown(serde_json::json!({"node": name, "pid": pid, "killed": kill}), format!("{verb} {name} (pid {pid})"))
         }
         TestnetCommand::Start { dir, node } => {
             let mut layout = Layout::load(&dir.dir)?;
@@ -972,14 +855,14 @@ async fn testnet(command: TestnetCommand, output: Output) -> anyhow::Result<()> 
             }
             let pid = localnet::spawn(&binary, entry)?;
             entry.pid = Some(pid);
-            println!("started {} (pid {pid})", entry.name);
+            let name = entry.name.clone();
             layout.save(&dir.dir)?;
+            shown(serde_json::json!({"node": name, "pid": pid}), format!("started {name} (pid {pid})"))
         }
     }
-    Ok(())
 }
 
-async fn testnet_status(layout: &shutong_node::localnet::Layout, output: Output) -> anyhow::Result<()> {
+async fn testnet_status(layout: &shutong_node::localnet::Layout) -> anyhow::Result<(serde_json::Value, String)> {
     let mut rows = Vec::new();
     let mut text = format!(
         "chain {}\n{:<13} {:>7} {:>7} {:>7} {:>5}  {:<16}  {}",
@@ -1014,6 +897,5 @@ async fn testnet_status(layout: &shutong_node::localnet::Layout, output: Output)
             "name": node.name, "pid": running, "rpc": rpc_url(node.rpc), "p2p": node.p2p, "status": status,
         }));
     }
-    print(output, serde_json::json!({"chain_id": layout.chain_id, "nodes": rows}), text);
-    Ok(())
+    Ok((serde_json::json!({"chain_id": layout.chain_id, "nodes": rows}), text))
 }

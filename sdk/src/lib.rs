@@ -26,6 +26,7 @@ pub mod client;
 pub mod gateway;
 pub mod keyfile;
 pub mod light;
+pub mod reads;
 pub mod rpc;
 
 pub use builder::TxBuilder;

@@ -1,0 +1,145 @@
+//! Typed reads of the system contracts: each function names a contract method, encodes its
+//! arguments and knows the type of its answer, so a caller never handles bytes.
+//!
+//! ```no_run
+//! # async fn demo(client: shutong_sdk::Client) -> Result<(), shutong_sdk::ClientError> {
+//! use shutong_sdk::reads;
+//! let grant = client.read(reads::grant(7)).await?;
+//! println!("grant {} has been used {} of {} times", grant.id, grant.uses, grant.terms.max_uses);
+//! # Ok(()) }
+//! ```
+//!
+//! A read runs against the node's latest committed state and is not proven; an auditor who
+//! must not trust the node reads through [`crate::VerifyingClient`] instead.
+
+use crate::builder;
+use shutong_codec::{Decode, Encode};
+use shutong_system_api::audit::{AttestationRecord, EventId, EventRecord, History, Violation};
+use shutong_system_api::authz::{AccessRequest, Consent, ConsentId, Decision, Grant, Id, Use};
+use shutong_system_api::catalog::{Classification, ElementRef, ElementSource, Resource, ResourceRef};
+use shutong_system_api::governance::{Proposal, ProposalId, PurposeDef, ResolvePurpose, Validators};
+use shutong_system_api::registry::{ApprovalPolicy, GetMember, GetOrg, GetPolicy, Member, Org};
+use shutong_types::{AccountId, Address, Hash};
+use std::marker::PhantomData;
+
+/// A read-only contract call whose answer decodes as `T`. Run it with
+/// [`crate::Client::read`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Read<T> {
+    pub contract: Address,
+    pub method: &'static str,
+    pub args: Vec<u8>,
+    answer: PhantomData<fn() -> T>,
+}
+
+impl<T: Decode> Read<T> {
+    fn new(contract: Address, method: &'static str, args: Vec<u8>) -> Read<T> {
+        Read { contract, method, args, answer: PhantomData }
+    }
+
+    /// Decodes the contract's answer.
+    pub fn decode(&self, bytes: &[u8]) -> Result<T, shutong_codec::DecodeError> {
+        T::decode(bytes)
+    }
+}
+
+/// An organisation.
+pub fn org(id: &str) -> Read<Org> {
+    Read::new(builder::registry(), "get", GetOrg { id: id.to_string() }.encode())
+}
+
+/// The organisation, roles and status of the principal with this account.
+pub fn member(account: &AccountId) -> Read<Member> {
+    Read::new(builder::registry(), "member", GetMember { account: account.0 }.encode())
+}
+
+/// An organisation's approval route for requests for data of one classification.
+pub fn approval_policy(org: &str, classification: Classification) -> Read<ApprovalPolicy> {
+    Read::new(builder::registry(), "get_policy", GetPolicy { org: org.to_string(), classification }.encode())
+}
+
+/// A catalogued resource: its latest version, or the one named.
+pub fn resource(code: &str, version: Option<u32>) -> Read<Resource> {
+    Read::new(builder::catalog(), "get", ResourceRef { code: code.to_string(), version }.encode())
+}
+
+/// Which resource is the one authoritative source of a data element (一数一源).
+pub fn element_source(element: &str) -> Read<ElementSource> {
+    Read::new(builder::catalog(), "element", ElementRef { element: element.to_string() }.encode())
+}
+
+/// An access request and where it stands.
+pub fn access_request(id: u64) -> Read<AccessRequest> {
+    Read::new(builder::authz(), "get_request", Id { id }.encode())
+}
+
+/// A grant.
+pub fn grant(id: u64) -> Read<Grant> {
+    Read::new(builder::authz(), "get_grant", Id { id }.encode())
+}
+
+/// A consent record.
+pub fn consent(id: &str) -> Read<Consent> {
+    Read::new(builder::authz(), "get_consent", ConsentId { id: id.to_string() }.encode())
+}
+
+/// Whether this use would be permitted now, and why not: what a gateway asks.
+pub fn check(request: &Use) -> Read<Decision> {
+    Read::new(builder::authz(), "check", request.encode())
+}
+
+/// A recorded access event.
+pub fn access_event(id: u64) -> Read<EventRecord> {
+    Read::new(builder::audit(), "get_event", EventId { id }.encode())
+}
+
+/// A grant's access events after event `after`, at most `limit` of them, in order.
+pub fn access_history(grant: u64, after: Option<u64>, limit: u32) -> Read<Vec<EventRecord>> {
+    Read::new(builder::audit(), "history", History { grant, after, limit }.encode())
+}
+
+/// A violation opened by a denied use.
+pub fn violation(id: u64) -> Read<Violation> {
+    Read::new(builder::audit(), "get_violation", EventId { id }.encode())
+}
+
+/// A recorded yes/no answer given instead of data.
+pub fn attestation(id: u64) -> Read<AttestationRecord> {
+    Read::new(builder::audit(), "get_attestation", EventId { id }.encode())
+}
+
+/// The validator set in force, and any scheduled change.
+pub fn validators() -> Read<Validators> {
+    Read::new(builder::governance(), "get_validators", Vec::new())
+}
+
+/// A governance proposal and its votes.
+pub fn proposal(id: u64) -> Read<Proposal> {
+    Read::new(builder::governance(), "get_proposal", ProposalId { id }.encode())
+}
+
+/// The nearest defined purpose at or above `code` in the purpose hierarchy.
+pub fn purpose(code: &str) -> Read<PurposeDef> {
+    Read::new(builder::governance(), "resolve_purpose", ResolvePurpose { code: code.to_string() }.encode())
+}
+
+/// A certificate of the example certificate contract at `contract`.
+pub fn certificate(contract: &Address, id: &str) -> Read<builder::cert::Certificate> {
+    Read::new(*contract, "get", builder::cert::get_args(id))
+}
+
+/// Whether a document is certified, asked off the record (no audit leaf).
+pub fn certified(contract: &Address, id: &str, holder_hash: Hash, digest: Hash) -> Read<builder::cert::Answer> {
+    Read::new(*contract, "verify", builder::cert::verify_args(id, holder_hash, digest))
+}
+
+impl crate::Client {
+    /// Runs a typed read against the latest committed state. A refusal by the contract
+    /// (nothing with that id, say) is [`crate::RpcCode::QueryFailed`] with its message.
+    pub async fn read<T: Decode>(&self, read: Read<T>) -> Result<T, crate::ClientError> {
+        let bytes = self.query(&read.contract, read.method, &read.args).await?;
+        read.decode(&bytes).map_err(|e| {
+            crate::ClientError::Malformed(format!("the answer of {} is not what it should be: {e}", read.method))
+        })
+    }
+}
