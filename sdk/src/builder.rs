@@ -259,6 +259,11 @@ pub fn upload_code(code: &[u8]) -> Call {
     Call { contract: lifecycle(), method: lifecycle::methods::UPLOAD.into(), args: args.encode() }
 }
 
+/// The hash that names contract code: what governance approves and `upload` returns.
+pub fn code_hash(code: &[u8]) -> Hash {
+    Hash::of(shutong_types::hash::tag::CODE, code)
+}
+
 /// Approves a code hash for upload (governance admins only).
 pub fn approve_code(code_hash: &Hash) -> Call {
     let args = shutong_system_api::governance::ApproveCode { code_hash: code_hash.0 };

@@ -28,8 +28,10 @@ pub mod keyfile;
 pub mod light;
 pub mod reads;
 pub mod rpc;
+pub mod signer;
 
 pub use builder::TxBuilder;
 pub use client::{Client, ClientError, Retry, RpcCode};
 pub use light::{LightClient, LightError, VerifyingClient};
 pub use shutong_system_api as system_api;
+pub use signer::{SendError, Signer};

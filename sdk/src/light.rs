@@ -200,6 +200,36 @@ impl LightClient {
         LightClient { chain_id: chain_id.to_string(), epochs: vec![genesis], changes: Vec::new(), latest: None }
     }
 
+    /// A light client trusting the chain id and validators of a genesis file's text (what
+    /// `shutong init` and `shutong testnet init` write), and nothing else in it.
+    pub fn from_genesis_json(text: &str) -> Result<LightClient, LightError> {
+        #[derive(serde::Deserialize)]
+        struct Validator {
+            public_key: PublicKey,
+        }
+        #[derive(serde::Deserialize)]
+        struct TrustRoot {
+            chain_id: String,
+            validators: Vec<Validator>,
+        }
+        let root: TrustRoot =
+            serde_json::from_str(text).map_err(|e| LightError::Malformed { what: "genesis", reason: e.to_string() })?;
+        if root.validators.is_empty() {
+            return Err(LightError::Malformed { what: "genesis", reason: "it names no validators".into() });
+        }
+        Ok(LightClient::new(&root.chain_id, root.validators.into_iter().map(|v| v.public_key).collect()))
+    }
+
+    /// [`LightClient::from_genesis_json`] of a file, read up to 256 MiB.
+    pub fn from_genesis_file(path: &std::path::Path) -> Result<LightClient, LightError> {
+        use std::io::Read;
+        let unreadable =
+            |e: std::io::Error| LightError::Malformed { what: "genesis", reason: format!("{}: {e}", path.display()) };
+        let mut text = String::new();
+        std::fs::File::open(path).and_then(|f| f.take(256 << 20).read_to_string(&mut text)).map_err(unreadable)?;
+        LightClient::from_genesis_json(&text)
+    }
+
     pub fn chain_id(&self) -> &str {
         &self.chain_id
     }
@@ -446,6 +476,24 @@ impl VerifyingClient {
     /// it, checks its certificate, and checks that its log extends the last one seen.
     pub async fn sync(&mut self) -> Result<Verified, LightError> {
         self.sync_info().await.map(|(verified, _)| verified)
+    }
+
+    /// Syncs until the verified header commits the state and log *after* block `height`:
+    /// header `height + 1` or later, as finalized headers carry their parent's roots. Use it
+    /// after a transaction committed at `height` (its receipt's), or with the node's current
+    /// height to read what is committed now. Gives up after `timeout`.
+    pub async fn sync_past(&mut self, height: u64, timeout: std::time::Duration) -> Result<Verified, LightError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let verified = self.sync().await?;
+            if verified.header.height > height {
+                return Ok(verified);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(LightError::Uncertified { height: height + 1 });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     /// [`VerifyingClient::sync`], also returning the header as the node sent it (for a

@@ -1,0 +1,45 @@
+//! An enterprise deploying its own contract: `contract --wasm FILE [--governance-key FILE]`
+//! uploads and instantiates it, certifies a document and has a bank check it and a forgery.
+//! See `shutong_examples::contract`.
+
+use clap::Parser;
+use shutong_examples::{contract, key_in};
+use shutong_sdk::{Client, Signer, keyfile};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long, default_value = "http://127.0.0.1:26600")]
+    rpc: String,
+    /// Where the enterprise's and the bank's keys are kept.
+    #[arg(long, default_value = ".contract")]
+    dir: PathBuf,
+    #[arg(long, default_value = "contracts/artifacts/cert-verify.wasm")]
+    wasm: PathBuf,
+    #[arg(long, default_value = "certs")]
+    label: String,
+    /// A governance admin's key, to approve the code hash first (a testnet's admin key).
+    #[arg(long)]
+    governance_key: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let client = Client::new(&args.rpc)?;
+    let code = std::fs::read(&args.wasm)?;
+    if let Some(path) = &args.governance_key {
+        let governance = Signer::connect(&client, keyfile::read(path)?).await?;
+        contract::approve_code(&governance, &code).await?;
+    }
+    let deployer = Signer::connect(&client, key_in(&args.dir, "enterprise")?).await?;
+    let bank = Signer::connect(&client, key_in(&args.dir, "bank")?).await?;
+    let address = contract::deploy(&deployer, &code, &args.label).await?;
+    let checked = contract::certify_and_check(&deployer, &bank, &address, "91310000MA1EXAMPLE", b"licence").await?;
+    let out = serde_json::json!({
+        "contract": address, "genuine": checked.genuine, "forged": checked.forged.0,
+        "forged_reason": checked.forged.1, "on_record": checked.on_record.0, "audit_leaf": checked.on_record.1,
+    });
+    println!("{out}");
+    Ok(())
+}

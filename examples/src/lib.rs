@@ -1,0 +1,41 @@
+//! Worked examples of the Shutong SDK, one module per kind of user, each a short program
+//! that runs against a real chain:
+//!
+//! - [`provider`]: a department that publishes data, approves a request, and runs a data
+//!   gateway that checks each use against proven chain state, records it, anchors the
+//!   batch on chain and hands an auditor an event's proof;
+//! - [`consumer`]: an enterprise that joins, asks for data for a purpose and waits for the
+//!   grant;
+//! - [`contract`]: an enterprise deploying its own wasm contract and calling it;
+//! - [`auditor`]: an inspection office that asks, on the record, for a grant's full history
+//!   and checks every entry, and its completeness, against headers the validators finalized.
+//!
+//! Each has a command in `src/bin/` (`cargo run -p shutong-examples --bin provider -- --help`),
+//! and `node/tests/examples.rs` runs them all against a local testnet of validator processes.
+
+pub mod auditor;
+pub mod consumer;
+pub mod contract;
+pub mod provider;
+
+use anyhow::Context;
+use shutong_sdk::{Client, Signer, keyfile};
+use shutong_types::Keypair;
+use std::path::Path;
+
+/// The key named `name` in `dir`, created (readable by its owner only) the first time.
+pub fn key_in(dir: &Path, name: &str) -> anyhow::Result<Keypair> {
+    let path = dir.join(format!("{name}.json"));
+    if path.exists() {
+        return keyfile::read(&path).with_context(|| format!("cannot read {}", path.display()));
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let key = Keypair::generate();
+    keyfile::write(&path, &key, false)?;
+    Ok(key)
+}
+
+/// A signer for the key named `name` in `dir` on the chain `client` serves.
+pub async fn signer(client: &Client, dir: &Path, name: &str) -> anyhow::Result<Signer> {
+    Ok(Signer::connect(client, key_in(dir, name)?).await?)
+}
