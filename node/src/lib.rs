@@ -18,6 +18,7 @@ pub mod mempool;
 pub mod network;
 pub mod p2p;
 pub mod rpc;
+pub mod sandbox;
 pub mod state_tree;
 pub mod storage;
 pub mod view;

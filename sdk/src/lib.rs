@@ -1,21 +1,33 @@
-//! Shutong's client SDK: keys, transaction builders, JSON-RPC client and submit-and-wait.
+//! Shutong's client SDK: how enterprises, departments and auditors meet the chain.
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use shutong_sdk::{builder, Client, TxBuilder};
+//! Start with the [`tutorial`]: five chapters of programs that run, as doc tests, against a
+//! real node.
+//!
+//! | module | what it is for |
+//! |---|---|
+//! | [`client`] | [`Client`]: JSON-RPC to one node, submit and wait, WebSocket subscriptions to blocks and events, typed errors for every RPC code, retries for transient failures only |
+//! | [`signer`] | [`Signer`]: one account on one chain; signs with the next nonce, submits, waits, returns the call's output |
+//! | [`builder`] | a typed builder for every system-contract operation and the contract lifecycle (upload, instantiate, migrate, freeze) |
+//! | [`reads`] | a typed read for every system-contract query |
+//! | [`keyfile`] | key files readable by their owner only, optionally sealed under a passphrase |
+//! | [`light`] | [`LightClient`] and [`VerifyingClient`]: every answer checked against headers the validators finalized, trusting only the genesis file; offline audit bundles |
+//! | [`gateway`] | the policy enforcement point a department runs beside its database |
+//! | [`rpc`] | the JSON-RPC wire types and error codes (`docs/rpc.md` documents every method) |
+//!
+//! ```
 //! use shutong_sdk::system_api::registry::OrgKind;
+//! use shutong_sdk::{Client, Signer, builder, reads};
 //! use shutong_types::Keypair;
-//!
-//! let client = Client::new("http://127.0.0.1:26657")?;
-//! let status = client.status().await?;
-//! let key = Keypair::generate();
-//! let tx = TxBuilder::new(&status.chain_id, key.clone()).call(
-//!     builder::register_org("jingan-data", "Jing'an Data Bureau", OrgKind::Department),
-//!     client.nonce(&key.account()).await?,
-//!     status.height + builder::EXPIRY_BLOCKS_DEFAULT,
-//! );
-//! let receipt = client.submit_and_wait(&tx, std::time::Duration::from_secs(10)).await?;
-//! assert!(receipt.status.is_success());
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> anyhow::Result<()> {
+//! # let dir = tempfile::tempdir()?;
+//! # let sandbox = shutong_node::sandbox::Sandbox::start(dir.path()).await?;
+//! # let rpc = sandbox.rpc.clone();
+//! let client = Client::new(&rpc)?; // e.g. "http://127.0.0.1:26657"
+//! let me = Signer::connect(&client, Keypair::generate()).await?;
+//! me.execute(builder::register_org("jingan-data", "Jing'an Data Bureau", OrgKind::Department)).await?;
+//! assert_eq!(client.read(reads::org("jingan-data")).await?.kind, OrgKind::Department);
+//! # sandbox.stop().await;
 //! # Ok(()) }
 //! ```
 
@@ -29,6 +41,7 @@ pub mod light;
 pub mod reads;
 pub mod rpc;
 pub mod signer;
+pub mod tutorial;
 
 pub use builder::TxBuilder;
 pub use client::{Client, ClientError, Retry, RpcCode};

@@ -1,11 +1,21 @@
 //! Typed reads of the system contracts: each function names a contract method, encodes its
 //! arguments and knows the type of its answer, so a caller never handles bytes.
 //!
-//! ```no_run
-//! # async fn demo(client: shutong_sdk::Client) -> Result<(), shutong_sdk::ClientError> {
-//! use shutong_sdk::reads;
-//! let grant = client.read(reads::grant(7)).await?;
-//! println!("grant {} has been used {} of {} times", grant.id, grant.uses, grant.terms.max_uses);
+//! ```
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> anyhow::Result<()> {
+//! # let dir = tempfile::tempdir()?;
+//! # let sandbox = shutong_node::sandbox::Sandbox::start(dir.path()).await?;
+//! # let client = sandbox.client()?;
+//! use shutong_sdk::{ClientError, RpcCode, reads};
+//! let validators = client.read(reads::validators()).await?;
+//! assert_eq!(validators.current.keys.len(), 1);
+//! // Something that is not there: the contract's refusal, with its reason.
+//! match client.read(reads::grant(7)).await {
+//!     Err(err @ ClientError::Rpc { .. }) => assert_eq!(err.code(), Some(RpcCode::QueryFailed)),
+//!     other => panic!("{other:?}"),
+//! }
+//! # sandbox.stop().await;
 //! # Ok(()) }
 //! ```
 //!

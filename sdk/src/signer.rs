@@ -1,12 +1,21 @@
 //! One account acting on one chain: signs each call with the account's next nonce, submits
 //! it, waits until a block with it is finalized, and hands back what the call returned.
 //!
-//! ```no_run
-//! # async fn demo(client: shutong_sdk::Client, key: shutong_types::Keypair) -> Result<(), shutong_sdk::SendError> {
+//! ```
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> anyhow::Result<()> {
+//! # let dir = tempfile::tempdir()?;
+//! # let sandbox = shutong_node::sandbox::Sandbox::start(dir.path()).await?;
+//! # let (client, key) = (sandbox.client()?, shutong_types::Keypair::generate());
 //! use shutong_sdk::{Signer, builder};
 //! use shutong_sdk::system_api::registry::OrgKind;
 //! let me = Signer::connect(&client, key).await?;
-//! me.execute(builder::register_org("jingan-data", "Jing'an Data Bureau", OrgKind::Department)).await?;
+//! let receipt = me.send(builder::register_org("jingan-data", "Jing'an Data Bureau", OrgKind::Department)).await?;
+//! assert!(receipt.status.is_success());
+//! // The same call again fails in the contract: `execute` makes that an error.
+//! let again = me.execute(builder::register_org("jingan-data", "Again", OrgKind::Department)).await;
+//! assert!(again.unwrap_err().aborted().is_some());
+//! # sandbox.stop().await;
 //! # Ok(()) }
 //! ```
 //!

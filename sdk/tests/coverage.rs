@@ -215,3 +215,32 @@ fn every_system_contract_method_has_a_typed_builder_or_is_internal() {
         assert!(entrypoints(name).contains(method), "the SDK builds {name}.{method}, which is not exported");
     }
 }
+
+/// `docs/rpc.md` lists every method and notification the SDK and the node share, each
+/// method with its errors, and every error code.
+#[test]
+fn the_rpc_reference_lists_every_method_and_error_code() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let source = std::fs::read_to_string(format!("{root}/src/rpc.rs")).unwrap();
+    let docs = std::fs::read_to_string(format!("{root}/../docs/rpc.md")).unwrap();
+    let mut names = 0;
+    for line in source.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix("pub const ").and_then(|l| l.split('"').nth(1)) {
+            assert!(docs.contains(&format!("`{name}`")), "docs/rpc.md does not document {name}");
+            names += 1;
+            if name.starts_with("shutong_")
+                && !name.contains("ubscribe")
+                && !["shutong_block", "shutong_event"].contains(&name)
+            {
+                let row = docs.lines().find(|l| l.starts_with(&format!("| `{name}` |"))).unwrap();
+                assert_eq!(row.matches(" | ").count(), 3, "{name}'s row lacks its errors column: {row}");
+            }
+        }
+        if let Some(rest) = line.strip_prefix("pub const ").filter(|l| l.contains(": i32 = -")) {
+            let (name, value) = rest.split_once(": i32 = -").unwrap();
+            let value = value.trim_end_matches(';');
+            assert!(docs.contains(&format!("| −{value} | {name} |")), "docs/rpc.md lacks error {name} (−{value})");
+        }
+    }
+    assert!(names >= 20, "found only {names} method names in src/rpc.rs");
+}

@@ -1,0 +1,59 @@
+//! A one-validator chain in this process, for tutorials and for testing applications
+//! against a real node: RocksDB in a directory the caller owns, the system contracts, and
+//! JSON-RPC (HTTP and WebSocket) on an ephemeral port of 127.0.0.1. It finalizes a block
+//! every 20 ms. Its genesis admin governs it alone (threshold 1), so one key approves code
+//! and defines purposes.
+
+use crate::Node;
+use crate::config::Config;
+use crate::genesis::{Genesis, GenesisValidator};
+use anyhow::Context;
+use shutong_sdk::Client;
+use shutong_types::Keypair;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug)]
+pub struct Sandbox {
+    node: Node,
+    /// The genesis admin: governs the chain alone.
+    pub admin: Keypair,
+    /// The genesis file, what a light client trusts.
+    pub genesis: PathBuf,
+    /// The JSON-RPC address, `http://127.0.0.1:PORT`.
+    pub rpc: String,
+}
+
+impl Sandbox {
+    /// Starts a fresh chain with its data in `dir` (which should be empty).
+    pub async fn start(dir: &Path) -> anyhow::Result<Sandbox> {
+        let validator = Keypair::generate();
+        let admin = Keypair::generate();
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+        let genesis = Genesis::new(
+            "shutong-sandbox",
+            now_ms,
+            vec![GenesisValidator { name: "sandbox".into(), public_key: validator.public() }],
+            vec![admin.account()],
+        );
+        let mut cfg = Config::default();
+        cfg.rpc.listen = "127.0.0.1:0".parse()?;
+        cfg.p2p.listen = "127.0.0.1:0".parse()?;
+        cfg.consensus.block_interval_ms = 20;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let genesis_path = dir.join(crate::GENESIS_FILE);
+        std::fs::write(&genesis_path, serde_json::to_string_pretty(&genesis)?)?;
+        let node = Node::start_with(dir, cfg, genesis, validator).await?;
+        let rpc = format!("http://{}", node.rpc_addr);
+        Ok(Sandbox { node, admin, genesis: genesis_path, rpc })
+    }
+
+    /// A client of the sandbox's node.
+    pub fn client(&self) -> Result<Client, shutong_sdk::ClientError> {
+        Client::new(&self.rpc)
+    }
+
+    /// Stops the node and closes its database.
+    pub async fn stop(self) {
+        self.node.stop().await;
+    }
+}
