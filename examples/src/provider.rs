@@ -139,7 +139,7 @@ pub async fn serve(
     gateway.refresh_grant(&chain, grant).await?.with_context(|| format!("grant {grant} is not on chain"))?;
     gateway.refresh_member(&chain, consumer.0).await?;
     // Grant-changing events reach the gateway as they are committed.
-    let mut events = client.subscribe_events("grant.").await?;
+    let mut events = client.subscribe_grant_changes().await?;
 
     let now_ms = at.header.timestamp_ms;
     let (mut permitted, mut denied) = (0, 0);

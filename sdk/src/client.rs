@@ -326,6 +326,12 @@ impl Client {
         self.subscribe(method::SUBSCRIBE_BLOCKS, rpc_params![], method::UNSUBSCRIBE_BLOCKS).await
     }
 
+    /// Every grant change as it is committed (`grant.issued`, `grant.revoked`,
+    /// `grant.suspended`, …; the data is the grant's id): what a gateway listens to.
+    pub async fn subscribe_grant_changes(&self) -> Result<Subscription<EventNotice>, ClientError> {
+        self.subscribe_events("grant.").await
+    }
+
     /// Every committed event whose topic starts with `prefix` (`grant.` for every grant
     /// change, `""` for all).
     pub async fn subscribe_events(&self, prefix: &str) -> Result<Subscription<EventNotice>, ClientError> {

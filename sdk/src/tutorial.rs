@@ -196,7 +196,7 @@
 //! let mut gateway = Gateway::new();
 //! gateway.refresh_grant(&chain, grant).await?;
 //! gateway.refresh_member(&chain, who.0).await?;
-//! let mut changes = client.subscribe_events("grant.").await?;
+//! let mut changes = client.subscribe_grant_changes().await?;
 //!
 //! // Four uses asked, three granted: each decided locally, and each recorded.
 //! let mut permitted = 0;
