@@ -121,6 +121,7 @@ fn notice(block: &Block, output: &BlockOutput) -> shutong_sdk::rpc::BlockNotice 
         hash: header.hash(),
         timestamp_ms: header.timestamp_ms,
         txs: block.txs.iter().map(|tx| tx.id()).collect(),
+        failed: output.receipts.iter().filter(|r| !r.status.is_success()).map(|r| r.tx_id).collect(),
         events,
     }
 }

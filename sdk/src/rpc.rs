@@ -214,6 +214,10 @@ pub struct BlockNotice {
     pub timestamp_ms: u64,
     /// The block's transaction ids, in order.
     pub txs: Vec<Hash>,
+    /// The ids of those whose call failed (aborted, out of gas, …): committed, nonce used,
+    /// nothing else changed.
+    #[serde(default)]
+    pub failed: Vec<Hash>,
     /// Every event its successful transactions emitted, in order.
     pub events: Vec<EventNotice>,
 }

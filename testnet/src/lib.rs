@@ -240,4 +240,5 @@ impl Cluster {
     }
 }
 
+pub mod load;
 pub mod sim;

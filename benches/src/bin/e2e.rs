@@ -1,96 +1,303 @@
-//! The end-to-end benchmark: N real validator processes on 127.0.0.1 (the release `shutong`
-//! binary), measured from outside through JSON-RPC.
+//! The end-to-end benchmark (`performance.md`): real validator processes (the release
+//! `shutong` binary) on 127.0.0.1, driven from outside through JSON-RPC with the authz
+//! workload (`shutong_testnet::load`).
 //!
-//! - Idle: blocks per second, and block finality latency: from the leader's block timestamp
-//!   (taken when it built the block) to the moment validator-0 reports the block committed,
-//!   polled every 2 ms.
-//! - Under load, for each offered rate: transactions pre-signed by 64 accounts (registry
-//!   registrations, ~250 bytes) are submitted open-loop at the rate, spread over every
-//!   validator's RPC; the latency of each is from its submission to the moment validator-0
-//!   reports the block holding it committed. Committed throughput, p50 / p99 latency, and the
-//!   CPU seconds all node processes used per committed transaction.
+//! For each validator count:
+//! 1. idle block finality, for 10 s;
+//! 2. a sweep of offered load, ×1.5 a step, until committed throughput stops keeping up
+//!    (below 90 % of offered) or p50 latency passes 2 s; saturation is the highest
+//!    committed rate;
+//! 3. p50 / p99 submit-to-finality latency at 50 % and 90 % of saturation.
 //!
-//! `cargo run --release -p shutong-benches --bin e2e -- [validators] [seconds] [rates...]`,
-//! for example `... --bin e2e -- 4 20 100 400 800`. `SHUTONG_BIN` names the binary (default:
-//! the release build in `$CARGO_TARGET_DIR`, or `~/.cache/shutong-target`).
+//! In the same run it measures `c_sig` (ed25519 `verify_batch`, 1,024 per batch) and the
+//! limit `L(n) = cores / (n × c_sig)`. It prints a summary and writes the figures as JSON
+//! to the file it names. With `--append` it also adds dated rows to `benches/RESULTS.md`.
+//!
+//! `scripts/bench-e2e.sh` builds and runs it; the flags are `--validators 1,4`
+//! `--seconds 15` `--start-rate 100` `--out FILE` `--append`.
 
 use anyhow::Context;
-use shutong_sdk::system_api::registry::OrgKind;
-use shutong_sdk::{Client, TxBuilder, builder};
+use shutong_sdk::{Client, keyfile};
 use shutong_testnet::Cluster;
-use shutong_types::{Hash, Keypair, SignedTransaction};
-use std::collections::HashMap;
+use shutong_testnet::load::{self, Report, Shape, World};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-fn now_ms() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+struct Args {
+    validators: Vec<usize>,
+    seconds: u64,
+    start_rate: f64,
+    out: PathBuf,
+    append: bool,
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
-/// CPU seconds (user + system) a process has used, from /proc.
-fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
-    let Some(rest) = stat.rsplit(')').next() else { return 0.0 };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After the command: state is field 3, utime 14 and stime 15 (1-based, whole line).
-    let ticks = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    // SAFETY: sysconf has no preconditions.
-    #[allow(unsafe_code)]
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (ticks(14) + ticks(15)) / hz
-}
-
-struct Observed {
-    /// Height → (commit seen at validator-0 in ms since the epoch, header timestamp, tx ids).
-    blocks: Vec<(u64, f64, u64, Vec<Hash>)>,
-    elapsed: Duration,
-}
-
-/// Polls validator-0 until `until` returns true or `max` passes, recording each new block.
-async fn observe(client: &Client, max: Duration, mut until: impl FnMut(&Observed) -> bool) -> anyhow::Result<Observed> {
-    let start = Instant::now();
-    let mut height = client.status().await?.height;
-    let mut observed = Observed { blocks: Vec::new(), elapsed: Duration::ZERO };
-    while start.elapsed() < max && !until(&observed) {
-        let tip = client.status().await?.height;
-        let seen = now_ms();
-        for h in height + 1..=tip {
-            let block = client.block(h).await?.with_context(|| format!("block {h} vanished"))?;
-            // Blocks committed together in one poll share the time they were seen.
-            observed.blocks.push((h, seen, block.header.timestamp_ms, block.txs));
+fn args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        validators: vec![1, 4],
+        seconds: 15,
+        start_rate: 100.0,
+        out: PathBuf::from(format!("e2e-{}.json", today())),
+        append: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--validators" => {
+                args.validators =
+                    value()?.split(',').map(str::parse).collect::<Result<_, _>>().context("--validators")?
+            }
+            "--seconds" => args.seconds = value()?.parse().context("--seconds")?,
+            "--start-rate" => args.start_rate = value()?.parse().context("--start-rate")?,
+            "--out" => args.out = PathBuf::from(value()?),
+            "--append" => args.append = true,
+            other => anyhow::bail!(
+                "unknown flag {other}; flags: --validators 1,4 --seconds N --start-rate R --out FILE --append"
+            ),
         }
-        height = tip;
-        tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    observed.elapsed = start.elapsed();
-    Ok(observed)
+    anyhow::ensure!(args.validators.iter().all(|n| (1..=7).contains(n)), "--validators: 1 to 7 each");
+    anyhow::ensure!(args.seconds >= 3 && args.start_rate >= 1.0, "--seconds ≥ 3 and --start-rate ≥ 1");
+    Ok(args)
 }
 
-fn block_latencies(observed: &Observed) -> Vec<f64> {
-    let mut latencies: Vec<f64> = observed.blocks.iter().map(|(_, seen, ts, _)| seen - *ts as f64).collect();
+/// `yyyy-mm-dd` today (UTC).
+fn today() -> String {
+    let days = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() / 86_400) as i64;
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    format!("{:04}-{month:02}-{day:02}", yoe + era * 400 + i64::from(month <= 2))
+}
+
+fn commit() -> String {
+    std::process::Command::new("git")
+        .args(["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| text.lines().find(|l| l.starts_with("model name")).map(|l| l.to_string()))
+        .and_then(|l| l.split_once(':').map(|(_, m)| m.trim().to_string()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// `c_sig`: microseconds per signature in `verify_batch` of 1,024, and in single `verify_strict`.
+fn c_sig() -> (f64, f64) {
+    use ed25519_dalek::{Signer, SigningKey, Verifier};
+    let keys: Vec<SigningKey> =
+        (0..1_024u32).map(|i| SigningKey::from_bytes(blake3::hash(&i.to_le_bytes()).as_bytes())).collect();
+    let messages: Vec<Vec<u8>> =
+        (0..1_024u32).map(|i| format!("transaction {i} of a few hundred bytes").into_bytes()).collect();
+    let signatures: Vec<_> = keys.iter().zip(&messages).map(|(k, m)| k.sign(m)).collect();
+    let publics: Vec<_> = keys.iter().map(|k| k.verifying_key()).collect();
+    let refs: Vec<&[u8]> = messages.iter().map(|m| m.as_slice()).collect();
+    let rounds = 8;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        ed25519_dalek::verify_batch(&refs, &signatures, &publics).expect("valid signatures");
+    }
+    let batch = started.elapsed().as_secs_f64() * 1e6 / (rounds * 1_024) as f64;
+    let started = Instant::now();
+    for i in 0..2_000 {
+        publics[i % 1_024].verify(&messages[i % 1_024], &signatures[i % 1_024]).expect("valid signature");
+    }
+    let single = started.elapsed().as_secs_f64() * 1e6 / 2_000.0;
+    (batch, single)
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Run {
+    commit: String,
+    date: String,
+    machine: String,
+    cores: usize,
+    validators: usize,
+    tx_bytes_mean: f64,
+    idle_finality_p50_ms: f64,
+    idle_finality_p99_ms: f64,
+    sweep: Vec<Report>,
+    saturation_tps: f64,
+    at_50: Report,
+    at_90: Report,
+    p50_ms: f64,
+    p99_ms: f64,
+    c_sig_us: f64,
+    c_sig_single_us: f64,
+    limit_tps: f64,
+    ratio: f64,
+    gas_limits: std::collections::BTreeMap<String, u64>,
+}
+
+async fn idle_finality(observer: &Client, seconds: u64) -> anyhow::Result<(f64, f64)> {
+    let mut blocks = observer.subscribe_blocks().await?;
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut latencies = Vec::new();
+    while Instant::now() < deadline {
+        if let Ok(Some(notice)) = tokio::time::timeout(Duration::from_millis(500), blocks.next()).await {
+            let notice = notice?;
+            let seen = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs_f64() * 1000.0;
+            latencies.push(seen - notice.timestamp_ms as f64);
+        }
+    }
     latencies.sort_by(f64::total_cmp);
-    latencies
+    Ok((load::percentile(&latencies, 50.0), load::percentile(&latencies, 99.0)))
+}
+
+fn line(label: &str, r: &Report) {
+    let refused: u64 = r.refused.values().sum();
+    println!(
+        "  {label:>10} offered {:>7.0} tx/s: committed {:>7.0} tx/s ({} of {}, {} refused, {} failed) | p50 {:>6.0} ms p99 {:>6.0} ms | node CPU {:.3} ms/tx | generator {:.0} % of a core",
+        r.offered_tps,
+        r.committed_tps,
+        r.committed,
+        r.sent,
+        refused,
+        r.failed,
+        r.p50_ms,
+        r.p99_ms,
+        r.node_cpu_ms_per_tx,
+        100.0 * r.generator_cpu_share
+    );
+}
+
+async fn bench(
+    binary: &std::path::Path,
+    validators: usize,
+    args: &Args,
+    c_sig_us: f64,
+    c_sig_single_us: f64,
+) -> anyhow::Result<Run> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("== {validators} validator(s)");
+    let mut cluster = Cluster::init(binary, validators, 200)?;
+    cluster.start_all().await?;
+    cluster.wait_height(&(0..validators).collect::<Vec<_>>(), 3, Duration::from_secs(60)).await?;
+    let clients: Vec<Client> = (0..validators).map(|i| cluster.client(i)).collect::<Result<_, _>>()?;
+    let observer = clients[0].clone();
+    let pids: Vec<u32> = (0..validators).filter_map(|i| cluster.pid(i)).collect();
+
+    let (idle_p50, idle_p99) = idle_finality(&observer, 10).await?;
+    println!("  idle block finality p50 {idle_p50:.0} ms, p99 {idle_p99:.0} ms");
+
+    let admin = keyfile::read(&cluster.admin_key)?;
+    let started = Instant::now();
+    let mut world = World::build(&clients, &admin, Shape::default()).await?;
+    println!("  world built in {:.1} s; gas limits {:?}", started.elapsed().as_secs_f64(), world.gas_limits());
+    let drain = Duration::from_secs(20);
+
+    let mut tx_bytes = Vec::new();
+    let mut at_rate = async |world: &mut World, rate: f64| -> anyhow::Result<Report> {
+        let height = observer.status().await?.height;
+        let txs = world.sign((rate * args.seconds as f64) as u64, height);
+        tx_bytes.extend(txs.iter().take(200).map(|(_, tx)| shutong_types::Encode::encode(tx).len() as f64));
+        load::run(&clients, &observer, &pids, txs, rate, drain).await
+    };
+
+    let mut sweep = Vec::new();
+    let mut rate = args.start_rate;
+    for _ in 0..14 {
+        let report = at_rate(&mut world, rate).await?;
+        line("sweep", &report);
+        let keeping_up = report.committed_tps >= 0.9 * rate && report.p50_ms < 2_000.0;
+        sweep.push(report);
+        if !keeping_up {
+            break;
+        }
+        rate *= 1.5;
+    }
+    let saturation = sweep.iter().map(|r| r.committed_tps).fold(0.0, f64::max);
+    println!("  saturation {saturation:.0} tx/s");
+    let at_50 = at_rate(&mut world, (saturation * 0.5).max(1.0)).await?;
+    line("50 %", &at_50);
+    let at_90 = at_rate(&mut world, (saturation * 0.9).max(1.0)).await?;
+    line("90 %", &at_90);
+    let limit = cores as f64 * 1e6 / (validators as f64 * c_sig_us);
+    let gas_limits = world.gas_limits().iter().map(|(k, v)| (k.name().to_string(), *v)).collect();
+    drop(cluster);
+    Ok(Run {
+        commit: commit(),
+        date: today(),
+        machine: cpu_model(),
+        cores,
+        validators,
+        tx_bytes_mean: tx_bytes.iter().sum::<f64>() / tx_bytes.len().max(1) as f64,
+        idle_finality_p50_ms: idle_p50,
+        idle_finality_p99_ms: idle_p99,
+        saturation_tps: saturation,
+        p50_ms: at_50.p50_ms,
+        p99_ms: at_50.p99_ms,
+        at_50,
+        at_90,
+        sweep,
+        c_sig_us,
+        c_sig_single_us,
+        limit_tps: limit,
+        ratio: saturation / limit,
+        gas_limits,
+    })
+}
+
+fn results_row(run: &Run) -> String {
+    format!(
+        "| {} | {} | {} | {:.0} | {:.0} / {:.0} ms | {:.0} / {:.0} ms | {:.0} / {:.0} ms | {:.1} µs | {:.0} | **{:.1} %** | {:.2} ms | {:.0} B |",
+        run.date,
+        run.commit,
+        run.validators,
+        run.saturation_tps,
+        run.at_50.p50_ms,
+        run.at_50.p99_ms,
+        run.at_90.p50_ms,
+        run.at_90.p99_ms,
+        run.idle_finality_p50_ms,
+        run.idle_finality_p99_ms,
+        run.c_sig_us,
+        run.limit_tps,
+        100.0 * run.ratio,
+        run.at_90.node_cpu_ms_per_tx,
+        run.tx_bytes_mean,
+    )
+}
+
+const SECTION: &str = "## End to end, authz workload";
+
+fn append_results(runs: &[Run]) -> anyhow::Result<PathBuf> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("RESULTS.md");
+    let mut text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let header = "| date | commit | validators | saturation tx/s | p50 / p99 at 50 % | p50 / p99 at 90 % | idle finality p50 / p99 | c_sig (batch) | L(n) tx/s | ratio | node CPU per tx (all nodes, 90 %) | mean tx size |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+    let rows: String = runs.iter().map(|r| results_row(r) + "\n").collect();
+    match text.find(SECTION) {
+        Some(at) => {
+            // After the section's table: the first blank line after its header row.
+            let table = text[at..].find("| date |").map(|i| at + i).context("the section has no table")?;
+            let end = text[table..].find("\n\n").map_or(text.len(), |i| table + i + 1);
+            text.insert_str(end, &rows);
+        }
+        None => {
+            text.push_str(&format!(
+                "\n{SECTION} (`benches/src/bin/e2e.rs`, `scripts/bench-e2e.sh`)\n\nValidator processes on 127.0.0.1 on this machine, release build, block interval 200 ms; the authz workload of `performance.md` (70 % access records, 10 % anchors, 10 % lifecycle, 10 % catalog and membership) from {} gateway, analyst and admin accounts, signed before each run and submitted open-loop over JSON-RPC across the validators; every signature checked by every validator and every transaction executed in the VM. Saturation: the highest committed rate of a ×1.5 sweep; latency from submission to the block's notice at validator 0. `c_sig` and L(n) = cores / (n × c_sig) are measured in the same run. Full figures in the JSON each run names.\n\n{header}{rows}",
+                "about 100"
+            ));
+        }
+    }
+    std::fs::write(&path, text)?;
+    Ok(path)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let validators: usize = args.first().map_or(Ok(4), |a| a.parse()).context("validators")?;
-    let seconds: u64 = args.get(1).map_or(Ok(20), |a| a.parse()).context("seconds")?;
-    let rates: Vec<u64> = if args.len() > 2 {
-        args[2..].iter().map(|a| a.parse()).collect::<Result<_, _>>().context("rates")?
-    } else {
-        vec![100, 400]
-    };
+    let args = args()?;
     let binary = match std::env::var_os("SHUTONG_BIN") {
         Some(path) => PathBuf::from(path),
         None => {
@@ -101,124 +308,32 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     anyhow::ensure!(binary.exists(), "no shutong binary at {} (build it with --release)", binary.display());
+    let (c_sig_us, c_sig_single_us) = c_sig();
     println!(
-        "e2e: {validators} validators, {seconds} s per phase, binary {}, {} cores",
-        binary.display(),
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        "e2e: commit {}, {} ({} cores), binary {}\nc_sig {c_sig_us:.1} µs in verify_batch of 1,024 ({c_sig_single_us:.1} µs single)",
+        commit(),
+        cpu_model(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        binary.display()
     );
-
-    // c_sig in this run: one transaction's signature check, single verification.
-    let key = Keypair::generate();
-    let sample = TxBuilder::new("e2e", key).call(builder::register_org("c-sig", "x", OrgKind::Enterprise), 0, 10);
-    let started = Instant::now();
-    for _ in 0..2_000 {
-        sample.verify()?;
-    }
-    let c_sig_us = started.elapsed().as_secs_f64() * 1e6 / 2_000.0;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let limit = cores * 1e6 / (validators as f64 * c_sig_us);
-    println!("c_sig {c_sig_us:.1} µs (single verification); L({validators}) = {limit:.0} tx/s on {cores} cores");
-
-    let mut cluster = Cluster::init(&binary, validators, 200)?;
-    cluster.start_all().await?;
-    cluster.wait_height(&(0..validators).collect::<Vec<_>>(), 3, Duration::from_secs(60)).await?;
-    let observer = cluster.client(0)?;
-    let pids: Vec<u32> = (0..validators).filter_map(|i| cluster.pid(i)).collect();
-    let node_cpu = || pids.iter().map(|p| cpu_seconds(*p)).sum::<f64>();
-
-    // Idle.
-    let cpu_before = node_cpu();
-    let idle = observe(&observer, Duration::from_secs(seconds), |_| false).await?;
-    let cpu_idle = node_cpu() - cpu_before;
-    let latencies = block_latencies(&idle);
-    println!(
-        "| idle | {:.1} blocks/s | block finality p50 {:.0} ms, p99 {:.0} ms | {} blocks | node CPU {:.0} % of one core |",
-        idle.blocks.len() as f64 / idle.elapsed.as_secs_f64(),
-        percentile(&latencies, 50.0),
-        percentile(&latencies, 99.0),
-        idle.blocks.len(),
-        100.0 * cpu_idle / idle.elapsed.as_secs_f64()
-    );
-
-    let clients: Vec<Client> = (0..validators).map(|i| cluster.client(i)).collect::<Result<_, _>>()?;
-    for (run, rate) in rates.into_iter().enumerate() {
-        let total = rate * seconds;
-        let keys: Vec<Keypair> = (0..64).map(|_| Keypair::generate()).collect();
-        let txs: Vec<SignedTransaction> = (0..total)
-            .map(|i| {
-                let key = &keys[(i % 64) as usize];
-                let mut txb = TxBuilder::new(&cluster.chain_id, key.clone());
-                // A registration uses ~25,000 gas; the default limit would let only 500 fit
-                // a block's gas budget.
-                txb.gas_limit = 100_000;
-                let call = builder::register_org(&format!("r{run}-org-{i}"), "Benchmark Org", OrgKind::Enterprise);
-                txb.call(call, i / 64, 10_000)
-            })
-            .collect();
-        let submitted: Arc<Mutex<HashMap<Hash, f64>>> = Arc::new(Mutex::new(HashMap::new()));
-        let errors = Arc::new(Mutex::new(0u64));
-        let cpu_before = node_cpu();
-        let load_cpu_before = cpu_seconds(std::process::id());
-        let sender = {
-            let (clients, submitted, errors) = (clients.clone(), submitted.clone(), errors.clone());
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-                let in_flight = Arc::new(tokio::sync::Semaphore::new(512));
-                for (i, tx) in txs.into_iter().enumerate() {
-                    tick.tick().await;
-                    let permit = in_flight.clone().acquire_owned().await.expect("semaphore open");
-                    let client = clients[i % clients.len()].clone();
-                    let (submitted, errors) = (submitted.clone(), errors.clone());
-                    tokio::spawn(async move {
-                        let at = now_ms();
-                        match client.submit(&tx).await {
-                            Ok(id) => {
-                                submitted.lock().expect("lock").insert(id, at);
-                            }
-                            Err(_) => *errors.lock().expect("lock") += 1,
-                        }
-                        drop(permit);
-                    });
-                }
-            })
-        };
-        let wanted = total as usize;
-        let loaded = observe(&observer, Duration::from_secs(seconds + 30), |o| {
-            o.blocks.iter().map(|b| b.3.len()).sum::<usize>() >= wanted
-        })
-        .await?;
-        sender.await?;
-        let cpu = node_cpu() - cpu_before;
-        let load_cpu = cpu_seconds(std::process::id()) - load_cpu_before;
-        let submitted = submitted.lock().expect("lock").clone();
-        let mut latencies = Vec::new();
-        let (mut first, mut last) = (f64::MAX, 0f64);
-        for (_, seen, _, ids) in &loaded.blocks {
-            for id in ids {
-                if let Some(at) = submitted.get(id) {
-                    latencies.push(seen - at);
-                    first = first.min(*at);
-                    last = last.max(*seen);
-                }
-            }
-        }
-        latencies.sort_by(f64::total_cmp);
-        let committed = latencies.len();
-        let window_s = ((last - first) / 1000.0).max(0.001);
-        let block_lat = block_latencies(&loaded);
+    let mut runs = Vec::new();
+    for &n in &args.validators {
+        let run = bench(&binary, n, &args, c_sig_us, c_sig_single_us).await?;
         println!(
-            "| offered {rate} tx/s | committed {committed} of {total} ({} refused) | {:.0} tx/s | tx latency p50 {:.0} ms, p99 {:.0} ms | {:.1} blocks/s, block finality p50 {:.0} ms, p99 {:.0} ms | node CPU {:.2} ms/tx | load generator CPU {:.0} % of one core |",
-            *errors.lock().expect("lock"),
-            committed as f64 / window_s,
-            percentile(&latencies, 50.0),
-            percentile(&latencies, 99.0),
-            loaded.blocks.len() as f64 / loaded.elapsed.as_secs_f64(),
-            percentile(&block_lat, 50.0),
-            percentile(&block_lat, 99.0),
-            1000.0 * cpu / committed.max(1) as f64,
-            100.0 * load_cpu / loaded.elapsed.as_secs_f64(),
+            "  {n} validator(s): saturation {:.0} tx/s = {:.1} % of L({n}) = {:.0} tx/s; at 50 %: p50 {:.0} ms, p99 {:.0} ms",
+            run.saturation_tps,
+            100.0 * run.ratio,
+            run.limit_tps,
+            run.p50_ms,
+            run.p99_ms
         );
+        runs.push(run);
+    }
+    std::fs::write(&args.out, serde_json::to_vec_pretty(&runs)?)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    println!("figures written to {}", args.out.display());
+    if args.append {
+        println!("rows appended to {}", append_results(&runs)?.display());
     }
     Ok(())
 }
