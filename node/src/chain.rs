@@ -88,6 +88,7 @@ pub struct ChainStatus {
     pub view: AtomicU64,
     pub finalized_view: AtomicU64,
     pub committed: tokio::sync::broadcast::Sender<Arc<shutong_sdk::rpc::BlockNotice>>,
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Default for ChainStatus {
@@ -96,6 +97,7 @@ impl Default for ChainStatus {
             view: AtomicU64::default(),
             finalized_view: AtomicU64::default(),
             committed: tokio::sync::broadcast::channel(NOTICES_BUFFERED).0,
+            metrics: crate::metrics::Metrics::default(),
         }
     }
 }
@@ -568,8 +570,12 @@ impl Chain {
             let output = match &held.output {
                 Some(output) => Arc::clone(output),
                 None => {
+                    let started = Instant::now();
                     let output = match self.executor.execute_after(&block, state.layers.clone()) {
-                        Ok(output) => Arc::new(output),
+                        Ok(output) => {
+                            self.status.metrics.block_execute.observe(started.elapsed().as_secs_f64());
+                            Arc::new(output)
+                        }
                         Err(err) => {
                             // Not the block's fault as far as anyone can prove: this node just
                             // cannot execute it now. It neither votes on nor builds over it.
@@ -1180,6 +1186,7 @@ impl Chain {
                 Some(output) => Arc::clone(output),
                 None => match self.executor.execute(&block) {
                     Ok(output) => Arc::new(output),
+
                     Err(err) => {
                         // Retried with the next finalization; nothing is committed meanwhile.
                         tracing::error!(height = block.header.height, %err, "finalized block could not be executed");
@@ -1211,7 +1218,11 @@ impl Chain {
     /// Writes a block and what executing it produced in one atomic batch.
     fn commit(&mut self, block: &Block, certificate: Option<&Certificate>, output: &BlockOutput) {
         let header = &block.header;
+        let started = Instant::now();
         self.storage().commit(Commit::executed(block, certificate, output));
+        let m = &self.status.metrics;
+        m.block_commit.observe(started.elapsed().as_secs_f64());
+        m.observe_commit(header, output);
         self.mempool.lock().expect("mempool lock poisoned").prune(&self.view);
         if self.status.committed.receiver_count() > 0 {
             // A subscriber gone or lagging is its own affair: sending never blocks.

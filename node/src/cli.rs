@@ -87,11 +87,13 @@ impl Ctx {
         keyfile::read(path).with_context(|| format!("cannot use the key in {}", path.display()))
     }
 
+    /// Prints a result; a closed standard output (the reader went away) is not an error.
     pub fn print(&self, json: serde_json::Value, text: String) {
-        match self.globals.output {
-            Output::Json => println!("{json}"),
-            Output::Text => println!("{text}"),
-        }
+        use std::io::Write;
+        let _ = match self.globals.output {
+            Output::Json => writeln!(std::io::stdout(), "{json}"),
+            Output::Text => writeln!(std::io::stdout(), "{text}"),
+        };
     }
 
     /// A spinner on standard error while `what` happens; hidden when standard error is not

@@ -15,6 +15,7 @@ pub mod genesis;
 pub mod lifecycle;
 pub mod localnet;
 pub mod mempool;
+pub mod metrics;
 pub mod network;
 pub mod p2p;
 pub mod rpc;
@@ -185,6 +186,8 @@ impl Node {
             query_gas_max: cfg.rpc.query_gas_max,
             chain: chain_status,
             net: net_stats,
+            exec_vm: Arc::clone(&vm),
+            stale_ms: cfg.consensus.block_interval_ms.saturating_mul(20).max(10_000),
         };
         let (rpc_addr, rpc) = rpc::serve(
             cfg.rpc.listen,

@@ -296,6 +296,28 @@ enum TestnetCommand {
     Status {
         #[command(flatten)]
         dir: TestnetDir,
+        /// Refresh until interrupted: a live view (one JSON line per refresh with --output json).
+        #[arg(long)]
+        watch: bool,
+        /// How often --watch refreshes.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+        interval_ms: u64,
+    },
+    /// SIGKILL one node: a crash, not a shutdown.
+    Kill {
+        #[command(flatten)]
+        dir: TestnetDir,
+        #[arg(long)]
+        node: usize,
+    },
+    /// Stop one node (SIGTERM; --kill for SIGKILL) and start it again on its data.
+    Restart {
+        #[command(flatten)]
+        dir: TestnetDir,
+        #[arg(long)]
+        node: usize,
+        #[arg(long)]
+        kill: bool,
     },
     /// Stop every node (SIGTERM, then SIGKILL after 10 s). Data stays unless --purge.
     Down {
@@ -794,14 +816,56 @@ async fn testnet(command: TestnetCommand, ctx: &Ctx) -> Shown {
                 }
             }
             bar.finish_and_clear();
-            let (mut json, mut text) = testnet_status(&layout).await?;
+            let (mut json, mut text) = testnet_status(&layout, &mut Sample::default()).await?;
             json["admin_key"] = serde_json::json!(layout.admin_key);
             text.push_str(&format!("\nadmin key {}", layout.admin_key.display()));
             shown(json, text)
         }
-        TestnetCommand::Status { dir } => {
-            let (json, text) = testnet_status(&Layout::load(&dir.dir)?).await?;
-            shown(json, text)
+        TestnetCommand::Status { dir, watch, interval_ms } => {
+            let layout = Layout::load(&dir.dir)?;
+            let interval = Duration::from_millis(interval_ms);
+            let mut sample = Sample::default();
+            if !watch {
+                // Two looks half a second apart give the committed rate.
+                testnet_status(&layout, &mut sample).await?;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let (json, text) = testnet_status(&layout, &mut sample).await?;
+                return shown(json, text);
+            }
+            let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+            loop {
+                let (json, text) = testnet_status(&layout, &mut sample).await?;
+                use std::io::Write;
+                let shown = if ctx.globals.output == cli::Output::Json {
+                    writeln!(std::io::stdout(), "{json}")
+                } else {
+                    // Clear the screen and redraw in place on a terminal; append otherwise.
+                    let clear = if terminal { "\x1b[2J\x1b[H" } else { "" };
+                    writeln!(std::io::stdout(), "{clear}{text}\n(every {interval_ms} ms; Ctrl-C to stop)")
+                };
+                if shown.is_err() {
+                    // Whoever read the view has gone (a closed pipe).
+                    return Ok(Outcome::Done);
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = tokio::signal::ctrl_c() => return Ok(Outcome::Done),
+                }
+            }
+        }
+        TestnetCommand::Kill { dir, node } => testnet_stop(&dir, node, true),
+        TestnetCommand::Restart { dir, node, kill } => {
+            let Outcome::Show(stopped, _) = testnet_stop(&dir, node, kill)? else { return Ok(Outcome::Done) };
+            let mut layout = Layout::load(&dir.dir)?;
+            let entry = &mut layout.nodes[node];
+            let pid = localnet::spawn(&binary, entry)?;
+            entry.pid = Some(pid);
+            let name = entry.name.clone();
+            layout.save(&dir.dir)?;
+            shown(
+                serde_json::json!({"node": name, "stopped": stopped, "pid": pid}),
+                format!("restarted {name} (pid {pid})"),
+            )
         }
         TestnetCommand::Down { dir, purge } => {
             let dir = dir.dir;
@@ -828,24 +892,7 @@ async fn testnet(command: TestnetCommand, ctx: &Ctx) -> Shown {
             }
             shown(serde_json::json!({"stopped": stopped, "purged": purge}), text)
         }
-        TestnetCommand::Stop { dir, node, kill } => {
-            let mut layout = Layout::load(&dir.dir)?;
-            let count = layout.nodes.len();
-            let entry = layout.nodes.get_mut(node).with_context(|| format!("--node must be below {count}"))?;
-            let pid =
-                entry.pid.take().filter(|pid| localnet::alive(*pid)).with_context(|| {
-                    format!("{} is not running; `shutong testnet status` shows which are", entry.name)
-                })?;
-            if kill {
-                localnet::signal(pid, libc::SIGKILL);
-            } else {
-                localnet::stop(pid, Duration::from_secs(10));
-            }
-            let name = entry.name.clone();
-            layout.save(&dir.dir)?;
-            let verb = if kill { "killed" } else { "stopped" };
-            shown(serde_json::json!({"node": name, "pid": pid, "killed": kill}), format!("{verb} {name} (pid {pid})"))
-        }
+        TestnetCommand::Stop { dir, node, kill } => testnet_stop(&dir, node, kill),
         TestnetCommand::Start { dir, node } => {
             let mut layout = Layout::load(&dir.dir)?;
             let count = layout.nodes.len();
@@ -862,27 +909,86 @@ async fn testnet(command: TestnetCommand, ctx: &Ctx) -> Shown {
     }
 }
 
-async fn testnet_status(layout: &shutong_node::localnet::Layout) -> anyhow::Result<(serde_json::Value, String)> {
+/// Stops (or kills) one node of the testnet in `dir`.
+fn testnet_stop(dir: &TestnetDir, node: usize, kill: bool) -> Shown {
+    use shutong_node::localnet::{self, Layout};
+    let mut layout = Layout::load(&dir.dir)?;
+    let count = layout.nodes.len();
+    let entry = layout.nodes.get_mut(node).with_context(|| format!("--node must be below {count}"))?;
+    let pid = entry
+        .pid
+        .take()
+        .filter(|pid| localnet::alive(*pid))
+        .with_context(|| format!("{} is not running; `shutong testnet status` shows which are", entry.name))?;
+    if kill {
+        localnet::signal(pid, libc::SIGKILL);
+    } else {
+        localnet::stop(pid, Duration::from_secs(10));
+    }
+    let name = entry.name.clone();
+    layout.save(&dir.dir)?;
+    let verb = if kill { "killed" } else { "stopped" };
+    shown(serde_json::json!({"node": name, "pid": pid, "killed": kill}), format!("{verb} {name} (pid {pid})"))
+}
+
+/// Each node's committed-transaction count when last looked at, for the rate.
+#[derive(Default)]
+struct Sample(std::collections::HashMap<String, (std::time::Instant, f64)>);
+
+async fn testnet_status(
+    layout: &shutong_node::localnet::Layout,
+    sample: &mut Sample,
+) -> anyhow::Result<(serde_json::Value, String)> {
     let mut rows = Vec::new();
     let mut text = format!(
-        "chain {}\n{:<13} {:>7} {:>7} {:>7} {:>5}  {:<16}  {}",
-        layout.chain_id, "node", "pid", "height", "view", "peers", "last block", "state root"
+        "chain {}\n{:<13} {:>7} {:>7} {:>7} {:>5} {:>8} {:>8} {:>9}  {:<16}  {}",
+        layout.chain_id,
+        "node",
+        "pid",
+        "height",
+        "view",
+        "peers",
+        "mempool",
+        "tx/s",
+        "finality",
+        "last block",
+        "state root"
     );
     for node in &layout.nodes {
         let running = node.pid.filter(|pid| shutong_node::localnet::alive(*pid));
-        let status = match running {
-            Some(_) => Client::new(&rpc_url(node.rpc))?.status().await.ok(),
-            None => None,
+        let client = Client::new(&rpc_url(node.rpc))?;
+        let (status, metrics) = match running {
+            Some(_) => (client.status().await.ok(), client.metrics().await.ok()),
+            None => (None, None),
         };
+        let now = std::time::Instant::now();
+        let committed = metrics.as_ref().and_then(|m| m.get("shutong_txs_committed_total").copied());
+        let rate = match (committed, sample.0.get(&node.name)) {
+            (Some(total), Some((then, before))) if total >= *before => {
+                Some((total - before) / now.duration_since(*then).as_secs_f64().max(0.001))
+            }
+            _ => None,
+        };
+        if let Some(total) = committed {
+            sample.0.insert(node.name.clone(), (now, total));
+        }
+        // Mean finality over the node's life, from the histogram's sum and count.
+        let finality_ms = metrics.as_ref().and_then(|m| {
+            let (sum, count) = (m.get("shutong_finality_seconds_sum")?, m.get("shutong_finality_seconds_count")?);
+            (*count > 0.0).then(|| 1000.0 * sum / count)
+        });
         let pid = running.map_or("-".to_string(), |p| p.to_string());
         match &status {
             Some(s) => text.push_str(&format!(
-                "\n{:<13} {:>7} {:>7} {:>7} {:>5}  {:<16}  {}",
+                "\n{:<13} {:>7} {:>7} {:>7} {:>5} {:>8} {:>8} {:>9}  {:<16}  {}",
                 node.name,
                 pid,
                 s.height,
                 s.consensus_view,
                 s.peers,
+                s.mempool_txs,
+                rate.map_or("-".into(), |r| format!("{r:.0}")),
+                finality_ms.map_or("-".into(), |f| format!("{f:.0} ms")),
                 &s.block_hash.to_string()[..16],
                 &s.state_root.to_string()[..16]
             )),
@@ -895,6 +1001,7 @@ async fn testnet_status(layout: &shutong_node::localnet::Layout) -> anyhow::Resu
         }
         rows.push(serde_json::json!({
             "name": node.name, "pid": running, "rpc": rpc_url(node.rpc), "p2p": node.p2p, "status": status,
+            "committed_tps": rate, "mean_finality_ms": finality_ms,
         }));
     }
     Ok((serde_json::json!({"chain_id": layout.chain_id, "nodes": rows}), text))

@@ -50,6 +50,7 @@ pub struct NetStats {
     pub peers: AtomicU64,
     pub dropped_outbound: AtomicU64,
     pub dropped_inbound: AtomicU64,
+    pub traffic: crate::metrics::NetCounters,
 }
 
 /// A peer this node dials: its key (which names its peer id) and its address.
@@ -129,11 +130,13 @@ pub fn start(
                 command = queue.recv() => match command {
                     None => return,
                     Some(Command::Broadcast(bytes)) => {
+                        stats.traffic.sent(&bytes, broadcast_to.len() as u64);
                         for peer in &broadcast_to {
                             swarm.behaviour_mut().consensus.send_request(peer, bytes.clone());
                         }
                     }
                     Some(Command::Send(peer, bytes)) => {
+                        stats.traffic.sent(&bytes, 1);
                         swarm.behaviour_mut().consensus.send_request(&peer, bytes);
                     }
                     Some(Command::SetValidators(keys)) => {
@@ -164,6 +167,7 @@ pub fn start(
                         // The acknowledgement only closes the stream; what the message means is
                         // the driver's business.
                         let _ = swarm.behaviour_mut().consensus.send_response(channel, Vec::new());
+                        stats.traffic.received(&request);
                         if inbox.try_send(crate::chain::Event::Net(Inbound { from: peer, bytes: request })).is_err() {
                             stats.dropped_inbound.fetch_add(1, Ordering::Relaxed);
                         }

@@ -19,13 +19,17 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 /// What the RPC handlers share.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RpcContext {
     pub view: NodeView,
     pub mempool: Arc<Mutex<Mempool>>,
     pub query_gas_max: u64,
     pub chain: Arc<crate::chain::ChainStatus>,
     pub net: Arc<crate::network::NetStats>,
+    /// The executor's VM (the query VM is `view.vm`), for metrics.
+    pub exec_vm: Arc<shutong_vm::Vm>,
+    /// How long without a commit before `/health` reports the node unhealthy.
+    pub stale_ms: u64,
 }
 
 type RpcResult<T> = Result<T, ErrorObjectOwned>;
@@ -81,7 +85,29 @@ fn submit_tx(params: Params<'_>, ctx: &RpcContext) -> RpcResult<Hash> {
     // Twice the limit so an oversized transaction gets its own, precise error below.
     let bytes = hex_param("transaction", &tx_hex, 2 * shutong_types::limits::TX_BYTES_MAX)?;
     let mut pool = ctx.mempool.lock().expect("mempool lock poisoned");
-    pool.admit(&bytes, &ctx.view).map_err(|err| error(admit_code(&err), err.to_string()))
+    pool.admit(&bytes, &ctx.view).map_err(|err| {
+        ctx.chain.metrics.rejected(admit_reason(&err));
+        error(admit_code(&err), err.to_string())
+    })
+}
+
+/// The metric label of a refusal.
+fn admit_reason(err: &AdmitError) -> &'static str {
+    match err {
+        AdmitError::TooLarge { .. } => "too_large",
+        AdmitError::Malformed(_) => "malformed",
+        AdmitError::WrongChain { .. } => "wrong_chain",
+        AdmitError::Expired { .. } => "expired",
+        AdmitError::ExpiryTooFar { .. } => "expiry_too_far",
+        AdmitError::GasLimit { .. } => "gas_limit",
+        AdmitError::NonceTooLow { .. } => "nonce_too_low",
+        AdmitError::NonceTooHigh { .. } => "nonce_too_high",
+        AdmitError::Duplicate { .. } => "duplicate",
+        AdmitError::BadSignature(_) => "bad_signature",
+        AdmitError::Full { .. } | AdmitError::FullBytes { .. } => "mempool_full",
+        AdmitError::UnknownContract(_) => "unknown_contract",
+        AdmitError::UnknownMethod { .. } => "unknown_method",
+    }
 }
 
 fn get_receipt(params: Params<'_>, ctx: &RpcContext) -> RpcResult<Option<Receipt>> {
@@ -452,6 +478,97 @@ async fn feed(
     }
 }
 
+impl RpcContext {
+    /// What is read at scrape time.
+    fn gauges(&self) -> crate::metrics::Gauges {
+        let (mempool_txs, mempool_bytes) = {
+            let pool = self.mempool.lock().expect("mempool lock poisoned");
+            (pool.len() as u64, pool.bytes() as u64)
+        };
+        let next = self.view.storage.tip().map_or(1, |tip| tip.height + 1);
+        let validators =
+            crate::epochs::validators_for(&*self.view.storage, next).map_or(0, |e| e.validators.len() as u64);
+        crate::metrics::Gauges {
+            view: self.chain.view.load(Ordering::Relaxed),
+            finalized_view: self.chain.finalized_view.load(Ordering::Relaxed),
+            peers: self.net.peers.load(Ordering::Relaxed),
+            validators,
+            mempool_txs,
+            mempool_bytes,
+            dropped_inbound: self.net.dropped_inbound.load(Ordering::Relaxed),
+            dropped_outbound: self.net.dropped_outbound.load(Ordering::Relaxed),
+            vms: vec![("executor", self.exec_vm.stats()), ("query", self.view.vm.stats())],
+            db: self.view.storage.db_figures(),
+        }
+    }
+}
+
+/// `GET /metrics` (Prometheus text) and `GET /health` (JSON; HTTP 503 when unhealthy) on the
+/// RPC port, in front of JSON-RPC.
+#[derive(Clone)]
+struct Probes<S> {
+    inner: S,
+    ctx: Arc<RpcContext>,
+}
+
+#[derive(Clone)]
+struct ProbeLayer(Arc<RpcContext>);
+
+impl<S> tower::Layer<S> for ProbeLayer {
+    type Service = Probes<S>;
+
+    fn layer(&self, inner: S) -> Probes<S> {
+        Probes { inner, ctx: Arc::clone(&self.0) }
+    }
+}
+
+fn plain(status: u16, content_type: &'static str, body: String) -> jsonrpsee::server::HttpResponse {
+    let mut response = jsonrpsee::server::HttpResponse::new(jsonrpsee::server::HttpBody::from(body));
+    *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+    response
+}
+
+impl<S, B> tower::Service<jsonrpsee::server::HttpRequest<B>> for Probes<S>
+where
+    S: tower::Service<jsonrpsee::server::HttpRequest<B>, Response = jsonrpsee::server::HttpResponse>,
+    S::Error: Into<jsonrpsee::core::BoxError> + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = jsonrpsee::server::HttpResponse;
+    type Error = jsonrpsee::core::BoxError;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send + 'static>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: jsonrpsee::server::HttpRequest<B>) -> Self::Future {
+        if request.method() == http::Method::GET {
+            match request.uri().path() {
+                "/metrics" => {
+                    let text =
+                        crate::metrics::render(&self.ctx.chain.metrics, &self.ctx.net.traffic, &self.ctx.gauges());
+                    return Box::pin(std::future::ready(Ok(plain(200, "text/plain; version=0.0.4", text))));
+                }
+                "/health" => {
+                    let now_ms = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64);
+                    let (healthy, json) =
+                        crate::metrics::health(&self.ctx.chain.metrics, &self.ctx.gauges(), now_ms, self.ctx.stale_ms);
+                    let status = if healthy { 200 } else { 503 };
+                    return Box::pin(std::future::ready(Ok(plain(status, "application/json", json.to_string()))));
+                }
+                _ => {}
+            }
+        }
+        let future = self.inner.call(request);
+        Box::pin(async move { future.await.map_err(Into::into) })
+    }
+}
+
 /// Starts the server; it runs until the handle is stopped or dropped.
 pub async fn serve(
     listen: SocketAddr,
@@ -465,8 +582,10 @@ pub async fn serve(
         .max_response_body_size(16 << 20)
         .max_connections(connections_max)
         .build();
+    let probes = ProbeLayer(Arc::new(ctx.clone()));
     let server = Server::builder()
         .set_config(config)
+        .set_http_middleware(tower::ServiceBuilder::new().layer(probes))
         .build(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for RPC on {listen}: {e}"))?;

@@ -15,6 +15,17 @@ use shutong_vm::state::{Entry, StateReader, Writes};
 use std::path::Path;
 use std::sync::Arc;
 
+/// RocksDB's figures for metrics ([`Storage::db_figures`]).
+#[derive(Debug, Clone, Default)]
+pub struct DbFigures {
+    pub sst_bytes: Vec<(&'static str, u64)>,
+    pub live_data_bytes: Vec<(&'static str, u64)>,
+    pub memtable_bytes: Vec<(&'static str, u64)>,
+    pub pending_compaction_bytes: Vec<(&'static str, u64)>,
+    pub write_stopped: u64,
+    pub delayed_write_rate: u64,
+}
+
 const CF_BLOCKS: &str = "blocks";
 const CF_CERTIFICATES: &str = "certificates";
 const CF_RECEIPTS: &str = "receipts";
@@ -296,6 +307,27 @@ impl Storage {
             tree_cache: quick_cache::sync::Cache::new(TREE_CACHE_NODES),
             tile_cache: quick_cache::sync::Cache::new(TILE_CACHE_TILES),
         })
+    }
+
+    /// RocksDB's own figures for metrics: per column family (sst bytes, estimated live
+    /// data, memtable bytes, bytes waiting for compaction), and for the database whether
+    /// writes are stopped and the delayed-write rate (a write stall slows writes first).
+    pub fn db_figures(&self) -> DbFigures {
+        let per_cf = |property: &str| -> Vec<(&'static str, u64)> {
+            COLUMN_FAMILIES
+                .iter()
+                .map(|name| (*name, self.db.property_int_value_cf(self.cf(name), property).ok().flatten().unwrap_or(0)))
+                .collect()
+        };
+        let db = |property: &str| self.db.property_int_value(property).ok().flatten().unwrap_or(0);
+        DbFigures {
+            sst_bytes: per_cf("rocksdb.total-sst-files-size"),
+            live_data_bytes: per_cf("rocksdb.estimate-live-data-size"),
+            memtable_bytes: per_cf("rocksdb.cur-size-all-mem-tables"),
+            pending_compaction_bytes: per_cf("rocksdb.estimate-pending-compaction-bytes"),
+            write_stopped: db("rocksdb.is-write-stopped"),
+            delayed_write_rate: db("rocksdb.actual-delayed-write-rate"),
+        }
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {

@@ -338,3 +338,84 @@ impl Client {
         self.subscribe(method::SUBSCRIBE_EVENTS, rpc_params![prefix], method::UNSUBSCRIBE_EVENTS).await
     }
 }
+
+/// A node's `GET /metrics`, parsed: each sample's name with its labels (as written, e.g.
+/// `shutong_p2p_bytes_in_total{kind="batch"}`) and its value.
+pub type Metrics = std::collections::BTreeMap<String, f64>;
+
+impl Client {
+    /// A plain HTTP GET of `path` on the node's RPC address: the status code and the body
+    /// (at most 8 MiB, within 5 s).
+    async fn http_get(&self, path: &str) -> Result<(u16, String), ClientError> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let transport = |reason: String| ClientError::Transport { url: self.url.clone(), reason };
+        let authority = self
+            .url
+            .split_once("://")
+            .map_or(self.url.as_str(), |(_, rest)| rest)
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let exchange = async {
+            let mut stream = tokio::net::TcpStream::connect(&authority).await.map_err(|e| transport(e.to_string()))?;
+            let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+            stream.write_all(request.as_bytes()).await.map_err(|e| transport(e.to_string()))?;
+            let mut bytes = Vec::new();
+            stream.take(8 << 20).read_to_end(&mut bytes).await.map_err(|e| transport(e.to_string()))?;
+            Ok::<_, ClientError>(bytes)
+        };
+        let bytes = tokio::time::timeout(Duration::from_secs(5), exchange)
+            .await
+            .map_err(|_| transport(format!("no answer to GET {path} within 5 s")))??;
+        let text = String::from_utf8_lossy(&bytes);
+        let (head, body) =
+            text.split_once("\r\n\r\n").ok_or_else(|| ClientError::Malformed("no HTTP header".into()))?;
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .ok_or_else(|| ClientError::Malformed(format!("not an HTTP status line: {:?}", head.lines().next())))?;
+        let chunked = head.lines().any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding: chunked"));
+        let body = if chunked { dechunk(body)? } else { body.to_string() };
+        Ok((status, body))
+    }
+
+    /// The node's metrics (`docs/metrics.md`).
+    pub async fn metrics(&self) -> Result<Metrics, ClientError> {
+        let (status, body) = self.http_get("/metrics").await?;
+        if status != 200 {
+            return Err(ClientError::Malformed(format!("GET /metrics answered HTTP {status}")));
+        }
+        Ok(body
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.rsplit_once(' '))
+            .filter_map(|(name, value)| value.parse::<f64>().ok().map(|v| (name.to_string(), v)))
+            .collect())
+    }
+
+    /// The node's health check: whether it is healthy (HTTP 200) and what it said.
+    pub async fn health(&self) -> Result<(bool, serde_json::Value), ClientError> {
+        let (status, body) = self.http_get("/health").await?;
+        let json = serde_json::from_str(&body).map_err(|e| ClientError::Malformed(format!("GET /health: {e}")))?;
+        Ok((status == 200, json))
+    }
+}
+
+/// The body of a chunked HTTP response.
+fn dechunk(mut body: &str) -> Result<String, ClientError> {
+    let mut out = String::new();
+    loop {
+        let (size, rest) =
+            body.split_once("\r\n").ok_or_else(|| ClientError::Malformed("a chunk without size".into()))?;
+        let size = usize::from_str_radix(size.split(';').next().unwrap_or_default().trim(), 16)
+            .map_err(|e| ClientError::Malformed(format!("chunk size: {e}")))?;
+        if size == 0 {
+            return Ok(out);
+        }
+        let chunk = rest.get(..size).ok_or_else(|| ClientError::Malformed("a chunk shorter than its size".into()))?;
+        out.push_str(chunk);
+        body = rest.get(size..).and_then(|r| r.strip_prefix("\r\n")).unwrap_or_default();
+    }
+}

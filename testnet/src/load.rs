@@ -555,8 +555,11 @@ pub struct Report {
     pub seconds: f64,
     pub sent: u64,
     pub accepted: u64,
-    /// Refusals by the node, by reason.
+    /// Refusals by the node, by reason; `… (retried)` counts transactions refused at first
+    /// for a transient reason and offered again (most then accepted).
     pub refused: BTreeMap<String, u64>,
+    /// Accepted but not seen committed when the run ended: 0 unless the drain timed out.
+    pub outstanding: u64,
     pub committed: u64,
     /// Committed but failed in execution (the call aborted: for example a lifecycle step on
     /// a grant whose state another step changed first).
@@ -611,14 +614,30 @@ pub async fn run(
                     // Recorded before the answer: the block may be seen first.
                     let id = tx.id();
                     submitted.lock().map(|mut s| s.insert(id, at)).ok();
-                    if let Err(err) = client.submit(&tx).await {
-                        submitted.lock().map(|mut s| s.remove(&id)).ok();
+                    // A full mempool is transient: the transaction is offered again, for up to
+                    // 10 s, so that its account's later nonces are not left behind a gap.
+                    let mut tries = 0u32;
+                    loop {
+                        let Err(err) = client.submit(&tx).await else { break };
                         let reason = match err.code() {
                             Some(RpcCode::Other(code)) => format!("code {code}"),
                             Some(code) => format!("{code:?}"),
                             None => "transport".to_string(),
                         };
+                        if err.is_transient() && tries < 100 {
+                            tries += 1;
+                            if tries == 1 {
+                                refused
+                                    .lock()
+                                    .map(|mut r| *r.entry(format!("{reason} (retried)")).or_insert(0) += 1)
+                                    .ok();
+                            }
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                        submitted.lock().map(|mut s| s.remove(&id)).ok();
                         refused.lock().map(|mut r| *r.entry(reason).or_insert(0) += 1).ok();
+                        break;
                     }
                     drop(permit);
                 });
@@ -674,7 +693,8 @@ pub async fn run(
     let committed = latencies.len() as u64;
     let window = ((last - first) / 1000.0).max(0.001);
     let refused = refused.lock().map(|r| r.clone()).unwrap_or_default();
-    let accepted = sent - refused.values().sum::<u64>();
+    let final_refusals: u64 = refused.iter().filter(|(k, _)| !k.ends_with("(retried)")).map(|(_, v)| v).sum();
+    let accepted = sent - final_refusals;
     Ok(Report {
         offered_tps: rate,
         seconds: elapsed,
@@ -683,6 +703,7 @@ pub async fn run(
         refused,
         committed,
         failed,
+        outstanding: accepted.saturating_sub(committed + failed),
         committed_tps: committed as f64 / window,
         p50_ms: percentile(&latencies, 50.0),
         p99_ms: percentile(&latencies, 99.0),

@@ -162,7 +162,10 @@ pub(crate) fn run_frame(
     store.limiter(|s| &mut s.limits);
     store.set_epoch_deadline(ticks.max(1) as u64);
     store.set_fuel(fuel).expect("fuel is enabled");
-    let status = match pre.instantiate(&mut store) {
+    let started = Instant::now();
+    let instantiated = pre.instantiate(&mut store);
+    vm.stats.instantiated(started.elapsed());
+    let status = match instantiated {
         Ok(instance) => match instance.get_typed_func::<(), ()>(&mut store, method) {
             Ok(func) => match func.call(&mut store, ()) {
                 Ok(()) => ExecStatus::Success,
@@ -172,6 +175,7 @@ pub(crate) fn run_frame(
         },
         Err(err) => status_of(&mut store, None, err),
     };
+    vm.stats.called(started.elapsed());
     let fuel_left = store.get_fuel().unwrap_or(0);
     let host = store.into_data();
     let mut tx = host.tx.expect("a finished frame holds the transaction");

@@ -150,6 +150,41 @@ pub(crate) struct Inner {
     pub(crate) cfg: VmConfig,
     pub(crate) schedule: &'static Schedule,
     disk: Option<cache::DiskCache>,
+    pub(crate) stats: Stats,
+}
+
+/// Counters of a VM's work, for metrics.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    instantiations: std::sync::atomic::AtomicU64,
+    instantiate_nanos: std::sync::atomic::AtomicU64,
+    calls: std::sync::atomic::AtomicU64,
+    call_nanos: std::sync::atomic::AtomicU64,
+}
+
+impl Stats {
+    pub(crate) fn instantiated(&self, took: std::time::Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.instantiations.fetch_add(1, Relaxed);
+        self.instantiate_nanos.fetch_add(took.as_nanos() as u64, Relaxed);
+    }
+
+    pub(crate) fn called(&self, took: std::time::Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.calls.fetch_add(1, Relaxed);
+        self.call_nanos.fetch_add(took.as_nanos() as u64, Relaxed);
+    }
+}
+
+/// A snapshot of a VM's counters: contract instances created and the time it took; contract
+/// calls (frames, nested ones included) and the time they took, instantiation included (a
+/// nested call's time also counts in its caller's).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VmStats {
+    pub instantiations: u64,
+    pub instantiate_nanos: u64,
+    pub calls: u64,
+    pub call_nanos: u64,
 }
 
 /// The contract VM: one engine, one linker, a bounded cache of compiled modules.
@@ -230,7 +265,8 @@ impl Vm {
             Some(dir) => Some(cache::DiskCache::open(dir, &vm_version(schedule)).map_err(VmError::Config)?),
             None => None,
         };
-        let inner = Inner { engine, linker, modules: Mutex::new(HashMap::new()), cfg, schedule, disk };
+        let inner =
+            Inner { engine, linker, modules: Mutex::new(HashMap::new()), cfg, schedule, disk, stats: Stats::default() };
         Ok(Vm { inner: Arc::new(inner) })
     }
 
@@ -265,6 +301,18 @@ impl Vm {
     /// The gas schedule this VM charges by.
     pub fn schedule(&self) -> &'static Schedule {
         self.inner.schedule
+    }
+
+    /// What this VM has done so far.
+    pub fn stats(&self) -> VmStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = &self.inner.stats;
+        VmStats {
+            instantiations: s.instantiations.load(Relaxed),
+            instantiate_nanos: s.instantiate_nanos.load(Relaxed),
+            calls: s.calls.load(Relaxed),
+            call_nanos: s.call_nanos.load(Relaxed),
+        }
     }
 
     /// Calls `method` of the contract at `ctx.contract` with `args`, charging at most

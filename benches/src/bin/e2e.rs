@@ -156,15 +156,17 @@ async fn idle_finality(observer: &Client, seconds: u64) -> anyhow::Result<(f64, 
 }
 
 fn line(label: &str, r: &Report) {
-    let refused: u64 = r.refused.values().sum();
+    let refused: u64 = r.refused.iter().filter(|(k, _)| !k.ends_with("(retried)")).map(|(_, v)| v).sum();
+    let retried: u64 = r.refused.iter().filter(|(k, _)| k.ends_with("(retried)")).map(|(_, v)| v).sum();
     println!(
-        "  {label:>10} offered {:>7.0} tx/s: committed {:>7.0} tx/s ({} of {}, {} refused, {} failed) | p50 {:>6.0} ms p99 {:>6.0} ms | node CPU {:.3} ms/tx | generator {:.0} % of a core",
+        "  {label:>10} offered {:>7.0} tx/s: committed {:>7.0} tx/s ({} of {}, {} refused, {retried} retried, {} failed, {} outstanding) | p50 {:>6.0} ms p99 {:>6.0} ms | node CPU {:.3} ms/tx | generator {:.0} % of a core",
         r.offered_tps,
         r.committed_tps,
         r.committed,
         r.sent,
         refused,
         r.failed,
+        r.outstanding,
         r.p50_ms,
         r.p99_ms,
         r.node_cpu_ms_per_tx,
