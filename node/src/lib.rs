@@ -106,6 +106,27 @@ pub fn init_storage(storage: &Storage, genesis: &Genesis) -> anyhow::Result<Tip>
     Ok(tip)
 }
 
+/// Admits again the transactions this node accepted before it stopped and has not seen
+/// committed; forgets those now refused (committed or expired meanwhile).
+fn readmit_pending(storage: &Storage, view: &view::NodeView, mempool: &Mutex<mempool::Mempool>) {
+    let pending = storage.pending();
+    if pending.is_empty() {
+        return;
+    }
+    let mut pool = mempool.lock().expect("mempool lock poisoned");
+    let (mut kept, mut dropped) = (0, 0);
+    for (id, bytes) in pending {
+        match pool.admit(&bytes, view) {
+            Ok(_) => kept += 1,
+            Err(_) => {
+                storage.forget_pending(&id);
+                dropped += 1;
+            }
+        }
+    }
+    tracing::info!(kept, dropped, "pending transactions from before the restart admitted again");
+}
+
 /// How many RPC queries may run contract code at once.
 const QUERIES_AT_ONCE: u32 = 32;
 /// The consensus thread executes blocks: its stack is far above the VM's native backstop.
@@ -142,6 +163,7 @@ impl Node {
         })?);
         let view = view::NodeView { chain_id: genesis.chain_id.clone(), storage: Arc::clone(&storage), vm: query_vm };
         let mempool = Arc::new(Mutex::new(mempool::Mempool::new(cfg.mempool.clone())));
+        readmit_pending(&storage, &view, &mempool);
         let current = epochs::validators_for(&*storage, tip.height + 1)
             .context("the state has no governance contract: the database is from an older version")?;
         let engine_cfg = shutong_consensus::Config {
@@ -164,7 +186,9 @@ impl Node {
         let peers: Vec<network::Peer> =
             cfg.p2p.peers.iter().map(|p| network::Peer { key: p.public_key, address: p.address }).collect();
         let (events, inbox) = std::sync::mpsc::sync_channel(network::INBOX_MAX);
-        let (net, network) = network::start(&key, cfg.p2p.listen, &allowed, &validators, &peers, events.clone())?;
+        let faults = cfg.p2p.fault_injection.then(|| home.join("faults.json"));
+        let (net, network) =
+            network::start(&key, cfg.p2p.listen, &allowed, &validators, &peers, events.clone(), faults)?;
         let chain_status = Arc::new(chain::ChainStatus::default());
         let net_stats = Arc::clone(&net.stats);
         let mut chain = chain::Chain::new(

@@ -138,6 +138,8 @@ impl Layout {
         for node in &nodes {
             let mut cfg = Config::default();
             cfg.rpc.listen = node.rpc;
+            // A local testnet is where faults are injected (`docs/testnet.md`).
+            cfg.p2p.fault_injection = true;
             cfg.p2p.listen = node.p2p;
             cfg.p2p.peers = nodes
                 .iter()

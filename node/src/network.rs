@@ -25,6 +25,33 @@ pub const OUTBOX_MAX: usize = 8_192;
 pub const INBOX_MAX: usize = 8_192;
 /// How often peers that are not connected are dialled again.
 const REDIAL_EVERY: Duration = Duration::from_secs(1);
+/// How often the fault-injection file is read, when fault injection is on.
+const FAULTS_EVERY: Duration = Duration::from_millis(250);
+/// The largest fault-injection file read.
+const FAULTS_BYTES_MAX: u64 = 64 << 10;
+
+/// The peers a fault-injection file isolates this node from; none if the file is absent or
+/// unreadable (a malformed file is logged and ignored).
+fn isolated(path: &std::path::Path) -> std::collections::HashSet<PeerId> {
+    #[derive(serde::Deserialize)]
+    struct Faults {
+        #[serde(default)]
+        isolate: Vec<PublicKey>,
+    }
+    use std::io::Read;
+    let mut text = String::new();
+    let read = std::fs::File::open(path).and_then(|f| f.take(FAULTS_BYTES_MAX).read_to_string(&mut text));
+    if read.is_err() {
+        return Default::default();
+    }
+    match serde_json::from_str::<Faults>(&text) {
+        Ok(faults) => faults.isolate.iter().filter_map(p2p::peer_id).collect(),
+        Err(err) => {
+            tracing::warn!(path = %path.display(), %err, "fault-injection file ignored");
+            Default::default()
+        }
+    }
+}
 
 /// What the driver asks the network to do.
 #[derive(Debug)]
@@ -105,6 +132,7 @@ pub fn start(
     validators: &[PublicKey],
     peers: &[Peer],
     inbox: std::sync::mpsc::SyncSender<crate::chain::Event>,
+    faults: Option<std::path::PathBuf>,
 ) -> Result<(NetHandle, tokio::task::JoinHandle<()>), NetError> {
     let mut swarm = p2p::swarm(key, allowed)?;
     swarm.listen_on(multiaddr(listen)).map_err(|e| NetError::Listen { address: listen, reason: e.to_string() })?;
@@ -125,18 +153,32 @@ pub fn start(
     let task = tokio::spawn(async move {
         let stats = task_stats;
         let mut redial = tokio::time::interval(REDIAL_EVERY);
+        let mut fault_check = tokio::time::interval(FAULTS_EVERY);
+        let mut cut_off = std::collections::HashSet::new();
         loop {
             tokio::select! {
+                _ = fault_check.tick(), if faults.is_some() => {
+                    if let Some(path) = &faults {
+                        let now = isolated(path);
+                        if now != cut_off {
+                            tracing::warn!(peers = now.len(), "fault injection: isolated from peers");
+                            cut_off = now;
+                        }
+                    }
+                }
                 command = queue.recv() => match command {
                     None => return,
                     Some(Command::Broadcast(bytes)) => {
                         stats.traffic.sent(&bytes, broadcast_to.len() as u64);
-                        for peer in &broadcast_to {
+                        for peer in broadcast_to.iter().filter(|p| !cut_off.contains(*p)) {
                             swarm.behaviour_mut().consensus.send_request(peer, bytes.clone());
                         }
                     }
                     Some(Command::Send(peer, bytes)) => {
                         stats.traffic.sent(&bytes, 1);
+                        if cut_off.contains(&peer) {
+                            continue;
+                        }
                         swarm.behaviour_mut().consensus.send_request(&peer, bytes);
                     }
                     Some(Command::SetValidators(keys)) => {
@@ -167,6 +209,9 @@ pub fn start(
                         // The acknowledgement only closes the stream; what the message means is
                         // the driver's business.
                         let _ = swarm.behaviour_mut().consensus.send_response(channel, Vec::new());
+                        if cut_off.contains(&peer) {
+                            continue;
+                        }
                         stats.traffic.received(&request);
                         if inbox.try_send(crate::chain::Event::Net(Inbound { from: peer, bytes: request })).is_err() {
                             stats.dropped_inbound.fetch_add(1, Ordering::Relaxed);

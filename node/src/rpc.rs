@@ -85,10 +85,13 @@ fn submit_tx(params: Params<'_>, ctx: &RpcContext) -> RpcResult<Hash> {
     // Twice the limit so an oversized transaction gets its own, precise error below.
     let bytes = hex_param("transaction", &tx_hex, 2 * shutong_types::limits::TX_BYTES_MAX)?;
     let mut pool = ctx.mempool.lock().expect("mempool lock poisoned");
-    pool.admit(&bytes, &ctx.view).map_err(|err| {
+    let id = pool.admit(&bytes, &ctx.view).map_err(|err| {
         ctx.chain.metrics.rejected(admit_reason(&err));
         error(admit_code(&err), err.to_string())
-    })
+    })?;
+    // Durable before it is acknowledged: a crash now loses nothing (`Storage::put_pending`).
+    ctx.view.storage.put_pending(&id, &bytes);
+    Ok(id)
 }
 
 /// The metric label of a refusal.

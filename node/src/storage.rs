@@ -42,7 +42,12 @@ const CF_STALE: &str = "tree_stale";
 const CF_LOG: &str = "audit_log";
 /// Auditors' indexes of the audit log ([`crate::audit_index`]).
 const CF_AUDIT_INDEX: &str = "audit_index";
-const COLUMN_FAMILIES: [&str; 11] = [
+/// Transactions this node accepted over RPC and has not seen committed: a SIGKILL between
+/// the acknowledgement and the batch reaching the other validators loses nothing, since the
+/// restarted node admits them again. Written without a sync (a process crash keeps the OS's
+/// buffers), removed in the commit batch of the block that includes them.
+const CF_PENDING: &str = "pending_txs";
+const COLUMN_FAMILIES: [&str; 12] = [
     CF_BLOCKS,
     CF_CERTIFICATES,
     CF_RECEIPTS,
@@ -54,6 +59,7 @@ const COLUMN_FAMILIES: [&str; 11] = [
     CF_STALE,
     CF_LOG,
     CF_AUDIT_INDEX,
+    CF_PENDING,
 ];
 /// The block cache shared by the column families that are read at random.
 const BLOCK_CACHE_BYTES: usize = 128 << 20;
@@ -309,6 +315,25 @@ impl Storage {
         })
     }
 
+    /// Remembers a transaction this node accepted until a committed block includes it.
+    pub fn put_pending(&self, id: &Hash, bytes: &[u8]) {
+        self.db.put_cf(self.cf(CF_PENDING), id.0, bytes).expect("rocksdb write failed");
+    }
+
+    /// Forgets a pending transaction (refused on reload: committed or expired meanwhile).
+    pub fn forget_pending(&self, id: &Hash) {
+        self.db.delete_cf(self.cf(CF_PENDING), id.0).expect("rocksdb write failed");
+    }
+
+    /// Every transaction accepted and not yet seen committed, as accepted.
+    pub fn pending(&self) -> Vec<(Hash, Vec<u8>)> {
+        self.db
+            .iterator_cf(self.cf(CF_PENDING), rocksdb::IteratorMode::Start)
+            .filter_map(Result::ok)
+            .filter_map(|(k, v)| Some((Hash(k.as_ref().try_into().ok()?), v.to_vec())))
+            .collect()
+    }
+
     /// RocksDB's own figures for metrics: per column family (sst bytes, estimated live
     /// data, memtable bytes, bytes waiting for compaction), and for the database whether
     /// writes are stopped and the delayed-write rate (a write stall slows writes first).
@@ -440,6 +465,10 @@ impl Storage {
             }
         }
         batch.delete_range_cf(self.cf(CF_WAL), 0u64.to_be_bytes(), (commit.tip.view + 1).to_be_bytes());
+        let pending = self.cf(CF_PENDING);
+        for tx in &commit.block.txs {
+            batch.delete_cf(pending, tx.id().0);
+        }
         batch.put_cf(self.cf(CF_META), META_TIP, commit.tip.encode());
         self.db.write_opt(batch, &synced()).expect("rocksdb commit failed");
         for (key, node) in &commit.tree.nodes {

@@ -201,6 +201,54 @@ impl Cluster {
         self.processes[i].as_ref().map(|p| p.child.id())
     }
 
+    /// Whether validator `i`'s process runs.
+    pub fn is_running(&self, i: usize) -> bool {
+        self.processes[i].is_some()
+    }
+
+    /// Cuts validator `i` off from the validators in `from`, both ways as far as `i` is
+    /// concerned (it neither sends to nor hears from them), through the node's
+    /// fault-injection file; an empty `from` heals it. Takes effect within 250 ms.
+    pub fn isolate(&self, i: usize, from: &[usize]) -> anyhow::Result<()> {
+        let keys: Vec<&str> = from.iter().map(|j| self.members[*j].public_key.as_str()).collect();
+        let path = self.members[i].home.join("faults.json");
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::json!({ "isolate": keys }).to_string())?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(())
+    }
+
+    /// Splits the validators into two groups that cannot hear each other.
+    pub fn partition(&self, a: &[usize], b: &[usize]) -> anyhow::Result<()> {
+        for &i in a {
+            self.isolate(i, b)?;
+        }
+        for &i in b {
+            self.isolate(i, a)?;
+        }
+        Ok(())
+    }
+
+    /// Heals every partition.
+    pub fn heal(&self) -> anyhow::Result<()> {
+        for i in 0..self.len() {
+            self.isolate(i, &[])?;
+        }
+        Ok(())
+    }
+
+    /// SIGSTOP (`true`) or SIGCONT (`false`) validator `i`: a stopped process neither runs
+    /// nor answers, as a validator stalled by its machine.
+    pub fn pause(&self, i: usize, stopped: bool) {
+        if let Some(process) = &self.processes[i] {
+            #[allow(unsafe_code)]
+            // SAFETY: sending a signal to our own child process has no memory-safety effects.
+            unsafe {
+                libc::kill(process.child.id() as i32, if stopped { libc::SIGSTOP } else { libc::SIGCONT });
+            }
+        }
+    }
+
     /// SIGKILL validator `i`.
     pub fn kill(&mut self, i: usize) {
         if let Some(mut process) = self.processes[i].take() {
@@ -240,5 +288,6 @@ impl Cluster {
     }
 }
 
+pub mod faults;
 pub mod load;
 pub mod sim;

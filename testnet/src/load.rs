@@ -574,6 +574,9 @@ pub struct Report {
     pub generator_cpu_share: f64,
     /// Committed transactions of each kind.
     pub by_kind: BTreeMap<String, u64>,
+    /// The ids of the transactions a node accepted, for an exactly-once check.
+    #[serde(skip)]
+    pub accepted_ids: Vec<Hash>,
 }
 
 /// Submits `txs` open-loop at `rate` per second, round-robin over `clients`, and measures
@@ -599,7 +602,7 @@ pub async fn run(
     let started = Instant::now();
 
     let sender = {
-        let (clients, submitted, refused) = (clients.to_vec(), submitted.clone(), refused.clone());
+        let (clients, submitted, refused) = (Arc::new(clients.to_vec()), submitted.clone(), refused.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -607,17 +610,18 @@ pub async fn run(
             for (i, (_, tx)) in txs.into_iter().enumerate() {
                 tick.tick().await;
                 let Ok(permit) = in_flight.clone().acquire_owned().await else { break };
-                let client = clients[i % clients.len()].clone();
-                let (submitted, refused) = (submitted.clone(), refused.clone());
+                let (clients, submitted, refused) = (clients.clone(), submitted.clone(), refused.clone());
                 tokio::spawn(async move {
                     let at = now_ms();
                     // Recorded before the answer: the block may be seen first.
                     let id = tx.id();
                     submitted.lock().map(|mut s| s.insert(id, at)).ok();
-                    // A full mempool is transient: the transaction is offered again, for up to
-                    // 10 s, so that its account's later nonces are not left behind a gap.
-                    let mut tries = 0u32;
+                    // A full mempool or an unreachable node is transient: the transaction is
+                    // offered again, to the next node, for up to 10 s, so that its account's
+                    // later nonces are not left behind a gap.
+                    let mut tries = 0usize;
                     loop {
+                        let client = &clients[(i + tries) % clients.len()];
                         let Err(err) = client.submit(&tx).await else { break };
                         let reason = match err.code() {
                             Some(RpcCode::Other(code)) => format!("code {code}"),
@@ -711,5 +715,6 @@ pub async fn run(
         node_cpu_ms_per_tx: 1000.0 * cpu / (committed + failed).max(1) as f64,
         generator_cpu_share: own / elapsed,
         by_kind,
+        accepted_ids: submitted.lock().map(|s| s.keys().copied().collect()).unwrap_or_default(),
     })
 }
