@@ -616,9 +616,9 @@ pub async fn run(
                     // Recorded before the answer: the block may be seen first.
                     let id = tx.id();
                     submitted.lock().map(|mut s| s.insert(id, at)).ok();
-                    // A full mempool or an unreachable node is transient: the transaction is
-                    // offered again, to the next node, for up to 10 s, so that its account's
-                    // later nonces are not left behind a gap.
+                    // A full mempool, a full account queue or an unreachable node passes: the
+                    // transaction is offered again, to the next node, for up to 10 s, so that
+                    // its account's later nonces are not left behind a gap.
                     let mut tries = 0usize;
                     loop {
                         let client = &clients[(i + tries) % clients.len()];
@@ -628,7 +628,10 @@ pub async fn run(
                             Some(code) => format!("{code:?}"),
                             None => "transport".to_string(),
                         };
-                        if err.is_transient() && tries < 100 {
+                        // An account's queue at a node is bounded (`mempool.sender_txs_max`): past
+                        // saturation a busy account's later nonces wait for room, like the rest.
+                        let waiting = err.is_transient() || err.code() == Some(RpcCode::NonceTooHigh);
+                        if waiting && tries < 100 {
                             tries += 1;
                             if tries == 1 {
                                 refused
