@@ -143,15 +143,17 @@ pub async fn serve(
 
     let now_ms = at.header.timestamp_ms;
     let (mut permitted, mut denied) = (0, 0);
+    // One record's query for the enterprise's licence number.
+    let asked = || Use {
+        grant,
+        account: consumer.0,
+        fields: vec!["uscc".into()],
+        method: method::QUERY,
+        purpose: purpose.into(),
+        count: 1,
+    };
     for i in 0..uses {
-        let request = Use {
-            grant,
-            account: consumer.0,
-            fields: vec!["uscc".into()],
-            method: method::QUERY,
-            purpose: purpose.into(),
-            count: 1,
-        };
+        let request = asked();
         let decision = gateway.authorize(&request, now_ms);
         if decision.permit {
             permitted += 1; // here the gateway would query its database
@@ -198,17 +200,7 @@ pub async fn serve(
     .await
     .context("no grant.revoked event within 30 s")??;
     gateway.on_notice(&notice);
-    let refused = gateway.authorize(
-        &Use {
-            grant,
-            account: consumer.0,
-            fields: vec!["uscc".into()],
-            method: method::QUERY,
-            purpose: purpose.into(),
-            count: 1,
-        },
-        now_ms,
-    );
+    let refused = gateway.authorize(&asked(), now_ms);
     anyhow::ensure!(!refused.permit, "a revoked grant was still honoured");
     Ok(Served { permitted, denied, anchor_leaf, after_revocation: refused.reason })
 }

@@ -192,6 +192,22 @@ fn field(name: &str) -> Field {
     }
 }
 
+/// A (new version of the) provider's resource; `n` varies its metadata.
+fn publish(provider: &Provider, n: u64) -> Call {
+    builder::publish_resource(&Publish {
+        code: provider.resource.clone(),
+        provider_org: provider.org.clone(),
+        source_system: format!("v{n}"),
+        classification: Classification::General,
+        personal_data: false,
+        share_type: ShareType::Conditional,
+        conditions: "load".into(),
+        methods: method::QUERY,
+        fields: vec![field("uscc"), field("name"), field("address")],
+        metadata_hash: *blake3::hash(&n.to_le_bytes()).as_bytes(),
+    })
+}
+
 impl World {
     /// Builds the world on the chain `clients` reach, with the governance `admin` key.
     pub async fn build(clients: &[Client], admin: &Keypair, shape: Shape) -> anyhow::Result<World> {
@@ -243,18 +259,7 @@ impl World {
                     active,
                 ));
             }
-            push(builder::publish_resource(&Publish {
-                code: provider.resource.clone(),
-                provider_org: provider.org.clone(),
-                source_system: String::new(),
-                classification: Classification::General,
-                personal_data: false,
-                share_type: ShareType::Conditional,
-                conditions: "load".into(),
-                methods: method::QUERY,
-                fields: vec![field("uscc"), field("name"), field("address")],
-                metadata_hash: [0; 32],
-            }));
+            push(publish(&provider, 0));
             world.providers.push(provider);
         }
         for c in 0..shape.consumers {
@@ -465,19 +470,7 @@ impl World {
             }
             Kind::Publish => {
                 let provider = &self.providers[p];
-                let call = builder::publish_resource(&Publish {
-                    code: provider.resource.clone(),
-                    provider_org: provider.org.clone(),
-                    source_system: format!("v{n}"),
-                    classification: Classification::General,
-                    personal_data: false,
-                    share_type: ShareType::Conditional,
-                    conditions: "load".into(),
-                    methods: method::QUERY,
-                    fields: vec![field("uscc"), field("name"), field("address")],
-                    metadata_hash: *blake3::hash(&n.to_le_bytes()).as_bytes(),
-                });
-                (call, provider.admin.clone())
+                (publish(provider, n), provider.admin.clone())
             }
             Kind::Member => {
                 let consumer = &self.consumers[(n as usize) % self.consumers.len()];
