@@ -1223,7 +1223,15 @@ impl Chain {
         let m = &self.status.metrics;
         m.block_commit.observe(started.elapsed().as_secs_f64());
         m.observe_commit(header, output);
-        self.mempool.lock().expect("mempool lock poisoned").prune(&self.view);
+        let dropped = self.mempool.lock().expect("mempool lock poisoned").prune(&self.view);
+        // The block's own transactions left `pending_txs` in its commit batch; the rest that
+        // left the pool (expired, or their nonce used by another) leave it now.
+        if !dropped.is_empty() {
+            let included: std::collections::HashSet<Hash> = block.txs.iter().map(|tx| tx.id()).collect();
+            for id in dropped.iter().filter(|id| !included.contains(*id)) {
+                self.storage().forget_pending(id);
+            }
+        }
         if self.status.committed.receiver_count() > 0 {
             // A subscriber gone or lagging is its own affair: sending never blocks.
             let _ = self.status.committed.send(Arc::new(notice(block, output)));

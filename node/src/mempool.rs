@@ -97,6 +97,9 @@ pub struct Mempool {
     bytes: usize,
     /// Transactions clients submitted here that no batch carries yet.
     fresh: Vec<Arc<SignedTransaction>>,
+    /// Ids of the pending transactions clients submitted here (kept durable by the node
+    /// until they leave the pool).
+    local: std::collections::HashSet<Hash>,
 }
 
 /// The least gas a transaction may ask for: what a call costs before it runs.
@@ -104,7 +107,14 @@ pub const GAS_LIMIT_MIN: u64 = shutong_vm::gas::V1.call_base;
 
 impl Mempool {
     pub fn new(cfg: Config) -> Mempool {
-        Mempool { cfg, by_sender: HashMap::new(), ids: HashMap::new(), bytes: 0, fresh: Vec::new() }
+        Mempool {
+            cfg,
+            by_sender: HashMap::new(),
+            ids: HashMap::new(),
+            bytes: 0,
+            fresh: Vec::new(),
+            local: std::collections::HashSet::new(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -130,6 +140,7 @@ impl Mempool {
         let tx = self.check_and_add(bytes, chain)?;
         let id = tx.id();
         self.fresh.push(tx);
+        self.local.insert(id);
         Ok(id)
     }
 
@@ -242,21 +253,32 @@ impl Mempool {
 
     /// Drops every transaction whose nonce is below its sender's committed nonce, and every
     /// one that expired before `next_height`.
-    pub fn prune(&mut self, chain: &dyn ChainView) {
+    /// Drops what can no longer be included: nonces the chain has used, and expired
+    /// transactions. Returns the ids of those dropped that clients submitted here.
+    pub fn prune(&mut self, chain: &dyn ChainView) -> Vec<Hash> {
         let next_height = chain.next_height();
         let ids = &mut self.ids;
         let bytes = &mut self.bytes;
+        let local = &mut self.local;
+        let mut dropped = Vec::new();
         self.by_sender.retain(|sender, pending| {
             let committed = chain.committed_nonce(sender);
             pending.retain(|nonce, tx| {
                 let keep = *nonce >= committed && tx.tx.expiry_height >= next_height;
-                if !keep && let Some(size) = ids.remove(&tx.id()) {
-                    *bytes -= size;
+                if !keep {
+                    let id = tx.id();
+                    if let Some(size) = ids.remove(&id) {
+                        *bytes -= size;
+                    }
+                    if local.remove(&id) {
+                        dropped.push(id);
+                    }
                 }
                 keep
             });
             !pending.is_empty()
         });
+        dropped
     }
 }
 
@@ -432,5 +454,22 @@ mod tests {
         chain.next_height = 21;
         pool.prune(&chain);
         assert!(pool.is_empty(), "expired transactions are pruned");
+    }
+
+    #[test]
+    fn prune_names_the_dropped_transactions_clients_submitted_here() {
+        let mut chain = chain();
+        let mut pool = Mempool::new(Config::default());
+        let (mine, peers) = (Keypair::from_seed("mine"), Keypair::from_seed("peers"));
+        let local = pool.admit(&tx(&mine, 0).sign(&mine).encode(), &chain).unwrap();
+        let kept = pool.admit(&tx(&mine, 1).sign(&mine).encode(), &chain).unwrap();
+        pool.admit_from_peer(&tx(&peers, 0).sign(&peers).encode(), &chain).unwrap();
+        // Nonce 0 of both accounts is used on chain: both leave, only the local one is named.
+        chain.nonces.insert(mine.account(), 1);
+        chain.nonces.insert(peers.account(), 1);
+        assert_eq!(pool.prune(&chain), vec![local]);
+        chain.next_height = 21;
+        assert_eq!(pool.prune(&chain), vec![kept], "expired");
+        assert!(pool.is_empty() && pool.prune(&chain).is_empty());
     }
 }
