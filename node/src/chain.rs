@@ -87,6 +87,8 @@ const NOTICES_BUFFERED: usize = 1_024;
 pub struct ChainStatus {
     pub view: AtomicU64,
     pub finalized_view: AtomicU64,
+    /// Set when this node follows the chain as a full node rather than voting.
+    pub full_node: std::sync::atomic::AtomicBool,
     pub committed: tokio::sync::broadcast::Sender<Arc<shutong_sdk::rpc::BlockNotice>>,
     pub metrics: crate::metrics::Metrics,
 }
@@ -96,6 +98,7 @@ impl Default for ChainStatus {
         ChainStatus {
             view: AtomicU64::default(),
             finalized_view: AtomicU64::default(),
+            full_node: std::sync::atomic::AtomicBool::new(false),
             committed: tokio::sync::broadcast::channel(NOTICES_BUFFERED).0,
             metrics: crate::metrics::Metrics::default(),
         }
@@ -126,6 +129,84 @@ fn notice(block: &Block, output: &BlockOutput) -> shutong_sdk::rpc::BlockNotice 
         failed: output.receipts.iter().filter(|r| !r.status.is_success()).map(|r| r.tx_id).collect(),
         events,
     }
+}
+
+/// Writes a block and what executing it produced in one atomic batch, then updates the
+/// metrics, the mempool and `pending_txs`, and tells subscribers. Validators and full
+/// nodes commit through here.
+pub(crate) fn commit_block(
+    view: &NodeView,
+    status: &ChainStatus,
+    mempool: &Mutex<Mempool>,
+    block: &Block,
+    certificate: Option<&Certificate>,
+    output: &BlockOutput,
+) {
+    let header = &block.header;
+    let started = Instant::now();
+    view.storage.commit(Commit::executed(block, certificate, output));
+    let m = &status.metrics;
+    m.block_commit.observe(started.elapsed().as_secs_f64());
+    m.observe_commit(header, output);
+    let dropped = mempool.lock().expect("mempool lock poisoned").prune(view);
+    // The block's own transactions left `pending_txs` in its commit batch; the rest that
+    // left the pool (expired, or their nonce used by another) leave it now.
+    if !dropped.is_empty() {
+        let included: HashSet<Hash> = block.txs.iter().map(|tx| tx.id()).collect();
+        for id in dropped.iter().filter(|id| !included.contains(*id)) {
+            view.storage.forget_pending(id);
+        }
+    }
+    if status.committed.receiver_count() > 0 {
+        // A subscriber gone or lagging is its own affair: sending never blocks.
+        let _ = status.committed.send(Arc::new(notice(block, output)));
+    }
+    if !block.txs.is_empty() || header.height.is_multiple_of(50) {
+        tracing::info!(height = header.height, view = header.view, txs = block.txs.len(), gas = output.gas_used, state_root = %output.state_root, "committed block");
+    } else {
+        tracing::debug!(height = header.height, view = header.view, "committed empty block");
+    }
+}
+
+/// Committed blocks from `from_height` on, each with its certificate if it has one, at most
+/// `count` (and [`BLOCKS_PER_MESSAGE_MAX`]) of them and about [`BLOCK_BYTES_MAX`] in all.
+pub(crate) fn committed_from(storage: &Storage, from_height: u64, count: u32) -> Vec<(Block, Option<Certificate>)> {
+    let tip = storage.tip().map_or(0, |t| t.height);
+    let mut blocks = Vec::new();
+    let mut bytes = 0;
+    let end = from_height.saturating_add(count.min(BLOCKS_PER_MESSAGE_MAX) as u64);
+    for height in from_height..end.min(tip.saturating_add(1)) {
+        let Some(block) = storage.block(height) else { break };
+        bytes += encoded_len(&block);
+        if bytes > BLOCK_BYTES_MAX && !blocks.is_empty() {
+            break;
+        }
+        blocks.push((block, storage.certificate(height)));
+    }
+    blocks
+}
+
+/// Splits transactions, in order, into batches of at most [`BATCH_TXS_MAX`] transactions
+/// and about [`BATCH_BYTES_MAX`] bytes.
+pub(crate) fn split_into_batches(
+    txs: Vec<shutong_types::SignedTransaction>,
+) -> Vec<Vec<shutong_types::SignedTransaction>> {
+    let mut batches = Vec::new();
+    let mut batch = Vec::new();
+    let mut bytes = 0;
+    for tx in txs {
+        let size = encoded_len(&tx);
+        if !batch.is_empty() && (batch.len() == BATCH_TXS_MAX as usize || bytes + size > BATCH_BYTES_MAX) {
+            batches.push(std::mem::take(&mut batch));
+            bytes = 0;
+        }
+        bytes += size;
+        batch.push(tx);
+    }
+    if !batch.is_empty() {
+        batches.push(batch);
+    }
+    batches
 }
 
 /// A block the engine asked this validator to build.
@@ -240,7 +321,7 @@ fn encoded_len<T: Encode>(value: &T) -> usize {
     value.encode().len()
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
@@ -658,18 +739,7 @@ impl Chain {
     }
 
     fn seal_txs(&mut self, txs: Vec<shutong_types::SignedTransaction>) {
-        let mut batch = Vec::new();
-        let mut bytes = 0;
-        for tx in txs {
-            let size = encoded_len(&tx);
-            if !batch.is_empty() && (batch.len() == BATCH_TXS_MAX as usize || bytes + size > BATCH_BYTES_MAX) {
-                self.push_batch(std::mem::take(&mut batch));
-                bytes = 0;
-            }
-            bytes += size;
-            batch.push(tx);
-        }
-        if !batch.is_empty() {
+        for batch in split_into_batches(txs) {
             self.push_batch(batch);
         }
     }
@@ -980,22 +1050,10 @@ impl Chain {
         }
     }
 
+    /// Answers even when there is nothing new, so a full node polling for blocks hears
+    /// at once that it is caught up.
     fn serve_sync(&self, to: PeerId, from_height: u64, count: u32) {
-        let tip = self.view.tip().height;
-        let mut blocks = Vec::new();
-        let mut bytes = 0;
-        let end = from_height.saturating_add(count.min(BLOCKS_PER_MESSAGE_MAX) as u64);
-        for height in from_height..end.min(tip + 1) {
-            let Some(block) = self.storage().block(height) else { break };
-            bytes += encoded_len(&block);
-            if bytes > BLOCK_BYTES_MAX && !blocks.is_empty() {
-                break;
-            }
-            blocks.push((block, self.storage().certificate(height)));
-        }
-        if !blocks.is_empty() {
-            self.send(to, &NetMessage::SyncBlocks(blocks));
-        }
+        self.send(to, &NetMessage::SyncBlocks(committed_from(self.storage(), from_height, count)));
     }
 
     /// Committed blocks from a peer: taken while they link to the tip by hash; a
@@ -1217,30 +1275,7 @@ impl Chain {
 
     /// Writes a block and what executing it produced in one atomic batch.
     fn commit(&mut self, block: &Block, certificate: Option<&Certificate>, output: &BlockOutput) {
-        let header = &block.header;
-        let started = Instant::now();
-        self.storage().commit(Commit::executed(block, certificate, output));
-        let m = &self.status.metrics;
-        m.block_commit.observe(started.elapsed().as_secs_f64());
-        m.observe_commit(header, output);
-        let dropped = self.mempool.lock().expect("mempool lock poisoned").prune(&self.view);
-        // The block's own transactions left `pending_txs` in its commit batch; the rest that
-        // left the pool (expired, or their nonce used by another) leave it now.
-        if !dropped.is_empty() {
-            let included: std::collections::HashSet<Hash> = block.txs.iter().map(|tx| tx.id()).collect();
-            for id in dropped.iter().filter(|id| !included.contains(*id)) {
-                self.storage().forget_pending(id);
-            }
-        }
-        if self.status.committed.receiver_count() > 0 {
-            // A subscriber gone or lagging is its own affair: sending never blocks.
-            let _ = self.status.committed.send(Arc::new(notice(block, output)));
-        }
-        if !block.txs.is_empty() || header.height.is_multiple_of(50) {
-            tracing::info!(height = header.height, view = header.view, txs = block.txs.len(), gas = output.gas_used, state_root = %output.state_root, "committed block");
-        } else {
-            tracing::debug!(height = header.height, view = header.view, "committed empty block");
-        }
+        commit_block(&self.view, &self.status, &self.mempool, block, certificate, output);
     }
 
     // ---- This validator's proposals ---------------------------------------------------------

@@ -11,6 +11,7 @@ pub mod config;
 pub mod devchain;
 pub mod epochs;
 pub mod executor;
+pub mod follower;
 pub mod genesis;
 pub mod lifecycle;
 pub mod localnet;
@@ -174,12 +175,7 @@ impl Node {
         };
         let executor = executor::Executor::new(Arc::clone(&vm), storage.clone());
         let validators = current.validators.clone();
-        anyhow::ensure!(
-            validators.contains(&key.public()),
-            "key {} is not in the current validator set (epoch {}); a full-node mode is not implemented",
-            key.public(),
-            current.epoch
-        );
+        let is_validator = validators.contains(&key.public());
         let mut allowed = genesis.validator_keys();
         allowed.extend(validators.iter().copied());
         allowed.extend(cfg.p2p.full_nodes.iter().copied());
@@ -191,19 +187,44 @@ impl Node {
             network::start(&key, cfg.p2p.listen, &allowed, &validators, &peers, events.clone(), faults)?;
         let chain_status = Arc::new(chain::ChainStatus::default());
         let net_stats = Arc::clone(&net.stats);
-        let mut chain = chain::Chain::new(
-            view.clone(),
-            key.clone(),
-            engine_cfg,
-            executor,
-            Arc::clone(&mempool),
-            cfg.consensus.clone(),
-            net,
-            Arc::clone(&chain_status),
-        )
-        .with_context(|| format!("key {} is not a validator", key.public()))?;
-        // Recovery from the write-ahead log finishes before anything is served.
-        chain.start();
+        let driver: Box<dyn FnOnce() + Send> = if is_validator {
+            let mut chain = chain::Chain::new(
+                view.clone(),
+                key.clone(),
+                engine_cfg,
+                executor,
+                Arc::clone(&mempool),
+                cfg.consensus.clone(),
+                net,
+                Arc::clone(&chain_status),
+            )
+            .with_context(|| format!("key {} is not a validator", key.public()))?;
+            // Recovery from the write-ahead log finishes before anything is served.
+            chain.start();
+            Box::new(move || chain.run(inbox))
+        } else {
+            anyhow::ensure!(
+                !peers.is_empty(),
+                "key {} is not in the current validator set (epoch {}), so this node runs as a full node, \
+                 and a full node needs p2p.peers to sync from",
+                key.public(),
+                current.epoch
+            );
+            tracing::info!(epoch = current.epoch, "this key is not a validator's: running as a full node");
+            let sources = peers.iter().filter_map(|p| p2p::peer_id(&p.key)).collect();
+            let follower = follower::Follower::new(
+                view.clone(),
+                key.clone(),
+                current,
+                executor,
+                Arc::clone(&mempool),
+                net,
+                Arc::clone(&chain_status),
+                sources,
+                cfg.consensus.block_interval_ms,
+            );
+            Box::new(move || follower.run(inbox))
+        };
         let ctx = rpc::RpcContext {
             view,
             mempool,
@@ -222,10 +243,8 @@ impl Node {
         )
         .await?;
         tracing::info!(%rpc_addr, "json-rpc listening");
-        let chain = std::thread::Builder::new()
-            .name("consensus".into())
-            .stack_size(CONSENSUS_STACK_BYTES)
-            .spawn(move || chain.run(inbox))?;
+        let chain =
+            std::thread::Builder::new().name("consensus".into()).stack_size(CONSENSUS_STACK_BYTES).spawn(driver)?;
         Ok(Node { rpc_addr, rpc, events, chain: Some(chain), network, storage: storage_handle })
     }
 

@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 pub const LAYOUT_FILE: &str = "testnet.json";
 /// The most validators `shutong testnet` starts on one machine.
 pub const VALIDATORS_MAX: usize = 64;
+/// The most full nodes `shutong testnet` starts beside them.
+pub const FULL_NODES_MAX: usize = 16;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LayoutNode {
@@ -29,6 +31,9 @@ pub struct LayoutNode {
     /// The process id while `shutong testnet up` has it running.
     #[serde(default)]
     pub pid: Option<u32>,
+    /// A full node: not in genesis, follows the chain without voting.
+    #[serde(default)]
+    pub full_node: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -43,6 +48,9 @@ pub struct Layout {
 #[derive(Debug, Clone)]
 pub struct Params {
     pub validators: usize,
+    /// Nodes that follow the chain without voting (`full-0`, `full-1`, ...), after the
+    /// validators in the layout.
+    pub full_nodes: usize,
     pub chain_id: String,
     /// RPC and p2p ports are `base_port + 2i` and `base_port + 2i + 1`; 0 picks free ports.
     pub base_port: u16,
@@ -90,8 +98,9 @@ impl Layout {
         std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
     }
 
-    /// Writes `validators` homes under `dir` (which must not hold a testnet yet): keys, one
-    /// genesis with every validator, and configs in which every node dials every other.
+    /// Writes `validators` + `full_nodes` homes under `dir` (which must not hold a testnet
+    /// yet): keys, one genesis with every validator, and configs in which every node dials
+    /// every validator, and validators let the full nodes in.
     pub fn generate(dir: &Path, params: &Params) -> anyhow::Result<Layout> {
         if !(1..=VALIDATORS_MAX).contains(&params.validators) {
             bail!("--validators must be 1 to {VALIDATORS_MAX}, not {}", params.validators);
@@ -99,8 +108,12 @@ impl Layout {
         if Layout::path(dir).exists() {
             bail!("{} already holds a testnet; use `shutong testnet down --purge` first", dir.display());
         }
-        if params.base_port != 0 && (params.base_port as usize) + 2 * params.validators > u16::MAX as usize {
-            bail!("--base-port {} leaves no room for {} validators", params.base_port, params.validators);
+        if params.full_nodes > FULL_NODES_MAX {
+            bail!("--full-nodes must be at most {FULL_NODES_MAX}, not {}", params.full_nodes);
+        }
+        let count = params.validators + params.full_nodes;
+        if params.base_port != 0 && (params.base_port as usize) + 2 * count > u16::MAX as usize {
+            bail!("--base-port {} leaves no room for {count} nodes", params.base_port);
         }
         std::fs::create_dir_all(dir.join("keys")).with_context(|| format!("cannot create {}", dir.display()))?;
         let admin = Keypair::generate();
@@ -109,7 +122,7 @@ impl Layout {
         let mut nodes = Vec::new();
         let mut keys = Vec::new();
         let mut taken = std::collections::HashSet::new();
-        for i in 0..params.validators {
+        for i in 0..count {
             let (rpc_port, p2p_port) = if params.base_port == 0 {
                 (free_port(&mut taken)?, free_port(&mut taken)?)
             } else {
@@ -119,19 +132,25 @@ impl Layout {
             let home = dir.join(format!("node{i}"));
             std::fs::create_dir_all(home.join("keys"))?;
             shutong_sdk::keyfile::write(&home.join("keys/validator.json"), &key, false)?;
+            let full_node = i >= params.validators;
             nodes.push(LayoutNode {
-                name: format!("validator-{i}"),
+                name: if full_node { format!("full-{}", i - params.validators) } else { format!("validator-{i}") },
                 home,
                 public_key: key.public(),
                 rpc: SocketAddr::from(([127, 0, 0, 1], rpc_port)),
                 p2p: SocketAddr::from(([127, 0, 0, 1], p2p_port)),
                 pid: None,
+                full_node,
             });
             keys.push(key);
         }
         let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
-        let validators =
-            nodes.iter().map(|n| GenesisValidator { name: n.name.clone(), public_key: n.public_key }).collect();
+        let validators = nodes
+            .iter()
+            .filter(|n| !n.full_node)
+            .map(|n| GenesisValidator { name: n.name.clone(), public_key: n.public_key })
+            .collect();
+        let full_keys: Vec<PublicKey> = nodes.iter().filter(|n| n.full_node).map(|n| n.public_key).collect();
         let genesis = Genesis::new(&params.chain_id, now_ms, validators, vec![admin.account()]);
         genesis.validate()?;
         let genesis_json = serde_json::to_string_pretty(&genesis)?;
@@ -141,11 +160,13 @@ impl Layout {
             // A local testnet is where faults are injected (`docs/testnet.md`).
             cfg.p2p.fault_injection = true;
             cfg.p2p.listen = node.p2p;
+            // Everyone dials the validators; full nodes sync from them.
             cfg.p2p.peers = nodes
                 .iter()
-                .filter(|other| other.public_key != node.public_key)
+                .filter(|other| other.public_key != node.public_key && !other.full_node)
                 .map(|other| PeerConfig { public_key: other.public_key, address: other.p2p })
                 .collect();
+            cfg.p2p.full_nodes = full_keys.clone();
             cfg.consensus.block_interval_ms = params.block_interval_ms;
             cfg.validate()?;
             std::fs::write(node.home.join(CONFIG_FILE), cfg.to_toml())?;

@@ -353,6 +353,9 @@ struct TestnetParams {
     dir: TestnetDir,
     #[arg(long, default_value_t = 4)]
     validators: usize,
+    /// Nodes that follow the chain without voting (they serve RPC and accept transactions).
+    #[arg(long, default_value_t = 0)]
+    full_nodes: usize,
     #[arg(long, default_value = "shutong-local")]
     chain_id: String,
     /// RPC ports are BASE+2i, p2p ports BASE+2i+1; 0 picks free ports.
@@ -367,6 +370,7 @@ impl TestnetParams {
         let dir = self.dir.dir;
         let params = shutong_node::localnet::Params {
             validators: self.validators,
+            full_nodes: self.full_nodes,
             chain_id: self.chain_id,
             base_port: self.base_port,
             block_interval_ms: self.block_interval_ms,
@@ -775,10 +779,13 @@ async fn testnet(command: TestnetCommand, ctx: &Ctx) -> Shown {
         TestnetCommand::Init(params) => {
             let dir = params.dir.dir.clone();
             let layout = params.generate()?;
-            let json = serde_json::json!({"dir": dir, "validators": layout.nodes.len(), "admin_key": layout.admin_key});
+            let full = layout.nodes.iter().filter(|n| n.full_node).count();
+            let validators = layout.nodes.len() - full;
+            let json = serde_json::json!({
+                "dir": dir, "validators": validators, "full_nodes": full, "admin_key": layout.admin_key,
+            });
             let text = format!(
-                "created {} validators in {}; admin key {}",
-                layout.nodes.len(),
+                "created {validators} validators and {full} full nodes in {}; admin key {}",
                 dir.display(),
                 layout.admin_key.display()
             );
@@ -794,8 +801,8 @@ async fn testnet(command: TestnetCommand, ctx: &Ctx) -> Shown {
                 node.pid = Some(localnet::spawn(&binary, node)?);
             }
             layout.save(&dir)?;
-            // Up means finalizing: every node has committed a block.
-            let bar = ctx.spinner("waiting for every validator to commit a block");
+            // Up means finalizing: every node (full nodes too) has committed a block.
+            let bar = ctx.spinner("waiting for every node to commit a block");
             let deadline = std::time::Instant::now() + Duration::from_secs(60);
             for node in &layout.nodes {
                 bar.set_message(format!("waiting for {} to commit a block", node.name));
@@ -1000,7 +1007,7 @@ async fn testnet_status(
             )),
         }
         rows.push(serde_json::json!({
-            "name": node.name, "pid": running, "rpc": rpc_url(node.rpc), "p2p": node.p2p, "status": status,
+            "name": node.name, "full_node": node.full_node, "pid": running, "rpc": rpc_url(node.rpc), "p2p": node.p2p, "status": status,
             "committed_tps": rate, "mean_finality_ms": finality_ms,
         }));
     }

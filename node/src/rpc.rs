@@ -152,6 +152,7 @@ fn status(ctx: &RpcContext, validators: &[shutong_types::PublicKey]) -> Status {
         validators: crate::epochs::validators_for(&*ctx.view.storage, tip.height + 1)
             .map_or_else(|| validators.to_vec(), |e| e.validators),
         mempool_txs: ctx.mempool.lock().expect("mempool lock poisoned").len() as u64,
+        full_node: ctx.chain.full_node.load(Ordering::Relaxed),
     }
 }
 

@@ -105,6 +105,9 @@ pub struct Status {
     pub peers: u64,
     pub validators: Vec<PublicKey>,
     pub mempool_txs: u64,
+    /// True on a full node: it follows the chain by block sync and does not vote.
+    #[serde(default)]
+    pub full_node: bool,
 }
 
 /// `shutong_getBlock`: the header, its hash, the block's transaction ids and its certificate.

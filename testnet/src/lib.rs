@@ -119,6 +119,9 @@ pub struct Member {
     pub public_key: String,
     pub rpc: std::net::SocketAddr,
     pub p2p: std::net::SocketAddr,
+    /// Follows the chain without voting.
+    #[serde(default)]
+    pub full_node: bool,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -144,10 +147,21 @@ pub struct Cluster {
 impl Cluster {
     /// Lays out `validators` validators with `shutong testnet init` and starts none of them.
     pub fn init(binary: &Path, validators: usize, block_interval_ms: u64) -> anyhow::Result<Cluster> {
+        Cluster::init_with_full_nodes(binary, validators, 0, block_interval_ms)
+    }
+
+    /// The same with `full_nodes` full nodes after the validators (members `validators..`).
+    pub fn init_with_full_nodes(
+        binary: &Path,
+        validators: usize,
+        full_nodes: usize,
+        block_interval_ms: u64,
+    ) -> anyhow::Result<Cluster> {
         let dir = tempfile::tempdir()?;
         let status = Command::new(binary)
             .args(["testnet", "init", "--base-port", "0", "--chain-id", "shutong-cluster"])
             .args(["--validators", &validators.to_string(), "--block-interval-ms", &block_interval_ms.to_string()])
+            .args(["--full-nodes", &full_nodes.to_string()])
             .arg("--dir")
             .arg(dir.path())
             .stdout(Stdio::null())

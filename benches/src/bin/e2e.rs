@@ -7,7 +7,11 @@
 //! 2. a sweep of offered load, ×1.5 a step, until committed throughput stops keeping up
 //!    (below 90 % of offered) or p50 latency passes 2 s; saturation is the highest
 //!    committed rate;
-//! 3. p50 / p99 submit-to-finality latency at 50 % and 90 % of saturation.
+//! 3. p50 / p99 submit-to-finality latency at 50 % and 90 % of saturation;
+//! 4. catch-up: a full node started after all that syncs and executes every block from
+//!    genesis to the validators' height (blocks a minute, transactions a second);
+//! 5. what the chain stored: RocksDB's bytes (SST files and memtables, by column family)
+//!    at validator 0 per committed transaction.
 //!
 //! In the same run it measures `c_sig` (ed25519 `verify_batch`, 1,024 per batch) and the
 //! limit `L(n) = cores / (n × c_sig)`. It prints a summary and writes the figures as JSON
@@ -138,6 +142,69 @@ struct Run {
     limit_tps: f64,
     ratio: f64,
     gas_limits: std::collections::BTreeMap<String, u64>,
+    catch_up: CatchUp,
+    storage: Stored,
+}
+
+/// A full node syncing the whole chain from genesis after the load.
+#[derive(Debug, serde::Serialize)]
+struct CatchUp {
+    blocks: u64,
+    txs: u64,
+    seconds: f64,
+    blocks_per_minute: f64,
+    txs_per_second: f64,
+}
+
+/// What validator 0's RocksDB holds after the run.
+#[derive(Debug, serde::Serialize)]
+struct Stored {
+    txs_committed: u64,
+    bytes: u64,
+    bytes_per_tx: f64,
+    by_column_family: std::collections::BTreeMap<String, u64>,
+}
+
+/// Starts the cluster's full node (the member after the validators) and times its sync to
+/// the height the validators are at now.
+async fn catch_up(cluster: &mut Cluster, full: usize, observer: &Client) -> anyhow::Result<CatchUp> {
+    let target = observer.status().await?.height;
+    let metrics = observer.metrics().await?;
+    let txs = metrics.get("shutong_txs_committed_total").copied().unwrap_or(0.0) as u64;
+    let started = Instant::now();
+    let client = cluster.start(full).await?;
+    loop {
+        if client.status().await.is_ok_and(|s| s.height >= target) {
+            break;
+        }
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(1_800), "the full node did not catch up in 30 minutes");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(CatchUp {
+        blocks: target,
+        txs,
+        seconds,
+        blocks_per_minute: target as f64 * 60.0 / seconds,
+        txs_per_second: txs as f64 / seconds,
+    })
+}
+
+async fn stored(observer: &Client) -> anyhow::Result<Stored> {
+    let metrics = observer.metrics().await?;
+    let txs_committed = metrics.get("shutong_txs_committed_total").copied().unwrap_or(0.0) as u64;
+    let mut by_column_family = std::collections::BTreeMap::new();
+    for (name, value) in &metrics {
+        let cf = ["shutong_db_sst_bytes{", "shutong_db_memtable_bytes{"]
+            .iter()
+            .find_map(|p| name.strip_prefix(p))
+            .and_then(|rest| rest.split('"').nth(1));
+        if let Some(cf) = cf {
+            *by_column_family.entry(cf.to_string()).or_insert(0) += *value as u64;
+        }
+    }
+    let bytes = by_column_family.values().sum();
+    Ok(Stored { txs_committed, bytes, bytes_per_tx: bytes as f64 / txs_committed.max(1) as f64, by_column_family })
 }
 
 async fn idle_finality(observer: &Client, seconds: u64) -> anyhow::Result<(f64, f64)> {
@@ -183,8 +250,11 @@ async fn bench(
 ) -> anyhow::Result<Run> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("== {validators} validator(s)");
-    let mut cluster = Cluster::init(binary, validators, 200)?;
-    cluster.start_all().await?;
+    // One full node beside the validators, started only for the catch-up at the end.
+    let mut cluster = Cluster::init_with_full_nodes(binary, validators, 1, 200)?;
+    for i in 0..validators {
+        cluster.start(i).await?;
+    }
     cluster.wait_height(&(0..validators).collect::<Vec<_>>(), 3, Duration::from_secs(60)).await?;
     let clients: Vec<Client> = (0..validators).map(|i| cluster.client(i)).collect::<Result<_, _>>()?;
     let observer = clients[0].clone();
@@ -225,6 +295,16 @@ async fn bench(
     line("50 %", &at_50);
     let at_90 = at_rate(&mut world, (saturation * 0.9).max(1.0)).await?;
     line("90 %", &at_90);
+    let storage = stored(&observer).await?;
+    println!(
+        "  stored: {:.0} bytes per committed transaction ({} bytes, {} transactions) at validator 0",
+        storage.bytes_per_tx, storage.bytes, storage.txs_committed
+    );
+    let catch_up = catch_up(&mut cluster, validators, &observer).await?;
+    println!(
+        "  catch-up: a full node synced {} blocks ({} transactions) in {:.1} s: {:.0} blocks/min, {:.0} tx/s",
+        catch_up.blocks, catch_up.txs, catch_up.seconds, catch_up.blocks_per_minute, catch_up.txs_per_second
+    );
     let limit = cores as f64 * 1e6 / (validators as f64 * c_sig_us);
     let gas_limits = world.gas_limits().iter().map(|(k, v)| (k.name().to_string(), *v)).collect();
     drop(cluster);
@@ -248,12 +328,14 @@ async fn bench(
         limit_tps: limit,
         ratio: saturation / limit,
         gas_limits,
+        catch_up,
+        storage,
     })
 }
 
 fn results_row(run: &Run) -> String {
     format!(
-        "| {} | {} | {} | {:.0} | {:.0} / {:.0} ms | {:.0} / {:.0} ms | {:.0} / {:.0} ms | {:.1} µs | {:.0} | **{:.1} %** | {:.2} ms | {:.0} B |",
+        "| {} | {} | {} | {:.0} | {:.0} / {:.0} ms | {:.0} / {:.0} ms | {:.0} / {:.0} ms | {:.1} µs | {:.0} | **{:.1} %** | {:.2} ms | {:.0} B | {:.0} blocks/min ({:.0} tx/s) | {:.0} B |",
         run.date,
         run.commit,
         run.validators,
@@ -269,15 +351,19 @@ fn results_row(run: &Run) -> String {
         100.0 * run.ratio,
         run.at_90.node_cpu_ms_per_tx,
         run.tx_bytes_mean,
+        run.catch_up.blocks_per_minute,
+        run.catch_up.txs_per_second,
+        run.storage.bytes_per_tx,
     )
 }
 
-const SECTION: &str = "## End to end, authz workload";
+/// Rows before the catch-up and storage columns are in "## End to end, authz workload".
+const SECTION: &str = "## End to end, authz workload, with catch-up and storage";
 
 fn append_results(runs: &[Run]) -> anyhow::Result<PathBuf> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("RESULTS.md");
     let mut text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let header = "| date | commit | validators | saturation tx/s | p50 / p99 at 50 % | p50 / p99 at 90 % | idle finality p50 / p99 | c_sig (batch) | L(n) tx/s | ratio | node CPU per tx (all nodes, 90 %) | mean tx size |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+    let header = "| date | commit | validators | saturation tx/s | p50 / p99 at 50 % | p50 / p99 at 90 % | idle finality p50 / p99 | c_sig (batch) | L(n) tx/s | ratio | node CPU per tx (all nodes, 90 %) | mean tx size | full node catch-up from genesis | stored per tx |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     let rows: String = runs.iter().map(|r| results_row(r) + "\n").collect();
     match text.find(SECTION) {
         Some(at) => {
@@ -288,7 +374,7 @@ fn append_results(runs: &[Run]) -> anyhow::Result<PathBuf> {
         }
         None => {
             text.push_str(&format!(
-                "\n{SECTION} (`benches/src/bin/e2e.rs`, `scripts/bench-e2e.sh`)\n\nValidator processes on 127.0.0.1 on this machine, release build, block interval 200 ms; the authz workload of `performance.md` (70 % access records, 10 % anchors, 10 % lifecycle, 10 % catalog and membership) from {} gateway, analyst and admin accounts, signed before each run and submitted open-loop over JSON-RPC across the validators; every signature checked by every validator and every transaction executed in the VM. Saturation: the highest committed rate of a ×1.5 sweep; latency from submission to the block's notice at validator 0. `c_sig` and L(n) = cores / (n × c_sig) are measured in the same run. Full figures in the JSON each run names.\n\n{header}{rows}",
+                "\n{SECTION} (`benches/src/bin/e2e.rs`, `scripts/bench-e2e.sh`)\n\nValidator processes on 127.0.0.1 on this machine, release build, block interval 200 ms; the authz workload of `performance.md` (70 % access records, 10 % anchors, 10 % lifecycle, 10 % catalog and membership) from {} gateway, analyst and admin accounts, signed before each run and submitted open-loop over JSON-RPC across the validators; every signature checked by every validator and every transaction executed in the VM. Saturation: the highest committed rate of a ×1.5 sweep; latency from submission to the block's notice at validator 0. `c_sig` and L(n) = cores / (n × c_sig) are measured in the same run. Catch-up: after the run a full node starts from an empty disk and syncs and executes every block to the validators' height. Stored: validator 0's RocksDB bytes (SST files and memtables, all column families) per committed transaction. Full figures in the JSON each run names.\n\n{header}{rows}",
                 "about 100"
             ));
         }

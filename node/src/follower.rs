@@ -1,0 +1,292 @@
+//! A full node: follows the chain without voting, and serves RPC and block sync.
+//!
+//! A node whose key is not in the current validator set runs this loop instead of the
+//! consensus driver. It asks a peer for committed blocks from its tip on (the sync protocol
+//! validators use to catch up), links each answer to its tip by hash, and commits a run of
+//! blocks once a finalization certificate of the current epoch covers its last one: quorum
+//! signatures over the block's digest, checked against the validator set its own state
+//! holds, so a lying peer can delay it but not make it commit anything else. Each block is
+//! executed here and its header must name the roots this node computed for its parent, as
+//! on a validator; a disagreement stops committing.
+//!
+//! While caught up it asks again every half block interval; while behind, at once after
+//! each answer. Transactions clients submit here are sealed into batches and pushed to the
+//! validators, as a validator pushes its own.
+
+use crate::chain::{ChainStatus, Event, commit_block, committed_from, split_into_batches};
+use crate::epochs::Epoch;
+use crate::executor::Executor;
+use crate::mempool::Mempool;
+use crate::network::{Command, Inbound, NetHandle};
+use crate::view::NodeView;
+use crate::wire::{BLOCKS_PER_MESSAGE_MAX, Batch, NetMessage};
+use libp2p::PeerId;
+use shutong_types::{Block, Certificate, Decode, Encode, Keypair, VoteKind};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long an asked peer has to answer before the next one is asked.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often transactions submitted here are sealed into a batch and pushed.
+const BATCH_INTERVAL: Duration = Duration::from_millis(20);
+
+pub struct Follower {
+    view: NodeView,
+    key: Keypair,
+    executor: Executor,
+    mempool: Arc<Mutex<Mempool>>,
+    net: NetHandle,
+    status: Arc<ChainStatus>,
+    /// The validator set certificates are checked against: the one for the next height.
+    epoch: Epoch,
+    /// Whom to ask for blocks, in turn: the configured peers.
+    sources: Vec<PeerId>,
+    source: usize,
+    /// The peer asked and when, until it answers.
+    asked: Option<(PeerId, Instant)>,
+    next_ask: Instant,
+    poll_every: Duration,
+    batch_seq: u64,
+    next_seal: Instant,
+    diverged: bool,
+}
+
+impl std::fmt::Debug for Follower {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Follower").field("epoch", &self.epoch.epoch).finish_non_exhaustive()
+    }
+}
+
+/// What one answer did.
+#[derive(Debug, PartialEq, Eq)]
+enum Progress {
+    /// Blocks were committed and the peer may have more.
+    More,
+    /// Nothing new: this node is caught up with the peer.
+    CaughtUp,
+    /// The answer could not be used (no link to the tip, no valid certificate).
+    Useless,
+}
+
+impl Follower {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        view: NodeView,
+        key: Keypair,
+        epoch: Epoch,
+        executor: Executor,
+        mempool: Arc<Mutex<Mempool>>,
+        net: NetHandle,
+        status: Arc<ChainStatus>,
+        sources: Vec<PeerId>,
+        block_interval_ms: u64,
+    ) -> Follower {
+        let now = Instant::now();
+        Follower {
+            view,
+            key,
+            executor,
+            mempool,
+            net,
+            status,
+            epoch,
+            sources,
+            source: 0,
+            asked: None,
+            next_ask: now,
+            poll_every: Duration::from_millis((block_interval_ms / 2).clamp(20, 1_000)),
+            batch_seq: crate::chain::now_ms(),
+            next_seal: now,
+            diverged: false,
+        }
+    }
+
+    /// Runs until [`Event::Shutdown`] arrives or every sender is dropped.
+    pub fn run(mut self, events: Receiver<Event>) {
+        self.status.full_node.store(true, Ordering::Relaxed);
+        self.show_tip();
+        loop {
+            let now = Instant::now();
+            let ask_at = match self.asked {
+                Some((_, at)) => at + ANSWER_TIMEOUT,
+                None => self.next_ask,
+            };
+            let wake = ask_at.min(self.next_seal);
+            match events.recv_timeout(wake.saturating_duration_since(now)) {
+                Ok(Event::Net(inbound)) => self.on_message(inbound),
+                Err(RecvTimeoutError::Timeout) => {}
+                Ok(Event::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
+            }
+            let now = Instant::now();
+            if self.next_seal <= now {
+                self.seal();
+                self.next_seal = now + BATCH_INTERVAL;
+            }
+            match self.asked {
+                Some((peer, at)) if at + ANSWER_TIMEOUT <= now => {
+                    tracing::debug!(%peer, "no answer to block sync; asking the next peer");
+                    self.asked = None;
+                    self.source = self.source.wrapping_add(1);
+                    self.ask();
+                }
+                None if self.next_ask <= now => self.ask(),
+                _ => {}
+            }
+        }
+    }
+
+    fn show_tip(&self) {
+        let tip = self.view.tip();
+        self.status.view.store(tip.view, Ordering::Relaxed);
+        self.status.finalized_view.store(tip.view, Ordering::Relaxed);
+    }
+
+    fn ask(&mut self) {
+        if self.diverged || self.sources.is_empty() {
+            self.next_ask = Instant::now() + self.poll_every;
+            return;
+        }
+        let peer = self.sources[self.source % self.sources.len()];
+        let from_height = self.view.tip().height + 1;
+        let message = NetMessage::SyncRequest { from_height, count: BLOCKS_PER_MESSAGE_MAX };
+        self.net.send(Command::Send(peer, message.encode()));
+        self.asked = Some((peer, Instant::now()));
+    }
+
+    fn on_message(&mut self, inbound: Inbound) {
+        let Inbound { from, bytes } = inbound;
+        let message = match NetMessage::decode(&bytes) {
+            Ok(message) => message,
+            Err(err) => {
+                tracing::debug!(peer = %from, %err, "undecodable message dropped");
+                return;
+            }
+        };
+        match message {
+            NetMessage::SyncRequest { from_height, count } => {
+                let blocks = committed_from(&self.view.storage, from_height, count);
+                self.net.send(Command::Send(from, NetMessage::SyncBlocks(blocks).encode()));
+            }
+            NetMessage::SyncBlocks(blocks) if self.asked.is_some_and(|(peer, _)| peer == from) => {
+                self.asked = None;
+                let progress = self.on_blocks(blocks);
+                let now = Instant::now();
+                match progress {
+                    Progress::More => self.next_ask = now,
+                    Progress::CaughtUp => self.next_ask = now + self.poll_every,
+                    Progress::Useless => {
+                        self.source = self.source.wrapping_add(1);
+                        self.next_ask = now + self.poll_every;
+                    }
+                }
+                if self.next_ask <= now {
+                    self.ask();
+                }
+            }
+            // Consensus traffic, batches and unasked answers are for validators.
+            _ => {}
+        }
+    }
+
+    /// Commits what of `blocks` links to the tip and is made final by a certificate of the
+    /// current epoch, on its own block or a later one of the answer.
+    fn on_blocks(&mut self, blocks: Vec<(Block, Option<Certificate>)>) -> Progress {
+        let received = blocks.len();
+        let tip = self.view.tip();
+        // The run that links to the tip by hash.
+        let mut linked = Vec::new();
+        let mut previous = tip.hash;
+        for (block, certificate) in blocks {
+            if block.header.height <= tip.height {
+                continue;
+            }
+            if block.header.parent != previous || block.header.height != tip.height + 1 + linked.len() as u64 {
+                break;
+            }
+            previous = block.header.hash();
+            linked.push((block, certificate, previous));
+        }
+        if linked.is_empty() {
+            return if received == 0 { Progress::CaughtUp } else { Progress::Useless };
+        }
+        let mut committed = 0;
+        let mut start = 0;
+        for i in 0..linked.len() {
+            let Some(certificate) = &linked[i].1 else { continue };
+            if certificate.subject.epoch != self.epoch.epoch {
+                // A later epoch's certificate: its set is known once this epoch's end commits.
+                break;
+            }
+            let quorum = shutong_types::quorum(self.epoch.validators.len());
+            let valid = certificate.subject.kind == VoteKind::Finalize
+                && certificate.subject.digest == linked[i].2
+                && certificate.verify(&self.view.chain_id, &self.epoch.validators, quorum).is_ok();
+            if !valid {
+                tracing::warn!(height = linked[i].0.header.height, "synced block came with an invalid certificate");
+                break;
+            }
+            for (j, (block, certificate, _)) in linked.iter().enumerate().take(i + 1).skip(start) {
+                if !self.execute_and_commit(block, if j == i { certificate.as_ref() } else { None }) {
+                    return Progress::Useless;
+                }
+                committed += 1;
+            }
+            start = i + 1;
+            // The block may have ended an epoch: later certificates are the next set's.
+            if let Some(next) = crate::epochs::validators_for(&*self.view.storage, self.view.tip().height + 1)
+                && next.epoch != self.epoch.epoch
+            {
+                tracing::info!(epoch = next.epoch, validators = next.validators.len(), "validator set changed");
+                self.net.send(Command::SetValidators(next.validators.clone()));
+                self.epoch = next;
+            }
+        }
+        self.show_tip();
+        match committed {
+            0 => Progress::Useless,
+            _ if received as u32 >= BLOCKS_PER_MESSAGE_MAX || start < linked.len() => Progress::More,
+            _ => Progress::CaughtUp,
+        }
+    }
+
+    /// Executes a final block on the tip and commits it; false if it cannot be (this node's
+    /// execution disagrees with the header, which stops committing for good, or it failed).
+    fn execute_and_commit(&mut self, block: &Block, certificate: Option<&Certificate>) -> bool {
+        let tip = self.view.tip();
+        if !block.header.commits(&tip.roots()) {
+            tracing::error!(
+                height = block.header.height,
+                header_state_root = %block.header.state_root,
+                local_state_root = %tip.state_root,
+                "a finalized block's header disagrees with this node's execution; committing stops"
+            );
+            self.diverged = true;
+            return false;
+        }
+        match self.executor.execute(block) {
+            Ok(output) => {
+                commit_block(&self.view, &self.status, &self.mempool, block, certificate, &output);
+                true
+            }
+            Err(err) => {
+                tracing::error!(height = block.header.height, %err, "finalized block could not be executed");
+                false
+            }
+        }
+    }
+
+    /// Pushes what clients submitted here since the last seal to the validators in batches.
+    fn seal(&mut self) {
+        let fresh = self.mempool.lock().expect("mempool lock poisoned").take_fresh();
+        if fresh.is_empty() {
+            return;
+        }
+        for txs in split_into_batches(fresh.iter().map(|tx| (**tx).clone()).collect()) {
+            self.batch_seq += 1;
+            let batch = Batch { author: self.key.public(), seq: self.batch_seq, txs };
+            self.net.send(Command::Broadcast(NetMessage::Batch(batch).encode()));
+        }
+    }
+}
