@@ -375,6 +375,28 @@ fn link_storage(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             }
         },
     )?;
+    // Another contract's storage, read-only: what a call to a getter of it would read,
+    // without starting that contract (all state is public and provable anyway).
+    linker.func_wrap(
+        MODULE,
+        "storage_get_of",
+        |mut caller: HostCaller<'_>, addr_ptr: u32, ptr: u32, len: u32| -> wasmtime::Result<i64> {
+            check_len("storage_get_of", "key", len, KEY_BYTES_MAX)?;
+            charge(&mut caller, |s| s.host_call_base + s.storage_read_base + per_byte(s, 32 + len as usize))?;
+            let owner = Address(read_array::<32>(&mut caller, "storage_get_of", "address", addr_ptr)?);
+            let key = read(&mut caller, "storage_get_of", "key", ptr, len)?;
+            let full_key = keyspace::contract_storage(&owner, &key);
+            match caller.data().tx().state.get(&full_key) {
+                Some(value) => {
+                    charge(&mut caller, |s| per_byte(s, value.len()))?;
+                    let len = value.len() as i64;
+                    caller.data_mut().result = value;
+                    Ok(len)
+                }
+                None => Ok(-1),
+            }
+        },
+    )?;
     linker.func_wrap(
         MODULE,
         "storage_set",

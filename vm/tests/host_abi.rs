@@ -60,6 +60,7 @@ const TARGET: &str = r#"(module
   (import "shutong" "result_len" (func $result_len (result i32)))
   (import "shutong" "result_read" (func $result_read (param i32)))
   (import "shutong" "call_contract" (func $call (param i32 i32 i32 i32 i32 i64) (result i64)))
+  (import "shutong" "storage_get_of" (func $get_of (param i32 i32 i32) (result i64)))
   (memory (export "memory") 1)
   (data (i32.const 0) "kvnocall")
   (data (i32.const 200) "\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01\01")
@@ -95,6 +96,13 @@ const TARGET: &str = r#"(module
   (func (export "audit_then_fail")
     (drop (call $audit (i32.const 0) (i32.const 2)))
     (call $abort (i32.const 2) (i32.const 2)))
+  (func (export "peek")
+    ;; input: a contract's 32-byte address, then a key of its storage
+    (call $input_read (i32.const 1000))
+    (if (i64.lt_s (call $get_of (i32.const 1000) (i32.const 1032) (i32.sub (call $input_len) (i32.const 32)))
+                  (i64.const 0))
+      (then (call $out (i32.const 0) (i32.const 0)))
+      (else (call $result_read (i32.const 5000)) (call $out (i32.const 5000) (call $result_len)))))
   (func (export "scan")
     (local $n i32)
     ;; input: prefix length (1 byte), prefix, then an optional `after` key
@@ -183,6 +191,28 @@ fn forwarded_gas_bounds_the_callee_and_the_caller_pays_what_it_used() {
     let ctx = CallContext { origin: ORIGIN, contract: PROXY_AT, height: 11, time_ms: 5_000 };
     let all = vm.call(ctx, "call", proxy_input(0, TARGET_AT, "burn", &[]), 2_000_000, state(&[], false)).unwrap();
     assert_eq!((all.status, all.gas_used), (ExecStatus::OutOfGas, 2_000_000));
+}
+
+#[test]
+fn a_contract_reads_another_contracts_storage_without_calling_it() {
+    let vm = Vm::new(VmConfig::default()).unwrap();
+    let stored = [(storage(&PROXY_AT, b"member/7"), b"seven".to_vec())];
+    let peek = |key: &[u8]| {
+        let mut input = PROXY_AT.0.to_vec();
+        input.extend_from_slice(key);
+        call_at(&vm, TARGET_AT, "peek", input, state(&stored, false))
+    };
+    let found = peek(b"member/7");
+    assert_eq!(found.status, ExecStatus::Success, "{found:?}");
+    assert_eq!(found.output, b"seven");
+    assert!(found.block.writes().is_empty(), "a read writes nothing");
+    let absent = peek(b"member/8");
+    assert_eq!((absent.status, absent.output), (ExecStatus::Success, Vec::new()));
+    // Its own storage under the same key is another key: the owner's address is in it.
+    let mut own = TARGET_AT.0.to_vec();
+    own.extend_from_slice(b"member/7");
+    assert_eq!(call_at(&vm, TARGET_AT, "peek", own, state(&stored, false)).output, Vec::<u8>::new());
+    assert!(found.gas_used > absent.gas_used, "the value read is paid for by the byte");
 }
 
 #[test]

@@ -155,6 +155,18 @@ fn invalid_pointers_to_each_host_function_trap_with_a_named_error() {
             "storage_get: key",
         ),
         (
+            "storage_get_of",
+            "(param i32 i32 i32) (result i64)",
+            "(drop (call $f (i32.const 65530) (i32.const 0) (i32.const 4)))",
+            "storage_get_of: address",
+        ),
+        (
+            "storage_get_of",
+            "(param i32 i32 i32) (result i64)",
+            "(drop (call $f (i32.const 0) (i32.const 65535) (i32.const 8)))",
+            "storage_get_of: key",
+        ),
+        (
             "storage_set",
             "(param i32 i32 i32 i32)",
             "(call $f (i32.const 0) (i32.const 1) (i32.const -1) (i32.const 4))",

@@ -1,6 +1,8 @@
 //! Shutong's access audit system contract. The rules are in `shutong_system_api::audit`;
 //! each refusal has its own error. Grants come from the authz contract, which also counts
-//! each use (`consume`); who a gateway is comes from the registry.
+//! each use (`consume`); who a gateway is comes from the registry. Grants and members are
+//! read straight from those contracts' storage (`storage_get_of`); only what changes their
+//! state (`consume`, `append_grant_entry`) is a call.
 
 #![forbid(unsafe_code)]
 
@@ -10,10 +12,10 @@ use shutong_system_api::audit::{
     AccessEvent, AnchorBatch, Attest, AttestationRecord, AuditEntry, EventId, EventRecord, History, LogQuery,
     Violation, ViolationStatus,
 };
-use shutong_system_api::authz::{duty, Decision, Grant, Id, Use};
+use shutong_system_api::authz::{self as authz, duty, Decision, Grant, Use};
 use shutong_system_api::catalog::method;
 use shutong_system_api::names::{AUTHZ_ADDRESS, REGISTRY_ADDRESS};
-use shutong_system_api::registry::{role, GetMember, Member, PrincipalKind};
+use shutong_system_api::registry::{role, Member, PrincipalKind};
 
 contract::entrypoints!(record, anchor, attest, history, get_event, get_violation, get_attestation, log_query);
 
@@ -34,16 +36,17 @@ fn next(counter: &Item<u64>) -> Result<u64, Error> {
     Ok(id)
 }
 
+/// Grant `id`, read from the authz contract's storage.
 fn grant(id: u64) -> Result<Grant, Error> {
-    let bytes = contract::call(&AUTHZ_ADDRESS, "get_grant", &Id { id }.encode(), 0)
-        .map_err(|_| Error(format!("no grant {}", id)))?;
-    Grant::decode(&bytes).map_err(|e| Error(format!("the authz contract answered badly: {}", e)))
+    let bytes = contract::storage_get_of(&AUTHZ_ADDRESS, &authz::grant_key(id))
+        .ok_or_else(|| Error(format!("no grant {}", id)))?;
+    Grant::decode(&bytes).map_err(|e| Error(format!("the authz contract's grant {} is corrupt: {}", id, e)))
 }
 
+/// What the registry says about `account`, read from its storage; `None` for nobody (or a
+/// record that does not decode, which no check accepts).
 fn member(account: [u8; 32]) -> Option<Member> {
-    contract::call(&REGISTRY_ADDRESS, "member", &GetMember { account }.encode(), 0)
-        .ok()
-        .and_then(|bytes| Member::decode(&bytes).ok())
+    Member::read(&account, |key| contract::storage_get_of(&REGISTRY_ADDRESS, key)).ok().flatten()
 }
 
 /// The caller, if it is an acting gateway of `org`.

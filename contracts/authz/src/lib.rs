@@ -18,7 +18,7 @@ use shutong_system_api::authz::{
 use shutong_system_api::catalog::{Classification, Resource, ResourceRef, ResourceStatus, ShareType};
 use shutong_system_api::governance::{PurposeDef, ResolvePurpose};
 use shutong_system_api::names::{AUDIT_ADDRESS, CATALOG_ADDRESS, GOVERNANCE_ADDRESS, REGISTRY_ADDRESS};
-use shutong_system_api::registry::{role, ApprovalPolicy, GetMember, GetOrg, GetPolicy, Member};
+use shutong_system_api::registry::{role, ApprovalPolicy, GetOrg, GetPolicy, Member};
 
 contract::entrypoints!(
     append_grant_entry,
@@ -58,16 +58,14 @@ fn consent_key(consent: &str, grant: u64) -> Vec<u8> {
     key
 }
 
-/// What the registry says about `account`.
+/// What the registry says about `account`, read from its storage.
 fn member(account: [u8; 32]) -> Result<Option<Member>, Error> {
-    match contract::call(&REGISTRY_ADDRESS, "member", &GetMember { account }.encode(), 0) {
-        Ok(bytes) => {
-            Ok(Some(Member::decode(&bytes).map_err(|e| Error(format!("the registry answered badly: {}", e)))?))
-        }
-        // Not a principal (the registry aborts): nobody.
-        Err(err) if err.code == -1 => Ok(None),
-        Err(err) => Err(err.into()),
-    }
+    Member::read(&account, |key| contract::storage_get_of(&REGISTRY_ADDRESS, key))
+        .map_err(|e| Error(format!("the registry's record of {} is corrupt: {}", hex(&account), e)))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{:02x}", b)).collect()
 }
 
 /// The caller, if it acts for `org` (any org if `None`) with one of `roles`; its member record.
@@ -226,7 +224,9 @@ pub fn append_grant_entry(args: &[u8]) -> MethodResult {
         return Err(Error::new("only the audit contract appends entries to a grant's history"));
     }
     let entry = AuditEntry::decode(args)?;
-    load_grant(entry.grant)?;
+    if !GRANTS.has(&entry.grant) {
+        return Err(Error(format!("no grant {}", entry.grant)));
+    }
     Ok(append_entry(entry)?.encode())
 }
 
@@ -766,7 +766,7 @@ mod tests {
     use shutong_contract::testing;
     use shutong_system_api::authz::{Decision, DAY_MS};
     use shutong_system_api::catalog::{method, Field};
-    use shutong_system_api::registry::{OrgKind, OrgStatus, Principal, PrincipalKind, PrincipalStatus};
+    use shutong_system_api::registry::{Org, OrgKind, OrgStatus, Principal, PrincipalKind, PrincipalStatus};
     use std::cell::RefCell;
 
     const CDO: [u8; 32] = [1; 32];
@@ -793,15 +793,12 @@ mod tests {
         }
     }
 
-    /// The registry and the catalog, for the native host.
-    fn world(address: &[u8; 32], method: &str, args: &[u8]) -> (i64, Vec<u8>) {
-        let reply = |bytes: Vec<u8>| (bytes.len() as i64, bytes);
-        if *address == REGISTRY_ADDRESS && method == "member" {
-            let account = GetMember::decode(args).unwrap().account;
-            let (org, roles) = match principal(account) {
-                Some(found) => found,
-                None => return (-1, b"not a principal".to_vec()),
-            };
+    /// The registry's storage, for the native host: the principals above and their orgs.
+    fn registry_storage(address: &[u8; 32], key: &[u8]) -> Option<Vec<u8>> {
+        assert_eq!(*address, REGISTRY_ADDRESS, "unexpected read of another contract's storage");
+        if let Some(account) = key.strip_prefix(b"principal/".as_slice()) {
+            let account: [u8; 32] = account.try_into().unwrap();
+            let (org, roles) = principal(account)?;
             let principal = Principal {
                 account,
                 org: org.into(),
@@ -811,9 +808,25 @@ mod tests {
                 rotated_to: None,
                 updated_height: 1,
             };
-            let kind = if org == "market" { OrgKind::Department } else { OrgKind::Enterprise };
-            return reply(Member { principal, org_kind: kind, org_status: OrgStatus::Active, acting: true }.encode());
+            return Some(principal.encode());
         }
+        let id = std::str::from_utf8(key.strip_prefix(b"org/".as_slice())?).unwrap();
+        let kind = if id == "market" { OrgKind::Department } else { OrgKind::Enterprise };
+        let org = Org {
+            id: id.into(),
+            name: id.into(),
+            kind,
+            status: OrgStatus::Active,
+            admin: [0; 32],
+            registered_height: 1,
+            updated_height: 1,
+        };
+        Some(org.encode())
+    }
+
+    /// The registry and the catalog, for the native host.
+    fn world(address: &[u8; 32], method: &str, args: &[u8]) -> (i64, Vec<u8>) {
+        let reply = |bytes: Vec<u8>| (bytes.len() as i64, bytes);
         if *address == REGISTRY_ADDRESS && method == "get_policy" {
             return (-1, b"no policy".to_vec());
         }
@@ -870,7 +883,10 @@ mod tests {
 
     fn setup(classification: Classification, share_type: ShareType) {
         testing::reset();
-        testing::with_host(|h| h.call_handler = Some(world));
+        testing::with_host(|h| {
+            h.call_handler = Some(world);
+            h.read_handler = Some(registry_storage);
+        });
         CLASSIFICATION.with(|c| *c.borrow_mut() = (classification, share_type));
         testing::set_time_ms(1_000);
     }

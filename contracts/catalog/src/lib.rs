@@ -13,7 +13,7 @@ use shutong_system_api::catalog::{
     ShareType, FIELDS_MAX,
 };
 use shutong_system_api::names::REGISTRY_ADDRESS;
-use shutong_system_api::registry::{role, GetMember, Member, OrgKind};
+use shutong_system_api::registry::{role, Member, OrgKind};
 
 contract::entrypoints!(publish, withdraw, get, element);
 
@@ -32,9 +32,9 @@ fn version_key(code: &str, version: u32) -> Vec<u8> {
 fn provider(org: &str) -> Result<[u8; 32], Error> {
     let caller = contract::caller();
     let refuse = || Error(format!("only an acting data provider of organisation {} may do this", org));
-    let answer = contract::call(&REGISTRY_ADDRESS, "member", &GetMember { account: caller }.encode(), 0)
-        .map_err(|_| refuse())?;
-    let member = Member::decode(&answer).map_err(|e| Error(format!("the registry answered badly: {}", e)))?;
+    let member = Member::read(&caller, |key| contract::storage_get_of(&REGISTRY_ADDRESS, key))
+        .map_err(|e| Error(format!("the registry's record of the caller is corrupt: {}", e)))?
+        .ok_or_else(refuse)?;
     if member.principal.org != org || !member.acting || member.principal.roles & role::DATA_PROVIDER == 0 {
         return Err(refuse());
     }
@@ -201,22 +201,36 @@ mod tests {
     use super::*;
     use shutong_contract::testing;
     use shutong_system_api::catalog::Field;
-    use shutong_system_api::registry::{OrgStatus, Principal, PrincipalKind, PrincipalStatus};
+    use shutong_system_api::registry::{Org, OrgStatus, Principal, PrincipalKind, PrincipalStatus};
 
     const PROVIDER: [u8; 32] = [1; 32];
     const CONSUMER: [u8; 32] = [2; 32];
     const OTHER_DEPT: [u8; 32] = [3; 32];
 
-    /// The registry's `member`, for the native host: [1] provides for `market`, [2] is a
+    /// The registry's storage, for the native host: [1] provides for `market`, [2] is a
     /// consumer of an enterprise, [3] provides for `tax`.
-    fn registry(_address: &[u8; 32], method: &str, args: &[u8]) -> (i64, Vec<u8>) {
-        assert_eq!(method, "member");
-        let account = GetMember::decode(args).unwrap().account;
-        let (org, roles, kind) = match account {
-            PROVIDER => ("market", role::DATA_PROVIDER, OrgKind::Department),
-            CONSUMER => ("acme", role::DATA_CONSUMER | role::DATA_PROVIDER, OrgKind::Enterprise),
-            OTHER_DEPT => ("tax", role::DATA_PROVIDER, OrgKind::Department),
-            _ => return (-1, b"not a principal".to_vec()),
+    fn registry(address: &[u8; 32], key: &[u8]) -> Option<Vec<u8>> {
+        assert_eq!(*address, REGISTRY_ADDRESS);
+        if let Some(id) = key.strip_prefix(b"org/".as_slice()) {
+            let id = std::str::from_utf8(id).unwrap();
+            let kind = if id == "acme" { OrgKind::Enterprise } else { OrgKind::Department };
+            let org = Org {
+                id: id.into(),
+                name: id.into(),
+                kind,
+                status: OrgStatus::Active,
+                admin: [0; 32],
+                registered_height: 1,
+                updated_height: 1,
+            };
+            return Some(org.encode());
+        }
+        let account: [u8; 32] = key.strip_prefix(b"principal/".as_slice())?.try_into().unwrap();
+        let (org, roles) = match account {
+            PROVIDER => ("market", role::DATA_PROVIDER),
+            CONSUMER => ("acme", role::DATA_CONSUMER | role::DATA_PROVIDER),
+            OTHER_DEPT => ("tax", role::DATA_PROVIDER),
+            _ => return None,
         };
         let principal = Principal {
             account,
@@ -227,9 +241,7 @@ mod tests {
             rotated_to: None,
             updated_height: 1,
         };
-        let member = Member { principal, org_kind: kind, org_status: OrgStatus::Active, acting: true };
-        let out = member.encode();
-        (out.len() as i64, out)
+        Some(principal.encode())
     }
 
     fn field(name: &str, classification: Classification, element: Option<&str>) -> Field {
@@ -260,7 +272,7 @@ mod tests {
     fn setup(caller: [u8; 32]) {
         testing::reset();
         testing::set_context(caller, 10);
-        testing::with_host(|h| h.call_handler = Some(registry));
+        testing::with_host(|h| h.read_handler = Some(registry));
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod imp {
             pub fn input_read(ptr: *mut u8);
             pub fn output_set(ptr: *const u8, len: u32);
             pub fn storage_get(key_ptr: *const u8, key_len: u32) -> i64;
+            pub fn storage_get_of(addr_ptr: *const u8, key_ptr: *const u8, key_len: u32) -> i64;
             pub fn result_read(ptr: *mut u8);
             pub fn storage_set(key_ptr: *const u8, key_len: u32, value_ptr: *const u8, value_len: u32);
             pub fn storage_remove(key_ptr: *const u8, key_len: u32);
@@ -149,6 +150,19 @@ mod imp {
         }
     }
 
+    pub fn storage_get_of(address: &[u8; 32], key: &[u8]) -> Option<Vec<u8>> {
+        // SAFETY: the host reads the address and key, then writes exactly the returned length.
+        unsafe {
+            let len = sys::storage_get_of(address.as_ptr(), key.as_ptr(), key.len() as u32);
+            if len < 0 {
+                return None;
+            }
+            let mut buf = vec![0u8; len as usize];
+            sys::result_read(buf.as_mut_ptr());
+            Some(buf)
+        }
+    }
+
     pub fn storage_set(key: &[u8], value: &[u8]) {
         // SAFETY: the host reads both live slices.
         unsafe { sys::storage_set(key.as_ptr(), key.len() as u32, value.as_ptr(), value.len() as u32) }
@@ -196,6 +210,14 @@ mod imp {
 
     pub fn storage_get(key: &[u8]) -> Option<Vec<u8>> {
         HOST.with(|h| h.borrow().storage.get(key).cloned())
+    }
+
+    pub fn storage_get_of(address: &[u8; 32], key: &[u8]) -> Option<Vec<u8>> {
+        let handler = HOST.with(|h| h.borrow().read_handler);
+        match handler {
+            Some(handler) => handler(address, key),
+            None => panic!("the native test host has no other contracts' storage: set testing::Host::read_handler"),
+        }
     }
 
     pub fn storage_set(key: &[u8], value: &[u8]) {
@@ -313,6 +335,9 @@ pub mod testing {
     /// and result, as `call_contract` gives them.
     pub type CallHandler = fn(&[u8; 32], &str, &[u8]) -> (i64, Vec<u8>);
 
+    /// Another contract's storage, for `storage_get_of`: (address, key) to the value.
+    pub type ReadHandler = fn(&[u8; 32], &[u8]) -> Option<Vec<u8>>;
+
     #[derive(Default)]
     pub struct Host {
         pub storage: BTreeMap<Vec<u8>, Vec<u8>>,
@@ -331,6 +356,7 @@ pub mod testing {
         pub ed25519_verify: Option<fn(&[u8; 32], &[u8; 64], &[u8]) -> bool>,
         pub account_of: Option<fn(&[u8; 32]) -> [u8; 32]>,
         pub call_handler: Option<CallHandler>,
+        pub read_handler: Option<ReadHandler>,
     }
 
     impl std::fmt::Debug for Host {

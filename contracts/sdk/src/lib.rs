@@ -47,6 +47,12 @@ pub fn storage_get(key: &[u8]) -> Option<Vec<u8>> {
     host::storage_get(key)
 }
 
+/// Reads the value stored under `key` in the storage of the contract at `address`, without
+/// calling it (read-only; the caller must know that contract's storage layout).
+pub fn storage_get_of(address: &[u8; 32], key: &[u8]) -> Option<Vec<u8>> {
+    host::storage_get_of(address, key)
+}
+
 /// Stores `value` under `key` in this contract's storage.
 pub fn storage_set(key: &[u8], value: &[u8]) {
     host::storage_set(key, value)

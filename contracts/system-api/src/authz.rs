@@ -255,6 +255,13 @@ shutong_codec::codec_struct! {
     }
 }
 
+/// The authz contract's storage key of grant `id`.
+pub fn grant_key(id: u64) -> Vec<u8> {
+    let mut key = b"grant/".to_vec();
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
 /// Whether `purpose` lies in the subtree of `granted` (dot-separated codes).
 pub fn purpose_within(purpose: &str, granted: &str) -> bool {
     purpose == granted || (purpose.starts_with(granted) && purpose.as_bytes().get(granted.len()) == Some(&b'.'))

@@ -295,7 +295,35 @@ shutong_codec::codec_struct! {
     }
 }
 
+/// The registry's storage key of the principal `account` (its own keys; the chain prefixes them).
+pub fn principal_key(account: &[u8; 32]) -> Vec<u8> {
+    let mut key = b"principal/".to_vec();
+    key.extend_from_slice(account);
+    key
+}
+
+/// The registry's storage key of organisation `id`.
+pub fn org_key(id: &str) -> Vec<u8> {
+    let mut key = b"org/".to_vec();
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
 impl Member {
+    /// What the registry's `member` answers for `account`, read straight from the registry's
+    /// storage by `get` (another contract's reads: `storage_get_of`), without calling it.
+    /// `Ok(None)` if the account is not a principal.
+    pub fn read(account: &[u8; 32], get: impl Fn(&[u8]) -> Option<Vec<u8>>) -> Result<Option<Member>, DecodeError> {
+        let principal = match get(&principal_key(account)) {
+            Some(bytes) => Principal::decode(&bytes)?,
+            None => return Ok(None),
+        };
+        match get(&org_key(&principal.org)) {
+            Some(bytes) => Ok(Some(Member::of(principal, &Org::decode(&bytes)?))),
+            None => Ok(None),
+        }
+    }
+
     /// What the registry answers for `principal` of `org`: it acts only while both are active.
     pub fn of(principal: Principal, org: &Org) -> Member {
         let acting = principal.status == PrincipalStatus::Active && org.status == OrgStatus::Active;
