@@ -17,7 +17,8 @@ use std::collections::BTreeSet;
 /// Methods that refuse every caller but another contract, and why.
 const INTERNAL: &[(&str, &str, &str)] = &[
     ("authz", "append_grant_entry", "the audit contract appends its entries to a grant's log"),
-    ("authz", "consume", "the audit contract counts a recorded use"),
+    ("authz", "consume", "the audit contract counts an attested use"),
+    ("authz", "record_use", "the audit contract counts an access and numbers its entries"),
     ("registry", "set_status_by_governance", "a carried governance proposal suspends or reinstates"),
     ("registry", "register_by_governance", "a carried governance proposal adds an organisation"),
     ("registry", "set_registration_by_governance", "a carried governance proposal sets the registration rule"),

@@ -12,7 +12,7 @@ use shutong_system_api::audit::{
     AccessEvent, AnchorBatch, Attest, AttestationRecord, AuditEntry, EventId, EventRecord, History, LogQuery,
     Violation, ViolationStatus,
 };
-use shutong_system_api::authz::{self as authz, duty, Decision, Grant, Use};
+use shutong_system_api::authz::{self as authz, duty, Consumed, Decision, Grant, Use};
 use shutong_system_api::catalog::method;
 use shutong_system_api::names::{AUTHZ_ADDRESS, REGISTRY_ADDRESS};
 use shutong_system_api::registry::{role, Member, PrincipalKind};
@@ -124,8 +124,17 @@ pub fn record(args: &[u8]) -> MethodResult {
         purpose: event.purpose.clone(),
         count: event.record_count,
     };
-    let answer = contract::call(&AUTHZ_ADDRESS, "consume", &use_.encode(), 0)?;
-    let decision = Decision::decode(&answer).map_err(|e| Error(format!("the authz contract answered badly: {}", e)))?;
+    // Counted, and this use's grant-history numbers reserved: the entries below are
+    // appended here, numbered, without another call into authz.
+    let answer = contract::call(&AUTHZ_ADDRESS, "record_use", &use_.encode(), 0)?;
+    let Consumed { decision, first_seq } =
+        Consumed::decode(&answer).map_err(|e| Error(format!("the authz contract answered badly: {}", e)))?;
+    let mut seq = first_seq;
+    let mut append_numbered = |mut entry: AuditEntry| {
+        entry.grant_seq = seq;
+        seq += 1;
+        contract::audit_append(&entry.to_leaf())
+    };
     let id = next(&NEXT_EVENT)?;
     let consumer_org = member(event.consumer).map(|m| m.principal.org).unwrap_or_default();
     let mut violation = None;
@@ -141,7 +150,7 @@ pub fn record(args: &[u8]) -> MethodResult {
         };
         VIOLATIONS.save(&vid, &v);
         let body = v.encode();
-        append(&entry("violation.opened", &granted, event.consumer, &event.purpose, body))?;
+        append_numbered(entry("violation.opened", &granted, event.consumer, &event.purpose, body));
         contract::emit_event("violation.opened", vid.to_string().as_bytes());
         violation = Some(vid);
     }
@@ -161,7 +170,8 @@ pub fn record(args: &[u8]) -> MethodResult {
     };
     let topic = if record.permit { "access.permitted" } else { "access.denied" };
     // The leaf holds the record as it is before its own index is known (`leaf` 0).
-    record.leaf = append(&entry(topic, &granted, record.event.consumer, &record.event.purpose, record.encode()))?;
+    record.leaf =
+        append_numbered(entry(topic, &granted, record.event.consumer, &record.event.purpose, record.encode()));
     EVENTS.save(&id, &record);
     BY_GRANT.save(&grant_key(record.event.grant, id), &id);
     contract::emit_event(topic, id.to_string().as_bytes());

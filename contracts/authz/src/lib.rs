@@ -12,8 +12,8 @@ use shutong_contract::{self as contract, Error, Item, Map, MethodResult};
 use shutong_system_api::audit::AuditEntry;
 use shutong_system_api::authz::{
     count_use, decide, duty, purpose_within, valid_purpose, AccessRequest, Amend, Approval, Approve, CloseCase,
-    Consent, ConsentId, Delegate, Grant, GrantStatus, Id, LegalBasis, RecordConsent, RequestAccess, RequestState,
-    Terms, Use, WithReason, DELEGATIONS_MAX, DELEGATION_DEPTH_MAX, REQUEST_TEXT_BYTES_MAX, REVIEW_MS,
+    Consent, ConsentId, Consumed, Decision, Delegate, Grant, GrantStatus, Id, LegalBasis, RecordConsent, RequestAccess,
+    RequestState, Terms, Use, WithReason, DELEGATIONS_MAX, DELEGATION_DEPTH_MAX, REQUEST_TEXT_BYTES_MAX, REVIEW_MS,
 };
 use shutong_system_api::catalog::{Classification, Resource, ResourceRef, ResourceStatus, ShareType};
 use shutong_system_api::governance::{PurposeDef, ResolvePurpose};
@@ -34,6 +34,7 @@ contract::entrypoints!(
     delegate,
     check,
     consume,
+    record_use,
     get_request,
     get_grant,
     record_consent,
@@ -605,11 +606,29 @@ pub fn consume(args: &[u8]) -> MethodResult {
     if contract::caller() != AUDIT_ADDRESS {
         return Err(Error::new("only the audit contract records uses"));
     }
+    Ok(use_grant(&Use::decode(args)?)?.encode())
+}
+
+/// `consume` for an access record: also reserves the grant-history numbers of the entries
+/// the audit contract appends about this use in the same transaction (one, plus one for a
+/// violation), so that it appends them itself rather than through `append_grant_entry`.
+pub fn record_use(args: &[u8]) -> MethodResult {
+    if contract::caller() != AUDIT_ADDRESS {
+        return Err(Error::new("only the audit contract records uses"));
+    }
     let req = Use::decode(args)?;
+    let decision = use_grant(&req)?;
+    let first_seq = GRANT_LOG.load(&req.grant)?.unwrap_or(0);
+    GRANT_LOG.save(&req.grant, &(first_seq + 1 + u64::from(decision.violation)));
+    Ok(Consumed { decision, first_seq }.encode())
+}
+
+/// Decides a use and, if permitted, counts it (logging the grant's exhaustion).
+fn use_grant(req: &Use) -> Result<Decision, Error> {
     let mut grant = load_grant(req.grant)?;
     let who = member(req.account)?;
     let now = contract::block_time_ms();
-    let decision = decide(&grant, &req, who.as_ref(), now);
+    let decision = decide(&grant, req, who.as_ref(), now);
     if decision.permit {
         count_use(&mut grant, req.count, now);
         GRANTS.save(&grant.id, &grant);
@@ -617,7 +636,7 @@ pub fn consume(args: &[u8]) -> MethodResult {
             log_grant_by("grant.exhausted", &grant, req.account)?;
         }
     }
-    Ok(decision.encode())
+    Ok(decision)
 }
 
 pub fn record_consent(args: &[u8]) -> MethodResult {
@@ -1094,6 +1113,37 @@ mod tests {
         assert_eq!(testing::take_events().last().unwrap().0, "grant.exhausted");
         testing::set_time_ms(51 * DAY);
         assert!(decision(&use_of(grant, CONSUMER, &["uscc"], "licensing.renewal", 0)).reason.contains("expired"));
+    }
+
+    #[test]
+    fn record_use_counts_and_reserves_the_audit_contracts_entry_numbers() {
+        setup(Classification::General, ShareType::Conditional);
+        let id = ask(&["uscc", "name"]);
+        approve_as(PROVIDER, id, terms(&["uscc", "name"])).unwrap();
+        let grant = 1;
+        testing::set_time_ms(2 * DAY);
+        let logged = GRANT_LOG.load(&grant).unwrap().unwrap();
+        as_(CONSUMER);
+        assert_eq!(
+            record_use(&use_of(grant, CONSUMER, &["uscc"], "licensing.renewal", 1).encode()),
+            Err(Error::new("only the audit contract records uses"))
+        );
+        testing::set_context(AUDIT_ADDRESS, 10);
+        let record = |u: &Use| Consumed::decode(&record_use(&u.encode()).unwrap()).unwrap();
+        // A permitted use: counted, one number reserved.
+        let permitted = record(&use_of(grant, CONSUMER, &["uscc"], "licensing.renewal", 1));
+        assert!(permitted.decision.permit);
+        assert_eq!(permitted.first_seq, logged);
+        assert_eq!(load_grant(grant).unwrap().uses, 1);
+        // A violation candidate: not counted, two numbers (the violation and the access).
+        let outside = record(&use_of(grant, CONSUMER, &["uscc"], "marketing", 1));
+        assert!(!outside.decision.permit && outside.decision.violation);
+        assert_eq!(outside.first_seq, logged + 1);
+        assert_eq!(GRANT_LOG.load(&grant).unwrap(), Some(logged + 3));
+        assert_eq!(load_grant(grant).unwrap().uses, 1);
+        // An unknown grant is refused, nothing reserved.
+        assert!(record_use(&use_of(99, CONSUMER, &["uscc"], "licensing.renewal", 1).encode()).is_err());
+        assert_eq!(GRANT_LOG.load(&99).unwrap(), None);
     }
 
     #[test]

@@ -255,6 +255,17 @@ shutong_codec::codec_struct! {
     }
 }
 
+shutong_codec::codec_struct! {
+    /// The answer of `record_use`: the decision, and the first of the grant-history numbers
+    /// reserved for the audit contract's entries about this use (one, and one more for the
+    /// violation a violation-candidate denial opens, in that order: violation first).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Consumed {
+        pub decision: Decision,
+        pub first_seq: u64,
+    }
+}
+
 /// The authz contract's storage key of grant `id`.
 pub fn grant_key(id: u64) -> Vec<u8> {
     let mut key = b"grant/".to_vec();
