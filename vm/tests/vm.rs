@@ -154,3 +154,43 @@ fn malformed_arguments_abort_with_the_decode_error() {
     let ExecStatus::Aborted(message) = out.status else { panic!("expected abort, got {:?}", out.status) };
     assert!(message.starts_with("invalid arguments"), "{message}");
 }
+
+/// Reads what memory holds where the last call wrote (an initialised data byte, the stack's
+/// top, two heap bytes kept resident between calls, one far above them, and a grown page),
+/// then overwrites them all.
+const SCRIBBLER: &str = r#"(module
+  (import "shutong" "output_set" (func $out (param i32 i32)))
+  (memory (export "memory") 80)
+  (data (i32.const 1048584) "o")
+  (func (export "scribble")
+    (local $grown i32)
+    (local.set $grown (memory.grow (i32.const 1)))
+    (i32.store8 (i32.const 0) (i32.load8_u (i32.const 1048584)))
+    (i32.store8 (i32.const 1) (i32.load8_u (i32.const 1048000)))
+    (i32.store8 (i32.const 2) (i32.load8_u (i32.const 2097152)))
+    (i32.store8 (i32.const 3) (i32.load8_u (i32.const 4194300)))
+    (i32.store8 (i32.const 4) (i32.load8_u (i32.const 5000000)))
+    (i32.store8 (i32.const 5) (i32.load8_u (i32.mul (local.get $grown) (i32.const 65536))))
+    (i32.store (i32.const 8) (local.get $grown))
+    (i32.store8 (i32.const 1048584) (i32.const 120))
+    (i32.store8 (i32.const 1048000) (i32.const 120))
+    (i32.store8 (i32.const 2097152) (i32.const 120))
+    (i32.store8 (i32.const 4194300) (i32.const 120))
+    (i32.store8 (i32.const 5000000) (i32.const 120))
+    (i32.store8 (i32.mul (local.get $grown) (i32.const 65536)) (i32.const 120))
+    (call $out (i32.const 0) (i32.const 12))))"#;
+
+#[test]
+fn every_call_starts_from_pristine_memory_whatever_the_last_one_wrote() {
+    // Freed instances' pages stay resident and are reset in place (`KEEP_RESIDENT_*`): no
+    // byte a call wrote may reach the next one, inside the kept range or beyond it.
+    let vm = Vm::new(VmConfig::default()).unwrap();
+    let code = wat(SCRIBBLER);
+    let mut expected = vec![b'o', 0, 0, 0, 0, 0, 0, 0];
+    expected.extend_from_slice(&80u32.to_le_bytes());
+    for round in 0..5 {
+        let out = call(&vm, &code, "scribble", vec![], 10_000_000, empty());
+        assert_eq!(out.status, ExecStatus::Success, "{out:?}");
+        assert_eq!(out.output, expected, "call {round} saw what an earlier call wrote");
+    }
+}
