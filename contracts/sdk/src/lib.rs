@@ -12,8 +12,16 @@
 
 use std::fmt;
 
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)]
+mod alloc;
 mod host;
 pub mod storage;
+
+/// Every contract built with this SDK allocates with [`alloc::Bump`] on wasm32.
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: alloc::Bump = alloc::Bump::new();
 pub use host::testing;
 pub use storage::{Item, Map, MapKey};
 
