@@ -1240,11 +1240,14 @@ impl Chain {
                 self.diverged = true;
                 return false;
             }
+            let started = Instant::now();
             let output = match &held.output {
                 Some(output) => Arc::clone(output),
                 None => match self.executor.execute(&block) {
-                    Ok(output) => Arc::new(output),
-
+                    Ok(output) => {
+                        self.status.metrics.block_execute.observe(started.elapsed().as_secs_f64());
+                        Arc::new(output)
+                    }
                     Err(err) => {
                         // Retried with the next finalization; nothing is committed meanwhile.
                         tracing::error!(height = block.header.height, %err, "finalized block could not be executed");

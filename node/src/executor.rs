@@ -138,6 +138,38 @@ impl Layered {
     }
 }
 
+/// What one block's execution read from the state below it, kept for the block's later
+/// transactions: the same grant, members and contract instances are read by most of them.
+/// That state does not change while the block runs (the block's own writes are in the
+/// overlay above, which is looked at first), so a value read once holds for the block.
+struct ReadCache {
+    below: Arc<Layered>,
+    values: std::sync::Mutex<(std::collections::HashMap<Vec<u8>, Option<Vec<u8>>>, usize)>,
+}
+
+/// Bytes of values one block's read cache holds at most; beyond, reads go below again.
+const READ_CACHE_BYTES_MAX: usize = 64 << 20;
+
+impl StateReader for ReadCache {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let mut cache = self.values.lock().expect("read cache lock poisoned");
+        if let Some(value) = cache.0.get(key) {
+            return value.clone();
+        }
+        let value = self.below.get(key);
+        let bytes = key.len() + value.as_ref().map_or(0, Vec::len);
+        if cache.1 + bytes <= READ_CACHE_BYTES_MAX {
+            cache.1 += bytes;
+            cache.0.insert(key.to_vec(), value.clone());
+        }
+        value
+    }
+
+    fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Vec<Entry> {
+        self.below.scan(prefix, after, limit)
+    }
+}
+
 /// Executes blocks against committed state.
 pub struct Executor {
     vm: Arc<Vm>,
@@ -181,7 +213,8 @@ impl Executor {
     fn execute_on(&self, block: &Block, state: Arc<Layered>) -> Result<BlockOutput, ExecError> {
         let header = &block.header;
         let log_size = decode_nonce(state.get(&keyspace::audit_log_size()));
-        let mut overlay = Overlay::new(Arc::clone(&state) as Arc<dyn StateReader>);
+        let cached = ReadCache { below: Arc::clone(&state), values: Default::default() };
+        let mut overlay = Overlay::new(Arc::new(cached) as Arc<dyn StateReader>);
         crate::epochs::begin_block(&mut overlay, header.height);
         let mut receipts = Vec::with_capacity(block.txs.len());
         let mut gas_total = 0u64;

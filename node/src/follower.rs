@@ -265,8 +265,10 @@ impl Follower {
             self.diverged = true;
             return false;
         }
+        let started = Instant::now();
         match self.executor.execute(block) {
             Ok(output) => {
+                self.status.metrics.block_execute.observe(started.elapsed().as_secs_f64());
                 commit_block(&self.view, &self.status, &self.mempool, block, certificate, &output);
                 true
             }

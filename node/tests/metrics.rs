@@ -36,6 +36,9 @@ async fn metrics_count_what_the_node_does_and_health_says_ok() {
     assert!(m[r#"shutong_vm_calls_total{vm="executor"}"#] >= 1.0);
     assert!(m[r#"shutong_vm_instantiate_seconds_total{vm="executor"}"#] > 0.0);
     assert!(m[r#"shutong_finality_seconds_bucket{le="+Inf"}"#] >= 1.0);
+    // A one-validator chain executes its own blocks at commit: that is timed too.
+    assert!(m["shutong_block_execute_seconds_count"] >= 1.0, "{m:?}");
+    assert!(m["shutong_block_commit_seconds_count"] >= 1.0);
     assert!(m[r#"shutong_db_sst_bytes{cf="state"}"#] >= 0.0);
     assert_eq!(m["shutong_db_write_stopped"], 0.0);
     assert_eq!(m["shutong_validators"], 1.0);
