@@ -144,7 +144,14 @@ impl Layered {
 /// overlay above, which is looked at first), so a value read once holds for the block.
 struct ReadCache {
     below: Arc<Layered>,
-    values: std::sync::Mutex<(std::collections::HashMap<Vec<u8>, Option<Vec<u8>>>, usize)>,
+    values: std::sync::Mutex<CachedReads>,
+}
+
+/// Values read, absent ones included, and the bytes they hold.
+#[derive(Default)]
+struct CachedReads {
+    values: std::collections::HashMap<Vec<u8>, Option<Vec<u8>>>,
+    bytes: usize,
 }
 
 /// Bytes of values one block's read cache holds at most; beyond, reads go below again.
@@ -153,14 +160,14 @@ const READ_CACHE_BYTES_MAX: usize = 64 << 20;
 impl StateReader for ReadCache {
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
         let mut cache = self.values.lock().expect("read cache lock poisoned");
-        if let Some(value) = cache.0.get(key) {
+        if let Some(value) = cache.values.get(key) {
             return value.clone();
         }
         let value = self.below.get(key);
         let bytes = key.len() + value.as_ref().map_or(0, Vec::len);
-        if cache.1 + bytes <= READ_CACHE_BYTES_MAX {
-            cache.1 += bytes;
-            cache.0.insert(key.to_vec(), value.clone());
+        if cache.bytes + bytes <= READ_CACHE_BYTES_MAX {
+            cache.bytes += bytes;
+            cache.values.insert(key.to_vec(), value.clone());
         }
         value
     }
