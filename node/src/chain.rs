@@ -168,6 +168,36 @@ pub(crate) fn commit_block(
     }
 }
 
+/// Whether a final block's header disagrees with the roots this node computed for its
+/// parent (the tip); logged, since committing must then stop.
+pub(crate) fn diverges(tip: &Tip, block: &Block) -> bool {
+    let diverges = !block.header.commits(&tip.roots());
+    if diverges {
+        tracing::error!(
+            height = block.header.height,
+            header_state_root = %block.header.state_root,
+            local_state_root = %tip.state_root,
+            "a finalized block's header disagrees with this node's execution; committing stops"
+        );
+    }
+    diverges
+}
+
+/// Executes a final block on the committed tip, timed; `None` (logged) if it cannot be now.
+pub(crate) fn execute_final(executor: &Executor, status: &ChainStatus, block: &Block) -> Option<BlockOutput> {
+    let started = Instant::now();
+    match executor.execute(block) {
+        Ok(output) => {
+            status.metrics.block_execute.observe(started.elapsed().as_secs_f64());
+            Some(output)
+        }
+        Err(err) => {
+            tracing::error!(height = block.header.height, %err, "finalized block could not be executed");
+            None
+        }
+    }
+}
+
 /// Committed blocks from `from_height` on, each with its certificate if it has one, at most
 /// `count` (and [`BLOCKS_PER_MESSAGE_MAX`]) of them and about [`BLOCK_BYTES_MAX`] in all.
 pub(crate) fn committed_from(storage: &Storage, from_height: u64, count: u32) -> Vec<(Block, Option<Certificate>)> {
@@ -1230,29 +1260,16 @@ impl Chain {
             let tip = self.view.tip();
             let Some(held) = self.held.get(hash) else { return false };
             let block = Arc::clone(&held.block);
-            if !block.header.commits(&tip.roots()) {
-                tracing::error!(
-                    height = block.header.height,
-                    header_state_root = %block.header.state_root,
-                    local_state_root = %tip.state_root,
-                    "a finalized block's header disagrees with this node's execution; committing stops"
-                );
+            if diverges(&tip, &block) {
                 self.diverged = true;
                 return false;
             }
-            let started = Instant::now();
             let output = match &held.output {
                 Some(output) => Arc::clone(output),
-                None => match self.executor.execute(&block) {
-                    Ok(output) => {
-                        self.status.metrics.block_execute.observe(started.elapsed().as_secs_f64());
-                        Arc::new(output)
-                    }
-                    Err(err) => {
-                        // Retried with the next finalization; nothing is committed meanwhile.
-                        tracing::error!(height = block.header.height, %err, "finalized block could not be executed");
-                        return false;
-                    }
+                // Retried with the next finalization; nothing is committed meanwhile.
+                None => match execute_final(&self.executor, &self.status, &block) {
+                    Some(output) => Arc::new(output),
+                    None => return false,
                 },
             };
             let last = i + 1 == path.len();

@@ -13,7 +13,7 @@
 //! each answer. Transactions clients submit here are sealed into batches and pushed to the
 //! validators, as a validator pushes its own.
 
-use crate::chain::{ChainStatus, Event, commit_block, committed_from, split_into_batches};
+use crate::chain::{ChainStatus, Event, commit_block, committed_from, diverges, execute_final, split_into_batches};
 use crate::epochs::Epoch;
 use crate::executor::Executor;
 use crate::mempool::Mempool;
@@ -254,28 +254,16 @@ impl Follower {
     /// Executes a final block on the tip and commits it; false if it cannot be (this node's
     /// execution disagrees with the header, which stops committing for good, or it failed).
     fn execute_and_commit(&mut self, block: &Block, certificate: Option<&Certificate>) -> bool {
-        let tip = self.view.tip();
-        if !block.header.commits(&tip.roots()) {
-            tracing::error!(
-                height = block.header.height,
-                header_state_root = %block.header.state_root,
-                local_state_root = %tip.state_root,
-                "a finalized block's header disagrees with this node's execution; committing stops"
-            );
+        if diverges(&self.view.tip(), block) {
             self.diverged = true;
             return false;
         }
-        let started = Instant::now();
-        match self.executor.execute(block) {
-            Ok(output) => {
-                self.status.metrics.block_execute.observe(started.elapsed().as_secs_f64());
+        match execute_final(&self.executor, &self.status, block) {
+            Some(output) => {
                 commit_block(&self.view, &self.status, &self.mempool, block, certificate, &output);
                 true
             }
-            Err(err) => {
-                tracing::error!(height = block.header.height, %err, "finalized block could not be executed");
-                false
-            }
+            None => false,
         }
     }
 

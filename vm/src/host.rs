@@ -354,6 +354,20 @@ fn link_io(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     Ok(())
 }
 
+/// Reads `full_key` into the result buffer, charging for the value's bytes: its length, or
+/// −1 if absent.
+fn read_into_result(caller: &mut HostCaller<'_>, full_key: &[u8]) -> wasmtime::Result<i64> {
+    match caller.data().tx().state.get(full_key) {
+        Some(value) => {
+            charge(caller, |s| per_byte(s, value.len()))?;
+            let len = value.len() as i64;
+            caller.data_mut().result = value;
+            Ok(len)
+        }
+        None => Ok(-1),
+    }
+}
+
 /// The contract's own storage: get, set, remove and bounded prefix scans.
 fn link_storage(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(
@@ -364,15 +378,7 @@ fn link_storage(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             charge(&mut caller, |s| s.host_call_base + s.storage_read_base + per_byte(s, len as usize))?;
             let key = read(&mut caller, "storage_get", "key", ptr, len)?;
             let full_key = keyspace::contract_storage(&caller.data().contract, &key);
-            match caller.data().tx().state.get(&full_key) {
-                Some(value) => {
-                    charge(&mut caller, |s| per_byte(s, value.len()))?;
-                    let len = value.len() as i64;
-                    caller.data_mut().result = value;
-                    Ok(len)
-                }
-                None => Ok(-1),
-            }
+            read_into_result(&mut caller, &full_key)
         },
     )?;
     // Another contract's storage, read-only: what a call to a getter of it would read,
@@ -385,16 +391,7 @@ fn link_storage(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             charge(&mut caller, |s| s.host_call_base + s.storage_read_base + per_byte(s, 32 + len as usize))?;
             let owner = Address(read_array::<32>(&mut caller, "storage_get_of", "address", addr_ptr)?);
             let key = read(&mut caller, "storage_get_of", "key", ptr, len)?;
-            let full_key = keyspace::contract_storage(&owner, &key);
-            match caller.data().tx().state.get(&full_key) {
-                Some(value) => {
-                    charge(&mut caller, |s| per_byte(s, value.len()))?;
-                    let len = value.len() as i64;
-                    caller.data_mut().result = value;
-                    Ok(len)
-                }
-                None => Ok(-1),
-            }
+            read_into_result(&mut caller, &keyspace::contract_storage(&owner, &key))
         },
     )?;
     linker.func_wrap(
