@@ -33,7 +33,7 @@ use shutong_consensus::{
 };
 use shutong_types::limits::BLOCK_BYTES_MAX;
 use shutong_types::{
-    AccountId, Address, Block, BlockHeader, Certificate, Decode, Encode, Hash, Keypair, PublicKey, Roots, VoteKind,
+    AccountId, Address, Block, BlockHeader, Certificate, Encode, Hash, Keypair, PublicKey, Roots, VoteKind,
     validator_set_hash,
 };
 use shutong_vm::state::StateReader;
@@ -713,14 +713,7 @@ impl Chain {
     // ---- Messages from peers --------------------------------------------------------------
 
     fn on_message(&mut self, inbound: Inbound) {
-        let Inbound { from, bytes } = inbound;
-        let message = match NetMessage::decode(&bytes) {
-            Ok(message) => message,
-            Err(err) => {
-                tracing::debug!(peer = %from, %err, "undecodable message dropped");
-                return;
-            }
-        };
+        let Some((from, message)) = inbound.decode() else { return };
         if self.retired
             && !matches!(
                 message,

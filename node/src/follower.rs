@@ -21,7 +21,7 @@ use crate::network::{Command, Inbound, NetHandle};
 use crate::view::NodeView;
 use crate::wire::{BLOCKS_PER_MESSAGE_MAX, Batch, NetMessage};
 use libp2p::PeerId;
-use shutong_types::{Block, Certificate, Decode, Encode, Keypair, VoteKind};
+use shutong_types::{Block, Certificate, Encode, Keypair, VoteKind};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -156,14 +156,7 @@ impl Follower {
     }
 
     fn on_message(&mut self, inbound: Inbound) {
-        let Inbound { from, bytes } = inbound;
-        let message = match NetMessage::decode(&bytes) {
-            Ok(message) => message,
-            Err(err) => {
-                tracing::debug!(peer = %from, %err, "undecodable message dropped");
-                return;
-            }
-        };
+        let Some((from, message)) = inbound.decode() else { return };
         match message {
             NetMessage::SyncRequest { from_height, count } => {
                 let blocks = committed_from(&self.view.storage, from_height, count);

@@ -71,6 +71,19 @@ pub struct Inbound {
     pub bytes: Vec<u8>,
 }
 
+impl Inbound {
+    /// The sender and the decoded message; `None` (logged) for bytes that do not decode.
+    pub fn decode(self) -> Option<(PeerId, crate::wire::NetMessage)> {
+        match <crate::wire::NetMessage as shutong_types::Decode>::decode(&self.bytes) {
+            Ok(message) => Some((self.from, message)),
+            Err(err) => {
+                tracing::debug!(peer = %self.from, %err, "undecodable message dropped");
+                None
+            }
+        }
+    }
+}
+
 /// Counters the status RPC reports.
 #[derive(Debug, Default)]
 pub struct NetStats {
