@@ -84,7 +84,9 @@ impl Follower {
         block_interval_ms: u64,
     ) -> Follower {
         let now = Instant::now();
-        Follower {
+        // Set before the RPC server starts, so `status` never calls a full node a validator.
+        status.full_node.store(true, Ordering::Relaxed);
+        let follower = Follower {
             view,
             key,
             executor,
@@ -100,13 +102,13 @@ impl Follower {
             batch_seq: crate::chain::now_ms(),
             next_seal: now,
             diverged: false,
-        }
+        };
+        follower.show_tip();
+        follower
     }
 
     /// Runs until [`Event::Shutdown`] arrives or every sender is dropped.
     pub fn run(mut self, events: Receiver<Event>) {
-        self.status.full_node.store(true, Ordering::Relaxed);
-        self.show_tip();
         loop {
             let now = Instant::now();
             let ask_at = match self.asked {
