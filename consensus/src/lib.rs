@@ -61,6 +61,7 @@ mod engine;
 mod message;
 mod round;
 mod verifier;
+pub mod wire;
 
 pub use config::{Config, REQUESTED_VIEWS_MAX, Timeouts, VIEW_LOOKAHEAD};
 pub use engine::Engine;

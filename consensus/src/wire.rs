@@ -1,11 +1,11 @@
 //! What validators send each other over the consensus protocol, in its canonical encoding.
 //!
 //! Every message is decoded with bounds: a peer's bytes never allocate more than the frame
-//! they arrived in (itself at most [`crate::p2p::MESSAGE_BYTES_MAX`]), and a message that
+//! they arrived in (the node's transport bounds each frame), and a message that
 //! does not decode is dropped and counted, never acted on.
 
+use crate::{Message, SignedVote};
 use shutong_codec::{Reader, write};
-use shutong_consensus::{Message, SignedVote};
 use shutong_types::hash::tag;
 use shutong_types::limits::BLOCK_TXS_MAX;
 use shutong_types::{Block, BlockHeader, Certificate, Decode, DecodeError, Encode, Hash, PublicKey, SignedTransaction};
@@ -195,7 +195,21 @@ mod tests {
     use shutong_types::{Keypair, VoteKind};
 
     fn block(height: u64) -> Block {
-        crate::test_block("wire", height, Hash::of("test", &height.to_le_bytes()))
+        let header = BlockHeader {
+            chain_id: "wire".into(),
+            height,
+            view: height,
+            parent: Hash::of("test", &height.to_le_bytes()),
+            proposer: PublicKey([0; 32]),
+            timestamp_ms: height,
+            txs_root: Block::txs_root(&[]),
+            state_root: Hash::ZERO,
+            receipts_root: Hash::ZERO,
+            audit_root: Hash::ZERO,
+            audit_size: 0,
+            validator_set: Hash::ZERO,
+        };
+        Block { header, txs: Vec::new() }
     }
 
     fn samples() -> Vec<NetMessage> {
