@@ -491,6 +491,31 @@ impl Chain {
         }
     }
 
+    /// [`Self::step`] for a peer's message: a refusal that no honest peer causes costs the
+    /// peer points (`crate::peer_guard`). A stale or early message is refused without blame.
+    fn step_from(&mut self, from: PeerId, input: Input) {
+        use crate::peer_guard::Misbehaviour;
+        use shutong_consensus::Error;
+        match self.engine.step(input) {
+            Ok(effects) => self.apply(effects),
+            Err(err) => {
+                tracing::debug!(%err, peer = %from, "consensus input refused");
+                let blame = match err {
+                    Error::BadSignature { .. } => Some(Misbehaviour::BadSignature),
+                    Error::UnknownSigner { .. }
+                    | Error::NullifyWithDigest { .. }
+                    | Error::NotLeader { .. }
+                    | Error::ProposalVoteMismatch { .. }
+                    | Error::ParentNotEarlier { .. } => Some(Misbehaviour::Invalid),
+                    _ => None,
+                };
+                if let Some(what) = blame {
+                    self.net.send(Command::Penalise(from, what));
+                }
+            }
+        }
+    }
+
     fn send(&self, to: PeerId, message: &NetMessage) {
         self.net.send(Command::Send(to, message.encode()));
     }
@@ -713,7 +738,7 @@ impl Chain {
     // ---- Messages from peers --------------------------------------------------------------
 
     fn on_message(&mut self, inbound: Inbound) {
-        let Some((from, message)) = inbound.decode() else { return };
+        let Some((from, message)) = inbound.decode(&self.net) else { return };
         if self.retired
             && !matches!(
                 message,
@@ -723,8 +748,10 @@ impl Chain {
             return;
         }
         match message {
-            NetMessage::Consensus(Message::Vote(vote)) => self.step(Input::Vote(vote)),
-            NetMessage::Consensus(Message::Certificate(certificate)) => self.step(Input::Certificate(certificate)),
+            NetMessage::Consensus(Message::Vote(vote)) => self.step_from(from, Input::Vote(vote)),
+            NetMessage::Consensus(Message::Certificate(certificate)) => {
+                self.step_from(from, Input::Certificate(certificate))
+            }
             NetMessage::Consensus(Message::CertificateRequest { views }) => {
                 let mut sent = HashSet::new();
                 for view in views {
@@ -914,7 +941,7 @@ impl Chain {
         match self.proposals.get(&view) {
             Some(first) if *first == digest => return,
             // A second block from one leader in one view: only its vote matters (evidence).
-            Some(_) => return self.step(Input::Vote(vote)),
+            Some(_) => return self.step_from(from, Input::Vote(vote)),
             None => {}
         }
         match self.check_proposal(&block, parent_view) {
@@ -922,7 +949,10 @@ impl Chain {
                 self.proposals.insert(view, digest);
                 let parent = block.header.parent;
                 self.hold(block);
-                self.step(Input::Proposal { proposal: Proposal { view, digest, parent, parent_view }, vote });
+                self.step_from(
+                    from,
+                    Input::Proposal { proposal: Proposal { view, digest, parent, parent_view }, vote },
+                );
                 // It may be the parent a later view's proposal is waiting for.
                 self.retry_waiting();
             }
@@ -934,6 +964,7 @@ impl Chain {
             }
             Err(Reject::Invalid(reason)) => {
                 tracing::warn!(view, %digest, peer = %from, %reason, "invalid proposal: not voting for it");
+                self.net.send(Command::Penalise(from, crate::peer_guard::Misbehaviour::Invalid));
                 // The leader's own vote still counts toward evidence if it equivocates.
                 self.proposals.insert(view, digest);
             }
@@ -947,7 +978,7 @@ impl Chain {
         let view = vote.subject.view;
         let digest = vote.subject.digest;
         if self.proposals.contains_key(&view) {
-            return self.step(Input::Vote(vote));
+            return self.step_from(from, Input::Vote(vote));
         }
         // Only a block this node already holds (it checked it as a proposal, or fetched it as a
         // notarized parent) or has committed may be re-proposed to it.
@@ -964,7 +995,7 @@ impl Chain {
         }
         self.proposals.insert(view, digest);
         let proposal = Proposal { view, digest, parent: digest, parent_view };
-        self.step(Input::Proposal { proposal, vote });
+        self.step_from(from, Input::Proposal { proposal, vote });
     }
 
     /// The host's part of rule 6: the block's contents are valid on top of its parent.

@@ -158,7 +158,7 @@ impl Follower {
     }
 
     fn on_message(&mut self, inbound: Inbound) {
-        let Some((from, message)) = inbound.decode() else { return };
+        let Some((from, message)) = inbound.decode(&self.net) else { return };
         match message {
             NetMessage::SyncRequest { from_height, count } => {
                 let blocks = committed_from(&self.view.storage, from_height, count);

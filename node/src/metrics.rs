@@ -156,6 +156,8 @@ pub struct Gauges {
     pub mempool_bytes: u64,
     pub dropped_inbound: u64,
     pub dropped_outbound: u64,
+    pub dropped_over_rate: u64,
+    pub bans: u64,
     /// (label, VM statistics) for each VM of the node.
     pub vms: Vec<(&'static str, shutong_vm::VmStats)>,
     pub db: crate::storage::DbFigures,
@@ -229,9 +231,17 @@ pub fn render(m: &Metrics, net: &NetCounters, g: &Gauges) -> String {
         o,
         "counter",
         "shutong_p2p_dropped_outbound_total",
-        "Messages dropped because the network's queue was full.",
+        "Messages dropped because the network's queue was full or their peer was not connected.",
         g.dropped_outbound,
     );
+    line(
+        o,
+        "counter",
+        "shutong_p2p_dropped_over_rate_total",
+        "Messages dropped unread because their peer was over its rate.",
+        g.dropped_over_rate,
+    );
+    line(o, "counter", "shutong_p2p_bans_total", "Peers disconnected and refused for misbehaving.", g.bans);
     for (name, help, values) in [
         ("shutong_p2p_bytes_in_total", "Bytes received, by message kind.", &net.bytes_in),
         ("shutong_p2p_bytes_out_total", "Bytes sent, by message kind (once per peer).", &net.bytes_out),

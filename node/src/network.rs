@@ -4,7 +4,10 @@
 //! The driver and this task are joined by bounded queues in both directions. Neither ever
 //! waits for the other: a full queue drops the message and counts it, which consensus
 //! tolerates (votes are re-sent on `t_r`, certificates and blocks are requested again), so a
-//! slow or flooding peer can neither stall consensus nor grow memory.
+//! slow or flooding peer can neither stall consensus nor grow memory. Messages are sent only
+//! to connected peers, so nothing queues for a peer that is down. Each peer's messages are
+//! counted against its rates and its misbehaviour against its score ([`crate::peer_guard`]);
+//! a peer that reaches the ban score is disconnected and refused for a while.
 
 use crate::p2p::{self, BehaviourEvent};
 use libp2p::futures::StreamExt;
@@ -62,6 +65,8 @@ pub enum Command {
     Send(PeerId, Vec<u8>),
     /// A new validator set: broadcast to it, and let its members in.
     SetValidators(Vec<PublicKey>),
+    /// A peer sent something no honest peer sends.
+    Penalise(PeerId, crate::peer_guard::Misbehaviour),
 }
 
 /// A message from a peer, still encoded.
@@ -72,12 +77,14 @@ pub struct Inbound {
 }
 
 impl Inbound {
-    /// The sender and the decoded message; `None` (logged) for bytes that do not decode.
-    pub fn decode(self) -> Option<(PeerId, crate::wire::NetMessage)> {
+    /// The sender and the decoded message; `None` (logged, and the sender penalised) for
+    /// bytes that do not decode.
+    pub fn decode(self, net: &NetHandle) -> Option<(PeerId, crate::wire::NetMessage)> {
         match <crate::wire::NetMessage as shutong_types::Decode>::decode(&self.bytes) {
             Ok(message) => Some((self.from, message)),
             Err(err) => {
                 tracing::debug!(peer = %self.from, %err, "undecodable message dropped");
+                net.send(Command::Penalise(self.from, crate::peer_guard::Misbehaviour::Undecodable));
                 None
             }
         }
@@ -90,6 +97,10 @@ pub struct NetStats {
     pub peers: AtomicU64,
     pub dropped_outbound: AtomicU64,
     pub dropped_inbound: AtomicU64,
+    /// Messages dropped because their peer was over its rate.
+    pub dropped_over_rate: AtomicU64,
+    /// Peers disconnected and refused for misbehaving.
+    pub bans: AtomicU64,
     pub traffic: crate::metrics::NetCounters,
 }
 
@@ -160,6 +171,8 @@ pub fn start(
         .filter(|k| **k != me)
         .map(|k| p2p::peer_id(k).ok_or(NetError::BadPeerKey(*k)))
         .collect::<Result<_, _>>()?;
+    let mut let_in: std::collections::HashSet<PeerId> =
+        allowed.iter().map(|k| p2p::peer_id(k).ok_or(NetError::BadPeerKey(*k))).collect::<Result<_, _>>()?;
     let (commands, mut queue) = mpsc::channel(OUTBOX_MAX);
     let stats = Arc::new(NetStats::default());
     let task_stats = Arc::clone(&stats);
@@ -168,6 +181,18 @@ pub fn start(
         let mut redial = tokio::time::interval(REDIAL_EVERY);
         let mut fault_check = tokio::time::interval(FAULTS_EVERY);
         let mut cut_off = std::collections::HashSet::new();
+        let mut guard = crate::peer_guard::PeerGuard::default();
+        // Bans `peer` if its score has reached the ban score.
+        let ban_if_due = |guard: &mut crate::peer_guard::PeerGuard,
+                          swarm: &mut libp2p::Swarm<p2p::Behaviour>,
+                          peer: PeerId| {
+            if guard.should_ban(peer, std::time::Instant::now()) {
+                tracing::warn!(%peer, for_secs = crate::peer_guard::BAN_FOR.as_secs(), "p2p peer misbehaved: disconnected and refused");
+                swarm.behaviour_mut().allowed.disallow_peer(peer);
+                let _ = swarm.disconnect_peer_id(peer);
+                stats.bans.fetch_add(1, Ordering::Relaxed);
+            }
+        };
         loop {
             tokio::select! {
                 _ = fault_check.tick(), if faults.is_some() => {
@@ -184,7 +209,12 @@ pub fn start(
                     Some(Command::Broadcast(bytes)) => {
                         stats.traffic.sent(&bytes, broadcast_to.len() as u64);
                         for peer in broadcast_to.iter().filter(|p| !cut_off.contains(*p)) {
-                            swarm.behaviour_mut().consensus.send_request(peer, bytes.clone());
+                            // Nothing waits for a peer that is not connected (see the module docs).
+                            if swarm.is_connected(peer) {
+                                swarm.behaviour_mut().consensus.send_request(peer, bytes.clone());
+                            } else {
+                                stats.dropped_outbound.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
                     }
                     Some(Command::Send(peer, bytes)) => {
@@ -192,18 +222,36 @@ pub fn start(
                         if cut_off.contains(&peer) {
                             continue;
                         }
-                        swarm.behaviour_mut().consensus.send_request(&peer, bytes);
+                        if swarm.is_connected(&peer) {
+                            swarm.behaviour_mut().consensus.send_request(&peer, bytes);
+                        } else {
+                            stats.dropped_outbound.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                     Some(Command::SetValidators(keys)) => {
                         broadcast_to = keys.iter().filter(|k| **k != me).filter_map(p2p::peer_id).collect();
                         for peer in &broadcast_to {
-                            swarm.behaviour_mut().allowed.allow_peer(*peer);
+                            let_in.insert(*peer);
+                            if !guard.is_banned(peer) {
+                                swarm.behaviour_mut().allowed.allow_peer(*peer);
+                            }
                         }
+                    }
+                    Some(Command::Penalise(peer, what)) => {
+                        tracing::debug!(%peer, what = what.name(), "p2p peer penalised");
+                        guard.penalise(peer, what, std::time::Instant::now());
+                        ban_if_due(&mut guard, &mut swarm, peer);
                     }
                 },
                 _ = redial.tick() => {
+                    for peer in guard.expired_bans(std::time::Instant::now()) {
+                        if let_in.contains(&peer) {
+                            tracing::info!(%peer, "p2p peer's ban ended: let in again");
+                            swarm.behaviour_mut().allowed.allow_peer(peer);
+                        }
+                    }
                     for (peer, address) in &dial {
-                        if !swarm.is_connected(peer) {
+                        if !swarm.is_connected(peer) && !guard.is_banned(peer) {
                             // libp2p forgets an address whose dial failed (a peer that was down
                             // or not yet listening), so it is given again every time.
                             swarm.add_peer_address(*peer, address.clone());
@@ -226,6 +274,11 @@ pub fn start(
                             continue;
                         }
                         stats.traffic.received(&request);
+                        if guard.admit(peer, &request, std::time::Instant::now()) == crate::peer_guard::Verdict::Drop {
+                            stats.dropped_over_rate.fetch_add(1, Ordering::Relaxed);
+                            ban_if_due(&mut guard, &mut swarm, peer);
+                            continue;
+                        }
                         if inbox.try_send(crate::chain::Event::Net(Inbound { from: peer, bytes: request })).is_err() {
                             stats.dropped_inbound.fetch_add(1, Ordering::Relaxed);
                         }
@@ -235,6 +288,13 @@ pub fn start(
                     }
                     SwarmEvent::Behaviour(BehaviourEvent::Consensus(Event::InboundFailure { peer, error, .. })) => {
                         tracing::debug!(%peer, %error, "p2p receive failed");
+                        // A frame over the size limit or a malformed length: the peer's doing.
+                        if let libp2p::request_response::InboundFailure::Io(err) = &error
+                            && err.kind() == std::io::ErrorKind::InvalidData
+                        {
+                            guard.penalise(peer, crate::peer_guard::Misbehaviour::BrokenStream, std::time::Instant::now());
+                            ban_if_due(&mut guard, &mut swarm, peer);
+                        }
                     }
                     SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } => {
                         if num_established.get() == 1 {

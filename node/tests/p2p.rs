@@ -1,6 +1,9 @@
 //! The peer-to-peer layer over real TCP sockets on 127.0.0.1: allowed peers connect and
-//! exchange messages; a peer whose key is not allowed is refused after the handshake.
+//! exchange messages; a peer whose key is not allowed is refused after the handshake; an
+//! allowed peer that misbehaves is banned.
 #![allow(clippy::unwrap_used)]
+
+mod common;
 
 use libp2p::futures::StreamExt;
 use libp2p::request_response::{Event, Message};
@@ -79,4 +82,70 @@ async fn allowed_peers_exchange_messages_and_others_are_refused_at_the_handshake
 fn peer_ids_follow_from_the_node_key() {
     let key = Keypair::from_seed("node");
     assert_eq!(p2p::identity(&key).public().to_peer_id(), p2p::peer_id(&key.public()).unwrap());
+}
+
+/// A peer on the allow list that sends junk is charged for each message, banned at the ban
+/// score (disconnected, and refused when it dials again), while the validator keeps
+/// finalizing blocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allowed_peer_that_sends_junk_is_banned_and_the_chain_goes_on() {
+    let rogue_key = Keypair::from_seed("rogue-full-node");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut cfg = common::config();
+    cfg.p2p.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    cfg.p2p.full_nodes = vec![rogue_key.public()];
+    let t = common::TestNode::start_with(cfg).await;
+    let node_peer = p2p::peer_id(&t.validator.public()).unwrap();
+    let node_addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap();
+    let height_before = t.client.status().await.unwrap().height;
+
+    let mut rogue = p2p::swarm(&rogue_key, &[t.validator.public()]).unwrap();
+    rogue.add_peer_address(node_peer, node_addr.clone());
+    // Six messages that are not Shutong messages: 20 points each, and the ban is at 100.
+    for i in 0..6u8 {
+        rogue.behaviour_mut().consensus.send_request(&node_peer, vec![0xEE, i, 0xEE]);
+    }
+    let mut connected = false;
+    let mut closed = false;
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match rogue.select_next_some().await {
+                SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == node_peer => connected = true,
+                SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } if peer_id == node_peer => {
+                    closed = true;
+                    return;
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the node never closed the junk sender's connection");
+    assert!(connected && closed);
+
+    // Dialling again during the ban: refused right after the handshake.
+    rogue.dial(node_addr).unwrap();
+    let refused = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match rogue.select_next_some().await {
+                SwarmEvent::OutgoingConnectionError { .. } => return true,
+                SwarmEvent::ConnectionClosed { peer_id, .. } if peer_id == node_peer => return true,
+                SwarmEvent::Behaviour(BehaviourEvent::Consensus(Event::Message { .. })) => return false,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("a banned peer's dial neither failed nor closed");
+    assert!(refused);
+
+    let metrics = common::http_get(t.node.as_ref().unwrap().rpc_addr, "/metrics").await;
+    assert!(metrics.contains("shutong_p2p_bans_total 1"), "{metrics}");
+    // The chain did not wait for the junk.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while t.client.status().await.unwrap().height < height_before + 3 {
+        assert!(tokio::time::Instant::now() < deadline, "the validator stopped finalizing");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    t.stop().await;
 }
