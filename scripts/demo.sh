@@ -44,6 +44,9 @@ trap down EXIT
 step "starting $validators validators: keys, one genesis with the registry contract, each node dialling the others"
 "$bin" testnet up --dir "$dir" --validators "$validators" --base-port "$base" --chain-id shutong-demo
 admin=$dir/keys/admin.json
+# Every command below that names no --key signs its requests as the genesis admin: a node
+# answers only status and proofs to anonymous callers (docs/rpc.md, "Access control").
+export SHUTONG_KEY=$admin
 
 step "the admin signs a transaction at validator-0 that registers Jing'an's data bureau"
 "$bin" org register --rpc "$rpc0" --key "$admin" --id jingan-data --name "静安区数据局 Jing'an Data Bureau" --kind department
@@ -51,7 +54,8 @@ step "the admin signs a transaction at validator-0 that registers Jing'an's data
 step "any validator answers with the same record: here the last one"
 query_until org show --rpc "$rpc3" --id jingan-data
 
-step "another key tries to rename it: the contract refuses, the nonce advances, nothing else changes"
+step "access control: without a signature the node answers status and proofs only; a key it does not know may send nothing but its own registration"
+env -u SHUTONG_KEY "$bin" org show --rpc "$rpc3" --id jingan-data || true
 "$bin" keys new --out "$dir/keys/intruder.json" >/dev/null
 "$bin" org update --rpc "$rpc0" --key "$dir/keys/intruder.json" --id jingan-data --name "hijacked" || true
 
@@ -60,6 +64,11 @@ wasm=$root/contracts/artifacts/cert-verify.wasm
 "$bin" keys new --out "$dir/keys/enterprise.json" >/dev/null
 "$bin" keys new --out "$dir/keys/bank.json" >/dev/null
 enterprise=$dir/keys/enterprise.json
+echo "-- the enterprise and a bank join: each registers its organisation, and the enterprise names itself a deployer"
+"$bin" org register --rpc "$rpc0" --key "$enterprise" --id example-co --name "Shanghai Example Co., Ltd." --kind enterprise
+enterprise_account=$("$bin" --output json keys show --key "$enterprise" | sed 's/.*"account":"\([0-9a-f]*\)".*/\1/')
+"$bin" org set-principal --rpc "$rpc0" --key "$enterprise" --id example-co --account "$enterprise_account" --roles admin,deployer
+"$bin" org register --rpc "$rpc0" --key "$dir/keys/bank.json" --id example-bank --name "Example Bank" --kind enterprise
 code=$("$bin" contract hash --wasm "$wasm")
 echo "code hash $code"
 echo "-- before governance approves the code hash, the upload is refused:"

@@ -13,6 +13,22 @@ use shutong_sdk::builder::{self, cert};
 use shutong_sdk::{Signer, reads};
 use shutong_types::{Address, Hash};
 
+/// Joins the chain as an enterprise: registers organisation `org` with the signer as its
+/// admin and a principal with the `deployer` role. Only registered principals may send
+/// transactions (`docs/rpc.md`, "Access control"); a key that is not one yet may send its
+/// own registration. Does nothing if the organisation is already there.
+pub async fn join_enterprise(signer: &Signer, org: &str, name: &str) -> anyhow::Result<()> {
+    use shutong_sdk::system_api::registry::{OrgKind, PrincipalKind, PrincipalStatus, role};
+    if signer.client().read(reads::org(org)).await.is_ok() {
+        return Ok(());
+    }
+    signer.execute(builder::register_org(org, name, OrgKind::Enterprise)).await?;
+    let roles = role::ADMIN | role::DEPLOYER;
+    let me = signer.account();
+    signer.execute(builder::set_principal(org, &me, PrincipalKind::Person, roles, PrincipalStatus::Active)).await?;
+    Ok(())
+}
+
 /// Approves `code` for upload, as a governance admin.
 pub async fn approve_code(governance: &Signer, code: &[u8]) -> anyhow::Result<Hash> {
     let hash = builder::code_hash(code);

@@ -66,8 +66,14 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// A client for `--rpc`, signing its requests with `--key` if one is given (the node
+    /// answers all but status and proofs to registered principals only).
     pub fn client(&self) -> anyhow::Result<Client> {
-        Ok(Client::new(&self.globals.rpc)?)
+        let client = Client::new(&self.globals.rpc)?;
+        Ok(match &self.globals.key {
+            Some(_) => client.signed_by(self.signer()?),
+            None => client,
+        })
     }
 
     /// The node's status: the chain id, height and time a transaction is built against.
@@ -199,6 +205,16 @@ pub fn hint(err: &anyhow::Error, rpc: &str) -> Option<String> {
                 "the node has pruned that height: ask an archive node (state_history_blocks = 0)".into()
             }
             RpcCode::QueryNotLogged => "log the question first; `shutong audit trail` does both".into(),
+            RpcCode::Unauthenticated => {
+                "this needs a registered principal's key: pass --key FILE or set SHUTONG_KEY".into()
+            }
+            RpcCode::AuthInvalid => "the node refused the request's signature; check this machine's clock".into(),
+            RpcCode::Forbidden => {
+                "the key is not a principal with that role on this chain: ask the organisation's admin \
+                 (`shutong org set-principal`)"
+                    .into()
+            }
+            RpcCode::RateLimited => "too many requests: wait a moment and run it again".into(),
             RpcCode::TxTooLarge | RpcCode::RequestTooLarge => "the request is over the node's size limit".into(),
             _ => return None,
         },

@@ -45,6 +45,72 @@ pub struct RpcConfig {
     pub connections_max: u32,
     /// The gas a read-only query may use.
     pub query_gas_max: u64,
+    /// Who may call what: `principals` (the default: anonymous callers reach status,
+    /// headers and proofs only; everything else needs a request signed by a registered
+    /// principal) or `open` (every method public: for a sandbox on one machine, never a
+    /// network). `docs/rpc.md`, "Access control".
+    #[serde(default)]
+    pub access: AccessMode,
+    /// How far a signed request's time may be from this node's clock, and how long its nonce
+    /// is remembered to refuse a replay.
+    #[serde(default = "default_auth_window_ms")]
+    pub auth_window_ms: u64,
+    /// The longest a call may take, and the longest a request body may take to arrive.
+    #[serde(default = "default_call_timeout_ms")]
+    pub call_timeout_ms: u64,
+    /// Requests a second, per client address and per principal.
+    #[serde(default)]
+    pub rate: RateConfig,
+    /// Serve HTTPS and WSS with this certificate and key (PEM files, relative to the home
+    /// directory unless absolute); plain HTTP if absent.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// `rpc.access`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessMode {
+    #[default]
+    Principals,
+    Open,
+}
+
+fn default_auth_window_ms() -> u64 {
+    30_000
+}
+
+fn default_call_timeout_ms() -> u64 {
+    10_000
+}
+
+/// Token buckets: each address and each principal may send `burst` requests at once and
+/// `per_second` a second after that; more are refused with a code that says to retry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateConfig {
+    pub per_address_per_second: u32,
+    pub per_address_burst: u32,
+    pub per_principal_per_second: u32,
+    pub per_principal_burst: u32,
+}
+
+impl Default for RateConfig {
+    fn default() -> Self {
+        RateConfig {
+            per_address_per_second: 1_000,
+            per_address_burst: 2_000,
+            per_principal_per_second: 500,
+            per_principal_burst: 1_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
 }
 
 /// The peer-to-peer network. Peers are named by their node key: a connection from any key
@@ -155,6 +221,11 @@ impl Default for Config {
                 request_bytes_max: 2 << 20,
                 connections_max: 256,
                 query_gas_max: 50_000_000,
+                access: AccessMode::Principals,
+                auth_window_ms: default_auth_window_ms(),
+                call_timeout_ms: default_call_timeout_ms(),
+                rate: RateConfig::default(),
+                tls: None,
             },
             p2p: P2pConfig::default(),
             consensus: ConsensusConfig {
@@ -233,6 +304,27 @@ impl Config {
             (1_000_000..=1_000_000_000).contains(&rpc.query_gas_max),
             "must be 1e6 to 1e9",
         )?;
+        check(
+            "rpc.auth_window_ms",
+            rpc.auth_window_ms,
+            (1_000..=600_000).contains(&rpc.auth_window_ms),
+            "must be 1000 to 600000",
+        )?;
+        check(
+            "rpc.call_timeout_ms",
+            rpc.call_timeout_ms,
+            (100..=600_000).contains(&rpc.call_timeout_ms),
+            "must be 100 to 600000",
+        )?;
+        let r = &rpc.rate;
+        for (field, value) in [
+            ("rpc.rate.per_address_per_second", r.per_address_per_second),
+            ("rpc.rate.per_address_burst", r.per_address_burst),
+            ("rpc.rate.per_principal_per_second", r.per_principal_per_second),
+            ("rpc.rate.per_principal_burst", r.per_principal_burst),
+        ] {
+            check(field, value, (1..=1_000_000).contains(&value), "must be 1 to 1000000")?;
+        }
         let history = self.storage.state_history_blocks;
         check(
             "storage.state_history_blocks",

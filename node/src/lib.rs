@@ -4,6 +4,7 @@
 //! driver on its own thread and the JSON-RPC server on tokio, and returns a handle that
 //! stops both.
 
+pub mod access;
 pub mod audit_index;
 pub mod audit_log;
 pub mod chain;
@@ -19,12 +20,13 @@ pub mod mempool;
 pub mod metrics;
 pub mod network;
 pub mod p2p;
+pub mod peer_guard;
 pub mod rpc;
 pub mod sandbox;
 pub mod state_tree;
 pub mod storage;
 pub mod view;
-pub mod wire;
+pub use shutong_consensus::wire;
 
 use anyhow::Context as _;
 use config::Config;
@@ -234,14 +236,11 @@ impl Node {
             exec_vm: Arc::clone(&vm),
             stale_ms: cfg.consensus.block_interval_ms.saturating_mul(20).max(10_000),
         };
-        let (rpc_addr, rpc) = rpc::serve(
-            cfg.rpc.listen,
-            cfg.rpc.request_bytes_max,
-            cfg.rpc.connections_max,
-            ctx,
-            genesis.validator_keys(),
-        )
-        .await?;
+        let tls = match &cfg.rpc.tls {
+            Some(tls) => Some(rpc::tls_acceptor(&in_home(home, &tls.cert_file), &in_home(home, &tls.key_file))?),
+            None => None,
+        };
+        let (rpc_addr, rpc) = rpc::serve(&cfg.rpc, tls, ctx, genesis.validator_keys()).await?;
         tracing::info!(%rpc_addr, "json-rpc listening");
         let chain =
             std::thread::Builder::new().name("consensus".into()).stack_size(CONSENSUS_STACK_BYTES).spawn(driver)?;

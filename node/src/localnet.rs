@@ -159,6 +159,15 @@ impl Layout {
             cfg.rpc.listen = node.rpc;
             // A local testnet is where faults are injected (`docs/testnet.md`).
             cfg.p2p.fault_injection = true;
+            // And where the load generator runs, from this one address, signing as the admin:
+            // the rates are the most the config allows, so they measure the node, not the
+            // limiter. Access control itself stays on.
+            cfg.rpc.rate = crate::config::RateConfig {
+                per_address_per_second: 1_000_000,
+                per_address_burst: 1_000_000,
+                per_principal_per_second: 1_000_000,
+                per_principal_burst: 1_000_000,
+            };
             cfg.p2p.listen = node.p2p;
             // Everyone dials the validators; full nodes sync from them.
             cfg.p2p.peers = nodes

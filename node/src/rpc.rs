@@ -17,6 +17,7 @@ use shutong_vm::state::Overlay;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use tower::Service as _;
 
 /// What the RPC handlers share.
 #[derive(Debug, Clone)]
@@ -80,10 +81,18 @@ where
     text.parse().map_err(|e| invalid_params(format!("{what}: {e}")))
 }
 
-fn submit_tx(params: Params<'_>, ctx: &RpcContext) -> RpcResult<Hash> {
+fn submit_tx(params: Params<'_>, ctx: &RpcContext, ext: &http::Extensions) -> RpcResult<Hash> {
     let (tx_hex,): (String,) = params.parse()?;
     // Twice the limit so an oversized transaction gets its own, precise error below.
     let bytes = hex_param("transaction", &tx_hex, 2 * shutong_types::limits::TX_BYTES_MAX)?;
+    let auth = ext.get::<crate::access::Auth>();
+    if let Some(crate::access::Auth::Signed(caller)) = auth
+        && caller.standing == crate::access::Standing::Unregistered
+    {
+        let tx = <shutong_types::SignedTransaction as shutong_codec::Decode>::decode(&bytes)
+            .map_err(|e| error(code::TX_MALFORMED, format!("transaction does not decode: {e}")))?;
+        crate::access::may_submit(auth, &tx)?;
+    }
     let mut pool = ctx.mempool.lock().expect("mempool lock poisoned");
     let id = pool.admit(&bytes, &ctx.view).map_err(|err| {
         ctx.chain.metrics.rejected(admit_reason(&err));
@@ -131,9 +140,10 @@ fn get_block(params: Params<'_>, ctx: &RpcContext) -> RpcResult<Option<BlockInfo
     }))
 }
 
-fn get_nonce(params: Params<'_>, ctx: &RpcContext) -> RpcResult<u64> {
+fn get_nonce(params: Params<'_>, ctx: &RpcContext, ext: &http::Extensions) -> RpcResult<u64> {
     let (account,): (String,) = params.parse()?;
     let account: AccountId = parse("account", &account)?;
+    crate::access::may_read_nonce(ext.get::<crate::access::Auth>(), &account)?;
     Ok(crate::mempool::ChainView::committed_nonce(&ctx.view, &account))
 }
 
@@ -374,7 +384,7 @@ fn get_epoch(params: Params<'_>, ctx: &RpcContext) -> RpcResult<EpochInfo> {
 const AUDIT_PAGE_MAX: u32 = 100;
 
 /// Checks that `tx_id` is a committed, successful `audit.log_query` recording `query`.
-fn check_logged(ctx: &RpcContext, query: &AuditQuery) -> RpcResult<()> {
+fn check_logged(ctx: &RpcContext, query: &AuditQuery, ext: &http::Extensions) -> RpcResult<()> {
     use shutong_sdk::system_api::audit::LogQuery;
     let not_logged = |why: String| error(code::QUERY_NOT_LOGGED, why);
     let storage = &ctx.view.storage;
@@ -393,6 +403,15 @@ fn check_logged(ctx: &RpcContext, query: &AuditQuery) -> RpcResult<()> {
     let audit = Address::system(shutong_sdk::system_api::names::AUDIT);
     if tx.tx.call.contract != audit || tx.tx.call.method != "log_query" {
         return Err(not_logged(format!("transaction {} is not a call of audit.log_query", query.log_tx)));
+    }
+    // Each auditor's questions are on the record as its own: it may not ride on another's.
+    if let Some(crate::access::Auth::Signed(caller)) = ext.get::<crate::access::Auth>()
+        && caller.account != tx.tx.sender
+    {
+        return Err(not_logged(format!(
+            "transaction {} logged account {}'s question, not this caller's ({})",
+            query.log_tx, tx.tx.sender, caller.account
+        )));
     }
     let logged = <LogQuery as shutong_codec::Decode>::decode(&tx.tx.call.args)
         .map_err(|e| error(code::INTERNAL, format!("a logged query does not decode: {e}")))?;
@@ -416,7 +435,7 @@ fn parse_cursor(cursor: &str) -> RpcResult<(u64, u64)> {
     Ok((u64::from_be_bytes(time.try_into().expect("8 bytes")), u64::from_be_bytes(index.try_into().expect("8 bytes"))))
 }
 
-fn audit_query(params: Params<'_>, ctx: &RpcContext) -> RpcResult<AuditPage> {
+fn audit_query(params: Params<'_>, ctx: &RpcContext, ext: &http::Extensions) -> RpcResult<AuditPage> {
     let (query,): (AuditQuery,) = params.parse()?;
     let by = crate::audit_index::By::parse(&query.by, &query.value).map_err(|e| invalid_params(e.to_string()))?;
     if query.to_ms < query.from_ms {
@@ -430,7 +449,7 @@ fn audit_query(params: Params<'_>, ctx: &RpcContext) -> RpcResult<AuditPage> {
         return Err(invalid_params(format!("a page holds 1 to {AUDIT_PAGE_MAX} items")));
     }
     let cursor = query.cursor.as_deref().map(parse_cursor).transpose()?;
-    check_logged(ctx, &query)?;
+    check_logged(ctx, &query, ext)?;
     let (height, header) = proof_height(ctx, query.height)?;
     let (start, end) = crate::audit_index::range(&by, query.from_ms, query.to_ms, cursor);
     let positions = ctx.view.storage.audit_index_scan(&start, &end, limit as usize + 1);
@@ -501,6 +520,8 @@ impl RpcContext {
             mempool_bytes,
             dropped_inbound: self.net.dropped_inbound.load(Ordering::Relaxed),
             dropped_outbound: self.net.dropped_outbound.load(Ordering::Relaxed),
+            dropped_over_rate: self.net.dropped_over_rate.load(Ordering::Relaxed),
+            bans: self.net.bans.load(Ordering::Relaxed),
             vms: vec![("executor", self.exec_vm.stats()), ("query", self.view.vm.stats())],
             db: self.view.storage.db_figures(),
         }
@@ -526,7 +547,7 @@ impl<S> tower::Layer<S> for ProbeLayer {
     }
 }
 
-fn plain(status: u16, content_type: &'static str, body: String) -> jsonrpsee::server::HttpResponse {
+pub(crate) fn plain(status: u16, content_type: &'static str, body: String) -> jsonrpsee::server::HttpResponse {
     let mut response = jsonrpsee::server::HttpResponse::new(jsonrpsee::server::HttpBody::from(body));
     *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
@@ -573,33 +594,69 @@ where
     }
 }
 
-/// Starts the server; it runs until the handle is stopped or dropped.
+/// How long a client has to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Loads `rpc.tls`'s certificate chain and key (PEM) into a TLS acceptor.
+pub fn tls_acceptor(
+    cert_file: &std::path::Path,
+    key_file: &std::path::Path,
+) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    use anyhow::Context;
+    use rustls::pki_types::pem::PemObject;
+    let certs = rustls::pki_types::CertificateDer::pem_file_iter(cert_file)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("rpc.tls.cert_file {} is not a PEM certificate chain", cert_file.display()))?;
+    if certs.is_empty() {
+        anyhow::bail!("rpc.tls.cert_file {} holds no certificate", cert_file.display());
+    }
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key_file)
+        .with_context(|| format!("rpc.tls.key_file {} is not a PEM private key", key_file.display()))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("rpc.tls: the key does not match the certificate")?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Starts the server; it runs until the handle is stopped or dropped. Each connection is
+/// accepted here (with TLS if `tls` is given), each request passes the access gate
+/// ([`crate::access`]), and the JSON-RPC calls pass its guard.
 pub async fn serve(
-    listen: SocketAddr,
-    request_bytes_max: u32,
-    connections_max: u32,
+    rpc: &crate::config::RpcConfig,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     ctx: RpcContext,
     validators: Vec<shutong_types::PublicKey>,
 ) -> anyhow::Result<(SocketAddr, ServerHandle)> {
-    let config = ServerConfig::builder()
-        .max_request_body_size(request_bytes_max)
-        .max_response_body_size(16 << 20)
-        .max_connections(connections_max)
-        .build();
-    let probes = ProbeLayer(Arc::new(ctx.clone()));
-    let server = Server::builder()
-        .set_config(config)
-        .set_http_middleware(tower::ServiceBuilder::new().layer(probes))
-        .build(listen)
+    let listen = rpc.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for RPC on {listen}: {e}"))?;
-    let addr = server.local_addr()?;
+    let addr = listener.local_addr()?;
+    let gate = Arc::new(crate::access::Gate::new(rpc, &ctx.view.chain_id, Arc::clone(&ctx.view.storage)));
+    let config = ServerConfig::builder()
+        .max_request_body_size(rpc.request_bytes_max)
+        .max_response_body_size(16 << 20)
+        .max_connections(rpc.connections_max)
+        .set_batch_request_config(jsonrpsee::server::BatchRequestConfig::Limit(BATCH_CALLS_MAX))
+        .build();
+    let probes = ProbeLayer(Arc::new(ctx.clone()));
+    let builder = Server::builder()
+        .set_config(config)
+        .set_http_middleware(tower::ServiceBuilder::new().layer(probes))
+        .set_rpc_middleware(
+            jsonrpsee::server::middleware::rpc::RpcServiceBuilder::new()
+                .layer(crate::access::GuardLayer(Arc::clone(&gate))),
+        )
+        .to_service_builder();
     let mut module = RpcModule::new(ctx);
     module.register_method(method::STATUS, move |_, ctx, _| -> RpcResult<Status> { Ok(status(ctx, &validators)) })?;
-    module.register_blocking_method(method::SUBMIT_TX, |params, ctx, _| submit_tx(params, &ctx))?;
+    module.register_blocking_method(method::SUBMIT_TX, |params, ctx, ext| submit_tx(params, &ctx, &ext))?;
     module.register_method(method::GET_RECEIPT, |params, ctx, _| get_receipt(params, ctx))?;
     module.register_method(method::GET_BLOCK, |params, ctx, _| get_block(params, ctx))?;
-    module.register_method(method::GET_NONCE, |params, ctx, _| get_nonce(params, ctx))?;
+    module.register_method(method::GET_NONCE, get_nonce)?;
     module.register_blocking_method(method::QUERY, |params, ctx, _| query(params, &ctx))?;
     module.register_method(method::GET_CODE, |params, ctx, _| get_code(params, ctx))?;
     module.register_method(method::GET_CONTRACT, |params, ctx, _| get_contract(params, ctx))?;
@@ -609,7 +666,7 @@ pub async fn serve(
     module.register_method(method::GET_STATE_PROOF, |params, ctx, _| get_state_proof(params, ctx))?;
     module.register_method(method::GET_AUDIT_PROOF, |params, ctx, _| get_audit_proof(params, ctx))?;
     module.register_method(method::GET_CONSISTENCY_PROOF, |params, ctx, _| get_consistency_proof(params, ctx))?;
-    module.register_blocking_method(method::AUDIT_QUERY, |params, ctx, _| audit_query(params, &ctx))?;
+    module.register_blocking_method(method::AUDIT_QUERY, |params, ctx, ext| audit_query(params, &ctx, &ext))?;
     module.register_subscription(
         method::SUBSCRIBE_BLOCKS,
         method::BLOCK_NOTIFICATION,
@@ -637,5 +694,72 @@ pub async fn serve(
             feed(pending, ctx, Some(prefix)).await
         },
     )?;
-    Ok((addr, server.start(module)))
+    let methods: jsonrpsee::Methods = module.into();
+    let (stop, handle) = jsonrpsee::server::stop_channel();
+    let call_timeout = gate.call_timeout();
+    tokio::spawn(async move {
+        loop {
+            let (socket, remote) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        // Out of descriptors, for one: back off rather than spin.
+                        tracing::warn!(%err, "rpc accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = stop.clone().shutdown() => break,
+            };
+            let _ = socket.set_nodelay(true);
+            let (gate, builder, methods, stop, tls) =
+                (Arc::clone(&gate), builder.clone(), methods.clone(), stop.clone(), tls.clone());
+            tokio::spawn(async move {
+                let stopped = stop.clone().shutdown();
+                let service = tower::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+                    let gate = Arc::clone(&gate);
+                    let mut rpc = builder.clone().build(methods.clone(), stop.clone());
+                    request.extensions_mut().insert(crate::access::Remote(remote));
+                    let answer: std::pin::Pin<
+                        Box<
+                            dyn std::future::Future<
+                                    Output = Result<jsonrpsee::server::HttpResponse, jsonrpsee::core::BoxError>,
+                                > + Send,
+                        >,
+                    > = Box::pin(async move {
+                        let upgrade = jsonrpsee::server::ws::is_upgrade_request(&request);
+                        let request = match gate.authenticate(request).await {
+                            Ok(request) => request,
+                            Err(response) => return Ok::<_, jsonrpsee::core::BoxError>(response),
+                        };
+                        if upgrade {
+                            return rpc.call(request).await;
+                        }
+                        // A body that trickles in, or a call that never ends, is cut off.
+                        match tokio::time::timeout(call_timeout * 2, rpc.call(request)).await {
+                            Ok(answer) => answer,
+                            Err(_) => Ok(plain(408, "text/plain", "request not completed in time".into())),
+                        }
+                    });
+                    answer
+                });
+                match tls {
+                    None => {
+                        tokio::spawn(jsonrpsee::server::serve_with_graceful_shutdown(socket, service, stopped));
+                    }
+                    Some(tls) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(socket)).await {
+                        Ok(Ok(stream)) => {
+                            tokio::spawn(jsonrpsee::server::serve_with_graceful_shutdown(stream, service, stopped));
+                        }
+                        Ok(Err(err)) => tracing::debug!(%remote, %err, "rpc TLS handshake failed"),
+                        Err(_) => tracing::debug!(%remote, "rpc TLS handshake not completed in time"),
+                    },
+                }
+            });
+        }
+    });
+    Ok((addr, handle))
 }
+
+/// The most calls in one JSON-RPC batch.
+pub const BATCH_CALLS_MAX: u32 = 64;

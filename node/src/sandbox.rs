@@ -47,9 +47,10 @@ impl Sandbox {
         Ok(Sandbox { node, admin, genesis: genesis_path, rpc })
     }
 
-    /// A client of the sandbox's node.
+    /// A client of the sandbox's node, signing its requests as the sandbox's admin (a member
+    /// of the governance committee, so a registered caller).
     pub fn client(&self) -> Result<Client, shutong_sdk::ClientError> {
-        Client::new(&self.rpc)
+        Ok(Client::new(&self.rpc)?.signed_by(self.admin.clone()))
     }
 
     /// Stops the node and closes its database.

@@ -18,6 +18,7 @@ struct Shell {
 }
 
 struct Ran {
+    args: String,
     ok: bool,
     stdout: String,
     stderr: String,
@@ -25,7 +26,7 @@ struct Ran {
 
 impl Ran {
     fn json(&self) -> Value {
-        assert!(self.ok, "failed: {}", self.stderr);
+        assert!(self.ok, "`shutong {}` failed: {}", self.args, self.stderr);
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not one JSON value ({e}): {}", self.stdout))
     }
 }
@@ -44,6 +45,7 @@ impl Shell {
         }
         let out = command.output().unwrap();
         Ran {
+            args: args.join(" "),
             ok: out.status.success(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -85,7 +87,7 @@ async fn one_command_tree_tells_the_story_in_json() {
 
     // Organisations and principals.
     sh.send("market", &["org", "register", "--id", "market", "--name", "Market Bureau", "--kind", "department"]);
-    let shown = sh.run(None, &["org", "show", "--id", "market"]).json();
+    let shown = sh.run(Some("admin"), &["org", "show", "--id", "market"]).json();
     assert_eq!((shown["kind"].as_str(), shown["admin"].as_str()), (Some("department"), Some(market.as_str())));
     sh.send(
         "market",
@@ -108,12 +110,12 @@ async fn one_command_tree_tells_the_story_in_json() {
     );
     sh.send("acme", &["org", "register", "--id", "acme", "--name", "Acme", "--kind", "enterprise"]);
     sh.send("acme", &["org", "set-principal", "--id", "acme", "--account", &analyst, "--roles", "data_consumer"]);
-    let member = sh.run(None, &["org", "member", "--account", &analyst]).json();
+    let member = sh.run(Some("admin"), &["org", "member", "--account", &analyst]).json();
     assert_eq!((member["org"].as_str(), member["acting"].as_bool()), (Some("acme"), Some(true)));
 
     // Governance, the catalog, a request and its grant.
     sh.send("admin", &["gov", "propose", "define-purpose", "--id", "licensing", "--bases", "statute,duty_mandate"]);
-    assert_eq!(sh.run(None, &["gov", "purpose", "--id", "licensing.renewal"]).json()["id"], "licensing");
+    assert_eq!(sh.run(Some("admin"), &["gov", "purpose", "--id", "licensing.renewal"]).json()["id"], "licensing");
     sh.send(
         "market",
         &[
@@ -135,7 +137,10 @@ async fn one_command_tree_tells_the_story_in_json() {
             "name:string:general",
         ],
     );
-    assert_eq!(sh.run(None, &["catalog", "show", "--id", "market/licence"]).json()["fields"][1]["name"], "name");
+    assert_eq!(
+        sh.run(Some("admin"), &["catalog", "show", "--id", "market/licence"]).json()["fields"][1]["name"],
+        "name"
+    );
     let submitted = sh.send(
         "analyst",
         &[
@@ -154,11 +159,11 @@ async fn one_command_tree_tells_the_story_in_json() {
     let request = output_u64(&submitted).to_string();
     let approved = sh.send("market", &["request", "approve", "--id", &request, "--fields", "uscc"]);
     let grant = output_u64(&approved).to_string();
-    let g = sh.run(None, &["grant", "show", "--id", &grant]).json();
+    let g = sh.run(Some("admin"), &["grant", "show", "--id", &grant]).json();
     assert_eq!((g["fields"].clone(), g["max_uses"].as_u64()), (serde_json::json!(["uscc"]), Some(2)));
     let check = |fields: &str| {
         sh.run(
-            None,
+            Some("gateway"),
             &[
                 "grant",
                 "check",
@@ -193,10 +198,10 @@ async fn one_command_tree_tells_the_story_in_json() {
             "licensing.renewal",
         ],
     );
-    let history = sh.run(None, &["audit", "history", "--id", &grant]).json();
+    let history = sh.run(Some("admin"), &["audit", "history", "--id", &grant]).json();
     assert_eq!(history.as_array().unwrap().len(), 1);
     assert_eq!(history[0]["permit"], true);
-    let event = sh.run(None, &["audit", "event", "--id", &history[0]["id"].to_string()]).json();
+    let event = sh.run(Some("admin"), &["audit", "event", "--id", &history[0]["id"].to_string()]).json();
     assert_eq!(event["grant"].to_string(), grant);
 
     // Offline signing: `tx sign` needs no node, `tx submit` sends it, `tx show` finds it.
@@ -214,16 +219,17 @@ async fn one_command_tree_tells_the_story_in_json() {
         .unwrap();
     assert!(offline.status.success(), "{}", String::from_utf8_lossy(&offline.stderr));
     let tx_id = serde_json::from_slice::<Value>(&offline.stdout).unwrap()["tx_id"].as_str().unwrap().to_string();
-    let receipt = sh.run(None, &["tx", "submit", "--file", signed.to_str().unwrap()]).json();
+    let receipt = sh.run(Some("admin"), &["tx", "submit", "--file", signed.to_str().unwrap()]).json();
     assert_eq!(receipt["tx_id"], tx_id.as_str());
-    assert_eq!(sh.run(None, &["tx", "show", "--id", &tx_id]).json()["status"]["kind"], "success");
-    assert_eq!(sh.run(None, &["grant", "show", "--id", &grant]).json()["status"], "suspended");
+    assert_eq!(sh.run(Some("admin"), &["tx", "show", "--id", &tx_id]).json()["status"]["kind"], "success");
+    assert_eq!(sh.run(Some("admin"), &["grant", "show", "--id", &grant]).json()["status"], "suspended");
 
     // Raw reads and blocks.
-    let raw = sh.run(None, &["contract", "query", "--contract", "governance", "--method", "get_validators"]).json();
+    let raw =
+        sh.run(Some("admin"), &["contract", "query", "--contract", "governance", "--method", "get_validators"]).json();
     assert!(!raw["output"].as_str().unwrap().is_empty());
-    assert_eq!(sh.run(None, &["block", "--height", "1"]).json()["header"]["height"], 1);
-    assert_eq!(sh.run(None, &["gov", "validators"]).json()["validators"].as_array().unwrap().len(), 1);
+    assert_eq!(sh.run(Some("admin"), &["block", "--height", "1"]).json()["header"]["height"], 1);
+    assert_eq!(sh.run(Some("admin"), &["gov", "validators"]).json()["validators"].as_array().unwrap().len(), 1);
     t.stop().await;
 }
 
@@ -231,6 +237,7 @@ async fn one_command_tree_tells_the_story_in_json() {
 async fn errors_name_the_problem_and_say_what_to_do() {
     let t = TestNode::start().await;
     let sh = Shell { rpc: format!("http://{}", t.node.as_ref().unwrap().rpc_addr), dir: tempfile::tempdir().unwrap() };
+    shutong_sdk::keyfile::write(Path::new(&sh.key("admin")), &t.admin, false).unwrap();
     sh.new_key("someone");
 
     // No key for a command that signs.
@@ -248,16 +255,39 @@ async fn errors_name_the_problem_and_say_what_to_do() {
     let ran = sh.run(None, &["gov", "propose", "define-purpose", "--id", "p", "--bases", "statute,vibes"]);
     assert!(!ran.ok && ran.stderr.contains("\"vibes\" is not a legal basis"), "{}", ran.stderr);
 
-    // The contract's refusal is the error, and nothing changed but the nonce.
+    // A key that is not a registered principal may only register its organisation: the node
+    // refuses anything else before it reaches the pool, and the key's nonce stays at 0.
     let ran = sh.run(Some("someone"), &["org", "update", "--id", "nobody", "--name", "Y"]);
+    assert!(!ran.ok && ran.stderr.contains("not a registered principal"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("shutong org set-principal"), "{}", ran.stderr);
+    let someone = sh.run(Some("someone"), &["keys", "show"]).json()["account"].as_str().unwrap().to_string();
+    assert_eq!(t.client.nonce(&someone.parse().unwrap()).await.unwrap(), 0);
+
+    // The contract's refusal is the error, and nothing changed but the nonce.
+    let ran = sh.run(Some("admin"), &["org", "update", "--id", "nobody", "--name", "Y"]);
     assert!(!ran.ok && ran.stderr.contains("failed: Aborted("), "{}", ran.stderr);
     assert!(ran.stderr.contains("changed nothing else"), "{}", ran.stderr);
-    assert!(!sh.run(None, &["org", "show", "--id", "nobody"]).ok);
+    assert!(!sh.run(Some("admin"), &["org", "show", "--id", "nobody"]).ok);
 
     // A read of something that is not there says so.
-    let ran = sh.run(None, &["grant", "show", "--id", "99"]);
+    let ran = sh.run(Some("admin"), &["grant", "show", "--id", "99"]);
     assert!(!ran.ok && ran.stderr.contains("no grant 99"), "{}", ran.stderr);
     assert!(ran.stderr.contains("hint: the contract refused the question"), "{}", ran.stderr);
+
+    // Without a key, a read is refused by the node's access control, with what to do.
+    let ran = sh.run(None, &["org", "show", "--id", "nobody"]);
+    assert!(!ran.ok && ran.stderr.contains("needs a request signed by a registered principal"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("pass --key FILE or set SHUTONG_KEY"), "{}", ran.stderr);
+    // A key file others can read is refused, with the fix.
+    let loose = sh.key("loose");
+    shutong_sdk::keyfile::write(Path::new(&loose), &shutong_types::Keypair::generate(), false).unwrap();
+    std::fs::set_permissions(&loose, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let ran = sh.run(Some("loose"), &["org", "show", "--id", "nobody"]);
+    assert!(
+        !ran.ok && ran.stderr.contains("can be read by others") && ran.stderr.contains("chmod 600"),
+        "{}",
+        ran.stderr
+    );
 
     // A file that is not a signed transaction is refused before anything is sent.
     let junk = sh.dir.path().join("junk.tx");

@@ -34,7 +34,7 @@ async fn sigkill_mid_stream_loses_no_committed_block() {
     init(Path::new(BIN), &home, "shutong-crash", port, 10).unwrap();
     let admin = keyfile::read(&home.join("keys/admin.json")).unwrap();
     let mut node = NodeProcess::spawn(Path::new(BIN), &home, port).unwrap();
-    let client = node.wait_ready(Duration::from_secs(30)).await.unwrap();
+    let client = node.wait_ready(Duration::from_secs(30)).await.unwrap().signed_for("shutong-crash", admin.clone());
 
     let txb = TxBuilder::new("shutong-crash", admin.clone());
     let txs: Vec<SignedTransaction> = (0..TXS)
@@ -59,7 +59,7 @@ async fn sigkill_mid_stream_loses_no_committed_block() {
     node.kill();
 
     let mut node = NodeProcess::spawn(Path::new(BIN), &home, port).unwrap();
-    let client = node.wait_ready(Duration::from_secs(30)).await.unwrap();
+    let client = node.wait_ready(Duration::from_secs(30)).await.unwrap().signed_for("shutong-crash", admin.clone());
     let after = client.status().await.unwrap();
     assert!(after.height >= before.height, "height went back from {} to {}", before.height, after.height);
     assert_eq!(block_hashes(&client, before.height).await, hashes_before, "a committed block changed or vanished");

@@ -58,6 +58,9 @@ async fn the_examples_run_against_a_local_testnet() {
     contract::approve_code(&admin, &code).await.unwrap();
     let deployer = Signer::connect(&client, shutong_examples::key_in(keys.path(), "deployer").unwrap()).await.unwrap();
     let bank = Signer::connect(&client, shutong_examples::key_in(keys.path(), "bank").unwrap()).await.unwrap();
+    // Only registered principals send transactions: both join as enterprises first.
+    contract::join_enterprise(&deployer, "certs-co", "Certificates Co").await.unwrap();
+    contract::join_enterprise(&bank, "bank", "Example Bank").await.unwrap();
     let address = contract::deploy(&deployer, &code, "certs").await.unwrap();
     let checked =
         contract::certify_and_check(&deployer, &bank, &address, "91310000MA1EXAMPLE", b"licence").await.unwrap();

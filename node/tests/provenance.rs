@@ -165,8 +165,11 @@ async fn an_auditor_asks_who_used_which_data_and_every_answer_is_proven() {
     let refused = run(&analyst, audit_trail::log_query(&ask("org", "acme"))).await;
     assert!(matches!(refused.status, ExecStatus::Aborted(ref m) if m.contains("auditor role")), "{refused:?}");
 
+    // The auditor's own client: audit queries need the auditor role, and each question must
+    // be one this auditor logged.
+    let as_auditor = t.client.signed_by(auditor.clone());
     let light = shutong_sdk::LightClient::new(common::CHAIN_ID, vec![t.validator.public()]);
-    let mut verifying = shutong_sdk::VerifyingClient::new(t.client.clone(), light);
+    let mut verifying = shutong_sdk::VerifyingClient::new(as_auditor.clone(), light);
     let trail = |by: &'static str, value: String| {
         let run = &run;
         let auditor = auditor.clone();
@@ -250,10 +253,30 @@ async fn an_auditor_asks_who_used_which_data_and_every_answer_is_proven() {
 
     // A question that was not logged, or not the one logged, is not answered.
     let unlogged = AuditQuery { value: "partner".into(), ..by_org.clone() };
-    let err =
-        t.client.call_raw::<shutong_sdk::rpc::AuditPage>("shutong_auditQuery", jsonrpsee::rpc_params![unlogged]).await;
+    let err = as_auditor
+        .call_raw::<shutong_sdk::rpc::AuditPage>("shutong_auditQuery", jsonrpsee::rpc_params![unlogged])
+        .await;
     assert!(
         matches!(err, Err(shutong_sdk::ClientError::Rpc { code: c, .. }) if c == code::QUERY_NOT_LOGGED),
+        "{err:?}"
+    );
+    // Nor one another auditor logged: a second auditor of the office may not ride on it.
+    let other = Keypair::from_seed("second-inspector");
+    let set = builder::set_principal(
+        "inspect",
+        &other.account(),
+        PrincipalKind::Person,
+        role::AUDITOR,
+        PrincipalStatus::Active,
+    );
+    assert!(run(&office, set).await.status.is_success());
+    let err = t
+        .client
+        .signed_by(other)
+        .call_raw::<shutong_sdk::rpc::AuditPage>("shutong_auditQuery", jsonrpsee::rpc_params![by_org.clone()])
+        .await;
+    assert!(
+        matches!(&err, Err(shutong_sdk::ClientError::Rpc { code: c, message }) if *c == code::QUERY_NOT_LOGGED && message.contains("not this caller's")),
         "{err:?}"
     );
     t.stop().await;

@@ -14,7 +14,7 @@ use shutong_types::{Block, BlockHeader, Decode, PublicKey, VoteKind, VoteSubject
 #[tokio::test(flavor = "multi_thread")]
 async fn a_finalized_but_uncommitted_block_is_recovered_from_the_wal() {
     let t = common::TestNode::start().await;
-    let (home, genesis, validator, cfg) = (t.home, t.genesis, t.validator, t.cfg);
+    let (home, genesis, validator, cfg, admin) = (t.home, t.genesis, t.validator, t.cfg, t.admin);
     t.node.expect("running").stop().await;
     let storage = Storage::open(&home.path().join(&cfg.data_dir)).unwrap();
     let tip = init_storage(&storage, &genesis).unwrap();
@@ -43,7 +43,7 @@ async fn a_finalized_but_uncommitted_block_is_recovered_from_the_wal() {
     drop(storage);
 
     let node = Node::start_with(home.path(), cfg, genesis.clone(), validator.clone()).await.unwrap();
-    let client = Client::new(&format!("http://{}", node.rpc_addr)).unwrap();
+    let client = Client::new(&format!("http://{}", node.rpc_addr)).unwrap().signed_for(&genesis.chain_id, admin);
     let recovered = client.block(tip.height + 1).await.unwrap().expect("block recovered");
     assert_eq!(recovered.hash, digest);
     let certificate = shutong_types::Certificate::decode(&hex::decode(&recovered.certificate_hex).unwrap()).unwrap();

@@ -3,9 +3,10 @@
 use crate::rpc::{BlockInfo, BlockNotice, EventNotice, Status, method};
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::core::client::SubscriptionClientT;
-use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use jsonrpsee::http_client::{HttpBackend, HttpClient, HttpClientBuilder, RpcLogger, RpcService};
 use jsonrpsee::rpc_params;
-use shutong_types::{AccountId, Address, Encode, Hash, Receipt, SignedTransaction};
+use shutong_types::{AccountId, Address, Encode, Hash, Keypair, Receipt, SignedTransaction};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +43,16 @@ pub enum RpcCode {
     QueryFailed,
     HeightUnavailable,
     QueryNotLogged,
+    /// The method needs a signed request (`Client::signed_by`).
+    Unauthenticated,
+    /// The request's signature was refused (malformed, stale, replayed, wrong chain).
+    AuthInvalid,
+    /// The signer is not a registered principal, or lacks the method's role.
+    Forbidden,
+    /// Too many requests: retried with backoff.
+    RateLimited,
+    /// The call ran over the node's time limit.
+    CallTimeout,
     InvalidParams,
     Internal,
     /// The request body was over the server's limit.
@@ -70,6 +81,11 @@ impl RpcCode {
             c::QUERY_FAILED => RpcCode::QueryFailed,
             c::HEIGHT_UNAVAILABLE => RpcCode::HeightUnavailable,
             c::QUERY_NOT_LOGGED => RpcCode::QueryNotLogged,
+            c::UNAUTHENTICATED => RpcCode::Unauthenticated,
+            c::AUTH_INVALID => RpcCode::AuthInvalid,
+            c::FORBIDDEN => RpcCode::Forbidden,
+            c::RATE_LIMITED => RpcCode::RateLimited,
+            c::TIMEOUT => RpcCode::CallTimeout,
             c::INVALID_PARAMS => RpcCode::InvalidParams,
             c::INTERNAL => RpcCode::Internal,
             -32007 => RpcCode::RequestTooLarge,
@@ -77,10 +93,11 @@ impl RpcCode {
         }
     }
 
-    /// Whether the same request may succeed later unchanged: the pool was full. Everything
-    /// else a node refuses is about the request itself, and repeating it changes nothing.
+    /// Whether the same request may succeed later unchanged: the pool was full, or the
+    /// caller was over its rate. Everything else a node refuses is about the request itself,
+    /// and repeating it changes nothing. (A retried signed request is signed anew.)
     pub fn is_transient(self) -> bool {
-        matches!(self, RpcCode::MempoolFull)
+        matches!(self, RpcCode::MempoolFull | RpcCode::RateLimited)
     }
 }
 
@@ -125,21 +142,139 @@ impl Default for Retry {
     }
 }
 
-/// A connection to one node's JSON-RPC endpoint.
+/// The key a client signs its requests with, and the chain they are for (learnt from the
+/// node's public status on first use).
+#[derive(Debug)]
+struct Identity {
+    key: Keypair,
+    chain_id: OnceLock<String>,
+}
+
+/// Signs each HTTP request with the client's identity, once its chain id is known
+/// ([`crate::auth`]); an anonymous client's requests pass unchanged.
+#[derive(Debug, Clone)]
+struct SignLayer(Option<Arc<Identity>>);
+
+impl<S> tower::Layer<S> for SignLayer {
+    type Service = SignRequests<S>;
+    fn layer(&self, inner: S) -> SignRequests<S> {
+        SignRequests { inner, identity: self.0.clone() }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct SignRequests<S> {
+    inner: S,
+    identity: Option<Arc<Identity>>,
+}
+
+type HttpRequest = jsonrpsee::http_client::HttpRequest;
+
+impl<S> tower::Service<HttpRequest> for SignRequests<S>
+where
+    S: tower::Service<HttpRequest> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: From<jsonrpsee::http_client::transport::Error>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: HttpRequest) -> Self::Future {
+        // The service that was polled ready is the one that is called.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let signing =
+            self.identity.as_ref().and_then(|id| id.chain_id.get().map(|chain| (Arc::clone(id), chain.clone())));
+        let Some((identity, chain_id)) = signing else {
+            return Box::pin(inner.call(request));
+        };
+        Box::pin(async move {
+            use http_body_util::BodyExt;
+            let (mut parts, body) = request.into_parts();
+            // The body is the request's JSON text, already in memory: reading it cannot fail,
+            // but if it did the request would not be sent.
+            let body = body
+                .collect()
+                .await
+                .map_err(|e| jsonrpsee::http_client::transport::Error::Url(format!("unreadable request body: {e}")))?
+                .to_bytes();
+            for (name, value) in crate::auth::RequestAuth::sign(&identity.key, &chain_id, &body).headers() {
+                if let Ok(value) = http::HeaderValue::from_str(&value) {
+                    parts.headers.insert(name, value);
+                }
+            }
+            inner.call(http::Request::from_parts(parts, body.to_vec().into())).await
+        })
+    }
+}
+
+type Http = HttpClient<RpcLogger<RpcService<SignRequests<HttpBackend>>>>;
+
+/// A connection to one node's JSON-RPC endpoint: anonymous ([`Client::new`]), which reaches
+/// the public methods (status and proofs), or signing each request as a registered
+/// principal ([`Client::signed_by`]), which reaches what the principal's roles allow.
 #[derive(Debug, Clone)]
 pub struct Client {
     url: String,
-    http: HttpClient,
+    http: Http,
+    identity: Option<Arc<Identity>>,
     retry: Retry,
 }
 
 impl Client {
     pub fn new(url: &str) -> Result<Client, ClientError> {
+        Self::build(url, None)
+    }
+
+    fn build(url: &str, identity: Option<Arc<Identity>>) -> Result<Client, ClientError> {
         let http = HttpClientBuilder::default()
             .request_timeout(Duration::from_secs(30))
+            .set_http_middleware(tower::ServiceBuilder::new().layer(SignLayer(identity.clone())))
             .build(url)
             .map_err(|e| ClientError::Transport { url: url.to_string(), reason: e.to_string() })?;
-        Ok(Client { url: url.to_string(), http, retry: Retry::NONE })
+        Ok(Client { url: url.to_string(), http, identity, retry: Retry::NONE })
+    }
+
+    /// This client, signing every request with `key`: the node answers it as the principal
+    /// whose key it is (`docs/rpc.md`, "Access control").
+    pub fn signed_by(&self, key: Keypair) -> Client {
+        let chain_id = OnceLock::new();
+        if let Some(known) = self.identity.as_ref().and_then(|id| id.chain_id.get()) {
+            let _ = chain_id.set(known.clone());
+        }
+        self.signing(key, chain_id)
+    }
+
+    /// [`Client::signed_by`] for a chain the caller already knows.
+    pub fn signed_for(&self, chain_id: &str, key: Keypair) -> Client {
+        self.signing(key, OnceLock::from(chain_id.to_string()))
+    }
+
+    fn signing(&self, key: Keypair, chain_id: OnceLock<String>) -> Client {
+        let client = Self::build(&self.url, Some(Arc::new(Identity { key, chain_id })))
+            .expect("the URL was accepted when this client was built");
+        Client { retry: self.retry, ..client }
+    }
+
+    /// The key this client signs its requests with, if any.
+    pub fn key(&self) -> Option<&Keypair> {
+        self.identity.as_ref().map(|id| &id.key)
+    }
+
+    /// Learns the chain id a signing client signs for, from the node's public status.
+    async fn ready_to_sign(&self) -> Result<(), ClientError> {
+        if let Some(identity) = &self.identity
+            && identity.chain_id.get().is_none()
+        {
+            let status: Status = self.call_once(method::STATUS, rpc_params![]).await?;
+            let _ = identity.chain_id.set(status.chain_id);
+        }
+        Ok(())
     }
 
     /// This client, retrying transient failures (an unreachable node, a full pool) as
@@ -157,7 +292,11 @@ impl Client {
         let mut delay = self.retry.first_delay;
         let mut attempt = 1;
         loop {
-            match self.call_once(name, params.clone()).await {
+            let result = match self.ready_to_sign().await {
+                Ok(()) => self.call_once(name, params.clone()).await,
+                Err(err) => Err(err),
+            };
+            match result {
                 Err(err) if err.is_transient() && attempt < self.retry.attempts => {
                     tracing::debug!(method = name, attempt, %err, "retrying");
                     tokio::time::sleep(delay).await;
@@ -311,7 +450,23 @@ impl Client {
         let url = self.ws_url();
         let transport =
             |e: jsonrpsee::core::ClientError| ClientError::Transport { url: url.clone(), reason: e.to_string() };
-        let ws = jsonrpsee::ws_client::WsClientBuilder::default().build(&url).await.map_err(transport)?;
+        self.ready_to_sign().await?;
+        let mut headers = jsonrpsee::http_client::HeaderMap::new();
+        if let Some(identity) = &self.identity
+            && let Some(chain_id) = identity.chain_id.get()
+        {
+            // The handshake's body is empty; the connection then acts as the principal.
+            for (name, value) in crate::auth::RequestAuth::sign(&identity.key, chain_id, b"").headers() {
+                if let Ok(value) = http::HeaderValue::from_str(&value) {
+                    headers.insert(name, value);
+                }
+            }
+        }
+        let ws = jsonrpsee::ws_client::WsClientBuilder::default()
+            .set_headers(headers)
+            .build(&url)
+            .await
+            .map_err(transport)?;
         let inner = ws.subscribe(method_name, params, unsubscribe).await.map_err(|err| match err {
             jsonrpsee::core::ClientError::Call(obj) => {
                 ClientError::Rpc { code: obj.code(), message: obj.message().to_string() }

@@ -9,6 +9,7 @@
 //! | [`signer`] | [`Signer`]: one account on one chain; signs with the next nonce, submits, waits, returns the call's output |
 //! | [`builder`] | a typed builder for every system-contract operation and the contract lifecycle (upload, instantiate, migrate, freeze) |
 //! | [`reads`] | a typed read for every system-contract query |
+//! | [`auth`] | signed requests: how a client proves which principal sends a request |
 //! | [`keyfile`] | key files readable by their owner only, optionally sealed under a passphrase |
 //! | [`light`] | [`LightClient`] and [`VerifyingClient`]: every answer checked against headers the validators finalized, trusting only the genesis file; offline audit bundles |
 //! | [`gateway`] | the policy enforcement point a department runs beside its database |
@@ -26,13 +27,15 @@
 //! let client = Client::new(&rpc)?; // e.g. "http://127.0.0.1:26657"
 //! let me = Signer::connect(&client, Keypair::generate()).await?;
 //! me.execute(builder::register_org("jingan-data", "Jing'an Data Bureau", OrgKind::Department)).await?;
-//! assert_eq!(client.read(reads::org("jingan-data")).await?.kind, OrgKind::Department);
+//! // Reads, like writes, are signed by a registered principal: here, the signer's own client.
+//! assert_eq!(me.client().read(reads::org("jingan-data")).await?.kind, OrgKind::Department);
 //! # sandbox.stop().await;
 //! # Ok(()) }
 //! ```
 
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod builder;
 pub mod client;
 pub mod gateway;

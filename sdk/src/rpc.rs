@@ -54,6 +54,18 @@ pub mod code {
     pub const HEIGHT_UNAVAILABLE: i32 = -39022;
     /// An audit query without a committed `audit.log_query` transaction that records it.
     pub const QUERY_NOT_LOGGED: i32 = -39023;
+    /// The method needs a request signed by a registered principal, and this one was not
+    /// signed.
+    pub const UNAUTHENTICATED: i32 = -39030;
+    /// The request's signature headers are malformed, its signature does not verify, its
+    /// time is outside the node's window, or it was sent before.
+    pub const AUTH_INVALID: i32 = -39031;
+    /// The signer is not registered, or lacks the role the method needs.
+    pub const FORBIDDEN: i32 = -39032;
+    /// Too many requests from this address or principal: slow down and retry.
+    pub const RATE_LIMITED: i32 = -39033;
+    /// The call ran over the node's time limit.
+    pub const TIMEOUT: i32 = -39034;
     pub const INVALID_PARAMS: i32 = -32602;
     pub const INTERNAL: i32 = -32603;
 }

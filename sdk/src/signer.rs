@@ -69,10 +69,11 @@ impl Signer {
         Ok(Signer::new(client, &status.chain_id, key))
     }
 
-    /// A signer for `chain_id`, without asking the node.
+    /// A signer for `chain_id`, without asking the node. Its requests are signed by its key
+    /// too, so the node answers it as the principal it is.
     pub fn new(client: &Client, chain_id: &str, key: Keypair) -> Signer {
         Signer {
-            client: client.clone(),
+            client: client.signed_for(chain_id, key.clone()),
             builder: TxBuilder::new(chain_id, key),
             expiry_blocks: builder::EXPIRY_BLOCKS_DEFAULT,
             timeout: Duration::from_secs(30),

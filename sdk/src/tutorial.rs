@@ -45,9 +45,15 @@
 //! holding it is finalized, and returns the call's output. Every system-contract operation
 //! has a builder in [`crate::builder`]; every read has a typed form in [`crate::reads`].
 //!
+//! A node answers anyone its status, headers and proofs; everything else only to a
+//! registered principal, who signs each request (`docs/rpc.md`, "Access control"). A
+//! signer's client ([`crate::Signer::client`]) signs as the signer; [`Client::signed_by`]
+//! makes any client sign. A key the chain does not know yet may send one thing: its own
+//! registration of an organisation.
+//!
 //! ```
 //! use shutong_sdk::system_api::registry::OrgKind;
-//! use shutong_sdk::{Client, SendError, Signer, builder, reads};
+//! use shutong_sdk::{Client, RpcCode, SendError, Signer, builder, reads};
 //! use shutong_types::Keypair;
 //! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 //! # async fn main() -> anyhow::Result<()> {
@@ -60,12 +66,20 @@
 //!
 //! let bureau = Signer::connect(&client, Keypair::generate()).await?;
 //! bureau.execute(builder::register_org("jingan-data", "Jing'an Data Bureau", OrgKind::Department)).await?;
-//! let org = client.read(reads::org("jingan-data")).await?;
+//! let org = bureau.client().read(reads::org("jingan-data")).await?;
 //! assert_eq!(org.admin, bureau.account().0);
 //!
-//! // Someone else may not rename it: the contract refuses, and says why.
-//! let intruder = Signer::connect(&client, Keypair::generate()).await?;
-//! let refused = intruder.execute(builder::update_org("jingan-data", Some("hijacked"), None)).await;
+//! // An unsigned read, and anything but its own registration from an unknown key, are
+//! // refused by the node before they reach a contract.
+//! assert_eq!(client.read(reads::org("jingan-data")).await.unwrap_err().code(), Some(RpcCode::Unauthenticated));
+//! let stranger = Signer::connect(&client, Keypair::generate()).await?;
+//! let refused = stranger.execute(builder::update_org("jingan-data", Some("hijacked"), None)).await;
+//! assert!(matches!(refused, Err(SendError::Client(ref e)) if e.code() == Some(RpcCode::Forbidden)));
+//!
+//! // Another organisation's admin may not rename it either: the contract refuses, and says why.
+//! let other = Signer::connect(&client, Keypair::generate()).await?;
+//! other.execute(builder::register_org("other", "Another Bureau", OrgKind::Department)).await?;
+//! let refused = other.execute(builder::update_org("jingan-data", Some("hijacked"), None)).await;
 //! assert!(matches!(refused, Err(SendError::Failed { .. })));
 //! assert_eq!(refused.unwrap_err().aborted(), Some("only the admin of organisation jingan-data may update it"));
 //! # sandbox.stop().await;
@@ -172,7 +186,7 @@
 //!     .await?;
 //!
 //! // The department approves what was asked; the output is the grant's id.
-//! let asked = client.read(reads::access_request(request)).await?;
+//! let asked = market.client().read(reads::access_request(request)).await?;
 //! let terms = Terms {
 //!     fields: asked.request.fields.clone(),
 //!     methods: asked.request.methods,
@@ -191,12 +205,12 @@
 //!
 //! // The gateway reads the grant and the analyst from proven state, trusting the genesis
 //! // validators only. Headers carry their parent's roots: sync past the current height.
-//! let mut chain = VerifyingClient::new(client.clone(), LightClient::from_genesis_file(&genesis)?);
+//! let mut chain = VerifyingClient::new(gateway_key.client().clone(), LightClient::from_genesis_file(&genesis)?);
 //! let at = chain.sync_past(client.status().await?.height, Duration::from_secs(10)).await?;
 //! let mut gateway = Gateway::new();
 //! gateway.refresh_grant(&chain, grant).await?;
 //! gateway.refresh_member(&chain, who.0).await?;
-//! let mut changes = client.subscribe_grant_changes().await?;
+//! let mut changes = gateway_key.client().subscribe_grant_changes().await?;
 //!
 //! // Four uses asked, three granted: each decided locally, and each recorded.
 //! let mut permitted = 0;
@@ -238,7 +252,7 @@
 //! auditor.execute(builder::set_principal("inspect", &me, PrincipalKind::Person, role::ADMIN | role::AUDITOR, active)).await?;
 //! let question = LogQuery { by: "grant".into(), value: grant.to_string(), from_ms: 0, to_ms: u64::MAX, reason: "inspection 2026-17".into() };
 //! let logged = auditor.send(audit_trail::log_query(&question)).await?;
-//! let mut audit = VerifyingClient::new(client.clone(), LightClient::from_genesis_file(&genesis)?);
+//! let mut audit = VerifyingClient::new(auditor.client().clone(), LightClient::from_genesis_file(&genesis)?);
 //! audit.sync_past(logged.height, Duration::from_secs(10)).await?;
 //! let (at, header) = audit.sync_info().await?; // the header itself, for the bundle
 //! let query = AuditQuery {
@@ -260,12 +274,13 @@
 //! ## 4. Your own contract
 //!
 //! Contracts are wasm modules (`contracts/cert-verify` is the example). Under the
-//! `governance` upload policy the committee approves the code hash; then anyone uploads it,
-//! the VM validates and compiles it, and it is instantiated under a label that, with the
-//! creator's account, fixes its address.
+//! `governance` upload policy the committee approves the code hash; then a registered
+//! principal uploads it, the VM validates and compiles it, and it is instantiated under a
+//! label that, with the creator's account, fixes its address.
 //!
 //! ```
 //! use shutong_sdk::builder::{self, cert};
+//! use shutong_sdk::system_api::registry::{OrgKind, PrincipalKind, PrincipalStatus, role};
 //! use shutong_sdk::{Client, Signer, reads};
 //! use shutong_types::{Hash, Keypair};
 //! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -281,6 +296,9 @@
 //! committee.execute(builder::approve_code(&hash)).await?;
 //!
 //! let issuer = Signer::connect(&client, Keypair::generate()).await?;
+//! issuer.execute(builder::register_org("certs-co", "Certificates Co", OrgKind::Enterprise)).await?;
+//! let (me, active) = (issuer.account(), PrincipalStatus::Active);
+//! issuer.execute(builder::set_principal("certs-co", &me, PrincipalKind::Person, role::DEPLOYER, active)).await?;
 //! let uploader = issuer.clone().with_gas_limit(builder::upload_gas_limit(code.len()));
 //! let uploaded: [u8; 32] = uploader.execute_as(builder::upload_code(&code)).await?;
 //! assert_eq!(Hash(uploaded), hash);
@@ -290,9 +308,9 @@
 //! let (holder, document) = (cert::digest(b"91310000MA1EXAMPLE"), cert::digest(b"licence"));
 //! let until = client.status().await?.timestamp_ms + 86_400_000;
 //! issuer.execute(cert::issue(&certs, "lic-1", "business-licence", holder, document, until)).await?;
-//! let answer = client.read(reads::certified(&certs, "lic-1", holder, document)).await?;
+//! let answer = issuer.client().read(reads::certified(&certs, "lic-1", holder, document)).await?;
 //! assert!(answer.valid);
-//! let forged = client.read(reads::certified(&certs, "lic-1", holder, cert::digest(b"forged"))).await?;
+//! let forged = issuer.client().read(reads::certified(&certs, "lic-1", holder, cert::digest(b"forged"))).await?;
 //! assert!(!forged.valid);
 //! # sandbox.stop().await;
 //! # Ok(()) }
@@ -300,9 +318,9 @@
 //!
 //! ## 5. When things go wrong
 //!
-//! Every refusal by a node maps to an [`crate::RpcCode`]. Only a full mempool and an
-//! unreachable node are transient; [`crate::Retry`] retries those (and nothing else) with
-//! backoff. A transaction whose answer was lost is safe to submit again: the node refuses
+//! Every refusal by a node maps to an [`crate::RpcCode`]. Only a full mempool, a caller over
+//! its rate and an unreachable node are transient; [`crate::Retry`] retries those (and
+//! nothing else) with backoff. A transaction whose answer was lost is safe to submit again: the node refuses
 //! the duplicate and `submit_and_wait` waits for the first one's receipt.
 //!
 //! ```

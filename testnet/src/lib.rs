@@ -138,6 +138,8 @@ pub struct Cluster {
     binary: PathBuf,
     pub chain_id: String,
     pub admin_key: PathBuf,
+    /// The genesis admin (a member of the governance committee): the clients sign as it.
+    pub admin: shutong_types::Keypair,
     pub members: Vec<Member>,
     processes: Vec<Option<NodeProcess>>,
     // Dropped last: the processes go before their directories.
@@ -172,10 +174,12 @@ impl Cluster {
         }
         let text = std::fs::read_to_string(dir.path().join("testnet.json"))?;
         let layout: Layout = serde_json::from_str(&text).context("testnet.json")?;
+        let admin = shutong_sdk::keyfile::read(&layout.admin_key).context("the testnet's admin key")?;
         Ok(Cluster {
             binary: binary.to_path_buf(),
             chain_id: layout.chain_id,
             admin_key: layout.admin_key,
+            admin,
             processes: layout.nodes.iter().map(|_| None).collect(),
             members: layout.nodes,
             _dir: dir,
@@ -190,8 +194,10 @@ impl Cluster {
         self.members.is_empty()
     }
 
+    /// A client of member `i`, signing its requests as the genesis admin (every method but
+    /// status and proofs needs a registered principal's signature).
     pub fn client(&self, i: usize) -> anyhow::Result<Client> {
-        Ok(Client::new(&format!("http://{}", self.members[i].rpc))?)
+        Ok(Client::new(&format!("http://{}", self.members[i].rpc))?.signed_for(&self.chain_id, self.admin.clone()))
     }
 
     /// Starts validator `i` and waits until it answers RPC.
@@ -200,7 +206,7 @@ impl Cluster {
         let mut process = NodeProcess::spawn_at(&self.binary, &member.home, format!("http://{}", member.rpc))?;
         let client = process.wait_ready(Duration::from_secs(60)).await?;
         self.processes[i] = Some(process);
-        Ok(client)
+        Ok(client.signed_for(&self.chain_id, self.admin.clone()))
     }
 
     pub async fn start_all(&mut self) -> anyhow::Result<()> {

@@ -37,11 +37,16 @@ async fn main() -> anyhow::Result<()> {
     anyhow::ensure!(rate >= 1.0 && seconds >= 1, "--rate ≥ 1 and --seconds ≥ 1");
     let layout =
         Layout::load(&dir).with_context(|| format!("no testnet in {} (`shutong testnet up`)", dir.display()))?;
-    let clients: Vec<Client> =
-        layout.nodes.iter().map(|n| Client::new(&format!("http://{}", n.rpc))).collect::<Result<_, _>>()?;
+    let admin = keyfile::read(&layout.admin_key)?;
+    // Every request is signed, as the admin (a registered caller): access control is part of
+    // what is measured.
+    let clients: Vec<Client> = layout
+        .nodes
+        .iter()
+        .map(|n| Client::new(&format!("http://{}", n.rpc)).map(|c| c.signed_for(&layout.chain_id, admin.clone())))
+        .collect::<Result<_, _>>()?;
     let pids: Vec<u32> = layout.nodes.iter().filter_map(|n| n.pid.filter(|p| localnet::alive(*p))).collect();
     anyhow::ensure!(pids.len() == layout.nodes.len(), "not every node of the testnet runs (`shutong testnet status`)");
-    let admin = keyfile::read(&layout.admin_key)?;
     let mut world = World::build(&clients, &admin, Shape::default()).await?;
     let mut runs: Vec<Report> = Vec::new();
     loop {

@@ -20,7 +20,7 @@ use shutong_contract::{self as contract, Error, MethodResult};
 use shutong_system_api::catalog::Classification;
 use shutong_system_api::names::GOVERNANCE_ADDRESS;
 use shutong_system_api::registry::{
-    role, ApprovalPolicy, GetMember, GetOrg, GetPolicy, GovernanceOrgStatus, GovernanceRegister,
+    admin_key, role, ApprovalPolicy, GetMember, GetOrg, GetPolicy, GovernanceOrgStatus, GovernanceRegister,
     GovernanceRegistration, Member, Org, OrgStatus, Principal, PrincipalStatus, RegisterOrg, RotateKey, SetPrincipal,
     UpdateOrg, POLICY_STEPS_MAX, REGISTRATION_KEY,
 };
@@ -162,6 +162,9 @@ fn add_org(req: RegisterOrg, admin: [u8; 32]) -> MethodResult {
         updated_height: height,
     };
     contract::storage_set(&org_key(&org.id), &org.encode());
+    if contract::storage_get(&admin_key(&admin)).is_none() {
+        contract::storage_set(&admin_key(&admin), org.id.as_bytes());
+    }
     contract::emit_event("org.registered", org.id.as_bytes());
     Ok(Vec::new())
 }

@@ -302,6 +302,15 @@ pub fn principal_key(account: &[u8; 32]) -> Vec<u8> {
     key
 }
 
+/// The registry's storage key that names the organisation `account` administers (the first
+/// one, if it registered several): how the node recognises an organisation's admin without
+/// scanning every organisation.
+pub fn admin_key(account: &[u8; 32]) -> Vec<u8> {
+    let mut key = b"admin/".to_vec();
+    key.extend_from_slice(account);
+    key
+}
+
 /// The registry's storage key of organisation `id`.
 pub fn org_key(id: &str) -> Vec<u8> {
     let mut key = b"org/".to_vec();

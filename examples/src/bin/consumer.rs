@@ -53,7 +53,9 @@ async fn main() -> anyhow::Result<()> {
             serde_json::json!({"request": request})
         }
         Step::Wait { request } => {
-            let grant = consumer::wait_for_grant(&client, request, Duration::from_secs(600)).await?;
+            // Reads need a registered principal's signature: the analyst's own client.
+            let ent = consumer::open(&client, &args.dir, &args.org).await?;
+            let grant = consumer::wait_for_grant(ent.analyst.client(), request, Duration::from_secs(600)).await?;
             serde_json::json!({"request": request, "grant": grant})
         }
     };

@@ -34,6 +34,8 @@ async fn main() -> anyhow::Result<()> {
     }
     let deployer = Signer::connect(&client, key_in(&args.dir, "enterprise")?).await?;
     let bank = Signer::connect(&client, key_in(&args.dir, "bank")?).await?;
+    contract::join_enterprise(&deployer, "example-enterprise", "Shanghai Example Co., Ltd.").await?;
+    contract::join_enterprise(&bank, "example-bank", "Example Bank").await?;
     let address = contract::deploy(&deployer, &code, &args.label).await?;
     let checked = contract::certify_and_check(&deployer, &bank, &address, "91310000MA1EXAMPLE", b"licence").await?;
     let out = serde_json::json!({

@@ -35,7 +35,13 @@ pub fn config() -> Config {
 }
 
 impl TestNode {
+    /// A node with the test config; its `client` signs as the genesis admin (a member of the
+    /// governance committee, so a registered caller).
     pub async fn start() -> TestNode {
+        Self::start_with(config()).await
+    }
+
+    pub async fn start_with(cfg: Config) -> TestNode {
         let home = tempfile::tempdir().unwrap();
         let validator = Keypair::from_seed("test-validator");
         let admin = Keypair::from_seed("test-admin");
@@ -45,10 +51,19 @@ impl TestNode {
             vec![GenesisValidator { name: "v0".into(), public_key: validator.public() }],
             vec![admin.account()],
         );
-        let cfg = config();
         let node = Node::start_with(home.path(), cfg.clone(), genesis.clone(), validator.clone()).await.unwrap();
-        let client = Client::new(&format!("http://{}", node.rpc_addr)).unwrap();
+        let client = Client::new(&format!("http://{}", node.rpc_addr)).unwrap().signed_for(CHAIN_ID, admin.clone());
         TestNode { node: Some(node), home, validator, admin, genesis, cfg, client }
+    }
+
+    /// The node's RPC address as a URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.node.as_ref().expect("node is running").rpc_addr)
+    }
+
+    /// A client that signs nothing: it reaches status, headers and proofs only.
+    pub fn anonymous(&self) -> Client {
+        Client::new(&self.url()).unwrap()
     }
 
     /// Stops the node and starts it again on the same database.
@@ -63,7 +78,8 @@ impl TestNode {
         let node = Node::start_with(self.home.path(), self.cfg.clone(), self.genesis.clone(), self.validator.clone())
             .await
             .unwrap();
-        self.client = Client::new(&format!("http://{}", node.rpc_addr)).unwrap();
+        self.client =
+            Client::new(&format!("http://{}", node.rpc_addr)).unwrap().signed_for(CHAIN_ID, self.admin.clone());
         self.node = Some(node);
     }
 
@@ -94,6 +110,17 @@ impl TestNode {
 }
 
 pub const WAIT: Duration = Duration::from_secs(20);
+
+/// `GET path` on the node's RPC port (the probes: `/metrics`, `/health`); the body.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut answer)).await.unwrap().unwrap();
+    String::from_utf8_lossy(&answer).to_string()
+}
 
 /// Runs the story's calls over JSON-RPC: each one signed with the account's next nonce,
 /// submitted to one node and waited for. Call it from a blocking thread.
