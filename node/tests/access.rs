@@ -206,3 +206,44 @@ async fn each_address_and_principal_has_its_rate() {
     assert!(limited >= 15, "only {limited} of 30 calls from one address over a burst of 10 were limited");
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tls_the_node_speaks_https_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert_file, key_file) = (dir.path().join("rpc.crt"), dir.path().join("rpc.key"));
+    std::fs::write(&cert_file, made.cert.pem()).unwrap();
+    std::fs::write(&key_file, made.key_pair.serialize_pem()).unwrap();
+    let mut cfg = common::config();
+    cfg.rpc.tls = Some(shutong_node::config::TlsConfig { cert_file, key_file });
+    let t = common::TestNode::start_with(cfg).await;
+    let addr = t.node.as_ref().unwrap().rpc_addr;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(made.cert.der().clone()).unwrap();
+    let config =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"shutong_status","params":[]}"#;
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut answer)).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.contains(common::CHAIN_ID), "{answer}");
+
+    // Plain HTTP on the TLS port gets no JSON-RPC answer.
+    let (status, body) = raw_http(addr, body, &[]).await;
+    assert!(status != 200 && !body.contains(common::CHAIN_ID), "{status} {body}");
+    t.stop().await;
+}
