@@ -6,11 +6,11 @@ use crate::view::NodeView;
 use jsonrpsee::server::{RpcModule, Server, ServerConfig, ServerHandle};
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use shutong_codec::Encode;
+use shutong_sdk::params::{AUDIT_PAGE_MAX, Request};
 use shutong_sdk::rpc::{
     AuditPage, AuditProofInfo, AuditQuery, BlockInfo, CodeInfo, ConsistencyInfo, ContractInfo, EpochInfo, HeaderInfo,
     StateProofInfo, Status, code, method,
 };
-use shutong_types::limits::{ARGS_BYTES_MAX, METHOD_BYTES_MAX};
 use shutong_types::{AccountId, Address, ExecStatus, Hash, Receipt};
 use shutong_vm::CallContext;
 use shutong_vm::state::Overlay;
@@ -62,29 +62,21 @@ pub fn admit_code(err: &AdmitError) -> i32 {
     }
 }
 
-fn hex_param(what: &str, text: &str, max_bytes: usize) -> RpcResult<Vec<u8>> {
-    let text = text.strip_prefix("0x").unwrap_or(text);
-    if text.len() > 2 * max_bytes {
-        return Err(invalid_params(format!(
-            "{what} is {} hex digits, above the maximum {}",
-            text.len(),
-            2 * max_bytes
-        )));
-    }
-    hex::decode(text).map_err(|e| invalid_params(format!("{what} is not hex: {e}")))
-}
-
-fn parse<T: std::str::FromStr>(what: &str, text: &str) -> RpcResult<T>
-where
-    T::Err: std::fmt::Display,
-{
-    text.parse().map_err(|e| invalid_params(format!("{what}: {e}")))
+/// The parameters of method `$name`, parsed by the one parser (`shutong_sdk::params`) and
+/// taken apart by `$pat => $out`; a refusal is INVALID_PARAMS with the parser's reason.
+macro_rules! params {
+    ($params:expr, $name:expr, $pat:pat => $out:expr) => {
+        match shutong_sdk::params::parse($name, $params.as_str()) {
+            Ok($pat) => $out,
+            Ok(_) => return Err(error(code::INTERNAL, "parameters parsed as another method's")),
+            Err(e) => return Err(invalid_params(e.0)),
+        }
+    };
 }
 
 fn submit_tx(params: Params<'_>, ctx: &RpcContext, ext: &http::Extensions) -> RpcResult<Hash> {
-    let (tx_hex,): (String,) = params.parse()?;
-    // Twice the limit so an oversized transaction gets its own, precise error below.
-    let bytes = hex_param("transaction", &tx_hex, 2 * shutong_types::limits::TX_BYTES_MAX)?;
+    // Up to twice the limit, so an oversized transaction gets its own, precise error below.
+    let bytes = params!(params, method::SUBMIT_TX, Request::SubmitTx { tx } => tx);
     let auth = ext.get::<crate::access::Auth>();
     if let Some(crate::access::Auth::Signed(caller)) = auth
         && caller.standing == crate::access::Standing::Unregistered
@@ -123,12 +115,12 @@ fn admit_reason(err: &AdmitError) -> &'static str {
 }
 
 fn get_receipt(params: Params<'_>, ctx: &RpcContext) -> RpcResult<Option<Receipt>> {
-    let (id,): (String,) = params.parse()?;
-    Ok(ctx.view.storage.receipt(&parse::<Hash>("transaction id", &id)?))
+    let tx_id = params!(params, method::GET_RECEIPT, Request::GetReceipt { tx_id } => tx_id);
+    Ok(ctx.view.storage.receipt(&tx_id))
 }
 
 fn get_block(params: Params<'_>, ctx: &RpcContext) -> RpcResult<Option<BlockInfo>> {
-    let (height,): (u64,) = params.parse()?;
+    let height = params!(params, method::GET_BLOCK, Request::GetBlock { height } => height);
     let Some(block) = ctx.view.storage.block(height) else { return Ok(None) };
     let certificate = ctx.view.storage.certificate(height);
     Ok(Some(BlockInfo {
@@ -141,8 +133,7 @@ fn get_block(params: Params<'_>, ctx: &RpcContext) -> RpcResult<Option<BlockInfo
 }
 
 fn get_nonce(params: Params<'_>, ctx: &RpcContext, ext: &http::Extensions) -> RpcResult<u64> {
-    let (account,): (String,) = params.parse()?;
-    let account: AccountId = parse("account", &account)?;
+    let account = params!(params, method::GET_NONCE, Request::GetNonce { account } => account);
     crate::access::may_read_nonce(ext.get::<crate::access::Auth>(), &account)?;
     Ok(crate::mempool::ChainView::committed_nonce(&ctx.view, &account))
 }
@@ -168,12 +159,8 @@ fn status(ctx: &RpcContext, validators: &[shutong_types::PublicKey]) -> Status {
 
 /// Runs a contract method read-only against committed state: its writes are dropped.
 fn query(params: Params<'_>, ctx: &RpcContext) -> RpcResult<String> {
-    let (contract, method_name, args): (String, String, String) = params.parse()?;
-    let contract: Address = parse("contract", &contract)?;
-    if method_name.len() > METHOD_BYTES_MAX as usize {
-        return Err(invalid_params(format!("method name is above {METHOD_BYTES_MAX} bytes")));
-    }
-    let args = hex_param("args", &args, ARGS_BYTES_MAX as usize)?;
+    let (contract, method_name, args) =
+        params!(params, method::QUERY, Request::Query { contract, method, args } => (contract, method, args));
     let view = &ctx.view;
     // The VM reads the instance itself; this only gives a missing contract its own error code.
     view.instance(&contract)
@@ -209,8 +196,7 @@ fn query(params: Params<'_>, ctx: &RpcContext) -> RpcResult<String> {
 const QUERY_STACK_BYTES: usize = 8 << 20;
 
 fn get_code(params: Params<'_>, ctx: &RpcContext) -> RpcResult<Option<CodeInfo>> {
-    let (code_hash,): (String,) = params.parse()?;
-    let code_hash: Hash = parse("code hash", &code_hash)?;
+    let code_hash = params!(params, method::GET_CODE, Request::GetCode { code_hash } => code_hash);
     Ok(crate::lifecycle::code_info(&*ctx.view.storage, &code_hash).map(|info| CodeInfo {
         code_hash: Hash(info.code_hash),
         uploader: AccountId(info.uploader),
@@ -221,8 +207,7 @@ fn get_code(params: Params<'_>, ctx: &RpcContext) -> RpcResult<Option<CodeInfo>>
 }
 
 fn get_contract(params: Params<'_>, ctx: &RpcContext) -> RpcResult<Option<ContractInfo>> {
-    let (address,): (String,) = params.parse()?;
-    let address: Address = parse("contract", &address)?;
+    let address = params!(params, method::GET_CONTRACT, Request::GetContract { address } => address);
     let Some(instance) = ctx.view.instance(&address) else { return Ok(None) };
     let info = crate::lifecycle::contract_info(&*ctx.view.storage, &address);
     Ok(Some(ContractInfo {
@@ -241,9 +226,6 @@ fn get_contract(params: Params<'_>, ctx: &RpcContext) -> RpcResult<Option<Contra
 
 /// How far below a height `shutong_getFinalized` looks for a certificate.
 const CERTIFIED_WINDOW: u64 = 1_000;
-/// The longest state key a proof is asked for.
-const PROOF_KEY_BYTES_MAX: usize = 64 * 1024;
-
 fn header_info(ctx: &RpcContext, height: u64) -> Option<HeaderInfo> {
     let block = ctx.view.storage.block(height)?;
     Some(HeaderInfo {
@@ -270,7 +252,7 @@ fn proof_height(ctx: &RpcContext, height: Option<u64>) -> RpcResult<(u64, shuton
 }
 
 fn get_header(params: Params<'_>, ctx: &RpcContext) -> RpcResult<Option<HeaderInfo>> {
-    let (height,): (u64,) = params.parse()?;
+    let height = params!(params, method::GET_HEADER, Request::GetHeader { height } => height);
     Ok(header_info(ctx, height))
 }
 
@@ -306,17 +288,14 @@ fn state_proof(ctx: &RpcContext, key: &[u8], height: Option<u64>) -> RpcResult<S
 }
 
 fn get_state_proof(params: Params<'_>, ctx: &RpcContext) -> RpcResult<StateProofInfo> {
-    let mut seq = params.sequence();
-    let key: String = seq.next()?;
-    let height: Option<u64> = seq.optional_next()?;
-    let key = hex_param("key", &key, PROOF_KEY_BYTES_MAX)?;
+    let (key, height) =
+        params!(params, method::GET_STATE_PROOF, Request::GetStateProof { key, height } => (key, height));
     state_proof(ctx, &key, height)
 }
 
 fn get_audit_proof(params: Params<'_>, ctx: &RpcContext) -> RpcResult<AuditProofInfo> {
-    let mut seq = params.sequence();
-    let index: u64 = seq.next()?;
-    let height: Option<u64> = seq.optional_next()?;
+    let (index, height) =
+        params!(params, method::GET_AUDIT_PROOF, Request::GetAuditProof { index, height } => (index, height));
     let (height, header) = proof_height(ctx, height)?;
     if index >= header.audit_size {
         return Err(error(
@@ -341,9 +320,8 @@ fn audit_item(ctx: &RpcContext, height: u64, size: u64, index: u64) -> RpcResult
 }
 
 fn get_consistency_proof(params: Params<'_>, ctx: &RpcContext) -> RpcResult<ConsistencyInfo> {
-    let mut seq = params.sequence();
-    let from: u64 = seq.next()?;
-    let height: Option<u64> = seq.optional_next()?;
+    let (from, height) = params!(params, method::GET_CONSISTENCY_PROOF,
+        Request::GetConsistencyProof { from_size, height } => (from_size, height));
     let (height, header) = proof_height(ctx, height)?;
     if from > header.audit_size {
         return Err(error(
@@ -357,10 +335,7 @@ fn get_consistency_proof(params: Params<'_>, ctx: &RpcContext) -> RpcResult<Cons
 }
 
 fn get_epoch(params: Params<'_>, ctx: &RpcContext) -> RpcResult<EpochInfo> {
-    let (epoch,): (u64,) = params.parse()?;
-    if epoch == 0 {
-        return Err(invalid_params("epoch 0 is the genesis validators: read them from the genesis file"));
-    }
+    let epoch = params!(params, method::GET_EPOCH, Request::GetEpoch { epoch } => epoch);
     let start = ctx
         .view
         .storage
@@ -379,9 +354,6 @@ fn get_epoch(params: Params<'_>, ctx: &RpcContext) -> RpcResult<EpochInfo> {
         pending: state_proof(ctx, &crate::epochs::pending_key(), Some(last))?,
     })
 }
-
-/// The most items one page of an audit query holds.
-const AUDIT_PAGE_MAX: u32 = 100;
 
 /// Checks that `tx_id` is a committed, successful `audit.log_query` recording `query`.
 fn check_logged(ctx: &RpcContext, query: &AuditQuery, ext: &http::Extensions) -> RpcResult<()> {
@@ -428,27 +400,11 @@ fn check_logged(ctx: &RpcContext, query: &AuditQuery, ext: &http::Extensions) ->
     Ok(())
 }
 
-fn parse_cursor(cursor: &str) -> RpcResult<(u64, u64)> {
-    let bytes = hex_param("cursor", cursor, 16)?;
-    let bytes: [u8; 16] = bytes.try_into().map_err(|_| invalid_params("a cursor is 16 bytes"))?;
-    let (time, index) = bytes.split_at(8);
-    Ok((u64::from_be_bytes(time.try_into().expect("8 bytes")), u64::from_be_bytes(index.try_into().expect("8 bytes"))))
-}
-
 fn audit_query(params: Params<'_>, ctx: &RpcContext, ext: &http::Extensions) -> RpcResult<AuditPage> {
-    let (query,): (AuditQuery,) = params.parse()?;
+    let (query, cursor) =
+        params!(params, method::AUDIT_QUERY, Request::AuditQuery { query, cursor } => (query, cursor));
     let by = crate::audit_index::By::parse(&query.by, &query.value).map_err(|e| invalid_params(e.to_string()))?;
-    if query.to_ms < query.from_ms {
-        return Err(invalid_params(format!(
-            "the period ends at {} before it starts at {}",
-            query.to_ms, query.from_ms
-        )));
-    }
     let limit = query.limit.unwrap_or(AUDIT_PAGE_MAX);
-    if limit == 0 || limit > AUDIT_PAGE_MAX {
-        return Err(invalid_params(format!("a page holds 1 to {AUDIT_PAGE_MAX} items")));
-    }
-    let cursor = query.cursor.as_deref().map(parse_cursor).transpose()?;
     check_logged(ctx, &query, ext)?;
     let (height, header) = proof_height(ctx, query.height)?;
     let (start, end) = crate::audit_index::range(&by, query.from_ms, query.to_ms, cursor);
@@ -468,9 +424,6 @@ fn audit_query(params: Params<'_>, ctx: &RpcContext, ext: &http::Extensions) -> 
     }
     Ok(AuditPage { height, items, next })
 }
-
-/// The longest event-topic prefix a subscription filters by.
-const TOPIC_PREFIX_BYTES_MAX: usize = 64;
 
 /// Feeds committed blocks to a subscriber, whole or as the events whose topic starts with
 /// `prefix`, until it goes away. A subscriber that falls more than the buffer behind is told
@@ -678,19 +631,17 @@ pub async fn serve(
         method::EVENT_NOTIFICATION,
         method::UNSUBSCRIBE_EVENTS,
         |params, pending, ctx, _| async move {
-            let prefix: String = match params.one() {
-                Ok(prefix) => prefix,
+            let prefix = match shutong_sdk::params::parse(method::SUBSCRIBE_EVENTS, params.as_str()) {
+                Ok(Request::SubscribeEvents { prefix }) => prefix,
+                Ok(_) => {
+                    pending.reject(error(code::INTERNAL, "parameters parsed as another method's")).await;
+                    return Ok(());
+                }
                 Err(e) => {
-                    pending.reject(e).await;
+                    pending.reject(invalid_params(e.0)).await;
                     return Ok(());
                 }
             };
-            if prefix.len() > TOPIC_PREFIX_BYTES_MAX {
-                pending
-                    .reject(invalid_params(format!("a topic prefix has at most {TOPIC_PREFIX_BYTES_MAX} bytes")))
-                    .await;
-                return Ok(());
-            }
             feed(pending, ctx, Some(prefix)).await
         },
     )?;

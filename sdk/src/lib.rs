@@ -13,6 +13,7 @@
 //! | [`keyfile`] | key files readable by their owner only, optionally sealed under a passphrase |
 //! | [`light`] | [`LightClient`] and [`VerifyingClient`]: every answer checked against headers the validators finalized, trusting only the genesis file; offline audit bundles |
 //! | [`gateway`] | the policy enforcement point a department runs beside its database |
+//! | [`params`] | every method's parameters, parsed with bounds: the one parser the node uses |
 //! | [`rpc`] | the JSON-RPC wire types and error codes (`docs/rpc.md` documents every method) |
 //!
 //! ```
@@ -41,6 +42,7 @@ pub mod client;
 pub mod gateway;
 pub mod keyfile;
 pub mod light;
+pub mod params;
 pub mod reads;
 pub mod rpc;
 pub mod signer;
