@@ -147,6 +147,11 @@ impl Node {
     pub async fn start_with(home: &Path, cfg: Config, genesis: Genesis, key: Keypair) -> anyhow::Result<Node> {
         cfg.validate()?;
         genesis.validate()?;
+        // Everything a bad config can break is checked before the database is opened.
+        let tls = match &cfg.rpc.tls {
+            Some(tls) => Some(rpc::tls_acceptor(&in_home(home, &tls.cert_file), &in_home(home, &tls.key_file))?),
+            None => None,
+        };
         let storage = Arc::new(Storage::open_with(&in_home(home, &cfg.data_dir), cfg.storage.state_history_blocks)?);
         let storage_handle = Arc::clone(&storage);
         let tip = init_storage(&storage, &genesis)?;
@@ -235,10 +240,6 @@ impl Node {
             net: net_stats,
             exec_vm: Arc::clone(&vm),
             stale_ms: cfg.consensus.block_interval_ms.saturating_mul(20).max(10_000),
-        };
-        let tls = match &cfg.rpc.tls {
-            Some(tls) => Some(rpc::tls_acceptor(&in_home(home, &tls.cert_file), &in_home(home, &tls.key_file))?),
-            None => None,
         };
         let (rpc_addr, rpc) = rpc::serve(&cfg.rpc, tls, ctx, genesis.validator_keys()).await?;
         tracing::info!(%rpc_addr, "json-rpc listening");

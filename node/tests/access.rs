@@ -247,3 +247,20 @@ async fn with_tls_the_node_speaks_https_only() {
     assert!(status != 200 && !body.contains(common::CHAIN_ID), "{status} {body}");
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_config_whose_files_are_missing_is_refused_before_anything_is_written() {
+    let home = tempfile::tempdir().unwrap();
+    let mut cfg = common::config();
+    cfg.rpc.tls = Some(shutong_node::config::TlsConfig { cert_file: "nope.crt".into(), key_file: "nope.key".into() });
+    let validator = Keypair::from_seed("test-validator");
+    let genesis = shutong_node::genesis::Genesis::new(
+        common::CHAIN_ID,
+        1_795_000_000_000,
+        vec![shutong_node::genesis::GenesisValidator { name: "v0".into(), public_key: validator.public() }],
+        vec![Keypair::from_seed("test-admin").account()],
+    );
+    let err = shutong_node::Node::start_with(home.path(), cfg.clone(), genesis, validator).await.err().unwrap();
+    assert!(err.to_string().contains("rpc.tls.cert_file") && err.to_string().contains("nope.crt"), "{err}");
+    assert!(!home.path().join(&cfg.data_dir).exists(), "the database was created");
+}
