@@ -39,8 +39,15 @@ pub fn peer_id(key: &PublicKey) -> Option<PeerId> {
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
     pub allowed: allow_block_list::Behaviour<AllowedPeers>,
+    pub limits: libp2p::connection_limits::Behaviour,
     pub consensus: request_response::Behaviour<BytesCodec>,
 }
+
+/// Connections still in their handshake (anyone can open one: the key is proven only at
+/// its end), each way.
+pub const PENDING_CONNECTIONS_MAX: u32 = 64;
+/// Connections one peer may hold at once (two when both sides dial at the same moment).
+pub const CONNECTIONS_PER_PEER_MAX: u32 = 2;
 
 /// Length-prefixed byte messages (u32 little-endian length, then the bytes).
 #[derive(Debug, Clone, Copy, Default)]
@@ -133,6 +140,12 @@ pub fn swarm(key: &Keypair, allowed: &[PublicKey]) -> Result<Swarm<Behaviour>, E
         .map_err(|e| Error::Transport(e.to_string()))?
         .with_behaviour(|_| Behaviour {
             allowed: allow_block_list::Behaviour::default(),
+            limits: libp2p::connection_limits::Behaviour::new(
+                libp2p::connection_limits::ConnectionLimits::default()
+                    .with_max_pending_incoming(Some(PENDING_CONNECTIONS_MAX))
+                    .with_max_pending_outgoing(Some(PENDING_CONNECTIONS_MAX))
+                    .with_max_established_per_peer(Some(CONNECTIONS_PER_PEER_MAX)),
+            ),
             consensus: request_response::Behaviour::new(
                 [(CONSENSUS_PROTOCOL, request_response::ProtocolSupport::Full)],
                 consensus_cfg,
