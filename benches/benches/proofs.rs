@@ -8,7 +8,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use shutong_node::audit_log::{self, MemoryTiles};
 use shutong_node::state_tree;
 use shutong_node::storage::{Commit, Storage, Tip};
-use shutong_types::{Block, BlockHeader, Hash, PublicKey, Roots, auditlog};
+use shutong_types::{Block, Hash, Roots, auditlog};
 use shutong_vm::state::Writes;
 use std::hint::black_box;
 
@@ -50,21 +50,7 @@ fn next(seed: &mut u64) -> u64 {
 }
 
 fn block(height: u64) -> Block {
-    let header = BlockHeader {
-        chain_id: "bench".into(),
-        height,
-        view: height,
-        parent: Hash::ZERO,
-        proposer: PublicKey([0; 32]),
-        timestamp_ms: height,
-        txs_root: Hash::ZERO,
-        state_root: Hash::ZERO,
-        receipts_root: Hash::ZERO,
-        audit_root: Hash::ZERO,
-        audit_size: 0,
-        validator_set: Hash::ZERO,
-    };
-    Block { header, txs: Vec::new() }
+    Block::empty("bench", height, Hash::ZERO)
 }
 
 /// A database whose state tree holds `keys_total()` keys, written 1,000 a version.

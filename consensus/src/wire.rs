@@ -195,21 +195,7 @@ mod tests {
     use shutong_types::{Keypair, VoteKind};
 
     fn block(height: u64) -> Block {
-        let header = BlockHeader {
-            chain_id: "wire".into(),
-            height,
-            view: height,
-            parent: Hash::of("test", &height.to_le_bytes()),
-            proposer: PublicKey([0; 32]),
-            timestamp_ms: height,
-            txs_root: Block::txs_root(&[]),
-            state_root: Hash::ZERO,
-            receipts_root: Hash::ZERO,
-            audit_root: Hash::ZERO,
-            audit_size: 0,
-            validator_set: Hash::ZERO,
-        };
-        Block { header, txs: Vec::new() }
+        Block::empty("wire", height, Hash::of("test", &height.to_le_bytes()))
     }
 
     fn samples() -> Vec<NetMessage> {

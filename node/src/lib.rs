@@ -41,22 +41,7 @@ use storage::{Commit, Storage, Tip};
 /// An empty block for unit tests: `height` on `parent`, everything else zero.
 #[cfg(test)]
 pub(crate) fn test_block(chain_id: &str, height: u64, parent: shutong_types::Hash) -> shutong_types::Block {
-    use shutong_types::{Block, BlockHeader, Hash, PublicKey};
-    let header = BlockHeader {
-        chain_id: chain_id.into(),
-        height,
-        view: height,
-        parent,
-        proposer: PublicKey([0; 32]),
-        timestamp_ms: height,
-        txs_root: Block::txs_root(&[]),
-        state_root: Hash::ZERO,
-        receipts_root: Hash::ZERO,
-        audit_root: Hash::ZERO,
-        audit_size: 0,
-        validator_set: Hash::ZERO,
-    };
-    Block { header, txs: Vec::new() }
+    shutong_types::Block::empty(chain_id, height, parent)
 }
 
 /// File names inside a node's home directory.

@@ -103,6 +103,26 @@ pub struct Block {
 }
 
 impl Block {
+    /// A block with no transactions and zero roots, proposed by the zero key at
+    /// `timestamp_ms = height`: for tests, benches and fuzzing, never a chain.
+    pub fn empty(chain_id: &str, height: u64, parent: Hash) -> Block {
+        let header = BlockHeader {
+            chain_id: chain_id.into(),
+            height,
+            view: height,
+            parent,
+            proposer: crate::PublicKey([0; 32]),
+            timestamp_ms: height,
+            txs_root: Block::txs_root(&[]),
+            state_root: Hash::ZERO,
+            receipts_root: Hash::ZERO,
+            audit_root: Hash::ZERO,
+            audit_size: 0,
+            validator_set: Hash::ZERO,
+        };
+        Block { header, txs: Vec::new() }
+    }
+
     pub fn txs_root(txs: &[SignedTransaction]) -> Hash {
         let ids: Vec<[u8; 32]> = txs.iter().map(|tx| tx.id().0).collect();
         merkle_root(&ids)
