@@ -138,18 +138,30 @@ struct Limiter<K> {
     per_second: f64,
     burst: f64,
     buckets: HashMap<K, (f64, Instant)>,
+    /// When idle buckets were last forgotten: at most once a second, so that a flood of new
+    /// keys into a full map cannot make every request scan it.
+    purged: Option<Instant>,
 }
 
 impl<K: StdHash + Eq + Clone> Limiter<K> {
     fn new(per_second: u32, burst: u32) -> Self {
-        Limiter { per_second: f64::from(per_second), burst: f64::from(burst.max(1)), buckets: HashMap::new() }
+        Limiter {
+            per_second: f64::from(per_second),
+            burst: f64::from(burst.max(1)),
+            buckets: HashMap::new(),
+            purged: None,
+        }
     }
 
     /// Takes one token for `key`; false if it has none left (or too many keys are tracked
     /// and none of them is idle).
     fn take(&mut self, key: &K, now: Instant) -> bool {
         if !self.buckets.contains_key(key) && self.buckets.len() >= LIMITED_KEYS_MAX {
+            if self.purged.is_some_and(|at| now.duration_since(at) < Duration::from_secs(1)) {
+                return false;
+            }
             // Forget the keys whose buckets have refilled: they are as good as new.
+            self.purged = Some(now);
             let (rate, burst) = (self.per_second, self.burst);
             self.buckets.retain(|_, (tokens, at)| *tokens + rate * now.duration_since(*at).as_secs_f64() < burst);
             if self.buckets.len() >= LIMITED_KEYS_MAX {

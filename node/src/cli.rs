@@ -119,7 +119,8 @@ impl Ctx {
     /// and what the call returned. A call the contract refused is an error.
     pub async fn send(&self, call: Call, describe: impl Fn(&Call, &[u8]) -> String) -> anyhow::Result<Receipt> {
         let key = self.signer()?;
-        let client = self.client()?;
+        // The key is read once (an encrypted one costs an argon2id run each time).
+        let client = Client::new(&self.globals.rpc)?.signed_by(key.clone());
         let status = self.status(&client).await?;
         let mut txb = TxBuilder::new(&status.chain_id, key.clone());
         txb.gas_limit = self.globals.gas_limit.unwrap_or_else(|| {
