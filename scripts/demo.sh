@@ -44,20 +44,43 @@ trap down EXIT
 step "starting $validators validators: keys, one genesis with the registry contract, each node dialling the others"
 "$bin" testnet up --dir "$dir" --validators "$validators" --base-port "$base" --chain-id shutong-demo
 admin=$dir/keys/admin.json
-# Every command below that names no --key signs its requests as the genesis admin: a node
-# answers only status and proofs to anonymous callers (docs/rpc.md, "Access control").
+second=$dir/keys/committee-1.json
+# Every command below that names no --key signs its requests as the committee's first seat
+# (the district office): a node answers only status and proofs to anonymous callers
+# (docs/rpc.md, "Access control").
 export SHUTONG_KEY=$admin
 
-step "the admin signs a transaction at validator-0 that registers Jing'an's data bureau"
-"$bin" org register --rpc "$rpc0" --key "$admin" --id jingan-data --name "静安区数据局 Jing'an Data Bureau" --kind department
+# `decide PROPOSAL FLAGS...`: the district office proposes, the data bureau's vote carries it
+# (two of the committee's three departments).
+decide() {
+  local out id
+  out=$("$bin" gov propose "$@" --rpc "$rpc0" --key "$admin")
+  echo "$out"
+  id=$(sed -n 's/.*proposal \([0-9][0-9]*\).*/\1/p' <<<"$out" | head -n 1)
+  "$bin" gov vote --rpc "$rpc0" --key "$second" --id "$id"
+}
 
-step "any validator answers with the same record: here the last one"
-query_until org show --rpc "$rpc3" --id jingan-data
+step "no single key rules the chain: genesis names a committee of three departments, any two of which decide"
+"$bin" gov committee --rpc "$rpc0"
+echo "-- the key that signed genesis, alone, tries to freeze the audit contract: refused"
+"$bin" contract freeze --rpc "$rpc0" --key "$admin" --contract audit || true
+echo "-- it proposes the freeze instead: one department's vote of the two needed, so nothing happens"
+out=$("$bin" gov propose freeze --rpc "$rpc0" --key "$admin" --contract audit)
+echo "$out"
+"$bin" gov show --rpc "$rpc0" --id "$(sed -n 's/.*proposal \([0-9][0-9]*\).*/\1/p' <<<"$out" | head -n 1)"
+
+step "a new department registers with a key of its own: it is pending until the committee approves it"
+"$bin" keys new --out "$dir/keys/health.json" >/dev/null
+"$bin" org register --rpc "$rpc0" --key "$dir/keys/health.json" --id jingan-health --name "静安区卫生健康委 Health Commission" --kind department
+query_until org show --rpc "$rpc3" --id jingan-health
+echo "-- two departments approve it (propose, vote): it is active, on every validator"
+decide approve-org --id jingan-health
+query_until org show --rpc "$rpc3" --id jingan-health
 
 step "access control: without a signature the node answers status and proofs only; a key it does not know may send nothing but its own registration"
-env -u SHUTONG_KEY "$bin" org show --rpc "$rpc3" --id jingan-data || true
+env -u SHUTONG_KEY "$bin" org show --rpc "$rpc3" --id jingan-health || true
 "$bin" keys new --out "$dir/keys/intruder.json" >/dev/null
-"$bin" org update --rpc "$rpc0" --key "$dir/keys/intruder.json" --id jingan-data --name "hijacked" || true
+"$bin" org update --rpc "$rpc0" --key "$dir/keys/intruder.json" --id jingan-health --name "hijacked" || true
 
 step "an enterprise deploys its own contract: certificate verification (证明电子化), checked by the VM at upload"
 wasm=$root/contracts/artifacts/cert-verify.wasm
@@ -73,8 +96,8 @@ code=$("$bin" contract hash --wasm "$wasm")
 echo "code hash $code"
 echo "-- before governance approves the code hash, the upload is refused:"
 "$bin" contract upload --rpc "$rpc0" --key "$enterprise" --wasm "$wasm" || true
-echo "-- the governance admin approves it, then the upload goes through:"
-"$bin" contract approve --rpc "$rpc0" --key "$admin" --code-hash "$code"
+echo "-- the committee approves it (two departments), then the upload goes through:"
+decide approve-code --code-hash "$code"
 "$bin" contract upload --rpc "$rpc0" --key "$enterprise" --wasm "$wasm"
 contract=$("$bin" --output json contract instantiate --rpc "$rpc0" --key "$enterprise" --code-hash "$code" --label certs \
   | sed 's/.*"output":"\([0-9a-f]*\)".*/\1/')
@@ -107,9 +130,11 @@ k() { echo "$dir/keys/$1.json"; }
 # A signed command: `by WHO GROUP VERB FLAGS...`.
 by() { local key=$1; shift; "$bin" "$@" --rpc "$rpc0" --key "$(k "$key")"; }
 
-step "the story: Jing'an's market bureau, an enterprise and the tax bureau join, each with its people and their roles"
+step "the story: Jing'an's market bureau, an enterprise and the tax bureau join, each with its people and their roles (the departments once the committee approves them)"
 by market org register --id market --name "静安区市场监管局 Market Regulation Bureau" --kind department
 by tax org register --id tax --name "静安区税务局 Tax Bureau" --kind department
+decide approve-org --id market
+decide approve-org --id tax
 by acme org register --id acme --name "Shanghai Example Co., Ltd." --kind enterprise
 by market org set-principal --id market --account "$(acct "$(k market)")" --roles admin,data_provider
 by market org set-principal --id market --account "$(acct "$(k cdo)")" --roles cdo
@@ -119,14 +144,20 @@ by tax org set-principal --id tax --account "$(acct "$(k tax)")" --roles admin,d
 by acme org set-principal --id acme --account "$(acct "$(k analyst)")" --roles data_consumer
 
 step "governance defines the purpose the story uses, and the legal bases it may rest on"
-"$bin" gov propose define-purpose --rpc "$rpc0" --key "$admin" --id licensing --bases statute,duty_mandate,consent \
-  --description "business licensing and its renewal"
+decide define-purpose --id licensing --bases statute,duty_mandate,consent --description "business licensing and its renewal"
 
-step "the market bureau publishes its business-licence records, classified important (编目); it is the one source of two data elements (一数一源)"
+step "the committee names the market bureau the authoritative source of two data elements (一数一源): a governed decision, never whoever publishes first"
+echo "-- the tax bureau publishes first, claiming an element nobody was assigned: refused"
+by tax catalog publish --id tax/registration --org tax --classification general --share conditional \
+  --conditions "tax matters" --field uscc:string:general:enterprise.uscc || true
+decide assign-source --element enterprise.uscc --org market
+decide assign-source --element enterprise.name --org market
+
+step "the market bureau publishes its business-licence records, classified important (编目), as the source of both elements"
 by market catalog publish --id market/business-licence --org market --classification important --share conditional \
   --conditions "licensing and tax matters" --methods query,verify \
   --field uscc:string:general:enterprise.uscc --field name:string:general:enterprise.name --field legal_rep_id:string:important
-echo "-- the tax bureau tries to publish the same data element: refused"
+echo "-- the tax bureau tries to publish the same data element again: refused, naming its source"
 by tax catalog publish --id tax/registration --org tax --classification general --share conditional \
   --conditions "tax matters" --field uscc:string:general:enterprise.uscc || true
 
@@ -159,6 +190,7 @@ use uscc licensing.renewal 6
 
 step "the district's inspection office joins with an auditor (an organisation of kind auditor, a principal with the auditor role)"
 by auditor org register --id inspect --name "静安区数据监察 Data Inspection Office" --kind auditor
+decide approve-org --id inspect
 by auditor org set-principal --id inspect --account "$(acct "$(k auditor)")" --roles admin,auditor
 query_until grant show --rpc "$rpc3" --id "$grant"
 
@@ -179,7 +211,7 @@ fi
 
 step "SIGKILL validator-1: the other $((validators - 1)) keep finalizing (its views time out and are skipped)"
 "$bin" testnet stop --dir "$dir" --node 1 --kill
-"$bin" org update --rpc "$rpc0" --key "$admin" --id jingan-data --status suspended
+"$bin" org update --rpc "$rpc0" --key "$dir/keys/health.json" --id jingan-health --name "静安区卫生健康委员会 Health Commission"
 sleep 3
 "$bin" testnet status --dir "$dir"
 
@@ -187,12 +219,12 @@ step "validator-1 restarts, fetches the blocks it missed and reaches the same st
 "$bin" testnet start --dir "$dir" --node 1
 sleep 4
 "$bin" testnet status --dir "$dir"
-query_until org show --rpc "http://127.0.0.1:$((base + 2))" --id jingan-data
+query_until org show --rpc "http://127.0.0.1:$((base + 2))" --id jingan-health
 
-step "governance: the admin removes validator-$((validators - 1)) from the set; it takes effect 10 blocks later"
+step "governance: two departments remove validator-$((validators - 1)) from the set; it takes effect 10 blocks later"
 keep=$("$bin" --output json gov validators --rpc "$rpc0" | sed 's/.*"validators":\[\([^]]*\)\].*/\1/' | tr -d '"' | tr ',' '\n' | head -n $((validators - 1)) | sed 's/^/--validator /' | tr '\n' ' ')
 # shellcheck disable=SC2086
-"$bin" gov set-validators --rpc "$rpc0" --key "$admin" $keep
+decide set-validators $keep
 "$bin" gov validators --rpc "$rpc0"
 for _ in $(seq 1 100); do
   "$bin" gov validators --rpc "$rpc0" 2>/dev/null | grep -q '^epoch 1' && break

@@ -44,6 +44,7 @@ fn story() -> Story {
         Action::DefinePurpose { code: "licensing".into(), legal_bases: basis::ALL, description: String::new() };
     run(&admin, builder::propose(purpose));
     run(&market, builder::register_org("market", "Market", OrgKind::Department));
+    run(&admin, builder::propose(Action::ApproveOrg { id: "market".into() }));
     run(&acme, builder::register_org("acme", "Acme", OrgKind::Enterprise));
     let set = |org: &str, key: &Keypair, kind, roles| {
         builder::set_principal(org, &key.account(), kind, roles, PrincipalStatus::Active)

@@ -44,7 +44,7 @@ impl Fixture {
             CHAIN_ID,
             1_795_000_000_000,
             vec![GenesisValidator { name: "v0".into(), public_key: validator.public() }],
-            vec![Keypair::from_seed("bench-admin").account()],
+            shutong_node::genesis::CommitteeMember::departments(&[Keypair::from_seed("bench-admin").account()]),
         );
         let tip = init_storage(&storage, &genesis).expect("genesis");
         let vm = Arc::new(Vm::new(VmConfig::default()).expect("vm"));
@@ -104,7 +104,7 @@ fn registry_call_with(fixture: &Fixture, method: &str) -> (CallContext, Hash, St
     // Warm the module cache so the bench measures calls, not compiles.
     let base: Arc<dyn shutong_vm::state::StateReader> = fixture.storage.clone();
     let id = format!("bench-org-{method}");
-    let args = RegisterOrg { id: id.clone(), name: "Bench".into(), kind: OrgKind::Department }.encode();
+    let args = RegisterOrg { id: id.clone(), name: "Bench".into(), kind: OrgKind::Enterprise }.encode();
     let out = fixture
         .vm
         .call(ctx.clone(), "register", args.clone(), 10_000_000, shutong_vm::state::Overlay::new(base))

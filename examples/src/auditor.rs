@@ -23,10 +23,20 @@ pub async fn open(client: &Client, dir: &Path, org: &str) -> anyhow::Result<Offi
     Ok(Office { org: org.to_string(), auditor: crate::signer(client, dir, "auditor").await? })
 }
 
-/// Registers the inspection office `org`; its auditor's key is kept in `dir`.
+/// Registers the inspection office `org`; its auditor's key is kept in `dir`. An auditor is
+/// pending until the governance committee approves it (`Action::ApproveOrg`); then [`join`].
+pub async fn register(client: &Client, dir: &Path, org: &str) -> anyhow::Result<Office> {
+    let office = open(client, dir, org).await?;
+    office
+        .auditor
+        .execute(builder::register_org(org, "静安区数据监察 Data Inspection Office", OrgKind::Auditor))
+        .await?;
+    Ok(office)
+}
+
+/// Names the approved office's auditor as its principal.
 pub async fn join(client: &Client, dir: &Path, org: &str) -> anyhow::Result<Office> {
     let Office { auditor, .. } = open(client, dir, org).await?;
-    auditor.execute(builder::register_org(org, "静安区数据监察 Data Inspection Office", OrgKind::Auditor)).await?;
     let roles = role::ADMIN | role::AUDITOR;
     auditor
         .execute(builder::set_principal(org, &auditor.account(), PrincipalKind::Person, roles, PrincipalStatus::Active))

@@ -29,10 +29,11 @@ pub async fn join_enterprise(signer: &Signer, org: &str, name: &str) -> anyhow::
     Ok(())
 }
 
-/// Approves `code` for upload, as a governance admin.
-pub async fn approve_code(governance: &Signer, code: &[u8]) -> anyhow::Result<Hash> {
+/// Approves `code` for upload, as the governance committee (seats of as many departments as
+/// its threshold asks).
+pub async fn approve_code(committee: &[Signer], code: &[u8]) -> anyhow::Result<Hash> {
     let hash = builder::code_hash(code);
-    governance.execute(builder::approve_code(&hash)).await?;
+    crate::decide(committee, shutong_sdk::system_api::governance::Action::ApproveCode { code_hash: hash.0 }).await?;
     Ok(hash)
 }
 

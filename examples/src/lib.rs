@@ -19,9 +19,31 @@ pub mod contract;
 pub mod provider;
 
 use anyhow::Context;
-use shutong_sdk::{Client, Signer, keyfile};
+use shutong_codec::Decode;
+use shutong_sdk::system_api::governance::Action;
+use shutong_sdk::{Client, Signer, builder, keyfile};
 use shutong_types::Keypair;
 use std::path::Path;
+
+/// Carries `action` as the governance committee: the first of `committee` proposes it, the
+/// others vote in turn until it is carried (pass seats of as many departments as the
+/// threshold asks).
+pub async fn decide(committee: &[Signer], action: Action) -> anyhow::Result<()> {
+    let (first, others) = committee.split_first().context("a decision needs at least one committee seat")?;
+    let proposed = first.send(builder::propose(action)).await?;
+    anyhow::ensure!(proposed.status.is_success(), "the proposal failed: {:?}", proposed.status);
+    if proposed.events.iter().any(|e| e.topic == "proposal.executed") {
+        return Ok(());
+    }
+    let id = u64::decode(&proposed.output).context("a proposal's output is its id")?;
+    for seat in others {
+        let carried: bool = seat.execute_as(builder::vote(id)).await?;
+        if carried {
+            return Ok(());
+        }
+    }
+    anyhow::bail!("proposal {id} was not carried: too few of the committee's departments voted")
+}
 
 /// The key named `name` in `dir`, created (readable by its owner only) the first time.
 pub fn key_in(dir: &Path, name: &str) -> anyhow::Result<Keypair> {

@@ -44,10 +44,19 @@ pub async fn open(client: &Client, dir: &Path, org: &str) -> anyhow::Result<Depa
     Ok(Department { org: org.to_string(), admin, gateway })
 }
 
-/// Registers the organisation `org` and its two principals, with keys kept in `dir`.
+/// Registers the organisation `org`, with keys kept in `dir`. A department is pending until
+/// the governance committee approves it (`Action::ApproveOrg`); then [`join`].
+pub async fn register(client: &Client, dir: &Path, org: &str) -> anyhow::Result<Department> {
+    let department = open(client, dir, org).await?;
+    let name = "静安区市场监管局 Market Regulation Bureau";
+    department.admin.execute(builder::register_org(org, name, OrgKind::Department)).await?;
+    Ok(department)
+}
+
+/// Names the approved department's two principals: its admin (who also approves requests)
+/// and its gateway.
 pub async fn join(client: &Client, dir: &Path, org: &str) -> anyhow::Result<Department> {
     let Department { admin, gateway, .. } = open(client, dir, org).await?;
-    admin.execute(builder::register_org(org, "静安区市场监管局 Market Regulation Bureau", OrgKind::Department)).await?;
     let roles = role::ADMIN | role::DATA_PROVIDER | role::CDO;
     let active = PrincipalStatus::Active;
     admin.execute(builder::set_principal(org, &admin.account(), PrincipalKind::Person, roles, active)).await?;

@@ -122,11 +122,9 @@ pub fn standing(storage: &Storage, account: &AccountId) -> Standing {
     {
         return Standing::OrgAdmin { org };
     }
-    let governance = Address::system(names::GOVERNANCE);
-    let admins = storage
-        .state_get(&keyspace::contract_storage(&governance, governance::ADMINS_KEY))
-        .and_then(|bytes| governance::Admins::decode(&bytes).ok());
-    if admins.is_some_and(|admins| admins.accounts.contains(&account.0)) {
+    let committee =
+        storage.state_get(&crate::epochs::committee_key()).and_then(|bytes| governance::Committee::decode(&bytes).ok());
+    if committee.is_some_and(|committee| committee.org_of(&account.0).is_some()) {
         return Standing::Committee;
     }
     Standing::Unregistered

@@ -40,8 +40,9 @@ impl DevChain {
         DevChain::open_with(dir, &[*admin], 1, upload_policy)
     }
 
-    /// A new chain in `dir` with a governance committee of `admins` deciding by `threshold`
-    /// votes.
+    /// A new chain in `dir` with a governance committee of `admins`, each the seat of a
+    /// department of its own (`committee-0`, `committee-1`, ...), deciding by `threshold`
+    /// organisations' votes.
     pub fn open_with(
         dir: &Path,
         admins: &[AccountId],
@@ -54,7 +55,7 @@ impl DevChain {
             CHAIN_ID,
             1_000,
             vec![GenesisValidator { name: "v".into(), public_key: validator.public() }],
-            admins.to_vec(),
+            crate::genesis::CommitteeMember::departments(admins),
         );
         genesis.upload_policy = upload_policy.to_string();
         genesis.governance_threshold = threshold;

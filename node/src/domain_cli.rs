@@ -12,7 +12,7 @@ use shutong_sdk::reads;
 use shutong_sdk::system_api::audit::EventRecord;
 use shutong_sdk::system_api::authz::{AccessRequest, Grant, LegalBasis, RequestAccess, Terms, Use, duty};
 use shutong_sdk::system_api::catalog::{Classification, Field, Publish, ShareType, method};
-use shutong_sdk::system_api::governance::Action;
+use shutong_sdk::system_api::governance::{Action, Committee, LifecycleOp, Seat};
 use shutong_sdk::system_api::registry::{Org, OrgKind, OrgStatus, PrincipalKind, PrincipalStatus, role};
 use shutong_types::{AccountId, Call};
 
@@ -80,7 +80,9 @@ fn field(text: &str) -> Result<Field, String> {
 }
 
 fn org_status(text: &str) -> Result<OrgStatus, String> {
-    OrgStatus::from_name(text).ok_or_else(|| format!("{text:?} is not active or suspended"))
+    OrgStatus::from_name(text)
+        .filter(|s| *s != OrgStatus::Pending)
+        .ok_or_else(|| format!("{text:?} is not active or suspended"))
 }
 
 /// Comma-separated legal bases, as `basis` bits.
@@ -745,10 +747,11 @@ pub async fn grant(command: GrantCommand, ctx: &Ctx) -> Shown {
 
 #[derive(Subcommand)]
 pub enum GovCommand {
-    /// Propose a decision (a governance admin; counts as the proposer's vote).
+    /// Propose a decision (a committee member; counts as its organisation's vote).
     #[command(subcommand)]
     Propose(Proposal),
-    /// Vote for a proposal (a governance admin); carried out at the threshold.
+    /// Vote for a proposal (a committee member); carried out once members of enough
+    /// organisations voted.
     Vote {
         /// The proposal.
         #[arg(long)]
@@ -762,8 +765,10 @@ pub enum GovCommand {
     },
     /// The validator set in force and any scheduled change.
     Validators,
-    /// Replace the validator set, in this order (a governance admin); it takes effect 10
-    /// blocks after inclusion.
+    /// The governance committee: its seats (account and organisation) and threshold.
+    Committee,
+    /// Replace the validator set, in this order (a committee member, while one
+    /// organisation's vote is the threshold); it takes effect 10 blocks after inclusion.
     SetValidators {
         /// A validator's public key (hex); repeat for each, in order.
         #[arg(long = "validator", required = true)]
@@ -779,6 +784,13 @@ pub enum GovCommand {
 
 #[derive(Subcommand)]
 pub enum Proposal {
+    /// Replace the validator set, in this order; it takes effect 10 blocks after the vote
+    /// that carries it.
+    SetValidators {
+        /// A validator's public key (hex); repeat for each, in order.
+        #[arg(long = "validator", required = true)]
+        validators: Vec<shutong_types::PublicKey>,
+    },
     /// Approve a code hash for upload.
     ApproveCode {
         #[arg(long)]
@@ -822,21 +834,71 @@ pub enum Proposal {
         #[arg(long, default_value = "")]
         description: String,
     },
-    /// Set a parameter: `upload_policy` (governance or open) or `registration` (open or governance).
+    /// Set a parameter: `upload_policy` (governance or open), `registration` (open, approved
+    /// or governance) or `lifecycle_delay_blocks` (1 to 1000000).
     SetParam {
         #[arg(long)]
         name: String,
         #[arg(long)]
         value: String,
     },
-    /// Replace the committee and its threshold.
-    SetAdmins {
-        /// An admin account (hex); repeat for each.
-        #[arg(long = "admin", required = true)]
-        admins: Vec<AccountId>,
+    /// Replace the committee: its seats and the threshold of organisations.
+    SetCommittee {
+        /// A seat, ACCOUNT=ORG (the account's hex and the organisation it votes for); repeat.
+        #[arg(long = "seat", required = true, value_parser = seat)]
+        seats: Vec<Seat>,
         #[arg(long)]
         threshold: u32,
     },
+    /// Approve a pending registration (a department, auditor or operator, or an enterprise
+    /// under the `approved` policy).
+    ApproveOrg {
+        #[arg(long)]
+        id: String,
+    },
+    /// Make a department the authoritative source of a data element, or move it there.
+    AssignSource {
+        #[arg(long)]
+        element: String,
+        /// The department.
+        #[arg(long)]
+        org: String,
+    },
+    /// Freeze a contract (a system contract, or a rogue enterprise contract), a governed
+    /// number of blocks after the proposal is carried.
+    Freeze {
+        /// An address, or a system contract's name (registry, catalog, authz, audit, governance).
+        #[arg(long, value_parser = crate::cli::parse_contract)]
+        contract: shutong_types::Address,
+    },
+    /// Unfreeze a contract the committee froze (or a system contract).
+    Unfreeze {
+        #[arg(long, value_parser = crate::cli::parse_contract)]
+        contract: shutong_types::Address,
+    },
+    /// Migrate a contract the committee administers (a system contract) to uploaded code.
+    Migrate {
+        #[arg(long, value_parser = crate::cli::parse_contract)]
+        contract: shutong_types::Address,
+        #[arg(long)]
+        code_hash: shutong_types::Hash,
+        /// Hex arguments for the new code's `migrate` method.
+        #[arg(long, default_value = "", value_parser = crate::cli::args_hex)]
+        args: Vec<u8>,
+    },
+    /// Hand a contract the committee administers to another admin account.
+    SetAdmin {
+        #[arg(long, value_parser = crate::cli::parse_contract)]
+        contract: shutong_types::Address,
+        #[arg(long)]
+        admin: AccountId,
+    },
+}
+
+fn seat(text: &str) -> Result<Seat, String> {
+    let (account, org) = text.split_once('=').ok_or_else(|| format!("{text:?} is not ACCOUNT=ORG"))?;
+    let account: AccountId = account.parse().map_err(|e| format!("{account:?} is not an account: {e}"))?;
+    Ok(Seat { account: account.0, org: org.to_string() })
 }
 
 fn basis_names(bits: u8) -> Vec<&'static str> {
@@ -848,6 +910,9 @@ pub async fn gov(command: GovCommand, ctx: &Ctx) -> Shown {
         GovCommand::Vote { id } => builder::vote(id),
         GovCommand::SetValidators { validators } => builder::set_validators(&validators),
         GovCommand::Propose(proposal) => builder::propose(match proposal {
+            Proposal::SetValidators { validators } => {
+                Action::SetValidators { keys: validators.iter().map(|k| k.0).collect() }
+            }
             Proposal::ApproveCode { code_hash } => Action::ApproveCode { code_hash: code_hash.0 },
             Proposal::SuspendOrg { id } => Action::SuspendOrg { id },
             Proposal::ReinstateOrg { id } => Action::ReinstateOrg { id },
@@ -856,24 +921,67 @@ pub async fn gov(command: GovCommand, ctx: &Ctx) -> Shown {
             Proposal::DefinePurpose { id, bases, description } => {
                 Action::DefinePurpose { code: id, legal_bases: bases, description }
             }
-            Proposal::SetAdmins { admins, threshold } => {
-                Action::SetAdmins { accounts: admins.iter().map(|a| a.0).collect(), threshold }
+            Proposal::SetCommittee { seats, threshold } => {
+                Action::SetCommittee { committee: Committee { seats, threshold } }
+            }
+            Proposal::ApproveOrg { id } => Action::ApproveOrg { id },
+            Proposal::AssignSource { element, org } => Action::AssignSource { element, org },
+            Proposal::Freeze { contract } => Action::Lifecycle { contract: contract.0, op: LifecycleOp::Freeze },
+            Proposal::Unfreeze { contract } => Action::Lifecycle { contract: contract.0, op: LifecycleOp::Unfreeze },
+            Proposal::Migrate { contract, code_hash, args } => {
+                Action::Lifecycle { contract: contract.0, op: LifecycleOp::Migrate { code_hash: code_hash.0, args } }
+            }
+            Proposal::SetAdmin { contract, admin } => {
+                Action::Lifecycle { contract: contract.0, op: LifecycleOp::SetAdmin { admin: admin.0 } }
             }
         }),
         GovCommand::Show { id } => {
-            let p = ctx.client()?.read(reads::proposal(id)).await?;
+            let client = ctx.client()?;
+            let p = client.read(reads::proposal(id)).await?;
+            let committee = client.read(reads::committee()).await?;
+            let outcome = match p.action {
+                Action::Lifecycle { .. } if p.executed => Some(client.read(reads::lifecycle_outcome(id)).await?),
+                _ => None,
+            };
+            let orgs: Vec<&str> = p.votes.iter().filter_map(|v| committee.org_of(v)).collect();
             let json = serde_json::json!({
                 "id": p.id, "action": format!("{:?}", p.action), "proposer": hex::encode(p.proposer),
-                "votes": p.votes.iter().map(hex::encode).collect::<Vec<_>>(),
+                "votes": p.votes.iter().map(hex::encode).collect::<Vec<_>>(), "voting_orgs": orgs,
+                "threshold": committee.threshold,
                 "created_height": p.created_height, "executed": p.executed,
+                "lifecycle": outcome.as_ref().map(|o| serde_json::json!({
+                    "height": o.height, "done": o.done, "refused": o.refused,
+                })),
             });
-            let text = format!(
-                "proposal {}  {:?}\n{} votes  {}",
+            let mut text = format!(
+                "proposal {}  {:?}\nvotes of {} of {} organisations needed ({})  {}",
                 p.id,
                 p.action,
-                p.votes.len(),
+                committee.voting_orgs(&p.votes),
+                committee.threshold,
+                orgs.join(", "),
                 if p.executed { "carried out" } else { "open" }
             );
+            if let Some(o) = outcome {
+                text.push_str(&match (o.done, &o.refused) {
+                    (false, _) => format!("\ntakes effect before block {}", o.height),
+                    (true, None) => format!("\ntook effect before block {}", o.height),
+                    (true, Some(reason)) => format!("\nrefused before block {}: {reason}", o.height),
+                });
+            }
+            return shown(json, text);
+        }
+        GovCommand::Committee => {
+            let c = ctx.client()?.read(reads::committee()).await?;
+            let json = serde_json::json!({
+                "threshold": c.threshold,
+                "seats": c.seats.iter().map(|s| serde_json::json!({"account": hex::encode(s.account), "org": s.org}))
+                    .collect::<Vec<_>>(),
+            });
+            let mut text = format!("{} seats of {} organisations; {} must vote", c.seats.len(), c.orgs(), c.threshold);
+            for s in &c.seats {
+                text.push_str(&format!("\n  {}  {}", s.org, hex::encode(s.account)));
+            }
             return shown(json, text);
         }
         GovCommand::Purpose { id } => {

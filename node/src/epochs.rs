@@ -10,10 +10,10 @@
 //! check points; the node can, the same way on every node).
 
 use shutong_codec::{Decode, Encode};
-use shutong_system_api::governance::{ADMINS_KEY, Admins, PENDING_KEY, PendingSet, VALIDATORS_KEY, ValidatorSet};
+use shutong_system_api::governance::{COMMITTEE_KEY, Committee, PENDING_KEY, PendingSet, VALIDATORS_KEY, ValidatorSet};
 use shutong_system_api::names;
 use shutong_types::keyspace;
-use shutong_types::{AccountId, Address, PublicKey};
+use shutong_types::{Address, PublicKey};
 use shutong_vm::state::{Overlay, StateReader, Writes};
 
 /// The set that validates one height.
@@ -89,11 +89,14 @@ pub fn begin_block(overlay: &mut Overlay, height: u64) {
     }
 }
 
-/// The governance contract's storage at genesis: its admins and the first validator set.
-pub fn genesis_state(writes: &mut Writes, admins: &[AccountId], threshold: u32, validators: &[PublicKey]) {
-    let admins = Admins { accounts: admins.iter().map(|a| a.0).collect() };
-    writes.insert(key(ADMINS_KEY), Some(admins.encode()));
-    writes.insert(key(shutong_system_api::governance::THRESHOLD_KEY), Some(threshold.encode()));
+/// The state key of the governance committee.
+pub fn committee_key() -> Vec<u8> {
+    key(COMMITTEE_KEY)
+}
+
+/// The governance contract's storage at genesis: its committee and the first validator set.
+pub fn genesis_state(writes: &mut Writes, committee: &Committee, validators: &[PublicKey]) {
+    writes.insert(key(COMMITTEE_KEY), Some(committee.encode()));
     let set = ValidatorSet { epoch: 0, since_height: 0, keys: validators.iter().map(|k| k.0).collect() };
     writes.insert(key(VALIDATORS_KEY), Some(set.encode()));
 }
@@ -113,7 +116,11 @@ mod tests {
     /// Genesis governance state with `pending` scheduled to take effect at height 15.
     fn state(pending: Option<Vec<[u8; 32]>>) -> MemoryState {
         let mut writes = Writes::new();
-        genesis_state(&mut writes, &[AccountId([1; 32])], 1, &keys(4));
+        let committee = Committee {
+            seats: vec![shutong_system_api::governance::Seat { account: [1; 32], org: "office".into() }],
+            threshold: 1,
+        };
+        genesis_state(&mut writes, &committee, &keys(4));
         if let Some(keys) = pending {
             let p = PendingSet { activation_height: 15, keys, proposer: [1; 32] };
             writes.insert(key(PENDING_KEY), Some(p.encode()));

@@ -223,6 +223,7 @@ impl Executor {
         let cached = ReadCache { below: Arc::clone(&state), values: Default::default() };
         let mut overlay = Overlay::new(Arc::new(cached) as Arc<dyn StateReader>);
         crate::epochs::begin_block(&mut overlay, header.height);
+        overlay = crate::lifecycle::begin_block(&self.vm, overlay, header.height, header.timestamp_ms)?;
         let mut receipts = Vec::with_capacity(block.txs.len());
         let mut gas_total = 0u64;
         for (index, signed) in block.txs.iter().enumerate() {

@@ -1,10 +1,16 @@
-//! Genesis: the chain id, the validators, the admin accounts and the system contracts, and
-//! the state and block at height 0 that follow from them.
+//! Genesis: the chain id, the validators, the governance committee and the system
+//! contracts, and the state and block at height 0 that follow from them.
+//!
+//! No key has power of its own after block 0: the system contracts are administered by the
+//! governance contract's address (which no key signs for), so they are frozen, migrated or
+//! handed over only by a carried committee decision. The committee's organisations are
+//! registered at genesis as active departments, each administered by its seat's account.
 
 use serde::{Deserialize, Serialize};
 use shutong_codec::{Encode, write};
+use shutong_system_api::governance::{Committee, Seat};
 use shutong_system_api::lifecycle::{CodeInfo, ContractInfo, policy};
-use shutong_system_api::names;
+use shutong_system_api::{names, registry};
 use shutong_types::hash::tag;
 use shutong_types::keyspace::params;
 use shutong_types::keyspace::{self, Instance};
@@ -51,6 +57,32 @@ pub struct GenesisValidator {
     pub public_key: PublicKey,
 }
 
+/// One seat of the governance committee: an account voting for a department.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommitteeMember {
+    /// The department's organisation id, registered at genesis.
+    pub org: String,
+    /// Its name, as the registry shows it.
+    pub name: String,
+    pub account: AccountId,
+}
+
+impl CommitteeMember {
+    pub fn new(org: &str, name: &str, account: AccountId) -> CommitteeMember {
+        CommitteeMember { org: org.to_string(), name: name.to_string(), account }
+    }
+
+    /// A committee of `accounts`, each the seat of a department of its own: `committee-0`,
+    /// `committee-1`, ...
+    pub fn departments(accounts: &[AccountId]) -> Vec<CommitteeMember> {
+        let seat = |(i, account): (usize, &AccountId)| {
+            CommitteeMember::new(&format!("committee-{i}"), &format!("Committee department {i}"), *account)
+        };
+        accounts.iter().enumerate().map(seat).collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GenesisContract {
@@ -64,8 +96,8 @@ pub struct Genesis {
     pub chain_id: String,
     pub genesis_time_ms: u64,
     pub validators: Vec<GenesisValidator>,
-    /// Accounts that administer the system contracts.
-    pub admins: Vec<AccountId>,
+    /// The governance committee's seats; its organisations are registered at genesis.
+    pub committee: Vec<CommitteeMember>,
     pub contracts: Vec<GenesisContract>,
     /// Who may upload contract code: `governance` (an admin approves each code hash first)
     /// or `open`.
@@ -74,13 +106,24 @@ pub struct Genesis {
     /// The VM's gas schedule version.
     #[serde(default = "default_gas_schedule")]
     pub gas_schedule: u32,
-    /// How many of the admins' votes a governance proposal needs.
-    #[serde(default = "default_threshold")]
+    /// How many of the committee's distinct organisations must vote for a proposal.
     pub governance_threshold: u32,
+    /// How enterprises register: `open` (active at once) or `approved` (pending until the
+    /// committee approves them). Departments, auditors and operators are always pending
+    /// until then.
+    #[serde(default = "default_registration")]
+    pub registration: String,
+    /// Blocks between a carried lifecycle decision and its execution.
+    #[serde(default = "default_lifecycle_delay")]
+    pub lifecycle_delay_blocks: u64,
 }
 
-fn default_threshold() -> u32 {
-    1
+fn default_registration() -> String {
+    "open".to_string()
+}
+
+fn default_lifecycle_delay() -> u64 {
+    shutong_system_api::governance::LIFECYCLE_DELAY_BLOCKS_DEFAULT
 }
 
 fn default_upload_policy() -> String {
@@ -104,26 +147,39 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> GenesisError {
 }
 
 impl Genesis {
-    /// A genesis with the system contracts this binary carries.
+    /// A genesis with the system contracts this binary carries, and a committee deciding by
+    /// a majority of its organisations.
     pub fn new(
         chain_id: &str,
         genesis_time_ms: u64,
         validators: Vec<GenesisValidator>,
-        admins: Vec<AccountId>,
+        committee: Vec<CommitteeMember>,
     ) -> Genesis {
         let contracts = SYSTEM_CONTRACTS
             .iter()
             .map(|(name, code)| GenesisContract { name: name.to_string(), code_hash: Vm::code_hash(code) })
             .collect();
-        Genesis {
+        let mut genesis = Genesis {
             chain_id: chain_id.to_string(),
             genesis_time_ms,
             validators,
-            admins,
+            committee,
             contracts,
             upload_policy: default_upload_policy(),
             gas_schedule: default_gas_schedule(),
-            governance_threshold: default_threshold(),
+            governance_threshold: 1,
+            registration: default_registration(),
+            lifecycle_delay_blocks: default_lifecycle_delay(),
+        };
+        genesis.governance_threshold = (genesis.committee_record().orgs() / 2 + 1) as u32;
+        genesis
+    }
+
+    /// The committee as the governance contract keeps it.
+    pub fn committee_record(&self) -> Committee {
+        Committee {
+            seats: self.committee.iter().map(|m| Seat { account: m.account.0, org: m.org.clone() }).collect(),
+            threshold: self.governance_threshold,
         }
     }
 
@@ -155,25 +211,35 @@ impl Genesis {
         if keys.len() != self.validators.len() {
             return Err(invalid("validators", "a public key appears twice"));
         }
-        if self.admins.is_empty() {
-            return Err(invalid("admins", "at least one admin account is needed"));
+        let committee = self.committee_record();
+        if let Err(reason) = committee.check() {
+            let field = if reason.starts_with("a threshold") { "governance_threshold" } else { "committee" };
+            return Err(invalid(field, reason));
         }
-        let admins_max = shutong_system_api::governance::ADMINS_MAX as usize;
-        if self.admins.len() > admins_max {
-            return Err(invalid("admins", format!("{} admins; at most {admins_max} are allowed", self.admins.len())));
+        for member in &self.committee {
+            let conflicting = self.committee.iter().find(|other| other.org == member.org && other.name != member.name);
+            if let Some(other) = conflicting {
+                return Err(invalid(
+                    "committee",
+                    format!("organisation {} is named both {:?} and {:?}", member.org, member.name, other.name),
+                ));
+            }
+            if member.name.trim().is_empty() || member.name.len() > registry::ORG_NAME_BYTES_MAX as usize {
+                return Err(invalid("committee", format!("organisation {}'s name must be 1 to 256 bytes", member.org)));
+            }
+        }
+        if !["open", "approved"].contains(&self.registration.as_str()) {
+            return Err(invalid("registration", format!("{:?} is not open or approved", self.registration)));
+        }
+        let (low, high) = shutong_system_api::governance::LIFECYCLE_DELAY_BLOCKS;
+        if !(low..=high).contains(&self.lifecycle_delay_blocks) {
+            return Err(invalid(
+                "lifecycle_delay_blocks",
+                format!("{} blocks; {low} to {high} are allowed", self.lifecycle_delay_blocks),
+            ));
         }
         if let Some(v) = self.validators.iter().find(|v| crate::p2p::peer_id(&v.public_key).is_none()) {
             return Err(invalid("validators", format!("{} is not an ed25519 public key", v.public_key)));
-        }
-        if self.governance_threshold == 0 || self.governance_threshold as usize > self.admins.len() {
-            return Err(invalid(
-                "governance_threshold",
-                format!(
-                    "{} votes of {} admins: it must be between 1 and the number of admins",
-                    self.governance_threshold,
-                    self.admins.len()
-                ),
-            ));
         }
         if ![policy::GOVERNANCE, policy::OPEN].contains(&self.upload_policy.as_str()) {
             return Err(invalid("upload_policy", format!("{:?} is not governance or open", self.upload_policy)));
@@ -218,7 +284,11 @@ impl Genesis {
             write::str(out, &v.name);
             v.public_key.encode_to(out);
         });
-        write::seq(&mut out, &self.admins, |out, a| a.encode_to(out));
+        write::seq(&mut out, &self.committee, |out, m| {
+            write::str(out, &m.org);
+            write::str(out, &m.name);
+            m.account.encode_to(out);
+        });
         write::seq(&mut out, &self.contracts, |out, c| {
             write::str(out, &c.name);
             c.code_hash.encode_to(out);
@@ -226,17 +296,21 @@ impl Genesis {
         write::str(&mut out, &self.upload_policy);
         write::u32(&mut out, self.gas_schedule);
         write::u32(&mut out, self.governance_threshold);
+        write::str(&mut out, &self.registration);
+        write::u64(&mut out, self.lifecycle_delay_blocks);
         Hash::of(tag::GENESIS, &out)
     }
 
     /// The state at genesis: each system contract's code and instance, administered by the
-    /// first admin, and the governance contract's admins and first validator set.
+    /// governance contract; the committee and the first validator set; the committee's
+    /// departments in the registry; the registration policy and the lifecycle delay.
     pub fn state(&self) -> Writes {
         let mut writes = Writes::new();
+        let governance = AccountId(Address::system(names::GOVERNANCE).0);
         for contract in &self.contracts {
             let (_, code) = SYSTEM_CONTRACTS.iter().find(|(name, _)| *name == contract.name).expect("validated");
             writes.insert(keyspace::code(&contract.code_hash), Some(code.to_vec()));
-            let instance = Instance { code_hash: contract.code_hash, admin: self.admins[0], frozen: false };
+            let instance = Instance { code_hash: contract.code_hash, admin: governance, frozen: false };
             let address = Address::system(&contract.name);
             writes.insert(keyspace::instance(&address), Some(instance.encode()));
             let methods = system_methods(code);
@@ -254,7 +328,29 @@ impl Genesis {
         }
         writes.insert(keyspace::param(params::UPLOAD_POLICY), Some(self.upload_policy.clone().into_bytes()));
         writes.insert(keyspace::param(params::GAS_SCHEDULE), Some(self.gas_schedule.encode()));
-        crate::epochs::genesis_state(&mut writes, &self.admins, self.governance_threshold, &self.validator_keys());
+        crate::epochs::genesis_state(&mut writes, &self.committee_record(), &self.validator_keys());
+        let registry = Address::system(names::REGISTRY);
+        for member in &self.committee {
+            let org = registry::Org {
+                id: member.org.clone(),
+                name: member.name.clone(),
+                kind: registry::OrgKind::Department,
+                status: registry::OrgStatus::Active,
+                admin: member.account.0,
+                registered_height: 0,
+                updated_height: 0,
+            };
+            writes.insert(keyspace::contract_storage(&registry, &registry::org_key(&member.org)), Some(org.encode()));
+            let admin = keyspace::contract_storage(&registry, &registry::admin_key(&member.account.0));
+            writes.entry(admin).or_insert_with(|| Some(member.org.clone().into_bytes()));
+        }
+        let policy = keyspace::contract_storage(&registry, registry::REGISTRATION_KEY);
+        writes.insert(policy, Some(self.registration.clone().into_bytes()));
+        let delay = keyspace::contract_storage(
+            &Address::system(names::GOVERNANCE),
+            &shutong_system_api::governance::param_key(shutong_system_api::governance::LIFECYCLE_DELAY_PARAM),
+        );
+        writes.insert(delay, Some(self.lifecycle_delay_blocks.to_string().into_bytes()));
         writes
     }
 
@@ -285,7 +381,8 @@ mod tests {
 
     fn genesis() -> Genesis {
         let v = Keypair::from_seed("v").public();
-        Genesis::new("test", 1, vec![GenesisValidator { name: "v".into(), public_key: v }], vec![AccountId([1; 32])])
+        let committee = vec![CommitteeMember::new("office", "District Office", AccountId([1; 32]))];
+        Genesis::new("test", 1, vec![GenesisValidator { name: "v".into(), public_key: v }], committee)
     }
 
     #[test]
@@ -307,8 +404,17 @@ mod tests {
         g.validators.push(g.validators[0].clone());
         assert!(g.validate().unwrap_err().to_string().contains("appears twice"));
         let mut g = genesis();
-        g.admins.clear();
-        assert!(g.validate().unwrap_err().to_string().contains("admins"));
+        g.committee.clear();
+        assert!(g.validate().unwrap_err().to_string().contains("committee"));
+        let mut g = genesis();
+        g.governance_threshold = 2;
+        assert!(g.validate().unwrap_err().to_string().contains("governance_threshold"));
+        let mut g = genesis();
+        g.committee.push(CommitteeMember::new("office", "Another Name", AccountId([2; 32])));
+        assert!(g.validate().unwrap_err().to_string().contains("named both"));
+        let mut g = genesis();
+        g.registration = "anyone".into();
+        assert!(g.validate().unwrap_err().to_string().contains("registration"));
         let mut g = genesis();
         g.contracts[0].code_hash = Hash::ZERO;
         assert!(g.validate().unwrap_err().to_string().contains("this binary carries"));

@@ -5,11 +5,20 @@
 //! Each operation is one transaction with a receipt like a contract call's: a refusal is an
 //! `Aborted` status naming the rule, and nothing it wrote stays. An `init` or `migrate`
 //! method of the code runs inside the operation, and the operation stands only if it succeeds.
+//!
+//! The acting account is the immediate caller: a transaction's signer (the lifecycle is
+//! reached only as a transaction's own call, never from a contract), or the governance
+//! contract when [`begin_block`] carries out a committee decision the governance contract
+//! scheduled. The system contracts are administered by the governance contract, so no key
+//! can freeze, migrate or hand them over.
 
 use shutong_codec::{Decode, Encode};
-use shutong_system_api::governance::{approved_code_key, param_key};
+use shutong_system_api::governance::{
+    LifecycleOp, LifecycleOutcome, SCHEDULED_GAS_MAX, SCHEDULED_PER_BLOCK_MAX, SCHEDULED_PREFIX, ScheduledOp,
+    approved_code_key, outcome_key, param_key,
+};
 use shutong_system_api::lifecycle::{
-    CodeInfo, ContractInfo, ContractRef, Instantiate, LABEL_BYTES_MAX, Migrate, UploadCode, methods, policy,
+    CodeInfo, ContractInfo, ContractRef, Instantiate, LABEL_BYTES_MAX, Migrate, SetAdmin, UploadCode, methods, policy,
 };
 use shutong_system_api::names;
 use shutong_types::keyspace::{self, Instance, params};
@@ -68,6 +77,8 @@ type Undo = (Vec<u8>, Option<Option<Vec<u8>>>);
 struct Op<'a> {
     vm: &'a Vm,
     ctx: CallContext,
+    /// The immediate caller: the signer, or the governance contract.
+    actor: AccountId,
     gas_limit: u64,
     gas_used: u64,
     overlay: Overlay,
@@ -147,7 +158,20 @@ impl shutong_vm::state::StateReader for Empty {
     }
 }
 
-/// Executes one lifecycle transaction.
+/// The account of the governance contract: the system contracts' admin, and the acting
+/// account of committee decisions.
+pub fn governance_account() -> AccountId {
+    AccountId(Address::system(names::GOVERNANCE).0)
+}
+
+/// The governance storage key that marks `contract` as frozen by a committee decision.
+fn frozen_by_committee_key(contract: &Address) -> Vec<u8> {
+    let mut key = b"frozen-by-committee/".to_vec();
+    key.extend_from_slice(&contract.0);
+    keyspace::contract_storage(&Address::system(names::GOVERNANCE), &key)
+}
+
+/// Executes one lifecycle transaction, signed by `ctx.origin`.
 pub fn execute(
     vm: &Vm,
     ctx: CallContext,
@@ -156,13 +180,27 @@ pub fn execute(
     gas_limit: u64,
     overlay: Overlay,
 ) -> Result<CallOutcome, VmError> {
-    let mut op = Op { vm, ctx, gas_limit, gas_used: 0, overlay, undo: Vec::new(), events: Vec::new() };
+    let actor = ctx.origin;
+    run(vm, ctx, actor, method, args, gas_limit, overlay)
+}
+
+fn run(
+    vm: &Vm,
+    ctx: CallContext,
+    actor: AccountId,
+    method: &str,
+    args: &[u8],
+    gas_limit: u64,
+    overlay: Overlay,
+) -> Result<CallOutcome, VmError> {
+    let mut op = Op { vm, ctx, actor, gas_limit, gas_used: 0, overlay, undo: Vec::new(), events: Vec::new() };
     let result = op.charge(vm.schedule().lifecycle_base).and_then(|()| match method {
         methods::UPLOAD => upload(&mut op, args),
         methods::INSTANTIATE => instantiate(&mut op, args),
         methods::MIGRATE => migrate(&mut op, args),
         methods::FREEZE => set_frozen(&mut op, args, true),
         methods::UNFREEZE => set_frozen(&mut op, args, false),
+        methods::SET_ADMIN => set_admin(&mut op, args),
         other => Err(Stop::Status(ExecStatus::UnknownMethod(other.to_string()))),
     });
     let status = match result {
@@ -249,10 +287,16 @@ fn instantiate(op: &mut Op<'_>, args: &[u8]) -> Result<Vec<u8>, Stop> {
     Ok(contract.0.to_vec())
 }
 
-/// The instance at `contract`, if the transaction's signer is its admin.
+/// The instance at `contract`, if the acting account is its admin.
 fn administered(op: &Op<'_>, contract: &Address, action: &str) -> Result<Instance, Stop> {
     let found = instance(&op.overlay, contract).ok_or_else(|| format!("no contract at {contract}"))?;
-    if found.admin != op.ctx.origin {
+    if found.admin != op.actor {
+        if found.admin == governance_account() {
+            return Err(format!(
+                "{contract} is administered by the governance committee: only a carried proposal may {action} it"
+            )
+            .into());
+        }
         return Err(format!("only the admin of {contract} may {action} it").into());
     }
     Ok(found)
@@ -287,13 +331,87 @@ fn set_frozen(op: &mut Op<'_>, args: &[u8], frozen: bool) -> Result<Vec<u8>, Sto
     let req: ContractRef = decode(args)?;
     let contract = Address(req.contract);
     let action = if frozen { "freeze" } else { "unfreeze" };
-    let mut current = administered(op, &contract, action)?;
+    let by_committee = op.actor == governance_account();
+    // The committee freezes and unfreezes any contract (a rogue enterprise contract among
+    // them); what it froze, only it unfreezes.
+    let mut current = if by_committee {
+        instance(&op.overlay, &contract).ok_or_else(|| format!("no contract at {contract}"))?
+    } else {
+        administered(op, &contract, action)?
+    };
     if current.frozen == frozen {
         let state = if frozen { "already frozen" } else { "not frozen" };
         return Err(format!("{contract} is {state}").into());
+    }
+    let marker = frozen_by_committee_key(&contract);
+    if !frozen && !by_committee && op.overlay.get(&marker).is_some() {
+        return Err(format!("{contract} was frozen by the governance committee: only it may unfreeze it").into());
+    }
+    if by_committee {
+        if frozen {
+            op.set(marker, vec![1]);
+        } else if op.overlay.get(&marker).is_some() {
+            op.undo.push((marker.clone(), op.overlay.pending_entry(&marker)));
+            op.overlay.remove(marker);
+        }
     }
     current.frozen = frozen;
     op.set(keyspace::instance(&contract), current.encode());
     op.event(if frozen { "contract.frozen" } else { "contract.unfrozen" }, hex(&contract.0).as_bytes());
     Ok(Vec::new())
+}
+
+fn set_admin(op: &mut Op<'_>, args: &[u8]) -> Result<Vec<u8>, Stop> {
+    let req: SetAdmin = decode(args)?;
+    let contract = Address(req.contract);
+    let mut current = administered(op, &contract, "hand over")?;
+    if current.admin.0 == req.admin {
+        return Err(format!("{} already administers {contract}", AccountId(req.admin)).into());
+    }
+    current.admin = AccountId(req.admin);
+    op.set(keyspace::instance(&contract), current.encode());
+    op.event("contract.admin_changed", hex(&contract.0).as_bytes());
+    Ok(Vec::new())
+}
+
+/// Carries out the committee's lifecycle decisions due at or before `height` (at most
+/// `SCHEDULED_PER_BLOCK_MAX`, earliest first; the rest wait for the next block), before the
+/// block's transactions run, with the governance contract as the acting account. Each
+/// decision's outcome is recorded under its proposal (`governance::outcome_key`); a refused
+/// one changes nothing else. Fails only as a transaction's execution would (`VmError`).
+pub fn begin_block(vm: &Vm, mut overlay: Overlay, height: u64, time_ms: u64) -> Result<Overlay, VmError> {
+    let governance = Address::system(names::GOVERNANCE);
+    let prefix = keyspace::contract_storage(&governance, SCHEDULED_PREFIX);
+    let due = overlay.scan(&prefix, None, SCHEDULED_PER_BLOCK_MAX);
+    for (key, value) in due {
+        let at = key.get(prefix.len()..prefix.len() + 8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
+        if at.is_none_or(|at| at > height) {
+            break;
+        }
+        overlay.remove(key);
+        let Ok(scheduled) = ScheduledOp::decode(&value) else {
+            continue;
+        };
+        let (method, args) = match scheduled.op {
+            LifecycleOp::Freeze => (methods::FREEZE, ContractRef { contract: scheduled.contract }.encode()),
+            LifecycleOp::Unfreeze => (methods::UNFREEZE, ContractRef { contract: scheduled.contract }.encode()),
+            LifecycleOp::Migrate { code_hash, args } => {
+                (methods::MIGRATE, Migrate { contract: scheduled.contract, code_hash, args }.encode())
+            }
+            LifecycleOp::SetAdmin { admin } => {
+                (methods::SET_ADMIN, SetAdmin { contract: scheduled.contract, admin }.encode())
+            }
+        };
+        let ctx = CallContext { origin: governance_account(), contract: address(), height, time_ms };
+        let outcome = run(vm, ctx, governance_account(), method, &args, SCHEDULED_GAS_MAX, overlay)?;
+        overlay = outcome.block;
+        let refused = match outcome.status {
+            ExecStatus::Success => None,
+            ExecStatus::Aborted(reason) => Some(reason),
+            other => Some(format!("{other:?}")),
+        };
+        let record = LifecycleOutcome { height, done: true, refused };
+        overlay.set(keyspace::contract_storage(&governance, &outcome_key(scheduled.proposal)), record.encode());
+    }
+    Ok(overlay)
 }

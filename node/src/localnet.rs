@@ -6,7 +6,7 @@
 //! in `shutong-testnet` read.
 
 use crate::config::{Config, PeerConfig};
-use crate::genesis::{Genesis, GenesisValidator};
+use crate::genesis::{CommitteeMember, Genesis, GenesisValidator};
 use crate::{CONFIG_FILE, GENESIS_FILE};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
@@ -39,10 +39,23 @@ pub struct LayoutNode {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Layout {
     pub chain_id: String,
-    /// The key of the system contracts' admin account.
+    /// The key of the first committee seat (a registered caller the tools sign as).
     pub admin_key: PathBuf,
+    /// The keys of the governance committee's seats, one department each, in genesis order.
+    pub committee_keys: Vec<PathBuf>,
+    /// How many of the committee's departments must vote for a proposal.
+    pub committee_threshold: u32,
     pub nodes: Vec<LayoutNode>,
 }
+
+/// The departments of a local testnet's governance committee, in seat order: id and name.
+pub const COMMITTEE: [(&str, &str); 5] = [
+    ("jingan-office", "静安区政府办公室 District Office"),
+    ("jingan-data", "静安区数据局 Data Bureau"),
+    ("jingan-finance", "静安区财政局 Finance Bureau"),
+    ("jingan-justice", "静安区司法局 Justice Bureau"),
+    ("jingan-audit", "静安区审计局 Audit Bureau"),
+];
 
 /// What `generate` needs.
 #[derive(Debug, Clone)]
@@ -55,6 +68,9 @@ pub struct Params {
     /// RPC and p2p ports are `base_port + 2i` and `base_port + 2i + 1`; 0 picks free ports.
     pub base_port: u16,
     pub block_interval_ms: u64,
+    /// The committee's size (1 to `COMMITTEE.len()` departments) and threshold.
+    pub committee: usize,
+    pub committee_threshold: u32,
 }
 
 /// Where `free_port` looks: below Linux's ephemeral range (32768 to 60999), so that the port
@@ -115,10 +131,22 @@ impl Layout {
         if params.base_port != 0 && (params.base_port as usize) + 2 * count > u16::MAX as usize {
             bail!("--base-port {} leaves no room for {count} nodes", params.base_port);
         }
+        if !(1..=COMMITTEE.len()).contains(&params.committee) {
+            bail!("--committee must be 1 to {}, not {}", COMMITTEE.len(), params.committee);
+        }
         std::fs::create_dir_all(dir.join("keys")).with_context(|| format!("cannot create {}", dir.display()))?;
-        let admin = Keypair::generate();
-        let admin_key = dir.join("keys/admin.json");
-        shutong_sdk::keyfile::write(&admin_key, &admin, false)?;
+        let mut committee = Vec::new();
+        let mut committee_keys = Vec::new();
+        for (i, (org, name)) in COMMITTEE.iter().take(params.committee).enumerate() {
+            let key = Keypair::generate();
+            // The first seat's key is also `keys/admin.json`, the key the tools sign as.
+            let path =
+                dir.join(if i == 0 { "keys/admin.json".to_string() } else { format!("keys/committee-{i}.json") });
+            shutong_sdk::keyfile::write(&path, &key, false)?;
+            committee.push(CommitteeMember::new(org, name, key.account()));
+            committee_keys.push(path);
+        }
+        let admin_key = committee_keys[0].clone();
         let mut nodes = Vec::new();
         let mut keys = Vec::new();
         let mut taken = std::collections::HashSet::new();
@@ -151,7 +179,8 @@ impl Layout {
             .map(|n| GenesisValidator { name: n.name.clone(), public_key: n.public_key })
             .collect();
         let full_keys: Vec<PublicKey> = nodes.iter().filter(|n| n.full_node).map(|n| n.public_key).collect();
-        let genesis = Genesis::new(&params.chain_id, now_ms, validators, vec![admin.account()]);
+        let mut genesis = Genesis::new(&params.chain_id, now_ms, validators, committee);
+        genesis.governance_threshold = params.committee_threshold;
         genesis.validate()?;
         let genesis_json = serde_json::to_string_pretty(&genesis)?;
         for node in &nodes {
@@ -181,7 +210,13 @@ impl Layout {
             std::fs::write(node.home.join(CONFIG_FILE), cfg.to_toml())?;
             std::fs::write(node.home.join(GENESIS_FILE), &genesis_json)?;
         }
-        let layout = Layout { chain_id: params.chain_id.clone(), admin_key, nodes };
+        let layout = Layout {
+            chain_id: params.chain_id.clone(),
+            admin_key,
+            committee_keys,
+            committee_threshold: params.committee_threshold,
+            nodes,
+        };
         layout.save(dir)?;
         Ok(layout)
     }

@@ -363,6 +363,12 @@ struct TestnetParams {
     base_port: u16,
     #[arg(long, default_value_t = 200)]
     block_interval_ms: u64,
+    /// Departments on the governance committee (keys/admin.json, keys/committee-1.json, ...).
+    #[arg(long, default_value_t = 3)]
+    committee: usize,
+    /// How many of them must vote for a proposal.
+    #[arg(long, default_value_t = 2)]
+    committee_threshold: u32,
 }
 
 impl TestnetParams {
@@ -374,6 +380,8 @@ impl TestnetParams {
             chain_id: self.chain_id,
             base_port: self.base_port,
             block_interval_ms: self.block_interval_ms,
+            committee: self.committee,
+            committee_threshold: self.committee_threshold,
         };
         shutong_node::localnet::Layout::generate(&dir, &params)
     }
@@ -392,10 +400,15 @@ struct InitArgs {
     home: PathBuf,
     #[arg(long)]
     chain_id: String,
-    /// An admin account (hex) of the system contracts; repeatable. Without one, an admin key
-    /// is created at HOME/keys/admin.json.
+    /// A governance committee member's account (hex), the seat of a department of its own
+    /// (`committee-0`, `committee-1`, ...); repeatable. Without one, a committee of one is
+    /// created with its key at HOME/keys/admin.json.
     #[arg(long = "admin")]
     admins: Vec<AccountId>,
+    /// How many of the committee's departments must vote for a proposal (default: a
+    /// majority).
+    #[arg(long)]
+    threshold: Option<u32>,
     #[arg(long, default_value = "127.0.0.1:26657")]
     rpc_listen: std::net::SocketAddr,
     #[arg(long, default_value = "127.0.0.1:26656")]
@@ -727,12 +740,15 @@ fn init(args: InitArgs) -> Shown {
         admin_file = Some(path);
     }
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
-    let genesis = Genesis::new(
+    let mut genesis = Genesis::new(
         &args.chain_id,
         now_ms,
         vec![GenesisValidator { name: "validator-0".into(), public_key: validator.public() }],
-        admins,
+        shutong_node::genesis::CommitteeMember::departments(&admins),
     );
+    if let Some(threshold) = args.threshold {
+        genesis.governance_threshold = threshold;
+    }
     genesis.validate()?;
     std::fs::write(home.join(GENESIS_FILE), serde_json::to_string_pretty(&genesis)?)?;
     std::fs::write(home.join(CONFIG_FILE), cfg.to_toml())?;

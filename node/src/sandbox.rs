@@ -33,7 +33,7 @@ impl Sandbox {
             "shutong-sandbox",
             now_ms,
             vec![GenesisValidator { name: "sandbox".into(), public_key: validator.public() }],
-            vec![admin.account()],
+            crate::genesis::CommitteeMember::departments(&[admin.account()]),
         );
         let mut cfg = Config::default();
         cfg.rpc.listen = "127.0.0.1:0".parse()?;

@@ -258,7 +258,7 @@ async fn a_tls_config_whose_files_are_missing_is_refused_before_anything_is_writ
         common::CHAIN_ID,
         1_795_000_000_000,
         vec![shutong_node::genesis::GenesisValidator { name: "v0".into(), public_key: validator.public() }],
-        vec![Keypair::from_seed("test-admin").account()],
+        shutong_node::genesis::CommitteeMember::departments(&[Keypair::from_seed("test-admin").account()]),
     );
     let err = shutong_node::Node::start_with(home.path(), cfg.clone(), genesis, validator).await.err().unwrap();
     assert!(err.to_string().contains("rpc.tls.cert_file") && err.to_string().contains("nope.crt"), "{err}");

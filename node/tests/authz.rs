@@ -209,6 +209,8 @@ fn every_state_change_emits_its_event() {
     // Registry.
     let other = Keypair::from_seed("other-admin");
     emits(chain.run(&other, builder::register_org("other", "Other", OrgKind::Department), GAS), "org.registered");
+    let approve = shutong_sdk::system_api::governance::Action::ApproveOrg { id: "other".into() };
+    emits(chain.run(&admin, builder::propose(approve), GAS), "org.approved");
     let set = builder::set_principal(
         "other",
         &other.account(),

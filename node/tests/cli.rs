@@ -89,6 +89,11 @@ async fn one_command_tree_tells_the_story_in_json() {
     sh.send("market", &["org", "register", "--id", "market", "--name", "Market Bureau", "--kind", "department"]);
     let shown = sh.run(Some("admin"), &["org", "show", "--id", "market"]).json();
     assert_eq!((shown["kind"].as_str(), shown["admin"].as_str()), (Some("department"), Some(market.as_str())));
+    assert_eq!(shown["status"], "pending", "a department waits for the committee: {shown}");
+    let approved = sh.send("admin", &["gov", "propose", "approve-org", "--id", "market"]);
+    let shown = sh.run(Some("admin"), &["gov", "show", "--id", &output_u64(&approved).to_string()]).json();
+    assert_eq!(shown["executed"], true, "{shown}");
+    assert_eq!(sh.run(Some("admin"), &["org", "show", "--id", "market"]).json()["status"], "active");
     sh.send(
         "market",
         &["org", "set-principal", "--id", "market", "--account", &market, "--roles", "admin,data_provider,cdo"],

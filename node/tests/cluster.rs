@@ -10,7 +10,7 @@ mod common;
 
 use libp2p::futures::StreamExt;
 use libp2p::swarm::SwarmEvent;
-use shutong_sdk::system_api::governance::CHANGE_DELAY_BLOCKS;
+use shutong_sdk::system_api::governance::{Action, CHANGE_DELAY_BLOCKS, LifecycleOp};
 use shutong_sdk::system_api::registry::OrgKind;
 use shutong_sdk::{Client, TxBuilder, builder, keyfile};
 use shutong_testnet::Cluster;
@@ -157,21 +157,24 @@ async fn a_governance_transaction_changes_the_validator_set_at_a_later_height() 
     let new_keys = keys[..3].to_vec();
     let new_set = validator_set_hash(&new_keys);
 
-    // Only a governance admin may change the set.
+    // Only the committee may change the set, and one of its keys alone may not.
     let zero = cluster.client(0).unwrap();
     let outsider = Keypair::generate();
     let tx = TxBuilder::new(&cluster.chain_id, outsider).call(builder::set_validators(&new_keys), 0, 10_000);
     let refused = zero.submit_and_wait(&tx, Duration::from_secs(30)).await.unwrap();
-    assert!(matches!(refused.status, ExecStatus::Aborted(ref m) if m.contains("governance admin")), "{refused:?}");
-
-    // The admin removes validator 3; the change takes effect CHANGE_DELAY_BLOCKS later.
+    let not_member = "only a member of the governance committee may change the validator set";
+    assert_eq!(refused.status, ExecStatus::Aborted(not_member.into()), "{refused:?}");
     let admin = keyfile::read(&cluster.admin_key).unwrap();
-    let nonce = zero.nonce(&admin.account()).await.unwrap();
-    let tx = TxBuilder::new(&cluster.chain_id, admin).call(builder::set_validators(&new_keys), nonce, 10_000);
-    let receipt = zero.submit_and_wait(&tx, Duration::from_secs(30)).await.unwrap();
-    assert_eq!(receipt.status, ExecStatus::Success);
+    let alone = send(&zero, &cluster.chain_id, &admin, builder::set_validators(&new_keys)).await;
+    let needs_two = "the committee needs the votes of 2 organisations: propose and vote instead";
+    assert_eq!(alone.status, ExecStatus::Aborted(needs_two.into()));
+
+    // Two of the three departments remove validator 3; the change takes effect
+    // CHANGE_DELAY_BLOCKS after the vote that carries it.
+    let receipt = decide(&cluster, &zero, Action::SetValidators { keys: new_keys.iter().map(|k| k.0).collect() }).await;
     let activation = receipt.height + CHANGE_DELAY_BLOCKS;
-    assert_eq!(receipt.events[0].data, activation.to_string().into_bytes());
+    let scheduled = receipt.events.iter().find(|e| e.topic == "validators.scheduled").unwrap();
+    assert_eq!(scheduled.data, activation.to_string().into_bytes());
 
     // Every validator agrees on the set of every height: the old one up to activation − 1,
     // the new one from there on. Validator 3 stops at the end of its last epoch.
@@ -218,6 +221,84 @@ async fn a_governance_transaction_changes_the_validator_set_at_a_later_height() 
     let target = height(&cluster, 0).await + 5;
     cluster.wait_height(&[0, 1, 2], target, WAIT).await.unwrap();
     same_chain(&cluster, &[0, 1, 2], target).await;
+}
+
+/// Signs `call` by `key` with its next nonce, submits it to `client` and waits for its receipt.
+async fn send(client: &Client, chain_id: &str, key: &Keypair, call: shutong_types::Call) -> shutong_types::Receipt {
+    let nonce = client.nonce(&key.account()).await.unwrap();
+    let mut txb = TxBuilder::new(chain_id, key.clone());
+    txb.gas_limit = builder::GAS_LIMIT_DEFAULT;
+    let expiry = client.status().await.unwrap().height + 1_000;
+    client.submit_and_wait(&txb.call(call, nonce, expiry), Duration::from_secs(30)).await.unwrap()
+}
+
+/// The committee's first seat proposes `action`, which stays open with one department's vote;
+/// the second seat's vote carries it. Returns the receipt of the carrying vote.
+async fn decide(cluster: &Cluster, client: &Client, action: Action) -> shutong_types::Receipt {
+    let keys = &cluster.committee.keys;
+    let proposed = send(client, &cluster.chain_id, &keys[0], builder::propose(action)).await;
+    assert_eq!(proposed.status, ExecStatus::Success);
+    assert!(!proposed.events.iter().any(|e| e.topic == "proposal.executed"), "one department is not a quorum");
+    let id = u64::decode(&proposed.output).unwrap();
+    let carried = send(client, &cluster.chain_id, &keys[1], builder::vote(id)).await;
+    assert_eq!(carried.status, ExecStatus::Success);
+    assert!(carried.events.iter().any(|e| e.topic == "proposal.executed"), "{:?}", carried.events);
+    carried
+}
+
+/// The system contracts answer to the committee only: the key that signed genesis (the
+/// committee's first seat) cannot freeze, unfreeze, migrate or hand over any of them by
+/// itself, over RPC on real nodes; two departments' votes freeze the audit contract after
+/// the lifecycle delay, and unfreeze it again.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_key_alone_cannot_freeze_or_migrate_a_system_contract() {
+    let mut cluster = Cluster::init(Path::new(BIN), 4, 100).unwrap();
+    cluster.start_all().await.unwrap();
+    cluster.wait_height(&[0, 1, 2, 3], 2, WAIT).await.unwrap();
+    let zero = cluster.client(0).unwrap();
+    let admin = keyfile::read(&cluster.admin_key).unwrap();
+    let chain = cluster.chain_id.clone();
+    let code = shutong_node::genesis::SYSTEM_CONTRACTS[0].1;
+    let other_code = shutong_types::Hash::of("test", code);
+    for contract in [builder::registry(), builder::governance(), builder::catalog(), builder::authz(), builder::audit()]
+    {
+        let refusal =
+            format!("{contract} is administered by the governance committee: only a carried proposal may {{}} it");
+        let attempts = [
+            (builder::freeze(&contract), "freeze"),
+            (builder::migrate(&contract, &other_code, &[]), "migrate"),
+            (builder::set_admin(&contract, &admin.account()), "hand over"),
+        ];
+        for (call, action) in attempts {
+            let refused = send(&zero, &chain, &admin, call).await;
+            assert_eq!(refused.status, ExecStatus::Aborted(refusal.replace("{}", action)), "{contract} {action}");
+        }
+    }
+
+    // A proposal to freeze audit, with one department's vote, changes nothing; with two it
+    // is carried and takes effect `lifecycle_delay_blocks` later.
+    let freeze = Action::Lifecycle { contract: builder::audit().0, op: LifecycleOp::Freeze };
+    let carried = decide(&cluster, &zero, freeze).await;
+    let delay = shutong_sdk::system_api::governance::LIFECYCLE_DELAY_BLOCKS_DEFAULT;
+    let due = carried.height + delay;
+    let instance = |client: Client| async move { client.contract(&builder::audit()).await.unwrap().unwrap() };
+    if zero.status().await.unwrap().height < due {
+        assert!(!instance(zero.clone()).await.frozen, "nothing changes before the delay");
+    }
+    cluster.wait_height(&[0, 1, 2, 3], due, WAIT).await.unwrap();
+    for i in 0..4 {
+        assert!(instance(cluster.client(i).unwrap()).await.frozen, "validator {i} has audit frozen");
+    }
+    let record = shutong_types::Call { contract: builder::audit(), method: "record".into(), args: Vec::new() };
+    let frozen = send(&zero, &chain, &admin, record).await;
+    assert_eq!(frozen.status, ExecStatus::Frozen);
+    // What the committee froze, one key cannot unfreeze.
+    let alone = send(&zero, &chain, &admin, builder::unfreeze(&builder::audit())).await;
+    assert!(matches!(alone.status, ExecStatus::Aborted(ref m) if m.contains("governance committee")), "{alone:?}");
+    let unfreeze = Action::Lifecycle { contract: builder::audit().0, op: LifecycleOp::Unfreeze };
+    let carried = decide(&cluster, &zero, unfreeze).await;
+    cluster.wait_height(&[0, 1, 2, 3], carried.height + delay, WAIT).await.unwrap();
+    assert!(!instance(zero.clone()).await.frozen);
 }
 
 /// A Byzantine validator (its key is in the set, so it gets through the handshake) sends
@@ -331,7 +412,8 @@ async fn an_enterprise_contract_is_deployed_and_called_through_the_sdk() {
     };
 
     let code_hash = shutong_vm::Vm::code_hash(CODE);
-    send(&admin, builder::approve_code(&code_hash), 1_000_000).await;
+    drop(admin);
+    decide(&cluster, &zero, Action::ApproveCode { code_hash: code_hash.0 }).await;
     send(&enterprise, builder::upload_code(CODE), builder::upload_gas_limit(CODE.len())).await;
     let info = zero.code(&code_hash).await.unwrap().unwrap();
     assert_eq!((info.size as usize, info.uploader), (CODE.len(), enterprise.account()));
@@ -378,6 +460,7 @@ async fn the_authorisation_story_holds_on_four_validators() {
         chain_id: cluster.chain_id.clone(),
         nonces: std::collections::HashMap::new(),
         admin: keyfile::read(&cluster.admin_key).unwrap(),
+        voters: cluster.committee.keys[1..cluster.committee.threshold as usize].to_vec(),
     };
     tokio::task::spawn_blocking(move || common::story::authorisation_story(&mut runner)).await.unwrap();
     let top = height(&cluster, 2).await;

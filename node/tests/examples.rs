@@ -8,7 +8,8 @@
 #![allow(clippy::unwrap_used)]
 
 use shutong_examples::{auditor, consumer, contract, provider};
-use shutong_sdk::{Signer, keyfile};
+use shutong_sdk::Signer;
+use shutong_sdk::system_api::governance::Action;
 use shutong_testnet::Cluster;
 use std::path::Path;
 use std::time::Duration;
@@ -24,16 +25,26 @@ async fn the_examples_run_against_a_local_testnet() {
     let client = cluster.client(0).unwrap();
     let genesis = cluster.members[0].home.join("genesis.json");
 
-    // Governance (the testnet's admin) defines the purpose the story uses.
-    let admin = Signer::connect(&client, keyfile::read(&cluster.admin_key).unwrap()).await.unwrap();
-    let purpose = shutong_sdk::system_api::governance::Action::DefinePurpose {
+    // The governance committee (two of the testnet's three departments) defines the purpose
+    // the story uses.
+    let mut committee = Vec::new();
+    for key in cluster.committee.keys.iter().take(cluster.committee.threshold as usize) {
+        committee.push(Signer::connect(&client, key.clone()).await.unwrap());
+    }
+    let purpose = Action::DefinePurpose {
         code: "licensing".into(),
         legal_bases: 0b0011,
         description: "business licensing".into(),
     };
-    admin.execute(shutong_sdk::builder::propose(purpose)).await.unwrap();
+    shutong_examples::decide(&committee, purpose).await.unwrap();
 
-    // A providing department and a consuming enterprise.
+    // A providing department (approved by the committee) and a consuming enterprise.
+    provider::register(&client, &keys.path().join("market"), "market").await.unwrap();
+    shutong_examples::decide(&committee, Action::ApproveOrg { id: "market".into() }).await.unwrap();
+    for element in ["enterprise.uscc", "enterprise.name"] {
+        let assign = Action::AssignSource { element: element.into(), org: "market".into() };
+        shutong_examples::decide(&committee, assign).await.unwrap();
+    }
     let market = provider::join(&client, &keys.path().join("market"), "market").await.unwrap();
     assert_eq!(provider::publish(&market).await.unwrap(), 1);
     let acme = consumer::join(&client, &keys.path().join("acme"), "acme").await.unwrap();
@@ -55,7 +66,7 @@ async fn the_examples_run_against_a_local_testnet() {
 
     // An enterprise deploys its own contract.
     let code = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../contracts/artifacts/cert-verify.wasm")).unwrap();
-    contract::approve_code(&admin, &code).await.unwrap();
+    contract::approve_code(&committee, &code).await.unwrap();
     let deployer = Signer::connect(&client, shutong_examples::key_in(keys.path(), "deployer").unwrap()).await.unwrap();
     let bank = Signer::connect(&client, shutong_examples::key_in(keys.path(), "bank").unwrap()).await.unwrap();
     // Only registered principals send transactions: both join as enterprises first.
@@ -68,7 +79,10 @@ async fn the_examples_run_against_a_local_testnet() {
     assert!(!checked.forged.0, "a forged document is not certified: {checked:?}");
 
     // The auditor asks validator 3, trusting only the genesis file.
-    let office = auditor::join(&cluster.client(3).unwrap(), &keys.path().join("inspect"), "inspect").await.unwrap();
+    let three = cluster.client(3).unwrap();
+    auditor::register(&three, &keys.path().join("inspect"), "inspect").await.unwrap();
+    shutong_examples::decide(&committee, Action::ApproveOrg { id: "inspect".into() }).await.unwrap();
+    let office = auditor::join(&three, &keys.path().join("inspect"), "inspect").await.unwrap();
     let trail = auditor::grant_history(&office, &genesis, grant, "annual inspection 2026-17").await.unwrap();
     assert_eq!(
         trail.kinds(),

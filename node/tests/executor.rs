@@ -23,7 +23,7 @@ fn run(block_of: impl Fn(&Genesis, Hash, Hash, u64) -> Block) -> (BlockOutput, H
         "exec-test",
         1_000,
         vec![GenesisValidator { name: "v".into(), public_key: validator.public() }],
-        vec![Keypair::from_seed("admin").account()],
+        shutong_node::genesis::CommitteeMember::departments(&[Keypair::from_seed("admin").account()]),
     );
     let tip = init_storage(&storage, &genesis).unwrap();
     let executor = Executor::new(Arc::new(Vm::new(VmConfig::default()).unwrap()), storage.clone());

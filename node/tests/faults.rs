@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use shutong_sdk::{Client, keyfile};
+use shutong_sdk::Client;
 use shutong_testnet::Cluster;
 use shutong_testnet::faults::{self, Fault, Schedule};
 use shutong_testnet::load::{self, Shape, World};
@@ -21,7 +21,6 @@ async fn cluster() -> (Cluster, Vec<Client>, World) {
     cluster.start_all().await.unwrap();
     cluster.wait_height(&[0, 1, 2, 3], 2, Duration::from_secs(90)).await.unwrap();
     let clients: Vec<Client> = (0..4).map(|i| cluster.client(i).unwrap()).collect();
-    let admin = keyfile::read(&cluster.admin_key).unwrap();
     let shape = Shape {
         providers: 2,
         gateways_per_provider: 4,
@@ -30,7 +29,7 @@ async fn cluster() -> (Cluster, Vec<Client>, World) {
         spare_grants: 20,
         pending_requests: 20,
     };
-    let world = World::build(&clients, &admin, shape).await.unwrap();
+    let world = World::build(&clients, &cluster.committee, shape).await.unwrap();
     (cluster, clients, world)
 }
 

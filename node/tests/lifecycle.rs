@@ -7,6 +7,7 @@
 use shutong_codec::Decode;
 use shutong_node::lifecycle;
 use shutong_sdk::builder::{self, cert};
+use shutong_sdk::system_api::governance::{Action, LifecycleOp, LifecycleOutcome};
 use shutong_sdk::system_api::lifecycle::CodeInfo;
 use shutong_types::keyspace;
 use shutong_types::{Call, ExecStatus, Hash, Keypair, Receipt};
@@ -48,7 +49,7 @@ fn code_goes_from_approval_to_upload_instantiation_call_migration_and_freezing()
 
     // Only a governance admin approves.
     let not_admin = chain.run(&enterprise, builder::approve_code(&code_hash), 1_000_000);
-    assert_eq!(aborted(&not_admin), "only a governance admin may approve code");
+    assert_eq!(aborted(&not_admin), "only a member of the governance committee may approve code");
     assert!(chain.run(&admin(), builder::approve_code(&code_hash), 1_000_000).status.is_success());
 
     // Too little gas for the code's size: out of gas, nothing stored.
@@ -128,6 +129,77 @@ fn code_goes_from_approval_to_upload_instantiation_call_migration_and_freezing()
     assert_eq!(version.output, b"2".to_vec());
     // The old state is still there, under the same address.
     assert!(chain.storage.state_get(&keyspace::contract_storage(&address, b"owner")).is_some());
+
+    // An admin hands its contract to another account, which alone administers it now.
+    let heir = Keypair::from_seed("heir");
+    assert!(chain.run(&enterprise, builder::set_admin(&address, &heir.account()), 1_000_000).status.is_success());
+    assert_eq!(chain.instance(&address).unwrap().admin, heir.account());
+    let former = chain.run(&enterprise, builder::freeze(&address), 1_000_000);
+    assert_eq!(aborted(&former), format!("only the admin of {address} may freeze it"));
+
+    // The committee freezes a rogue enterprise contract: the decision takes effect
+    // `lifecycle_delay_blocks` later, and what the committee froze its admin cannot unfreeze.
+    let rogue = Action::Lifecycle { contract: address.0, op: LifecycleOp::Freeze };
+    let carried = chain.run(&admin(), builder::propose(rogue), 1_000_000);
+    assert!(carried.events.iter().any(|e| e.topic == "lifecycle.scheduled"), "{carried:?}");
+    let due = carried.height + shutong_sdk::system_api::governance::LIFECYCLE_DELAY_BLOCKS_DEFAULT;
+    while chain.tip.height + 1 < due {
+        assert!(!chain.instance(&address).unwrap().frozen, "frozen at {} before {due}", chain.tip.height);
+        chain.run(&heir, cert::revoke(&address, "lic-x"), 5_000_000);
+    }
+    let last = chain.run(&heir, cert::revoke(&address, "lic-x"), 5_000_000);
+    assert_eq!(last.status, ExecStatus::Frozen, "the block at {due} runs after the freeze");
+    let unfreeze = chain.run(&heir, builder::unfreeze(&address), 1_000_000);
+    assert_eq!(
+        aborted(&unfreeze),
+        format!("{address} was frozen by the governance committee: only it may unfreeze it")
+    );
+    let outcome: LifecycleOutcome = {
+        let id = u64::decode(&carried.output).unwrap();
+        let read = chain.run(&heir, shutong_sdk::reads::lifecycle_outcome(id).call(), 1_000_000);
+        LifecycleOutcome::decode(&read.output).unwrap()
+    };
+    assert_eq!(outcome, LifecycleOutcome { height: due, done: true, refused: None });
+}
+
+/// The system contracts are administered by the governance contract: the committee's own
+/// key, signing a lifecycle transaction, cannot freeze, unfreeze, migrate or hand any of them
+/// over (the same refusal as a stranger's); a carried migration of a system contract runs
+/// its `migrate` hook, and one the lifecycle refuses is recorded as refused, changing nothing.
+#[test]
+fn only_a_carried_decision_touches_a_system_contract() {
+    let mut chain = Chain::new();
+    let key = admin();
+    for contract in [builder::registry(), builder::governance(), builder::catalog(), builder::authz(), builder::audit()]
+    {
+        let governed = format!("{contract} is administered by the governance committee: only a carried proposal may");
+        for (call, action) in [
+            (builder::freeze(&contract), "freeze"),
+            (builder::unfreeze(&contract), "unfreeze"),
+            (builder::migrate(&contract, &Vm::code_hash(b"x"), &[]), "migrate"),
+            (builder::set_admin(&contract, &key.account()), "hand over"),
+        ] {
+            let refused = chain.run(&key, call, 1_000_000);
+            assert_eq!(aborted(&refused), format!("{governed} {action} it"), "{contract}");
+        }
+    }
+    // A carried migration to code that was never uploaded is refused when it comes due, and
+    // the refusal is recorded under the proposal.
+    let migrate = Action::Lifecycle {
+        contract: builder::audit().0,
+        op: LifecycleOp::Migrate { code_hash: Vm::code_hash(b"never uploaded").0, args: Vec::new() },
+    };
+    let carried = chain.run(&key, builder::propose(migrate), 1_000_000);
+    let id = u64::decode(&carried.output).unwrap();
+    let before = chain.instance(&builder::audit()).unwrap();
+    for _ in 0..shutong_sdk::system_api::governance::LIFECYCLE_DELAY_BLOCKS_DEFAULT {
+        chain.run(&key, shutong_sdk::reads::committee().call(), 1_000_000);
+    }
+    let read = chain.run(&key, shutong_sdk::reads::lifecycle_outcome(id).call(), 1_000_000);
+    let outcome = LifecycleOutcome::decode(&read.output).unwrap();
+    assert!(outcome.done);
+    assert!(outcome.refused.as_deref().is_some_and(|r| r.contains("is not uploaded")), "{outcome:?}");
+    assert_eq!(chain.instance(&builder::audit()).unwrap(), before, "a refused decision changes nothing");
 }
 
 #[test]

@@ -145,6 +145,9 @@ async fn an_auditor_asks_who_used_which_data_and_every_answer_is_proven() {
             .status
             .is_success()
     );
+    // An auditor is pending until the committee (here the node's admin alone) approves it.
+    let approve = shutong_sdk::system_api::governance::Action::ApproveOrg { id: "inspect".into() };
+    assert!(run(&t.admin, builder::propose(approve)).await.status.is_success());
     let set = builder::set_principal(
         "inspect",
         &auditor.account(),

@@ -49,6 +49,12 @@ pub fn register_org(id: &str, name: &str, kind: OrgKind) -> Call {
     Call { contract: registry(), method: "register".into(), args: args.encode() }
 }
 
+/// Removes a pending registration that expired unapproved (anyone may), freeing its id.
+pub fn expire_registration(id: &str) -> Call {
+    let args = registry::GetOrg { id: id.to_string() };
+    Call { contract: registry(), method: "expire".into(), args: args.encode() }
+}
+
 pub fn update_org(id: &str, name: Option<&str>, status: Option<OrgStatus>) -> Call {
     let args = UpdateOrg { id: id.to_string(), name: name.map(str::to_string), status };
     Call { contract: registry(), method: "update".into(), args: args.encode() }
@@ -264,7 +270,8 @@ pub fn code_hash(code: &[u8]) -> Hash {
     Hash::of(shutong_types::hash::tag::CODE, code)
 }
 
-/// Approves a code hash for upload (governance admins only).
+/// Approves a code hash for upload (a committee member, while one organisation's vote is the
+/// threshold; otherwise propose `Action::ApproveCode`).
 pub fn approve_code(code_hash: &Hash) -> Call {
     let args = shutong_system_api::governance::ApproveCode { code_hash: code_hash.0 };
     Call { contract: governance(), method: "approve_code".into(), args: args.encode() }
@@ -304,6 +311,12 @@ pub fn freeze(contract: &Address) -> Call {
 pub fn unfreeze(contract: &Address) -> Call {
     let args = lifecycle::ContractRef { contract: contract.0 };
     Call { contract: lifecycle(), method: lifecycle::methods::UNFREEZE.into(), args: args.encode() }
+}
+
+/// Hands an instance to another admin account (its admin only).
+pub fn set_admin(contract: &Address, admin: &AccountId) -> Call {
+    let args = lifecycle::SetAdmin { contract: contract.0, admin: admin.0 };
+    Call { contract: lifecycle(), method: lifecycle::methods::SET_ADMIN.into(), args: args.encode() }
 }
 
 /// Calls for the example certificate-verification contract (`contracts/cert-verify`).
@@ -373,13 +386,15 @@ pub fn propose(action: shutong_system_api::governance::Action) -> Call {
     Call { contract: governance(), method: "propose".into(), args: args.encode() }
 }
 
-/// Votes for a governance proposal (an admin); it is carried out with the threshold's vote.
+/// Votes for a governance proposal (a committee member); it is carried out once members of
+/// enough organisations voted.
 pub fn vote(proposal: u64) -> Call {
     let args = shutong_system_api::governance::ProposalId { id: proposal };
     Call { contract: governance(), method: "vote".into(), args: args.encode() }
 }
 
-/// Schedules a new validator set (governance admins only); it takes effect
+/// Schedules a new validator set (a committee member, while one organisation's vote is the
+/// threshold); it takes effect
 /// `CHANGE_DELAY_BLOCKS` blocks after the block that includes this call.
 pub fn set_validators(keys: &[shutong_types::PublicKey]) -> Call {
     let args = shutong_system_api::governance::SetValidators { keys: keys.iter().map(|k| k.0).collect() };

@@ -27,7 +27,9 @@ use shutong_codec::{Decode, Encode};
 use shutong_system_api::audit::{AttestationRecord, EventId, EventRecord, History, Violation};
 use shutong_system_api::authz::{AccessRequest, Consent, ConsentId, Decision, Grant, Id, Use};
 use shutong_system_api::catalog::{Classification, ElementRef, ElementSource, Resource, ResourceRef};
-use shutong_system_api::governance::{Proposal, ProposalId, PurposeDef, ResolvePurpose, Validators};
+use shutong_system_api::governance::{
+    Committee, LifecycleOutcome, Proposal, ProposalId, PurposeDef, ResolvePurpose, Validators,
+};
 use shutong_system_api::registry::{ApprovalPolicy, GetMember, GetOrg, GetPolicy, Member, Org};
 use shutong_types::{AccountId, Address, Hash};
 use std::marker::PhantomData;
@@ -50,6 +52,11 @@ impl<T: Decode> Read<T> {
     /// Decodes the contract's answer.
     pub fn decode(&self, bytes: &[u8]) -> Result<T, shutong_codec::DecodeError> {
         T::decode(bytes)
+    }
+
+    /// The read as a call, to run in a transaction (tests on a chain without RPC).
+    pub fn call(&self) -> shutong_types::Call {
+        shutong_types::Call { contract: self.contract, method: self.method.to_string(), args: self.args.clone() }
     }
 }
 
@@ -126,6 +133,16 @@ pub fn validators() -> Read<Validators> {
 /// A governance proposal and its votes.
 pub fn proposal(id: u64) -> Read<Proposal> {
     Read::new(builder::governance(), "get_proposal", ProposalId { id }.encode())
+}
+
+/// Where a carried lifecycle decision stands: scheduled, or carried out (and if refused, why).
+pub fn lifecycle_outcome(proposal: u64) -> Read<LifecycleOutcome> {
+    Read::new(builder::governance(), "get_outcome", ProposalId { id: proposal }.encode())
+}
+
+/// The governance committee: its seats and threshold.
+pub fn committee() -> Read<Committee> {
+    Read::new(builder::governance(), "get_committee", Vec::new())
 }
 
 /// The nearest defined purpose at or above `code` in the purpose hierarchy.

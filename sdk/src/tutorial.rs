@@ -65,7 +65,7 @@
 //! println!("chain {} at height {}", status.chain_id, status.height);
 //!
 //! let bureau = Signer::connect(&client, Keypair::generate()).await?;
-//! bureau.execute(builder::register_org("jingan-data", "Jing'an Data Bureau", OrgKind::Department)).await?;
+//! bureau.execute(builder::register_org("jingan-data", "Jing'an Data Co", OrgKind::Enterprise)).await?;
 //! let org = bureau.client().read(reads::org("jingan-data")).await?;
 //! assert_eq!(org.admin, bureau.account().0);
 //!
@@ -78,7 +78,7 @@
 //!
 //! // Another organisation's admin may not rename it either: the contract refuses, and says why.
 //! let other = Signer::connect(&client, Keypair::generate()).await?;
-//! other.execute(builder::register_org("other", "Another Bureau", OrgKind::Department)).await?;
+//! other.execute(builder::register_org("other", "Another Co", OrgKind::Enterprise)).await?;
 //! let refused = other.execute(builder::update_org("jingan-data", Some("hijacked"), None)).await;
 //! assert!(matches!(refused, Err(SendError::Failed { .. })));
 //! assert_eq!(refused.unwrap_err().aborted(), Some("only the admin of organisation jingan-data may update it"));
@@ -136,6 +136,8 @@
 //! let market = signer(Keypair::generate()).await?;
 //! let gateway_key = signer(Keypair::generate()).await?;
 //! market.execute(builder::register_org("market", "Market Bureau", OrgKind::Department)).await?;
+//! // A department is pending until the governance committee approves it.
+//! committee.execute(builder::propose(Action::ApproveOrg { id: "market".into() })).await?;
 //! let approver = role::ADMIN | role::DATA_PROVIDER | role::CDO;
 //! market.execute(builder::set_principal("market", &market.account(), PrincipalKind::Person, approver, active)).await?;
 //! let gw = gateway_key.account();
@@ -248,6 +250,7 @@
 //! // the record first; the node answers only a logged question.
 //! let auditor = signer(Keypair::generate()).await?;
 //! auditor.execute(builder::register_org("inspect", "Inspection Office", OrgKind::Auditor)).await?;
+//! committee.execute(builder::propose(Action::ApproveOrg { id: "inspect".into() })).await?;
 //! let me = auditor.account();
 //! auditor.execute(builder::set_principal("inspect", &me, PrincipalKind::Person, role::ADMIN | role::AUDITOR, active)).await?;
 //! let question = LogQuery { by: "grant".into(), value: grant.to_string(), from_ms: 0, to_ms: u64::MAX, reason: "inspection 2026-17".into() };

@@ -22,6 +22,8 @@ const INTERNAL: &[(&str, &str, &str)] = &[
     ("registry", "set_status_by_governance", "a carried governance proposal suspends or reinstates"),
     ("registry", "register_by_governance", "a carried governance proposal adds an organisation"),
     ("registry", "set_registration_by_governance", "a carried governance proposal sets the registration rule"),
+    ("registry", "approve_by_governance", "a carried governance proposal approves a pending registration"),
+    ("catalog", "assign_source_by_governance", "a carried governance proposal assigns a data element's source"),
     ("cert-verify", "init", "the lifecycle runs it at instantiation, with `builder::instantiate`'s args"),
 ];
 
@@ -77,6 +79,7 @@ fn built(cert_contract: Address) -> BTreeSet<(Address, String)> {
     let calls: Vec<Call> = vec![
         builder::register_org("o", "O", OrgKind::Department),
         builder::update_org("o", Some("P"), None),
+        builder::expire_registration("o"),
         builder::set_principal("o", &account, PrincipalKind::Person, 1, PrincipalStatus::Active),
         builder::set_policy("o", Classification::General, &[1]),
         builder::rotate_key(&account),
@@ -159,6 +162,8 @@ fn built(cert_contract: Address) -> BTreeSet<(Address, String)> {
     let mut all: BTreeSet<(Address, String)> = calls.into_iter().map(|c| (c.contract, c.method)).collect();
     let reads_made: Vec<(Address, &str)> = vec![
         (reads::org("o").contract, reads::org("o").method),
+        (builder::governance(), reads::lifecycle_outcome(1).method),
+        (builder::governance(), reads::committee().method),
         (reads::member(&account).contract, reads::member(&account).method),
         (builder::registry(), reads::approval_policy("o", Classification::General).method),
         (builder::catalog(), reads::resource("o/r", None).method),

@@ -128,7 +128,71 @@ pub struct Member {
 struct Layout {
     chain_id: String,
     admin_key: PathBuf,
+    committee_keys: Vec<PathBuf>,
+    committee_threshold: u32,
     nodes: Vec<Member>,
+}
+
+/// A testnet's governance committee: its seats' keys (one department each) and threshold.
+#[derive(Debug, Clone)]
+pub struct Committee {
+    pub keys: Vec<shutong_types::Keypair>,
+    pub threshold: u32,
+}
+
+impl Committee {
+    /// The committee of the testnet laid out in `dir` (its `testnet.json`).
+    pub fn load(dir: &Path) -> anyhow::Result<Committee> {
+        let text = std::fs::read_to_string(dir.join("testnet.json")).context("testnet.json")?;
+        let layout: Layout = serde_json::from_str(&text).context("testnet.json")?;
+        Committee::from_layout(&layout)
+    }
+
+    fn from_layout(layout: &Layout) -> anyhow::Result<Committee> {
+        let keys = layout
+            .committee_keys
+            .iter()
+            .map(|path| shutong_sdk::keyfile::read(path).with_context(|| format!("committee key {}", path.display())))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Committee { keys, threshold: layout.committee_threshold })
+    }
+
+    /// Carries `actions` as the committee: the first seat proposes each, the next seats vote
+    /// until the threshold is met. Returns, per action, the receipt of the transaction that
+    /// carried it (whose events are the action's).
+    pub async fn decide(
+        &self,
+        clients: &[Client],
+        actions: Vec<shutong_sdk::system_api::governance::Action>,
+    ) -> anyhow::Result<Vec<shutong_types::Receipt>> {
+        use shutong_types::Decode;
+        let chain_id = clients[0].status().await?.chain_id;
+        let height = clients[0].status().await?.height;
+        let mut nonces = std::collections::HashMap::new();
+        for key in self.keys.iter().take(self.threshold as usize) {
+            nonces.insert(key.account(), clients[0].nonce(&key.account()).await?);
+        }
+        let mut sign = |key: &shutong_types::Keypair, call| {
+            let nonce = nonces.get_mut(&key.account()).expect("every voter's nonce was read");
+            let mut builder = shutong_sdk::TxBuilder::new(&chain_id, key.clone());
+            builder.gas_limit = shutong_sdk::builder::GAS_LIMIT_DEFAULT;
+            let tx = builder.call(call, *nonce, height + load::EXPIRY_BLOCKS);
+            *nonce += 1;
+            tx
+        };
+        let proposals: Vec<_> =
+            actions.into_iter().map(|action| sign(&self.keys[0], shutong_sdk::builder::propose(action))).collect();
+        let mut carried = load::submit_all(clients, proposals).await?;
+        let ids: Vec<u64> = carried
+            .iter()
+            .map(|r| u64::decode(&r.output).context("a proposal's output is its id"))
+            .collect::<anyhow::Result<_>>()?;
+        for voter in self.keys.iter().take(self.threshold as usize).skip(1) {
+            let votes: Vec<_> = ids.iter().map(|id| sign(voter, shutong_sdk::builder::vote(*id))).collect();
+            carried = load::submit_all(clients, votes).await?;
+        }
+        Ok(carried)
+    }
 }
 
 /// N validators on 127.0.0.1, each a child process; all are killed when the cluster drops,
@@ -138,8 +202,9 @@ pub struct Cluster {
     binary: PathBuf,
     pub chain_id: String,
     pub admin_key: PathBuf,
-    /// The genesis admin (a member of the governance committee): the clients sign as it.
+    /// The first seat of the governance committee: the clients sign as it.
     pub admin: shutong_types::Keypair,
+    pub committee: Committee,
     pub members: Vec<Member>,
     processes: Vec<Option<NodeProcess>>,
     // Dropped last: the processes go before their directories.
@@ -175,11 +240,13 @@ impl Cluster {
         let text = std::fs::read_to_string(dir.path().join("testnet.json"))?;
         let layout: Layout = serde_json::from_str(&text).context("testnet.json")?;
         let admin = shutong_sdk::keyfile::read(&layout.admin_key).context("the testnet's admin key")?;
+        let committee = Committee::from_layout(&layout)?;
         Ok(Cluster {
             binary: binary.to_path_buf(),
             chain_id: layout.chain_id,
             admin_key: layout.admin_key,
             admin,
+            committee,
             processes: layout.nodes.iter().map(|_| None).collect(),
             members: layout.nodes,
             _dir: dir,

@@ -40,7 +40,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const DAY_MS: u64 = 86_400_000;
 const PURPOSE: &str = "licensing";
 /// How far ahead pre-signed transactions expire (the mempool allows 100,000 blocks).
-const EXPIRY_BLOCKS: u64 = 50_000;
+pub const EXPIRY_BLOCKS: u64 = 50_000;
 
 /// How big a world to build.
 #[derive(Debug, Clone, Copy)]
@@ -209,8 +209,9 @@ fn publish(provider: &Provider, n: u64) -> Call {
 }
 
 impl World {
-    /// Builds the world on the chain `clients` reach, with the governance `admin` key.
-    pub async fn build(clients: &[Client], admin: &Keypair, shape: Shape) -> anyhow::Result<World> {
+    /// Builds the world on the chain `clients` reach; the governance `committee` defines the
+    /// purpose and adds the provider departments.
+    pub async fn build(clients: &[Client], committee: &crate::Committee, shape: Shape) -> anyhow::Result<World> {
         let status = clients[0].status().await?;
         let mut world = World {
             chain_id: status.chain_id.clone(),
@@ -225,28 +226,36 @@ impl World {
             now_ms: status.timestamp_ms,
             next: 0,
         };
-        world.nonces.insert(admin.account(), clients[0].nonce(&admin.account()).await?);
         let expiry = status.height + EXPIRY_BLOCKS;
         let gas = builder::GAS_LIMIT_DEFAULT;
         let tag: u32 = rand_tag();
 
-        // Governance: the purpose; every organisation and its principals.
-        let purpose = Action::DefinePurpose {
-            code: PURPOSE.into(),
-            legal_bases: 1 << LegalBasis::DutyMandate as u8,
-            description: "load".into(),
-        };
-        let mut txs = vec![sign(&mut world.nonces, &world.chain_id, admin, builder::propose(purpose), gas, expiry)];
-        for p in 0..shape.providers {
-            let provider = Provider {
+        // Governance: the purpose and the provider departments; then every organisation's
+        // principals.
+        let providers: Vec<Provider> = (0..shape.providers)
+            .map(|p| Provider {
                 org: format!("prov{tag}-{p}"),
                 admin: Keypair::generate(),
                 gateways: (0..shape.gateways_per_provider).map(|_| Keypair::generate()).collect(),
                 resource: format!("prov{tag}-{p}/records"),
-            };
+            })
+            .collect();
+        let mut decisions = vec![Action::DefinePurpose {
+            code: PURPOSE.into(),
+            legal_bases: 1 << LegalBasis::DutyMandate as u8,
+            description: "load".into(),
+        }];
+        decisions.extend(providers.iter().map(|provider| Action::AddOrg {
+            id: provider.org.clone(),
+            name: "Load Provider".into(),
+            kind: OrgKind::Department,
+            admin: provider.admin.account().0,
+        }));
+        committee.decide(clients, decisions).await?;
+        let mut txs = Vec::new();
+        for provider in providers {
             let a = &provider.admin;
             let mut push = |call| txs.push(sign(&mut world.nonces, &world.chain_id, a, call, gas, expiry));
-            push(builder::register_org(&provider.org, "Load Provider", OrgKind::Department));
             let roles = role::ADMIN | role::DATA_PROVIDER | role::CDO;
             let active = PrincipalStatus::Active;
             push(builder::set_principal(&provider.org, &a.account(), PrincipalKind::Person, roles, active));

@@ -21,7 +21,7 @@
 //! `--seconds 15` `--start-rate 100` `--out FILE` `--append`.
 
 use anyhow::Context;
-use shutong_sdk::{Client, keyfile};
+use shutong_sdk::Client;
 use shutong_testnet::Cluster;
 use shutong_testnet::load::{self, Report, Shape, World};
 use std::path::PathBuf;
@@ -263,9 +263,8 @@ async fn bench(
     let (idle_p50, idle_p99) = idle_finality(&observer, 10).await?;
     println!("  idle block finality p50 {idle_p50:.0} ms, p99 {idle_p99:.0} ms");
 
-    let admin = keyfile::read(&cluster.admin_key)?;
     let started = Instant::now();
-    let mut world = World::build(&clients, &admin, Shape::default()).await?;
+    let mut world = World::build(&clients, &cluster.committee, Shape::default()).await?;
     println!("  world built in {:.1} s; gas limits {:?}", started.elapsed().as_secs_f64(), world.gas_limits());
     let drain = Duration::from_secs(20);
 

@@ -47,7 +47,8 @@ async fn main() -> anyhow::Result<()> {
         .collect::<Result<_, _>>()?;
     let pids: Vec<u32> = layout.nodes.iter().filter_map(|n| n.pid.filter(|p| localnet::alive(*p))).collect();
     anyhow::ensure!(pids.len() == layout.nodes.len(), "not every node of the testnet runs (`shutong testnet status`)");
-    let mut world = World::build(&clients, &admin, Shape::default()).await?;
+    let committee = shutong_testnet::Committee::load(&dir)?;
+    let mut world = World::build(&clients, &committee, Shape::default()).await?;
     let mut runs: Vec<Report> = Vec::new();
     loop {
         let height = clients[0].status().await?.height;

@@ -13,7 +13,7 @@
 //! `scripts/soak.sh --minutes 60` builds and runs it.
 
 use anyhow::Context;
-use shutong_sdk::{Client, keyfile};
+use shutong_sdk::Client;
 use shutong_testnet::Cluster;
 use shutong_testnet::faults::{self, Tally};
 use shutong_testnet::load::{self, Shape, World};
@@ -71,8 +71,7 @@ async fn main() -> anyhow::Result<()> {
     cluster.start_all().await?;
     cluster.wait_height(&(0..validators).collect::<Vec<_>>(), 3, Duration::from_secs(60)).await?;
     let clients: Vec<Client> = (0..validators).map(|i| cluster.client(i)).collect::<Result<_, _>>()?;
-    let admin = keyfile::read(&cluster.admin_key)?;
-    let mut world = World::build(&clients, &admin, Shape::default()).await?;
+    let mut world = World::build(&clients, &cluster.committee, Shape::default()).await?;
     println!("soak: {validators} validators, {rate} tx/s, {minutes} min in rounds of {round_secs} s, seed {seed}");
 
     let end = Instant::now() + Duration::from_secs(minutes * 60);

@@ -1,25 +1,65 @@
 //! Shutong's data catalog system contract (编目, 一数一源). The rules are in
 //! `shutong_system_api::catalog`; each refusal has its own error.
 //!
-//! Who may publish is asked of the registry (`member`) through a cross-contract call, so the
-//! catalog never keeps its own copy of who belongs to which organisation.
+//! Who may publish is read from the registry's storage (`Member::read`), so the catalog never
+//! keeps its own copy of who belongs to which organisation. Which department is the
+//! authoritative source of a data element is the governance committee's decision
+//! (`assign_source_by_governance`), never the first publisher's.
 
 #![forbid(unsafe_code)]
 
 use shutong_codec::{Decode, Encode};
 use shutong_contract::{self as contract, Error, Map, MethodResult};
 use shutong_system_api::catalog::{
-    method, valid_code, Classification, ElementRef, ElementSource, Publish, Resource, ResourceRef, ResourceStatus,
-    ShareType, FIELDS_MAX,
+    method, valid_code, AssignSource, Classification, ElementRef, ElementSource, Publish, Resource, ResourceRef,
+    ResourceStatus, ShareType, SourceAssignment, FIELDS_MAX,
 };
-use shutong_system_api::names::REGISTRY_ADDRESS;
-use shutong_system_api::registry::{role, Member, OrgKind};
+use shutong_system_api::names::{GOVERNANCE_ADDRESS, REGISTRY_ADDRESS};
+use shutong_system_api::registry::{org_key, role, Member, Org, OrgKind};
 
-contract::entrypoints!(publish, withdraw, get, element);
+contract::entrypoints!(publish, withdraw, get, element, assign_source_by_governance);
 
 const LATEST: Map<String, u32> = Map::new(b"latest/");
 const VERSIONS: Map<Vec<u8>, Resource> = Map::new(b"version/");
+/// Element → the resource that provides it now (of the assigned source).
 const ELEMENTS: Map<String, ElementSource> = Map::new(b"element/");
+/// Element → the committee's assignment of its authoritative source.
+const SOURCES: Map<String, SourceAssignment> = Map::new(b"source/");
+
+/// Assigns a data element to its authoritative source, or moves it (the committee's
+/// `AssignSource` decision; the governance contract only).
+pub fn assign_source_by_governance(args: &[u8]) -> MethodResult {
+    if contract::caller() != GOVERNANCE_ADDRESS {
+        return Err(Error::new("only the governance contract may do this"));
+    }
+    let req = AssignSource::decode(args)?;
+    if !valid_code(&req.element) {
+        return Err(Error(format!("invalid data element code {:?}", req.element)));
+    }
+    let org = contract::storage_get_of(&REGISTRY_ADDRESS, &org_key(&req.org))
+        .ok_or_else(|| Error(format!("organisation {} not found", req.org)))?;
+    let org =
+        Org::decode(&org).map_err(|e| Error(format!("the registry's record of {} is corrupt: {}", req.org, e)))?;
+    if org.kind != OrgKind::Department {
+        return Err(Error(format!("organisation {} is not a department and cannot be a data source", org.id)));
+    }
+    let previous = SOURCES.load(&req.element)?;
+    if previous.as_ref().map(|p| p.org.as_str()) == Some(req.org.as_str()) {
+        return Err(Error(format!("{} is already the source of data element {}", req.org, req.element)));
+    }
+    // The old source's resource no longer provides the element.
+    ELEMENTS.remove(&req.element);
+    let assignment = SourceAssignment {
+        element: req.element.clone(),
+        org: req.org.clone(),
+        previous_org: previous.map(|p| p.org),
+        assigned_height: contract::block_height(),
+    };
+    SOURCES.save(&req.element, &assignment);
+    let topic = if assignment.previous_org.is_some() { "source.reassigned" } else { "source.assigned" };
+    contract::emit_event(topic, format!("{}={}", req.element, req.org).as_bytes());
+    Ok(Vec::new())
+}
 
 fn version_key(code: &str, version: u32) -> Vec<u8> {
     let mut key = code.as_bytes().to_vec();
@@ -104,7 +144,8 @@ pub fn publish(args: &[u8]) -> MethodResult {
             return Err(Error(format!("resource {} was withdrawn and cannot be published again", req.code)));
         }
         for element in previous.fields.iter().filter_map(|f| f.element.as_ref()) {
-            if !req.fields.iter().any(|f| f.element.as_ref() == Some(element)) {
+            let still_claimed = req.fields.iter().any(|f| f.element.as_ref() == Some(element));
+            if !still_claimed && ELEMENTS.load(element)?.map_or(false, |s| s.resource == req.code) {
                 ELEMENTS.remove(element);
             }
         }
@@ -114,6 +155,21 @@ pub fn publish(args: &[u8]) -> MethodResult {
         version = latest + 1;
     }
     for element in req.fields.iter().filter_map(|f| f.element.as_ref()) {
+        match SOURCES.load(element)? {
+            None => {
+                return Err(Error(format!(
+                    "data element {} has no authoritative source: the governance committee assigns one",
+                    element
+                )))
+            }
+            Some(assigned) if assigned.org != req.provider_org => {
+                return Err(Error(format!(
+                    "the authoritative source of data element {} is {}, not {}",
+                    element, assigned.org, req.provider_org
+                )))
+            }
+            Some(_) => {}
+        }
         if let Some(source) = ELEMENTS.load(element)? {
             if source.resource != req.code {
                 return Err(Error(format!(
@@ -168,7 +224,9 @@ pub fn withdraw(args: &[u8]) -> MethodResult {
         return Err(Error(format!("resource {} is already withdrawn", req.code)));
     }
     for element in resource.fields.iter().filter_map(|f| f.element.as_ref()) {
-        ELEMENTS.remove(element);
+        if ELEMENTS.load(element)?.map_or(false, |s| s.resource == req.code) {
+            ELEMENTS.remove(element);
+        }
     }
     resource.status = ResourceStatus::Withdrawn;
     resource.updated_height = contract::block_height();
@@ -188,12 +246,15 @@ pub fn get(args: &[u8]) -> MethodResult {
     Ok(resource.encode())
 }
 
+/// The authoritative source of a data element: its assigned department, and the resource of
+/// it that provides the element now (empty while none does).
 pub fn element(args: &[u8]) -> MethodResult {
     let req = ElementRef::decode(args)?;
-    let source = ELEMENTS
+    let assigned = SOURCES
         .load(&req.element)?
-        .ok_or_else(|| Error(format!("no resource provides data element {}", req.element)))?;
-    Ok(source.encode())
+        .ok_or_else(|| Error(format!("data element {} has no authoritative source", req.element)))?;
+    let resource = ELEMENTS.load(&req.element)?.map(|s| s.resource).unwrap_or_default();
+    Ok(ElementSource { element: req.element, resource, provider_org: assigned.org }.encode())
 }
 
 #[cfg(test)]
@@ -275,9 +336,70 @@ mod tests {
         testing::with_host(|h| h.read_handler = Some(registry));
     }
 
+    /// The committee assigns `element` to `org`, as the governance contract.
+    fn assign(element: &str, org: &str) -> Result<Vec<u8>, Error> {
+        let caller = testing::with_host(|h| h.caller);
+        testing::with_host(|h| h.caller = GOVERNANCE_ADDRESS);
+        let result = assign_source_by_governance(&AssignSource { element: element.into(), org: org.into() }.encode());
+        testing::with_host(|h| h.caller = caller);
+        result
+    }
+
+    #[test]
+    fn only_the_committee_assigns_sources_and_a_squatter_cannot_claim_an_element() {
+        setup(OTHER_DEPT);
+        let squat = |code: &str| {
+            let mut p = licence("tax", vec![field("uscc", Classification::General, Some("enterprise.uscc"))]);
+            p.code = code.into();
+            p
+        };
+        // Nobody is the source before the committee says so: the first publisher is not.
+        assert_eq!(
+            publish(&squat("tax/a").encode()),
+            Err(Error::new(
+                "data element enterprise.uscc has no authoritative source: the governance committee assigns one"
+            ))
+        );
+        assert_eq!(
+            assign_source_by_governance(
+                &AssignSource { element: "enterprise.uscc".into(), org: "tax".into() }.encode()
+            ),
+            Err(Error::new("only the governance contract may do this"))
+        );
+        assign("enterprise.uscc", "market").unwrap();
+        assert_eq!(
+            publish(&squat("tax/a").encode()),
+            Err(Error::new("the authoritative source of data element enterprise.uscc is market, not tax"))
+        );
+        assert_eq!(
+            assign("enterprise.uscc", "acme"),
+            Err(Error::new("organisation acme is not a department and cannot be a data source"))
+        );
+        assert_eq!(
+            assign("enterprise.uscc", "market"),
+            Err(Error::new("market is already the source of data element enterprise.uscc"))
+        );
+        // The market bureau publishes it; a reassignment to tax releases it, and is recorded.
+        testing::set_context(PROVIDER, 11);
+        let fields = vec![field("uscc", Classification::General, Some("enterprise.uscc"))];
+        publish(&licence("market", fields).encode()).unwrap();
+        assign("enterprise.uscc", "tax").unwrap();
+        let source =
+            ElementSource::decode(&element(&ElementRef { element: "enterprise.uscc".into() }.encode()).unwrap())
+                .unwrap();
+        assert_eq!((source.provider_org.as_str(), source.resource.as_str()), ("tax", ""));
+        assert_eq!(SOURCES.load(&"enterprise.uscc".to_string()).unwrap().unwrap().previous_org, Some("market".into()));
+        testing::set_context(OTHER_DEPT, 12);
+        publish(&squat("tax/a").encode()).unwrap();
+        let events = testing::take_events();
+        assert!(events.iter().any(|(t, d)| t == "source.reassigned" && d == b"enterprise.uscc=tax"), "{:?}", events);
+    }
+
     #[test]
     fn a_provider_publishes_versions_and_elements_have_one_source() {
         setup(PROVIDER);
+        assign("enterprise.uscc", "market").unwrap();
+        assign("enterprise.legal-rep", "market").unwrap();
         let fields = vec![
             field("uscc", Classification::General, Some("enterprise.uscc")),
             field("legal_rep", Classification::Important, Some("enterprise.legal-rep")),
@@ -294,25 +416,35 @@ mod tests {
         )
         .unwrap();
         assert_eq!(v1.status, ResourceStatus::Deprecated);
-        assert!(element(&ElementRef { element: "enterprise.legal-rep".into() }.encode()).is_err());
-        // Another department claiming an element already provided is refused.
+        let released =
+            ElementSource::decode(&element(&ElementRef { element: "enterprise.legal-rep".into() }.encode()).unwrap())
+                .unwrap();
+        assert_eq!(released.resource, "");
+        // A second resource of the source claiming an element already provided is refused.
+        let mut second = licence("market", vec![field("uscc", Classification::General, Some("enterprise.uscc"))]);
+        second.code = "market/other".into();
+        assert_eq!(
+            publish(&second.encode()),
+            Err(Error::new("duplicate authoritative source: data element enterprise.uscc is already provided by resource market/business-licence of market"))
+        );
+        // Another department claiming it is refused.
         testing::set_context(OTHER_DEPT, 11);
         let mut tax = licence("tax", vec![field("uscc", Classification::General, Some("enterprise.uscc"))]);
         tax.code = "tax/registration".into();
         assert_eq!(
             publish(&tax.encode()),
-            Err(Error::new("duplicate authoritative source: data element enterprise.uscc is already provided by resource market/business-licence of market"))
+            Err(Error::new("the authoritative source of data element enterprise.uscc is market, not tax"))
         );
         // Nor may it publish a version of another's resource.
         assert_eq!(
             publish(&licence("tax", fields.clone()).encode()),
             Err(Error::new("resource market/business-licence belongs to organisation market"))
         );
-        // Withdrawal releases the elements and ends the resource.
+        // Withdrawal releases the elements and ends the resource: another resource of the
+        // source may provide them.
         testing::set_context(PROVIDER, 12);
         withdraw(&ResourceRef { code: "market/business-licence".into(), version: None }.encode()).unwrap();
-        testing::set_context(OTHER_DEPT, 13);
-        assert_eq!(publish(&tax.encode()), Ok(1u32.encode()));
+        assert_eq!(publish(&second.encode()), Ok(1u32.encode()));
         testing::set_context(PROVIDER, 14);
         assert_eq!(
             publish(&licence("market", fields).encode()),

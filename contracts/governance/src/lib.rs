@@ -1,31 +1,51 @@
-//! Shutong's governance system contract: the validator set and its scheduled changes.
+//! Shutong's governance system contract: the committee, its proposals and what they decide.
 //!
-//! Rules: only a governance admin (set at genesis) may call `set_validators`; the new set has
-//! 1 to 256 distinct keys; at most one change is pending; it takes effect
-//! `CHANGE_DELAY_BLOCKS` after the block that schedules it, when the node moves it into the
-//! current set (`shutong_system_api::governance`). `get_validators` returns the current set
-//! and the pending change. Event: `validators.scheduled` with the activation height (decimal).
-//! `approve_code` (admins only) approves a code hash for upload under the `governance`
-//! upload policy (`shutong_system_api::lifecycle`); event `code.approved` with the hash (hex).
-//! Until issue 5's committee with threshold policies, the admins act alone.
+//! The committee is a list of seats (an account voting for an organisation) and a threshold
+//! of distinct organisations (`shutong_system_api::governance::Committee`); genesis names
+//! it. A seat proposes (its vote counts) and the others vote; a proposal is carried, and its
+//! action executed, once seats of `threshold` distinct organisations voted for it; a second
+//! seat of an organisation that already voted is refused; a proposal lapses after
+//! `PROPOSAL_BLOCKS`. While the threshold is one organisation, `set_validators` and
+//! `approve_code` may also be called directly by a seat.
+//!
+//! Lifecycle decisions over contracts are not executed at once: a carried
+//! `Action::Lifecycle` is scheduled `lifecycle_delay_blocks` later, and the node carries it
+//! out before that block, recording its outcome (`get_outcome`).
+//!
+//! Events: `validators.scheduled` (activation height), `code.approved` (hash, hex),
+//! `proposal.created`, `proposal.voted`, `proposal.executed` (id), `committee.changed`
+//! (threshold), `lifecycle.scheduled` (`id@height`), `param.set`, `purpose.defined`.
 
 #![forbid(unsafe_code)]
 
 use shutong_codec::{Decode, Encode};
+use shutong_contract::Map;
 use shutong_contract::{self as contract, Error, MethodResult};
-use shutong_contract::{Item, Map};
+use shutong_system_api::catalog::AssignSource;
 use shutong_system_api::governance::{
-    approved_code_key, basis, param_key, Action, Admins, ApproveCode, PendingSet, Proposal, ProposalId, Propose,
-    PurposeDef, ResolvePurpose, SetValidators, ValidatorSet, Validators, ADMINS_KEY, ADMINS_MAX, CHANGE_DELAY_BLOCKS,
-    PARAMS, PENDING_KEY, PROPOSAL_BLOCKS, PURPOSE_PREFIX, THRESHOLD_KEY, VALIDATORS_KEY,
+    approved_code_key, basis, outcome_key, param_key, scheduled_key, Action, ApproveCode, Committee, LifecycleOutcome,
+    PendingSet, Proposal, ProposalId, Propose, PurposeDef, ResolvePurpose, ScheduledOp, SetValidators, ValidatorSet,
+    Validators, CHANGE_DELAY_BLOCKS, COMMITTEE_KEY, LIFECYCLE_DELAY_BLOCKS, LIFECYCLE_DELAY_BLOCKS_DEFAULT,
+    LIFECYCLE_DELAY_PARAM, PARAMS, PENDING_KEY, PROPOSAL_BLOCKS, PURPOSE_PREFIX, VALIDATORS_KEY,
 };
-use shutong_system_api::names::REGISTRY_ADDRESS;
-use shutong_system_api::registry::{GovernanceOrgStatus, GovernanceRegister, GovernanceRegistration, OrgStatus};
+use shutong_system_api::names::{CATALOG_ADDRESS, REGISTRY_ADDRESS};
+use shutong_system_api::registry::{
+    GetOrg, GovernanceOrgStatus, GovernanceRegister, GovernanceRegistration, OrgStatus,
+};
 
-contract::entrypoints!(set_validators, get_validators, approve_code, propose, vote, get_proposal, resolve_purpose);
+contract::entrypoints!(
+    set_validators,
+    get_validators,
+    approve_code,
+    propose,
+    vote,
+    get_proposal,
+    get_outcome,
+    get_committee,
+    resolve_purpose
+);
 
-const THRESHOLD: Item<u32> = Item::new(THRESHOLD_KEY);
-const NEXT_PROPOSAL: Item<u64> = Item::new(b"next-proposal");
+const NEXT_PROPOSAL: shutong_contract::Item<u64> = shutong_contract::Item::new(b"next-proposal");
 const PROPOSALS: Map<u64, Proposal> = Map::new(b"proposal/");
 const PURPOSES: Map<String, PurposeDef> = Map::new(PURPOSE_PREFIX);
 
@@ -59,19 +79,6 @@ pub fn resolve_purpose(args: &[u8]) -> MethodResult {
     Ok(found.encode())
 }
 
-fn threshold() -> Result<u32, Error> {
-    Ok(THRESHOLD.load()?.unwrap_or(1))
-}
-
-/// A direct decision is allowed only while one admin's vote is enough.
-fn single_admin_rule() -> Result<(), Error> {
-    let t = threshold()?;
-    if t > 1 {
-        return Err(Error(format!("the committee needs {} votes: propose and vote instead", t)));
-    }
-    Ok(())
-}
-
 fn load<T: Decode>(key: &[u8], what: &str) -> Result<Option<T>, Error> {
     match contract::storage_get(key) {
         Some(bytes) => Ok(Some(T::decode(&bytes).map_err(|e| Error(format!("stored {} is corrupt: {}", what, e)))?)),
@@ -79,20 +86,39 @@ fn load<T: Decode>(key: &[u8], what: &str) -> Result<Option<T>, Error> {
     }
 }
 
-/// The caller, if it is a governance admin.
-fn admin_caller(refusal: &str) -> Result<[u8; 32], Error> {
-    let admins: Admins = load(ADMINS_KEY, "admins")?.ok_or_else(|| Error::new("governance has no admins"))?;
+fn committee() -> Result<Committee, Error> {
+    load(COMMITTEE_KEY, "committee")?.ok_or_else(|| Error::new("governance has no committee"))
+}
+
+pub fn get_committee(_args: &[u8]) -> MethodResult {
+    Ok(committee()?.encode())
+}
+
+/// The caller, if it holds a seat of the committee, with the committee.
+fn seat_caller(refusal: &str) -> Result<([u8; 32], Committee), Error> {
+    let committee = committee()?;
     let caller = contract::caller();
-    if !admins.accounts.contains(&caller) {
+    if committee.org_of(&caller).is_none() {
         return Err(Error::new(refusal));
     }
-    Ok(caller)
+    Ok((caller, committee))
+}
+
+/// A direct decision is allowed only while one organisation's vote is enough.
+fn single_org_rule(committee: &Committee) -> Result<(), Error> {
+    if committee.threshold > 1 {
+        return Err(Error(format!(
+            "the committee needs the votes of {} organisations: propose and vote instead",
+            committee.threshold
+        )));
+    }
+    Ok(())
 }
 
 pub fn approve_code(args: &[u8]) -> MethodResult {
     let req = ApproveCode::decode(args)?;
-    let caller = admin_caller("only a governance admin may approve code")?;
-    single_admin_rule()?;
+    let (caller, committee) = seat_caller("only a member of the governance committee may approve code")?;
+    single_org_rule(&committee)?;
     do_approve_code(req.code_hash, caller)
 }
 
@@ -110,8 +136,8 @@ fn do_approve_code(code_hash: [u8; 32], caller: [u8; 32]) -> MethodResult {
 
 pub fn set_validators(args: &[u8]) -> MethodResult {
     let req = SetValidators::decode(args)?;
-    let caller = admin_caller("only a governance admin may change the validator set")?;
-    single_admin_rule()?;
+    let (caller, committee) = seat_caller("only a member of the governance committee may change the validator set")?;
+    single_org_rule(&committee)?;
     do_set_validators(req, caller)
 }
 
@@ -140,14 +166,21 @@ fn do_set_validators(req: SetValidators, caller: [u8; 32]) -> MethodResult {
     Ok(Vec::new())
 }
 
-fn execute(action: &Action, proposer: [u8; 32]) -> Result<(), Error> {
+/// The lifecycle delay in force.
+fn lifecycle_delay() -> u64 {
+    contract::storage_get(&param_key(LIFECYCLE_DELAY_PARAM))
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(LIFECYCLE_DELAY_BLOCKS_DEFAULT)
+}
+
+fn execute(id: u64, action: &Action, proposer: [u8; 32]) -> Result<(), Error> {
     match action {
         Action::SetValidators { keys } => do_set_validators(SetValidators { keys: keys.clone() }, proposer).map(|_| ()),
         Action::ApproveCode { code_hash } => do_approve_code(*code_hash, proposer).map(|_| ()),
-        Action::SetAdmins { accounts, threshold } => {
-            contract::storage_set(ADMINS_KEY, &Admins { accounts: accounts.clone() }.encode());
-            THRESHOLD.save(threshold);
-            contract::emit_event("committee.changed", threshold.to_string().as_bytes());
+        Action::SetCommittee { committee } => {
+            contract::storage_set(COMMITTEE_KEY, &committee.encode());
+            contract::emit_event("committee.changed", committee.threshold.to_string().as_bytes());
             Ok(())
         }
         Action::DefinePurpose { code, legal_bases, description } => {
@@ -159,6 +192,15 @@ fn execute(action: &Action, proposer: [u8; 32]) -> Result<(), Error> {
         Action::AddOrg { id, name, kind, admin } => {
             let args = GovernanceRegister { id: id.clone(), name: name.clone(), kind: *kind, admin: *admin }.encode();
             contract::call(&REGISTRY_ADDRESS, "register_by_governance", &args, 0)?;
+            Ok(())
+        }
+        Action::ApproveOrg { id } => {
+            contract::call(&REGISTRY_ADDRESS, "approve_by_governance", &GetOrg { id: id.clone() }.encode(), 0)?;
+            Ok(())
+        }
+        Action::AssignSource { element, org } => {
+            let args = AssignSource { element: element.clone(), org: org.clone() }.encode();
+            contract::call(&CATALOG_ADDRESS, "assign_source_by_governance", &args, 0)?;
             Ok(())
         }
         Action::SetParam { name, value } if name == "registration" => {
@@ -179,21 +221,22 @@ fn execute(action: &Action, proposer: [u8; 32]) -> Result<(), Error> {
             contract::call(&REGISTRY_ADDRESS, "set_status_by_governance", &args, 0)?;
             Ok(())
         }
+        Action::Lifecycle { contract: target, op } => {
+            let height = contract::block_height().saturating_add(lifecycle_delay());
+            let scheduled = ScheduledOp { proposal: id, contract: *target, op: op.clone() };
+            contract::storage_set(&scheduled_key(height, id), &scheduled.encode());
+            let outcome = LifecycleOutcome { height, done: false, refused: None };
+            contract::storage_set(&outcome_key(id), &outcome.encode());
+            contract::emit_event("lifecycle.scheduled", format!("{}@{}", id, height).as_bytes());
+            Ok(())
+        }
     }
 }
 
 /// Checks an action before anyone votes on it.
 fn check_action(action: &Action) -> Result<(), Error> {
-    if let Action::SetAdmins { accounts, threshold } = action {
-        let mut sorted = accounts.clone();
-        sorted.sort_unstable();
-        sorted.dedup();
-        if accounts.is_empty() || accounts.len() > ADMINS_MAX as usize || sorted.len() != accounts.len() {
-            return Err(Error(format!("the committee has 1 to {} distinct admins", ADMINS_MAX)));
-        }
-        if *threshold == 0 || *threshold as usize > accounts.len() {
-            return Err(Error::new("the threshold must be between 1 and the number of admins"));
-        }
+    if let Action::SetCommittee { committee } = action {
+        committee.check().map_err(Error)?;
     }
     if let Action::DefinePurpose { code, legal_bases, .. } = action {
         if !valid_purpose(code) {
@@ -214,6 +257,13 @@ fn check_action(action: &Action) -> Result<(), Error> {
     if let Action::SetParam { name, value } = action {
         match PARAMS.iter().find(|(n, _)| n == name) {
             None => return Err(Error(format!("{} is not a parameter the committee sets", name))),
+            Some((_, allowed)) if allowed.is_empty() => {
+                let (low, high) = LIFECYCLE_DELAY_BLOCKS;
+                match value.parse::<u64>() {
+                    Ok(n) if (low..=high).contains(&n) && n.to_string() == *value => {}
+                    _ => return Err(Error(format!("{} is a whole number from {} to {}", name, low, high))),
+                }
+            }
             Some((_, allowed)) if !allowed.contains(&value.as_str()) => {
                 return Err(Error(format!("{} may be one of {}", name, allowed.join(", "))));
             }
@@ -228,10 +278,10 @@ fn check_action(action: &Action) -> Result<(), Error> {
     Ok(())
 }
 
-/// Records `proposal` and executes it if it has enough votes.
-fn tally(mut proposal: Proposal) -> MethodResult {
-    if proposal.votes.len() as u32 >= threshold()? {
-        execute(&proposal.action, proposal.proposer)?;
+/// Records `proposal` and executes it once seats of enough organisations voted for it.
+fn tally(mut proposal: Proposal, committee: &Committee) -> MethodResult {
+    if committee.voting_orgs(&proposal.votes) as u32 >= committee.threshold {
+        execute(proposal.id, &proposal.action, proposal.proposer)?;
         proposal.executed = true;
         contract::emit_event("proposal.executed", proposal.id.to_string().as_bytes());
     }
@@ -241,7 +291,7 @@ fn tally(mut proposal: Proposal) -> MethodResult {
 
 pub fn propose(args: &[u8]) -> MethodResult {
     let req = Propose::decode(args)?;
-    let caller = admin_caller("only a governance admin may propose")?;
+    let (caller, committee) = seat_caller("only a member of the governance committee may propose")?;
     check_action(&req.action)?;
     let id = NEXT_PROPOSAL.load()?.unwrap_or(1);
     NEXT_PROPOSAL.save(&(id + 1));
@@ -254,13 +304,13 @@ pub fn propose(args: &[u8]) -> MethodResult {
         executed: false,
     };
     contract::emit_event("proposal.created", id.to_string().as_bytes());
-    tally(proposal)?;
+    tally(proposal, &committee)?;
     Ok(id.encode())
 }
 
 pub fn vote(args: &[u8]) -> MethodResult {
     let req = ProposalId::decode(args)?;
-    let caller = admin_caller("only a governance admin may vote")?;
+    let (caller, committee) = seat_caller("only a member of the governance committee may vote")?;
     let mut proposal = PROPOSALS.load(&req.id)?.ok_or_else(|| Error(format!("no proposal {}", req.id)))?;
     if proposal.executed {
         return Err(Error(format!("proposal {} was already carried out", req.id)));
@@ -269,16 +319,28 @@ pub fn vote(args: &[u8]) -> MethodResult {
         return Err(Error(format!("proposal {} lapsed after {} blocks", req.id, PROPOSAL_BLOCKS)));
     }
     if proposal.votes.contains(&caller) {
-        return Err(Error(format!("this admin already voted for proposal {}", req.id)));
+        return Err(Error(format!("this member already voted for proposal {}", req.id)));
+    }
+    let org = committee.org_of(&caller).unwrap_or_default();
+    if proposal.votes.iter().any(|v| committee.org_of(v) == Some(org)) {
+        return Err(Error(format!("organisation {} already voted for proposal {}", org, req.id)));
     }
     proposal.votes.push(caller);
     contract::emit_event("proposal.voted", req.id.to_string().as_bytes());
-    tally(proposal)
+    tally(proposal, &committee)
 }
 
 pub fn get_proposal(args: &[u8]) -> MethodResult {
     let req = ProposalId::decode(args)?;
     Ok(PROPOSALS.load(&req.id)?.ok_or_else(|| Error(format!("no proposal {}", req.id)))?.encode())
+}
+
+/// Where proposal `id`'s lifecycle decision stands.
+pub fn get_outcome(args: &[u8]) -> MethodResult {
+    let req = ProposalId::decode(args)?;
+    let outcome: LifecycleOutcome = load(&outcome_key(req.id), "lifecycle outcome")?
+        .ok_or_else(|| Error(format!("proposal {} has no carried lifecycle decision", req.id)))?;
+    Ok(outcome.encode())
 }
 
 pub fn get_validators(_args: &[u8]) -> MethodResult {
@@ -292,9 +354,17 @@ pub fn get_validators(_args: &[u8]) -> MethodResult {
 mod tests {
     use super::*;
     use shutong_contract::testing;
+    use shutong_system_api::governance::{LifecycleOp, Seat};
+
+    fn seats(members: &[([u8; 32], &str)], threshold: u32) -> Committee {
+        Committee {
+            seats: members.iter().map(|(account, org)| Seat { account: *account, org: org.to_string() }).collect(),
+            threshold,
+        }
+    }
 
     fn setup() {
-        contract::storage_set(ADMINS_KEY, &Admins { accounts: vec![[1; 32]] }.encode());
+        contract::storage_set(COMMITTEE_KEY, &seats(&[([1; 32], "office")], 1).encode());
         let set = ValidatorSet { epoch: 0, since_height: 0, keys: vec![[10; 32], [11; 32]] };
         contract::storage_set(VALIDATORS_KEY, &set.encode());
     }
@@ -323,7 +393,7 @@ mod tests {
         setup();
         assert_eq!(
             set_validators(&args(&[[10; 32]])),
-            Err(Error::new("only a governance admin may change the validator set"))
+            Err(Error::new("only a member of the governance committee may change the validator set"))
         );
         testing::set_context([1; 32], 5);
         assert_eq!(set_validators(&args(&[])), Err(Error::new("the validator set cannot be empty")));
@@ -341,19 +411,33 @@ mod tests {
         testing::reset();
         testing::set_context([1; 32], 5);
         setup();
-        let committee = Action::SetAdmins { accounts: vec![[1; 32], [2; 32], [3; 32]], threshold: 2 };
-        // With one admin, a proposal is carried at once.
-        propose(&Propose { action: committee }.encode()).unwrap();
-        assert_eq!(THRESHOLD.load(), Ok(Some(2)));
-        // Now direct decisions are refused, and proposals need two votes.
+        // Three departments, the first with two seats: the threshold counts organisations.
+        let three = seats(&[([1; 32], "office"), ([2; 32], "market"), ([3; 32], "tax"), ([4; 32], "office")], 2);
+        // With one organisation, a proposal is carried at once.
+        propose(&Propose { action: Action::SetCommittee { committee: three.clone() } }.encode()).unwrap();
+        assert_eq!(committee(), Ok(three));
+        // Now direct decisions are refused, and proposals need two organisations' votes.
         let direct = approve_code(&ApproveCode { code_hash: [7; 32] }.encode());
-        assert_eq!(direct, Err(Error::new("the committee needs 2 votes: propose and vote instead")));
+        assert_eq!(
+            direct,
+            Err(Error::new("the committee needs the votes of 2 organisations: propose and vote instead"))
+        );
         let approve = Propose { action: Action::ApproveCode { code_hash: [7; 32] } };
         assert_eq!(propose(&approve.encode()), Ok(2u64.encode()));
         assert!(contract::storage_get(&approved_code_key(&[7; 32])).is_none());
-        assert_eq!(vote(&ProposalId { id: 2 }.encode()), Err(Error::new("this admin already voted for proposal 2")));
+        assert_eq!(vote(&ProposalId { id: 2 }.encode()), Err(Error::new("this member already voted for proposal 2")));
+        // A second key of the same organisation is not a second vote.
+        testing::set_context([4; 32], 6);
+        assert_eq!(
+            vote(&ProposalId { id: 2 }.encode()),
+            Err(Error::new("organisation office already voted for proposal 2"))
+        );
+        assert!(contract::storage_get(&approved_code_key(&[7; 32])).is_none());
         testing::set_context([9; 32], 6);
-        assert_eq!(vote(&ProposalId { id: 2 }.encode()), Err(Error::new("only a governance admin may vote")));
+        assert_eq!(
+            vote(&ProposalId { id: 2 }.encode()),
+            Err(Error::new("only a member of the governance committee may vote"))
+        );
         testing::set_context([2; 32], 6);
         assert_eq!(vote(&ProposalId { id: 2 }.encode()), Ok(true.encode()));
         assert!(contract::storage_get(&approved_code_key(&[7; 32])).is_some());
@@ -399,11 +483,32 @@ mod tests {
             Err(Error::new("purpose marketing is not in the purpose catalogue"))
         );
         // Bad committees are refused before any vote.
-        let bad = Action::SetAdmins { accounts: vec![[1; 32]], threshold: 2 };
+        let bad = seats(&[([1; 32], "office"), ([4; 32], "office")], 2);
+        assert_eq!(
+            propose(&Propose { action: Action::SetCommittee { committee: bad } }.encode()),
+            Err(Error::new("a threshold of 2 organisations: it must be between 1 and the committee's 1 organisations"))
+        );
+    }
+
+    #[test]
+    fn a_lifecycle_decision_is_scheduled_after_the_delay_and_never_executed_at_once() {
+        testing::reset();
+        testing::set_context([1; 32], 20);
+        setup();
+        let delay = Action::SetParam { name: LIFECYCLE_DELAY_PARAM.into(), value: "5".into() };
+        propose(&Propose { action: delay }.encode()).unwrap();
+        let bad = Action::SetParam { name: LIFECYCLE_DELAY_PARAM.into(), value: "0".into() };
         assert_eq!(
             propose(&Propose { action: bad }.encode()),
-            Err(Error::new("the threshold must be between 1 and the number of admins"))
+            Err(Error::new("lifecycle_delay_blocks is a whole number from 1 to 1000000"))
         );
+        let freeze = Action::Lifecycle { contract: [5; 32], op: LifecycleOp::Freeze };
+        let id = u64::decode(&propose(&Propose { action: freeze }.encode()).unwrap()).unwrap();
+        let scheduled = ScheduledOp::decode(&contract::storage_get(&scheduled_key(25, id)).unwrap()).unwrap();
+        assert_eq!(scheduled, ScheduledOp { proposal: id, contract: [5; 32], op: LifecycleOp::Freeze });
+        let outcome = LifecycleOutcome::decode(&get_outcome(&ProposalId { id }.encode()).unwrap()).unwrap();
+        assert_eq!(outcome, LifecycleOutcome { height: 25, done: false, refused: None });
+        assert!(testing::take_events().iter().any(|(t, d)| t == "lifecycle.scheduled" && d == b"2@25"));
     }
 
     #[test]
@@ -411,7 +516,7 @@ mod tests {
         testing::set_context([2; 32], 5);
         setup();
         let req = ApproveCode { code_hash: [7; 32] }.encode();
-        assert_eq!(approve_code(&req), Err(Error::new("only a governance admin may approve code")));
+        assert_eq!(approve_code(&req), Err(Error::new("only a member of the governance committee may approve code")));
         testing::set_context([1; 32], 5);
         approve_code(&req).unwrap();
         assert_eq!(contract::storage_get(&approved_code_key(&[7; 32])), Some(vec![1; 32]));

@@ -4,6 +4,15 @@
 //! name is 1 to 256 bytes; only the account that registered an organisation may update it.
 //! Events: `org.registered` and `org.updated`, each with the organisation's id as data.
 //!
+//! Registration is governed: a department, auditor or operator registers as `pending` and
+//! acts only once the governance committee approves it (`approve_by_governance`);
+//! an enterprise is active at once under the `open` policy and pending under `approved`;
+//! under `governance` nobody registers and the committee adds organisations itself. At most
+//! `PENDING_MAX` registrations are pending at once; one not approved within `PENDING_MS`
+//! expires, after which anyone may remove it (`expire`) and its id is free again. An
+//! organisation the committee suspended cannot reinstate itself. Events: `org.pending`,
+//! `org.approved`, `org.expired`.
+//!
 //! Principals: keys acting for an organisation with roles (`role` bits). The organisation's
 //! admin (its registering account, or an active principal of it with the `admin` role) adds
 //! principals and changes their kind, roles and status (`set_principal`); an account belongs
@@ -15,14 +24,16 @@
 #![forbid(unsafe_code)]
 
 use shutong_codec::{Decode, Encode};
+use shutong_contract::Item;
 use shutong_contract::Map;
 use shutong_contract::{self as contract, Error, MethodResult};
 use shutong_system_api::catalog::Classification;
 use shutong_system_api::names::GOVERNANCE_ADDRESS;
 use shutong_system_api::registry::{
-    admin_key, role, ApprovalPolicy, GetMember, GetOrg, GetPolicy, GovernanceOrgStatus, GovernanceRegister,
-    GovernanceRegistration, Member, Org, OrgStatus, Principal, PrincipalStatus, RegisterOrg, RotateKey, SetPrincipal,
-    UpdateOrg, POLICY_STEPS_MAX, REGISTRATION_KEY,
+    admin_key, barred_key, needs_approval, pending_key, role, valid_org_id, ApprovalPolicy, GetMember, GetOrg,
+    GetPolicy, GovernanceOrgStatus, GovernanceRegister, GovernanceRegistration, Member, Org, OrgStatus, Principal,
+    PrincipalStatus, RegisterOrg, RotateKey, SetPrincipal, UpdateOrg, PENDING_COUNT_KEY, PENDING_MAX, PENDING_MS,
+    POLICY_STEPS_MAX, REGISTRATION_KEY,
 };
 
 contract::entrypoints!(
@@ -36,8 +47,12 @@ contract::entrypoints!(
     register_by_governance,
     set_registration_by_governance,
     set_policy,
-    get_policy
+    get_policy,
+    approve_by_governance,
+    expire
 );
+
+const PENDING_COUNT: Item<u32> = Item::new(PENDING_COUNT_KEY);
 
 const PRINCIPALS: Map<[u8; 32], Principal> = Map::new(b"principal/");
 const POLICIES: Map<Vec<u8>, ApprovalPolicy> = Map::new(b"policy/");
@@ -89,8 +104,7 @@ fn org_key(id: &str) -> Vec<u8> {
 }
 
 fn check_id(id: &str) -> Result<(), Error> {
-    let valid_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c);
-    if id.is_empty() || !id.chars().all(valid_char) {
+    if !valid_org_id(id) {
         return Err(Error(format!("invalid organisation id {:?}: use 1 to 64 of a-z 0-9 - _ .", id)));
     }
     Ok(())
@@ -112,12 +126,101 @@ fn load(id: &str) -> Result<Org, Error> {
     }
 }
 
+/// The registration policy in force: `open`, `approved` or `governance`.
+fn registration_policy() -> String {
+    contract::storage_get(REGISTRATION_KEY)
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .unwrap_or_else(|| "open".to_string())
+}
+
+/// When pending registration `id` expires, if it is pending.
+fn pending_until(id: &str) -> Result<Option<u64>, Error> {
+    match contract::storage_get(&pending_key(id)) {
+        Some(bytes) => {
+            Ok(Some(u64::decode(&bytes).map_err(|e| Error(format!("pending record of {} is corrupt: {}", id, e)))?))
+        }
+        None => Ok(None),
+    }
+}
+
 pub fn register(args: &[u8]) -> MethodResult {
     let req = RegisterOrg::decode(args)?;
-    if contract::storage_get(REGISTRATION_KEY).as_deref() == Some(b"governance".as_slice()) {
+    let policy = registration_policy();
+    if policy == "governance" {
         return Err(Error::new("organisations are added by the governance committee on this chain"));
     }
-    add_org(req, contract::caller())
+    if !needs_approval(req.kind, &policy) {
+        return add_org(req, contract::caller(), OrgStatus::Active);
+    }
+    check_id(&req.id)?;
+    let now = contract::block_time_ms();
+    // An expired registration of the same id gives way to the new one.
+    let replacing = match pending_until(&req.id)? {
+        Some(until) if until <= now => {
+            remove_pending_org(&req.id)?;
+            true
+        }
+        _ => false,
+    };
+    let count = PENDING_COUNT.load()?.unwrap_or(0);
+    if !replacing && count >= PENDING_MAX {
+        return Err(Error(format!(
+            "{} registrations already wait for the committee: retry once it decides or they expire",
+            PENDING_MAX
+        )));
+    }
+    add_org(req.clone(), contract::caller(), OrgStatus::Pending)?;
+    PENDING_COUNT.save(&(if replacing { count } else { count + 1 }));
+    contract::storage_set(&pending_key(&req.id), &now.saturating_add(PENDING_MS).encode());
+    contract::emit_event("org.pending", req.id.as_bytes());
+    Ok(Vec::new())
+}
+
+/// Removes pending organisation `id`'s record and index entries (the count is the caller's).
+fn remove_pending_org(id: &str) -> Result<(), Error> {
+    let org = load(id)?;
+    contract::storage_remove(&org_key(id));
+    contract::storage_remove(&pending_key(id));
+    if contract::storage_get(&admin_key(&org.admin)).as_deref() == Some(id.as_bytes()) {
+        contract::storage_remove(&admin_key(&org.admin));
+    }
+    contract::emit_event("org.expired", id.as_bytes());
+    Ok(())
+}
+
+/// Approves a pending registration (the committee's `ApproveOrg` decision).
+pub fn approve_by_governance(args: &[u8]) -> MethodResult {
+    governance_only()?;
+    let req = GetOrg::decode(args)?;
+    let mut org = load(&req.id)?;
+    let until = pending_until(&req.id)?;
+    let until = match (org.status, until) {
+        (OrgStatus::Pending, Some(until)) => until,
+        _ => return Err(Error(format!("organisation {} is not pending approval", org.id))),
+    };
+    if until <= contract::block_time_ms() {
+        return Err(Error(format!("the registration of {} expired: it must register again", org.id)));
+    }
+    org.status = OrgStatus::Active;
+    org.updated_height = contract::block_height();
+    contract::storage_set(&org_key(&org.id), &org.encode());
+    contract::storage_remove(&pending_key(&org.id));
+    PENDING_COUNT.save(&PENDING_COUNT.load()?.unwrap_or(1).saturating_sub(1));
+    contract::emit_event("org.approved", org.id.as_bytes());
+    Ok(Vec::new())
+}
+
+/// Removes a pending registration that expired (anyone may; it frees its id and its place).
+pub fn expire(args: &[u8]) -> MethodResult {
+    let req = GetOrg::decode(args)?;
+    match pending_until(&req.id)? {
+        Some(until) if until <= contract::block_time_ms() => {}
+        Some(_) => return Err(Error(format!("the registration of {} has not expired", req.id))),
+        None => return Err(Error(format!("organisation {} is not pending approval", req.id))),
+    }
+    remove_pending_org(&req.id)?;
+    PENDING_COUNT.save(&PENDING_COUNT.load()?.unwrap_or(1).saturating_sub(1));
+    Ok(Vec::new())
 }
 
 fn governance_only() -> Result<(), Error> {
@@ -131,21 +234,21 @@ fn governance_only() -> Result<(), Error> {
 pub fn register_by_governance(args: &[u8]) -> MethodResult {
     governance_only()?;
     let req = GovernanceRegister::decode(args)?;
-    add_org(RegisterOrg { id: req.id, name: req.name, kind: req.kind }, req.admin)
+    add_org(RegisterOrg { id: req.id, name: req.name, kind: req.kind }, req.admin, OrgStatus::Active)
 }
 
 /// Sets who may register organisations (the committee's `registration` parameter).
 pub fn set_registration_by_governance(args: &[u8]) -> MethodResult {
     governance_only()?;
     let req = GovernanceRegistration::decode(args)?;
-    if req.policy != "open" && req.policy != "governance" {
-        return Err(Error(format!("{:?} is not open or governance", req.policy)));
+    if !["open", "approved", "governance"].contains(&req.policy.as_str()) {
+        return Err(Error(format!("{:?} is not open, approved or governance", req.policy)));
     }
     contract::storage_set(REGISTRATION_KEY, req.policy.as_bytes());
     Ok(Vec::new())
 }
 
-fn add_org(req: RegisterOrg, admin: [u8; 32]) -> MethodResult {
+fn add_org(req: RegisterOrg, admin: [u8; 32], status: OrgStatus) -> MethodResult {
     check_id(&req.id)?;
     check_name(&req.name)?;
     if contract::storage_get(&org_key(&req.id)).is_some() {
@@ -156,7 +259,7 @@ fn add_org(req: RegisterOrg, admin: [u8; 32]) -> MethodResult {
         id: req.id,
         name: req.name,
         kind: req.kind,
-        status: OrgStatus::Active,
+        status,
         admin,
         registered_height: height,
         updated_height: height,
@@ -177,6 +280,19 @@ pub fn update(args: &[u8]) -> MethodResult {
     }
     if req.name.is_none() && req.status.is_none() {
         return Err(Error::new("update changes nothing"));
+    }
+    if org.status == OrgStatus::Pending {
+        return Err(Error(format!("organisation {} is pending the committee's approval", org.id)));
+    }
+    match req.status {
+        Some(OrgStatus::Pending) => return Err(Error::new("only a registration is pending")),
+        Some(OrgStatus::Active) if contract::storage_get(&barred_key(&org.id)).is_some() => {
+            return Err(Error(format!(
+                "organisation {} was suspended by the committee: only it may reinstate it",
+                org.id
+            )))
+        }
+        _ => {}
     }
     if let Some(name) = req.name {
         check_name(&name)?;
@@ -277,8 +393,16 @@ pub fn set_status_by_governance(args: &[u8]) -> MethodResult {
     governance_only()?;
     let req = GovernanceOrgStatus::decode(args)?;
     let mut org = load(&req.id)?;
+    if org.status == OrgStatus::Pending || req.status == OrgStatus::Pending {
+        return Err(Error(format!("organisation {} is pending: the committee approves it instead", org.id)));
+    }
     if org.status == req.status {
         return Err(Error(format!("organisation {} is already {}", org.id, req.status.name())));
+    }
+    if req.status == OrgStatus::Suspended {
+        contract::storage_set(&barred_key(&org.id), &[1]);
+    } else {
+        contract::storage_remove(&barred_key(&org.id));
     }
     org.status = req.status;
     org.updated_height = contract::block_height();
@@ -303,7 +427,107 @@ mod tests {
     use shutong_system_api::registry::OrgKind;
 
     fn register_args(id: &str) -> Vec<u8> {
+        RegisterOrg { id: id.to_string(), name: "Data Co".to_string(), kind: OrgKind::Enterprise }.encode()
+    }
+
+    fn department(id: &str) -> Vec<u8> {
         RegisterOrg { id: id.to_string(), name: "Data Bureau".to_string(), kind: OrgKind::Department }.encode()
+    }
+
+    fn status(id: &str) -> OrgStatus {
+        Org::decode(&get(&GetOrg { id: id.to_string() }.encode()).unwrap()).unwrap().status
+    }
+
+    fn as_governance<T>(f: impl FnOnce() -> T) -> T {
+        let caller = testing::with_host(|h| std::mem::replace(&mut h.caller, GOVERNANCE_ADDRESS));
+        let result = f();
+        testing::with_host(|h| h.caller = caller);
+        result
+    }
+
+    #[test]
+    fn a_department_waits_for_the_committee_and_an_enterprise_follows_the_policy() {
+        testing::reset();
+        testing::set_context([7; 32], 5);
+        testing::set_time_ms(1_000);
+        register(&department("jingan-data")).unwrap();
+        assert_eq!(status("jingan-data"), OrgStatus::Pending);
+        // Its admin cannot make it active, nor can anyone but the committee approve it.
+        let activate = UpdateOrg { id: "jingan-data".into(), name: None, status: Some(OrgStatus::Active) }.encode();
+        assert_eq!(update(&activate), Err(Error::new("organisation jingan-data is pending the committee's approval")));
+        let approve = GetOrg { id: "jingan-data".into() }.encode();
+        assert_eq!(approve_by_governance(&approve), Err(Error::new("only the governance contract may do this")));
+        as_governance(|| approve_by_governance(&approve)).unwrap();
+        assert_eq!(status("jingan-data"), OrgStatus::Active);
+        assert_eq!(
+            as_governance(|| approve_by_governance(&approve)),
+            Err(Error::new("organisation jingan-data is not pending approval"))
+        );
+        // Enterprises: active at once under `open`, pending under `approved`.
+        register(&register_args("acme")).unwrap();
+        assert_eq!(status("acme"), OrgStatus::Active);
+        let approved = GovernanceRegistration { policy: "approved".into() }.encode();
+        as_governance(|| set_registration_by_governance(&approved)).unwrap();
+        register(&register_args("beta")).unwrap();
+        assert_eq!(status("beta"), OrgStatus::Pending);
+        assert_eq!(PENDING_COUNT.load(), Ok(Some(1)));
+        // A registration not approved in time expires: it cannot be approved, anyone may
+        // remove it, and its id is free again.
+        testing::set_context([8; 32], 6);
+        assert_eq!(
+            expire(&GetOrg { id: "beta".into() }.encode()),
+            Err(Error::new("the registration of beta has not expired"))
+        );
+        testing::set_time_ms(1_000 + PENDING_MS);
+        assert_eq!(
+            as_governance(|| approve_by_governance(&GetOrg { id: "beta".into() }.encode())),
+            Err(Error::new("the registration of beta expired: it must register again"))
+        );
+        expire(&GetOrg { id: "beta".into() }.encode()).unwrap();
+        assert_eq!(PENDING_COUNT.load(), Ok(Some(0)));
+        assert!(get(&GetOrg { id: "beta".into() }.encode()).is_err());
+        register(&register_args("beta")).unwrap();
+        assert_eq!(Org::decode(&get(&GetOrg { id: "beta".into() }.encode()).unwrap()).unwrap().admin, [8; 32]);
+    }
+
+    #[test]
+    fn pending_registrations_are_bounded() {
+        testing::reset();
+        testing::set_context([7; 32], 5);
+        testing::set_time_ms(1_000);
+        for i in 0..PENDING_MAX {
+            register(&department(&format!("d{}", i))).unwrap();
+        }
+        assert_eq!(
+            register(&department("one-more")),
+            Err(Error::new("256 registrations already wait for the committee: retry once it decides or they expire"))
+        );
+        // An expired one gives way to a new registration of its id.
+        testing::set_time_ms(1_000 + PENDING_MS);
+        testing::set_context([9; 32], 6);
+        register(&department("d0")).unwrap();
+        assert_eq!(PENDING_COUNT.load(), Ok(Some(PENDING_MAX)));
+    }
+
+    #[test]
+    fn an_organisation_the_committee_suspended_cannot_reinstate_itself() {
+        testing::reset();
+        testing::set_context([7; 32], 5);
+        register(&register_args("rogue")).unwrap();
+        let suspend = GovernanceOrgStatus { id: "rogue".into(), status: OrgStatus::Suspended }.encode();
+        as_governance(|| set_status_by_governance(&suspend)).unwrap();
+        let reinstate = UpdateOrg { id: "rogue".into(), name: None, status: Some(OrgStatus::Active) }.encode();
+        assert_eq!(
+            update(&reinstate),
+            Err(Error::new("organisation rogue was suspended by the committee: only it may reinstate it"))
+        );
+        let lift = GovernanceOrgStatus { id: "rogue".into(), status: OrgStatus::Active }.encode();
+        as_governance(|| set_status_by_governance(&lift)).unwrap();
+        assert_eq!(status("rogue"), OrgStatus::Active);
+        // Its own suspension it may lift itself.
+        let own = UpdateOrg { id: "rogue".into(), name: None, status: Some(OrgStatus::Suspended) }.encode();
+        update(&own).unwrap();
+        update(&reinstate).unwrap();
     }
 
     #[test]

@@ -9,8 +9,12 @@
 //! - a resource's classification is at least that of each of its fields; core data is never
 //!   shared (share type `not_shared`); a shared resource offers at least one method;
 //! - 1 to 256 fields with distinct names;
-//! - a data element (a field's `element` code) belongs to one resource only: another
-//!   resource claiming it is refused, naming the authoritative one;
+//! - a data element (a field's `element` code) has one authoritative source, a department
+//!   the governance committee assigned it to (`assign_source_by_governance`, never whoever
+//!   publishes first): a resource of any other organisation claiming it is refused, naming
+//!   the assigned source; within that department it belongs to one resource only;
+//! - the committee may reassign an element; the old source's resource then no longer
+//!   provides it, and the assignment records the organisation it came from;
 //! - publishing an existing code is a new version, by the same provider only; the previous
 //!   version becomes `deprecated`; a withdrawn resource cannot be published again;
 //! - `withdraw` (same principals) ends the resource and releases its elements.
@@ -131,6 +135,27 @@ shutong_codec::codec_struct! {
         pub element: String,
         pub resource: String,
         pub provider_org: String,
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// The committee's assignment of a data element to its authoritative source.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct SourceAssignment {
+        pub element: String,
+        pub org: String,
+        /// The organisation it was assigned to before, if it was reassigned.
+        pub previous_org: Option<String>,
+        pub assigned_height: u64,
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// Arguments of `assign_source_by_governance`, which only the governance contract calls.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct AssignSource {
+        pub element: String,
+        pub org: String,
     }
 }
 

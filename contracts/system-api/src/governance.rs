@@ -1,16 +1,26 @@
-//! Governance: who the validators are, and how the set changes.
+//! Governance: the committee that decides what changes the rules, who the validators are,
+//! and how the set changes.
 //!
-//! The contract keeps the current set under [`VALIDATORS_KEY`] and at most one scheduled
-//! change under [`PENDING_KEY`]. `set_validators`, allowed to the governance admins only,
-//! schedules a change that takes effect [`CHANGE_DELAY_BLOCKS`] blocks after the block that
-//! includes it. The node applies it: before executing the block at the activation height it
-//! moves the pending set into the current one (a new epoch), so every node agrees on the set
-//! of every height from the state alone.
+//! The committee ([`Committee`] under [`COMMITTEE_KEY`]) is a list of seats, each an account
+//! acting for an organisation, and a threshold that counts distinct organisations, not keys:
+//! two seats of one department are one vote. Genesis names it.
+//!
+//! The contract keeps the current validator set under [`VALIDATORS_KEY`] and at most one
+//! scheduled change under [`PENDING_KEY`]; a change takes effect [`CHANGE_DELAY_BLOCKS`]
+//! blocks after the block that decides it. The node applies it: before executing the block
+//! at the activation height it moves the pending set into the current one (a new epoch), so
+//! every node agrees on the set of every height from the state alone.
+//!
+//! Lifecycle decisions over contracts (freeze, unfreeze, migrate, a new admin) are scheduled
+//! the same way: a carried [`Action::Lifecycle`] stores a [`ScheduledOp`] under
+//! [`scheduled_key`], at the height `lifecycle_delay_blocks` (a committee parameter) later,
+//! and the node carries it out before that block, with the governance contract as the acting
+//! account, recording a [`LifecycleOutcome`] under [`outcome_key`].
 
 use shutong_codec::{write, Decode, DecodeError, Encode, Reader};
 
 /// Storage keys of the governance contract.
-pub const ADMINS_KEY: &[u8] = b"admins";
+pub const COMMITTEE_KEY: &[u8] = b"committee";
 pub const VALIDATORS_KEY: &[u8] = b"validators";
 pub const PENDING_KEY: &[u8] = b"pending";
 /// An approved code hash is stored under this prefix followed by the hash, with the
@@ -81,10 +91,67 @@ pub struct Validators {
     pub pending: Option<PendingSet>,
 }
 
-/// The governance admins: a list of accounts.
+shutong_codec::codec_struct! {
+    /// One seat of the committee: an account that votes for an organisation.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Seat {
+        pub account: [u8; 32],
+        pub org: String,
+    }
+}
+
+/// The governance committee: its seats, and how many distinct organisations must vote for a
+/// proposal.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Admins {
-    pub accounts: Vec<[u8; 32]>,
+pub struct Committee {
+    pub seats: Vec<Seat>,
+    pub threshold: u32,
+}
+
+impl Committee {
+    /// The organisation `account` votes for, if it holds a seat.
+    pub fn org_of(&self, account: &[u8; 32]) -> Option<&str> {
+        self.seats.iter().find(|s| s.account == *account).map(|s| s.org.as_str())
+    }
+
+    /// The number of distinct organisations among the seats.
+    pub fn orgs(&self) -> usize {
+        let mut orgs: Vec<&str> = self.seats.iter().map(|s| s.org.as_str()).collect();
+        orgs.sort_unstable();
+        orgs.dedup();
+        orgs.len()
+    }
+
+    /// The distinct organisations whose seats are among `votes`.
+    pub fn voting_orgs(&self, votes: &[[u8; 32]]) -> usize {
+        let mut orgs: Vec<&str> = votes.iter().filter_map(|v| self.org_of(v)).collect();
+        orgs.sort_unstable();
+        orgs.dedup();
+        orgs.len()
+    }
+
+    /// Why this committee cannot govern, if it cannot: 1 to [`ADMINS_MAX`] seats of distinct
+    /// accounts and valid organisation ids, and a threshold from 1 to the number of distinct
+    /// organisations.
+    pub fn check(&self) -> Result<(), String> {
+        let mut accounts: Vec<[u8; 32]> = self.seats.iter().map(|s| s.account).collect();
+        accounts.sort_unstable();
+        accounts.dedup();
+        if self.seats.is_empty() || self.seats.len() > ADMINS_MAX as usize || accounts.len() != self.seats.len() {
+            return Err(format!("the committee has 1 to {} seats of distinct accounts", ADMINS_MAX));
+        }
+        if let Some(seat) = self.seats.iter().find(|s| !crate::registry::valid_org_id(&s.org)) {
+            return Err(format!("invalid organisation id {:?} in the committee", seat.org));
+        }
+        if self.threshold == 0 || self.threshold as usize > self.orgs() {
+            return Err(format!(
+                "a threshold of {} organisations: it must be between 1 and the committee's {} organisations",
+                self.threshold,
+                self.orgs()
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn write_keys(out: &mut Vec<u8>, keys: &[[u8; 32]]) {
@@ -159,22 +226,25 @@ impl Decode for Validators {
     }
 }
 
-impl Encode for Admins {
+fn read_seat(r: &mut Reader<'_>) -> Result<Seat, DecodeError> {
+    Ok(Seat { account: r.array()?, org: r.string("seat.org", crate::registry::ORG_ID_BYTES_MAX)? })
+}
+
+impl Encode for Committee {
     fn encode_to(&self, out: &mut Vec<u8>) {
-        write_keys(out, &self.accounts);
+        write::seq(out, &self.seats, |out, seat| seat.encode_to(out));
+        write::u32(out, self.threshold);
     }
 }
 
-impl Decode for Admins {
+impl Decode for Committee {
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Admins { accounts: read_keys(r, "admins.accounts", ADMINS_MAX)? })
+        Ok(Committee { seats: r.seq("committee.seats", ADMINS_MAX, read_seat)?, threshold: r.u32()? })
     }
 }
 
 // ---- The committee ----------------------------------------------------------------------
 
-/// The number of admins' votes a proposal needs (a `u32`; absent means 1).
-pub const THRESHOLD_KEY: &[u8] = b"threshold";
 /// A proposal not carried within this many blocks of its creation lapses.
 pub const PROPOSAL_BLOCKS: u64 = 1_000;
 
@@ -186,7 +256,7 @@ pub enum Action {
     /// Approve a code hash for upload (as `approve_code`).
     ApproveCode { code_hash: [u8; 32] },
     /// Replace the committee and its threshold.
-    SetAdmins { accounts: Vec<[u8; 32]>, threshold: u32 },
+    SetCommittee { committee: Committee },
     /// Suspend an organisation: none of its principals may act.
     SuspendOrg { id: String },
     /// Lift a suspension.
@@ -196,17 +266,144 @@ pub enum Action {
     /// Define a purpose code in the purpose hierarchy, with the legal bases it may rest on.
     DefinePurpose { code: String, legal_bases: u8, description: String },
     /// Set a parameter (`PARAMS`): `upload_policy` (`governance` or `open`), which the node
-    /// reads from governance storage (`PARAM_PREFIX`); `registration` (`open` or
-    /// `governance`), which the registry keeps.
+    /// reads from governance storage (`PARAM_PREFIX`); `registration` (`open`, `approved` or
+    /// `governance`), which the registry keeps; `lifecycle_delay_blocks`.
     SetParam { name: String, value: String },
+    /// A lifecycle operation on a contract, carried out `lifecycle_delay_blocks` after the
+    /// decision with the governance contract as the acting account: the only way a system
+    /// contract is frozen, unfrozen, migrated or handed to another admin, and how a rogue
+    /// enterprise contract is frozen.
+    Lifecycle { contract: [u8; 32], op: LifecycleOp },
+    /// Approve a pending registration: the organisation becomes active.
+    ApproveOrg { id: String },
+    /// Make organisation `org` (a department) the authoritative source of data element
+    /// `element` (一数一源), or move it there from another: the only way a source is set.
+    AssignSource { element: String, org: String },
 }
+
+/// What a lifecycle decision does to its contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LifecycleOp {
+    Freeze,
+    Unfreeze,
+    /// To uploaded code, handing `args` to its `migrate` method if it has one.
+    Migrate {
+        code_hash: [u8; 32],
+        args: Vec<u8>,
+    },
+    /// A new admin account (the governance contract's address keeps it with the committee).
+    SetAdmin {
+        admin: [u8; 32],
+    },
+}
+
+impl LifecycleOp {
+    pub fn name(&self) -> &'static str {
+        match self {
+            LifecycleOp::Freeze => "freeze",
+            LifecycleOp::Unfreeze => "unfreeze",
+            LifecycleOp::Migrate { .. } => "migrate",
+            LifecycleOp::SetAdmin { .. } => "set-admin",
+        }
+    }
+}
+
+impl Encode for LifecycleOp {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        match self {
+            LifecycleOp::Freeze => write::u8(out, 0),
+            LifecycleOp::Unfreeze => write::u8(out, 1),
+            LifecycleOp::Migrate { code_hash, args } => {
+                write::u8(out, 2);
+                code_hash.encode_to(out);
+                write::bytes(out, args);
+            }
+            LifecycleOp::SetAdmin { admin } => {
+                write::u8(out, 3);
+                admin.encode_to(out);
+            }
+        }
+    }
+}
+
+impl Decode for LifecycleOp {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match r.u8()? {
+            0 => LifecycleOp::Freeze,
+            1 => LifecycleOp::Unfreeze,
+            2 => LifecycleOp::Migrate {
+                code_hash: r.array()?,
+                args: r.byte_vec("migrate.args", crate::lifecycle::INIT_ARGS_BYTES_MAX)?,
+            },
+            3 => LifecycleOp::SetAdmin { admin: r.array()? },
+            tag => return Err(DecodeError::InvalidTag { what: "lifecycle op", tag }),
+        })
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// A carried lifecycle decision waiting for its height.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ScheduledOp {
+        pub proposal: u64,
+        pub contract: [u8; 32],
+        pub op: LifecycleOp,
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// Where a carried lifecycle decision stands: scheduled for `height` (`done` false), or
+    /// carried out at `height`, where `refused` names the rule if the lifecycle refused it
+    /// (nothing then changed).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct LifecycleOutcome {
+        pub height: u64,
+        pub done: bool,
+        pub refused: Option<String>,
+    }
+}
+
+/// Scheduled lifecycle decisions are stored under this prefix, then the height (big-endian,
+/// so that a scan finds the earliest first), then the proposal id.
+pub const SCHEDULED_PREFIX: &[u8] = b"scheduled/";
+
+/// The storage key of proposal `proposal`'s lifecycle decision due at `height`.
+pub fn scheduled_key(height: u64, proposal: u64) -> Vec<u8> {
+    let mut key = SCHEDULED_PREFIX.to_vec();
+    key.extend_from_slice(&height.to_be_bytes());
+    key.extend_from_slice(&proposal.to_be_bytes());
+    key
+}
+
+/// The storage key of proposal `proposal`'s lifecycle outcome.
+pub fn outcome_key(proposal: u64) -> Vec<u8> {
+    let mut key = b"lifecycle-outcome/".to_vec();
+    key.extend_from_slice(&proposal.to_be_bytes());
+    key
+}
+
+/// At most this many scheduled lifecycle decisions are carried out before one block; the
+/// rest wait for the next.
+pub const SCHEDULED_PER_BLOCK_MAX: usize = 16;
+/// Gas one scheduled lifecycle decision may use (a migration's `migrate` method).
+pub const SCHEDULED_GAS_MAX: u64 = 50_000_000;
+/// The lifecycle delay when the committee has set none.
+pub const LIFECYCLE_DELAY_BLOCKS_DEFAULT: u64 = 10;
+/// The range the committee may set the lifecycle delay in.
+pub const LIFECYCLE_DELAY_BLOCKS: (u64, u64) = (1, 1_000_000);
 
 /// Chain parameters the committee sets are stored under this prefix followed by the name;
 /// the node prefers them to the genesis value.
 pub const PARAM_PREFIX: &[u8] = b"param/";
-/// The parameters the committee may set, with their allowed values.
-pub const PARAMS: [(&str, &[&str]); 2] =
-    [("upload_policy", &["governance", "open"]), ("registration", &["open", "governance"])];
+/// The parameters the committee may set, with their allowed values (an empty list: a whole
+/// number in the range the parameter names).
+pub const PARAMS: [(&str, &[&str]); 3] = [
+    ("upload_policy", &["governance", "open"]),
+    ("registration", &["open", "approved", "governance"]),
+    ("lifecycle_delay_blocks", &[]),
+];
+/// The governance parameter that holds the lifecycle delay (decimal blocks).
+pub const LIFECYCLE_DELAY_PARAM: &str = "lifecycle_delay_blocks";
 
 /// The governance storage key of parameter `name`.
 pub fn param_key(name: &str) -> Vec<u8> {
@@ -226,10 +423,9 @@ impl Encode for Action {
                 write::u8(out, 1);
                 code_hash.encode_to(out);
             }
-            Action::SetAdmins { accounts, threshold } => {
+            Action::SetCommittee { committee } => {
                 write::u8(out, 2);
-                write_keys(out, accounts);
-                write::u32(out, *threshold);
+                committee.encode_to(out);
             }
             Action::SuspendOrg { id } => {
                 write::u8(out, 3);
@@ -257,6 +453,20 @@ impl Encode for Action {
                 write::str(out, name);
                 write::str(out, value);
             }
+            Action::Lifecycle { contract, op } => {
+                write::u8(out, 8);
+                contract.encode_to(out);
+                op.encode_to(out);
+            }
+            Action::ApproveOrg { id } => {
+                write::u8(out, 9);
+                write::str(out, id);
+            }
+            Action::AssignSource { element, org } => {
+                write::u8(out, 10);
+                write::str(out, element);
+                write::str(out, org);
+            }
         }
     }
 }
@@ -266,7 +476,7 @@ impl Decode for Action {
         Ok(match r.u8()? {
             0 => Action::SetValidators { keys: read_keys(r, "action.keys", VALIDATORS_MAX)? },
             1 => Action::ApproveCode { code_hash: r.array()? },
-            2 => Action::SetAdmins { accounts: read_keys(r, "action.accounts", ADMINS_MAX)?, threshold: r.u32()? },
+            2 => Action::SetCommittee { committee: Committee::decode_from(r)? },
             3 => Action::SuspendOrg { id: r.string("action.org", crate::registry::ORG_ID_BYTES_MAX)? },
             4 => Action::ReinstateOrg { id: r.string("action.org", crate::registry::ORG_ID_BYTES_MAX)? },
             5 => Action::SetParam { name: r.string("action.param", 64)?, value: r.string("action.value", 256)? },
@@ -280,6 +490,12 @@ impl Decode for Action {
                 code: r.string("action.purpose", 128)?,
                 legal_bases: r.u8()?,
                 description: r.string("action.description", 256)?,
+            },
+            8 => Action::Lifecycle { contract: r.array()?, op: LifecycleOp::decode_from(r)? },
+            9 => Action::ApproveOrg { id: r.string("action.org", crate::registry::ORG_ID_BYTES_MAX)? },
+            10 => Action::AssignSource {
+                element: r.string("action.element", crate::catalog::CODE_BYTES_MAX)?,
+                org: r.string("action.org", crate::registry::ORG_ID_BYTES_MAX)?,
             },
             tag => return Err(DecodeError::InvalidTag { what: "governance action", tag }),
         })

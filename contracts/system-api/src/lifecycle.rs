@@ -11,7 +11,13 @@
 //!   given arguments and the instance exists only if it succeeds;
 //! - migrate: by the instance's admin only, to uploaded code, not while frozen; a `migrate`
 //!   method of the new code, if any, runs and the migration stands only if it succeeds;
-//! - freeze / unfreeze: by the instance's admin only; calls to a frozen contract fail.
+//! - freeze / unfreeze: by the instance's admin only; calls to a frozen contract fail;
+//! - set_admin: by the instance's admin only, to another account;
+//! - the acting account is the immediate caller: the transaction's signer, or the governance
+//!   contract when the node carries out a committee decision. The system contracts'
+//!   admin is the governance contract, so only committee decisions touch them; the committee
+//!   may also freeze and unfreeze any other contract, and a contract it froze stays frozen
+//!   until it unfreezes it.
 
 use shutong_codec::{write, Decode, DecodeError, Encode, Reader};
 
@@ -32,7 +38,8 @@ pub mod methods {
     pub const MIGRATE: &str = "migrate";
     pub const FREEZE: &str = "freeze";
     pub const UNFREEZE: &str = "unfreeze";
-    pub const ALL: [&str; 5] = [UPLOAD, INSTANTIATE, MIGRATE, FREEZE, UNFREEZE];
+    pub const SET_ADMIN: &str = "set_admin";
+    pub const ALL: [&str; 6] = [UPLOAD, INSTANTIATE, MIGRATE, FREEZE, UNFREEZE, SET_ADMIN];
 }
 
 /// Who may upload code.
@@ -73,6 +80,15 @@ pub struct Migrate {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContractRef {
     pub contract: [u8; 32],
+}
+
+shutong_codec::codec_struct! {
+    /// Arguments of `set_admin`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct SetAdmin {
+        pub contract: [u8; 32],
+        pub admin: [u8; 32],
+    }
 }
 
 /// What the chain records about uploaded code.

@@ -35,6 +35,29 @@ impl OrgKind {
 pub enum OrgStatus {
     Active = 0,
     Suspended = 1,
+    /// Registered, waiting for the committee's approval (departments, auditors and operators
+    /// always; enterprises under the `approved` registration policy). A pending
+    /// organisation's keys act for nobody.
+    Pending = 2,
+}
+
+/// Whether `id` is a valid organisation id: 1 to 64 of `a-z 0-9 - _ .`.
+pub fn valid_org_id(id: &str) -> bool {
+    let valid_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c);
+    !id.is_empty() && id.len() <= ORG_ID_BYTES_MAX as usize && id.chars().all(valid_char)
+}
+
+/// The most registrations pending at once; more are refused until the committee decides or
+/// some expire.
+pub const PENDING_MAX: u32 = 256;
+/// A pending registration the committee has not approved within this long expires: anyone
+/// may then remove it (`expire`), and its id may be registered again.
+pub const PENDING_MS: u64 = 30 * 24 * 3600 * 1000;
+
+/// Whether an organisation of `kind` must wait for the committee under registration policy
+/// `policy`: departments, auditors and operators always do, enterprises under `approved`.
+pub fn needs_approval(kind: OrgKind, policy: &str) -> bool {
+    kind != OrgKind::Enterprise || policy == "approved"
 }
 
 impl OrgStatus {
@@ -42,6 +65,7 @@ impl OrgStatus {
         match self {
             OrgStatus::Active => "active",
             OrgStatus::Suspended => "suspended",
+            OrgStatus::Pending => "pending",
         }
     }
 
@@ -49,6 +73,7 @@ impl OrgStatus {
         match name {
             "active" => Some(OrgStatus::Active),
             "suspended" => Some(OrgStatus::Suspended),
+            "pending" => Some(OrgStatus::Pending),
             _ => None,
         }
     }
@@ -103,6 +128,7 @@ fn read_status(r: &mut Reader<'_>) -> Result<OrgStatus, DecodeError> {
     match r.u8()? {
         0 => Ok(OrgStatus::Active),
         1 => Ok(OrgStatus::Suspended),
+        2 => Ok(OrgStatus::Pending),
         tag => Err(DecodeError::InvalidTag { what: "org.status", tag }),
     }
 }
@@ -411,14 +437,36 @@ shutong_codec::codec_struct! {
     }
 }
 
-/// The registry's own storage key for the registration policy (`open` or `governance`).
+/// The registry's own storage key for the registration policy: `open` (enterprises are
+/// active at once), `approved` (enterprises too wait for the committee) or `governance`
+/// (nobody registers; the committee adds organisations). Departments, auditors and operators
+/// wait for the committee under every policy. Absent means `open`.
 pub const REGISTRATION_KEY: &[u8] = b"registration";
+
+/// The registry's storage key of pending registration `id`; its value is the time (ms, a
+/// `u64`) it expires.
+pub fn pending_key(id: &str) -> Vec<u8> {
+    let mut key = b"pending/".to_vec();
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// The registry's storage key of the number of pending registrations (a `u32`).
+pub const PENDING_COUNT_KEY: &[u8] = b"pending-count";
+
+/// The registry's storage key that marks organisation `id` as suspended by the committee:
+/// its own admin cannot lift that.
+pub fn barred_key(id: &str) -> Vec<u8> {
+    let mut key = b"barred/".to_vec();
+    key.extend_from_slice(id.as_bytes());
+    key
+}
 
 shutong_codec::codec_struct! {
     /// Arguments of `set_registration_by_governance`.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct GovernanceRegistration {
-        /// `open` (anyone registers an organisation) or `governance` (only the committee adds them).
+        /// `open`, `approved` or `governance` (see [`REGISTRATION_KEY`]).
         pub policy: String,
     }
 }

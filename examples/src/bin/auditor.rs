@@ -1,4 +1,5 @@
-//! An auditor's program: `auditor join`, then `auditor trail --grant N --genesis FILE`
+//! An auditor's program: `auditor register`, then (once the governance committee approved the
+//! office) `auditor join`, then `auditor trail --grant N --genesis FILE`
 //! prints a grant's proven, complete history. See `shutong_examples::auditor`.
 
 use clap::{Parser, Subcommand};
@@ -21,7 +22,9 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Step {
-    /// Register the inspection office and its auditor.
+    /// Register the inspection office (pending until the governance committee approves it).
+    Register,
+    /// Name the approved office's auditor.
     Join,
     /// A grant's full history, every entry and its completeness proven.
     Trail {
@@ -39,6 +42,10 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let client = Client::new(&args.rpc)?;
     let out = match args.step {
+        Step::Register => {
+            let office = auditor::register(&client, &args.dir, &args.org).await?;
+            serde_json::json!({"org": office.org, "admin": office.auditor.account(), "status": "pending"})
+        }
         Step::Join => {
             let office = auditor::join(&client, &args.dir, &args.org).await?;
             serde_json::json!({"org": office.org, "auditor": office.auditor.account()})

@@ -1,4 +1,4 @@
-//! An enterprise deploying its own contract: `contract --wasm FILE [--governance-key FILE]`
+//! An enterprise deploying its own contract: `contract --wasm FILE [--governance-key FILE]...`
 //! uploads and instantiates it, certifies a document and has a bank check it and a forgery.
 //! See `shutong_examples::contract`.
 
@@ -18,9 +18,10 @@ struct Args {
     wasm: PathBuf,
     #[arg(long, default_value = "certs")]
     label: String,
-    /// A governance admin's key, to approve the code hash first (a testnet's admin key).
+    /// A governance committee seat's key, to approve the code hash first; repeat for as many
+    /// departments as the threshold asks (a testnet's keys/admin.json and keys/committee-1.json).
     #[arg(long)]
-    governance_key: Option<PathBuf>,
+    governance_key: Vec<PathBuf>,
 }
 
 #[tokio::main]
@@ -28,9 +29,12 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let client = Client::new(&args.rpc)?;
     let code = std::fs::read(&args.wasm)?;
-    if let Some(path) = &args.governance_key {
-        let governance = Signer::connect(&client, keyfile::read(path)?).await?;
-        contract::approve_code(&governance, &code).await?;
+    if !args.governance_key.is_empty() {
+        let mut committee = Vec::new();
+        for path in &args.governance_key {
+            committee.push(Signer::connect(&client, keyfile::read(path)?).await?);
+        }
+        contract::approve_code(&committee, &code).await?;
     }
     let deployer = Signer::connect(&client, key_in(&args.dir, "enterprise")?).await?;
     let bank = Signer::connect(&client, key_in(&args.dir, "bank")?).await?;

@@ -1,4 +1,5 @@
-//! A providing department's program: `provider join`, `publish`, `approve --request N`,
+//! A providing department's program: `provider register`, then (once the governance
+//! committee approved the department) `join`, `publish`, `approve --request N`,
 //! `serve --grant N --consumer ACCOUNT --genesis FILE`. See `shutong_examples::provider`.
 
 use clap::{Parser, Subcommand};
@@ -21,7 +22,9 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Step {
-    /// Register the bureau, its admin and its gateway.
+    /// Register the bureau (pending until the governance committee approves it).
+    Register,
+    /// Name the approved bureau's admin and gateway.
     Join,
     /// Publish the business-licence records.
     Publish,
@@ -50,6 +53,10 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let client = Client::new(&args.rpc)?;
     let out = match args.step {
+        Step::Register => {
+            let dept = provider::register(&client, &args.dir, &args.org).await?;
+            serde_json::json!({"org": dept.org, "admin": dept.admin.account(), "status": "pending"})
+        }
         Step::Join => {
             let dept = provider::join(&client, &args.dir, &args.org).await?;
             serde_json::json!({"org": dept.org, "admin": dept.admin.account(), "gateway": dept.gateway.account()})

@@ -49,7 +49,7 @@ impl TestNode {
             CHAIN_ID,
             1_795_000_000_000,
             vec![GenesisValidator { name: "v0".into(), public_key: validator.public() }],
-            vec![admin.account()],
+            shutong_node::genesis::CommitteeMember::departments(&[admin.account()]),
         );
         let node = Node::start_with(home.path(), cfg.clone(), genesis.clone(), validator.clone()).await.unwrap();
         let client = Client::new(&format!("http://{}", node.rpc_addr)).unwrap().signed_for(CHAIN_ID, admin.clone());
@@ -98,6 +98,7 @@ impl TestNode {
             chain_id: CHAIN_ID.into(),
             nonces: Default::default(),
             admin: self.admin.clone(),
+            voters: Vec::new(),
         };
         tokio::task::spawn_blocking(move || story::authorisation_story(&mut runner)).await.unwrap();
     }
@@ -130,6 +131,8 @@ pub struct RpcRunner {
     pub chain_id: String,
     pub nonces: std::collections::HashMap<shutong_types::AccountId, u64>,
     pub admin: Keypair,
+    /// The committee seats that vote after `admin` proposes.
+    pub voters: Vec<Keypair>,
 }
 
 impl story::Runner for RpcRunner {
@@ -152,6 +155,10 @@ impl story::Runner for RpcRunner {
 
     fn admin(&self) -> Keypair {
         self.admin.clone()
+    }
+
+    fn voters(&self) -> Vec<Keypair> {
+        self.voters.clone()
     }
 }
 

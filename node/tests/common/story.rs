@@ -25,8 +25,22 @@ pub trait Runner {
     fn run(&mut self, key: &Keypair, call: Call, gas: u64) -> Receipt;
     /// The consensus time of the latest block.
     fn now_ms(&mut self) -> u64;
-    /// The genesis governance admin (the committee of one).
+    /// The committee's first seat.
     fn admin(&self) -> Keypair;
+    /// The seats that vote after the first one proposes, until the threshold (none for a
+    /// committee of one).
+    fn voters(&self) -> Vec<Keypair> {
+        Vec::new()
+    }
+}
+
+/// Carries `action` as the committee: the first seat proposes, the others vote.
+pub fn decide(chain: &mut dyn Runner, action: Action) {
+    let proposed = ok(chain.run(&chain.admin(), builder::propose(action), GAS));
+    let id = u64::decode(&proposed.output).unwrap();
+    for voter in chain.voters() {
+        ok(chain.run(&voter, builder::vote(id), GAS));
+    }
 }
 
 pub const GAS: u64 = 10_000_000;
@@ -119,8 +133,10 @@ pub fn setup(chain: &mut dyn Runner) -> People {
         legal_bases: basis::ALL,
         description: "business licensing and its renewal".into(),
     };
-    ok(chain.run(&chain.admin(), builder::propose(licensing), GAS));
+    decide(chain, licensing);
     ok(chain.run(&p.market_admin, builder::register_org("market", "Market Regulation", OrgKind::Department), GAS));
+    // A department is pending until the committee approves it.
+    decide(chain, Action::ApproveOrg { id: "market".into() });
     ok(chain.run(&p.acme_admin, builder::register_org("acme", "Acme Ltd", OrgKind::Enterprise), GAS));
     ok(chain.run(&p.partner_admin, builder::register_org("partner", "Partner Ltd", OrgKind::Enterprise), GAS));
     let set = |org: &str, key: &Keypair, roles| {
