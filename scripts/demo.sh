@@ -188,6 +188,12 @@ step "the bureau revokes the grant; the next use is denied"
 by cdo grant revoke --id "$grant" --reason "annual review"
 use uscc licensing.renewal 6
 
+step "the gateway anchors a batch of 1,000,000 uses under the revoked grant: recorded, never refused, every use beyond the grant a violation naming the excess"
+now_ms=$(date +%s%3N)
+by gateway audit anchor --id "$grant" --consumer "$(acct "$(k analyst)")" --fields uscc --purpose licensing.renewal \
+  --records 1000000 --seq 1 --root "$(printf 'ab%.0s' $(seq 32))" --from-ms $((now_ms - 60000)) --to-ms $((now_ms - 1000))
+by gateway audit violation --id 2
+
 step "the district's inspection office joins with an auditor (an organisation of kind auditor, a principal with the auditor role)"
 by auditor org register --id inspect --name "静安区数据监察 Data Inspection Office" --kind auditor
 decide approve-org --id inspect

@@ -128,9 +128,16 @@ fn bench(c: &mut Criterion) {
     };
     let anchor = shutong_sdk::system_api::audit::AnchorBatch {
         grant: s.grant,
+        seq: 1,
         period_start_ms: 0,
         period_end_ms: 60_000,
-        count: 10_000,
+        groups: vec![shutong_sdk::system_api::audit::BatchGroup {
+            consumer: s.analyst.account().0,
+            fields: vec!["uscc".into()],
+            method: method::QUERY,
+            purpose: "licensing.renewal".into(),
+            count: 10_000,
+        }],
         merkle_root: [5; 32],
     };
     // (name, who calls, contract, method, args, what the output must show)

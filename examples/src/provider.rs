@@ -14,8 +14,8 @@
 
 use anyhow::Context;
 use shutong_sdk::builder::{self, access, audit_trail};
-use shutong_sdk::gateway::{Gateway, verify_event};
-use shutong_sdk::system_api::audit::AccessEvent;
+use shutong_sdk::gateway::{Gateway, Journaled, verify_event};
+use shutong_sdk::system_api::audit::{AccessEvent, AnchorRecord, EventRecord};
 use shutong_sdk::system_api::authz::{Terms, Use, duty};
 use shutong_sdk::system_api::catalog::{Classification, Field, Publish, ShareType, method};
 use shutong_sdk::system_api::registry::{OrgKind, PrincipalKind, PrincipalStatus, role};
@@ -161,14 +161,11 @@ pub async fn serve(
         purpose: purpose.into(),
         count: 1,
     };
+    // Accesses the gateway may not batch (here its denials) go on chain one by one.
+    let mut singles = Vec::new();
     for i in 0..uses {
         let request = asked();
         let decision = gateway.authorize(&request, now_ms);
-        if decision.permit {
-            permitted += 1; // here the gateway would query its database
-        } else {
-            denied += 1;
-        }
         let event = AccessEvent {
             grant,
             consumer: consumer.0,
@@ -182,18 +179,35 @@ pub async fn serve(
             record_count: 1,
             consumer_signature: None,
         };
-        gateway.record(event, &decision, now_ms + i);
+        // A batched event is in the durable journal (for a gateway made by `Gateway::open`)
+        // when `record` returns: only then would the data leave.
+        if let Journaled::Single { .. } = gateway.record(event.clone(), &decision, now_ms + i)? {
+            singles.push((event, decision.permit));
+        }
+        if decision.permit {
+            permitted += 1; // here the gateway would query its database
+        } else {
+            denied += 1;
+        }
     }
 
-    // Anchor the batch: one transaction for all of its events.
-    let (batch, anchor) = gateway.seal(grant).context("no events to anchor")?;
-    let anchor_leaf: u64 = dept.gateway.execute_as(audit_trail::anchor(&anchor)).await?;
+    // Anchor the batch: one transaction for all of its events, counted by the chain.
+    let anchor = gateway.seal(grant)?.context("no events to anchor")?;
+    let record: AnchorRecord = dept.gateway.execute_as(audit_trail::anchor(&anchor)).await?;
+    gateway.anchored(grant, anchor.seq)?;
+    anyhow::ensure!(record.counted.iter().all(|c| c.excess == 0), "the chain found uses beyond the grant: {record:?}");
+    // Then the singles, which the chain decides on its own state (after the batch's uses).
+    for (event, permit) in &singles {
+        let recorded: EventRecord = dept.gateway.execute_as(audit_trail::record(event)).await?;
+        anyhow::ensure!(recorded.permit == *permit, "the chain and the gateway decided differently: {recorded:?}");
+    }
 
-    // What an auditor does with an event the gateway hands over: prove the anchor in the
-    // chain's log, then the event in the anchored batch.
+    // What an auditor does with an event the gateway hands over: prove its group's anchor
+    // entry in the chain's log, then the event in the anchored batch.
     chain.sync_past(client.status().await?.height, Duration::from_secs(30)).await?;
-    let anchored = chain.audit_leaf(anchor_leaf).await?;
-    verify_event(&gateway.proof(batch, 0)?, &anchored)?;
+    let proof = gateway.proof(grant, anchor.seq, 0)?;
+    let anchor_leaf = record.leaf + proof.group() as u64;
+    verify_event(&proof, &chain.audit_leaf(anchor_leaf).await?)?;
 
     // The bureau revokes the grant; the gateway drops it as soon as the event arrives.
     dept.admin.execute(access::revoke(grant, "the enterprise's licence case is closed")).await?;

@@ -13,7 +13,7 @@ use shutong_sdk::builder::{self, audit_trail};
 use shutong_sdk::light::{Bundle, TrailItem};
 use shutong_sdk::reads;
 use shutong_sdk::rpc::AuditQuery;
-use shutong_sdk::system_api::audit::{AccessEvent, AnchorBatch, Attest, EventRecord, LogQuery};
+use shutong_sdk::system_api::audit::{AccessEvent, AnchorBatch, Attest, BatchGroup, EventRecord, LogQuery};
 use shutong_sdk::{LightClient, TxBuilder, VerifyingClient};
 use shutong_types::AccountId;
 use std::path::PathBuf;
@@ -47,15 +47,18 @@ pub enum AuditCommand {
         #[arg(long)]
         answer: bool,
     },
-    /// Anchor a gateway's batch of events by their Merkle root (the provider's gateway).
+    /// Anchor a gateway's batch of one consumer's uses by their Merkle root (the provider's
+    /// gateway; `--records` is the batch's event count). Uses beyond the grant are recorded
+    /// as a violation, never refused.
     Anchor {
-        /// The grant.
+        #[command(flatten)]
+        use_: UseArgs,
+        /// The batch's number in this gateway's batches of the grant, from 1.
         #[arg(long)]
-        id: u64,
+        seq: u64,
         #[arg(long)]
         root: shutong_types::Hash,
-        #[arg(long)]
-        count: u64,
+        /// The period the batch covers, [from, to) in ms since the epoch.
         #[arg(long)]
         from_ms: u64,
         #[arg(long)]
@@ -264,12 +267,20 @@ pub async fn run(command: AuditCommand, ctx: &Ctx) -> Shown {
                 answer,
             })));
         }
-        AuditCommand::Anchor { id, root, count, from_ms, to_ms } => {
+        AuditCommand::Anchor { use_, seq, root, from_ms, to_ms } => {
+            let u = use_.to_use();
             return Ok(Outcome::Send(audit_trail::anchor(&AnchorBatch {
-                grant: id,
+                grant: u.grant,
+                seq,
                 period_start_ms: from_ms,
                 period_end_ms: to_ms,
-                count,
+                groups: vec![BatchGroup {
+                    consumer: u.account,
+                    fields: u.fields,
+                    method: u.method,
+                    purpose: u.purpose,
+                    count: u.count,
+                }],
                 merkle_root: root.0,
             })));
         }
@@ -280,11 +291,14 @@ pub async fn run(command: AuditCommand, ctx: &Ctx) -> Shown {
         }
         AuditCommand::Violation { id } => {
             let v = ctx.client()?.read(reads::violation(id)).await?;
-            let json = serde_json::json!({"id": v.id, "event": v.event, "grant": v.grant, "consumer_org": v.consumer_org, "reason": v.reason, "status": v.status.name()});
+            let json = serde_json::json!({"id": v.id, "event": v.event, "grant": v.grant, "consumer_org": v.consumer_org, "reason": v.reason, "status": v.status.name(), "anchor": v.anchor, "excess": v.excess});
+            let source = match v.anchor {
+                Some(anchor) => format!("anchored batch record {anchor}, {} uses beyond the grant", v.excess),
+                None => format!("event {}", v.event),
+            };
             let text = format!(
-                "violation {}  event {}  grant {}  by {}: {}  [{}]",
+                "violation {}  {source}  grant {}  by {}: {}  [{}]",
                 v.id,
-                v.event,
                 v.grant,
                 v.consumer_org,
                 v.reason,

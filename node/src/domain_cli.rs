@@ -835,7 +835,8 @@ pub enum Proposal {
         description: String,
     },
     /// Set a parameter: `upload_policy` (governance or open), `registration` (open, approved
-    /// or governance) or `lifecycle_delay_blocks` (1 to 1000000).
+    /// or governance), `lifecycle_delay_blocks` (1 to 1000000) or `anchor_lag_ms_max` (the
+    /// longest a gateway may wait to anchor a period: 60000 to 2592000000 ms).
     SetParam {
         #[arg(long)]
         name: String,

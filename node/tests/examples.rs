@@ -49,7 +49,7 @@ async fn the_examples_run_against_a_local_testnet() {
     assert_eq!(provider::publish(&market).await.unwrap(), 1);
     let acme = consumer::join(&client, &keys.path().join("acme"), "acme").await.unwrap();
     let request =
-        consumer::request(&acme, provider::RESOURCE, &["uscc", "name"], "licensing.renewal", 15).await.unwrap();
+        consumer::request(&acme, provider::RESOURCE, &["uscc", "name"], "licensing.renewal", 150).await.unwrap();
     let waiting = tokio::spawn({
         let client = cluster.client(2).unwrap();
         async move { consumer::wait_for_grant(&client, request, Duration::from_secs(60)).await }
@@ -57,11 +57,12 @@ async fn the_examples_run_against_a_local_testnet() {
     let grant = provider::approve(&market, request, 30).await.unwrap();
     assert_eq!(waiting.await.unwrap().unwrap(), grant, "the enterprise sees the grant the bureau issued");
 
-    // The gateway: 15 uses allowed, 20 asked; anchored; revoked; refused.
-    let served = provider::serve(&market, &genesis, grant, acme.analyst.account(), "licensing.renewal.online", 20)
+    // The gateway: 150 uses allowed, 152 asked; the 150 anchored in one batch, the 2
+    // denials recorded one by one; revoked; refused.
+    let served = provider::serve(&market, &genesis, grant, acme.analyst.account(), "licensing.renewal.online", 152)
         .await
         .unwrap();
-    assert_eq!((served.permitted, served.denied), (15, 5), "{served:?}");
+    assert_eq!((served.permitted, served.denied), (150, 2), "{served:?}");
     assert_eq!(served.after_revocation, format!("grant {grant} is not loaded: read it from the chain"));
 
     // An enterprise deploys its own contract.
@@ -86,7 +87,17 @@ async fn the_examples_run_against_a_local_testnet() {
     let trail = auditor::grant_history(&office, &genesis, grant, "annual inspection 2026-17").await.unwrap();
     assert_eq!(
         trail.kinds(),
-        ["grant.issued", "request.approved", "batch.anchored", "grant.revoked"].map(String::from).to_vec(),
+        [
+            "grant.issued",
+            "request.approved",
+            "batch.anchored",
+            "grant.exhausted",
+            "access.denied",
+            "access.denied",
+            "grant.revoked"
+        ]
+        .map(String::from)
+        .to_vec(),
         "the grant's whole history, in order"
     );
     assert!(trail.items.iter().any(|i| i.index == served.anchor_leaf), "the anchored batch is in the trail");

@@ -225,7 +225,8 @@ pub mod audit_trail {
         Call { contract: audit(), method: "attest".into(), args: attest.encode() }
     }
 
-    /// Anchors a gateway's batch of events by their Merkle root.
+    /// Anchors a gateway's batch of events by their Merkle root; the output is the
+    /// `AnchorRecord` (the recorded one, unchanged, when the batch was anchored before).
     pub fn anchor(batch: &AnchorBatch) -> Call {
         Call { contract: audit(), method: "anchor".into(), args: batch.encode() }
     }

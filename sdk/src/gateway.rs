@@ -6,26 +6,33 @@
 //!   uses it permits, so a grant's limits hold between refreshes.
 //! - A grant-changing event (`grant.revoked`, `grant.suspended`, …) drops the grant from the
 //!   cache at once: until it is read again, every request under it is refused.
-//! - It records every decision as an access event in a batch per grant. Sealing a batch
-//!   gives the `audit.anchor` arguments (the Merkle root over the batch, RFC 9162); the
-//!   gateway keeps the events and hands any event's inclusion proof to an auditor, who checks
-//!   it against the anchor entry proven in the chain's audit log ([`verify_event`]).
+//! - It batches each permitted single-record use of a grant that allows batching, writing it
+//!   to a durable journal ([`Gateway::open`]) before the data leaves; every other access is
+//!   recorded on chain by itself (`audit.record`). Sealing a batch gives the `audit.anchor`
+//!   arguments: a sequence number per grant, a period that starts where the previous batch
+//!   ended, the uses grouped by consumer, fields, method and purpose, and the Merkle root
+//!   over the events (RFC 9162). The chain counts each group against the grant. The gateway
+//!   keeps the events and hands any event's inclusion proof to an auditor, who checks it
+//!   against its group's anchor entry proven in the chain's audit log ([`verify_event`]).
+//! - After a crash, [`Gateway::open`] reads the journal back: unsealed events wait in their
+//!   batches and sealed, unconfirmed batches are submitted again ([`Gateway::unanchored`]);
+//!   the chain ignores a batch it already holds, so each event is anchored exactly once.
 //!
-//! The core does no I/O; [`Gateway::refresh_grant`] and [`Gateway::refresh_member`] read
-//! through a [`VerifyingClient`].
+//! Besides its journal the core does no I/O; [`Gateway::refresh_grant`] and
+//! [`Gateway::refresh_member`] read through a [`VerifyingClient`].
 
 use crate::light::{LightError, VerifyingClient, entry_of};
 use crate::rpc::{StateProofInfo, method};
 use jsonrpsee::rpc_params;
 use shutong_codec::{Decode, Encode};
-use shutong_system_api::audit::{AccessEvent, AnchorBatch, AuditEntry};
-use shutong_system_api::authz::{Decision, Grant, Use, count_use, decide};
+use shutong_system_api::audit::{AccessEvent, AnchorBatch, AnchoredGroup, AuditEntry, BatchGroup};
+use shutong_system_api::authz::{Decision, Grant, Use, count_use, decide, duty};
 use shutong_system_api::names;
 use shutong_system_api::registry::{Member, Org, Principal};
 use shutong_types::auditlog::{self, InclusionProof, MemoryLog};
 use shutong_types::keyspace::{self, AuditLeaf};
 use shutong_types::{Address, Hash};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The events that change what a grant allows: on any of them the cached grant is dropped.
 pub const GRANT_EVENTS: [&str; 7] = [
@@ -38,63 +45,117 @@ pub const GRANT_EVENTS: [&str; 7] = [
     "grant.delegated",
 ];
 
+pub mod journal;
+
+use journal::{Journal, JournalError, Record};
+
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
-    #[error("no event {index} in batch {batch}")]
-    NoSuchEvent { batch: usize, index: u64 },
+    #[error("no event {index} in batch {seq} of grant {grant}")]
+    NoSuchEvent { grant: u64, seq: u64, index: u64 },
     #[error("the event's proof does not lead to the batch root: {0}")]
     NotInBatch(auditlog::LogProofError),
-    #[error("the chain's entry is not the anchor of this batch: {0}")]
+    #[error("the chain's entry is not the anchor of this event's group: {0}")]
     WrongAnchor(String),
+    #[error(
+        "the journal holds {max} events not yet anchored, its limit: anchor the sealed batches before serving more"
+    )]
+    JournalFull { max: u64 },
+    #[error(transparent)]
+    Journal(#[from] JournalError),
     #[error(transparent)]
     Chain(#[from] LightError),
 }
 
-/// One recorded access: the event, the gateway's decision, and when (ms since the epoch).
+/// One batched access: the event and when it was served (ms since the epoch).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recorded {
     pub event: AccessEvent,
-    pub permit: bool,
-    pub reason: String,
     pub time_ms: u64,
 }
 
 impl Recorded {
     /// The leaf bytes of this record in its batch.
     pub fn leaf(&self) -> Vec<u8> {
-        let mut out = b"shutong.gateway-event/v1".to_vec();
+        let mut out = b"shutong.gateway-event/v2".to_vec();
         self.event.encode_to(&mut out);
-        self.permit.encode_to(&mut out);
-        self.reason.encode_to(&mut out);
         self.time_ms.encode_to(&mut out);
         out
     }
+
+    fn matches(&self, group: &BatchGroup) -> bool {
+        let e = &self.event;
+        e.consumer == group.consumer
+            && e.fields == group.fields
+            && e.method == group.method
+            && e.purpose == group.purpose
+    }
 }
 
-/// Events of one grant since the last seal.
+/// Where [`Gateway::record`] put an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Journaled {
+    /// In the grant's open batch, at this position, durable in the journal.
+    Batched { index: u64 },
+    /// Not batched: the caller records it on chain by itself (`audit.record`) before it
+    /// returns any data; `why` says why.
+    Single { why: &'static str },
+}
+
+/// The limits of a gateway's journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalConfig {
+    /// The most events journaled and not yet anchored; beyond it `record` refuses.
+    pub max_waiting: u64,
+    /// A journal larger than this is compacted when a batch is confirmed anchored.
+    pub compact_bytes: u64,
+}
+
+impl Default for JournalConfig {
+    fn default() -> JournalConfig {
+        JournalConfig { max_waiting: 1_000_000, compact_bytes: 64 << 20 }
+    }
+}
+
+/// One grant's batches: the next number, where the next period starts, the open events.
 #[derive(Debug, Default)]
-struct Open {
-    log: MemoryLog,
-    leaves: Vec<Vec<u8>>,
-    start_ms: u64,
-    end_ms: u64,
+struct Stream {
+    next_seq: u64,
+    start_ms: Option<u64>,
+    open: Vec<Recorded>,
 }
 
-/// A sealed batch: what was anchored, and the events it covers.
+/// A sealed batch: what was anchored, and the events it covers (in tree order).
 #[derive(Debug)]
-pub struct Sealed {
-    pub anchor: AnchorBatch,
-    leaves: Vec<Vec<u8>>,
+struct Sealed {
+    anchor: AnchorBatch,
+    recorded: Vec<Recorded>,
     log: MemoryLog,
+    anchored: bool,
 }
 
-/// What an auditor needs to check one event against the chain: the event's leaf bytes, its
-/// inclusion proof in the batch, and the batch's anchor.
+/// What an auditor needs to check one event against the chain: the event, its inclusion
+/// proof in the batch, and the batch's anchor arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventProof {
-    pub leaf: Vec<u8>,
+    pub recorded: Recorded,
     pub inclusion: InclusionProof,
     pub anchor: AnchorBatch,
+}
+
+impl EventProof {
+    /// The position of the event's group in the batch: its `batch.anchored` entry is the
+    /// anchor record's `leaf` plus this.
+    pub fn group(&self) -> usize {
+        let mut offset = 0u64;
+        for (i, g) in self.anchor.groups.iter().enumerate() {
+            offset = offset.saturating_add(g.count);
+            if self.inclusion.index < offset {
+                return i;
+            }
+        }
+        self.anchor.groups.len()
+    }
 }
 
 /// The gateway of one providing organisation.
@@ -102,17 +163,107 @@ pub struct EventProof {
 pub struct Gateway {
     grants: HashMap<u64, Grant>,
     members: HashMap<[u8; 32], Option<Member>>,
-    open: HashMap<u64, Open>,
-    sealed: Vec<Sealed>,
+    streams: HashMap<u64, Stream>,
+    sealed: BTreeMap<(u64, u64), Sealed>,
+    journal: Option<Journal>,
+    config: JournalConfig,
+    /// Events batched and not yet confirmed anchored.
+    waiting: u64,
+}
+
+/// The events of a batch in tree order, grouped by (consumer, fields, method, purpose) in
+/// the order each group first appears, and the groups.
+fn grouped(events: Vec<Recorded>) -> (Vec<Recorded>, Vec<BatchGroup>) {
+    let mut groups: Vec<(BatchGroup, Vec<Recorded>)> = Vec::new();
+    for r in events {
+        match groups.iter_mut().find(|(g, _)| r.matches(g)) {
+            Some((g, members)) => {
+                g.count += 1;
+                members.push(r);
+            }
+            None => {
+                let e = &r.event;
+                let g = BatchGroup {
+                    consumer: e.consumer,
+                    fields: e.fields.clone(),
+                    method: e.method,
+                    purpose: e.purpose.clone(),
+                    count: 1,
+                };
+                groups.push((g, vec![r]));
+            }
+        }
+    }
+    let mut ordered = Vec::new();
+    let mut out = Vec::new();
+    for (g, members) in groups {
+        out.push(g);
+        ordered.extend(members);
+    }
+    (ordered, out)
 }
 
 impl Gateway {
+    /// A gateway that keeps its events in memory only (tools, tests): a restart loses them.
     pub fn new() -> Gateway {
         Gateway::default()
     }
 
-    /// Puts a grant read from verified state into the cache.
-    pub fn put_grant(&mut self, grant: Grant) {
+    /// A gateway whose batched events are durable in the journal `path` (created if absent).
+    /// It reads back what the journal holds: events not yet sealed wait in their batches,
+    /// and sealed batches the chain has not confirmed are in [`Gateway::unanchored`], to
+    /// submit again (the chain ignores a batch it already recorded).
+    pub fn open(path: &std::path::Path, config: JournalConfig) -> Result<Gateway, GatewayError> {
+        let (journal, records) = Journal::open(path)?;
+        let mut g = Gateway { config, ..Gateway::default() };
+        let corrupt = |reason: String| JournalError::Corrupt { path: path.to_path_buf(), offset: 0, reason };
+        for record in records {
+            match record {
+                Record::Event { event, time_ms } => {
+                    g.stream(event.grant).open.push(Recorded { event, time_ms });
+                    g.waiting += 1;
+                }
+                Record::Sealed { grant, seq, start_ms, end_ms, events } => {
+                    let stream = g.stream(grant);
+                    if stream.next_seq != seq || stream.open.len() as u64 != events {
+                        return Err(corrupt(format!(
+                            "batch {seq} of grant {grant} seals {events} events, but {} wait and batch {} is next",
+                            stream.open.len(),
+                            stream.next_seq
+                        ))
+                        .into());
+                    }
+                    g.seal_events(grant, seq, start_ms, end_ms);
+                }
+                Record::Anchored { grant, seq } => g.mark_anchored(grant, seq),
+                Record::Cursor { grant, next_seq, start_ms } => {
+                    let stream = g.stream(grant);
+                    stream.next_seq = next_seq;
+                    stream.start_ms = Some(start_ms);
+                }
+            }
+        }
+        g.journal = Some(journal);
+        Ok(g)
+    }
+
+    fn stream(&mut self, grant: u64) -> &mut Stream {
+        self.streams.entry(grant).or_insert_with(|| Stream { next_seq: 1, ..Stream::default() })
+    }
+
+    /// Puts a grant read from verified state into the cache. The uses the gateway batched
+    /// and the chain has not confirmed are added to the chain's count, so a refresh never
+    /// allows them twice.
+    pub fn put_grant(&mut self, mut grant: Grant) {
+        let open = self.streams.get(&grant.id).map_or(0, |s| s.open.len() as u64);
+        let sealed: u64 = self
+            .sealed
+            .range((grant.id, 0)..=(grant.id, u64::MAX))
+            .filter(|(_, s)| !s.anchored)
+            .map(|(_, s)| s.recorded.len() as u64)
+            .sum();
+        grant.uses = grant.uses.saturating_add(open + sealed);
+        grant.day_uses = grant.day_uses.saturating_add(open + sealed);
         self.grants.insert(grant.id, grant);
     }
 
@@ -168,49 +319,153 @@ impl Gateway {
         decision
     }
 
-    /// Records an access event with its decision in the open batch of its grant; returns its
-    /// position in that batch.
-    pub fn record(&mut self, event: AccessEvent, decision: &Decision, time_ms: u64) -> u64 {
-        let grant = event.grant;
-        let recorded = Recorded { event, permit: decision.permit, reason: decision.reason.clone(), time_ms };
-        let leaf = recorded.leaf();
-        let open = self.open.entry(grant).or_default();
-        if open.leaves.is_empty() {
-            open.start_ms = time_ms;
+    /// Records an access the gateway decided. A permitted single-record access under a grant
+    /// that allows batching goes into the grant's open batch, written to the journal (and
+    /// fsynced) before this returns: serve the data only after it did. Every other access
+    /// (denied, of several records, under a `PER_USE` or cosigned grant) is answered
+    /// [`Journaled::Single`]: record it on chain by itself with `audit.record`.
+    pub fn record(&mut self, event: AccessEvent, decision: &Decision, time_ms: u64) -> Result<Journaled, GatewayError> {
+        if !decision.permit {
+            return Ok(Journaled::Single { why: "a denied access is recorded on chain by itself" });
         }
-        open.end_ms = open.end_ms.max(time_ms);
-        let index = open.log.push(auditlog::leaf_hash(&leaf));
-        open.leaves.push(leaf);
-        index
+        if event.record_count != 1 {
+            return Ok(Journaled::Single {
+                why: "a batch counts one use an event: an access of several records goes alone",
+            });
+        }
+        let duties = self.grants.get(&event.grant).map_or(duty::PER_USE, |g| g.terms.duties);
+        if duties & duty::PER_USE != 0 {
+            return Ok(Journaled::Single { why: "the grant is consumed use by use" });
+        }
+        if duties & duty::COSIGNED_EVENTS != 0 {
+            return Ok(Journaled::Single { why: "the grant's events carry the consumer gateway's signature" });
+        }
+        if self.waiting >= self.config.max_waiting {
+            return Err(GatewayError::JournalFull { max: self.config.max_waiting });
+        }
+        if let Some(journal) = &mut self.journal {
+            journal.append(&[Record::Event { event: event.clone(), time_ms }])?;
+        }
+        self.waiting += 1;
+        let stream = self.stream(event.grant);
+        stream.open.push(Recorded { event, time_ms });
+        Ok(Journaled::Batched { index: stream.open.len() as u64 - 1 })
     }
 
     /// How many events wait in grant `grant`'s open batch.
     pub fn pending(&self, grant: u64) -> u64 {
-        self.open.get(&grant).map_or(0, |o| o.log.size())
+        self.streams.get(&grant).map_or(0, |s| s.open.len() as u64)
     }
 
-    /// Closes grant `grant`'s open batch; returns the batch number and the `audit.anchor`
-    /// arguments to submit (`builder::audit_trail::anchor`), or `None` if it is empty.
-    pub fn seal(&mut self, grant: u64) -> Option<(usize, AnchorBatch)> {
-        let open = self.open.remove(&grant).filter(|o| !o.leaves.is_empty())?;
-        let anchor = AnchorBatch {
-            grant,
-            period_start_ms: open.start_ms,
-            period_end_ms: open.end_ms,
-            count: open.log.size(),
-            merkle_root: open.log.root().0,
+    /// Closes grant `grant`'s open batch; returns the `audit.anchor` arguments to submit
+    /// (`builder::audit_trail::anchor`), or `None` if it is empty. The batch's period
+    /// starts where the grant's previous batch ended and ends after its last event.
+    pub fn seal(&mut self, grant: u64) -> Result<Option<AnchorBatch>, GatewayError> {
+        let Some(stream) = self.streams.get(&grant).filter(|s| !s.open.is_empty()) else {
+            return Ok(None);
         };
-        self.sealed.push(Sealed { anchor: anchor.clone(), leaves: open.leaves, log: open.log });
-        Some((self.sealed.len() - 1, anchor))
+        let first = stream.open.iter().map(|r| r.time_ms).min().unwrap_or(0);
+        let last = stream.open.iter().map(|r| r.time_ms).max().unwrap_or(0);
+        let start = stream.start_ms.unwrap_or(first);
+        let end = last.saturating_add(1).max(start.saturating_add(1));
+        let (seq, events) = (stream.next_seq, stream.open.len() as u64);
+        if let Some(journal) = &mut self.journal {
+            journal.append(&[Record::Sealed { grant, seq, start_ms: start, end_ms: end, events }])?;
+        }
+        Ok(Some(self.seal_events(grant, seq, start, end)))
     }
 
-    /// Event `index` of sealed batch `batch`, with its proof for an auditor.
-    pub fn proof(&self, batch: usize, index: u64) -> Result<EventProof, GatewayError> {
-        let sealed = self.sealed.get(batch).ok_or(GatewayError::NoSuchEvent { batch, index })?;
-        let leaf = sealed.leaves.get(index as usize).ok_or(GatewayError::NoSuchEvent { batch, index })?;
-        let inclusion = auditlog::prove_inclusion(&sealed.log, index, sealed.log.size())
-            .ok_or(GatewayError::NoSuchEvent { batch, index })?;
-        Ok(EventProof { leaf: leaf.clone(), inclusion, anchor: sealed.anchor.clone() })
+    fn seal_events(&mut self, grant: u64, seq: u64, start: u64, end: u64) -> AnchorBatch {
+        let stream = self.stream(grant);
+        let events = std::mem::take(&mut stream.open);
+        stream.next_seq = seq + 1;
+        stream.start_ms = Some(end);
+        let (recorded, groups) = grouped(events);
+        let mut log = MemoryLog::new();
+        for r in &recorded {
+            log.push(auditlog::leaf_hash(&r.leaf()));
+        }
+        let anchor =
+            AnchorBatch { grant, seq, period_start_ms: start, period_end_ms: end, groups, merkle_root: log.root().0 };
+        self.sealed.insert((grant, seq), Sealed { anchor: anchor.clone(), recorded, log, anchored: false });
+        anchor
+    }
+
+    /// The sealed batches the chain has not confirmed, oldest first: submit each (again).
+    pub fn unanchored(&self) -> Vec<AnchorBatch> {
+        self.sealed.values().filter(|s| !s.anchored).map(|s| s.anchor.clone()).collect()
+    }
+
+    /// Notes that the chain recorded batch `seq` of `grant` (its `audit.anchor` succeeded,
+    /// or answered the record of that batch). A journal past its size limit is compacted:
+    /// the events of anchored batches leave it, and memory.
+    pub fn anchored(&mut self, grant: u64, seq: u64) -> Result<(), GatewayError> {
+        if !self.sealed.get(&(grant, seq)).is_some_and(|s| !s.anchored) {
+            return Ok(());
+        }
+        if let Some(journal) = &mut self.journal {
+            journal.append(&[Record::Anchored { grant, seq }])?;
+        }
+        self.mark_anchored(grant, seq);
+        if self.journal.as_ref().is_some_and(|j| j.bytes() > self.config.compact_bytes) {
+            self.compact()?;
+        }
+        Ok(())
+    }
+
+    fn mark_anchored(&mut self, grant: u64, seq: u64) {
+        if let Some(s) = self.sealed.get_mut(&(grant, seq)).filter(|s| !s.anchored) {
+            s.anchored = true;
+            self.waiting = self.waiting.saturating_sub(s.recorded.len() as u64);
+        }
+    }
+
+    /// Rewrites the journal with only what is not yet anchored, and forgets anchored
+    /// batches (their proofs come from the department's own archive from then on).
+    pub fn compact(&mut self) -> Result<(), GatewayError> {
+        let Some(journal) = &mut self.journal else { return Ok(()) };
+        self.sealed.retain(|_, s| !s.anchored);
+        let mut records = Vec::new();
+        let mut grants: Vec<u64> = self.streams.keys().copied().collect();
+        grants.sort_unstable();
+        for grant in grants {
+            let stream = &self.streams[&grant];
+            let waiting: Vec<&Sealed> = self.sealed.range((grant, 0)..=(grant, u64::MAX)).map(|(_, s)| s).collect();
+            let (next_seq, start) = match waiting.first() {
+                Some(s) => (s.anchor.seq, Some(s.anchor.period_start_ms)),
+                None => (stream.next_seq, stream.start_ms),
+            };
+            if let Some(start_ms) = start {
+                records.push(Record::Cursor { grant, next_seq, start_ms });
+            }
+            for s in waiting {
+                records.extend(s.recorded.iter().map(|r| Record::Event { event: r.event.clone(), time_ms: r.time_ms }));
+                let a = &s.anchor;
+                records.push(Record::Sealed {
+                    grant,
+                    seq: a.seq,
+                    start_ms: a.period_start_ms,
+                    end_ms: a.period_end_ms,
+                    events: s.recorded.len() as u64,
+                });
+            }
+            records.extend(stream.open.iter().map(|r| Record::Event { event: r.event.clone(), time_ms: r.time_ms }));
+        }
+        journal.rewrite(&records)?;
+        Ok(())
+    }
+
+    /// Event `index` (in tree order) of batch `seq` of `grant`, with its proof for an auditor.
+    pub fn proof(&self, grant: u64, seq: u64, index: u64) -> Result<EventProof, GatewayError> {
+        let missing = GatewayError::NoSuchEvent { grant, seq, index };
+        let Some(sealed) = self.sealed.get(&(grant, seq)) else { return Err(missing) };
+        let Some(recorded) = usize::try_from(index).ok().and_then(|i| sealed.recorded.get(i)) else {
+            return Err(missing);
+        };
+        let Some(inclusion) = auditlog::prove_inclusion(&sealed.log, index, sealed.log.size()) else {
+            return Err(missing);
+        };
+        Ok(EventProof { recorded: recorded.clone(), inclusion, anchor: sealed.anchor.clone() })
     }
 
     /// Reads grant `id` from the newest verified header's state, with its proof, into the
@@ -260,27 +515,40 @@ async fn proven<T: Decode>(chain: &VerifyingClient, key: &[u8], what: &'static s
     value.map(|bytes| T::decode(&bytes).map_err(|e| LightError::Malformed { what, reason: e.to_string() })).transpose()
 }
 
-/// Checks an event's proof against the anchor entry the auditor proved in the chain's log:
-/// the event is in the batch, and the chain's entry anchors exactly that batch.
+/// Checks an event's proof against the `batch.anchored` entry of its group, which the
+/// auditor proved in the chain's log: the event is in the batch at a position of that group,
+/// it is a use of that group (consumer, fields, method, purpose), and the chain's entry
+/// anchors exactly this batch with the tree size the proof names.
 pub fn verify_event(proof: &EventProof, anchor_leaf: &AuditLeaf) -> Result<(), GatewayError> {
-    let entry: AuditEntry =
-        entry_of(anchor_leaf).ok_or_else(|| GatewayError::WrongAnchor("the leaf is no audit entry".into()))?;
-    if entry.kind != "batch.anchored" || entry.grant != proof.anchor.grant {
-        return Err(GatewayError::WrongAnchor(format!("a {} entry of grant {}", entry.kind, entry.grant)));
+    let wrong = |why: String| GatewayError::WrongAnchor(why);
+    let entry: AuditEntry = entry_of(anchor_leaf).ok_or_else(|| wrong("the leaf is no audit entry".into()))?;
+    let a = &proof.anchor;
+    if entry.kind != "batch.anchored" || entry.grant != a.grant || proof.recorded.event.grant != a.grant {
+        return Err(wrong(format!("a {} entry of grant {}", entry.kind, entry.grant)));
     }
-    let anchored = AnchorBatch::decode(&entry.body).map_err(|e| GatewayError::WrongAnchor(e.to_string()))?;
-    if anchored != proof.anchor {
-        return Err(GatewayError::WrongAnchor("it anchors another batch".into()));
+    let body = AnchoredGroup::decode(&entry.body).map_err(|e| wrong(e.to_string()))?;
+    if (body.seq, body.merkle_root, body.period_start_ms, body.period_end_ms)
+        != (a.seq, a.merkle_root, a.period_start_ms, a.period_end_ms)
+    {
+        return Err(wrong(format!("it anchors batch {} of another root or period", body.seq)));
     }
-    if proof.inclusion.size != anchored.count {
-        return Err(GatewayError::WrongAnchor(format!(
-            "the batch holds {} events, the proof says {}",
-            anchored.count, proof.inclusion.size
+    if Some(body.size) != a.count() || proof.inclusion.size != body.size {
+        return Err(wrong(format!("the batch holds {} events, the proof says {}", body.size, proof.inclusion.size)));
+    }
+    let index = proof.inclusion.index;
+    if index < body.offset || index - body.offset >= body.group.count {
+        return Err(wrong(format!(
+            "event {index} lies outside this group's events {} to {}",
+            body.offset,
+            body.offset.saturating_add(body.group.count)
         )));
+    }
+    if !proof.recorded.matches(&body.group) {
+        return Err(wrong("the event is not a use of this group's consumer, fields, method and purpose".into()));
     }
     proof
         .inclusion
-        .verify(&auditlog::leaf_hash(&proof.leaf), &Hash(anchored.merkle_root))
+        .verify(&auditlog::leaf_hash(&proof.recorded.leaf()), &Hash(body.merkle_root))
         .map_err(GatewayError::NotInBatch)
 }
 
@@ -415,42 +683,148 @@ mod tests {
         assert!(g.authorize(&request(7, &["uscc"], "licensing.renewal"), NOW).reason.contains("principal"));
     }
 
-    #[test]
-    fn a_sealed_batch_proves_each_event_and_catches_a_changed_one() {
-        let mut g = gateway(1_000);
-        for i in 0..37 {
-            let u = request(7, &["uscc"], "licensing.renewal");
-            let decision = g.authorize(&u, NOW + i);
-            g.record(event(&u), &decision, NOW + i);
-        }
-        assert_eq!(g.pending(7), 37);
-        let (batch, anchor) = g.seal(7).unwrap();
-        assert_eq!((anchor.count, anchor.period_start_ms, anchor.period_end_ms), (37, NOW, NOW + 36));
-        assert!(g.seal(7).is_none(), "nothing left to seal");
-        // The chain's anchor entry, as the audit contract appends it.
+    /// The chain's entry for group `group` of `anchor`, as the audit contract appends it.
+    fn anchored_leaf(anchor: &AnchorBatch, group: usize) -> AuditLeaf {
+        let offset = anchor.groups[..group].iter().map(|g| g.count).sum();
+        let body = AnchoredGroup {
+            anchor: 1,
+            gateway: [3; 32],
+            seq: anchor.seq,
+            period_start_ms: anchor.period_start_ms,
+            period_end_ms: anchor.period_end_ms,
+            merkle_root: anchor.merkle_root,
+            size: anchor.count().unwrap(),
+            offset,
+            group: anchor.groups[group].clone(),
+            counted: shutong_system_api::audit::GroupCount {
+                permitted: anchor.groups[group].count,
+                excess: 0,
+                reason: String::new(),
+                violation: None,
+            },
+        };
         let entry = AuditEntry {
             kind: "batch.anchored".into(),
-            grant: 7,
+            grant: anchor.grant,
             grant_seq: 9,
             request: 1,
             resource: "market/licence".into(),
             provider_org: "market".into(),
             consumer_org: "acme".into(),
-            principal: [3; 32],
-            purpose: "licensing.renewal".into(),
-            body: anchor.encode(),
+            principal: anchor.groups[group].consumer,
+            purpose: anchor.groups[group].purpose.clone(),
+            body: body.encode(),
         };
-        let leaf =
-            AuditLeaf { contract: Address::system(names::AUDIT), height: 5, time_ms: NOW, data: entry.to_leaf() };
-        for index in [0, 1, 17, 36] {
-            verify_event(&g.proof(batch, index).unwrap(), &leaf).unwrap();
+        AuditLeaf { contract: Address::system(names::AUDIT), height: 5, time_ms: NOW, data: entry.to_leaf() }
+    }
+
+    fn serve(g: &mut Gateway, u: &Use, at: u64) -> Journaled {
+        let decision = g.authorize(u, at);
+        g.record(event(u), &decision, at).unwrap()
+    }
+
+    #[test]
+    fn a_sealed_batch_groups_its_uses_and_proves_each_event() {
+        let mut g = gateway(1_000);
+        for i in 0..37 {
+            let purpose = if i % 3 == 0 { "licensing.renewal.online" } else { "licensing.renewal" };
+            assert!(matches!(serve(&mut g, &request(7, &["uscc"], purpose), NOW + i), Journaled::Batched { .. }));
         }
-        let mut changed = g.proof(batch, 17).unwrap();
-        changed.leaf[40] ^= 1;
+        let denied = serve(&mut g, &request(7, &["legal_rep_id"], "licensing.renewal"), NOW + 40);
+        assert!(matches!(denied, Journaled::Single { .. }), "a denial goes on chain by itself");
+        assert_eq!(g.pending(7), 37);
+        let anchor = g.seal(7).unwrap().unwrap();
+        assert_eq!(
+            (anchor.seq, anchor.count(), anchor.period_start_ms, anchor.period_end_ms),
+            (1, Some(37), NOW, NOW + 37)
+        );
+        let counts: Vec<(&str, u64)> = anchor.groups.iter().map(|g| (g.purpose.as_str(), g.count)).collect();
+        assert_eq!(counts, [("licensing.renewal.online", 13), ("licensing.renewal", 24)]);
+        assert!(g.seal(7).unwrap().is_none(), "nothing left to seal");
+        for index in [0, 12, 13, 36] {
+            let proof = g.proof(7, 1, index).unwrap();
+            verify_event(&proof, &anchored_leaf(&anchor, proof.group())).unwrap();
+        }
+        let proof = g.proof(7, 1, 17).unwrap();
+        let leaf = anchored_leaf(&anchor, 1);
+        let mut changed = proof.clone();
+        changed.recorded.event.result_hash[0] ^= 1;
         assert!(matches!(verify_event(&changed, &leaf), Err(GatewayError::NotInBatch(_))));
-        let mut other = g.proof(batch, 3).unwrap();
-        other.anchor.count = 36;
-        assert!(matches!(verify_event(&other, &leaf), Err(GatewayError::WrongAnchor(_))));
-        assert!(matches!(g.proof(batch, 37), Err(GatewayError::NoSuchEvent { .. })));
+        let err = verify_event(&proof, &anchored_leaf(&anchor, 0)).unwrap_err().to_string();
+        assert!(err.contains("lies outside this group's events 0 to 13"), "{err}");
+        let mut smaller = proof.clone();
+        smaller.anchor.groups[1].count = 23;
+        assert!(matches!(verify_event(&smaller, &leaf), Err(GatewayError::WrongAnchor(_))));
+        assert!(matches!(g.proof(7, 1, 37), Err(GatewayError::NoSuchEvent { .. })));
+        // The next batch starts where this one ended.
+        serve(&mut g, &request(7, &["uscc"], "licensing.renewal"), NOW + 90);
+        let next = g.seal(7).unwrap().unwrap();
+        assert_eq!((next.seq, next.period_start_ms, next.period_end_ms), (2, NOW + 37, NOW + 91));
+    }
+
+    #[test]
+    fn small_and_cosigned_grants_are_never_batched() {
+        let mut g = gateway(1_000);
+        let mut per_use = grant(8, 1_000);
+        per_use.terms.duties |= duty::PER_USE;
+        g.put_grant(per_use);
+        let mut cosigned = grant(9, 1_000);
+        cosigned.terms.duties |= duty::COSIGNED_EVENTS;
+        g.put_grant(cosigned);
+        for id in [8, 9] {
+            assert!(matches!(
+                serve(&mut g, &request(id, &["uscc"], "licensing.renewal"), NOW),
+                Journaled::Single { .. }
+            ));
+        }
+        let mut several = request(7, &["uscc"], "licensing.renewal");
+        several.count = 2;
+        let decision = g.authorize(&several, NOW);
+        let e = AccessEvent { record_count: 2, ..event(&several) };
+        assert!(matches!(g.record(e, &decision, NOW).unwrap(), Journaled::Single { .. }));
+        assert_eq!((g.pending(7), g.pending(8), g.pending(9)), (0, 0, 0));
+    }
+
+    #[test]
+    fn a_restarted_gateway_anchors_each_journaled_event_exactly_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.journal");
+        let config = JournalConfig { max_waiting: 5, compact_bytes: u64::MAX };
+        let mut g = Gateway::open(&path, config).unwrap();
+        g.put_grant(grant(7, 1_000));
+        g.put_member(ANALYST, Some(member(ANALYST)));
+        for i in 0..3 {
+            serve(&mut g, &request(7, &["uscc"], "licensing.renewal"), NOW + i);
+        }
+        let first = g.seal(7).unwrap().unwrap();
+        for i in 3..5 {
+            serve(&mut g, &request(7, &["uscc"], "licensing.renewal"), NOW + i);
+        }
+        let decision = g.authorize(&request(7, &["uscc"], "licensing.renewal"), NOW + 5);
+        let full = g.record(event(&request(7, &["uscc"], "licensing.renewal")), &decision, NOW + 5);
+        assert!(matches!(full, Err(GatewayError::JournalFull { max: 5 })), "{full:?}");
+        drop(g); // the process dies: batch 1 submitted or not, 2 events unsealed
+
+        let mut g = Gateway::open(&path, config).unwrap();
+        assert_eq!(g.unanchored(), vec![first.clone()], "the sealed batch, to submit again");
+        assert_eq!(g.pending(7), 2);
+        g.anchored(7, 1).unwrap();
+        let second = g.seal(7).unwrap().unwrap();
+        assert_eq!((second.seq, second.period_start_ms, second.count()), (2, first.period_end_ms, Some(2)));
+        drop(g);
+
+        let mut g = Gateway::open(&path, config).unwrap();
+        assert_eq!(g.unanchored(), vec![second.clone()], "batch 1 is confirmed and never offered again");
+        g.anchored(7, 2).unwrap();
+        assert!(g.unanchored().is_empty());
+        // A compaction keeps the numbering and the period.
+        g.compact().unwrap();
+        drop(g);
+        let mut g = Gateway::open(&path, config).unwrap();
+        g.put_grant(grant(7, 1_000));
+        g.put_member(ANALYST, Some(member(ANALYST)));
+        serve(&mut g, &request(7, &["uscc"], "licensing.renewal"), NOW + 50);
+        let third = g.seal(7).unwrap().unwrap();
+        assert_eq!((third.seq, third.period_start_ms), (3, second.period_end_ms));
     }
 }

@@ -115,7 +115,14 @@ pub fn access_history(grant: u64, after: Option<u64>, limit: u32) -> Read<Vec<Ev
     Read::new(builder::audit(), "history", History { grant, after, limit }.encode())
 }
 
-/// A violation opened by a denied use.
+/// A gateway's anchored batch `seq` of `grant`, as the audit contract recorded it: how
+/// each group was counted, and the violations it opened.
+pub fn anchor(grant: u64, gateway: &[u8; 32], seq: u64) -> Read<shutong_system_api::audit::AnchorRecord> {
+    let args = shutong_system_api::audit::GetAnchor { grant, gateway: *gateway, seq };
+    Read::new(builder::audit(), "get_anchor", args.encode())
+}
+
+/// A violation opened by a denied use or an anchored batch's excess.
 pub fn violation(id: u64) -> Read<Violation> {
     Read::new(builder::audit(), "get_violation", EventId { id }.encode())
 }

@@ -103,10 +103,10 @@
 //!
 //! ```
 //! use shutong_sdk::builder::{self, access, audit_trail};
-//! use shutong_sdk::gateway::{Gateway, verify_event};
+//! use shutong_sdk::gateway::{Gateway, Journaled, verify_event};
 //! use shutong_sdk::light::Bundle;
 //! use shutong_sdk::rpc::AuditQuery;
-//! use shutong_sdk::system_api::audit::{AccessEvent, LogQuery};
+//! use shutong_sdk::system_api::audit::{AccessEvent, AnchorRecord, LogQuery};
 //! use shutong_sdk::system_api::authz::{LegalBasis, RequestAccess, Terms, Use, duty};
 //! use shutong_sdk::system_api::catalog::{Classification, Field, Publish, ShareType, method};
 //! use shutong_sdk::system_api::governance::Action;
@@ -181,7 +181,7 @@
 //!         legal_doc_hash: [0; 32],
 //!         matter_code: String::new(),
 //!         valid_until_ms: now_ms + 30 * 86_400_000,
-//!         max_uses: 3,
+//!         max_uses: 1_000,
 //!         justification_hash: [0; 32],
 //!         consent: None,
 //!     }))
@@ -214,7 +214,8 @@
 //! gateway.refresh_member(&chain, who.0).await?;
 //! let mut changes = gateway_key.client().subscribe_grant_changes().await?;
 //!
-//! // Four uses asked, three granted: each decided locally, and each recorded.
+//! // Four uses, each decided locally and batched (a grant of 100 uses or fewer, or over
+//! // important data, would be recorded on chain use by use instead: `Journaled::Single`).
 //! let mut permitted = 0;
 //! for i in 0..4u64 {
 //!     let asked = Use { grant, account: who.0, fields: vec!["uscc".into()], method: method::QUERY, purpose: "licensing.renewal".into(), count: 1 };
@@ -225,16 +226,19 @@
 //!         business_ref_hash: [i as u8; 32], subject_ref_hmac: [0; 32], query_hash: [0; 32],
 //!         result_hash: [0; 32], record_count: 1, consumer_signature: None,
 //!     };
-//!     gateway.record(event, &decision, at.header.timestamp_ms + i);
+//!     assert!(matches!(gateway.record(event, &decision, at.header.timestamp_ms + i)?, Journaled::Batched { .. }));
 //! }
-//! assert_eq!(permitted, 3);
+//! assert_eq!(permitted, 4);
 //!
-//! // One transaction anchors the batch; any event's proof checks against the anchor,
-//! // itself proven in the chain's audit log.
-//! let (batch, anchor) = gateway.seal(grant).expect("four events wait");
-//! let anchor_leaf: u64 = gateway_key.execute_as(audit_trail::anchor(&anchor)).await?;
+//! // One transaction anchors the batch, and the chain counts its uses against the grant;
+//! // any event's proof checks against its group's anchor entry, proven in the audit log.
+//! let anchor = gateway.seal(grant)?.expect("four events wait");
+//! let anchored: AnchorRecord = gateway_key.execute_as(audit_trail::anchor(&anchor)).await?;
+//! assert_eq!((anchored.counted[0].permitted, anchored.counted[0].excess), (4, 0));
+//! gateway.anchored(grant, anchor.seq)?;
 //! chain.sync_past(client.status().await?.height, Duration::from_secs(10)).await?;
-//! verify_event(&gateway.proof(batch, 2)?, &chain.audit_leaf(anchor_leaf).await?)?;
+//! let proof = gateway.proof(grant, anchor.seq, 2)?;
+//! verify_event(&proof, &chain.audit_leaf(anchored.leaf + proof.group() as u64).await?)?;
 //!
 //! // A revocation reaches the gateway as it is committed: the next use is refused.
 //! market.execute(access::revoke(grant, "case closed")).await?;

@@ -6,7 +6,7 @@
 
 use shutong_sdk::builder::{self, access, audit_trail, cert};
 use shutong_sdk::reads;
-use shutong_sdk::system_api::audit::{AccessEvent, AnchorBatch, Attest, LogQuery};
+use shutong_sdk::system_api::audit::{AccessEvent, AnchorBatch, Attest, BatchGroup, LogQuery};
 use shutong_sdk::system_api::authz::{LegalBasis, RecordConsent, RequestAccess, Terms, Use};
 use shutong_sdk::system_api::catalog::{Classification, Publish, ShareType};
 use shutong_sdk::system_api::governance::Action;
@@ -19,6 +19,7 @@ const INTERNAL: &[(&str, &str, &str)] = &[
     ("authz", "append_grant_entry", "the audit contract appends its entries to a grant's log"),
     ("authz", "consume", "the audit contract counts an attested use"),
     ("authz", "record_use", "the audit contract counts an access and numbers its entries"),
+    ("authz", "record_batch", "the audit contract counts an anchored batch's groups"),
     ("registry", "set_status_by_governance", "a carried governance proposal suspends or reinstates"),
     ("registry", "register_by_governance", "a carried governance proposal adds an organisation"),
     ("registry", "set_registration_by_governance", "a carried governance proposal sets the registration rule"),
@@ -138,9 +139,16 @@ fn built(cert_contract: Address) -> BTreeSet<(Address, String)> {
         }),
         audit_trail::anchor(&AnchorBatch {
             grant: 1,
+            seq: 1,
             period_start_ms: 0,
             period_end_ms: 1,
-            count: 1,
+            groups: vec![BatchGroup {
+                consumer: [1; 32],
+                fields: vec!["uscc".into()],
+                method: 1,
+                purpose: "p".into(),
+                count: 1,
+            }],
             merkle_root: [0; 32],
         }),
         audit_trail::log_query(&LogQuery {
@@ -174,6 +182,7 @@ fn built(cert_contract: Address) -> BTreeSet<(Address, String)> {
         (builder::authz(), reads::check(&a_use()).method),
         (builder::audit(), reads::access_event(1).method),
         (builder::audit(), reads::access_history(1, None, 10).method),
+        (builder::audit(), reads::anchor(1, &[0; 32], 1).method),
         (builder::audit(), reads::violation(1).method),
         (builder::audit(), reads::attestation(1).method),
         (builder::governance(), reads::validators().method),

@@ -26,7 +26,7 @@
 
 use anyhow::Context;
 use shutong_sdk::builder::{self, access, audit_trail};
-use shutong_sdk::system_api::audit::{AccessEvent, AnchorBatch};
+use shutong_sdk::system_api::audit::{AccessEvent, AnchorBatch, BatchGroup};
 use shutong_sdk::system_api::authz::{LegalBasis, RequestAccess, Terms, duty};
 use shutong_sdk::system_api::catalog::{Classification, Field, Publish, ShareType, method};
 use shutong_sdk::system_api::governance::Action;
@@ -134,6 +134,8 @@ pub struct World {
     gas: BTreeMap<Kind, u64>,
     now_ms: u64,
     next: u64,
+    /// The batches each gateway has anchored of each grant: (gateway, grant) → last number.
+    anchored: HashMap<(AccountId, u64), u64>,
 }
 
 /// Signs `call` by `key` with the next nonce in `nonces`.
@@ -225,6 +227,7 @@ impl World {
             gas: BTreeMap::new(),
             now_ms: status.timestamp_ms,
             next: 0,
+            anchored: HashMap::new(),
         };
         let expiry = status.height + EXPIRY_BLOCKS;
         let gas = builder::GAS_LIMIT_DEFAULT;
@@ -444,11 +447,22 @@ impl World {
                         consumer_signature: None,
                     })
                 } else {
+                    // Each gateway numbers its batches of a grant; batch k covers the
+                    // millisecond k after the start, so any order of arrival is contiguous.
+                    let seq = self.anchored.entry((gateway.account(), grant.id)).or_insert(0);
+                    *seq += 1;
                     audit_trail::anchor(&AnchorBatch {
                         grant: grant.id,
-                        period_start_ms: self.now_ms + n,
-                        period_end_ms: self.now_ms + n + 1_000,
-                        count: 1_000,
+                        seq: *seq,
+                        period_start_ms: self.now_ms + *seq - 1,
+                        period_end_ms: self.now_ms + *seq,
+                        groups: vec![BatchGroup {
+                            consumer: grant.consumer.0,
+                            fields: vec!["uscc".into()],
+                            method: method::QUERY,
+                            purpose: PURPOSE.into(),
+                            count: 1_000,
+                        }],
                         merkle_root: *blake3::hash(&n.to_be_bytes()).as_bytes(),
                     })
                 };

@@ -9,15 +9,29 @@
 use shutong_codec::{Decode, Encode};
 use shutong_contract::{self as contract, Error, Item, Map, MethodResult};
 use shutong_system_api::audit::{
-    AccessEvent, AnchorBatch, Attest, AttestationRecord, AuditEntry, EventId, EventRecord, History, LogQuery,
-    Violation, ViolationStatus,
+    anchor_key, AccessEvent, AnchorBatch, AnchorRecord, AnchoredGroup, Attest, AttestationRecord, AuditEntry, EventId,
+    EventRecord, GetAnchor, GroupCount, History, LogQuery, Violation, ViolationStatus, ANCHOR_LAG_MS_DEFAULT,
+    ANCHOR_LAG_PARAM, BATCH_CLOCK_SKEW_MS, BATCH_EVENTS_MAX, BATCH_GROUPS_MAX,
 };
-use shutong_system_api::authz::{self as authz, duty, Consumed, Decision, Grant, Use};
+use shutong_system_api::authz::{
+    self as authz, duty, valid_purpose, BatchUse, Consumed, Counted, Decision, Grant, Use,
+};
 use shutong_system_api::catalog::method;
-use shutong_system_api::names::{AUTHZ_ADDRESS, REGISTRY_ADDRESS};
+use shutong_system_api::governance::param_key;
+use shutong_system_api::names::{AUTHZ_ADDRESS, GOVERNANCE_ADDRESS, REGISTRY_ADDRESS};
 use shutong_system_api::registry::{role, Member, PrincipalKind};
 
-contract::entrypoints!(record, anchor, attest, history, get_event, get_violation, get_attestation, log_query);
+contract::entrypoints!(
+    record,
+    anchor,
+    get_anchor,
+    attest,
+    history,
+    get_event,
+    get_violation,
+    get_attestation,
+    log_query
+);
 
 const NEXT_EVENT: Item<u64> = Item::new(b"next-event");
 const NEXT_VIOLATION: Item<u64> = Item::new(b"next-violation");
@@ -27,6 +41,9 @@ const NEXT_ATTESTATION: Item<u64> = Item::new(b"next-attestation");
 const ATTESTATIONS: Map<u64, AttestationRecord> = Map::new(b"attestation/");
 /// Event ids by grant: key grant (8 bytes BE) ‖ event (8 bytes BE).
 const BY_GRANT: Map<Vec<u8>, u64> = Map::new(b"by-grant/");
+const NEXT_ANCHOR: Item<u64> = Item::new(b"next-anchor");
+/// The next batch number each gateway owes for each grant: key grant (8 bytes BE) ‖ gateway.
+const ANCHOR_NEXT: Map<Vec<u8>, u64> = Map::new(b"anchor-next/");
 
 const HISTORY_PAGE_MAX: u32 = 100;
 
@@ -147,6 +164,8 @@ pub fn record(args: &[u8]) -> MethodResult {
             consumer_org: consumer_org.clone(),
             reason: decision.reason.clone(),
             status: ViolationStatus::Open,
+            anchor: None,
+            excess: 0,
         };
         VIOLATIONS.save(&vid, &v);
         let body = v.encode();
@@ -178,17 +197,236 @@ pub fn record(args: &[u8]) -> MethodResult {
     Ok(record.encode())
 }
 
+/// Checks a batch's shape: groups, counts, purposes and period. A malformed batch is refused.
+fn check_batch(batch: &AnchorBatch) -> Result<u64, Error> {
+    if batch.seq == 0 {
+        return Err(Error::new("a gateway numbers its batches of a grant from 1"));
+    }
+    if batch.groups.is_empty() || batch.groups.len() > BATCH_GROUPS_MAX {
+        return Err(Error(format!("a batch holds 1 to {} groups of uses", BATCH_GROUPS_MAX)));
+    }
+    for g in &batch.groups {
+        if g.count == 0 {
+            return Err(Error::new("each group of a batch holds at least one event"));
+        }
+        if !valid_purpose(&g.purpose) || g.method.count_ones() != 1 {
+            return Err(Error::new("each group of a batch names one valid purpose code and one method"));
+        }
+        if g.fields.len() > 64 || g.fields.iter().any(|f| f.is_empty() || f.len() > 64) {
+            return Err(Error::new("each group of a batch names at most 64 fields of 1 to 64 bytes"));
+        }
+    }
+    let count = batch.count().filter(|c| *c <= BATCH_EVENTS_MAX);
+    let count = count.ok_or_else(|| Error(format!("a batch holds at most {} events", BATCH_EVENTS_MAX)))?;
+    if batch.period_end_ms <= batch.period_start_ms {
+        return Err(Error::new("a batch's period ends after it starts"));
+    }
+    if batch.period_end_ms > contract::block_time_ms().saturating_add(BATCH_CLOCK_SKEW_MS) {
+        return Err(Error::new("a batch's period ends in the future"));
+    }
+    Ok(count)
+}
+
+fn stream_key(grant: u64, gateway: &[u8; 32]) -> Vec<u8> {
+    let mut key = grant.to_be_bytes().to_vec();
+    key.extend_from_slice(gateway);
+    key
+}
+
+fn load_anchor(grant: u64, gateway: &[u8; 32], seq: u64) -> Result<Option<AnchorRecord>, Error> {
+    match contract::storage_get(&anchor_key(grant, gateway, seq)) {
+        None => Ok(None),
+        Some(bytes) => Ok(Some(
+            AnchorRecord::decode(&bytes).map_err(|e| Error(format!("anchor record {} is corrupt: {}", seq, e)))?,
+        )),
+    }
+}
+
+/// The longest a gateway may wait to anchor a period, as the committee set it.
+fn anchor_lag_ms_max() -> u64 {
+    contract::storage_get_of(&GOVERNANCE_ADDRESS, &param_key(ANCHOR_LAG_PARAM))
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(ANCHOR_LAG_MS_DEFAULT)
+}
+
+/// Opens a violation of `granted` found in anchored batch `anchor`; returns its id.
+fn batch_violation(
+    granted: &Grant,
+    anchor: u64,
+    principal: [u8; 32],
+    purpose: &str,
+    excess: u64,
+    reason: String,
+) -> Result<u64, Error> {
+    let id = next(&NEXT_VIOLATION)?;
+    let v = Violation {
+        id,
+        event: 0,
+        grant: granted.id,
+        consumer_org: granted.grantee_org.clone(),
+        reason,
+        status: ViolationStatus::Open,
+        anchor: Some(anchor),
+        excess,
+    };
+    VIOLATIONS.save(&id, &v);
+    append(&entry("violation.opened", granted, principal, purpose, v.encode()))?;
+    contract::emit_event("violation.opened", id.to_string().as_bytes());
+    Ok(id)
+}
+
+/// Records a gateway's batch. Its uses are counted against the grant group by group (what
+/// the grant did not allow opens a violation with the excess), a gap in the gateway's
+/// sequence and a late anchor open violations, and each group becomes a `batch.anchored`
+/// entry. The same batch again is a no-op; another batch under a recorded number is refused.
 pub fn anchor(args: &[u8]) -> MethodResult {
     let batch = AnchorBatch::decode(args)?;
     let granted = grant(batch.grant)?;
-    gateway_of(&granted.grantor_org)?;
-    if batch.count == 0 || batch.period_end_ms < batch.period_start_ms {
-        return Err(Error::new("a batch covers at least one event over a period that ends after it starts"));
+    let gateway = gateway_of(&granted.grantor_org)?;
+    let size = check_batch(&batch)?;
+    if let Some(recorded) = load_anchor(batch.grant, &gateway, batch.seq)? {
+        if recorded.batch == batch {
+            return Ok(recorded.encode());
+        }
+        return Err(Error(format!(
+            "batch {} of grant {} from this gateway is already anchored with other contents",
+            batch.seq, batch.grant
+        )));
     }
-    let purpose = granted.terms.purposes.first().cloned().unwrap_or_default();
-    let index = append(&entry("batch.anchored", &granted, contract::caller(), &purpose, batch.encode()))?;
-    contract::emit_event("batch.anchored", index.to_string().as_bytes());
-    Ok(index.encode())
+    // Periods are contiguous: a batch starts where its predecessor ended and ends where its
+    // successor (recorded when this one was missing) starts.
+    if batch.seq > 1 {
+        if let Some(before) = load_anchor(batch.grant, &gateway, batch.seq - 1)? {
+            if before.batch.period_end_ms != batch.period_start_ms {
+                return Err(Error(format!(
+                    "batch {} must start at {}, where batch {} ended",
+                    batch.seq,
+                    before.batch.period_end_ms,
+                    batch.seq - 1
+                )));
+            }
+        }
+    }
+    if let Some(after) = load_anchor(batch.grant, &gateway, batch.seq + 1)? {
+        if after.batch.period_start_ms != batch.period_end_ms {
+            return Err(Error(format!(
+                "batch {} must end at {}, where batch {} starts",
+                batch.seq,
+                after.batch.period_start_ms,
+                batch.seq + 1
+            )));
+        }
+    }
+    let uses: Vec<Use> = batch
+        .groups
+        .iter()
+        .map(|g| Use {
+            grant: batch.grant,
+            account: g.consumer,
+            fields: g.fields.clone(),
+            method: g.method,
+            purpose: g.purpose.clone(),
+            count: g.count,
+        })
+        .collect();
+    let counting = BatchUse {
+        grant: batch.grant,
+        period_start_ms: batch.period_start_ms,
+        period_end_ms: batch.period_end_ms,
+        uses,
+    };
+    let answer = contract::call(&AUTHZ_ADDRESS, "record_batch", &counting.encode(), 0)?;
+    let counts = Vec::<Counted>::decode(&answer)
+        .ok()
+        .filter(|c| c.len() == batch.groups.len())
+        .ok_or_else(|| Error::new("the authz contract answered badly"))?;
+    let id = next(&NEXT_ANCHOR)?;
+    let first = &batch.groups[0];
+    let stream = stream_key(batch.grant, &gateway);
+    let expected = ANCHOR_NEXT.load(&stream)?.unwrap_or(1);
+    let mut gap_violation = None;
+    if batch.seq > expected {
+        let reason = format!(
+            "batches {} to {} of grant {} from gateway {} are missing",
+            expected,
+            batch.seq - 1,
+            batch.grant,
+            hex(&gateway)
+        );
+        gap_violation = Some(batch_violation(&granted, id, gateway, &first.purpose, 0, reason)?);
+    }
+    if batch.seq >= expected {
+        ANCHOR_NEXT.save(&stream, &(batch.seq + 1));
+    }
+    let now = contract::block_time_ms();
+    let lag_max = anchor_lag_ms_max();
+    let mut lag_violation = None;
+    if now.saturating_sub(batch.period_end_ms) > lag_max {
+        let reason = format!(
+            "batch {} of grant {} was anchored {} ms after its period ended; at most {} ms are allowed",
+            batch.seq,
+            batch.grant,
+            now - batch.period_end_ms,
+            lag_max
+        );
+        lag_violation = Some(batch_violation(&granted, id, gateway, &first.purpose, 0, reason)?);
+    }
+    let mut counted = Vec::with_capacity(counts.len());
+    for (g, c) in batch.groups.iter().zip(counts) {
+        let violation = if c.excess > 0 {
+            let reason = format!("batch {} of grant {}: {}", batch.seq, batch.grant, c.reason);
+            Some(batch_violation(&granted, id, g.consumer, &g.purpose, c.excess, reason)?)
+        } else {
+            None
+        };
+        counted.push(GroupCount { permitted: c.permitted, excess: c.excess, reason: c.reason, violation });
+    }
+    let mut record = AnchorRecord {
+        id,
+        batch,
+        gateway,
+        counted,
+        gap_violation,
+        lag_violation,
+        height: contract::block_height(),
+        time_ms: now,
+        leaf: 0,
+    };
+    let mut offset = 0;
+    for (i, (g, c)) in record.batch.groups.iter().zip(&record.counted).enumerate() {
+        let body = AnchoredGroup {
+            anchor: id,
+            gateway,
+            seq: record.batch.seq,
+            period_start_ms: record.batch.period_start_ms,
+            period_end_ms: record.batch.period_end_ms,
+            merkle_root: record.batch.merkle_root,
+            size,
+            offset,
+            group: g.clone(),
+            counted: c.clone(),
+        };
+        offset += g.count;
+        let leaf = append(&entry("batch.anchored", &granted, g.consumer, &g.purpose, body.encode()))?;
+        if i == 0 {
+            record.leaf = leaf;
+        }
+    }
+    contract::storage_set(&anchor_key(record.batch.grant, &gateway, record.batch.seq), &record.encode());
+    contract::emit_event("batch.anchored", id.to_string().as_bytes());
+    Ok(record.encode())
+}
+
+pub fn get_anchor(args: &[u8]) -> MethodResult {
+    let req = GetAnchor::decode(args)?;
+    Ok(load_anchor(req.grant, &req.gateway, req.seq)?
+        .ok_or_else(|| Error(format!("no batch {} of grant {} from that gateway", req.seq, req.grant)))?
+        .encode())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{:02x}", b)).collect()
 }
 
 /// Records a yes/no answer given instead of data; it counts as one `verify` use of the grant.

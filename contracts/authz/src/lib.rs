@@ -11,9 +11,10 @@ use shutong_codec::{Decode, Encode};
 use shutong_contract::{self as contract, Error, Item, Map, MethodResult};
 use shutong_system_api::audit::AuditEntry;
 use shutong_system_api::authz::{
-    count_use, decide, duty, purpose_within, valid_purpose, AccessRequest, Amend, Approval, Approve, CloseCase,
-    Consent, ConsentId, Consumed, Decision, Delegate, Grant, GrantStatus, Id, LegalBasis, RecordConsent, RequestAccess,
-    RequestState, Terms, Use, WithReason, DELEGATIONS_MAX, DELEGATION_DEPTH_MAX, REQUEST_TEXT_BYTES_MAX, REVIEW_MS,
+    count_use, decide, decide_batch, duty, purpose_within, valid_purpose, AccessRequest, Amend, Approval, Approve,
+    BatchUse, CloseCase, Consent, ConsentId, Consumed, Counted, Decision, Delegate, Grant, GrantStatus, Id, LegalBasis,
+    RecordConsent, RequestAccess, RequestState, Terms, Use, WithReason, DELEGATIONS_MAX, DELEGATION_DEPTH_MAX,
+    PER_USE_MAX_USES, REQUEST_TEXT_BYTES_MAX, REVIEW_MS,
 };
 use shutong_system_api::catalog::{Classification, Resource, ResourceRef, ResourceStatus, ShareType};
 use shutong_system_api::governance::{PurposeDef, ResolvePurpose};
@@ -35,6 +36,7 @@ contract::entrypoints!(
     check,
     consume,
     record_use,
+    record_batch,
     get_request,
     get_grant,
     record_consent,
@@ -299,6 +301,11 @@ fn issue_grant(
     depth: u32,
 ) -> Result<u64, Error> {
     let id = next(&NEXT_GRANT)?;
+    let mut terms = terms;
+    // Small grants and grants over important or core data are counted use by use on chain.
+    if terms.max_uses <= PER_USE_MAX_USES || resource(&req.resource)?.classification != Classification::General {
+        terms.duties |= duty::PER_USE;
+    }
     let grant = Grant {
         id,
         request: req.id,
@@ -575,7 +582,7 @@ pub fn delegate(args: &[u8]) -> MethodResult {
         && t.max_uses >= 1
         && t.max_uses <= p.max_uses.saturating_sub(parent.uses)
         && (p.rate_per_day == 0 || (t.rate_per_day != 0 && t.rate_per_day <= p.rate_per_day))
-        && t.duties & p.duties == p.duties;
+        && t.duties & p.duties & !duty::PER_USE == p.duties & !duty::PER_USE;
     if !within {
         return Err(Error(format!("a delegation must be a subset of grant {}", parent.id)));
     }
@@ -621,6 +628,39 @@ pub fn record_use(args: &[u8]) -> MethodResult {
     let first_seq = GRANT_LOG.load(&req.grant)?.unwrap_or(0);
     GRANT_LOG.save(&req.grant, &(first_seq + 1 + u64::from(decision.violation)));
     Ok(Consumed { decision, first_seq }.encode())
+}
+
+/// Counts the groups of a gateway's anchored batch against its grant, in order: each
+/// group's permitted uses are counted, and what the grant did not allow is answered as
+/// excess for the audit contract to record as violations. The audit contract only.
+pub fn record_batch(args: &[u8]) -> MethodResult {
+    if contract::caller() != AUDIT_ADDRESS {
+        return Err(Error::new("only the audit contract records uses"));
+    }
+    let req = BatchUse::decode(args)?;
+    let mut grant = load_grant(req.grant)?;
+    let now = contract::block_time_ms();
+    let mut out = Vec::with_capacity(req.uses.len());
+    let mut counted_any = false;
+    for u in &req.uses {
+        if u.grant != grant.id {
+            return Err(Error(format!("a batch of grant {} counts a use of grant {}", grant.id, u.grant)));
+        }
+        let who = member(u.account)?;
+        let counted: Counted = decide_batch(&grant, u, who.as_ref(), req.period_start_ms, req.period_end_ms, now);
+        if counted.permitted > 0 {
+            count_use(&mut grant, counted.permitted, now);
+            counted_any = true;
+        }
+        out.push(counted);
+    }
+    if counted_any {
+        GRANTS.save(&grant.id, &grant);
+        if grant.uses == grant.terms.max_uses {
+            log_grant_by("grant.exhausted", &grant, contract::caller())?;
+        }
+    }
+    Ok(out.encode())
 }
 
 /// Decides a use and, if permitted, counts it (logging the grant's exhaustion).
@@ -915,6 +955,10 @@ mod tests {
     }
 
     fn ask(fields: &[&str]) -> u64 {
+        ask_for(fields, 3)
+    }
+
+    fn ask_for(fields: &[&str], max_uses: u64) -> u64 {
         as_(CONSUMER);
         let req = RequestAccess {
             resource: "market/licence".into(),
@@ -925,7 +969,7 @@ mod tests {
             legal_doc_hash: [7; 32],
             matter_code: "310000-001".into(),
             valid_until_ms: 100 * DAY,
-            max_uses: 3,
+            max_uses,
             justification_hash: [8; 32],
             consent: None,
         };
@@ -1144,6 +1188,48 @@ mod tests {
         // An unknown grant is refused, nothing reserved.
         assert!(record_use(&use_of(99, CONSUMER, &["uscc"], "licensing.renewal", 1).encode()).is_err());
         assert_eq!(GRANT_LOG.load(&99).unwrap(), None);
+    }
+
+    #[test]
+    fn a_batch_counts_what_the_grant_allows_and_names_the_excess() {
+        setup(Classification::General, ShareType::Conditional);
+        let id = ask_for(&["uscc"], 500);
+        approve_as(PROVIDER, id, Terms { max_uses: 200, rate_per_day: 0, ..terms(&["uscc"]) }).unwrap();
+        assert_eq!(load_grant(1).unwrap().terms.duties & duty::PER_USE, 0, "a large grant over general data");
+        let small = ask(&["uscc"]);
+        approve_as(PROVIDER, small, terms(&["uscc"])).unwrap();
+        assert_ne!(load_grant(2).unwrap().terms.duties & duty::PER_USE, 0, "3 uses are consumed one by one");
+        testing::set_time_ms(2 * DAY);
+        let batch = |grant: u64, uses: Vec<Use>| {
+            let args = BatchUse { grant, period_start_ms: DAY, period_end_ms: 2 * DAY, uses };
+            record_batch(&args.encode()).map(|out| Vec::<Counted>::decode(&out).unwrap())
+        };
+        let renewal = |count| use_of(1, CONSUMER, &["uscc"], "licensing.renewal", count);
+        as_(CONSUMER);
+        assert_eq!(batch(1, vec![renewal(1)]), Err(Error::new("only the audit contract records uses")));
+        testing::set_context(AUDIT_ADDRESS, 10);
+        let got = batch(1, vec![renewal(150), renewal(100), use_of(1, CONSUMER, &["uscc"], "marketing", 5)]).unwrap();
+        let counted = |permitted, excess, reason: &str| Counted { permitted, excess, reason: reason.into() };
+        assert_eq!(
+            got,
+            vec![
+                counted(150, 0, ""),
+                counted(50, 50, "grant 1 allowed 50 more of 200 uses; 50 uses beyond"),
+                counted(0, 5, "purpose marketing is outside the granted purposes"),
+            ]
+        );
+        assert_eq!(load_grant(1).unwrap().uses, 200, "the permitted uses are counted, never more than the grant");
+        assert_eq!(
+            batch(1, vec![renewal(1)]).unwrap(),
+            vec![counted(0, 1, "grant 1 allowed 0 more of 200 uses; 1 uses beyond")]
+        );
+        let per_use = batch(2, vec![use_of(2, CONSUMER, &["uscc"], "licensing.renewal", 2)]).unwrap();
+        assert_eq!(per_use, vec![counted(0, 2, "grant 2 is consumed use by use; 2 uses were batched")]);
+        assert_eq!(load_grant(2).unwrap().uses, 0);
+        assert_eq!(
+            batch(1, vec![use_of(2, CONSUMER, &["uscc"], "licensing.renewal", 1)]),
+            Err(Error::new("a batch of grant 1 counts a use of grant 2"))
+        );
     }
 
     #[test]

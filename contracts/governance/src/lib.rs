@@ -23,9 +23,9 @@ use shutong_contract::Map;
 use shutong_contract::{self as contract, Error, MethodResult};
 use shutong_system_api::catalog::AssignSource;
 use shutong_system_api::governance::{
-    approved_code_key, basis, outcome_key, param_key, scheduled_key, Action, ApproveCode, Committee, LifecycleOutcome,
-    PendingSet, Proposal, ProposalId, Propose, PurposeDef, ResolvePurpose, ScheduledOp, SetValidators, ValidatorSet,
-    Validators, CHANGE_DELAY_BLOCKS, COMMITTEE_KEY, LIFECYCLE_DELAY_BLOCKS, LIFECYCLE_DELAY_BLOCKS_DEFAULT,
+    approved_code_key, basis, outcome_key, param_key, param_range, scheduled_key, Action, ApproveCode, Committee,
+    LifecycleOutcome, PendingSet, Proposal, ProposalId, Propose, PurposeDef, ResolvePurpose, ScheduledOp,
+    SetValidators, ValidatorSet, Validators, CHANGE_DELAY_BLOCKS, COMMITTEE_KEY, LIFECYCLE_DELAY_BLOCKS_DEFAULT,
     LIFECYCLE_DELAY_PARAM, PARAMS, PENDING_KEY, PROPOSAL_BLOCKS, PURPOSE_PREFIX, VALIDATORS_KEY,
 };
 use shutong_system_api::names::{CATALOG_ADDRESS, REGISTRY_ADDRESS};
@@ -258,7 +258,7 @@ fn check_action(action: &Action) -> Result<(), Error> {
         match PARAMS.iter().find(|(n, _)| n == name) {
             None => return Err(Error(format!("{} is not a parameter the committee sets", name))),
             Some((_, allowed)) if allowed.is_empty() => {
-                let (low, high) = LIFECYCLE_DELAY_BLOCKS;
+                let (low, high) = param_range(name).unwrap_or((0, 0));
                 match value.parse::<u64>() {
                     Ok(n) if (low..=high).contains(&n) && n.to_string() == *value => {}
                     _ => return Err(Error(format!("{} is a whole number from {} to {}", name, low, high))),
@@ -501,6 +501,11 @@ mod tests {
         assert_eq!(
             propose(&Propose { action: bad }.encode()),
             Err(Error::new("lifecycle_delay_blocks is a whole number from 1 to 1000000"))
+        );
+        let lag = Action::SetParam { name: "anchor_lag_ms_max".into(), value: "1000".into() };
+        assert_eq!(
+            propose(&Propose { action: lag }.encode()),
+            Err(Error::new("anchor_lag_ms_max is a whole number from 60000 to 2592000000"))
         );
         let freeze = Action::Lifecycle { contract: [5; 32], op: LifecycleOp::Freeze };
         let id = u64::decode(&propose(&Propose { action: freeze }.encode()).unwrap()).unwrap();

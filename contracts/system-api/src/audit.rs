@@ -9,7 +9,14 @@
 //! - Each event is counted by the authz contract (`consume`): a permitted event uses the
 //!   grant; a denied one is recorded with its reason and uses nothing; a denial that breaks
 //!   the grant's scope (fields, method, purpose, grantee) opens a violation.
-//! - Every event, attestation, batch and violation is also an audit-log leaf.
+//! - A gateway's anchored batch is always recorded: each group's events are counted against
+//!   the grant like single uses (`authz::decide_batch`), and uses beyond what the grant
+//!   allowed open a violation naming the grant and the excess. A missing earlier batch of
+//!   the gateway's sequence, and an anchor later than the committee's `anchor_lag_ms_max`,
+//!   open violations too. A batch already anchored is a no-op when resubmitted unchanged and
+//!   refused when changed. Only malformed batches, and batches from a key that is not the
+//!   provider's gateway, are refused.
+//! - Every event, attestation, batch group and violation is also an audit-log leaf.
 
 shutong_codec::codec_struct! {
     /// Arguments of `record`: one access, as the provider's gateway saw it. No personal data:
@@ -72,28 +79,160 @@ shutong_codec::codec_enum! {
 }
 
 shutong_codec::codec_struct! {
-    /// A denial that broke a grant's scope; details stay off chain.
+    /// A denial that broke a grant's scope, or uses a gateway anchored beyond what the
+    /// grant allowed; details stay off chain.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct Violation {
         pub id: u64,
+        /// The access event, 0 for a batch's violation.
         pub event: u64,
         pub grant: u64,
         pub consumer_org: String,
         pub reason: String,
         pub status: ViolationStatus,
+        /// The anchored batch (its `AnchorRecord` id), if it is a batch's violation.
+        pub anchor: Option<u64>,
+        /// The uses beyond what the grant allowed (0 for a single denied access).
+        pub excess: u64,
     }
 }
 
 shutong_codec::codec_struct! {
-    /// Arguments of `anchor`: a gateway's Merkle root over many events of a period (the
-    /// events stay in the gateway, each provable against this root).
+    /// One kind of use in a batch: who asked, for which fields, how and for what purpose,
+    /// and how many events (each one record, so one use) the batch holds of it.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct BatchGroup {
+        pub consumer: [u8; 32],
+        pub fields: Vec<String>,
+        /// One `catalog::method` bit.
+        pub method: u8,
+        pub purpose: String,
+        pub count: u64,
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// Arguments of `anchor`: a gateway's Merkle root over the events of one grant it served
+    /// in a period (the events stay in the gateway, each provable against this root).
+    ///
+    /// The root is an RFC 9162 tree over the events group by group, in the order of
+    /// `groups`; its size is the sum of the groups' counts, and an inclusion proof against it
+    /// names that size, so a batch cannot declare fewer events than its tree holds. `seq`
+    /// numbers a gateway's batches of a grant from 1 without gaps, and each batch's period
+    /// `[period_start_ms, period_end_ms)` starts where the previous one ended.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct AnchorBatch {
         pub grant: u64,
+        pub seq: u64,
         pub period_start_ms: u64,
         pub period_end_ms: u64,
-        pub count: u64,
+        pub groups: Vec<BatchGroup>,
         pub merkle_root: [u8; 32],
+    }
+}
+
+/// The most groups (consumer, fields, method, purpose) in one batch.
+pub const BATCH_GROUPS_MAX: usize = 32;
+/// The most events in one batch.
+pub const BATCH_EVENTS_MAX: u64 = 1 << 32;
+/// How far past the chain's clock a batch's period may end (the gateways' clock skew).
+pub const BATCH_CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
+/// The governance parameter that holds the longest a gateway may wait after a period ends
+/// before anchoring it (decimal ms); a later anchor is recorded, as a violation.
+pub const ANCHOR_LAG_PARAM: &str = "anchor_lag_ms_max";
+/// The anchor lag when the committee has set none: one hour.
+pub const ANCHOR_LAG_MS_DEFAULT: u64 = 3600 * 1000;
+
+impl AnchorBatch {
+    /// The events the batch holds: the size of the tree its root commits to (`None` if the
+    /// counts overflow).
+    pub fn count(&self) -> Option<u64> {
+        self.groups.iter().try_fold(0u64, |sum, g| sum.checked_add(g.count))
+    }
+
+    /// The group event `index` of the batch belongs to, with the index of its first event.
+    pub fn group_of(&self, index: u64) -> Option<(u64, &BatchGroup)> {
+        let mut offset = 0u64;
+        for group in &self.groups {
+            let end = offset.checked_add(group.count)?;
+            if index < end {
+                return Some((offset, group));
+            }
+            offset = end;
+        }
+        None
+    }
+}
+
+/// The audit contract's storage key of a gateway's batch `seq` of `grant` (the key of the
+/// [`AnchorRecord`]).
+pub fn anchor_key(grant: u64, gateway: &[u8; 32], seq: u64) -> Vec<u8> {
+    let mut key = b"anchor/".to_vec();
+    key.extend_from_slice(&grant.to_be_bytes());
+    key.extend_from_slice(gateway);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+shutong_codec::codec_struct! {
+    /// Arguments of `get_anchor`: a gateway's batch `seq` of `grant`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct GetAnchor {
+        pub grant: u64,
+        pub gateway: [u8; 32],
+        pub seq: u64,
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// How a batch's group was counted against its grant: the uses the grant allowed, and
+    /// the excess beyond it (a violation), with the reason.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct GroupCount {
+        pub permitted: u64,
+        pub excess: u64,
+        pub reason: String,
+        pub violation: Option<u64>,
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// An anchored batch as the audit contract recorded it.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct AnchorRecord {
+        pub id: u64,
+        pub batch: AnchorBatch,
+        pub gateway: [u8; 32],
+        /// Per group, in order.
+        pub counted: Vec<GroupCount>,
+        /// The violation opened because earlier batches of the sequence are missing.
+        pub gap_violation: Option<u64>,
+        /// The violation opened because the batch came later than the anchor lag allows.
+        pub lag_violation: Option<u64>,
+        pub height: u64,
+        pub time_ms: u64,
+        /// The audit-log leaf of its first group (the others follow in order).
+        pub leaf: u64,
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// The body of a `batch.anchored` entry: one group of an anchored batch, with what an
+    /// auditor needs to check any of its events against the batch's root.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct AnchoredGroup {
+        pub anchor: u64,
+        pub gateway: [u8; 32],
+        pub seq: u64,
+        pub period_start_ms: u64,
+        pub period_end_ms: u64,
+        pub merkle_root: [u8; 32],
+        /// The batch's tree size.
+        pub size: u64,
+        /// The index of the group's first event in the tree.
+        pub offset: u64,
+        pub group: BatchGroup,
+        pub counted: GroupCount,
     }
 }
 

@@ -21,7 +21,11 @@
 //! - A delegable grant may be delegated by its grantee to another organisation, always a
 //!   subset: fields, methods and purposes within the parent's, validity within the parent's,
 //!   uses within what the parent has left.
-//! - Uses are counted only by the audit contract (`consume`), when it records an access.
+//! - Uses are counted only by the audit contract (`consume`), when it records an access, or
+//!   (`record_batch`) when it records a gateway's anchored batch: [`decide_batch`] counts
+//!   what the grant allowed and names the excess.
+//! - Grants over important or core data, and grants of at most [`PER_USE_MAX_USES`] uses,
+//!   carry `duty::PER_USE`: each use is recorded singly, and any batched use is excess.
 //! - Consent (when it is the legal basis): the consumer records the data subject's consent
 //!   for a resource and purpose (`record_consent`); a request on the consent basis must name
 //!   a live consent of its organisation covering its resource and purpose; withdrawing the
@@ -49,8 +53,15 @@ pub mod duty {
     pub const MASKING: u32 = 1 << 3;
     /// Every access event under the grant carries the consumer gateway's signature too.
     pub const COSIGNED_EVENTS: u32 = 1 << 4;
-    pub const ALL: u32 = (1 << 5) - 1;
+    /// Every use is recorded on chain one by one (`audit.record`), never in a gateway's
+    /// batch. The authz contract sets it on every grant over important or core data and on
+    /// every grant of at most [`super::PER_USE_MAX_USES`] uses.
+    pub const PER_USE: u32 = 1 << 5;
+    pub const ALL: u32 = (1 << 6) - 1;
 }
+
+/// Grants of at most this many uses are consumed use by use (`duty::PER_USE`).
+pub const PER_USE_MAX_USES: u64 = 100;
 
 shutong_codec::codec_enum! {
     /// The legal basis of a request.
@@ -343,6 +354,26 @@ shutong_codec::codec_struct! {
     }
 }
 
+/// Why a use by `who` lies outside the grant's scope (grantee, method, fields, purpose), if
+/// it does: such a use is a violation whatever the grant's limits.
+fn out_of_scope(grant: &Grant, req: &Use, who: Option<&crate::registry::Member>) -> Option<String> {
+    let t = &grant.terms;
+    match who {
+        Some(m) if m.acting && m.principal.org == grant.grantee_org => {}
+        _ => return Some(format!("the user does not act for grantee {}", grant.grantee_org)),
+    }
+    if req.method == 0 || req.method & !t.methods != 0 {
+        return Some(format!("method {} is not granted", req.method));
+    }
+    if let Some(field) = req.fields.iter().find(|f| !t.fields.contains(f)) {
+        return Some(format!("field {} is not granted", field));
+    }
+    if !t.purposes.iter().any(|p| purpose_within(&req.purpose, p)) {
+        return Some(format!("purpose {} is outside the granted purposes", req.purpose));
+    }
+    None
+}
+
 /// The decision for a use of `grant` at consensus time `now` by the principal `who` (as the
 /// registry's `member` answers for the user's account), without counting it. The authz
 /// contract decides every check and every recorded use with it, and a data gateway decides
@@ -355,18 +386,8 @@ pub fn decide(grant: &Grant, req: &Use, who: Option<&crate::registry::Member>, n
     }
     let t = &grant.terms;
     // Scope first: a use outside the grant's scope is a violation whatever the grant's limits.
-    match who {
-        Some(m) if m.acting && m.principal.org == grant.grantee_org => {}
-        _ => return deny(format!("the user does not act for grantee {}", grant.grantee_org), true),
-    }
-    if req.method == 0 || req.method & !t.methods != 0 {
-        return deny(format!("method {} is not granted", req.method), true);
-    }
-    if let Some(field) = req.fields.iter().find(|f| !t.fields.contains(f)) {
-        return deny(format!("field {} is not granted", field), true);
-    }
-    if !t.purposes.iter().any(|p| purpose_within(&req.purpose, p)) {
-        return deny(format!("purpose {} is outside the granted purposes", req.purpose), true);
+    if let Some(reason) = out_of_scope(grant, req, who) {
+        return deny(reason, true);
     }
     if now < t.not_before_ms {
         return deny(format!("grant {} is not yet valid", grant.id), false);
@@ -396,4 +417,71 @@ pub fn count_use(grant: &mut Grant, count: u64, now: u64) {
     }
     grant.uses += count;
     grant.day_uses += count;
+}
+
+shutong_codec::codec_struct! {
+    /// Arguments of `record_batch`: the groups of a gateway's anchored batch of `grant`,
+    /// each a use of its count, served over `[period_start_ms, period_end_ms)`.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct BatchUse {
+        pub grant: u64,
+        pub period_start_ms: u64,
+        pub period_end_ms: u64,
+        pub uses: Vec<Use>,
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// How one group of a batch counts against its grant: the uses it allowed, and the excess.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Counted {
+        pub permitted: u64,
+        pub excess: u64,
+        /// Why there is an excess; "" when there is none.
+        pub reason: String,
+    }
+}
+
+/// How `req.count` uses a gateway already served over `[start, end)` and anchored at
+/// consensus time `now` count against `grant`: the same rules as a single use, but the uses
+/// happened, so what the grant did not allow is an excess to record rather than a request to
+/// refuse. A grant that is not active, a use outside its scope or window, and any batched use
+/// of a `PER_USE` grant are excess in full; otherwise the uses left (in all, and today under
+/// the rate limit) are permitted and the rest is excess. The status is the grant's when the
+/// batch is anchored: a gateway anchors within the committee's anchor lag.
+pub fn decide_batch(
+    grant: &Grant,
+    req: &Use,
+    who: Option<&crate::registry::Member>,
+    start: u64,
+    end: u64,
+    now: u64,
+) -> Counted {
+    let excess = |reason: String| Counted { permitted: 0, excess: req.count, reason };
+    let t = &grant.terms;
+    if t.duties & duty::PER_USE != 0 {
+        return excess(format!("grant {} is consumed use by use; {} uses were batched", grant.id, req.count));
+    }
+    if grant.status != GrantStatus::Active {
+        return excess(format!("grant {} is {}", grant.id, grant.status.name()));
+    }
+    if let Some(reason) = out_of_scope(grant, req, who) {
+        return excess(reason);
+    }
+    if start < t.not_before_ms || end > t.not_after_ms.saturating_add(1) {
+        return excess(format!("the batch's period lies outside grant {}'s validity", grant.id));
+    }
+    let left = t.max_uses.saturating_sub(grant.uses);
+    let today = if grant.day == now / DAY_MS { grant.day_uses } else { 0 };
+    let left_today = if t.rate_per_day == 0 { u64::MAX } else { t.rate_per_day.saturating_sub(today) };
+    let permitted = req.count.min(left).min(left_today);
+    let over = req.count - permitted;
+    let reason = if over == 0 {
+        String::new()
+    } else if permitted == left {
+        format!("grant {} allowed {} more of {} uses; {} uses beyond", grant.id, left, t.max_uses, over)
+    } else {
+        format!("grant {} allows {} uses a day; {} uses beyond", grant.id, t.rate_per_day, over)
+    };
+    Counted { permitted, excess: over, reason }
 }

@@ -397,11 +397,21 @@ pub const LIFECYCLE_DELAY_BLOCKS: (u64, u64) = (1, 1_000_000);
 pub const PARAM_PREFIX: &[u8] = b"param/";
 /// The parameters the committee may set, with their allowed values (an empty list: a whole
 /// number in the range the parameter names).
-pub const PARAMS: [(&str, &[&str]); 3] = [
+pub const PARAMS: [(&str, &[&str]); 4] = [
     ("upload_policy", &["governance", "open"]),
     ("registration", &["open", "approved", "governance"]),
     ("lifecycle_delay_blocks", &[]),
+    ("anchor_lag_ms_max", &[]),
 ];
+/// The range of a numeric parameter (one whose allowed values [`PARAMS`] leaves empty).
+pub fn param_range(name: &str) -> Option<(u64, u64)> {
+    match name {
+        LIFECYCLE_DELAY_PARAM => Some(LIFECYCLE_DELAY_BLOCKS),
+        // One minute to thirty days.
+        crate::audit::ANCHOR_LAG_PARAM => Some((60_000, 30 * 24 * 3600 * 1000)),
+        _ => None,
+    }
+}
 /// The governance parameter that holds the lifecycle delay (decimal blocks).
 pub const LIFECYCLE_DELAY_PARAM: &str = "lifecycle_delay_blocks";
 

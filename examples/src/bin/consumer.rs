@@ -49,7 +49,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Step::Request { resource, purpose } => {
             let ent = consumer::open(&client, &args.dir, &args.org).await?;
-            let request = consumer::request(&ent, &resource, &["uscc", "name"], &purpose, 10).await?;
+            let request = consumer::request(&ent, &resource, &["uscc", "name"], &purpose, 200).await?;
             serde_json::json!({"request": request})
         }
         Step::Wait { request } => {

@@ -1,0 +1,265 @@
+//! The gateway's durable journal: every batched event is written and fsynced here before the
+//! gateway returns its data, and so is every seal and every confirmed anchor, so a gateway
+//! that dies with events not yet anchored anchors them after a restart, each exactly once.
+//!
+//! A record is `len (u32 LE) ‖ kind (u8) ‖ payload ‖ blake3(kind ‖ payload)`, `len` counting
+//! kind and payload. A record cut short at the end of the file is a write the crash
+//! interrupted: its caller never got an answer, so it is dropped. A record that does not
+//! check anywhere else is corruption, and the journal refuses to open.
+
+use shutong_codec::{Decode, Encode, Reader, write};
+use shutong_system_api::audit::AccessEvent;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// The largest record the journal reads (an event is well under a kilobyte).
+const RECORD_BYTES_MAX: usize = 1 << 20;
+const CHECKSUM_BYTES: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("the gateway journal {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("the gateway journal {path} is corrupt at byte {offset}: {reason}")]
+    Corrupt { path: PathBuf, offset: u64, reason: String },
+}
+
+/// What the journal holds, in the order it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    /// A permitted event, served at `time_ms`, waiting for its grant's next seal.
+    Event { event: AccessEvent, time_ms: u64 },
+    /// Grant `grant`'s `events` oldest waiting events were sealed into batch `seq` over
+    /// `[start_ms, end_ms)`.
+    Sealed { grant: u64, seq: u64, start_ms: u64, end_ms: u64, events: u64 },
+    /// The chain recorded batch `seq` of `grant`.
+    Anchored { grant: u64, seq: u64 },
+    /// After a compaction: grant `grant`'s next batch is `next_seq`, starting at `start_ms`.
+    Cursor { grant: u64, next_seq: u64, start_ms: u64 },
+}
+
+impl Record {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            Record::Event { event, time_ms } => {
+                write::u8(&mut out, 0);
+                write::u64(&mut out, *time_ms);
+                event.encode_to(&mut out);
+            }
+            Record::Sealed { grant, seq, start_ms, end_ms, events } => {
+                write::u8(&mut out, 1);
+                for n in [grant, seq, start_ms, end_ms, events] {
+                    write::u64(&mut out, *n);
+                }
+            }
+            Record::Anchored { grant, seq } => {
+                write::u8(&mut out, 2);
+                write::u64(&mut out, *grant);
+                write::u64(&mut out, *seq);
+            }
+            Record::Cursor { grant, next_seq, start_ms } => {
+                write::u8(&mut out, 3);
+                for n in [grant, next_seq, start_ms] {
+                    write::u64(&mut out, *n);
+                }
+            }
+        }
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Record, String> {
+        let mut r = Reader::new(bytes);
+        let e = |e: shutong_codec::DecodeError| e.to_string();
+        let record = match r.u8().map_err(e)? {
+            0 => {
+                let time_ms = r.u64().map_err(e)?;
+                let event = AccessEvent::decode_from(&mut r).map_err(e)?;
+                Record::Event { event, time_ms }
+            }
+            1 => Record::Sealed {
+                grant: r.u64().map_err(e)?,
+                seq: r.u64().map_err(e)?,
+                start_ms: r.u64().map_err(e)?,
+                end_ms: r.u64().map_err(e)?,
+                events: r.u64().map_err(e)?,
+            },
+            2 => Record::Anchored { grant: r.u64().map_err(e)?, seq: r.u64().map_err(e)? },
+            3 => Record::Cursor {
+                grant: r.u64().map_err(e)?,
+                next_seq: r.u64().map_err(e)?,
+                start_ms: r.u64().map_err(e)?,
+            },
+            other => return Err(format!("unknown record kind {other}")),
+        };
+        r.finish().map_err(e)?;
+        Ok(record)
+    }
+}
+
+/// An open journal file, appended to.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+    bytes: u64,
+}
+
+impl Journal {
+    /// Opens (or creates) the journal at `path` and reads back what it holds; a torn last
+    /// record is cut off.
+    pub fn open(path: &Path) -> Result<(Journal, Vec<Record>), JournalError> {
+        let io = |source| JournalError::Io { path: path.to_path_buf(), source };
+        let mut file = OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io)?;
+        let mut data = Vec::new();
+        file.read_to_end(&mut data).map_err(io)?;
+        let (records, good) = parse(path, &data)?;
+        if good < data.len() {
+            file.set_len(good as u64).map_err(io)?;
+            file.sync_all().map_err(io)?;
+        }
+        Ok((Journal { path: path.to_path_buf(), file, bytes: good as u64 }, records))
+    }
+
+    /// Appends records and makes them durable before returning.
+    pub fn append(&mut self, records: &[Record]) -> Result<(), JournalError> {
+        let mut out = Vec::new();
+        for record in records {
+            frame(&mut out, record);
+        }
+        let io = |source| JournalError::Io { path: self.path.clone(), source };
+        self.file.write_all(&out).map_err(io)?;
+        self.file.sync_data().map_err(io)?;
+        self.bytes += out.len() as u64;
+        Ok(())
+    }
+
+    /// The journal's size in bytes.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Replaces the journal's contents with `records` (written to a new file, fsynced, then
+    /// renamed over the old one, so a crash leaves one or the other whole).
+    pub fn rewrite(&mut self, records: &[Record]) -> Result<(), JournalError> {
+        let io = |source| JournalError::Io { path: self.path.clone(), source };
+        let mut out = Vec::new();
+        for record in records {
+            frame(&mut out, record);
+        }
+        let fresh = self.path.with_extension("compacting");
+        let mut file = File::create(&fresh).map_err(io)?;
+        file.write_all(&out).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&fresh, &self.path).map_err(io)?;
+        if let Some(dir) = self.path.parent() {
+            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        }
+        self.file = OpenOptions::new().append(true).open(&self.path).map_err(io)?;
+        self.bytes = out.len() as u64;
+        Ok(())
+    }
+}
+
+fn frame(out: &mut Vec<u8>, record: &Record) {
+    let body = record.encode();
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    out.extend_from_slice(blake3::hash(&body).as_bytes());
+}
+
+/// The records in `data`, and how many bytes of it are whole records.
+fn parse(path: &Path, data: &[u8]) -> Result<(Vec<Record>, usize), JournalError> {
+    let corrupt = |offset: usize, reason: String| JournalError::Corrupt {
+        path: path.to_path_buf(),
+        offset: offset as u64,
+        reason,
+    };
+    let mut records = Vec::new();
+    let mut at = 0;
+    while at < data.len() {
+        let Some(len) = data.get(at..at + 4) else { break };
+        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        if len == 0 || len > RECORD_BYTES_MAX {
+            return Err(corrupt(at, format!("a record of {len} bytes")));
+        }
+        let end = at + 4 + len + CHECKSUM_BYTES;
+        if end > data.len() {
+            // Cut short by a crash during the write.
+            break;
+        }
+        let body = &data[at + 4..at + 4 + len];
+        if blake3::hash(body).as_bytes() != &data[at + 4 + len..end] {
+            return Err(corrupt(at, "its checksum does not match".into()));
+        }
+        records.push(Record::decode(body).map_err(|reason| corrupt(at, reason))?);
+        at = end;
+    }
+    Ok((records, at))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn event(grant: u64) -> AccessEvent {
+        AccessEvent {
+            grant,
+            consumer: [4; 32],
+            fields: vec!["uscc".into()],
+            method: 1,
+            purpose: "licensing.renewal".into(),
+            business_ref_hash: [5; 32],
+            subject_ref_hmac: [6; 32],
+            query_hash: [7; 32],
+            result_hash: [8; 32],
+            record_count: 1,
+            consumer_signature: None,
+        }
+    }
+
+    #[test]
+    fn records_survive_a_reopen_and_a_torn_tail_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal");
+        let written = vec![
+            Record::Event { event: event(7), time_ms: 10 },
+            Record::Sealed { grant: 7, seq: 1, start_ms: 10, end_ms: 11, events: 1 },
+            Record::Anchored { grant: 7, seq: 1 },
+            Record::Cursor { grant: 7, next_seq: 2, start_ms: 11 },
+        ];
+        let (mut journal, none) = Journal::open(&path).unwrap();
+        assert!(none.is_empty());
+        journal.append(&written).unwrap();
+        let whole = journal.bytes();
+        drop(journal);
+        // A crash in the middle of the next write leaves part of a record.
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(&[40, 0, 0, 0, 0, 1, 2]).unwrap();
+        drop(file);
+        let (journal, read) = Journal::open(&path).unwrap();
+        assert_eq!(read, written);
+        assert_eq!((journal.bytes(), std::fs::metadata(&path).unwrap().len()), (whole, whole));
+    }
+
+    #[test]
+    fn a_changed_byte_inside_the_journal_is_named_not_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal");
+        let (mut journal, _) = Journal::open(&path).unwrap();
+        journal
+            .append(&[Record::Event { event: event(7), time_ms: 10 }, Record::Anchored { grant: 7, seq: 1 }])
+            .unwrap();
+        drop(journal);
+        let mut data = std::fs::read(&path).unwrap();
+        data[9] ^= 1;
+        std::fs::write(&path, &data).unwrap();
+        let err = Journal::open(&path).unwrap_err().to_string();
+        assert!(err.contains("corrupt at byte 0") && err.contains("checksum"), "{err}");
+        std::fs::write(&path, [0xff, 0xff, 0xff, 0x7f, 0]).unwrap();
+        let err = Journal::open(&path).unwrap_err().to_string();
+        assert!(err.contains("a record of 2147483647 bytes"), "{err}");
+    }
+}
