@@ -3,7 +3,7 @@
 //! checks and ≥ 100,000 recorded events a second per gateway.
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use shutong_sdk::gateway::Gateway;
+use shutong_sdk::gateway::{Gateway, JournalConfig};
 use shutong_sdk::system_api::audit::AccessEvent;
 use shutong_sdk::system_api::authz::{DAY_MS, Grant, GrantStatus, Terms, Use, duty};
 use shutong_sdk::system_api::catalog::method;
@@ -23,7 +23,11 @@ fn account(i: u64) -> [u8; 32] {
 
 /// A gateway with 100 grants and 1,000 users loaded, as after reading them from the chain.
 fn gateway() -> Gateway {
-    let mut g = Gateway::new();
+    loaded(Gateway::new())
+}
+
+/// `g` with 100 grants and 1,000 users loaded.
+fn loaded(mut g: Gateway) -> Gateway {
     for id in 1..=100 {
         g.put_grant(Grant {
             id,
@@ -139,6 +143,27 @@ fn benches(c: &mut Criterion) {
                 black_box(g.seal(1).expect("in memory"))
             },
             BatchSize::LargeInput,
+        )
+    });
+    // The same with the durable journal: each event written and fsynced before `record`
+    // returns (on the disk the target directory is on).
+    group.throughput(Throughput::Elements(1_000));
+    group.sample_size(10);
+    group.bench_function("record_journaled_and_seal/events=1000", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a temporary directory");
+                let g = Gateway::open(&dir.path().join("journal"), JournalConfig::default()).expect("journal");
+                (dir, loaded(g), events.iter().cycle().take(1_000).cloned().collect::<Vec<_>>())
+            },
+            |(dir, mut g, batch)| {
+                for e in batch {
+                    black_box(g.record(AccessEvent { grant: 1, ..e }, &permit, NOW).expect("journaled"));
+                }
+                black_box(g.seal(1).expect("journaled"));
+                dir
+            },
+            BatchSize::PerIteration,
         )
     });
     group.finish();

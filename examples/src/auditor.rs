@@ -81,6 +81,6 @@ pub async fn grant_history(office: &Office, genesis: &Path, grant: u64, reason: 
     };
     // Every entry proven in the log of header `at`, and the grant's entry count proven in
     // its state: a node that leaves one out is caught.
-    let (items, _count_proof) = chain.grant_history(&query).await?;
+    let items = chain.audit_trail(&query).await?;
     Ok(Trail { height: at.header.height, items })
 }

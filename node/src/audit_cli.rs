@@ -226,10 +226,10 @@ fn report(
     ));
     if complete {
         text.push_str(
-            "\ncomplete: the grant's entry count is proven in the same header, and every entry up to it is here",
+            "\ncomplete: the entries hold consecutive numbers of the selection's sequence, bounded by the proven entries just outside the period (or its proven count)",
         );
     } else {
-        text.push_str("\nnot proven complete: each entry is proven, but only a grant's whole history (--grant, no period) proves nothing is missing");
+        text.push_str("\nnot proven complete");
     }
     let json = serde_json::json!({
         "verified": true,
@@ -403,22 +403,16 @@ async fn trail(args: TrailArgs, ctx: &Ctx) -> anyhow::Result<(serde_json::Value,
         limit: None,
         log_tx: logged.tx_id,
     };
-    let (items, count) = match shutong_sdk::light::whole_history(&query) {
-        Some(_) => {
-            let (items, count) = verifying.grant_history(&query).await?;
-            (items, Some(count))
-        }
-        None => (verifying.audit_trail(&query).await?, None),
-    };
+    // Every answer is proven complete: consecutive numbers in the selector's sequence,
+    // bounded by the entries just outside the period or by the proven count.
+    let (items, completeness) = verifying.audit_answer(&query).await?;
     bar.finish_and_clear();
     let epoch = verifying.light.epoch();
-    let complete = count.is_some();
-    let (mut json, mut text) =
-        report(at.header.height, &at.hash, epoch.epoch, epoch.validators.len(), &items, complete);
+    let (mut json, mut text) = report(at.header.height, &at.hash, epoch.epoch, epoch.validators.len(), &items, true);
     json["logged_as"] = serde_json::json!(logged.tx_id);
     text.push_str(&format!("\nthe question is on record as transaction {}", logged.tx_id));
     if let Some(path) = args.export {
-        let bundle = Bundle::new(&verifying.light, header, query, &items, count);
+        let bundle = Bundle::new(&verifying.light, header, query, &items, completeness);
         let bytes = serde_json::to_vec_pretty(&bundle)?;
         std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
         text.push_str(&format!("\nbundle written to {}: check it offline with `shutong audit verify`", path.display()));

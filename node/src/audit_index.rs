@@ -7,6 +7,7 @@
 //! leaf's consensus time and index, both 8 bytes big-endian, so a prefix scan from a time
 //! lists leaves in order; the value is empty.
 
+use shutong_sdk::system_api::audit::Selector;
 use shutong_types::Decode;
 use shutong_types::keyspace::{self, AuditLeaf};
 use shutong_vm::state::Writes;
@@ -101,20 +102,19 @@ pub fn keys_for(writes: &Writes) -> Vec<Vec<u8>> {
         let time = leaf.time_ms;
         keys.push(key(By::Time.prefix(), time, index));
         let Some(entry) = shutong_sdk::light::entry_of(&leaf) else { continue };
-        if !entry.resource.is_empty() {
-            keys.push(key(By::Resource(entry.resource.clone()).prefix(), time, index));
-        }
         if entry.grant != 0 {
             keys.push(key(By::Grant(entry.grant).prefix(), time, index));
         }
-        for org in [&entry.provider_org, &entry.consumer_org] {
-            if !org.is_empty() {
-                keys.push(key(By::Org(org.clone()).prefix(), time, index));
-            }
-        }
-        keys.push(key(By::Principal(entry.principal).prefix(), time, index));
-        if !entry.purpose.is_empty() {
-            keys.push(key(By::Purpose(entry.purpose.clone()).prefix(), time, index));
+        // Exactly the selectors the entry is numbered under (a purpose with its ancestors),
+        // so each index lists one numbered sequence, in order.
+        for selector in entry.selectors() {
+            let by = match selector {
+                Selector::Resource(r) => By::Resource(r),
+                Selector::Org(o) => By::Org(o),
+                Selector::Principal(p) => By::Principal(p),
+                Selector::Purpose(p) => By::Purpose(p),
+            };
+            keys.push(key(by.prefix(), time, index));
         }
     }
     keys.sort();
@@ -132,6 +132,19 @@ pub fn range(by: &By, from_ms: u64, to_ms: u64, cursor: Option<(u64, u64)>) -> (
     };
     let end = key(prefix, to_ms, u64::MAX);
     (start, end)
+}
+
+/// The key just below which the last leaf before `from_ms` lies, and the prefix it must have.
+pub fn before(by: &By, from_ms: u64) -> (Vec<u8>, Vec<u8>) {
+    let prefix = by.prefix();
+    (key(prefix.clone(), from_ms, 0), prefix)
+}
+
+/// Where the scan for the first leaf after `to_ms` starts and stops.
+pub fn after(by: &By, to_ms: u64) -> Option<(Vec<u8>, Vec<u8>)> {
+    let prefix = by.prefix();
+    let from = to_ms.checked_add(1)?;
+    Some((key(prefix.clone(), from, 0), key(prefix, u64::MAX, u64::MAX)))
 }
 
 /// The (time, leaf index) an index key ends with.

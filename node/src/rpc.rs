@@ -422,7 +422,31 @@ fn audit_query(params: Params<'_>, ctx: &RpcContext, ext: &http::Extensions) -> 
         }
         items.push(audit_item(ctx, height, header.audit_size, index)?);
     }
-    Ok(AuditPage { height, items, next })
+    let size = header.audit_size;
+    let mut completeness = shutong_sdk::rpc::Completeness::default();
+    // The first page proves where the answer starts: the selection's leaf just before it.
+    if cursor.is_none() {
+        let (below, prefix) = crate::audit_index::before(&by, query.from_ms);
+        if let Some((_, index)) = ctx.view.storage.audit_index_last_below(&below, &prefix).filter(|p| p.1 < size) {
+            completeness.before = Some(audit_item(ctx, height, size, index)?);
+        }
+    }
+    // The last page proves where it ends: the leaf just after it, or the selection's count.
+    if next.is_none() {
+        let first_after = crate::audit_index::after(&by, query.to_ms)
+            .and_then(|(start, end)| ctx.view.storage.audit_index_scan(&start, &end, 1).first().copied())
+            .filter(|&(_, index)| index < size);
+        match first_after {
+            Some((_, index)) => completeness.after = Some(audit_item(ctx, height, size, index)?),
+            None => {
+                let walk = shutong_sdk::light::walk_of(&query).map_err(invalid_params)?;
+                if let Some(key) = walk.count_key() {
+                    completeness.count = Some(state_proof(ctx, &key, Some(height))?);
+                }
+            }
+        }
+    }
+    Ok(AuditPage { height, items, next, completeness })
 }
 
 /// Feeds committed blocks to a subscriber, whole or as the events whose topic starts with

@@ -416,6 +416,17 @@ impl Storage {
             .collect()
     }
 
+    /// The (time, leaf index) of the last index key below `below` that starts with `prefix`.
+    pub fn audit_index_last_below(&self, below: &[u8], prefix: &[u8]) -> Option<(u64, u64)> {
+        let mode = rocksdb::IteratorMode::From(below, rocksdb::Direction::Reverse);
+        self.db
+            .iterator_cf(self.cf(CF_AUDIT_INDEX), mode)
+            .map(|item| item.expect("rocksdb index scan failed"))
+            .find(|(key, _)| key.as_ref() < below)
+            .filter(|(key, _)| key.starts_with(prefix))
+            .and_then(|(key, _)| crate::audit_index::position(&key))
+    }
+
     pub fn state_get(&self, key: &[u8]) -> Option<Vec<u8>> {
         self.get(CF_STATE, key)
     }

@@ -90,15 +90,15 @@ async fn the_examples_run_against_a_local_testnet() {
         [
             "grant.issued",
             "request.approved",
-            "batch.anchored",
             "grant.exhausted",
+            "batch.anchored",
             "access.denied",
             "access.denied",
             "grant.revoked"
         ]
         .map(String::from)
         .to_vec(),
-        "the grant's whole history, in order"
+        "the grant's whole history, in order (the batch's uses exhaust the grant as they are counted)"
     );
     assert!(trail.items.iter().any(|i| i.index == served.anchor_leaf), "the anchored batch is in the trail");
     drop(cluster);

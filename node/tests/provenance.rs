@@ -206,7 +206,7 @@ async fn an_auditor_asks_who_used_which_data_and_every_answer_is_proven() {
     // proven complete: the grant's entry count is proven in the same header.
     let by_grant = trail("grant", grant_id.to_string()).await;
     verifying.sync().await.unwrap();
-    let (history, _) = verifying.grant_history(&by_grant).await.unwrap();
+    let history = verifying.audit_trail(&by_grant).await.unwrap();
     assert!(history.iter().enumerate().all(|(i, item)| item.entry.as_ref().unwrap().grant_seq == i as u64));
     let kinds: Vec<&str> = history.iter().map(|i| i.entry.as_ref().unwrap().kind.as_str()).collect();
     assert_eq!(kinds[0], "grant.issued", "{kinds:?}");
@@ -239,6 +239,50 @@ async fn an_auditor_asks_who_used_which_data_and_every_answer_is_proven() {
     let uses = verifying.audit_trail(&by_resource).await.unwrap();
     let marketing = uses.iter().filter(|i| i.entry.as_ref().unwrap().purpose == "marketing").count();
     assert_eq!(marketing, 2, "the denied use and its violation name the purpose asked for");
+
+    // Who used the resource in a period (the question auditors ask most): proven complete by
+    // the resource's own sequence, bounded by its entries just before and just after the
+    // period. A node that drops one entry from the answer is caught, the entry named.
+    let (from_ms, to_ms) = (uses[2].leaf.time_ms, uses[uses.len() - 3].leaf.time_ms);
+    assert!(from_ms < to_ms, "the story's uses span several blocks");
+    let question = LogQuery {
+        by: "resource".into(),
+        value: "market/licence".into(),
+        from_ms,
+        to_ms,
+        reason: "inspection 2026-17".into(),
+    };
+    let logged = run(&auditor, audit_trail::log_query(&question)).await;
+    assert!(logged.status.is_success(), "{logged:?}");
+    let period = AuditQuery { from_ms, to_ms, log_tx: logged.tx_id, ..by_resource.clone() };
+    let at = verifying.sync().await.unwrap();
+    let (items, completeness) = verifying.audit_answer(&period).await.unwrap();
+    assert!(items.iter().all(|i| (from_ms..=to_ms).contains(&i.leaf.time_ms)));
+    assert!(completeness.before.is_some() && completeness.after.is_some(), "{completeness:?}");
+    let selector = shutong_sdk::system_api::audit::Selector::Resource("market/licence".into());
+    let numbers: Vec<u64> = items.iter().map(|i| i.entry.as_ref().unwrap().seq_of(&selector).unwrap()).collect();
+    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "{numbers:?}");
+    assert!(items.len() >= 3, "{numbers:?}");
+    let mut dropped = items.clone();
+    let gone = dropped.remove(1);
+    let missing = gone.entry.as_ref().unwrap().seq_of(&selector).unwrap();
+    let err = verifying.light.check_answer(&at, &period, &dropped, &completeness).unwrap_err().to_string();
+    assert!(err.contains(&format!("entry {missing} is missing")), "{err}");
+    assert!(err.contains("resource \"market/licence\""), "{err}");
+    // The same through a node that really drops it, in front of the honest one.
+    let proxy = std::sync::Arc::new(Proxy {
+        upstream: as_auditor.clone(),
+        lie: std::sync::Mutex::new(Lie::DroppedEntry),
+        validator: t.validator.clone(),
+    });
+    let (url, server) = lying_node(proxy).await;
+    let light = shutong_sdk::LightClient::new(common::CHAIN_ID, vec![t.validator.public()]);
+    let mut lied_to = shutong_sdk::VerifyingClient::new(shutong_sdk::Client::new(&url).unwrap(), light);
+    lied_to.sync().await.unwrap();
+    let err = lied_to.audit_trail(&period).await.unwrap_err();
+    assert!(matches!(err, LightError::Incomplete { .. }), "{err}");
+    assert!(err.to_string().contains(&format!("entry {missing} is missing")), "{err}");
+    server.stop().unwrap();
 
     // The auditor's own questions are in the log.
     let by_auditor = trail("principal", hex::encode(auditor.account().0)).await;
@@ -362,7 +406,7 @@ fn cli_trail_and_offline_verify(t: &common::TestNode, auditor: &shutong_types::K
     let out = shutong(&["audit", "verify", short_bundle.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("history is incomplete"), "{err}");
+    assert!(err.contains("is incomplete: entry 4 is missing"), "{err}");
 
     // A bundle from another chain's trust root is refused even if it checks on its own.
     let mut other = t.genesis.clone();
@@ -387,6 +431,8 @@ enum Lie {
     TruncatedLog,
     /// An audit leaf with its bytes changed.
     ForgedLeaf,
+    /// An audit answer's page with its second item left out.
+    DroppedEntry,
 }
 
 struct Proxy {
@@ -416,6 +462,7 @@ async fn lying_node(proxy: std::sync::Arc<Proxy>) -> (String, jsonrpsee::server:
         method::GET_STATE_PROOF,
         method::GET_AUDIT_PROOF,
         method::GET_CONSISTENCY_PROOF,
+        method::AUDIT_QUERY,
     ] {
         module
             .register_async_method(name, move |params, proxy, _| async move {
@@ -453,6 +500,12 @@ async fn lying_node(proxy: std::sync::Arc<Proxy>) -> (String, jsonrpsee::server:
                     }
                     info.header_hex = hex::encode(header.encode());
                     answer = serde_json::to_value(info).unwrap();
+                }
+                if name == method::AUDIT_QUERY
+                    && lie == Lie::DroppedEntry
+                    && let Some(items) = answer["items"].as_array_mut().filter(|items| items.len() > 1)
+                {
+                    items.remove(1);
                 }
                 if name == method::GET_AUDIT_PROOF && lie == Lie::ForgedLeaf {
                     let leaf = answer["leaf_hex"].as_str().unwrap().replacen('0', "1", 1);

@@ -25,7 +25,9 @@ use crate::light::{LightError, VerifyingClient, entry_of};
 use crate::rpc::{StateProofInfo, method};
 use jsonrpsee::rpc_params;
 use shutong_codec::{Decode, Encode};
-use shutong_system_api::audit::{AccessEvent, AnchorBatch, AnchoredGroup, AuditEntry, BatchGroup};
+use shutong_system_api::audit::{
+    AccessEvent, AnchorBatch, AnchoredGroup, AuditEntry, BATCH_EVENTS_MAX, BATCH_GROUPS_MAX, BatchGroup,
+};
 use shutong_system_api::authz::{Decision, Grant, Use, count_use, decide, duty};
 use shutong_system_api::names;
 use shutong_system_api::registry::{Member, Org, Principal};
@@ -83,6 +85,18 @@ impl Recorded {
         out
     }
 
+    /// The group of uses like this one, holding `count` of them.
+    fn group(&self, count: u64) -> BatchGroup {
+        let e = &self.event;
+        BatchGroup {
+            consumer: e.consumer,
+            fields: e.fields.clone(),
+            method: e.method,
+            purpose: e.purpose.clone(),
+            count,
+        }
+    }
+
     fn matches(&self, group: &BatchGroup) -> bool {
         let e = &self.event;
         e.consumer == group.consumer
@@ -117,12 +131,23 @@ impl Default for JournalConfig {
     }
 }
 
-/// One grant's batches: the next number, where the next period starts, the open events.
+/// One grant's batches: the next number, where the next period starts, the open events and
+/// their groups.
 #[derive(Debug, Default)]
 struct Stream {
     next_seq: u64,
     start_ms: Option<u64>,
     open: Vec<Recorded>,
+    groups: Vec<BatchGroup>,
+}
+
+impl Stream {
+    fn push(&mut self, r: Recorded) {
+        if !self.groups.iter().any(|g| r.matches(g)) {
+            self.groups.push(r.group(0));
+        }
+        self.open.push(r);
+    }
 }
 
 /// A sealed batch: what was anchored, and the events it covers (in tree order).
@@ -181,17 +206,7 @@ fn grouped(events: Vec<Recorded>) -> (Vec<Recorded>, Vec<BatchGroup>) {
                 g.count += 1;
                 members.push(r);
             }
-            None => {
-                let e = &r.event;
-                let g = BatchGroup {
-                    consumer: e.consumer,
-                    fields: e.fields.clone(),
-                    method: e.method,
-                    purpose: e.purpose.clone(),
-                    count: 1,
-                };
-                groups.push((g, vec![r]));
-            }
+            None => groups.push((r.group(1), vec![r])),
         }
     }
     let mut ordered = Vec::new();
@@ -220,7 +235,7 @@ impl Gateway {
         for record in records {
             match record {
                 Record::Event { event, time_ms } => {
-                    g.stream(event.grant).open.push(Recorded { event, time_ms });
+                    g.stream(event.grant).push(Recorded { event, time_ms });
                     g.waiting += 1;
                 }
                 Record::Sealed { grant, seq, start_ms, end_ms, events } => {
@@ -343,12 +358,21 @@ impl Gateway {
         if self.waiting >= self.config.max_waiting {
             return Err(GatewayError::JournalFull { max: self.config.max_waiting });
         }
+        // A batch holds at most BATCH_GROUPS_MAX groups and BATCH_EVENTS_MAX events: a full
+        // one is sealed first, to be anchored with the others (`unanchored`).
+        let recorded = Recorded { event, time_ms };
+        let stream = self.stream(recorded.event.grant);
+        let groups = stream.groups.len();
+        let new_group = !stream.groups.iter().any(|g| recorded.matches(g));
+        if (new_group && groups >= BATCH_GROUPS_MAX) || stream.open.len() as u64 >= BATCH_EVENTS_MAX {
+            self.seal(recorded.event.grant)?;
+        }
         if let Some(journal) = &mut self.journal {
-            journal.append(&[Record::Event { event: event.clone(), time_ms }])?;
+            journal.append(&[Record::Event { event: recorded.event.clone(), time_ms }])?;
         }
         self.waiting += 1;
-        let stream = self.stream(event.grant);
-        stream.open.push(Recorded { event, time_ms });
+        let stream = self.stream(recorded.event.grant);
+        stream.push(recorded);
         Ok(Journaled::Batched { index: stream.open.len() as u64 - 1 })
     }
 
@@ -359,7 +383,9 @@ impl Gateway {
 
     /// Closes grant `grant`'s open batch; returns the `audit.anchor` arguments to submit
     /// (`builder::audit_trail::anchor`), or `None` if it is empty. The batch's period
-    /// starts where the grant's previous batch ended and ends after its last event.
+    /// starts where the grant's previous batch ended and ends after its last event. (A batch
+    /// that fills up, at 32 groups, is sealed by `record` itself: submit every batch in
+    /// [`Gateway::unanchored`].)
     pub fn seal(&mut self, grant: u64) -> Result<Option<AnchorBatch>, GatewayError> {
         let Some(stream) = self.streams.get(&grant).filter(|s| !s.open.is_empty()) else {
             return Ok(None);
@@ -378,6 +404,7 @@ impl Gateway {
     fn seal_events(&mut self, grant: u64, seq: u64, start: u64, end: u64) -> AnchorBatch {
         let stream = self.stream(grant);
         let events = std::mem::take(&mut stream.open);
+        stream.groups.clear();
         stream.next_seq = seq + 1;
         stream.start_ms = Some(end);
         let (recorded, groups) = grouped(events);
@@ -400,7 +427,7 @@ impl Gateway {
     /// or answered the record of that batch). A journal past its size limit is compacted:
     /// the events of anchored batches leave it, and memory.
     pub fn anchored(&mut self, grant: u64, seq: u64) -> Result<(), GatewayError> {
-        if !self.sealed.get(&(grant, seq)).is_some_and(|s| !s.anchored) {
+        if self.sealed.get(&(grant, seq)).is_none_or(|s| s.anchored) {
             return Ok(());
         }
         if let Some(journal) = &mut self.journal {
@@ -707,6 +734,7 @@ mod tests {
             kind: "batch.anchored".into(),
             grant: anchor.grant,
             grant_seq: 9,
+            seqs: Vec::new(),
             request: 1,
             resource: "market/licence".into(),
             provider_org: "market".into(),
@@ -760,6 +788,21 @@ mod tests {
         serve(&mut g, &request(7, &["uscc"], "licensing.renewal"), NOW + 90);
         let next = g.seal(7).unwrap().unwrap();
         assert_eq!((next.seq, next.period_start_ms, next.period_end_ms), (2, NOW + 37, NOW + 91));
+    }
+
+    #[test]
+    fn a_batch_that_fills_up_is_sealed_and_waits_to_be_anchored() {
+        let mut g = gateway(1_000_000);
+        let permit = Decision { permit: true, reason: String::new(), violation: false };
+        for i in 0..=BATCH_GROUPS_MAX as u64 {
+            let u = Use { account: [i as u8; 32], ..request(7, &["uscc"], "licensing.renewal") };
+            assert!(matches!(g.record(event(&u), &permit, NOW + i).unwrap(), Journaled::Batched { .. }));
+        }
+        let full = g.unanchored();
+        assert_eq!(full.len(), 1, "the 33rd consumer starts a new batch");
+        assert_eq!((full[0].seq, full[0].groups.len(), g.pending(7)), (1, BATCH_GROUPS_MAX, 1));
+        let next = g.seal(7).unwrap().unwrap();
+        assert_eq!((next.seq, next.period_start_ms), (2, full[0].period_end_ms));
     }
 
     #[test]

@@ -21,12 +21,13 @@
 //! more than one node, or start from a recent trusted header.
 
 use crate::client::{Client, ClientError};
+use crate::rpc::Completeness;
 use crate::rpc::{
     AuditPage, AuditProofInfo, AuditQuery, ConsistencyInfo, EpochInfo, HeaderInfo, StateProofInfo, method,
 };
 use jsonrpsee::rpc_params;
 use shutong_codec::Decode;
-use shutong_system_api::audit::AuditEntry;
+use shutong_system_api::audit::{AuditEntry, Selector, selector_count_key};
 use shutong_system_api::governance::{PendingSet, ValidatorSet};
 use shutong_types::auditlog::{self, ConsistencyProof, InclusionProof, LogProofError};
 use shutong_types::keyspace::AuditLeaf;
@@ -74,8 +75,8 @@ pub enum LightError {
     Regressed { known: u64, served: u64 },
     #[error("audit leaf {index} does not answer the question: {reason}")]
     OffQuery { index: u64, reason: String },
-    #[error("grant {grant}'s history is incomplete: the proven count is {expected} entries, the answer {reason}")]
-    Incomplete { grant: u64, expected: u64, reason: String },
+    #[error("the answer to {question} is incomplete: {reason}")]
+    Incomplete { question: String, reason: String },
     #[error(transparent)]
     Rpc(#[from] ClientError),
 }
@@ -100,15 +101,125 @@ pub fn off_query(query: &AuditQuery, leaf: &AuditLeaf) -> Option<String> {
     }
     let Some(entry) = entry_of(leaf) else { return Some("it is no authorisation or access entry".into()) };
     let v = query.value.as_str();
-    let matches = match query.by.as_str() {
-        "resource" => entry.resource == v,
-        "grant" => entry.grant.to_string() == v,
-        "org" => entry.provider_org == v || entry.consumer_org == v,
-        "principal" => hex::encode(entry.principal) == v.to_ascii_lowercase(),
-        "purpose" => entry.purpose == v,
-        other => return Some(format!("unknown selector {other:?}")),
+    let matches = match walk_of(query) {
+        Ok(Walk::Grant(grant)) => entry.grant == grant,
+        Ok(Walk::Selector(selector)) => entry.selectors().contains(&selector),
+        Ok(Walk::Time) => true,
+        Err(reason) => return Some(reason),
     };
     (!matches).then(|| format!("its {} is not {v:?}", query.by))
+}
+
+/// The numbered sequence an answer to a question walks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Walk {
+    /// Every leaf of the log, numbered by its index.
+    Time,
+    /// A grant's entries, numbered by `grant_seq`.
+    Grant(u64),
+    /// A selector's entries, numbered by `AuditEntry::seq_of`.
+    Selector(Selector),
+}
+
+/// The sequence `query` walks, or why it names none.
+pub fn walk_of(query: &AuditQuery) -> Result<Walk, String> {
+    let v = query.value.as_str();
+    Ok(match query.by.as_str() {
+        "time" => Walk::Time,
+        "grant" => Walk::Grant(v.parse().map_err(|_| format!("{v:?} is not a grant number"))?),
+        "resource" => Walk::Selector(Selector::Resource(v.to_string())),
+        "org" => Walk::Selector(Selector::Org(v.to_string())),
+        "principal" => {
+            let bytes = hex::decode(v).ok().and_then(|b| <[u8; 32]>::try_from(b).ok());
+            Walk::Selector(Selector::Principal(bytes.ok_or_else(|| format!("{v:?} is not a principal's account"))?))
+        }
+        "purpose" => Walk::Selector(Selector::Purpose(v.to_string())),
+        other => return Err(format!("unknown selector {other:?}")),
+    })
+}
+
+impl Walk {
+    /// The state key of this sequence's entry count (none for `time`: the header's log size).
+    pub fn count_key(&self) -> Option<Vec<u8>> {
+        let authz = shutong_types::Address::system(shutong_system_api::names::AUTHZ);
+        match self {
+            Walk::Time => None,
+            Walk::Grant(grant) => Some(grant_log_key(*grant)),
+            Walk::Selector(s) => Some(shutong_types::keyspace::contract_storage(&authz, &selector_count_key(s))),
+        }
+    }
+
+    /// `item`'s number in this sequence, if it is in it.
+    pub fn position(&self, item: &TrailItem) -> Option<u64> {
+        match (self, &item.entry) {
+            (Walk::Time, _) => Some(item.index),
+            (Walk::Grant(grant), Some(entry)) if entry.grant == *grant => Some(entry.grant_seq),
+            (Walk::Selector(selector), Some(entry)) => entry.seq_of(selector),
+            _ => None,
+        }
+    }
+}
+
+/// The question, as an incomplete answer names it.
+fn question(query: &AuditQuery) -> String {
+    format!("{} {:?} over {}..={}", query.by, query.value, query.from_ms, query.to_ms)
+}
+
+/// Checks that `items` are every entry answering `query`: consecutive numbers in the
+/// sequence the query walks, starting just after `before` (or at 0) and ending just before
+/// `after` (or at `count`, the sequence's length in the answering header's state). The
+/// boundary items must answer the question's selector and lie outside its period.
+pub fn check_complete(
+    query: &AuditQuery,
+    items: &[TrailItem],
+    before: Option<&TrailItem>,
+    after: Option<&TrailItem>,
+    count: Option<u64>,
+) -> Result<(), LightError> {
+    let incomplete = |reason: String| LightError::Incomplete { question: question(query), reason };
+    let walk = walk_of(query).map_err(incomplete)?;
+    let number = |item: &TrailItem, what: &str| {
+        walk.position(item).ok_or_else(|| incomplete(format!("{what} (leaf {}) is not in its sequence", item.index)))
+    };
+    let mut expected = match before {
+        None => 0,
+        Some(b) => {
+            if b.leaf.time_ms >= query.from_ms {
+                return Err(incomplete(format!("the leaf before it (leaf {}) is not before the period", b.index)));
+            }
+            number(b, "the leaf before it")? + 1
+        }
+    };
+    for item in items {
+        let n = number(item, "an item")?;
+        if n != expected {
+            return Err(incomplete(if n > expected {
+                let missing =
+                    if n == expected + 1 { format!("{expected} is") } else { format!("{expected} to {} are", n - 1) };
+                format!("entry {missing} missing (leaf {} is entry {n})", item.index)
+            } else {
+                format!("entry {n} (leaf {}) comes where entry {expected} belongs", item.index)
+            }));
+        }
+        expected += 1;
+    }
+    match (after, count) {
+        (Some(a), _) => {
+            if a.leaf.time_ms <= query.to_ms {
+                return Err(incomplete(format!("the leaf after it (leaf {}) is not after the period", a.index)));
+            }
+            let n = number(a, "the leaf after it")?;
+            if n != expected {
+                return Err(incomplete(format!("entry {expected} is missing: the next after the period is {n}")));
+            }
+        }
+        (None, Some(count)) if count == expected => {}
+        (None, Some(count)) => {
+            return Err(incomplete(format!("it stops before entry {expected}, but the proven count is {count}")));
+        }
+        (None, None) => return Err(incomplete("nothing proves where it ends".into())),
+    }
+    Ok(())
 }
 
 /// The state key of grant `grant`'s entry count (in the authz contract's storage).
@@ -117,32 +228,6 @@ pub fn grant_log_key(grant: u64) -> Vec<u8> {
     key.extend_from_slice(&grant.to_be_bytes());
     let authz = shutong_types::Address::system(shutong_system_api::names::AUTHZ);
     shutong_types::keyspace::contract_storage(&authz, &key)
-}
-
-/// Checks that `items` are exactly grant `grant`'s entries 0 .. `count`, in order.
-pub fn check_complete(grant: u64, count: u64, items: &[TrailItem]) -> Result<(), LightError> {
-    let incomplete = |reason: String| LightError::Incomplete { grant, expected: count, reason };
-    if items.len() as u64 != count {
-        return Err(incomplete(format!("holds {}", items.len())));
-    }
-    for (i, item) in items.iter().enumerate() {
-        match &item.entry {
-            Some(entry) if entry.grant == grant && entry.grant_seq == i as u64 => {}
-            Some(entry) => {
-                return Err(incomplete(format!(
-                    "has entry {} of grant {} where entry {i} belongs",
-                    entry.grant_seq, entry.grant
-                )));
-            }
-            None => return Err(incomplete(format!("has a leaf that is no entry at position {i}"))),
-        }
-    }
-    Ok(())
-}
-
-/// The question that asks for a grant's whole history.
-pub fn whole_history(query: &AuditQuery) -> Option<u64> {
-    (query.by == "grant" && query.from_ms == 0 && query.to_ms == u64::MAX).then(|| query.value.parse().ok()).flatten()
 }
 
 /// One answer to an auditor's question, proven.
@@ -412,10 +497,44 @@ impl LightClient {
         Ok(())
     }
 
-    /// Grant `grant`'s proven entry count at `at` (0 if it has none).
-    pub fn proven_count(&self, at: &Verified, grant: u64, info: &StateProofInfo) -> Result<u64, LightError> {
-        let count = self.verify_state(at, info, &grant_log_key(grant))?;
-        count.map_or(Ok(0), |bytes| u64::decode(&bytes).map_err(|e| malformed("grant count")(e.to_string())))
+    /// Checks a boundary item of an answer to `query`: its proof, and that it answers the
+    /// question's selector (its time is [`check_complete`]'s to check).
+    pub fn verify_boundary(
+        &self,
+        at: &Verified,
+        query: &AuditQuery,
+        info: &AuditProofInfo,
+    ) -> Result<TrailItem, LightError> {
+        let leaf = self.verify_audit(at, info, info.index)?;
+        let any_time = AuditQuery { from_ms: 0, to_ms: u64::MAX, ..query.clone() };
+        if let Some(reason) = off_query(&any_time, &leaf) {
+            return Err(LightError::OffQuery { index: info.index, reason: format!("as a boundary, {reason}") });
+        }
+        Ok(TrailItem { index: info.index, entry: entry_of(&leaf), leaf, proof: info.clone() })
+    }
+
+    /// Checks that `items` (each already accepted) are the whole answer to `query` at `at`,
+    /// with what the node sent to prove it: the boundary items' and the count's proofs, then
+    /// [`check_complete`].
+    pub fn check_answer(
+        &self,
+        at: &Verified,
+        query: &AuditQuery,
+        items: &[TrailItem],
+        proof: &Completeness,
+    ) -> Result<(), LightError> {
+        let walk = walk_of(query).map_err(|reason| LightError::Incomplete { question: question(query), reason })?;
+        let before = proof.before.as_ref().map(|info| self.verify_boundary(at, query, info)).transpose()?;
+        let after = proof.after.as_ref().map(|info| self.verify_boundary(at, query, info)).transpose()?;
+        let count = match (&walk.count_key(), &proof.count) {
+            (None, _) => Some(at.header.audit_size),
+            (Some(key), Some(info)) => {
+                let value = self.verify_state(at, info, key)?;
+                Some(value.map_or(Ok(0), |b| u64::decode(&b).map_err(|e| malformed("entry count")(e.to_string())))?)
+            }
+            (Some(_), None) => None,
+        };
+        check_complete(query, items, before.as_ref(), after.as_ref(), count)
     }
 
     /// Accepts `next` as the newest header if its log extends the newest one's (checked by
@@ -543,40 +662,38 @@ impl VerifyingClient {
     }
 
     /// Every leaf answering `query`, page by page, each proven in the log of the newest
-    /// verified header and checked to answer the question, in strictly increasing order.
+    /// verified header, checked to answer the question, in strictly increasing order, and
+    /// proven to be all of them ([`LightClient::check_answer`]).
     pub async fn audit_trail(&self, query: &AuditQuery) -> Result<Vec<TrailItem>, LightError> {
+        self.audit_answer(query).await.map(|(items, _)| items)
+    }
+
+    /// [`VerifyingClient::audit_trail`], also returning what proved it complete (for a
+    /// bundle).
+    pub async fn audit_answer(&self, query: &AuditQuery) -> Result<(Vec<TrailItem>, Completeness), LightError> {
         let at = self.latest()?;
         let mut query = AuditQuery { height: Some(at.header.height), cursor: None, ..query.clone() };
         let mut items: Vec<TrailItem> = Vec::new();
+        let mut proof = Completeness::default();
         loop {
             let page: AuditPage = self.client.call_raw(method::AUDIT_QUERY, rpc_params![query.clone()]).await?;
             for info in &page.items {
                 self.light.accept_item(&at, &query, info, &mut items)?;
             }
+            if query.cursor.is_none() {
+                proof.before = page.completeness.before;
+            }
             match page.next {
                 Some(next) if !page.items.is_empty() => query.cursor = Some(next),
-                _ => return Ok(items),
+                _ => {
+                    proof.after = page.completeness.after;
+                    proof.count = page.completeness.count;
+                    query.cursor = None;
+                    self.light.check_answer(&at, &query, &items, &proof)?;
+                    return Ok((items, proof));
+                }
             }
         }
-    }
-
-    /// Grant `grant`'s whole history, proven entry by entry *and complete*: the authz
-    /// contract numbers a grant's entries without gaps and keeps their count in state, so the
-    /// count is proven against the same header and every number must be there, in order.
-    /// `query` must ask by this grant over all time. Returns the items and the count's proof.
-    pub async fn grant_history(&self, query: &AuditQuery) -> Result<(Vec<TrailItem>, StateProofInfo), LightError> {
-        let grant = whole_history(query).ok_or_else(|| LightError::OffQuery {
-            index: 0,
-            reason: "a complete history asks by grant over all time".into(),
-        })?;
-        let at = self.latest()?;
-        let key = grant_log_key(grant);
-        let info: StateProofInfo =
-            self.client.call_raw(method::GET_STATE_PROOF, rpc_params![hex::encode(&key), at.header.height]).await?;
-        let count = self.light.proven_count(&at, grant, &info)?;
-        let items = self.audit_trail(query).await?;
-        check_complete(grant, count, &items)?;
-        Ok((items, info))
     }
 
     /// Audit-log leaf `index`, proven in the log of the newest verified header.
@@ -589,7 +706,7 @@ impl VerifyingClient {
 }
 
 /// The name of the bundle format, first in every bundle.
-pub const BUNDLE_FORMAT: &str = "shutong-audit-bundle/v1";
+pub const BUNDLE_FORMAT: &str = "shutong-audit-bundle/v2";
 
 /// An audit trail with everything needed to check it offline: the trust root (chain and
 /// genesis validators), the epoch changes from genesis to the answering header, that header
@@ -603,10 +720,8 @@ pub struct Bundle {
     pub header: HeaderInfo,
     pub query: AuditQuery,
     pub items: Vec<AuditProofInfo>,
-    /// For a grant's whole history: the proof of its entry count, so the bundle proves the
-    /// history complete.
-    #[serde(default)]
-    pub count: Option<StateProofInfo>,
+    /// What proves the items are the whole answer.
+    pub completeness: Completeness,
 }
 
 /// What checking a bundle established.
@@ -615,7 +730,7 @@ pub struct BundleReport {
     pub header: Verified,
     pub epoch: EpochSet,
     pub items: Vec<TrailItem>,
-    /// Whether the items are proven to be all there is (a grant's whole history).
+    /// The items are proven to be all there is (always, for a bundle that checks).
     pub complete: bool,
 }
 
@@ -626,7 +741,7 @@ impl Bundle {
         header: HeaderInfo,
         query: AuditQuery,
         items: &[TrailItem],
-        count: Option<StateProofInfo>,
+        completeness: Completeness,
     ) -> Bundle {
         Bundle {
             format: BUNDLE_FORMAT.to_string(),
@@ -636,7 +751,7 @@ impl Bundle {
             header,
             query,
             items: items.iter().map(|i| i.proof.clone()).collect(),
-            count,
+            completeness,
         }
     }
 
@@ -665,14 +780,8 @@ impl Bundle {
         for info in &self.items {
             light.accept_item(&header, &self.query, info, &mut items)?;
         }
-        let complete = match (&self.count, whole_history(&self.query)) {
-            (Some(info), Some(grant)) => {
-                let count = light.proven_count(&header, grant, info)?;
-                check_complete(grant, count, &items)?;
-                true
-            }
-            _ => false,
-        };
-        Ok(BundleReport { header, epoch: light.epoch().clone(), items, complete })
+        let query = AuditQuery { cursor: None, ..self.query.clone() };
+        light.check_answer(&header, &query, &items, &self.completeness)?;
+        Ok(BundleReport { header, epoch: light.epoch().clone(), items, complete: true })
     }
 }

@@ -213,12 +213,35 @@ pub struct AuditQuery {
 }
 
 /// `shutong_auditQuery`: one page of matching leaves, each with its inclusion proof in the
-/// log header `height` commits to, oldest first; `next` is the cursor of the next page.
+/// log header `height` commits to, oldest first; `next` is the cursor of the next page. The
+/// first page also carries what proves where the answer starts, the last one what proves
+/// where it ends ([`Completeness`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditPage {
     pub height: u64,
     pub items: Vec<AuditProofInfo>,
     pub next: Option<String>,
+    #[serde(default, flatten)]
+    pub completeness: Completeness,
+}
+
+/// What proves an answer complete. Every entry of the system contracts is numbered without
+/// gaps in the sequence of each selector it answers (the log itself numbers every leaf, for
+/// `time`), so an answer is complete when its items hold consecutive numbers, `before`
+/// holds the number just below the first (or the first is 0), and `after` holds the number
+/// just above the last, or `count` shows that none follows in the header's state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Completeness {
+    /// The matching leaf just before the period, if one precedes it (first page).
+    #[serde(default)]
+    pub before: Option<AuditProofInfo>,
+    /// The matching leaf just after the period, if the header's log holds one (last page).
+    #[serde(default)]
+    pub after: Option<AuditProofInfo>,
+    /// The selector's entry count in the header's state, when no leaf follows (last page;
+    /// not for `time`, whose count is the header's log size).
+    #[serde(default)]
+    pub count: Option<StateProofInfo>,
 }
 
 /// A committed block, as subscribers see it.

@@ -266,12 +266,14 @@
 //!     by: question.by, value: question.value, from_ms: 0, to_ms: u64::MAX,
 //!     height: Some(at.header.height), cursor: None, limit: None, log_tx: logged.tx_id,
 //! };
-//! let (items, count) = audit.grant_history(&query).await?;
+//! // Proven complete: the grant's entries are numbered without gaps and their count is
+//! // proven in the same header, so a node that leaves one out is caught.
+//! let (items, completeness) = audit.audit_answer(&query).await?;
 //! let kinds: Vec<String> = items.iter().filter_map(|i| i.entry.as_ref()).map(|e| e.kind.clone()).collect();
 //! assert_eq!(kinds, ["grant.issued", "request.approved", "batch.anchored", "grant.revoked"]);
 //!
 //! // The same answer as a self-contained bundle, checked with no network.
-//! let bundle = Bundle::new(&audit.light, header, query, &items, Some(count));
+//! let bundle = Bundle::new(&audit.light, header, query, &items, completeness);
 //! let report = bundle.verify(None)?;
 //! assert!(report.complete);
 //! # sandbox.stop().await;

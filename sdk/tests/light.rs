@@ -337,33 +337,82 @@ fn an_epoch_change_is_followed_and_the_old_set_cannot_sign_past_it() {
 }
 
 #[test]
-fn a_grant_history_with_an_entry_left_out_or_out_of_place_is_incomplete() {
+fn an_answer_with_an_entry_left_out_reordered_or_invented_is_incomplete_and_named() {
     use shutong_sdk::light::{TrailItem, check_complete};
+    use shutong_sdk::rpc::AuditQuery;
     use shutong_sdk::system_api::audit::AuditEntry;
-    let item = |grant: u64, seq: u64| {
+    // Entry `seq` of resource market/licence (and of grant 7), at time 100 × seq; its
+    // selectors: the resource, two organisations, the principal, purpose `licensing`.
+    let item = |resource: &str, seq: u64| {
         let entry = AuditEntry {
             kind: "access.permitted".into(),
-            grant,
+            grant: 7,
             grant_seq: seq,
+            seqs: vec![seq, 40 + seq, 50 + seq, 60 + seq, 70 + seq],
             request: 1,
-            resource: "market/licence".into(),
+            resource: resource.into(),
             provider_org: "market".into(),
             consumer_org: "acme".into(),
             principal: [3; 32],
             purpose: "licensing".into(),
             body: Vec::new(),
         };
-        let leaf =
-            AuditLeaf { contract: Address::system(names::AUDIT), height: 1, time_ms: seq, data: entry.to_leaf() };
-        let proof = AuditProofInfo { height: 9, index: seq, leaf_hex: String::new(), proof_hex: String::new() };
-        TrailItem { index: seq, entry: Some(entry), leaf, proof }
+        let time_ms = 100 * seq;
+        let leaf = AuditLeaf { contract: Address::system(names::AUDIT), height: 1, time_ms, data: entry.to_leaf() };
+        let proof = AuditProofInfo { height: 9, index: 1000 + seq, leaf_hex: String::new(), proof_hex: String::new() };
+        TrailItem { index: 1000 + seq, entry: Some(entry), leaf, proof }
     };
-    let whole: Vec<TrailItem> = (0..4).map(|s| item(7, s)).collect();
-    check_complete(7, 4, &whole).unwrap();
-    let err = check_complete(7, 5, &whole).unwrap_err();
-    assert!(matches!(err, LightError::Incomplete { grant: 7, expected: 5, .. }), "{err}");
-    let gap = vec![item(7, 0), item(7, 2), item(7, 3)];
-    assert!(matches!(check_complete(7, 3, &gap), Err(LightError::Incomplete { .. })));
-    let foreign = vec![item(7, 0), item(8, 1)];
-    assert!(matches!(check_complete(7, 2, &foreign), Err(LightError::Incomplete { .. })));
+    let query = |by: &str, value: &str, from_ms, to_ms| AuditQuery {
+        by: by.into(),
+        value: value.into(),
+        from_ms,
+        to_ms,
+        height: None,
+        cursor: None,
+        limit: None,
+        log_tx: Hash([0; 32]),
+    };
+    let r = |s| item("market/licence", s);
+    // Who used market/licence between t = 300 and t = 650: entries 3 to 6, bounded by 2 and 7.
+    let period = query("resource", "market/licence", 300, 650);
+    let answer: Vec<TrailItem> = (3..7).map(r).collect();
+    check_complete(&period, &answer, Some(&r(2)), Some(&r(7)), None).unwrap();
+    // A node that drops entry 5 is caught, and the entry named.
+    let dropped = vec![r(3), r(4), r(6)];
+    let err = check_complete(&period, &dropped, Some(&r(2)), Some(&r(7)), None).unwrap_err().to_string();
+    assert!(err.contains("entry 5 is missing (leaf 1006 is entry 6)"), "{err}");
+    let last_dropped = vec![r(3), r(4), r(5)];
+    let err = check_complete(&period, &last_dropped, Some(&r(2)), Some(&r(7)), None).unwrap_err().to_string();
+    assert!(err.contains("entry 6 is missing: the next after the period is 7"), "{err}");
+    let first_dropped = vec![r(4), r(5), r(6)];
+    let err = check_complete(&period, &first_dropped, Some(&r(2)), Some(&r(7)), None).unwrap_err().to_string();
+    assert!(err.contains("entry 3 is missing"), "{err}");
+    // Reordered, repeated or invented (another resource's entry in its place).
+    let swapped = vec![r(3), r(5), r(4), r(6)];
+    assert!(check_complete(&period, &swapped, Some(&r(2)), Some(&r(7)), None).is_err());
+    let invented = vec![r(3), r(4), item("tax/registration", 5), r(6)];
+    let err = check_complete(&period, &invented, Some(&r(2)), Some(&r(7)), None).unwrap_err().to_string();
+    assert!(err.contains("an item (leaf 1005) is not in its sequence"), "{err}");
+    // Boundaries must lie outside the period, and an end must be proven.
+    let err = check_complete(&period, &answer[1..], Some(&r(3)), Some(&r(7)), None).unwrap_err().to_string();
+    assert!(err.contains("the leaf before it (leaf 1003) is not before the period"), "{err}");
+    let err = check_complete(&period, &answer, Some(&r(2)), None, None).unwrap_err().to_string();
+    assert!(err.contains("nothing proves where it ends"), "{err}");
+    // To the end of time: the proven count bounds it.
+    let to_now = query("resource", "market/licence", 300, u64::MAX);
+    check_complete(&to_now, &answer, Some(&r(2)), None, Some(7)).unwrap();
+    let err = check_complete(&to_now, &answer, Some(&r(2)), None, Some(8)).unwrap_err().to_string();
+    assert!(err.contains("it stops before entry 7, but the proven count is 8"), "{err}");
+    // From the beginning, with no entry before: the answer starts at entry 0.
+    let from_start = query("resource", "market/licence", 0, 650);
+    let err = check_complete(&from_start, &answer, None, Some(&r(7)), None).unwrap_err().to_string();
+    assert!(err.contains("entry 0 to 2 are missing"), "{err}");
+    // The same walk by purpose (its own sequence) and by grant (grant_seq).
+    let by_purpose = query("purpose", "licensing", 300, 650);
+    check_complete(&by_purpose, &answer, Some(&r(2)), Some(&r(7)), None).unwrap();
+    let by_grant = query("grant", "7", 0, u64::MAX);
+    let whole: Vec<TrailItem> = (0..4).map(r).collect();
+    check_complete(&by_grant, &whole, None, None, Some(4)).unwrap();
+    let err = check_complete(&by_grant, &whole, None, None, Some(5)).unwrap_err();
+    assert!(matches!(err, LightError::Incomplete { .. }), "{err}");
 }

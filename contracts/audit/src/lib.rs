@@ -80,6 +80,7 @@ fn entry(kind: &str, granted: &Grant, principal: [u8; 32], purpose: &str, body: 
     AuditEntry {
         kind: kind.to_string(),
         grant_seq: 0,
+        seqs: Vec::new(),
         grant: granted.id,
         request: granted.request,
         resource: granted.resource.clone(),
@@ -144,12 +145,13 @@ pub fn record(args: &[u8]) -> MethodResult {
     // Counted, and this use's grant-history numbers reserved: the entries below are
     // appended here, numbered, without another call into authz.
     let answer = contract::call(&AUTHZ_ADDRESS, "record_use", &use_.encode(), 0)?;
-    let Consumed { decision, first_seq } =
+    let Consumed { decision, first_seq, first_seqs } =
         Consumed::decode(&answer).map_err(|e| Error(format!("the authz contract answered badly: {}", e)))?;
-    let mut seq = first_seq;
+    let mut nth = 0;
     let mut append_numbered = |mut entry: AuditEntry| {
-        entry.grant_seq = seq;
-        seq += 1;
+        entry.grant_seq = first_seq + nth;
+        entry.seqs = first_seqs.iter().map(|s| s + nth).collect();
+        nth += 1;
         contract::audit_append(&entry.to_leaf())
     };
     let id = next(&NEXT_EVENT)?;
@@ -512,6 +514,7 @@ pub fn log_query(args: &[u8]) -> MethodResult {
     let entry = AuditEntry {
         kind: "query.logged".to_string(),
         grant_seq: 0,
+        seqs: Vec::new(),
         grant: 0,
         request: 0,
         resource: String::new(),
@@ -521,7 +524,7 @@ pub fn log_query(args: &[u8]) -> MethodResult {
         purpose: query.reason.clone(),
         body: query.encode(),
     };
-    let index = contract::audit_append(&entry.to_leaf());
+    let index = append(&entry)?;
     contract::emit_event("query.logged", index.to_string().as_bytes());
     Ok(index.encode())
 }

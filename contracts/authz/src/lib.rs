@@ -9,7 +9,7 @@
 
 use shutong_codec::{Decode, Encode};
 use shutong_contract::{self as contract, Error, Item, Map, MethodResult};
-use shutong_system_api::audit::AuditEntry;
+use shutong_system_api::audit::{selector_count_key, AuditEntry};
 use shutong_system_api::authz::{
     count_use, decide, decide_batch, duty, purpose_within, valid_purpose, AccessRequest, Amend, Approval, Approve,
     BatchUse, CloseCase, Consent, ConsentId, Consumed, Counted, Decision, Delegate, Grant, GrantStatus, Id, LegalBasis,
@@ -210,24 +210,45 @@ pub fn request(args: &[u8]) -> MethodResult {
 /// Each grant's audit-log entry count: the next entry's `grant_seq`.
 const GRANT_LOG: Map<u64, u64> = Map::new(shutong_system_api::audit::GRANT_LOG_PREFIX);
 
-/// Appends `entry` to the audit log, numbering it in its grant's history if it has a grant.
+/// Reserves `n` consecutive positions for entries like `entry` in each of its selectors'
+/// sequences, and sets `entry.seqs` to the first of them.
+fn number_selectors(entry: &mut AuditEntry, n: u64) -> Result<(), Error> {
+    let selectors = entry.selectors();
+    let mut seqs = Vec::with_capacity(selectors.len());
+    for selector in &selectors {
+        let key = selector_count_key(selector);
+        let count = match contract::storage_get(&key) {
+            Some(bytes) => u64::decode(&bytes).map_err(|e| Error(format!("a selector count is corrupt: {}", e)))?,
+            None => 0,
+        };
+        contract::storage_set(&key, &(count + n).encode());
+        seqs.push(count);
+    }
+    entry.seqs = seqs;
+    Ok(())
+}
+
+/// Appends `entry` to the audit log, numbered in its grant's history if it has a grant and
+/// in the sequence of each selector it answers.
 fn append_entry(mut entry: AuditEntry) -> Result<u64, Error> {
     if entry.grant != 0 {
         let seq = GRANT_LOG.load(&entry.grant)?.unwrap_or(0);
         entry.grant_seq = seq;
         GRANT_LOG.save(&entry.grant, &(seq + 1));
     }
+    number_selectors(&mut entry, 1)?;
     Ok(contract::audit_append(&entry.to_leaf()))
 }
 
-/// Appends the audit contract's entry about a grant (an access, a violation, an attestation,
-/// a batch), numbered in the grant's history; returns the leaf index. The audit contract only.
+/// Appends the audit contract's entry (about a grant: an access, a violation, an
+/// attestation, a batch; or about none: an auditor's logged query), numbered in the grant's
+/// history and in its selectors' sequences; returns the leaf index. The audit contract only.
 pub fn append_grant_entry(args: &[u8]) -> MethodResult {
     if contract::caller() != AUDIT_ADDRESS {
         return Err(Error::new("only the audit contract appends entries to a grant's history"));
     }
     let entry = AuditEntry::decode(args)?;
-    if !GRANTS.has(&entry.grant) {
+    if entry.grant != 0 && !GRANTS.has(&entry.grant) {
         return Err(Error(format!("no grant {}", entry.grant)));
     }
     Ok(append_entry(entry)?.encode())
@@ -238,6 +259,7 @@ fn log_request(kind: &str, request: &AccessRequest) -> Result<(), Error> {
     let entry = AuditEntry {
         kind: kind.to_string(),
         grant_seq: 0,
+        seqs: Vec::new(),
         grant: request.grant.unwrap_or(0),
         request: request.id,
         resource: request.resource.clone(),
@@ -257,6 +279,7 @@ fn log_grant_by(kind: &str, grant: &Grant, principal: [u8; 32]) -> Result<(), Er
     let entry = AuditEntry {
         kind: kind.to_string(),
         grant_seq: 0,
+        seqs: Vec::new(),
         grant: grant.id,
         request: grant.request,
         resource: grant.resource.clone(),
@@ -276,10 +299,11 @@ fn log_grant(kind: &str, grant: &Grant) -> Result<(), Error> {
 }
 
 /// Emits `kind` for a consent record and appends its audit-log entry.
-fn log_consent(kind: &str, consent: &Consent) {
+fn log_consent(kind: &str, consent: &Consent) -> Result<(), Error> {
     let entry = AuditEntry {
         kind: kind.to_string(),
         grant_seq: 0,
+        seqs: Vec::new(),
         grant: 0,
         request: 0,
         resource: consent.resource.clone(),
@@ -289,8 +313,9 @@ fn log_consent(kind: &str, consent: &Consent) {
         purpose: consent.purpose.clone(),
         body: consent.encode(),
     };
-    contract::audit_append(&entry.to_leaf());
+    append_entry(entry)?;
     contract::emit_event(kind, consent.id.as_bytes());
+    Ok(())
 }
 
 fn issue_grant(
@@ -613,7 +638,7 @@ pub fn consume(args: &[u8]) -> MethodResult {
     if contract::caller() != AUDIT_ADDRESS {
         return Err(Error::new("only the audit contract records uses"));
     }
-    Ok(use_grant(&Use::decode(args)?)?.encode())
+    Ok(use_grant(&Use::decode(args)?)?.0.encode())
 }
 
 /// `consume` for an access record: also reserves the grant-history numbers of the entries
@@ -624,10 +649,27 @@ pub fn record_use(args: &[u8]) -> MethodResult {
         return Err(Error::new("only the audit contract records uses"));
     }
     let req = Use::decode(args)?;
-    let decision = use_grant(&req)?;
+    let (decision, grant) = use_grant(&req)?;
+    let entries = 1 + u64::from(decision.violation);
     let first_seq = GRANT_LOG.load(&req.grant)?.unwrap_or(0);
-    GRANT_LOG.save(&req.grant, &(first_seq + 1 + u64::from(decision.violation)));
-    Ok(Consumed { decision, first_seq }.encode())
+    GRANT_LOG.save(&req.grant, &(first_seq + entries));
+    // The entries' selectors: the grant's resource and organisations, the consumer that
+    // asked and the purpose it asked for (the audit contract writes the same).
+    let mut like = AuditEntry {
+        kind: String::new(),
+        grant: grant.id,
+        grant_seq: 0,
+        seqs: Vec::new(),
+        request: grant.request,
+        resource: grant.resource,
+        provider_org: grant.grantor_org,
+        consumer_org: grant.grantee_org,
+        principal: req.account,
+        purpose: req.purpose,
+        body: Vec::new(),
+    };
+    number_selectors(&mut like, entries)?;
+    Ok(Consumed { decision, first_seq, first_seqs: like.seqs }.encode())
 }
 
 /// Counts the groups of a gateway's anchored batch against its grant, in order: each
@@ -664,7 +706,7 @@ pub fn record_batch(args: &[u8]) -> MethodResult {
 }
 
 /// Decides a use and, if permitted, counts it (logging the grant's exhaustion).
-fn use_grant(req: &Use) -> Result<Decision, Error> {
+fn use_grant(req: &Use) -> Result<(Decision, Grant), Error> {
     let mut grant = load_grant(req.grant)?;
     let who = member(req.account)?;
     let now = contract::block_time_ms();
@@ -676,7 +718,7 @@ fn use_grant(req: &Use) -> Result<Decision, Error> {
             log_grant_by("grant.exhausted", &grant, req.account)?;
         }
     }
-    Ok(decision)
+    Ok((decision, grant))
 }
 
 pub fn record_consent(args: &[u8]) -> MethodResult {
@@ -702,7 +744,7 @@ pub fn record_consent(args: &[u8]) -> MethodResult {
         withdrawn: false,
     };
     CONSENTS.save(&req.id, &consent);
-    log_consent("consent.recorded", &consent);
+    log_consent("consent.recorded", &consent)?;
     Ok(Vec::new())
 }
 
@@ -738,7 +780,7 @@ pub fn withdraw_consent(args: &[u8]) -> MethodResult {
             _ => break,
         }
     }
-    log_consent("consent.withdrawn", &consent);
+    log_consent("consent.withdrawn", &consent)?;
     Ok(Vec::new())
 }
 
@@ -1188,6 +1230,51 @@ mod tests {
         // An unknown grant is refused, nothing reserved.
         assert!(record_use(&use_of(99, CONSUMER, &["uscc"], "licensing.renewal", 1).encode()).is_err());
         assert_eq!(GRANT_LOG.load(&99).unwrap(), None);
+    }
+
+    #[test]
+    fn every_entry_is_numbered_in_each_selector_it_answers_without_gaps() {
+        use shutong_system_api::audit::Selector;
+        setup(Classification::General, ShareType::Conditional);
+        testing::take_audit();
+        let id = ask(&["uscc", "name"]);
+        approve_as(PROVIDER, id, terms(&["uscc", "name"])).unwrap();
+        testing::set_context(AUDIT_ADDRESS, 10);
+        let reserved = Consumed::decode(
+            &record_use(&use_of(1, CONSUMER, &["uscc"], "licensing.renewal.online", 1).encode()).unwrap(),
+        )
+        .unwrap();
+        let entries: Vec<AuditEntry> =
+            testing::take_audit().iter().map(|leaf| AuditEntry::from_leaf(leaf).unwrap()).collect();
+        let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(kinds, ["request.submitted", "grant.issued", "request.approved"]);
+        let resource = Selector::Resource("market/licence".into());
+        let seqs: Vec<Option<u64>> = entries.iter().map(|e| e.seq_of(&resource)).collect();
+        assert_eq!(seqs, [Some(0), Some(1), Some(2)], "the resource's sequence has no gap");
+        let renewal = Selector::Purpose("licensing.renewal".into());
+        let root = Selector::Purpose("licensing".into());
+        assert_eq!(entries[2].seq_of(&renewal), Some(2));
+        assert_eq!(entries[2].seq_of(&root), Some(2), "a purpose's ancestors are numbered too");
+        assert_eq!(entries[2].seq_of(&Selector::Purpose("licensing.renewal.online".into())), None);
+        // The use the audit contract records next takes the next numbers, its purpose's too.
+        let like = AuditEntry {
+            kind: String::new(),
+            grant: 1,
+            grant_seq: 0,
+            seqs: reserved.first_seqs.clone(),
+            request: 1,
+            resource: "market/licence".into(),
+            provider_org: "market".into(),
+            consumer_org: "acme".into(),
+            principal: CONSUMER,
+            purpose: "licensing.renewal.online".into(),
+            body: Vec::new(),
+        };
+        assert_eq!(like.seq_of(&resource), Some(3));
+        assert_eq!(like.seq_of(&root), Some(3));
+        assert_eq!(like.seq_of(&Selector::Purpose("licensing.renewal.online".into())), Some(0));
+        let count = |s: &Selector| u64::decode(&contract::storage_get(&selector_count_key(s)).unwrap()).unwrap();
+        assert_eq!((count(&resource), count(&root), count(&Selector::Org("market".into()))), (4, 4, 4));
     }
 
     #[test]

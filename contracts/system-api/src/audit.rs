@@ -289,7 +289,7 @@ pub const GRANT_LOG_PREFIX: &[u8] = b"grant-log/";
 
 /// The first bytes of every audit-log leaf the system contracts append: the node indexes
 /// leaves that start with it (from the authz and audit contracts) for auditors' queries.
-pub const ENTRY_TAG: &[u8] = b"shutong.audit/v1";
+pub const ENTRY_TAG: &[u8] = b"shutong.audit/v2";
 
 shutong_codec::codec_struct! {
     /// An audit-log entry: who did what to which grant, resource and organisations, for what
@@ -307,6 +307,11 @@ shutong_codec::codec_struct! {
         /// (the authz contract numbers them and keeps the count under [`GRANT_LOG_PREFIX`],
         /// so a client can prove a grant's history complete). 0 without a grant.
         pub grant_seq: u64,
+        /// This entry's position in the sequence of each selector it answers, in the order
+        /// of [`AuditEntry::selectors`], each from 0 without gaps (the authz contract numbers
+        /// them and keeps each selector's count under [`SELECTOR_COUNT_PREFIX`], so a client
+        /// can prove any answer by selector and period complete).
+        pub seqs: Vec<u64>,
         /// The request concerned, 0 if none.
         pub request: u64,
         pub resource: String,
@@ -320,7 +325,76 @@ shutong_codec::codec_struct! {
     }
 }
 
+/// What an auditor asks by, besides a grant (`grant_seq`) and time (the log's own order).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Selector {
+    Resource(String),
+    /// An organisation, as provider or consumer.
+    Org(String),
+    Principal([u8; 32]),
+    /// A purpose code: it answers for every entry whose purpose lies in its subtree.
+    Purpose(String),
+}
+
+impl Selector {
+    /// The selector's bytes in its count's storage key.
+    pub fn key(&self) -> Vec<u8> {
+        let (tag, value): (u8, &[u8]) = match self {
+            Selector::Resource(r) => (b'R', r.as_bytes()),
+            Selector::Org(o) => (b'O', o.as_bytes()),
+            Selector::Principal(p) => (b'P', p),
+            Selector::Purpose(p) => (b'U', p.as_bytes()),
+        };
+        let mut key = vec![tag];
+        key.extend_from_slice(value);
+        key
+    }
+}
+
+/// The authz contract's storage prefix of each selector's entry count (key: prefix ‖
+/// [`Selector::key`]; value: the count as a `u64`).
+pub const SELECTOR_COUNT_PREFIX: &[u8] = b"sel-count/";
+
+/// The authz contract's storage key of `selector`'s entry count.
+pub fn selector_count_key(selector: &Selector) -> Vec<u8> {
+    let mut key = SELECTOR_COUNT_PREFIX.to_vec();
+    key.extend_from_slice(&selector.key());
+    key
+}
+
 impl AuditEntry {
+    /// The selectors this entry answers, in canonical order: its resource; its provider and
+    /// its consumer organisation (once if they are one); its principal; its purpose and each
+    /// ancestor of it, root first (when the purpose is a purpose code).
+    pub fn selectors(&self) -> Vec<Selector> {
+        let mut out = Vec::with_capacity(8);
+        if !self.resource.is_empty() {
+            out.push(Selector::Resource(self.resource.clone()));
+        }
+        if !self.provider_org.is_empty() {
+            out.push(Selector::Org(self.provider_org.clone()));
+        }
+        if !self.consumer_org.is_empty() && self.consumer_org != self.provider_org {
+            out.push(Selector::Org(self.consumer_org.clone()));
+        }
+        out.push(Selector::Principal(self.principal));
+        if crate::authz::valid_purpose(&self.purpose) {
+            for (i, c) in self.purpose.char_indices() {
+                if c == '.' {
+                    out.push(Selector::Purpose(self.purpose[..i].to_string()));
+                }
+            }
+            out.push(Selector::Purpose(self.purpose.clone()));
+        }
+        out
+    }
+
+    /// This entry's position in `selector`'s sequence, if it answers it.
+    pub fn seq_of(&self, selector: &Selector) -> Option<u64> {
+        let at = self.selectors().iter().position(|s| s == selector)?;
+        self.seqs.get(at).copied()
+    }
+
     /// The leaf bytes: [`ENTRY_TAG`] then the entry.
     pub fn to_leaf(&self) -> Vec<u8> {
         let mut leaf = ENTRY_TAG.to_vec();

@@ -274,6 +274,10 @@ shutong_codec::codec_struct! {
     pub struct Consumed {
         pub decision: Decision,
         pub first_seq: u64,
+        /// The first of the positions reserved in each selector's sequence, in the order of
+        /// `AuditEntry::selectors` for the entries' resource, organisations, consumer and
+        /// purpose.
+        pub first_seqs: Vec<u64>,
     }
 }
 

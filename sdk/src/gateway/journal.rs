@@ -205,19 +205,7 @@ mod tests {
     use super::*;
 
     fn event(grant: u64) -> AccessEvent {
-        AccessEvent {
-            grant,
-            consumer: [4; 32],
-            fields: vec!["uscc".into()],
-            method: 1,
-            purpose: "licensing.renewal".into(),
-            business_ref_hash: [5; 32],
-            subject_ref_hmac: [6; 32],
-            query_hash: [7; 32],
-            result_hash: [8; 32],
-            record_count: 1,
-            consumer_signature: None,
-        }
+        crate::gateway::tests::event(&crate::gateway::tests::request(grant, &["uscc"], "licensing.renewal"))
     }
 
     #[test]
