@@ -148,6 +148,28 @@ fn bench(c: &mut Criterion) {
         ("audit_record/permit", &s.gateway, builder::audit(), "record", event.encode(), success),
         ("audit_anchor/batch", &s.gateway, builder::audit(), "anchor", anchor.encode(), success),
     ];
+    // What each call stores: its state writes (keys and values, new or changed), and of them
+    // the audit-log leaves.
+    for (name, origin, contract, method, args, expect) in &cases {
+        let overlay = Overlay::new(Arc::clone(&base));
+        let out = s.chain.vm.call(ctx(origin, *contract), method, args.clone(), GAS, overlay).unwrap();
+        assert!(expect(&out), "{name}: {:?}", out.status);
+        let writes = out.block.writes();
+        let bytes = |leaves: bool| -> usize {
+            let leaf = |k: &[u8]| k.first() == Some(&shutong_types::keyspace::AUDIT_LEAF);
+            writes
+                .iter()
+                .filter(|(k, _)| leaf(k) == leaves)
+                .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+                .sum()
+        };
+        eprintln!(
+            "authz/{name}: writes {} keys, {} B of audit leaves, {} B of other state",
+            writes.len(),
+            bytes(true),
+            bytes(false)
+        );
+    }
     let mut group = c.benchmark_group("authz");
     group.throughput(Throughput::Elements(1));
     for (name, origin, contract, method, args, expect) in cases {
