@@ -187,7 +187,8 @@ pub fn check_complete(
             if b.leaf.time_ms >= query.from_ms {
                 return Err(incomplete(format!("the leaf before it (leaf {}) is not before the period", b.index)));
             }
-            number(b, "the leaf before it")? + 1
+            let n = number(b, "the leaf before it")?;
+            n.checked_add(1).ok_or_else(|| incomplete(format!("the leaf before it claims entry {n}")))?
         }
     };
     for item in items {
@@ -201,7 +202,7 @@ pub fn check_complete(
                 format!("entry {n} (leaf {}) comes where entry {expected} belongs", item.index)
             }));
         }
-        expected += 1;
+        expected = n.checked_add(1).ok_or_else(|| incomplete(format!("an item claims entry {n}")))?;
     }
     match (after, count) {
         (Some(a), _) => {

@@ -201,8 +201,8 @@ pub fn record(args: &[u8]) -> MethodResult {
 
 /// Checks a batch's shape: groups, counts, purposes and period. A malformed batch is refused.
 fn check_batch(batch: &AnchorBatch) -> Result<u64, Error> {
-    if batch.seq == 0 {
-        return Err(Error::new("a gateway numbers its batches of a grant from 1"));
+    if batch.seq == 0 || batch.seq == u64::MAX {
+        return Err(Error::new("a gateway numbers its batches of a grant from 1, below 2^64 - 1"));
     }
     if batch.groups.is_empty() || batch.groups.len() > BATCH_GROUPS_MAX {
         return Err(Error(format!("a batch holds 1 to {} groups of uses", BATCH_GROUPS_MAX)));
@@ -354,7 +354,7 @@ pub fn anchor(args: &[u8]) -> MethodResult {
             expected,
             batch.seq - 1,
             batch.grant,
-            hex(&gateway)
+            contract::hex(&gateway)
         );
         gap_violation = Some(batch_violation(&granted, id, gateway, &first.purpose, 0, reason)?);
     }
@@ -425,10 +425,6 @@ pub fn get_anchor(args: &[u8]) -> MethodResult {
     Ok(load_anchor(req.grant, &req.gateway, req.seq)?
         .ok_or_else(|| Error(format!("no batch {} of grant {} from that gateway", req.seq, req.grant)))?
         .encode())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{:02x}", b)).collect()
 }
 
 /// Records a yes/no answer given instead of data; it counts as one `verify` use of the grant.

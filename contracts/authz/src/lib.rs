@@ -64,11 +64,7 @@ fn consent_key(consent: &str, grant: u64) -> Vec<u8> {
 /// What the registry says about `account`, read from its storage.
 fn member(account: [u8; 32]) -> Result<Option<Member>, Error> {
     Member::read(&account, |key| contract::storage_get_of(&REGISTRY_ADDRESS, key))
-        .map_err(|e| Error(format!("the registry's record of {} is corrupt: {}", hex(&account), e)))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{:02x}", b)).collect()
+        .map_err(|e| Error(format!("the registry's record of {} is corrupt: {}", contract::hex(&account), e)))
 }
 
 /// The caller, if it acts for `org` (any org if `None`) with one of `roles`; its member record.

@@ -93,10 +93,6 @@ pub fn get_policy(args: &[u8]) -> MethodResult {
     Ok(policy.encode())
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{:02x}", b)).collect()
-}
-
 fn org_key(id: &str) -> Vec<u8> {
     let mut key = b"org/".to_vec();
     key.extend_from_slice(id.as_bytes());
@@ -342,12 +338,12 @@ pub fn set_principal(args: &[u8]) -> MethodResult {
         if existing.org != req.org {
             return Err(Error(format!(
                 "account {} is a principal of organisation {}",
-                hex(&req.account),
+                contract::hex(&req.account),
                 existing.org
             )));
         }
         if existing.status == PrincipalStatus::Rotated {
-            return Err(Error(format!("account {} was rotated out and cannot act again", hex(&req.account))));
+            return Err(Error(format!("account {} was rotated out and cannot act again", contract::hex(&req.account))));
         }
     }
     let principal = Principal {
@@ -360,7 +356,7 @@ pub fn set_principal(args: &[u8]) -> MethodResult {
         updated_height: contract::block_height(),
     };
     PRINCIPALS.save(&req.account, &principal);
-    contract::emit_event("principal.set", hex(&req.account).as_bytes());
+    contract::emit_event("principal.set", contract::hex(&req.account).as_bytes());
     Ok(Vec::new())
 }
 
@@ -369,13 +365,13 @@ pub fn rotate_key(args: &[u8]) -> MethodResult {
     let caller = contract::caller();
     let mut old = PRINCIPALS.load(&caller)?.ok_or_else(|| Error::new("the caller is not a principal"))?;
     if old.status != PrincipalStatus::Active {
-        return Err(Error(format!("principal {} is {}, not active", hex(&caller), old.status.name())));
+        return Err(Error(format!("principal {} is {}, not active", contract::hex(&caller), old.status.name())));
     }
     if req.new_account == caller {
         return Err(Error::new("the new key is the current one"));
     }
     if PRINCIPALS.has(&req.new_account) {
-        return Err(Error(format!("account {} is already a principal", hex(&req.new_account))));
+        return Err(Error(format!("account {} is already a principal", contract::hex(&req.new_account))));
     }
     let height = contract::block_height();
     let new = Principal { account: req.new_account, rotated_to: None, updated_height: height, ..old.clone() };
@@ -384,7 +380,7 @@ pub fn rotate_key(args: &[u8]) -> MethodResult {
     old.updated_height = height;
     PRINCIPALS.save(&caller, &old);
     PRINCIPALS.save(&req.new_account, &new);
-    contract::emit_event("principal.rotated", hex(&req.new_account).as_bytes());
+    contract::emit_event("principal.rotated", contract::hex(&req.new_account).as_bytes());
     Ok(Vec::new())
 }
 
@@ -413,9 +409,9 @@ pub fn set_status_by_governance(args: &[u8]) -> MethodResult {
 
 pub fn member(args: &[u8]) -> MethodResult {
     let req = GetMember::decode(args)?;
-    let principal = PRINCIPALS
-        .load(&req.account)?
-        .ok_or_else(|| Error(format!("account {} is not a principal of any organisation", hex(&req.account))))?;
+    let principal = PRINCIPALS.load(&req.account)?.ok_or_else(|| {
+        Error(format!("account {} is not a principal of any organisation", contract::hex(&req.account)))
+    })?;
     let org = load(&principal.org)?;
     Ok(Member::of(principal, &org).encode())
 }
@@ -612,7 +608,7 @@ mod tests {
             set("a", [6; 32], role::ADMIN, PrincipalStatus::Rotated),
             Err(Error::new("a principal is marked rotated only by rotating its key"))
         );
-        let in_a = format!("account {} is a principal of organisation a", hex(&[5; 32]));
+        let in_a = format!("account {} is a principal of organisation a", contract::hex(&[5; 32]));
         assert_eq!(set("b", [5; 32], role::ADMIN, PrincipalStatus::Active), Err(Error(in_a)));
         testing::set_context([5; 32], 3);
         assert_eq!(
@@ -621,7 +617,7 @@ mod tests {
         );
         rotate_key(&RotateKey { new_account: [7; 32] }.encode()).unwrap();
         testing::set_context([1; 32], 4);
-        let rotated = format!("account {} was rotated out and cannot act again", hex(&[5; 32]));
+        let rotated = format!("account {} was rotated out and cannot act again", contract::hex(&[5; 32]));
         assert_eq!(set("a", [5; 32], role::ADMIN, PrincipalStatus::Active), Err(Error(rotated)));
         testing::set_context([8; 32], 4);
         assert_eq!(
