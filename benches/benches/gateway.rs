@@ -11,6 +11,8 @@ use shutong_sdk::system_api::registry::{
     Member, Org, OrgKind, OrgStatus, Principal, PrincipalKind, PrincipalStatus, role,
 };
 use std::hint::black_box;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 const NOW: u64 = 1_795_000_000_000;
 const USERS: u64 = 1_000;
@@ -165,6 +167,41 @@ fn benches(c: &mut Criterion) {
             },
             BatchSize::PerIteration,
         )
+    });
+    // The journal shared by request handlers, as a gateway serves: each handler records
+    // under the gateway's lock and waits for its fsync outside it, so the events queued
+    // meanwhile share one fsync (group commit).
+    const HANDLERS: u64 = 64;
+    const EACH: u64 = 100;
+    group.throughput(Throughput::Elements(HANDLERS * EACH));
+    group.bench_function("record_journaled_shared/handlers=64,events=6400", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a temporary directory");
+                let g = Gateway::open(&dir.path().join("journal"), JournalConfig::default()).expect("journal");
+                let g = Mutex::new(loaded(g));
+                let start = Instant::now();
+                std::thread::scope(|s| {
+                    for t in 0..HANDLERS {
+                        let (g, events, permit) = (&g, &events, &permit);
+                        s.spawn(move || {
+                            for i in 0..EACH {
+                                let e = events[((t * EACH + i) as usize) % events.len()].clone();
+                                let (_, durable) = g
+                                    .lock()
+                                    .expect("no handler panics")
+                                    .record_deferred(AccessEvent { grant: 1, ..e }, permit, NOW)
+                                    .expect("journaled");
+                                durable.wait().expect("durable");
+                            }
+                        });
+                    }
+                });
+                total += start.elapsed();
+            }
+            total
+        })
     });
     group.finish();
 }

@@ -106,6 +106,23 @@ impl Recorded {
     }
 }
 
+/// A batched event's place in the journal: [`Durable::wait`] returns once it is durable.
+/// (Events not batched, and gateways without a journal, are durable at once.)
+#[derive(Debug)]
+#[must_use = "serve the data only after the event is durable"]
+pub struct Durable(Option<journal::Commit>);
+
+impl Durable {
+    /// Waits until the event is written and fsynced, sharing the fsync with every event
+    /// queued meanwhile.
+    pub fn wait(self) -> Result<(), GatewayError> {
+        match self.0 {
+            Some(commit) => Ok(commit.wait()?),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Where [`Gateway::record`] put an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Journaled {
@@ -339,21 +356,38 @@ impl Gateway {
     /// fsynced) before this returns: serve the data only after it did. Every other access
     /// (denied, of several records, under a `PER_USE` or cosigned grant) is answered
     /// [`Journaled::Single`]: record it on chain by itself with `audit.record`.
+    ///
+    /// A gateway shared by many request handlers (behind a lock) should call
+    /// [`Gateway::record_deferred`] instead and wait outside the lock, so that concurrent
+    /// events share one fsync.
     pub fn record(&mut self, event: AccessEvent, decision: &Decision, time_ms: u64) -> Result<Journaled, GatewayError> {
+        let (journaled, durable) = self.record_deferred(event, decision, time_ms)?;
+        durable.wait()?;
+        Ok(journaled)
+    }
+
+    /// [`Gateway::record`] without the wait: the event is in its batch and queued in the
+    /// journal, and is durable once the answer's [`Durable::wait`] returns. Serve the data
+    /// only after that; the wait needs no access to the gateway.
+    pub fn record_deferred(
+        &mut self,
+        event: AccessEvent,
+        decision: &Decision,
+        time_ms: u64,
+    ) -> Result<(Journaled, Durable), GatewayError> {
+        let single = |why| Ok((Journaled::Single { why }, Durable(None)));
         if !decision.permit {
-            return Ok(Journaled::Single { why: "a denied access is recorded on chain by itself" });
+            return single("a denied access is recorded on chain by itself");
         }
         if event.record_count != 1 {
-            return Ok(Journaled::Single {
-                why: "a batch counts one use an event: an access of several records goes alone",
-            });
+            return single("a batch counts one use an event: an access of several records goes alone");
         }
         let duties = self.grants.get(&event.grant).map_or(duty::PER_USE, |g| g.terms.duties);
         if duties & duty::PER_USE != 0 {
-            return Ok(Journaled::Single { why: "the grant is consumed use by use" });
+            return single("the grant is consumed use by use");
         }
         if duties & duty::COSIGNED_EVENTS != 0 {
-            return Ok(Journaled::Single { why: "the grant's events carry the consumer gateway's signature" });
+            return single("the grant's events carry the consumer gateway's signature");
         }
         if self.waiting >= self.config.max_waiting {
             return Err(GatewayError::JournalFull { max: self.config.max_waiting });
@@ -367,13 +401,14 @@ impl Gateway {
         if (new_group && groups >= BATCH_GROUPS_MAX) || stream.open.len() as u64 >= BATCH_EVENTS_MAX {
             self.seal(recorded.event.grant)?;
         }
-        if let Some(journal) = &mut self.journal {
-            journal.append(&[Record::Event { event: recorded.event.clone(), time_ms }])?;
-        }
+        let commit = match &mut self.journal {
+            Some(journal) => Some(journal.append(&[Record::Event { event: recorded.event.clone(), time_ms }])?),
+            None => None,
+        };
         self.waiting += 1;
         let stream = self.stream(recorded.event.grant);
         stream.push(recorded);
-        Ok(Journaled::Batched { index: stream.open.len() as u64 - 1 })
+        Ok((Journaled::Batched { index: stream.open.len() as u64 - 1 }, Durable(commit)))
     }
 
     /// How many events wait in grant `grant`'s open batch.
@@ -396,7 +431,7 @@ impl Gateway {
         let end = last.saturating_add(1).max(start.saturating_add(1));
         let (seq, events) = (stream.next_seq, stream.open.len() as u64);
         if let Some(journal) = &mut self.journal {
-            journal.append(&[Record::Sealed { grant, seq, start_ms: start, end_ms: end, events }])?;
+            journal.append_durably(&[Record::Sealed { grant, seq, start_ms: start, end_ms: end, events }])?;
         }
         Ok(Some(self.seal_events(grant, seq, start, end)))
     }
@@ -431,7 +466,7 @@ impl Gateway {
             return Ok(());
         }
         if let Some(journal) = &mut self.journal {
-            journal.append(&[Record::Anchored { grant, seq }])?;
+            journal.append_durably(&[Record::Anchored { grant, seq }])?;
         }
         self.mark_anchored(grant, seq);
         if self.journal.as_ref().is_some_and(|j| j.bytes() > self.config.compact_bytes) {
@@ -869,5 +904,39 @@ mod tests {
         serve(&mut g, &request(7, &["uscc"], "licensing.renewal"), NOW + 50);
         let third = g.seal(7).unwrap().unwrap();
         assert_eq!((third.seq, third.period_start_ms), (3, second.period_end_ms));
+    }
+
+    #[test]
+    fn handlers_sharing_a_gateway_wait_outside_its_lock_and_every_event_is_journaled() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.journal");
+        let mut g = Gateway::open(&path, JournalConfig::default()).unwrap();
+        g.put_grant(grant(7, 1_000_000));
+        g.put_member(ANALYST, Some(member(ANALYST)));
+        let g = std::sync::Mutex::new(g);
+        std::thread::scope(|s| {
+            for t in 0..4u64 {
+                let g = &g;
+                s.spawn(move || {
+                    for i in 0..100u64 {
+                        let u = request(7, &["uscc"], "licensing.renewal");
+                        let at = NOW + t * 1_000 + i;
+                        let durable = {
+                            let mut g = g.lock().unwrap();
+                            let decision = g.authorize(&u, at);
+                            let (journaled, durable) = g.record_deferred(event(&u), &decision, at).unwrap();
+                            assert!(matches!(journaled, Journaled::Batched { .. }), "{journaled:?}");
+                            durable
+                        };
+                        durable.wait().unwrap();
+                    }
+                });
+            }
+        });
+        let served = g.into_inner().unwrap();
+        assert_eq!(served.pending(7), 400);
+        drop(served);
+        let reopened = Gateway::open(&path, JournalConfig::default()).unwrap();
+        assert_eq!(reopened.pending(7), 400, "every event waited on is in the journal");
     }
 }
