@@ -902,6 +902,29 @@ fn seat(text: &str) -> Result<Seat, String> {
     Ok(Seat { account: account.0, org: org.to_string() })
 }
 
+/// A proposal's action as an operator reads it: accounts, keys and hashes in hex.
+fn describe(action: &Action) -> String {
+    let hexes = |keys: &[[u8; 32]]| keys.iter().map(hex::encode).collect::<Vec<_>>().join(", ");
+    match action {
+        Action::SetValidators { keys } => format!("set the validators to [{}]", hexes(keys)),
+        Action::ApproveCode { code_hash } => format!("approve code {}", hex::encode(code_hash)),
+        Action::Lifecycle { contract, op } => {
+            let what = match op {
+                LifecycleOp::Migrate { code_hash, args } => {
+                    format!(" to code {} ({} bytes of arguments)", hex::encode(code_hash), args.len())
+                }
+                LifecycleOp::SetAdmin { admin } => format!(" to {}", hex::encode(admin)),
+                LifecycleOp::Freeze | LifecycleOp::Unfreeze => String::new(),
+            };
+            format!("{} contract {}{what}", op.name(), hex::encode(contract))
+        }
+        Action::AddOrg { id, name, kind, admin } => {
+            format!("add organisation {id} ({name:?}, {kind:?}) administered by {}", hex::encode(admin))
+        }
+        other => format!("{other:?}"),
+    }
+}
+
 fn basis_names(bits: u8) -> Vec<&'static str> {
     LegalBasis::ALL.iter().filter(|b| bits & (1 << **b as u8) != 0).map(|b| b.name()).collect()
 }
@@ -946,7 +969,7 @@ pub async fn gov(command: GovCommand, ctx: &Ctx) -> Shown {
             };
             let orgs: Vec<&str> = p.votes.iter().filter_map(|v| committee.org_of(v)).collect();
             let json = serde_json::json!({
-                "id": p.id, "action": format!("{:?}", p.action), "proposer": hex::encode(p.proposer),
+                "id": p.id, "action": describe(&p.action), "proposer": hex::encode(p.proposer),
                 "votes": p.votes.iter().map(hex::encode).collect::<Vec<_>>(), "voting_orgs": orgs,
                 "threshold": committee.threshold,
                 "created_height": p.created_height, "executed": p.executed,
@@ -955,9 +978,9 @@ pub async fn gov(command: GovCommand, ctx: &Ctx) -> Shown {
                 })),
             });
             let mut text = format!(
-                "proposal {}  {:?}\nvotes of {} of {} organisations needed ({})  {}",
+                "proposal {}  {}\nvotes of {} of {} organisations needed ({})  {}",
                 p.id,
-                p.action,
+                describe(&p.action),
                 committee.voting_orgs(&p.votes),
                 committee.threshold,
                 orgs.join(", "),
