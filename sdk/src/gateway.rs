@@ -114,7 +114,8 @@ pub struct Durable(Option<journal::Commit>);
 
 impl Durable {
     /// Waits until the event is written and fsynced, sharing the fsync with every event
-    /// queued meanwhile.
+    /// queued meanwhile. On an error, serve nothing: the journal refuses everything from
+    /// then on, and a restarted gateway knows only what it made durable.
     pub fn wait(self) -> Result<(), GatewayError> {
         match self.0 {
             Some(commit) => Ok(commit.wait()?),

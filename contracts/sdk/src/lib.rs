@@ -50,12 +50,12 @@ impl From<shutong_codec::DecodeError> for Error {
 /// A method's result: its canonical output bytes, or a refusal.
 pub type MethodResult = Result<Vec<u8>, Error>;
 
-/// Reads the value stored under `key` in this contract's storage.
 /// Lower-case hexadecimal of `bytes`, for error messages and event data.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{:02x}", b)).collect()
 }
 
+/// Reads the value stored under `key` in this contract's storage.
 pub fn storage_get(key: &[u8]) -> Option<Vec<u8>> {
     host::storage_get(key)
 }

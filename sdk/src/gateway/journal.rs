@@ -105,7 +105,6 @@ impl Record {
 /// gateway serving many requests at once thus pays one fsync per round, not per event.
 #[derive(Debug)]
 pub struct Journal {
-    path: PathBuf,
     shared: Arc<Shared>,
     /// The journal's size in bytes, counting what is queued.
     bytes: u64,
@@ -113,6 +112,7 @@ pub struct Journal {
 
 #[derive(Debug)]
 struct Shared {
+    path: PathBuf,
     state: Mutex<State>,
     /// Signalled when a round of writing ends.
     written: Condvar,
@@ -139,7 +139,6 @@ struct State {
 #[derive(Debug)]
 #[must_use = "an append is durable only after its commit is waited on"]
 pub struct Commit {
-    path: PathBuf,
     shared: Arc<Shared>,
     seq: u64,
 }
@@ -159,7 +158,7 @@ impl Commit {
         let mut state = locked(&self.shared);
         loop {
             if let Some(failed) = &state.failed {
-                return Err(failure(&self.path, failed));
+                return Err(failure(&self.shared.path, failed));
             }
             if state.durable >= self.seq {
                 return Ok(());
@@ -209,8 +208,8 @@ impl Journal {
             failed: None,
             syncs: 0,
         };
-        let shared = Arc::new(Shared { state: Mutex::new(state), written: Condvar::new() });
-        Ok((Journal { path: path.to_path_buf(), shared, bytes: good as u64 }, records))
+        let shared = Arc::new(Shared { path: path.to_path_buf(), state: Mutex::new(state), written: Condvar::new() });
+        Ok((Journal { shared, bytes: good as u64 }, records))
     }
 
     /// Queues records, to be written in order after everything queued before them; they are
@@ -218,7 +217,7 @@ impl Journal {
     pub fn append(&mut self, records: &[Record]) -> Result<Commit, JournalError> {
         let mut state = locked(&self.shared);
         if let Some(failed) = &state.failed {
-            return Err(failure(&self.path, failed));
+            return Err(failure(&self.shared.path, failed));
         }
         let before = state.queued.len();
         for record in records {
@@ -226,7 +225,7 @@ impl Journal {
         }
         self.bytes += (state.queued.len() - before) as u64;
         state.appended += 1;
-        Ok(Commit { path: self.path.clone(), shared: Arc::clone(&self.shared), seq: state.appended })
+        Ok(Commit { shared: Arc::clone(&self.shared), seq: state.appended })
     }
 
     /// Appends records and makes them durable before returning.
@@ -248,27 +247,28 @@ impl Journal {
     /// far (written to a new file, fsynced, then renamed over the old one, so a crash leaves
     /// one or the other whole). What was queued is dropped, and its commits are durable.
     pub fn rewrite(&mut self, records: &[Record]) -> Result<(), JournalError> {
-        let io = |source| JournalError::Io { path: self.path.clone(), source };
+        let path = &self.shared.path;
+        let io = |source| JournalError::Io { path: path.clone(), source };
         let mut state = locked(&self.shared);
         while state.writing {
             state = self.shared.written.wait(state).unwrap_or_else(PoisonError::into_inner);
         }
         if let Some(failed) = &state.failed {
-            return Err(failure(&self.path, failed));
+            return Err(failure(&self.shared.path, failed));
         }
         let mut out = Vec::new();
         for record in records {
             frame(&mut out, record);
         }
-        let fresh = self.path.with_extension("compacting");
+        let fresh = path.with_extension("compacting");
         let mut file = File::create(&fresh).map_err(io)?;
         file.write_all(&out).map_err(io)?;
         file.sync_all().map_err(io)?;
-        std::fs::rename(&fresh, &self.path).map_err(io)?;
-        if let Some(dir) = self.path.parent() {
+        std::fs::rename(&fresh, path).map_err(io)?;
+        if let Some(dir) = path.parent() {
             File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
         }
-        state.file = Arc::new(OpenOptions::new().append(true).open(&self.path).map_err(io)?);
+        state.file = Arc::new(OpenOptions::new().append(true).open(path).map_err(io)?);
         state.queued.clear();
         state.durable = state.appended;
         state.syncs += 1;
