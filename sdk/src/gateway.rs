@@ -122,6 +122,15 @@ impl Durable {
             None => Ok(()),
         }
     }
+
+    /// [`Durable::wait`] for async handlers: the task sleeps until its round is fsynced,
+    /// and no thread blocks.
+    pub async fn wait_async(self) -> Result<(), GatewayError> {
+        match self.0 {
+            Some(commit) => Ok(commit.wait_async().await?),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Where [`Gateway::record`] put an event.
@@ -400,7 +409,9 @@ impl Gateway {
         let groups = stream.groups.len();
         let new_group = !stream.groups.iter().any(|g| recorded.matches(g));
         if (new_group && groups >= BATCH_GROUPS_MAX) || stream.open.len() as u64 >= BATCH_EVENTS_MAX {
-            self.seal(recorded.event.grant)?;
+            // Queued, not waited on: the event's own commit, behind it in the journal, makes
+            // the seal durable too, and `unanchored` flushes before it hands a batch out.
+            self.seal_queued(recorded.event.grant)?;
         }
         let commit = match &mut self.journal {
             Some(journal) => Some(journal.append(&[Record::Event { event: recorded.event.clone(), time_ms }])?),
@@ -423,6 +434,15 @@ impl Gateway {
     /// that fills up, at 32 groups, is sealed by `record` itself: submit every batch in
     /// [`Gateway::unanchored`].)
     pub fn seal(&mut self, grant: u64) -> Result<Option<AnchorBatch>, GatewayError> {
+        let sealed = self.seal_queued(grant)?;
+        if let Some(journal) = &self.journal {
+            journal.flush()?;
+        }
+        Ok(sealed)
+    }
+
+    /// [`Gateway::seal`] with the seal queued in the journal, not yet durable.
+    fn seal_queued(&mut self, grant: u64) -> Result<Option<AnchorBatch>, GatewayError> {
         let Some(stream) = self.streams.get(&grant).filter(|s| !s.open.is_empty()) else {
             return Ok(None);
         };
@@ -432,7 +452,8 @@ impl Gateway {
         let end = last.saturating_add(1).max(start.saturating_add(1));
         let (seq, events) = (stream.next_seq, stream.open.len() as u64);
         if let Some(journal) = &mut self.journal {
-            journal.append_durably(&[Record::Sealed { grant, seq, start_ms: start, end_ms: end, events }])?;
+            // Only queued: `seal` and `unanchored` make it durable before the batch leaves.
+            let _queued = journal.append(&[Record::Sealed { grant, seq, start_ms: start, end_ms: end, events }])?;
         }
         Ok(Some(self.seal_events(grant, seq, start, end)))
     }
@@ -455,8 +476,13 @@ impl Gateway {
     }
 
     /// The sealed batches the chain has not confirmed, oldest first: submit each (again).
-    pub fn unanchored(&self) -> Vec<AnchorBatch> {
-        self.sealed.values().filter(|s| !s.anchored).map(|s| s.anchor.clone()).collect()
+    /// Their seals are made durable first, so no batch reaches the chain that a restarted
+    /// gateway would not know it sealed.
+    pub fn unanchored(&self) -> Result<Vec<AnchorBatch>, GatewayError> {
+        if let Some(journal) = &self.journal {
+            journal.flush()?;
+        }
+        Ok(self.sealed.values().filter(|s| !s.anchored).map(|s| s.anchor.clone()).collect())
     }
 
     /// Notes that the chain recorded batch `seq` of `grant` (its `audit.anchor` succeeded,
@@ -834,11 +860,79 @@ mod tests {
             let u = Use { account: [i as u8; 32], ..request(7, &["uscc"], "licensing.renewal") };
             assert!(matches!(g.record(event(&u), &permit, NOW + i).unwrap(), Journaled::Batched { .. }));
         }
-        let full = g.unanchored();
+        let full = g.unanchored().unwrap();
         assert_eq!(full.len(), 1, "the 33rd consumer starts a new batch");
         assert_eq!((full[0].seq, full[0].groups.len(), g.pending(7)), (1, BATCH_GROUPS_MAX, 1));
         let next = g.seal(7).unwrap().unwrap();
         assert_eq!((next.seq, next.period_start_ms), (2, full[0].period_end_ms));
+    }
+
+    #[test]
+    fn a_batch_sealed_by_itself_is_durable_before_it_is_handed_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.journal");
+        let mut g = Gateway::open(&path, JournalConfig::default()).unwrap();
+        g.put_grant(grant(7, 1_000_000));
+        let permit = Decision { permit: true, reason: String::new(), violation: false };
+        // The writer is held back: the 33rd consumer's event seals batch 1, and the seal is
+        // only queued.
+        fn journal(g: &Gateway) -> &Journal {
+            g.journal.as_ref().unwrap()
+        }
+        journal(&g).pause(true);
+        for i in 0..=BATCH_GROUPS_MAX as u64 {
+            let u = Use { account: [i as u8; 32], ..request(7, &["uscc"], "licensing.renewal") };
+            let (journaled, _not_waited) = g.record_deferred(event(&u), &permit, NOW + i).unwrap();
+            assert!(matches!(journaled, Journaled::Batched { .. }));
+        }
+        let handed_out = std::thread::scope(|s| {
+            let asking = s.spawn(|| g.unanchored().unwrap());
+            // `unanchored` waits for the journal before it hands the batch out.
+            journal(&g).await_waiters(1);
+            assert_eq!(journal(&g).syncs(), 0);
+            journal(&g).pause(false);
+            asking.join().unwrap()
+        });
+        assert_eq!(handed_out.len(), 1);
+        drop(g); // the process dies right after submitting the batch
+        let g = Gateway::open(&path, JournalConfig::default()).unwrap();
+        assert_eq!(g.unanchored().unwrap(), handed_out, "the restarted gateway knows the batch it submitted");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn async_handlers_sleep_until_their_round_is_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.journal");
+        let mut g = Gateway::open(&path, JournalConfig::default()).unwrap();
+        g.put_grant(grant(7, 1_000_000));
+        g.put_member(ANALYST, Some(member(ANALYST)));
+        let g = std::sync::Arc::new(std::sync::Mutex::new(g));
+        // One thread runs every handler: a blocking wait would stall them all.
+        let handlers: Vec<_> = (0..50u64)
+            .map(|t| {
+                let g = std::sync::Arc::clone(&g);
+                tokio::spawn(async move {
+                    for i in 0..4u64 {
+                        let u = request(7, &["uscc"], "licensing.renewal");
+                        let durable = {
+                            let mut g = g.lock().unwrap();
+                            let decision = g.authorize(&u, NOW + t * 10 + i);
+                            g.record_deferred(event(&u), &decision, NOW + t * 10 + i).unwrap().1
+                        };
+                        durable.wait_async().await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handlers {
+            h.await.unwrap();
+        }
+        let g = std::sync::Arc::into_inner(g).unwrap().into_inner().unwrap();
+        let syncs = g.journal.as_ref().unwrap().syncs();
+        assert!(syncs < 200, "200 events in {syncs} rounds: handlers waiting together share a round");
+        drop(g);
+        let reopened = Gateway::open(&path, JournalConfig::default()).unwrap();
+        assert_eq!(reopened.pending(7), 200, "every event awaited is in the journal");
     }
 
     #[test]
@@ -885,7 +979,7 @@ mod tests {
         drop(g); // the process dies: batch 1 submitted or not, 2 events unsealed
 
         let mut g = Gateway::open(&path, config).unwrap();
-        assert_eq!(g.unanchored(), vec![first.clone()], "the sealed batch, to submit again");
+        assert_eq!(g.unanchored().unwrap(), vec![first.clone()], "the sealed batch, to submit again");
         assert_eq!(g.pending(7), 2);
         g.anchored(7, 1).unwrap();
         let second = g.seal(7).unwrap().unwrap();
@@ -893,9 +987,9 @@ mod tests {
         drop(g);
 
         let mut g = Gateway::open(&path, config).unwrap();
-        assert_eq!(g.unanchored(), vec![second.clone()], "batch 1 is confirmed and never offered again");
+        assert_eq!(g.unanchored().unwrap(), vec![second.clone()], "batch 1 is confirmed and never offered again");
         g.anchored(7, 2).unwrap();
-        assert!(g.unanchored().is_empty());
+        assert!(g.unanchored().unwrap().is_empty());
         // A compaction keeps the numbering and the period.
         g.compact().unwrap();
         drop(g);

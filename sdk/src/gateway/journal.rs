@@ -24,6 +24,8 @@ pub enum JournalError {
     Io { path: PathBuf, source: io::Error },
     #[error("the gateway journal {path} is corrupt at byte {offset}: {reason}")]
     Corrupt { path: PathBuf, offset: u64, reason: String },
+    #[error("the gateway journal {path} was closed before the record was written")]
+    Closed { path: PathBuf },
 }
 
 /// What the journal holds, in the order it happened.
@@ -100,22 +102,29 @@ impl Record {
 }
 
 /// An open journal file, appended to with group commit: [`Journal::append`] only queues
-/// its records and answers a [`Commit`]; the first caller to wait on one writes and fsyncs
-/// everything queued so far, and the callers queued behind it share that one fsync. A
-/// gateway serving many requests at once thus pays one fsync per round, not per event.
+/// its records and answers a [`Commit`]. A writer thread of the journal's own writes and
+/// fsyncs everything queued, round after round: the records queued while one round is
+/// fsynced all go out in the next, under one fsync. A gateway serving many requests at once
+/// thus pays one fsync per round, not per event, and a handler waits for its round
+/// ([`Commit::wait`], or [`Commit::wait_async`] from async code) without doing the writing.
 #[derive(Debug)]
 pub struct Journal {
     shared: Arc<Shared>,
     /// The journal's size in bytes, counting what is queued.
     bytes: u64,
+    writer: Option<std::thread::JoinHandle<()>>,
 }
 
 #[derive(Debug)]
 struct Shared {
     path: PathBuf,
     state: Mutex<State>,
-    /// Signalled when a round of writing ends.
+    /// Signalled when records are queued, or the journal closes: wakes the writer.
+    queued: Condvar,
+    /// Signalled when a round of writing ends (and on close): wakes blocking waiters.
     written: Condvar,
+    /// The number of the latest durable append, for async waiters.
+    durable: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Debug)]
@@ -126,13 +135,20 @@ struct State {
     /// How many appends were queued, and how many of them are durable.
     appended: u64,
     durable: u64,
-    /// A caller is writing and fsyncing a round.
+    /// The writer is writing and fsyncing a round.
     writing: bool,
     /// A failed write or fsync: what the file holds past the last durable append is unknown,
     /// so every later append and wait fails with it.
     failed: Option<(io::ErrorKind, String)>,
+    /// The journal was dropped: what it had queued and not written is not durable.
+    closed: bool,
     /// Rounds written, each ending in one fsync.
     syncs: u64,
+    /// Callers blocked in [`Commit::wait`].
+    waiters: u64,
+    /// Tests hold the writer back, to see what is queued meanwhile.
+    #[cfg(test)]
+    paused: bool,
 }
 
 /// An append queued in the journal: [`Commit::wait`] returns once it is durable.
@@ -152,37 +168,83 @@ fn failure(path: &Path, (kind, message): &(io::ErrorKind, String)) -> JournalErr
     JournalError::Io { path: path.to_path_buf(), source: io::Error::new(*kind, message.clone()) }
 }
 
+/// Where append `seq` stands: `Some` once it is durable or can never be.
+fn settled(shared: &Shared, state: &State, seq: u64) -> Option<Result<(), JournalError>> {
+    if state.durable >= seq {
+        return Some(Ok(()));
+    }
+    if let Some(failed) = &state.failed {
+        return Some(Err(failure(&shared.path, failed)));
+    }
+    state.closed.then(|| Err(JournalError::Closed { path: shared.path.clone() }))
+}
+
 impl Commit {
-    /// Waits until the append is durable: written and fsynced, by this caller or another.
+    /// Blocks until the append is durable: written and fsynced with its round.
     pub fn wait(self) -> Result<(), JournalError> {
         let mut state = locked(&self.shared);
         loop {
-            if let Some(failed) = &state.failed {
-                return Err(failure(&self.shared.path, failed));
+            if let Some(result) = settled(&self.shared, &state, self.seq) {
+                return result;
             }
-            if state.durable >= self.seq {
-                return Ok(());
-            }
-            if state.writing {
-                state = self.shared.written.wait(state).unwrap_or_else(PoisonError::into_inner);
-                continue;
-            }
-            // This caller writes the round: everything queued so far.
-            state.writing = true;
-            let round = std::mem::take(&mut state.queued);
-            let upto = state.appended;
-            let file = Arc::clone(&state.file);
-            drop(state);
-            let result = (&*file).write_all(&round).and_then(|()| file.sync_data());
-            state = locked(&self.shared);
-            state.writing = false;
-            state.syncs += 1;
-            match result {
-                Ok(()) => state.durable = state.durable.max(upto),
-                Err(e) => state.failed = Some((e.kind(), e.to_string())),
-            }
-            self.shared.written.notify_all();
+            state.waiters += 1;
+            state = self.shared.written.wait(state).unwrap_or_else(PoisonError::into_inner);
+            state.waiters -= 1;
         }
+    }
+
+    /// [`Commit::wait`] for async code: the task sleeps, no thread blocks.
+    pub async fn wait_async(self) -> Result<(), JournalError> {
+        let mut rounds = self.shared.durable.subscribe();
+        loop {
+            if let Some(result) = settled(&self.shared, &locked(&self.shared), self.seq) {
+                return result;
+            }
+            // Every round's end, failure and close is sent; a closed channel cannot happen
+            // while this commit holds the sender.
+            if rounds.changed().await.is_err() {
+                return Err(JournalError::Closed { path: self.shared.path.clone() });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+fn held_back(state: &State) -> bool {
+    state.paused
+}
+
+#[cfg(not(test))]
+fn held_back(_: &State) -> bool {
+    false
+}
+
+/// The writer thread: writes and fsyncs what is queued, a round at a time, until the
+/// journal is dropped.
+fn write_rounds(shared: &Shared) {
+    let mut state = locked(shared);
+    loop {
+        while (state.queued.is_empty() || held_back(&state)) && !state.closed && state.failed.is_none() {
+            state = shared.queued.wait(state).unwrap_or_else(PoisonError::into_inner);
+        }
+        if state.closed || state.failed.is_some() {
+            return;
+        }
+        state.writing = true;
+        let round = std::mem::take(&mut state.queued);
+        let upto = state.appended;
+        let file = Arc::clone(&state.file);
+        drop(state);
+        let result = (&*file).write_all(&round).and_then(|()| file.sync_data());
+        state = locked(shared);
+        state.writing = false;
+        state.syncs += 1;
+        match result {
+            Ok(()) => state.durable = state.durable.max(upto),
+            Err(e) => state.failed = Some((e.kind(), e.to_string())),
+        }
+        shared.durable.send_replace(state.durable);
+        shared.written.notify_all();
     }
 }
 
@@ -206,10 +268,27 @@ impl Journal {
             durable: 0,
             writing: false,
             failed: None,
+            closed: false,
             syncs: 0,
+            waiters: 0,
+            #[cfg(test)]
+            paused: false,
         };
-        let shared = Arc::new(Shared { path: path.to_path_buf(), state: Mutex::new(state), written: Condvar::new() });
-        Ok((Journal { shared, bytes: good as u64 }, records))
+        let shared = Arc::new(Shared {
+            path: path.to_path_buf(),
+            state: Mutex::new(state),
+            queued: Condvar::new(),
+            written: Condvar::new(),
+            durable: tokio::sync::watch::Sender::new(0),
+        });
+        let writer = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("gateway-journal".into())
+                .spawn(move || write_rounds(&shared))
+                .map_err(io)?
+        };
+        Ok((Journal { shared, bytes: good as u64, writer: Some(writer) }, records))
     }
 
     /// Queues records, to be written in order after everything queued before them; they are
@@ -225,12 +304,19 @@ impl Journal {
         }
         self.bytes += (state.queued.len() - before) as u64;
         state.appended += 1;
+        self.shared.queued.notify_one();
         Ok(Commit { shared: Arc::clone(&self.shared), seq: state.appended })
     }
 
     /// Appends records and makes them durable before returning.
     pub fn append_durably(&mut self, records: &[Record]) -> Result<(), JournalError> {
         self.append(records)?.wait()
+    }
+
+    /// Makes everything appended so far durable (at once, if it already is).
+    pub fn flush(&self) -> Result<(), JournalError> {
+        let seq = locked(&self.shared).appended;
+        Commit { shared: Arc::clone(&self.shared), seq }.wait()
     }
 
     /// The journal's size in bytes, counting what is queued.
@@ -241,6 +327,28 @@ impl Journal {
     /// How many rounds were written, each ending in one fsync.
     pub fn syncs(&self) -> u64 {
         locked(&self.shared).syncs
+    }
+
+    /// How many callers are blocked waiting for their appends.
+    pub fn waiters(&self) -> u64 {
+        locked(&self.shared).waiters
+    }
+
+    /// Holds the writer back (it finishes the round it is writing), or lets it go on.
+    #[cfg(test)]
+    pub(crate) fn pause(&self, paused: bool) {
+        locked(&self.shared).paused = paused;
+        self.shared.queued.notify_all();
+    }
+
+    /// Waits until `n` callers are blocked waiting for their appends.
+    #[cfg(test)]
+    pub(crate) fn await_waiters(&self, n: u64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.waiters() < n {
+            assert!(std::time::Instant::now() < deadline, "{n} callers never waited on the journal");
+            std::thread::yield_now();
+        }
     }
 
     /// Replaces the journal's contents with `records`, which must say everything appended so
@@ -273,8 +381,29 @@ impl Journal {
         state.durable = state.appended;
         state.syncs += 1;
         self.bytes = out.len() as u64;
+        self.shared.durable.send_replace(state.durable);
         self.shared.written.notify_all();
         Ok(())
+    }
+}
+
+/// Dropping the journal is what a crash does to it: what it queued and did not write is
+/// lost, and whoever still waits on it hears so. (The round being written finishes first.)
+impl Drop for Journal {
+    fn drop(&mut self) {
+        {
+            let mut state = locked(&self.shared);
+            state.closed = true;
+            state.queued.clear();
+            self.shared.queued.notify_all();
+        }
+        if let Some(writer) = self.writer.take() {
+            // The writer ends after its round; a panic there has nothing left to report to.
+            let _ = writer.join();
+        }
+        let state = locked(&self.shared);
+        self.shared.durable.send_replace(state.durable);
+        self.shared.written.notify_all();
     }
 }
 
@@ -372,15 +501,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal");
         let (mut journal, _) = Journal::open(&path).unwrap();
+        // The writer is busy (held back) while three appends queue up behind it.
+        journal.pause(true);
         let commits: Vec<Commit> =
             (0..3).map(|i| journal.append(&[Record::Event { event: event(7), time_ms: i }]).unwrap()).collect();
-        let mut commits = commits.into_iter().rev();
-        // The last one's round writes all three; the others find themselves durable.
-        commits.next().unwrap().wait().unwrap();
+        assert_eq!(journal.syncs(), 0);
+        journal.pause(false);
         for c in commits {
             c.wait().unwrap();
         }
-        assert_eq!(journal.syncs(), 1);
+        assert_eq!(journal.syncs(), 1, "the three shared one round");
         drop(journal);
         let (_, read) = Journal::open(&path).unwrap();
         assert_eq!(read.iter().map(|r| matches!(r, Record::Event { .. })).filter(|e| *e).count(), 3);
