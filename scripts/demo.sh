@@ -30,9 +30,9 @@ query_until() {
 
 step "building shutong ($profile; the first build takes a while)"
 if [ "$profile" = release ]; then
-  cargo build --release --locked -p shutong-node --bin shutong
+  cargo build --release --locked -p shutong-cli --bin shutong
 else
-  cargo build --locked -p shutong-node --bin shutong
+  cargo build --locked -p shutong-cli --bin shutong
 fi
 bin=$CARGO_TARGET_DIR/$([ "$profile" = release ] && echo release || echo debug)/shutong
 

@@ -1,19 +1,19 @@
-//! RPC access control per signed request (`node/src/access.rs`): checking the request's
+//! RPC access control per signed request (`node/src/rpc/access.rs`): checking the request's
 //! signature over its body, and reading the signer's standing from committed state (a
 //! principal found, and the worst case: a key found nowhere, which misses all three
 //! lookups). The database holds 20,000 principals of 200 organisations.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use shutong_codec::Encode;
-use shutong_node::access;
-use shutong_node::audit_log;
-use shutong_node::state_tree;
-use shutong_node::storage::{Commit, Storage, Tip};
+use shutong_execution::audit_log;
+use shutong_execution::state_tree;
+use shutong_node::rpc::access;
 use shutong_sdk::auth::RequestAuth;
 use shutong_sdk::system_api::names;
 use shutong_sdk::system_api::registry::{
     Org, OrgKind, OrgStatus, Principal, PrincipalKind, PrincipalStatus, org_key, principal_key, role,
 };
+use shutong_storage::{Commit, Storage, Tip};
 use shutong_types::keyspace;
 use shutong_types::{Address, Block, Hash, Keypair, Roots};
 use shutong_vm::state::Writes;

@@ -6,7 +6,7 @@
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use shutong_benches::{Fixture, registry_call, signed_registrations};
 use shutong_codec::{Decode, Encode};
-use shutong_node::storage::Commit;
+use shutong_storage::Commit;
 use shutong_types::{Block, SignedTransaction};
 use shutong_vm::state::Overlay;
 use std::hint::black_box;

@@ -5,9 +5,9 @@
 //! grants several times over); the audit log holds 1,048,576 leaves.
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use shutong_node::audit_log::{self, MemoryTiles};
-use shutong_node::state_tree;
-use shutong_node::storage::{Commit, Storage, Tip};
+use shutong_execution::audit_log::{self, MemoryTiles};
+use shutong_execution::state_tree;
+use shutong_storage::{Commit, Storage, Tip};
 use shutong_types::{Block, Hash, Roots, auditlog};
 use shutong_vm::state::Writes;
 use std::hint::black_box;

@@ -4,12 +4,12 @@
 //! its VM and executor, and signed registry transactions.
 
 use shutong_codec::Encode;
-use shutong_node::executor::Executor;
-use shutong_node::genesis::{Genesis, GenesisValidator};
+use shutong_execution::executor::Executor;
+use shutong_execution::genesis::{Genesis, GenesisValidator};
 use shutong_node::init_storage;
-use shutong_node::storage::{Storage, Tip};
 use shutong_sdk::system_api::registry::{GetOrg, OrgKind, RegisterOrg};
 use shutong_sdk::{TxBuilder, builder};
+use shutong_storage::{Storage, Tip};
 use shutong_types::keyspace::{self, Instance};
 use shutong_types::{AccountId, Block, BlockHeader, Hash, Keypair, SignedTransaction, merkle_root, validator_set_hash};
 use shutong_vm::{CallContext, Vm, VmConfig};
@@ -44,7 +44,7 @@ impl Fixture {
             CHAIN_ID,
             1_795_000_000_000,
             vec![GenesisValidator { name: "v0".into(), public_key: validator.public() }],
-            shutong_node::genesis::CommitteeMember::departments(&[Keypair::from_seed("bench-admin").account()]),
+            shutong_execution::genesis::CommitteeMember::departments(&[Keypair::from_seed("bench-admin").account()]),
         );
         let tip = init_storage(&storage, &genesis).expect("genesis");
         let vm = Arc::new(Vm::new(VmConfig::default()).expect("vm"));
@@ -116,7 +116,7 @@ fn registry_call_with(fixture: &Fixture, method: &str) -> (CallContext, Hash, St
         let tip = Tip { height: 0, ..fixture.tip };
         let block = fixture.genesis.block();
         // Straight into the flat state the VM reads; the bench needs no state tree.
-        fixture.storage.commit(shutong_node::storage::Commit {
+        fixture.storage.commit(shutong_storage::Commit {
             block: &block,
             certificate: None,
             receipts: &[],

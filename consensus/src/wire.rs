@@ -87,6 +87,80 @@ impl Decode for CompactProposal {
     }
 }
 
+/// The kinds of message, by the tag that starts each on the wire: the one table the
+/// encoder, the decoder, the peer guard's request limit and the traffic metrics read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Consensus,
+    Proposal,
+    BlockRequest,
+    Blocks,
+    SyncRequest,
+    SyncBlocks,
+    Batch,
+    CompactProposal,
+    BatchRequest,
+}
+
+impl Kind {
+    /// Every kind, in tag order: `ALL[t]` has tag `t`.
+    pub const ALL: [Kind; 9] = [
+        Kind::Consensus,
+        Kind::Proposal,
+        Kind::BlockRequest,
+        Kind::Blocks,
+        Kind::SyncRequest,
+        Kind::SyncBlocks,
+        Kind::Batch,
+        Kind::CompactProposal,
+        Kind::BatchRequest,
+    ];
+
+    pub fn tag(self) -> u8 {
+        match self {
+            Kind::Consensus => 0,
+            Kind::Proposal => 1,
+            Kind::BlockRequest => 2,
+            Kind::Blocks => 3,
+            Kind::SyncRequest => 4,
+            Kind::SyncBlocks => 5,
+            Kind::Batch => 6,
+            Kind::CompactProposal => 7,
+            Kind::BatchRequest => 8,
+        }
+    }
+
+    pub fn of_tag(tag: u8) -> Option<Kind> {
+        Kind::ALL.get(tag as usize).copied()
+    }
+
+    /// The kind an encoded message claims by its first byte (it may still not decode).
+    pub fn of_bytes(bytes: &[u8]) -> Option<Kind> {
+        bytes.first().and_then(|tag| Kind::of_tag(*tag))
+    }
+
+    /// A short name, for metric labels and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Consensus => "consensus",
+            Kind::Proposal => "proposal",
+            Kind::BlockRequest => "block_request",
+            Kind::Blocks => "blocks",
+            Kind::SyncRequest => "sync_request",
+            Kind::SyncBlocks => "sync_blocks",
+            Kind::Batch => "batch",
+            Kind::CompactProposal => "compact_proposal",
+            Kind::BatchRequest => "batch_request",
+        }
+    }
+
+    /// Whether answering it makes the receiver read blocks or batches and send them back:
+    /// such requests have a rate of their own.
+    pub fn is_costly_request(self) -> bool {
+        matches!(self, Kind::BlockRequest | Kind::SyncRequest | Kind::BatchRequest)
+    }
+}
+
 /// A message between nodes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetMessage {
@@ -112,78 +186,79 @@ pub enum NetMessage {
     BatchRequest(Vec<Hash>),
 }
 
+impl NetMessage {
+    pub fn kind(&self) -> Kind {
+        match self {
+            NetMessage::Consensus(_) => Kind::Consensus,
+            NetMessage::Proposal { .. } => Kind::Proposal,
+            NetMessage::BlockRequest { .. } => Kind::BlockRequest,
+            NetMessage::Blocks(_) => Kind::Blocks,
+            NetMessage::SyncRequest { .. } => Kind::SyncRequest,
+            NetMessage::SyncBlocks(_) => Kind::SyncBlocks,
+            NetMessage::Batch(_) => Kind::Batch,
+            NetMessage::CompactProposal(_) => Kind::CompactProposal,
+            NetMessage::BatchRequest(_) => Kind::BatchRequest,
+        }
+    }
+}
+
 impl Encode for NetMessage {
     fn encode_to(&self, out: &mut Vec<u8>) {
+        write::u8(out, self.kind().tag());
         match self {
-            NetMessage::Consensus(message) => {
-                write::u8(out, 0);
-                message.encode_to(out);
-            }
+            NetMessage::Consensus(message) => message.encode_to(out),
             NetMessage::Proposal { block, parent_view, vote } => {
-                write::u8(out, 1);
                 block.encode_to(out);
                 write::u64(out, *parent_view);
                 vote.encode_to(out);
             }
             NetMessage::BlockRequest { digest, ancestors } => {
-                write::u8(out, 2);
                 digest.encode_to(out);
                 write::u32(out, *ancestors);
             }
-            NetMessage::Blocks(blocks) => {
-                write::u8(out, 3);
-                write::seq(out, blocks, |out, block| block.encode_to(out));
-            }
+            NetMessage::Blocks(blocks) => write::seq(out, blocks, |out, block| block.encode_to(out)),
             NetMessage::SyncRequest { from_height, count } => {
-                write::u8(out, 4);
                 write::u64(out, *from_height);
                 write::u32(out, *count);
             }
             NetMessage::SyncBlocks(blocks) => {
-                write::u8(out, 5);
                 write::seq(out, blocks, |out, (block, certificate)| {
                     block.encode_to(out);
                     write::option(out, certificate, |out, c| c.encode_to(out));
                 });
             }
-            NetMessage::Batch(batch) => {
-                write::u8(out, 6);
-                batch.encode_to(out);
-            }
-            NetMessage::CompactProposal(proposal) => {
-                write::u8(out, 7);
-                proposal.encode_to(out);
-            }
-            NetMessage::BatchRequest(digests) => {
-                write::u8(out, 8);
-                write::seq(out, digests, |out, digest| digest.encode_to(out));
-            }
+            NetMessage::Batch(batch) => batch.encode_to(out),
+            NetMessage::CompactProposal(proposal) => proposal.encode_to(out),
+            NetMessage::BatchRequest(digests) => write::seq(out, digests, |out, digest| digest.encode_to(out)),
         }
     }
 }
 
 impl Decode for NetMessage {
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        match r.u8()? {
-            0 => Ok(NetMessage::Consensus(Message::decode_from(r)?)),
-            1 => Ok(NetMessage::Proposal {
+        let tag = r.u8()?;
+        let Some(kind) = Kind::of_tag(tag) else {
+            return Err(DecodeError::InvalidTag { what: "net message", tag });
+        };
+        Ok(match kind {
+            Kind::Consensus => NetMessage::Consensus(Message::decode_from(r)?),
+            Kind::Proposal => NetMessage::Proposal {
                 block: Block::decode_from(r)?,
                 parent_view: r.u64()?,
                 vote: SignedVote::decode_from(r)?,
-            }),
-            2 => Ok(NetMessage::BlockRequest { digest: Hash::decode_from(r)?, ancestors: r.u32()? }),
-            3 => Ok(NetMessage::Blocks(r.seq("net.blocks", BLOCKS_PER_MESSAGE_MAX, Block::decode_from)?)),
-            4 => Ok(NetMessage::SyncRequest { from_height: r.u64()?, count: r.u32()? }),
-            5 => Ok(NetMessage::SyncBlocks(r.seq("net.sync_blocks", BLOCKS_PER_MESSAGE_MAX, |r| {
+            },
+            Kind::BlockRequest => NetMessage::BlockRequest { digest: Hash::decode_from(r)?, ancestors: r.u32()? },
+            Kind::Blocks => NetMessage::Blocks(r.seq("net.blocks", BLOCKS_PER_MESSAGE_MAX, Block::decode_from)?),
+            Kind::SyncRequest => NetMessage::SyncRequest { from_height: r.u64()?, count: r.u32()? },
+            Kind::SyncBlocks => NetMessage::SyncBlocks(r.seq("net.sync_blocks", BLOCKS_PER_MESSAGE_MAX, |r| {
                 Ok((Block::decode_from(r)?, r.option("net.sync_certificate", Certificate::decode_from)?))
-            })?)),
-            6 => Ok(NetMessage::Batch(Batch::decode_from(r)?)),
-            7 => Ok(NetMessage::CompactProposal(CompactProposal::decode_from(r)?)),
-            8 => {
-                Ok(NetMessage::BatchRequest(r.seq("net.batch_request", BATCHES_PER_MESSAGE_MAX, Hash::decode_from)?))
+            })?),
+            Kind::Batch => NetMessage::Batch(Batch::decode_from(r)?),
+            Kind::CompactProposal => NetMessage::CompactProposal(CompactProposal::decode_from(r)?),
+            Kind::BatchRequest => {
+                NetMessage::BatchRequest(r.seq("net.batch_request", BATCHES_PER_MESSAGE_MAX, Hash::decode_from)?)
             }
-            tag => Err(DecodeError::InvalidTag { what: "net message", tag }),
-        }
+        })
     }
 }
 
@@ -227,6 +302,17 @@ mod tests {
         for message in samples() {
             assert_eq!(NetMessage::decode(&message.encode()).unwrap(), message);
         }
+    }
+
+    #[test]
+    fn each_kind_starts_its_messages_and_the_tags_are_stable() {
+        let kinds: Vec<Kind> = samples().iter().map(NetMessage::kind).collect();
+        assert_eq!(kinds, Kind::ALL, "one sample of each kind, in tag order");
+        for (tag, message) in samples().iter().enumerate() {
+            assert_eq!(message.encode()[0], tag as u8, "{message:?}");
+            assert_eq!(Kind::of_bytes(&message.encode()), Some(message.kind()));
+        }
+        assert_eq!(Kind::of_tag(9), None);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Worked examples of the Shutong SDK, one module per kind of user, each a short program
-//! that runs against a real chain:
+//! Worked examples of the Shutong SDK, one per kind of user: a providing department, a consuming enterprise, an enterprise deploying its own contract, and an auditor.
+//!
+//! Each module is a short program that runs against a real chain:
 //!
 //! - [`provider`]: a department that publishes data, approves a request, and runs a data
 //!   gateway that checks each use against proven chain state, records it, anchors the
@@ -11,7 +12,7 @@
 //!   and checks every entry, and its completeness, against headers the validators finalized.
 //!
 //! Each has a command in `src/bin/` (`cargo run -p shutong-examples --bin provider -- --help`),
-//! and `node/tests/examples.rs` runs them all against a local testnet of validator processes.
+//! and `cli/tests/it/examples.rs` runs them all against a local testnet of validator processes.
 
 pub mod auditor;
 pub mod consumer;

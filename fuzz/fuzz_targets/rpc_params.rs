@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shutong_sdk::params::{self, AUDIT_PAGE_MAX, PROOF_KEY_BYTES_MAX, Request, TOPIC_PREFIX_BYTES_MAX};
-use shutong_sdk::rpc::method;
+use shutong_api::params::{self, AUDIT_PAGE_MAX, PROOF_KEY_BYTES_MAX, Request, TOPIC_PREFIX_BYTES_MAX};
+use shutong_api::rpc::method;
 use shutong_types::limits::{ARGS_BYTES_MAX, METHOD_BYTES_MAX, TX_BYTES_MAX};
 
 const METHODS: [&str; 18] = [

@@ -19,18 +19,18 @@
 //! carries or by the finalization the engine already holds.
 
 use crate::config::ConsensusConfig;
-use crate::epochs::Epoch;
-use crate::executor::{BlockOutput, Executor};
 use crate::mempool::{AdmitError, ChainView, Mempool};
-use crate::network::{Command, Inbound, NetHandle};
-use crate::storage::{Commit, Storage, Tip, WalEntry};
 use crate::view::NodeView;
-use crate::wire::{BATCH_TXS_MAX, BLOCKS_PER_MESSAGE_MAX, Batch, CompactProposal, NetMessage};
-use libp2p::PeerId;
+use shutong_consensus::wire::{BATCH_TXS_MAX, BLOCKS_PER_MESSAGE_MAX, Batch, CompactProposal, NetMessage};
 use shutong_consensus::{
     Config as EngineConfig, Ed25519, Effect, Engine, Finalized, Input, Message, Proposal, SignedVote, Timer,
     VIEW_LOOKAHEAD,
 };
+use shutong_execution::epochs::Epoch;
+use shutong_execution::executor::{BlockOutput, Executor};
+use shutong_p2p::PeerId;
+use shutong_p2p::network::{Command, Inbound, NetHandle};
+use shutong_storage::{Commit, Storage, Tip, WalEntry};
 use shutong_types::limits::BLOCK_BYTES_MAX;
 use shutong_types::{
     AccountId, Address, Block, BlockHeader, Certificate, Encode, Hash, Keypair, PublicKey, Roots, VoteKind,
@@ -79,6 +79,19 @@ pub enum Event {
     Shutdown,
 }
 
+/// How many incoming messages may wait for the driver.
+pub const MAILBOX_MAX: usize = 8_192;
+
+/// The driver's mailbox, as the network's inbox: a full mailbox drops the message.
+#[derive(Debug, Clone)]
+pub struct Mailbox(pub std::sync::mpsc::SyncSender<Event>);
+
+impl shutong_p2p::Inbox for Mailbox {
+    fn deliver(&self, inbound: Inbound) -> bool {
+        self.0.try_send(Event::Net(inbound)).is_ok()
+    }
+}
+
 /// How many committed blocks a slow subscriber may fall behind before it misses some.
 const NOTICES_BUFFERED: usize = 1_024;
 
@@ -89,7 +102,7 @@ pub struct ChainStatus {
     pub finalized_view: AtomicU64,
     /// Set when this node follows the chain as a full node rather than voting.
     pub full_node: std::sync::atomic::AtomicBool,
-    pub committed: tokio::sync::broadcast::Sender<Arc<shutong_sdk::rpc::BlockNotice>>,
+    pub committed: tokio::sync::broadcast::Sender<Arc<shutong_api::rpc::BlockNotice>>,
     pub metrics: crate::metrics::Metrics,
 }
 
@@ -106,13 +119,13 @@ impl Default for ChainStatus {
 }
 
 /// The notice subscribers get of a committed block.
-fn notice(block: &Block, output: &BlockOutput) -> shutong_sdk::rpc::BlockNotice {
+fn notice(block: &Block, output: &BlockOutput) -> shutong_api::rpc::BlockNotice {
     let header = &block.header;
     let events = output
         .receipts
         .iter()
         .flat_map(|r| {
-            r.events.iter().map(move |e| shutong_sdk::rpc::EventNotice {
+            r.events.iter().map(move |e| shutong_api::rpc::EventNotice {
                 height: header.height,
                 tx_id: r.tx_id,
                 contract: e.contract,
@@ -121,7 +134,7 @@ fn notice(block: &Block, output: &BlockOutput) -> shutong_sdk::rpc::BlockNotice 
             })
         })
         .collect();
-    shutong_sdk::rpc::BlockNotice {
+    shutong_api::rpc::BlockNotice {
         height: header.height,
         hash: header.hash(),
         timestamp_ms: header.timestamp_ms,
@@ -373,7 +386,7 @@ impl ChainView for AfterParent<'_> {
     }
 
     fn committed_nonce(&self, account: &AccountId) -> u64 {
-        crate::executor::decode_nonce(self.state.get(&shutong_types::keyspace::account_nonce(account)))
+        shutong_execution::executor::decode_nonce(self.state.get(&shutong_types::keyspace::account_nonce(account)))
     }
 
     fn check_call(&self, contract: &Address, method: &str) -> Result<(), AdmitError> {
@@ -393,7 +406,7 @@ impl Chain {
         status: Arc<ChainStatus>,
     ) -> Option<Chain> {
         let me = key.public();
-        let peers = engine_cfg.validators.iter().filter(|k| **k != me).filter_map(crate::p2p::peer_id).collect();
+        let peers = engine_cfg.validators.iter().filter(|k| **k != me).filter_map(shutong_p2p::peer_id).collect();
         let engine = Engine::new(engine_cfg, key.clone(), Ed25519)?;
         Some(Chain {
             view,
@@ -492,10 +505,10 @@ impl Chain {
     }
 
     /// [`Self::step`] for a peer's message: a refusal that no honest peer causes costs the
-    /// peer points (`crate::peer_guard`). A stale or early message is refused without blame.
+    /// peer points (`shutong_p2p::peer_guard`). A stale or early message is refused without blame.
     fn step_from(&mut self, from: PeerId, input: Input) {
-        use crate::peer_guard::Misbehaviour;
         use shutong_consensus::Error;
+        use shutong_p2p::peer_guard::Misbehaviour;
         match self.engine.step(input) {
             Ok(effects) => self.apply(effects),
             Err(err) => {
@@ -556,14 +569,14 @@ impl Chain {
     /// The validator set for `height`, in the state after `parent`.
     fn epoch_at(&self, parent: &ParentState, height: u64) -> Option<Epoch> {
         let state = self.executor.state_after(parent.layers.clone());
-        crate::epochs::validators_for(&*state, height)
+        shutong_execution::epochs::validators_for(&*state, height)
     }
 
     /// After the last block of an epoch is committed, restarts the engine in the next epoch
     /// with the new set, from that block and its finalization.
     fn maybe_switch_epoch(&mut self) {
         let tip = self.view.tip();
-        let Some(next) = crate::epochs::validators_for(self.storage(), tip.height + 1) else { return };
+        let Some(next) = shutong_execution::epochs::validators_for(self.storage(), tip.height + 1) else { return };
         if next.epoch == self.engine.config().epoch {
             return;
         }
@@ -578,7 +591,7 @@ impl Chain {
         );
         self.net.send(Command::SetValidators(next.validators.clone()));
         let me = self.key.public();
-        self.peers = next.validators.iter().filter(|k| **k != me).filter_map(crate::p2p::peer_id).collect();
+        self.peers = next.validators.iter().filter(|k| **k != me).filter_map(shutong_p2p::peer_id).collect();
         let cfg = EngineConfig {
             chain_id: self.view.chain_id.clone(),
             epoch: next.epoch,
@@ -589,7 +602,7 @@ impl Chain {
             tracing::warn!(
                 epoch = next.epoch,
                 "this node's key is not in the new validator set: it no longer takes part in consensus \
-                 (it still serves blocks; a full-node mode that follows the chain is not implemented)"
+                 (it still serves blocks; restarted, it follows the chain as a full node)"
             );
             self.retired = true;
             return;
@@ -916,7 +929,7 @@ impl Chain {
             });
             positions.push((b, *i));
         }
-        (batches.len() <= crate::wire::BATCHES_PER_MESSAGE_MAX as usize).then(|| CompactProposal {
+        (batches.len() <= shutong_consensus::wire::BATCHES_PER_MESSAGE_MAX as usize).then(|| CompactProposal {
             header: block.header.clone(),
             batches,
             positions,
@@ -964,7 +977,7 @@ impl Chain {
             }
             Err(Reject::Invalid(reason)) => {
                 tracing::warn!(view, %digest, peer = %from, %reason, "invalid proposal: not voting for it");
-                self.net.send(Command::Penalise(from, crate::peer_guard::Misbehaviour::Invalid));
+                self.net.send(Command::Penalise(from, shutong_p2p::peer_guard::Misbehaviour::Invalid));
                 // The leader's own vote still counts toward evidence if it equivocates.
                 self.proposals.insert(view, digest);
             }

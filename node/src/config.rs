@@ -266,7 +266,7 @@ fn check<T: std::fmt::Display>(field: &'static str, value: T, ok: bool, rule: &'
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = shutong_sdk::keyfile::read_bounded(path, CONFIG_BYTES_MAX)
+        let text = shutong_api::files::read_bounded(path, CONFIG_BYTES_MAX)
             .map_err(|source| ConfigError::Read { path: path.into(), source })?
             .ok_or_else(|| ConfigError::Parse {
                 path: path.into(),
@@ -342,13 +342,13 @@ impl Config {
             check(
                 "p2p.peers.public_key",
                 peer.public_key,
-                crate::p2p::peer_id(&peer.public_key).is_some(),
+                shutong_p2p::peer_id(&peer.public_key).is_some(),
                 "must be an ed25519 public key",
             )?;
             check("p2p.peers.address", peer.address, peer.address.port() != 0, "must have a port")?;
         }
         for key in &p.full_nodes {
-            check("p2p.full_nodes", key, crate::p2p::peer_id(key).is_some(), "must be an ed25519 public key")?;
+            check("p2p.full_nodes", key, shutong_p2p::peer_id(key).is_some(), "must be an ed25519 public key")?;
         }
         let c = &self.consensus;
         check(

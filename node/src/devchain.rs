@@ -2,15 +2,14 @@
 //! transaction, committed at once. For tests and benchmarks of contracts through the real VM
 //! and storage; never part of a running node.
 
-use crate::executor::Executor;
-use crate::genesis::{Genesis, GenesisValidator};
 use crate::init_storage;
-use crate::storage::{Commit, Storage, Tip};
 use anyhow::Context;
 use shutong_codec::Decode;
-use shutong_sdk::TxBuilder;
+use shutong_execution::executor::Executor;
+use shutong_execution::genesis::{Genesis, GenesisValidator};
+use shutong_storage::{Commit, Storage, Tip};
 use shutong_types::keyspace::{self, Instance};
-use shutong_types::{AccountId, Address, Block, BlockHeader, Call, Keypair, Receipt, validator_set_hash};
+use shutong_types::{AccountId, Address, Block, BlockHeader, Call, Keypair, Receipt, Transaction, validator_set_hash};
 use shutong_vm::{Vm, VmConfig};
 use std::collections::HashMap;
 use std::path::Path;
@@ -55,7 +54,7 @@ impl DevChain {
             CHAIN_ID,
             1_000,
             vec![GenesisValidator { name: "v".into(), public_key: validator.public() }],
-            crate::genesis::CommitteeMember::departments(admins),
+            shutong_execution::genesis::CommitteeMember::departments(admins),
         );
         genesis.upload_policy = upload_policy.to_string();
         genesis.governance_threshold = threshold;
@@ -70,9 +69,15 @@ impl DevChain {
     /// after the last, and commits the block.
     pub fn run(&mut self, key: &Keypair, call: Call, gas_limit: u64) -> anyhow::Result<Receipt> {
         let nonce = self.nonces.entry(key.account()).or_insert(0);
-        let mut builder = TxBuilder::new(CHAIN_ID, key.clone());
-        builder.gas_limit = gas_limit;
-        let tx = builder.call(call, *nonce, self.tip.height + 100);
+        let tx = Transaction {
+            chain_id: CHAIN_ID.into(),
+            sender: key.account(),
+            nonce: *nonce,
+            gas_limit,
+            expiry_height: self.tip.height + 100,
+            call,
+        }
+        .sign(key);
         *nonce += 1;
         let txs = vec![tx];
         let header = BlockHeader {

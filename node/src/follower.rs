@@ -14,13 +14,13 @@
 //! validators, as a validator pushes its own.
 
 use crate::chain::{ChainStatus, Event, commit_block, committed_from, diverges, execute_final, split_into_batches};
-use crate::epochs::Epoch;
-use crate::executor::Executor;
 use crate::mempool::Mempool;
-use crate::network::{Command, Inbound, NetHandle};
 use crate::view::NodeView;
-use crate::wire::{BLOCKS_PER_MESSAGE_MAX, Batch, NetMessage};
-use libp2p::PeerId;
+use shutong_consensus::wire::{BLOCKS_PER_MESSAGE_MAX, Batch, NetMessage};
+use shutong_execution::epochs::Epoch;
+use shutong_execution::executor::Executor;
+use shutong_p2p::PeerId;
+use shutong_p2p::network::{Command, Inbound, NetHandle};
 use shutong_types::{Block, Certificate, Encode, Keypair, VoteKind};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -230,7 +230,8 @@ impl Follower {
             }
             start = i + 1;
             // The block may have ended an epoch: later certificates are the next set's.
-            if let Some(next) = crate::epochs::validators_for(&*self.view.storage, self.view.tip().height + 1)
+            if let Some(next) =
+                shutong_execution::epochs::validators_for(&*self.view.storage, self.view.tip().height + 1)
                 && next.epoch != self.epoch.epoch
             {
                 tracing::info!(epoch = next.epoch, validators = next.validators.len(), "validator set changed");

@@ -1,48 +1,30 @@
-//! Shutong's node: storage, mempool, consensus driver, executor, JSON-RPC and the shutong command.
+//! Shutong's running node: config, mempool, metrics, the consensus driver, the full-node follower and the JSON-RPC server.
 //!
 //! [`Node::start`] opens storage (writing genesis on first start), starts the consensus
 //! driver on its own thread and the JSON-RPC server on tokio, and returns a handle that
 //! stops both.
 
-pub mod access;
-pub mod audit_index;
-pub mod audit_log;
 pub mod chain;
 pub mod config;
 pub mod devchain;
-pub mod epochs;
-pub mod executor;
 pub mod follower;
-pub mod genesis;
-pub mod lifecycle;
-pub mod localnet;
 pub mod mempool;
 pub mod metrics;
-pub mod network;
-pub mod p2p;
-pub mod peer_guard;
 pub mod rpc;
 pub mod sandbox;
-pub mod state_tree;
-pub mod storage;
 pub mod view;
-pub use shutong_consensus::wire;
 
 use anyhow::Context as _;
 use config::Config;
-use genesis::Genesis;
+use shutong_execution::genesis::Genesis;
+use shutong_execution::{audit_log, epochs, executor, state_tree};
+use shutong_p2p::network;
+use shutong_storage::{Commit, Storage, Tip};
 use shutong_types::{Keypair, Roots, merkle_root};
 use shutong_vm::{Vm, VmConfig};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use storage::{Commit, Storage, Tip};
-
-/// An empty block for unit tests: `height` on `parent`, everything else zero.
-#[cfg(test)]
-pub(crate) fn test_block(chain_id: &str, height: u64, parent: shutong_types::Hash) -> shutong_types::Block {
-    shutong_types::Block::empty(chain_id, height, parent)
-}
 
 /// File names inside a node's home directory.
 pub const CONFIG_FILE: &str = "config.toml";
@@ -125,7 +107,7 @@ impl Node {
     pub async fn start(home: &Path) -> anyhow::Result<Node> {
         let cfg = Config::load(&home.join(CONFIG_FILE))?;
         let genesis = Genesis::load(&home.join(GENESIS_FILE))?;
-        let key = shutong_sdk::keyfile::read(&in_home(home, &cfg.key_file))?;
+        let key = shutong_api::keyfile::read(&in_home(home, &cfg.key_file))?;
         Node::start_with(home, cfg, genesis, key).await
     }
 
@@ -173,10 +155,10 @@ impl Node {
         allowed.extend(cfg.p2p.full_nodes.iter().copied());
         let peers: Vec<network::Peer> =
             cfg.p2p.peers.iter().map(|p| network::Peer { key: p.public_key, address: p.address }).collect();
-        let (events, inbox) = std::sync::mpsc::sync_channel(network::INBOX_MAX);
+        let (events, inbox) = std::sync::mpsc::sync_channel(chain::MAILBOX_MAX);
         let faults = cfg.p2p.fault_injection.then(|| home.join("faults.json"));
-        let (net, network) =
-            network::start(&key, cfg.p2p.listen, &allowed, &validators, &peers, events.clone(), faults)?;
+        let mailbox = chain::Mailbox(events.clone());
+        let (net, network) = network::start(&key, cfg.p2p.listen, &allowed, &validators, &peers, mailbox, faults)?;
         let chain_status = Arc::new(chain::ChainStatus::default());
         let net_stats = Arc::clone(&net.stats);
         let driver: Box<dyn FnOnce() + Send> = if is_validator {
@@ -203,7 +185,7 @@ impl Node {
                 current.epoch
             );
             tracing::info!(epoch = current.epoch, "this key is not a validator's: running as a full node");
-            let sources = peers.iter().filter_map(|p| p2p::peer_id(&p.key)).collect();
+            let sources = peers.iter().filter_map(|p| shutong_p2p::peer_id(&p.key)).collect();
             let follower = follower::Follower::new(
                 view.clone(),
                 key.clone(),

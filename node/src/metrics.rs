@@ -4,6 +4,7 @@
 //! Counters and histograms are atomics updated where things happen (commit, admission, the
 //! network task, the VM); gauges are read when scraped.
 
+use shutong_p2p::traffic::{NetCounters, Traffic};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
@@ -54,38 +55,6 @@ impl Histogram {
     }
 }
 
-/// The network's message kinds, by their wire tag (`wire::NetMessage`).
-pub const NET_KINDS: [&str; 8] =
-    ["consensus", "proposal", "block_request", "blocks", "sync_request", "sync_blocks", "batch", "other"];
-
-/// Bytes and messages in and out, per message kind.
-#[derive(Debug, Default)]
-pub struct NetCounters {
-    bytes_in: [AtomicU64; 8],
-    bytes_out: [AtomicU64; 8],
-    messages_in: [AtomicU64; 8],
-    messages_out: [AtomicU64; 8],
-}
-
-impl NetCounters {
-    fn kind(bytes: &[u8]) -> usize {
-        bytes.first().map_or(7, |tag| (*tag as usize).min(7))
-    }
-
-    pub fn received(&self, bytes: &[u8]) {
-        let k = NetCounters::kind(bytes);
-        self.bytes_in[k].fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        self.messages_in[k].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// `bytes` sent to `peers` peers.
-    pub fn sent(&self, bytes: &[u8], peers: u64) {
-        let k = NetCounters::kind(bytes);
-        self.bytes_out[k].fetch_add(bytes.len() as u64 * peers, Ordering::Relaxed);
-        self.messages_out[k].fetch_add(peers, Ordering::Relaxed);
-    }
-}
-
 /// What the chain's driver and the RPC server count.
 #[derive(Debug)]
 pub struct Metrics {
@@ -125,7 +94,11 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Counts a committed block.
-    pub fn observe_commit(&self, header: &shutong_types::BlockHeader, output: &crate::executor::BlockOutput) {
+    pub fn observe_commit(
+        &self,
+        header: &shutong_types::BlockHeader,
+        output: &shutong_execution::executor::BlockOutput,
+    ) {
         let now_ms =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         self.finality.observe(now_ms.saturating_sub(header.timestamp_ms) as f64 / 1000.0);
@@ -160,7 +133,7 @@ pub struct Gauges {
     pub bans: u64,
     /// (label, VM statistics) for each VM of the node.
     pub vms: Vec<(&'static str, shutong_vm::VmStats)>,
-    pub db: crate::storage::DbFigures,
+    pub db: shutong_storage::DbFigures,
 }
 
 fn line(out: &mut String, kind: &str, name: &str, help: &str, value: impl std::fmt::Display) {
@@ -242,15 +215,20 @@ pub fn render(m: &Metrics, net: &NetCounters, g: &Gauges) -> String {
         g.dropped_over_rate,
     );
     line(o, "counter", "shutong_p2p_bans_total", "Peers disconnected and refused for misbehaving.", g.bans);
-    for (name, help, values) in [
-        ("shutong_p2p_bytes_in_total", "Bytes received, by message kind.", &net.bytes_in),
-        ("shutong_p2p_bytes_out_total", "Bytes sent, by message kind (once per peer).", &net.bytes_out),
-        ("shutong_p2p_messages_in_total", "Messages received, by message kind.", &net.messages_in),
-        ("shutong_p2p_messages_out_total", "Messages sent, by message kind (once per peer).", &net.messages_out),
+    let traffic = net.by_kind();
+    for (name, help, pick) in [
+        (
+            "shutong_p2p_bytes_in_total",
+            "Bytes received, by message kind.",
+            (|t: &Traffic| t.bytes_in) as fn(&Traffic) -> u64,
+        ),
+        ("shutong_p2p_bytes_out_total", "Bytes sent, by message kind (once per peer).", |t| t.bytes_out),
+        ("shutong_p2p_messages_in_total", "Messages received, by message kind.", |t| t.messages_in),
+        ("shutong_p2p_messages_out_total", "Messages sent, by message kind (once per peer).", |t| t.messages_out),
     ] {
         let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter");
-        for (kind, value) in NET_KINDS.iter().zip(values) {
-            let _ = writeln!(o, "{name}{{kind=\"{kind}\"}} {}", value.load(Ordering::Relaxed));
+        for (kind, t) in &traffic {
+            let _ = writeln!(o, "{name}{{kind=\"{kind}\"}} {}", pick(t));
         }
     }
     for (name, help, pick) in [

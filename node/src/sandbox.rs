@@ -6,9 +6,8 @@
 
 use crate::Node;
 use crate::config::Config;
-use crate::genesis::{Genesis, GenesisValidator};
 use anyhow::Context;
-use shutong_sdk::Client;
+use shutong_execution::genesis::{Genesis, GenesisValidator};
 use shutong_types::Keypair;
 use std::path::{Path, PathBuf};
 
@@ -33,7 +32,7 @@ impl Sandbox {
             "shutong-sandbox",
             now_ms,
             vec![GenesisValidator { name: "sandbox".into(), public_key: validator.public() }],
-            crate::genesis::CommitteeMember::departments(&[admin.account()]),
+            shutong_execution::genesis::CommitteeMember::departments(&[admin.account()]),
         );
         let mut cfg = Config::default();
         cfg.rpc.listen = "127.0.0.1:0".parse()?;
@@ -45,12 +44,6 @@ impl Sandbox {
         let node = Node::start_with(dir, cfg, genesis, validator).await?;
         let rpc = format!("http://{}", node.rpc_addr);
         Ok(Sandbox { node, admin, genesis: genesis_path, rpc })
-    }
-
-    /// A client of the sandbox's node, signing its requests as the sandbox's admin (a member
-    /// of the governance committee, so a registered caller).
-    pub fn client(&self) -> Result<Client, shutong_sdk::ClientError> {
-        Ok(Client::new(&self.rpc)?.signed_by(self.admin.clone()))
     }
 
     /// Stops the node and closes its database.

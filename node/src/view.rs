@@ -1,9 +1,9 @@
 //! The chain as admission and queries see it: committed state, read straight from storage.
 
-use crate::executor::decode_nonce;
 use crate::mempool::{AdmitError, ChainView};
-use crate::storage::{Storage, Tip};
 use shutong_codec::Decode;
+use shutong_execution::executor::decode_nonce;
+use shutong_storage::{Storage, Tip};
 use shutong_types::keyspace::{self, Instance};
 use shutong_types::{AccountId, Address};
 use shutong_vm::Vm;
@@ -42,8 +42,8 @@ impl ChainView for NodeView {
     }
 
     fn check_call(&self, contract: &Address, method: &str) -> Result<(), AdmitError> {
-        if crate::lifecycle::is_lifecycle(contract) {
-            return if crate::lifecycle::has_method(method) {
+        if shutong_execution::lifecycle::is_lifecycle(contract) {
+            return if shutong_execution::lifecycle::has_method(method) {
                 Ok(())
             } else {
                 Err(AdmitError::UnknownMethod { contract: *contract, method: method.to_string() })

@@ -1,5 +1,6 @@
 //! A JSON-RPC client for a Shutong node, with submit-and-wait.
 
+pub use crate::rpc::RpcCode;
 use crate::rpc::{BlockInfo, BlockNotice, EventNotice, Status, method};
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::core::client::SubscriptionClientT;
@@ -20,85 +21,6 @@ pub enum ClientError {
     Timeout { tx_id: Hash, waited: Duration },
     #[error("node sent a malformed answer: {0}")]
     Malformed(String),
-}
-
-/// What a node's refusal means, one variant per code of [`crate::rpc::code`] (and the
-/// server's own).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RpcCode {
-    TxTooLarge,
-    TxMalformed,
-    WrongChain,
-    TxExpired,
-    ExpiryTooFar,
-    NonceTooLow,
-    NonceTooHigh,
-    TxDuplicate,
-    BadSignature,
-    MempoolFull,
-    UnknownContract,
-    UnknownMethod,
-    GasLimit,
-    NotFound,
-    QueryFailed,
-    HeightUnavailable,
-    QueryNotLogged,
-    /// The method needs a signed request (`Client::signed_by`).
-    Unauthenticated,
-    /// The request's signature was refused (malformed, stale, replayed, wrong chain).
-    AuthInvalid,
-    /// The signer is not a registered principal, or lacks the method's role.
-    Forbidden,
-    /// Too many requests: retried with backoff.
-    RateLimited,
-    /// The call ran over the node's time limit.
-    CallTimeout,
-    InvalidParams,
-    Internal,
-    /// The request body was over the server's limit.
-    RequestTooLarge,
-    Other(i32),
-}
-
-impl RpcCode {
-    pub fn from_code(code: i32) -> RpcCode {
-        use crate::rpc::code as c;
-        match code {
-            c::TX_TOO_LARGE => RpcCode::TxTooLarge,
-            c::TX_MALFORMED => RpcCode::TxMalformed,
-            c::WRONG_CHAIN => RpcCode::WrongChain,
-            c::TX_EXPIRED => RpcCode::TxExpired,
-            c::EXPIRY_TOO_FAR => RpcCode::ExpiryTooFar,
-            c::NONCE_TOO_LOW => RpcCode::NonceTooLow,
-            c::NONCE_TOO_HIGH => RpcCode::NonceTooHigh,
-            c::TX_DUPLICATE => RpcCode::TxDuplicate,
-            c::BAD_SIGNATURE => RpcCode::BadSignature,
-            c::MEMPOOL_FULL => RpcCode::MempoolFull,
-            c::UNKNOWN_CONTRACT => RpcCode::UnknownContract,
-            c::UNKNOWN_METHOD => RpcCode::UnknownMethod,
-            c::GAS_LIMIT => RpcCode::GasLimit,
-            c::NOT_FOUND => RpcCode::NotFound,
-            c::QUERY_FAILED => RpcCode::QueryFailed,
-            c::HEIGHT_UNAVAILABLE => RpcCode::HeightUnavailable,
-            c::QUERY_NOT_LOGGED => RpcCode::QueryNotLogged,
-            c::UNAUTHENTICATED => RpcCode::Unauthenticated,
-            c::AUTH_INVALID => RpcCode::AuthInvalid,
-            c::FORBIDDEN => RpcCode::Forbidden,
-            c::RATE_LIMITED => RpcCode::RateLimited,
-            c::TIMEOUT => RpcCode::CallTimeout,
-            c::INVALID_PARAMS => RpcCode::InvalidParams,
-            c::INTERNAL => RpcCode::Internal,
-            -32007 => RpcCode::RequestTooLarge,
-            other => RpcCode::Other(other),
-        }
-    }
-
-    /// Whether the same request may succeed later unchanged: the pool was full, or the
-    /// caller was over its rate. Everything else a node refuses is about the request itself,
-    /// and repeating it changes nothing. (A retried signed request is signed anew.)
-    pub fn is_transient(self) -> bool {
-        matches!(self, RpcCode::MempoolFull | RpcCode::RateLimited)
-    }
 }
 
 impl ClientError {
@@ -214,6 +136,32 @@ where
 }
 
 type Http = HttpClient<RpcLogger<RpcService<SignRequests<HttpBackend>>>>;
+
+/// The largest body the client reads from a plain GET (`/metrics`, `/health`).
+pub const GET_BODY_BYTES_MAX: usize = 8 << 20;
+
+type GetClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Empty<bytes::Bytes>,
+>;
+
+/// One HTTP(S) client for every plain GET of the process: HTTP/1.1, TLS verified against
+/// the platform's roots, as the JSON-RPC client does.
+fn get_client() -> &'static GetClient {
+    static CLIENT: OnceLock<GetClient> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        use rustls_platform_verifier::BuilderVerifierExt;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .with_platform_verifier()
+            .with_no_client_auth();
+        let https =
+            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().build();
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https)
+    })
+}
 
 /// A connection to one node's JSON-RPC endpoint: anonymous ([`Client::new`]), which reaches
 /// the public methods (status and proofs), or signing each request as a registered
@@ -499,41 +447,26 @@ impl Client {
 pub type Metrics = std::collections::BTreeMap<String, f64>;
 
 impl Client {
-    /// A plain HTTP GET of `path` on the node's RPC address: the status code and the body
-    /// (at most 8 MiB, within 5 s).
+    /// An HTTP GET of `path` on the node's RPC address, over TLS for an `https` address:
+    /// the status code and the body (at most [`GET_BODY_BYTES_MAX`], within 5 s).
     async fn http_get(&self, path: &str) -> Result<(u16, String), ClientError> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use http_body_util::BodyExt;
         let transport = |reason: String| ClientError::Transport { url: self.url.clone(), reason };
-        let authority = self
-            .url
-            .split_once("://")
-            .map_or(self.url.as_str(), |(_, rest)| rest)
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .to_string();
+        let url = format!("{}{path}", self.url.trim_end_matches('/'));
+        let uri: http::Uri = url.parse().map_err(|e| transport(format!("{url} is not a URL: {e}")))?;
         let exchange = async {
-            let mut stream = tokio::net::TcpStream::connect(&authority).await.map_err(|e| transport(e.to_string()))?;
-            let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
-            stream.write_all(request.as_bytes()).await.map_err(|e| transport(e.to_string()))?;
-            let mut bytes = Vec::new();
-            stream.take(8 << 20).read_to_end(&mut bytes).await.map_err(|e| transport(e.to_string()))?;
-            Ok::<_, ClientError>(bytes)
+            let response = get_client().get(uri).await.map_err(|e| transport(e.to_string()))?;
+            let status = response.status().as_u16();
+            let body = http_body_util::Limited::new(response.into_body(), GET_BODY_BYTES_MAX)
+                .collect()
+                .await
+                .map_err(|e| transport(format!("GET {path}: {e}")))?
+                .to_bytes();
+            Ok::<_, ClientError>((status, String::from_utf8_lossy(&body).into_owned()))
         };
-        let bytes = tokio::time::timeout(Duration::from_secs(5), exchange)
+        tokio::time::timeout(Duration::from_secs(5), exchange)
             .await
-            .map_err(|_| transport(format!("no answer to GET {path} within 5 s")))??;
-        let text = String::from_utf8_lossy(&bytes);
-        let (head, body) =
-            text.split_once("\r\n\r\n").ok_or_else(|| ClientError::Malformed("no HTTP header".into()))?;
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|code| code.parse().ok())
-            .ok_or_else(|| ClientError::Malformed(format!("not an HTTP status line: {:?}", head.lines().next())))?;
-        let chunked = head.lines().any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding: chunked"));
-        let body = if chunked { dechunk(body)? } else { body.to_string() };
-        Ok((status, body))
+            .map_err(|_| transport(format!("no answer to GET {path} within 5 s")))?
     }
 
     /// The node's metrics (`docs/metrics.md`).
@@ -555,22 +488,5 @@ impl Client {
         let (status, body) = self.http_get("/health").await?;
         let json = serde_json::from_str(&body).map_err(|e| ClientError::Malformed(format!("GET /health: {e}")))?;
         Ok((status == 200, json))
-    }
-}
-
-/// The body of a chunked HTTP response.
-fn dechunk(mut body: &str) -> Result<String, ClientError> {
-    let mut out = String::new();
-    loop {
-        let (size, rest) =
-            body.split_once("\r\n").ok_or_else(|| ClientError::Malformed("a chunk without size".into()))?;
-        let size = usize::from_str_radix(size.split(';').next().unwrap_or_default().trim(), 16)
-            .map_err(|e| ClientError::Malformed(format!("chunk size: {e}")))?;
-        if size == 0 {
-            return Ok(out);
-        }
-        let chunk = rest.get(..size).ok_or_else(|| ClientError::Malformed("a chunk shorter than its size".into()))?;
-        out.push_str(chunk);
-        body = rest.get(size..).and_then(|r| r.strip_prefix("\r\n")).unwrap_or_default();
     }
 }

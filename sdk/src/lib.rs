@@ -1,4 +1,4 @@
-//! Shutong's client SDK: how enterprises, departments and auditors meet the chain.
+//! Shutong's client SDK: how enterprises, departments and auditors meet the chain: client, signer, builders, typed reads, light client and the data gateway.
 //!
 //! Start with the [`tutorial`]: five chapters of programs that run, as doc tests, against a
 //! real node.
@@ -9,12 +9,12 @@
 //! | [`signer`] | [`Signer`]: one account on one chain; signs with the next nonce, submits, waits, returns the call's output |
 //! | [`builder`] | a typed builder for every system-contract operation and the contract lifecycle (upload, instantiate, migrate, freeze) |
 //! | [`reads`] | a typed read for every system-contract query |
-//! | [`auth`] | signed requests: how a client proves which principal sends a request |
-//! | [`keyfile`] | key files readable by their owner only, optionally sealed under a passphrase |
+//! | [`auth`] | signed requests: how a client proves which principal sends a request (from `shutong-api`) |
+//! | [`keyfile`] | key files readable by their owner only, optionally sealed under a passphrase (from `shutong-api`) |
 //! | [`light`] | [`LightClient`] and [`VerifyingClient`]: every answer checked against headers the validators finalized, trusting only the genesis file; offline audit bundles |
 //! | [`gateway`] | the policy enforcement point a department runs beside its database |
-//! | [`params`] | every method's parameters, parsed with bounds: the one parser the node uses |
-//! | [`rpc`] | the JSON-RPC wire types and error codes (`docs/rpc.md` documents every method) |
+//! | [`params`] | every method's parameters, parsed with bounds: the one parser the node uses (from `shutong-api`) |
+//! | [`rpc`] | the JSON-RPC wire types and the one table of error codes (`docs/rpc.md` documents every method; from `shutong-api`) |
 //!
 //! ```
 //! use shutong_sdk::system_api::registry::OrgKind;
@@ -36,17 +36,17 @@
 
 #![forbid(unsafe_code)]
 
-pub mod auth;
 pub mod builder;
 pub mod client;
 pub mod gateway;
-pub mod keyfile;
 pub mod light;
-pub mod params;
 pub mod reads;
-pub mod rpc;
 pub mod signer;
 pub mod tutorial;
+
+/// The API a client shares with the node (`shutong-api`), re-exported so that an SDK user
+/// needs one dependency.
+pub use shutong_api::{auth, keyfile, params, rpc};
 
 pub use builder::TxBuilder;
 pub use client::{Client, ClientError, Retry, RpcCode};

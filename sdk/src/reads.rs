@@ -6,7 +6,7 @@
 //! # async fn main() -> anyhow::Result<()> {
 //! # let dir = tempfile::tempdir()?;
 //! # let sandbox = shutong_node::sandbox::Sandbox::start(dir.path()).await?;
-//! # let client = sandbox.client()?;
+//! # let client = shutong_sdk::Client::new(&sandbox.rpc)?.signed_by(sandbox.admin.clone());
 //! use shutong_sdk::{ClientError, RpcCode, reads};
 //! let validators = client.read(reads::validators()).await?;
 //! assert_eq!(validators.current.keys.len(), 1);

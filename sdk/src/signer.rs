@@ -6,7 +6,8 @@
 //! # async fn main() -> anyhow::Result<()> {
 //! # let dir = tempfile::tempdir()?;
 //! # let sandbox = shutong_node::sandbox::Sandbox::start(dir.path()).await?;
-//! # let (client, key) = (sandbox.client()?, shutong_types::Keypair::generate());
+//! # let client = shutong_sdk::Client::new(&sandbox.rpc)?.signed_by(sandbox.admin.clone());
+//! # let key = shutong_types::Keypair::generate();
 //! use shutong_sdk::{Signer, builder};
 //! use shutong_sdk::system_api::registry::OrgKind;
 //! let me = Signer::connect(&client, key).await?;

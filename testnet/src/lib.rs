@@ -6,7 +6,8 @@
 //! 127.0.0.1, a temporary directory) and runs each as a `NodeProcess`.
 
 use anyhow::{Context, bail};
-use shutong_sdk::Client;
+use layout::{Layout, LayoutNode};
+use shutong_sdk::{Client, keyfile};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -111,28 +112,6 @@ impl Drop for NodeProcess {
     }
 }
 
-/// One validator of a [`Cluster`], as `testnet.json` describes it.
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct Member {
-    pub name: String,
-    pub home: PathBuf,
-    pub public_key: String,
-    pub rpc: std::net::SocketAddr,
-    pub p2p: std::net::SocketAddr,
-    /// Follows the chain without voting.
-    #[serde(default)]
-    pub full_node: bool,
-}
-
-#[derive(Debug, serde::Deserialize)]
-struct Layout {
-    chain_id: String,
-    admin_key: PathBuf,
-    committee_keys: Vec<PathBuf>,
-    committee_threshold: u32,
-    nodes: Vec<Member>,
-}
-
 /// A testnet's governance committee: its seats' keys (one department each) and threshold.
 #[derive(Debug, Clone)]
 pub struct Committee {
@@ -143,16 +122,14 @@ pub struct Committee {
 impl Committee {
     /// The committee of the testnet laid out in `dir` (its `testnet.json`).
     pub fn load(dir: &Path) -> anyhow::Result<Committee> {
-        let text = std::fs::read_to_string(dir.join("testnet.json")).context("testnet.json")?;
-        let layout: Layout = serde_json::from_str(&text).context("testnet.json")?;
-        Committee::from_layout(&layout)
+        Committee::from_layout(&Layout::load(dir)?)
     }
 
     fn from_layout(layout: &Layout) -> anyhow::Result<Committee> {
         let keys = layout
             .committee_keys
             .iter()
-            .map(|path| shutong_sdk::keyfile::read(path).with_context(|| format!("committee key {}", path.display())))
+            .map(|path| keyfile::read(path).with_context(|| format!("committee key {}", path.display())))
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Committee { keys, threshold: layout.committee_threshold })
     }
@@ -205,7 +182,7 @@ pub struct Cluster {
     /// The first seat of the governance committee: the clients sign as it.
     pub admin: shutong_types::Keypair,
     pub committee: Committee,
-    pub members: Vec<Member>,
+    pub members: Vec<LayoutNode>,
     processes: Vec<Option<NodeProcess>>,
     // Dropped last: the processes go before their directories.
     _dir: tempfile::TempDir,
@@ -237,9 +214,8 @@ impl Cluster {
         if !status.success() {
             bail!("shutong testnet init failed with {status}");
         }
-        let text = std::fs::read_to_string(dir.path().join("testnet.json"))?;
-        let layout: Layout = serde_json::from_str(&text).context("testnet.json")?;
-        let admin = shutong_sdk::keyfile::read(&layout.admin_key).context("the testnet's admin key")?;
+        let layout = Layout::load(dir.path())?;
+        let admin = keyfile::read(&layout.admin_key).context("the testnet's admin key")?;
         let committee = Committee::from_layout(&layout)?;
         Ok(Cluster {
             binary: binary.to_path_buf(),
@@ -297,7 +273,7 @@ impl Cluster {
     /// concerned (it neither sends to nor hears from them), through the node's
     /// fault-injection file; an empty `from` heals it. Takes effect within 250 ms.
     pub fn isolate(&self, i: usize, from: &[usize]) -> anyhow::Result<()> {
-        let keys: Vec<&str> = from.iter().map(|j| self.members[*j].public_key.as_str()).collect();
+        let keys: Vec<shutong_types::PublicKey> = from.iter().map(|j| self.members[*j].public_key).collect();
         let path = self.members[i].home.join("faults.json");
         let tmp = path.with_extension("json.tmp");
         std::fs::write(&tmp, serde_json::json!({ "isolate": keys }).to_string())?;
@@ -375,6 +351,10 @@ impl Cluster {
     }
 }
 
+pub mod bench;
 pub mod faults;
+pub mod layout;
 pub mod load;
+pub mod loadgen;
 pub mod sim;
+pub mod soak;

@@ -13,6 +13,7 @@ pub mod hash;
 pub mod keys;
 pub mod keyspace;
 pub mod limits;
+pub mod rate;
 pub mod receipt;
 pub mod smt;
 pub mod tx;

@@ -246,7 +246,7 @@ pub fn vm_version(schedule: &Schedule) -> String {
 /// Linux's `PAGEMAP_SCAN` (6.7 and later) lets wasmtime find and reset only the pages a call
 /// touched. A std-Rust contract's stack ends at 1 MiB, with its data and heap above it, so
 /// 4 MiB covers what a call uses: its pages stay mapped from call to call, with no page
-/// faults and no `madvise` (issue 8's profile: a grant check 48 -> 31 µs).
+/// faults and no `madvise` (profiled: a grant check 48 -> 31 µs).
 const KEEP_RESIDENT_SCANNED: usize = 4 << 20;
 /// Without the scan, wasmtime would zero the whole kept range on every release: keep only
 /// what is cheap to zero.
@@ -274,7 +274,7 @@ impl Vm {
             .table_keep_resident(4 << 10)
             // Returning an instance's pages to the OS (madvise) shoots down TLB entries on
             // every core; done for one instance at a time it cost ~6 % of a loaded node's CPU
-            // (perf, issue 8). Batched, the cost is shared by many instances.
+            // (perf). Batched, the cost is shared by many instances.
             .decommit_batch_size(DECOMMIT_BATCH)
             .pagemap_scan(wasmtime::Enabled::Auto);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));

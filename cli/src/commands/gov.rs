@@ -1,0 +1,315 @@
+//! `shutong gov`: governance: proposals, votes, the validator set and the purpose catalogue.
+
+use crate::context::{Ctx, Outcome, Shown, shown};
+use clap::Subcommand;
+use shutong_sdk::builder::{self};
+use shutong_sdk::reads;
+use shutong_sdk::system_api::authz::LegalBasis;
+use shutong_sdk::system_api::governance::{Action, Committee, LifecycleOp, Seat};
+use shutong_sdk::system_api::registry::OrgKind;
+use shutong_types::AccountId;
+
+use super::values::*;
+
+#[derive(Subcommand)]
+pub enum GovCommand {
+    /// Propose a decision (a committee member; counts as its organisation's vote).
+    #[command(subcommand)]
+    Propose(Proposal),
+    /// Vote for a proposal (a committee member); carried out once members of enough
+    /// organisations voted.
+    Vote {
+        /// The proposal.
+        #[arg(long)]
+        id: u64,
+    },
+    /// A proposal and its votes.
+    Show {
+        /// The proposal.
+        #[arg(long)]
+        id: u64,
+    },
+    /// The validator set in force and any scheduled change.
+    Validators,
+    /// The governance committee: its seats (account and organisation) and threshold.
+    Committee,
+    /// Replace the validator set, in this order (a committee member, while one
+    /// organisation's vote is the threshold); it takes effect 10 blocks after inclusion.
+    SetValidators {
+        /// A validator's public key (hex); repeat for each, in order.
+        #[arg(long = "validator", required = true)]
+        validators: Vec<shutong_types::PublicKey>,
+    },
+    /// The defined purpose a purpose code falls under, with its legal bases.
+    Purpose {
+        /// The purpose code.
+        #[arg(long)]
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum Proposal {
+    /// Replace the validator set, in this order; it takes effect 10 blocks after the vote
+    /// that carries it.
+    SetValidators {
+        /// A validator's public key (hex); repeat for each, in order.
+        #[arg(long = "validator", required = true)]
+        validators: Vec<shutong_types::PublicKey>,
+    },
+    /// Approve a code hash for upload.
+    ApproveCode {
+        #[arg(long)]
+        code_hash: shutong_types::Hash,
+    },
+    /// Suspend an organisation.
+    SuspendOrg {
+        /// The organisation (or the purpose code, for `define-purpose`).
+        #[arg(long)]
+        id: String,
+    },
+    /// Reinstate a suspended organisation.
+    ReinstateOrg {
+        /// The organisation (or the purpose code, for `define-purpose`).
+        #[arg(long)]
+        id: String,
+    },
+    /// Add an organisation (when the committee's `registration` parameter is `governance`,
+    /// the only way one is added).
+    AddOrg {
+        /// The organisation (or the purpose code, for `define-purpose`).
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// department, enterprise, auditor or operator.
+        #[arg(long, value_parser = org_kind)]
+        kind: OrgKind,
+        /// The account that administers it.
+        #[arg(long)]
+        admin: AccountId,
+    },
+    /// Define a purpose in the purpose hierarchy (its parent first), with its legal bases.
+    DefinePurpose {
+        /// The organisation (or the purpose code, for `define-purpose`).
+        #[arg(long)]
+        id: String,
+        /// Comma-separated: statute, duty_mandate, consent, contract.
+        #[arg(long, value_parser = bases)]
+        bases: u8,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Set a parameter: `upload_policy` (governance or open), `registration` (open, approved
+    /// or governance), `lifecycle_delay_blocks` (1 to 1000000) or `anchor_lag_ms_max` (the
+    /// longest a gateway may wait to anchor a period: 60000 to 2592000000 ms).
+    SetParam {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        value: String,
+    },
+    /// Replace the committee: its seats and the threshold of organisations.
+    SetCommittee {
+        /// A seat, ACCOUNT=ORG (the account's hex and the organisation it votes for); repeat.
+        #[arg(long = "seat", required = true, value_parser = seat)]
+        seats: Vec<Seat>,
+        #[arg(long)]
+        threshold: u32,
+    },
+    /// Approve a pending registration (a department, auditor or operator, or an enterprise
+    /// under the `approved` policy).
+    ApproveOrg {
+        #[arg(long)]
+        id: String,
+    },
+    /// Make a department the authoritative source of a data element, or move it there.
+    AssignSource {
+        #[arg(long)]
+        element: String,
+        /// The department.
+        #[arg(long)]
+        org: String,
+    },
+    /// Freeze a contract (a system contract, or a rogue enterprise contract), a governed
+    /// number of blocks after the proposal is carried.
+    Freeze {
+        /// An address, or a system contract's name (registry, catalog, authz, audit, governance).
+        #[arg(long, value_parser = crate::context::parse_contract)]
+        contract: shutong_types::Address,
+    },
+    /// Unfreeze a contract the committee froze (or a system contract).
+    Unfreeze {
+        #[arg(long, value_parser = crate::context::parse_contract)]
+        contract: shutong_types::Address,
+    },
+    /// Migrate a contract the committee administers (a system contract) to uploaded code.
+    Migrate {
+        #[arg(long, value_parser = crate::context::parse_contract)]
+        contract: shutong_types::Address,
+        #[arg(long)]
+        code_hash: shutong_types::Hash,
+        /// Hex arguments for the new code's `migrate` method.
+        #[arg(long, default_value = "", value_parser = crate::context::args_hex)]
+        args: Vec<u8>,
+    },
+    /// Hand a contract the committee administers to another admin account.
+    SetAdmin {
+        #[arg(long, value_parser = crate::context::parse_contract)]
+        contract: shutong_types::Address,
+        #[arg(long)]
+        admin: AccountId,
+    },
+}
+
+pub(crate) fn seat(text: &str) -> Result<Seat, String> {
+    let (account, org) = text.split_once('=').ok_or_else(|| format!("{text:?} is not ACCOUNT=ORG"))?;
+    let account: AccountId = account.parse().map_err(|e| format!("{account:?} is not an account: {e}"))?;
+    Ok(Seat { account: account.0, org: org.to_string() })
+}
+
+/// A proposal's action as an operator reads it: accounts, keys and hashes in hex.
+pub(crate) fn describe(action: &Action) -> String {
+    let hexes = |keys: &[[u8; 32]]| keys.iter().map(hex::encode).collect::<Vec<_>>().join(", ");
+    match action {
+        Action::SetValidators { keys } => format!("set the validators to [{}]", hexes(keys)),
+        Action::ApproveCode { code_hash } => format!("approve code {}", hex::encode(code_hash)),
+        Action::Lifecycle { contract, op } => {
+            let what = match op {
+                LifecycleOp::Migrate { code_hash, args } => {
+                    format!(" to code {} ({} bytes of arguments)", hex::encode(code_hash), args.len())
+                }
+                LifecycleOp::SetAdmin { admin } => format!(" to {}", hex::encode(admin)),
+                LifecycleOp::Freeze | LifecycleOp::Unfreeze => String::new(),
+            };
+            format!("{} contract {}{what}", op.name(), hex::encode(contract))
+        }
+        Action::AddOrg { id, name, kind, admin } => {
+            format!("add organisation {id} ({name:?}, {kind:?}) administered by {}", hex::encode(admin))
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+pub(crate) fn basis_names(bits: u8) -> Vec<&'static str> {
+    LegalBasis::ALL.iter().filter(|b| bits & (1 << **b as u8) != 0).map(|b| b.name()).collect()
+}
+
+pub async fn run(command: GovCommand, ctx: &Ctx) -> Shown {
+    Ok(Outcome::Send(match command {
+        GovCommand::Vote { id } => builder::vote(id),
+        GovCommand::SetValidators { validators } => builder::set_validators(&validators),
+        GovCommand::Propose(proposal) => builder::propose(match proposal {
+            Proposal::SetValidators { validators } => {
+                Action::SetValidators { keys: validators.iter().map(|k| k.0).collect() }
+            }
+            Proposal::ApproveCode { code_hash } => Action::ApproveCode { code_hash: code_hash.0 },
+            Proposal::SuspendOrg { id } => Action::SuspendOrg { id },
+            Proposal::ReinstateOrg { id } => Action::ReinstateOrg { id },
+            Proposal::SetParam { name, value } => Action::SetParam { name, value },
+            Proposal::AddOrg { id, name, kind, admin } => Action::AddOrg { id, name, kind, admin: admin.0 },
+            Proposal::DefinePurpose { id, bases, description } => {
+                Action::DefinePurpose { code: id, legal_bases: bases, description }
+            }
+            Proposal::SetCommittee { seats, threshold } => {
+                Action::SetCommittee { committee: Committee { seats, threshold } }
+            }
+            Proposal::ApproveOrg { id } => Action::ApproveOrg { id },
+            Proposal::AssignSource { element, org } => Action::AssignSource { element, org },
+            Proposal::Freeze { contract } => Action::Lifecycle { contract: contract.0, op: LifecycleOp::Freeze },
+            Proposal::Unfreeze { contract } => Action::Lifecycle { contract: contract.0, op: LifecycleOp::Unfreeze },
+            Proposal::Migrate { contract, code_hash, args } => {
+                Action::Lifecycle { contract: contract.0, op: LifecycleOp::Migrate { code_hash: code_hash.0, args } }
+            }
+            Proposal::SetAdmin { contract, admin } => {
+                Action::Lifecycle { contract: contract.0, op: LifecycleOp::SetAdmin { admin: admin.0 } }
+            }
+        }),
+        GovCommand::Show { id } => {
+            let client = ctx.client()?;
+            let p = client.read(reads::proposal(id)).await?;
+            let committee = client.read(reads::committee()).await?;
+            let outcome = match p.action {
+                Action::Lifecycle { .. } if p.executed => Some(client.read(reads::lifecycle_outcome(id)).await?),
+                _ => None,
+            };
+            let orgs: Vec<&str> = p.votes.iter().filter_map(|v| committee.org_of(v)).collect();
+            let json = serde_json::json!({
+                "id": p.id, "action": describe(&p.action), "proposer": hex::encode(p.proposer),
+                "votes": p.votes.iter().map(hex::encode).collect::<Vec<_>>(), "voting_orgs": orgs,
+                "threshold": committee.threshold,
+                "created_height": p.created_height, "executed": p.executed,
+                "lifecycle": outcome.as_ref().map(|o| serde_json::json!({
+                    "height": o.height, "done": o.done, "refused": o.refused,
+                })),
+            });
+            let mut text = format!(
+                "proposal {}  {}\nvotes of {} of {} organisations needed ({})  {}",
+                p.id,
+                describe(&p.action),
+                committee.voting_orgs(&p.votes),
+                committee.threshold,
+                orgs.join(", "),
+                if p.executed { "carried out" } else { "open" }
+            );
+            if let Some(o) = outcome {
+                text.push_str(&match (o.done, &o.refused) {
+                    (false, _) => format!("\ntakes effect before block {}", o.height),
+                    (true, None) => format!("\ntook effect before block {}", o.height),
+                    (true, Some(reason)) => format!("\nrefused before block {}: {reason}", o.height),
+                });
+            }
+            return shown(json, text);
+        }
+        GovCommand::Committee => {
+            let c = ctx.client()?.read(reads::committee()).await?;
+            let json = serde_json::json!({
+                "threshold": c.threshold,
+                "seats": c.seats.iter().map(|s| serde_json::json!({"account": hex::encode(s.account), "org": s.org}))
+                    .collect::<Vec<_>>(),
+            });
+            let mut text = format!("{} seats of {} organisations; {} must vote", c.seats.len(), c.orgs(), c.threshold);
+            for s in &c.seats {
+                text.push_str(&format!("\n  {}  {}", s.org, hex::encode(s.account)));
+            }
+            return shown(json, text);
+        }
+        GovCommand::Purpose { id } => {
+            let p = ctx.client()?.read(reads::purpose(&id)).await?;
+            let json =
+                serde_json::json!({"id": p.code, "bases": basis_names(p.legal_bases), "description": p.description});
+            let text =
+                format!("{} falls under {}: {} ({})", id, p.code, basis_names(p.legal_bases).join(","), p.description);
+            return shown(json, text);
+        }
+        GovCommand::Validators => {
+            let got = ctx.client()?.read(reads::validators()).await?;
+            let hex_keys = |keys: &[[u8; 32]]| keys.iter().map(hex::encode).collect::<Vec<_>>();
+            let mut text = format!(
+                "epoch {} since height {}: {} validators",
+                got.current.epoch,
+                got.current.since_height,
+                got.current.keys.len()
+            );
+            for key in &got.current.keys {
+                text.push_str(&format!("\n  {}", hex::encode(key)));
+            }
+            if let Some(p) = &got.pending {
+                text.push_str(&format!("\npending from height {}: {} validators", p.activation_height, p.keys.len()));
+                for key in &p.keys {
+                    text.push_str(&format!("\n  {}", hex::encode(key)));
+                }
+            }
+            let json = serde_json::json!({
+                "epoch": got.current.epoch,
+                "since_height": got.current.since_height,
+                "validators": hex_keys(&got.current.keys),
+                "pending": got.pending.as_ref().map(|p| serde_json::json!({
+                    "activation_height": p.activation_height,
+                    "validators": hex_keys(&p.keys),
+                })),
+            });
+            return shown(json, text);
+        }
+    }))
+}

@@ -1,0 +1,112 @@
+//! `shutong init` and `shutong node run`: a node's home, and the node itself.
+
+use crate::context::{Shown, shown};
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use shutong_execution::genesis::{Genesis, GenesisValidator};
+use shutong_node::config::Config;
+use shutong_node::{CONFIG_FILE, GENESIS_FILE, Node};
+use shutong_sdk::keyfile;
+use shutong_types::{AccountId, Keypair};
+use std::path::{Path, PathBuf};
+
+#[derive(Args)]
+pub(crate) struct InitArgs {
+    #[arg(long)]
+    home: PathBuf,
+    #[arg(long)]
+    chain_id: String,
+    /// A governance committee member's account (hex), the seat of a department of its own
+    /// (`committee-0`, `committee-1`, ...); repeatable. Without one, a committee of one is
+    /// created with its key at HOME/keys/admin.json.
+    #[arg(long = "admin")]
+    admins: Vec<AccountId>,
+    /// How many of the committee's departments must vote for a proposal (default: a
+    /// majority).
+    #[arg(long)]
+    threshold: Option<u32>,
+    #[arg(long, default_value = "127.0.0.1:26657")]
+    rpc_listen: std::net::SocketAddr,
+    #[arg(long, default_value = "127.0.0.1:26656")]
+    p2p_listen: std::net::SocketAddr,
+    #[arg(long, default_value_t = 200)]
+    block_interval_ms: u64,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum NodeCommand {
+    /// Run the node in the foreground until interrupted.
+    Run {
+        #[arg(long)]
+        home: PathBuf,
+    },
+}
+
+pub(crate) fn init(args: InitArgs) -> Shown {
+    let home = &args.home;
+    anyhow::ensure!(
+        !home.join(GENESIS_FILE).exists(),
+        "{} already holds a node; choose another --home",
+        home.display()
+    );
+    std::fs::create_dir_all(home.join("keys")).with_context(|| format!("cannot create {}", home.display()))?;
+    let mut cfg = Config::default();
+    cfg.rpc.listen = args.rpc_listen;
+    cfg.p2p.listen = args.p2p_listen;
+    cfg.consensus.block_interval_ms = args.block_interval_ms;
+    cfg.validate()?;
+    let validator = Keypair::generate();
+    keyfile::write(&home.join(&cfg.key_file), &validator, false)?;
+    let mut admins = args.admins.clone();
+    let mut admin_file = None;
+    if admins.is_empty() {
+        let admin = Keypair::generate();
+        let path = home.join("keys/admin.json");
+        keyfile::write(&path, &admin, false)?;
+        admins.push(admin.account());
+        admin_file = Some(path);
+    }
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+    let mut genesis = Genesis::new(
+        &args.chain_id,
+        now_ms,
+        vec![GenesisValidator { name: "validator-0".into(), public_key: validator.public() }],
+        shutong_execution::genesis::CommitteeMember::departments(&admins),
+    );
+    if let Some(threshold) = args.threshold {
+        genesis.governance_threshold = threshold;
+    }
+    genesis.validate()?;
+    std::fs::write(home.join(GENESIS_FILE), serde_json::to_string_pretty(&genesis)?)?;
+    std::fs::write(home.join(CONFIG_FILE), cfg.to_toml())?;
+    let json = serde_json::json!({"home": home, "chain_id": genesis.chain_id, "validator": validator.public(), "admin_key": admin_file});
+    let mut text =
+        format!("initialised {} for chain {}\nvalidator {}", home.display(), genesis.chain_id, validator.public());
+    if let Some(path) = &admin_file {
+        text.push_str(&format!("\nadmin key {}", path.display()));
+    }
+    shown(json, text)
+}
+
+pub(crate) async fn run(home: &Path) -> anyhow::Result<()> {
+    let cfg = Config::load(&home.join(CONFIG_FILE))?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&cfg.log.filter))
+        .context("log.filter is not a valid tracing filter")?;
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi);
+    if cfg.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    let node = Node::start(home).await?;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("shutting down");
+    node.stop().await;
+    Ok(())
+}

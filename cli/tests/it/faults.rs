@@ -1,0 +1,127 @@
+//! Fault injection under load on four validator processes: SIGKILL and restart, a
+//! partition that halts the chain and heals, a minority cut off, a validator slowed by
+//! stopping its process. After each run every transaction a node accepted is in exactly one
+//! block, and every validator holds the same blocks, state and audit log.
+//! (`scripts/soak.sh` runs the same for as long as asked, with random faults.)
+
+use shutong_sdk::Client;
+use shutong_testnet::Cluster;
+use shutong_testnet::faults::{self, Fault, Schedule};
+use shutong_testnet::load::{self, Shape, World};
+use std::path::Path;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_shutong");
+const RATE: f64 = 40.0;
+
+async fn cluster() -> (Cluster, Vec<Client>, World) {
+    let mut cluster = Cluster::init(Path::new(BIN), 4, 100).unwrap();
+    cluster.start_all().await.unwrap();
+    cluster.wait_height(&[0, 1, 2, 3], 2, Duration::from_secs(90)).await.unwrap();
+    let clients: Vec<Client> = (0..4).map(|i| cluster.client(i).unwrap()).collect();
+    let shape = Shape {
+        providers: 2,
+        gateways_per_provider: 4,
+        consumers: 2,
+        analysts_per_consumer: 2,
+        spare_grants: 20,
+        pending_requests: 20,
+    };
+    let world = World::build(&clients, &cluster.committee, shape).await.unwrap();
+    (cluster, clients, world)
+}
+
+/// Offers `seconds` of load while `schedule` runs, then checks the chain.
+async fn under_load(cluster: &mut Cluster, clients: &[Client], world: &mut World, seconds: u64, schedule: Schedule) {
+    let from = clients[0].status().await.unwrap().height;
+    let txs = world.sign(RATE as u64 * seconds, from);
+    let (report, injected) = tokio::join!(
+        load::run(clients, &clients[0], &[], txs, RATE, Duration::from_secs(60)),
+        faults::inject(cluster, &schedule)
+    );
+    let (report, injected) = (report.unwrap(), injected.unwrap());
+    assert_eq!(injected.len(), schedule.len(), "{injected:?}");
+    let tally = faults::check(cluster, &report.accepted_ids, from, Duration::from_secs(90)).await.unwrap();
+    let summary =
+        (report.sent, report.accepted, report.committed, report.failed, &report.refused, report.p50_ms, report.p99_ms);
+    eprintln!(
+        "faults {injected:?}\nload (sent, accepted, committed, failed, refused, p50, p99) {summary:?}\nchain {tally:?}"
+    );
+    assert!(tally.accepted >= report.sent * 9 / 10, "most offered transactions are accepted: {report:?}");
+    assert_eq!((tally.lost, tally.duplicated), (0, 0), "{tally:?}");
+    assert_eq!(tally.committed, tally.accepted);
+    assert_eq!(tally.validators_agreeing, 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_validators_restart_under_load_and_nothing_is_lost() {
+    let (mut cluster, clients, mut world) = cluster().await;
+    let schedule = vec![
+        (Duration::from_secs(3), Fault::Kill { node: 2, down: Duration::from_secs(4) }),
+        (Duration::from_secs(10), Fault::Kill { node: 3, down: Duration::from_secs(3) }),
+    ];
+    under_load(&mut cluster, &clients, &mut world, 18, schedule).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partition_halts_the_chain_and_healing_resumes_it_with_nothing_lost() {
+    let (mut cluster, clients, mut world) = cluster().await;
+    // Two against two: neither side has a quorum, so nothing is finalized until it heals.
+    cluster.partition(&[0, 1], &[2, 3]).unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let halted = clients[0].status().await.unwrap().height;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(clients[0].status().await.unwrap().height <= halted + 1, "a 2|2 partition finalized blocks");
+    cluster.heal().unwrap();
+    cluster.wait_height(&[0, 1, 2, 3], halted + 3, Duration::from_secs(60)).await.unwrap();
+
+    // Under load: a 2|2 split, then one validator cut off from the other three.
+    let schedule = vec![
+        (Duration::from_secs(2), Fault::Partition { a: vec![0, 1], b: vec![2, 3], lasting: Duration::from_secs(4) }),
+        (Duration::from_secs(9), Fault::Partition { a: vec![0, 1, 2], b: vec![3], lasting: Duration::from_secs(4) }),
+    ];
+    under_load(&mut cluster, &clients, &mut world, 16, schedule).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_validator_does_not_lose_or_fork_anything() {
+    let (mut cluster, clients, mut world) = cluster().await;
+    let slow = Fault::Slow {
+        node: 1,
+        stopped: Duration::from_millis(400),
+        running: Duration::from_millis(200),
+        lasting: Duration::from_secs(10),
+    };
+    under_load(&mut cluster, &clients, &mut world, 14, vec![(Duration::from_secs(1), slow)]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transaction_accepted_just_before_a_crash_is_committed_after_the_restart() {
+    use shutong_sdk::system_api::registry::OrgKind;
+    let mut cluster = Cluster::init(Path::new(BIN), 1, 500).unwrap();
+    cluster.start_all().await.unwrap();
+    cluster.wait_height(&[0], 2, Duration::from_secs(60)).await.unwrap();
+    let client = cluster.client(0).unwrap();
+    let key = shutong_types::Keypair::generate();
+    let height = client.status().await.unwrap().height;
+    let txb = shutong_sdk::TxBuilder::new(&cluster.chain_id, key);
+    let txs: Vec<_> = (0..20)
+        .map(|i| {
+            txb.call(
+                shutong_sdk::builder::register_org(&format!("crash-{i}"), "X", OrgKind::Enterprise),
+                i,
+                height + 1000,
+            )
+        })
+        .collect();
+    // Accepted, then SIGKILL at once: blocks come every 500 ms, so most are not in one yet.
+    for tx in &txs {
+        client.submit(tx).await.unwrap();
+    }
+    cluster.kill(0);
+    cluster.start(0).await.unwrap();
+    for tx in &txs {
+        let receipt = client.wait_for_receipt(&tx.id(), Duration::from_secs(30)).await.unwrap();
+        assert!(receipt.status.is_success(), "{receipt:?}");
+    }
+}

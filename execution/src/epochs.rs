@@ -1,0 +1,168 @@
+//! Which validators validate which height: read from the governance system contract's
+//! storage, so every node derives the same answer from the same state.
+//!
+//! The contract keeps the current set and at most one pending change
+//! (`shutong_system_api::governance`). Before executing the block at a pending change's
+//! activation height, the executor moves it into the current set with the next epoch number
+//! ([`begin_block`]); [`validators_for`] gives the same answer from the state after the
+//! parent, which is what a node needs before that block exists. A pending set with a key
+//! that is not an ed25519 public key is dropped at activation instead (the contract cannot
+//! check points; the node can, the same way on every node).
+
+use shutong_codec::{Decode, Encode};
+use shutong_system_api::governance::{COMMITTEE_KEY, Committee, PENDING_KEY, PendingSet, VALIDATORS_KEY, ValidatorSet};
+use shutong_system_api::names;
+use shutong_types::keyspace;
+use shutong_types::{Address, PublicKey};
+use shutong_vm::state::{Overlay, StateReader, Writes};
+
+/// The set that validates one height.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Epoch {
+    pub epoch: u64,
+    pub validators: Vec<PublicKey>,
+}
+
+pub fn governance() -> Address {
+    Address::system(names::GOVERNANCE)
+}
+
+fn key(name: &[u8]) -> Vec<u8> {
+    keyspace::contract_storage(&governance(), name)
+}
+
+/// The state key of the validator set in force.
+pub fn validators_key() -> Vec<u8> {
+    key(VALIDATORS_KEY)
+}
+
+/// The state key of the scheduled validator-set change.
+pub fn pending_key() -> Vec<u8> {
+    key(PENDING_KEY)
+}
+
+/// The epoch a block's writes start, and its first height, if they install a new set.
+pub fn started(writes: &Writes) -> Option<(u64, u64)> {
+    let bytes = writes.get(&validators_key())?.as_ref()?;
+    let set = ValidatorSet::decode(bytes).ok()?;
+    Some((set.epoch, set.since_height))
+}
+
+fn valid(keys: &[[u8; 32]]) -> bool {
+    !keys.is_empty() && keys.iter().all(|k| PublicKey(*k).is_point())
+}
+
+fn read<T: Decode>(state: &dyn Fn(&[u8]) -> Option<Vec<u8>>, name: &[u8]) -> Option<T> {
+    state(&key(name)).map(|bytes| T::decode(&bytes).expect("stored governance record decodes"))
+}
+
+/// The set that validates `height`, from the state after `height - 1`; `None` if the state
+/// has no governance contract.
+pub fn validators_for(state: &dyn StateReader, height: u64) -> Option<Epoch> {
+    let get = |k: &[u8]| state.get(k);
+    let current: ValidatorSet = read(&get, VALIDATORS_KEY)?;
+    let pending: Option<PendingSet> = read(&get, PENDING_KEY);
+    let keys = match pending {
+        Some(p) if p.activation_height <= height && valid(&p.keys) => {
+            return Some(Epoch { epoch: current.epoch + 1, validators: p.keys.into_iter().map(PublicKey).collect() });
+        }
+        _ => current.keys,
+    };
+    Some(Epoch { epoch: current.epoch, validators: keys.into_iter().map(PublicKey).collect() })
+}
+
+/// Applies a pending change whose activation height has come, before the block at `height`
+/// executes.
+pub fn begin_block(overlay: &mut Overlay, height: u64) {
+    let get = |k: &[u8]| overlay.get(k);
+    let Some(pending) = read::<PendingSet>(&get, PENDING_KEY) else { return };
+    if pending.activation_height > height {
+        return;
+    }
+    let current: Option<ValidatorSet> = read(&get, VALIDATORS_KEY);
+    overlay.remove(key(PENDING_KEY));
+    if let Some(current) = current
+        && valid(&pending.keys)
+    {
+        let next = ValidatorSet { epoch: current.epoch + 1, since_height: height, keys: pending.keys };
+        overlay.set(key(VALIDATORS_KEY), next.encode());
+    }
+}
+
+/// The state key of the governance committee.
+pub fn committee_key() -> Vec<u8> {
+    key(COMMITTEE_KEY)
+}
+
+/// The governance contract's storage at genesis: its committee and the first validator set.
+pub fn genesis_state(writes: &mut Writes, committee: &Committee, validators: &[PublicKey]) {
+    writes.insert(key(COMMITTEE_KEY), Some(committee.encode()));
+    let set = ValidatorSet { epoch: 0, since_height: 0, keys: validators.iter().map(|k| k.0).collect() };
+    writes.insert(key(VALIDATORS_KEY), Some(set.encode()));
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use shutong_types::Keypair;
+    use shutong_vm::state::MemoryState;
+    use std::sync::Arc;
+
+    fn keys(n: usize) -> Vec<PublicKey> {
+        (0..n).map(|i| Keypair::from_seed(&format!("epoch-{i}")).public()).collect()
+    }
+
+    /// Genesis governance state with `pending` scheduled to take effect at height 15.
+    fn state(pending: Option<Vec<[u8; 32]>>) -> MemoryState {
+        let mut writes = Writes::new();
+        let committee = Committee {
+            seats: vec![shutong_system_api::governance::Seat { account: [1; 32], org: "office".into() }],
+            threshold: 1,
+        };
+        genesis_state(&mut writes, &committee, &keys(4));
+        if let Some(keys) = pending {
+            let p = PendingSet { activation_height: 15, keys, proposer: [1; 32] };
+            writes.insert(key(PENDING_KEY), Some(p.encode()));
+        }
+        MemoryState(writes.into_iter().map(|(k, v)| (k, v.unwrap())).collect())
+    }
+
+    #[test]
+    fn a_change_applies_from_its_activation_height_and_begin_block_agrees() {
+        let new: Vec<[u8; 32]> = keys(3).iter().map(|k| k.0).collect();
+        let state = state(Some(new.clone()));
+        assert_eq!(validators_for(&state, 14).unwrap(), Epoch { epoch: 0, validators: keys(4) });
+        assert_eq!(validators_for(&state, 15).unwrap(), Epoch { epoch: 1, validators: keys(3) });
+
+        let base: Arc<dyn StateReader> = Arc::new(state);
+        let mut before = Overlay::new(Arc::clone(&base));
+        begin_block(&mut before, 14);
+        assert!(before.writes().is_empty(), "nothing changes before the activation height");
+        let mut at = Overlay::new(base);
+        begin_block(&mut at, 15);
+        let after = MemoryState(at.into_writes().into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect());
+        // What begin_block wrote is what validators_for predicted, with no change pending.
+        let current: ValidatorSet = ValidatorSet::decode(&after.get(&key(VALIDATORS_KEY)).unwrap()).unwrap();
+        assert_eq!(current, ValidatorSet { epoch: 1, since_height: 15, keys: new });
+    }
+
+    #[test]
+    fn a_set_with_a_key_that_is_not_a_curve_point_is_dropped_at_activation() {
+        // About half of all y-coordinates are on no curve point; take the first.
+        let bad = (2u8..)
+            .map(|b| {
+                let mut key = [0u8; 32];
+                key[0] = b;
+                key
+            })
+            .find(|k| !PublicKey(*k).is_point())
+            .unwrap();
+        let state = state(Some(vec![keys(1)[0].0, bad]));
+        assert_eq!(validators_for(&state, 15).unwrap().epoch, 0);
+        let mut overlay = Overlay::new(Arc::new(state));
+        begin_block(&mut overlay, 15);
+        assert_eq!(overlay.writes().get(&key(PENDING_KEY)), Some(&None), "the pending change is removed");
+        assert!(!overlay.writes().contains_key(&key(VALIDATORS_KEY)), "the set in force stays");
+    }
+}

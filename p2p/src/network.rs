@@ -1,0 +1,328 @@
+//! The network task: owns the libp2p swarm, keeps a connection to every configured peer,
+//! sends what the consensus driver asks it to, and hands it what peers send.
+//!
+//! The driver and this task are joined by bounded queues in both directions. Neither ever
+//! waits for the other: a full queue drops the message and counts it, which consensus
+//! tolerates (votes are re-sent on `t_r`, certificates and blocks are requested again), so a
+//! slow or flooding peer can neither stall consensus nor grow memory. Messages are sent only
+//! to connected peers, so nothing queues for a peer that is down. Each peer's messages are
+//! counted against its rates and its misbehaviour against its score ([`crate::peer_guard`]);
+//! a peer that reaches the ban score is disconnected and refused for a while.
+
+use crate::peer_guard::{self, Misbehaviour, PeerGuard, Verdict};
+use crate::swarm::{self as p2p, BehaviourEvent};
+use crate::traffic::NetCounters;
+use libp2p::futures::StreamExt;
+use libp2p::request_response::{Event, Message};
+use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::{Multiaddr, PeerId};
+use shutong_consensus::wire::NetMessage;
+use shutong_types::{Keypair, PublicKey};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How many outgoing messages may wait for the network task.
+pub const OUTBOX_MAX: usize = 8_192;
+/// How often peers that are not connected are dialled again.
+const REDIAL_EVERY: Duration = Duration::from_secs(1);
+/// How often the fault-injection file is read, when fault injection is on.
+const FAULTS_EVERY: Duration = Duration::from_millis(250);
+/// The largest fault-injection file read.
+const FAULTS_BYTES_MAX: u64 = 64 << 10;
+
+/// The peers a fault-injection file isolates this node from; none if the file is absent or
+/// unreadable (a malformed file is logged and ignored).
+fn isolated(path: &std::path::Path) -> std::collections::HashSet<PeerId> {
+    #[derive(serde::Deserialize)]
+    struct Faults {
+        #[serde(default)]
+        isolate: Vec<PublicKey>,
+    }
+    use std::io::Read;
+    let mut text = String::new();
+    let read = std::fs::File::open(path).and_then(|f| f.take(FAULTS_BYTES_MAX).read_to_string(&mut text));
+    if read.is_err() {
+        return Default::default();
+    }
+    match serde_json::from_str::<Faults>(&text) {
+        Ok(faults) => faults.isolate.iter().filter_map(p2p::peer_id).collect(),
+        Err(err) => {
+            tracing::warn!(path = %path.display(), %err, "fault-injection file ignored");
+            Default::default()
+        }
+    }
+}
+
+/// What the driver asks the network to do.
+#[derive(Debug)]
+pub enum Command {
+    /// Send to every validator but this node.
+    Broadcast(Vec<u8>),
+    /// Send to one peer.
+    Send(PeerId, Vec<u8>),
+    /// A new validator set: broadcast to it, and let its members in.
+    SetValidators(Vec<PublicKey>),
+    /// A peer sent something no honest peer sends.
+    Penalise(PeerId, Misbehaviour),
+}
+
+/// Where the network hands what peers send: the receiver's mailbox, behind this trait so
+/// that the network never names who receives. `deliver` must not wait; it answers false
+/// when the mailbox is full and the message was dropped (counted, and tolerated: see the
+/// module docs).
+pub trait Inbox: Send + 'static {
+    fn deliver(&self, inbound: Inbound) -> bool;
+}
+
+/// A message from a peer, still encoded.
+#[derive(Debug)]
+pub struct Inbound {
+    pub from: PeerId,
+    pub bytes: Vec<u8>,
+}
+
+impl Inbound {
+    /// The sender and the decoded message; `None` (logged, and the sender penalised) for
+    /// bytes that do not decode.
+    pub fn decode(self, net: &NetHandle) -> Option<(PeerId, NetMessage)> {
+        match <NetMessage as shutong_types::Decode>::decode(&self.bytes) {
+            Ok(message) => Some((self.from, message)),
+            Err(err) => {
+                tracing::debug!(peer = %self.from, %err, "undecodable message dropped");
+                net.send(Command::Penalise(self.from, Misbehaviour::Undecodable));
+                None
+            }
+        }
+    }
+}
+
+/// Counters the status RPC reports.
+#[derive(Debug, Default)]
+pub struct NetStats {
+    pub peers: AtomicU64,
+    pub dropped_outbound: AtomicU64,
+    pub dropped_inbound: AtomicU64,
+    /// Messages dropped because their peer was over its rate.
+    pub dropped_over_rate: AtomicU64,
+    /// Peers disconnected and refused for misbehaving.
+    pub bans: AtomicU64,
+    pub traffic: NetCounters,
+}
+
+/// A peer this node dials: its key (which names its peer id) and its address.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub key: PublicKey,
+    pub address: SocketAddr,
+}
+
+/// The driver's handle on the network.
+#[derive(Debug, Clone)]
+pub struct NetHandle {
+    commands: mpsc::Sender<Command>,
+    pub stats: Arc<NetStats>,
+}
+
+impl NetHandle {
+    /// Queues a command; drops it if the queue is full (see the module docs).
+    pub fn send(&self, command: Command) {
+        if self.commands.try_send(command).is_err() {
+            self.stats.dropped_outbound.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn multiaddr(address: SocketAddr) -> Multiaddr {
+    let ip = match address.ip() {
+        std::net::IpAddr::V4(ip) => libp2p::multiaddr::Protocol::Ip4(ip),
+        std::net::IpAddr::V6(ip) => libp2p::multiaddr::Protocol::Ip6(ip),
+    };
+    Multiaddr::empty().with(ip).with(libp2p::multiaddr::Protocol::Tcp(address.port()))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error(transparent)]
+    P2p(#[from] p2p::Error),
+    #[error("cannot listen on p2p address {address}: {reason}")]
+    Listen { address: SocketAddr, reason: String },
+    #[error("p2p peer key {0} is not an ed25519 public key")]
+    BadPeerKey(PublicKey),
+}
+
+/// Starts the network task: listens on `listen`, lets in `allowed`, dials `peers`, and sends
+/// broadcasts to `validators` (this node's own key among them is skipped). Incoming
+/// messages go to `inbox`. Must be called inside a tokio runtime; the task ends when every
+/// [`NetHandle`] is dropped or it is aborted.
+pub fn start(
+    key: &Keypair,
+    listen: SocketAddr,
+    allowed: &[PublicKey],
+    validators: &[PublicKey],
+    peers: &[Peer],
+    inbox: impl Inbox,
+    faults: Option<std::path::PathBuf>,
+) -> Result<(NetHandle, tokio::task::JoinHandle<()>), NetError> {
+    let mut swarm = p2p::swarm(key, allowed)?;
+    swarm.listen_on(multiaddr(listen)).map_err(|e| NetError::Listen { address: listen, reason: e.to_string() })?;
+    let mut dial = Vec::new();
+    for peer in peers {
+        let id = p2p::peer_id(&peer.key).ok_or(NetError::BadPeerKey(peer.key))?;
+        dial.push((id, multiaddr(peer.address)));
+    }
+    let me = key.public();
+    let mut broadcast_to: Vec<PeerId> = validators
+        .iter()
+        .filter(|k| **k != me)
+        .map(|k| p2p::peer_id(k).ok_or(NetError::BadPeerKey(*k)))
+        .collect::<Result<_, _>>()?;
+    let mut let_in: std::collections::HashSet<PeerId> =
+        allowed.iter().map(|k| p2p::peer_id(k).ok_or(NetError::BadPeerKey(*k))).collect::<Result<_, _>>()?;
+    let (commands, mut queue) = mpsc::channel(OUTBOX_MAX);
+    let stats = Arc::new(NetStats::default());
+    let task_stats = Arc::clone(&stats);
+    let task = tokio::spawn(async move {
+        let stats = task_stats;
+        let mut redial = tokio::time::interval(REDIAL_EVERY);
+        let mut fault_check = tokio::time::interval(FAULTS_EVERY);
+        let mut cut_off = std::collections::HashSet::new();
+        let mut guard = PeerGuard::default();
+        // Bans `peer` if its score has reached the ban score.
+        let ban_if_due = |guard: &mut PeerGuard, swarm: &mut libp2p::Swarm<p2p::Behaviour>, peer: PeerId| {
+            if guard.should_ban(peer, std::time::Instant::now()) {
+                tracing::warn!(%peer, for_secs = peer_guard::BAN_FOR.as_secs(), "p2p peer misbehaved: disconnected and refused");
+                swarm.behaviour_mut().allowed.disallow_peer(peer);
+                let _ = swarm.disconnect_peer_id(peer);
+                stats.bans.fetch_add(1, Ordering::Relaxed);
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = fault_check.tick(), if faults.is_some() => {
+                    if let Some(path) = &faults {
+                        let now = isolated(path);
+                        if now != cut_off {
+                            tracing::warn!(peers = now.len(), "fault injection: isolated from peers");
+                            cut_off = now;
+                        }
+                    }
+                }
+                command = queue.recv() => match command {
+                    None => return,
+                    Some(Command::Broadcast(bytes)) => {
+                        stats.traffic.sent(&bytes, broadcast_to.len() as u64);
+                        for peer in broadcast_to.iter().filter(|p| !cut_off.contains(*p)) {
+                            // Nothing waits for a peer that is not connected (see the module docs).
+                            if swarm.is_connected(peer) {
+                                swarm.behaviour_mut().consensus.send_request(peer, bytes.clone());
+                            } else {
+                                stats.dropped_outbound.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    Some(Command::Send(peer, bytes)) => {
+                        stats.traffic.sent(&bytes, 1);
+                        if cut_off.contains(&peer) {
+                            continue;
+                        }
+                        if swarm.is_connected(&peer) {
+                            swarm.behaviour_mut().consensus.send_request(&peer, bytes);
+                        } else {
+                            stats.dropped_outbound.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Some(Command::SetValidators(keys)) => {
+                        broadcast_to = keys.iter().filter(|k| **k != me).filter_map(p2p::peer_id).collect();
+                        for peer in &broadcast_to {
+                            let_in.insert(*peer);
+                            if !guard.is_banned(peer) {
+                                swarm.behaviour_mut().allowed.allow_peer(*peer);
+                            }
+                        }
+                    }
+                    Some(Command::Penalise(peer, what)) => {
+                        tracing::debug!(%peer, what = what.name(), "p2p peer penalised");
+                        guard.penalise(peer, what, std::time::Instant::now());
+                        ban_if_due(&mut guard, &mut swarm, peer);
+                    }
+                },
+                _ = redial.tick() => {
+                    for peer in guard.expired_bans(std::time::Instant::now()) {
+                        if let_in.contains(&peer) {
+                            tracing::info!(%peer, "p2p peer's ban ended: let in again");
+                            swarm.behaviour_mut().allowed.allow_peer(peer);
+                        }
+                    }
+                    for (peer, address) in &dial {
+                        if !swarm.is_connected(peer) && !guard.is_banned(peer) {
+                            // libp2p forgets an address whose dial failed (a peer that was down
+                            // or not yet listening), so it is given again every time.
+                            swarm.add_peer_address(*peer, address.clone());
+                            let opts = DialOpts::peer_id(*peer)
+                                .addresses(vec![address.clone()])
+                                .condition(PeerCondition::DisconnectedAndNotDialing)
+                                .build();
+                            let _ = swarm.dial(opts);
+                        }
+                    }
+                }
+                event = swarm.select_next_some() => match event {
+                    SwarmEvent::Behaviour(BehaviourEvent::Consensus(Event::Message {
+                        peer, message: Message::Request { request, channel, .. }, ..
+                    })) => {
+                        // The acknowledgement only closes the stream; what the message means is
+                        // the driver's business.
+                        let _ = swarm.behaviour_mut().consensus.send_response(channel, Vec::new());
+                        if cut_off.contains(&peer) {
+                            continue;
+                        }
+                        stats.traffic.received(&request);
+                        if guard.admit(peer, &request, std::time::Instant::now()) == Verdict::Drop {
+                            stats.dropped_over_rate.fetch_add(1, Ordering::Relaxed);
+                            ban_if_due(&mut guard, &mut swarm, peer);
+                            continue;
+                        }
+                        if !inbox.deliver(Inbound { from: peer, bytes: request }) {
+                            stats.dropped_inbound.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    SwarmEvent::Behaviour(BehaviourEvent::Consensus(Event::OutboundFailure { peer, error, .. })) => {
+                        tracing::debug!(%peer, %error, "p2p send failed");
+                    }
+                    SwarmEvent::Behaviour(BehaviourEvent::Consensus(Event::InboundFailure { peer, error, .. })) => {
+                        tracing::debug!(%peer, %error, "p2p receive failed");
+                        // A frame over the size limit or a malformed length: the peer's doing.
+                        if let libp2p::request_response::InboundFailure::Io(err) = &error
+                            && err.kind() == std::io::ErrorKind::InvalidData
+                        {
+                            guard.penalise(peer, Misbehaviour::BrokenStream, std::time::Instant::now());
+                            ban_if_due(&mut guard, &mut swarm, peer);
+                        }
+                    }
+                    SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } => {
+                        if num_established.get() == 1 {
+                            tracing::info!(peer = %peer_id, "p2p peer connected");
+                        }
+                        stats.peers.store(swarm.connected_peers().count() as u64, Ordering::Relaxed);
+                    }
+                    SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
+                        if num_established == 0 {
+                            tracing::info!(peer = %peer_id, "p2p peer disconnected");
+                        }
+                        stats.peers.store(swarm.connected_peers().count() as u64, Ordering::Relaxed);
+                    }
+                    SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
+                        tracing::debug!(%send_back_addr, %error, "p2p connection refused");
+                    }
+                    SwarmEvent::NewListenAddr { address, .. } => tracing::info!(%address, "p2p listening"),
+                    _ => {}
+                },
+            }
+        }
+    });
+    Ok((NetHandle { commands, stats }, task))
+}

@@ -1,0 +1,736 @@
+//! Shutong's storage: the only crate that names RocksDB. Blocks, certificates, receipts, state, the state tree, the audit log, the auditors' indexes, the consensus WAL and pending transactions, one synced write batch per block.
+//!
+//! One column family per kind of record, one atomic, synced write batch per committed block,
+//! and the consensus write-ahead log.
+//!
+//! A crash at any point leaves either the old block or the new one, never a mix: the block,
+//! its certificate, its receipts, its state writes, its state-tree nodes, its audit-log
+//! tiles and the new tip go in one batch.
+
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, Options, WriteBatch, WriteOptions};
+use shutong_codec::{Decode, DecodeError, Encode, Reader, write};
+use shutong_consensus::SignedVote;
+use shutong_execution::audit_log::{LogError, LogReader, LogUpdate, Tile, TileKey};
+use shutong_execution::state_tree::{Node, NodeKey, TreeError, TreeReader, TreeUpdate};
+use shutong_types::{Block, Certificate, Hash, Receipt};
+use shutong_vm::state::{Entry, StateReader, Writes};
+use std::path::Path;
+use std::sync::Arc;
+
+/// RocksDB's figures for metrics ([`Storage::db_figures`]).
+#[derive(Debug, Clone, Default)]
+pub struct DbFigures {
+    pub sst_bytes: Vec<(&'static str, u64)>,
+    pub live_data_bytes: Vec<(&'static str, u64)>,
+    pub memtable_bytes: Vec<(&'static str, u64)>,
+    pub pending_compaction_bytes: Vec<(&'static str, u64)>,
+    pub write_stopped: u64,
+    pub delayed_write_rate: u64,
+}
+
+const CF_BLOCKS: &str = "blocks";
+const CF_CERTIFICATES: &str = "certificates";
+const CF_RECEIPTS: &str = "receipts";
+const CF_STATE: &str = "state";
+const CF_WAL: &str = "consensus_wal";
+const CF_META: &str = "meta";
+/// Block hash → height, to serve a block asked for by its digest.
+const CF_BLOCK_INDEX: &str = "block_index";
+/// State-tree nodes by [`NodeKey`].
+const CF_TREE: &str = "state_tree";
+/// `stale since (8 bytes BE) ‖ node key` → nothing: what pruning a version may delete.
+const CF_STALE: &str = "tree_stale";
+/// Audit-log tiles by [`TileKey`].
+const CF_LOG: &str = "audit_log";
+/// Auditors' indexes of the audit log ([`shutong_execution::audit_index`]).
+const CF_AUDIT_INDEX: &str = "audit_index";
+/// Transactions this node accepted over RPC and has not seen committed: a SIGKILL between
+/// the acknowledgement and the batch reaching the other validators loses nothing, since the
+/// restarted node admits them again. Written without a sync (a process crash keeps the OS's
+/// buffers), removed in the commit batch of the block that includes them.
+const CF_PENDING: &str = "pending_txs";
+const COLUMN_FAMILIES: [&str; 12] = [
+    CF_BLOCKS,
+    CF_CERTIFICATES,
+    CF_RECEIPTS,
+    CF_STATE,
+    CF_WAL,
+    CF_META,
+    CF_BLOCK_INDEX,
+    CF_TREE,
+    CF_STALE,
+    CF_LOG,
+    CF_AUDIT_INDEX,
+    CF_PENDING,
+];
+/// The block cache shared by the column families that are read at random.
+const BLOCK_CACHE_BYTES: usize = 128 << 20;
+/// What all memtables together may hold before RocksDB flushes the largest.
+const MEMTABLES_BYTES: usize = 128 << 20;
+
+const META_TIP: &[u8] = b"tip";
+/// `epoch/<epoch, 8 bytes BE>` → the epoch's first height.
+const META_EPOCH: &[u8] = b"epoch/";
+/// `epoch-proof/<epoch, 8 bytes BE>` → [`EpochProofs`]: kept forever, so that pruning old
+/// state never stops a light client from following the validators from genesis.
+const META_EPOCH_PROOF: &[u8] = b"epoch-proof/";
+/// The lowest state-tree version still whole (absent: none was pruned).
+const META_PRUNED_BELOW: &[u8] = b"pruned-below";
+/// How often, in heights, old state versions are pruned.
+const PRUNE_EVERY: u64 = 100;
+
+fn epoch_proof_key(epoch: u64) -> Vec<u8> {
+    let mut key = META_EPOCH_PROOF.to_vec();
+    key.extend_from_slice(&epoch.to_be_bytes());
+    key
+}
+
+/// The proofs that start an epoch: the governance contract's validator set and scheduled
+/// change in the state the previous epoch's last header commits to (the state after the
+/// block before it), taken when the epoch began.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochProofs {
+    pub validators: (Option<Vec<u8>>, shutong_types::smt::StateProof),
+    pub pending: (Option<Vec<u8>>, shutong_types::smt::StateProof),
+}
+
+impl Encode for EpochProofs {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        for (value, proof) in [&self.validators, &self.pending] {
+            write::option(out, value, |out, v| write::bytes(out, v));
+            proof.encode_to(out);
+        }
+    }
+}
+
+impl Decode for EpochProofs {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let one = |r: &mut Reader<'_>| -> Result<_, DecodeError> {
+            let value = r.option("epoch_proof.value", |r| r.byte_vec("epoch_proof.value", 1 << 20))?;
+            Ok((value, shutong_types::smt::StateProof::decode_from(r)?))
+        };
+        Ok(EpochProofs { validators: one(r)?, pending: one(r)? })
+    }
+}
+
+fn epoch_key(epoch: u64) -> Vec<u8> {
+    let mut key = META_EPOCH.to_vec();
+    key.extend_from_slice(&epoch.to_be_bytes());
+    key
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("cannot open the database at {path}: {reason}")]
+    Open { path: String, reason: String },
+}
+
+/// The last committed block and the roots after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tip {
+    pub height: u64,
+    pub view: u64,
+    pub hash: Hash,
+    pub timestamp_ms: u64,
+    /// The state root after this block.
+    pub state_root: Hash,
+    /// The receipts root of this block.
+    pub receipts_root: Hash,
+    /// The audit log's root and size after this block.
+    pub audit_root: Hash,
+    pub audit_size: u64,
+}
+
+impl Tip {
+    /// The tip after the block with `header`, whose execution committed to `roots`.
+    pub fn after(header: &shutong_types::BlockHeader, roots: shutong_types::Roots) -> Tip {
+        Tip {
+            height: header.height,
+            view: header.view,
+            hash: header.hash(),
+            timestamp_ms: header.timestamp_ms,
+            state_root: roots.state,
+            receipts_root: roots.receipts,
+            audit_root: roots.audit,
+            audit_size: roots.audit_size,
+        }
+    }
+
+    /// The commitments after this block, which its child's header must carry.
+    pub fn roots(&self) -> shutong_types::Roots {
+        shutong_types::Roots {
+            state: self.state_root,
+            receipts: self.receipts_root,
+            audit: self.audit_root,
+            audit_size: self.audit_size,
+        }
+    }
+}
+
+impl Encode for Tip {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        write::u64(out, self.height);
+        write::u64(out, self.view);
+        self.hash.encode_to(out);
+        write::u64(out, self.timestamp_ms);
+        self.state_root.encode_to(out);
+        self.receipts_root.encode_to(out);
+        self.audit_root.encode_to(out);
+        write::u64(out, self.audit_size);
+    }
+}
+
+impl Decode for Tip {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Tip {
+            height: r.u64()?,
+            view: r.u64()?,
+            hash: Hash::decode_from(r)?,
+            timestamp_ms: r.u64()?,
+            state_root: Hash::decode_from(r)?,
+            receipts_root: Hash::decode_from(r)?,
+            audit_root: Hash::decode_from(r)?,
+            audit_size: r.u64()?,
+        })
+    }
+}
+
+/// Everything one committed block writes.
+#[derive(Debug)]
+pub struct Commit<'a> {
+    pub block: &'a Block,
+    pub certificate: Option<&'a Certificate>,
+    pub receipts: &'a [Receipt],
+    pub writes: &'a Writes,
+    pub tree: &'a TreeUpdate,
+    pub log: &'a LogUpdate,
+    pub tip: Tip,
+}
+
+impl<'a> Commit<'a> {
+    /// What committing `block`, executed as `output`, writes.
+    pub fn executed(
+        block: &'a Block,
+        certificate: Option<&'a Certificate>,
+        output: &'a shutong_execution::executor::BlockOutput,
+    ) -> Commit<'a> {
+        Commit {
+            block,
+            certificate,
+            receipts: &output.receipts,
+            writes: &output.writes,
+            tree: &output.tree,
+            log: &output.log,
+            tip: Tip::after(&block.header, output.roots()),
+        }
+    }
+}
+
+/// A vote from the write-ahead log, with the block it notarized if this node proposed it.
+#[derive(Debug, Clone)]
+pub struct WalEntry {
+    pub vote: SignedVote,
+    pub block: Option<Block>,
+}
+
+impl Encode for WalEntry {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        self.vote.encode_to(out);
+        write::option(out, &self.block, |out, block| block.encode_to(out));
+    }
+}
+
+impl Decode for WalEntry {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let vote = SignedVote::decode_from(r)?;
+        let block = r.option("wal.block", Block::decode_from)?;
+        Ok(WalEntry { vote, block })
+    }
+}
+
+/// Decoded state-tree nodes kept in memory: nodes never change once written, so the upper
+/// levels every lookup passes through stay here (about 700 bytes a node).
+const TREE_CACHE_NODES: usize = 32_768;
+/// Decoded audit-log tiles kept in memory; only complete tiles, which never change.
+const TILE_CACHE_TILES: usize = 1_024;
+
+/// The node's database.
+pub struct Storage {
+    db: DB,
+    /// How many recent state versions to keep whole; 0 keeps every version (an archive).
+    state_history_blocks: u64,
+    tree_cache: quick_cache::sync::Cache<NodeKey, Node>,
+    tile_cache: quick_cache::sync::Cache<TileKey, Arc<Tile>>,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Storage({})", self.db.path().display())
+    }
+}
+
+fn synced() -> WriteOptions {
+    let mut opts = WriteOptions::default();
+    opts.set_sync(true);
+    opts
+}
+
+fn decode_stored<T: Decode>(what: &str, bytes: &[u8]) -> T {
+    T::decode(bytes).unwrap_or_else(|e| panic!("stored {what} does not decode ({e}): the database is corrupt"))
+}
+
+impl Storage {
+    /// Opens an archive: every state version is kept.
+    pub fn open(path: &Path) -> Result<Storage, StorageError> {
+        Storage::open_with(path, 0)
+    }
+
+    /// Opens the database keeping the state of the last `state_history_blocks` heights
+    /// whole (0 keeps all). Blocks, certificates, receipts, the audit log and the proofs that
+    /// start each epoch are never pruned.
+    pub fn open_with(path: &Path, state_history_blocks: u64) -> Result<Storage, StorageError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        opts.set_max_open_files(512);
+        // One budget for every column family's memtables: without it each of the twelve may
+        // grow to 64 MiB (twice) before it flushes, and a node's memory climbs for minutes
+        // under load before it levels off (seen in a soak run).
+        opts.set_db_write_buffer_size(MEMTABLES_BYTES);
+        let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+        let cfs = COLUMN_FAMILIES.iter().map(|name| {
+            let mut table = BlockBasedOptions::default();
+            table.set_block_cache(&cache);
+            if [CF_STATE, CF_TREE, CF_LOG].contains(name) {
+                // Point reads dominate: a bloom filter skips files without the key, and the
+                // filters and indexes stay in the cache.
+                table.set_bloom_filter(10.0, false);
+                table.set_cache_index_and_filter_blocks(true);
+                table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+            }
+            let mut cf = Options::default();
+            cf.set_block_based_table_factory(&table);
+            ColumnFamilyDescriptor::new(*name, cf)
+        });
+        let db = DB::open_cf_descriptors(&opts, path, cfs)
+            .map_err(|e| StorageError::Open { path: path.display().to_string(), reason: e.to_string() })?;
+        Ok(Storage {
+            db,
+            state_history_blocks,
+            tree_cache: quick_cache::sync::Cache::new(TREE_CACHE_NODES),
+            tile_cache: quick_cache::sync::Cache::new(TILE_CACHE_TILES),
+        })
+    }
+
+    /// Remembers a transaction this node accepted until a committed block includes it.
+    pub fn put_pending(&self, id: &Hash, bytes: &[u8]) {
+        self.db.put_cf(self.cf(CF_PENDING), id.0, bytes).expect("rocksdb write failed");
+    }
+
+    /// Forgets a pending transaction (refused on reload: committed or expired meanwhile).
+    pub fn forget_pending(&self, id: &Hash) {
+        self.db.delete_cf(self.cf(CF_PENDING), id.0).expect("rocksdb write failed");
+    }
+
+    /// Every transaction accepted and not yet seen committed, as accepted.
+    pub fn pending(&self) -> Vec<(Hash, Vec<u8>)> {
+        self.db
+            .iterator_cf(self.cf(CF_PENDING), rocksdb::IteratorMode::Start)
+            .filter_map(Result::ok)
+            .filter_map(|(k, v)| Some((Hash(k.as_ref().try_into().ok()?), v.to_vec())))
+            .collect()
+    }
+
+    /// RocksDB's own figures for metrics: per column family (sst bytes, estimated live
+    /// data, memtable bytes, bytes waiting for compaction), and for the database whether
+    /// writes are stopped and the delayed-write rate (a write stall slows writes first).
+    pub fn db_figures(&self) -> DbFigures {
+        let per_cf = |property: &str| -> Vec<(&'static str, u64)> {
+            COLUMN_FAMILIES
+                .iter()
+                .map(|name| (*name, self.db.property_int_value_cf(self.cf(name), property).ok().flatten().unwrap_or(0)))
+                .collect()
+        };
+        let db = |property: &str| self.db.property_int_value(property).ok().flatten().unwrap_or(0);
+        DbFigures {
+            sst_bytes: per_cf("rocksdb.total-sst-files-size"),
+            live_data_bytes: per_cf("rocksdb.estimate-live-data-size"),
+            memtable_bytes: per_cf("rocksdb.cur-size-all-mem-tables"),
+            pending_compaction_bytes: per_cf("rocksdb.estimate-pending-compaction-bytes"),
+            write_stopped: db("rocksdb.is-write-stopped"),
+            delayed_write_rate: db("rocksdb.actual-delayed-write-rate"),
+        }
+    }
+
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        self.db.cf_handle(name).expect("every column family is created at open")
+    }
+
+    fn get(&self, cf: &str, key: &[u8]) -> Option<Vec<u8>> {
+        self.db.get_cf(self.cf(cf), key).expect("rocksdb read failed")
+    }
+
+    pub fn tip(&self) -> Option<Tip> {
+        self.get(CF_META, META_TIP).map(|bytes| decode_stored("tip", &bytes))
+    }
+
+    pub fn block(&self, height: u64) -> Option<Block> {
+        self.get(CF_BLOCKS, &height.to_be_bytes()).map(|bytes| decode_stored("block", &bytes))
+    }
+
+    /// A committed block by its hash.
+    pub fn block_by_hash(&self, hash: &Hash) -> Option<Block> {
+        let height = self.get(CF_BLOCK_INDEX, &hash.0)?;
+        let height = u64::from_be_bytes(height.try_into().expect("stored block index is a u64"));
+        self.block(height)
+    }
+
+    pub fn certificate(&self, height: u64) -> Option<Certificate> {
+        self.get(CF_CERTIFICATES, &height.to_be_bytes()).map(|bytes| decode_stored("certificate", &bytes))
+    }
+
+    pub fn receipt(&self, tx_id: &Hash) -> Option<Receipt> {
+        self.get(CF_RECEIPTS, &tx_id.0).map(|bytes| decode_stored("receipt", &bytes))
+    }
+
+    /// The first height of `epoch`, once a committed block started it.
+    pub fn epoch_start(&self, epoch: u64) -> Option<u64> {
+        let bytes = self.get(CF_META, &epoch_key(epoch))?;
+        Some(u64::from_be_bytes(bytes.try_into().expect("stored epoch start is a u64")))
+    }
+
+    /// The highest committed height at or below `below` with a certificate of its own,
+    /// looking at most `window` heights down.
+    pub fn certified_at_or_below(&self, below: u64, window: u64) -> Option<u64> {
+        (below.saturating_sub(window)..=below).rev().find(|h| self.get(CF_CERTIFICATES, &h.to_be_bytes()).is_some())
+    }
+
+    /// Up to `limit` audit-index positions (time, leaf index) with keys in `[start, end]`.
+    pub fn audit_index_scan(&self, start: &[u8], end: &[u8], limit: usize) -> Vec<(u64, u64)> {
+        let mode = rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward);
+        self.db
+            .iterator_cf(self.cf(CF_AUDIT_INDEX), mode)
+            .map(|item| item.expect("rocksdb index scan failed"))
+            .take_while(|(key, _)| key.as_ref() <= end)
+            .take(limit)
+            .filter_map(|(key, _)| shutong_execution::audit_index::position(&key))
+            .collect()
+    }
+
+    /// The (time, leaf index) of the last index key below `below` that starts with `prefix`.
+    pub fn audit_index_last_below(&self, below: &[u8], prefix: &[u8]) -> Option<(u64, u64)> {
+        let mode = rocksdb::IteratorMode::From(below, rocksdb::Direction::Reverse);
+        self.db
+            .iterator_cf(self.cf(CF_AUDIT_INDEX), mode)
+            .map(|item| item.expect("rocksdb index scan failed"))
+            .find(|(key, _)| key.as_ref() < below)
+            .filter(|(key, _)| key.starts_with(prefix))
+            .and_then(|(key, _)| shutong_execution::audit_index::position(&key))
+    }
+
+    pub fn state_get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.get(CF_STATE, key)
+    }
+
+    /// Writes a committed block and everything it produced in one synced batch, and drops
+    /// the write-ahead-log entries of views up to the block's.
+    pub fn commit(&self, commit: Commit<'_>) {
+        let height = commit.block.header.height;
+        assert_eq!(height, commit.tip.height, "the tip must be the committed block");
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_BLOCKS), height.to_be_bytes(), commit.block.encode());
+        batch.put_cf(self.cf(CF_BLOCK_INDEX), commit.tip.hash.0, height.to_be_bytes());
+        if let Some(certificate) = commit.certificate {
+            batch.put_cf(self.cf(CF_CERTIFICATES), height.to_be_bytes(), certificate.encode());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for receipt in commit.receipts {
+            // A transaction a faulty leader repeats gets a `Rejected` receipt the second time;
+            // the receipt of its first execution is the one kept.
+            if seen.insert(receipt.tx_id) && self.get(CF_RECEIPTS, &receipt.tx_id.0).is_none() {
+                batch.put_cf(self.cf(CF_RECEIPTS), receipt.tx_id.0, receipt.encode());
+            }
+        }
+        let state = self.cf(CF_STATE);
+        for (key, value) in commit.writes {
+            match value {
+                Some(value) => batch.put_cf(state, key, value),
+                None => batch.delete_cf(state, key),
+            }
+        }
+        let tree = self.cf(CF_TREE);
+        for (key, node) in &commit.tree.nodes {
+            batch.put_cf(tree, key.to_bytes(), node.encode());
+        }
+        let stale = self.cf(CF_STALE);
+        for key in &commit.tree.stale {
+            let mut entry = commit.tree.version.to_be_bytes().to_vec();
+            entry.extend_from_slice(&key.to_bytes());
+            batch.put_cf(stale, entry, []);
+        }
+        let log = self.cf(CF_LOG);
+        for (key, tile) in &commit.log.tiles {
+            batch.put_cf(log, key.to_bytes(), tile.encode());
+        }
+        let index = self.cf(CF_AUDIT_INDEX);
+        for key in shutong_execution::audit_index::keys_for(commit.writes) {
+            batch.put_cf(index, key, []);
+        }
+        if let Some((epoch, start)) = shutong_execution::epochs::started(commit.writes) {
+            batch.put_cf(self.cf(CF_META), epoch_key(epoch), start.to_be_bytes());
+            if let Some(proofs) = self.epoch_proofs_now(start) {
+                batch.put_cf(self.cf(CF_META), epoch_proof_key(epoch), proofs.encode());
+            }
+        }
+        batch.delete_range_cf(self.cf(CF_WAL), 0u64.to_be_bytes(), (commit.tip.view + 1).to_be_bytes());
+        let pending = self.cf(CF_PENDING);
+        for tx in &commit.block.txs {
+            batch.delete_cf(pending, tx.id().0);
+        }
+        batch.put_cf(self.cf(CF_META), META_TIP, commit.tip.encode());
+        self.db.write_opt(batch, &synced()).expect("rocksdb commit failed");
+        for (key, node) in &commit.tree.nodes {
+            if matches!(node, Node::Internal(_)) {
+                self.tree_cache.insert(key.clone(), node.clone());
+            }
+        }
+        if self.state_history_blocks > 0 && height.is_multiple_of(PRUNE_EVERY) {
+            self.prune_state_below(height.saturating_sub(self.state_history_blocks));
+        }
+    }
+
+    /// The epoch proofs for an epoch starting at `start`, from the tree of version
+    /// `start − 2` (absent for a start below 2, which no governance change can have).
+    fn epoch_proofs_now(&self, start: u64) -> Option<EpochProofs> {
+        let version = start.checked_sub(2)?;
+        let prove = |key: Vec<u8>| {
+            shutong_execution::state_tree::prove(self, version, &key).expect("the state tree below the tip is whole")
+        };
+        Some(EpochProofs {
+            validators: prove(shutong_execution::epochs::validators_key()),
+            pending: prove(shutong_execution::epochs::pending_key()),
+        })
+    }
+
+    /// The stored proofs that started `epoch`.
+    pub fn epoch_proofs(&self, epoch: u64) -> Option<EpochProofs> {
+        self.get(CF_META, &epoch_proof_key(epoch)).map(|bytes| decode_stored("epoch proofs", &bytes))
+    }
+
+    /// The lowest state version still whole.
+    pub fn pruned_below(&self) -> u64 {
+        self.get(CF_META, META_PRUNED_BELOW)
+            .map_or(0, |b| u64::from_be_bytes(b.try_into().expect("stored prune mark is a u64")))
+    }
+
+    /// Deletes the tree nodes that no version from `below` on uses: those stale since a
+    /// version ≤ `below`. Returns how many were deleted.
+    pub fn prune_state_below(&self, below: u64) -> usize {
+        if below <= self.pruned_below() {
+            return 0;
+        }
+        let (tree, stale) = (self.cf(CF_TREE), self.cf(CF_STALE));
+        let mut batch = WriteBatch::default();
+        let mut deleted = 0;
+        let end = (below + 1).to_be_bytes();
+        for item in self.db.iterator_cf(stale, rocksdb::IteratorMode::Start) {
+            let (entry, _) = item.expect("rocksdb stale scan failed");
+            if entry[..8] >= end[..] {
+                break;
+            }
+            if let Some(key) = NodeKey::from_bytes(&entry[8..]) {
+                self.tree_cache.remove(&key);
+            }
+            batch.delete_cf(tree, &entry[8..]);
+            batch.delete_cf(stale, &entry);
+            deleted += 1;
+        }
+        batch.put_cf(self.cf(CF_META), META_PRUNED_BELOW, below.to_be_bytes());
+        self.db.write_opt(batch, &synced()).expect("rocksdb prune failed");
+        tracing::debug!(below, deleted, "pruned old state versions");
+        deleted
+    }
+
+    /// Makes a vote durable (synced) before it may be sent: the consensus host contract.
+    pub fn persist_vote(&self, entry: &WalEntry) {
+        let subject = entry.vote.subject;
+        let mut key = subject.view.to_be_bytes().to_vec();
+        key.push(subject.kind as u8);
+        self.db.put_cf_opt(self.cf(CF_WAL), key, entry.encode(), &synced()).expect("rocksdb wal write failed");
+    }
+
+    /// The votes in the write-ahead log, in view order.
+    pub fn wal(&self) -> Vec<WalEntry> {
+        self.db
+            .iterator_cf(self.cf(CF_WAL), rocksdb::IteratorMode::Start)
+            .map(|item| {
+                let (_, value) = item.expect("rocksdb wal read failed");
+                decode_stored("wal entry", &value)
+            })
+            .collect()
+    }
+}
+
+impl TreeReader for Storage {
+    fn tree_node(&self, key: &NodeKey) -> Result<Option<Node>, TreeError> {
+        if let Some(node) = self.tree_cache.get(key) {
+            return Ok(Some(node));
+        }
+        let Some(bytes) = self.get(CF_TREE, &key.to_bytes()) else { return Ok(None) };
+        let node = Node::decode(&bytes).map_err(|e| TreeError::Corrupt { key: key.clone(), reason: e.to_string() })?;
+        // Inner nodes are what every lookup passes through; a leaf is read by one key's
+        // lookups only, and would push them out.
+        if matches!(node, Node::Internal(_)) {
+            self.tree_cache.insert(key.clone(), node.clone());
+        }
+        Ok(Some(node))
+    }
+}
+
+impl LogReader for Storage {
+    fn log_tile(&self, key: &TileKey) -> Result<Option<Arc<Tile>>, LogError> {
+        if let Some(tile) = self.tile_cache.get(key) {
+            return Ok(Some(tile));
+        }
+        let Some(bytes) = self.get(CF_LOG, &key.to_bytes()) else { return Ok(None) };
+        let tile = Arc::new(Tile::decode(&bytes).map_err(|e| LogError::Corrupt { key: *key, reason: e.to_string() })?);
+        // The right edge of a level is rewritten as the log grows; a full tile never is.
+        if tile.is_full() {
+            self.tile_cache.insert(*key, Arc::clone(&tile));
+        }
+        Ok(Some(tile))
+    }
+}
+
+impl StateReader for Storage {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.state_get(key)
+    }
+
+    fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Vec<Entry> {
+        let start = match after {
+            Some(after) if after >= prefix => after,
+            _ => prefix,
+        };
+        let mode = rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward);
+        self.db
+            .iterator_cf(self.cf(CF_STATE), mode)
+            .map(|item| item.expect("rocksdb state scan failed"))
+            .skip_while(|(key, _)| after.is_some_and(|a| key.as_ref() <= a))
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .take(limit)
+            .map(|(key, value)| (key.into_vec(), value.into_vec()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use shutong_types::ExecStatus;
+
+    fn block(height: u64, parent: Hash) -> Block {
+        shutong_types::Block::empty("storage", height, parent)
+    }
+
+    fn receipt(tx_id: Hash, height: u64, status: ExecStatus) -> Receipt {
+        Receipt { tx_id, height, index: 0, status, gas_used: 0, events: Vec::new(), output: Vec::new() }
+    }
+
+    fn commit(storage: &Storage, block: &Block, receipts: &[Receipt]) {
+        let header = &block.header;
+        let tip = Tip::after(
+            header,
+            shutong_types::Roots { state: Hash::ZERO, receipts: Hash::ZERO, audit: Hash::ZERO, audit_size: 0 },
+        );
+        let (tree, log) = (TreeUpdate::default(), LogUpdate::default());
+        storage.commit(Commit {
+            block,
+            certificate: None,
+            receipts,
+            writes: &Writes::new(),
+            tree: &tree,
+            log: &log,
+            tip,
+        });
+    }
+
+    /// A node keeping 100 heights of state: every retained version proves every key, older
+    /// ones are gone, and the proofs that started an epoch outlive the state they came from.
+    #[test]
+    fn pruning_keeps_every_retained_version_and_the_epoch_proofs() {
+        use shutong_system_api::governance::{PendingSet, ValidatorSet};
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open_with(dir.path(), 100).unwrap();
+        let key = |i: u64| format!("key-{}", i % 40).into_bytes();
+        let mut roots = Vec::new();
+        let mut parent = Hash::ZERO;
+        for version in 0..=350u64 {
+            let mut writes: Writes =
+                (0..3).map(|j| (key(version * 3 + j), Some(version.to_be_bytes().to_vec()))).collect();
+            if version == 110 {
+                let pending = PendingSet { activation_height: 120, keys: vec![[9; 32]], proposer: [1; 32] };
+                writes.insert(shutong_execution::epochs::pending_key(), Some(pending.encode()));
+            }
+            if version == 120 {
+                writes.insert(shutong_execution::epochs::pending_key(), None);
+                let set = ValidatorSet { epoch: 1, since_height: 120, keys: vec![[9; 32]] };
+                writes.insert(shutong_execution::epochs::validators_key(), Some(set.encode()));
+            }
+            let tree = shutong_execution::state_tree::update(&storage, version, &writes).unwrap();
+            roots.push(tree.root);
+            let block = block(version, parent);
+            parent = block.header.hash();
+            let roots =
+                shutong_types::Roots { state: tree.root, receipts: Hash::ZERO, audit: Hash::ZERO, audit_size: 0 };
+            let tip = Tip::after(&block.header, roots);
+            let log = LogUpdate::default();
+            storage.commit(Commit {
+                block: &block,
+                certificate: None,
+                receipts: &[],
+                writes: &writes,
+                tree: &tree,
+                log: &log,
+                tip,
+            });
+        }
+        assert_eq!(storage.pruned_below(), 200, "pruned at height 300, keeping 100");
+        for version in 200..=350u64 {
+            for i in 0..40 {
+                let (value, proof) = shutong_execution::state_tree::prove(&storage, version, &key(i)).unwrap();
+                proof.verify(&roots[version as usize], &key(i), value.as_deref()).unwrap();
+            }
+        }
+        assert!(matches!(shutong_execution::state_tree::prove(&storage, 150, &key(0)), Err(TreeError::Missing(_))));
+        // Epoch 1 began at 120; its proofs are of the state after 118, long pruned.
+        let proofs = storage.epoch_proofs(1).unwrap();
+        let (value, proof) = &proofs.pending;
+        proof.verify(&roots[118], &shutong_execution::epochs::pending_key(), value.as_deref()).unwrap();
+        assert_eq!(PendingSet::decode(value.as_ref().unwrap()).unwrap().activation_height, 120);
+        let (value, proof) = &proofs.validators;
+        proof.verify(&roots[118], &shutong_execution::epochs::validators_key(), value.as_deref()).unwrap();
+        assert_eq!(storage.epoch_start(1), Some(120));
+    }
+
+    /// A transaction a faulty leader repeats, in the same block or a later one, gets a
+    /// `Rejected` receipt there; the receipt of its first execution is the one kept.
+    #[test]
+    fn the_first_receipt_of_a_transaction_is_kept_and_blocks_are_found_by_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        let id = Hash::of("tx", b"once");
+        let first = block(1, Hash::ZERO);
+        let rejected = ExecStatus::Rejected("nonce 0 is not the next nonce 1".into());
+        commit(&storage, &first, &[receipt(id, 1, ExecStatus::Success), receipt(id, 1, rejected.clone())]);
+        let second = block(2, first.header.hash());
+        commit(&storage, &second, &[receipt(id, 2, rejected)]);
+        let kept = storage.receipt(&id).unwrap();
+        assert_eq!((kept.height, kept.status), (1, ExecStatus::Success));
+        assert_eq!(storage.block_by_hash(&second.header.hash()).unwrap(), second);
+        assert_eq!(storage.block_by_hash(&first.header.hash()).unwrap(), first);
+        assert!(storage.block_by_hash(&Hash::of("tx", b"no such block")).is_none());
+    }
+}
