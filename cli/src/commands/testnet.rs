@@ -103,6 +103,10 @@ pub(crate) enum TestnetCommand {
         /// A RESULTS.md to append dated rows to.
         #[arg(long)]
         append: Option<PathBuf>,
+        /// The `shutong` binary the validators run (default: this one), to compare builds
+        /// under the same load.
+        #[arg(long)]
+        binary: Option<PathBuf>,
     },
     /// The soak: fresh validators under load for as long as asked, with random faults
     /// (SIGKILL and restart, partitions, pauses); stops at the first loss, duplicate or fork.
@@ -310,7 +314,8 @@ pub(crate) async fn run(command: TestnetCommand, ctx: &Ctx) -> Shown {
                 .await?;
             Ok(Outcome::Done)
         }
-        TestnetCommand::Bench { validators, seconds, start_rate, out, append } => {
+        TestnetCommand::Bench { validators, seconds, start_rate, out, append, binary: other } => {
+            let binary = other.unwrap_or(binary);
             let args = shutong_testnet::bench::Args { binary, validators, seconds, start_rate, out, append };
             shutong_testnet::bench::run(args).await?;
             Ok(Outcome::Done)
