@@ -28,16 +28,18 @@ pub struct DiskCache {
 
 impl DiskCache {
     /// Opens (creating) the cache for `vm_version` under `root`.
-    pub fn open(root: &Path, vm_version: &str) -> Result<DiskCache, String> {
+    pub fn open(root: &Path, vm_version: &str) -> Result<DiskCache, crate::VmError> {
         let version = Hash::of("shutong/vm-version/v1", vm_version.as_bytes());
         let dir = root.join(hex(&version.0[..8]));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("code cache {}: {e}", dir.display()))?;
+        fn failed(path: &Path) -> impl FnOnce(std::io::Error) -> crate::VmError + '_ {
+            move |source| crate::VmError::CodeCache { path: path.to_path_buf(), source }
+        }
+        std::fs::create_dir_all(&dir).map_err(failed(&dir))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             for path in [root, dir.as_path()] {
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
-                    .map_err(|e| format!("code cache {}: {e}", path.display()))?;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(failed(path))?;
             }
         }
         Ok(DiskCache { dir })

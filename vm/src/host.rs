@@ -213,8 +213,8 @@ fn status_of(store: &mut Store<HostState>, instance: Option<Instance>, err: wasm
         }
         _ => {}
     }
-    if let Some(limit) = err.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
-        store.data_mut().tx_mut().fatal = Some(VmError::Busy(limit.to_string()));
+    if err.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+        store.data_mut().tx_mut().fatal = Some(VmError::Busy);
         return ExecStatus::Trapped("no pooled instance free".into());
     }
     let message = format!("{err:#}");

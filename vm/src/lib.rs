@@ -83,21 +83,21 @@ impl Default for VmConfig {
 
 impl VmConfig {
     pub fn validate(&self) -> Result<&'static Schedule, VmError> {
-        let bad = |what: &str| Err(VmError::Config(what.to_string()));
+        let bad = |field, rule| Err(VmError::Config { field, rule });
         if !(64 << 10..=256 << 20).contains(&self.memory_bytes_max) {
-            return bad("memory_bytes_max must be between 64 KiB and 256 MiB");
+            return bad("memory_bytes_max", "between 64 KiB and 256 MiB");
         }
         if self.table_elements_max == 0 || self.table_elements_max > 1_000_000 {
-            return bad("table_elements_max must be between 1 and 1,000,000");
+            return bad("table_elements_max", "between 1 and 1,000,000");
         }
         if self.module_cache_entries_max == 0 {
-            return bad("module_cache_entries_max must be at least 1");
+            return bad("module_cache_entries_max", "at least 1");
         }
         if (self.pooled_instances as usize) < CALL_DEPTH_MAX + 1 || self.pooled_instances > 10_000 {
-            return bad("pooled_instances must be between CALL_DEPTH_MAX + 1 and 10,000");
+            return bad("pooled_instances", "between CALL_DEPTH_MAX + 1 and 10,000");
         }
         if self.watchdog < Duration::from_millis(100) {
-            return bad("watchdog must be at least 100 ms");
+            return bad("watchdog", "at least 100 ms");
         }
         gas::schedule(self.gas_schedule).ok_or(VmError::UnknownSchedule(self.gas_schedule))
     }
@@ -109,16 +109,20 @@ pub enum VmError {
     InvalidModule { code_hash: Hash, reason: String },
     #[error("wasm module of {len} bytes is above the maximum {max}")]
     ModuleTooLarge { len: usize, max: u32 },
-    #[error("vm engine could not be created: {0}")]
-    Engine(String),
-    #[error("vm configuration: {0}")]
-    Config(String),
+    /// wasmtime refused the engine or the host functions; `reason` is its own message.
+    #[error("the vm's {stage} could not be created: {reason}")]
+    Engine { stage: &'static str, reason: String },
+    #[error("vm configuration: {field} must be {rule}")]
+    Config { field: &'static str, rule: &'static str },
+    #[error("the vm's code cache {path}: {source}")]
+    CodeCache { path: std::path::PathBuf, source: std::io::Error },
     #[error("gas schedule version {0} is not known to this build")]
     UnknownSchedule(u32),
     #[error("the call ran past the {0:?} wall-clock watchdog")]
     Watchdog(Duration),
-    #[error("no pooled instance is free ({0})")]
-    Busy(String),
+    /// Every pooled instance (or its memory or table) is in use by other calls.
+    #[error("no pooled instance is free: every one of the pool's is in use")]
+    Busy,
 }
 
 /// Who is calling what, and in which block.
@@ -278,12 +282,12 @@ impl Vm {
             .decommit_batch_size(DECOMMIT_BATCH)
             .pagemap_scan(wasmtime::Enabled::Auto);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&config).map_err(|e| VmError::Engine(format!("{e:#}")))?;
+        let engine = Engine::new(&config).map_err(|e| VmError::Engine { stage: "engine", reason: format!("{e:#}") })?;
         start_watchdog_clock(&engine);
         let mut linker = Linker::new(&engine);
-        host::link(&mut linker).map_err(|e| VmError::Engine(e.to_string()))?;
+        host::link(&mut linker).map_err(|e| VmError::Engine { stage: "host functions", reason: e.to_string() })?;
         let disk = match &cfg.code_cache_dir {
-            Some(dir) => Some(cache::DiskCache::open(dir, &vm_version(schedule)).map_err(VmError::Config)?),
+            Some(dir) => Some(cache::DiskCache::open(dir, &vm_version(schedule))?),
             None => None,
         };
         let inner =
