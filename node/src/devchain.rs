@@ -2,8 +2,8 @@
 //! transaction, committed at once. For tests and benchmarks of contracts through the real VM
 //! and storage; never part of a running node.
 
+use crate::Error;
 use crate::init_storage;
-use anyhow::Context;
 use shutong_codec::Decode;
 use shutong_execution::executor::Executor;
 use shutong_execution::genesis::{Genesis, GenesisValidator};
@@ -35,19 +35,14 @@ impl std::fmt::Debug for DevChain {
 
 impl DevChain {
     /// A new chain in `dir` whose genesis admin is `admin` and upload policy `upload_policy`.
-    pub fn open(dir: &Path, admin: &AccountId, upload_policy: &str) -> anyhow::Result<DevChain> {
+    pub fn open(dir: &Path, admin: &AccountId, upload_policy: &str) -> Result<DevChain, Error> {
         DevChain::open_with(dir, &[*admin], 1, upload_policy)
     }
 
     /// A new chain in `dir` with a governance committee of `admins`, each the seat of a
     /// department of its own (`committee-0`, `committee-1`, ...), deciding by `threshold`
     /// organisations' votes.
-    pub fn open_with(
-        dir: &Path,
-        admins: &[AccountId],
-        threshold: u32,
-        upload_policy: &str,
-    ) -> anyhow::Result<DevChain> {
+    pub fn open_with(dir: &Path, admins: &[AccountId], threshold: u32, upload_policy: &str) -> Result<DevChain, Error> {
         let storage = Arc::new(Storage::open(dir)?);
         let validator = Keypair::from_seed("dev-validator");
         let mut genesis = Genesis::new(
@@ -67,7 +62,7 @@ impl DevChain {
 
     /// Signs `call` by `key` with its next nonce, runs it in a block of its own one second
     /// after the last, and commits the block.
-    pub fn run(&mut self, key: &Keypair, call: Call, gas_limit: u64) -> anyhow::Result<Receipt> {
+    pub fn run(&mut self, key: &Keypair, call: Call, gas_limit: u64) -> Result<Receipt, Error> {
         let nonce = self.nonces.entry(key.account()).or_insert(0);
         let tx = Transaction {
             chain_id: CHAIN_ID.into(),
@@ -100,7 +95,7 @@ impl DevChain {
         let tip = commit.tip;
         self.storage.commit(commit);
         self.tip = tip;
-        output.receipts.into_iter().next().context("a block of one transaction has one receipt")
+        Ok(output.receipts.into_iter().next().expect("a block of one transaction has one receipt"))
     }
 
     /// The contract instance at `address`.

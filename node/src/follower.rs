@@ -13,15 +13,18 @@
 //! each answer. Transactions clients submit here are sealed into batches and pushed to the
 //! validators, as a validator pushes its own.
 
-use crate::chain::{ChainStatus, Event, commit_block, committed_from, diverges, execute_final, split_into_batches};
+use crate::chain::{
+    self, ChainStatus, Finality, NetSink, commit_block, committed_from, diverges, execute_final, split_into_batches,
+};
+use crate::clock::Clock;
+use crate::driver::Message;
 use crate::mempool::Mempool;
 use crate::view::NodeView;
 use shutong_consensus::wire::{BLOCKS_PER_MESSAGE_MAX, Batch, NetMessage};
 use shutong_execution::epochs::Epoch;
 use shutong_execution::executor::Executor;
-use shutong_p2p::PeerId;
-use shutong_p2p::network::{Command, Inbound, NetHandle};
-use shutong_types::{Block, Certificate, Encode, Keypair, VoteKind};
+use shutong_p2p::{Inbound, PeerId};
+use shutong_types::{Block, Certificate, Keypair};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -37,7 +40,8 @@ pub struct Follower {
     key: Keypair,
     executor: Executor,
     mempool: Arc<Mutex<Mempool>>,
-    net: NetHandle,
+    net: Arc<dyn NetSink>,
+    clock: Arc<dyn Clock>,
     status: Arc<ChainStatus>,
     /// The validator set certificates are checked against: the one for the next height.
     epoch: Epoch,
@@ -70,20 +74,27 @@ enum Progress {
     Useless,
 }
 
+/// What a follower is made of.
+#[derive(Debug)]
+pub struct Parts {
+    pub view: NodeView,
+    pub key: Keypair,
+    /// The validator set for the next height.
+    pub epoch: Epoch,
+    pub executor: Executor,
+    pub mempool: Arc<Mutex<Mempool>>,
+    pub net: Arc<dyn NetSink>,
+    pub clock: Arc<dyn Clock>,
+    pub status: Arc<ChainStatus>,
+    /// Whom to ask for blocks, in turn.
+    pub sources: Vec<PeerId>,
+    pub block_interval_ms: u64,
+}
+
 impl Follower {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        view: NodeView,
-        key: Keypair,
-        epoch: Epoch,
-        executor: Executor,
-        mempool: Arc<Mutex<Mempool>>,
-        net: NetHandle,
-        status: Arc<ChainStatus>,
-        sources: Vec<PeerId>,
-        block_interval_ms: u64,
-    ) -> Follower {
-        let now = Instant::now();
+    pub fn new(parts: Parts) -> Follower {
+        let Parts { view, key, epoch, executor, mempool, net, clock, status, sources, block_interval_ms } = parts;
+        let now = clock.now();
         // Set before the RPC server starts, so `status` never calls a full node a validator.
         status.full_node.store(true, Ordering::Relaxed);
         let follower = Follower {
@@ -99,29 +110,30 @@ impl Follower {
             asked: None,
             next_ask: now,
             poll_every: Duration::from_millis((block_interval_ms / 2).clamp(20, 1_000)),
-            batch_seq: crate::chain::now_ms(),
+            batch_seq: clock.unix_ms(),
             next_seal: now,
             diverged: false,
+            clock,
         };
         follower.show_tip();
         follower
     }
 
-    /// Runs until [`Event::Shutdown`] arrives or every sender is dropped.
-    pub fn run(mut self, events: Receiver<Event>) {
+    /// Runs until [`Message::Shutdown`] arrives or every sender is dropped.
+    pub fn run(mut self, mailbox: Receiver<Message>) {
         loop {
-            let now = Instant::now();
+            let now = self.clock.now();
             let ask_at = match self.asked {
                 Some((_, at)) => at + ANSWER_TIMEOUT,
                 None => self.next_ask,
             };
             let wake = ask_at.min(self.next_seal);
-            match events.recv_timeout(wake.saturating_duration_since(now)) {
-                Ok(Event::Net(inbound)) => self.on_message(inbound),
+            match mailbox.recv_timeout(wake.saturating_duration_since(now)) {
+                Ok(Message::Net(inbound)) => self.on_message(inbound),
                 Err(RecvTimeoutError::Timeout) => {}
-                Ok(Event::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
+                Ok(Message::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
             }
-            let now = Instant::now();
+            let now = self.clock.now();
             if self.next_seal <= now {
                 self.seal();
                 self.next_seal = now + BATCH_INTERVAL;
@@ -147,27 +159,26 @@ impl Follower {
 
     fn ask(&mut self) {
         if self.diverged || self.sources.is_empty() {
-            self.next_ask = Instant::now() + self.poll_every;
+            self.next_ask = self.clock.now() + self.poll_every;
             return;
         }
         let peer = self.sources[self.source % self.sources.len()];
         let from_height = self.view.tip().height + 1;
-        let message = NetMessage::SyncRequest { from_height, count: BLOCKS_PER_MESSAGE_MAX };
-        self.net.send(Command::Send(peer, message.encode()));
-        self.asked = Some((peer, Instant::now()));
+        self.net.send(peer, &NetMessage::SyncRequest { from_height, count: BLOCKS_PER_MESSAGE_MAX });
+        self.asked = Some((peer, self.clock.now()));
     }
 
     fn on_message(&mut self, inbound: Inbound) {
-        let Some((from, message)) = inbound.decode(&self.net) else { return };
+        let Some((from, message)) = chain::decode(inbound, &*self.net) else { return };
         match message {
             NetMessage::SyncRequest { from_height, count } => {
                 let blocks = committed_from(&self.view.storage, from_height, count);
-                self.net.send(Command::Send(from, NetMessage::SyncBlocks(blocks).encode()));
+                self.net.send(from, &NetMessage::SyncBlocks(blocks));
             }
             NetMessage::SyncBlocks(blocks) if self.asked.is_some_and(|(peer, _)| peer == from) => {
                 self.asked = None;
                 let progress = self.on_blocks(blocks);
-                let now = Instant::now();
+                let now = self.clock.now();
                 match progress {
                     Progress::More => self.next_ask = now,
                     Progress::CaughtUp => self.next_ask = now + self.poll_every,
@@ -189,41 +200,29 @@ impl Follower {
     /// current epoch, on its own block or a later one of the answer.
     fn on_blocks(&mut self, blocks: Vec<(Block, Option<Certificate>)>) -> Progress {
         let received = blocks.len();
-        let tip = self.view.tip();
-        // The run that links to the tip by hash.
-        let mut linked = Vec::new();
-        let mut previous = tip.hash;
-        for (block, certificate) in blocks {
-            if block.header.height <= tip.height {
-                continue;
-            }
-            if block.header.parent != previous || block.header.height != tip.height + 1 + linked.len() as u64 {
-                break;
-            }
-            previous = block.header.hash();
-            linked.push((block, certificate, previous));
-        }
+        let linked = chain::linked_run(&self.view.tip(), blocks);
         if linked.is_empty() {
             return if received == 0 { Progress::CaughtUp } else { Progress::Useless };
         }
         let mut committed = 0;
         let mut start = 0;
         for i in 0..linked.len() {
-            let Some(certificate) = &linked[i].1 else { continue };
-            if certificate.subject.epoch != self.epoch.epoch {
+            let Some(certificate) = &linked[i].certificate else { continue };
+            let (chain_id, epoch) = (&self.view.chain_id, &self.epoch);
+            match chain::check_finalization(certificate, &linked[i].hash, chain_id, epoch.epoch, &epoch.validators) {
+                Finality::Final => {}
                 // A later epoch's certificate: its set is known once this epoch's end commits.
-                break;
+                Finality::LaterEpoch => break,
+                Finality::Invalid => {
+                    tracing::warn!(
+                        height = linked[i].block.header.height,
+                        "synced block came with an invalid certificate"
+                    );
+                    break;
+                }
             }
-            let quorum = shutong_types::quorum(self.epoch.validators.len());
-            let valid = certificate.subject.kind == VoteKind::Finalize
-                && certificate.subject.digest == linked[i].2
-                && certificate.verify(&self.view.chain_id, &self.epoch.validators, quorum).is_ok();
-            if !valid {
-                tracing::warn!(height = linked[i].0.header.height, "synced block came with an invalid certificate");
-                break;
-            }
-            for (j, (block, certificate, _)) in linked.iter().enumerate().take(i + 1).skip(start) {
-                if !self.execute_and_commit(block, if j == i { certificate.as_ref() } else { None }) {
+            for (j, run) in linked.iter().enumerate().take(i + 1).skip(start) {
+                if !self.execute_and_commit(&run.block, if j == i { run.certificate.as_ref() } else { None }) {
                     return Progress::Useless;
                 }
                 committed += 1;
@@ -235,7 +234,7 @@ impl Follower {
                 && next.epoch != self.epoch.epoch
             {
                 tracing::info!(epoch = next.epoch, validators = next.validators.len(), "validator set changed");
-                self.net.send(Command::SetValidators(next.validators.clone()));
+                self.net.set_validators(next.validators.clone());
                 self.epoch = next;
             }
         }
@@ -254,9 +253,9 @@ impl Follower {
             self.diverged = true;
             return false;
         }
-        match execute_final(&self.executor, &self.status, block) {
+        match execute_final(&self.executor, &self.status, &*self.clock, block) {
             Some(output) => {
-                commit_block(&self.view, &self.status, &self.mempool, block, certificate, &output);
+                commit_block(&self.view, &self.status, &self.mempool, &*self.clock, block, certificate, &output);
                 true
             }
             None => false,
@@ -272,7 +271,7 @@ impl Follower {
         for txs in split_into_batches(fresh.iter().map(|tx| (**tx).clone()).collect()) {
             self.batch_seq += 1;
             let batch = Batch { author: self.key.public(), seq: self.batch_seq, txs };
-            self.net.send(Command::Broadcast(NetMessage::Batch(batch).encode()));
+            self.net.broadcast(&NetMessage::Batch(batch));
         }
     }
 }

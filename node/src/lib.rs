@@ -1,12 +1,15 @@
 //! Shutong's running node: config, mempool, metrics, the consensus driver, the full-node follower and the JSON-RPC server.
 //!
 //! [`Node::start`] opens storage (writing genesis on first start), starts the consensus
-//! driver on its own thread and the JSON-RPC server on tokio, and returns a handle that
-//! stops both.
+//! driver ([`driver`], an actor on its own thread) or the full node's follower, the network
+//! task and the JSON-RPC server on tokio, and returns a handle that stops them.
 
 pub mod chain;
+pub mod clock;
 pub mod config;
 pub mod devchain;
+pub mod driver;
+pub mod error;
 pub mod follower;
 pub mod mempool;
 pub mod metrics;
@@ -14,8 +17,8 @@ pub mod rpc;
 pub mod sandbox;
 pub mod view;
 
-use anyhow::Context as _;
 use config::Config;
+pub use error::Error;
 use shutong_execution::genesis::Genesis;
 use shutong_execution::{audit_log, epochs, executor, state_tree};
 use shutong_p2p::network;
@@ -35,7 +38,7 @@ pub const GENESIS_FILE: &str = "genesis.json";
 pub struct Node {
     pub rpc_addr: SocketAddr,
     rpc: jsonrpsee::server::ServerHandle,
-    events: std::sync::mpsc::SyncSender<chain::Event>,
+    mailbox: driver::Mailbox,
     chain: Option<std::thread::JoinHandle<()>>,
     network: tokio::task::JoinHandle<()>,
     storage: Arc<Storage>,
@@ -47,15 +50,13 @@ pub fn in_home(home: &Path, path: &Path) -> PathBuf {
 }
 
 /// Writes genesis into an empty database, or checks that a used one belongs to `genesis`.
-pub fn init_storage(storage: &Storage, genesis: &Genesis) -> anyhow::Result<Tip> {
+pub fn init_storage(storage: &Storage, genesis: &Genesis) -> Result<Tip, Error> {
     let block = genesis.block();
     if let Some(tip) = storage.tip() {
-        let stored = storage.block(0).context("database has a tip but no genesis block")?;
-        anyhow::ensure!(
-            stored.header == block.header,
-            "the database was created for another genesis (chain {}); use a new data directory",
-            stored.header.chain_id
-        );
+        let stored = storage.block(0).ok_or(Error::NoGenesisBlock)?;
+        if stored.header != block.header {
+            return Err(Error::OtherGenesis { chain_id: stored.header.chain_id });
+        }
         return Ok(tip);
     }
     let writes = genesis.state();
@@ -104,14 +105,14 @@ const CONSENSUS_STACK_BYTES: usize = 16 << 20;
 
 impl Node {
     /// Starts a node from its home directory.
-    pub async fn start(home: &Path) -> anyhow::Result<Node> {
+    pub async fn start(home: &Path) -> Result<Node, Error> {
         let cfg = Config::load(&home.join(CONFIG_FILE))?;
         let genesis = Genesis::load(&home.join(GENESIS_FILE))?;
         let key = shutong_api::keyfile::read(&in_home(home, &cfg.key_file))?;
         Node::start_with(home, cfg, genesis, key).await
     }
 
-    pub async fn start_with(home: &Path, cfg: Config, genesis: Genesis, key: Keypair) -> anyhow::Result<Node> {
+    pub async fn start_with(home: &Path, cfg: Config, genesis: Genesis, key: Keypair) -> Result<Node, Error> {
         cfg.validate()?;
         genesis.validate()?;
         // Everything a bad config can break is checked before the database is opened.
@@ -139,8 +140,7 @@ impl Node {
         let view = view::NodeView { chain_id: genesis.chain_id.clone(), storage: Arc::clone(&storage), vm: query_vm };
         let mempool = Arc::new(Mutex::new(mempool::Mempool::new(cfg.mempool.clone())));
         readmit_pending(&storage, &view, &mempool);
-        let current = epochs::validators_for(&*storage, tip.height + 1)
-            .context("the state has no governance contract: the database is from an older version")?;
+        let current = epochs::validators_for(&*storage, tip.height + 1).ok_or(Error::NoGovernance)?;
         let engine_cfg = shutong_consensus::Config {
             chain_id: genesis.chain_id.clone(),
             epoch: current.epoch,
@@ -155,48 +155,48 @@ impl Node {
         allowed.extend(cfg.p2p.full_nodes.iter().copied());
         let peers: Vec<network::Peer> =
             cfg.p2p.peers.iter().map(|p| network::Peer { key: p.public_key, address: p.address }).collect();
-        let (events, inbox) = std::sync::mpsc::sync_channel(chain::MAILBOX_MAX);
+        let (mailbox, inbox) = driver::mailbox();
         let faults = cfg.p2p.fault_injection.then(|| home.join("faults.json"));
-        let mailbox = chain::Mailbox(events.clone());
-        let (net, network) = network::start(&key, cfg.p2p.listen, &allowed, &validators, &peers, mailbox, faults)?;
+        let (net, network) =
+            network::start(&key, cfg.p2p.listen, &allowed, &validators, &peers, mailbox.clone(), faults)?;
         let chain_status = Arc::new(chain::ChainStatus::default());
         let net_stats = Arc::clone(&net.stats);
+        let net: Arc<dyn chain::NetSink> = Arc::new(net);
+        let clock: Arc<dyn clock::Clock> = Arc::new(clock::SystemClock);
         let driver: Box<dyn FnOnce() + Send> = if is_validator {
-            let mut chain = chain::Chain::new(
-                view.clone(),
-                key.clone(),
-                engine_cfg,
+            let parts = driver::actor::Parts {
+                view: view.clone(),
+                key: key.clone(),
+                engine: engine_cfg,
                 executor,
-                Arc::clone(&mempool),
-                cfg.consensus.clone(),
+                mempool: Arc::clone(&mempool),
+                cfg: cfg.consensus.clone(),
                 net,
-                Arc::clone(&chain_status),
-            )
-            .with_context(|| format!("key {} is not a validator", key.public()))?;
+                clock,
+                status: Arc::clone(&chain_status),
+            };
+            let mut driver = driver::Driver::new(parts).ok_or(Error::NotValidator { key: key.public() })?;
             // Recovery from the write-ahead log finishes before anything is served.
-            chain.start();
-            Box::new(move || chain.run(inbox))
+            driver.start();
+            Box::new(move || driver.run(inbox))
         } else {
-            anyhow::ensure!(
-                !peers.is_empty(),
-                "key {} is not in the current validator set (epoch {}), so this node runs as a full node, \
-                 and a full node needs p2p.peers to sync from",
-                key.public(),
-                current.epoch
-            );
+            if peers.is_empty() {
+                return Err(Error::FullNodeWithoutPeers { key: key.public(), epoch: current.epoch });
+            }
             tracing::info!(epoch = current.epoch, "this key is not a validator's: running as a full node");
             let sources = peers.iter().filter_map(|p| shutong_p2p::peer_id(&p.key)).collect();
-            let follower = follower::Follower::new(
-                view.clone(),
-                key.clone(),
-                current,
+            let follower = follower::Follower::new(follower::Parts {
+                view: view.clone(),
+                key: key.clone(),
+                epoch: current,
                 executor,
-                Arc::clone(&mempool),
+                mempool: Arc::clone(&mempool),
                 net,
-                Arc::clone(&chain_status),
+                clock,
+                status: Arc::clone(&chain_status),
                 sources,
-                cfg.consensus.block_interval_ms,
-            );
+                block_interval_ms: cfg.consensus.block_interval_ms,
+            });
             Box::new(move || follower.run(inbox))
         };
         let ctx = rpc::RpcContext {
@@ -210,17 +210,20 @@ impl Node {
         };
         let (rpc_addr, rpc) = rpc::serve(&cfg.rpc, tls, ctx, genesis.validator_keys()).await?;
         tracing::info!(%rpc_addr, "json-rpc listening");
-        let chain =
-            std::thread::Builder::new().name("consensus".into()).stack_size(CONSENSUS_STACK_BYTES).spawn(driver)?;
-        Ok(Node { rpc_addr, rpc, events, chain: Some(chain), network, storage: storage_handle })
+        let chain = std::thread::Builder::new()
+            .name("consensus".into())
+            .stack_size(CONSENSUS_STACK_BYTES)
+            .spawn(driver)
+            .map_err(|source| Error::Thread { thread: "consensus", source })?;
+        Ok(Node { rpc_addr, rpc, mailbox, chain: Some(chain), network, storage: storage_handle })
     }
 
     /// Stops block production and the RPC server, and waits until the database is closed,
     /// so the same data directory can be opened again at once.
     pub async fn stop(mut self) {
-        // `send` waits for room: the driver drains its queue, so shutdown is never lost.
-        let events = self.events.clone();
-        let _ = tokio::task::spawn_blocking(move || events.send(chain::Event::Shutdown)).await;
+        // The shutdown waits for room: the driver drains its mailbox, so it is never lost.
+        let mailbox = self.mailbox.clone();
+        let _ = tokio::task::spawn_blocking(move || mailbox.shutdown()).await;
         if let Some(chain) = self.chain.take() {
             let _ = tokio::task::spawn_blocking(move || chain.join()).await;
         }

@@ -4,9 +4,9 @@
 //! every 20 ms. Its genesis admin governs it alone (threshold 1), so one key approves code
 //! and defines purposes.
 
+use crate::Error;
 use crate::Node;
 use crate::config::Config;
-use anyhow::Context;
 use shutong_execution::genesis::{Genesis, GenesisValidator};
 use shutong_types::Keypair;
 use std::path::{Path, PathBuf};
@@ -24,10 +24,11 @@ pub struct Sandbox {
 
 impl Sandbox {
     /// Starts a fresh chain with its data in `dir` (which should be empty).
-    pub async fn start(dir: &Path) -> anyhow::Result<Sandbox> {
+    pub async fn start(dir: &Path) -> Result<Sandbox, Error> {
         let validator = Keypair::generate();
         let admin = Keypair::generate();
-        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
+        let now_ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let genesis = Genesis::new(
             "shutong-sandbox",
             now_ms,
@@ -35,12 +36,13 @@ impl Sandbox {
             shutong_execution::genesis::CommitteeMember::departments(&[admin.account()]),
         );
         let mut cfg = Config::default();
-        cfg.rpc.listen = "127.0.0.1:0".parse()?;
-        cfg.p2p.listen = "127.0.0.1:0".parse()?;
+        cfg.rpc.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        cfg.p2p.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         cfg.consensus.block_interval_ms = 20;
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
         let genesis_path = dir.join(crate::GENESIS_FILE);
-        std::fs::write(&genesis_path, serde_json::to_string_pretty(&genesis)?)?;
+        let text = serde_json::to_string_pretty(&genesis).expect("a genesis serializes");
+        std::fs::write(&genesis_path, text).map_err(Error::io(&genesis_path))?;
         let node = Node::start_with(dir, cfg, genesis, validator).await?;
         let rpc = format!("http://{}", node.rpc_addr);
         Ok(Sandbox { node, admin, genesis: genesis_path, rpc })

@@ -17,7 +17,6 @@ use libp2p::request_response::{Event, Message};
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{Multiaddr, PeerId};
-use shutong_consensus::wire::NetMessage;
 use shutong_types::{Keypair, PublicKey};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -83,21 +82,6 @@ pub trait Inbox: Send + 'static {
 pub struct Inbound {
     pub from: PeerId,
     pub bytes: Vec<u8>,
-}
-
-impl Inbound {
-    /// The sender and the decoded message; `None` (logged, and the sender penalised) for
-    /// bytes that do not decode.
-    pub fn decode(self, net: &NetHandle) -> Option<(PeerId, NetMessage)> {
-        match <NetMessage as shutong_types::Decode>::decode(&self.bytes) {
-            Ok(message) => Some((self.from, message)),
-            Err(err) => {
-                tracing::debug!(peer = %self.from, %err, "undecodable message dropped");
-                net.send(Command::Penalise(self.from, Misbehaviour::Undecodable));
-                None
-            }
-        }
-    }
 }
 
 /// Counters the status RPC reports.

@@ -565,40 +565,43 @@ const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 pub fn tls_acceptor(
     cert_file: &std::path::Path,
     key_file: &std::path::Path,
-) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
-    use anyhow::Context;
+) -> Result<tokio_rustls::TlsAcceptor, crate::Error> {
     use rustls::pki_types::pem::PemObject;
+    let tls =
+        |field, path: &std::path::Path, reason: String| crate::Error::Tls { field, path: path.to_path_buf(), reason };
     let certs = rustls::pki_types::CertificateDer::pem_file_iter(cert_file)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .with_context(|| format!("rpc.tls.cert_file {} is not a PEM certificate chain", cert_file.display()))?;
+        .map_err(|e| tls("cert_file", cert_file, format!("not a PEM certificate chain: {e}")))?;
     if certs.is_empty() {
-        anyhow::bail!("rpc.tls.cert_file {} holds no certificate", cert_file.display());
+        return Err(tls("cert_file", cert_file, "holds no certificate".into()));
     }
     let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key_file)
-        .with_context(|| format!("rpc.tls.key_file {} is not a PEM private key", key_file.display()))?;
+        .map_err(|e| tls("key_file", key_file, format!("not a PEM private key: {e}")))?;
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
-        .context("TLS protocol versions")?
+        .expect("ring supports the default TLS protocol versions")
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .context("rpc.tls: the key does not match the certificate")?;
+        .map_err(|e| tls("key_file", key_file, format!("does not match the certificate: {e}")))?;
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
+/// A method name is registered once; jsonrpsee refuses only a second registration.
+const REGISTERED_ONCE: &str = "each method name is registered once";
+
 /// Starts the server; it runs until the handle is stopped or dropped. Each connection is
 /// accepted here (with TLS if `tls` is given), each request passes the access gate
-/// ([`crate::access`]), and the JSON-RPC calls pass its guard.
+/// ([`access`]), and the JSON-RPC calls pass its guard.
 pub async fn serve(
     rpc: &crate::config::RpcConfig,
     tls: Option<tokio_rustls::TlsAcceptor>,
     ctx: RpcContext,
     validators: Vec<shutong_types::PublicKey>,
-) -> anyhow::Result<(SocketAddr, ServerHandle)> {
+) -> Result<(SocketAddr, ServerHandle), crate::Error> {
     let listen = rpc.listen;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen for RPC on {listen}: {e}"))?;
-    let addr = listener.local_addr()?;
+    let cannot_listen = |e: std::io::Error| crate::Error::RpcListen { address: listen, reason: e.to_string() };
+    let listener = tokio::net::TcpListener::bind(listen).await.map_err(cannot_listen)?;
+    let addr = listener.local_addr().map_err(cannot_listen)?;
     let gate = Arc::new(access::Gate::new(rpc, &ctx.view.chain_id, Arc::clone(&ctx.view.storage)));
     let config = ServerConfig::builder()
         .max_request_body_size(rpc.request_bytes_max)
@@ -615,46 +618,62 @@ pub async fn serve(
         )
         .to_service_builder();
     let mut module = RpcModule::new(ctx);
-    module.register_method(method::STATUS, move |_, ctx, _| -> RpcResult<Status> { Ok(status(ctx, &validators)) })?;
-    module.register_blocking_method(method::SUBMIT_TX, |params, ctx, ext| submit_tx(params, &ctx, &ext))?;
-    module.register_method(method::GET_RECEIPT, |params, ctx, _| get_receipt(params, ctx))?;
-    module.register_method(method::GET_BLOCK, |params, ctx, _| get_block(params, ctx))?;
-    module.register_method(method::GET_NONCE, get_nonce)?;
-    module.register_blocking_method(method::QUERY, |params, ctx, _| query(params, &ctx))?;
-    module.register_method(method::GET_CODE, |params, ctx, _| get_code(params, ctx))?;
-    module.register_method(method::GET_CONTRACT, |params, ctx, _| get_contract(params, ctx))?;
-    module.register_method(method::GET_HEADER, |params, ctx, _| get_header(params, ctx))?;
-    module.register_method(method::GET_FINALIZED, |_, ctx, _| get_finalized(ctx))?;
-    module.register_method(method::GET_EPOCH, |params, ctx, _| get_epoch(params, ctx))?;
-    module.register_method(method::GET_STATE_PROOF, |params, ctx, _| get_state_proof(params, ctx))?;
-    module.register_method(method::GET_AUDIT_PROOF, |params, ctx, _| get_audit_proof(params, ctx))?;
-    module.register_method(method::GET_CONSISTENCY_PROOF, |params, ctx, _| get_consistency_proof(params, ctx))?;
-    module.register_blocking_method(method::AUDIT_QUERY, |params, ctx, ext| audit_query(params, &ctx, &ext))?;
-    module.register_subscription(
-        method::SUBSCRIBE_BLOCKS,
-        method::BLOCK_NOTIFICATION,
-        method::UNSUBSCRIBE_BLOCKS,
-        |_, pending, ctx, _| feed(pending, ctx, None),
-    )?;
-    module.register_subscription(
-        method::SUBSCRIBE_EVENTS,
-        method::EVENT_NOTIFICATION,
-        method::UNSUBSCRIBE_EVENTS,
-        |params, pending, ctx, _| async move {
-            let prefix = match shutong_api::params::parse(method::SUBSCRIBE_EVENTS, params.as_str()) {
-                Ok(Request::SubscribeEvents { prefix }) => prefix,
-                Ok(_) => {
-                    pending.reject(error(code::INTERNAL, "parameters parsed as another method's")).await;
-                    return Ok(());
-                }
-                Err(e) => {
-                    pending.reject(invalid_params(e.0)).await;
-                    return Ok(());
-                }
-            };
-            feed(pending, ctx, Some(prefix)).await
-        },
-    )?;
+    module
+        .register_method(method::STATUS, move |_, ctx, _| -> RpcResult<Status> { Ok(status(ctx, &validators)) })
+        .expect(REGISTERED_ONCE);
+    module
+        .register_blocking_method(method::SUBMIT_TX, |params, ctx, ext| submit_tx(params, &ctx, &ext))
+        .expect(REGISTERED_ONCE);
+    module.register_method(method::GET_RECEIPT, |params, ctx, _| get_receipt(params, ctx)).expect(REGISTERED_ONCE);
+    module.register_method(method::GET_BLOCK, |params, ctx, _| get_block(params, ctx)).expect(REGISTERED_ONCE);
+    module.register_method(method::GET_NONCE, get_nonce).expect(REGISTERED_ONCE);
+    module.register_blocking_method(method::QUERY, |params, ctx, _| query(params, &ctx)).expect(REGISTERED_ONCE);
+    module.register_method(method::GET_CODE, |params, ctx, _| get_code(params, ctx)).expect(REGISTERED_ONCE);
+    module.register_method(method::GET_CONTRACT, |params, ctx, _| get_contract(params, ctx)).expect(REGISTERED_ONCE);
+    module.register_method(method::GET_HEADER, |params, ctx, _| get_header(params, ctx)).expect(REGISTERED_ONCE);
+    module.register_method(method::GET_FINALIZED, |_, ctx, _| get_finalized(ctx)).expect(REGISTERED_ONCE);
+    module.register_method(method::GET_EPOCH, |params, ctx, _| get_epoch(params, ctx)).expect(REGISTERED_ONCE);
+    module
+        .register_method(method::GET_STATE_PROOF, |params, ctx, _| get_state_proof(params, ctx))
+        .expect(REGISTERED_ONCE);
+    module
+        .register_method(method::GET_AUDIT_PROOF, |params, ctx, _| get_audit_proof(params, ctx))
+        .expect(REGISTERED_ONCE);
+    module
+        .register_method(method::GET_CONSISTENCY_PROOF, |params, ctx, _| get_consistency_proof(params, ctx))
+        .expect(REGISTERED_ONCE);
+    module
+        .register_blocking_method(method::AUDIT_QUERY, |params, ctx, ext| audit_query(params, &ctx, &ext))
+        .expect(REGISTERED_ONCE);
+    module
+        .register_subscription(
+            method::SUBSCRIBE_BLOCKS,
+            method::BLOCK_NOTIFICATION,
+            method::UNSUBSCRIBE_BLOCKS,
+            |_, pending, ctx, _| feed(pending, ctx, None),
+        )
+        .expect(REGISTERED_ONCE);
+    module
+        .register_subscription(
+            method::SUBSCRIBE_EVENTS,
+            method::EVENT_NOTIFICATION,
+            method::UNSUBSCRIBE_EVENTS,
+            |params, pending, ctx, _| async move {
+                let prefix = match shutong_api::params::parse(method::SUBSCRIBE_EVENTS, params.as_str()) {
+                    Ok(Request::SubscribeEvents { prefix }) => prefix,
+                    Ok(_) => {
+                        pending.reject(error(code::INTERNAL, "parameters parsed as another method's")).await;
+                        return Ok(());
+                    }
+                    Err(e) => {
+                        pending.reject(invalid_params(e.0)).await;
+                        return Ok(());
+                    }
+                };
+                feed(pending, ctx, Some(prefix)).await
+            },
+        )
+        .expect(REGISTERED_ONCE);
     let methods: jsonrpsee::Methods = module.into();
     let (stop, handle) = jsonrpsee::server::stop_channel();
     let call_timeout = gate.call_timeout();

@@ -1,0 +1,64 @@
+//! What starting the node, or one of its in-process chains, can fail with. Each variant
+//! names the file, field, key or address at fault; the binary adds nothing but the exit.
+
+use shutong_api::keyfile::KeyFileError;
+use shutong_execution::audit_log::LogError;
+use shutong_execution::executor::ExecError;
+use shutong_execution::genesis::GenesisError;
+use shutong_execution::state_tree::TreeError;
+use shutong_p2p::NetError;
+use shutong_storage::StorageError;
+use shutong_types::PublicKey;
+use shutong_vm::VmError;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Genesis(#[from] GenesisError),
+    #[error(transparent)]
+    Key(#[from] KeyFileError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Vm(#[from] VmError),
+    #[error(transparent)]
+    Net(#[from] NetError),
+    #[error("the genesis state does not build: {0}")]
+    GenesisTree(#[from] TreeError),
+    #[error("the genesis audit log does not build: {0}")]
+    GenesisLog(#[from] LogError),
+    #[error("a block could not be executed: {0}")]
+    Execute(#[from] ExecError),
+    #[error("the database has a tip but no genesis block")]
+    NoGenesisBlock,
+    #[error("the database was created for another genesis (chain {chain_id}); use a new data directory")]
+    OtherGenesis { chain_id: String },
+    #[error("the state has no governance contract: the database is from an older version")]
+    NoGovernance,
+    #[error("key {key} is not a validator")]
+    NotValidator { key: PublicKey },
+    #[error(
+        "key {key} is not in the current validator set (epoch {epoch}), so this node runs as a full node, \
+         and a full node needs p2p.peers to sync from"
+    )]
+    FullNodeWithoutPeers { key: PublicKey, epoch: u64 },
+    #[error("rpc.tls.{field} {path}: {reason}")]
+    Tls { field: &'static str, path: PathBuf, reason: String },
+    #[error("cannot listen for RPC on {address}: {reason}")]
+    RpcListen { address: SocketAddr, reason: String },
+    #[error("cannot start the {thread} thread: {source}")]
+    Thread { thread: &'static str, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+impl Error {
+    /// Maps an I/O failure on `path` to [`Error::Io`], for `map_err`.
+    pub fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+        move |source| Error::Io { path: path.to_path_buf(), source }
+    }
+}
