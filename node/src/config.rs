@@ -126,11 +126,11 @@ pub struct P2pConfig {
     /// Keys of full nodes (not validators) allowed to connect.
     #[serde(default)]
     pub full_nodes: Vec<PublicKey>,
-    /// For local testnets only: the node reads `HOME/faults.json` four times a second and
-    /// stops talking to the peers it names (`{"isolate": ["<public key>", …]}`), which is
-    /// how fault-injection tests partition validators. Off unless set.
-    #[serde(default)]
-    pub fault_injection: bool,
+    /// Retired: a local testnet's faults are made outside the node, by its link proxy. The
+    /// key is still accepted (and ignored, with a warning) so that configs written by older
+    /// versions, which all carry it, load.
+    #[serde(default, rename = "fault_injection", skip_serializing)]
+    pub retired_fault_injection: Option<bool>,
 }
 
 impl Default for P2pConfig {
@@ -139,7 +139,7 @@ impl Default for P2pConfig {
             listen: "127.0.0.1:26656".parse().expect("literal address"),
             peers: Vec::new(),
             full_nodes: Vec::new(),
-            fault_injection: false,
+            retired_fault_injection: None,
         }
     }
 }

@@ -156,9 +156,12 @@ impl Node {
         let peers: Vec<network::Peer> =
             cfg.p2p.peers.iter().map(|p| network::Peer { key: p.public_key, address: p.address }).collect();
         let (mailbox, inbox) = driver::mailbox();
-        let faults = cfg.p2p.fault_injection.then(|| home.join("faults.json"));
-        let (net, network) =
-            network::start(&key, cfg.p2p.listen, &allowed, &validators, &peers, mailbox.clone(), faults)?;
+        if cfg.p2p.retired_fault_injection.is_some() {
+            tracing::warn!(
+                "p2p.fault_injection is retired and ignored: a local testnet's faults are now made by its link proxy"
+            );
+        }
+        let (net, network) = network::start(&key, cfg.p2p.listen, &allowed, &validators, &peers, mailbox.clone())?;
         let chain_status = Arc::new(chain::ChainStatus::default());
         let net_stats = Arc::clone(&net.stats);
         let net: Arc<dyn chain::NetSink> = Arc::new(net);

@@ -28,34 +28,6 @@ use tokio::sync::mpsc;
 pub const OUTBOX_MAX: usize = 8_192;
 /// How often peers that are not connected are dialled again.
 const REDIAL_EVERY: Duration = Duration::from_secs(1);
-/// How often the fault-injection file is read, when fault injection is on.
-const FAULTS_EVERY: Duration = Duration::from_millis(250);
-/// The largest fault-injection file read.
-const FAULTS_BYTES_MAX: u64 = 64 << 10;
-
-/// The peers a fault-injection file isolates this node from; none if the file is absent or
-/// unreadable (a malformed file is logged and ignored).
-fn isolated(path: &std::path::Path) -> std::collections::HashSet<PeerId> {
-    #[derive(serde::Deserialize)]
-    struct Faults {
-        #[serde(default)]
-        isolate: Vec<PublicKey>,
-    }
-    use std::io::Read;
-    let mut text = String::new();
-    let read = std::fs::File::open(path).and_then(|f| f.take(FAULTS_BYTES_MAX).read_to_string(&mut text));
-    if read.is_err() {
-        return Default::default();
-    }
-    match serde_json::from_str::<Faults>(&text) {
-        Ok(faults) => faults.isolate.iter().filter_map(p2p::peer_id).collect(),
-        Err(err) => {
-            tracing::warn!(path = %path.display(), %err, "fault-injection file ignored");
-            Default::default()
-        }
-    }
-}
-
 /// What the driver asks the network to do.
 #[derive(Debug)]
 pub enum Command {
@@ -149,7 +121,6 @@ pub fn start(
     validators: &[PublicKey],
     peers: &[Peer],
     inbox: impl Inbox,
-    faults: Option<std::path::PathBuf>,
 ) -> Result<(NetHandle, tokio::task::JoinHandle<()>), NetError> {
     let mut swarm = p2p::swarm(key, allowed)?;
     swarm.listen_on(multiaddr(listen)).map_err(|e| NetError::Listen { address: listen, reason: e.to_string() })?;
@@ -172,8 +143,6 @@ pub fn start(
     let task = tokio::spawn(async move {
         let stats = task_stats;
         let mut redial = tokio::time::interval(REDIAL_EVERY);
-        let mut fault_check = tokio::time::interval(FAULTS_EVERY);
-        let mut cut_off = std::collections::HashSet::new();
         let mut guard = PeerGuard::default();
         // Bans `peer` if its score has reached the ban score.
         let ban_if_due = |guard: &mut PeerGuard, swarm: &mut libp2p::Swarm<p2p::Behaviour>, peer: PeerId| {
@@ -186,20 +155,11 @@ pub fn start(
         };
         loop {
             tokio::select! {
-                _ = fault_check.tick(), if faults.is_some() => {
-                    if let Some(path) = &faults {
-                        let now = isolated(path);
-                        if now != cut_off {
-                            tracing::warn!(peers = now.len(), "fault injection: isolated from peers");
-                            cut_off = now;
-                        }
-                    }
-                }
                 command = queue.recv() => match command {
                     None => return,
                     Some(Command::Broadcast(bytes)) => {
                         stats.traffic.sent(&bytes, broadcast_to.len() as u64);
-                        for peer in broadcast_to.iter().filter(|p| !cut_off.contains(*p)) {
+                        for peer in &broadcast_to {
                             // Nothing waits for a peer that is not connected (see the module docs).
                             if swarm.is_connected(peer) {
                                 swarm.behaviour_mut().consensus.send_request(peer, bytes.clone());
@@ -210,9 +170,6 @@ pub fn start(
                     }
                     Some(Command::Send(peer, bytes)) => {
                         stats.traffic.sent(&bytes, 1);
-                        if cut_off.contains(&peer) {
-                            continue;
-                        }
                         if swarm.is_connected(&peer) {
                             swarm.behaviour_mut().consensus.send_request(&peer, bytes);
                         } else {
@@ -261,9 +218,6 @@ pub fn start(
                         // The acknowledgement only closes the stream; what the message means is
                         // the driver's business.
                         let _ = swarm.behaviour_mut().consensus.send_response(channel, Vec::new());
-                        if cut_off.contains(&peer) {
-                            continue;
-                        }
                         stats.traffic.received(&request);
                         if guard.admit(peer, &request, std::time::Instant::now()) == Verdict::Drop {
                             stats.dropped_over_rate.fetch_add(1, Ordering::Relaxed);

@@ -90,9 +90,9 @@ pub async fn inject(cluster: &mut Cluster, schedule: &Schedule) -> anyhow::Resul
                 cluster.start(*node).await.with_context(|| format!("restarting validator-{node}"))?;
             }
             Fault::Partition { a, b, lasting } => {
-                cluster.partition(a, b)?;
+                cluster.partition(a, b);
                 tokio::time::sleep(*lasting).await;
-                cluster.heal()?;
+                cluster.heal();
             }
             Fault::Slow { node, stopped, running, lasting } => {
                 let until = Instant::now() + *lasting;

@@ -5,13 +5,14 @@
 //! The layout is recorded in `DIR/testnet.json`, which `status`, `down` and the test harness
 //! in `shutong-testnet` read.
 
+use crate::proxy::Route;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use shutong_execution::genesis::{CommitteeMember, Genesis, GenesisValidator};
 use shutong_node::config::{Config, PeerConfig};
 use shutong_node::{CONFIG_FILE, GENESIS_FILE};
 use shutong_types::{Keypair, PublicKey};
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 /// The layout file inside a testnet directory.
@@ -46,6 +47,33 @@ pub struct Layout {
     /// How many of the committee's departments must vote for a proposal.
     pub committee_threshold: u32,
     pub nodes: Vec<LayoutNode>,
+    /// The link proxy's routes: each node reaches each validator only through its own
+    /// listener there (`proxy.rs`). Empty in layouts written before the proxy.
+    #[serde(default)]
+    pub links: Vec<Route>,
+    /// The `shutong testnet proxy` process while `shutong testnet up` has it running.
+    #[serde(default)]
+    pub proxy_pid: Option<u32>,
+}
+
+/// Node `i` listens for peers on an address of its own, 127.0.0.(2 + i), so that where a
+/// connection comes from says who opened it: the nodes dial from 127.0.0.1 and the link
+/// proxy from [`crate::proxy::SOURCE`].
+pub fn node_ip(i: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i as u8))
+}
+
+/// The routes through the link proxy: from every node to every validator but itself, each
+/// listening on a port of 127.0.0.1 that `port` gives.
+fn routes(nodes: &[LayoutNode], mut port: impl FnMut() -> anyhow::Result<u16>) -> anyhow::Result<Vec<Route>> {
+    let mut routes = Vec::new();
+    for from in 0..nodes.len() {
+        for (to, target) in nodes.iter().enumerate().filter(|(to, n)| *to != from && !n.full_node) {
+            let listen = SocketAddr::from(([127, 0, 0, 1], port()?));
+            routes.push(Route { from, to, listen, target: target.p2p });
+        }
+    }
+    Ok(routes)
 }
 
 /// The departments of a local testnet's governance committee, in seat order: id and name.
@@ -81,17 +109,22 @@ const FREE_PORTS: std::ops::Range<u16> = 20_000..32_000;
 
 /// A port on 127.0.0.1 that nothing listens on now and that is not in `taken`.
 pub fn free_port(taken: &mut std::collections::HashSet<u16>) -> anyhow::Result<u16> {
+    free_port_on(IpAddr::V4(Ipv4Addr::LOCALHOST), taken)
+}
+
+/// A port on `ip` that nothing listens on now and that is not in `taken`.
+pub fn free_port_on(ip: IpAddr, taken: &mut std::collections::HashSet<u16>) -> anyhow::Result<u16> {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.subsec_nanos();
     let span = (FREE_PORTS.end - FREE_PORTS.start) as u32;
     let start = nanos.wrapping_mul(2_654_435_761).wrapping_add(std::process::id()) % span;
     for i in 0..span {
         let port = FREE_PORTS.start + ((start + i * 7_919) % span) as u16;
-        if !taken.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if !taken.contains(&port) && std::net::TcpListener::bind((ip, port)).is_ok() {
             taken.insert(port);
             return Ok(port);
         }
     }
-    bail!("no free port on 127.0.0.1 between {} and {}", FREE_PORTS.start, FREE_PORTS.end)
+    bail!("no free port on {ip} between {} and {}", FREE_PORTS.start, FREE_PORTS.end)
 }
 
 impl Layout {
@@ -128,8 +161,10 @@ impl Layout {
             bail!("--full-nodes must be at most {FULL_NODES_MAX}, not {}", params.full_nodes);
         }
         let count = params.validators + params.full_nodes;
-        if params.base_port != 0 && (params.base_port as usize) + 2 * count > u16::MAX as usize {
-            bail!("--base-port {} leaves no room for {count} nodes", params.base_port);
+        // Two ports a node, then one for each route through the link proxy.
+        let ports = 2 * count + count * params.validators;
+        if params.base_port != 0 && (params.base_port as usize) + ports > u16::MAX as usize {
+            bail!("--base-port {} leaves no room for {count} nodes and their links", params.base_port);
         }
         if !(1..=COMMITTEE.len()).contains(&params.committee) {
             bail!("--committee must be 1 to {}, not {}", COMMITTEE.len(), params.committee);
@@ -152,7 +187,7 @@ impl Layout {
         let mut taken = std::collections::HashSet::new();
         for i in 0..count {
             let (rpc_port, p2p_port) = if params.base_port == 0 {
-                (free_port(&mut taken)?, free_port(&mut taken)?)
+                (free_port(&mut taken)?, free_port_on(node_ip(i), &mut taken)?)
             } else {
                 (params.base_port + 2 * i as u16, params.base_port + 2 * i as u16 + 1)
             };
@@ -166,7 +201,7 @@ impl Layout {
                 home,
                 public_key: key.public(),
                 rpc: SocketAddr::from(([127, 0, 0, 1], rpc_port)),
-                p2p: SocketAddr::from(([127, 0, 0, 1], p2p_port)),
+                p2p: SocketAddr::new(node_ip(i), p2p_port),
                 pid: None,
                 full_node,
             });
@@ -179,15 +214,22 @@ impl Layout {
             .map(|n| GenesisValidator { name: n.name.clone(), public_key: n.public_key })
             .collect();
         let full_keys: Vec<PublicKey> = nodes.iter().filter(|n| n.full_node).map(|n| n.public_key).collect();
+        let mut next = params.base_port as usize + 2 * count;
+        let links = routes(&nodes, || {
+            if params.base_port == 0 {
+                free_port(&mut taken)
+            } else {
+                next += 1;
+                Ok((next - 1) as u16)
+            }
+        })?;
         let mut genesis = Genesis::new(&params.chain_id, now_ms, validators, committee);
         genesis.governance_threshold = params.committee_threshold;
         genesis.validate()?;
         let genesis_json = serde_json::to_string_pretty(&genesis)?;
-        for node in &nodes {
+        for (i, node) in nodes.iter().enumerate() {
             let mut cfg = Config::default();
             cfg.rpc.listen = node.rpc;
-            // A local testnet is where faults are injected (`docs/testnet.md`).
-            cfg.p2p.fault_injection = true;
             // And where the load generator runs, from this one address, signing as the admin:
             // the rates are the most the config allows, so they measure the node, not the
             // limiter. Access control itself stays on.
@@ -198,11 +240,11 @@ impl Layout {
                 per_principal_burst: 1_000_000,
             };
             cfg.p2p.listen = node.p2p;
-            // Everyone dials the validators; full nodes sync from them.
-            cfg.p2p.peers = nodes
+            // Everyone dials the validators, through the link proxy; full nodes sync from them.
+            cfg.p2p.peers = links
                 .iter()
-                .filter(|other| other.public_key != node.public_key && !other.full_node)
-                .map(|other| PeerConfig { public_key: other.public_key, address: other.p2p })
+                .filter(|route| route.from == i)
+                .map(|route| PeerConfig { public_key: nodes[route.to].public_key, address: route.listen })
                 .collect();
             cfg.p2p.full_nodes = full_keys.clone();
             cfg.consensus.block_interval_ms = params.block_interval_ms;
@@ -216,6 +258,8 @@ impl Layout {
             committee_keys,
             committee_threshold: params.committee_threshold,
             nodes,
+            links,
+            proxy_pid: None,
         };
         layout.save(dir)?;
         Ok(layout)
@@ -277,4 +321,37 @@ pub fn stop(pid: u32, grace: std::time::Duration) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     signal(pid, libc::SIGKILL);
+}
+
+/// Starts `shutong testnet proxy` for the testnet in `dir` unless it runs already (or the
+/// layout predates the proxy), in its own process group with output in `DIR/proxy.log`, and
+/// waits until it listens. Records its pid in `layout`; the caller saves it.
+pub fn ensure_proxy(binary: &Path, dir: &Path, layout: &mut Layout) -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let Some(first) = layout.links.first().map(|route| route.listen) else { return Ok(()) };
+    if layout.proxy_pid.is_some_and(alive) {
+        return Ok(());
+    }
+    let log = dir.join("proxy.log");
+    let out = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
+    let child = std::process::Command::new(binary)
+        .args(["testnet", "proxy", "--dir"])
+        .arg(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("cannot start the link proxy with {}", binary.display()))?;
+    let pid = child.id();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(first).is_err() {
+        if !alive(pid) || std::time::Instant::now() > deadline {
+            stop(pid, std::time::Duration::from_secs(1));
+            bail!("the link proxy did not start listening on {first}; see {}", log.display());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    layout.proxy_pid = Some(pid);
+    Ok(())
 }

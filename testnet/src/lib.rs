@@ -184,6 +184,8 @@ pub struct Cluster {
     pub committee: Committee,
     pub members: Vec<LayoutNode>,
     processes: Vec<Option<NodeProcess>>,
+    /// Every byte between the members crosses it; dropped after the processes.
+    proxy: proxy::ProxyThread,
     // Dropped last: the processes go before their directories.
     _dir: tempfile::TempDir,
 }
@@ -217,6 +219,8 @@ impl Cluster {
         let layout = Layout::load(dir.path())?;
         let admin = keyfile::read(&layout.admin_key).context("the testnet's admin key")?;
         let committee = Committee::from_layout(&layout)?;
+        let proxy = proxy::ProxyThread::start(layout.links.clone(), proxy::Links::new(0))
+            .context("cannot start the link proxy")?;
         Ok(Cluster {
             binary: binary.to_path_buf(),
             chain_id: layout.chain_id,
@@ -225,6 +229,7 @@ impl Cluster {
             committee,
             processes: layout.nodes.iter().map(|_| None).collect(),
             members: layout.nodes,
+            proxy,
             _dir: dir,
         })
     }
@@ -269,35 +274,35 @@ impl Cluster {
         self.processes[i].is_some()
     }
 
-    /// Cuts validator `i` off from the validators in `from`, both ways as far as `i` is
-    /// concerned (it neither sends to nor hears from them), through the node's
-    /// fault-injection file; an empty `from` heals it. Takes effect within 250 ms.
-    pub fn isolate(&self, i: usize, from: &[usize]) -> anyhow::Result<()> {
-        let keys: Vec<shutong_types::PublicKey> = from.iter().map(|j| self.members[*j].public_key).collect();
-        let path = self.members[i].home.join("faults.json");
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::json!({ "isolate": keys }).to_string())?;
-        std::fs::rename(&tmp, &path)?;
-        Ok(())
+    /// The faults of the links between the members, through the link proxy (`proxy.rs`).
+    pub fn links(&self) -> &proxy::Links {
+        self.proxy.links()
     }
 
-    /// Splits the validators into two groups that cannot hear each other.
-    pub fn partition(&self, a: &[usize], b: &[usize]) -> anyhow::Result<()> {
-        for &i in a {
-            self.isolate(i, b)?;
-        }
-        for &i in b {
-            self.isolate(i, a)?;
-        }
-        Ok(())
+    /// The link proxy's routes, with the addresses it listens on.
+    pub fn routes(&self) -> &[proxy::Route] {
+        self.proxy.routes()
     }
 
-    /// Heals every partition.
-    pub fn heal(&self) -> anyhow::Result<()> {
-        for i in 0..self.len() {
-            self.isolate(i, &[])?;
-        }
-        Ok(())
+    /// The CPU time the link proxy has used so far.
+    pub fn proxy_cpu_time(&self) -> Option<Duration> {
+        self.proxy.cpu_time()
+    }
+
+    /// Cuts validator `i` off from the members in `from`, both ways, as a blackhole: no byte
+    /// and no connection's end crosses until [`Cluster::heal`], and none is lost.
+    pub fn isolate(&self, i: usize, from: &[usize]) {
+        self.links().cut(&[i], from, proxy::LinkState::Held);
+    }
+
+    /// Splits the members into two groups that cannot hear each other.
+    pub fn partition(&self, a: &[usize], b: &[usize]) {
+        self.links().cut(a, b, proxy::LinkState::Held);
+    }
+
+    /// Heals every link: no delay, no cut.
+    pub fn heal(&self) {
+        self.links().heal();
     }
 
     /// SIGSTOP (`true`) or SIGCONT (`false`) validator `i`: a stopped process neither runs
@@ -356,5 +361,6 @@ pub mod faults;
 pub mod layout;
 pub mod load;
 pub mod loadgen;
+pub mod proxy;
 pub mod sim;
 pub mod soak;

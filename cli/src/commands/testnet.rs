@@ -60,6 +60,42 @@ pub(crate) enum TestnetCommand {
         #[arg(long)]
         kill: bool,
     },
+    /// Run the testnet's link proxy in the foreground (`up` starts it in the background):
+    /// every byte between the nodes crosses it, with the faults `testnet link` sets.
+    Proxy {
+        #[command(flatten)]
+        dir: TestnetDir,
+    },
+    /// Give links between nodes the faults of a real network: delay, jitter, bandwidth, a
+    /// stall or blackhole (held) or a cut by reset. Applies within 200 ms; lasts until changed.
+    Link {
+        #[command(flatten)]
+        dir: TestnetDir,
+        /// The sending node (default: every node).
+        #[arg(long)]
+        from: Option<usize>,
+        /// The receiving node (default: every node).
+        #[arg(long)]
+        to: Option<usize>,
+        /// Also the other way (to → from).
+        #[arg(long)]
+        both_ways: bool,
+        /// One-way delay.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+        delay_ms: u64,
+        /// Up to this much more per chunk (bytes are never reordered).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+        jitter_ms: u64,
+        /// Bytes per second.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        bandwidth: Option<u64>,
+        /// up, held (a stall or blackhole: bytes wait, none lost) or reset (connections cut by RST).
+        #[arg(long, default_value = "up")]
+        state: LinkStateArg,
+        /// Remove every fault instead.
+        #[arg(long, conflicts_with_all = ["from", "to", "both_ways", "delay_ms", "jitter_ms", "bandwidth", "state"])]
+        heal: bool,
+    },
     /// Start one stopped node again.
     Start {
         #[command(flatten)]
@@ -170,6 +206,13 @@ impl TestnetParams {
     }
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum LinkStateArg {
+    Up,
+    Held,
+    Reset,
+}
+
 #[derive(Args)]
 pub(crate) struct TestnetDir {
     /// Where the testnet's homes and layout live.
@@ -203,6 +246,7 @@ pub(crate) async fn run(command: TestnetCommand, ctx: &Ctx) -> Shown {
         TestnetCommand::Up(params) => {
             let dir = params.dir.dir.clone();
             let mut layout = if Layout::path(&dir).exists() { Layout::load(&dir)? } else { params.generate()? };
+            localnet::ensure_proxy(&binary, &dir, &mut layout)?;
             for node in &mut layout.nodes {
                 if node.pid.is_some_and(localnet::alive) {
                     continue;
@@ -293,6 +337,10 @@ pub(crate) async fn run(command: TestnetCommand, ctx: &Ctx) -> Shown {
                     stopped.push(node.name.clone());
                 }
             }
+            if let Some(pid) = layout.proxy_pid.take().filter(|pid| localnet::alive(*pid)) {
+                localnet::stop(pid, Duration::from_secs(10));
+                stopped.push("link proxy".into());
+            }
             let mut text =
                 format!("stopped {}", if stopped.is_empty() { "nothing".into() } else { stopped.join(", ") });
             if purge {
@@ -309,6 +357,48 @@ pub(crate) async fn run(command: TestnetCommand, ctx: &Ctx) -> Shown {
             shown(serde_json::json!({"stopped": stopped, "purged": purge}), text)
         }
         TestnetCommand::Stop { dir, node, kill } => testnet_stop(&dir, node, kill),
+        TestnetCommand::Proxy { dir } => {
+            shutong_testnet::proxy::run_for(&dir.dir).await?;
+            Ok(Outcome::Done)
+        }
+        TestnetCommand::Link { dir, from, to, both_ways, delay_ms, jitter_ms, bandwidth, state, heal } => {
+            use shutong_testnet::proxy::{LinkFaults, LinkFile, LinkState};
+            let layout = Layout::load(&dir.dir)?;
+            let count = layout.nodes.len();
+            for (flag, node) in [("--from", from), ("--to", to)] {
+                if node.is_some_and(|n| n >= count) {
+                    bail!("{flag} must be below {count}, the testnet's number of nodes");
+                }
+            }
+            let mut file = LinkFile::load(&dir.dir)?;
+            if heal {
+                file = LinkFile::default();
+            } else {
+                let state = match state {
+                    LinkStateArg::Up => LinkState::Up,
+                    LinkStateArg::Held => LinkState::Held,
+                    LinkStateArg::Reset => LinkState::Reset,
+                };
+                let faults = LinkFaults {
+                    delay: Duration::from_millis(delay_ms),
+                    jitter: Duration::from_millis(jitter_ms),
+                    bandwidth,
+                    state,
+                };
+                let pick = |n: Option<usize>| n.map_or_else(|| (0..count).collect::<Vec<_>>(), |n| vec![n]);
+                for a in pick(from) {
+                    for b in pick(to).into_iter().filter(|b| *b != a) {
+                        file.set(a, b, faults);
+                        if both_ways {
+                            file.set(b, a, faults);
+                        }
+                    }
+                }
+            }
+            file.save(&dir.dir)?;
+            let text = format!("{} directions with faults (the proxy applies them within 200 ms)", file.links.len());
+            shown(serde_json::to_value(&file)?, text)
+        }
         TestnetCommand::Load { dir, rate, seconds, sweep, out } => {
             shutong_testnet::loadgen::run(shutong_testnet::loadgen::Args { dir: dir.dir, rate, seconds, sweep, out })
                 .await?;
@@ -327,6 +417,7 @@ pub(crate) async fn run(command: TestnetCommand, ctx: &Ctx) -> Shown {
         }
         TestnetCommand::Start { dir, node } => {
             let mut layout = Layout::load(&dir.dir)?;
+            localnet::ensure_proxy(&binary, &dir.dir, &mut layout)?;
             let count = layout.nodes.len();
             let entry = layout.nodes.get_mut(node).with_context(|| format!("--node must be below {count}"))?;
             if entry.pid.is_some_and(localnet::alive) {
