@@ -73,6 +73,25 @@ pub struct Metrics {
     pub height: AtomicU64,
     /// Transactions refused at admission, by reason.
     pub rejections: Mutex<BTreeMap<&'static str, u64>>,
+    /// Consensus timers that fired, by [`TIMERS`]: how much time the node has seen pass in
+    /// views that did not end, which tests wait on instead of sleeping.
+    pub timeouts: [AtomicU64; 3],
+}
+
+/// The consensus timers, in the order of [`Metrics::timeouts`].
+pub const TIMERS: [&str; 3] = ["leader", "advance", "rebroadcast"];
+
+impl Metrics {
+    /// Counts a consensus timer that fired.
+    pub fn observe_timeout(&self, timer: shutong_consensus::Timer) {
+        use shutong_consensus::Timer;
+        let index = match timer {
+            Timer::Leader => 0,
+            Timer::Advance => 1,
+            Timer::Rebroadcast => 2,
+        };
+        self.timeouts[index].fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Default for Metrics {
@@ -88,6 +107,7 @@ impl Default for Metrics {
             last_commit_ms: AtomicU64::new(0),
             height: AtomicU64::new(0),
             rejections: Mutex::new(BTreeMap::new()),
+            timeouts: Default::default(),
         }
     }
 }
@@ -147,6 +167,11 @@ pub fn render(m: &Metrics, net: &NetCounters, g: &Gauges) -> String {
     line(o, "gauge", "shutong_height", "Height of the last committed block.", m.height.load(Ordering::Relaxed));
     line(o, "gauge", "shutong_view", "The consensus view this node is in.", g.view);
     line(o, "gauge", "shutong_finalized_view", "The last view this node saw finalized.", g.finalized_view);
+    let name = "shutong_consensus_timeouts_total";
+    let _ = writeln!(o, "# HELP {name} Consensus timers that fired, by timer.\n# TYPE {name} counter");
+    for (timer, count) in TIMERS.iter().zip(&m.timeouts) {
+        let _ = writeln!(o, "{name}{{timer=\"{timer}\"}} {}", count.load(Ordering::Relaxed));
+    }
     line(o, "counter", "shutong_blocks_committed_total", "Blocks committed.", m.blocks.load(Ordering::Relaxed));
     line(
         o,

@@ -332,6 +332,36 @@ impl Cluster {
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
 
+    /// How many consensus timers member `i` has seen fire (`shutong_consensus_timeouts_total`,
+    /// every timer): a clock that moves only while views fail to end.
+    pub async fn timeouts(&self, i: usize) -> anyhow::Result<u64> {
+        let metrics = self.client(i)?.metrics().await?;
+        Ok(metrics
+            .iter()
+            .filter(|(name, _)| name.starts_with("shutong_consensus_timeouts_total{"))
+            .map(|(_, v)| *v as u64)
+            .sum())
+    }
+
+    /// Waits until member `i` has seen `more` consensus timers fire after this call: time
+    /// passing on the node's own clock, in views that did not end. A test that asserts a
+    /// stalled chain stays stalled waits on this rather than on a fixed sleep, so a slow
+    /// machine gives the node as many chances to (wrongly) finalize as a fast one.
+    pub async fn wait_timeouts(&self, i: usize, more: u64, timeout: Duration) -> anyhow::Result<()> {
+        let start = Instant::now();
+        let target = self.timeouts(i).await? + more;
+        loop {
+            let now = self.timeouts(i).await?;
+            if now >= target {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                bail!("{} saw {now} of {target} timeouts after {timeout:?}", self.members[i].name);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits until every validator in `nodes` has committed `height`.
     pub async fn wait_height(&self, nodes: &[usize], height: u64, timeout: Duration) -> anyhow::Result<()> {
         let start = Instant::now();

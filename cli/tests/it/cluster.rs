@@ -128,10 +128,11 @@ async fn two_of_four_down_stops_the_chain_without_a_fork_and_it_resumes() {
 
     cluster.kill(2);
     cluster.kill(3);
-    // A block that was already on its way may still finalize; after that, nothing does.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A block already on its way may still finalize: by the time two timers have fired in
+    // views that did not end, it has. After that, through three more, nothing does.
+    cluster.wait_timeouts(0, 2, WAIT).await.unwrap();
     let stopped = height(&cluster, 0).await;
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    cluster.wait_timeouts(0, 3, WAIT).await.unwrap();
     assert_eq!(height(&cluster, 0).await, stopped, "two of four validators cannot finalize");
     let other = height(&cluster, 1).await;
     assert!(other.abs_diff(stopped) <= 1, "the two live validators are at {stopped} and {other}");

@@ -79,9 +79,9 @@ async fn a_full_node_follows_forwards_transactions_and_catches_up() {
     // It never votes: with two of four validators down the chain stops, full node or not.
     cluster.kill(2);
     cluster.kill(3);
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    cluster.wait_timeouts(0, 2, WAIT).await.unwrap();
     let stalled = status(&cluster.client(0).unwrap()).await.height;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.wait_timeouts(0, 3, WAIT).await.unwrap();
     assert_eq!(status(&cluster.client(0).unwrap()).await.height, stalled, "two of four validators cannot finalize");
     let follower = status(&cluster.client(4).unwrap()).await.height;
     assert!(follower <= stalled, "the full node is at {follower}, past the validators' {stalled}");

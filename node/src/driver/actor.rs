@@ -263,6 +263,7 @@ impl Driver {
 
     fn fire_timers(&mut self) {
         while let Some((view, timer)) = self.timers.pop_due(self.clock.now()) {
+            self.status.metrics.observe_timeout(timer);
             self.step(Input::Timeout { view, timer });
         }
     }

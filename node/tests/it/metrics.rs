@@ -38,6 +38,9 @@ async fn metrics_count_what_the_node_does_and_health_says_ok() {
     assert!(m[r#"shutong_db_sst_bytes{cf="state"}"#] >= 0.0);
     assert_eq!(m["shutong_db_write_stopped"], 0.0);
     assert_eq!(m["shutong_validators"], 1.0);
+    for timer in ["leader", "advance", "rebroadcast"] {
+        assert!(m.contains_key(&format!("shutong_consensus_timeouts_total{{timer=\"{timer}\"}}")), "{m:?}");
+    }
 
     // Every metric has one HELP and one TYPE line, and every sample belongs to one of them.
     let text = raw(&t, "/metrics").await;

@@ -89,8 +89,16 @@ async fn bad_input_is_refused_with_its_own_code_and_writes_nothing() {
         other => panic!("expected invalid params, got {other:?}"),
     }
 
-    // Nothing above was written: the state root, the nonce and the mempool are as before.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Nothing above was written: the state root, the nonce and the mempool are as before,
+    // once two more blocks are committed (anything admitted would be in one of them).
+    let after = t.client.status().await.unwrap().height + 2;
+    tokio::time::timeout(WAIT, async {
+        while t.client.status().await.unwrap().height < after {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the node goes on committing blocks");
     let status = t.client.status().await.unwrap();
     assert_eq!(status.state_root, root);
     assert_eq!(status.mempool_txs, 0);
