@@ -22,3 +22,15 @@ echo "== contracts' native unit tests"
 # make rustc's search for transitive dependencies ambiguous.
 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}/contracts-native" \
   cargo test --manifest-path contracts/Cargo.toml --workspace --locked
+echo "== fuzz targets build"
+# Their own workspace, lock file and target directory, like the contracts: built on every run
+# so that they cannot rot. Where a nightly toolchain is installed, each also runs a few
+# seconds under the address sanitizer on a copy of its corpus (scripts/fuzz.sh).
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}/fuzz-check" \
+  cargo check --manifest-path fuzz/Cargo.toml --bins --locked
+if command -v rustup >/dev/null && rustup run nightly rustc --version >/dev/null 2>&1; then
+  echo "== fuzz smoke: 5 s a target (a nightly toolchain is installed)"
+  FUZZ_SMOKE=1 bash scripts/fuzz.sh 5
+else
+  echo "== fuzz smoke skipped: no nightly toolchain (rustup toolchain install nightly runs it)"
+fi
