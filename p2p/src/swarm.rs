@@ -152,7 +152,14 @@ pub fn swarm(key: &Keypair, allowed: &[PublicKey]) -> Result<Swarm<Behaviour>, E
             ),
         })
         .map_err(|e| Error::Transport(e.to_string()))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+        .with_swarm_config(|c| {
+            // Each message is a stream of its own, and multistream-select's default (V1) makes
+            // the opener wait for the protocol's echo before sending: a round trip on every
+            // message, which tripled finality across a WAN. Lazy: the message goes with the
+            // protocol's name, since every peer speaks the one protocol.
+            c.with_idle_connection_timeout(Duration::from_secs(3600))
+                .with_substream_upgrade_protocol_override(libp2p::core::upgrade::Version::V1Lazy)
+        })
         .build();
     for peer in peers {
         swarm.behaviour_mut().allowed.allow_peer(peer);
