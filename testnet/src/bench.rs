@@ -68,7 +68,7 @@ pub fn today() -> String {
     format!("{:04}-{month:02}-{day:02}", yoe + era * 400 + i64::from(month <= 2))
 }
 
-fn commit() -> String {
+pub(crate) fn commit() -> String {
     std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
         .output()
@@ -196,7 +196,9 @@ async fn stored(observer: &Client) -> anyhow::Result<Stored> {
     Ok(Stored { txs_committed, bytes, bytes_per_tx: bytes as f64 / txs_committed.max(1) as f64, by_column_family })
 }
 
-async fn idle_finality(observer: &Client, seconds: u64) -> anyhow::Result<(f64, f64)> {
+/// Block finality at `observer` for `seconds` (from a block's timestamp to its notice):
+/// the blocks seen, p50 and p99 in ms.
+pub(crate) async fn idle_finality(observer: &Client, seconds: u64) -> anyhow::Result<(usize, f64, f64)> {
     let mut blocks = observer.subscribe_blocks().await?;
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut latencies = Vec::new();
@@ -208,10 +210,10 @@ async fn idle_finality(observer: &Client, seconds: u64) -> anyhow::Result<(f64, 
         }
     }
     latencies.sort_by(f64::total_cmp);
-    Ok((load::percentile(&latencies, 50.0), load::percentile(&latencies, 99.0)))
+    Ok((latencies.len(), load::percentile(&latencies, 50.0), load::percentile(&latencies, 99.0)))
 }
 
-fn line(label: &str, r: &Report) {
+pub(crate) fn line(label: &str, r: &Report) {
     let refused: u64 = r.refused.iter().filter(|(k, _)| !k.ends_with("(retried)")).map(|(_, v)| v).sum();
     let retried: u64 = r.refused.iter().filter(|(k, _)| k.ends_with("(retried)")).map(|(_, v)| v).sum();
     println!(
@@ -230,6 +232,15 @@ fn line(label: &str, r: &Report) {
     );
 }
 
+/// The most steps of a ×1.5 sweep.
+pub(crate) const SWEEP_STEPS_MAX: usize = 14;
+
+/// Whether a step of a sweep kept up with its offered `rate`: at least 90 % committed, with
+/// p50 latency under 2 s.
+pub(crate) fn keeps_up(report: &Report, rate: f64) -> bool {
+    report.committed_tps >= 0.9 * rate && report.p50_ms < 2_000.0
+}
+
 async fn bench(
     binary: &std::path::Path,
     validators: usize,
@@ -239,8 +250,10 @@ async fn bench(
 ) -> anyhow::Result<Run> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("== {validators} validator(s)");
-    // One full node beside the validators, started only for the catch-up at the end.
-    let mut cluster = Cluster::init_with_full_nodes(binary, validators, 1, 200)?;
+    // One full node beside the validators, started only for the catch-up at the end. Direct
+    // links, no proxy: these figures compare across builds (`shutong testnet wan` measures the
+    // proxy's own cost).
+    let mut cluster = Cluster::init_direct(binary, validators, 1, 200)?;
     for i in 0..validators {
         cluster.start(i).await?;
     }
@@ -249,7 +262,7 @@ async fn bench(
     let observer = clients[0].clone();
     let pids: Vec<u32> = (0..validators).filter_map(|i| cluster.pid(i)).collect();
 
-    let (idle_p50, idle_p99) = idle_finality(&observer, 10).await?;
+    let (_, idle_p50, idle_p99) = idle_finality(&observer, 10).await?;
     println!("  idle block finality p50 {idle_p50:.0} ms, p99 {idle_p99:.0} ms");
 
     let started = Instant::now();
@@ -267,10 +280,10 @@ async fn bench(
 
     let mut sweep = Vec::new();
     let mut rate = args.start_rate;
-    for _ in 0..14 {
+    for _ in 0..SWEEP_STEPS_MAX {
         let report = at_rate(&mut world, rate).await?;
         line("sweep", &report);
-        let keeping_up = report.committed_tps >= 0.9 * rate && report.p50_ms < 2_000.0;
+        let keeping_up = keeps_up(&report, rate);
         sweep.push(report);
         if !keeping_up {
             break;

@@ -4,7 +4,9 @@
 //! transactions:
 //! - SIGKILL a validator and restart it later;
 //! - partition the validators into two groups that cannot hear each other, then heal;
-//! - slow a validator by stopping and continuing its process in a duty cycle.
+//! - slow a validator by stopping and continuing its process in a duty cycle;
+//! - give links the faults of a real network through the link proxy: a delay spike, a stall
+//!   of one direction, a one-way cut (held, or reset).
 //!
 //! [`check`] then waits for the chain to settle and establishes, from the chain itself:
 //! - every transaction a node accepted is in exactly one block;
@@ -13,6 +15,7 @@
 //! Validator 0 is the load generator's observer; a schedule leaves it running.
 
 use crate::Cluster;
+use crate::proxy::{LinkFaults, LinkState};
 use anyhow::Context;
 use shutong_types::Hash;
 use std::collections::HashMap;
@@ -27,6 +30,13 @@ pub enum Fault {
     Partition { a: Vec<usize>, b: Vec<usize>, lasting: Duration },
     /// Stop validator `node` for `stopped`, continue it for `running`, for `lasting`.
     Slow { node: usize, stopped: Duration, running: Duration, lasting: Duration },
+    /// Every link to and from `node` delayed by `delay` (plus up to a quarter of it in
+    /// jitter) for `lasting`, then back to none.
+    DelaySpike { node: usize, delay: Duration, lasting: Duration },
+    /// The direction `from` → `to` held (bytes wait, none lost) for `lasting`.
+    Stall { from: usize, to: usize, lasting: Duration },
+    /// The direction `from` → `to` cut for `lasting`: held as a blackhole, or by reset.
+    OneWayCut { from: usize, to: usize, reset: bool, lasting: Duration },
 }
 
 impl Fault {
@@ -40,6 +50,14 @@ impl Fault {
                     *stopped + *running
                 )
             }
+            Fault::DelaySpike { node, delay, lasting } => {
+                format!("delay every link of validator-{node} by {delay:?} for {lasting:?}")
+            }
+            Fault::Stall { from, to, lasting } => format!("stall {from} -> {to} for {lasting:?}"),
+            Fault::OneWayCut { from, to, reset, lasting } => {
+                let how = if *reset { "by reset" } else { "as a blackhole" };
+                format!("cut {from} -> {to} {how} for {lasting:?}")
+            }
         }
     }
 }
@@ -48,7 +66,8 @@ impl Fault {
 pub type Schedule = Vec<(Duration, Fault)>;
 
 /// A schedule of `count` faults drawn from `seed`, spread over `span`: kills and restarts,
-/// partitions and slowdowns of validators other than 0.
+/// partitions and slowdowns of validators other than 0, and link faults (delay spikes,
+/// stalls, one-way cuts held or reset) between one of them and any other.
 pub fn random_schedule(seed: u64, validators: usize, span: Duration, count: usize) -> Schedule {
     let mut rng = crate::sim::rng::Rng::new(seed);
     let gap = span / (count as u32 + 1);
@@ -57,7 +76,8 @@ pub fn random_schedule(seed: u64, validators: usize, span: Duration, count: usiz
             let at = gap * (k as u32 + 1) - gap / 2;
             let node = 1 + rng.below(validators.saturating_sub(1).max(1) as u64) as usize;
             let lasting = gap / 2;
-            let fault = match rng.below(3) {
+            let other = (node + 1 + rng.below(validators.saturating_sub(1).max(1) as u64) as usize) % validators;
+            let fault = match rng.below(6) {
                 0 => Fault::Kill { node, down: lasting },
                 1 if validators > 1 => {
                     // A minority cut off: the rest keep a quorum when there are four or more.
@@ -65,12 +85,23 @@ pub fn random_schedule(seed: u64, validators: usize, span: Duration, count: usiz
                     let a = (0..validators).filter(|i| *i != node).collect();
                     Fault::Partition { a, b, lasting }
                 }
-                _ => Fault::Slow {
+                2 => Fault::Slow {
                     node,
                     stopped: Duration::from_millis(300),
                     running: Duration::from_millis(300),
                     lasting,
                 },
+                3 => Fault::DelaySpike { node, delay: Duration::from_millis(rng.between(50, 400)), lasting },
+                4 if other != node => {
+                    // Either way: a validator that cannot hear one peer, or one that is not heard.
+                    let (from, to) = if rng.chance(500) { (node, other) } else { (other, node) };
+                    Fault::Stall { from, to, lasting }
+                }
+                _ if other != node => {
+                    let (from, to) = if rng.chance(500) { (node, other) } else { (other, node) };
+                    Fault::OneWayCut { from, to, reset: rng.chance(500), lasting }
+                }
+                _ => Fault::Kill { node, down: lasting },
             };
             (at, fault)
         })
@@ -102,6 +133,25 @@ pub async fn inject(cluster: &mut Cluster, schedule: &Schedule) -> anyhow::Resul
                     cluster.pause(*node, false);
                     tokio::time::sleep(*running).await;
                 }
+            }
+            Fault::DelaySpike { node, delay, lasting } => {
+                let spike = LinkFaults { delay: *delay, jitter: *delay / 4, ..LinkFaults::default() };
+                for other in (0..cluster.len()).filter(|o| o != node) {
+                    cluster.links().set(*node, other, spike);
+                    cluster.links().set(other, *node, spike);
+                }
+                tokio::time::sleep(*lasting).await;
+                cluster.heal();
+            }
+            Fault::Stall { from, to, lasting } | Fault::OneWayCut { from, to, reset: false, lasting } => {
+                cluster.links().set_state(*from, *to, LinkState::Held);
+                tokio::time::sleep(*lasting).await;
+                cluster.heal();
+            }
+            Fault::OneWayCut { from, to, reset: true, lasting } => {
+                cluster.links().set_state(*from, *to, LinkState::Reset);
+                tokio::time::sleep(*lasting).await;
+                cluster.heal();
             }
         }
         done.push(format!("{:>6.1} s: {}", at.as_secs_f64(), fault.describe()));

@@ -99,6 +99,8 @@ pub struct Params {
     /// The committee's size (1 to `COMMITTEE.len()` departments) and threshold.
     pub committee: usize,
     pub committee_threshold: u32,
+    /// Nodes dial each other directly, without the link proxy: only to calibrate it.
+    pub direct: bool,
 }
 
 /// Where `free_port` looks: below Linux's ephemeral range (32768 to 60999), so that the port
@@ -215,14 +217,18 @@ impl Layout {
             .collect();
         let full_keys: Vec<PublicKey> = nodes.iter().filter(|n| n.full_node).map(|n| n.public_key).collect();
         let mut next = params.base_port as usize + 2 * count;
-        let links = routes(&nodes, || {
-            if params.base_port == 0 {
-                free_port(&mut taken)
-            } else {
-                next += 1;
-                Ok((next - 1) as u16)
-            }
-        })?;
+        let links = if params.direct {
+            Vec::new()
+        } else {
+            routes(&nodes, || {
+                if params.base_port == 0 {
+                    free_port(&mut taken)
+                } else {
+                    next += 1;
+                    Ok((next - 1) as u16)
+                }
+            })?
+        };
         let mut genesis = Genesis::new(&params.chain_id, now_ms, validators, committee);
         genesis.governance_threshold = params.committee_threshold;
         genesis.validate()?;
@@ -241,11 +247,19 @@ impl Layout {
             };
             cfg.p2p.listen = node.p2p;
             // Everyone dials the validators, through the link proxy; full nodes sync from them.
-            cfg.p2p.peers = links
-                .iter()
-                .filter(|route| route.from == i)
-                .map(|route| PeerConfig { public_key: nodes[route.to].public_key, address: route.listen })
-                .collect();
+            cfg.p2p.peers = if params.direct {
+                nodes
+                    .iter()
+                    .filter(|other| other.public_key != node.public_key && !other.full_node)
+                    .map(|other| PeerConfig { public_key: other.public_key, address: other.p2p })
+                    .collect()
+            } else {
+                links
+                    .iter()
+                    .filter(|route| route.from == i)
+                    .map(|route| PeerConfig { public_key: nodes[route.to].public_key, address: route.listen })
+                    .collect()
+            };
             cfg.p2p.full_nodes = full_keys.clone();
             cfg.consensus.block_interval_ms = params.block_interval_ms;
             cfg.validate()?;

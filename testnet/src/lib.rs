@@ -203,11 +203,34 @@ impl Cluster {
         full_nodes: usize,
         block_interval_ms: u64,
     ) -> anyhow::Result<Cluster> {
+        Cluster::lay_out(binary, validators, full_nodes, block_interval_ms, false)
+    }
+
+    /// Nodes that dial each other directly, without the link proxy (whose faults then do
+    /// nothing): for the end-to-end benchmark, whose figures compare across builds, and to
+    /// calibrate the proxy against.
+    pub fn init_direct(
+        binary: &Path,
+        validators: usize,
+        full_nodes: usize,
+        block_interval_ms: u64,
+    ) -> anyhow::Result<Cluster> {
+        Cluster::lay_out(binary, validators, full_nodes, block_interval_ms, true)
+    }
+
+    fn lay_out(
+        binary: &Path,
+        validators: usize,
+        full_nodes: usize,
+        block_interval_ms: u64,
+        direct: bool,
+    ) -> anyhow::Result<Cluster> {
         let dir = tempfile::tempdir()?;
         let status = Command::new(binary)
             .args(["testnet", "init", "--base-port", "0", "--chain-id", "shutong-cluster"])
             .args(["--validators", &validators.to_string(), "--block-interval-ms", &block_interval_ms.to_string()])
             .args(["--full-nodes", &full_nodes.to_string()])
+            .args(direct.then_some("--direct"))
             .arg("--dir")
             .arg(dir.path())
             .stdout(Stdio::null())
@@ -394,3 +417,4 @@ pub mod loadgen;
 pub mod proxy;
 pub mod sim;
 pub mod soak;
+pub mod wan;

@@ -144,6 +144,28 @@ pub(crate) enum TestnetCommand {
         #[arg(long)]
         binary: Option<PathBuf>,
     },
+    /// Finality (and, with --sweep-seconds, saturation) across an emulated WAN: fresh
+    /// testnets whose links all carry a one-way delay, for each validator count and delay.
+    Wan {
+        /// Validator counts, comma separated (1 to 7).
+        #[arg(long, value_delimiter = ',', default_value = "4,7")]
+        validators: Vec<usize>,
+        /// One-way delays between every pair, ms, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "0,5,20,50")]
+        delays_ms: Vec<u64>,
+        /// Seconds of idle finality at each point.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Also sweep the authz workload to saturation, this many seconds a step (0: no sweep).
+        #[arg(long, default_value_t = 0)]
+        sweep_seconds: u64,
+        /// No proxy: the nodes dial each other directly (delays must be 0); calibrates the proxy.
+        #[arg(long)]
+        direct: bool,
+        /// Where the figures go, as JSON.
+        #[arg(long, default_value = "wan.json")]
+        out: PathBuf,
+    },
     /// The soak: fresh validators under load for as long as asked, with random faults
     /// (SIGKILL and restart, partitions, pauses); stops at the first loss, duplicate or fork.
     Soak {
@@ -188,6 +210,10 @@ pub(crate) struct TestnetParams {
     /// How many of them must vote for a proposal.
     #[arg(long, default_value_t = 2)]
     committee_threshold: u32,
+    /// Nodes dial each other directly, without the link proxy (no link faults): only to
+    /// calibrate the proxy against direct links.
+    #[arg(long)]
+    direct: bool,
 }
 
 impl TestnetParams {
@@ -201,6 +227,7 @@ impl TestnetParams {
             block_interval_ms: self.block_interval_ms,
             committee: self.committee,
             committee_threshold: self.committee_threshold,
+            direct: self.direct,
         };
         shutong_testnet::layout::Layout::generate(&dir, &params)
     }
@@ -408,6 +435,12 @@ pub(crate) async fn run(command: TestnetCommand, ctx: &Ctx) -> Shown {
             let binary = other.unwrap_or(binary);
             let args = shutong_testnet::bench::Args { binary, validators, seconds, start_rate, out, append };
             shutong_testnet::bench::run(args).await?;
+            Ok(Outcome::Done)
+        }
+        TestnetCommand::Wan { validators, delays_ms, seconds, sweep_seconds, direct, out } => {
+            let args =
+                shutong_testnet::wan::Args { binary, validators, delays_ms, seconds, sweep_seconds, direct, out };
+            shutong_testnet::wan::run(args).await?;
             Ok(Outcome::Done)
         }
         TestnetCommand::Soak { minutes, rate, validators, round_secs, seed, out } => {

@@ -1,6 +1,7 @@
 //! Fault injection under load on four validator processes: SIGKILL and restart, a
 //! partition that halts the chain and heals, a minority cut off, a validator slowed by
-//! stopping its process. After each run every transaction a node accepted is in exactly one
+//! stopping its process, stalls, one-way cuts and delay spikes on links (through the
+//! testnet's link proxy). After each run every transaction a node accepted is in exactly one
 //! block, and every validator holds the same blocks, state and audit log.
 //! (`scripts/soak.sh` runs the same for as long as asked, with random faults.)
 
@@ -84,6 +85,23 @@ async fn a_partition_halts_the_chain_and_healing_resumes_it_with_nothing_lost() 
         (Duration::from_secs(9), Fault::Partition { a: vec![0, 1, 2], b: vec![3], lasting: Duration::from_secs(4) }),
     ];
     under_load(&mut cluster, &clients, &mut world, 16, schedule).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stalls_one_way_cuts_and_delay_spikes_on_links_lose_nothing() {
+    let (mut cluster, clients, mut world) = cluster().await;
+    let lasting = Duration::from_secs(3);
+    let schedule = vec![
+        // 1 cannot be heard by 2: bytes held in the proxy, none lost.
+        (Duration::from_secs(1), Fault::Stall { from: 1, to: 2, lasting }),
+        // 3's connections to 0 reset whenever 3 sends, and 3 cannot dial 0 again.
+        (Duration::from_secs(5), Fault::OneWayCut { from: 3, to: 0, reset: true, lasting }),
+        // 2 across a slow WAN: 300 ms each way, jittered.
+        (Duration::from_secs(9), Fault::DelaySpike { node: 2, delay: Duration::from_millis(300), lasting }),
+    ];
+    under_load(&mut cluster, &clients, &mut world, 14, schedule).await;
+    assert!(cluster.links().stats(3, 0).resets >= 1, "the reset cut reset a connection");
+    assert!(cluster.links().stats(1, 2).written > 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
