@@ -549,6 +549,8 @@ impl Drop for ProxyThread {
 pub const LINK_FILE: &str = "links.json";
 /// The largest link file read.
 const LINK_FILE_BYTES_MAX: u64 = 1 << 20;
+/// The longest delay, or jitter, a link file may give a direction (`testnet link` allows the same).
+pub const LINK_DELAY_MAX: Duration = Duration::from_secs(60);
 
 /// One direction's faults in the link file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -572,14 +574,26 @@ impl LinkFile {
     pub fn load(dir: &std::path::Path) -> anyhow::Result<LinkFile> {
         use anyhow::Context;
         let path = dir.join(LINK_FILE);
-        match shutong_api::files::read_bounded(&path, LINK_FILE_BYTES_MAX) {
+        let file: LinkFile = match shutong_api::files::read_bounded(&path, LINK_FILE_BYTES_MAX) {
             Ok(Some(text)) => {
-                serde_json::from_str(&text).with_context(|| format!("{} is not a link file", path.display()))
+                serde_json::from_str(&text).with_context(|| format!("{} is not a link file", path.display()))?
             }
             Ok(None) => anyhow::bail!("{} is over {LINK_FILE_BYTES_MAX} bytes", path.display()),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(LinkFile::default()),
-            Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => LinkFile::default(),
+            Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
+        };
+        // A delay past any deadline would overflow the proxy's clock arithmetic.
+        for e in &file.links {
+            if e.faults.delay > LINK_DELAY_MAX || e.faults.jitter > LINK_DELAY_MAX {
+                anyhow::bail!(
+                    "{}: {} -> {}: delay and jitter are at most {LINK_DELAY_MAX:?}",
+                    path.display(),
+                    e.from,
+                    e.to
+                );
+            }
         }
+        Ok(file)
     }
 
     /// Writes it whole (a reader never sees half a file).
@@ -728,6 +742,19 @@ mod tests {
         let mut got = vec![0u8; 50_000];
         b.read_exact(&mut got).await.unwrap();
         assert!(got.iter().all(|x| *x == 7), "nothing was dropped");
+    }
+
+    #[test]
+    fn a_link_file_with_a_delay_past_the_limit_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = LinkFile::default();
+        file.set(0, 1, LinkFaults::delayed(LINK_DELAY_MAX));
+        file.save(dir.path()).unwrap();
+        assert_eq!(LinkFile::load(dir.path()).unwrap(), file);
+        std::fs::write(dir.path().join(LINK_FILE), r#"{"links":[{"from":0,"to":1,"delay":18446744073709551615}]}"#)
+            .unwrap();
+        let err = LinkFile::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("0 -> 1") && err.contains("at most"), "{err}");
     }
 
     #[tokio::test]
