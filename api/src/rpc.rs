@@ -91,6 +91,9 @@ codes! {
     UnknownContract = UNKNOWN_CONTRACT = -39011, "unknown_contract";
     UnknownMethod = UNKNOWN_METHOD = -39012, "unknown_method";
     GasLimit = GAS_LIMIT = -39013, "gas_limit";
+    /// The node's disk is full or failed, so it cannot keep the transaction durably: try
+    /// another node, or this one once `/health` is ok again.
+    StorageUnavailable = STORAGE_UNAVAILABLE = -39014, "storage_unavailable";
     NotFound = NOT_FOUND = -39020, "not_found";
     QueryFailed = QUERY_FAILED = -39021, "query_failed";
     /// The height asked for is above the tip, or its state history is pruned.
@@ -116,11 +119,11 @@ codes! {
 }
 
 impl RpcCode {
-    /// Whether the same request may succeed later unchanged: the pool was full, or the
-    /// caller was over its rate. Everything else a node refuses is about the request itself,
+    /// Whether the same request may succeed later unchanged: the pool was full, the
+    /// caller was over its rate, or the node's disk could not take it. Everything else a node refuses is about the request itself,
     /// and repeating it changes nothing. (A retried signed request is signed anew.)
     pub fn is_transient(self) -> bool {
-        matches!(self, RpcCode::MempoolFull | RpcCode::RateLimited)
+        matches!(self, RpcCode::MempoolFull | RpcCode::RateLimited | RpcCode::StorageUnavailable)
     }
 }
 

@@ -66,7 +66,9 @@ fn storage_with(writes: &Writes) -> (tempfile::TempDir, Storage) {
     let roots = Roots { state: update.root, receipts: Hash::ZERO, audit: Hash::ZERO, audit_size: 0 };
     let tip = Tip::after(&block.header, roots);
     let log = audit_log::LogUpdate::default();
-    storage.commit(Commit { block: &block, certificate: None, receipts: &[], writes, tree: &update, log: &log, tip });
+    storage
+        .commit(Commit { block: &block, certificate: None, receipts: &[], writes, tree: &update, log: &log, tip })
+        .expect("commit");
     (dir, storage)
 }
 

@@ -57,7 +57,7 @@ fn block_commit(c: &mut Criterion) {
             |(fixture, block): (Fixture, Block)| {
                 let output = fixture.executor.execute(&block).unwrap();
                 assert!(output.receipts.iter().all(|r| r.status.is_success()));
-                fixture.storage.commit(Commit::executed(&block, None, &output));
+                fixture.storage.commit(Commit::executed(&block, None, &output)).expect("commit");
                 fixture
             },
             BatchSize::PerIteration,

@@ -79,15 +79,9 @@ impl Db {
         let roots = Roots { state: update.root, receipts: Hash::ZERO, audit: Hash::ZERO, audit_size: 0 };
         let tip = Tip::after(&block.header, roots);
         let log = audit_log::LogUpdate::default();
-        self.storage.commit(Commit {
-            block: &block,
-            certificate: None,
-            receipts: &[],
-            writes,
-            tree: &update,
-            log: &log,
-            tip,
-        });
+        self.storage
+            .commit(Commit { block: &block, certificate: None, receipts: &[], writes, tree: &update, log: &log, tip })
+            .expect("commit");
         self.version += 1;
         update.root
     }
@@ -222,15 +216,17 @@ fn audit_log(c: &mut Criterion) {
         let roots = Roots { state: Hash::ZERO, receipts: Hash::ZERO, audit: log.root, audit_size: log.size };
         let tip = Tip::after(&b.header, roots);
         let tree = state_tree::TreeUpdate::default();
-        storage.commit(Commit {
-            block: &b,
-            certificate: None,
-            receipts: &[],
-            writes: &Writes::new(),
-            tree: &tree,
-            log: &log,
-            tip,
-        });
+        storage
+            .commit(Commit {
+                block: &b,
+                certificate: None,
+                receipts: &[],
+                writes: &Writes::new(),
+                tree: &tree,
+                log: &log,
+                tip,
+            })
+            .expect("commit");
         size = log.size;
         height += 1;
     }

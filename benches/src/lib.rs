@@ -116,15 +116,18 @@ fn registry_call_with(fixture: &Fixture, method: &str) -> (CallContext, Hash, St
         let tip = Tip { height: 0, ..fixture.tip };
         let block = fixture.genesis.block();
         // Straight into the flat state the VM reads; the bench needs no state tree.
-        fixture.storage.commit(shutong_storage::Commit {
-            block: &block,
-            certificate: None,
-            receipts: &[],
-            writes: &writes,
-            tree: &Default::default(),
-            log: &Default::default(),
-            tip,
-        });
+        fixture
+            .storage
+            .commit(shutong_storage::Commit {
+                block: &block,
+                certificate: None,
+                receipts: &[],
+                writes: &writes,
+                tree: &Default::default(),
+                log: &Default::default(),
+                tip,
+            })
+            .expect("commit");
         return (ctx, instance.code_hash, "get".into(), GetOrg { id }.encode());
     }
     (ctx, instance.code_hash, method.into(), args)

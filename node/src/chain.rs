@@ -12,7 +12,7 @@ use shutong_execution::executor::{BlockOutput, Executor};
 use shutong_p2p::network::{Command, NetHandle};
 use shutong_p2p::peer_guard::Misbehaviour;
 use shutong_p2p::{Inbound, PeerId};
-use shutong_storage::{Commit, Storage, Tip};
+use shutong_storage::{Commit, Storage, StorageError, Tip};
 use shutong_types::limits::BLOCK_BYTES_MAX;
 use shutong_types::{Block, Certificate, Encode, Hash, PublicKey, VoteKind};
 use std::collections::HashSet;
@@ -81,6 +81,8 @@ pub struct ChainStatus {
     pub full_node: std::sync::atomic::AtomicBool,
     pub committed: tokio::sync::broadcast::Sender<Arc<shutong_api::rpc::BlockNotice>>,
     pub metrics: crate::metrics::Metrics,
+    /// Whether the disk takes writes ([`crate::disk`]).
+    pub disk: crate::disk::DiskStatus,
 }
 
 impl Default for ChainStatus {
@@ -91,6 +93,7 @@ impl Default for ChainStatus {
             full_node: std::sync::atomic::AtomicBool::new(false),
             committed: tokio::sync::broadcast::channel(NOTICES_BUFFERED).0,
             metrics: crate::metrics::Metrics::default(),
+            disk: crate::disk::DiskStatus::default(),
         }
     }
 }
@@ -123,7 +126,8 @@ fn notice(block: &Block, output: &BlockOutput) -> shutong_api::rpc::BlockNotice 
 
 /// Writes a block and what executing it produced in one atomic batch, then updates the
 /// metrics, the mempool and `pending_txs`, and tells subscribers. Validators and full
-/// nodes commit through here.
+/// nodes commit through here. If the write fails nothing of the block is stored, and
+/// nothing else happens.
 pub fn commit_block(
     view: &NodeView,
     status: &ChainStatus,
@@ -132,10 +136,10 @@ pub fn commit_block(
     block: &Block,
     certificate: Option<&Certificate>,
     output: &BlockOutput,
-) {
+) -> Result<(), StorageError> {
     let header = &block.header;
     let started = clock.now();
-    view.storage.commit(Commit::executed(block, certificate, output));
+    view.storage.commit(Commit::executed(block, certificate, output))?;
     let m = &status.metrics;
     m.block_commit.observe(clock.now().saturating_duration_since(started).as_secs_f64());
     m.observe_commit(header, output);
@@ -145,7 +149,11 @@ pub fn commit_block(
     if !dropped.is_empty() {
         let included: HashSet<Hash> = block.txs.iter().map(|tx| tx.id()).collect();
         for id in dropped.iter().filter(|id| !included.contains(*id)) {
-            view.storage.forget_pending(id);
+            // Left behind, it is refused and forgotten when the node next starts.
+            if let Err(err) = view.storage.forget_pending(id) {
+                tracing::warn!(%err, "a transaction that left the pool stays in pending_txs");
+                break;
+            }
         }
     }
     if status.committed.receiver_count() > 0 {
@@ -157,6 +165,7 @@ pub fn commit_block(
     } else {
         tracing::debug!(height = header.height, view = header.view, "committed empty block");
     }
+    Ok(())
 }
 
 /// Whether a final block's header disagrees with the roots this node computed for its

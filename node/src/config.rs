@@ -23,8 +23,8 @@ pub struct Config {
     pub storage: StorageConfig,
 }
 
-/// What the database keeps.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// What the database keeps, and the room it needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
     /// How many recent heights' state stays provable; 0 (the default) keeps every height (an
@@ -33,6 +33,21 @@ pub struct StorageConfig {
     /// the newest header.
     #[serde(default)]
     pub state_history_blocks: u64,
+    /// MiB the data directory's disk keeps free. Below it the node stops voting and
+    /// committing, answers 503 on `/health` naming the disk, and goes on by itself once
+    /// space is freed (`docs/operations.md`, "A full disk").
+    #[serde(default = "default_min_free_mb")]
+    pub min_free_mb: u64,
+}
+
+fn default_min_free_mb() -> u64 {
+    256
+}
+
+impl Default for StorageConfig {
+    fn default() -> StorageConfig {
+        StorageConfig { state_history_blocks: 0, min_free_mb: default_min_free_mb() }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -93,7 +93,7 @@ impl DevChain {
         let output = self.executor.execute(&block)?;
         let commit = Commit::executed(&block, None, &output);
         let tip = commit.tip;
-        self.storage.commit(commit);
+        self.storage.commit(commit)?;
         self.tip = tip;
         Ok(output.receipts.into_iter().next().expect("a block of one transaction has one receipt"))
     }

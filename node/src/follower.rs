@@ -17,6 +17,7 @@ use crate::chain::{
     self, ChainStatus, Finality, NetSink, commit_block, committed_from, diverges, execute_final, split_into_batches,
 };
 use crate::clock::Clock;
+use crate::disk::DiskGuard;
 use crate::driver::Message;
 use crate::mempool::Mempool;
 use crate::view::NodeView;
@@ -32,8 +33,7 @@ use std::time::{Duration, Instant};
 
 /// How long an asked peer has to answer before the next one is asked.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
-/// How often transactions submitted here are sealed into a batch and pushed.
-const BATCH_INTERVAL: Duration = Duration::from_millis(20);
+use crate::driver::BATCH_INTERVAL;
 
 pub struct Follower {
     view: NodeView,
@@ -55,6 +55,7 @@ pub struct Follower {
     batch_seq: u64,
     next_seal: Instant,
     diverged: bool,
+    disk: DiskGuard,
 }
 
 impl std::fmt::Debug for Follower {
@@ -89,11 +90,13 @@ pub struct Parts {
     /// Whom to ask for blocks, in turn.
     pub sources: Vec<PeerId>,
     pub block_interval_ms: u64,
+    /// Holds commits back while the disk is full ([`crate::disk`]).
+    pub disk: DiskGuard,
 }
 
 impl Follower {
     pub fn new(parts: Parts) -> Follower {
-        let Parts { view, key, epoch, executor, mempool, net, clock, status, sources, block_interval_ms } = parts;
+        let Parts { view, key, epoch, executor, mempool, net, clock, status, sources, block_interval_ms, disk } = parts;
         let now = clock.now();
         // Set before the RPC server starts, so `status` never calls a full node a validator.
         status.full_node.store(true, Ordering::Relaxed);
@@ -113,6 +116,7 @@ impl Follower {
             batch_seq: clock.unix_ms(),
             next_seal: now,
             diverged: false,
+            disk,
             clock,
         };
         follower.show_tip();
@@ -123,31 +127,45 @@ impl Follower {
     pub fn run(mut self, mailbox: Receiver<Message>) {
         loop {
             let now = self.clock.now();
-            let ask_at = match self.asked {
-                Some((_, at)) => at + ANSWER_TIMEOUT,
-                None => self.next_ask,
-            };
-            let wake = ask_at.min(self.next_seal);
-            match mailbox.recv_timeout(wake.saturating_duration_since(now)) {
+            match mailbox.recv_timeout(self.next_wake().saturating_duration_since(now)) {
                 Ok(Message::Net(inbound)) => self.on_message(inbound),
                 Err(RecvTimeoutError::Timeout) => {}
                 Ok(Message::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
             }
-            let now = self.clock.now();
-            if self.next_seal <= now {
-                self.seal();
-                self.next_seal = now + BATCH_INTERVAL;
+            if self.status.disk.stopped().borrow().is_some() {
+                tracing::error!("the full node stopped: the disk failed");
+                return;
             }
-            match self.asked {
-                Some((peer, at)) if at + ANSWER_TIMEOUT <= now => {
-                    tracing::debug!(%peer, "no answer to block sync; asking the next peer");
-                    self.asked = None;
-                    self.source = self.source.wrapping_add(1);
-                    self.ask();
-                }
-                None if self.next_ask <= now => self.ask(),
-                _ => {}
+            self.tick();
+        }
+    }
+
+    /// When something is next due: a batch to seal, or block sync to ask (again).
+    pub fn next_wake(&self) -> Instant {
+        let ask_at = match self.asked {
+            Some((_, at)) => at + ANSWER_TIMEOUT,
+            None => self.next_ask,
+        };
+        ask_at.min(self.next_seal)
+    }
+
+    /// Does what is due at the clock's time: seals a batch, asks for blocks.
+    pub fn tick(&mut self) {
+        let now = self.clock.now();
+        if self.next_seal <= now {
+            let fresh = self.mempool.lock().expect("mempool lock poisoned").take_fresh();
+            self.seal(fresh);
+            self.next_seal = now + BATCH_INTERVAL;
+        }
+        match self.asked {
+            Some((peer, at)) if at + ANSWER_TIMEOUT <= now => {
+                tracing::debug!(%peer, "no answer to block sync; asking the next peer");
+                self.asked = None;
+                self.source = self.source.wrapping_add(1);
+                self.ask();
             }
+            None if self.next_ask <= now => self.ask(),
+            _ => {}
         }
     }
 
@@ -168,7 +186,8 @@ impl Follower {
         self.asked = Some((peer, self.clock.now()));
     }
 
-    fn on_message(&mut self, inbound: Inbound) {
+    /// Handles one message from a peer.
+    pub fn on_message(&mut self, inbound: Inbound) {
         let Some((from, message)) = chain::decode(inbound, &*self.net) else { return };
         match message {
             NetMessage::SyncRequest { from_height, count } => {
@@ -253,22 +272,25 @@ impl Follower {
             self.diverged = true;
             return false;
         }
-        match execute_final(&self.executor, &self.status, &*self.clock, block) {
-            Some(output) => {
-                commit_block(&self.view, &self.status, &self.mempool, &*self.clock, block, certificate, &output);
-                true
+        if !self.disk.writable(&self.view.storage, &self.status.disk, &*self.clock) {
+            return false;
+        }
+        let Some(output) = execute_final(&self.executor, &self.status, &*self.clock, block) else { return false };
+        match commit_block(&self.view, &self.status, &self.mempool, &*self.clock, block, certificate, &output) {
+            Ok(()) => true,
+            Err(err) => {
+                self.disk.failed(&err, &self.view.storage, &self.status.disk);
+                false
             }
-            None => false,
         }
     }
 
-    /// Pushes what clients submitted here since the last seal to the validators in batches.
-    fn seal(&mut self) {
-        let fresh = self.mempool.lock().expect("mempool lock poisoned").take_fresh();
-        if fresh.is_empty() {
+    /// Pushes `txs` (submitted here) to the validators in batches.
+    fn seal(&mut self, txs: Vec<Arc<shutong_types::SignedTransaction>>) {
+        if txs.is_empty() {
             return;
         }
-        for txs in split_into_batches(fresh.iter().map(|tx| (**tx).clone()).collect()) {
+        for txs in split_into_batches(txs.iter().map(|tx| (**tx).clone()).collect()) {
             self.batch_seq += 1;
             let batch = Batch { author: self.key.public(), seq: self.batch_seq, txs };
             self.net.broadcast(&NetMessage::Batch(batch));

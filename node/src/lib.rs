@@ -8,6 +8,7 @@ pub mod chain;
 pub mod clock;
 pub mod config;
 pub mod devchain;
+pub mod disk;
 pub mod driver;
 pub mod error;
 pub mod follower;
@@ -42,6 +43,7 @@ pub struct Node {
     chain: Option<std::thread::JoinHandle<()>>,
     network: tokio::task::JoinHandle<()>,
     storage: Arc<Storage>,
+    status: Arc<chain::ChainStatus>,
 }
 
 /// Resolves `path` against the home directory unless it is absolute.
@@ -73,13 +75,13 @@ pub fn init_storage(storage: &Storage, genesis: &Genesis) -> Result<Tip, Error> 
         tree: &tree,
         log: &log,
         tip,
-    });
+    })?;
     Ok(tip)
 }
 
 /// Admits again the transactions this node accepted before it stopped and has not seen
 /// committed; forgets those now refused (committed or expired meanwhile).
-fn readmit_pending(storage: &Storage, view: &view::NodeView, mempool: &Mutex<mempool::Mempool>) {
+pub fn readmit_pending(storage: &Storage, view: &view::NodeView, mempool: &Mutex<mempool::Mempool>) {
     let pending = storage.pending();
     if pending.is_empty() {
         return;
@@ -90,7 +92,9 @@ fn readmit_pending(storage: &Storage, view: &view::NodeView, mempool: &Mutex<mem
         match pool.admit(&bytes, view) {
             Ok(_) => kept += 1,
             Err(_) => {
-                storage.forget_pending(&id);
+                if let Err(err) = storage.forget_pending(&id) {
+                    tracing::warn!(%err, "a refused pending transaction stays in pending_txs");
+                }
                 dropped += 1;
             }
         }
@@ -177,6 +181,7 @@ impl Node {
                 net,
                 clock,
                 status: Arc::clone(&chain_status),
+                disk: disk::DiskGuard::new(cfg.storage.min_free_mb),
             };
             let mut driver = driver::Driver::new(parts).ok_or(Error::NotValidator { key: key.public() })?;
             // Recovery from the write-ahead log finishes before anything is served.
@@ -199,6 +204,7 @@ impl Node {
                 status: Arc::clone(&chain_status),
                 sources,
                 block_interval_ms: cfg.consensus.block_interval_ms,
+                disk: disk::DiskGuard::new(cfg.storage.min_free_mb),
             });
             Box::new(move || follower.run(inbox))
         };
@@ -206,7 +212,7 @@ impl Node {
             view,
             mempool,
             query_gas_max: cfg.rpc.query_gas_max,
-            chain: chain_status,
+            chain: Arc::clone(&chain_status),
             net: net_stats,
             exec_vm: Arc::clone(&vm),
             stale_ms: cfg.consensus.block_interval_ms.saturating_mul(20).max(10_000),
@@ -218,11 +224,25 @@ impl Node {
             .stack_size(CONSENSUS_STACK_BYTES)
             .spawn(driver)
             .map_err(|source| Error::Thread { thread: "consensus", source })?;
-        Ok(Node { rpc_addr, rpc, mailbox, chain: Some(chain), network, storage: storage_handle })
+        Ok(Node { rpc_addr, rpc, mailbox, chain: Some(chain), network, storage: storage_handle, status: chain_status })
     }
 
     /// Stops block production and the RPC server, and waits until the database is closed,
     /// so the same data directory can be opened again at once.
+    /// Resolves when a disk failure stops the node (`disk`), with the reason; the binary
+    /// then exits non-zero rather than run on without its database.
+    pub fn failed(&self) -> impl std::future::Future<Output = String> + Send + 'static {
+        let mut stopped = self.status.disk.stopped();
+        async move {
+            let reason = stopped.wait_for(Option::is_some).await.ok().and_then(|reason| reason.clone());
+            match reason {
+                Some(reason) => reason,
+                // The status outlives the node: never, in practice; then wait forever.
+                None => std::future::pending().await,
+            }
+        }
+    }
+
     pub async fn stop(mut self) {
         // The shutdown waits for room: the driver drains its mailbox, so it is never lost.
         let mailbox = self.mailbox.clone();

@@ -144,6 +144,23 @@ impl Mempool {
         Ok(id)
     }
 
+    /// Takes back a transaction [`Mempool::admit`] just added, which the node could not
+    /// keep durably and so never acknowledged.
+    pub fn withdraw(&mut self, id: &Hash) {
+        let Some(at) = self.fresh.iter().rposition(|tx| tx.id() == *id) else { return };
+        let tx = self.fresh.remove(at);
+        if let Some(size) = self.ids.remove(id) {
+            self.bytes -= size;
+        }
+        self.local.remove(id);
+        if let Some(pending) = self.by_sender.get_mut(&tx.tx.sender) {
+            pending.remove(&tx.tx.nonce);
+            if pending.is_empty() {
+                self.by_sender.remove(&tx.tx.sender);
+            }
+        }
+    }
+
     /// Checks a transaction that came in another validator's batch and adds it to the pool.
     pub fn admit_from_peer(&mut self, bytes: &[u8], chain: &dyn ChainView) -> Result<Hash, AdmitError> {
         self.check_and_add(bytes, chain).map(|tx| tx.id())

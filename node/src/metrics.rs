@@ -154,6 +154,8 @@ pub struct Gauges {
     /// (label, VM statistics) for each VM of the node.
     pub vms: Vec<(&'static str, shutong_vm::VmStats)>,
     pub db: shutong_storage::DbFigures,
+    /// Why the node is not writing to its disk, if it is not (`crate::disk`).
+    pub disk_fault: Option<String>,
 }
 
 fn line(out: &mut String, kind: &str, name: &str, help: &str, value: impl std::fmt::Display) {
@@ -290,6 +292,13 @@ pub fn render(m: &Metrics, net: &NetCounters, g: &Gauges) -> String {
             let _ = writeln!(o, "{name}{{cf=\"{cf}\"}} {value}");
         }
     }
+    line(
+        o,
+        "gauge",
+        "shutong_disk_fault",
+        "1 while the node neither votes nor commits because its disk is full or failed (see /health).",
+        u8::from(g.disk_fault.is_some()),
+    );
     line(o, "gauge", "shutong_db_write_stopped", "1 while RocksDB stops writes (a write stall).", g.db.write_stopped);
     line(
         o,
@@ -305,7 +314,7 @@ pub fn render(m: &Metrics, net: &NetCounters, g: &Gauges) -> String {
 pub fn health(m: &Metrics, g: &Gauges, now_ms: u64, stale_ms: u64) -> (bool, serde_json::Value) {
     let last = m.last_commit_ms.load(Ordering::Relaxed);
     let age = if last == 0 { None } else { Some(now_ms.saturating_sub(last)) };
-    let healthy = age.is_some_and(|a| a <= stale_ms) && g.db.write_stopped == 0;
+    let healthy = age.is_some_and(|a| a <= stale_ms) && g.db.write_stopped == 0 && g.disk_fault.is_none();
     let json = serde_json::json!({
         "status": if healthy { "ok" } else { "unhealthy" },
         "height": m.height.load(Ordering::Relaxed),
@@ -315,6 +324,7 @@ pub fn health(m: &Metrics, g: &Gauges, now_ms: u64, stale_ms: u64) -> (bool, ser
         "validators": g.validators,
         "mempool_txs": g.mempool_txs,
         "write_stopped": g.db.write_stopped == 1,
+        "disk": g.disk_fault,
     });
     (healthy, json)
 }

@@ -269,6 +269,7 @@ fn the_rpc_reference_lists_every_method_and_error_code() {
         (code::UNKNOWN_CONTRACT, "UNKNOWN_CONTRACT"),
         (code::UNKNOWN_METHOD, "UNKNOWN_METHOD"),
         (code::GAS_LIMIT, "GAS_LIMIT"),
+        (code::STORAGE_UNAVAILABLE, "STORAGE_UNAVAILABLE"),
         (code::NOT_FOUND, "NOT_FOUND"),
         (code::QUERY_FAILED, "QUERY_FAILED"),
         (code::HEIGHT_UNAVAILABLE, "HEIGHT_UNAVAILABLE"),

@@ -76,6 +76,8 @@ const META_EPOCH: &[u8] = b"epoch/";
 const META_EPOCH_PROOF: &[u8] = b"epoch-proof/";
 /// The lowest state-tree version still whole (absent: none was pruned).
 const META_PRUNED_BELOW: &[u8] = b"pruned-below";
+/// Written by [`Storage::probe`].
+const META_PROBE: &[u8] = b"probe";
 /// How often, in heights, old state versions are pruned.
 const PRUNE_EVERY: u64 = 100;
 
@@ -123,6 +125,18 @@ fn epoch_key(epoch: u64) -> Vec<u8> {
 pub enum StorageError {
     #[error("cannot open the database at {path}: {reason}")]
     Open { path: String, reason: String },
+    /// A write the database refused: nothing of it is stored (every write is one atomic
+    /// batch). `no_space` says the disk is full, which freeing space cures; any other
+    /// failure (an I/O error, above all on fsync) leaves durability unknown.
+    #[error("cannot write {what} to the database at {path}: {reason}")]
+    Write { what: &'static str, path: String, reason: String, no_space: bool },
+}
+
+impl StorageError {
+    /// Whether the write failed for want of space on the disk.
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, StorageError::Write { no_space: true, .. })
+    }
 }
 
 /// The last committed block and the roots after it.
@@ -256,7 +270,9 @@ const TILE_CACHE_TILES: usize = 1_024;
 
 /// The node's database.
 pub struct Storage {
-    db: DB,
+    /// `None` only while [`Storage::reopen`] runs, or after it failed.
+    db: parking_lot::RwLock<Option<DB>>,
+    path: std::path::PathBuf,
     /// How many recent state versions to keep whole; 0 keeps every version (an archive).
     state_history_blocks: u64,
     tree_cache: quick_cache::sync::Cache<NodeKey, Node>,
@@ -265,7 +281,24 @@ pub struct Storage {
 
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Storage({})", self.db.path().display())
+        write!(f, "Storage({})", self.path.display())
+    }
+}
+
+/// The open database, for one method's use; many may hold one at once.
+struct Handle<'a>(parking_lot::RwLockReadGuard<'a, Option<DB>>);
+
+impl std::ops::Deref for Handle<'_> {
+    type Target = DB;
+
+    fn deref(&self) -> &DB {
+        self.0.as_ref().expect("the database is open: a failed reopen stops the node")
+    }
+}
+
+impl Handle<'_> {
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        self.cf_handle(name).expect("every column family is created at open")
     }
 }
 
@@ -275,8 +308,41 @@ fn synced() -> WriteOptions {
     opts
 }
 
+/// The text of RocksDB's out-of-space error (`IOStatus::NoSpace`, or the OS's ENOSPC).
+const NO_SPACE: &str = "No space left on device";
+
 fn decode_stored<T: Decode>(what: &str, bytes: &[u8]) -> T {
     T::decode(bytes).unwrap_or_else(|e| panic!("stored {what} does not decode ({e}): the database is corrupt"))
+}
+
+/// Opens (creating if missing) the database at `path` with every column family.
+fn open_db(path: &Path) -> Result<DB, StorageError> {
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    opts.set_max_open_files(512);
+    // One budget for every column family's memtables: without it each of the twelve may
+    // grow to 64 MiB (twice) before it flushes, and a node's memory climbs for minutes
+    // under load before it levels off (seen in a soak run).
+    opts.set_db_write_buffer_size(MEMTABLES_BYTES);
+    let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+    let cfs = COLUMN_FAMILIES.iter().map(|name| {
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        if [CF_STATE, CF_TREE, CF_LOG].contains(name) {
+            // Point reads dominate: a bloom filter skips files without the key, and the
+            // filters and indexes stay in the cache.
+            table.set_bloom_filter(10.0, false);
+            table.set_cache_index_and_filter_blocks(true);
+            table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+        }
+        let mut cf = Options::default();
+        cf.set_block_based_table_factory(&table);
+        ColumnFamilyDescriptor::new(*name, cf)
+    });
+    DB::open_cf_descriptors(&opts, path, cfs)
+        .map_err(|e| StorageError::Open { path: path.display().to_string(), reason: e.to_string() })
 }
 
 impl Storage {
@@ -289,54 +355,78 @@ impl Storage {
     /// whole (0 keeps all). Blocks, certificates, receipts, the audit log and the proofs that
     /// start each epoch are never pruned.
     pub fn open_with(path: &Path, state_history_blocks: u64) -> Result<Storage, StorageError> {
-        let mut opts = Options::default();
-        opts.create_if_missing(true);
-        opts.create_missing_column_families(true);
-        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        opts.set_max_open_files(512);
-        // One budget for every column family's memtables: without it each of the twelve may
-        // grow to 64 MiB (twice) before it flushes, and a node's memory climbs for minutes
-        // under load before it levels off (seen in a soak run).
-        opts.set_db_write_buffer_size(MEMTABLES_BYTES);
-        let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
-        let cfs = COLUMN_FAMILIES.iter().map(|name| {
-            let mut table = BlockBasedOptions::default();
-            table.set_block_cache(&cache);
-            if [CF_STATE, CF_TREE, CF_LOG].contains(name) {
-                // Point reads dominate: a bloom filter skips files without the key, and the
-                // filters and indexes stay in the cache.
-                table.set_bloom_filter(10.0, false);
-                table.set_cache_index_and_filter_blocks(true);
-                table.set_pin_l0_filter_and_index_blocks_in_cache(true);
-            }
-            let mut cf = Options::default();
-            cf.set_block_based_table_factory(&table);
-            ColumnFamilyDescriptor::new(*name, cf)
-        });
-        let db = DB::open_cf_descriptors(&opts, path, cfs)
-            .map_err(|e| StorageError::Open { path: path.display().to_string(), reason: e.to_string() })?;
         Ok(Storage {
-            db,
+            db: parking_lot::RwLock::new(Some(open_db(path)?)),
+            path: path.to_path_buf(),
             state_history_blocks,
             tree_cache: quick_cache::sync::Cache::new(TREE_CACHE_NODES),
             tile_cache: quick_cache::sync::Cache::new(TILE_CACHE_TILES),
         })
     }
 
+    /// Reads never wait for one another; a reader may take it again while it holds it
+    /// (a commit reads the state tree), even with [`Storage::reopen`] waiting.
+    fn db(&self) -> Handle<'_> {
+        Handle(self.db.read_recursive())
+    }
+
+    /// Closes the database and opens it again, waiting for the reads under way. After
+    /// RocksDB refused a write to its log for want of space it refuses every later write,
+    /// and it does not recover by itself once space is freed (`cli/tests/it/disk.rs`); a
+    /// reopen replays the log up to the last whole write and takes writes again. If the
+    /// open fails, the database stays closed and the caller must stop.
+    pub fn reopen(&self) -> Result<(), StorageError> {
+        let mut db = self.db.write();
+        *db = None;
+        *db = Some(open_db(&self.path)?);
+        tracing::warn!(path = %self.path.display(), "database reopened");
+        Ok(())
+    }
+
+    /// The directory the database lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn write_error(&self, what: &'static str, err: rocksdb::Error) -> StorageError {
+        let reason = err.into_string();
+        StorageError::Write {
+            what,
+            path: self.path().display().to_string(),
+            no_space: reason.contains(NO_SPACE),
+            reason,
+        }
+    }
+
+    /// Bytes free to this process on the database's file system.
+    pub fn free_bytes(&self) -> std::io::Result<u64> {
+        let stat = rustix::fs::statvfs(self.path())?;
+        Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+    }
+
+    /// A small synced write: whether the database takes writes. After an out-of-space
+    /// error RocksDB refuses every write until [`Storage::reopen`].
+    pub fn probe(&self) -> Result<(), StorageError> {
+        let db = self.db();
+        db.put_cf_opt(db.cf(CF_META), META_PROBE, [1], &synced()).map_err(|e| self.write_error("a probe", e))
+    }
+
     /// Remembers a transaction this node accepted until a committed block includes it.
-    pub fn put_pending(&self, id: &Hash, bytes: &[u8]) {
-        self.db.put_cf(self.cf(CF_PENDING), id.0, bytes).expect("rocksdb write failed");
+    pub fn put_pending(&self, id: &Hash, bytes: &[u8]) -> Result<(), StorageError> {
+        let db = self.db();
+        db.put_cf(db.cf(CF_PENDING), id.0, bytes).map_err(|e| self.write_error("a pending transaction", e))
     }
 
     /// Forgets a pending transaction (refused on reload: committed or expired meanwhile).
-    pub fn forget_pending(&self, id: &Hash) {
-        self.db.delete_cf(self.cf(CF_PENDING), id.0).expect("rocksdb write failed");
+    pub fn forget_pending(&self, id: &Hash) -> Result<(), StorageError> {
+        let db = self.db();
+        db.delete_cf(db.cf(CF_PENDING), id.0).map_err(|e| self.write_error("a pending transaction", e))
     }
 
     /// Every transaction accepted and not yet seen committed, as accepted.
     pub fn pending(&self) -> Vec<(Hash, Vec<u8>)> {
-        self.db
-            .iterator_cf(self.cf(CF_PENDING), rocksdb::IteratorMode::Start)
+        let db = self.db();
+        db.iterator_cf(db.cf(CF_PENDING), rocksdb::IteratorMode::Start)
             .filter_map(Result::ok)
             .filter_map(|(k, v)| Some((Hash(k.as_ref().try_into().ok()?), v.to_vec())))
             .collect()
@@ -346,29 +436,27 @@ impl Storage {
     /// data, memtable bytes, bytes waiting for compaction), and for the database whether
     /// writes are stopped and the delayed-write rate (a write stall slows writes first).
     pub fn db_figures(&self) -> DbFigures {
+        let db = self.db();
         let per_cf = |property: &str| -> Vec<(&'static str, u64)> {
             COLUMN_FAMILIES
                 .iter()
-                .map(|name| (*name, self.db.property_int_value_cf(self.cf(name), property).ok().flatten().unwrap_or(0)))
+                .map(|name| (*name, db.property_int_value_cf(db.cf(name), property).ok().flatten().unwrap_or(0)))
                 .collect()
         };
-        let db = |property: &str| self.db.property_int_value(property).ok().flatten().unwrap_or(0);
+        let whole = |property: &str| db.property_int_value(property).ok().flatten().unwrap_or(0);
         DbFigures {
             sst_bytes: per_cf("rocksdb.total-sst-files-size"),
             live_data_bytes: per_cf("rocksdb.estimate-live-data-size"),
             memtable_bytes: per_cf("rocksdb.cur-size-all-mem-tables"),
             pending_compaction_bytes: per_cf("rocksdb.estimate-pending-compaction-bytes"),
-            write_stopped: db("rocksdb.is-write-stopped"),
-            delayed_write_rate: db("rocksdb.actual-delayed-write-rate"),
+            write_stopped: whole("rocksdb.is-write-stopped"),
+            delayed_write_rate: whole("rocksdb.actual-delayed-write-rate"),
         }
     }
 
-    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
-        self.db.cf_handle(name).expect("every column family is created at open")
-    }
-
     fn get(&self, cf: &str, key: &[u8]) -> Option<Vec<u8>> {
-        self.db.get_cf(self.cf(cf), key).expect("rocksdb read failed")
+        let db = self.db();
+        db.get_cf(db.cf(cf), key).expect("rocksdb read failed")
     }
 
     pub fn tip(&self) -> Option<Tip> {
@@ -408,9 +496,9 @@ impl Storage {
 
     /// Up to `limit` audit-index positions (time, leaf index) with keys in `[start, end]`.
     pub fn audit_index_scan(&self, start: &[u8], end: &[u8], limit: usize) -> Vec<(u64, u64)> {
+        let db = self.db();
         let mode = rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward);
-        self.db
-            .iterator_cf(self.cf(CF_AUDIT_INDEX), mode)
+        db.iterator_cf(db.cf(CF_AUDIT_INDEX), mode)
             .map(|item| item.expect("rocksdb index scan failed"))
             .take_while(|(key, _)| key.as_ref() <= end)
             .take(limit)
@@ -420,9 +508,9 @@ impl Storage {
 
     /// The (time, leaf index) of the last index key below `below` that starts with `prefix`.
     pub fn audit_index_last_below(&self, below: &[u8], prefix: &[u8]) -> Option<(u64, u64)> {
+        let db = self.db();
         let mode = rocksdb::IteratorMode::From(below, rocksdb::Direction::Reverse);
-        self.db
-            .iterator_cf(self.cf(CF_AUDIT_INDEX), mode)
+        db.iterator_cf(db.cf(CF_AUDIT_INDEX), mode)
             .map(|item| item.expect("rocksdb index scan failed"))
             .find(|(key, _)| key.as_ref() < below)
             .filter(|(key, _)| key.starts_with(prefix))
@@ -434,70 +522,76 @@ impl Storage {
     }
 
     /// Writes a committed block and everything it produced in one synced batch, and drops
-    /// the write-ahead-log entries of views up to the block's.
-    pub fn commit(&self, commit: Commit<'_>) {
+    /// the write-ahead-log entries of views up to the block's. On an error nothing of the
+    /// block is stored.
+    pub fn commit(&self, commit: Commit<'_>) -> Result<(), StorageError> {
+        let db = self.db();
         let height = commit.block.header.height;
         assert_eq!(height, commit.tip.height, "the tip must be the committed block");
         let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf(CF_BLOCKS), height.to_be_bytes(), commit.block.encode());
-        batch.put_cf(self.cf(CF_BLOCK_INDEX), commit.tip.hash.0, height.to_be_bytes());
+        batch.put_cf(db.cf(CF_BLOCKS), height.to_be_bytes(), commit.block.encode());
+        batch.put_cf(db.cf(CF_BLOCK_INDEX), commit.tip.hash.0, height.to_be_bytes());
         if let Some(certificate) = commit.certificate {
-            batch.put_cf(self.cf(CF_CERTIFICATES), height.to_be_bytes(), certificate.encode());
+            batch.put_cf(db.cf(CF_CERTIFICATES), height.to_be_bytes(), certificate.encode());
         }
         let mut seen = std::collections::HashSet::new();
         for receipt in commit.receipts {
             // A transaction a faulty leader repeats gets a `Rejected` receipt the second time;
             // the receipt of its first execution is the one kept.
             if seen.insert(receipt.tx_id) && self.get(CF_RECEIPTS, &receipt.tx_id.0).is_none() {
-                batch.put_cf(self.cf(CF_RECEIPTS), receipt.tx_id.0, receipt.encode());
+                batch.put_cf(db.cf(CF_RECEIPTS), receipt.tx_id.0, receipt.encode());
             }
         }
-        let state = self.cf(CF_STATE);
+        let state = db.cf(CF_STATE);
         for (key, value) in commit.writes {
             match value {
                 Some(value) => batch.put_cf(state, key, value),
                 None => batch.delete_cf(state, key),
             }
         }
-        let tree = self.cf(CF_TREE);
+        let tree = db.cf(CF_TREE);
         for (key, node) in &commit.tree.nodes {
             batch.put_cf(tree, key.to_bytes(), node.encode());
         }
-        let stale = self.cf(CF_STALE);
+        let stale = db.cf(CF_STALE);
         for key in &commit.tree.stale {
             let mut entry = commit.tree.version.to_be_bytes().to_vec();
             entry.extend_from_slice(&key.to_bytes());
             batch.put_cf(stale, entry, []);
         }
-        let log = self.cf(CF_LOG);
+        let log = db.cf(CF_LOG);
         for (key, tile) in &commit.log.tiles {
             batch.put_cf(log, key.to_bytes(), tile.encode());
         }
-        let index = self.cf(CF_AUDIT_INDEX);
+        let index = db.cf(CF_AUDIT_INDEX);
         for key in shutong_execution::audit_index::keys_for(commit.writes) {
             batch.put_cf(index, key, []);
         }
         if let Some((epoch, start)) = shutong_execution::epochs::started(commit.writes) {
-            batch.put_cf(self.cf(CF_META), epoch_key(epoch), start.to_be_bytes());
+            batch.put_cf(db.cf(CF_META), epoch_key(epoch), start.to_be_bytes());
             if let Some(proofs) = self.epoch_proofs_now(start) {
-                batch.put_cf(self.cf(CF_META), epoch_proof_key(epoch), proofs.encode());
+                batch.put_cf(db.cf(CF_META), epoch_proof_key(epoch), proofs.encode());
             }
         }
-        batch.delete_range_cf(self.cf(CF_WAL), 0u64.to_be_bytes(), (commit.tip.view + 1).to_be_bytes());
-        let pending = self.cf(CF_PENDING);
+        batch.delete_range_cf(db.cf(CF_WAL), 0u64.to_be_bytes(), (commit.tip.view + 1).to_be_bytes());
+        let pending = db.cf(CF_PENDING);
         for tx in &commit.block.txs {
             batch.delete_cf(pending, tx.id().0);
         }
-        batch.put_cf(self.cf(CF_META), META_TIP, commit.tip.encode());
-        self.db.write_opt(batch, &synced()).expect("rocksdb commit failed");
+        batch.put_cf(db.cf(CF_META), META_TIP, commit.tip.encode());
+        db.write_opt(batch, &synced()).map_err(|e| self.write_error("a block", e))?;
         for (key, node) in &commit.tree.nodes {
             if matches!(node, Node::Internal(_)) {
                 self.tree_cache.insert(key.clone(), node.clone());
             }
         }
         if self.state_history_blocks > 0 && height.is_multiple_of(PRUNE_EVERY) {
-            self.prune_state_below(height.saturating_sub(self.state_history_blocks));
+            // The block is stored; pruning is tried again at the next mark.
+            if let Err(err) = self.prune_state_below(height.saturating_sub(self.state_history_blocks)) {
+                tracing::warn!(%err, "pruning old state versions failed");
+            }
         }
+        Ok(())
     }
 
     /// The epoch proofs for an epoch starting at `start`, from the tree of version
@@ -526,15 +620,16 @@ impl Storage {
 
     /// Deletes the tree nodes that no version from `below` on uses: those stale since a
     /// version ≤ `below`. Returns how many were deleted.
-    pub fn prune_state_below(&self, below: u64) -> usize {
+    pub fn prune_state_below(&self, below: u64) -> Result<usize, StorageError> {
+        let db = self.db();
         if below <= self.pruned_below() {
-            return 0;
+            return Ok(0);
         }
-        let (tree, stale) = (self.cf(CF_TREE), self.cf(CF_STALE));
+        let (tree, stale) = (db.cf(CF_TREE), db.cf(CF_STALE));
         let mut batch = WriteBatch::default();
         let mut deleted = 0;
         let end = (below + 1).to_be_bytes();
-        for item in self.db.iterator_cf(stale, rocksdb::IteratorMode::Start) {
+        for item in db.iterator_cf(stale, rocksdb::IteratorMode::Start) {
             let (entry, _) = item.expect("rocksdb stale scan failed");
             if entry[..8] >= end[..] {
                 break;
@@ -546,24 +641,26 @@ impl Storage {
             batch.delete_cf(stale, &entry);
             deleted += 1;
         }
-        batch.put_cf(self.cf(CF_META), META_PRUNED_BELOW, below.to_be_bytes());
-        self.db.write_opt(batch, &synced()).expect("rocksdb prune failed");
+        batch.put_cf(db.cf(CF_META), META_PRUNED_BELOW, below.to_be_bytes());
+        db.write_opt(batch, &synced()).map_err(|e| self.write_error("pruned state", e))?;
         tracing::debug!(below, deleted, "pruned old state versions");
-        deleted
+        Ok(deleted)
     }
 
-    /// Makes a vote durable (synced) before it may be sent: the consensus host contract.
-    pub fn persist_vote(&self, entry: &WalEntry) {
+    /// Makes a vote durable (synced) before it may be sent: the consensus host contract. A
+    /// vote whose write failed must not be sent.
+    pub fn persist_vote(&self, entry: &WalEntry) -> Result<(), StorageError> {
+        let db = self.db();
         let subject = entry.vote.subject;
         let mut key = subject.view.to_be_bytes().to_vec();
         key.push(subject.kind as u8);
-        self.db.put_cf_opt(self.cf(CF_WAL), key, entry.encode(), &synced()).expect("rocksdb wal write failed");
+        db.put_cf_opt(db.cf(CF_WAL), key, entry.encode(), &synced()).map_err(|e| self.write_error("a vote", e))
     }
 
     /// The votes in the write-ahead log, in view order.
     pub fn wal(&self) -> Vec<WalEntry> {
-        self.db
-            .iterator_cf(self.cf(CF_WAL), rocksdb::IteratorMode::Start)
+        let db = self.db();
+        db.iterator_cf(db.cf(CF_WAL), rocksdb::IteratorMode::Start)
             .map(|item| {
                 let (_, value) = item.expect("rocksdb wal read failed");
                 decode_stored("wal entry", &value)
@@ -609,13 +706,13 @@ impl StateReader for Storage {
     }
 
     fn scan(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Vec<Entry> {
+        let db = self.db();
         let start = match after {
             Some(after) if after >= prefix => after,
             _ => prefix,
         };
         let mode = rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward);
-        self.db
-            .iterator_cf(self.cf(CF_STATE), mode)
+        db.iterator_cf(db.cf(CF_STATE), mode)
             .map(|item| item.expect("rocksdb state scan failed"))
             .skip_while(|(key, _)| after.is_some_and(|a| key.as_ref() <= a))
             .take_while(|(key, _)| key.starts_with(prefix))
@@ -646,15 +743,9 @@ mod tests {
             shutong_types::Roots { state: Hash::ZERO, receipts: Hash::ZERO, audit: Hash::ZERO, audit_size: 0 },
         );
         let (tree, log) = (TreeUpdate::default(), LogUpdate::default());
-        storage.commit(Commit {
-            block,
-            certificate: None,
-            receipts,
-            writes: &Writes::new(),
-            tree: &tree,
-            log: &log,
-            tip,
-        });
+        storage
+            .commit(Commit { block, certificate: None, receipts, writes: &Writes::new(), tree: &tree, log: &log, tip })
+            .unwrap();
     }
 
     /// A node keeping 100 heights of state: every retained version proves every key, older
@@ -687,15 +778,17 @@ mod tests {
                 shutong_types::Roots { state: tree.root, receipts: Hash::ZERO, audit: Hash::ZERO, audit_size: 0 };
             let tip = Tip::after(&block.header, roots);
             let log = LogUpdate::default();
-            storage.commit(Commit {
-                block: &block,
-                certificate: None,
-                receipts: &[],
-                writes: &writes,
-                tree: &tree,
-                log: &log,
-                tip,
-            });
+            storage
+                .commit(Commit {
+                    block: &block,
+                    certificate: None,
+                    receipts: &[],
+                    writes: &writes,
+                    tree: &tree,
+                    log: &log,
+                    tip,
+                })
+                .unwrap();
         }
         assert_eq!(storage.pruned_below(), 200, "pruned at height 300, keeping 100");
         for version in 200..=350u64 {

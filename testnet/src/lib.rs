@@ -45,11 +45,22 @@ impl NodeProcess {
 
     /// Starts `shutong node run` on `home` whose RPC answers at `rpc_url`.
     pub fn spawn_at(binary: &Path, home: &Path, rpc_url: String) -> anyhow::Result<NodeProcess> {
+        NodeProcess::spawn_with_env(binary, home, rpc_url, &[])
+    }
+
+    /// The same with `env` added to the node's environment (an `LD_PRELOAD` fault shim, say).
+    pub fn spawn_with_env(
+        binary: &Path,
+        home: &Path,
+        rpc_url: String,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> anyhow::Result<NodeProcess> {
         let log = home.join("node.log");
         let out = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
         let child = Command::new(binary)
             .args(["node", "run", "--home"])
             .arg(home)
+            .envs(env.iter().copied())
             .stdout(out.try_clone()?)
             .stderr(out)
             .spawn()
@@ -73,6 +84,11 @@ impl NodeProcess {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Its exit status, if it has exited.
+    pub fn try_wait(&mut self) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        Ok(self.child.try_wait()?)
     }
 
     pub fn log_tail(&self) -> String {
@@ -273,11 +289,34 @@ impl Cluster {
 
     /// Starts validator `i` and waits until it answers RPC.
     pub async fn start(&mut self, i: usize) -> anyhow::Result<Client> {
+        self.start_with_env(i, &[]).await
+    }
+
+    /// Starts member `i` with `env` added to its environment, and waits until it answers.
+    pub async fn start_with_env(&mut self, i: usize, env: &[(&str, &std::ffi::OsStr)]) -> anyhow::Result<Client> {
         let member = &self.members[i];
-        let mut process = NodeProcess::spawn_at(&self.binary, &member.home, format!("http://{}", member.rpc))?;
+        let mut process =
+            NodeProcess::spawn_with_env(&self.binary, &member.home, format!("http://{}", member.rpc), env)?;
         let client = process.wait_ready(Duration::from_secs(60)).await?;
         self.processes[i] = Some(process);
         Ok(client.signed_for(&self.chain_id, self.admin.clone()))
+    }
+
+    /// Waits up to `timeout` for member `i`'s process to exit by itself, and returns its
+    /// status; the member then counts as not running.
+    pub async fn wait_exit(&mut self, i: usize, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let process = self.processes[i].as_mut().context("the member is not running")?;
+            if let Some(status) = process.try_wait()? {
+                self.processes[i] = None;
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                bail!("member {i} still runs after {timeout:?}; log:\n{}", process.log_tail());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub async fn start_all(&mut self) -> anyhow::Result<()> {
@@ -410,6 +449,7 @@ impl Cluster {
 }
 
 pub mod bench;
+pub mod disk;
 pub mod faults;
 pub mod layout;
 pub mod load;

@@ -102,11 +102,17 @@ pub(crate) async fn run(home: &Path) -> anyhow::Result<()> {
     }
     let node = Node::start(home).await?;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
+    let failed = node.failed();
+    let failure = tokio::select! {
+        _ = tokio::signal::ctrl_c() => None,
+        _ = terminate.recv() => None,
+        reason = failed => Some(reason),
+    };
     tracing::info!("shutting down");
     node.stop().await;
-    Ok(())
+    match failure {
+        // Exits non-zero: a supervisor must not restart it on a disk that fails writes.
+        Some(reason) => anyhow::bail!("the node stopped: {reason}"),
+        None => Ok(()),
+    }
 }

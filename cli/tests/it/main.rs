@@ -10,6 +10,7 @@ mod common;
 mod cli;
 mod cluster;
 mod crash;
+mod disk;
 mod examples;
 mod faults;
 mod full_node;

@@ -13,6 +13,7 @@ use crate::chain::{
 };
 use crate::clock::Clock;
 use crate::config::ConsensusConfig;
+use crate::disk::DiskGuard;
 use crate::mempool::{AdmitError, ChainView, Mempool};
 use crate::view::NodeView;
 use shutong_consensus::wire::{BLOCKS_PER_MESSAGE_MAX, Batch, CompactProposal, NetMessage};
@@ -115,6 +116,10 @@ pub struct Driver {
     /// Set when a validator-set change removed this node's key: it stops taking part.
     retired: bool,
     timers: Timers,
+    disk: DiskGuard,
+    /// This validator's votes whose write-ahead-log write failed, by view and kind: never
+    /// sent, however often the engine asks, until written when the disk has room again.
+    unsaved: BTreeMap<(u64, u8), SignedVote>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -161,6 +166,8 @@ pub struct Parts {
     pub net: Arc<dyn NetSink>,
     pub clock: Arc<dyn Clock>,
     pub status: Arc<ChainStatus>,
+    /// Holds votes and commits back while the disk is full ([`crate::disk`]).
+    pub disk: DiskGuard,
 }
 
 fn peers_of(validators: &[PublicKey], me: &PublicKey) -> Vec<PeerId> {
@@ -170,7 +177,7 @@ fn peers_of(validators: &[PublicKey], me: &PublicKey) -> Vec<PeerId> {
 impl Driver {
     /// A driver for `parts`; `None` if its key is not one of the engine's validators.
     pub fn new(parts: Parts) -> Option<Driver> {
-        let Parts { view, key, engine, executor, mempool, cfg, net, clock, status } = parts;
+        let Parts { view, key, engine, executor, mempool, cfg, net, clock, status, disk } = parts;
         let peers = peers_of(&engine.validators, &key.public());
         let engine = Engine::new(engine, key.clone(), Ed25519)?;
         let now = clock.now();
@@ -198,6 +205,8 @@ impl Driver {
             diverged: false,
             retired: false,
             timers: Timers::default(),
+            disk,
+            unsaved: BTreeMap::new(),
             clock,
         })
     }
@@ -227,7 +236,25 @@ impl Driver {
                 Ok(Message::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
             }
             self.tick();
+            if self.stopped() {
+                tracing::error!("consensus stopped: the disk failed");
+                return;
+            }
         }
+    }
+
+    /// Whether a disk failure stopped this node (`crate::disk`).
+    pub fn stopped(&self) -> bool {
+        self.status.disk.stopped().borrow().is_some()
+    }
+
+    /// Whether a write may be tried now ([`DiskGuard::writable`]).
+    fn disk_writable(&mut self) -> bool {
+        self.disk.writable(&self.view.storage, &self.status.disk, &*self.clock)
+    }
+
+    fn disk_failed(&mut self, err: &shutong_storage::StorageError) {
+        self.disk.failed(err, &self.view.storage, &self.status.disk);
     }
 
     /// The earliest moment something is due: a timer, the paced proposal, block sync, the
@@ -242,6 +269,13 @@ impl Driver {
     /// Does what is due at the clock's time: seals a batch, fires timers, builds the paced
     /// proposal, asks for missing blocks, and publishes the view for the status RPC.
     pub fn tick(&mut self) {
+        if self.stopped() {
+            return;
+        }
+        if self.disk.is_full() && self.disk_writable() {
+            self.save_unsaved_votes();
+            self.try_commit();
+        }
         let now = self.clock.now();
         if self.next_seal <= now {
             self.seal();
@@ -913,7 +947,10 @@ impl Driver {
             Path::Complete(path) => {
                 self.target = None;
                 self.sync.at = None;
-                self.commit_path(&path, Some(&target.certificate));
+                if !self.commit_path(&path, Some(&target.certificate)) && self.disk.is_full() {
+                    // Committed once the disk has room again.
+                    self.target = Some(target);
+                }
             }
             Path::Missing(_) => {
                 if self.sync.at.is_none() {
@@ -973,7 +1010,9 @@ impl Driver {
                 },
             };
             let last = i + 1 == path.len();
-            self.commit(&block, if last { certificate } else { None }, &output);
+            if !self.commit(&block, if last { certificate } else { None }, &output) {
+                return false;
+            }
         }
         let height = self.view.tip().height;
         self.held.prune_to(height);
@@ -981,12 +1020,23 @@ impl Driver {
         self.proposals = self.proposals.split_off(&(finalized + 1));
         self.waiting.prune_to(finalized);
         self.batches.prune(height);
+        self.unsaved = self.unsaved.split_off(&(finalized + 1, 0));
         true
     }
 
-    /// Writes a block and what executing it produced in one atomic batch.
-    fn commit(&mut self, block: &Block, certificate: Option<&Certificate>, output: &BlockOutput) {
-        commit_block(&self.view, &self.status, &self.mempool, &*self.clock, block, certificate, output);
+    /// Writes a block and what executing it produced in one atomic batch; false if the
+    /// disk has no room or refused it (nothing of the block is then stored).
+    fn commit(&mut self, block: &Block, certificate: Option<&Certificate>, output: &BlockOutput) -> bool {
+        if !self.disk_writable() {
+            return false;
+        }
+        match commit_block(&self.view, &self.status, &self.mempool, &*self.clock, block, certificate, output) {
+            Ok(()) => true,
+            Err(err) => {
+                self.disk_failed(&err);
+                false
+            }
+        }
     }
 
     // ---- This validator's proposals ---------------------------------------------------------
@@ -1068,21 +1118,12 @@ impl Driver {
     fn apply(&mut self, effects: Vec<Effect>) {
         for effect in effects {
             match effect {
-                Effect::PersistVote(vote) => {
-                    let own_proposal = match self.proposed {
-                        Some(own)
-                            if vote.subject.kind == VoteKind::Notarize
-                                && vote.subject.view == own.view
-                                && vote.subject.digest == own.digest =>
-                        {
-                            self.held.get(&own.digest).map(|h| (*h.block).clone())
-                        }
-                        _ => None,
-                    };
-                    self.storage().persist_vote(&WalEntry { vote, block: own_proposal });
+                Effect::PersistVote(vote) => self.save_vote(vote),
+                Effect::BroadcastVote(vote) if self.is_saved(&vote) => {
+                    self.net.broadcast(&NetMessage::Consensus(ConsensusMessage::Vote(vote)));
                 }
-                Effect::BroadcastVote(vote) => self.net.broadcast(&NetMessage::Consensus(ConsensusMessage::Vote(vote))),
-                Effect::BroadcastProposal(vote) => self.broadcast_proposal(vote),
+                Effect::BroadcastProposal(vote) if self.is_saved(&vote) => self.broadcast_proposal(vote),
+                Effect::BroadcastVote(_) | Effect::BroadcastProposal(_) => {}
                 Effect::BroadcastCertificate(certificate) => {
                     self.net.broadcast(&NetMessage::Consensus(ConsensusMessage::Certificate(certificate)));
                 }
@@ -1107,6 +1148,58 @@ impl Driver {
                         view = evidence.first.subject.view,
                         "validator signed conflicting votes"
                     );
+                }
+            }
+        }
+    }
+
+    /// The write-ahead-log entry of `vote`: with the block if it is this validator's own
+    /// proposal, which it may have to propose again after a restart.
+    fn wal_entry(&self, vote: SignedVote) -> WalEntry {
+        let own_proposal = match self.proposed {
+            Some(own)
+                if vote.subject.kind == VoteKind::Notarize
+                    && vote.subject.view == own.view
+                    && vote.subject.digest == own.digest =>
+            {
+                self.held.get(&own.digest).map(|h| (*h.block).clone())
+            }
+            _ => None,
+        };
+        WalEntry { vote, block: own_proposal }
+    }
+
+    /// Makes a vote durable before it may be sent; if the disk cannot take it, the vote is
+    /// kept back ([`Driver::is_saved`] is then false for it).
+    fn save_vote(&mut self, vote: SignedVote) {
+        let subject = vote.subject;
+        if self.disk_writable() {
+            match self.storage().persist_vote(&self.wal_entry(vote.clone())) {
+                Ok(()) => return,
+                Err(err) => self.disk_failed(&err),
+            }
+        }
+        tracing::warn!(view = subject.view, kind = ?subject.kind, "a vote the disk did not take is not sent");
+        self.unsaved.insert((subject.view, subject.kind as u8), vote);
+    }
+
+    /// Whether `vote` reached the write-ahead log, and so may be sent.
+    fn is_saved(&self, vote: &SignedVote) -> bool {
+        !self.unsaved.contains_key(&(vote.subject.view, vote.subject.kind as u8))
+    }
+
+    /// Writes the votes held back while the disk was full, in view order, so the engine's
+    /// rebroadcasts may send them; stops at the first the disk refuses.
+    fn save_unsaved_votes(&mut self) {
+        while let Some((&key, vote)) = self.unsaved.first_key_value() {
+            let entry = self.wal_entry(vote.clone());
+            match self.storage().persist_vote(&entry) {
+                Ok(()) => {
+                    self.unsaved.remove(&key);
+                }
+                Err(err) => {
+                    self.disk_failed(&err);
+                    return;
                 }
             }
         }
@@ -1194,6 +1287,7 @@ mod tests {
             net: recorder.clone(),
             clock: Arc::new(clock.clone()),
             status: Arc::new(ChainStatus::default()),
+            disk: DiskGuard::new(0),
         };
         (Driver::new(parts).unwrap(), recorder, storage)
     }
@@ -1252,5 +1346,45 @@ mod tests {
         let wal = storage.wal();
         assert!(wal.iter().any(|e| e.vote.subject.kind == VoteKind::Nullify && e.vote.subject.view == 1));
         assert_eq!(storage.tip().unwrap().height, 0, "nothing was finalized without the others");
+    }
+
+    #[test]
+    fn a_vote_the_disk_does_not_take_is_never_sent_until_it_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(START_MS);
+        let (mut driver, recorder, storage) = driver(dir.path(), 4, &clock);
+        // No disk has an exbibyte free: every write is held back as on a full disk.
+        driver.disk = DiskGuard::new(1 << 40);
+        let timeouts = crate::config::Config::default().consensus;
+        let votes = |recorder: &Recorder| {
+            recorder
+                .sent()
+                .iter()
+                .filter(|(_, m)| matches!(m, NetMessage::Consensus(ConsensusMessage::Vote(_))))
+                .count()
+        };
+        driver.start();
+        driver.tick();
+        // The leader of view 1 is silent: the nullify vote is signed, then rebroadcast.
+        clock.advance(Duration::from_millis(timeouts.leader_timeout_ms));
+        driver.tick();
+        for _ in 0..3 {
+            clock.advance(Duration::from_millis(timeouts.rebroadcast_ms));
+            driver.tick();
+        }
+        assert_eq!(votes(&recorder), 0, "{:?}", recorder.sent());
+        assert!(storage.wal().is_empty());
+        let health = driver.status.disk.fault().unwrap();
+        assert!(health.contains(&dir.path().join("data").display().to_string()), "{health}");
+        // Space freed: the held-back vote is written at the next probe, then sent by the
+        // engine's next rebroadcast.
+        driver.disk.set_reserve_bytes(0);
+        clock.advance(Duration::from_millis(timeouts.rebroadcast_ms));
+        driver.tick();
+        assert!(storage.wal().iter().any(|e| e.vote.subject.kind == VoteKind::Nullify && e.vote.subject.view == 1));
+        clock.advance(Duration::from_millis(timeouts.rebroadcast_ms));
+        driver.tick();
+        assert!(votes(&recorder) > 0, "{:?}", recorder.sent());
+        assert_eq!(driver.status.disk.fault(), None);
     }
 }

@@ -88,6 +88,13 @@ fn submit_tx(params: Params<'_>, ctx: &RpcContext, ext: &http::Extensions) -> Rp
             .map_err(|e| error(code::TX_MALFORMED, format!("transaction does not decode: {e}")))?;
         access::may_submit(auth, &tx)?;
     }
+    let unavailable = |reason: String| {
+        ctx.chain.metrics.rejected(RpcCode::StorageUnavailable.label());
+        error(code::STORAGE_UNAVAILABLE, format!("this node cannot store transactions now: {reason}"))
+    };
+    if let Some(fault) = ctx.chain.disk.fault() {
+        return Err(unavailable(fault));
+    }
     let mut pool = ctx.mempool.lock().expect("mempool lock poisoned");
     let id = pool.admit(&bytes, &ctx.view).map_err(|err| {
         let code = admit_code(&err);
@@ -95,7 +102,10 @@ fn submit_tx(params: Params<'_>, ctx: &RpcContext, ext: &http::Extensions) -> Rp
         error(code.code(), err.to_string())
     })?;
     // Durable before it is acknowledged: a crash now loses nothing (`Storage::put_pending`).
-    ctx.view.storage.put_pending(&id, &bytes);
+    if let Err(err) = ctx.view.storage.put_pending(&id, &bytes) {
+        pool.withdraw(&id);
+        return Err(unavailable(err.to_string()));
+    }
     Ok(id)
 }
 
@@ -488,6 +498,7 @@ impl RpcContext {
             bans: self.net.bans.load(Ordering::Relaxed),
             vms: vec![("executor", self.exec_vm.stats()), ("query", self.view.vm.stats())],
             db: self.view.storage.db_figures(),
+            disk_fault: self.chain.disk.fault(),
         }
     }
 }

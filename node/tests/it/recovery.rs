@@ -34,7 +34,7 @@ async fn a_finalized_but_uncommitted_block_is_recovered_from_the_wal() {
     for (kind, with_block) in [(VoteKind::Notarize, Some(block.clone())), (VoteKind::Finalize, None)] {
         let subject = VoteSubject { kind, epoch: 0, view, digest };
         let vote = SignedVote { subject, signer: 0, signature: subject.sign(&genesis.chain_id, &validator) };
-        storage.persist_vote(&WalEntry { vote, block: with_block });
+        storage.persist_vote(&WalEntry { vote, block: with_block }).unwrap();
     }
     drop(storage);
 
