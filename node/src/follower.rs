@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 /// How long an asked peer has to answer before the next one is asked.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
-use crate::driver::BATCH_INTERVAL;
+use crate::driver::{BATCH_INTERVAL, RESEND_EVERY};
 
 pub struct Follower {
     view: NodeView,
@@ -54,6 +54,7 @@ pub struct Follower {
     poll_every: Duration,
     batch_seq: u64,
     next_seal: Instant,
+    next_resend: Instant,
     diverged: bool,
     disk: DiskGuard,
 }
@@ -115,6 +116,7 @@ impl Follower {
             poll_every: Duration::from_millis((block_interval_ms / 2).clamp(20, 1_000)),
             batch_seq: clock.unix_ms(),
             next_seal: now,
+            next_resend: now + RESEND_EVERY,
             diverged: false,
             disk,
             clock,
@@ -156,6 +158,13 @@ impl Follower {
             let fresh = self.mempool.lock().expect("mempool lock poisoned").take_fresh();
             self.seal(fresh);
             self.next_seal = now + BATCH_INTERVAL;
+        }
+        if self.next_resend <= now {
+            // A batch lost on its way would leave the transaction here for good: a full
+            // node never proposes.
+            let due = self.mempool.lock().expect("mempool lock poisoned").resend_due();
+            self.seal(due);
+            self.next_resend = now + RESEND_EVERY;
         }
         match self.asked {
             Some((peer, at)) if at + ANSWER_TIMEOUT <= now => {

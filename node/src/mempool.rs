@@ -97,9 +97,15 @@ pub struct Mempool {
     bytes: usize,
     /// Transactions clients submitted here that no batch carries yet.
     fresh: Vec<Arc<SignedTransaction>>,
-    /// Ids of the pending transactions clients submitted here (kept durable by the node
-    /// until they leave the pool).
-    local: std::collections::HashSet<Hash>,
+    /// The pending transactions clients submitted here (kept durable by the node until they
+    /// leave the pool), with how often [`Mempool::resend_due`] has seen each.
+    local: HashMap<Hash, Local>,
+}
+
+#[derive(Debug)]
+struct Local {
+    tx: Arc<SignedTransaction>,
+    rounds: u32,
 }
 
 /// The least gas a transaction may ask for: what a call costs before it runs.
@@ -113,7 +119,7 @@ impl Mempool {
             ids: HashMap::new(),
             bytes: 0,
             fresh: Vec::new(),
-            local: std::collections::HashSet::new(),
+            local: HashMap::new(),
         }
     }
 
@@ -139,8 +145,8 @@ impl Mempool {
     pub fn admit(&mut self, bytes: &[u8], chain: &dyn ChainView) -> Result<Hash, AdmitError> {
         let tx = self.check_and_add(bytes, chain)?;
         let id = tx.id();
+        self.local.insert(id, Local { tx: Arc::clone(&tx), rounds: 0 });
         self.fresh.push(tx);
-        self.local.insert(id);
         Ok(id)
     }
 
@@ -159,6 +165,26 @@ impl Mempool {
                 self.by_sender.remove(&tx.tx.sender);
             }
         }
+    }
+
+    /// The transactions clients submitted here that are still pending, each handed out again
+    /// on the 2nd, 4th, 8th, ... 64th call after it was admitted and every 64th after that:
+    /// a batch lost on its way (a connection that broke) would otherwise leave a transaction
+    /// only here, committed only when this node leads, and never on a full node or a
+    /// validator the committee removed. The cost falls off with a transaction's age. In
+    /// sender and nonce order.
+    pub fn resend_due(&mut self) -> Vec<Arc<SignedTransaction>> {
+        let mut due: Vec<Arc<SignedTransaction>> = self
+            .local
+            .values_mut()
+            .filter_map(|local| {
+                local.rounds += 1;
+                let r = local.rounds;
+                (r >= 2 && ((r <= 64 && r.is_power_of_two()) || r % 64 == 0)).then(|| Arc::clone(&local.tx))
+            })
+            .collect();
+        due.sort_by_key(|tx| (tx.tx.sender, tx.tx.nonce));
+        due
     }
 
     /// Checks a transaction that came in another validator's batch and adds it to the pool.
@@ -287,7 +313,7 @@ impl Mempool {
                     if let Some(size) = ids.remove(&id) {
                         *bytes -= size;
                     }
-                    if local.remove(&id) {
+                    if local.remove(&id).is_some() {
                         dropped.push(id);
                     }
                 }
@@ -488,5 +514,21 @@ mod tests {
         chain.next_height = 21;
         assert_eq!(pool.prune(&chain), vec![kept], "expired");
         assert!(pool.is_empty() && pool.prune(&chain).is_empty());
+    }
+
+    #[test]
+    fn a_pending_local_transaction_is_handed_out_again_less_and_less_often() {
+        let mut pool = Mempool::new(Config::default());
+        let chain = chain();
+        let mine = Keypair::from_seed("resend");
+        let id = pool.admit(&tx(&mine, 0).sign(&mine).encode(), &chain).unwrap();
+        // From a peer: not this node's to send again.
+        let theirs = Keypair::from_seed("peer");
+        pool.admit_from_peer(&tx(&theirs, 0).sign(&theirs).encode(), &chain).unwrap();
+        let rounds: Vec<u32> = (1..=200).filter(|_| !pool.resend_due().is_empty()).collect();
+        assert_eq!(rounds, [2, 4, 8, 16, 32, 64, 128, 192]);
+        assert_eq!(pool.resend_due().len(), 0);
+        pool.withdraw(&id);
+        assert!((0..200).all(|_| pool.resend_due().is_empty()), "a withdrawn transaction is not sent");
     }
 }

@@ -1,11 +1,14 @@
 //! Seeded simulations of the consensus protocol with Byzantine validators, crashes and
 //! restarts, partitions and lossy links. Safety, the honest-validator rules and liveness
-//! after GST are checked in every run (see `shutong_testnet::sim`).
+//! after GST are checked in every run (see `shutong_testnet::sim`). The last tests run the
+//! node's own driver and follower the same way (`shutong_testnet::sim::nodes`);
+//! `SHUTONG_DRIVER_SIM_SEEDS` sets how many seeds their mixed test runs (default 48).
 //!
 //! `SHUTONG_SIM_SEEDS` sets how many seeds the mixed-fault test runs (default 1,000, split
 //! over n = 4, 7 and 16); `SHUTONG_SIM_FIRST_SEED` where they start. A long run:
 //! `SHUTONG_SIM_SEEDS=100000 cargo test --release -p shutong-testnet --test simulation -- mixed`.
 
+use shutong_testnet::sim::nodes::{self, NodeReport, NodeScenario};
 use shutong_testnet::sim::{self, Fault, Report, Scenario};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,6 +19,16 @@ fn env_u64(name: &str, default: u64) -> u64 {
 
 /// Runs the scenarios on every core; panics with each failing seed and what broke.
 fn run_all(scenarios: Vec<Scenario>) -> Vec<Report> {
+    run_each(scenarios, sim::run, |s| format!("seed {} (n = {}, faults {:?})", s.seed, s.validators, s.faults))
+}
+
+/// Runs `run` on each scenario on every core; panics with each failing one, `described`,
+/// and what broke.
+fn run_each<S: Sync + Send + 'static, R: Send + 'static, E: std::fmt::Display + std::fmt::Debug + Send + 'static>(
+    scenarios: Vec<S>,
+    run: fn(&S) -> Result<R, E>,
+    described: fn(&S) -> String,
+) -> Vec<R> {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let scenarios = Arc::new(scenarios);
     let next = Arc::new(AtomicU64::new(0));
@@ -27,7 +40,7 @@ fn run_all(scenarios: Vec<Scenario>) -> Vec<Report> {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed) as usize;
                     let Some(scenario) = scenarios.get(i) else { return };
-                    let outcome = sim::run(scenario);
+                    let outcome = run(scenario);
                     results.lock().expect("results lock").push((i, outcome));
                 }
             })
@@ -40,13 +53,7 @@ fn run_all(scenarios: Vec<Scenario>) -> Vec<Report> {
     results.sort_by_key(|(i, _)| *i);
     let failures: Vec<String> = results
         .iter()
-        .filter_map(|(i, outcome)| {
-            let s = &scenarios[*i];
-            outcome
-                .as_ref()
-                .err()
-                .map(|v| format!("seed {} (n = {}, faults {:?}): {v}", s.seed, s.validators, s.faults))
-        })
+        .filter_map(|(i, outcome)| outcome.as_ref().err().map(|v| format!("{}: {v}", described(&scenarios[*i]))))
         .collect();
     assert!(failures.is_empty(), "{} of {} runs failed:\n{}", failures.len(), results.len(), failures.join("\n"));
     results.into_iter().map(|(_, outcome)| outcome.expect("failures were reported above")).collect()
@@ -161,4 +168,91 @@ fn one_seed_reproduces_one_trace() {
     let a = sim::run(&Scenario::random(1, 7)).expect("run passes");
     let b = sim::run(&Scenario::random(2, 7)).expect("run passes");
     assert_ne!(a.trace, b.trace);
+}
+
+// ---- The node's own driver (`shutong_testnet::sim::nodes`) ----------------------------------
+
+fn described(s: &NodeScenario) -> String {
+    format!(
+        "seed {} (n = {}, withholder {:?}, crashes {}, partitions {}, epoch change {})",
+        s.seed,
+        s.validators,
+        s.withholder,
+        s.crashes.len(),
+        s.partitions.len(),
+        s.epoch_change
+    )
+}
+
+fn summarize_nodes(name: &str, reports: &[NodeReport], started: std::time::Instant) {
+    let sum = |f: fn(&NodeReport) -> u64| reports.iter().map(f).sum::<u64>();
+    let max = |f: fn(&NodeReport) -> u64| reports.iter().map(f).max().unwrap_or(0);
+    eprintln!(
+        "{name}: {} runs in {:.1} s; messages sent {}, delivered {}, lost {}; crashes {}; transactions {}; \
+         epoch changes {}; caught up after GST max {} ms; heights up to {}",
+        reports.len(),
+        started.elapsed().as_secs_f64(),
+        sum(|r| r.messages_sent),
+        sum(|r| r.messages_delivered),
+        sum(|r| r.messages_lost),
+        sum(|r| r.crashes),
+        sum(|r| r.txs_accepted),
+        sum(|r| r.epoch),
+        max(|r| r.caught_up_ms),
+        max(|r| r.height),
+    );
+}
+
+#[test]
+fn real_drivers_never_fork_lose_or_repeat_a_transaction_and_catch_up_after_gst() {
+    let started = std::time::Instant::now();
+    let seeds = env_u64("SHUTONG_DRIVER_SIM_SEEDS", 48);
+    let first = env_u64("SHUTONG_SIM_FIRST_SEED", 0);
+    let scenarios: Vec<NodeScenario> =
+        (first..first + seeds).map(|seed| NodeScenario::random(seed, if seed % 3 == 2 { 7 } else { 4 })).collect();
+    let reports = run_each(scenarios, nodes::run, described);
+    summarize_nodes("drivers", &reports, started);
+    assert!(reports.iter().all(|r| r.txs_accepted > 0 && r.height > 0));
+}
+
+#[test]
+fn a_validator_withholding_its_batches_does_not_stop_the_chain() {
+    let started = std::time::Instant::now();
+    let scenarios: Vec<NodeScenario> = (100..104)
+        .map(|seed| {
+            let mut s = NodeScenario::random(seed, 4);
+            s.withholder = Some(seed as u32 % 4);
+            s.crashes.clear();
+            s.epoch_change = false;
+            s
+        })
+        .collect();
+    let reports = run_each(scenarios, nodes::run, described);
+    summarize_nodes("withholder", &reports, started);
+}
+
+#[test]
+fn the_committee_removes_a_validator_while_others_crash_and_restart() {
+    let started = std::time::Instant::now();
+    let scenarios: Vec<NodeScenario> = (200..204)
+        .map(|seed| {
+            let mut s = NodeScenario::random(seed, 4);
+            s.withholder = None;
+            s.epoch_change = true;
+            s
+        })
+        .collect();
+    let reports = run_each(scenarios, nodes::run, described);
+    summarize_nodes("epoch change", &reports, started);
+    assert!(reports.iter().all(|r| r.epoch == 1), "every run ended in the new epoch");
+}
+
+#[test]
+fn one_seed_reproduces_one_driver_run() {
+    let scenario = NodeScenario::random(7, 4);
+    let first = nodes::run(&scenario).expect("run passes");
+    let second = nodes::run(&scenario).expect("run passes");
+    assert_eq!(first, second, "one seed gave two different runs");
+    let other = nodes::run(&NodeScenario::random(8, 4)).expect("run passes");
+    assert_ne!(first.trace, other.trace);
 }

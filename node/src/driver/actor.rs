@@ -5,7 +5,8 @@ use super::state::{
     WaitingProposal,
 };
 use super::{
-    ANCESTORS_ASKED, BATCH_INTERVAL, BLOCK_ENVELOPE_BYTES, CLOCK_DRIFT_MS, IDLE_WAKE, Message, PARENT_RETRY, SYNC_RETRY,
+    ANCESTORS_ASKED, BATCH_INTERVAL, BLOCK_ENVELOPE_BYTES, CLOCK_DRIFT_MS, IDLE_WAKE, Message, PARENT_RETRY,
+    RESEND_EVERY, SYNC_RETRY,
 };
 use crate::chain::{
     self, ChainStatus, Finality, NetSink, commit_block, committed_from, diverges, encoded_len, execute_final,
@@ -111,6 +112,9 @@ pub struct Driver {
     batches: Batches,
     batch_seq: u64,
     next_seal: Instant,
+    /// When the transactions clients submitted here that are still pending are next
+    /// considered for sending again ([`Mempool::resend_due`]).
+    next_resend: Instant,
     /// Set when this node's execution disagreed with a finalized header: it stops committing.
     diverged: bool,
     /// Set when a validator-set change removed this node's key: it stops taking part.
@@ -202,6 +206,7 @@ impl Driver {
             batches: Batches::default(),
             batch_seq: clock.unix_ms(),
             next_seal: now,
+            next_resend: now + RESEND_EVERY,
             diverged: false,
             retired: false,
             timers: Timers::default(),
@@ -280,6 +285,11 @@ impl Driver {
         if self.next_seal <= now {
             self.seal();
             self.next_seal = now + BATCH_INTERVAL;
+        }
+        if self.next_resend <= now {
+            let due = self.mempool.lock().expect("mempool lock poisoned").resend_due();
+            self.seal_txs(due.iter().map(|tx| (**tx).clone()).collect());
+            self.next_resend = now + RESEND_EVERY;
         }
         if self.retired {
             return;

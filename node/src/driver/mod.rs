@@ -61,6 +61,9 @@ pub const SYNC_RETRY: Duration = Duration::from_millis(500);
 pub const PARENT_RETRY: Duration = Duration::from_millis(100);
 /// How often transactions clients submitted here are sealed into a batch and pushed.
 pub const BATCH_INTERVAL: Duration = Duration::from_millis(20);
+/// How often the transactions clients submitted here that are still pending are looked at
+/// to be pushed again (`crate::mempool::Mempool::resend_due`: after 2, 4, 8, ... of these).
+pub const RESEND_EVERY: Duration = Duration::from_secs(1);
 /// Bounds on the batches held: by bytes, and by age in committed blocks.
 pub const BATCHES_BYTES_MAX: usize = 256 << 20;
 pub const BATCH_AGE_MAX: u64 = 256;

@@ -14,6 +14,7 @@
 //! honest validator does not finalize [`Scenario::blocks_after_gst`] new blocks within the
 //! liveness deadline ([`Scenario::liveness_deadline_ms`]).
 
+pub mod nodes;
 pub mod rng;
 mod runtime;
 mod wire;

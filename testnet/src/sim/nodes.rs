@@ -1,0 +1,928 @@
+//! The node's own consensus driver in the simulation: n validators, each a real
+//! [`Driver`] (batches, compact proposals, block building and checking, block sync, the
+//! write-ahead log, epochs) over its own RocksDB and the real VM, and full nodes running the
+//! node's [`Follower`], exchanging the node's wire messages over the seeded network of
+//! [`super`] in virtual time ([`SimClock`], [`SimNet`]).
+//!
+//! A run submits transactions to the validators' mempools as clients would, crashes and
+//! restarts validators (a restart opens the same database, recovers from its write-ahead
+//! log and admits again the transactions it had accepted), partitions them, loses,
+//! duplicates and delays messages before GST, lets one validator withhold its batches
+//! (it proposes blocks whose batches nobody else has), and, if asked, has the governance
+//! committee remove a validator, which ends the epoch.
+//!
+//! Checked at the end ([`NodeViolation`]): every node that committed a height committed
+//! the same block there; an honest validator sent no vote it had not written to its
+//! write-ahead log; after GST every live validator of the final set and every full node
+//! reached the same height past the blocks required, with every accepted transaction in
+//! exactly one block. One seed reproduces one run ([`NodeReport::trace`]).
+//!
+//! What it does not do: storage is each validator's real RocksDB in a temporary
+//! directory, not an in-memory twin, so a crash loses what the process held but not
+//! RocksDB's unsynced writes (as a process crash, not a power cut).
+
+use super::{DELTA_MS, Links, Partition, Rng};
+use shutong_consensus::Message as ConsensusMessage;
+use shutong_consensus::wire::NetMessage;
+use shutong_execution::genesis::{CommitteeMember, Genesis, GenesisValidator};
+use shutong_node::chain::{ChainStatus, NetSink};
+use shutong_node::clock::Clock;
+use shutong_node::config::Config;
+use shutong_node::disk::DiskGuard;
+use shutong_node::driver::Driver;
+use shutong_node::driver::actor::Parts;
+use shutong_node::follower::{self, Follower};
+use shutong_node::mempool::Mempool;
+use shutong_node::view::NodeView;
+use shutong_p2p::peer_guard::Misbehaviour;
+use shutong_p2p::{Inbound, PeerId};
+use shutong_storage::Storage;
+use shutong_types::{Encode, Hash, Keypair, PublicKey};
+use shutong_vm::{Vm, VmConfig};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const CHAIN_ID: &str = "shutong-sim";
+/// Virtual time 0 on the nodes' wall clock.
+const START_UNIX_MS: u64 = 1_800_000_000_000;
+/// How long after GST every live node must have caught up, with every accepted transaction.
+pub const LIVENESS_MS: u64 = 15_000;
+/// New blocks required after GST.
+pub const BLOCKS_AFTER_GST: u64 = 10;
+
+/// One run of the driver simulation.
+#[derive(Debug, Clone)]
+pub struct NodeScenario {
+    pub seed: u64,
+    pub validators: usize,
+    pub full_nodes: usize,
+    /// A validator that never sends its batches (Byzantine); no client submits to it.
+    pub withholder: Option<u32>,
+    pub crashes: Vec<super::Crash>,
+    pub partitions: Vec<Partition>,
+    pub links: Links,
+    pub gst_ms: u64,
+    /// Transactions the clients submit, spread over the run up to GST.
+    pub txs: u64,
+    /// Whether the committee removes the last validator by governance (a new epoch).
+    pub epoch_change: bool,
+}
+
+impl NodeScenario {
+    /// A scenario drawn from `seed`: up to f validators crashed and restarted or one
+    /// withholding its batches, up to two partitions, lossy links before GST, and an epoch
+    /// change in every other run.
+    pub fn random(seed: u64, validators: usize) -> NodeScenario {
+        let mut rng = Rng::new(seed ^ 0xd21e);
+        let f = validators.saturating_sub(1) / 3;
+        let mut order: Vec<u32> = (0..validators as u32).collect();
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        let withholder = (f > 0 && rng.chance(400)).then_some(order[0]);
+        let gst_ms = rng.between(1_000, 4_000);
+        let crashed = f - usize::from(withholder.is_some()) + usize::from(rng.chance(300));
+        let crashes = order[1..]
+            .iter()
+            .take(crashed)
+            .map(|&validator| {
+                let at_ms = rng.between(0, gst_ms);
+                super::Crash { validator, at_ms, restart_ms: rng.between(at_ms + 1, gst_ms + 1_000) }
+            })
+            .collect();
+        let partitions = (0..rng.below(3))
+            .map(|_| {
+                let from_ms = rng.between(0, gst_ms);
+                Partition {
+                    from_ms,
+                    to_ms: rng.between(from_ms, gst_ms),
+                    side: (0..validators).map(|_| rng.chance(500)).collect(),
+                }
+            })
+            .collect();
+        let links = Links {
+            latency_ms_max: rng.between(DELTA_MS, 300),
+            loss_per_mille: rng.between(0, 150),
+            duplicate_per_mille: rng.between(0, 50),
+        };
+        // The removed validator is the last; it must not be the withholder, whose
+        // removal would leave no Byzantine one to test.
+        let epoch_change = validators >= 4 && rng.chance(500) && withholder != Some(validators as u32 - 1);
+        NodeScenario {
+            seed,
+            validators,
+            full_nodes: 1,
+            withholder,
+            crashes,
+            partitions,
+            links,
+            gst_ms,
+            txs: 40,
+            epoch_change,
+        }
+    }
+}
+
+/// What a run showed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeReport {
+    /// A hash of every event in the order it happened.
+    pub trace: [u8; 32],
+    /// The height every live node reached.
+    pub height: u64,
+    pub messages_sent: u64,
+    pub messages_delivered: u64,
+    pub messages_lost: u64,
+    pub crashes: u64,
+    pub txs_accepted: u64,
+    /// The epoch at the end (1 after a governance change).
+    pub epoch: u64,
+    /// Virtual ms from GST until every live node had caught up.
+    pub caught_up_ms: u64,
+}
+
+/// A broken property.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeViolation {
+    #[error("fork at height {height}: node {first_node} committed {first}, node {second_node} committed {second}")]
+    Fork { height: u64, first: Hash, first_node: usize, second: Hash, second_node: usize },
+    #[error("honest validator {node} sent a vote for view {view} that is not in its write-ahead log")]
+    SentUnpersisted { node: usize, view: u64 },
+    #[error("honest validator {node} signed conflicting votes in view {view}: {detail}")]
+    ConflictingVotes { node: usize, view: u64, detail: String },
+    #[error("transaction {id} is in {count} blocks")]
+    Duplicated { id: Hash, count: u64 },
+    #[error("{LIVENESS_MS} ms after GST: {detail}")]
+    Stalled { detail: String },
+    #[error("the simulation could not set up a node: {0}")]
+    Setup(String),
+}
+
+/// The nodes' clock: virtual time, shared by every node of a run.
+#[derive(Debug, Clone)]
+pub struct SimClock {
+    base: Instant,
+    ms: Arc<AtomicU64>,
+}
+
+impl SimClock {
+    fn new() -> SimClock {
+        SimClock { base: Instant::now(), ms: Arc::new(AtomicU64::new(0)) }
+    }
+
+    fn set(&self, ms: u64) {
+        self.ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn ms(&self) -> u64 {
+        self.ms.load(Ordering::Relaxed)
+    }
+
+    fn ms_of(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.base).as_millis() as u64
+    }
+}
+
+impl Clock for SimClock {
+    fn now(&self) -> Instant {
+        self.base + Duration::from_millis(self.ms())
+    }
+
+    fn unix_ms(&self) -> u64 {
+        START_UNIX_MS + self.ms()
+    }
+}
+
+/// A message a node handed to the network: `None` for a broadcast to the validators.
+type Sent = (Option<PeerId>, NetMessage);
+
+/// A node's network: what it sends waits here until the runtime routes it.
+#[derive(Debug, Default)]
+pub struct SimNet {
+    sent: Mutex<Vec<Sent>>,
+    withhold_batches: bool,
+    validators: Mutex<Vec<PublicKey>>,
+    penalties: AtomicU64,
+}
+
+impl SimNet {
+    fn take(&self) -> Vec<Sent> {
+        std::mem::take(&mut *self.sent.lock().expect("sim net lock"))
+    }
+}
+
+impl NetSink for SimNet {
+    fn send(&self, to: PeerId, message: &NetMessage) {
+        self.sent.lock().expect("sim net lock").push((Some(to), message.clone()));
+    }
+
+    fn broadcast(&self, message: &NetMessage) {
+        if self.withhold_batches && matches!(message, NetMessage::Batch(_)) {
+            return;
+        }
+        self.sent.lock().expect("sim net lock").push((None, message.clone()));
+    }
+
+    fn penalise(&self, _: PeerId, _: Misbehaviour) {
+        self.penalties.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn set_validators(&self, validators: Vec<PublicKey>) {
+        *self.validators.lock().expect("sim net lock") = validators;
+    }
+}
+
+enum Role {
+    Validator(Box<Driver>),
+    Full(Box<Follower>),
+    /// Crashed, or a validator removed from the set that stopped taking part.
+    Down,
+}
+
+struct SimNode {
+    key: Keypair,
+    peer: PeerId,
+    dir: tempfile::TempDir,
+    net: Arc<SimNet>,
+    role: Role,
+    storage: Option<Arc<Storage>>,
+    mempool: Option<Arc<Mutex<Mempool>>>,
+    view: Option<NodeView>,
+    wake_gen: u64,
+    validator: bool,
+    byzantine: bool,
+}
+
+#[derive(Debug)]
+enum Event {
+    Deliver {
+        to: usize,
+        from: usize,
+        bytes: Vec<u8>,
+    },
+    Wake {
+        node: usize,
+        generation: u64,
+    },
+    Crash {
+        node: usize,
+    },
+    Restart {
+        node: usize,
+    },
+    Submit {
+        tx: usize,
+        attempt: u64,
+    },
+    Govern,
+    /// After GST: whether every live node has caught up.
+    Check,
+}
+
+struct World {
+    scenario: NodeScenario,
+    rng: Rng,
+    clock: SimClock,
+    genesis: Genesis,
+    vm: Arc<Vm>,
+    cfg: Config,
+    nodes: Vec<SimNode>,
+    by_peer: HashMap<PeerId, usize>,
+    queue: BinaryHeap<Reverse<(u64, u64, usize)>>,
+    events: HashMap<usize, Event>,
+    next_event: usize,
+    trace: blake3::Hasher,
+    committee: Vec<Keypair>,
+    /// Signed transactions to submit, and which were accepted by a mempool.
+    txs: Vec<(Vec<u8>, Hash)>,
+    accepted: Vec<bool>,
+    /// The governance change: proposal id once proposed, done once carried.
+    governance: Governance,
+    report: NodeReport,
+    violation: Option<NodeViolation>,
+    /// The highest height at GST.
+    gst_height: Option<u64>,
+    /// Every vote an honest validator sent: (node, epoch, view, kind) → digest.
+    votes: HashMap<(usize, u64, u64, u8), Hash>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Governance {
+    Off,
+    ToPropose,
+    Proposed(Hash),
+    Voted(Hash),
+    Carried,
+}
+
+fn setup(e: impl std::fmt::Display) -> NodeViolation {
+    NodeViolation::Setup(e.to_string())
+}
+
+/// Runs one scenario.
+pub fn run(scenario: &NodeScenario) -> Result<NodeReport, NodeViolation> {
+    let mut world = World::new(scenario.clone())?;
+    world.run()
+}
+
+impl World {
+    fn new(scenario: NodeScenario) -> Result<World, NodeViolation> {
+        let rng = Rng::new(scenario.seed);
+        let keys: Vec<Keypair> = (0..scenario.validators + scenario.full_nodes)
+            .map(|i| Keypair::from_seed(&format!("sim-node-{i}")))
+            .collect();
+        let committee: Vec<Keypair> = (0..3).map(|i| Keypair::from_seed(&format!("sim-committee-{i}"))).collect();
+        let validators = keys[..scenario.validators]
+            .iter()
+            .enumerate()
+            .map(|(i, k)| GenesisValidator { name: format!("v{i}"), public_key: k.public() })
+            .collect();
+        let accounts: Vec<_> = committee.iter().map(Keypair::account).collect();
+        let genesis =
+            Genesis::new(CHAIN_ID, START_UNIX_MS - 1_000, validators, CommitteeMember::departments(&accounts));
+        let vm =
+            Arc::new(Vm::new(VmConfig { gas_schedule: genesis.gas_schedule, ..VmConfig::default() }).map_err(setup)?);
+        let mut cfg = Config::default();
+        cfg.consensus.block_interval_ms = 100;
+        cfg.consensus.leader_timeout_ms = 400;
+        cfg.consensus.advance_timeout_ms = 600;
+        cfg.consensus.rebroadcast_ms = 500;
+        let mut nodes = Vec::new();
+        let mut by_peer = HashMap::new();
+        for (i, key) in keys.into_iter().enumerate() {
+            let peer = shutong_p2p::peer_id(&key.public()).ok_or_else(|| setup("a key without a peer id"))?;
+            by_peer.insert(peer, i);
+            let validator = i < scenario.validators;
+            let byzantine = scenario.withholder == Some(i as u32);
+            let net = Arc::new(SimNet { withhold_batches: byzantine, ..SimNet::default() });
+            let dir = tempfile::tempdir().map_err(setup)?;
+            nodes.push(SimNode {
+                key,
+                peer,
+                dir,
+                net,
+                role: Role::Down,
+                storage: None,
+                mempool: None,
+                view: None,
+                wake_gen: 0,
+                validator,
+                byzantine,
+            });
+        }
+        let mut world = World {
+            rng,
+            clock: SimClock::new(),
+            genesis,
+            vm,
+            cfg,
+            nodes,
+            by_peer,
+            queue: BinaryHeap::new(),
+            events: HashMap::new(),
+            next_event: 0,
+            trace: blake3::Hasher::new(),
+            committee,
+            txs: Vec::new(),
+            accepted: Vec::new(),
+            governance: if scenario.epoch_change { Governance::ToPropose } else { Governance::Off },
+            report: NodeReport {
+                trace: [0; 32],
+                height: 0,
+                messages_sent: 0,
+                messages_delivered: 0,
+                messages_lost: 0,
+                crashes: 0,
+                txs_accepted: 0,
+                epoch: 0,
+                caught_up_ms: 0,
+            },
+            violation: None,
+            gst_height: None,
+            votes: HashMap::new(),
+            scenario,
+        };
+        for i in 0..world.nodes.len() {
+            world.boot(i)?;
+        }
+        Ok(world)
+    }
+
+    /// Opens node `i`'s database (writing genesis the first time) and starts its driver or
+    /// follower, as `shutong node run` does.
+    fn boot(&mut self, i: usize) -> Result<(), NodeViolation> {
+        let storage = Arc::new(Storage::open(&self.nodes[i].dir.path().join("data")).map_err(setup)?);
+        let tip = shutong_node::init_storage(&storage, &self.genesis).map_err(setup)?;
+        let view = NodeView { chain_id: CHAIN_ID.into(), storage: Arc::clone(&storage), vm: Arc::clone(&self.vm) };
+        let mempool = Arc::new(Mutex::new(Mempool::new(self.cfg.mempool.clone())));
+        shutong_node::readmit_pending(&storage, &view, &mempool);
+        let epoch = shutong_execution::epochs::validators_for(&*storage, tip.height + 1)
+            .ok_or_else(|| setup("no validator set"))?;
+        let node = &mut self.nodes[i];
+        node.net.set_validators(epoch.validators.clone());
+        let executor = shutong_execution::executor::Executor::new(Arc::clone(&self.vm), storage.clone());
+        let clock: Arc<dyn Clock> = Arc::new(self.clock.clone());
+        let net: Arc<dyn NetSink> = node.net.clone();
+        let status = Arc::new(ChainStatus::default());
+        node.role = if epoch.validators.contains(&node.key.public()) {
+            let engine = shutong_consensus::Config {
+                chain_id: CHAIN_ID.into(),
+                epoch: epoch.epoch,
+                validators: epoch.validators.clone(),
+                timeouts: self.cfg.consensus.timeouts(),
+            };
+            let parts = Parts {
+                view: view.clone(),
+                key: node.key.clone(),
+                engine,
+                executor,
+                mempool: Arc::clone(&mempool),
+                cfg: self.cfg.consensus.clone(),
+                net,
+                clock,
+                status,
+                disk: DiskGuard::new(0),
+            };
+            let mut driver = Driver::new(parts).ok_or_else(|| setup("a validator key not in the set"))?;
+            driver.start();
+            Role::Validator(Box::new(driver))
+        } else if node.validator {
+            // Removed from the set by governance: it has nothing left to do.
+            Role::Down
+        } else {
+            let sources = (0..self.scenario.validators)
+                .filter_map(|v| shutong_p2p::peer_id(&Keypair::from_seed(&format!("sim-node-{v}")).public()))
+                .collect();
+            Role::Full(Box::new(Follower::new(follower::Parts {
+                view: view.clone(),
+                key: node.key.clone(),
+                epoch,
+                executor,
+                mempool: Arc::clone(&mempool),
+                net,
+                clock,
+                status,
+                sources,
+                block_interval_ms: self.cfg.consensus.block_interval_ms,
+                disk: DiskGuard::new(0),
+            })))
+        };
+        node.storage = Some(storage);
+        node.mempool = Some(mempool);
+        node.view = Some(view);
+        self.after_step(i);
+        Ok(())
+    }
+
+    fn schedule(&mut self, at_ms: u64, event: Event) {
+        let id = self.next_event;
+        self.next_event += 1;
+        self.events.insert(id, event);
+        self.queue.push(Reverse((at_ms, id as u64, id)));
+    }
+
+    fn end_ms(&self) -> u64 {
+        self.scenario.gst_ms + LIVENESS_MS
+    }
+
+    fn run(&mut self) -> Result<NodeReport, NodeViolation> {
+        let s = self.scenario.clone();
+        for crash in &s.crashes {
+            self.schedule(crash.at_ms, Event::Crash { node: crash.validator as usize });
+            self.schedule(crash.restart_ms, Event::Restart { node: crash.validator as usize });
+        }
+        self.sign_transactions();
+        for tx in 0..self.txs.len() {
+            let at = self.rng.between(0, s.gst_ms + 1_000);
+            self.schedule(at, Event::Submit { tx, attempt: 0 });
+        }
+        if s.epoch_change {
+            let at = self.rng.between(200, s.gst_ms);
+            self.schedule(at, Event::Govern);
+        }
+        for at in (s.gst_ms..self.end_ms()).step_by(100) {
+            self.schedule(at, Event::Check);
+        }
+        let mut caught_up_at = None;
+        while let Some(Reverse((at, _, id))) = self.queue.pop() {
+            if at > self.end_ms() {
+                break;
+            }
+            self.clock.set(at);
+            let event = self.events.remove(&id).expect("every queued event is stored");
+            self.trace_event(at, &event);
+            let check = matches!(event, Event::Check);
+            if check && self.gst_height.is_none() {
+                self.gst_height = Some(self.heights().iter().map(|(_, h)| *h).max().unwrap_or(0));
+            }
+            self.handle(event);
+            if let Some(violation) = self.violation.take() {
+                return Err(violation);
+            }
+            if check && self.caught_up().is_ok() {
+                caught_up_at = Some(at);
+                break;
+            }
+        }
+        self.check_chain()?;
+        match caught_up_at {
+            Some(at) => self.report.caught_up_ms = at - s.gst_ms,
+            None => {
+                let detail = self.caught_up().err().unwrap_or_default();
+                return Err(NodeViolation::Stalled { detail });
+            }
+        }
+        self.report.trace = *self.trace.finalize().as_bytes();
+        self.report.txs_accepted = self.accepted.iter().filter(|a| **a).count() as u64;
+        Ok(self.report.clone())
+    }
+
+    fn trace_event(&mut self, at: u64, event: &Event) {
+        self.trace.update(&at.to_be_bytes());
+        match event {
+            Event::Deliver { to, from, bytes } => {
+                self.trace.update(&[0, *to as u8, *from as u8]).update(blake3::hash(bytes).as_bytes());
+            }
+            Event::Wake { node, .. } => {
+                self.trace.update(&[1, *node as u8]);
+            }
+            Event::Crash { node } => {
+                self.trace.update(&[2, *node as u8]);
+            }
+            Event::Restart { node } => {
+                self.trace.update(&[3, *node as u8]);
+            }
+            Event::Submit { tx, attempt } => {
+                self.trace.update(&[4]).update(&(*tx as u64).to_be_bytes()).update(&attempt.to_be_bytes());
+            }
+            Event::Govern => {
+                self.trace.update(&[5]);
+            }
+            Event::Check => {
+                self.trace.update(&[6]);
+            }
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Deliver { to, from, bytes } => {
+                let inbound = Inbound { from: self.nodes[from].peer, bytes };
+                match &mut self.nodes[to].role {
+                    Role::Validator(driver) => {
+                        driver.on_message(inbound);
+                        driver.tick();
+                    }
+                    Role::Full(follower) => {
+                        follower.on_message(inbound);
+                        follower.tick();
+                    }
+                    Role::Down => return,
+                }
+                self.report.messages_delivered += 1;
+                self.after_step(to);
+            }
+            Event::Wake { node, generation } => {
+                if generation != self.nodes[node].wake_gen {
+                    return;
+                }
+                match &mut self.nodes[node].role {
+                    Role::Validator(driver) => driver.tick(),
+                    Role::Full(follower) => follower.tick(),
+                    Role::Down => return,
+                }
+                self.after_step(node);
+            }
+            Event::Crash { node } => {
+                let n = &mut self.nodes[node];
+                n.role = Role::Down;
+                n.view = None;
+                n.mempool = None;
+                n.storage = None;
+                n.net.take();
+                n.wake_gen += 1;
+                self.report.crashes += 1;
+            }
+            Event::Restart { node } => {
+                if let Err(violation) = self.boot(node) {
+                    self.violation = Some(violation);
+                }
+            }
+            Event::Submit { tx, attempt } => self.submit(tx, attempt),
+            Event::Govern => self.govern(),
+            Event::Check => {}
+        }
+    }
+
+    /// Routes what node `i` sent and schedules its next wake.
+    fn after_step(&mut self, i: usize) {
+        let sent = self.nodes[i].net.take();
+        for (to, message) in sent {
+            if let NetMessage::Consensus(ConsensusMessage::Vote(vote)) = &message
+                && !self.nodes[i].byzantine
+            {
+                self.check_persisted(i, vote);
+                self.check_conflicts(i, vote);
+            }
+            let bytes = message.encode();
+            let targets: Vec<usize> = match to {
+                Some(peer) => self.by_peer.get(&peer).copied().into_iter().collect(),
+                None => {
+                    let validators = self.nodes[i].net.validators.lock().expect("sim net lock").clone();
+                    (0..self.nodes.len())
+                        .filter(|j| *j != i && validators.contains(&self.nodes[*j].key.public()))
+                        .collect()
+                }
+            };
+            for to in targets {
+                self.send(i, to, bytes.clone());
+            }
+        }
+        let next = match &self.nodes[i].role {
+            Role::Validator(driver) => driver.next_wake(),
+            Role::Full(follower) => Some(follower.next_wake()),
+            Role::Down => None,
+        };
+        let now = self.clock.ms();
+        let at = next.map_or(now + 500, |at| self.clock.ms_of(at).max(now + 1));
+        self.nodes[i].wake_gen += 1;
+        let generation = self.nodes[i].wake_gen;
+        self.schedule(at, Event::Wake { node: i, generation });
+    }
+
+    /// An honest validator never signs two notarizations, or two finalizations, of
+    /// different blocks in one view, nor a nullification and a finalization of one view,
+    /// across restarts too.
+    fn check_conflicts(&mut self, i: usize, vote: &shutong_consensus::SignedVote) {
+        use shutong_types::VoteKind;
+        let s = vote.subject;
+        let key = |kind: VoteKind| (i, s.epoch, s.view, kind as u8);
+        let digest = *self.votes.entry(key(s.kind)).or_insert(s.digest);
+        let detail = if digest != s.digest {
+            Some(format!("two {:?} votes, for {digest} and {}", s.kind, s.digest))
+        } else {
+            let other = match s.kind {
+                VoteKind::Nullify => Some(VoteKind::Finalize),
+                VoteKind::Finalize => Some(VoteKind::Nullify),
+                VoteKind::Notarize => None,
+            };
+            other.filter(|k| self.votes.contains_key(&key(*k))).map(|_| "a nullify and a finalize vote".to_string())
+        };
+        if let Some(detail) = detail {
+            self.violation = Some(NodeViolation::ConflictingVotes { node: i, view: s.view, detail });
+        }
+    }
+
+    fn check_persisted(&mut self, i: usize, vote: &shutong_consensus::SignedVote) {
+        let Some(storage) = &self.nodes[i].storage else { return };
+        let tip_view = storage.tip().map_or(0, |t| t.view);
+        let logged = storage.wal().iter().any(|e| e.vote.subject == vote.subject);
+        if !logged && vote.subject.view > tip_view {
+            self.violation = Some(NodeViolation::SentUnpersisted { node: i, view: vote.subject.view });
+        }
+    }
+
+    /// One message on the simulated link from `from` to `to`.
+    fn send(&mut self, from: usize, to: usize, bytes: Vec<u8>) {
+        self.report.messages_sent += 1;
+        let now = self.clock.ms();
+        let s = self.scenario.clone();
+        let before_gst = now < s.gst_ms;
+        let cut = before_gst
+            && s.partitions.iter().any(|p| {
+                (p.from_ms..p.to_ms).contains(&now)
+                    && from < p.side.len()
+                    && to < p.side.len()
+                    && p.side[from] != p.side[to]
+            });
+        if cut || (before_gst && self.rng.chance(s.links.loss_per_mille)) {
+            self.report.messages_lost += 1;
+            return;
+        }
+        let copies = if before_gst && self.rng.chance(s.links.duplicate_per_mille) { 2 } else { 1 };
+        for _ in 0..copies {
+            let delay =
+                if before_gst { self.rng.between(1, s.links.latency_ms_max) } else { self.rng.between(1, DELTA_MS) };
+            self.schedule(now + delay, Event::Deliver { to, from, bytes: bytes.clone() });
+        }
+    }
+
+    /// The clients' transactions: each of four accounts proposes purposes it may not (it
+    /// is not on the committee), so every one commits with an aborted receipt and uses its
+    /// nonce.
+    fn sign_transactions(&mut self) {
+        use shutong_sdk::system_api::governance::Action;
+        let per_client = self.scenario.txs.div_ceil(4);
+        for c in 0..4u64 {
+            let key = Keypair::from_seed(&format!("sim-client-{c}"));
+            let mut builder = shutong_sdk::TxBuilder::new(CHAIN_ID, key);
+            builder.gas_limit = shutong_sdk::builder::GAS_LIMIT_DEFAULT;
+            for nonce in 0..per_client {
+                let action = Action::DefinePurpose {
+                    code: format!("sim.{c}.{nonce}"),
+                    legal_bases: 1,
+                    description: "simulated".into(),
+                };
+                let tx = builder.call(shutong_sdk::builder::propose(action), nonce, 100_000);
+                self.txs.push((tx.encode(), tx.id()));
+            }
+        }
+        self.accepted = vec![false; self.txs.len()];
+    }
+
+    /// A live honest validator drawn at random.
+    fn pick_validator(&mut self) -> Option<usize> {
+        let live: Vec<usize> = (0..self.nodes.len())
+            .filter(|i| {
+                let n = &self.nodes[*i];
+                n.validator && !n.byzantine && matches!(n.role, Role::Validator(_))
+            })
+            .collect();
+        (!live.is_empty()).then(|| live[self.rng.below(live.len() as u64) as usize])
+    }
+
+    /// Hands a transaction to a validator's mempool as its RPC would (durable before it
+    /// is acknowledged); a refusal (down, or a nonce not yet reachable) is tried again later.
+    fn submit(&mut self, tx: usize, attempt: u64) {
+        if self.accepted[tx] {
+            return;
+        }
+        let admitted = self.pick_validator().is_some_and(|i| self.admit(i, tx));
+        if admitted {
+            self.accepted[tx] = true;
+        } else if attempt < 200 {
+            let at = self.clock.ms() + 100;
+            self.schedule(at, Event::Submit { tx, attempt: attempt + 1 });
+        }
+    }
+
+    fn admit(&mut self, i: usize, tx: usize) -> bool {
+        let node = &self.nodes[i];
+        let (Some(view), Some(mempool)) = (&node.view, &node.mempool) else { return false };
+        let bytes = &self.txs[tx].0;
+        let id = match mempool.lock().expect("mempool lock").admit(bytes, view) {
+            Ok(id) => id,
+            // Already pending there, or committed: accepted before.
+            Err(shutong_node::mempool::AdmitError::NonceTooLow { .. }) => return true,
+            Err(_) => return false,
+        };
+        view.storage.put_pending(&id, bytes).is_ok()
+    }
+
+    /// The committee removes the last validator: the first seat proposes, the second's
+    /// vote carries it once the proposal is committed.
+    fn govern(&mut self) {
+        use shutong_sdk::system_api::governance::Action;
+        let Some(i) = self.pick_validator() else {
+            let at = self.clock.ms() + 200;
+            return self.schedule(at, Event::Govern);
+        };
+        let height = self.nodes[i].view.as_ref().map_or(0, |v| v.tip().height);
+        let sign = |key: &Keypair, call, nonce| {
+            let mut builder = shutong_sdk::TxBuilder::new(CHAIN_ID, key.clone());
+            builder.gas_limit = shutong_sdk::builder::GAS_LIMIT_DEFAULT;
+            builder.call(call, nonce, height + 10_000)
+        };
+        let storage = self.nodes[i].storage.clone().expect("a live validator has storage");
+        let step = match self.governance {
+            Governance::ToPropose => {
+                let keys: Vec<[u8; 32]> =
+                    (0..self.scenario.validators - 1).map(|v| self.nodes[v].key.public().0).collect();
+                let tx = sign(&self.committee[0], shutong_sdk::builder::propose(Action::SetValidators { keys }), 0);
+                Some((tx, Governance::Proposed as fn(Hash) -> Governance))
+            }
+            Governance::Proposed(id) => match storage.receipt(&id) {
+                Some(receipt) => {
+                    let proposal = <u64 as shutong_types::Decode>::decode(&receipt.output).unwrap_or(u64::MAX);
+                    let next = Governance::Voted as fn(Hash) -> Governance;
+                    Some((sign(&self.committee[1], shutong_sdk::builder::vote(proposal), 0), next))
+                }
+                None => None,
+            },
+            Governance::Voted(id) => {
+                if storage.receipt(&id).is_some() {
+                    self.governance = Governance::Carried;
+                }
+                None
+            }
+            Governance::Off | Governance::Carried => return,
+        };
+        if let Some((tx, next)) = step {
+            let bytes = tx.encode();
+            let node = &self.nodes[i];
+            let (view, mempool) = (node.view.as_ref().expect("live"), node.mempool.as_ref().expect("live"));
+            if let Ok(id) = mempool.lock().expect("mempool lock").admit(&bytes, view) {
+                let _ = view.storage.put_pending(&id, &bytes);
+                self.governance = next(tx.id());
+            }
+        }
+        let at = self.clock.ms() + 200;
+        self.schedule(at, Event::Govern);
+    }
+
+    /// Whether every live node of the final set has caught up: one height, past the blocks
+    /// required after GST, with every accepted transaction committed; the reason if not.
+    fn caught_up(&self) -> Result<(), String> {
+        let heights = self.heights();
+        let target = self.gst_height.unwrap_or(u64::MAX).saturating_add(BLOCKS_AFTER_GST);
+        if heights.iter().any(|(_, h)| *h < target) {
+            return Err(format!("heights {heights:?} (node, height), {target} required"));
+        }
+        let live: Vec<usize> = heights.iter().map(|(i, _)| *i).collect();
+        if self.governance != Governance::Off && self.governance != Governance::Carried {
+            return Err(format!("the validator-set change is at {:?}", self.governance));
+        }
+        let storage = self.nodes[live[0]].storage.as_ref().expect("live");
+        let missing = self
+            .txs
+            .iter()
+            .zip(&self.accepted)
+            .filter(|(tx, accepted)| **accepted && storage.receipt(&tx.1).is_none())
+            .count();
+        if missing > 0 {
+            return Err(format!("{missing} accepted transactions not committed; heights {heights:?}"));
+        }
+        if self.scenario.epoch_change && self.epoch_of(live[0]) == 0 {
+            return Err(format!("still in epoch 0; heights {heights:?}"));
+        }
+        Ok(())
+    }
+
+    /// The height of every live, honest node of the final set (a validator the committee
+    /// removed stops at the end of its last epoch).
+    fn heights(&self) -> Vec<(usize, u64)> {
+        (0..self.nodes.len())
+            .filter_map(|i| {
+                let node = &self.nodes[i];
+                if node.byzantine || matches!(node.role, Role::Down) {
+                    return None;
+                }
+                let storage = node.storage.as_ref()?;
+                let tip = storage.tip().map_or(0, |t| t.height);
+                let set = shutong_execution::epochs::validators_for(&**storage, tip + 1)?;
+                (!node.validator || set.validators.contains(&node.key.public())).then_some((i, tip))
+            })
+            .collect()
+    }
+
+    fn epoch_of(&self, i: usize) -> u64 {
+        let Some(storage) = &self.nodes[i].storage else { return 0 };
+        let next = storage.tip().map_or(1, |t| t.height + 1);
+        shutong_execution::epochs::validators_for(&**storage, next).map_or(0, |e| e.epoch)
+    }
+
+    /// One block per height across every node that committed it, each transaction in at
+    /// most one block.
+    fn check_chain(&mut self) -> Result<(), NodeViolation> {
+        let mut blocks: BTreeMap<u64, (Hash, usize)> = BTreeMap::new();
+        let mut top = 0;
+        for (i, node) in self.nodes.iter().enumerate() {
+            // Crashed nodes' databases are closed; reopen them to read.
+            let storage = match &node.storage {
+                Some(storage) => Arc::clone(storage),
+                None => Arc::new(Storage::open(&node.dir.path().join("data")).map_err(setup)?),
+            };
+            let tip = storage.tip().map_or(0, |t| t.height);
+            top = top.max(tip);
+            for height in 1..=tip {
+                let hash = storage.block(height).map(|b| b.header.hash()).unwrap_or(Hash::ZERO);
+                match blocks.get(&height) {
+                    Some((first, first_node)) if *first != hash => {
+                        return Err(NodeViolation::Fork {
+                            height,
+                            first: *first,
+                            first_node: *first_node,
+                            second: hash,
+                            second_node: i,
+                        });
+                    }
+                    Some(_) => {}
+                    None => {
+                        blocks.insert(height, (hash, i));
+                    }
+                }
+            }
+        }
+        let (_, longest) = blocks.last_key_value().map_or((0, (Hash::ZERO, 0)), |(h, v)| (*h, *v));
+        let longest = &self.nodes[longest.1];
+        let storage = match &longest.storage {
+            Some(storage) => Arc::clone(storage),
+            None => Arc::new(Storage::open(&longest.dir.path().join("data")).map_err(setup)?),
+        };
+        let mut seen: HashMap<Hash, u64> = HashMap::new();
+        for height in 1..=top {
+            for tx in storage.block(height).map(|b| b.txs).unwrap_or_default() {
+                *seen.entry(tx.id()).or_default() += 1;
+            }
+        }
+        if let Some((id, count)) = seen.into_iter().find(|(_, count)| *count > 1) {
+            return Err(NodeViolation::Duplicated { id, count });
+        }
+        self.report.height = top;
+        self.report.epoch = (0..self.nodes.len()).map(|i| self.epoch_of(i)).max().unwrap_or(0);
+        Ok(())
+    }
+}
