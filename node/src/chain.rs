@@ -252,7 +252,10 @@ pub struct Linked {
 
 /// The run of `blocks` (committed blocks a peer sent, in height order) that extends `tip`:
 /// blocks at or below the tip are skipped, and the run ends at the first block that is not
-/// the next height on the previous one's hash.
+/// the next height on the previous one's hash, or whose body is not its own: transactions
+/// other than the ones its header names, or a signature that does not verify. A peer that
+/// altered a body would otherwise pass it off under a real header: executing it would look
+/// like this node diverging from the chain, and storing it would serve forged signatures.
 pub fn linked_run(tip: &Tip, blocks: Vec<(Block, Option<Certificate>)>) -> Vec<Linked> {
     let mut linked: Vec<Linked> = Vec::new();
     let mut previous = tip.hash;
@@ -260,13 +263,22 @@ pub fn linked_run(tip: &Tip, blocks: Vec<(Block, Option<Certificate>)>) -> Vec<L
         if block.header.height <= tip.height {
             continue;
         }
-        if block.header.parent != previous || block.header.height != tip.height + 1 + linked.len() as u64 {
+        if block.header.parent != previous
+            || block.header.height != tip.height + 1 + linked.len() as u64
+            || !body_is_its_own(&block)
+        {
             break;
         }
         previous = block.header.hash();
         linked.push(Linked { block, certificate, hash: previous });
     }
     linked
+}
+
+/// Whether `block`'s transactions are the ones its header names, each signed by its sender.
+/// The header commits to transaction ids, which leave out the signature.
+fn body_is_its_own(block: &Block) -> bool {
+    Block::txs_root(&block.txs) == block.header.txs_root && block.txs.iter().all(|tx| tx.verify().is_ok())
 }
 
 /// What a certificate that came with a synced block says of it.
@@ -335,6 +347,44 @@ mod tests {
         assert_eq!(run.len(), 1);
         // One that does not name the tip links nothing.
         assert!(linked_run(&tip, vec![offered[3].clone()]).is_empty());
+    }
+
+    fn signed_tx() -> shutong_types::SignedTransaction {
+        let key = Keypair::from_seed("sender");
+        let call = shutong_types::Call { contract: shutong_types::Address([1; 32]), method: "m".into(), args: vec![] };
+        shutong_types::Transaction {
+            chain_id: "sync".into(),
+            sender: key.account(),
+            nonce: 0,
+            gas_limit: 1,
+            expiry_height: 9,
+            call,
+        }
+        .sign(&key)
+    }
+
+    #[test]
+    fn a_synced_run_ends_at_a_real_header_over_a_body_not_its_own() {
+        let genesis = Block::empty("sync", 0, Hash::of("test", b"none"));
+        let tip = Tip::after(
+            &genesis.header,
+            Roots { state: Hash([0; 32]), receipts: Hash([0; 32]), audit: Hash([0; 32]), audit_size: 0 },
+        );
+        let mut first = Block::empty("sync", 1, genesis.header.hash());
+        first.txs.push(signed_tx());
+        first.header.txs_root = Block::txs_root(&first.txs);
+        let second = Block::empty("sync", 2, first.header.hash());
+        let offer = |first: &Block| vec![(first.clone(), None), (second.clone(), None)];
+        assert_eq!(linked_run(&tip, offer(&first)).len(), 2, "the honest run links");
+        // A transaction left out, or one another signer's: not the header's transactions.
+        let mut dropped = first.clone();
+        dropped.txs.clear();
+        assert!(linked_run(&tip, offer(&dropped)).is_empty());
+        // The same transaction with a forged signature: the id is the same, the body is not.
+        let mut forged = first.clone();
+        forged.txs[0].signature = Keypair::from_seed("forger").sign(&forged.txs[0].id().0);
+        assert_eq!(Block::txs_root(&forged.txs), first.header.txs_root);
+        assert!(linked_run(&tip, offer(&forged)).is_empty());
     }
 
     #[test]
