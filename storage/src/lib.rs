@@ -240,6 +240,14 @@ impl<'a> Commit<'a> {
     }
 }
 
+/// The writes a power cut would lose, to undo after a simulated one
+/// ([`Storage::power_cut`]): pending transactions written or forgotten without a sync, each
+/// with what was there before.
+#[derive(Debug, Clone, Default)]
+pub struct PowerCut {
+    pub pending: Vec<(Hash, Option<Vec<u8>>)>,
+}
+
 /// A vote from the write-ahead log, with the block it notarized if this node proposed it.
 #[derive(Debug, Clone)]
 pub struct WalEntry {
@@ -272,6 +280,9 @@ const TILE_CACHE_TILES: usize = 1_024;
 pub struct Storage {
     /// `None` only while [`Storage::reopen`] runs, or after it failed.
     db: parking_lot::RwLock<Option<DB>>,
+    /// For the simulation only ([`Storage::open_simulated`]): the writes made since the
+    /// last synced one, which a power cut would lose.
+    unsynced: Option<parking_lot::Mutex<PowerCut>>,
     path: std::path::PathBuf,
     /// How many recent state versions to keep whole; 0 keeps every version (an archive).
     state_history_blocks: u64,
@@ -358,10 +369,54 @@ impl Storage {
         Ok(Storage {
             db: parking_lot::RwLock::new(Some(open_db(path)?)),
             path: path.to_path_buf(),
+            unsynced: None,
             state_history_blocks,
             tree_cache: quick_cache::sync::Cache::new(TREE_CACHE_NODES),
             tile_cache: quick_cache::sync::Cache::new(TILE_CACHE_TILES),
         })
+    }
+
+    /// The same, remembering the writes not yet synced so that a simulated power cut can
+    /// lose them ([`Storage::power_cut`]). For the deterministic simulation.
+    pub fn open_simulated(path: &Path) -> Result<Storage, StorageError> {
+        let mut storage = Storage::open(path)?;
+        storage.unsynced = Some(parking_lot::Mutex::new(PowerCut::default()));
+        Ok(storage)
+    }
+
+    /// What a power cut now would lose: the writes since the last synced one (a synced write
+    /// makes RocksDB's log durable up to it). Apply it with [`Storage::apply_power_cut`]
+    /// after the database is closed and opened again. Empty unless [`Storage::open_simulated`].
+    pub fn power_cut(&self) -> PowerCut {
+        self.unsynced.as_ref().map(|u| u.lock().clone()).unwrap_or_default()
+    }
+
+    /// Undoes what a power cut lost ([`Storage::power_cut`]), newest first.
+    pub fn apply_power_cut(&self, cut: &PowerCut) -> Result<(), StorageError> {
+        let db = self.db();
+        let mut batch = WriteBatch::default();
+        for (id, before) in cut.pending.iter().rev() {
+            match before {
+                Some(bytes) => batch.put_cf(db.cf(CF_PENDING), id.0, bytes),
+                None => batch.delete_cf(db.cf(CF_PENDING), id.0),
+            }
+        }
+        db.write_opt(batch, &synced()).map_err(|e| self.write_error("a power cut", e))
+    }
+
+    /// An unsynced write of pending transaction `id` is about to happen.
+    fn remember_unsynced(&self, db: &Handle<'_>, id: &Hash) {
+        if let Some(unsynced) = &self.unsynced {
+            let before = db.get_cf(db.cf(CF_PENDING), id.0).ok().flatten();
+            unsynced.lock().pending.push((*id, before));
+        }
+    }
+
+    /// A synced write succeeded: everything written before it is durable.
+    fn synced_now(&self) {
+        if let Some(unsynced) = &self.unsynced {
+            unsynced.lock().pending.clear();
+        }
     }
 
     /// Reads never wait for one another; a reader may take it again while it holds it
@@ -408,18 +463,22 @@ impl Storage {
     /// error RocksDB refuses every write until [`Storage::reopen`].
     pub fn probe(&self) -> Result<(), StorageError> {
         let db = self.db();
-        db.put_cf_opt(db.cf(CF_META), META_PROBE, [1], &synced()).map_err(|e| self.write_error("a probe", e))
+        db.put_cf_opt(db.cf(CF_META), META_PROBE, [1], &synced()).map_err(|e| self.write_error("a probe", e))?;
+        self.synced_now();
+        Ok(())
     }
 
     /// Remembers a transaction this node accepted until a committed block includes it.
     pub fn put_pending(&self, id: &Hash, bytes: &[u8]) -> Result<(), StorageError> {
         let db = self.db();
+        self.remember_unsynced(&db, id);
         db.put_cf(db.cf(CF_PENDING), id.0, bytes).map_err(|e| self.write_error("a pending transaction", e))
     }
 
     /// Forgets a pending transaction (refused on reload: committed or expired meanwhile).
     pub fn forget_pending(&self, id: &Hash) -> Result<(), StorageError> {
         let db = self.db();
+        self.remember_unsynced(&db, id);
         db.delete_cf(db.cf(CF_PENDING), id.0).map_err(|e| self.write_error("a pending transaction", e))
     }
 
@@ -580,6 +639,7 @@ impl Storage {
         }
         batch.put_cf(db.cf(CF_META), META_TIP, commit.tip.encode());
         db.write_opt(batch, &synced()).map_err(|e| self.write_error("a block", e))?;
+        self.synced_now();
         for (key, node) in &commit.tree.nodes {
             if matches!(node, Node::Internal(_)) {
                 self.tree_cache.insert(key.clone(), node.clone());
@@ -643,6 +703,7 @@ impl Storage {
         }
         batch.put_cf(db.cf(CF_META), META_PRUNED_BELOW, below.to_be_bytes());
         db.write_opt(batch, &synced()).map_err(|e| self.write_error("pruned state", e))?;
+        self.synced_now();
         tracing::debug!(below, deleted, "pruned old state versions");
         Ok(deleted)
     }
@@ -654,7 +715,9 @@ impl Storage {
         let subject = entry.vote.subject;
         let mut key = subject.view.to_be_bytes().to_vec();
         key.push(subject.kind as u8);
-        db.put_cf_opt(db.cf(CF_WAL), key, entry.encode(), &synced()).map_err(|e| self.write_error("a vote", e))
+        db.put_cf_opt(db.cf(CF_WAL), key, entry.encode(), &synced()).map_err(|e| self.write_error("a vote", e))?;
+        self.synced_now();
+        Ok(())
     }
 
     /// The votes in the write-ahead log, in view order.

@@ -8,7 +8,7 @@
 //! over n = 4, 7 and 16); `SHUTONG_SIM_FIRST_SEED` where they start. A long run:
 //! `SHUTONG_SIM_SEEDS=100000 cargo test --release -p shutong-testnet --test simulation -- mixed`.
 
-use shutong_testnet::sim::nodes::{self, NodeReport, NodeScenario};
+use shutong_testnet::sim::nodes::{self, BYZANTINE, Byzantine, NodeReport, NodeScenario};
 use shutong_testnet::sim::{self, Fault, Report, Scenario};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -174,10 +174,10 @@ fn one_seed_reproduces_one_trace() {
 
 fn described(s: &NodeScenario) -> String {
     format!(
-        "seed {} (n = {}, withholder {:?}, crashes {}, partitions {}, epoch change {})",
+        "seed {} (n = {}, byzantine {:?}, crashes {}, partitions {}, epoch change {})",
         s.seed,
         s.validators,
-        s.withholder,
+        s.byzantine,
         s.crashes.len(),
         s.partitions.len(),
         s.epoch_change
@@ -188,14 +188,15 @@ fn summarize_nodes(name: &str, reports: &[NodeReport], started: std::time::Insta
     let sum = |f: fn(&NodeReport) -> u64| reports.iter().map(f).sum::<u64>();
     let max = |f: fn(&NodeReport) -> u64| reports.iter().map(f).max().unwrap_or(0);
     eprintln!(
-        "{name}: {} runs in {:.1} s; messages sent {}, delivered {}, lost {}; crashes {}; transactions {}; \
-         epoch changes {}; caught up after GST max {} ms; heights up to {}",
+        "{name}: {} runs in {:.1} s; messages sent {}, delivered {}, lost {}; crashes {} (unsynced writes lost {}); \
+         transactions {}; epoch changes {}; caught up after GST max {} ms; heights up to {}",
         reports.len(),
         started.elapsed().as_secs_f64(),
         sum(|r| r.messages_sent),
         sum(|r| r.messages_delivered),
         sum(|r| r.messages_lost),
         sum(|r| r.crashes),
+        sum(|r| r.lost_to_power_cuts),
         sum(|r| r.txs_accepted),
         sum(|r| r.epoch),
         max(|r| r.caught_up_ms),
@@ -221,7 +222,7 @@ fn a_validator_withholding_its_batches_does_not_stop_the_chain() {
     let scenarios: Vec<NodeScenario> = (100..104)
         .map(|seed| {
             let mut s = NodeScenario::random(seed, 4);
-            s.withholder = Some(seed as u32 % 4);
+            s.byzantine = Some((seed as u32 % 4, Byzantine::WithholdBatches));
             s.crashes.clear();
             s.epoch_change = false;
             s
@@ -232,12 +233,29 @@ fn a_validator_withholding_its_batches_does_not_stop_the_chain() {
 }
 
 #[test]
+fn each_kind_of_byzantine_validator_changes_nothing_for_the_honest_ones() {
+    let started = std::time::Instant::now();
+    let scenarios: Vec<NodeScenario> = (300..308)
+        .map(|seed| {
+            let n = if seed % 2 == 0 { 4 } else { 7 };
+            let mut s = NodeScenario::random(seed, n);
+            s.byzantine = Some((seed as u32 % n as u32, BYZANTINE[(seed as usize / 2) % BYZANTINE.len()]));
+            s.crashes.clear();
+            s.epoch_change = false;
+            s
+        })
+        .collect();
+    let reports = run_each(scenarios, nodes::run, described);
+    summarize_nodes("byzantine kinds", &reports, started);
+}
+
+#[test]
 fn the_committee_removes_a_validator_while_others_crash_and_restart() {
     let started = std::time::Instant::now();
     let scenarios: Vec<NodeScenario> = (200..204)
         .map(|seed| {
             let mut s = NodeScenario::random(seed, 4);
-            s.withholder = None;
+            s.byzantine = None;
             s.epoch_change = true;
             s
         })

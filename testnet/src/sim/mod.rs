@@ -55,6 +55,22 @@ pub struct Partition {
     pub side: Vec<bool>,
 }
 
+impl Partition {
+    /// Up to two partitions before `gst_ms`, each splitting the validators at random.
+    pub fn random(rng: &mut Rng, gst_ms: u64, validators: usize) -> Vec<Partition> {
+        (0..rng.below(3))
+            .map(|_| {
+                let from_ms = rng.between(0, gst_ms);
+                Partition {
+                    from_ms,
+                    to_ms: rng.between(from_ms, gst_ms),
+                    side: (0..validators).map(|_| rng.chance(500)).collect(),
+                }
+            })
+            .collect()
+    }
+}
+
 /// An honest validator's crash and restart.
 #[derive(Debug, Clone, Copy)]
 pub struct Crash {
@@ -109,16 +125,7 @@ impl Scenario {
                 Crash { validator, at_ms, restart_ms: rng.between(at_ms + 1, gst_ms) }
             })
             .collect();
-        let partitions = (0..rng.below(3))
-            .map(|_| {
-                let from_ms = rng.between(0, gst_ms);
-                Partition {
-                    from_ms,
-                    to_ms: rng.between(from_ms, gst_ms),
-                    side: (0..validators).map(|_| rng.chance(500)).collect(),
-                }
-            })
-            .collect();
+        let partitions = Partition::random(&mut rng, gst_ms, validators);
         let links = Links {
             latency_ms_max: rng.between(DELTA_MS, 400),
             loss_per_mille: rng.between(0, 250),

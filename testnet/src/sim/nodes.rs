@@ -6,20 +6,22 @@
 //!
 //! A run submits transactions to the validators' mempools as clients would, crashes and
 //! restarts validators (a restart opens the same database, recovers from its write-ahead
-//! log and admits again the transactions it had accepted), partitions them, loses,
-//! duplicates and delays messages before GST, lets one validator withhold its batches
-//! (it proposes blocks whose batches nobody else has), and, if asked, has the governance
-//! committee remove a validator, which ends the epoch.
+//! log and admits again the transactions it had accepted and synced), partitions them,
+//! loses, duplicates and delays messages before GST, makes one validator Byzantine
+//! ([`Byzantine`]: it withholds its batches, is silent, votes twice, or sends garbage),
+//! and, if asked, has the governance committee remove a validator, which ends the epoch.
 //!
-//! Checked at the end ([`NodeViolation`]): every node that committed a height committed
-//! the same block there; an honest validator sent no vote it had not written to its
-//! write-ahead log; after GST every live validator of the final set and every full node
-//! reached the same height past the blocks required, with every accepted transaction in
-//! exactly one block. One seed reproduces one run ([`NodeReport::trace`]).
+//! Checked as it runs and at the end ([`NodeViolation`]): every node that committed a
+//! height committed the same block there; an honest validator sent no vote it had not
+//! written to its write-ahead log, and no two conflicting votes; within
+//! [`LIVENESS_MS`] after GST every live honest node of the final set (the full node
+//! included) is [`BLOCKS_AFTER_GST`] blocks past the highest height at GST, with every
+//! accepted transaction in exactly one block. One seed reproduces one run
+//! ([`NodeReport::trace`]).
 //!
-//! What it does not do: storage is each validator's real RocksDB in a temporary
-//! directory, not an in-memory twin, so a crash loses what the process held but not
-//! RocksDB's unsynced writes (as a process crash, not a power cut).
+//! Storage is each node's real RocksDB in a temporary directory, opened with
+//! [`Storage::open_simulated`]: a crash is a power cut, which loses what the process held
+//! and every write made since the last synced one ([`Storage::power_cut`]).
 
 use super::{DELTA_MS, Links, Partition, Rng};
 use shutong_consensus::Message as ConsensusMessage;
@@ -53,14 +55,32 @@ pub const LIVENESS_MS: u64 = 15_000;
 /// New blocks required after GST.
 pub const BLOCKS_AFTER_GST: u64 = 10;
 
+/// How a Byzantine validator misbehaves. It runs the node's own driver; what it sends is
+/// changed on its way out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Byzantine {
+    /// Never broadcasts its batches, yet proposes blocks made of them: the others must ask.
+    WithholdBatches,
+    /// Sends nothing at all.
+    Silent,
+    /// Each notarize vote goes out with a second one for another block, and each finalize
+    /// vote with a nullify of the same view.
+    DoubleVoter,
+    /// Also sends random bytes, truncated messages and messages with a flipped bit.
+    Garbage,
+}
+
+pub const BYZANTINE: [Byzantine; 4] =
+    [Byzantine::WithholdBatches, Byzantine::Silent, Byzantine::DoubleVoter, Byzantine::Garbage];
+
 /// One run of the driver simulation.
 #[derive(Debug, Clone)]
 pub struct NodeScenario {
     pub seed: u64,
     pub validators: usize,
     pub full_nodes: usize,
-    /// A validator that never sends its batches (Byzantine); no client submits to it.
-    pub withholder: Option<u32>,
+    /// A Byzantine validator and how it misbehaves; no client submits to it.
+    pub byzantine: Option<(u32, Byzantine)>,
     pub crashes: Vec<super::Crash>,
     pub partitions: Vec<Partition>,
     pub links: Links,
@@ -82,9 +102,9 @@ impl NodeScenario {
         for i in (1..order.len()).rev() {
             order.swap(i, rng.below(i as u64 + 1) as usize);
         }
-        let withholder = (f > 0 && rng.chance(400)).then_some(order[0]);
+        let byzantine = (f > 0 && rng.chance(500)).then(|| (order[0], BYZANTINE[rng.below(4) as usize]));
         let gst_ms = rng.between(1_000, 4_000);
-        let crashed = f - usize::from(withholder.is_some()) + usize::from(rng.chance(300));
+        let crashed = f - usize::from(byzantine.is_some()) + usize::from(rng.chance(300));
         let crashes = order[1..]
             .iter()
             .take(crashed)
@@ -93,29 +113,22 @@ impl NodeScenario {
                 super::Crash { validator, at_ms, restart_ms: rng.between(at_ms + 1, gst_ms + 1_000) }
             })
             .collect();
-        let partitions = (0..rng.below(3))
-            .map(|_| {
-                let from_ms = rng.between(0, gst_ms);
-                Partition {
-                    from_ms,
-                    to_ms: rng.between(from_ms, gst_ms),
-                    side: (0..validators).map(|_| rng.chance(500)).collect(),
-                }
-            })
-            .collect();
+        let partitions = Partition::random(&mut rng, gst_ms, validators);
         let links = Links {
             latency_ms_max: rng.between(DELTA_MS, 300),
             loss_per_mille: rng.between(0, 150),
             duplicate_per_mille: rng.between(0, 50),
         };
-        // The removed validator is the last; it must not be the withholder, whose
-        // removal would leave no Byzantine one to test.
-        let epoch_change = validators >= 4 && rng.chance(500) && withholder != Some(validators as u32 - 1);
+        // The removed validator is the last; it must not be the Byzantine one, whose removal
+        // would leave none to test. Three validators need all three votes: not with a
+        // silent one among them.
+        let epoch_change = rng.chance(500)
+            && byzantine.is_none_or(|(v, b)| v != validators as u32 - 1 && (b != Byzantine::Silent || validators > 4));
         NodeScenario {
             seed,
             validators,
             full_nodes: 1,
-            withholder,
+            byzantine,
             crashes,
             partitions,
             links,
@@ -137,6 +150,8 @@ pub struct NodeReport {
     pub messages_delivered: u64,
     pub messages_lost: u64,
     pub crashes: u64,
+    /// Unsynced writes a crash (a power cut) lost.
+    pub lost_to_power_cuts: u64,
     pub txs_accepted: u64,
     /// The epoch at the end (1 after a governance change).
     pub epoch: u64,
@@ -203,7 +218,6 @@ type Sent = (Option<PeerId>, NetMessage);
 #[derive(Debug, Default)]
 pub struct SimNet {
     sent: Mutex<Vec<Sent>>,
-    withhold_batches: bool,
     validators: Mutex<Vec<PublicKey>>,
     penalties: AtomicU64,
 }
@@ -220,9 +234,6 @@ impl NetSink for SimNet {
     }
 
     fn broadcast(&self, message: &NetMessage) {
-        if self.withhold_batches && matches!(message, NetMessage::Batch(_)) {
-            return;
-        }
         self.sent.lock().expect("sim net lock").push((None, message.clone()));
     }
 
@@ -249,11 +260,13 @@ struct SimNode {
     net: Arc<SimNet>,
     role: Role,
     storage: Option<Arc<Storage>>,
+    /// What the last crash lost: the writes not yet synced, undone at the restart.
+    lost: shutong_storage::PowerCut,
     mempool: Option<Arc<Mutex<Mempool>>>,
     view: Option<NodeView>,
     wake_gen: u64,
     validator: bool,
-    byzantine: bool,
+    byzantine: Option<Byzantine>,
 }
 
 #[derive(Debug)]
@@ -356,8 +369,8 @@ impl World {
             let peer = shutong_p2p::peer_id(&key.public()).ok_or_else(|| setup("a key without a peer id"))?;
             by_peer.insert(peer, i);
             let validator = i < scenario.validators;
-            let byzantine = scenario.withholder == Some(i as u32);
-            let net = Arc::new(SimNet { withhold_batches: byzantine, ..SimNet::default() });
+            let byzantine = scenario.byzantine.filter(|(v, _)| *v == i as u32).map(|(_, b)| b);
+            let net = Arc::new(SimNet::default());
             let dir = tempfile::tempdir().map_err(setup)?;
             nodes.push(SimNode {
                 key,
@@ -366,6 +379,7 @@ impl World {
                 net,
                 role: Role::Down,
                 storage: None,
+                lost: shutong_storage::PowerCut::default(),
                 mempool: None,
                 view: None,
                 wake_gen: 0,
@@ -396,6 +410,7 @@ impl World {
                 messages_delivered: 0,
                 messages_lost: 0,
                 crashes: 0,
+                lost_to_power_cuts: 0,
                 txs_accepted: 0,
                 epoch: 0,
                 caught_up_ms: 0,
@@ -414,7 +429,10 @@ impl World {
     /// Opens node `i`'s database (writing genesis the first time) and starts its driver or
     /// follower, as `shutong node run` does.
     fn boot(&mut self, i: usize) -> Result<(), NodeViolation> {
-        let storage = Arc::new(Storage::open(&self.nodes[i].dir.path().join("data")).map_err(setup)?);
+        let storage = Arc::new(Storage::open_simulated(&self.nodes[i].dir.path().join("data")).map_err(setup)?);
+        // A crash is a power cut: what was written and not synced is gone.
+        let lost = std::mem::take(&mut self.nodes[i].lost);
+        storage.apply_power_cut(&lost).map_err(setup)?;
         let tip = shutong_node::init_storage(&storage, &self.genesis).map_err(setup)?;
         let view = NodeView { chain_id: CHAIN_ID.into(), storage: Arc::clone(&storage), vm: Arc::clone(&self.vm) };
         let mempool = Arc::new(Mutex::new(Mempool::new(self.cfg.mempool.clone())));
@@ -597,6 +615,7 @@ impl World {
                 self.after_step(node);
             }
             Event::Crash { node } => {
+                self.power_cut(node);
                 let n = &mut self.nodes[node];
                 n.role = Role::Down;
                 n.view = None;
@@ -617,17 +636,49 @@ impl World {
         }
     }
 
+    /// Node `i` loses its power: the transactions it accepted without a synced write since
+    /// are gone from its disk. A client whose transaction that was would see no receipt and
+    /// send it again, as the sim's clients do; it is counted in `NodeReport::lost_to_power_cuts`.
+    fn power_cut(&mut self, i: usize) {
+        let Some(storage) = &self.nodes[i].storage else { return };
+        let cut = storage.power_cut();
+        let committed = |id: &Hash| storage.receipt(id).is_some();
+        let resubmit: Vec<usize> = cut
+            .pending
+            .iter()
+            .filter(|(id, before)| before.is_none() && !committed(id))
+            .filter_map(|(id, _)| self.txs.iter().position(|tx| tx.1 == *id))
+            .collect();
+        self.report.lost_to_power_cuts += cut.pending.len() as u64;
+        self.nodes[i].lost = cut;
+        let at = self.clock.ms() + 1_000;
+        for tx in resubmit {
+            self.accepted[tx] = false;
+            self.schedule(at, Event::Submit { tx, attempt: 0 });
+        }
+    }
+
     /// Routes what node `i` sent and schedules its next wake.
     fn after_step(&mut self, i: usize) {
         let sent = self.nodes[i].net.take();
         for (to, message) in sent {
             if let NetMessage::Consensus(ConsensusMessage::Vote(vote)) = &message
-                && !self.nodes[i].byzantine
+                && self.nodes[i].byzantine.is_none()
             {
                 self.check_persisted(i, vote);
                 self.check_conflicts(i, vote);
             }
-            let bytes = message.encode();
+            let mut out = vec![message.encode()];
+            match self.nodes[i].byzantine {
+                Some(Byzantine::Silent) => continue,
+                Some(Byzantine::WithholdBatches) if to.is_none() && matches!(message, NetMessage::Batch(_)) => continue,
+                Some(Byzantine::DoubleVoter) => out.extend(self.double_vote(i, &message)),
+                Some(Byzantine::Garbage) => {
+                    let garbage = self.garbage(&out[0]);
+                    out.push(garbage);
+                }
+                _ => {}
+            }
             let targets: Vec<usize> = match to {
                 Some(peer) => self.by_peer.get(&peer).copied().into_iter().collect(),
                 None => {
@@ -638,7 +689,9 @@ impl World {
                 }
             };
             for to in targets {
-                self.send(i, to, bytes.clone());
+                for bytes in &out {
+                    self.send(i, to, bytes.clone());
+                }
             }
         }
         let next = match &self.nodes[i].role {
@@ -673,6 +726,38 @@ impl World {
         };
         if let Some(detail) = detail {
             self.violation = Some(NodeViolation::ConflictingVotes { node: i, view: s.view, detail });
+        }
+    }
+
+    /// A second vote that conflicts with `message` if it is a notarize (another block) or a
+    /// finalize (a nullify of the view), signed with node `i`'s key.
+    fn double_vote(&self, i: usize, message: &NetMessage) -> Option<Vec<u8>> {
+        use shutong_types::{VoteKind, VoteSubject};
+        let NetMessage::Consensus(ConsensusMessage::Vote(vote)) = message else { return None };
+        let s = vote.subject;
+        let subject = match s.kind {
+            VoteKind::Notarize => VoteSubject { digest: Hash::of("sim-double", &s.view.to_be_bytes()), ..s },
+            VoteKind::Finalize => VoteSubject { kind: VoteKind::Nullify, digest: Hash::ZERO, ..s },
+            VoteKind::Nullify => return None,
+        };
+        let signature = subject.sign(CHAIN_ID, &self.nodes[i].key);
+        let conflicting = shutong_consensus::SignedVote { subject, signer: vote.signer, signature };
+        Some(NetMessage::Consensus(ConsensusMessage::Vote(conflicting)).encode())
+    }
+
+    /// Random bytes, or `bytes` cut short, or `bytes` with one bit flipped.
+    fn garbage(&mut self, bytes: &[u8]) -> Vec<u8> {
+        match self.rng.below(3) {
+            0 => (0..self.rng.below(200)).map(|_| self.rng.below(256) as u8).collect(),
+            1 => bytes[..self.rng.below(bytes.len() as u64) as usize].to_vec(),
+            _ => {
+                let mut flipped = bytes.to_vec();
+                if !flipped.is_empty() {
+                    let at = self.rng.below(flipped.len() as u64) as usize;
+                    flipped[at] ^= 1 << self.rng.below(8);
+                }
+                flipped
+            }
         }
     }
 
@@ -738,7 +823,7 @@ impl World {
         let live: Vec<usize> = (0..self.nodes.len())
             .filter(|i| {
                 let n = &self.nodes[*i];
-                n.validator && !n.byzantine && matches!(n.role, Role::Validator(_))
+                n.validator && n.byzantine.is_none() && matches!(n.role, Role::Validator(_))
             })
             .collect();
         (!live.is_empty()).then(|| live[self.rng.below(live.len() as u64) as usize])
@@ -857,7 +942,7 @@ impl World {
         (0..self.nodes.len())
             .filter_map(|i| {
                 let node = &self.nodes[i];
-                if node.byzantine || matches!(node.role, Role::Down) {
+                if node.byzantine.is_some() || matches!(node.role, Role::Down) {
                     return None;
                 }
                 let storage = node.storage.as_ref()?;
