@@ -9,8 +9,10 @@
 //! executed here and its header must name the roots this node computed for its parent, as
 //! on a validator; a disagreement stops committing.
 //!
-//! While caught up it asks again every half block interval; while behind, at once after
-//! each answer. Transactions clients submit here are sealed into batches and pushed to the
+//! While caught up it asks again every half block interval, the next peer each time: a peer
+//! that is itself behind (stopped, removed from the validator set, cut off) answers that it
+//! has nothing new, and asking only it would keep this node behind for good. While behind
+//! it asks the same peer again at once after each answer. Transactions clients submit here are sealed into batches and pushed to the
 //! validators, as a validator pushes its own.
 
 use crate::chain::{
@@ -209,8 +211,7 @@ impl Follower {
                 let now = self.clock.now();
                 match progress {
                     Progress::More => self.next_ask = now,
-                    Progress::CaughtUp => self.next_ask = now + self.poll_every,
-                    Progress::Useless => {
+                    Progress::CaughtUp | Progress::Useless => {
                         self.source = self.source.wrapping_add(1);
                         self.next_ask = now + self.poll_every;
                     }
