@@ -83,6 +83,8 @@ pub enum InvalidBlock {
 struct Sync {
     at: Option<Instant>,
     peer: usize,
+    /// When a peer in a later epoch was last asked for blocks ([`Driver::sync_to_later_epoch`]).
+    later_epoch_at: Option<Instant>,
 }
 
 /// The consensus driver of one validator.
@@ -326,6 +328,7 @@ impl Driver {
         use shutong_consensus::Error;
         match self.engine.step(input) {
             Ok(effects) => self.apply(effects),
+            Err(Error::WrongEpoch { message_epoch, epoch }) if message_epoch > epoch => self.sync_to_later_epoch(from),
             Err(err) => {
                 tracing::debug!(%err, peer = %from, "consensus input refused");
                 let blame = match err {
@@ -1000,6 +1003,22 @@ impl Driver {
         self.sync.at = Some(self.clock.now() + SYNC_RETRY);
     }
 
+    /// A peer's consensus message of a later epoch: this validator missed the end of its
+    /// epoch (it was down or cut off while the others finalized it), and no certificate of
+    /// its own epoch will come any more to make it sync. It asks that peer for committed
+    /// blocks from its tip on, at most once per [`SYNC_RETRY`]; the answer's certificates are
+    /// checked as any synced block's, so a peer that lied about its epoch gains nothing.
+    fn sync_to_later_epoch(&mut self, from: PeerId) {
+        let now = self.clock.now();
+        if self.sync.later_epoch_at.is_some_and(|at| now < at + SYNC_RETRY) {
+            return;
+        }
+        self.sync.later_epoch_at = Some(now);
+        let tip = self.view.tip();
+        tracing::info!(peer = %from, from_height = tip.height + 1, "a peer is in a later epoch: block sync");
+        self.net.send(from, &NetMessage::SyncRequest { from_height: tip.height + 1, count: BLOCKS_PER_MESSAGE_MAX });
+    }
+
     /// Commits the held blocks of `path` in order; the last one carries `certificate`.
     /// Returns false if this node's execution disagrees with a header (it then stops).
     fn commit_path(&mut self, path: &[Hash], certificate: Option<&Certificate>) -> bool {
@@ -1240,7 +1259,7 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use shutong_execution::genesis::{CommitteeMember, Genesis, GenesisValidator};
-    use shutong_types::VoteKind;
+    use shutong_types::{VoteKind, VoteSubject};
     use shutong_vm::{Vm, VmConfig};
     use std::time::Duration;
 
@@ -1327,6 +1346,40 @@ mod tests {
             .iter()
             .any(|(to, m)| to.is_none() && matches!(m, NetMessage::CompactProposal(p) if p.header == block.header));
         assert!(proposed, "the proposal went to the network sink: {:?}", recorder.sent());
+    }
+
+    #[test]
+    fn a_message_of_a_later_epoch_makes_a_validator_sync_from_its_sender() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(START_MS);
+        let (mut driver, recorder, _) = driver(dir.path(), 4, &clock);
+        driver.start();
+        driver.tick();
+        let peer = PeerId::random();
+        let vote = |view: u64| {
+            let subject = VoteSubject { kind: VoteKind::Nullify, epoch: 1, view, digest: Hash::ZERO };
+            let key = Keypair::from_seed("v1");
+            SignedVote { subject, signer: 1, signature: subject.sign("driver-test", &key) }
+        };
+        let send = |driver: &mut Driver, view: u64| {
+            let message = NetMessage::Consensus(ConsensusMessage::Vote(vote(view)));
+            driver.on_message(Inbound { from: peer, bytes: shutong_types::Encode::encode(&message) });
+        };
+        let asked = |recorder: &Recorder| {
+            recorder
+                .sent()
+                .iter()
+                .filter(|(to, m)| *to == Some(peer) && matches!(m, NetMessage::SyncRequest { from_height: 1, .. }))
+                .count()
+        };
+        assert_eq!(asked(&recorder), 0);
+        send(&mut driver, 7);
+        assert_eq!(asked(&recorder), 1, "the sender was asked for blocks from the tip on");
+        send(&mut driver, 8);
+        assert_eq!(asked(&recorder), 1, "not again within {SYNC_RETRY:?}");
+        clock.advance(SYNC_RETRY);
+        send(&mut driver, 9);
+        assert_eq!(asked(&recorder), 2);
     }
 
     #[test]

@@ -54,6 +54,9 @@ const START_UNIX_MS: u64 = 1_800_000_000_000;
 pub const LIVENESS_MS: u64 = 15_000;
 /// New blocks required after GST.
 pub const BLOCKS_AFTER_GST: u64 = 10;
+/// The governance transactions' expiry height: fixed, so that a step sent again is the
+/// same transaction (runs end far below it).
+const GOVERNANCE_EXPIRY: u64 = 10_000;
 
 /// How a Byzantine validator misbehaves. It runs the node's own driver; what it sends is
 /// changed on its way out.
@@ -314,6 +317,9 @@ struct World {
     accepted: Vec<bool>,
     /// The governance change: proposal id once proposed, done once carried.
     governance: Governance,
+    /// The governance step's transaction, sent again until its receipt is seen, as a client
+    /// does: a power cut may lose it where it was pending.
+    governance_tx: Option<Vec<u8>>,
     report: NodeReport,
     violation: Option<NodeViolation>,
     /// The highest height at GST.
@@ -403,6 +409,7 @@ impl World {
             txs: Vec::new(),
             accepted: Vec::new(),
             governance: if scenario.epoch_change { Governance::ToPropose } else { Governance::Off },
+            governance_tx: None,
             report: NodeReport {
                 trace: [0; 32],
                 height: 0,
@@ -858,18 +865,18 @@ impl World {
     }
 
     /// The committee removes the last validator: the first seat proposes, the second's
-    /// vote carries it once the proposal is committed.
+    /// vote carries it once the proposal is committed. Each step's transaction is sent again
+    /// until its receipt is seen (the same bytes: one nonce, one expiry).
     fn govern(&mut self) {
         use shutong_sdk::system_api::governance::Action;
         let Some(i) = self.pick_validator() else {
             let at = self.clock.ms() + 200;
             return self.schedule(at, Event::Govern);
         };
-        let height = self.nodes[i].view.as_ref().map_or(0, |v| v.tip().height);
         let sign = |key: &Keypair, call, nonce| {
             let mut builder = shutong_sdk::TxBuilder::new(CHAIN_ID, key.clone());
             builder.gas_limit = shutong_sdk::builder::GAS_LIMIT_DEFAULT;
-            builder.call(call, nonce, height + 10_000)
+            builder.call(call, nonce, GOVERNANCE_EXPIRY)
         };
         let storage = self.nodes[i].storage.clone().expect("a live validator has storage");
         let step = match self.governance {
@@ -895,14 +902,27 @@ impl World {
             }
             Governance::Off | Governance::Carried => return,
         };
-        if let Some((tx, next)) = step {
-            let bytes = tx.encode();
-            let node = &self.nodes[i];
-            let (view, mempool) = (node.view.as_ref().expect("live"), node.mempool.as_ref().expect("live"));
-            if let Ok(id) = mempool.lock().expect("mempool lock").admit(&bytes, view) {
-                let _ = view.storage.put_pending(&id, &bytes);
-                self.governance = next(tx.id());
+        let node = &self.nodes[i];
+        let (view, mempool) = (node.view.as_ref().expect("live"), node.mempool.as_ref().expect("live"));
+        let admit = |bytes: &[u8]| {
+            let id = mempool.lock().expect("mempool lock").admit(bytes, view).ok()?;
+            view.storage.put_pending(&id, bytes).ok()
+        };
+        match step {
+            Some((tx, next)) => {
+                let bytes = tx.encode();
+                if admit(&bytes).is_some() {
+                    self.governance = next(tx.id());
+                    self.governance_tx = Some(bytes);
+                }
             }
+            // Not committed yet: pending here, elsewhere, or lost to a power cut.
+            None if self.governance != Governance::Carried => {
+                if let Some(bytes) = &self.governance_tx {
+                    let _ = admit(bytes);
+                }
+            }
+            None => {}
         }
         let at = self.clock.ms() + 200;
         self.schedule(at, Event::Govern);
