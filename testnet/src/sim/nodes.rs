@@ -8,7 +8,8 @@
 //! restarts validators (a restart opens the same database, recovers from its write-ahead
 //! log and admits again the transactions it had accepted and synced), partitions them,
 //! loses, duplicates and delays messages before GST, makes one validator Byzantine
-//! ([`Byzantine`]: it withholds its batches, is silent, votes twice, or sends garbage),
+//! ([`Byzantine`]: it withholds its batches, is silent, votes twice, sends garbage,
+//! equivocates as leader, or runs as twins),
 //! and, if asked, has the governance committee remove a validator, which ends the epoch.
 //!
 //! Checked as it runs and at the end ([`NodeViolation`]): every node that committed a
@@ -71,10 +72,23 @@ pub enum Byzantine {
     DoubleVoter,
     /// Also sends random bytes, truncated messages and messages with a flipped bit.
     Garbage,
+    /// As leader, proposes two blocks in one view: its own to the validators of even index,
+    /// another (stamped a millisecond later, so another digest, with its own signed
+    /// notarize vote) to those of odd index.
+    Equivocator,
+    /// Two drivers with one key and a database each: one talks only with the nodes of even
+    /// index, the other only with those of odd index, each unaware of the other.
+    Twins,
 }
 
-pub const BYZANTINE: [Byzantine; 4] =
-    [Byzantine::WithholdBatches, Byzantine::Silent, Byzantine::DoubleVoter, Byzantine::Garbage];
+pub const BYZANTINE: [Byzantine; 6] = [
+    Byzantine::WithholdBatches,
+    Byzantine::Silent,
+    Byzantine::DoubleVoter,
+    Byzantine::Garbage,
+    Byzantine::Equivocator,
+    Byzantine::Twins,
+];
 
 /// One run of the driver simulation.
 #[derive(Debug, Clone)]
@@ -96,7 +110,7 @@ pub struct NodeScenario {
 
 impl NodeScenario {
     /// A scenario drawn from `seed`: up to f validators crashed and restarted or one
-    /// withholding its batches, up to two partitions, lossy links before GST, and an epoch
+    /// Byzantine, up to two partitions, lossy links before GST, and an epoch
     /// change in every other run.
     pub fn random(seed: u64, validators: usize) -> NodeScenario {
         let mut rng = Rng::new(seed ^ 0xd21e);
@@ -105,7 +119,8 @@ impl NodeScenario {
         for i in (1..order.len()).rev() {
             order.swap(i, rng.below(i as u64 + 1) as usize);
         }
-        let byzantine = (f > 0 && rng.chance(500)).then(|| (order[0], BYZANTINE[rng.below(4) as usize]));
+        let byzantine =
+            (f > 0 && rng.chance(500)).then(|| (order[0], BYZANTINE[rng.below(BYZANTINE.len() as u64) as usize]));
         let gst_ms = rng.between(1_000, 4_000);
         let crashed = f - usize::from(byzantine.is_some()) + usize::from(rng.chance(300));
         let crashes = order[1..]
@@ -124,9 +139,11 @@ impl NodeScenario {
         };
         // The removed validator is the last; it must not be the Byzantine one, whose removal
         // would leave none to test. Three validators need all three votes: not with a
-        // silent one among them.
+        // silent one or twins among them.
         let epoch_change = rng.chance(500)
-            && byzantine.is_none_or(|(v, b)| v != validators as u32 - 1 && (b != Byzantine::Silent || validators > 4));
+            && byzantine.is_none_or(|(v, b)| {
+                v != validators as u32 - 1 && (!matches!(b, Byzantine::Silent | Byzantine::Twins) || validators > 4)
+            });
         NodeScenario {
             seed,
             validators,
@@ -160,6 +177,9 @@ pub struct NodeReport {
     pub epoch: u64,
     /// Virtual ms from GST until every live node had caught up.
     pub caught_up_ms: u64,
+    /// Messages the Byzantine validator withheld, added or altered (for twins: the votes
+    /// the second one sent), so that a test sees that it misbehaved at all.
+    pub byzantine_acts: u64,
 }
 
 /// A broken property.
@@ -307,6 +327,8 @@ struct World {
     cfg: Config,
     nodes: Vec<SimNode>,
     by_peer: HashMap<PeerId, usize>,
+    /// With twins: the validator's node and its twin's (the last node).
+    twins: Option<(usize, usize)>,
     queue: BinaryHeap<Reverse<(u64, u64, usize)>>,
     events: HashMap<usize, Event>,
     next_event: usize,
@@ -393,6 +415,29 @@ impl World {
                 byzantine,
             });
         }
+        // The twin: one more node with the Byzantine validator's key, after the full nodes.
+        let twins = match scenario.byzantine {
+            Some((v, Byzantine::Twins)) => {
+                let v = v as usize;
+                let (key, peer) = (nodes[v].key.clone(), nodes[v].peer);
+                nodes.push(SimNode {
+                    key,
+                    peer,
+                    dir: tempfile::tempdir().map_err(setup)?,
+                    net: Arc::new(SimNet::default()),
+                    role: Role::Down,
+                    storage: None,
+                    lost: shutong_storage::PowerCut::default(),
+                    mempool: None,
+                    view: None,
+                    wake_gen: 0,
+                    validator: true,
+                    byzantine: Some(Byzantine::Twins),
+                });
+                Some((v, nodes.len() - 1))
+            }
+            _ => None,
+        };
         let mut world = World {
             rng,
             clock: SimClock::new(),
@@ -401,6 +446,7 @@ impl World {
             cfg,
             nodes,
             by_peer,
+            twins,
             queue: BinaryHeap::new(),
             events: HashMap::new(),
             next_event: 0,
@@ -421,6 +467,7 @@ impl World {
                 txs_accepted: 0,
                 epoch: 0,
                 caught_up_ms: 0,
+                byzantine_acts: 0,
             },
             violation: None,
             gst_height: None,
@@ -676,18 +723,48 @@ impl World {
                 self.check_conflicts(i, vote);
             }
             let mut out = vec![message.encode()];
-            match self.nodes[i].byzantine {
-                Some(Byzantine::Silent) => continue,
-                Some(Byzantine::WithholdBatches) if to.is_none() && matches!(message, NetMessage::Batch(_)) => continue,
-                Some(Byzantine::DoubleVoter) => out.extend(self.double_vote(i, &message)),
+            // What the validators of odd index get instead, from an equivocator.
+            let mut odd: Option<Vec<u8>> = None;
+            let is_vote = matches!(message, NetMessage::Consensus(ConsensusMessage::Vote(_)));
+            let acted = match self.nodes[i].byzantine {
+                Some(Byzantine::Silent) => {
+                    self.report.byzantine_acts += 1;
+                    continue;
+                }
+                Some(Byzantine::WithholdBatches) if to.is_none() && matches!(message, NetMessage::Batch(_)) => {
+                    self.report.byzantine_acts += 1;
+                    continue;
+                }
+                Some(Byzantine::DoubleVoter) => {
+                    let second = self.double_vote(i, &message);
+                    let acted = second.is_some();
+                    out.extend(second);
+                    acted
+                }
                 Some(Byzantine::Garbage) => {
                     let garbage = self.garbage(&out[0]);
                     out.push(garbage);
+                    true
                 }
-                _ => {}
-            }
+                Some(Byzantine::Equivocator) if to.is_none() => {
+                    odd = self.equivocate(i, &message);
+                    odd.is_some()
+                }
+                Some(Byzantine::Twins) => is_vote && self.twins.is_some_and(|(_, b)| b == i),
+                _ => false,
+            };
+            self.report.byzantine_acts += u64::from(acted);
             let targets: Vec<usize> = match to {
-                Some(peer) => self.by_peer.get(&peer).copied().into_iter().collect(),
+                // Twins share a peer id: the one that talks with `i` gets it.
+                Some(peer) => self
+                    .by_peer
+                    .get(&peer)
+                    .map(|&j| match self.twins {
+                        Some((a, b)) if j == a && !self.talks(i, a) => b,
+                        _ => j,
+                    })
+                    .into_iter()
+                    .collect(),
                 None => {
                     let validators = self.nodes[i].net.validators.lock().expect("sim net lock").clone();
                     (0..self.nodes.len())
@@ -696,8 +773,13 @@ impl World {
                 }
             };
             for to in targets {
-                for bytes in &out {
-                    self.send(i, to, bytes.clone());
+                match &odd {
+                    Some(other) if to % 2 == 1 => self.send(i, to, other.clone()),
+                    _ => {
+                        for bytes in &out {
+                            self.send(i, to, bytes.clone());
+                        }
+                    }
                 }
             }
         }
@@ -752,6 +834,37 @@ impl World {
         Some(NetMessage::Consensus(ConsensusMessage::Vote(conflicting)).encode())
     }
 
+    /// For a proposal node `i` broadcasts, another block of the same view: stamped a
+    /// millisecond later (another digest, as valid), with a notarize vote for it signed with
+    /// node `i`'s key. `None` for other messages and for the re-proposal of an epoch's last
+    /// block, whose vote names the parent.
+    fn equivocate(&self, i: usize, message: &NetMessage) -> Option<Vec<u8>> {
+        let resign = |vote: &shutong_consensus::SignedVote, digest: Hash| {
+            let subject = shutong_types::VoteSubject { digest, ..vote.subject };
+            shutong_consensus::SignedVote {
+                subject,
+                signer: vote.signer,
+                signature: subject.sign(CHAIN_ID, &self.nodes[i].key),
+            }
+        };
+        let other = match message {
+            NetMessage::CompactProposal(p) if p.vote.subject.digest == p.header.hash() => {
+                let mut other = p.clone();
+                other.header.timestamp_ms += 1;
+                other.vote = resign(&p.vote, other.header.hash());
+                NetMessage::CompactProposal(other)
+            }
+            NetMessage::Proposal { block, parent_view, vote } if vote.subject.digest == block.header.hash() => {
+                let mut block = block.clone();
+                block.header.timestamp_ms += 1;
+                let vote = resign(vote, block.header.hash());
+                NetMessage::Proposal { block, parent_view: *parent_view, vote }
+            }
+            _ => return None,
+        };
+        Some(other.encode())
+    }
+
     /// Random bytes, or `bytes` cut short, or `bytes` with one bit flipped.
     fn garbage(&mut self, bytes: &[u8]) -> Vec<u8> {
         match self.rng.below(3) {
@@ -777,8 +890,22 @@ impl World {
         }
     }
 
+    /// Whether `from` and `to` have a link: always, but for twins, one of which talks only
+    /// with the nodes of even index and the other only with those of odd index.
+    fn talks(&self, from: usize, to: usize) -> bool {
+        let Some((a, b)) = self.twins else { return true };
+        let half = |twin: usize, other: usize| other != a && other != b && other % 2 == usize::from(twin == b);
+        match (from, to) {
+            (twin, other) | (other, twin) if twin == a || twin == b => half(twin, other),
+            _ => true,
+        }
+    }
+
     /// One message on the simulated link from `from` to `to`.
     fn send(&mut self, from: usize, to: usize, bytes: Vec<u8>) {
+        if !self.talks(from, to) {
+            return;
+        }
         self.report.messages_sent += 1;
         let now = self.clock.ms();
         let s = self.scenario.clone();
@@ -825,12 +952,15 @@ impl World {
         self.accepted = vec![false; self.txs.len()];
     }
 
-    /// A live honest validator drawn at random.
+    /// A live validator drawn at random: an honest one, or one that withholds its batches
+    /// (it takes clients' transactions, so that it has batches to withhold).
     fn pick_validator(&mut self) -> Option<usize> {
         let live: Vec<usize> = (0..self.nodes.len())
             .filter(|i| {
                 let n = &self.nodes[*i];
-                n.validator && n.byzantine.is_none() && matches!(n.role, Role::Validator(_))
+                n.validator
+                    && n.byzantine.is_none_or(|b| b == Byzantine::WithholdBatches)
+                    && matches!(n.role, Role::Validator(_))
             })
             .collect();
         (!live.is_empty()).then(|| live[self.rng.below(live.len() as u64) as usize])
