@@ -166,6 +166,20 @@ async fn a_governance_transaction_changes_the_validator_set_at_a_later_height() 
     let needs_two = "the committee needs the votes of 2 organisations: propose and vote instead";
     assert_eq!(alone.status, ExecStatus::Aborted(needs_two.into()));
 
+    // A change that would stop the chain is refused when proposed, naming the rule: two of
+    // four leaving at once, or two joining at once.
+    let seat = &cluster.committee.keys[0];
+    let too_many_leave = Action::SetValidators { keys: keys[..2].iter().map(|k| k.0).collect() };
+    let refused = send(&zero, &cluster.chain_id, seat, builder::propose(too_many_leave)).await;
+    let rule = "the change removes 2 of the 4 validators in force; at most 1 may leave at once";
+    assert_eq!(refused.status, ExecStatus::Aborted(rule.into()), "{refused:?}");
+    let mut two_join: Vec<[u8; 32]> = keys.iter().map(|k| k.0).collect();
+    two_join.extend([Keypair::generate().public().0, Keypair::generate().public().0]);
+    let refused =
+        send(&zero, &cluster.chain_id, seat, builder::propose(Action::SetValidators { keys: two_join })).await;
+    let rule = "the change adds 2 validators: the 4 that stay must be a quorum (5) of the new set of 6";
+    assert_eq!(refused.status, ExecStatus::Aborted(rule.into()), "{refused:?}");
+
     // Two of the three departments remove validator 3; the change takes effect
     // CHANGE_DELAY_BLOCKS after the vote that carries it.
     let receipt = decide(&cluster, &zero, Action::SetValidators { keys: new_keys.iter().map(|k| k.0).collect() }).await;

@@ -159,11 +159,46 @@ fn do_set_validators(req: SetValidators, caller: [u8; 32]) -> MethodResult {
     if current.keys == req.keys {
         return Err(Error::new("the new validator set is the current one"));
     }
+    keeps_finalizing(&current.keys, &req.keys)?;
     let activation_height = contract::block_height() + CHANGE_DELAY_BLOCKS;
     let pending = PendingSet { activation_height, keys: req.keys, proposer: caller };
     contract::storage_set(PENDING_KEY, &pending.encode());
     contract::emit_event("validators.scheduled", activation_height.to_string().as_bytes());
     Ok(Vec::new())
+}
+
+/// `f = ⌊(n − 1) / 3⌋`: how many of `n` validators may fail.
+fn faults_max(n: usize) -> usize {
+    n.saturating_sub(1) / 3
+}
+
+/// The rules a validator-set change must keep so that the chain goes on finalizing through
+/// it: at most f of the validators in force leave at once (the epoch's last block is
+/// finalized by the old set, and any f of it may be down), and the validators that stay
+/// are a quorum of the new set by themselves (new ones may not be running yet). Larger
+/// changes are made in steps.
+fn keeps_finalizing(current: &[[u8; 32]], new: &[[u8; 32]]) -> Result<(), Error> {
+    let staying = new.iter().filter(|k| current.contains(k)).count();
+    let leaving = current.len() - staying;
+    if leaving > faults_max(current.len()) {
+        return Err(Error(format!(
+            "the change removes {} of the {} validators in force; at most {} may leave at once",
+            leaving,
+            current.len(),
+            faults_max(current.len())
+        )));
+    }
+    let quorum = new.len() - faults_max(new.len());
+    if staying < quorum {
+        return Err(Error(format!(
+            "the change adds {} validators: the {} that stay must be a quorum ({}) of the new set of {}",
+            new.len() - staying,
+            staying,
+            quorum,
+            new.len()
+        )));
+    }
+    Ok(())
 }
 
 /// The lifecycle delay in force.
@@ -274,6 +309,11 @@ fn check_action(action: &Action) -> Result<(), Error> {
         if keys.is_empty() {
             return Err(Error::new("the validator set cannot be empty"));
         }
+        // Refused when proposed, not only when carried: the set in force may change in
+        // between, so execution checks again.
+        if let Some(current) = load::<ValidatorSet>(VALIDATORS_KEY, "validator set")? {
+            keeps_finalizing(&current.keys, keys)?;
+        }
     }
     Ok(())
 }
@@ -365,7 +405,7 @@ mod tests {
 
     fn setup() {
         contract::storage_set(COMMITTEE_KEY, &seats(&[([1; 32], "office")], 1).encode());
-        let set = ValidatorSet { epoch: 0, since_height: 0, keys: vec![[10; 32], [11; 32]] };
+        let set = ValidatorSet { epoch: 0, since_height: 0, keys: vec![[10; 32], [11; 32], [12; 32], [13; 32]] };
         contract::storage_set(VALIDATORS_KEY, &set.encode());
     }
 
@@ -377,12 +417,12 @@ mod tests {
     fn an_admin_schedules_a_change_after_the_delay() {
         testing::set_context([1; 32], 5);
         setup();
-        set_validators(&args(&[[10; 32]])).unwrap();
+        set_validators(&args(&[[10; 32], [11; 32], [12; 32]])).unwrap();
         let got = Validators::decode(&get_validators(&[]).unwrap()).unwrap();
         let pending = got.pending.unwrap();
         assert_eq!(pending.activation_height, 5 + CHANGE_DELAY_BLOCKS);
-        assert_eq!(pending.keys, vec![[10; 32]]);
-        assert_eq!(got.current.keys, vec![[10; 32], [11; 32]]);
+        assert_eq!(pending.keys, vec![[10; 32], [11; 32], [12; 32]]);
+        assert_eq!(got.current.keys, vec![[10; 32], [11; 32], [12; 32], [13; 32]]);
         let height = (5 + CHANGE_DELAY_BLOCKS).to_string().into_bytes();
         assert_eq!(testing::take_events(), vec![("validators.scheduled".to_string(), height)]);
     }
@@ -399,11 +439,36 @@ mod tests {
         assert_eq!(set_validators(&args(&[])), Err(Error::new("the validator set cannot be empty")));
         assert_eq!(set_validators(&args(&[[9; 32], [9; 32]])), Err(Error::new("a validator key appears twice")));
         assert_eq!(
-            set_validators(&args(&[[10; 32], [11; 32]])),
+            set_validators(&args(&[[10; 32], [11; 32], [12; 32], [13; 32]])),
             Err(Error::new("the new validator set is the current one"))
         );
-        set_validators(&args(&[[10; 32]])).unwrap();
+        // Two of four leaving at once: the rest could not finalize with one more down.
+        assert_eq!(
+            set_validators(&args(&[[10; 32], [11; 32]])),
+            Err(Error::new("the change removes 2 of the 4 validators in force; at most 1 may leave at once"))
+        );
+        // Two new ones at once: the four that stay are not a quorum (5) of six.
+        assert_eq!(
+            set_validators(&args(&[[10; 32], [11; 32], [12; 32], [13; 32], [14; 32], [15; 32]])),
+            Err(Error::new("the change adds 2 validators: the 4 that stay must be a quorum (5) of the new set of 6"))
+        );
+        // Replacing one: one leaves, one joins; the three that stay are a quorum of four.
+        set_validators(&args(&[[10; 32], [11; 32], [12; 32], [14; 32]])).unwrap();
         assert_eq!(set_validators(&args(&[[11; 32]])), Err(Error::new("a validator-set change is already pending")));
+    }
+
+    #[test]
+    fn a_proposal_that_would_stop_the_chain_is_refused_when_proposed() {
+        testing::reset();
+        testing::set_context([1; 32], 5);
+        setup();
+        let three = seats(&[([1; 32], "office"), ([2; 32], "market")], 2);
+        propose(&Propose { action: Action::SetCommittee { committee: three } }.encode()).unwrap();
+        let drop_two = Action::SetValidators { keys: vec![[10; 32], [11; 32]] };
+        assert_eq!(
+            propose(&Propose { action: drop_two }.encode()),
+            Err(Error::new("the change removes 2 of the 4 validators in force; at most 1 may leave at once"))
+        );
     }
 
     #[test]
