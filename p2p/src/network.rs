@@ -110,9 +110,11 @@ pub enum NetError {
     BadPeerKey(PublicKey),
 }
 
-/// Starts the network task: listens on `listen`, lets in `allowed`, dials `peers`, and sends
-/// broadcasts to `validators` (this node's own key among them is skipped). Incoming
-/// messages go to `inbox`. Must be called inside a tokio runtime; the task ends when every
+/// Starts the network task: listens on `listen`, lets in `allowed` (the listed full nodes,
+/// always) and `validators`, dials `peers`, and sends broadcasts to `validators` (this
+/// node's own key among them is skipped). When the validator set changes
+/// ([`Command::SetValidators`]), the keys that left it, unless in `allowed`, are
+/// disconnected and refused from then on. Incoming messages go to `inbox`. Must be called inside a tokio runtime; the task ends when every
 /// [`NetHandle`] is dropped or it is aborted.
 pub fn start(
     key: &Keypair,
@@ -122,7 +124,8 @@ pub fn start(
     peers: &[Peer],
     inbox: impl Inbox,
 ) -> Result<(NetHandle, tokio::task::JoinHandle<()>), NetError> {
-    let mut swarm = p2p::swarm(key, allowed)?;
+    let standing: Vec<PublicKey> = allowed.iter().chain(validators).copied().collect();
+    let mut swarm = p2p::swarm(key, &standing)?;
     swarm.listen_on(multiaddr(listen)).map_err(|e| NetError::Listen { address: listen, reason: e.to_string() })?;
     let mut dial = Vec::new();
     for peer in peers {
@@ -135,8 +138,9 @@ pub fn start(
         .filter(|k| **k != me)
         .map(|k| p2p::peer_id(k).ok_or(NetError::BadPeerKey(*k)))
         .collect::<Result<_, _>>()?;
-    let mut let_in: std::collections::HashSet<PeerId> =
+    let always: std::collections::HashSet<PeerId> =
         allowed.iter().map(|k| p2p::peer_id(k).ok_or(NetError::BadPeerKey(*k))).collect::<Result<_, _>>()?;
+    let mut let_in: std::collections::HashSet<PeerId> = always.iter().chain(&broadcast_to).copied().collect();
     let (commands, mut queue) = mpsc::channel(OUTBOX_MAX);
     let stats = Arc::new(NetStats::default());
     let task_stats = Arc::clone(&stats);
@@ -178,12 +182,19 @@ pub fn start(
                     }
                     Some(Command::SetValidators(keys)) => {
                         broadcast_to = keys.iter().filter(|k| **k != me).filter_map(p2p::peer_id).collect();
-                        for peer in &broadcast_to {
-                            let_in.insert(*peer);
+                        let standing: std::collections::HashSet<PeerId> =
+                            always.iter().chain(&broadcast_to).copied().collect();
+                        for peer in let_in.difference(&standing) {
+                            tracing::info!(%peer, "p2p peer left the validator set: disconnected and refused");
+                            swarm.behaviour_mut().allowed.disallow_peer(*peer);
+                            let _ = swarm.disconnect_peer_id(*peer);
+                        }
+                        for peer in &standing {
                             if !guard.is_banned(peer) {
                                 swarm.behaviour_mut().allowed.allow_peer(*peer);
                             }
                         }
+                        let_in = standing;
                     }
                     Some(Command::Penalise(peer, what)) => {
                         tracing::debug!(%peer, what = what.name(), "p2p peer penalised");
@@ -199,7 +210,7 @@ pub fn start(
                         }
                     }
                     for (peer, address) in &dial {
-                        if !swarm.is_connected(peer) && !guard.is_banned(peer) {
+                        if !swarm.is_connected(peer) && !guard.is_banned(peer) && let_in.contains(peer) {
                             // libp2p forgets an address whose dial failed (a peer that was down
                             // or not yet listening), so it is given again every time.
                             swarm.add_peer_address(*peer, address.clone());

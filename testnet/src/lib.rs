@@ -424,6 +424,22 @@ impl Cluster {
         }
     }
 
+    /// Waits until member `i` reports exactly `peers` connected peers.
+    pub async fn wait_peers(&self, i: usize, peers: u64, timeout: Duration) -> anyhow::Result<()> {
+        let start = Instant::now();
+        let client = self.client(i)?;
+        loop {
+            let now = client.status().await.map(|s| s.peers);
+            if now.as_ref().is_ok_and(|n| *n == peers) {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                bail!("{} has {now:?} peers, not {peers}, after {timeout:?}", self.members[i].name);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits until every validator in `nodes` has committed `height`.
     pub async fn wait_height(&self, nodes: &[usize], height: u64, timeout: Duration) -> anyhow::Result<()> {
         let start = Instant::now();
