@@ -101,8 +101,9 @@ pub enum Proposal {
         description: String,
     },
     /// Set a parameter: `upload_policy` (governance or open), `registration` (open, approved
-    /// or governance), `lifecycle_delay_blocks` (1 to 1000000) or `anchor_lag_ms_max` (the
-    /// longest a gateway may wait to anchor a period: 60000 to 2592000000 ms).
+    /// or governance), `lifecycle_delay_blocks` (1 to 1000000), `anchor_lag_ms_max` (the
+    /// longest a gateway may wait to anchor a period: 60000 to 2592000000 ms) or
+    /// `validators_min` (the fewest validators a new set may have: 1 to 100).
     SetParam {
         #[arg(long)]
         name: String,

@@ -26,7 +26,7 @@ use shutong_system_api::governance::{
     approved_code_key, basis, outcome_key, param_key, param_range, scheduled_key, Action, ApproveCode, Committee,
     LifecycleOutcome, PendingSet, Proposal, ProposalId, Propose, PurposeDef, ResolvePurpose, ScheduledOp,
     SetValidators, ValidatorSet, Validators, CHANGE_DELAY_BLOCKS, COMMITTEE_KEY, LIFECYCLE_DELAY_BLOCKS_DEFAULT,
-    LIFECYCLE_DELAY_PARAM, PARAMS, PENDING_KEY, PROPOSAL_BLOCKS, PURPOSE_PREFIX, VALIDATORS_KEY,
+    LIFECYCLE_DELAY_PARAM, PARAMS, PENDING_KEY, PROPOSAL_BLOCKS, PURPOSE_PREFIX, VALIDATORS_KEY, VALIDATORS_MIN_PARAM,
 };
 use shutong_system_api::names::{CATALOG_ADDRESS, REGISTRY_ADDRESS};
 use shutong_system_api::registry::{
@@ -173,11 +173,19 @@ fn faults_max(n: usize) -> usize {
 }
 
 /// The rules a validator-set change must keep so that the chain goes on finalizing through
-/// it: at most f of the validators in force leave at once (the epoch's last block is
+/// it: no fewer validators than the committee's minimum, at most f of the validators in force leave at once (the epoch's last block is
 /// finalized by the old set, and any f of it may be down), and the validators that stay
 /// are a quorum of the new set by themselves (new ones may not be running yet). Larger
 /// changes are made in steps.
 fn keeps_finalizing(current: &[[u8; 32]], new: &[[u8; 32]]) -> Result<(), Error> {
+    let min = validators_min();
+    if (new.len() as u64) < min {
+        return Err(Error(format!(
+            "the new set has {} validators; the committee's minimum (validators_min) is {}",
+            new.len(),
+            min
+        )));
+    }
     let staying = new.iter().filter(|k| current.contains(k)).count();
     let leaving = current.len() - staying;
     if leaving > faults_max(current.len()) {
@@ -199,6 +207,14 @@ fn keeps_finalizing(current: &[[u8; 32]], new: &[[u8; 32]]) -> Result<(), Error>
         )));
     }
     Ok(())
+}
+
+/// The fewest validators a new set may have: the committee's `validators_min`, else one.
+fn validators_min() -> u64 {
+    contract::storage_get(&param_key(VALIDATORS_MIN_PARAM))
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(1)
 }
 
 /// The lifecycle delay in force.
@@ -452,6 +468,12 @@ mod tests {
             set_validators(&args(&[[10; 32], [11; 32], [12; 32], [13; 32], [14; 32], [15; 32]])),
             Err(Error::new("the change adds 2 validators: the 4 that stay must be a quorum (5) of the new set of 6"))
         );
+        // Below the committee's minimum, once it set one.
+        contract::storage_set(&param_key(VALIDATORS_MIN_PARAM), b"4");
+        assert_eq!(
+            set_validators(&args(&[[10; 32], [11; 32], [12; 32]])),
+            Err(Error::new("the new set has 3 validators; the committee's minimum (validators_min) is 4"))
+        );
         // Replacing one: one leaves, one joins; the three that stay are a quorum of four.
         set_validators(&args(&[[10; 32], [11; 32], [12; 32], [14; 32]])).unwrap();
         assert_eq!(set_validators(&args(&[[11; 32]])), Err(Error::new("a validator-set change is already pending")));
@@ -552,6 +574,27 @@ mod tests {
         assert_eq!(
             propose(&Propose { action: Action::SetCommittee { committee: bad } }.encode()),
             Err(Error::new("a threshold of 2 organisations: it must be between 1 and the committee's 1 organisations"))
+        );
+    }
+
+    #[test]
+    fn the_committee_sets_the_fewest_validators_a_set_may_have() {
+        testing::reset();
+        testing::set_context([1; 32], 20);
+        setup();
+        let zero = Action::SetParam { name: VALIDATORS_MIN_PARAM.into(), value: "0".into() };
+        assert_eq!(
+            propose(&Propose { action: zero }.encode()),
+            Err(Error::new("validators_min is a whole number from 1 to 100"))
+        );
+        // Three of four is allowed until the committee says four at least.
+        let three = Action::SetValidators { keys: vec![[10; 32], [11; 32], [12; 32]] };
+        check_action(&three).unwrap();
+        let four = Action::SetParam { name: VALIDATORS_MIN_PARAM.into(), value: "4".into() };
+        propose(&Propose { action: four }.encode()).unwrap();
+        assert_eq!(
+            propose(&Propose { action: three }.encode()),
+            Err(Error::new("the new set has 3 validators; the committee's minimum (validators_min) is 4"))
         );
     }
 

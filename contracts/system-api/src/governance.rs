@@ -267,7 +267,8 @@ pub enum Action {
     DefinePurpose { code: String, legal_bases: u8, description: String },
     /// Set a parameter (`PARAMS`): `upload_policy` (`governance` or `open`), which the node
     /// reads from governance storage (`PARAM_PREFIX`); `registration` (`open`, `approved` or
-    /// `governance`), which the registry keeps; `lifecycle_delay_blocks`.
+    /// `governance`), which the registry keeps; `lifecycle_delay_blocks`; `anchor_lag_ms_max`;
+    /// `validators_min`, the fewest validators a new set may have.
     SetParam { name: String, value: String },
     /// A lifecycle operation on a contract, carried out `lifecycle_delay_blocks` after the
     /// decision with the governance contract as the acting account: the only way a system
@@ -397,16 +398,18 @@ pub const LIFECYCLE_DELAY_BLOCKS: (u64, u64) = (1, 1_000_000);
 pub const PARAM_PREFIX: &[u8] = b"param/";
 /// The parameters the committee may set, with their allowed values (an empty list: a whole
 /// number in the range the parameter names).
-pub const PARAMS: [(&str, &[&str]); 4] = [
+pub const PARAMS: [(&str, &[&str]); 5] = [
     ("upload_policy", &["governance", "open"]),
     ("registration", &["open", "approved", "governance"]),
     ("lifecycle_delay_blocks", &[]),
     ("anchor_lag_ms_max", &[]),
+    ("validators_min", &[]),
 ];
 /// The range of a numeric parameter (one whose allowed values [`PARAMS`] leaves empty).
 pub fn param_range(name: &str) -> Option<(u64, u64)> {
     match name {
         LIFECYCLE_DELAY_PARAM => Some(LIFECYCLE_DELAY_BLOCKS),
+        VALIDATORS_MIN_PARAM => Some(VALIDATORS_MIN),
         // One minute to thirty days.
         crate::audit::ANCHOR_LAG_PARAM => Some((60_000, 30 * 24 * 3600 * 1000)),
         _ => None,
@@ -414,6 +417,11 @@ pub fn param_range(name: &str) -> Option<(u64, u64)> {
 }
 /// The governance parameter that holds the lifecycle delay (decimal blocks).
 pub const LIFECYCLE_DELAY_PARAM: &str = "lifecycle_delay_blocks";
+/// The governance parameter that holds the fewest validators a new set may have (decimal);
+/// one until the committee sets it.
+pub const VALIDATORS_MIN_PARAM: &str = "validators_min";
+/// The range of [`VALIDATORS_MIN_PARAM`].
+pub const VALIDATORS_MIN: (u64, u64) = (1, 100);
 
 /// The governance storage key of parameter `name`.
 pub fn param_key(name: &str) -> Vec<u8> {
