@@ -141,16 +141,22 @@ pub fn set_validators(args: &[u8]) -> MethodResult {
     do_set_validators(req, caller)
 }
 
-fn do_set_validators(req: SetValidators, caller: [u8; 32]) -> MethodResult {
-    if req.keys.is_empty() {
+/// A set names at least one key, each once.
+fn well_formed(keys: &[[u8; 32]]) -> Result<(), Error> {
+    if keys.is_empty() {
         return Err(Error::new("the validator set cannot be empty"));
     }
-    let mut sorted = req.keys.clone();
+    let mut sorted = keys.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
-    if sorted.len() != req.keys.len() {
+    if sorted.len() != keys.len() {
         return Err(Error::new("a validator key appears twice"));
     }
+    Ok(())
+}
+
+fn do_set_validators(req: SetValidators, caller: [u8; 32]) -> MethodResult {
+    well_formed(&req.keys)?;
     if contract::storage_get(PENDING_KEY).is_some() {
         return Err(Error::new("a validator-set change is already pending"));
     }
@@ -173,10 +179,11 @@ fn faults_max(n: usize) -> usize {
 }
 
 /// The rules a validator-set change must keep so that the chain goes on finalizing through
-/// it: no fewer validators than the committee's minimum, at most f of the validators in force leave at once (the epoch's last block is
-/// finalized by the old set, and any f of it may be down), and the validators that stay
+/// it: no fewer validators than the committee's minimum, at most f of the validators in
+/// force leave at once (the epoch's last block is finalized by the old set, and any f of it
+/// may be down), and the validators that stay
 /// are a quorum of the new set by themselves (new ones may not be running yet). Larger
-/// changes are made in steps.
+/// changes are made in steps. `new` is well formed ([`well_formed`]).
 fn keeps_finalizing(current: &[[u8; 32]], new: &[[u8; 32]]) -> Result<(), Error> {
     let min = validators_min();
     if (new.len() as u64) < min {
@@ -186,7 +193,8 @@ fn keeps_finalizing(current: &[[u8; 32]], new: &[[u8; 32]]) -> Result<(), Error>
             min
         )));
     }
-    let staying = new.iter().filter(|k| current.contains(k)).count();
+    // Counted over the set in force, so never more than either set holds.
+    let staying = current.iter().filter(|k| new.contains(k)).count();
     let leaving = current.len() - staying;
     if leaving > faults_max(current.len()) {
         return Err(Error(format!(
@@ -322,9 +330,7 @@ fn check_action(action: &Action) -> Result<(), Error> {
         }
     }
     if let Action::SetValidators { keys } = action {
-        if keys.is_empty() {
-            return Err(Error::new("the validator set cannot be empty"));
-        }
+        well_formed(keys)?;
         // Refused when proposed, not only when carried: the set in force may change in
         // between, so execution checks again.
         if let Some(current) = load::<ValidatorSet>(VALIDATORS_KEY, "validator set")? {
@@ -491,6 +497,9 @@ mod tests {
             propose(&Propose { action: drop_two }.encode()),
             Err(Error::new("the change removes 2 of the 4 validators in force; at most 1 may leave at once"))
         );
+        // One key named five times: refused as such, not counted as five that stay.
+        let repeated = Action::SetValidators { keys: vec![[10; 32]; 5] };
+        assert_eq!(propose(&Propose { action: repeated }.encode()), Err(Error::new("a validator key appears twice")));
     }
 
     #[test]
