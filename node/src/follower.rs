@@ -12,8 +12,8 @@
 //! While caught up it asks again every half block interval, the next peer each time: a peer
 //! that is itself behind (stopped, removed from the validator set, cut off) answers that it
 //! has nothing new, and asking only it would keep this node behind for good. While behind
-//! it asks the same peer again at once after each answer. Transactions clients submit here are sealed into batches and pushed to the
-//! validators, as a validator pushes its own.
+//! it asks the same peer again at once after each answer. Transactions clients submit here
+//! are sealed into batches and pushed to the validators, as a validator pushes its own.
 
 use crate::chain::{
     self, ChainStatus, Finality, NetSink, commit_block, committed_from, diverges, execute_final, split_into_batches,

@@ -114,8 +114,9 @@ pub enum NetError {
 /// always) and `validators`, dials `peers`, and sends broadcasts to `validators` (this
 /// node's own key among them is skipped). When the validator set changes
 /// ([`Command::SetValidators`]), the keys that left it, unless in `allowed`, are
-/// disconnected and refused from then on. Incoming messages go to `inbox`. Must be called inside a tokio runtime; the task ends when every
-/// [`NetHandle`] is dropped or it is aborted.
+/// disconnected and refused from then on. Incoming messages go to `inbox`. Must be called
+/// inside a tokio runtime; the task ends when every [`NetHandle`] is dropped or it is
+/// aborted.
 pub fn start(
     key: &Keypair,
     listen: SocketAddr,

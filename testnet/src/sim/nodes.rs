@@ -292,6 +292,31 @@ struct SimNode {
     byzantine: Option<Byzantine>,
 }
 
+impl SimNode {
+    /// A node that is down until booted, with a fresh data directory.
+    fn new(
+        key: Keypair,
+        peer: PeerId,
+        validator: bool,
+        byzantine: Option<Byzantine>,
+    ) -> Result<SimNode, NodeViolation> {
+        Ok(SimNode {
+            key,
+            peer,
+            dir: tempfile::tempdir().map_err(setup)?,
+            net: Arc::new(SimNet::default()),
+            role: Role::Down,
+            storage: None,
+            lost: shutong_storage::PowerCut::default(),
+            mempool: None,
+            view: None,
+            wake_gen: 0,
+            validator,
+            byzantine,
+        })
+    }
+}
+
 #[derive(Debug)]
 enum Event {
     Deliver {
@@ -396,44 +421,15 @@ impl World {
         for (i, key) in keys.into_iter().enumerate() {
             let peer = shutong_p2p::peer_id(&key.public()).ok_or_else(|| setup("a key without a peer id"))?;
             by_peer.insert(peer, i);
-            let validator = i < scenario.validators;
             let byzantine = scenario.byzantine.filter(|(v, _)| *v == i as u32).map(|(_, b)| b);
-            let net = Arc::new(SimNet::default());
-            let dir = tempfile::tempdir().map_err(setup)?;
-            nodes.push(SimNode {
-                key,
-                peer,
-                dir,
-                net,
-                role: Role::Down,
-                storage: None,
-                lost: shutong_storage::PowerCut::default(),
-                mempool: None,
-                view: None,
-                wake_gen: 0,
-                validator,
-                byzantine,
-            });
+            nodes.push(SimNode::new(key, peer, i < scenario.validators, byzantine)?);
         }
         // The twin: one more node with the Byzantine validator's key, after the full nodes.
         let twins = match scenario.byzantine {
             Some((v, Byzantine::Twins)) => {
                 let v = v as usize;
                 let (key, peer) = (nodes[v].key.clone(), nodes[v].peer);
-                nodes.push(SimNode {
-                    key,
-                    peer,
-                    dir: tempfile::tempdir().map_err(setup)?,
-                    net: Arc::new(SimNet::default()),
-                    role: Role::Down,
-                    storage: None,
-                    lost: shutong_storage::PowerCut::default(),
-                    mempool: None,
-                    view: None,
-                    wake_gen: 0,
-                    validator: true,
-                    byzantine: Some(Byzantine::Twins),
-                });
+                nodes.push(SimNode::new(key, peer, true, Some(Byzantine::Twins))?);
                 Some((v, nodes.len() - 1))
             }
             _ => None,
