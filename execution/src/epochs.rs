@@ -5,12 +5,16 @@
 //! (`shutong_system_api::governance`). Before executing the block at a pending change's
 //! activation height, the executor moves it into the current set with the next epoch number
 //! ([`begin_block`]); [`validators_for`] gives the same answer from the state after the
-//! parent, which is what a node needs before that block exists. A pending set with a key
-//! that is not an ed25519 public key is dropped at activation instead (the contract cannot
-//! check points; the node can, the same way on every node).
+//! parent, which is what a node needs before that block exists. Each epoch's set is also
+//! kept under its number (`epoch_set_key`), for evidence against a validator of a past
+//! epoch. A key enters a set only with its holder's proof of possession, which the contract
+//! checks; a pending set with a key that is not an ed25519 public key would still be
+//! dropped at activation (a second line, the same on every node).
 
 use shutong_codec::{Decode, Encode};
-use shutong_system_api::governance::{COMMITTEE_KEY, Committee, PENDING_KEY, PendingSet, VALIDATORS_KEY, ValidatorSet};
+use shutong_system_api::governance::{
+    CHAIN_ID_KEY, COMMITTEE_KEY, Committee, PENDING_KEY, PendingSet, VALIDATORS_KEY, ValidatorSet, epoch_set_key,
+};
 use shutong_system_api::names;
 use shutong_types::keyspace;
 use shutong_types::{Address, PublicKey};
@@ -71,6 +75,17 @@ pub fn validators_for(state: &dyn StateReader, height: u64) -> Option<Epoch> {
     Some(Epoch { epoch: current.epoch, validators: keys.into_iter().map(PublicKey).collect() })
 }
 
+/// The keys a scheduled change adds to the set in force (none if no change is pending).
+pub fn joining(state: &dyn StateReader) -> Vec<PublicKey> {
+    let get = |k: &[u8]| state.get(k);
+    let (Some(current), Some(pending)) =
+        (read::<ValidatorSet>(&get, VALIDATORS_KEY), read::<PendingSet>(&get, PENDING_KEY))
+    else {
+        return Vec::new();
+    };
+    pending.keys.into_iter().filter(|k| !current.keys.contains(k)).map(PublicKey).collect()
+}
+
 /// Applies a pending change whose activation height has come, before the block at `height`
 /// executes.
 pub fn begin_block(overlay: &mut Overlay, height: u64) {
@@ -85,6 +100,7 @@ pub fn begin_block(overlay: &mut Overlay, height: u64) {
         && valid(&pending.keys)
     {
         let next = ValidatorSet { epoch: current.epoch + 1, since_height: height, keys: pending.keys };
+        overlay.set(key(&epoch_set_key(next.epoch)), next.encode());
         overlay.set(key(VALIDATORS_KEY), next.encode());
     }
 }
@@ -94,10 +110,13 @@ pub fn committee_key() -> Vec<u8> {
     key(COMMITTEE_KEY)
 }
 
-/// The governance contract's storage at genesis: its committee and the first validator set.
-pub fn genesis_state(writes: &mut Writes, committee: &Committee, validators: &[PublicKey]) {
+/// The governance contract's storage at genesis: the chain id, its committee and the first
+/// validator set (also as epoch 0's).
+pub fn genesis_state(writes: &mut Writes, chain_id: &str, committee: &Committee, validators: &[PublicKey]) {
+    writes.insert(key(CHAIN_ID_KEY), Some(chain_id.as_bytes().to_vec()));
     writes.insert(key(COMMITTEE_KEY), Some(committee.encode()));
     let set = ValidatorSet { epoch: 0, since_height: 0, keys: validators.iter().map(|k| k.0).collect() };
+    writes.insert(key(&epoch_set_key(0)), Some(set.encode()));
     writes.insert(key(VALIDATORS_KEY), Some(set.encode()));
 }
 
@@ -120,7 +139,7 @@ mod tests {
             seats: vec![shutong_system_api::governance::Seat { account: [1; 32], org: "office".into() }],
             threshold: 1,
         };
-        genesis_state(&mut writes, &committee, &keys(4));
+        genesis_state(&mut writes, "epochs-test", &committee, &keys(4));
         if let Some(keys) = pending {
             let p = PendingSet { activation_height: 15, keys, proposer: [1; 32] };
             writes.insert(key(PENDING_KEY), Some(p.encode()));
@@ -139,12 +158,16 @@ mod tests {
         let mut before = Overlay::new(Arc::clone(&base));
         begin_block(&mut before, 14);
         assert!(before.writes().is_empty(), "nothing changes before the activation height");
-        let mut at = Overlay::new(base);
+        let mut at = Overlay::new(Arc::clone(&base));
         begin_block(&mut at, 15);
         let after = MemoryState(at.into_writes().into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect());
         // What begin_block wrote is what validators_for predicted, with no change pending.
         let current: ValidatorSet = ValidatorSet::decode(&after.get(&key(VALIDATORS_KEY)).unwrap()).unwrap();
         assert_eq!(current, ValidatorSet { epoch: 1, since_height: 15, keys: new });
+        // Kept under its epoch too, next to epoch 0's, for evidence of either epoch.
+        let kept = ValidatorSet::decode(&after.get(&key(&epoch_set_key(1))).unwrap()).unwrap();
+        assert_eq!(kept, current);
+        assert_eq!(ValidatorSet::decode(&base.get(&key(&epoch_set_key(0))).unwrap()).unwrap().keys.len(), 4);
     }
 
     #[test]

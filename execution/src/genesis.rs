@@ -328,7 +328,7 @@ impl Genesis {
         }
         writes.insert(keyspace::param(params::UPLOAD_POLICY), Some(self.upload_policy.clone().into_bytes()));
         writes.insert(keyspace::param(params::GAS_SCHEDULE), Some(self.gas_schedule.encode()));
-        crate::epochs::genesis_state(&mut writes, &self.committee_record(), &self.validator_keys());
+        crate::epochs::genesis_state(&mut writes, &self.chain_id, &self.committee_record(), &self.validator_keys());
         let registry = Address::system(names::REGISTRY);
         for member in &self.committee {
             let org = registry::Org {

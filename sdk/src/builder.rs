@@ -397,7 +397,30 @@ pub fn vote(proposal: u64) -> Call {
 /// Schedules a new validator set (a committee member, while one organisation's vote is the
 /// threshold); it takes effect
 /// `CHANGE_DELAY_BLOCKS` blocks after the block that includes this call.
-pub fn set_validators(keys: &[shutong_types::PublicKey]) -> Call {
-    let args = shutong_system_api::governance::SetValidators { keys: keys.iter().map(|k| k.0).collect() };
+/// Each key that joins the set needs its holder's proof of possession ([`possession`]).
+pub fn set_validators(keys: &[shutong_types::PublicKey], proofs: &[shutong_system_api::governance::KeyProof]) -> Call {
+    let args = shutong_system_api::governance::SetValidators {
+        keys: keys.iter().map(|k| k.0).collect(),
+        proofs: proofs.to_vec(),
+    };
     Call { contract: governance(), method: "set_validators".into(), args: args.encode() }
+}
+
+/// Reports two conflicting votes of one validator (anyone may; the votes prove
+/// themselves): the chain records the evidence once per validator and view.
+pub fn report_equivocation(evidence: &shutong_system_api::governance::Equivocation) -> Call {
+    Call { contract: governance(), method: "report_equivocation".into(), args: evidence.encode() }
+}
+
+/// A validator key's proof of possession for joining the set `keys` on chain `chain_id`:
+/// the key's holder signs the chain id and the proposed set, and hands the proof to the
+/// committee member who proposes the change.
+pub fn possession(
+    chain_id: &str,
+    keys: &[shutong_types::PublicKey],
+    key: &shutong_types::Keypair,
+) -> shutong_system_api::governance::KeyProof {
+    let set: Vec<[u8; 32]> = keys.iter().map(|k| k.0).collect();
+    let message = shutong_system_api::governance::possession_message(chain_id, &set);
+    shutong_system_api::governance::KeyProof { key: key.public().0, signature: key.sign(&message).0 }
 }

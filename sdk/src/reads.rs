@@ -137,6 +137,13 @@ pub fn validators() -> Read<Validators> {
     Read::new(builder::governance(), "get_validators", Vec::new())
 }
 
+/// Recorded equivocation evidence, a page at a time (by validator, epoch and view), after
+/// the record whose `evidence_id` is `after`.
+pub fn evidence(after: Option<Vec<u8>>, limit: u32) -> Read<shutong_system_api::governance::EvidencePage> {
+    let args = shutong_system_api::governance::ListEvidence { after, limit };
+    Read::new(builder::governance(), "list_evidence", args.encode())
+}
+
 /// A governance proposal and its votes.
 pub fn proposal(id: u64) -> Read<Proposal> {
     Read::new(builder::governance(), "get_proposal", ProposalId { id }.encode())

@@ -10,7 +10,7 @@ use shutong_sdk::rpc::{RpcCode, code};
 use shutong_sdk::system_api::audit::{AccessEvent, AnchorBatch, Attest, BatchGroup, LogQuery};
 use shutong_sdk::system_api::authz::{LegalBasis, RecordConsent, RequestAccess, Terms, Use};
 use shutong_sdk::system_api::catalog::{Classification, Publish, ShareType};
-use shutong_sdk::system_api::governance::Action;
+use shutong_sdk::system_api::governance::{Action, Equivocation, SignedVote};
 use shutong_sdk::system_api::registry::{OrgKind, PrincipalKind, PrincipalStatus};
 use shutong_types::{AccountId, Address, Call, Hash, Keypair};
 use std::collections::BTreeSet;
@@ -162,7 +162,11 @@ fn built(cert_contract: Address) -> BTreeSet<(Address, String)> {
         builder::approve_code(&hash),
         builder::propose(Action::SuspendOrg { id: "o".into() }),
         builder::vote(1),
-        builder::set_validators(&[Keypair::generate().public()]),
+        builder::set_validators(&[Keypair::generate().public()], &[]),
+        builder::report_equivocation(&Equivocation {
+            first: SignedVote { kind: 0, epoch: 0, view: 1, digest: [1; 32], signer: 0, signature: [0; 64] },
+            second: SignedVote { kind: 0, epoch: 0, view: 1, digest: [2; 32], signer: 0, signature: [0; 64] },
+        }),
         cert::add_issuer(&cert_contract, &account),
         cert::issue(&cert_contract, "c", "k", hash, hash, 1),
         cert::revoke(&cert_contract, "c"),
@@ -188,6 +192,7 @@ fn built(cert_contract: Address) -> BTreeSet<(Address, String)> {
         (builder::audit(), reads::attestation(1).method),
         (builder::governance(), reads::validators().method),
         (builder::governance(), reads::proposal(1).method),
+        (builder::governance(), reads::evidence(None, 10).method),
         (builder::governance(), reads::purpose("p").method),
         (cert_contract, reads::certificate(&cert_contract, "c").method),
     ];

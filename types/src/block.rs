@@ -186,18 +186,19 @@ pub struct VoteSubject {
 }
 
 /// The domain of consensus signatures; the signed bytes are
-/// `tag ‖ chain_id ‖ epoch ‖ kind ‖ view ‖ digest` (consensus.md, Messages).
-pub const CONSENSUS_TAG: &[u8] = b"shutong/consensus/v1";
+/// `tag ‖ chain_id ‖ epoch ‖ kind ‖ view ‖ digest` (consensus.md, Messages), written by
+/// the one function the governance contract also checks evidence with.
+pub use shutong_system_api::governance::CONSENSUS_TAG;
 
 impl VoteSubject {
     pub fn signing_bytes(&self, chain_id: &str) -> Vec<u8> {
-        let mut out = CONSENSUS_TAG.to_vec();
-        write::str(&mut out, chain_id);
-        write::u64(&mut out, self.epoch);
-        write::u8(&mut out, self.kind as u8);
-        write::u64(&mut out, self.view);
-        self.digest.encode_to(&mut out);
-        out
+        shutong_system_api::governance::vote_signing_bytes(
+            chain_id,
+            self.kind as u8,
+            self.epoch,
+            self.view,
+            &self.digest.0,
+        )
     }
 
     pub fn sign(&self, chain_id: &str, key: &Keypair) -> Signature {

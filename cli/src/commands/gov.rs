@@ -5,7 +5,9 @@ use clap::Subcommand;
 use shutong_sdk::builder::{self};
 use shutong_sdk::reads;
 use shutong_sdk::system_api::authz::LegalBasis;
-use shutong_sdk::system_api::governance::{Action, Committee, LifecycleOp, Seat};
+use shutong_sdk::system_api::governance::{
+    Action, Committee, EVIDENCE_PAGE_MAX, KeyProof, LifecycleOp, Seat, SignedVote, evidence_id,
+};
 use shutong_sdk::system_api::registry::OrgKind;
 use shutong_types::AccountId;
 
@@ -39,7 +41,22 @@ pub enum GovCommand {
         /// A validator's public key (hex); repeat for each, in order.
         #[arg(long = "validator", required = true)]
         validators: Vec<shutong_types::PublicKey>,
+        /// A joining key's proof of possession, KEY:SIGNATURE as `gov possession` prints
+        /// it; one for each key not in the set in force.
+        #[arg(long = "proof", value_parser = key_proof)]
+        proofs: Vec<KeyProof>,
     },
+    /// Prove possession of the key in `--key` for joining the validator set `--validator`
+    /// ... (the proposed set, in order) of the node's chain; prints KEY:SIGNATURE for the
+    /// committee member who proposes the change.
+    Possession {
+        /// A validator's public key (hex); repeat for each of the proposed set, in order.
+        #[arg(long = "validator", required = true)]
+        validators: Vec<shutong_types::PublicKey>,
+    },
+    /// Equivocation evidence recorded on chain: validators that signed two conflicting
+    /// votes, with the votes, the reporter and the height.
+    Evidence,
     /// The defined purpose a purpose code falls under, with its legal bases.
     Purpose {
         /// The purpose code.
@@ -56,6 +73,10 @@ pub enum Proposal {
         /// A validator's public key (hex); repeat for each, in order.
         #[arg(long = "validator", required = true)]
         validators: Vec<shutong_types::PublicKey>,
+        /// A joining key's proof of possession, KEY:SIGNATURE as `gov possession` prints
+        /// it; one for each key not in the set in force.
+        #[arg(long = "proof", value_parser = key_proof)]
+        proofs: Vec<KeyProof>,
     },
     /// Approve a code hash for upload.
     ApproveCode {
@@ -163,6 +184,23 @@ pub enum Proposal {
     },
 }
 
+/// KEY:SIGNATURE, in hex, as `gov possession` prints it.
+pub(crate) fn key_proof(text: &str) -> Result<KeyProof, String> {
+    let (key, signature) = text.split_once(':').ok_or_else(|| format!("{text:?} is not KEY:SIGNATURE"))?;
+    let key: shutong_types::PublicKey = key.parse().map_err(|e| format!("{key:?} is not a public key: {e}"))?;
+    let signature: [u8; 64] = hex::decode(signature)
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or_else(|| format!("{signature:?} is not a 64-byte signature in hex"))?;
+    Ok(KeyProof { key: key.0, signature })
+}
+
+fn vote_json(v: &SignedVote) -> serde_json::Value {
+    let kind = ["notarize", "nullify", "finalize"].get(v.kind as usize).copied().unwrap_or("unknown");
+    serde_json::json!({"kind": kind, "epoch": v.epoch, "view": v.view, "digest": hex::encode(v.digest),
+        "signer": v.signer, "signature": hex::encode(v.signature)})
+}
+
 pub(crate) fn seat(text: &str) -> Result<Seat, String> {
     let (account, org) = text.split_once('=').ok_or_else(|| format!("{text:?} is not ACCOUNT=ORG"))?;
     let account: AccountId = account.parse().map_err(|e| format!("{account:?} is not an account: {e}"))?;
@@ -173,7 +211,9 @@ pub(crate) fn seat(text: &str) -> Result<Seat, String> {
 pub(crate) fn describe(action: &Action) -> String {
     let hexes = |keys: &[[u8; 32]]| keys.iter().map(hex::encode).collect::<Vec<_>>().join(", ");
     match action {
-        Action::SetValidators { keys } => format!("set the validators to [{}]", hexes(keys)),
+        Action::SetValidators { keys, proofs } => {
+            format!("set the validators to [{}] ({} proofs of possession)", hexes(keys), proofs.len())
+        }
         Action::ApproveCode { code_hash } => format!("approve code {}", hex::encode(code_hash)),
         Action::Lifecycle { contract, op } => {
             let what = match op {
@@ -199,10 +239,64 @@ pub(crate) fn basis_names(bits: u8) -> Vec<&'static str> {
 pub async fn run(command: GovCommand, ctx: &Ctx) -> Shown {
     Ok(Outcome::Send(match command {
         GovCommand::Vote { id } => builder::vote(id),
-        GovCommand::SetValidators { validators } => builder::set_validators(&validators),
+        GovCommand::SetValidators { validators, proofs } => builder::set_validators(&validators, &proofs),
+        GovCommand::Possession { validators } => {
+            let key = ctx.signer()?;
+            let status = ctx.status(&ctx.client()?).await?;
+            if !validators.contains(&key.public()) {
+                anyhow::bail!("the key in --key ({}) is not in the proposed set", key.public());
+            }
+            let proof = builder::possession(&status.chain_id, &validators, &key);
+            let text = format!("{}:{}", hex::encode(proof.key), hex::encode(proof.signature));
+            let json = serde_json::json!({"key": hex::encode(proof.key), "signature": hex::encode(proof.signature),
+                "chain_id": status.chain_id, "proof": text});
+            return shown(json, text);
+        }
+        GovCommand::Evidence => {
+            let client = ctx.client()?;
+            let mut records = Vec::new();
+            let mut after = None;
+            loop {
+                let page = client.read(reads::evidence(after.clone(), EVIDENCE_PAGE_MAX)).await?;
+                let full = page.records.len() as u32 == EVIDENCE_PAGE_MAX;
+                after = page
+                    .records
+                    .last()
+                    .map(|r| evidence_id(&r.validator, r.evidence.first.epoch, r.evidence.first.view));
+                records.extend(page.records);
+                if !full {
+                    break;
+                }
+            }
+            let mut text = format!("{} equivocation records", records.len());
+            for r in &records {
+                let (a, b) = (&r.evidence.first, &r.evidence.second);
+                let kinds = ["notarize", "nullify", "finalize"];
+                let kind = |k: u8| kinds.get(k as usize).copied().unwrap_or("unknown");
+                text.push_str(&format!(
+                    "\n  validator {} (index {}) in epoch {} view {}: {} {} and {} {}; reported by {} at height {}",
+                    hex::encode(r.validator),
+                    a.signer,
+                    a.epoch,
+                    a.view,
+                    kind(a.kind),
+                    hex::encode(&a.digest[..4]),
+                    kind(b.kind),
+                    hex::encode(&b.digest[..4]),
+                    hex::encode(r.reporter),
+                    r.height
+                ));
+            }
+            let json = serde_json::json!({"evidence": records.iter().map(|r| serde_json::json!({
+                "validator": hex::encode(r.validator), "epoch": r.evidence.first.epoch, "view": r.evidence.first.view,
+                "first": vote_json(&r.evidence.first), "second": vote_json(&r.evidence.second),
+                "reporter": hex::encode(r.reporter), "height": r.height,
+            })).collect::<Vec<_>>()});
+            return shown(json, text);
+        }
         GovCommand::Propose(proposal) => builder::propose(match proposal {
-            Proposal::SetValidators { validators } => {
-                Action::SetValidators { keys: validators.iter().map(|k| k.0).collect() }
+            Proposal::SetValidators { validators, proofs } => {
+                Action::SetValidators { keys: validators.iter().map(|k| k.0).collect(), proofs }
             }
             Proposal::ApproveCode { code_hash } => Action::ApproveCode { code_hash: code_hash.0 },
             Proposal::SuspendOrg { id } => Action::SuspendOrg { id },

@@ -157,32 +157,42 @@ async fn a_governance_transaction_changes_the_validator_set_at_a_later_height() 
     // Only the committee may change the set, and one of its keys alone may not.
     let zero = cluster.client(0).unwrap();
     let outsider = Keypair::generate();
-    let tx = TxBuilder::new(&cluster.chain_id, outsider).call(builder::set_validators(&new_keys), 0, 10_000);
+    let tx = TxBuilder::new(&cluster.chain_id, outsider).call(builder::set_validators(&new_keys, &[]), 0, 10_000);
     let refused = zero.submit_and_wait(&tx, Duration::from_secs(30)).await.unwrap();
     let not_member = "only a member of the governance committee may change the validator set";
     assert_eq!(refused.status, ExecStatus::Aborted(not_member.into()), "{refused:?}");
     let admin = keyfile::read(&cluster.admin_key).unwrap();
-    let alone = send(&zero, &cluster.chain_id, &admin, builder::set_validators(&new_keys)).await;
+    let alone = send(&zero, &cluster.chain_id, &admin, builder::set_validators(&new_keys, &[])).await;
     let needs_two = "the committee needs the votes of 2 organisations: propose and vote instead";
     assert_eq!(alone.status, ExecStatus::Aborted(needs_two.into()));
 
     // A change that would stop the chain is refused when proposed, naming the rule: two of
     // four leaving at once, or two joining at once.
     let seat = &cluster.committee.keys[0];
-    let too_many_leave = Action::SetValidators { keys: keys[..2].iter().map(|k| k.0).collect() };
+    let too_many_leave = Action::SetValidators { keys: keys[..2].iter().map(|k| k.0).collect(), proofs: Vec::new() };
     let refused = send(&zero, &cluster.chain_id, seat, builder::propose(too_many_leave)).await;
     let rule = "the change removes 2 of the 4 validators in force; at most 1 may leave at once";
     assert_eq!(refused.status, ExecStatus::Aborted(rule.into()), "{refused:?}");
     let mut two_join: Vec<[u8; 32]> = keys.iter().map(|k| k.0).collect();
     two_join.extend([Keypair::generate().public().0, Keypair::generate().public().0]);
-    let refused =
-        send(&zero, &cluster.chain_id, seat, builder::propose(Action::SetValidators { keys: two_join })).await;
+    let refused = send(
+        &zero,
+        &cluster.chain_id,
+        seat,
+        builder::propose(Action::SetValidators { keys: two_join, proofs: Vec::new() }),
+    )
+    .await;
     let rule = "the change adds 2 validators: the 4 that stay must be a quorum (5) of the new set of 6";
     assert_eq!(refused.status, ExecStatus::Aborted(rule.into()), "{refused:?}");
 
     // Two of the three departments remove validator 3; the change takes effect
     // CHANGE_DELAY_BLOCKS after the vote that carries it.
-    let receipt = decide(&cluster, &zero, Action::SetValidators { keys: new_keys.iter().map(|k| k.0).collect() }).await;
+    let receipt = decide(
+        &cluster,
+        &zero,
+        Action::SetValidators { keys: new_keys.iter().map(|k| k.0).collect(), proofs: Vec::new() },
+    )
+    .await;
     let activation = receipt.height + CHANGE_DELAY_BLOCKS;
     let scheduled = receipt.events.iter().find(|e| e.topic == "validators.scheduled").unwrap();
     assert_eq!(scheduled.data, activation.to_string().into_bytes());

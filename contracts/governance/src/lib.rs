@@ -23,10 +23,12 @@ use shutong_contract::Map;
 use shutong_contract::{self as contract, Error, MethodResult};
 use shutong_system_api::catalog::AssignSource;
 use shutong_system_api::governance::{
-    approved_code_key, basis, outcome_key, param_key, param_range, scheduled_key, Action, ApproveCode, Committee,
-    LifecycleOutcome, PendingSet, Proposal, ProposalId, Propose, PurposeDef, ResolvePurpose, ScheduledOp,
-    SetValidators, ValidatorSet, Validators, CHANGE_DELAY_BLOCKS, COMMITTEE_KEY, LIFECYCLE_DELAY_BLOCKS_DEFAULT,
-    LIFECYCLE_DELAY_PARAM, PARAMS, PENDING_KEY, PROPOSAL_BLOCKS, PURPOSE_PREFIX, VALIDATORS_KEY, VALIDATORS_MIN_PARAM,
+    approved_code_key, basis, conflict, epoch_set_key, evidence_id, outcome_key, param_key, param_range,
+    possession_message, scheduled_key, Action, ApproveCode, Committee, Equivocation, EvidencePage, EvidenceRecord,
+    KeyProof, LifecycleOutcome, ListEvidence, PendingSet, Proposal, ProposalId, Propose, PurposeDef, ResolvePurpose,
+    ScheduledOp, SetValidators, ValidatorSet, Validators, CHAIN_ID_KEY, CHANGE_DELAY_BLOCKS, COMMITTEE_KEY,
+    EVIDENCE_PAGE_MAX, EVIDENCE_PREFIX, LIFECYCLE_DELAY_BLOCKS_DEFAULT, LIFECYCLE_DELAY_PARAM, PARAMS, PENDING_KEY,
+    PROPOSAL_BLOCKS, PURPOSE_PREFIX, VALIDATORS_KEY, VALIDATORS_MIN_PARAM,
 };
 use shutong_system_api::names::{CATALOG_ADDRESS, REGISTRY_ADDRESS};
 use shutong_system_api::registry::{
@@ -42,12 +44,26 @@ contract::entrypoints!(
     get_proposal,
     get_outcome,
     get_committee,
-    resolve_purpose
+    resolve_purpose,
+    report_equivocation,
+    list_evidence
 );
 
 const NEXT_PROPOSAL: shutong_contract::Item<u64> = shutong_contract::Item::new(b"next-proposal");
 const PROPOSALS: Map<u64, Proposal> = Map::new(b"proposal/");
 const PURPOSES: Map<String, PurposeDef> = Map::new(PURPOSE_PREFIX);
+const EVIDENCE: Map<Vec<u8>, EvidenceRecord> = Map::new(EVIDENCE_PREFIX);
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{:02x}", b)).collect()
+}
+
+/// The chain id genesis wrote: what proofs of possession and votes are signed over.
+fn chain_id() -> Result<String, Error> {
+    contract::storage_get(CHAIN_ID_KEY)
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(|| Error::new("governance has no chain id"))
+}
 
 /// Whether `code` is dot-separated segments of `a-z 0-9 -`, 1 to 128 bytes.
 fn valid_purpose(code: &str) -> bool {
@@ -129,8 +145,7 @@ fn do_approve_code(code_hash: [u8; 32], caller: [u8; 32]) -> MethodResult {
         return Err(Error::new("this code hash is already approved"));
     }
     contract::storage_set(&key, &caller);
-    let hex: String = req.code_hash.iter().map(|b| format!("{:02x}", b)).collect();
-    contract::emit_event("code.approved", hex.as_bytes());
+    contract::emit_event("code.approved", hex(&req.code_hash).as_bytes());
     Ok(Vec::new())
 }
 
@@ -166,6 +181,7 @@ fn do_set_validators(req: SetValidators, caller: [u8; 32]) -> MethodResult {
         return Err(Error::new("the new validator set is the current one"));
     }
     keeps_finalizing(&current.keys, &req.keys)?;
+    proven(&current.keys, &req.keys, &req.proofs)?;
     let activation_height = contract::block_height() + CHANGE_DELAY_BLOCKS;
     let pending = PendingSet { activation_height, keys: req.keys, proposer: caller };
     contract::storage_set(PENDING_KEY, &pending.encode());
@@ -217,6 +233,26 @@ fn keeps_finalizing(current: &[[u8; 32]], new: &[[u8; 32]]) -> Result<(), Error>
     Ok(())
 }
 
+/// Every key that joins the set comes with its holder's signature over the chain id and
+/// the proposed set: nobody names a key they do not hold, and a key that is no valid point
+/// (or is of small order) cannot sign, so it never enters a set to be dropped later.
+fn proven(current: &[[u8; 32]], new: &[[u8; 32]], proofs: &[KeyProof]) -> Result<(), Error> {
+    let message = possession_message(&chain_id()?, new);
+    for key in new.iter().filter(|k| !current.contains(k)) {
+        let proof = proofs
+            .iter()
+            .find(|p| p.key == *key)
+            .ok_or_else(|| Error(format!("validator key {} joins without a proof of possession", hex(key))))?;
+        if !contract::ed25519_verify(key, &proof.signature, &message) {
+            return Err(Error(format!(
+                "the proof of possession of validator key {} does not verify: it must sign the chain id and the proposed set",
+                hex(key)
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The fewest validators a new set may have: the committee's `validators_min`, else one.
 fn validators_min() -> u64 {
     contract::storage_get(&param_key(VALIDATORS_MIN_PARAM))
@@ -235,7 +271,9 @@ fn lifecycle_delay() -> u64 {
 
 fn execute(id: u64, action: &Action, proposer: [u8; 32]) -> Result<(), Error> {
     match action {
-        Action::SetValidators { keys } => do_set_validators(SetValidators { keys: keys.clone() }, proposer).map(|_| ()),
+        Action::SetValidators { keys, proofs } => {
+            do_set_validators(SetValidators { keys: keys.clone(), proofs: proofs.clone() }, proposer).map(|_| ())
+        }
         Action::ApproveCode { code_hash } => do_approve_code(*code_hash, proposer).map(|_| ()),
         Action::SetCommittee { committee } => {
             contract::storage_set(COMMITTEE_KEY, &committee.encode());
@@ -329,12 +367,13 @@ fn check_action(action: &Action) -> Result<(), Error> {
             Some(_) => {}
         }
     }
-    if let Action::SetValidators { keys } = action {
+    if let Action::SetValidators { keys, proofs } = action {
         well_formed(keys)?;
         // Refused when proposed, not only when carried: the set in force may change in
         // between, so execution checks again.
         if let Some(current) = load::<ValidatorSet>(VALIDATORS_KEY, "validator set")? {
             keeps_finalizing(&current.keys, keys)?;
+            proven(&current.keys, keys, proofs)?;
         }
     }
     Ok(())
@@ -412,6 +451,52 @@ pub fn get_validators(_args: &[u8]) -> MethodResult {
     Ok(Validators { current, pending }.encode())
 }
 
+/// Records two conflicting votes of one validator, checked against its epoch's set: anyone
+/// may report them (the votes prove themselves), and each validator's equivocation in one
+/// view is recorded once. The committee may then remove the validator.
+pub fn report_equivocation(args: &[u8]) -> MethodResult {
+    let evidence = Equivocation::decode(args)?;
+    let (first, second) = (&evidence.first, &evidence.second);
+    conflict(first, second).map_err(Error::new)?;
+    let set: ValidatorSet = load(&epoch_set_key(first.epoch), "epoch's validator set")?
+        .ok_or_else(|| Error(format!("epoch {} has no validator set on this chain", first.epoch)))?;
+    let validator = *set.keys.get(first.signer as usize).ok_or_else(|| {
+        Error(format!("signer {} is not in epoch {}'s set of {} validators", first.signer, first.epoch, set.keys.len()))
+    })?;
+    let chain_id = chain_id()?;
+    for vote in [first, second] {
+        if !contract::ed25519_verify(&validator, &vote.signature, &vote.signing_bytes(&chain_id)) {
+            return Err(Error(format!(
+                "a vote's signature does not verify under validator {} of epoch {}",
+                hex(&validator),
+                first.epoch
+            )));
+        }
+    }
+    let id = evidence_id(&validator, first.epoch, first.view);
+    if EVIDENCE.has(&id) {
+        return Err(Error(format!(
+            "evidence against validator {} in epoch {} view {} is already recorded",
+            hex(&validator),
+            first.epoch,
+            first.view
+        )));
+    }
+    let (epoch, view) = (first.epoch, first.view);
+    let record = EvidenceRecord { validator, evidence, reporter: contract::caller(), height: contract::block_height() };
+    EVIDENCE.save(&id, &record);
+    contract::emit_event("equivocation.recorded", format!("{}@{}/{}", hex(&validator), epoch, view).as_bytes());
+    Ok(Vec::new())
+}
+
+/// Recorded evidence, in key order (by validator, epoch, view), a page at a time.
+pub fn list_evidence(args: &[u8]) -> MethodResult {
+    let req = ListEvidence::decode(args)?;
+    let limit = req.limit.clamp(1, EVIDENCE_PAGE_MAX);
+    let records = EVIDENCE.page(req.after.as_deref(), limit)?.into_iter().map(|(_, r)| r).collect();
+    Ok(EvidencePage { records }.encode())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,14 +510,156 @@ mod tests {
         }
     }
 
+    /// The native host has no ed25519 (the contracts' toolchain fetches no crates): a
+    /// stand-in whose "signature" is the key and a fold of the message. The VM tests and
+    /// the cluster test check real signatures.
+    fn stand_in_sign(key: &[u8; 32], message: &[u8]) -> [u8; 64] {
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(key);
+        for (i, b) in message.iter().enumerate() {
+            sig[32 + i % 32] ^= b.wrapping_add(i as u8);
+        }
+        sig
+    }
+
+    fn stand_in_verify(key: &[u8; 32], sig: &[u8; 64], message: &[u8]) -> bool {
+        stand_in_sign(key, message) == *sig
+    }
+
+    const CHAIN: &str = "test-chain";
+
     fn setup() {
+        testing::with_host(|h| h.ed25519_verify = Some(stand_in_verify));
         contract::storage_set(COMMITTEE_KEY, &seats(&[([1; 32], "office")], 1).encode());
+        contract::storage_set(CHAIN_ID_KEY, CHAIN.as_bytes());
         let set = ValidatorSet { epoch: 0, since_height: 0, keys: vec![[10; 32], [11; 32], [12; 32], [13; 32]] };
         contract::storage_set(VALIDATORS_KEY, &set.encode());
+        contract::storage_set(&epoch_set_key(0), &set.encode());
+    }
+
+    /// Proofs of possession by every key of `keys` (the stand-in's).
+    fn proofs(keys: &[[u8; 32]]) -> Vec<KeyProof> {
+        let message = possession_message(CHAIN, keys);
+        keys.iter().map(|k| KeyProof { key: *k, signature: stand_in_sign(k, &message) }).collect()
     }
 
     fn args(keys: &[[u8; 32]]) -> Vec<u8> {
-        SetValidators { keys: keys.to_vec() }.encode()
+        SetValidators { keys: keys.to_vec(), proofs: proofs(keys) }.encode()
+    }
+
+    #[test]
+    fn a_key_joins_only_with_its_holders_proof_over_this_chain_and_set() {
+        testing::reset();
+        testing::set_context([1; 32], 5);
+        setup();
+        let new = [[10; 32], [11; 32], [12; 32], [14; 32]];
+        let refused = |proofs: Vec<KeyProof>| set_validators(&SetValidators { keys: new.to_vec(), proofs }.encode());
+        let joining = "0e".repeat(32);
+        assert_eq!(
+            refused(Vec::new()),
+            Err(Error(format!("validator key {} joins without a proof of possession", joining)))
+        );
+        let bad = format!(
+            "the proof of possession of validator key {} does not verify: it must sign the chain id and the proposed set",
+            joining
+        );
+        // Signed over another set, or another chain: no good for this one.
+        assert_eq!(refused(proofs(&[[10; 32], [11; 32], [14; 32]])), Err(Error(bad.clone())));
+        let other_chain = possession_message("other-chain", &new);
+        assert_eq!(
+            refused(vec![KeyProof { key: [14; 32], signature: stand_in_sign(&[14; 32], &other_chain) }]),
+            Err(Error(bad))
+        );
+        // Keys already in the set need none.
+        let only_joining = proofs(&new).into_iter().filter(|p| p.key == [14; 32]).collect();
+        assert_eq!(refused(only_joining), Ok(Vec::new()));
+        // The proposal route checks the same, before anyone votes.
+        testing::reset();
+        setup();
+        let action = Action::SetValidators { keys: new.to_vec(), proofs: Vec::new() };
+        assert_eq!(
+            propose(&Propose { action }.encode()),
+            Err(Error(format!("validator key {} joins without a proof of possession", joining)))
+        );
+    }
+
+    fn signed_vote(kind: u8, view: u64, digest: u8, signer: u32) -> shutong_system_api::governance::SignedVote {
+        let mut v = shutong_system_api::governance::SignedVote {
+            kind,
+            epoch: 0,
+            view,
+            digest: [digest; 32],
+            signer,
+            signature: [0; 64],
+        };
+        let key = [10 + signer as u8; 32];
+        v.signature = stand_in_sign(&key, &v.signing_bytes(CHAIN));
+        v
+    }
+
+    #[test]
+    fn equivocation_is_checked_against_its_epochs_set_and_recorded_once() {
+        use shutong_system_api::governance::vote_kind::*;
+        testing::reset();
+        testing::set_context([7; 32], 30);
+        setup();
+        let report = |first, second| report_equivocation(&Equivocation { first, second }.encode());
+        let not_evidence = "the two votes do not conflict: evidence is two notarizes or two finalizes of different blocks, or a nullify and a finalize";
+        assert_eq!(
+            report(signed_vote(NOTARIZE, 4, 1, 2), signed_vote(NOTARIZE, 4, 1, 2)),
+            Err(Error::new(not_evidence))
+        );
+        assert_eq!(
+            report(signed_vote(NOTARIZE, 4, 1, 2), signed_vote(NULLIFY, 4, 0, 2)),
+            Err(Error::new(not_evidence))
+        );
+        assert_eq!(
+            report(signed_vote(NOTARIZE, 4, 1, 2), signed_vote(NOTARIZE, 5, 2, 2)),
+            Err(Error::new("the two votes are not one signer's in one epoch and view"))
+        );
+        assert_eq!(
+            report(signed_vote(NOTARIZE, 4, 1, 9), signed_vote(NOTARIZE, 4, 2, 9)),
+            Err(Error::new("signer 9 is not in epoch 0's set of 4 validators"))
+        );
+        let mut forged = signed_vote(NOTARIZE, 4, 2, 2);
+        forged.signature[40] ^= 1;
+        assert_eq!(
+            report(signed_vote(NOTARIZE, 4, 1, 2), forged),
+            Err(Error(format!("a vote's signature does not verify under validator {} of epoch 0", "0c".repeat(32))))
+        );
+        let mut later = signed_vote(NOTARIZE, 4, 1, 2);
+        later.epoch = 3;
+        let mut later2 = signed_vote(NOTARIZE, 4, 2, 2);
+        later2.epoch = 3;
+        assert_eq!(report(later, later2), Err(Error::new("epoch 3 has no validator set on this chain")));
+        assert!(testing::take_events().is_empty());
+
+        assert_eq!(report(signed_vote(NOTARIZE, 4, 1, 2), signed_vote(NOTARIZE, 4, 2, 2)), Ok(Vec::new()));
+        let events = testing::take_events();
+        assert_eq!(
+            events,
+            vec![("equivocation.recorded".to_string(), format!("{}@0/4", "0c".repeat(32)).into_bytes())]
+        );
+        // The same view again, in any form: recorded already.
+        assert_eq!(
+            report(signed_vote(NULLIFY, 4, 0, 2), signed_vote(FINALIZE, 4, 1, 2)),
+            Err(Error(format!("evidence against validator {} in epoch 0 view 4 is already recorded", "0c".repeat(32))))
+        );
+        // Another view of the same validator, and another validator, are their own records.
+        report(signed_vote(FINALIZE, 6, 1, 2), signed_vote(NULLIFY, 6, 0, 2)).unwrap();
+        report(signed_vote(FINALIZE, 6, 1, 0), signed_vote(FINALIZE, 6, 3, 0)).unwrap();
+        let page =
+            EvidencePage::decode(&list_evidence(&ListEvidence { after: None, limit: 2 }.encode()).unwrap()).unwrap();
+        assert_eq!(page.records.len(), 2);
+        assert_eq!(page.records[0].validator, [10; 32]);
+        assert_eq!((page.records[1].validator, page.records[1].evidence.first.view), ([12; 32], 4));
+        assert_eq!((page.records[1].reporter, page.records[1].height), ([7; 32], 30));
+        let after = evidence_id(&[12; 32], 0, 4);
+        let rest =
+            EvidencePage::decode(&list_evidence(&ListEvidence { after: Some(after), limit: 10 }.encode()).unwrap())
+                .unwrap();
+        assert_eq!(rest.records.len(), 1);
+        assert_eq!(rest.records[0].evidence.first.view, 6);
     }
 
     #[test]
@@ -492,13 +719,13 @@ mod tests {
         setup();
         let three = seats(&[([1; 32], "office"), ([2; 32], "market")], 2);
         propose(&Propose { action: Action::SetCommittee { committee: three } }.encode()).unwrap();
-        let drop_two = Action::SetValidators { keys: vec![[10; 32], [11; 32]] };
+        let drop_two = Action::SetValidators { keys: vec![[10; 32], [11; 32]], proofs: Vec::new() };
         assert_eq!(
             propose(&Propose { action: drop_two }.encode()),
             Err(Error::new("the change removes 2 of the 4 validators in force; at most 1 may leave at once"))
         );
         // One key named five times: refused as such, not counted as five that stay.
-        let repeated = Action::SetValidators { keys: vec![[10; 32]; 5] };
+        let repeated = Action::SetValidators { keys: vec![[10; 32]; 5], proofs: Vec::new() };
         assert_eq!(propose(&Propose { action: repeated }.encode()), Err(Error::new("a validator key appears twice")));
     }
 
@@ -597,7 +824,7 @@ mod tests {
             Err(Error::new("validators_min is a whole number from 1 to 100"))
         );
         // Three of four is allowed until the committee says four at least.
-        let three = Action::SetValidators { keys: vec![[10; 32], [11; 32], [12; 32]] };
+        let three = Action::SetValidators { keys: vec![[10; 32], [11; 32], [12; 32]], proofs: Vec::new() };
         check_action(&three).unwrap();
         let four = Action::SetParam { name: VALIDATORS_MIN_PARAM.into(), value: "4".into() };
         propose(&Propose { action: four }.encode()).unwrap();

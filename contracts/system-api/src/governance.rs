@@ -78,10 +78,195 @@ pub struct PendingSet {
     pub proposer: [u8; 32],
 }
 
-/// Arguments of `set_validators`.
+/// Arguments of `set_validators`: the new set, in order, and a proof of possession for
+/// each key that joins it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetValidators {
     pub keys: Vec<[u8; 32]>,
+    pub proofs: Vec<KeyProof>,
+}
+
+shutong_codec::codec_struct! {
+    /// A joining validator's proof that its holder controls `key`: its signature over
+    /// [`possession_message`] of the chain and the proposed set.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct KeyProof {
+        pub key: [u8; 32],
+        pub signature: [u8; 64],
+    }
+}
+
+/// The domain of proofs of possession.
+pub const POSSESSION_TAG: &[u8] = b"shutong/validator-possession/v1";
+
+/// What a joining validator's key signs: `tag ‖ chain_id ‖ the proposed set`, so a proof
+/// is good for one set on one chain, and a key cannot be named by someone who does not hold
+/// it (nor can a key that is no curve point, or one of small order, ever enter a set).
+pub fn possession_message(chain_id: &str, keys: &[[u8; 32]]) -> Vec<u8> {
+    let mut out = POSSESSION_TAG.to_vec();
+    write::str(&mut out, chain_id);
+    write_keys(&mut out, keys);
+    out
+}
+
+/// The governance storage key of the chain id, written at genesis (proofs of possession and
+/// consensus votes are signed over it).
+pub const CHAIN_ID_KEY: &[u8] = b"chain-id";
+
+/// Validator sets by epoch, written when each epoch starts (genesis: epoch 0), under this
+/// prefix followed by the epoch (big-endian): evidence is checked against its epoch's set.
+pub const EPOCH_SET_PREFIX: &[u8] = b"epoch-set/";
+
+/// The storage key of epoch `epoch`'s validator set.
+pub fn epoch_set_key(epoch: u64) -> Vec<u8> {
+    let mut key = EPOCH_SET_PREFIX.to_vec();
+    key.extend_from_slice(&epoch.to_be_bytes());
+    key
+}
+
+// ---- Equivocation evidence --------------------------------------------------------------
+
+/// The domain of consensus signatures; a vote signs
+/// `tag ‖ chain_id ‖ epoch ‖ kind ‖ view ‖ digest` (consensus.md, Messages).
+pub const CONSENSUS_TAG: &[u8] = b"shutong/consensus/v1";
+
+/// The bytes a consensus vote signs. The node and the governance contract both use this.
+pub fn vote_signing_bytes(chain_id: &str, kind: u8, epoch: u64, view: u64, digest: &[u8; 32]) -> Vec<u8> {
+    let mut out = CONSENSUS_TAG.to_vec();
+    write::str(&mut out, chain_id);
+    write::u64(&mut out, epoch);
+    write::u8(&mut out, kind);
+    write::u64(&mut out, view);
+    out.extend_from_slice(digest);
+    out
+}
+
+/// Vote kinds, as in a signed vote.
+pub mod vote_kind {
+    pub const NOTARIZE: u8 = 0;
+    pub const NULLIFY: u8 = 1;
+    pub const FINALIZE: u8 = 2;
+}
+
+shutong_codec::codec_struct! {
+    /// A validator's signed consensus vote, in the wire form of the consensus messages:
+    /// what it votes on, its index in its epoch's set, and its signature.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct SignedVote {
+        pub kind: u8,
+        pub epoch: u64,
+        pub view: u64,
+        pub digest: [u8; 32],
+        pub signer: u32,
+        pub signature: [u8; 64],
+    }
+}
+
+impl SignedVote {
+    /// The bytes this vote's signature covers on chain `chain_id`.
+    pub fn signing_bytes(&self, chain_id: &str) -> Vec<u8> {
+        vote_signing_bytes(chain_id, self.kind, self.epoch, self.view, &self.digest)
+    }
+}
+
+/// Why two votes of one signer in one view are not evidence, if they are not: evidence is
+/// two notarizes of different blocks, two finalizes of different blocks, or a nullify and
+/// a finalize (consensus.md, Evidence).
+pub fn conflict(first: &SignedVote, second: &SignedVote) -> Result<(), &'static str> {
+    use vote_kind::*;
+    if first.epoch != second.epoch || first.view != second.view || first.signer != second.signer {
+        return Err("the two votes are not one signer's in one epoch and view");
+    }
+    if first.kind > FINALIZE || second.kind > FINALIZE {
+        return Err("a vote has an unknown kind");
+    }
+    let conflicting = match (first.kind, second.kind) {
+        (NOTARIZE, NOTARIZE) | (FINALIZE, FINALIZE) => first.digest != second.digest,
+        (NULLIFY, FINALIZE) | (FINALIZE, NULLIFY) => true,
+        _ => false,
+    };
+    if conflicting {
+        Ok(())
+    } else {
+        Err("the two votes do not conflict: evidence is two notarizes or two finalizes of different blocks, or a nullify and a finalize")
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// Arguments of `report_equivocation`: two conflicting votes of one validator.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Equivocation {
+        pub first: SignedVote,
+        pub second: SignedVote,
+    }
+}
+
+shutong_codec::codec_struct! {
+    /// Recorded evidence: the validator's key, the votes, who reported it and when.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct EvidenceRecord {
+        pub validator: [u8; 32],
+        pub evidence: Equivocation,
+        pub reporter: [u8; 32],
+        pub height: u64,
+    }
+}
+
+/// Evidence is stored under this prefix, then the validator's key, the epoch and the view
+/// (big-endian): once per validator and view.
+pub const EVIDENCE_PREFIX: &[u8] = b"evidence/";
+
+/// The key (after [`EVIDENCE_PREFIX`]) of evidence against `validator` in one epoch and view.
+pub fn evidence_id(validator: &[u8; 32], epoch: u64, view: u64) -> Vec<u8> {
+    let mut key = validator.to_vec();
+    key.extend_from_slice(&epoch.to_be_bytes());
+    key.extend_from_slice(&view.to_be_bytes());
+    key
+}
+
+/// The most evidence records one `list_evidence` page holds.
+pub const EVIDENCE_PAGE_MAX: u32 = 64;
+
+/// Arguments of `list_evidence`: the records after `after` (an [`evidence_id`]), at most
+/// `limit` of them (up to [`EVIDENCE_PAGE_MAX`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListEvidence {
+    pub after: Option<Vec<u8>>,
+    pub limit: u32,
+}
+
+impl Encode for ListEvidence {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        write::option(out, &self.after, |out, a| write::bytes(out, a));
+        write::u32(out, self.limit);
+    }
+}
+
+impl Decode for ListEvidence {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(ListEvidence {
+            after: r.option("list_evidence.after", |r| r.byte_vec("list_evidence.after", 48))?,
+            limit: r.u32()?,
+        })
+    }
+}
+
+/// The result of `list_evidence`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidencePage {
+    pub records: Vec<EvidenceRecord>,
+}
+
+impl Encode for EvidencePage {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        write::seq(out, &self.records, |out, r| r.encode_to(out));
+    }
+}
+
+impl Decode for EvidencePage {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(EvidencePage { records: r.seq("evidence_page.records", EVIDENCE_PAGE_MAX, EvidenceRecord::decode_from)? })
+    }
 }
 
 /// The result of `get_validators`.
@@ -198,15 +383,27 @@ impl Decode for PendingSet {
     }
 }
 
+fn write_proofs(out: &mut Vec<u8>, proofs: &[KeyProof]) {
+    write::seq(out, proofs, |out, proof| proof.encode_to(out));
+}
+
+fn read_proofs(r: &mut Reader<'_>, what: &'static str) -> Result<Vec<KeyProof>, DecodeError> {
+    r.seq(what, VALIDATORS_MAX, KeyProof::decode_from)
+}
+
 impl Encode for SetValidators {
     fn encode_to(&self, out: &mut Vec<u8>) {
         write_keys(out, &self.keys);
+        write_proofs(out, &self.proofs);
     }
 }
 
 impl Decode for SetValidators {
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(SetValidators { keys: read_keys(r, "set_validators.keys", VALIDATORS_MAX)? })
+        Ok(SetValidators {
+            keys: read_keys(r, "set_validators.keys", VALIDATORS_MAX)?,
+            proofs: read_proofs(r, "set_validators.proofs")?,
+        })
     }
 }
 
@@ -251,8 +448,9 @@ pub const PROPOSAL_BLOCKS: u64 = 1_000;
 /// What the committee can decide.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Schedule a new validator set (as `set_validators`).
-    SetValidators { keys: Vec<[u8; 32]> },
+    /// Schedule a new validator set (as `set_validators`), with a proof of possession for
+    /// each key that joins.
+    SetValidators { keys: Vec<[u8; 32]>, proofs: Vec<KeyProof> },
     /// Approve a code hash for upload (as `approve_code`).
     ApproveCode { code_hash: [u8; 32] },
     /// Replace the committee and its threshold.
@@ -433,9 +631,10 @@ pub fn param_key(name: &str) -> Vec<u8> {
 impl Encode for Action {
     fn encode_to(&self, out: &mut Vec<u8>) {
         match self {
-            Action::SetValidators { keys } => {
+            Action::SetValidators { keys, proofs } => {
                 write::u8(out, 0);
                 write_keys(out, keys);
+                write_proofs(out, proofs);
             }
             Action::ApproveCode { code_hash } => {
                 write::u8(out, 1);
@@ -492,7 +691,10 @@ impl Encode for Action {
 impl Decode for Action {
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(match r.u8()? {
-            0 => Action::SetValidators { keys: read_keys(r, "action.keys", VALIDATORS_MAX)? },
+            0 => Action::SetValidators {
+                keys: read_keys(r, "action.keys", VALIDATORS_MAX)?,
+                proofs: read_proofs(r, "action.proofs")?,
+            },
             1 => Action::ApproveCode { code_hash: r.array()? },
             2 => Action::SetCommittee { committee: Committee::decode_from(r)? },
             3 => Action::SuspendOrg { id: r.string("action.org", crate::registry::ORG_ID_BYTES_MAX)? },
