@@ -32,6 +32,28 @@ pub trait NetSink: Send + Sync + std::fmt::Debug {
     fn penalise(&self, peer: PeerId, what: Misbehaviour);
     /// A new validator set: broadcast to it, and let its members in.
     fn set_validators(&self, validators: Vec<PublicKey>);
+    /// The keys a scheduled set change adds: let them in ahead of their epoch.
+    fn expect(&self, _joining: Vec<PublicKey>) {}
+}
+
+/// Who may connect, as the committed state says: after each commit, the keys that a
+/// scheduled validator-set change adds are let in ahead of their epoch. The committed state
+/// is final (certified by a quorum), so a node that lags behind the activation height can
+/// still reach validators added after its tip, once it has committed the decision.
+#[derive(Debug, Default)]
+pub struct Gate {
+    joining: Vec<PublicKey>,
+}
+
+impl Gate {
+    pub fn after_commit(&mut self, storage: &shutong_storage::Storage, net: &dyn NetSink) {
+        let joining = shutong_execution::epochs::joining(storage);
+        if joining != self.joining {
+            tracing::info!(keys = joining.len(), "keys a scheduled validator-set change adds are let in");
+            net.expect(joining.clone());
+            self.joining = joining;
+        }
+    }
 }
 
 impl NetSink for NetHandle {
@@ -49,6 +71,10 @@ impl NetSink for NetHandle {
 
     fn set_validators(&self, validators: Vec<PublicKey>) {
         NetHandle::send(self, Command::SetValidators(validators));
+    }
+
+    fn expect(&self, joining: Vec<PublicKey>) {
+        NetHandle::send(self, Command::Expect(joining));
     }
 }
 
@@ -248,29 +274,48 @@ pub struct Linked {
     pub block: Block,
     pub certificate: Option<Certificate>,
     pub hash: Hash,
+    /// What the caller's check said of this block ([`linked_run`]'s `finality`).
+    pub finality: Option<Finality>,
 }
 
-/// The run of `blocks` (committed blocks a peer sent, in height order) that extends `tip`:
-/// blocks at or below the tip are skipped, and the run ends at the first block that is not
-/// the next height on the previous one's hash, or whose body is not its own: transactions
-/// other than the ones its header names, or a signature that does not verify. A peer that
-/// altered a body would otherwise pass it off under a real header: executing it would look
-/// like this node diverging from the chain, and storing it would serve forged signatures.
-pub fn linked_run(tip: &Tip, blocks: Vec<(Block, Option<Certificate>)>) -> Vec<Linked> {
+/// The run of `blocks` (committed blocks a peer sent, in height order) that extends `tip`
+/// and that something makes final. Blocks at or below the tip are skipped; the run links by
+/// hash and height, and `finality` says of each linked block whether it is final (its
+/// certificate's check, or the engine's own finalization): the run ends at the last final
+/// block before the first `Invalid` or `LaterEpoch`. Only then are bodies checked, in
+/// order, and the run ends at the first whose body is not its own: transactions other than
+/// the ones its header names, or a signature that does not verify. A peer that altered a
+/// body would otherwise pass it off under a real header: executing it would look like this
+/// node diverging from the chain, and storing it would serve forged signatures. Checking
+/// the headers' finality first means a peer cannot make this node verify the signatures
+/// of blocks nothing finalizes.
+pub fn linked_run(
+    tip: &Tip,
+    blocks: Vec<(Block, Option<Certificate>)>,
+    mut finality: impl FnMut(&Hash, Option<&Certificate>) -> Option<Finality>,
+) -> Vec<Linked> {
     let mut linked: Vec<Linked> = Vec::new();
     let mut previous = tip.hash;
+    let mut final_end = 0;
     for (block, certificate) in blocks {
         if block.header.height <= tip.height {
             continue;
         }
-        if block.header.parent != previous
-            || block.header.height != tip.height + 1 + linked.len() as u64
-            || !body_is_its_own(&block)
-        {
+        if block.header.parent != previous || block.header.height != tip.height + 1 + linked.len() as u64 {
             break;
         }
         previous = block.header.hash();
-        linked.push(Linked { block, certificate, hash: previous });
+        let said = finality(&previous, certificate.as_ref());
+        linked.push(Linked { block, certificate, hash: previous, finality: said });
+        match said {
+            Some(Finality::Final) => final_end = linked.len(),
+            Some(Finality::Invalid | Finality::LaterEpoch) => break,
+            None => {}
+        }
+    }
+    linked.truncate(final_end);
+    if let Some(bad) = linked.iter().position(|l| !body_is_its_own(&l.block)) {
+        linked.truncate(bad);
     }
     linked
 }
@@ -317,6 +362,10 @@ mod tests {
     use super::*;
     use shutong_types::{Keypair, Roots, VoteSubject};
 
+    fn all_final(_: &Hash, _: Option<&Certificate>) -> Option<Finality> {
+        Some(Finality::Final)
+    }
+
     fn chain(from: &Block, n: u64) -> Vec<Block> {
         let mut blocks = Vec::new();
         let mut parent = from.header.hash();
@@ -337,16 +386,68 @@ mod tests {
             Roots { state: Hash([0; 32]), receipts: Hash([0; 32]), audit: Hash([0; 32]), audit_size: 0 },
         );
         let offered: Vec<_> = blocks.iter().cloned().map(|b| (b, None)).collect();
-        let run = linked_run(&tip, offered.clone());
+        let run = linked_run(&tip, offered.clone(), all_final);
         assert_eq!(run.iter().map(|l| l.block.header.height).collect::<Vec<_>>(), [3, 4, 5], "below the tip skipped");
         assert_eq!(run[0].hash, blocks[2].header.hash());
         // A block that claims the right parent but the wrong height ends the run.
         let mut forged = blocks[3].clone();
         forged.header.height = 9;
-        let run = linked_run(&tip, vec![offered[2].clone(), (forged, None), offered[4].clone()]);
+        let run = linked_run(&tip, vec![offered[2].clone(), (forged, None), offered[4].clone()], all_final);
         assert_eq!(run.len(), 1);
         // One that does not name the tip links nothing.
-        assert!(linked_run(&tip, vec![offered[3].clone()]).is_empty());
+        assert!(linked_run(&tip, vec![offered[3].clone()], all_final).is_empty());
+    }
+
+    #[test]
+    fn a_synced_run_ends_at_its_last_final_block_and_no_later_body_is_checked() {
+        let genesis = Block::empty("sync", 0, Hash::of("test", b"none"));
+        let blocks = chain(&genesis, 6);
+        let tip = Tip::after(
+            &genesis.header,
+            Roots { state: Hash([0; 32]), receipts: Hash([0; 32]), audit: Hash([0; 32]), audit_size: 0 },
+        );
+        let offered: Vec<_> = blocks.iter().cloned().map(|b| (b, None)).collect();
+        let at = |heights: &'static [u64]| {
+            move |hash: &Hash, _: Option<&Certificate>| {
+                heights.iter().any(|h| blocks[*h as usize - 1].header.hash() == *hash).then_some(Finality::Final)
+            }
+        };
+        let heights = |run: Vec<Linked>| run.iter().map(|l| l.block.header.height).collect::<Vec<_>>();
+        assert_eq!(heights(linked_run(&tip, offered.clone(), at(&[2, 4]))), [1, 2, 3, 4], "up to the last final one");
+        assert!(linked_run(&tip, offered.clone(), |_, _| None).is_empty(), "nothing final, nothing taken");
+        // A certificate that does not check ends the run where it stands.
+        let mut seen = 0;
+        let stop_at_third = |_: &Hash, _: Option<&Certificate>| {
+            seen += 1;
+            Some(if seen == 3 { Finality::Invalid } else { Finality::Final })
+        };
+        assert_eq!(heights(linked_run(&tip, offered.clone(), stop_at_third)), [1, 2]);
+        // A forged signature after the last final block does not matter; one before it ends
+        // the run there.
+        let mut forged = offered.clone();
+        let mut tx = signed_tx();
+        tx.signature = shutong_types::Signature([7; 64]);
+        forged[4].0.txs.push(tx);
+        forged[4].0.header.txs_root = Block::txs_root(&forged[4].0.txs);
+        let relinked: Vec<_> = {
+            // Re-link the headers above the altered one so only its body is at fault.
+            let mut parent = forged[3].0.header.hash();
+            forged
+                .into_iter()
+                .enumerate()
+                .map(|(i, (mut b, c))| {
+                    if i >= 4 {
+                        b.header.parent = parent;
+                        parent = b.header.hash();
+                    }
+                    (b, c)
+                })
+                .collect()
+        };
+        let final_two =
+            |hash: &Hash, _: Option<&Certificate>| (*hash == relinked[1].0.header.hash()).then_some(Finality::Final);
+        assert_eq!(heights(linked_run(&tip, relinked.clone(), final_two)), [1, 2]);
+        assert_eq!(heights(linked_run(&tip, relinked, all_final)), [1, 2, 3, 4], "the bad body ends the run");
     }
 
     fn signed_tx() -> shutong_types::SignedTransaction {
@@ -375,16 +476,16 @@ mod tests {
         first.header.txs_root = Block::txs_root(&first.txs);
         let second = Block::empty("sync", 2, first.header.hash());
         let offer = |first: &Block| vec![(first.clone(), None), (second.clone(), None)];
-        assert_eq!(linked_run(&tip, offer(&first)).len(), 2, "the honest run links");
+        assert_eq!(linked_run(&tip, offer(&first), all_final).len(), 2, "the honest run links");
         // A transaction left out, or one another signer's: not the header's transactions.
         let mut dropped = first.clone();
         dropped.txs.clear();
-        assert!(linked_run(&tip, offer(&dropped)).is_empty());
+        assert!(linked_run(&tip, offer(&dropped), all_final).is_empty());
         // The same transaction with a forged signature: the id is the same, the body is not.
         let mut forged = first.clone();
         forged.txs[0].signature = Keypair::from_seed("forger").sign(&forged.txs[0].id().0);
         assert_eq!(Block::txs_root(&forged.txs), first.header.txs_root);
-        assert!(linked_run(&tip, offer(&forged)).is_empty());
+        assert!(linked_run(&tip, offer(&forged), all_final).is_empty());
     }
 
     #[test]

@@ -19,17 +19,18 @@ use crate::chain::{
     self, ChainStatus, Finality, NetSink, commit_block, committed_from, diverges, execute_final, split_into_batches,
 };
 use crate::clock::Clock;
+use crate::config::ConsensusConfig;
 use crate::disk::DiskGuard;
-use crate::driver::Message;
+use crate::driver::Driver;
 use crate::mempool::Mempool;
 use crate::view::NodeView;
+use shutong_consensus::Config as EngineConfig;
 use shutong_consensus::wire::{BLOCKS_PER_MESSAGE_MAX, Batch, NetMessage};
 use shutong_execution::epochs::Epoch;
 use shutong_execution::executor::Executor;
 use shutong_p2p::{Inbound, PeerId};
 use shutong_types::{Block, Certificate, Keypair};
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -59,6 +60,7 @@ pub struct Follower {
     next_resend: Instant,
     diverged: bool,
     disk: DiskGuard,
+    gate: chain::Gate,
 }
 
 impl std::fmt::Debug for Follower {
@@ -121,27 +123,47 @@ impl Follower {
             next_resend: now + RESEND_EVERY,
             diverged: false,
             disk,
+            gate: chain::Gate::default(),
             clock,
         };
         follower.show_tip();
         follower
     }
 
-    /// Runs until [`Message::Shutdown`] arrives or every sender is dropped.
-    pub fn run(mut self, mailbox: Receiver<Message>) {
-        loop {
-            let now = self.clock.now();
-            match mailbox.recv_timeout(self.next_wake().saturating_duration_since(now)) {
-                Ok(Message::Net(inbound)) => self.on_message(inbound),
-                Err(RecvTimeoutError::Timeout) => {}
-                Ok(Message::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
-            }
-            if self.status.disk.stopped().borrow().is_some() {
-                tracing::error!("the full node stopped: the disk failed");
-                return;
-            }
-            self.tick();
+    /// Whether a disk failure stopped this node (`crate::disk`).
+    pub fn stopped(&self) -> bool {
+        self.status.disk.stopped().borrow().is_some()
+    }
+
+    /// Whether this node's key is in the set of the next height: it should vote from there
+    /// on ([`Follower::into_driver`]).
+    pub fn joined(&self) -> bool {
+        self.epoch.validators.contains(&self.key.public())
+    }
+
+    /// The validator this full node becomes once a set change added its key: its engine
+    /// starts on the committed tip (the last block of the epoch before), without a restart.
+    /// Gives the follower back if the key is not in the set after all.
+    pub fn into_driver(self, cfg: ConsensusConfig) -> Result<Driver, Box<Follower>> {
+        if !self.joined() {
+            return Err(Box::new(self));
         }
+        let Follower { view, key, executor, mempool, net, clock, status, epoch, disk, .. } = self;
+        tracing::info!(
+            epoch = epoch.epoch,
+            height = view.tip().height,
+            "joined the validator set: voting from here on"
+        );
+        let engine = EngineConfig {
+            chain_id: view.chain_id.clone(),
+            epoch: epoch.epoch,
+            validators: epoch.validators,
+            timeouts: cfg.timeouts(),
+        };
+        let parts = crate::driver::actor::Parts { view, key, engine, executor, mempool, cfg, net, clock, status, disk };
+        let mut driver = Driver::new(parts).expect("joined: the key is one of the engine's validators");
+        driver.start();
+        Ok(driver)
     }
 
     /// When something is next due: a batch to seal, or block sync to ask (again).
@@ -226,29 +248,24 @@ impl Follower {
     }
 
     /// Commits what of `blocks` links to the tip and is made final by a certificate of the
-    /// current epoch, on its own block or a later one of the answer.
+    /// current epoch, on its own block or a later one of the answer. A certificate of the
+    /// next epoch ends the run: once this epoch's last block is committed, the next answer
+    /// is checked against the next set.
     fn on_blocks(&mut self, blocks: Vec<(Block, Option<Certificate>)>) -> Progress {
         let received = blocks.len();
-        let linked = chain::linked_run(&self.view.tip(), blocks);
+        let (chain_id, epoch) = (&self.view.chain_id, &self.epoch);
+        let linked = chain::linked_run(&self.view.tip(), blocks, |hash, certificate| {
+            certificate.map(|c| chain::check_finalization(c, hash, chain_id, epoch.epoch, &epoch.validators))
+        });
         if linked.is_empty() {
             return if received == 0 { Progress::CaughtUp } else { Progress::Useless };
         }
         let mut committed = 0;
         let mut start = 0;
         for i in 0..linked.len() {
-            let Some(certificate) = &linked[i].certificate else { continue };
-            let (chain_id, epoch) = (&self.view.chain_id, &self.epoch);
-            match chain::check_finalization(certificate, &linked[i].hash, chain_id, epoch.epoch, &epoch.validators) {
-                Finality::Final => {}
-                // A later epoch's certificate: its set is known once this epoch's end commits.
-                Finality::LaterEpoch => break,
-                Finality::Invalid => {
-                    tracing::warn!(
-                        height = linked[i].block.header.height,
-                        "synced block came with an invalid certificate"
-                    );
-                    break;
-                }
+            // The run ends at its last final block: only those, and the blocks before them.
+            if linked[i].finality != Some(Finality::Final) {
+                continue;
             }
             for (j, run) in linked.iter().enumerate().take(i + 1).skip(start) {
                 if !self.execute_and_commit(&run.block, if j == i { run.certificate.as_ref() } else { None }) {
@@ -267,10 +284,12 @@ impl Follower {
                 self.epoch = next;
             }
         }
+        self.gate.after_commit(&self.view.storage, &*self.net);
         self.show_tip();
         match committed {
             0 => Progress::Useless,
-            _ if received as u32 >= BLOCKS_PER_MESSAGE_MAX || start < linked.len() => Progress::More,
+            // More may follow: a full answer, or one cut at an epoch's end.
+            _ if received as u32 >= BLOCKS_PER_MESSAGE_MAX || start < received => Progress::More,
             _ => Progress::CaughtUp,
         }
     }

@@ -11,9 +11,11 @@ pub mod devchain;
 pub mod disk;
 pub mod driver;
 pub mod error;
+pub mod evidence;
 pub mod follower;
 pub mod mempool;
 pub mod metrics;
+pub mod role;
 pub mod rpc;
 pub mod sandbox;
 pub mod view;
@@ -170,7 +172,11 @@ impl Node {
         let net_stats = Arc::clone(&net.stats);
         let net: Arc<dyn chain::NetSink> = Arc::new(net);
         let clock: Arc<dyn clock::Clock> = Arc::new(clock::SystemClock);
-        let driver: Box<dyn FnOnce() + Send> = if is_validator {
+        // A full node asks its configured peers for blocks; so does a validator once a set
+        // change removed it.
+        let sources: Vec<_> = peers.iter().filter_map(|p| shutong_p2p::peer_id(&p.key)).collect();
+        let switch = role::Switch { consensus: cfg.consensus.clone(), sources: sources.clone() };
+        let role = if is_validator {
             let parts = driver::actor::Parts {
                 view: view.clone(),
                 key: key.clone(),
@@ -179,35 +185,34 @@ impl Node {
                 mempool: Arc::clone(&mempool),
                 cfg: cfg.consensus.clone(),
                 net,
-                clock,
+                clock: Arc::clone(&clock),
                 status: Arc::clone(&chain_status),
                 disk: disk::DiskGuard::new(cfg.storage.min_free_mb),
             };
             let mut driver = driver::Driver::new(parts).ok_or(Error::NotValidator { key: key.public() })?;
             // Recovery from the write-ahead log finishes before anything is served.
             driver.start();
-            Box::new(move || driver.run(inbox))
+            role::Role::Validator(Box::new(driver))
         } else {
             if peers.is_empty() {
                 return Err(Error::FullNodeWithoutPeers { key: key.public(), epoch: current.epoch });
             }
             tracing::info!(epoch = current.epoch, "this key is not a validator's: running as a full node");
-            let sources = peers.iter().filter_map(|p| shutong_p2p::peer_id(&p.key)).collect();
-            let follower = follower::Follower::new(follower::Parts {
+            role::Role::Follower(Box::new(follower::Follower::new(follower::Parts {
                 view: view.clone(),
                 key: key.clone(),
                 epoch: current,
                 executor,
                 mempool: Arc::clone(&mempool),
                 net,
-                clock,
+                clock: Arc::clone(&clock),
                 status: Arc::clone(&chain_status),
                 sources,
                 block_interval_ms: cfg.consensus.block_interval_ms,
                 disk: disk::DiskGuard::new(cfg.storage.min_free_mb),
-            });
-            Box::new(move || follower.run(inbox))
+            })))
         };
+        let driver = move || role.run(inbox, clock, switch);
         let ctx = rpc::RpcContext {
             view,
             mempool,

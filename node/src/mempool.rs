@@ -192,6 +192,19 @@ impl Mempool {
         self.check_and_add(bytes, chain).map(|tx| tx.id())
     }
 
+    /// The first nonce of `sender` at or after its committed one that no pending
+    /// transaction holds: where the node's own transactions (evidence reports) go, so one
+    /// that lapsed leaves no gap behind it.
+    pub fn next_nonce(&self, sender: &AccountId, chain: &dyn ChainView) -> u64 {
+        let mut nonce = chain.committed_nonce(sender);
+        if let Some(pending) = self.by_sender.get(sender) {
+            while pending.contains_key(&nonce) {
+                nonce += 1;
+            }
+        }
+        nonce
+    }
+
     /// The transactions clients submitted here since the last call, still pending.
     pub fn take_fresh(&mut self) -> Vec<Arc<SignedTransaction>> {
         let ids = &self.ids;

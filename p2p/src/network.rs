@@ -37,6 +37,9 @@ pub enum Command {
     Send(PeerId, Vec<u8>),
     /// A new validator set: broadcast to it, and let its members in.
     SetValidators(Vec<PublicKey>),
+    /// The keys a scheduled set change adds, read from committed state: let them in ahead
+    /// of their epoch (not broadcast to), so this node can reach them even while it lags.
+    Expect(Vec<PublicKey>),
     /// A peer sent something no honest peer sends.
     Penalise(PeerId, Misbehaviour),
 }
@@ -114,7 +117,8 @@ pub enum NetError {
 /// always) and `validators`, dials `peers`, and sends broadcasts to `validators` (this
 /// node's own key among them is skipped). When the validator set changes
 /// ([`Command::SetValidators`]), the keys that left it, unless in `allowed`, are
-/// disconnected and refused from then on. Incoming messages go to `inbox`. Must be called
+/// disconnected and refused from then on; keys a scheduled change adds are let in ahead of
+/// it ([`Command::Expect`]). Incoming messages go to `inbox`. Must be called
 /// inside a tokio runtime; the task ends when every [`NetHandle`] is dropped or it is
 /// aborted.
 pub fn start(
@@ -142,6 +146,7 @@ pub fn start(
     let always: std::collections::HashSet<PeerId> =
         allowed.iter().map(|k| p2p::peer_id(k).ok_or(NetError::BadPeerKey(*k))).collect::<Result<_, _>>()?;
     let mut let_in: std::collections::HashSet<PeerId> = always.iter().chain(&broadcast_to).copied().collect();
+    let mut joining: Vec<PeerId> = Vec::new();
     let (commands, mut queue) = mpsc::channel(OUTBOX_MAX);
     let stats = Arc::new(NetStats::default());
     let task_stats = Arc::clone(&stats);
@@ -181,10 +186,16 @@ pub fn start(
                             stats.dropped_outbound.fetch_add(1, Ordering::Relaxed);
                         }
                     }
-                    Some(Command::SetValidators(keys)) => {
-                        broadcast_to = keys.iter().filter(|k| **k != me).filter_map(p2p::peer_id).collect();
+                    Some(command @ (Command::SetValidators(_) | Command::Expect(_))) => {
+                        match command {
+                            Command::SetValidators(keys) => {
+                                broadcast_to = keys.iter().filter(|k| **k != me).filter_map(p2p::peer_id).collect();
+                            }
+                            Command::Expect(keys) => joining = keys.iter().filter_map(p2p::peer_id).collect(),
+                            _ => {}
+                        }
                         let standing: std::collections::HashSet<PeerId> =
-                            always.iter().chain(&broadcast_to).copied().collect();
+                            always.iter().chain(&broadcast_to).chain(&joining).copied().collect();
                         for peer in let_in.difference(&standing) {
                             tracing::info!(%peer, "p2p peer left the validator set: disconnected and refused");
                             swarm.behaviour_mut().allowed.disallow_peer(*peer);

@@ -5,8 +5,7 @@ use super::state::{
     WaitingProposal,
 };
 use super::{
-    ANCESTORS_ASKED, BATCH_INTERVAL, BLOCK_ENVELOPE_BYTES, CLOCK_DRIFT_MS, IDLE_WAKE, Message, PARENT_RETRY,
-    RESEND_EVERY, SYNC_RETRY,
+    ANCESTORS_ASKED, BATCH_INTERVAL, BLOCK_ENVELOPE_BYTES, CLOCK_DRIFT_MS, PARENT_RETRY, RESEND_EVERY, SYNC_RETRY,
 };
 use crate::chain::{
     self, ChainStatus, Finality, NetSink, commit_block, committed_from, diverges, encoded_len, execute_final,
@@ -34,7 +33,6 @@ use shutong_types::{
 use shutong_vm::state::StateReader;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -121,6 +119,10 @@ pub struct Driver {
     diverged: bool,
     /// Set when a validator-set change removed this node's key: it stops taking part.
     retired: bool,
+    gate: crate::chain::Gate,
+    /// Validators this node reported equivocating in this epoch: one proof is enough for the
+    /// committee to act, so a validator that goes on is not reported view after view.
+    reported: HashSet<u32>,
     timers: Timers,
     disk: DiskGuard,
     /// This validator's votes whose write-ahead-log write failed, by view and kind: never
@@ -186,6 +188,7 @@ impl Driver {
         let Parts { view, key, engine, executor, mempool, cfg, net, clock, status, disk } = parts;
         let peers = peers_of(&engine.validators, &key.public());
         let engine = Engine::new(engine, key.clone(), Ed25519)?;
+        status.full_node.store(false, Ordering::Relaxed);
         let now = clock.now();
         Some(Driver {
             view,
@@ -211,6 +214,8 @@ impl Driver {
             next_resend: now + RESEND_EVERY,
             diverged: false,
             retired: false,
+            gate: crate::chain::Gate::default(),
+            reported: HashSet::new(),
             timers: Timers::default(),
             disk,
             unsaved: BTreeMap::new(),
@@ -231,23 +236,33 @@ impl Driver {
         self.engine.view()
     }
 
-    /// Runs until [`Message::Shutdown`] arrives or every sender is dropped. Call
-    /// [`Driver::start`] first.
-    pub fn run(mut self, mailbox: Receiver<Message>) {
-        loop {
-            let now = self.clock.now();
-            let wake = self.next_wake().unwrap_or(now + IDLE_WAKE);
-            match mailbox.recv_timeout(wake.saturating_duration_since(now).min(IDLE_WAKE)) {
-                Ok(Message::Net(inbound)) => self.on_message(inbound),
-                Err(RecvTimeoutError::Timeout) => {}
-                Ok(Message::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
-            }
-            self.tick();
-            if self.stopped() {
-                tracing::error!("consensus stopped: the disk failed");
-                return;
-            }
-        }
+    /// Whether a validator-set change removed this node's key: it should follow the chain
+    /// as a full node ([`Driver::into_follower`]).
+    pub fn retired(&self) -> bool {
+        self.retired
+    }
+
+    /// The full node this validator becomes once a set change removed it: it follows the
+    /// chain from `sources` with the set of the next height, without a restart.
+    pub fn into_follower(self, sources: Vec<PeerId>) -> crate::follower::Follower {
+        let tip = self.view.tip();
+        let epoch = shutong_execution::epochs::validators_for(self.storage(), tip.height + 1)
+            .unwrap_or_else(|| Epoch { epoch: self.engine.config().epoch, validators: self.validators().to_vec() });
+        tracing::info!(epoch = epoch.epoch, height = tip.height, "left the validator set: following as a full node");
+        let Driver { view, key, executor, mempool, cfg, net, clock, status, disk, .. } = self;
+        crate::follower::Follower::new(crate::follower::Parts {
+            view,
+            key,
+            epoch,
+            executor,
+            mempool,
+            net,
+            clock,
+            status,
+            sources,
+            block_interval_ms: cfg.block_interval_ms,
+            disk,
+        })
     }
 
     /// Whether a disk failure stopped this node (`crate::disk`).
@@ -311,7 +326,24 @@ impl Driver {
         while let Some((view, timer)) = self.timers.pop_due(self.clock.now()) {
             self.status.metrics.observe_timeout(timer);
             self.step(Input::Timeout { view, timer });
+            if timer == shutong_consensus::Timer::Advance {
+                self.poll_for_blocks();
+            }
         }
+    }
+
+    /// A view ended without a certificate: the chain may have gone on without this
+    /// validator (it missed the end of its epoch while down, and a set change removed it, so
+    /// no validator sends it anything any more). It asks the next peer for committed blocks
+    /// from its tip, at most once per [`SYNC_RETRY`]; what comes back is checked as any
+    /// synced block is.
+    fn poll_for_blocks(&mut self) {
+        if self.peers.is_empty() {
+            return;
+        }
+        let peer = self.peers[self.sync.peer % self.peers.len()];
+        self.sync.peer = self.sync.peer.wrapping_add(1);
+        self.sync_to_later_epoch(peer);
     }
 
     fn step(&mut self, input: Input) {
@@ -390,6 +422,7 @@ impl Driver {
     /// After the last block of an epoch is committed, restarts the engine in the next epoch
     /// with the new set, from that block and its finalization.
     fn maybe_switch_epoch(&mut self) {
+        self.gate.after_commit(&self.view.storage, &*self.net);
         let tip = self.view.tip();
         let Some(next) = shutong_execution::epochs::validators_for(self.storage(), tip.height + 1) else { return };
         if next.epoch == self.engine.config().epoch {
@@ -413,8 +446,7 @@ impl Driver {
         let Some(engine) = Engine::new(cfg, self.key.clone(), Ed25519) else {
             tracing::warn!(
                 epoch = next.epoch,
-                "this node's key is not in the new validator set: it no longer takes part in consensus \
-                 (it still serves blocks; restarted, it follows the chain as a full node)"
+                "this node's key is not in the new validator set: it no longer takes part in consensus"
             );
             self.retired = true;
             return;
@@ -423,6 +455,7 @@ impl Driver {
         self.requested = None;
         self.proposed = None;
         self.proposals.clear();
+        self.reported.clear();
         self.waiting.clear_proposals();
         self.timers.clear();
         self.target = None;
@@ -870,29 +903,25 @@ impl Driver {
         }
     }
 
-    /// Committed blocks from a peer: taken while they link to the tip; a certificate with
-    /// one is checked and makes it (and so what it links to) final.
+    /// Committed blocks from a peer: taken while they link to the tip, up to the last one a
+    /// certificate with it or the engine's own finalization makes final (what it links to
+    /// is final too); the certificates are kept for the commit.
     fn on_sync_blocks(&mut self, blocks: Vec<(Block, Option<Certificate>)>) {
+        let cfg = self.engine.config().clone();
+        let target = self.target.as_ref().map(|t| t.digest);
+        let run = chain::linked_run(&self.view.tip(), blocks, |hash, certificate| match certificate {
+            Some(c) => Some(chain::check_finalization(c, hash, &cfg.chain_id, cfg.epoch, &cfg.validators)),
+            None => (target == Some(*hash)).then_some(Finality::Final),
+        });
         let mut certified = false;
-        for linked in chain::linked_run(&self.view.tip(), blocks) {
+        for linked in run {
             let hash = self.hold(linked.block);
             if !self.held.contains(&hash) {
                 break;
             }
-            if let Some(certificate) = linked.certificate {
-                let cfg = self.engine.config();
-                match chain::check_finalization(&certificate, &hash, &cfg.chain_id, cfg.epoch, &cfg.validators) {
-                    Finality::Final => {
-                        certified = true;
-                        self.certified.insert(hash, certificate);
-                    }
-                    // A later epoch's block: its set is known once this epoch's end commits.
-                    Finality::LaterEpoch => break,
-                    Finality::Invalid => {
-                        tracing::warn!(%hash, "synced block came with an invalid certificate; dropping the rest");
-                        break;
-                    }
-                }
+            if let (Some(certificate), Some(Finality::Final)) = (linked.certificate, linked.finality) {
+                certified = true;
+                self.certified.insert(hash, certificate);
             }
         }
         if certified || self.target.is_some() {
@@ -1003,7 +1032,8 @@ impl Driver {
         self.sync.at = Some(self.clock.now() + SYNC_RETRY);
     }
 
-    /// A peer's consensus message of a later epoch: this validator missed the end of its
+    /// A peer's consensus message of a later epoch (or views that time out,
+    /// [`Self::poll_for_blocks`]): this validator may have missed the end of its
     /// epoch (it was down or cut off while the others finalized it), and no certificate of
     /// its own epoch will come any more to make it sync. It asks that peer for committed
     /// blocks from its tip on, at most once per [`SYNC_RETRY`]; the answer's certificates are
@@ -1015,7 +1045,7 @@ impl Driver {
         }
         self.sync.later_epoch_at = Some(now);
         let tip = self.view.tip();
-        tracing::info!(peer = %from, from_height = tip.height + 1, "a peer is in a later epoch: block sync");
+        tracing::debug!(peer = %from, from_height = tip.height + 1, "block sync: a peer is in a later epoch, or views time out");
         self.net.send(from, &NetMessage::SyncRequest { from_height: tip.height + 1, count: BLOCKS_PER_MESSAGE_MAX });
     }
 
@@ -1171,13 +1201,25 @@ impl Driver {
                     self.target = Some(Target { view, digest, certificate });
                     self.try_commit();
                 }
-                Effect::Evidence(evidence) => {
-                    tracing::warn!(
-                        signer = evidence.first.signer,
-                        view = evidence.first.subject.view,
-                        "validator signed conflicting votes"
-                    );
-                }
+                Effect::Evidence(evidence) => self.report(&evidence),
+            }
+        }
+    }
+
+    /// Puts equivocation evidence on chain ([`crate::evidence`]).
+    fn report(&mut self, evidence: &shutong_consensus::Evidence) {
+        let (signer, view) = (evidence.first.signer, evidence.first.subject.view);
+        if !self.reported.insert(signer) {
+            return;
+        }
+        let offender = self.validators().get(signer as usize).copied();
+        let mut pool = self.mempool.lock().expect("mempool lock poisoned");
+        match crate::evidence::report(evidence, &self.key, &mut pool, &self.view) {
+            Ok(tx) => {
+                tracing::warn!(signer, ?offender, view, %tx, "validator signed conflicting votes: reported on chain")
+            }
+            Err(err) => {
+                tracing::warn!(signer, ?offender, view, %err, "validator signed conflicting votes; the report was refused")
             }
         }
     }
