@@ -14,4 +14,5 @@ mod disk;
 mod examples;
 mod faults;
 mod full_node;
+mod membership;
 mod provenance;

@@ -104,7 +104,8 @@ pub struct NodeScenario {
     pub gst_ms: u64,
     /// Transactions the clients submit, spread over the run up to GST.
     pub txs: u64,
-    /// Whether the committee removes the last validator by governance (a new epoch).
+    /// Whether the committee replaces the last validator with the full node by governance
+    /// (a new epoch, in which both switch roles live).
     pub epoch_change: bool,
 }
 
@@ -137,10 +138,12 @@ impl NodeScenario {
             loss_per_mille: rng.between(0, 150),
             duplicate_per_mille: rng.between(0, 50),
         };
-        // The removed validator is the last; it must not be the Byzantine one, whose removal
-        // would leave none to test. Three validators need all three votes: not with a
+        // The removed validator is the last and the full node takes its place; it must not
+        // be the Byzantine one, whose removal would leave none to test. Governance refuses
+        // to remove one of three (f = 0). Three validators need all three votes: not with a
         // silent one or twins among them.
         let epoch_change = rng.chance(500)
+            && validators >= 4
             && byzantine.is_none_or(|(v, b)| {
                 v != validators as u32 - 1 && (!matches!(b, Byzantine::Silent | Byzantine::Twins) || validators > 4)
             });
@@ -180,6 +183,11 @@ pub struct NodeReport {
     /// Messages the Byzantine validator withheld, added or altered (for twins: the votes
     /// the second one sent), so that a test sees that it misbehaved at all.
     pub byzantine_acts: u64,
+    /// Equivocation records on chain at the end (a double voter's must land there).
+    pub evidence: u64,
+    /// Whether the full node became a validator and the removed validator a full node,
+    /// live, in a run with a validator-set change.
+    pub switched_live: bool,
 }
 
 /// A broken property.
@@ -269,10 +277,11 @@ impl NetSink for SimNet {
     }
 }
 
+/// A node's part: the node's own role (a validator's driver or a full node's follower,
+/// switching when the set changes, as in a running node), or down.
 enum Role {
-    Validator(Box<Driver>),
-    Full(Box<Follower>),
-    /// Crashed, or a validator removed from the set that stopped taking part.
+    Up(shutong_node::role::Role),
+    /// Crashed.
     Down,
 }
 
@@ -464,6 +473,8 @@ impl World {
                 epoch: 0,
                 caught_up_ms: 0,
                 byzantine_acts: 0,
+                evidence: 0,
+                switched_live: false,
             },
             violation: None,
             gst_height: None,
@@ -489,13 +500,15 @@ impl World {
         shutong_node::readmit_pending(&storage, &view, &mempool);
         let epoch = shutong_execution::epochs::validators_for(&*storage, tip.height + 1)
             .ok_or_else(|| setup("no validator set"))?;
-        let node = &mut self.nodes[i];
-        node.net.set_validators(epoch.validators.clone());
+        self.nodes[i].net.set_validators(epoch.validators.clone());
         let executor = shutong_execution::executor::Executor::new(Arc::clone(&self.vm), storage.clone());
         let clock: Arc<dyn Clock> = Arc::new(self.clock.clone());
-        let net: Arc<dyn NetSink> = node.net.clone();
+        let net: Arc<dyn NetSink> = self.nodes[i].net.clone();
         let status = Arc::new(ChainStatus::default());
-        node.role = if epoch.validators.contains(&node.key.public()) {
+        // Every node asks the validators of genesis and the full node for blocks.
+        let sources = (0..self.nodes.len()).map(|v| self.nodes[v].peer).filter(|p| *p != self.nodes[i].peer).collect();
+        let node = &mut self.nodes[i];
+        let role = if epoch.validators.contains(&node.key.public()) {
             let engine = shutong_consensus::Config {
                 chain_id: CHAIN_ID.into(),
                 epoch: epoch.epoch,
@@ -516,15 +529,10 @@ impl World {
             };
             let mut driver = Driver::new(parts).ok_or_else(|| setup("a validator key not in the set"))?;
             driver.start();
-            Role::Validator(Box::new(driver))
-        } else if node.validator {
-            // Removed from the set by governance: it has nothing left to do.
-            Role::Down
+            shutong_node::role::Role::Validator(Box::new(driver))
         } else {
-            let sources = (0..self.scenario.validators)
-                .filter_map(|v| shutong_p2p::peer_id(&Keypair::from_seed(&format!("sim-node-{v}")).public()))
-                .collect();
-            Role::Full(Box::new(Follower::new(follower::Parts {
+            // A full node, or a validator the committee removed: it follows the chain.
+            shutong_node::role::Role::Follower(Box::new(Follower::new(follower::Parts {
                 view: view.clone(),
                 key: node.key.clone(),
                 epoch,
@@ -538,6 +546,7 @@ impl World {
                 disk: DiskGuard::new(0),
             })))
         };
+        node.role = Role::Up(role);
         node.storage = Some(storage);
         node.mempool = Some(mempool);
         node.view = Some(view);
@@ -605,6 +614,9 @@ impl World {
         }
         self.report.trace = *self.trace.finalize().as_bytes();
         self.report.txs_accepted = self.accepted.iter().filter(|a| **a).count() as u64;
+        let live = self.heights().first().map_or(0, |(i, _)| *i);
+        self.report.evidence = self.evidence(live);
+        self.report.switched_live = self.scenario.epoch_change;
         Ok(self.report.clone())
     }
 
@@ -640,16 +652,13 @@ impl World {
             Event::Deliver { to, from, bytes } => {
                 let inbound = Inbound { from: self.nodes[from].peer, bytes };
                 match &mut self.nodes[to].role {
-                    Role::Validator(driver) => {
-                        driver.on_message(inbound);
-                        driver.tick();
-                    }
-                    Role::Full(follower) => {
-                        follower.on_message(inbound);
-                        follower.tick();
+                    Role::Up(role) => {
+                        role.on_message(inbound);
+                        role.tick();
                     }
                     Role::Down => return,
                 }
+                self.settle(to);
                 self.report.messages_delivered += 1;
                 self.after_step(to);
             }
@@ -658,10 +667,10 @@ impl World {
                     return;
                 }
                 match &mut self.nodes[node].role {
-                    Role::Validator(driver) => driver.tick(),
-                    Role::Full(follower) => follower.tick(),
+                    Role::Up(role) => role.tick(),
                     Role::Down => return,
                 }
+                self.settle(node);
                 self.after_step(node);
             }
             Event::Crash { node } => {
@@ -706,6 +715,16 @@ impl World {
             self.accepted[tx] = false;
             self.schedule(at, Event::Submit { tx, attempt: 0 });
         }
+    }
+
+    /// Switches node `i` between validator and full node if a set change calls for it, as
+    /// the node's consensus thread does after each step.
+    fn settle(&mut self, i: usize) {
+        let Role::Up(role) = std::mem::replace(&mut self.nodes[i].role, Role::Down) else { return };
+        let me = self.nodes[i].peer;
+        let sources = self.nodes.iter().map(|n| n.peer).filter(|p| *p != me).collect();
+        let switch = shutong_node::role::Switch { consensus: self.cfg.consensus.clone(), sources };
+        self.nodes[i].role = Role::Up(role.settle(&switch));
     }
 
     /// Routes what node `i` sent and schedules its next wake.
@@ -780,8 +799,7 @@ impl World {
             }
         }
         let next = match &self.nodes[i].role {
-            Role::Validator(driver) => driver.next_wake(),
-            Role::Full(follower) => Some(follower.next_wake()),
+            Role::Up(role) => Some(role.next_wake(self.clock.now())),
             Role::Down => None,
         };
         let now = self.clock.ms();
@@ -956,7 +974,7 @@ impl World {
                 let n = &self.nodes[*i];
                 n.validator
                     && n.byzantine.is_none_or(|b| b == Byzantine::WithholdBatches)
-                    && matches!(n.role, Role::Validator(_))
+                    && matches!(&n.role, Role::Up(role) if role.is_validator())
             })
             .collect();
         (!live.is_empty()).then(|| live[self.rng.below(live.len() as u64) as usize])
@@ -990,8 +1008,9 @@ impl World {
         view.storage.put_pending(&id, bytes).is_ok()
     }
 
-    /// The committee removes the last validator: the first seat proposes, the second's
-    /// vote carries it once the proposal is committed. Each step's transaction is sent again
+    /// The committee replaces the last validator with the full node (with its proof of
+    /// possession): the first seat proposes, the second's vote carries it once the proposal
+    /// is committed. The full node starts voting and the removed validator follows, live. Each step's transaction is sent again
     /// until its receipt is seen (the same bytes: one nonce, one expiry).
     fn govern(&mut self) {
         use shutong_sdk::system_api::governance::Action;
@@ -1007,9 +1026,13 @@ impl World {
         let storage = self.nodes[i].storage.clone().expect("a live validator has storage");
         let step = match self.governance {
             Governance::ToPropose => {
-                let keys: Vec<[u8; 32]> =
-                    (0..self.scenario.validators - 1).map(|v| self.nodes[v].key.public().0).collect();
-                let tx = sign(&self.committee[0], shutong_sdk::builder::propose(Action::SetValidators { keys }), 0);
+                let joining = &self.nodes[self.scenario.validators].key;
+                let mut keys: Vec<PublicKey> =
+                    (0..self.scenario.validators - 1).map(|v| self.nodes[v].key.public()).collect();
+                keys.push(joining.public());
+                let proof = shutong_sdk::builder::possession(CHAIN_ID, &keys, joining);
+                let action = Action::SetValidators { keys: keys.iter().map(|k| k.0).collect(), proofs: vec![proof] };
+                let tx = sign(&self.committee[0], shutong_sdk::builder::propose(action), 0);
                 Some((tx, Governance::Proposed as fn(Hash) -> Governance))
             }
             Governance::Proposed(id) => match storage.receipt(&id) {
@@ -1060,7 +1083,16 @@ impl World {
         let heights = self.heights();
         let target = self.gst_height.unwrap_or(u64::MAX).saturating_add(BLOCKS_AFTER_GST);
         if heights.iter().any(|(_, h)| *h < target) {
-            return Err(format!("heights {heights:?} (node, height), {target} required"));
+            let roles: String = self
+                .nodes
+                .iter()
+                .map(|n| match &n.role {
+                    Role::Up(r) if r.is_validator() => 'V',
+                    Role::Up(_) => 'F',
+                    Role::Down => '-',
+                })
+                .collect();
+            return Err(format!("heights {heights:?} (node, height), {target} required; roles {roles}"));
         }
         let live: Vec<usize> = heights.iter().map(|(i, _)| *i).collect();
         if self.governance != Governance::Off && self.governance != Governance::Carried {
@@ -1079,6 +1111,19 @@ impl World {
         if self.scenario.epoch_change && self.epoch_of(live[0]) == 0 {
             return Err(format!("still in epoch 0; heights {heights:?}"));
         }
+        if self.scenario.epoch_change {
+            let (joined, removed) = (self.scenario.validators, self.scenario.validators - 1);
+            let is_validator = |i: usize| matches!(&self.nodes[i].role, Role::Up(r) if r.is_validator());
+            if !is_validator(joined) || is_validator(removed) {
+                return Err("the full node is not a validator yet, or the removed validator still one".into());
+            }
+        }
+        if matches!(self.scenario.byzantine, Some((_, Byzantine::DoubleVoter)))
+            && self.report.byzantine_acts > 0
+            && self.evidence(live[0]) == 0
+        {
+            return Err("the double voter's equivocation is not on chain yet".into());
+        }
         Ok(())
     }
 
@@ -1091,12 +1136,21 @@ impl World {
                 if node.byzantine.is_some() || matches!(node.role, Role::Down) {
                     return None;
                 }
-                let storage = node.storage.as_ref()?;
-                let tip = storage.tip().map_or(0, |t| t.height);
-                let set = shutong_execution::epochs::validators_for(&**storage, tip + 1)?;
-                (!node.validator || set.validators.contains(&node.key.public())).then_some((i, tip))
+                // A validator the committee removed follows the chain as a full node.
+                let tip = node.storage.as_ref()?.tip().map_or(0, |t| t.height);
+                Some((i, tip))
             })
             .collect()
+    }
+
+    /// The equivocation records in node `i`'s committed state.
+    fn evidence(&self, i: usize) -> u64 {
+        let Some(storage) = &self.nodes[i].storage else { return 0 };
+        let prefix = shutong_types::keyspace::contract_storage(
+            &shutong_execution::epochs::governance(),
+            shutong_sdk::system_api::governance::EVIDENCE_PREFIX,
+        );
+        shutong_vm::state::StateReader::scan(&**storage, &prefix, None, 1_000).len() as u64
     }
 
     fn epoch_of(&self, i: usize) -> u64 {
