@@ -197,9 +197,9 @@ fn faults_max(n: usize) -> usize {
 /// The rules a validator-set change must keep so that the chain goes on finalizing through
 /// it: no fewer validators than the committee's minimum, at most f of the validators in
 /// force leave at once (the epoch's last block is finalized by the old set, and any f of it
-/// may be down), and the validators that stay
-/// are a quorum of the new set by themselves (new ones may not be running yet). Larger
-/// changes are made in steps. `new` is well formed ([`well_formed`]).
+/// may be down), and the validators that stay are a quorum of the new set by themselves
+/// (new ones may not be running yet), except that a set of three or fewer may grow by one.
+/// Larger changes are made in steps. `new` is well formed ([`well_formed`]).
 fn keeps_finalizing(current: &[[u8; 32]], new: &[[u8; 32]]) -> Result<(), Error> {
     let min = validators_min();
     if (new.len() as u64) < min {
@@ -221,7 +221,11 @@ fn keeps_finalizing(current: &[[u8; 32]], new: &[[u8; 32]]) -> Result<(), Error>
         )));
     }
     let quorum = new.len() - faults_max(new.len());
-    if staying < quorum {
+    // A set that tolerates no fault (three validators or fewer) may still grow one at a
+    // time: any of its validators down stops it already, a new one no more so. Without
+    // this a chain that starts with one validator could never have more.
+    let grows_by_one = faults_max(current.len()) == 0 && leaving == 0 && new.len() == current.len() + 1;
+    if staying < quorum && !grows_by_one {
         return Err(Error(format!(
             "the change adds {} validators: the {} that stay must be a quorum ({}) of the new set of {}",
             new.len() - staying,
@@ -710,6 +714,26 @@ mod tests {
         // Replacing one: one leaves, one joins; the three that stay are a quorum of four.
         set_validators(&args(&[[10; 32], [11; 32], [12; 32], [14; 32]])).unwrap();
         assert_eq!(set_validators(&args(&[[11; 32]])), Err(Error::new("a validator-set change is already pending")));
+    }
+
+    #[test]
+    fn a_chain_of_one_validator_grows_one_at_a_time() {
+        testing::reset();
+        testing::set_context([1; 32], 5);
+        setup();
+        let one = ValidatorSet { epoch: 0, since_height: 0, keys: vec![[10; 32]] };
+        contract::storage_set(VALIDATORS_KEY, &one.encode());
+        assert_eq!(
+            set_validators(&args(&[[10; 32], [11; 32], [12; 32]])),
+            Err(Error::new("the change adds 2 validators: the 1 that stay must be a quorum (3) of the new set of 3"))
+        );
+        assert_eq!(set_validators(&args(&[[10; 32], [11; 32]])), Ok(Vec::new()));
+        // From four on, the quorum rule decides: four to five is allowed (four stay, a
+        // quorum of five); four to six is refused (each_refusal_has_its_own_error).
+        let four = ValidatorSet { epoch: 0, since_height: 0, keys: vec![[10; 32], [11; 32], [12; 32], [13; 32]] };
+        contract::storage_remove(PENDING_KEY);
+        contract::storage_set(VALIDATORS_KEY, &four.encode());
+        assert_eq!(set_validators(&args(&[[10; 32], [11; 32], [12; 32], [13; 32], [14; 32]])), Ok(Vec::new()));
     }
 
     #[test]
