@@ -8,6 +8,31 @@ use crate::verifier::Verifier;
 use shutong_types::{Certificate, Hash, Keypair, VoteKind, VoteSubject};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Whether one validator's votes on both subjects (of one view) are evidence.
+fn subjects_conflict(a: &VoteSubject, b: &VoteSubject) -> bool {
+    use VoteKind::*;
+    a.view == b.view
+        && match (a.kind, b.kind) {
+            (Notarize, Notarize) | (Finalize, Finalize) => a.digest != b.digest,
+            (Nullify, Finalize) | (Finalize, Nullify) => true,
+            _ => false,
+        }
+}
+
+/// The signed votes a certificate is made of.
+fn certificate_votes(certificate: &Certificate) -> Vec<SignedVote> {
+    certificate
+        .signer_indices()
+        .into_iter()
+        .zip(&certificate.signatures)
+        .map(|(signer, signature)| SignedVote {
+            subject: certificate.subject,
+            signer: signer as u32,
+            signature: *signature,
+        })
+        .collect()
+}
+
 /// The outcome of checking a proposal's parent (rule 6).
 enum Ancestry {
     Valid,
@@ -401,7 +426,8 @@ impl<V: Verifier> Engine<V> {
         if subject.kind == VoteKind::Nullify && subject.digest != Hash::ZERO {
             return Err(Error::NullifyWithDigest { view });
         }
-        if view <= self.finalized.view || self.rounds.get(&view).is_some_and(|r| r.has_certificate(subject.kind)) {
+        let same_kind = self.rounds.get(&view).and_then(|r| r.certificate(subject.kind)).map(|c| c.subject);
+        if view <= self.finalized.view || same_kind == Some(subject) {
             return Ok(Vec::new());
         }
         let round = self.rounds.get(&view);
@@ -422,7 +448,35 @@ impl<V: Verifier> Engine<V> {
                 },
             )
             .map_err(|source| Error::BadCertificate { view, source })?;
-        Ok(self.on_quorum(certificate))
+        // Another certificate of this kind for another block: evidence only, never counted.
+        let mut effects = self.certificate_evidence(&certificate);
+        if same_kind.is_none() {
+            effects.extend(self.on_quorum(certificate));
+        }
+        Ok(effects)
+    }
+
+    /// Two certificates of one view that honest validators cannot both have signed (two
+    /// notarizations or two finalizations of different blocks, or a nullification and a
+    /// finalization): every validator that signed both equivocated, and each certificate
+    /// holds its own signature of its vote, so each such pair is evidence (consensus.md,
+    /// Evidence), reported once per signer and view.
+    fn certificate_evidence(&mut self, new: &Certificate) -> Vec<Effect> {
+        let Some(round) = self.rounds.get_mut(&new.subject.view) else { return Vec::new() };
+        let conflicting: Vec<Certificate> =
+            round.certificates().filter(|c| subjects_conflict(&c.subject, &new.subject)).cloned().collect();
+        let mut effects = Vec::new();
+        for old in conflicting {
+            let theirs = certificate_votes(new);
+            for first in certificate_votes(&old) {
+                if let Some(second) = theirs.iter().find(|v| v.signer == first.signer)
+                    && round.accused.insert(first.signer)
+                {
+                    effects.push(Effect::Evidence(Evidence { first, second: second.clone() }));
+                }
+            }
+        }
+        effects
     }
 
     /// Rules 3, 4 and 5: what a new certificate does.

@@ -116,6 +116,15 @@ impl Round {
         }
     }
 
+    /// The certificate of `kind` this round holds.
+    pub fn certificate(&self, kind: VoteKind) -> Option<&Certificate> {
+        match kind {
+            VoteKind::Notarize => self.notarization.as_ref(),
+            VoteKind::Nullify => self.nullification.as_ref(),
+            VoteKind::Finalize => self.finalization.as_ref(),
+        }
+    }
+
     /// Every certificate the round holds.
     pub fn certificates(&self) -> impl Iterator<Item = &Certificate> {
         [&self.finalization, &self.notarization, &self.nullification].into_iter().flatten()

@@ -370,3 +370,45 @@ fn a_re_proposed_block_is_notarized_and_finalized_in_a_later_view() {
 fn certificate_input(keys: &[Keypair], signers: &[usize], kind: VoteKind, view: u64, digest: Hash) -> Input {
     Input::Certificate(certificate(keys, signers, kind, view, digest))
 }
+
+#[test]
+fn two_conflicting_certificates_are_evidence_against_every_validator_in_both() {
+    let (mut engine, keys, _) = started(4, 0);
+    let (a, b) = (digest("a"), digest("b"));
+    // Validator 0 sees view 1 notarized for a by 1, 2 and 3; then a notarization of b by 1,
+    // 2 and 0's own key cannot come from honest validators: 1 and 2 signed both.
+    engine.step(Input::Certificate(certificate(&keys, &[1, 2, 3], VoteKind::Notarize, 1, a))).unwrap();
+    let effects = engine.step(Input::Certificate(certificate(&keys, &[0, 1, 2], VoteKind::Notarize, 1, b))).unwrap();
+    let accused: Vec<(u32, Hash, Hash)> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Evidence(ev) => Some((ev.first.signer, ev.first.subject.digest, ev.second.subject.digest)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(accused, vec![(1, a, b), (2, a, b)]);
+    // Each is a self-contained proof: both votes verify under the signer's key.
+    for effect in &effects {
+        if let Effect::Evidence(ev) = effect {
+            for v in [&ev.first, &ev.second] {
+                assert!(
+                    keys[v.signer as usize].public().verify(&v.subject.signing_bytes("test"), &v.signature).is_ok()
+                );
+            }
+        }
+    }
+    // The second notarization is evidence only: nothing else happens, and the view keeps a.
+    assert!(effects.iter().all(|e| matches!(e, Effect::Evidence(_))), "{effects:?}");
+    assert!(engine.certificates(1).iter().any(|c| c.subject.digest == a));
+    // A nullification and a finalization of one view conflict too.
+    engine.step(Input::Certificate(certificate(&keys, &[1, 2, 3], VoteKind::Nullify, 2, Hash::ZERO))).unwrap();
+    let effects = engine.step(Input::Certificate(certificate(&keys, &[0, 2, 3], VoteKind::Finalize, 2, b))).unwrap();
+    let accused: Vec<u32> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Evidence(ev) => Some(ev.first.signer),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(accused, vec![2, 3]);
+}
