@@ -6,6 +6,7 @@
 
 use crate::{Message, SignedVote};
 use shutong_codec::{Reader, write};
+use shutong_types::epoch::EpochChange;
 use shutong_types::hash::tag;
 use shutong_types::limits::BLOCK_TXS_MAX;
 use shutong_types::{Block, BlockHeader, Certificate, Decode, DecodeError, Encode, Hash, PublicKey, SignedTransaction};
@@ -100,11 +101,13 @@ pub enum Kind {
     Batch,
     CompactProposal,
     BatchRequest,
+    EpochRequest,
+    EpochProof,
 }
 
 impl Kind {
     /// Every kind, in tag order: `ALL[t]` has tag `t`.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Consensus,
         Kind::Proposal,
         Kind::BlockRequest,
@@ -114,6 +117,8 @@ impl Kind {
         Kind::Batch,
         Kind::CompactProposal,
         Kind::BatchRequest,
+        Kind::EpochRequest,
+        Kind::EpochProof,
     ];
 
     pub fn tag(self) -> u8 {
@@ -127,6 +132,8 @@ impl Kind {
             Kind::Batch => 6,
             Kind::CompactProposal => 7,
             Kind::BatchRequest => 8,
+            Kind::EpochRequest => 9,
+            Kind::EpochProof => 10,
         }
     }
 
@@ -151,13 +158,15 @@ impl Kind {
             Kind::Batch => "batch",
             Kind::CompactProposal => "compact_proposal",
             Kind::BatchRequest => "batch_request",
+            Kind::EpochRequest => "epoch_request",
+            Kind::EpochProof => "epoch_proof",
         }
     }
 
     /// Whether answering it makes the receiver read blocks or batches and send them back:
     /// such requests have a rate of their own.
     pub fn is_costly_request(self) -> bool {
-        matches!(self, Kind::BlockRequest | Kind::SyncRequest | Kind::BatchRequest)
+        matches!(self, Kind::BlockRequest | Kind::SyncRequest | Kind::BatchRequest | Kind::EpochRequest)
     }
 }
 
@@ -184,6 +193,12 @@ pub enum NetMessage {
     CompactProposal(CompactProposal),
     /// "Send me these batches."
     BatchRequest(Vec<Hash>),
+    /// "Prove to me that this epoch began, and with whom": asked by a node that met a peer
+    /// of a later epoch than its own (`shutong_types::epoch`).
+    EpochRequest { epoch: u64 },
+    /// The proof of an epoch's start: its previous epoch's last header, certified, and the
+    /// proven set and scheduled change there.
+    EpochProof(Box<EpochChange>),
 }
 
 impl NetMessage {
@@ -198,6 +213,8 @@ impl NetMessage {
             NetMessage::Batch(_) => Kind::Batch,
             NetMessage::CompactProposal(_) => Kind::CompactProposal,
             NetMessage::BatchRequest(_) => Kind::BatchRequest,
+            NetMessage::EpochRequest { .. } => Kind::EpochRequest,
+            NetMessage::EpochProof(_) => Kind::EpochProof,
         }
     }
 }
@@ -230,6 +247,8 @@ impl Encode for NetMessage {
             NetMessage::Batch(batch) => batch.encode_to(out),
             NetMessage::CompactProposal(proposal) => proposal.encode_to(out),
             NetMessage::BatchRequest(digests) => write::seq(out, digests, |out, digest| digest.encode_to(out)),
+            NetMessage::EpochRequest { epoch } => write::u64(out, *epoch),
+            NetMessage::EpochProof(change) => change.encode_to(out),
         }
     }
 }
@@ -258,6 +277,8 @@ impl Decode for NetMessage {
             Kind::BatchRequest => {
                 NetMessage::BatchRequest(r.seq("net.batch_request", BATCHES_PER_MESSAGE_MAX, Hash::decode_from)?)
             }
+            Kind::EpochRequest => NetMessage::EpochRequest { epoch: r.u64()? },
+            Kind::EpochProof => NetMessage::EpochProof(Box::new(EpochChange::decode_from(r)?)),
         })
     }
 }
@@ -294,6 +315,21 @@ mod tests {
                 vote: SignedVote { subject, signer: 1, signature: subject.sign("wire", &key) },
             }),
             NetMessage::BatchRequest(vec![Hash::of("b", b"1")]),
+            NetMessage::EpochRequest { epoch: 2 },
+            NetMessage::EpochProof(Box::new(EpochChange {
+                epoch: 1,
+                start_height: 4,
+                last_header: block(3).header,
+                certificate: Certificate::new(subject, 4, &[(1, subject.sign("wire", &key))]),
+                validators: shutong_types::epoch::ProvenValue {
+                    value: Some(vec![1, 2]),
+                    proof: shutong_types::smt::StateProof { leaf: None, siblings: Vec::new() },
+                },
+                pending: shutong_types::epoch::ProvenValue {
+                    value: None,
+                    proof: shutong_types::smt::StateProof { leaf: None, siblings: Vec::new() },
+                },
+            })),
         ]
     }
 
@@ -312,7 +348,7 @@ mod tests {
             assert_eq!(message.encode()[0], tag as u8, "{message:?}");
             assert_eq!(Kind::of_bytes(&message.encode()), Some(message.kind()));
         }
-        assert_eq!(Kind::of_tag(9), None);
+        assert_eq!(Kind::of_tag(11), None);
     }
 
     #[test]
@@ -323,7 +359,7 @@ mod tests {
                 assert!(NetMessage::decode(&bytes[..len]).is_err(), "{message:?} cut to {len} bytes decoded");
             }
         }
-        assert!(NetMessage::decode(&[9]).is_err());
+        assert!(NetMessage::decode(&[11]).is_err());
         assert!(NetMessage::decode(&[255, 0, 0]).is_err());
     }
 

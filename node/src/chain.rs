@@ -13,6 +13,7 @@ use shutong_p2p::network::{Command, NetHandle};
 use shutong_p2p::peer_guard::Misbehaviour;
 use shutong_p2p::{Inbound, PeerId};
 use shutong_storage::{Commit, Storage, StorageError, Tip};
+use shutong_types::epoch::{EpochChange, KnownEpoch, ProvenValue};
 use shutong_types::limits::BLOCK_BYTES_MAX;
 use shutong_types::{Block, Certificate, Encode, Hash, PublicKey, VoteKind};
 use std::collections::HashSet;
@@ -36,24 +37,126 @@ pub trait NetSink: Send + Sync + std::fmt::Debug {
     fn expect(&self, _joining: Vec<PublicKey>) {}
 }
 
-/// Who may connect, as the committed state says: after each commit, the keys that a
-/// scheduled validator-set change adds are let in ahead of their epoch. The committed state
-/// is final (certified by a quorum), so a node that lags behind the activation height can
-/// still reach validators added after its tip, once it has committed the decision.
+/// Who may connect beyond the set in force: the keys of later epochs this node knows of.
+/// After each commit, the keys a scheduled change adds are let in ahead of their epoch: the
+/// committed state is final, so a node between the decision and the activation height can
+/// reach the validators joining there. A node further behind, which meets a peer of a
+/// later epoch, asks it for the proof of each epoch it lacks ([`Gate::behind`]) and lets in
+/// the validators of each epoch it could verify from the certified header and state proofs
+/// alone (`shutong_types::epoch`), without executing up to them.
 #[derive(Debug, Default)]
 pub struct Gate {
+    /// What the network was last told.
     joining: Vec<PublicKey>,
+    /// Epochs after the committed one, proven by peers, in order.
+    ahead: Vec<KnownEpoch>,
+    /// When an epoch proof was last asked for.
+    asked: Option<std::time::Instant>,
 }
 
+/// How often a node behind asks for an epoch proof.
+const EPOCH_ASK_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
 impl Gate {
-    pub fn after_commit(&mut self, storage: &shutong_storage::Storage, net: &dyn NetSink) {
-        let joining = shutong_execution::epochs::joining(storage);
+    /// The epoch of the next height in committed state, as a proof's starting point.
+    fn committed(storage: &shutong_storage::Storage) -> Option<KnownEpoch> {
+        let tip = storage.tip()?;
+        let epoch = shutong_execution::epochs::validators_for(storage, tip.height + 1)?;
+        let start_height = storage.epoch_start(epoch.epoch).unwrap_or(0);
+        Some(KnownEpoch { epoch: epoch.epoch, start_height, validators: epoch.validators })
+    }
+
+    fn update(&mut self, storage: &shutong_storage::Storage, net: &dyn NetSink) {
+        let mut joining = shutong_execution::epochs::joining(storage);
+        for key in self.ahead.iter().flat_map(|e| &e.validators) {
+            if !joining.contains(key) {
+                joining.push(*key);
+            }
+        }
         if joining != self.joining {
-            tracing::info!(keys = joining.len(), "keys a scheduled validator-set change adds are let in");
+            tracing::info!(keys = joining.len(), epochs_ahead = self.ahead.len(), "validators of later epochs let in");
             net.expect(joining.clone());
             self.joining = joining;
         }
     }
+
+    pub fn after_commit(&mut self, storage: &shutong_storage::Storage, net: &dyn NetSink) {
+        if let Some(committed) = Gate::committed(storage) {
+            self.ahead.retain(|e| e.epoch > committed.epoch);
+        }
+        self.update(storage, net);
+    }
+
+    /// `peer` runs an epoch later than this node's committed one: ask it to prove the next
+    /// epoch this node does not know (at most every [`EPOCH_ASK_EVERY`]).
+    pub fn behind(
+        &mut self,
+        peer: PeerId,
+        storage: &shutong_storage::Storage,
+        net: &dyn NetSink,
+        now: std::time::Instant,
+    ) {
+        if self.asked.is_some_and(|at| now < at + EPOCH_ASK_EVERY) {
+            return;
+        }
+        let Some(committed) = Gate::committed(storage) else { return };
+        self.asked = Some(now);
+        let epoch = self.ahead.last().map_or(committed.epoch, |e| e.epoch) + 1;
+        net.send(peer, &NetMessage::EpochRequest { epoch });
+    }
+
+    /// A peer's proof of an epoch: checked against the newest epoch this node knows; if it
+    /// holds, that epoch's validators are let in and the peer is asked for the next one.
+    pub fn on_proof(
+        &mut self,
+        peer: PeerId,
+        change: &EpochChange,
+        chain_id: &str,
+        storage: &shutong_storage::Storage,
+        net: &dyn NetSink,
+    ) {
+        let Some(committed) = Gate::committed(storage) else { return };
+        let base = self.ahead.last().cloned().unwrap_or(committed);
+        if change.epoch != base.epoch + 1 {
+            return;
+        }
+        match shutong_types::epoch::verify_change(chain_id, &base, change) {
+            Ok(next) => {
+                tracing::info!(epoch = next.epoch, start_height = next.start_height, %peer, "a later epoch proven by a peer");
+                self.ahead.push(next);
+                self.update(storage, net);
+                self.asked = None;
+                net.send(peer, &NetMessage::EpochRequest { epoch: change.epoch + 1 });
+            }
+            Err(reason) => {
+                tracing::warn!(epoch = change.epoch, %peer, %reason, "a peer's epoch proof does not hold");
+                net.penalise(peer, Misbehaviour::Invalid);
+            }
+        }
+    }
+}
+
+/// The proof that `epoch` began, from this node's committed blocks and state; `None` if it
+/// has not begun here, or the state it needs is pruned.
+pub fn epoch_change(storage: &shutong_storage::Storage, epoch: u64) -> Option<EpochChange> {
+    let start = storage.epoch_start(epoch).filter(|s| *s > 0)?;
+    let last = start - 1;
+    let last_header = storage.block(last)?.header;
+    let certificate = storage.certificate(last)?;
+    // Header `last` carries the state after block `last − 1`.
+    let version = last.checked_sub(1)?;
+    let prove = |key: Vec<u8>| {
+        let (value, proof) = shutong_execution::state_tree::prove(storage, version, &key).ok()?;
+        Some(ProvenValue { value, proof })
+    };
+    Some(EpochChange {
+        epoch,
+        start_height: start,
+        last_header,
+        certificate,
+        validators: prove(shutong_execution::epochs::validators_key())?,
+        pending: prove(shutong_execution::epochs::pending_key())?,
+    })
 }
 
 impl NetSink for NetHandle {
@@ -361,6 +464,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use shutong_types::{Keypair, Roots, VoteSubject};
+    use std::sync::Mutex;
 
     fn all_final(_: &Hash, _: Option<&Certificate>) -> Option<Finality> {
         Some(Finality::Final)
@@ -396,6 +500,94 @@ mod tests {
         assert_eq!(run.len(), 1);
         // One that does not name the tip links nothing.
         assert!(linked_run(&tip, vec![offered[3].clone()], all_final).is_empty());
+    }
+
+    /// What a gate told the network.
+    #[derive(Debug, Default)]
+    struct Seen {
+        expected: Mutex<Vec<Vec<PublicKey>>>,
+        sent: Mutex<Vec<NetMessage>>,
+        penalties: std::sync::atomic::AtomicU64,
+    }
+
+    impl NetSink for Seen {
+        fn send(&self, _: PeerId, message: &NetMessage) {
+            self.sent.lock().unwrap().push(message.clone());
+        }
+        fn broadcast(&self, _: &NetMessage) {}
+        fn penalise(&self, _: PeerId, _: Misbehaviour) {
+            self.penalties.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        fn set_validators(&self, _: Vec<PublicKey>) {}
+        fn expect(&self, joining: Vec<PublicKey>) {
+            self.expected.lock().unwrap().push(joining);
+        }
+    }
+
+    #[test]
+    fn a_node_behind_lets_in_the_validators_a_peer_proves_and_no_others() {
+        use shutong_execution::epochs::{pending_key, validators_key};
+        use shutong_execution::genesis::{CommitteeMember, Genesis, GenesisValidator};
+        use shutong_system_api::governance::PendingSet;
+        let keys: Vec<Keypair> = (0..4).map(|i| Keypair::from_seed(&format!("gate-{i}"))).collect();
+        let old: Vec<PublicKey> = keys.iter().map(Keypair::public).collect();
+        let validators =
+            old.iter().enumerate().map(|(i, k)| GenesisValidator { name: format!("v{i}"), public_key: *k }).collect();
+        let committee = CommitteeMember::departments(&[Keypair::from_seed("gate-seat").account()]);
+        let genesis = Genesis::new("gate", 1_000, validators, committee);
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        crate::init_storage(&storage, &genesis).unwrap();
+
+        // Elsewhere the chain went on: a change replacing validator 3 was scheduled to take
+        // effect at 20, and header 19, the epoch's last, carries that state.
+        let joining = Keypair::from_seed("gate-joining").public();
+        let new: Vec<PublicKey> = old[..3].iter().copied().chain([joining]).collect();
+        let mut writes = genesis.state();
+        let pending = PendingSet { activation_height: 20, keys: new.iter().map(|k| k.0).collect(), proposer: [0; 32] };
+        writes.insert(pending_key(), Some(pending.encode()));
+        let mut tree = shutong_execution::state_tree::MemoryTree::default();
+        let root = tree.apply(0, &writes).unwrap();
+        let mut header = Block::empty("gate", 19, Hash::of("test", b"18")).header;
+        header.state_root = root;
+        header.validator_set = shutong_types::validator_set_hash(&old);
+        let certify = |signers: usize| {
+            let subject = VoteSubject { kind: VoteKind::Finalize, epoch: 0, view: 30, digest: header.hash() };
+            let votes: Vec<_> = (0..signers).map(|i| (i, subject.sign("gate", &keys[i]))).collect();
+            Certificate::new(subject, 4, &votes)
+        };
+        let prove = |key: Vec<u8>| {
+            let (value, proof) = shutong_execution::state_tree::prove(&tree, 0, &key).unwrap();
+            ProvenValue { value, proof }
+        };
+        let change = EpochChange {
+            epoch: 1,
+            start_height: 20,
+            last_header: header.clone(),
+            certificate: certify(3),
+            validators: prove(validators_key()),
+            pending: prove(pending_key()),
+        };
+        let peer = shutong_p2p::peer_id(&old[0]).unwrap();
+        let (net, mut gate) = (Seen::default(), Gate::default());
+
+        // Behind: the node asks the peer for the epoch after its own.
+        gate.behind(peer, &storage, &net, std::time::Instant::now());
+        assert!(matches!(net.sent.lock().unwrap().last(), Some(NetMessage::EpochRequest { epoch: 1 })));
+        // Forged: another scheduled set, or a header certified by two of four.
+        let mut forged = change.clone();
+        let other = PendingSet { keys: vec![Keypair::from_seed("gate-other").public().0], ..pending.clone() };
+        forged.pending.value = Some(other.encode());
+        gate.on_proof(peer, &forged, "gate", &storage, &net);
+        let mut uncertified = change.clone();
+        uncertified.certificate = certify(2);
+        gate.on_proof(peer, &uncertified, "gate", &storage, &net);
+        assert_eq!(net.penalties.load(std::sync::atomic::Ordering::Relaxed), 2);
+        assert!(net.expected.lock().unwrap().is_empty(), "nothing let in on a proof that does not hold");
+        // The real proof: the joining validator is let in, and the peer asked for the next.
+        gate.on_proof(peer, &change, "gate", &storage, &net);
+        assert_eq!(net.expected.lock().unwrap().last(), Some(&new));
+        assert!(matches!(net.sent.lock().unwrap().last(), Some(NetMessage::EpochRequest { epoch: 2 })));
     }
 
     #[test]

@@ -229,7 +229,7 @@ impl Follower {
             }
             NetMessage::SyncBlocks(blocks) if self.asked.is_some_and(|(peer, _)| peer == from) => {
                 self.asked = None;
-                let progress = self.on_blocks(blocks);
+                let progress = self.on_blocks(from, blocks);
                 let now = self.clock.now();
                 match progress {
                     Progress::More => self.next_ask = now,
@@ -242,6 +242,14 @@ impl Follower {
                     self.ask();
                 }
             }
+            NetMessage::EpochRequest { epoch } => {
+                if let Some(change) = chain::epoch_change(&self.view.storage, epoch) {
+                    self.net.send(from, &NetMessage::EpochProof(Box::new(change)));
+                }
+            }
+            NetMessage::EpochProof(change) => {
+                self.gate.on_proof(from, &change, &self.view.chain_id, &self.view.storage, &*self.net)
+            }
             // Consensus traffic, batches and unasked answers are for validators.
             _ => {}
         }
@@ -251,12 +259,20 @@ impl Follower {
     /// current epoch, on its own block or a later one of the answer. A certificate of the
     /// next epoch ends the run: once this epoch's last block is committed, the next answer
     /// is checked against the next set.
-    fn on_blocks(&mut self, blocks: Vec<(Block, Option<Certificate>)>) -> Progress {
+    fn on_blocks(&mut self, from: PeerId, blocks: Vec<(Block, Option<Certificate>)>) -> Progress {
         let received = blocks.len();
         let (chain_id, epoch) = (&self.view.chain_id, &self.epoch);
+        let mut later = false;
         let linked = chain::linked_run(&self.view.tip(), blocks, |hash, certificate| {
-            certificate.map(|c| chain::check_finalization(c, hash, chain_id, epoch.epoch, &epoch.validators))
+            let said =
+                certificate.map(|c| chain::check_finalization(c, hash, chain_id, epoch.epoch, &epoch.validators));
+            later |= said == Some(Finality::LaterEpoch);
+            said
         });
+        if later {
+            // The peer is in a later epoch: learn its validators ahead of executing there.
+            self.gate.behind(from, &self.view.storage, &*self.net, self.clock.now());
+        }
         if linked.is_empty() {
             return if received == 0 { Progress::CaughtUp } else { Progress::Useless };
         }

@@ -169,12 +169,7 @@ fn decode_hex<T: Decode>(what: &'static str, text: &str) -> Result<T, LightError
 }
 
 /// One epoch's validators and the first height they validate.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EpochSet {
-    pub epoch: u64,
-    pub start_height: u64,
-    pub validators: Vec<PublicKey>,
-}
+pub type EpochSet = shutong_types::epoch::KnownEpoch;
 
 /// A header this client has checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -318,35 +313,8 @@ impl LightClient {
         let set: ValidatorSet = decode_value("validator set", &self.verify_state(&last, &info.validators, &set_key)?)?;
         let pending: PendingSet =
             decode_value("scheduled change", &self.verify_state(&last, &info.pending, &pending_key)?)?;
-        let old_keys: Vec<[u8; 32]> = current.validators.iter().map(|k| k.0).collect();
-        if set.epoch != current.epoch || set.keys != old_keys {
-            return Err(fail(format!(
-                "the proven set is epoch {}'s, not the known epoch {}'s",
-                set.epoch, current.epoch
-            )));
-        }
-        if pending.activation_height != info.start_height {
-            return Err(fail(format!(
-                "the proven change activates at {}, not {}",
-                pending.activation_height, info.start_height
-            )));
-        }
-        let mut sorted = pending.keys.clone();
-        sorted.sort_unstable();
-        sorted.dedup();
-        if pending.keys.is_empty()
-            || sorted.len() != pending.keys.len()
-            || pending.keys.iter().any(|k| !PublicKey(*k).is_point())
-        {
-            return Err(fail(
-                "the proven change is empty, repeats a key, or names a key that is no curve point".into(),
-            ));
-        }
-        self.epochs.push(EpochSet {
-            epoch,
-            start_height: info.start_height,
-            validators: pending.keys.into_iter().map(PublicKey).collect(),
-        });
+        let next = shutong_types::epoch::next_epoch(&current, info.start_height, &set, &pending).map_err(fail)?;
+        self.epochs.push(next);
         self.changes.push(info.clone());
         Ok(())
     }

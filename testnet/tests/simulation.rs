@@ -189,7 +189,8 @@ fn summarize_nodes(name: &str, reports: &[NodeReport], started: std::time::Insta
     let max = |f: fn(&NodeReport) -> u64| reports.iter().map(f).max().unwrap_or(0);
     eprintln!(
         "{name}: {} runs in {:.1} s; messages sent {}, delivered {}, lost {}; crashes {} (unsynced writes lost {}); \
-         transactions {}; epoch changes {}; caught up after GST max {} ms; heights up to {}",
+         transactions {}; epoch changes {} (live role switches {}, epoch proofs sent {}); evidence records {}; \
+         caught up after GST max {} ms; heights up to {}",
         reports.len(),
         started.elapsed().as_secs_f64(),
         sum(|r| r.messages_sent),
@@ -199,6 +200,9 @@ fn summarize_nodes(name: &str, reports: &[NodeReport], started: std::time::Insta
         sum(|r| r.lost_to_power_cuts),
         sum(|r| r.txs_accepted),
         sum(|r| r.epoch),
+        sum(|r| u64::from(r.switched_live)),
+        sum(|r| r.epoch_proofs),
+        sum(|r| r.evidence),
         max(|r| r.caught_up_ms),
         max(|r| r.height),
     );

@@ -9,6 +9,7 @@ pub mod auditlog;
 pub mod block;
 #[doc(hidden)]
 pub mod bytes;
+pub mod epoch;
 pub mod hash;
 pub mod keys;
 pub mod keyspace;

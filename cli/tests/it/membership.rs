@@ -1,7 +1,8 @@
 //! Validator-set membership on real processes: a full node joins the set live (with a proof
 //! of possession of its key, which the committee cannot skip) and the validator it replaces
 //! becomes a full node live; and a validator's double vote sent to a validator ends up as
-//! evidence on chain, shown by `shutong gov evidence`.
+//! evidence on chain, shown by `shutong gov evidence`. A validator proves a later epoch to
+//! a node that knows only genesis, over a real connection.
 
 use libp2p::futures::StreamExt;
 use libp2p::swarm::SwarmEvent;
@@ -10,7 +11,8 @@ use shutong_consensus::wire::NetMessage;
 use shutong_sdk::system_api::governance::{Action, CHANGE_DELAY_BLOCKS, KeyProof};
 use shutong_sdk::{Client, builder, keyfile};
 use shutong_testnet::Cluster;
-use shutong_types::{Encode, ExecStatus, Hash, Keypair, PublicKey, VoteKind, VoteSubject};
+use shutong_types::epoch::{EpochChange, KnownEpoch, verify_change};
+use shutong_types::{Decode, Encode, ExecStatus, Hash, Keypair, PublicKey, VoteKind, VoteSubject};
 use std::path::Path;
 use std::time::Duration;
 
@@ -84,12 +86,55 @@ async fn a_full_node_joins_the_set_live_and_the_validator_it_replaces_leaves_liv
     // The joined node's vote is needed now: with validator 1 down, validators 0 and 2 and
     // the joined node are the quorum of three, and the chain goes on finalizing.
     cluster.kill(1);
+    // A node that knows only genesis asks validator 0, over a real connection, to prove
+    // epoch 1, and checks the answer alone: the joined key is in it; altered, it fails.
+    let change = epoch_proof(&cluster, &node_key(&cluster, 1), 1).await;
+    let genesis =
+        KnownEpoch { epoch: 0, start_height: 0, validators: (0..4).map(|i| cluster.members[i].public_key).collect() };
+    let proven = verify_change(&cluster.chain_id, &genesis, &change).unwrap();
+    assert_eq!((proven.validators, proven.start_height), (keys.clone(), activation));
+    let mut altered = change.clone();
+    altered.pending.value.as_mut().unwrap()[0] ^= 1;
+    assert!(verify_change(&cluster.chain_id, &genesis, &altered).is_err());
     let from = status(&v0).await.height;
     cluster.wait_height(&[0, 2, 4], from + 10, WAIT).await.unwrap();
     let header = v0.block(from + 10).await.unwrap().unwrap().header;
     assert_eq!(header.validator_set, shutong_types::validator_set_hash(&keys));
     // Validator 3 left: the others closed its connections (it is no listed full node).
     cluster.wait_peers(0, 2, WAIT).await.unwrap();
+}
+
+/// Connects to validator 0 as `key` (a key it lets in) and asks it for the proof of `epoch`.
+async fn epoch_proof(cluster: &Cluster, key: &Keypair, epoch: u64) -> EpochChange {
+    use libp2p::request_response::{Event, Message};
+    use shutong_p2p::swarm::BehaviourEvent;
+    let v0_key = cluster.members[0].public_key;
+    let mut swarm = shutong_p2p::swarm::swarm(key, &[v0_key]).unwrap();
+    let addr = cluster.members[0].p2p;
+    swarm.dial(format!("/ip4/{}/tcp/{}", addr.ip(), addr.port()).parse::<libp2p::Multiaddr>().unwrap()).unwrap();
+    let peer = shutong_p2p::peer_id(&v0_key).unwrap();
+    let answer = tokio::time::timeout(WAIT, async {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == peer => {
+                    let request = NetMessage::EpochRequest { epoch };
+                    swarm.behaviour_mut().consensus.send_request(&peer, request.encode());
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::Consensus(Event::Message {
+                    message: Message::Request { request, channel, .. },
+                    ..
+                })) => {
+                    let _ = swarm.behaviour_mut().consensus.send_response(channel, Vec::new());
+                    if let Ok(NetMessage::EpochProof(change)) = NetMessage::decode(&request) {
+                        return *change;
+                    }
+                }
+                _ => {}
+            }
+        }
+    })
+    .await;
+    answer.expect("validator 0 proves the epoch")
 }
 
 #[tokio::test(flavor = "multi_thread")]

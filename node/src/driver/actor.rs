@@ -586,7 +586,10 @@ impl Driver {
         if self.retired
             && !matches!(
                 message,
-                NetMessage::BlockRequest { .. } | NetMessage::SyncRequest { .. } | NetMessage::BatchRequest(_)
+                NetMessage::BlockRequest { .. }
+                    | NetMessage::SyncRequest { .. }
+                    | NetMessage::BatchRequest(_)
+                    | NetMessage::EpochRequest { .. }
             )
         {
             return;
@@ -615,7 +618,7 @@ impl Driver {
                 let blocks = committed_from(self.storage(), from_height, count);
                 self.net.send(from, &NetMessage::SyncBlocks(blocks));
             }
-            NetMessage::SyncBlocks(blocks) => self.on_sync_blocks(blocks),
+            NetMessage::SyncBlocks(blocks) => self.on_sync_blocks(from, blocks),
             NetMessage::Batch(batch) => self.on_batch(batch),
             NetMessage::CompactProposal(proposal) => self.on_compact_proposal(from, proposal),
             NetMessage::BatchRequest(digests) => {
@@ -624,6 +627,14 @@ impl Driver {
                         self.net.send(from, &NetMessage::Batch(batch.clone()));
                     }
                 }
+            }
+            NetMessage::EpochRequest { epoch } => {
+                if let Some(change) = chain::epoch_change(self.storage(), epoch) {
+                    self.net.send(from, &NetMessage::EpochProof(Box::new(change)));
+                }
+            }
+            NetMessage::EpochProof(change) => {
+                self.gate.on_proof(from, &change, &self.view.chain_id, &self.view.storage, &*self.net)
             }
         }
     }
@@ -906,13 +917,22 @@ impl Driver {
     /// Committed blocks from a peer: taken while they link to the tip, up to the last one a
     /// certificate with it or the engine's own finalization makes final (what it links to
     /// is final too); the certificates are kept for the commit.
-    fn on_sync_blocks(&mut self, blocks: Vec<(Block, Option<Certificate>)>) {
+    fn on_sync_blocks(&mut self, from: PeerId, blocks: Vec<(Block, Option<Certificate>)>) {
         let cfg = self.engine.config().clone();
         let target = self.target.as_ref().map(|t| t.digest);
+        let mut later = false;
         let run = chain::linked_run(&self.view.tip(), blocks, |hash, certificate| match certificate {
-            Some(c) => Some(chain::check_finalization(c, hash, &cfg.chain_id, cfg.epoch, &cfg.validators)),
+            Some(c) => {
+                let said = chain::check_finalization(c, hash, &cfg.chain_id, cfg.epoch, &cfg.validators);
+                later |= said == Finality::LaterEpoch;
+                Some(said)
+            }
             None => (target == Some(*hash)).then_some(Finality::Final),
         });
+        if later {
+            // The peer is in a later epoch: learn its validators ahead of executing there.
+            self.gate.behind(from, &self.view.storage, &*self.net, self.clock.now());
+        }
         let mut certified = false;
         for linked in run {
             let hash = self.hold(linked.block);
@@ -1044,6 +1064,7 @@ impl Driver {
             return;
         }
         self.sync.later_epoch_at = Some(now);
+        self.gate.behind(from, &self.view.storage, &*self.net, now);
         let tip = self.view.tip();
         tracing::debug!(peer = %from, from_height = tip.height + 1, "block sync: a peer is in a later epoch, or views time out");
         self.net.send(from, &NetMessage::SyncRequest { from_height: tip.height + 1, count: BLOCKS_PER_MESSAGE_MAX });

@@ -185,6 +185,8 @@ pub struct NodeReport {
     pub byzantine_acts: u64,
     /// Equivocation records on chain at the end (a double voter's must land there).
     pub evidence: u64,
+    /// Proofs of a later epoch that nodes sent to nodes behind it (`chain::Gate`).
+    pub epoch_proofs: u64,
     /// Whether the full node became a validator and the removed validator a full node,
     /// live, in a run with a validator-set change.
     pub switched_live: bool,
@@ -474,6 +476,7 @@ impl World {
                 caught_up_ms: 0,
                 byzantine_acts: 0,
                 evidence: 0,
+                epoch_proofs: 0,
                 switched_live: false,
             },
             violation: None,
@@ -731,6 +734,7 @@ impl World {
     fn after_step(&mut self, i: usize) {
         let sent = self.nodes[i].net.take();
         for (to, message) in sent {
+            self.report.epoch_proofs += u64::from(matches!(message, NetMessage::EpochProof(_)));
             if let NetMessage::Consensus(ConsensusMessage::Vote(vote)) = &message
                 && self.nodes[i].byzantine.is_none()
             {
