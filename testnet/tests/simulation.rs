@@ -189,7 +189,7 @@ fn summarize_nodes(name: &str, reports: &[NodeReport], started: std::time::Insta
     let max = |f: fn(&NodeReport) -> u64| reports.iter().map(f).max().unwrap_or(0);
     eprintln!(
         "{name}: {} runs in {:.1} s; messages sent {}, delivered {}, lost {}; crashes {} (unsynced writes lost {}); \
-         transactions {}; epoch changes {} (live role switches {}, epoch proofs sent {}); evidence records {}; \
+         transactions {}; epoch changes {} (live role switches {}, epoch proofs sent {}, refused {}); evidence records {}; \
          caught up after GST max {} ms; heights up to {}",
         reports.len(),
         started.elapsed().as_secs_f64(),
@@ -202,6 +202,7 @@ fn summarize_nodes(name: &str, reports: &[NodeReport], started: std::time::Insta
         sum(|r| r.epoch),
         sum(|r| u64::from(r.switched_live)),
         sum(|r| r.epoch_proofs),
+        sum(|r| r.refused),
         sum(|r| r.evidence),
         max(|r| r.caught_up_ms),
         max(|r| r.height),
@@ -285,6 +286,12 @@ fn the_committee_replaces_a_validator_while_others_crash_and_restart() {
     let reports = run_each(scenarios, nodes::run, described);
     summarize_nodes("epoch change", &reports, started);
     assert!(reports.iter().all(|r| r.epoch == 1 && r.switched_live), "every run ended in the new epoch");
+    // The removed validator is no listed full node: it keeps asking, and is refused.
+    assert!(
+        reports.iter().all(|r| r.refused > 0),
+        "refused per run: {:?}",
+        reports.iter().map(|r| r.refused).collect::<Vec<_>>()
+    );
 }
 
 /// The seeds that found bugs (docs/simulation.md, "What it found"), kept passing: an

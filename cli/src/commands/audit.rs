@@ -81,6 +81,9 @@ pub enum AuditCommand {
         #[arg(long)]
         id: u64,
     },
+    /// Validators that signed two conflicting votes, as recorded on chain (the same as
+    /// `gov evidence`).
+    Evidence,
     /// Who used which data, under which grant, for what purpose: logs the question on chain
     /// (as an auditor), then prints every matching authorisation and access entry, each
     /// proven against a header the validators finalized.
@@ -308,6 +311,7 @@ pub async fn run(command: AuditCommand, ctx: &Ctx) -> Shown {
             (json, text)
         }
         AuditCommand::Trail(args) => trail(args, ctx).await?,
+        AuditCommand::Evidence => return super::gov::evidence(ctx).await,
         AuditCommand::Verify { file, genesis } => {
             let size = std::fs::metadata(&file).with_context(|| format!("cannot read {}", file.display()))?.len();
             anyhow::ensure!(

@@ -252,48 +252,7 @@ pub async fn run(command: GovCommand, ctx: &Ctx) -> Shown {
                 "chain_id": status.chain_id, "proof": text});
             return shown(json, text);
         }
-        GovCommand::Evidence => {
-            let client = ctx.client()?;
-            let mut records = Vec::new();
-            let mut after = None;
-            loop {
-                let page = client.read(reads::evidence(after.clone(), EVIDENCE_PAGE_MAX)).await?;
-                let full = page.records.len() as u32 == EVIDENCE_PAGE_MAX;
-                after = page
-                    .records
-                    .last()
-                    .map(|r| evidence_id(&r.validator, r.evidence.first.epoch, r.evidence.first.view));
-                records.extend(page.records);
-                if !full {
-                    break;
-                }
-            }
-            let mut text = format!("{} equivocation records", records.len());
-            for r in &records {
-                let (a, b) = (&r.evidence.first, &r.evidence.second);
-                let kinds = ["notarize", "nullify", "finalize"];
-                let kind = |k: u8| kinds.get(k as usize).copied().unwrap_or("unknown");
-                text.push_str(&format!(
-                    "\n  validator {} (index {}) in epoch {} view {}: {} {} and {} {}; reported by {} at height {}",
-                    hex::encode(r.validator),
-                    a.signer,
-                    a.epoch,
-                    a.view,
-                    kind(a.kind),
-                    hex::encode(&a.digest[..4]),
-                    kind(b.kind),
-                    hex::encode(&b.digest[..4]),
-                    hex::encode(r.reporter),
-                    r.height
-                ));
-            }
-            let json = serde_json::json!({"evidence": records.iter().map(|r| serde_json::json!({
-                "validator": hex::encode(r.validator), "epoch": r.evidence.first.epoch, "view": r.evidence.first.view,
-                "first": vote_json(&r.evidence.first), "second": vote_json(&r.evidence.second),
-                "reporter": hex::encode(r.reporter), "height": r.height,
-            })).collect::<Vec<_>>()});
-            return shown(json, text);
-        }
+        GovCommand::Evidence => return evidence(ctx).await,
         GovCommand::Propose(proposal) => builder::propose(match proposal {
             Proposal::SetValidators { validators, proofs } => {
                 Action::SetValidators { keys: validators.iter().map(|k| k.0).collect(), proofs }
@@ -407,4 +366,45 @@ pub async fn run(command: GovCommand, ctx: &Ctx) -> Shown {
             return shown(json, text);
         }
     }))
+}
+
+/// Equivocation evidence recorded on chain, every page of it (`gov evidence`, `audit evidence`).
+pub(crate) async fn evidence(ctx: &Ctx) -> Shown {
+    let client = ctx.client()?;
+    let mut records = Vec::new();
+    let mut after = None;
+    loop {
+        let page = client.read(reads::evidence(after.clone(), EVIDENCE_PAGE_MAX)).await?;
+        let full = page.records.len() as u32 == EVIDENCE_PAGE_MAX;
+        after = page.records.last().map(|r| evidence_id(&r.validator, r.evidence.first.epoch, r.evidence.first.view));
+        records.extend(page.records);
+        if !full {
+            break;
+        }
+    }
+    let mut text = format!("{} equivocation records", records.len());
+    for r in &records {
+        let (a, b) = (&r.evidence.first, &r.evidence.second);
+        let kinds = ["notarize", "nullify", "finalize"];
+        let kind = |k: u8| kinds.get(k as usize).copied().unwrap_or("unknown");
+        text.push_str(&format!(
+            "\n  validator {} (index {}) in epoch {} view {}: {} {} and {} {}; reported by {} at height {}",
+            hex::encode(r.validator),
+            a.signer,
+            a.epoch,
+            a.view,
+            kind(a.kind),
+            hex::encode(&a.digest[..4]),
+            kind(b.kind),
+            hex::encode(&b.digest[..4]),
+            hex::encode(r.reporter),
+            r.height
+        ));
+    }
+    let json = serde_json::json!({"evidence": records.iter().map(|r| serde_json::json!({
+        "validator": hex::encode(r.validator), "epoch": r.evidence.first.epoch, "view": r.evidence.first.view,
+        "first": vote_json(&r.evidence.first), "second": vote_json(&r.evidence.second),
+        "reporter": hex::encode(r.reporter), "height": r.height,
+    })).collect::<Vec<_>>()});
+    shown(json, text)
 }

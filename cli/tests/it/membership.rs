@@ -207,12 +207,22 @@ async fn a_double_vote_sent_to_a_validator_ends_up_as_evidence_on_chain() {
     assert_eq!(record["first"]["kind"], "notarize");
     // Every other validator that saw it would be refused as "already recorded": once only.
     assert_eq!(shown["evidence"].as_array().unwrap().len(), 1);
+    // Auditors see the same record.
     let text = std::process::Command::new(BIN)
-        .args(["--rpc", &format!("http://{}", cluster.members[0].rpc), "gov", "evidence"])
+        .args(["--rpc", &format!("http://{}", cluster.members[0].rpc), "audit", "evidence"])
         .env("SHUTONG_KEY", &cluster.admin_key)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&text.stdout);
-    eprintln!("shutong gov evidence:\n{text}");
+    eprintln!("shutong audit evidence:\n{text}");
     assert!(text.starts_with("1 equivocation records") && text.contains(&hex::encode(key.public().0)), "{text}");
+
+    // The committee may then remove the validator: an ordinary set change.
+    let keep: Vec<[u8; 32]> = (0..3).map(|i| cluster.members[i].public_key.0).collect();
+    let carried = cluster
+        .committee
+        .decide(std::slice::from_ref(&v0), vec![Action::SetValidators { keys: keep, proofs: Vec::new() }])
+        .await
+        .unwrap();
+    assert!(carried[0].events.iter().any(|e| e.topic == "validators.scheduled"), "{:?}", carried[0].events);
 }

@@ -187,6 +187,9 @@ pub struct NodeReport {
     pub evidence: u64,
     /// Proofs of a later epoch that nodes sent to nodes behind it (`chain::Gate`).
     pub epoch_proofs: u64,
+    /// Messages dropped because the receiver's or the sender's allow list refused the other
+    /// (a removed validator that keeps sending).
+    pub refused: u64,
     /// Whether the full node became a validator and the removed validator a full node,
     /// live, in a run with a validator-set change.
     pub switched_live: bool,
@@ -252,6 +255,8 @@ type Sent = (Option<PeerId>, NetMessage);
 pub struct SimNet {
     sent: Mutex<Vec<Sent>>,
     validators: Mutex<Vec<PublicKey>>,
+    /// Keys of later epochs let in ahead ([`NetSink::expect`]).
+    expected: Mutex<Vec<PublicKey>>,
     penalties: AtomicU64,
 }
 
@@ -276,6 +281,10 @@ impl NetSink for SimNet {
 
     fn set_validators(&self, validators: Vec<PublicKey>) {
         *self.validators.lock().expect("sim net lock") = validators;
+    }
+
+    fn expect(&self, joining: Vec<PublicKey>) {
+        *self.expected.lock().expect("sim net lock") = joining;
     }
 }
 
@@ -477,6 +486,7 @@ impl World {
                 byzantine_acts: 0,
                 evidence: 0,
                 epoch_proofs: 0,
+                refused: 0,
                 switched_live: false,
             },
             violation: None,
@@ -653,6 +663,11 @@ impl World {
     fn handle(&mut self, event: Event) {
         match event {
             Event::Deliver { to, from, bytes } => {
+                // A connection needs both ends to let the other in, as the allow lists do.
+                if !self.lets_in(to, from) || !self.lets_in(from, to) {
+                    self.report.refused += 1;
+                    return;
+                }
                 let inbound = Inbound { from: self.nodes[from].peer, bytes };
                 match &mut self.nodes[to].role {
                     Role::Up(role) => {
@@ -718,6 +733,18 @@ impl World {
             self.accepted[tx] = false;
             self.schedule(at, Event::Submit { tx, attempt: 0 });
         }
+    }
+
+    /// Whether node `to`'s allow list takes node `from`: a listed full node always; else a
+    /// key in the set `to` holds, or one it let in ahead of a later epoch.
+    fn lets_in(&self, to: usize, from: usize) -> bool {
+        if !self.nodes[from].validator {
+            return true;
+        }
+        let key = self.nodes[from].key.public();
+        let net = &self.nodes[to].net;
+        net.validators.lock().expect("sim net lock").contains(&key)
+            || net.expected.lock().expect("sim net lock").contains(&key)
     }
 
     /// Switches node `i` between validator and full node if a set change calls for it, as
@@ -1014,8 +1041,9 @@ impl World {
 
     /// The committee replaces the last validator with the full node (with its proof of
     /// possession): the first seat proposes, the second's vote carries it once the proposal
-    /// is committed. The full node starts voting and the removed validator follows, live. Each step's transaction is sent again
-    /// until its receipt is seen (the same bytes: one nonce, one expiry).
+    /// is committed. The full node starts voting and the removed validator turns full node,
+    /// live (the others then refuse it: it is no listed full node). Each step's transaction
+    /// is sent again until its receipt is seen (the same bytes: one nonce, one expiry).
     fn govern(&mut self) {
         use shutong_sdk::system_api::governance::Action;
         let Some(i) = self.pick_validator() else {
@@ -1118,7 +1146,14 @@ impl World {
         if self.scenario.epoch_change {
             let (joined, removed) = (self.scenario.validators, self.scenario.validators - 1);
             let is_validator = |i: usize| matches!(&self.nodes[i].role, Role::Up(r) if r.is_validator());
-            if !is_validator(joined) || is_validator(removed) {
+            // The removed validator switches once it has committed its epoch's last block
+            // (if it missed it, nobody lets it in to learn it any more).
+            let left = self.nodes[removed].storage.as_ref().is_some_and(|s| {
+                let tip = s.tip().map_or(0, |t| t.height);
+                shutong_execution::epochs::validators_for(&**s, tip + 1)
+                    .is_some_and(|e| !e.validators.contains(&self.nodes[removed].key.public()))
+            });
+            if !is_validator(joined) || (left && is_validator(removed)) {
                 return Err("the full node is not a validator yet, or the removed validator still one".into());
             }
         }
@@ -1140,11 +1175,22 @@ impl World {
                 if node.byzantine.is_some() || matches!(node.role, Role::Down) {
                     return None;
                 }
-                // A validator the committee removed follows the chain as a full node.
+                // A validator the committee removed is refused by the others (it is no listed
+                // full node): it keeps asking, and is not expected to keep up.
+                if node.validator && self.removed(i) {
+                    return None;
+                }
                 let tip = node.storage.as_ref()?.tip().map_or(0, |t| t.height);
                 Some((i, tip))
             })
             .collect()
+    }
+
+    /// Whether the set of the most advanced node no longer holds node `i`'s key.
+    fn removed(&self, i: usize) -> bool {
+        let top = self.nodes.iter().filter_map(|n| n.storage.as_ref()).max_by_key(|s| s.tip().map_or(0, |t| t.height));
+        top.and_then(|s| shutong_execution::epochs::validators_for(&**s, s.tip().map_or(0, |t| t.height) + 1))
+            .is_some_and(|e| !e.validators.contains(&self.nodes[i].key.public()))
     }
 
     /// The equivocation records in node `i`'s committed state.
