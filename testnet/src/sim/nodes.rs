@@ -382,6 +382,8 @@ struct World {
     /// Signed transactions to submit, and which were accepted by a mempool.
     txs: Vec<(Vec<u8>, Hash)>,
     accepted: Vec<bool>,
+    /// The node that accepted each transaction.
+    accepted_by: Vec<Option<usize>>,
     /// The governance change: proposal id once proposed, done once carried.
     governance: Governance,
     /// The governance step's transaction, sent again until its receipt is seen, as a client
@@ -470,6 +472,7 @@ impl World {
             committee,
             txs: Vec::new(),
             accepted: Vec::new(),
+            accepted_by: Vec::new(),
             governance: if scenario.epoch_change { Governance::ToPropose } else { Governance::Off },
             governance_tx: None,
             report: NodeReport {
@@ -709,7 +712,11 @@ impl World {
             }
             Event::Submit { tx, attempt } => self.submit(tx, attempt),
             Event::Govern => self.govern(),
-            Event::Check => {}
+            Event::Check => {
+                if self.scenario.epoch_change {
+                    self.resubmit_stranded();
+                }
+            }
         }
     }
 
@@ -755,6 +762,26 @@ impl World {
         let sources = self.nodes.iter().map(|n| n.peer).filter(|p| *p != me).collect();
         let switch = shutong_node::role::Switch { consensus: self.cfg.consensus.clone(), sources };
         self.nodes[i].role = Role::Up(role.settle(&switch));
+    }
+
+    /// A validator the committee removed is refused by the others: what clients submitted
+    /// there and it could not push out before its epoch ended is stranded, and a client
+    /// that sees no receipt sends it to another validator (the same bytes), as a real one
+    /// does after its timeout. Transactions accepted by any other node are never sent again:
+    /// each must be committed as accepted.
+    fn resubmit_stranded(&mut self) {
+        let at = self.clock.ms() + 1_000;
+        for tx in 0..self.txs.len() {
+            let Some(i) = self.accepted_by[tx].filter(|_| self.accepted[tx]) else { continue };
+            if !self.nodes[i].validator || !self.removed(i) {
+                continue;
+            }
+            let id = self.txs[tx].1;
+            if !self.nodes.iter().filter_map(|n| n.storage.as_ref()).any(|s| s.receipt(&id).is_some()) {
+                self.accepted[tx] = false;
+                self.schedule(at, Event::Submit { tx, attempt: 0 });
+            }
+        }
     }
 
     /// Routes what node `i` sent and schedules its next wake.
@@ -995,6 +1022,7 @@ impl World {
             }
         }
         self.accepted = vec![false; self.txs.len()];
+        self.accepted_by = vec![None; self.txs.len()];
     }
 
     /// A live validator drawn at random: an honest one, or one that withholds its batches
@@ -1017,9 +1045,11 @@ impl World {
         if self.accepted[tx] {
             return;
         }
-        let admitted = self.pick_validator().is_some_and(|i| self.admit(i, tx));
+        let picked = self.pick_validator();
+        let admitted = picked.is_some_and(|i| self.admit(i, tx));
         if admitted {
             self.accepted[tx] = true;
+            self.accepted_by[tx] = picked;
         } else if attempt < 200 {
             let at = self.clock.ms() + 100;
             self.schedule(at, Event::Submit { tx, attempt: attempt + 1 });
