@@ -61,6 +61,8 @@ impl Fixture {
     pub fn block(&self, txs: Vec<SignedTransaction>) -> Block {
         let header = BlockHeader {
             chain_id: CHAIN_ID.into(),
+            protocol_version: shutong_types::PROTOCOL_VERSION,
+            suite: shutong_types::Suite::Ed25519Blake3,
             height: 1,
             view: 1,
             parent: self.tip.hash,

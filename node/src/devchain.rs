@@ -77,6 +77,8 @@ impl DevChain {
         let txs = vec![tx];
         let header = BlockHeader {
             chain_id: CHAIN_ID.into(),
+            protocol_version: shutong_types::PROTOCOL_VERSION,
+            suite: shutong_types::Suite::Ed25519Blake3,
             height: self.tip.height + 1,
             view: self.tip.view + 1,
             parent: self.tip.hash,

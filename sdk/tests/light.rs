@@ -72,6 +72,8 @@ impl Chain {
     fn header(&self, height: u64, validators: &[Keypair]) -> BlockHeader {
         BlockHeader {
             chain_id: CHAIN.into(),
+            protocol_version: shutong_types::PROTOCOL_VERSION,
+            suite: shutong_types::Suite::Ed25519Blake3,
             height,
             view: height,
             parent: Hash::of("test", &height.to_be_bytes()),

@@ -6,12 +6,47 @@ use crate::limits::*;
 use crate::tx::SignedTransaction;
 use shutong_codec::{Decode, DecodeError, Encode, Reader, write};
 
+shutong_codec::codec_enum! {
+    /// A chain's crypto suite, chosen once at genesis and named by every header
+    /// (`docs/adr/013-crypto-suites.md`). This build runs `ed25519-blake3` only.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub enum Suite {
+        #[default]
+        Ed25519Blake3 = 0 => "ed25519-blake3",
+        Sm2Sm3 = 1 => "sm2-sm3",
+    }
+}
+
+impl serde::Serialize for Suite {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Suite {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Suite, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        let names: Vec<&str> = Suite::ALL.iter().map(|s| s.name()).collect();
+        Suite::from_name(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!("unknown crypto suite {name:?}; one of {}", names.join(", ")))
+        })
+    }
+}
+
+/// The protocol version this build writes into headers and accepts (issue 24's upgrades
+/// raise it at a governed height).
+pub const PROTOCOL_VERSION: u32 = 1;
+
 /// A block header. The roots of state, receipts and the audit log are those *after the
 /// parent* block: a block's own effects are committed by its child's header, so that the
 /// certificate on height h+1 certifies the results of height h.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BlockHeader {
     pub chain_id: String,
+    /// The protocol version the block was made under ([`PROTOCOL_VERSION`]).
+    pub protocol_version: u32,
+    /// The chain's crypto suite, the same in every header of a chain.
+    pub suite: Suite,
     pub height: u64,
     /// The consensus view in which the block was proposed.
     pub view: u64,
@@ -31,6 +66,8 @@ pub struct BlockHeader {
 impl Encode for BlockHeader {
     fn encode_to(&self, out: &mut Vec<u8>) {
         write::str(out, &self.chain_id);
+        write::u32(out, self.protocol_version);
+        self.suite.encode_to(out);
         write::u64(out, self.height);
         write::u64(out, self.view);
         self.parent.encode_to(out);
@@ -49,6 +86,8 @@ impl Decode for BlockHeader {
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(BlockHeader {
             chain_id: r.string("header.chain_id", CHAIN_ID_BYTES_MAX)?,
+            protocol_version: r.u32()?,
+            suite: Suite::decode_from(r)?,
             height: r.u64()?,
             view: r.u64()?,
             parent: Hash::decode_from(r)?,
@@ -108,6 +147,8 @@ impl Block {
     pub fn empty(chain_id: &str, height: u64, parent: Hash) -> Block {
         let header = BlockHeader {
             chain_id: chain_id.into(),
+            protocol_version: PROTOCOL_VERSION,
+            suite: Suite::Ed25519Blake3,
             height,
             view: height,
             parent,

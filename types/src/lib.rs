@@ -20,7 +20,8 @@ pub mod smt;
 pub mod tx;
 
 pub use block::{
-    Block, BlockHeader, Certificate, CertificateError, Roots, VoteKind, VoteSubject, quorum, validator_set_hash,
+    Block, BlockHeader, Certificate, CertificateError, PROTOCOL_VERSION, Roots, Suite, VoteKind, VoteSubject, quorum,
+    validator_set_hash,
 };
 pub use bytes::HexError;
 pub use hash::{Hash, merkle_root};

@@ -25,6 +25,8 @@ fn tx() -> Transaction {
 fn header() -> BlockHeader {
     BlockHeader {
         chain_id: "shutong-golden".into(),
+        protocol_version: shutong_types::PROTOCOL_VERSION,
+        suite: shutong_types::Suite::Ed25519Blake3,
         height: 42,
         view: 43,
         parent: Hash::of("golden", b"parent"),

@@ -48,6 +48,8 @@ enum Reject {
 pub enum InvalidBlock {
     #[error("chain id {0:?}")]
     WrongChain(String),
+    #[error("protocol version {version} and suite {suite}, not this chain's {expected_version} and {expected_suite}")]
+    Protocol { version: u32, suite: &'static str, expected_version: u32, expected_suite: &'static str },
     #[error("{txs} transactions or {bytes} bytes is over the limit")]
     TooLarge { txs: usize, bytes: usize },
     #[error("declares {gas} gas, over the block limit")]
@@ -120,6 +122,8 @@ pub struct Driver {
     /// Set when a validator-set change removed this node's key: it stops taking part.
     retired: bool,
     gate: crate::chain::Gate,
+    /// The chain's crypto suite, from its genesis block: every header names it.
+    suite: shutong_types::Suite,
     /// Validators this node reported equivocating in this epoch: one proof is enough for the
     /// committee to act, so a validator that goes on is not reported view after view.
     reported: HashSet<u32>,
@@ -186,6 +190,7 @@ impl Driver {
     /// A driver for `parts`; `None` if its key is not one of the engine's validators.
     pub fn new(parts: Parts) -> Option<Driver> {
         let Parts { view, key, engine, executor, mempool, cfg, net, clock, status, disk } = parts;
+        let suite = view.storage.block(0).map(|b| b.header.suite).unwrap_or_default();
         let peers = peers_of(&engine.validators, &key.public());
         let engine = Engine::new(engine, key.clone(), Ed25519)?;
         status.full_node.store(false, Ordering::Relaxed);
@@ -215,6 +220,7 @@ impl Driver {
             diverged: false,
             retired: false,
             gate: crate::chain::Gate::default(),
+            suite,
             reported: HashSet::new(),
             timers: Timers::default(),
             disk,
@@ -799,6 +805,14 @@ impl Driver {
         let invalid = |why: InvalidBlock| Err(Reject::Invalid(why));
         let header = &block.header;
         self.within_limits(block, encoded_len(block)).map_err(Reject::Invalid)?;
+        if header.protocol_version != shutong_types::PROTOCOL_VERSION || header.suite != self.suite {
+            return invalid(InvalidBlock::Protocol {
+                version: header.protocol_version,
+                suite: header.suite.name(),
+                expected_version: shutong_types::PROTOCOL_VERSION,
+                expected_suite: self.suite.name(),
+            });
+        }
         let leader = self.engine.config().leader(header.view) as usize;
         if header.proposer != self.validators()[leader] {
             return invalid(InvalidBlock::NotLeader { proposer: header.proposer, view: header.view });
@@ -1178,6 +1192,8 @@ impl Driver {
         };
         let header = BlockHeader {
             chain_id: self.view.chain_id.clone(),
+            protocol_version: shutong_types::PROTOCOL_VERSION,
+            suite: self.suite,
             height: parent.height + 1,
             view,
             parent: parent_hash,

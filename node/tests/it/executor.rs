@@ -45,6 +45,8 @@ fn block(genesis: &Genesis, parent: Hash, state_root: Hash, time: u64) -> Block 
     ];
     let header = BlockHeader {
         chain_id: genesis.chain_id.clone(),
+        protocol_version: shutong_types::PROTOCOL_VERSION,
+        suite: shutong_types::Suite::Ed25519Blake3,
         height: 1,
         view: 1,
         parent,

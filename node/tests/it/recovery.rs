@@ -17,6 +17,8 @@ async fn a_finalized_but_uncommitted_block_is_recovered_from_the_wal() {
     let view = tip.view + 5;
     let header = BlockHeader {
         chain_id: genesis.chain_id.clone(),
+        protocol_version: shutong_types::PROTOCOL_VERSION,
+        suite: shutong_types::Suite::Ed25519Blake3,
         height: tip.height + 1,
         view,
         parent: tip.hash,
