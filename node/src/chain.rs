@@ -81,7 +81,9 @@ impl Gate {
     }
 
     pub fn after_commit(&mut self, storage: &shutong_storage::Storage, net: &dyn NetSink) {
-        if let Some(committed) = Gate::committed(storage) {
+        if !self.ahead.is_empty()
+            && let Some(committed) = Gate::committed(storage)
+        {
             self.ahead.retain(|e| e.epoch > committed.epoch);
         }
         self.update(storage, net);
@@ -133,6 +135,13 @@ impl Gate {
                 net.penalise(peer, Misbehaviour::Invalid);
             }
         }
+    }
+}
+
+/// Answers a peer's `EpochRequest` with the proof, if this node has it.
+pub fn serve_epoch(storage: &shutong_storage::Storage, net: &dyn NetSink, to: PeerId, epoch: u64) {
+    if let Some(change) = epoch_change(storage, epoch) {
+        net.send(to, &NetMessage::EpochProof(Box::new(change)));
     }
 }
 

@@ -242,11 +242,7 @@ impl Follower {
                     self.ask();
                 }
             }
-            NetMessage::EpochRequest { epoch } => {
-                if let Some(change) = chain::epoch_change(&self.view.storage, epoch) {
-                    self.net.send(from, &NetMessage::EpochProof(Box::new(change)));
-                }
-            }
+            NetMessage::EpochRequest { epoch } => chain::serve_epoch(&self.view.storage, &*self.net, from, epoch),
             NetMessage::EpochProof(change) => {
                 self.gate.on_proof(from, &change, &self.view.chain_id, &self.view.storage, &*self.net)
             }

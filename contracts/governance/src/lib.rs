@@ -257,20 +257,22 @@ fn proven(current: &[[u8; 32]], new: &[[u8; 32]], proofs: &[KeyProof]) -> Result
     Ok(())
 }
 
-/// The fewest validators a new set may have: the committee's `validators_min`, else one.
-fn validators_min() -> u64 {
-    contract::storage_get(&param_key(VALIDATORS_MIN_PARAM))
+/// A numeric parameter the committee set (decimal, checked when proposed), else `default`.
+fn numeric_param(name: &str, default: u64) -> u64 {
+    contract::storage_get(&param_key(name))
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .and_then(|text| text.parse().ok())
-        .unwrap_or(1)
+        .unwrap_or(default)
+}
+
+/// The fewest validators a new set may have: the committee's `validators_min`, else one.
+fn validators_min() -> u64 {
+    numeric_param(VALIDATORS_MIN_PARAM, 1)
 }
 
 /// The lifecycle delay in force.
 fn lifecycle_delay() -> u64 {
-    contract::storage_get(&param_key(LIFECYCLE_DELAY_PARAM))
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| text.parse().ok())
-        .unwrap_or(LIFECYCLE_DELAY_BLOCKS_DEFAULT)
+    numeric_param(LIFECYCLE_DELAY_PARAM, LIFECYCLE_DELAY_BLOCKS_DEFAULT)
 }
 
 fn execute(id: u64, action: &Action, proposer: [u8; 32]) -> Result<(), Error> {

@@ -634,11 +634,7 @@ impl Driver {
                     }
                 }
             }
-            NetMessage::EpochRequest { epoch } => {
-                if let Some(change) = chain::epoch_change(self.storage(), epoch) {
-                    self.net.send(from, &NetMessage::EpochProof(Box::new(change)));
-                }
-            }
+            NetMessage::EpochRequest { epoch } => chain::serve_epoch(self.storage(), &*self.net, from, epoch),
             NetMessage::EpochProof(change) => {
                 self.gate.on_proof(from, &change, &self.view.chain_id, &self.view.storage, &*self.net)
             }
