@@ -24,6 +24,11 @@ ensure_build_packages() {
     echo "installing clang (librocksdb-sys needs libclang)" >&2
     apt_install clang
   fi
+  # The SM suite's tests check the node's SM2/SM3 against a second implementation.
+  if ! command -v openssl >/dev/null; then
+    echo "installing openssl (the SM2/SM3 cross-checks run it)" >&2
+    apt_install openssl
+  fi
   if ! command -v cargo >/dev/null; then
     echo "cargo is not on PATH: install Rust 1.95 (rustup) first" >&2
     return 1

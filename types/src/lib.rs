@@ -16,6 +16,7 @@ pub mod keyspace;
 pub mod limits;
 pub mod rate;
 pub mod receipt;
+pub mod sm;
 pub mod smt;
 pub mod tx;
 
