@@ -3,13 +3,14 @@
 //!
 //! A signed HTTP request (a JSON-RPC POST, or the GET that opens a WebSocket) carries four
 //! headers: the signer's public key, the time it signed (ms since the Unix epoch), a random
-//! 16-byte nonce, and an ed25519 signature over
-//! `blake3_derive_key("shutong/rpc-request/v1", chain_id ‖ 0 ‖ timestamp_ms (u64 LE) ‖ nonce ‖ blake3(body))`.
+//! 16-byte nonce, and a signature (ed25519 or SM2, as the chain's suite) over
+//! `H("shutong/rpc-request/v1", chain_id ‖ 0 ‖ timestamp_ms (u64 LE) ‖ nonce ‖ H("shutong/rpc-body/v1", body))`
+//! with `H` the suite's tagged hash ([`Hash::of`]).
 //! The node refuses a request whose time is outside its window or whose (key, nonce) it has
 //! seen within that window, so a captured request cannot be sent again, nor sent to another
 //! chain, nor have its body changed.
 
-use shutong_types::{Hash, Keypair, PublicKey, Signature};
+use shutong_types::{Hash, Keypair, PublicKey, Signature, Suite};
 
 /// The signer's public key, hex.
 pub const KEY_HEADER: &str = "x-shutong-key";
@@ -22,6 +23,8 @@ pub const SIGNATURE_HEADER: &str = "x-shutong-signature";
 
 /// The signature domain.
 pub const TAG: &str = "shutong/rpc-request/v1";
+/// The domain of the body's digest inside the signed message.
+pub const BODY_TAG: &str = "shutong/rpc-body/v1";
 
 /// What a signed request's headers say.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,9 +35,10 @@ pub struct RequestAuth {
     pub signature: Signature,
 }
 
-/// The bytes a request's signature covers.
-pub fn signed_message(chain_id: &str, timestamp_ms: u64, nonce: &[u8; 16], body: &[u8]) -> Hash {
-    Hash::of_parts(TAG, &[chain_id.as_bytes(), &[0], &timestamp_ms.to_le_bytes(), nonce, blake3::hash(body).as_bytes()])
+/// The bytes a request's signature covers, on a chain of `suite`.
+pub fn signed_message(suite: Suite, chain_id: &str, timestamp_ms: u64, nonce: &[u8; 16], body: &[u8]) -> Hash {
+    let body = Hash::of(suite, BODY_TAG, body);
+    Hash::of_parts(suite, TAG, &[chain_id.as_bytes(), &[0], &timestamp_ms.to_le_bytes(), nonce, &body.0])
 }
 
 impl RequestAuth {
@@ -48,13 +52,13 @@ impl RequestAuth {
 
     /// Signs with a given time and nonce: for tests that need a stale or a repeated request.
     pub fn sign_at(key: &Keypair, chain_id: &str, body: &[u8], timestamp_ms: u64, nonce: [u8; 16]) -> RequestAuth {
-        let message = signed_message(chain_id, timestamp_ms, &nonce, body);
+        let message = signed_message(key.public().suite(), chain_id, timestamp_ms, &nonce, body);
         RequestAuth { key: key.public(), timestamp_ms, nonce, signature: key.sign(&message.0) }
     }
 
     /// Whether the signature covers `body` on `chain_id`.
     pub fn verify(&self, chain_id: &str, body: &[u8]) -> bool {
-        let message = signed_message(chain_id, self.timestamp_ms, &self.nonce, body);
+        let message = signed_message(self.key.suite(), chain_id, self.timestamp_ms, &self.nonce, body);
         self.key.verify(&message.0, &self.signature).is_ok()
     }
 

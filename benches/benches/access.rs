@@ -60,7 +60,7 @@ fn registry_state() -> Writes {
 
 fn storage_with(writes: &Writes) -> (tempfile::TempDir, Storage) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let storage = Storage::open(dir.path()).expect("storage");
+    let storage = Storage::open(dir.path(), shutong_types::Suite::Ed25519Blake3).expect("storage");
     let update = state_tree::update(&storage, 0, writes).expect("tree update");
     let block = Block::empty("bench", 0, Hash::ZERO);
     let roots = Roots { state: update.root, receipts: Hash::ZERO, audit: Hash::ZERO, audit_size: 0 };

@@ -25,7 +25,7 @@ fn account(i: u64) -> [u8; 32] {
 
 /// A gateway with 100 grants and 1,000 users loaded, as after reading them from the chain.
 fn gateway() -> Gateway {
-    loaded(Gateway::new())
+    loaded(Gateway::new(shutong_types::Suite::Ed25519Blake3))
 }
 
 /// `g` with 100 grants and 1,000 users loaded.
@@ -155,7 +155,12 @@ fn benches(c: &mut Criterion) {
         b.iter_batched(
             || {
                 let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a temporary directory");
-                let g = Gateway::open(&dir.path().join("journal"), JournalConfig::default()).expect("journal");
+                let g = Gateway::open(
+                    &dir.path().join("journal"),
+                    shutong_types::Suite::Ed25519Blake3,
+                    JournalConfig::default(),
+                )
+                .expect("journal");
                 (dir, loaded(g), events.iter().cycle().take(1_000).cloned().collect::<Vec<_>>())
             },
             |(dir, mut g, batch)| {
@@ -179,7 +184,12 @@ fn benches(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a temporary directory");
-                let g = Gateway::open(&dir.path().join("journal"), JournalConfig::default()).expect("journal");
+                let g = Gateway::open(
+                    &dir.path().join("journal"),
+                    shutong_types::Suite::Ed25519Blake3,
+                    JournalConfig::default(),
+                )
+                .expect("journal");
                 let g = Mutex::new(loaded(g));
                 let start = Instant::now();
                 std::thread::scope(|s| {
@@ -216,7 +226,12 @@ fn benches(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a temporary directory");
-                let g = Gateway::open(&dir.path().join("journal"), JournalConfig::default()).expect("journal");
+                let g = Gateway::open(
+                    &dir.path().join("journal"),
+                    shutong_types::Suite::Ed25519Blake3,
+                    JournalConfig::default(),
+                )
+                .expect("journal");
                 let g = std::sync::Arc::new(Mutex::new(loaded(g)));
                 let start = Instant::now();
                 runtime.block_on(async {

@@ -63,7 +63,7 @@ struct Db {
 impl Db {
     fn new() -> Db {
         let dir = tempfile::tempdir().expect("temp dir");
-        let storage = Storage::open(dir.path()).expect("storage");
+        let storage = Storage::open(dir.path(), shutong_types::Suite::Ed25519Blake3).expect("storage");
         let mut db = Db { _dir: dir, storage, version: 0 };
         for chunk in 0..keys_total() / 1_000 {
             let writes: Writes = (chunk * 1_000..(chunk + 1) * 1_000).map(|i| (key(i), Some(value(i, 0)))).collect();
@@ -151,14 +151,14 @@ fn state_tree(c: &mut Criterion) {
         b.iter(|| {
             let (k, value, proof) = &proofs[i % proofs.len()];
             i += 1;
-            proof.verify(&root, k, value.as_deref()).expect("verifies");
+            proof.verify(shutong_types::Suite::Ed25519Blake3, &root, k, value.as_deref()).expect("verifies");
         })
     });
     group.bench_function("prove_and_verify/keys=200k", |b| {
         b.iter(|| {
             let k = key(next(&mut seed) % keys_total());
             let (value, proof) = state_tree::prove(&db.storage, version, &k).expect("prove");
-            proof.verify(&root, &k, value.as_deref()).expect("verifies");
+            proof.verify(shutong_types::Suite::Ed25519Blake3, &root, &k, value.as_deref()).expect("verifies");
         })
     });
     group.finish();
@@ -175,11 +175,12 @@ fn leaf_bytes(i: u64) -> Vec<u8> {
 fn audit_log(c: &mut Criterion) {
     let mut group = c.benchmark_group("audit_log");
     group.throughput(Throughput::Elements(1_000));
-    let hashes: Vec<Hash> = (0..1_000).map(|i| auditlog::leaf_hash(&leaf_bytes(i))).collect();
+    let hashes: Vec<Hash> =
+        (0..1_000).map(|i| auditlog::leaf_hash(shutong_types::Suite::Ed25519Blake3, &leaf_bytes(i))).collect();
     group.bench_function("append/leaves=1000,hashed", |b| {
         b.iter_batched(
             || {
-                let mut tiles = MemoryTiles::default();
+                let mut tiles = MemoryTiles::new(shutong_types::Suite::Ed25519Blake3);
                 tiles.append(&hashes[..123]).expect("append");
                 tiles
             },
@@ -191,12 +192,13 @@ fn audit_log(c: &mut Criterion) {
     group.bench_function("append/leaves=1000,220B,with_leaf_hashing", |b| {
         b.iter_batched(
             || {
-                let mut tiles = MemoryTiles::default();
+                let mut tiles = MemoryTiles::new(shutong_types::Suite::Ed25519Blake3);
                 tiles.append(&hashes[..123]).expect("append");
                 tiles
             },
             |tiles| {
-                let hashed: Vec<Hash> = leaves.iter().map(|l| auditlog::leaf_hash(l)).collect();
+                let hashed: Vec<Hash> =
+                    leaves.iter().map(|l| auditlog::leaf_hash(shutong_types::Suite::Ed25519Blake3, l)).collect();
                 black_box(audit_log::append(&tiles, tiles.size, &hashed).expect("append"))
             },
             BatchSize::SmallInput,
@@ -206,11 +208,13 @@ fn audit_log(c: &mut Criterion) {
 
     // A log of 2^20 leaves in RocksDB, written in blocks of 4,096.
     let dir = tempfile::tempdir().expect("temp dir");
-    let storage = Storage::open(dir.path()).expect("storage");
+    let storage = Storage::open(dir.path(), shutong_types::Suite::Ed25519Blake3).expect("storage");
     let mut size = 0u64;
     let mut height = 0;
     while size < log_leaves() {
-        let batch: Vec<Hash> = (size..size + 4_096).map(|i| auditlog::leaf_hash(&leaf_bytes(i))).collect();
+        let batch: Vec<Hash> = (size..size + 4_096)
+            .map(|i| auditlog::leaf_hash(shutong_types::Suite::Ed25519Blake3, &leaf_bytes(i)))
+            .collect();
         let log = audit_log::append(&storage, size, &batch).expect("append");
         let b = block(height);
         let roots = Roots { state: Hash::ZERO, receipts: Hash::ZERO, audit: log.root, audit_size: log.size };
@@ -238,19 +242,26 @@ fn audit_log(c: &mut Criterion) {
         b.iter(|| {
             let index = next(&mut seed) % size;
             let proof = audit_log::prove_inclusion(&storage, index, size).expect("prove");
-            proof.verify(&auditlog::leaf_hash(&leaf_bytes(index)), &root).expect("verifies");
+            proof
+                .verify(
+                    shutong_types::Suite::Ed25519Blake3,
+                    &auditlog::leaf_hash(shutong_types::Suite::Ed25519Blake3, &leaf_bytes(index)),
+                    &root,
+                )
+                .expect("verifies");
         })
     });
     let proofs: Vec<_> = (0..1_000)
         .map(|_| audit_log::prove_inclusion(&storage, next(&mut seed) % size, size).expect("prove"))
         .collect();
-    let leaf_hashes: Vec<Hash> = proofs.iter().map(|p| auditlog::leaf_hash(&leaf_bytes(p.index))).collect();
+    let leaf_hashes: Vec<Hash> =
+        proofs.iter().map(|p| auditlog::leaf_hash(shutong_types::Suite::Ed25519Blake3, &leaf_bytes(p.index))).collect();
     let mut i = 0;
     group.bench_function("inclusion_verify/leaves=1M", |b| {
         b.iter(|| {
             let k = i % proofs.len();
             i += 1;
-            proofs[k].verify(&leaf_hashes[k], &root).expect("verifies");
+            proofs[k].verify(shutong_types::Suite::Ed25519Blake3, &leaf_hashes[k], &root).expect("verifies");
         })
     });
     // The auditor already holds the earlier root; working it out is not part of the check.
@@ -262,7 +273,7 @@ fn audit_log(c: &mut Criterion) {
             },
             |(from, old)| {
                 let proof = audit_log::prove_consistency(&storage, from, size).expect("prove");
-                proof.verify(&old, &root).expect("verifies");
+                proof.verify(shutong_types::Suite::Ed25519Blake3, &old, &root).expect("verifies");
             },
             BatchSize::SmallInput,
         )

@@ -33,7 +33,7 @@ const STORAGE: &str = r#"(module
       (br_if 0 (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 1))) (i32.const 100))))))"#;
 
 fn state_with(code: &[u8], extra: &[(Vec<u8>, Vec<u8>)]) -> Arc<dyn StateReader> {
-    let code_hash = Vm::code_hash(code);
+    let code_hash = Vm::code_hash(shutong_types::Suite::Ed25519Blake3, code);
     let mut state = MemoryState::default();
     state.0.insert(keyspace::code(&code_hash), code.to_vec());
     state.0.insert(
@@ -104,7 +104,7 @@ fn bench(c: &mut Criterion) {
     for (key, value) in setup.into_writes() {
         issued.0.insert(key, value.unwrap());
     }
-    let code_hash = Vm::code_hash(CERT_VERIFY);
+    let code_hash = Vm::code_hash(shutong_types::Suite::Ed25519Blake3, CERT_VERIFY);
     issued.0.insert(keyspace::code(&code_hash), CERT_VERIFY.to_vec());
     issued.0.insert(
         keyspace::instance(&CONTRACT),

@@ -38,7 +38,7 @@ impl Default for Fixture {
 impl Fixture {
     pub fn new() -> Fixture {
         let dir = tempfile::tempdir().expect("temp dir");
-        let storage = Arc::new(Storage::open(dir.path()).expect("storage opens"));
+        let storage = Arc::new(Storage::open(dir.path(), shutong_types::Suite::Ed25519Blake3).expect("storage opens"));
         let validator = Keypair::from_seed("bench-validator");
         let genesis = Genesis::new(
             CHAIN_ID,
@@ -68,12 +68,12 @@ impl Fixture {
             parent: self.tip.hash,
             proposer: self.validator.public(),
             timestamp_ms: self.tip.timestamp_ms + 1,
-            txs_root: Block::txs_root(&txs),
+            txs_root: Block::txs_root(shutong_types::Suite::Ed25519Blake3, &txs),
             state_root: self.tip.state_root,
-            receipts_root: merkle_root::<[u8; 32]>(&[]),
+            receipts_root: merkle_root::<[u8; 32]>(shutong_types::Suite::Ed25519Blake3, &[]),
             audit_root: self.tip.audit_root,
             audit_size: self.tip.audit_size,
-            validator_set: validator_set_hash(&[self.validator.public()]),
+            validator_set: validator_set_hash(shutong_types::Suite::Ed25519Blake3, &[self.validator.public()]),
         };
         Block { header, txs }
     }

@@ -48,7 +48,7 @@ fn own_votes(effects: &[Effect]) -> Vec<VoteSubject> {
 }
 
 fn digest(name: &str) -> Hash {
-    Hash::of("test", name.as_bytes())
+    Hash::of(shutong_types::Suite::Ed25519Blake3, "test", name.as_bytes())
 }
 
 fn proposal(keys: &[Keypair], view: u64, name: &str, parent: Hash, parent_view: u64) -> Input {

@@ -29,8 +29,10 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// The batch's name, hashed with the suite of its author's key (a validator's, so the
+    /// chain's).
     pub fn digest(&self) -> Hash {
-        Hash::of(tag::BATCH, &self.encode())
+        Hash::of(self.author.suite(), tag::BATCH, &self.encode())
     }
 }
 
@@ -288,10 +290,10 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use shutong_types::block::VoteSubject;
-    use shutong_types::{Keypair, VoteKind};
+    use shutong_types::{Keypair, Suite, VoteKind};
 
     fn block(height: u64) -> Block {
-        Block::empty("wire", height, Hash::of("test", &height.to_le_bytes()))
+        Block::empty("wire", height, Hash::of(Suite::Ed25519Blake3, "test", &height.to_le_bytes()))
     }
 
     fn samples() -> Vec<NetMessage> {
@@ -302,19 +304,19 @@ mod tests {
         vec![
             NetMessage::Consensus(Message::Vote(vote.clone())),
             NetMessage::Proposal { block: block(3), parent_view: 2, vote },
-            NetMessage::BlockRequest { digest: Hash::of("x", b"y"), ancestors: 16 },
+            NetMessage::BlockRequest { digest: Hash::of(Suite::Ed25519Blake3, "x", b"y"), ancestors: 16 },
             NetMessage::Blocks(vec![block(5), block(4)]),
             NetMessage::SyncRequest { from_height: 9, count: 64 },
             NetMessage::SyncBlocks(vec![(block(9), None), (block(10), Some(certificate))]),
             NetMessage::Batch(Batch { author: key.public(), seq: 4, txs: Vec::new() }),
             NetMessage::CompactProposal(CompactProposal {
                 header: block(3).header,
-                batches: vec![Hash::of("b", b"1"), Hash::of("b", b"2")],
+                batches: vec![Hash::of(Suite::Ed25519Blake3, "b", b"1"), Hash::of(Suite::Ed25519Blake3, "b", b"2")],
                 positions: vec![(0, 0), (1, 7)],
                 parent_view: 2,
                 vote: SignedVote { subject, signer: 1, signature: subject.sign("wire", &key) },
             }),
-            NetMessage::BatchRequest(vec![Hash::of("b", b"1")]),
+            NetMessage::BatchRequest(vec![Hash::of(Suite::Ed25519Blake3, "b", b"1")]),
             NetMessage::EpochRequest { epoch: 2 },
             NetMessage::EpochProof(Box::new(EpochChange {
                 epoch: 1,

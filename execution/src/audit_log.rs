@@ -11,8 +11,8 @@
 //! append of k leaves hashes about 2k times and writes about k/256 + 3 tiles.
 
 use shutong_codec::{Decode, DecodeError, Encode, Reader, write};
-use shutong_types::Hash;
 use shutong_types::auditlog::{self, ConsistencyProof, InclusionProof, LogNodes};
+use shutong_types::{Hash, Suite};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -58,7 +58,7 @@ impl Tile {
 
     /// Adds the next node of row 0 and every node it completes above it in the tile;
     /// returns the tile's root once the tile is full.
-    fn push(&mut self, hash: Hash) -> Option<Hash> {
+    fn push(&mut self, suite: Suite, hash: Hash) -> Option<Hash> {
         self.rows[0].push(hash);
         let mut pos = self.rows[0].len() - 1;
         let mut node = hash;
@@ -66,11 +66,11 @@ impl Tile {
             if pos.is_multiple_of(2) {
                 return None;
             }
-            node = auditlog::node_hash(&self.rows[row - 1][pos - 1], &node);
+            node = auditlog::node_hash(suite, &self.rows[row - 1][pos - 1], &node);
             self.rows[row].push(node);
             pos /= 2;
         }
-        (pos % 2 == 1).then(|| auditlog::node_hash(&self.rows[TILE_HEIGHT as usize - 1][0], &node))
+        (pos % 2 == 1).then(|| auditlog::node_hash(suite, &self.rows[TILE_HEIGHT as usize - 1][0], &node))
     }
 }
 
@@ -113,6 +113,8 @@ pub enum LogError {
 /// Where tiles are read from: the database, or the database with uncommitted blocks' tiles
 /// on top.
 pub trait LogReader: Send + Sync {
+    /// The suite the log hashes with.
+    fn suite(&self) -> Suite;
     fn log_tile(&self, key: &TileKey) -> Result<Option<Arc<Tile>>, LogError>;
 }
 
@@ -152,6 +154,10 @@ impl<'a> Nodes<'a> {
 }
 
 impl LogNodes for Nodes<'_> {
+    fn suite(&self) -> Suite {
+        self.reader.suite()
+    }
+
     fn node(&self, level: u32, index: u64) -> Option<Hash> {
         let (key, row, offset) = locate(level, index);
         let mut tiles = self.tiles.borrow_mut();
@@ -201,7 +207,7 @@ pub fn append(reader: &dyn LogReader, size: u64, leaves: &[Hash]) -> Result<LogU
                     e.insert(tile)
                 }
             };
-            if let Some(root) = tile.push(*hash) {
+            if let Some(root) = tile.push(reader.suite(), *hash) {
                 up.push(root);
             }
         }
@@ -228,6 +234,10 @@ struct Layer<'a> {
 }
 
 impl LogReader for Layer<'_> {
+    fn suite(&self) -> Suite {
+        self.below.suite()
+    }
+
     fn log_tile(&self, key: &TileKey) -> Result<Option<Arc<Tile>>, LogError> {
         match self.update.tiles.get(key) {
             Some(tile) => Ok(Some(Arc::clone(tile))),
@@ -270,11 +280,16 @@ pub fn leaf(reader: &dyn LogReader, index: u64) -> Result<Hash, LogError> {
 /// Tiles in memory: for tests and benchmarks of the log alone.
 #[derive(Debug, Default)]
 pub struct MemoryTiles {
+    pub suite: Suite,
     pub tiles: HashMap<TileKey, Arc<Tile>>,
     pub size: u64,
 }
 
 impl MemoryTiles {
+    pub fn new(suite: Suite) -> MemoryTiles {
+        MemoryTiles { suite, ..MemoryTiles::default() }
+    }
+
     /// Appends `leaves` and returns the new root.
     pub fn append(&mut self, leaves: &[Hash]) -> Result<Hash, LogError> {
         let update = append(self, self.size, leaves)?;
@@ -285,6 +300,10 @@ impl MemoryTiles {
 }
 
 impl LogReader for MemoryTiles {
+    fn suite(&self) -> Suite {
+        self.suite
+    }
+
     fn log_tile(&self, key: &TileKey) -> Result<Option<Arc<Tile>>, LogError> {
         Ok(self.tiles.get(key).cloned())
     }
@@ -296,21 +315,27 @@ mod tests {
     use super::*;
     use shutong_types::auditlog::MemoryLog;
 
-    fn leaves(from: u64, to: u64) -> Vec<Hash> {
-        (from..to).map(|i| auditlog::leaf_hash(format!("leaf {i}").as_bytes())).collect()
+    fn leaves(suite: Suite, from: u64, to: u64) -> Vec<Hash> {
+        (from..to).map(|i| auditlog::leaf_hash(suite, format!("leaf {i}").as_bytes())).collect()
     }
 
     /// Appends in uneven batches across several tile boundaries and levels, and checks every
     /// root and a spread of proofs against the plain in-memory log.
     #[test]
     fn tiles_agree_with_the_reference_log_across_tile_boundaries() {
-        let mut tiles = MemoryTiles::default();
-        let mut reference = MemoryLog::new();
+        for &suite in Suite::ALL {
+            tiles_agree_with_the_reference_log(suite);
+        }
+    }
+
+    fn tiles_agree_with_the_reference_log(suite: Suite) {
+        let mut tiles = MemoryTiles::new(suite);
+        let mut reference = MemoryLog::new(suite);
         let mut roots = vec![reference.root()];
         let batches = [1u64, 2, 253, 1, 256, 300, 1, 70_000, 3, 65_536 - 3];
         let mut size = 0;
         for batch in batches {
-            let new = leaves(size, size + batch);
+            let new = leaves(suite, size, size + batch);
             for leaf in &new {
                 reference.push(*leaf);
             }
@@ -328,13 +353,13 @@ mod tests {
         for (i, &to) in sizes.iter().enumerate() {
             for &from in &sizes[..=i] {
                 let proof = prove_consistency(&tiles, from, to).unwrap();
-                proof.verify(&roots[sizes.iter().position(|s| *s == from).unwrap()], &roots[i]).unwrap();
+                proof.verify(suite, &roots[sizes.iter().position(|s| *s == from).unwrap()], &roots[i]).unwrap();
             }
             for index in [0, 1, 255, 256, 257, 65_535, 65_536, 70_000, to.saturating_sub(1)] {
                 if index < to {
                     let proof = prove_inclusion(&tiles, index, to).unwrap();
                     assert_eq!(proof, auditlog::prove_inclusion(&reference, index, to).unwrap());
-                    proof.verify(&leaf(&tiles, index).unwrap(), &roots[i]).unwrap();
+                    proof.verify(suite, &leaf(&tiles, index).unwrap(), &roots[i]).unwrap();
                 }
             }
         }
@@ -343,8 +368,8 @@ mod tests {
 
     #[test]
     fn a_missing_or_damaged_tile_is_named() {
-        let mut tiles = MemoryTiles::default();
-        tiles.append(&leaves(0, 600)).unwrap();
+        let mut tiles = MemoryTiles::new(Suite::Sm2Sm3);
+        tiles.append(&leaves(Suite::Sm2Sm3, 0, 600)).unwrap();
         let key = TileKey { level: 0, index: 1 };
         tiles.tiles.remove(&key);
         assert_eq!(prove_inclusion(&tiles, 300, 600), Err(LogError::Missing(key)));

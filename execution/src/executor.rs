@@ -12,7 +12,7 @@ use crate::state_tree::{self, Node, NodeKey, TreeError, TreeReader, TreeUpdate};
 use shutong_codec::{Decode, Encode};
 use shutong_types::auditlog;
 use shutong_types::keyspace;
-use shutong_types::{Block, ExecStatus, Hash, Receipt, merkle_root};
+use shutong_types::{Block, ExecStatus, Hash, Receipt, Suite, merkle_root};
 use shutong_vm::state::{Entry, Overlay, StateReader, Writes, scan_layered};
 use shutong_vm::{CallContext, Vm, VmError};
 use std::sync::Arc;
@@ -72,7 +72,7 @@ pub fn append_leaves(reader: &dyn LogReader, size: u64, writes: &Writes) -> Resu
     let leaves: Vec<Hash> = (size..new_size)
         .map(|index| {
             let leaf = writes.get(&keyspace::audit_leaf(index)).and_then(Option::as_ref);
-            auditlog::leaf_hash(leaf.expect("the VM writes every leaf it counts"))
+            auditlog::leaf_hash(reader.suite(), leaf.expect("the VM writes every leaf it counts"))
         })
         .collect();
     audit_log::append(reader, size, &leaves)
@@ -86,6 +86,10 @@ struct Layered {
 }
 
 impl TreeReader for Layered {
+    fn suite(&self) -> Suite {
+        TreeReader::suite(&*self.base)
+    }
+
     fn tree_node(&self, key: &NodeKey) -> Result<Option<Node>, TreeError> {
         for layer in self.layers.iter().rev() {
             if let Some(node) = layer.tree.nodes.get(key) {
@@ -97,6 +101,10 @@ impl TreeReader for Layered {
 }
 
 impl LogReader for Layered {
+    fn suite(&self) -> Suite {
+        LogReader::suite(&*self.base)
+    }
+
     fn log_tile(&self, key: &TileKey) -> Result<Option<Arc<Tile>>, LogError> {
         for layer in self.layers.iter().rev() {
             if let Some(tile) = layer.log.tiles.get(key) {
@@ -279,7 +287,7 @@ impl Executor {
             log,
             writes,
             receipts,
-            receipts_root: merkle_root(&encoded),
+            receipts_root: merkle_root(TreeReader::suite(&*state), &encoded),
             gas_used: gas_total,
         })
     }

@@ -151,16 +151,17 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> GenesisError {
 
 impl Genesis {
     /// A genesis with the system contracts this binary carries, and a committee deciding by
-    /// a majority of its organisations.
+    /// a majority of its organisations, on the suite of the validators' keys.
     pub fn new(
         chain_id: &str,
         genesis_time_ms: u64,
         validators: Vec<GenesisValidator>,
         committee: Vec<CommitteeMember>,
     ) -> Genesis {
+        let suite = validators.first().map(|v| v.public_key.suite()).unwrap_or_default();
         let contracts = SYSTEM_CONTRACTS
             .iter()
-            .map(|(name, code)| GenesisContract { name: name.to_string(), code_hash: Vm::code_hash(code) })
+            .map(|(name, code)| GenesisContract { name: name.to_string(), code_hash: Vm::code_hash(suite, code) })
             .collect();
         let mut genesis = Genesis {
             chain_id: chain_id.to_string(),
@@ -173,7 +174,7 @@ impl Genesis {
             governance_threshold: 1,
             registration: default_registration(),
             lifecycle_delay_blocks: default_lifecycle_delay(),
-            suite: shutong_types::Suite::default(),
+            suite,
         };
         genesis.governance_threshold = (genesis.committee_record().orgs() / 2 + 1) as u32;
         genesis
@@ -267,7 +268,7 @@ impl Genesis {
                     format!("this binary carries no system contract {:?}", contract.name),
                 ));
             };
-            let carried = Vm::code_hash(code);
+            let carried = Vm::code_hash(self.suite, code);
             if carried != contract.code_hash {
                 return Err(invalid(
                     "contracts",
@@ -309,7 +310,7 @@ impl Genesis {
         write::str(&mut out, &self.registration);
         write::u64(&mut out, self.lifecycle_delay_blocks);
         self.suite.encode_to(&mut out);
-        Hash::of(tag::GENESIS, &out)
+        Hash::of(self.suite, tag::GENESIS, &out)
     }
 
     /// The state at genesis: each system contract's code and instance, administered by the
@@ -376,12 +377,12 @@ impl Genesis {
             parent: self.hash(),
             proposer: PublicKey([0; 32]),
             timestamp_ms: self.genesis_time_ms,
-            txs_root: merkle_root::<[u8; 32]>(&[]),
+            txs_root: merkle_root::<[u8; 32]>(self.suite, &[]),
             state_root: Hash::ZERO,
             receipts_root: Hash::ZERO,
             audit_root: Hash::ZERO,
             audit_size: 0,
-            validator_set: validator_set_hash(&self.validator_keys()),
+            validator_set: validator_set_hash(self.suite, &self.validator_keys()),
         };
         Block { header, txs: Vec::new() }
     }

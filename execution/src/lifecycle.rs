@@ -231,7 +231,7 @@ fn decode<T: Decode>(args: &[u8]) -> Result<T, Stop> {
 fn upload(op: &mut Op<'_>, args: &[u8]) -> Result<Vec<u8>, Stop> {
     let req: UploadCode = decode(args)?;
     op.charge(op.vm.schedule().upload_per_byte * req.code.len() as u64)?;
-    let code_hash = Vm::code_hash(&req.code);
+    let code_hash = Vm::code_hash(op.vm.suite(), &req.code);
     if code_info(&op.overlay, &code_hash).is_some() {
         return Err(format!("code {code_hash} is already uploaded").into());
     }
@@ -273,7 +273,7 @@ fn instantiate(op: &mut Op<'_>, args: &[u8]) -> Result<Vec<u8>, Stop> {
     }
     check_label(&req.label)?;
     let creator = op.ctx.origin;
-    let contract = Address::instance(&creator, &req.label);
+    let contract = Address::instance(op.vm.suite(), &creator, &req.label);
     if instance(&op.overlay, &contract).is_some() {
         return Err(format!("label {:?} is already used by this account: contract {contract}", req.label).into());
     }

@@ -17,9 +17,9 @@
 //! leaf), so a proof is binary: one sibling per bit, as [`StateProof`] expects.
 
 use shutong_codec::{Decode, DecodeError, Encode, Reader, write};
-use shutong_types::Hash;
 use shutong_types::limits::{ARGS_BYTES_MAX, CODE_BYTES_MAX};
 use shutong_types::smt::{self, EMPTY, ProofLeaf, StateProof};
+use shutong_types::{Hash, Suite};
 use shutong_vm::state::Writes;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -91,12 +91,12 @@ pub struct Leaf {
 }
 
 impl Leaf {
-    fn new(key: &[u8], key_hash: Hash, value: &[u8]) -> Leaf {
-        Leaf { key_hash, value_hash: smt::value_hash(value), key: key.to_vec(), value: value.to_vec() }
+    fn new(suite: Suite, key: &[u8], key_hash: Hash, value: &[u8]) -> Leaf {
+        Leaf { key_hash, value_hash: smt::value_hash(suite, value), key: key.to_vec(), value: value.to_vec() }
     }
 
-    pub fn hash(&self) -> Hash {
-        smt::leaf_hash(&self.key_hash, &self.value_hash)
+    pub fn hash(&self, suite: Suite) -> Hash {
+        smt::leaf_hash(suite, &self.key_hash, &self.value_hash)
     }
 }
 
@@ -120,7 +120,7 @@ pub struct Internal {
 }
 
 impl Internal {
-    pub fn new(children: [Option<Child>; 16]) -> Internal {
+    pub fn new(suite: Suite, children: [Option<Child>; 16]) -> Internal {
         let mut node = Internal { children, inner: [EMPTY; 16] };
         for idx in (1..16usize).rev() {
             let level = idx.ilog2() as usize;
@@ -129,7 +129,11 @@ impl Internal {
             node.inner[idx] = match node.count(lo, lo + width) {
                 (0, _) => EMPTY,
                 (1, Some((_, child))) if child.leaf => child.hash,
-                _ => smt::node_hash(&node.range_hash(lo, lo + width / 2), &node.range_hash(lo + width / 2, lo + width)),
+                _ => smt::node_hash(
+                    suite,
+                    &node.range_hash(lo, lo + width / 2),
+                    &node.range_hash(lo + width / 2, lo + width),
+                ),
             };
         }
         node
@@ -177,10 +181,10 @@ pub enum Node {
 }
 
 impl Node {
-    pub fn hash(&self) -> Hash {
+    pub fn hash(&self, suite: Suite) -> Hash {
         match self {
             Node::Empty => EMPTY,
-            Node::Leaf(leaf) => leaf.hash(),
+            Node::Leaf(leaf) => leaf.hash(suite),
             Node::Internal(node) => node.hash(),
         }
     }
@@ -219,8 +223,17 @@ impl Encode for Node {
     }
 }
 
-impl Decode for Node {
-    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+impl Node {
+    /// Decodes a stored node of a tree over `suite` (an inner node's binary subtree hashes
+    /// are recomputed, never read).
+    pub fn decode_in(suite: Suite, bytes: &[u8]) -> Result<Node, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let node = Node::decode_from(suite, &mut r)?;
+        r.finish()?;
+        Ok(node)
+    }
+
+    fn decode_from(suite: Suite, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         match r.u8()? {
             0 => Ok(Node::Empty),
             1 => Ok(Node::Leaf(Arc::new(Leaf {
@@ -243,7 +256,7 @@ impl Decode for Node {
                         *slot = Some(Child { version, hash, leaf: leaves & (1 << i) != 0 });
                     }
                 }
-                Ok(Node::Internal(Internal::new(children)))
+                Ok(Node::Internal(Internal::new(suite, children)))
             }
             tag => Err(DecodeError::InvalidTag { what: "tree_node", tag }),
         }
@@ -263,6 +276,8 @@ pub enum TreeError {
 /// Where tree nodes are read from: the database, or the database with uncommitted blocks'
 /// nodes on top.
 pub trait TreeReader: Send + Sync {
+    /// The suite the tree hashes with.
+    fn suite(&self) -> Suite;
     fn tree_node(&self, key: &NodeKey) -> Result<Option<Node>, TreeError>;
 }
 
@@ -334,7 +349,7 @@ struct Updater<'a> {
 pub fn update(reader: &dyn TreeReader, version: u64, writes: &Writes) -> Result<TreeUpdate, TreeError> {
     let mut sorted: Vec<Write<'_>> = writes
         .iter()
-        .map(|(key, value)| Write { key_hash: smt::key_hash(key), key, value: value.as_deref() })
+        .map(|(key, value)| Write { key_hash: smt::key_hash(reader.suite(), key), key, value: value.as_deref() })
         .collect();
     sorted.sort_unstable_by_key(|w| w.key_hash);
     let mut u = Updater { reader, version, out: TreeUpdate { version, ..TreeUpdate::default() } };
@@ -368,7 +383,7 @@ pub fn update(reader: &dyn TreeReader, version: u64, writes: &Writes) -> Result<
         Sub::Leaf { leaf, stored } => {
             // A lone leaf is the root, stored there (moved up if it was deeper).
             u.out.stale.extend(stored);
-            let hash = leaf.hash();
+            let hash = leaf.hash(reader.suite());
             u.out.nodes.insert(NodeKey::root(version), Node::Leaf(leaf));
             hash
         }
@@ -403,7 +418,7 @@ impl Updater<'_> {
             if let Some((leaf, key)) = kept.take_if(|(leaf, _)| leaf.key_hash < w.key_hash) {
                 leaves.push((leaf, Some(key)));
             }
-            leaves.push((Arc::new(Leaf::new(w.key, w.key_hash, value)), None));
+            leaves.push((Arc::new(Leaf::new(self.reader.suite(), w.key, w.key_hash, value)), None));
         }
         if let Some((leaf, key)) = kept {
             leaves.push((leaf, Some(key)));
@@ -499,7 +514,7 @@ impl Updater<'_> {
                 Slot::Keep(child) => child,
                 Slot::New(Sub::Internal { hash, version }) => Child { version, hash, leaf: false },
                 Slot::New(Sub::Leaf { leaf, stored }) => {
-                    let hash = leaf.hash();
+                    let hash = leaf.hash(self.reader.suite());
                     match stored {
                         // Still where it was: shared, not rewritten.
                         Some(key) if key.path.len() == path.len() + 1 && key.path[..path.len()] == *path => {
@@ -518,7 +533,7 @@ impl Updater<'_> {
                 Slot::New(Sub::Empty) => unreachable!("empty slots were dropped"),
             });
         }
-        let node = Internal::new(children);
+        let node = Internal::new(self.reader.suite(), children);
         let hash = node.hash();
         self.out.nodes.insert(NodeKey { version: self.version, path: path.to_vec() }, Node::Internal(node));
         Ok(Sub::Internal { hash, version: self.version })
@@ -527,7 +542,7 @@ impl Updater<'_> {
 
 /// The value of `key` in the tree of `version`, with its proof against that version's root.
 pub fn prove(reader: &dyn TreeReader, version: u64, key: &[u8]) -> Result<(Option<Vec<u8>>, StateProof), TreeError> {
-    let key_hash = smt::key_hash(key);
+    let key_hash = smt::key_hash(reader.suite(), key);
     let mut siblings = Vec::new();
     let mut node_key = NodeKey::root(version);
     let mut node = load(reader, &node_key)?;
@@ -571,16 +586,21 @@ pub fn prove(reader: &dyn TreeReader, version: u64, key: &[u8]) -> Result<(Optio
 
 /// The root hash of the tree of `version`.
 pub fn root(reader: &dyn TreeReader, version: u64) -> Result<Hash, TreeError> {
-    Ok(load(reader, &NodeKey::root(version))?.hash())
+    Ok(load(reader, &NodeKey::root(version))?.hash(reader.suite()))
 }
 
 /// Tree nodes in memory: for tests and benchmarks of the tree alone.
 #[derive(Debug, Default)]
 pub struct MemoryTree {
+    pub suite: Suite,
     pub nodes: HashMap<NodeKey, Node>,
 }
 
 impl MemoryTree {
+    pub fn new(suite: Suite) -> MemoryTree {
+        MemoryTree { suite, nodes: HashMap::new() }
+    }
+
     /// Applies `writes` as `version` and returns the new root.
     pub fn apply(&mut self, version: u64, writes: &Writes) -> Result<Hash, TreeError> {
         let update = update(self, version, writes)?;
@@ -590,6 +610,10 @@ impl MemoryTree {
 }
 
 impl TreeReader for MemoryTree {
+    fn suite(&self) -> Suite {
+        self.suite
+    }
+
     fn tree_node(&self, key: &NodeKey) -> Result<Option<Node>, TreeError> {
         Ok(self.nodes.get(key).cloned())
     }
@@ -601,9 +625,13 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
+    /// The tree's logic is the same under both suites; the SM suite's hashes are the ones
+    /// less exercised elsewhere, so these tests run on it.
+    const SUITE: Suite = Suite::Sm2Sm3;
+
     /// A reference model: the whole map, hashed from scratch by the definition.
     fn model_root(map: &BTreeMap<Vec<u8>, Vec<u8>>) -> Hash {
-        smt::root_of(map.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
+        smt::root_of(SUITE, map.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
     }
 
     fn key(i: u64) -> Vec<u8> {
@@ -621,7 +649,7 @@ mod tests {
 
     #[test]
     fn random_inserts_updates_and_deletes_keep_the_root_the_definitions_and_every_version_proves() {
-        let mut tree = MemoryTree::default();
+        let mut tree = MemoryTree::new(SUITE);
         let mut model = BTreeMap::new();
         let mut history = Vec::new();
         let mut seed = 7;
@@ -652,26 +680,26 @@ mod tests {
                 let k = key(i);
                 let (value, proof) = prove(&tree, version as u64, &k).unwrap();
                 assert_eq!(value.as_ref(), map.get(&k), "version {version} key {i}");
-                proof.verify(root, &k, value.as_deref()).unwrap();
+                proof.verify(SUITE, root, &k, value.as_deref()).unwrap();
             }
         }
     }
 
     #[test]
     fn deleting_down_to_one_key_and_to_none_collapses_the_tree() {
-        let mut tree = MemoryTree::default();
+        let mut tree = MemoryTree::new(SUITE);
         let mut writes: Writes = (0..40).map(|i| (key(i), Some(vec![i as u8]))).collect();
         tree.apply(0, &writes).unwrap();
         writes = (1..40).map(|i| (key(i), None)).collect();
         let root = tree.apply(1, &writes).unwrap();
-        assert_eq!(root, smt::leaf_hash(&smt::key_hash(&key(0)), &smt::value_hash(&[0])));
+        assert_eq!(root, smt::leaf_hash(SUITE, &smt::key_hash(SUITE, &key(0)), &smt::value_hash(SUITE, &[0])));
         assert!(matches!(tree.nodes[&NodeKey::root(1)], Node::Leaf(_)), "a lone leaf is the root");
         let (value, proof) = prove(&tree, 1, &key(0)).unwrap();
         assert_eq!(value, Some(vec![0]));
         assert!(proof.siblings.is_empty());
         let root = tree.apply(2, &[(key(0), None)].into_iter().collect()).unwrap();
         assert_eq!(root, EMPTY);
-        prove(&tree, 2, &key(0)).unwrap().1.verify(&EMPTY, &key(0), None).unwrap();
+        prove(&tree, 2, &key(0)).unwrap().1.verify(SUITE, &EMPTY, &key(0), None).unwrap();
         // An empty block keeps the root and still writes the version's root node.
         assert_eq!(tree.apply(3, &Writes::new()).unwrap(), EMPTY);
         assert_eq!(root_of_version(&tree, 3), EMPTY);
@@ -683,7 +711,7 @@ mod tests {
 
     #[test]
     fn stale_nodes_are_exactly_those_no_later_version_uses() {
-        let mut tree = MemoryTree::default();
+        let mut tree = MemoryTree::new(SUITE);
         let mut stale: Vec<(u64, NodeKey)> = Vec::new();
         let mut seed = 11;
         for version in 0..30u64 {
@@ -708,7 +736,7 @@ mod tests {
         for (i, v) in (20..30u64).enumerate() {
             for k in 0..200 {
                 let (value, proof) = prove(&tree, v, &key(k)).unwrap();
-                proof.verify(&before[i], &key(k), value.as_deref()).unwrap();
+                proof.verify(SUITE, &before[i], &key(k), value.as_deref()).unwrap();
             }
         }
         // And version 19's root is gone.
@@ -720,12 +748,12 @@ mod tests {
         let key = NodeKey { version: 42, path: vec![1, 15, 0, 7, 3] };
         assert_eq!(NodeKey::from_bytes(&key.to_bytes()), Some(key));
         assert_eq!(NodeKey::from_bytes(&[0; 5]), None);
-        let mut tree = MemoryTree::default();
+        let mut tree = MemoryTree::new(SUITE);
         tree.apply(0, &(0..30).map(|i| (super::tests::key(i), Some(vec![1, 2]))).collect()).unwrap();
         for node in tree.nodes.values() {
-            assert_eq!(&Node::decode(&node.encode()).unwrap(), node);
+            assert_eq!(&Node::decode_in(SUITE, &node.encode()).unwrap(), node);
         }
-        assert!(Node::decode(&[9]).is_err());
-        assert!(Node::decode(&[2, 0, 0, 0, 0]).is_err(), "an internal node without children");
+        assert!(Node::decode_in(SUITE, &[9]).is_err());
+        assert!(Node::decode_in(SUITE, &[2, 0, 0, 0, 0]).is_err(), "an internal node without children");
     }
 }

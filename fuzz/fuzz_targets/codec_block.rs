@@ -9,7 +9,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(block) = Block::decode(data) {
         assert_eq!(block.encode(), data, "a block decoded from non-canonical bytes");
         let _ = block.header.hash();
-        let _ = Block::txs_root(&block.txs);
+        let _ = Block::txs_root(shutong_types::Suite::Ed25519Blake3, &block.txs);
     }
     if let Ok(header) = BlockHeader::decode(data) {
         assert_eq!(header.encode(), data, "a header decoded from non-canonical bytes");

@@ -25,7 +25,7 @@ fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let code = wat::parse_str(include_str!("host_abi.wat")).expect("the interpreter parses");
-        let code_hash = Vm::code_hash(&code);
+        let code_hash = Vm::code_hash(shutong_types::Suite::Ed25519Blake3, &code);
         let mut state = MemoryState::default();
         state.0.insert(keyspace::code(&code_hash), code);
         state.0.insert(

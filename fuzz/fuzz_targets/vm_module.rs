@@ -21,7 +21,7 @@ fn vm() -> &'static Vm {
 fuzz_target!(|data: &[u8]| {
     let vm = vm();
     let Ok(methods) = vm.validate(data) else { return };
-    let code_hash = Vm::code_hash(data);
+    let code_hash = Vm::code_hash(shutong_types::Suite::Ed25519Blake3, data);
     let mut state = MemoryState::default();
     state.0.insert(keyspace::code(&code_hash), data.to_vec());
     state.0.insert(keyspace::instance(&CONTRACT), Instance { code_hash, admin: AccountId([9; 32]), frozen: false }.encode());

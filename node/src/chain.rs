@@ -122,7 +122,7 @@ impl Gate {
         if change.epoch != base.epoch + 1 {
             return;
         }
-        match shutong_types::epoch::verify_change(chain_id, &base, change) {
+        match shutong_types::epoch::verify_change(chain_id, storage.suite(), &base, change) {
             Ok(next) => {
                 tracing::info!(epoch = next.epoch, start_height = next.start_height, %peer, "a later epoch proven by a peer");
                 self.ahead.push(next);
@@ -435,7 +435,8 @@ pub fn linked_run(
 /// Whether `block`'s transactions are the ones its header names, each signed by its sender.
 /// The header commits to transaction ids, which leave out the signature.
 fn body_is_its_own(block: &Block) -> bool {
-    Block::txs_root(&block.txs) == block.header.txs_root && block.txs.iter().all(|tx| tx.verify().is_ok())
+    Block::txs_root(block.header.suite, &block.txs) == block.header.txs_root
+        && block.txs.iter().all(|tx| tx.verify().is_ok())
 }
 
 /// What a certificate that came with a synced block says of it.
@@ -492,7 +493,7 @@ mod tests {
 
     #[test]
     fn a_synced_run_links_to_the_tip_by_hash_and_height_and_stops_at_the_first_gap() {
-        let genesis = Block::empty("sync", 0, Hash::of("test", b"none"));
+        let genesis = Block::empty("sync", 0, Hash::of(shutong_types::Suite::Ed25519Blake3, "test", b"none"));
         let blocks = chain(&genesis, 5);
         let tip = Tip::after(
             &blocks[1].header,
@@ -545,7 +546,7 @@ mod tests {
         let committee = CommitteeMember::departments(&[Keypair::from_seed("gate-seat").account()]);
         let genesis = Genesis::new("gate", 1_000, validators, committee);
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(dir.path()).unwrap();
+        let storage = Storage::open(dir.path(), shutong_types::Suite::Ed25519Blake3).unwrap();
         crate::init_storage(&storage, &genesis).unwrap();
 
         // Elsewhere the chain went on: a change replacing validator 3 was scheduled to take
@@ -555,11 +556,11 @@ mod tests {
         let mut writes = genesis.state();
         let pending = PendingSet { activation_height: 20, keys: new.iter().map(|k| k.0).collect(), proposer: [0; 32] };
         writes.insert(pending_key(), Some(pending.encode()));
-        let mut tree = shutong_execution::state_tree::MemoryTree::default();
+        let mut tree = shutong_execution::state_tree::MemoryTree::new(shutong_types::Suite::Ed25519Blake3);
         let root = tree.apply(0, &writes).unwrap();
-        let mut header = Block::empty("gate", 19, Hash::of("test", b"18")).header;
+        let mut header = Block::empty("gate", 19, Hash::of(shutong_types::Suite::Ed25519Blake3, "test", b"18")).header;
         header.state_root = root;
-        header.validator_set = shutong_types::validator_set_hash(&old);
+        header.validator_set = shutong_types::validator_set_hash(shutong_types::Suite::Ed25519Blake3, &old);
         let certify = |signers: usize| {
             let subject = VoteSubject { kind: VoteKind::Finalize, epoch: 0, view: 30, digest: header.hash() };
             let votes: Vec<_> = (0..signers).map(|i| (i, subject.sign("gate", &keys[i]))).collect();
@@ -601,7 +602,7 @@ mod tests {
 
     #[test]
     fn a_synced_run_ends_at_its_last_final_block_and_no_later_body_is_checked() {
-        let genesis = Block::empty("sync", 0, Hash::of("test", b"none"));
+        let genesis = Block::empty("sync", 0, Hash::of(shutong_types::Suite::Ed25519Blake3, "test", b"none"));
         let blocks = chain(&genesis, 6);
         let tip = Tip::after(
             &genesis.header,
@@ -629,7 +630,7 @@ mod tests {
         let mut tx = signed_tx();
         tx.signature = shutong_types::Signature([7; 64]);
         forged[4].0.txs.push(tx);
-        forged[4].0.header.txs_root = Block::txs_root(&forged[4].0.txs);
+        forged[4].0.header.txs_root = Block::txs_root(shutong_types::Suite::Ed25519Blake3, &forged[4].0.txs);
         let relinked: Vec<_> = {
             // Re-link the headers above the altered one so only its body is at fault.
             let mut parent = forged[3].0.header.hash();
@@ -667,14 +668,14 @@ mod tests {
 
     #[test]
     fn a_synced_run_ends_at_a_real_header_over_a_body_not_its_own() {
-        let genesis = Block::empty("sync", 0, Hash::of("test", b"none"));
+        let genesis = Block::empty("sync", 0, Hash::of(shutong_types::Suite::Ed25519Blake3, "test", b"none"));
         let tip = Tip::after(
             &genesis.header,
             Roots { state: Hash([0; 32]), receipts: Hash([0; 32]), audit: Hash([0; 32]), audit_size: 0 },
         );
         let mut first = Block::empty("sync", 1, genesis.header.hash());
         first.txs.push(signed_tx());
-        first.header.txs_root = Block::txs_root(&first.txs);
+        first.header.txs_root = Block::txs_root(shutong_types::Suite::Ed25519Blake3, &first.txs);
         let second = Block::empty("sync", 2, first.header.hash());
         let offer = |first: &Block| vec![(first.clone(), None), (second.clone(), None)];
         assert_eq!(linked_run(&tip, offer(&first), all_final).len(), 2, "the honest run links");
@@ -685,7 +686,7 @@ mod tests {
         // The same transaction with a forged signature: the id is the same, the body is not.
         let mut forged = first.clone();
         forged.txs[0].signature = Keypair::from_seed("forger").sign(&forged.txs[0].id().0);
-        assert_eq!(Block::txs_root(&forged.txs), first.header.txs_root);
+        assert_eq!(Block::txs_root(shutong_types::Suite::Ed25519Blake3, &forged.txs), first.header.txs_root);
         assert!(linked_run(&tip, offer(&forged), all_final).is_empty());
     }
 
@@ -693,7 +694,7 @@ mod tests {
     fn a_synced_certificate_is_final_only_for_its_block_epoch_and_quorum() {
         let keys: Vec<Keypair> = (0..4).map(|i| Keypair::from_seed(&format!("v{i}"))).collect();
         let validators: Vec<PublicKey> = keys.iter().map(Keypair::public).collect();
-        let block = Block::empty("sync", 1, Hash::of("test", b"parent"));
+        let block = Block::empty("sync", 1, Hash::of(shutong_types::Suite::Ed25519Blake3, "test", b"parent"));
         let hash = block.header.hash();
         let certify = |signers: &[usize], kind, epoch| {
             let subject = VoteSubject { kind, epoch, view: 1, digest: hash };
@@ -704,7 +705,13 @@ mod tests {
         assert_eq!(check(&certify(&[0, 1, 2], VoteKind::Finalize, 0), &hash), Finality::Final);
         assert_eq!(check(&certify(&[0, 1], VoteKind::Finalize, 0), &hash), Finality::Invalid, "below quorum");
         assert_eq!(check(&certify(&[0, 1, 2], VoteKind::Notarize, 0), &hash), Finality::Invalid);
-        assert_eq!(check(&certify(&[0, 1, 2], VoteKind::Finalize, 0), &Hash::of("x", b"y")), Finality::Invalid);
+        assert_eq!(
+            check(
+                &certify(&[0, 1, 2], VoteKind::Finalize, 0),
+                &Hash::of(shutong_types::Suite::Ed25519Blake3, "x", b"y")
+            ),
+            Finality::Invalid
+        );
         assert_eq!(check(&certify(&[0, 1, 2], VoteKind::Finalize, 1), &hash), Finality::LaterEpoch);
     }
 }

@@ -9,7 +9,9 @@ use shutong_execution::executor::Executor;
 use shutong_execution::genesis::{Genesis, GenesisValidator};
 use shutong_storage::{Commit, Storage, Tip};
 use shutong_types::keyspace::{self, Instance};
-use shutong_types::{AccountId, Address, Block, BlockHeader, Call, Keypair, Receipt, Transaction, validator_set_hash};
+use shutong_types::{
+    AccountId, Address, Block, BlockHeader, Call, Keypair, Receipt, Suite, Transaction, validator_set_hash,
+};
 use shutong_vm::{Vm, VmConfig};
 use std::collections::HashMap;
 use std::path::Path;
@@ -43,7 +45,7 @@ impl DevChain {
     /// department of its own (`committee-0`, `committee-1`, ...), deciding by `threshold`
     /// organisations' votes.
     pub fn open_with(dir: &Path, admins: &[AccountId], threshold: u32, upload_policy: &str) -> Result<DevChain, Error> {
-        let storage = Arc::new(Storage::open(dir)?);
+        let storage = Arc::new(Storage::open(dir, Suite::Ed25519Blake3)?);
         let validator = Keypair::from_seed("dev-validator");
         let mut genesis = Genesis::new(
             CHAIN_ID,
@@ -78,18 +80,18 @@ impl DevChain {
         let header = BlockHeader {
             chain_id: CHAIN_ID.into(),
             protocol_version: shutong_types::PROTOCOL_VERSION,
-            suite: shutong_types::Suite::Ed25519Blake3,
+            suite: Suite::Ed25519Blake3,
             height: self.tip.height + 1,
             view: self.tip.view + 1,
             parent: self.tip.hash,
             proposer: self.validator.public(),
             timestamp_ms: self.tip.timestamp_ms + 1_000,
-            txs_root: Block::txs_root(&txs),
+            txs_root: Block::txs_root(Suite::Ed25519Blake3, &txs),
             state_root: self.tip.state_root,
             receipts_root: self.tip.receipts_root,
             audit_root: self.tip.audit_root,
             audit_size: self.tip.audit_size,
-            validator_set: validator_set_hash(&[self.validator.public()]),
+            validator_set: validator_set_hash(Suite::Ed25519Blake3, &[self.validator.public()]),
         };
         let block = Block { header, txs };
         let output = self.executor.execute(&block)?;

@@ -212,7 +212,7 @@ mod tests {
     #[test]
     fn a_reserve_larger_than_the_disk_holds_writes_back_and_says_which_disk() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(dir.path()).unwrap();
+        let storage = Storage::open(dir.path(), shutong_types::Suite::Ed25519Blake3).unwrap();
         let status = DiskStatus::default();
         let clock = ManualClock::new(1);
         let mut guard = DiskGuard::new(0);
@@ -238,7 +238,7 @@ mod tests {
     #[test]
     fn an_error_other_than_a_full_disk_stops_the_node() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(dir.path()).unwrap();
+        let storage = Storage::open(dir.path(), shutong_types::Suite::Ed25519Blake3).unwrap();
         let status = DiskStatus::default();
         let mut guard = DiskGuard::new(0);
         let stopped = status.stopped();

@@ -64,10 +64,10 @@ pub fn init_storage(storage: &Storage, genesis: &Genesis) -> Result<Tip, Error> 
         return Ok(tip);
     }
     let writes = genesis.state();
-    let tree = state_tree::update(&state_tree::MemoryTree::default(), 0, &writes)?;
-    let log = audit_log::append(&audit_log::MemoryTiles::default(), 0, &[])?;
-    let roots =
-        Roots { state: tree.root, receipts: merkle_root::<[u8; 32]>(&[]), audit: log.root, audit_size: log.size };
+    let tree = state_tree::update(&state_tree::MemoryTree::new(genesis.suite), 0, &writes)?;
+    let log = audit_log::append(&audit_log::MemoryTiles::new(genesis.suite), 0, &[])?;
+    let receipts = merkle_root::<[u8; 32]>(genesis.suite, &[]);
+    let roots = Roots { state: tree.root, receipts, audit: log.root, audit_size: log.size };
     let tip = Tip::after(&block.header, roots);
     storage.commit(Commit {
         block: &block,
@@ -126,7 +126,11 @@ impl Node {
             Some(tls) => Some(rpc::tls_acceptor(&in_home(home, &tls.cert_file), &in_home(home, &tls.key_file))?),
             None => None,
         };
-        let storage = Arc::new(Storage::open_with(&in_home(home, &cfg.data_dir), cfg.storage.state_history_blocks)?);
+        let storage = Arc::new(Storage::open_with(
+            &in_home(home, &cfg.data_dir),
+            genesis.suite,
+            cfg.storage.state_history_blocks,
+        )?);
         let storage_handle = Arc::clone(&storage);
         let tip = init_storage(&storage, &genesis)?;
         tracing::info!(chain_id = %genesis.chain_id, height = tip.height, state_root = %tip.state_root, "storage open");
@@ -136,6 +140,7 @@ impl Node {
         let vm_cfg = VmConfig {
             code_cache_dir: Some(in_home(home, &cfg.data_dir).join("code-cache")),
             gas_schedule: genesis.gas_schedule,
+            suite: genesis.suite,
             ..VmConfig::default()
         };
         let vm = Arc::new(Vm::new(vm_cfg.clone())?);

@@ -4,7 +4,7 @@ use shutong_system_api::lifecycle;
 use shutong_system_api::names;
 use shutong_system_api::registry;
 use shutong_system_api::registry::{OrgKind, OrgStatus, RegisterOrg, UpdateOrg};
-use shutong_types::{AccountId, Address, Call, Encode, Hash, Keypair, SignedTransaction, Transaction};
+use shutong_types::{AccountId, Address, Call, Encode, Hash, Keypair, SignedTransaction, Suite, Transaction};
 
 /// Default gas limit of a system-contract call: ample for the registry's methods (about
 /// 25,000 to 35,000), small enough that many fit a block's gas limit.
@@ -266,9 +266,10 @@ pub fn upload_code(code: &[u8]) -> Call {
     Call { contract: lifecycle(), method: lifecycle::methods::UPLOAD.into(), args: args.encode() }
 }
 
-/// The hash that names contract code: what governance approves and `upload` returns.
-pub fn code_hash(code: &[u8]) -> Hash {
-    Hash::of(shutong_types::hash::tag::CODE, code)
+/// The hash that names contract code on a chain of `suite`: what governance approves and
+/// `upload` returns.
+pub fn code_hash(suite: Suite, code: &[u8]) -> Hash {
+    Hash::of(suite, shutong_types::hash::tag::CODE, code)
 }
 
 /// Approves a code hash for upload (a committee member, while one organisation's vote is the
@@ -278,9 +279,9 @@ pub fn approve_code(code_hash: &Hash) -> Call {
     Call { contract: governance(), method: "approve_code".into(), args: args.encode() }
 }
 
-/// The address an instance gets: derived from its creator and label.
-pub fn instance_address(creator: &AccountId, label: &str) -> Address {
-    Address::instance(creator, label)
+/// The address an instance gets on a chain of `suite`: derived from its creator and label.
+pub fn instance_address(suite: Suite, creator: &AccountId, label: &str) -> Address {
+    Address::instance(suite, creator, label)
 }
 
 /// Instantiates uploaded code under `label`, administered by `admin`; `args` go to the

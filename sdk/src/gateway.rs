@@ -33,7 +33,7 @@ use shutong_system_api::names;
 use shutong_system_api::registry::{Member, Org, Principal};
 use shutong_types::auditlog::{self, InclusionProof, MemoryLog};
 use shutong_types::keyspace::{self, AuditLeaf};
-use shutong_types::{Address, Hash};
+use shutong_types::{Address, Hash, Suite};
 use std::collections::{BTreeMap, HashMap};
 
 /// The events that change what a grant allows: on any of them the cached grant is dropped.
@@ -221,6 +221,8 @@ pub struct Gateway {
     config: JournalConfig,
     /// Events batched and not yet confirmed anchored.
     waiting: u64,
+    /// The chain's suite: each batch's Merkle tree is hashed with it.
+    suite: Suite,
 }
 
 /// The events of a batch in tree order, grouped by (consumer, fields, method, purpose) in
@@ -246,18 +248,19 @@ fn grouped(events: Vec<Recorded>) -> (Vec<Recorded>, Vec<BatchGroup>) {
 }
 
 impl Gateway {
-    /// A gateway that keeps its events in memory only (tools, tests): a restart loses them.
-    pub fn new() -> Gateway {
-        Gateway::default()
+    /// A gateway for a chain of `suite` that keeps its events in memory only (tools, tests):
+    /// a restart loses them.
+    pub fn new(suite: Suite) -> Gateway {
+        Gateway { suite, ..Gateway::default() }
     }
 
     /// A gateway whose batched events are durable in the journal `path` (created if absent).
     /// It reads back what the journal holds: events not yet sealed wait in their batches,
     /// and sealed batches the chain has not confirmed are in [`Gateway::unanchored`], to
     /// submit again (the chain ignores a batch it already recorded).
-    pub fn open(path: &std::path::Path, config: JournalConfig) -> Result<Gateway, GatewayError> {
+    pub fn open(path: &std::path::Path, suite: Suite, config: JournalConfig) -> Result<Gateway, GatewayError> {
         let (journal, records) = Journal::open(path)?;
-        let mut g = Gateway { config, ..Gateway::default() };
+        let mut g = Gateway { config, suite, ..Gateway::default() };
         let corrupt = |reason: String| JournalError::Corrupt { path: path.to_path_buf(), offset: 0, reason };
         for record in records {
             match record {
@@ -465,9 +468,9 @@ impl Gateway {
         stream.next_seq = seq + 1;
         stream.start_ms = Some(end);
         let (recorded, groups) = grouped(events);
-        let mut log = MemoryLog::new();
+        let mut log = MemoryLog::new(self.suite);
         for r in &recorded {
-            log.push(auditlog::leaf_hash(&r.leaf()));
+            log.push(auditlog::leaf_hash(self.suite, &r.leaf()));
         }
         let anchor =
             AnchorBatch { grant, seq, period_start_ms: start, period_end_ms: end, groups, merkle_root: log.root().0 };
@@ -607,8 +610,8 @@ async fn proven<T: Decode>(chain: &VerifyingClient, key: &[u8], what: &'static s
 /// Checks an event's proof against the `batch.anchored` entry of its group, which the
 /// auditor proved in the chain's log: the event is in the batch at a position of that group,
 /// it is a use of that group (consumer, fields, method, purpose), and the chain's entry
-/// anchors exactly this batch with the tree size the proof names.
-pub fn verify_event(proof: &EventProof, anchor_leaf: &AuditLeaf) -> Result<(), GatewayError> {
+/// anchors exactly this batch with the tree size the proof names. `suite` is the chain's.
+pub fn verify_event(suite: Suite, proof: &EventProof, anchor_leaf: &AuditLeaf) -> Result<(), GatewayError> {
     let wrong = |why: String| GatewayError::WrongAnchor(why);
     let entry: AuditEntry = entry_of(anchor_leaf).ok_or_else(|| wrong("the leaf is no audit entry".into()))?;
     let a = &proof.anchor;
@@ -637,7 +640,7 @@ pub fn verify_event(proof: &EventProof, anchor_leaf: &AuditLeaf) -> Result<(), G
     }
     proof
         .inclusion
-        .verify(&auditlog::leaf_hash(&proof.recorded.leaf()), &Hash(body.merkle_root))
+        .verify(suite, &auditlog::leaf_hash(suite, &proof.recorded.leaf()), &Hash(body.merkle_root))
         .map_err(GatewayError::NotInBatch)
 }
 
@@ -737,7 +740,7 @@ mod tests {
     }
 
     fn gateway(max_uses: u64) -> Gateway {
-        let mut g = Gateway::new();
+        let mut g = Gateway::new(Suite::Ed25519Blake3);
         g.put_grant(grant(7, max_uses));
         g.put_member(ANALYST, Some(member(ANALYST)));
         g
@@ -833,18 +836,18 @@ mod tests {
         assert!(g.seal(7).unwrap().is_none(), "nothing left to seal");
         for index in [0, 12, 13, 36] {
             let proof = g.proof(7, 1, index).unwrap();
-            verify_event(&proof, &anchored_leaf(&anchor, proof.group())).unwrap();
+            verify_event(Suite::Ed25519Blake3, &proof, &anchored_leaf(&anchor, proof.group())).unwrap();
         }
         let proof = g.proof(7, 1, 17).unwrap();
         let leaf = anchored_leaf(&anchor, 1);
         let mut changed = proof.clone();
         changed.recorded.event.result_hash[0] ^= 1;
-        assert!(matches!(verify_event(&changed, &leaf), Err(GatewayError::NotInBatch(_))));
-        let err = verify_event(&proof, &anchored_leaf(&anchor, 0)).unwrap_err().to_string();
+        assert!(matches!(verify_event(Suite::Ed25519Blake3, &changed, &leaf), Err(GatewayError::NotInBatch(_))));
+        let err = verify_event(Suite::Ed25519Blake3, &proof, &anchored_leaf(&anchor, 0)).unwrap_err().to_string();
         assert!(err.contains("lies outside this group's events 0 to 13"), "{err}");
         let mut smaller = proof.clone();
         smaller.anchor.groups[1].count = 23;
-        assert!(matches!(verify_event(&smaller, &leaf), Err(GatewayError::WrongAnchor(_))));
+        assert!(matches!(verify_event(Suite::Ed25519Blake3, &smaller, &leaf), Err(GatewayError::WrongAnchor(_))));
         assert!(matches!(g.proof(7, 1, 37), Err(GatewayError::NoSuchEvent { .. })));
         // The next batch starts where this one ended.
         serve(&mut g, &request(7, &["uscc"], "licensing.renewal"), NOW + 90);
@@ -871,7 +874,7 @@ mod tests {
     fn a_batch_sealed_by_itself_is_durable_before_it_is_handed_out() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gateway.journal");
-        let mut g = Gateway::open(&path, JournalConfig::default()).unwrap();
+        let mut g = Gateway::open(&path, Suite::Ed25519Blake3, JournalConfig::default()).unwrap();
         g.put_grant(grant(7, 1_000_000));
         let permit = Decision { permit: true, reason: String::new(), violation: false };
         // The writer is held back: the 33rd consumer's event seals batch 1, and the seal is
@@ -895,7 +898,7 @@ mod tests {
         });
         assert_eq!(handed_out.len(), 1);
         drop(g); // the process dies right after submitting the batch
-        let g = Gateway::open(&path, JournalConfig::default()).unwrap();
+        let g = Gateway::open(&path, Suite::Ed25519Blake3, JournalConfig::default()).unwrap();
         assert_eq!(g.unanchored().unwrap(), handed_out, "the restarted gateway knows the batch it submitted");
     }
 
@@ -903,7 +906,7 @@ mod tests {
     async fn async_handlers_sleep_until_their_round_is_durable() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gateway.journal");
-        let mut g = Gateway::open(&path, JournalConfig::default()).unwrap();
+        let mut g = Gateway::open(&path, Suite::Ed25519Blake3, JournalConfig::default()).unwrap();
         g.put_grant(grant(7, 1_000_000));
         g.put_member(ANALYST, Some(member(ANALYST)));
         let g = std::sync::Arc::new(std::sync::Mutex::new(g));
@@ -931,7 +934,7 @@ mod tests {
         let syncs = g.journal.as_ref().unwrap().syncs();
         assert!(syncs < 200, "200 events in {syncs} rounds: handlers waiting together share a round");
         drop(g);
-        let reopened = Gateway::open(&path, JournalConfig::default()).unwrap();
+        let reopened = Gateway::open(&path, Suite::Ed25519Blake3, JournalConfig::default()).unwrap();
         assert_eq!(reopened.pending(7), 200, "every event awaited is in the journal");
     }
 
@@ -963,7 +966,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gateway.journal");
         let config = JournalConfig { max_waiting: 5, compact_bytes: u64::MAX };
-        let mut g = Gateway::open(&path, config).unwrap();
+        let mut g = Gateway::open(&path, Suite::Ed25519Blake3, config).unwrap();
         g.put_grant(grant(7, 1_000));
         g.put_member(ANALYST, Some(member(ANALYST)));
         for i in 0..3 {
@@ -978,7 +981,7 @@ mod tests {
         assert!(matches!(full, Err(GatewayError::JournalFull { max: 5 })), "{full:?}");
         drop(g); // the process dies: batch 1 submitted or not, 2 events unsealed
 
-        let mut g = Gateway::open(&path, config).unwrap();
+        let mut g = Gateway::open(&path, Suite::Ed25519Blake3, config).unwrap();
         assert_eq!(g.unanchored().unwrap(), vec![first.clone()], "the sealed batch, to submit again");
         assert_eq!(g.pending(7), 2);
         g.anchored(7, 1).unwrap();
@@ -986,14 +989,14 @@ mod tests {
         assert_eq!((second.seq, second.period_start_ms, second.count()), (2, first.period_end_ms, Some(2)));
         drop(g);
 
-        let mut g = Gateway::open(&path, config).unwrap();
+        let mut g = Gateway::open(&path, Suite::Ed25519Blake3, config).unwrap();
         assert_eq!(g.unanchored().unwrap(), vec![second.clone()], "batch 1 is confirmed and never offered again");
         g.anchored(7, 2).unwrap();
         assert!(g.unanchored().unwrap().is_empty());
         // A compaction keeps the numbering and the period.
         g.compact().unwrap();
         drop(g);
-        let mut g = Gateway::open(&path, config).unwrap();
+        let mut g = Gateway::open(&path, Suite::Ed25519Blake3, config).unwrap();
         g.put_grant(grant(7, 1_000));
         g.put_member(ANALYST, Some(member(ANALYST)));
         serve(&mut g, &request(7, &["uscc"], "licensing.renewal"), NOW + 50);
@@ -1005,7 +1008,7 @@ mod tests {
     fn handlers_sharing_a_gateway_wait_outside_its_lock_and_every_event_is_journaled() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gateway.journal");
-        let mut g = Gateway::open(&path, JournalConfig::default()).unwrap();
+        let mut g = Gateway::open(&path, Suite::Ed25519Blake3, JournalConfig::default()).unwrap();
         g.put_grant(grant(7, 1_000_000));
         g.put_member(ANALYST, Some(member(ANALYST)));
         let g = std::sync::Mutex::new(g);
@@ -1031,7 +1034,7 @@ mod tests {
         let served = g.into_inner().unwrap();
         assert_eq!(served.pending(7), 400);
         drop(served);
-        let reopened = Gateway::open(&path, JournalConfig::default()).unwrap();
+        let reopened = Gateway::open(&path, Suite::Ed25519Blake3, JournalConfig::default()).unwrap();
         assert_eq!(reopened.pending(7), 400, "every event waited on is in the journal");
     }
 }

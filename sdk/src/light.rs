@@ -34,7 +34,7 @@ use shutong_types::auditlog::{self, ConsistencyProof, InclusionProof, LogProofEr
 use shutong_types::keyspace::AuditLeaf;
 use shutong_types::smt::{StateProof, StateProofError};
 use shutong_types::{
-    BlockHeader, Certificate, CertificateError, Hash, PublicKey, VoteKind, quorum, validator_set_hash,
+    BlockHeader, Certificate, CertificateError, Hash, PublicKey, Suite, VoteKind, quorum, validator_set_hash,
 };
 
 /// Why an answer was not accepted. Each names what was wrong.
@@ -44,6 +44,8 @@ pub enum LightError {
     Malformed { what: &'static str, reason: String },
     #[error("header {height} is for chain {actual:?}, not {expected:?}")]
     WrongChain { height: u64, expected: String, actual: String },
+    #[error("header {height} names crypto suite {actual}, but the trusted genesis says {expected}")]
+    WrongSuite { height: u64, expected: Suite, actual: Suite },
     #[error("header {height} has no certificate of its own")]
     Uncertified { height: u64 },
     #[error("the certificate for header {height} is not a finalization of it: {reason}")]
@@ -182,6 +184,7 @@ pub struct Verified {
 #[derive(Debug, Clone)]
 pub struct LightClient {
     chain_id: String,
+    suite: Suite,
     epochs: Vec<EpochSet>,
     /// The epoch changes followed, in order, as the node sent them: what an offline bundle
     /// needs to reach the same validators.
@@ -190,10 +193,10 @@ pub struct LightClient {
 }
 
 impl LightClient {
-    /// A client that trusts the genesis validators of `chain_id`.
-    pub fn new(chain_id: &str, genesis_validators: Vec<PublicKey>) -> LightClient {
+    /// A client that trusts the genesis validators of `chain_id`, a chain of `suite`.
+    pub fn new(chain_id: &str, suite: Suite, genesis_validators: Vec<PublicKey>) -> LightClient {
         let genesis = EpochSet { epoch: 0, start_height: 0, validators: genesis_validators };
-        LightClient { chain_id: chain_id.to_string(), epochs: vec![genesis], changes: Vec::new(), latest: None }
+        LightClient { chain_id: chain_id.to_string(), suite, epochs: vec![genesis], changes: Vec::new(), latest: None }
     }
 
     /// A light client trusting the chain id and validators of a genesis file's text (what
@@ -206,6 +209,8 @@ impl LightClient {
         #[derive(serde::Deserialize)]
         struct TrustRoot {
             chain_id: String,
+            #[serde(default)]
+            suite: Suite,
             validators: Vec<Validator>,
         }
         let root: TrustRoot =
@@ -213,7 +218,7 @@ impl LightClient {
         if root.validators.is_empty() {
             return Err(LightError::Malformed { what: "genesis", reason: "it names no validators".into() });
         }
-        Ok(LightClient::new(&root.chain_id, root.validators.into_iter().map(|v| v.public_key).collect()))
+        Ok(LightClient::new(&root.chain_id, root.suite, root.validators.into_iter().map(|v| v.public_key).collect()))
     }
 
     /// [`LightClient::from_genesis_json`] of a file, read up to 256 MiB.
@@ -228,6 +233,11 @@ impl LightClient {
 
     pub fn chain_id(&self) -> &str {
         &self.chain_id
+    }
+
+    /// The chain's crypto suite, from the trusted genesis.
+    pub fn suite(&self) -> Suite {
+        self.suite
     }
 
     /// The newest epoch this client knows.
@@ -259,6 +269,9 @@ impl LightClient {
         if header.chain_id != self.chain_id {
             return Err(LightError::WrongChain { height, expected: self.chain_id.clone(), actual: header.chain_id });
         }
+        if header.suite != self.suite {
+            return Err(LightError::WrongSuite { height, expected: self.suite, actual: header.suite });
+        }
         let certificate: Certificate = match &info.certificate_hex {
             Some(hex) => decode_hex("certificate", hex)?,
             None => return Err(LightError::Uncertified { height }),
@@ -282,7 +295,7 @@ impl LightClient {
         if height < epoch.start_height || end.is_some_and(|end| height >= end) {
             return Err(LightError::OutsideEpoch { height, epoch: epoch.epoch, start: epoch.start_height, end });
         }
-        let expected = validator_set_hash(&epoch.validators);
+        let expected = validator_set_hash(self.suite, &epoch.validators);
         if header.validator_set != expected {
             return Err(LightError::ValidatorSet { height, epoch: epoch.epoch, named: header.validator_set, expected });
         }
@@ -332,7 +345,7 @@ impl LightClient {
         let proof: StateProof = decode_hex("state proof", &info.proof_hex)?;
         let value = info.value_hex.as_deref().map(|v| unhex("state value", v)).transpose()?;
         proof
-            .verify(&at.header.state_root, key, value.as_deref())
+            .verify(self.suite, &at.header.state_root, key, value.as_deref())
             .map_err(|source| LightError::State { key: hex::encode(key), source })?;
         Ok(value)
     }
@@ -354,7 +367,7 @@ impl LightClient {
         }
         let bytes = unhex("audit leaf", &info.leaf_hex)?;
         proof
-            .verify(&auditlog::leaf_hash(&bytes), &at.header.audit_root)
+            .verify(self.suite, &auditlog::leaf_hash(self.suite, &bytes), &at.header.audit_root)
             .map_err(|source| LightError::Log { index, source })?;
         AuditLeaf::decode(&bytes).map_err(|e| malformed("audit leaf")(e.to_string()))
     }
@@ -444,7 +457,7 @@ impl LightClient {
                 });
             }
             proof
-                .verify(&known.header.audit_root, &next.header.audit_root)
+                .verify(self.suite, &known.header.audit_root, &next.header.audit_root)
                 .map_err(|source| LightError::Inconsistent { height, source })?;
         }
         self.latest = Some(next);
@@ -599,6 +612,10 @@ pub const BUNDLE_FORMAT: &str = "shutong-audit-bundle/v2";
 pub struct Bundle {
     pub format: String,
     pub chain_id: String,
+    /// The chain's crypto suite (absent in bundles of `ed25519-blake3` chains made before
+    /// the field).
+    #[serde(default)]
+    pub suite: Suite,
     pub genesis_validators: Vec<PublicKey>,
     pub epochs: Vec<EpochInfo>,
     pub header: HeaderInfo,
@@ -630,6 +647,7 @@ impl Bundle {
         Bundle {
             format: BUNDLE_FORMAT.to_string(),
             chain_id: client.chain_id().to_string(),
+            suite: client.suite(),
             genesis_validators: client.genesis_validators().to_vec(),
             epochs: client.epoch_changes().to_vec(),
             header,
@@ -641,21 +659,23 @@ impl Bundle {
 
     /// Checks everything in the bundle with no network: from the genesis validators through
     /// each epoch change to the header's certificate, then every item's proof, that it
-    /// answers the question, and their order. `trusted` (a chain id and genesis validators
-    /// the caller trusts) must match the bundle's own if given.
-    pub fn verify(&self, trusted: Option<(&str, &[PublicKey])>) -> Result<BundleReport, LightError> {
+    /// answers the question, and their order. `trusted` (a client holding the chain id,
+    /// suite and genesis validators the caller trusts) must match the bundle's own if given.
+    pub fn verify(&self, trusted: Option<&LightClient>) -> Result<BundleReport, LightError> {
         if self.format != BUNDLE_FORMAT {
             return Err(malformed("bundle")(format!("format {:?}, not {BUNDLE_FORMAT}", self.format)));
         }
-        if let Some((chain_id, validators)) = trusted
-            && (chain_id != self.chain_id || validators != self.genesis_validators.as_slice())
+        if let Some(trusted) = trusted
+            && (trusted.chain_id() != self.chain_id
+                || trusted.suite() != self.suite
+                || trusted.genesis_validators() != self.genesis_validators.as_slice())
         {
             return Err(LightError::EpochChange {
                 epoch: 0,
-                reason: "the bundle's chain or genesis validators are not the trusted ones".into(),
+                reason: "the bundle's chain, suite or genesis validators are not the trusted ones".into(),
             });
         }
-        let mut light = LightClient::new(&self.chain_id, self.genesis_validators.clone());
+        let mut light = LightClient::new(&self.chain_id, self.suite, self.genesis_validators.clone());
         for change in &self.epochs {
             light.apply_epoch(change)?;
         }

@@ -209,7 +209,7 @@
 //! // validators only. Headers carry their parent's roots: sync past the current height.
 //! let mut chain = VerifyingClient::new(gateway_key.client().clone(), LightClient::from_genesis_file(&genesis)?);
 //! let at = chain.sync_past(client.status().await?.height, Duration::from_secs(10)).await?;
-//! let mut gateway = Gateway::new();
+//! let mut gateway = Gateway::new(shutong_types::Suite::Ed25519Blake3);
 //! gateway.refresh_grant(&chain, grant).await?;
 //! gateway.refresh_member(&chain, who.0).await?;
 //! let mut changes = gateway_key.client().subscribe_grant_changes().await?;
@@ -238,7 +238,7 @@
 //! gateway.anchored(grant, anchor.seq)?;
 //! chain.sync_past(client.status().await?.height, Duration::from_secs(10)).await?;
 //! let proof = gateway.proof(grant, anchor.seq, 2)?;
-//! verify_event(&proof, &chain.audit_leaf(anchored.leaf + proof.group() as u64).await?)?;
+//! verify_event(shutong_types::Suite::Ed25519Blake3, &proof, &chain.audit_leaf(anchored.leaf + proof.group() as u64).await?)?;
 //!
 //! // A revocation reaches the gateway as it is committed: the next use is refused.
 //! market.execute(access::revoke(grant, "case closed")).await?;
@@ -300,7 +300,7 @@
 //! # let wasm_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../contracts/artifacts/cert-verify.wasm");
 //! let client = Client::new(&rpc)?;
 //! let code = std::fs::read(wasm_path)?;
-//! let hash = builder::code_hash(&code);
+//! let hash = builder::code_hash(shutong_types::Suite::Ed25519Blake3, &code);
 //! # let committee = Signer::connect(&client, sandbox.admin.clone()).await?;
 //! committee.execute(builder::approve_code(&hash)).await?;
 //!
@@ -312,7 +312,7 @@
 //! let uploaded: [u8; 32] = uploader.execute_as(builder::upload_code(&code)).await?;
 //! assert_eq!(Hash(uploaded), hash);
 //! issuer.execute(builder::instantiate(&hash, "certs", &issuer.account(), &[])).await?;
-//! let certs = builder::instance_address(&issuer.account(), "certs");
+//! let certs = builder::instance_address(shutong_types::Suite::Ed25519Blake3, &issuer.account(), "certs");
 //!
 //! let (holder, document) = (cert::digest(b"91310000MA1EXAMPLE"), cert::digest(b"licence"));
 //! let until = client.status().await?.timestamp_ms + 86_400_000;

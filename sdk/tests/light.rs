@@ -45,7 +45,7 @@ impl Chain {
         let set = ValidatorSet { epoch: 0, since_height: 0, keys: publics(validators).iter().map(|k| k.0).collect() };
         state.insert(governance(VALIDATORS_KEY), set.encode());
         state.insert(b"grant/7".to_vec(), b"active until 2027".to_vec());
-        let mut chain = Chain { state, log: MemoryLog::new(), leaves: Vec::new() };
+        let mut chain = Chain { state, log: MemoryLog::new(shutong_types::Suite::Ed25519Blake3), leaves: Vec::new() };
         chain.append(5);
         chain
     }
@@ -60,13 +60,13 @@ impl Chain {
                 data: format!("access event {i}").into_bytes(),
             }
             .encode();
-            self.log.push(auditlog::leaf_hash(&leaf));
+            self.log.push(auditlog::leaf_hash(shutong_types::Suite::Ed25519Blake3, &leaf));
             self.leaves.push(leaf);
         }
     }
 
     fn root(&self) -> Hash {
-        smt::root_of(self.state.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
+        smt::root_of(shutong_types::Suite::Ed25519Blake3, self.state.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
     }
 
     fn header(&self, height: u64, validators: &[Keypair]) -> BlockHeader {
@@ -76,7 +76,7 @@ impl Chain {
             suite: shutong_types::Suite::Ed25519Blake3,
             height,
             view: height,
-            parent: Hash::of("test", &height.to_be_bytes()),
+            parent: Hash::of(shutong_types::Suite::Ed25519Blake3, "test", &height.to_be_bytes()),
             proposer: validators[0].public(),
             timestamp_ms: 1_000 + height,
             txs_root: Hash::ZERO,
@@ -84,12 +84,16 @@ impl Chain {
             receipts_root: Hash::ZERO,
             audit_root: self.log.root(),
             audit_size: self.log.size(),
-            validator_set: validator_set_hash(&publics(validators)),
+            validator_set: validator_set_hash(shutong_types::Suite::Ed25519Blake3, &publics(validators)),
         }
     }
 
     fn state_proof(&self, height: u64, key: &[u8]) -> StateProofInfo {
-        let proof = smt::prove_in(self.state.iter().map(|(k, v)| (k.as_slice(), v.as_slice())), key);
+        let proof = smt::prove_in(
+            shutong_types::Suite::Ed25519Blake3,
+            self.state.iter().map(|(k, v)| (k.as_slice(), v.as_slice())),
+            key,
+        );
         StateProofInfo {
             height,
             key_hex: hex::encode(key),
@@ -133,7 +137,7 @@ fn verified(client: &LightClient, header: &BlockHeader, validators: &[Keypair]) 
 fn genuine_answers_are_accepted() {
     let v = keys("v", 4);
     let chain = Chain::new(&v);
-    let client = LightClient::new(CHAIN, publics(&v));
+    let client = LightClient::new(CHAIN, shutong_types::Suite::Ed25519Blake3, publics(&v));
     let header = chain.header(9, &v);
     let at = verified(&client, &header, &v);
     assert_eq!(at.hash, header.hash());
@@ -150,13 +154,13 @@ fn genuine_answers_are_accepted() {
 fn a_forged_header_or_a_bad_certificate_is_refused_by_name() {
     let v = keys("v", 4);
     let chain = Chain::new(&v);
-    let client = LightClient::new(CHAIN, publics(&v));
+    let client = LightClient::new(CHAIN, shutong_types::Suite::Ed25519Blake3, publics(&v));
     let header = chain.header(9, &v);
     let good = certify(&header, 0, &v, &[0, 1, 2]);
 
     // A header changed after it was certified: the certificate is for another digest.
     let mut forged = header.clone();
-    forged.state_root = Hash::of("forged", b"state");
+    forged.state_root = Hash::of(shutong_types::Suite::Ed25519Blake3, "forged", b"state");
     let err = client.verify_header(&info(&forged, Some(&good))).unwrap_err();
     assert!(matches!(err, LightError::WrongSubject { height: 9, .. }), "{err}");
 
@@ -199,7 +203,7 @@ fn a_forged_header_or_a_bad_certificate_is_refused_by_name() {
     let later = certify(&header, 3, &v, &[0, 1, 2]);
     assert!(matches!(client.verify_header(&info(&header, Some(&later))), Err(LightError::UnknownEpoch { epoch: 3 })));
     assert!(matches!(client.verify_header(&info(&header, None)), Err(LightError::Uncertified { height: 9 })));
-    let other_chain = LightClient::new("another-chain", publics(&v));
+    let other_chain = LightClient::new("another-chain", shutong_types::Suite::Ed25519Blake3, publics(&v));
     assert!(matches!(other_chain.verify_header(&info(&header, Some(&good))), Err(LightError::WrongChain { .. })));
 }
 
@@ -207,7 +211,7 @@ fn a_forged_header_or_a_bad_certificate_is_refused_by_name() {
 fn forged_state_and_log_answers_are_refused_by_name() {
     let v = keys("v", 4);
     let chain = Chain::new(&v);
-    let client = LightClient::new(CHAIN, publics(&v));
+    let client = LightClient::new(CHAIN, shutong_types::Suite::Ed25519Blake3, publics(&v));
     let at = verified(&client, &chain.header(9, &v), &v);
 
     // The value changed (as a changed database value would serve it).
@@ -253,7 +257,7 @@ fn forged_state_and_log_answers_are_refused_by_name() {
 fn a_rewritten_or_truncated_log_is_caught_between_headers() {
     let v = keys("v", 4);
     let mut chain = Chain::new(&v);
-    let mut client = LightClient::new(CHAIN, publics(&v));
+    let mut client = LightClient::new(CHAIN, shutong_types::Suite::Ed25519Blake3, publics(&v));
     let first = verified(&client, &chain.header(9, &v), &v);
     client.advance(first, None).unwrap();
 
@@ -268,9 +272,9 @@ fn a_rewritten_or_truncated_log_is_caught_between_headers() {
     // joins it to the 12-leaf root already verified.
     let mut rewritten = Chain::new(&v);
     rewritten.leaves.clear();
-    rewritten.log = MemoryLog::new();
+    rewritten.log = MemoryLog::new(shutong_types::Suite::Ed25519Blake3);
     rewritten.append(3);
-    rewritten.log.push(auditlog::leaf_hash(b"a different event 3"));
+    rewritten.log.push(auditlog::leaf_hash(shutong_types::Suite::Ed25519Blake3, b"a different event 3"));
     rewritten.leaves.push(b"a different event 3".to_vec());
     rewritten.append(16);
     let header = rewritten.header(11, &v);
@@ -312,7 +316,7 @@ fn an_epoch_change_is_followed_and_the_old_set_cannot_sign_past_it() {
     };
 
     // A forged change: the proof of the scheduled set is for other keys.
-    let mut client = LightClient::new(CHAIN, publics(&old));
+    let mut client = LightClient::new(CHAIN, shutong_types::Suite::Ed25519Blake3, publics(&old));
     let mut forged = epoch_info.clone();
     let other = PendingSet { keys: publics(&keys("x", 3)).iter().map(|k| k.0).collect(), ..pending.clone() };
     forged.pending.value_hex = Some(hex::encode(other.encode()));

@@ -12,7 +12,7 @@ use shutong_codec::{Decode, DecodeError, Encode, Reader, write};
 use shutong_consensus::SignedVote;
 use shutong_execution::audit_log::{LogError, LogReader, LogUpdate, Tile, TileKey};
 use shutong_execution::state_tree::{Node, NodeKey, TreeError, TreeReader, TreeUpdate};
-use shutong_types::{Block, Certificate, Hash, Receipt};
+use shutong_types::{Block, Certificate, Hash, Receipt, Suite};
 use shutong_vm::state::{Entry, StateReader, Writes};
 use std::path::Path;
 use std::sync::Arc;
@@ -78,6 +78,8 @@ const META_EPOCH_PROOF: &[u8] = b"epoch-proof/";
 const META_PRUNED_BELOW: &[u8] = b"pruned-below";
 /// Written by [`Storage::probe`].
 const META_PROBE: &[u8] = b"probe";
+/// The crypto suite the database's hashes were made with, written at the first open.
+const META_SUITE: &[u8] = b"suite";
 /// How often, in heights, old state versions are pruned.
 const PRUNE_EVERY: u64 = 100;
 
@@ -125,6 +127,8 @@ fn epoch_key(epoch: u64) -> Vec<u8> {
 pub enum StorageError {
     #[error("cannot open the database at {path}: {reason}")]
     Open { path: String, reason: String },
+    #[error("the database at {path} holds a chain of suite {stored}, not {wanted}: it belongs to another chain")]
+    Suite { path: String, stored: String, wanted: Suite },
     /// A write the database refused: nothing of it is stored (every write is one atomic
     /// batch). `no_space` says the disk is full, which freeing space cures; any other
     /// failure (an I/O error, above all on fsync) leaves durability unknown.
@@ -286,6 +290,8 @@ pub struct Storage {
     path: std::path::PathBuf,
     /// How many recent state versions to keep whole; 0 keeps every version (an archive).
     state_history_blocks: u64,
+    /// The suite of the chain the database holds.
+    suite: Suite,
     tree_cache: quick_cache::sync::Cache<NodeKey, Node>,
     tile_cache: quick_cache::sync::Cache<TileKey, Arc<Tile>>,
 }
@@ -357,29 +363,54 @@ fn open_db(path: &Path) -> Result<DB, StorageError> {
 }
 
 impl Storage {
-    /// Opens an archive: every state version is kept.
-    pub fn open(path: &Path) -> Result<Storage, StorageError> {
-        Storage::open_with(path, 0)
+    /// Opens an archive of a chain of `suite`: every state version is kept.
+    pub fn open(path: &Path, suite: Suite) -> Result<Storage, StorageError> {
+        Storage::open_with(path, suite, 0)
     }
 
-    /// Opens the database keeping the state of the last `state_history_blocks` heights
-    /// whole (0 keeps all). Blocks, certificates, receipts, the audit log and the proofs that
-    /// start each epoch are never pruned.
-    pub fn open_with(path: &Path, state_history_blocks: u64) -> Result<Storage, StorageError> {
+    /// Opens the database of a chain of `suite` keeping the state of the last
+    /// `state_history_blocks` heights whole (0 keeps all). Blocks, certificates, receipts, the
+    /// audit log and the proofs that start each epoch are never pruned. A database made for
+    /// the other suite is refused.
+    pub fn open_with(path: &Path, suite: Suite, state_history_blocks: u64) -> Result<Storage, StorageError> {
+        let db = open_db(path)?;
+        let meta = db.cf_handle(CF_META).expect("every column family is created at open");
+        let stored = db
+            .get_cf(meta, META_SUITE)
+            .map_err(|e| StorageError::Open { path: path.display().to_string(), reason: e.into_string() })?;
+        match stored {
+            Some(bytes) if bytes != [suite as u8] => {
+                let stored = bytes
+                    .first()
+                    .and_then(|b| Suite::ALL.iter().find(|s| **s as u8 == *b))
+                    .map_or_else(|| format!("{bytes:?}"), |s| s.name().to_string());
+                return Err(StorageError::Suite { path: path.display().to_string(), stored, wanted: suite });
+            }
+            Some(_) => {}
+            None => db
+                .put_cf_opt(meta, META_SUITE, [suite as u8], &synced())
+                .map_err(|e| StorageError::Open { path: path.display().to_string(), reason: e.into_string() })?,
+        }
         Ok(Storage {
-            db: parking_lot::RwLock::new(Some(open_db(path)?)),
+            db: parking_lot::RwLock::new(Some(db)),
             path: path.to_path_buf(),
             unsynced: None,
             state_history_blocks,
+            suite,
             tree_cache: quick_cache::sync::Cache::new(TREE_CACHE_NODES),
             tile_cache: quick_cache::sync::Cache::new(TILE_CACHE_TILES),
         })
     }
 
+    /// The suite of the chain the database holds.
+    pub fn suite(&self) -> Suite {
+        self.suite
+    }
+
     /// The same, remembering the writes not yet synced so that a simulated power cut can
     /// lose them ([`Storage::power_cut`]). For the deterministic simulation.
-    pub fn open_simulated(path: &Path) -> Result<Storage, StorageError> {
-        let mut storage = Storage::open(path)?;
+    pub fn open_simulated(path: &Path, suite: Suite) -> Result<Storage, StorageError> {
+        let mut storage = Storage::open(path, suite)?;
         storage.unsynced = Some(parking_lot::Mutex::new(PowerCut::default()));
         Ok(storage)
     }
@@ -733,12 +764,17 @@ impl Storage {
 }
 
 impl TreeReader for Storage {
+    fn suite(&self) -> Suite {
+        self.suite
+    }
+
     fn tree_node(&self, key: &NodeKey) -> Result<Option<Node>, TreeError> {
         if let Some(node) = self.tree_cache.get(key) {
             return Ok(Some(node));
         }
         let Some(bytes) = self.get(CF_TREE, &key.to_bytes()) else { return Ok(None) };
-        let node = Node::decode(&bytes).map_err(|e| TreeError::Corrupt { key: key.clone(), reason: e.to_string() })?;
+        let node = Node::decode_in(self.suite, &bytes)
+            .map_err(|e| TreeError::Corrupt { key: key.clone(), reason: e.to_string() })?;
         // Inner nodes are what every lookup passes through; a leaf is read by one key's
         // lookups only, and would push them out.
         if matches!(node, Node::Internal(_)) {
@@ -749,6 +785,10 @@ impl TreeReader for Storage {
 }
 
 impl LogReader for Storage {
+    fn suite(&self) -> Suite {
+        self.suite
+    }
+
     fn log_tile(&self, key: &TileKey) -> Result<Option<Arc<Tile>>, LogError> {
         if let Some(tile) = self.tile_cache.get(key) {
             return Ok(Some(tile));
@@ -817,7 +857,7 @@ mod tests {
     fn pruning_keeps_every_retained_version_and_the_epoch_proofs() {
         use shutong_system_api::governance::{PendingSet, ValidatorSet};
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open_with(dir.path(), 100).unwrap();
+        let storage = Storage::open_with(dir.path(), Suite::Ed25519Blake3, 100).unwrap();
         let key = |i: u64| format!("key-{}", i % 40).into_bytes();
         let mut roots = Vec::new();
         let mut parent = Hash::ZERO;
@@ -857,17 +897,21 @@ mod tests {
         for version in 200..=350u64 {
             for i in 0..40 {
                 let (value, proof) = shutong_execution::state_tree::prove(&storage, version, &key(i)).unwrap();
-                proof.verify(&roots[version as usize], &key(i), value.as_deref()).unwrap();
+                proof.verify(Suite::Ed25519Blake3, &roots[version as usize], &key(i), value.as_deref()).unwrap();
             }
         }
         assert!(matches!(shutong_execution::state_tree::prove(&storage, 150, &key(0)), Err(TreeError::Missing(_))));
         // Epoch 1 began at 120; its proofs are of the state after 118, long pruned.
         let proofs = storage.epoch_proofs(1).unwrap();
         let (value, proof) = &proofs.pending;
-        proof.verify(&roots[118], &shutong_execution::epochs::pending_key(), value.as_deref()).unwrap();
+        proof
+            .verify(Suite::Ed25519Blake3, &roots[118], &shutong_execution::epochs::pending_key(), value.as_deref())
+            .unwrap();
         assert_eq!(PendingSet::decode(value.as_ref().unwrap()).unwrap().activation_height, 120);
         let (value, proof) = &proofs.validators;
-        proof.verify(&roots[118], &shutong_execution::epochs::validators_key(), value.as_deref()).unwrap();
+        proof
+            .verify(Suite::Ed25519Blake3, &roots[118], &shutong_execution::epochs::validators_key(), value.as_deref())
+            .unwrap();
         assert_eq!(storage.epoch_start(1), Some(120));
     }
 
@@ -876,8 +920,8 @@ mod tests {
     #[test]
     fn the_first_receipt_of_a_transaction_is_kept_and_blocks_are_found_by_hash() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(dir.path()).unwrap();
-        let id = Hash::of("tx", b"once");
+        let storage = Storage::open(dir.path(), Suite::Ed25519Blake3).unwrap();
+        let id = Hash::of(Suite::Ed25519Blake3, "tx", b"once");
         let first = block(1, Hash::ZERO);
         let rejected = ExecStatus::Rejected("nonce 0 is not the next nonce 1".into());
         commit(&storage, &first, &[receipt(id, 1, ExecStatus::Success), receipt(id, 1, rejected.clone())]);
@@ -887,6 +931,15 @@ mod tests {
         assert_eq!((kept.height, kept.status), (1, ExecStatus::Success));
         assert_eq!(storage.block_by_hash(&second.header.hash()).unwrap(), second);
         assert_eq!(storage.block_by_hash(&first.header.hash()).unwrap(), first);
-        assert!(storage.block_by_hash(&Hash::of("tx", b"no such block")).is_none());
+        assert!(storage.block_by_hash(&Hash::of(Suite::Ed25519Blake3, "tx", b"no such block")).is_none());
+    }
+
+    #[test]
+    fn a_database_of_one_suite_is_refused_under_the_other() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Storage::open(dir.path(), Suite::Sm2Sm3).unwrap());
+        let err = Storage::open(dir.path(), Suite::Ed25519Blake3).unwrap_err();
+        assert!(err.to_string().contains("holds a chain of suite sm2-sm3, not ed25519-blake3"), "{err}");
+        assert_eq!(Storage::open(dir.path(), Suite::Sm2Sm3).unwrap().suite(), Suite::Sm2Sm3);
     }
 }

@@ -3,42 +3,51 @@
 //! inclusion proofs (`PATH`) and consistency proofs (`PROOF`, `SUBPROOF`) are built and
 //! checked with the RFC's algorithms (sections 2.1.3 and 2.1.4).
 //!
-//! The hash is blake3 instead of SHA-256, and RFC 9162's one-byte prefixes (0x00 for a leaf,
-//! 0x01 for an inner node) are two blake3 keys instead, derived from
-//! `shutong/audit-log/leaf/v1` and `shutong/audit-log/node/v1`: the same separation of leaf
-//! from node hashes, with an inner node still one 64-byte blake3 block. The empty tree's root
-//! is the leaf key's hash of no bytes.
+//! The hash is the suite's instead of SHA-256, and RFC 9162's one-byte prefixes (0x00 for a
+//! leaf, 0x01 for an inner node) are two domains instead, `shutong/audit-log/leaf/v1` and
+//! `shutong/audit-log/node/v1` (BLAKE3 keys derived from them, or SM3 tags): the same
+//! separation of leaf from node hashes. The empty tree's root is the leaf domain's hash of no
+//! bytes.
 
 use crate::hash::Hash;
+use crate::suite::Suite;
 use shutong_codec::{Decode, DecodeError, Encode, Reader, write};
 use std::sync::OnceLock;
 
 /// No proof over a `u64`-sized log needs more hashes than this.
 pub const PATH_MAX: usize = 65;
 
+const LEAF_TAG: &str = "shutong/audit-log/leaf/v1";
+const NODE_TAG: &str = "shutong/audit-log/node/v1";
+
 fn keys() -> &'static ([u8; 32], [u8; 32]) {
     static KEYS: OnceLock<([u8; 32], [u8; 32])> = OnceLock::new();
-    KEYS.get_or_init(|| {
-        (blake3::derive_key("shutong/audit-log/leaf/v1", &[]), blake3::derive_key("shutong/audit-log/node/v1", &[]))
-    })
+    KEYS.get_or_init(|| (blake3::derive_key(LEAF_TAG, &[]), blake3::derive_key(NODE_TAG, &[])))
 }
 
 /// The hash of one leaf's bytes (RFC 9162: `HASH(0x00 || d)`).
-pub fn leaf_hash(data: &[u8]) -> Hash {
-    Hash(*blake3::keyed_hash(&keys().0, data).as_bytes())
+pub fn leaf_hash(suite: Suite, data: &[u8]) -> Hash {
+    match suite {
+        Suite::Ed25519Blake3 => Hash(*blake3::keyed_hash(&keys().0, data).as_bytes()),
+        Suite::Sm2Sm3 => Hash::of(suite, LEAF_TAG, data),
+    }
 }
 
-/// The hash of an inner node (RFC 9162: `HASH(0x01 || left || right)`).
-pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
+/// The hash of an inner node (RFC 9162: `HASH(0x01 || left || right)`), for BLAKE3 one
+/// 64-byte block.
+pub fn node_hash(suite: Suite, left: &Hash, right: &Hash) -> Hash {
     let mut block = [0u8; 64];
     block[..32].copy_from_slice(&left.0);
     block[32..].copy_from_slice(&right.0);
-    Hash(*blake3::keyed_hash(&keys().1, &block).as_bytes())
+    match suite {
+        Suite::Ed25519Blake3 => Hash(*blake3::keyed_hash(&keys().1, &block).as_bytes()),
+        Suite::Sm2Sm3 => Hash::of(suite, NODE_TAG, &block),
+    }
 }
 
 /// The root of the empty log.
-pub fn empty_root() -> Hash {
-    leaf_hash(&[])
+pub fn empty_root(suite: Suite) -> Hash {
+    leaf_hash(suite, &[])
 }
 
 /// The largest power of two strictly below `n` (n ≥ 2).
@@ -47,8 +56,10 @@ fn split(n: u64) -> u64 {
 }
 
 /// Where a log's complete subtrees come from: `node(level, index)` is the root of leaves
-/// `[index·2^level, (index+1)·2^level)`, or `None` if the source does not hold it.
+/// `[index·2^level, (index+1)·2^level)`, or `None` if the source does not hold it; `suite`
+/// is the hash they were made with.
 pub trait LogNodes {
+    fn suite(&self) -> Suite;
     fn node(&self, level: u32, index: u64) -> Option<Hash>;
 }
 
@@ -57,13 +68,13 @@ pub trait LogNodes {
 pub fn range_root(nodes: &dyn LogNodes, start: u64, end: u64) -> Option<Hash> {
     let n = end - start;
     if n == 0 {
-        return Some(empty_root());
+        return Some(empty_root(nodes.suite()));
     }
     if n.is_power_of_two() && start.is_multiple_of(n) {
         return nodes.node(n.trailing_zeros(), start >> n.trailing_zeros());
     }
     let k = split(n);
-    Some(node_hash(&range_root(nodes, start, start + k)?, &range_root(nodes, start + k, end)?))
+    Some(node_hash(nodes.suite(), &range_root(nodes, start, start + k)?, &range_root(nodes, start + k, end)?))
 }
 
 /// The root of the log's first `size` leaves.
@@ -127,7 +138,7 @@ fn inclusion_len(index: u64, size: u64) -> usize {
 impl InclusionProof {
     /// Checks that a leaf with hash `leaf` is at `self.index` in the log whose root is `root`
     /// at `self.size` leaves (RFC 9162, 2.1.3.2).
-    pub fn verify(&self, leaf: &Hash, root: &Hash) -> Result<(), LogProofError> {
+    pub fn verify(&self, suite: Suite, leaf: &Hash, root: &Hash) -> Result<(), LogProofError> {
         let (index, size) = (self.index, self.size);
         if index >= size {
             return Err(LogProofError::IndexOutOfRange { index, size });
@@ -139,7 +150,7 @@ impl InclusionProof {
         let (mut fnode, mut snode, mut r) = (index, size - 1, *leaf);
         for p in &self.path {
             if fnode & 1 == 1 || fnode == snode {
-                r = node_hash(p, &r);
+                r = node_hash(suite, p, &r);
                 if fnode & 1 == 0 {
                     while fnode & 1 == 0 && fnode != 0 {
                         fnode >>= 1;
@@ -147,7 +158,7 @@ impl InclusionProof {
                     }
                 }
             } else {
-                r = node_hash(&r, p);
+                r = node_hash(suite, &r, p);
             }
             fnode >>= 1;
             snode >>= 1;
@@ -162,7 +173,7 @@ impl InclusionProof {
 impl ConsistencyProof {
     /// Checks that the log with root `old` at `self.from` leaves is a prefix of the log with
     /// root `new` at `self.to` leaves (RFC 9162, 2.1.4.2).
-    pub fn verify(&self, old: &Hash, new: &Hash) -> Result<(), LogProofError> {
+    pub fn verify(&self, suite: Suite, old: &Hash, new: &Hash) -> Result<(), LogProofError> {
         let (from, to) = (self.from, self.to);
         if from > to {
             return Err(LogProofError::Shrunk { from, to });
@@ -171,7 +182,7 @@ impl ConsistencyProof {
             if !self.path.is_empty() {
                 return Err(LogProofError::PathLength { actual: self.path.len(), expected: 0 });
             }
-            let expected_old = if from == 0 { empty_root() } else { *new };
+            let expected_old = if from == 0 { empty_root(suite) } else { *new };
             if *old != expected_old {
                 return Err(LogProofError::OldRootMismatch { expected: *old, computed: expected_old });
             }
@@ -196,8 +207,8 @@ impl ConsistencyProof {
                 return Err(LogProofError::PathLength { actual: self.path.len(), expected: self.path.len() - 1 });
             }
             if fnode & 1 == 1 || fnode == snode {
-                fr = node_hash(c, &fr);
-                sr = node_hash(c, &sr);
+                fr = node_hash(suite, c, &fr);
+                sr = node_hash(suite, c, &sr);
                 if fnode & 1 == 0 {
                     while fnode & 1 == 0 && fnode != 0 {
                         fnode >>= 1;
@@ -205,7 +216,7 @@ impl ConsistencyProof {
                     }
                 }
             } else {
-                sr = node_hash(&sr, c);
+                sr = node_hash(suite, &sr, c);
             }
             fnode >>= 1;
             snode >>= 1;
@@ -281,14 +292,15 @@ fn subproof(nodes: &dyn LogNodes, m: u64, start: u64, end: u64, whole: bool, out
 }
 
 /// A log held in memory, level by level: for tests, tools and a gateway's own batches.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct MemoryLog {
+    suite: Suite,
     levels: Vec<Vec<Hash>>,
 }
 
 impl MemoryLog {
-    pub fn new() -> MemoryLog {
-        MemoryLog::default()
+    pub fn new(suite: Suite) -> MemoryLog {
+        MemoryLog { suite, levels: Vec::new() }
     }
 
     pub fn size(&self) -> u64 {
@@ -309,7 +321,7 @@ impl MemoryLog {
                 break;
             }
             let left = self.levels[level][(i - 1) as usize];
-            hash = node_hash(&left, &hash);
+            hash = node_hash(self.suite, &left, &hash);
             i >>= 1;
         }
         index
@@ -321,6 +333,10 @@ impl MemoryLog {
 }
 
 impl LogNodes for MemoryLog {
+    fn suite(&self) -> Suite {
+        self.suite
+    }
+
     fn node(&self, level: u32, index: u64) -> Option<Hash> {
         self.levels.get(level as usize)?.get(usize::try_from(index).ok()?).copied()
     }
@@ -367,99 +383,110 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn log(n: u64) -> MemoryLog {
-        let mut log = MemoryLog::new();
+    fn log(suite: Suite, n: u64) -> MemoryLog {
+        let mut log = MemoryLog::new(suite);
         for i in 0..n {
-            log.push(leaf_hash(format!("leaf {i}").as_bytes()));
+            log.push(leaf_hash(suite, format!("leaf {i}").as_bytes()));
         }
         log
     }
 
     /// MTH straight from RFC 9162's definition, over leaf hashes.
-    fn mth(leaves: &[Hash]) -> Hash {
+    fn mth(suite: Suite, leaves: &[Hash]) -> Hash {
         match leaves.len() {
-            0 => empty_root(),
+            0 => empty_root(suite),
             1 => leaves[0],
             n => {
                 let k = split(n as u64) as usize;
-                node_hash(&mth(&leaves[..k]), &mth(&leaves[k..]))
+                node_hash(suite, &mth(suite, &leaves[..k]), &mth(suite, &leaves[k..]))
             }
         }
     }
 
     #[test]
     fn roots_match_the_rfc_definition_at_every_size() {
-        let full = log(70);
-        let leaves: Vec<Hash> = (0..70).map(|i| full.node(0, i).unwrap()).collect();
-        for n in 0..=70u64 {
-            assert_eq!(root(&full, n).unwrap(), mth(&leaves[..n as usize]), "size {n}");
+        for &suite in Suite::ALL {
+            let full = log(suite, 70);
+            let leaves: Vec<Hash> = (0..70).map(|i| full.node(0, i).unwrap()).collect();
+            for n in 0..=70u64 {
+                assert_eq!(root(&full, n).unwrap(), mth(suite, &leaves[..n as usize]), "size {n}");
+            }
         }
     }
 
     #[test]
     fn every_inclusion_proves_and_a_changed_leaf_path_or_root_is_caught() {
-        let full = log(37);
-        for size in 1..=37u64 {
-            let r = root(&full, size).unwrap();
-            for index in 0..size {
-                let leaf = full.node(0, index).unwrap();
-                let proof = prove_inclusion(&full, index, size).unwrap();
-                proof.verify(&leaf, &r).unwrap();
-                let other = leaf_hash(b"forged");
-                assert!(matches!(proof.verify(&other, &r), Err(LogProofError::RootMismatch { .. })));
-                if !proof.path.is_empty() {
-                    let mut bad = proof.clone();
-                    bad.path[0].0[5] ^= 0x40;
-                    assert!(matches!(bad.verify(&leaf, &r), Err(LogProofError::RootMismatch { .. })));
-                    let mut short = proof.clone();
-                    short.path.pop();
-                    assert!(matches!(short.verify(&leaf, &r), Err(LogProofError::PathLength { .. })));
+        for &suite in Suite::ALL {
+            let full = log(suite, 37);
+            for size in 1..=37u64 {
+                let r = root(&full, size).unwrap();
+                for index in 0..size {
+                    let leaf = full.node(0, index).unwrap();
+                    let proof = prove_inclusion(&full, index, size).unwrap();
+                    proof.verify(suite, &leaf, &r).unwrap();
+                    let other = leaf_hash(suite, b"forged");
+                    assert!(matches!(proof.verify(suite, &other, &r), Err(LogProofError::RootMismatch { .. })));
+                    if !proof.path.is_empty() {
+                        let mut bad = proof.clone();
+                        bad.path[0].0[5] ^= 0x40;
+                        assert!(matches!(bad.verify(suite, &leaf, &r), Err(LogProofError::RootMismatch { .. })));
+                        let mut short = proof.clone();
+                        short.path.pop();
+                        assert!(matches!(short.verify(suite, &leaf, &r), Err(LogProofError::PathLength { .. })));
+                    }
                 }
+                let beyond = InclusionProof { index: size, size, path: Vec::new() };
+                assert_eq!(beyond.verify(suite, &r, &r), Err(LogProofError::IndexOutOfRange { index: size, size }));
             }
-            let beyond = InclusionProof { index: size, size, path: Vec::new() };
-            assert_eq!(beyond.verify(&r, &r), Err(LogProofError::IndexOutOfRange { index: size, size }));
         }
     }
 
     #[test]
     fn every_consistency_proves_and_a_rewritten_log_is_caught() {
-        let full = log(33);
-        let mut rewritten = MemoryLog::new();
-        for i in 0..33u64 {
-            let data = if i == 4 { "rewritten".to_string() } else { format!("leaf {i}") };
-            rewritten.push(leaf_hash(data.as_bytes()));
-        }
-        for to in 0..=33u64 {
-            let new = root(&full, to).unwrap();
-            for from in 0..=to {
-                let old = root(&full, from).unwrap();
-                let proof = prove_consistency(&full, from, to).unwrap();
-                proof.verify(&old, &new).unwrap_or_else(|e| panic!("{from} -> {to}: {e}"));
-                // The same sizes, but the later log rewrote leaf 4: its proof cannot join
-                // the earlier root.
-                if from > 4 {
-                    let forged = prove_consistency(&rewritten, from, to).unwrap();
-                    let forged_new = root(&rewritten, to).unwrap();
-                    assert!(
-                        matches!(
-                            forged.verify(&old, &forged_new),
-                            Err(LogProofError::OldRootMismatch { .. } | LogProofError::NotExtended { .. })
-                        ),
-                        "{from} -> {to}"
-                    );
+        for &suite in Suite::ALL {
+            let full = log(suite, 33);
+            let mut rewritten = MemoryLog::new(suite);
+            for i in 0..33u64 {
+                let data = if i == 4 { "rewritten".to_string() } else { format!("leaf {i}") };
+                rewritten.push(leaf_hash(suite, data.as_bytes()));
+            }
+            for to in 0..=33u64 {
+                let new = root(&full, to).unwrap();
+                for from in 0..=to {
+                    let old = root(&full, from).unwrap();
+                    let proof = prove_consistency(&full, from, to).unwrap();
+                    proof.verify(suite, &old, &new).unwrap_or_else(|e| panic!("{from} -> {to}: {e}"));
+                    // The same sizes, but the later log rewrote leaf 4: its proof cannot join
+                    // the earlier root.
+                    if from > 4 {
+                        let forged = prove_consistency(&rewritten, from, to).unwrap();
+                        let forged_new = root(&rewritten, to).unwrap();
+                        assert!(
+                            matches!(
+                                forged.verify(suite, &old, &forged_new),
+                                Err(LogProofError::OldRootMismatch { .. } | LogProofError::NotExtended { .. })
+                            ),
+                            "{from} -> {to}"
+                        );
+                    }
                 }
             }
+            let shrunk = ConsistencyProof { from: 5, to: 4, path: Vec::new() };
+            assert_eq!(
+                shrunk.verify(suite, &empty_root(suite), &empty_root(suite)),
+                Err(LogProofError::Shrunk { from: 5, to: 4 })
+            );
         }
-        let shrunk = ConsistencyProof { from: 5, to: 4, path: Vec::new() };
-        assert_eq!(shrunk.verify(&empty_root(), &empty_root()), Err(LogProofError::Shrunk { from: 5, to: 4 }));
     }
 
     #[test]
     fn proofs_round_trip_the_codec() {
-        let full = log(21);
-        let inclusion = prove_inclusion(&full, 13, 21).unwrap();
-        assert_eq!(InclusionProof::decode(&inclusion.encode()).unwrap(), inclusion);
-        let consistency = prove_consistency(&full, 6, 21).unwrap();
-        assert_eq!(ConsistencyProof::decode(&consistency.encode()).unwrap(), consistency);
+        for &suite in Suite::ALL {
+            let full = log(suite, 21);
+            let inclusion = prove_inclusion(&full, 13, 21).unwrap();
+            assert_eq!(InclusionProof::decode(&inclusion.encode()).unwrap(), inclusion);
+            let consistency = prove_consistency(&full, 6, 21).unwrap();
+            assert_eq!(ConsistencyProof::decode(&consistency.encode()).unwrap(), consistency);
+        }
     }
 }

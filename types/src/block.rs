@@ -3,35 +3,9 @@
 use crate::hash::{Hash, merkle_root, tag};
 use crate::keys::{Keypair, PublicKey, Signature, SignatureError};
 use crate::limits::*;
+use crate::suite::Suite;
 use crate::tx::SignedTransaction;
 use shutong_codec::{Decode, DecodeError, Encode, Reader, write};
-
-shutong_codec::codec_enum! {
-    /// A chain's crypto suite, chosen once at genesis and named by every header
-    /// (`docs/adr/013-crypto-suites.md`). This build runs `ed25519-blake3` only.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-    pub enum Suite {
-        #[default]
-        Ed25519Blake3 = 0 => "ed25519-blake3",
-        Sm2Sm3 = 1 => "sm2-sm3",
-    }
-}
-
-impl serde::Serialize for Suite {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.name())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Suite {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Suite, D::Error> {
-        let name = String::deserialize(deserializer)?;
-        let names: Vec<&str> = Suite::ALL.iter().map(|s| s.name()).collect();
-        Suite::from_name(&name).ok_or_else(|| {
-            serde::de::Error::custom(format!("unknown crypto suite {name:?}; one of {}", names.join(", ")))
-        })
-    }
-}
 
 /// The protocol version this build writes into headers and accepts (issue 24's upgrades
 /// raise it at a governed height).
@@ -104,8 +78,10 @@ impl Decode for BlockHeader {
 }
 
 impl BlockHeader {
+    /// The header's hash, under the suite it names (a header naming another suite than the
+    /// chain's is refused before its hash matters).
     pub fn hash(&self) -> Hash {
-        Hash::of(tag::BLOCK_HEADER, &self.encode())
+        Hash::of(self.suite, tag::BLOCK_HEADER, &self.encode())
     }
 
     /// The commitments this header carries: those after its parent block.
@@ -154,7 +130,7 @@ impl Block {
             parent,
             proposer: crate::PublicKey([0; 32]),
             timestamp_ms: height,
-            txs_root: Block::txs_root(&[]),
+            txs_root: Block::txs_root(Suite::Ed25519Blake3, &[]),
             state_root: Hash::ZERO,
             receipts_root: Hash::ZERO,
             audit_root: Hash::ZERO,
@@ -164,9 +140,10 @@ impl Block {
         Block { header, txs: Vec::new() }
     }
 
-    pub fn txs_root(txs: &[SignedTransaction]) -> Hash {
-        let ids: Vec<[u8; 32]> = txs.iter().map(|tx| tx.id().0).collect();
-        merkle_root(&ids)
+    /// The Merkle root over the transactions' ids on a chain of `suite`.
+    pub fn txs_root(suite: Suite, txs: &[SignedTransaction]) -> Hash {
+        let ids: Vec<[u8; 32]> = txs.iter().map(|tx| tx.tx.id(suite).0).collect();
+        merkle_root(suite, &ids)
     }
 }
 
@@ -192,10 +169,10 @@ pub fn quorum(validators: usize) -> usize {
 }
 
 /// The hash that names a validator set: the tagged hash of its ordered public keys.
-pub fn validator_set_hash(validators: &[PublicKey]) -> Hash {
+pub fn validator_set_hash(suite: Suite, validators: &[PublicKey]) -> Hash {
     let mut bytes = Vec::with_capacity(4 + validators.len() * 32);
     write::seq(&mut bytes, validators, |out, key| key.encode_to(out));
-    Hash::of(tag::VALIDATOR_SET, &bytes)
+    Hash::of(suite, tag::VALIDATOR_SET, &bytes)
 }
 
 /// The three kinds of consensus vote.

@@ -12,6 +12,7 @@
 use crate::block::{BlockHeader, Certificate, VoteKind};
 use crate::keys::{Address, PublicKey};
 use crate::smt::StateProof;
+use crate::suite::Suite;
 use crate::{Decode, DecodeError, Encode, keyspace, quorum, validator_set_hash};
 use shutong_codec::{Reader, write};
 use shutong_system_api::governance::{PENDING_KEY, PendingSet, VALIDATORS_KEY, ValidatorSet};
@@ -48,9 +49,14 @@ pub fn governance_key(name: &[u8]) -> Vec<u8> {
     keyspace::contract_storage(&Address::system(names::GOVERNANCE), name)
 }
 
-/// Checks `change` as the step from `current` to the next epoch on chain `chain_id`;
-/// returns the next epoch, or why the proof does not hold.
-pub fn verify_change(chain_id: &str, current: &KnownEpoch, change: &EpochChange) -> Result<KnownEpoch, String> {
+/// Checks `change` as the step from `current` to the next epoch on chain `chain_id` of
+/// `suite`; returns the next epoch, or why the proof does not hold.
+pub fn verify_change(
+    chain_id: &str,
+    suite: Suite,
+    current: &KnownEpoch,
+    change: &EpochChange,
+) -> Result<KnownEpoch, String> {
     let epoch = current.epoch + 1;
     let header = &change.last_header;
     if change.epoch != epoch {
@@ -63,7 +69,10 @@ pub fn verify_change(chain_id: &str, current: &KnownEpoch, change: &EpochChange)
         ));
     }
     // The old epoch's last header, finalized by the old set.
-    if header.chain_id != chain_id || header.validator_set != validator_set_hash(&current.validators) {
+    if header.suite != suite {
+        return Err(format!("header {} names suite {}, but the chain runs {suite}", header.height, header.suite));
+    }
+    if header.chain_id != chain_id || header.validator_set != validator_set_hash(suite, &current.validators) {
         return Err(format!("header {} is not one of epoch {}'s on this chain", header.height, current.epoch));
     }
     let subject = &change.certificate.subject;
@@ -80,7 +89,7 @@ pub fn verify_change(chain_id: &str, current: &KnownEpoch, change: &EpochChange)
     let proven = |what: &str, name: &[u8], value: &ProvenValue| -> Result<Vec<u8>, String> {
         value
             .proof
-            .verify(&header.state_root, &governance_key(name), value.value.as_deref())
+            .verify(suite, &header.state_root, &governance_key(name), value.value.as_deref())
             .map_err(|e| format!("the proof of the {what} does not check: {e}"))?;
         value.value.clone().ok_or_else(|| format!("the {what} is absent"))
     };

@@ -1,8 +1,10 @@
-//! blake3 hashing with a domain-separation tag for every structure, and binary Merkle roots.
+//! Hashing with a domain-separation tag for every structure, under the chain's suite (BLAKE3
+//! or SM3), and binary Merkle roots.
 
 use crate::bytes_newtype;
+use crate::suite::Suite;
 
-/// A 32-byte blake3 digest.
+/// A 32-byte digest: BLAKE3 or SM3, as the chain's suite says.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Hash(pub [u8; 32]);
 
@@ -31,37 +33,49 @@ pub mod tag {
 impl Hash {
     pub const ZERO: Hash = Hash([0; 32]);
 
-    /// Hashes `data` under the domain `tag` (blake3's key-derivation mode, whose context
-    /// string is exactly a domain separator).
-    pub fn of(tag: &str, data: &[u8]) -> Hash {
-        let mut hasher = blake3::Hasher::new_derive_key(tag);
-        hasher.update(data);
-        Hash(*hasher.finalize().as_bytes())
+    /// Hashes `data` under the domain `tag` with the suite's hash: BLAKE3 in its
+    /// key-derivation mode (whose context string is exactly a domain separator), or
+    /// SM3(`tag` as the codec writes a string ‖ `data`), whose length prefix keeps every
+    /// (tag, data) pair apart.
+    pub fn of(suite: Suite, tag: &str, data: &[u8]) -> Hash {
+        Hash::of_parts(suite, tag, &[data])
     }
 
     /// Hashes the concatenation of `parts` under `tag`.
-    pub fn of_parts(tag: &str, parts: &[&[u8]]) -> Hash {
-        let mut hasher = blake3::Hasher::new_derive_key(tag);
-        for part in parts {
-            hasher.update(part);
+    pub fn of_parts(suite: Suite, tag: &str, parts: &[&[u8]]) -> Hash {
+        match suite {
+            Suite::Ed25519Blake3 => {
+                let mut hasher = blake3::Hasher::new_derive_key(tag);
+                for part in parts {
+                    hasher.update(part);
+                }
+                Hash(*hasher.finalize().as_bytes())
+            }
+            Suite::Sm2Sm3 => {
+                let prefix = (tag.len() as u32).to_le_bytes();
+                let mut all: Vec<&[u8]> = Vec::with_capacity(parts.len() + 2);
+                all.push(&prefix);
+                all.push(tag.as_bytes());
+                all.extend_from_slice(parts);
+                Hash(crate::sm::sm3_parts(&all))
+            }
         }
-        Hash(*hasher.finalize().as_bytes())
     }
 }
 
 /// The root of a binary Merkle tree over `leaves` in the manner of RFC 9162: leaves and inner
 /// nodes are hashed under different tags, and an odd node is promoted, not duplicated, so no
 /// two lists share a root. The empty list has its own tagged root.
-pub fn merkle_root<T: AsRef<[u8]>>(leaves: &[T]) -> Hash {
+pub fn merkle_root<T: AsRef<[u8]>>(suite: Suite, leaves: &[T]) -> Hash {
     if leaves.is_empty() {
-        return Hash::of(tag::MERKLE_EMPTY, &[]);
+        return Hash::of(suite, tag::MERKLE_EMPTY, &[]);
     }
-    let mut level: Vec<Hash> = leaves.iter().map(|leaf| Hash::of(tag::MERKLE_LEAF, leaf.as_ref())).collect();
+    let mut level: Vec<Hash> = leaves.iter().map(|leaf| Hash::of(suite, tag::MERKLE_LEAF, leaf.as_ref())).collect();
     while level.len() > 1 {
         level = level
             .chunks(2)
             .map(|pair| match pair {
-                [left, right] => Hash::of_parts(tag::MERKLE_NODE, &[&left.0, &right.0]),
+                [left, right] => Hash::of_parts(suite, tag::MERKLE_NODE, &[&left.0, &right.0]),
                 [single] => *single,
                 _ => unreachable!("chunks(2) yields one or two items"),
             })
@@ -75,17 +89,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tags_separate_domains() {
-        assert_ne!(Hash::of(tag::TX, b"x"), Hash::of(tag::BLOCK_HEADER, b"x"));
+    fn tags_and_suites_separate_domains() {
+        for &suite in Suite::ALL {
+            assert_ne!(Hash::of(suite, tag::TX, b"x"), Hash::of(suite, tag::BLOCK_HEADER, b"x"));
+            // The tag's length prefix: moving a byte between tag and data changes the hash.
+            assert_ne!(Hash::of(suite, "ab", b"c"), Hash::of(suite, "a", b"bc"));
+            assert_eq!(Hash::of_parts(suite, tag::TX, &[b"a", b"", b"bc"]), Hash::of(suite, tag::TX, b"abc"));
+        }
+        assert_ne!(Hash::of(Suite::Ed25519Blake3, tag::TX, b"x"), Hash::of(Suite::Sm2Sm3, tag::TX, b"x"));
+    }
+
+    #[test]
+    fn the_sm3_domain_is_sm3_of_the_encoded_tag_and_the_data() {
+        let expected = crate::sm::sm3(&[&4u32.to_le_bytes()[..], b"test", b"data"].concat());
+        assert_eq!(Hash::of(Suite::Sm2Sm3, "test", b"data").0, expected);
     }
 
     #[test]
     fn merkle_root_depends_on_order_and_count() {
-        let a = merkle_root(&[b"a".as_slice(), b"b"]);
-        let b = merkle_root(&[b"b".as_slice(), b"a"]);
-        let c = merkle_root(&[b"a".as_slice(), b"b", b"b"]);
-        assert_ne!(a, b);
-        assert_ne!(a, c);
-        assert_ne!(merkle_root::<&[u8]>(&[]), merkle_root(&[b"".as_slice()]));
+        for &suite in Suite::ALL {
+            let a = merkle_root(suite, &[b"a".as_slice(), b"b"]);
+            let b = merkle_root(suite, &[b"b".as_slice(), b"a"]);
+            let c = merkle_root(suite, &[b"a".as_slice(), b"b", b"b"]);
+            assert_ne!(a, b);
+            assert_ne!(a, c);
+            assert_ne!(merkle_root::<&[u8]>(suite, &[]), merkle_root(suite, &[b"".as_slice()]));
+        }
     }
 }

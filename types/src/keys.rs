@@ -2,6 +2,7 @@
 
 use crate::bytes_newtype;
 use crate::hash::{Hash, tag};
+use crate::suite::Suite;
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 
 /// An ed25519 public key (32 bytes, compressed Edwards point).
@@ -42,6 +43,11 @@ impl PublicKey {
         key.verify_strict(message, &signature).map_err(|_| SignatureError::BadSignature(*self))
     }
 
+    /// The suite whose signatures this key makes.
+    pub fn suite(&self) -> Suite {
+        Suite::Ed25519Blake3
+    }
+
     /// Whether the bytes are the compressed form of a curve point (as every key that can
     /// sign is).
     pub fn is_point(&self) -> bool {
@@ -51,20 +57,22 @@ impl PublicKey {
 
 impl AccountId {
     pub fn from_public_key(key: &PublicKey) -> AccountId {
-        AccountId(Hash::of(tag::ACCOUNT, &key.0).0)
+        AccountId(Hash::of(key.suite(), tag::ACCOUNT, &key.0).0)
     }
 }
 
 impl Address {
-    /// The address of a system contract, derived from its well-known name.
+    /// The address of a system contract, derived from its well-known name. The same on
+    /// chains of every suite (BLAKE3 serves here as a fixed naming function, not as an
+    /// integrity check), so tools and contracts name system contracts alike everywhere.
     pub fn system(name: &str) -> Address {
-        Address(Hash::of(tag::CONTRACT_ADDRESS, name.as_bytes()).0)
+        Address(Hash::of(Suite::Ed25519Blake3, tag::CONTRACT_ADDRESS, name.as_bytes()).0)
     }
 
     /// The address of the instance `creator` makes under `label`: predictable before the
     /// transaction runs, and never a system contract's (another domain tag).
-    pub fn instance(creator: &AccountId, label: &str) -> Address {
-        Address(Hash::of_parts(tag::CONTRACT_INSTANCE, &[&creator.0, label.as_bytes()]).0)
+    pub fn instance(suite: Suite, creator: &AccountId, label: &str) -> Address {
+        Address(Hash::of_parts(suite, tag::CONTRACT_INSTANCE, &[&creator.0, label.as_bytes()]).0)
     }
 }
 
@@ -91,7 +99,7 @@ impl Keypair {
 
     /// A key derived from a seed string, for tests and golden vectors only.
     pub fn from_seed(seed: &str) -> Keypair {
-        Keypair::from_secret(Hash::of("shutong/test-seed/v1", seed.as_bytes()).0)
+        Keypair::from_secret(Hash::of(Suite::Ed25519Blake3, "shutong/test-seed/v1", seed.as_bytes()).0)
     }
 
     pub fn secret(&self) -> [u8; 32] {

@@ -18,10 +18,11 @@ pub mod rate;
 pub mod receipt;
 pub mod sm;
 pub mod smt;
+pub mod suite;
 pub mod tx;
 
 pub use block::{
-    Block, BlockHeader, Certificate, CertificateError, PROTOCOL_VERSION, Roots, Suite, VoteKind, VoteSubject, quorum,
+    Block, BlockHeader, Certificate, CertificateError, PROTOCOL_VERSION, Roots, VoteKind, VoteSubject, quorum,
     validator_set_hash,
 };
 pub use bytes::HexError;
@@ -29,4 +30,5 @@ pub use hash::{Hash, merkle_root};
 pub use keys::{AccountId, Address, Keypair, PublicKey, Signature, SignatureError};
 pub use receipt::{Event, ExecStatus, Receipt};
 pub use shutong_codec::{Decode, DecodeError, Encode};
+pub use suite::Suite;
 pub use tx::{Call, SignedTransaction, Transaction, TxAuthError};

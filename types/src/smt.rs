@@ -1,5 +1,5 @@
-//! The authenticated state map: a compact binary sparse Merkle tree over blake3, keyed by the
-//! hash of each state key.
+//! The authenticated state map: a compact binary sparse Merkle tree over the suite's hash
+//! (BLAKE3 or SM3), keyed by the hash of each state key.
 //!
 //! The tree is defined over the 256-bit key hashes (bit 0 is the top bit of byte 0):
 //! - an empty subtree hashes to [`EMPTY`] (32 zero bytes, which no blake3 output equals in
@@ -11,11 +11,13 @@
 //! So the root depends only on the set of (key, value) pairs, never on the order they were
 //! written in, and a proof is the leaf found on the key's path (or none) plus one sibling per
 //! level down to it: about log2(number of keys) hashes. Leaves, inner nodes, keys and values
-//! are hashed under four different blake3 keys, so no hash of one kind can pass for another.
+//! are hashed in four domains (four BLAKE3 keys, or four SM3 tags), so no hash of one kind
+//! can pass for another.
 //! The node stores the tree sixteen children to a node (as Jellyfish does); that is a storage
 //! layout and changes no hash.
 
 use crate::hash::Hash;
+use crate::suite::Suite;
 use shutong_codec::{Decode, DecodeError, Encode, Reader, write};
 use std::sync::OnceLock;
 
@@ -32,47 +34,53 @@ struct Keys {
     node: [u8; 32],
 }
 
+const KEY_TAG: &str = "shutong/state-tree/key/v1";
+const VALUE_TAG: &str = "shutong/state-tree/value/v1";
+const LEAF_TAG: &str = "shutong/state-tree/leaf/v1";
+const NODE_TAG: &str = "shutong/state-tree/node/v1";
+
 fn keys() -> &'static Keys {
     static KEYS: OnceLock<Keys> = OnceLock::new();
     KEYS.get_or_init(|| Keys {
-        key: blake3::derive_key("shutong/state-tree/key/v1", &[]),
-        value: blake3::derive_key("shutong/state-tree/value/v1", &[]),
-        leaf: blake3::derive_key("shutong/state-tree/leaf/v1", &[]),
-        node: blake3::derive_key("shutong/state-tree/node/v1", &[]),
+        key: blake3::derive_key(KEY_TAG, &[]),
+        value: blake3::derive_key(VALUE_TAG, &[]),
+        leaf: blake3::derive_key(LEAF_TAG, &[]),
+        node: blake3::derive_key(NODE_TAG, &[]),
     })
 }
 
-fn keyed(key: &[u8; 32], parts: &[&[u8]]) -> Hash {
-    let mut hasher = blake3::Hasher::new_keyed(key);
-    for part in parts {
-        hasher.update(part);
+/// `data` in one of the tree's domains: BLAKE3 keyed with the tag's derived key, or SM3
+/// under the tag ([`Hash::of`]).
+fn domain(suite: Suite, tag: &'static str, key: fn(&Keys) -> &[u8; 32], data: &[u8]) -> Hash {
+    match suite {
+        Suite::Ed25519Blake3 => Hash(*blake3::keyed_hash(key(keys()), data).as_bytes()),
+        Suite::Sm2Sm3 => Hash::of(suite, tag, data),
     }
-    Hash(*hasher.finalize().as_bytes())
 }
 
 /// Where a state key sits in the tree.
-pub fn key_hash(key: &[u8]) -> Hash {
-    keyed(&keys().key, &[key])
+pub fn key_hash(suite: Suite, key: &[u8]) -> Hash {
+    domain(suite, KEY_TAG, |k| &k.key, key)
 }
 
-pub fn value_hash(value: &[u8]) -> Hash {
-    keyed(&keys().value, &[value])
+pub fn value_hash(suite: Suite, value: &[u8]) -> Hash {
+    domain(suite, VALUE_TAG, |k| &k.value, value)
 }
 
-/// Two hashes under `key` as one 64-byte blake3 block (one compression, no streaming state).
-fn pair(key: &[u8; 32], left: &Hash, right: &Hash) -> Hash {
+/// Two hashes as one 64-byte block (for BLAKE3, one compression and no streaming state).
+fn pair(suite: Suite, tag: &'static str, key: fn(&Keys) -> &[u8; 32], left: &Hash, right: &Hash) -> Hash {
     let mut block = [0u8; 64];
     block[..32].copy_from_slice(&left.0);
     block[32..].copy_from_slice(&right.0);
-    Hash(*blake3::keyed_hash(key, &block).as_bytes())
+    domain(suite, tag, key, &block)
 }
 
-pub fn leaf_hash(key_hash: &Hash, value_hash: &Hash) -> Hash {
-    pair(&keys().leaf, key_hash, value_hash)
+pub fn leaf_hash(suite: Suite, key_hash: &Hash, value_hash: &Hash) -> Hash {
+    pair(suite, LEAF_TAG, |k| &k.leaf, key_hash, value_hash)
 }
 
-pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
-    pair(&keys().node, left, right)
+pub fn node_hash(suite: Suite, left: &Hash, right: &Hash) -> Hash {
+    pair(suite, NODE_TAG, |k| &k.node, left, right)
 }
 
 /// Bit `i` of a key hash, counted from the top bit of the first byte.
@@ -115,20 +123,21 @@ pub enum StateProofError {
 }
 
 impl StateProof {
-    /// Checks that under `root`, `key` holds `value` (or, for `None`, holds nothing).
-    pub fn verify(&self, root: &Hash, key: &[u8], value: Option<&[u8]>) -> Result<(), StateProofError> {
+    /// Checks that under `root` of a chain of `suite`, `key` holds `value` (or, for `None`,
+    /// holds nothing).
+    pub fn verify(&self, suite: Suite, root: &Hash, key: &[u8], value: Option<&[u8]>) -> Result<(), StateProofError> {
         let depth = self.siblings.len();
         if depth > DEPTH_MAX {
             return Err(StateProofError::TooDeep(depth));
         }
-        let kh = key_hash(key);
+        let kh = key_hash(suite, key);
         match (value, &self.leaf) {
             (Some(_), None) => return Err(StateProofError::MissingValue),
             (Some(value), Some(leaf)) => {
                 if leaf.key_hash != kh {
                     return Err(StateProofError::OtherKey);
                 }
-                let actual = value_hash(value);
+                let actual = value_hash(suite, value);
                 if actual != leaf.value_hash {
                     return Err(StateProofError::ValueMismatch { proven: leaf.value_hash, actual });
                 }
@@ -145,7 +154,7 @@ impl StateProof {
             }
             (None, None) => {}
         }
-        let computed = self.root_for(&kh);
+        let computed = self.root_for(suite, &kh);
         if computed != *root {
             return Err(StateProofError::RootMismatch { expected: *root, computed });
         }
@@ -153,13 +162,17 @@ impl StateProof {
     }
 
     /// The root these siblings lead to from the proof's leaf along `key_hash`'s path.
-    pub fn root_for(&self, key_hash: &Hash) -> Hash {
+    pub fn root_for(&self, suite: Suite, key_hash: &Hash) -> Hash {
         let mut current = match &self.leaf {
-            Some(leaf) => leaf_hash(&leaf.key_hash, &leaf.value_hash),
+            Some(leaf) => leaf_hash(suite, &leaf.key_hash, &leaf.value_hash),
             None => EMPTY,
         };
         for (i, sibling) in self.siblings.iter().enumerate().rev() {
-            current = if bit(key_hash, i) { node_hash(sibling, &current) } else { node_hash(&current, sibling) };
+            current = if bit(key_hash, i) {
+                node_hash(suite, sibling, &current)
+            } else {
+                node_hash(suite, &current, sibling)
+            };
         }
         current
     }
@@ -187,31 +200,34 @@ impl Decode for StateProof {
 
 /// The root of the tree holding exactly `entries`, computed from scratch: the definition the
 /// node's incremental tree must agree with (tests and tools, not the node's hot path).
-pub fn root_of<'a>(entries: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Hash {
-    let mut leaves: Vec<(Hash, Hash)> = entries.into_iter().map(|(k, v)| (key_hash(k), value_hash(v))).collect();
+pub fn root_of<'a>(suite: Suite, entries: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Hash {
+    let mut leaves: Vec<(Hash, Hash)> =
+        entries.into_iter().map(|(k, v)| (key_hash(suite, k), value_hash(suite, v))).collect();
     leaves.sort_unstable_by_key(|(k, _)| *k);
     leaves.dedup_by_key(|(k, _)| *k);
-    subtree_root(&leaves, 0)
+    subtree_root(suite, &leaves, 0)
 }
 
-fn subtree_root(leaves: &[(Hash, Hash)], depth: usize) -> Hash {
+fn subtree_root(suite: Suite, leaves: &[(Hash, Hash)], depth: usize) -> Hash {
     match leaves {
         [] => EMPTY,
-        [(k, v)] => leaf_hash(k, v),
+        [(k, v)] => leaf_hash(suite, k, v),
         _ => {
             let split = leaves.partition_point(|(k, _)| !bit(k, depth));
-            node_hash(&subtree_root(&leaves[..split], depth + 1), &subtree_root(&leaves[split..], depth + 1))
+            let left = subtree_root(suite, &leaves[..split], depth + 1);
+            node_hash(suite, &left, &subtree_root(suite, &leaves[split..], depth + 1))
         }
     }
 }
 
 /// A proof for `key` in the tree holding exactly `entries`, built from scratch (tests and
 /// tools; the node builds proofs from its stored nodes).
-pub fn prove_in<'a>(entries: impl IntoIterator<Item = (&'a [u8], &'a [u8])>, key: &[u8]) -> StateProof {
-    let mut leaves: Vec<(Hash, Hash)> = entries.into_iter().map(|(k, v)| (key_hash(k), value_hash(v))).collect();
+pub fn prove_in<'a>(suite: Suite, entries: impl IntoIterator<Item = (&'a [u8], &'a [u8])>, key: &[u8]) -> StateProof {
+    let mut leaves: Vec<(Hash, Hash)> =
+        entries.into_iter().map(|(k, v)| (key_hash(suite, k), value_hash(suite, v))).collect();
     leaves.sort_unstable_by_key(|(k, _)| *k);
     leaves.dedup_by_key(|(k, _)| *k);
-    let kh = key_hash(key);
+    let kh = key_hash(suite, key);
     let mut siblings = Vec::new();
     let mut range = &leaves[..];
     let mut depth = 0;
@@ -219,10 +235,10 @@ pub fn prove_in<'a>(entries: impl IntoIterator<Item = (&'a [u8], &'a [u8])>, key
         let split = range.partition_point(|(k, _)| !bit(k, depth));
         let (left, right) = range.split_at(split);
         if bit(&kh, depth) {
-            siblings.push(subtree_root(left, depth + 1));
+            siblings.push(subtree_root(suite, left, depth + 1));
             range = right;
         } else {
-            siblings.push(subtree_root(right, depth + 1));
+            siblings.push(subtree_root(suite, right, depth + 1));
             range = left;
         }
         depth += 1;
@@ -246,58 +262,79 @@ mod tests {
 
     #[test]
     fn present_and_absent_keys_prove_and_every_lie_is_named() {
-        let e = entries(50);
-        let root = root_of(refs(&e));
-        for (k, v) in &e {
-            let proof = prove_in(refs(&e), k);
-            proof.verify(&root, k, Some(v)).unwrap();
-            assert_eq!(proof.verify(&root, k, None), Err(StateProofError::PresentKey));
-            let lie = proof.verify(&root, k, Some(b"other"));
-            assert!(matches!(lie, Err(StateProofError::ValueMismatch { .. })), "{lie:?}");
-        }
-        for i in 0..50 {
-            let absent = format!("absent-{i}").into_bytes();
-            let proof = prove_in(refs(&e), &absent);
-            proof.verify(&root, &absent, None).unwrap();
-            let claim = proof.verify(&root, &absent, Some(b"x"));
-            assert!(matches!(claim, Err(StateProofError::MissingValue | StateProofError::OtherKey)), "{claim:?}");
+        for &suite in Suite::ALL {
+            let e = entries(50);
+            let root = root_of(suite, refs(&e));
+            for (k, v) in &e {
+                let proof = prove_in(suite, refs(&e), k);
+                proof.verify(suite, &root, k, Some(v)).unwrap();
+                assert_eq!(proof.verify(suite, &root, k, None), Err(StateProofError::PresentKey));
+                let lie = proof.verify(suite, &root, k, Some(b"other"));
+                assert!(matches!(lie, Err(StateProofError::ValueMismatch { .. })), "{lie:?}");
+            }
+            for i in 0..50 {
+                let absent = format!("absent-{i}").into_bytes();
+                let proof = prove_in(suite, refs(&e), &absent);
+                proof.verify(suite, &root, &absent, None).unwrap();
+                let claim = proof.verify(suite, &root, &absent, Some(b"x"));
+                assert!(matches!(claim, Err(StateProofError::MissingValue | StateProofError::OtherKey)), "{claim:?}");
+            }
         }
     }
 
     #[test]
     fn a_changed_sibling_or_root_fails_with_the_roots_named() {
-        let e = entries(20);
-        let root = root_of(refs(&e));
-        let (k, v) = &e[3];
-        let mut proof = prove_in(refs(&e), k);
-        proof.siblings[0].0[0] ^= 1;
-        assert!(
-            matches!(proof.verify(&root, k, Some(v)), Err(StateProofError::RootMismatch { expected, .. }) if expected == root)
-        );
-        let proof = prove_in(refs(&e), k);
-        let other = root_of(refs(&e[1..]));
-        assert!(matches!(proof.verify(&other, k, Some(v)), Err(StateProofError::RootMismatch { .. })));
-        let deep = StateProof { leaf: proof.leaf, siblings: vec![EMPTY; 257] };
-        assert_eq!(deep.verify(&root, k, Some(v)), Err(StateProofError::TooDeep(257)));
+        for &suite in Suite::ALL {
+            let e = entries(20);
+            let root = root_of(suite, refs(&e));
+            let (k, v) = &e[3];
+            let mut proof = prove_in(suite, refs(&e), k);
+            proof.siblings[0].0[0] ^= 1;
+            assert!(
+                matches!(proof.verify(suite, &root, k, Some(v)), Err(StateProofError::RootMismatch { expected, .. }) if expected == root)
+            );
+            let proof = prove_in(suite, refs(&e), k);
+            let other = root_of(suite, refs(&e[1..]));
+            assert!(matches!(proof.verify(suite, &other, k, Some(v)), Err(StateProofError::RootMismatch { .. })));
+            let deep = StateProof { leaf: proof.leaf, siblings: vec![EMPTY; 257] };
+            assert_eq!(deep.verify(suite, &root, k, Some(v)), Err(StateProofError::TooDeep(257)));
+        }
     }
 
     #[test]
     fn the_root_is_the_set_not_the_order_and_the_empty_tree_proves_absence() {
-        let e = entries(30);
-        let mut reversed = e.clone();
-        reversed.reverse();
-        assert_eq!(root_of(refs(&e)), root_of(refs(&reversed)));
-        assert_ne!(root_of(refs(&e)), root_of(refs(&e[..29])));
-        assert_eq!(root_of(std::iter::empty()), EMPTY);
-        prove_in(std::iter::empty(), b"k").verify(&EMPTY, b"k", None).unwrap();
-        let one = entries(1);
-        assert_eq!(root_of(refs(&one)), leaf_hash(&key_hash(&one[0].0), &value_hash(&one[0].1)));
+        for &suite in Suite::ALL {
+            let e = entries(30);
+            let mut reversed = e.clone();
+            reversed.reverse();
+            assert_eq!(root_of(suite, refs(&e)), root_of(suite, refs(&reversed)));
+            assert_ne!(root_of(suite, refs(&e)), root_of(suite, refs(&e[..29])));
+            assert_eq!(root_of(suite, std::iter::empty()), EMPTY);
+            prove_in(suite, std::iter::empty(), b"k").verify(suite, &EMPTY, b"k", None).unwrap();
+            let one = entries(1);
+            assert_eq!(
+                root_of(suite, refs(&one)),
+                leaf_hash(suite, &key_hash(suite, &one[0].0), &value_hash(suite, &one[0].1))
+            );
+        }
     }
 
     #[test]
     fn proofs_round_trip_the_codec() {
+        for &suite in Suite::ALL {
+            let e = entries(10);
+            let proof = prove_in(suite, refs(&e), b"key-4");
+            assert_eq!(StateProof::decode(&proof.encode()).unwrap(), proof);
+        }
+    }
+
+    #[test]
+    fn a_proof_of_one_suite_fails_under_the_other() {
         let e = entries(10);
-        let proof = prove_in(refs(&e), b"key-4");
-        assert_eq!(StateProof::decode(&proof.encode()).unwrap(), proof);
+        let root = root_of(Suite::Ed25519Blake3, refs(&e));
+        assert_ne!(root, root_of(Suite::Sm2Sm3, refs(&e)));
+        let proof = prove_in(Suite::Ed25519Blake3, refs(&e), b"key-4");
+        proof.verify(Suite::Ed25519Blake3, &root, b"key-4", Some(b"value-4")).unwrap();
+        assert!(proof.verify(Suite::Sm2Sm3, &root, b"key-4", Some(b"value-4")).is_err());
     }
 }

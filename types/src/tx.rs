@@ -3,6 +3,7 @@
 use crate::hash::{Hash, tag};
 use crate::keys::{AccountId, Address, Keypair, PublicKey, Signature, SignatureError};
 use crate::limits::*;
+use crate::suite::Suite;
 use shutong_codec::{Decode, DecodeError, Encode, Reader, write};
 
 /// A call of one contract method with canonical arguments.
@@ -95,21 +96,23 @@ impl Decode for SignedTransaction {
 }
 
 impl Transaction {
-    /// The transaction id: the tagged hash of the unsigned encoding. This is what is signed,
-    /// so the id does not depend on the signature's bytes.
-    pub fn id(&self) -> Hash {
-        Hash::of(tag::TX, &self.encode())
+    /// The transaction id on a chain of `suite`: the tagged hash of the unsigned encoding.
+    /// This is what is signed, so the id does not depend on the signature's bytes.
+    pub fn id(&self, suite: Suite) -> Hash {
+        Hash::of(suite, tag::TX, &self.encode())
     }
 
     pub fn sign(self, key: &Keypair) -> SignedTransaction {
-        let signature = key.sign(&self.id().0);
+        let signature = key.sign(&self.id(key.public().suite()).0);
         SignedTransaction { tx: self, signer: key.public(), signature }
     }
 }
 
 impl SignedTransaction {
+    /// The id, hashed with the suite of the signer's key (a chain refuses keys of the other
+    /// suite before it looks at ids).
     pub fn id(&self) -> Hash {
-        self.tx.id()
+        self.tx.id(self.signer.suite())
     }
 
     /// Checks that the signer owns the sender account and that the signature covers this

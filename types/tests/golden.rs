@@ -29,21 +29,21 @@ fn header() -> BlockHeader {
         suite: shutong_types::Suite::Ed25519Blake3,
         height: 42,
         view: 43,
-        parent: Hash::of("golden", b"parent"),
+        parent: Hash::of(Suite::Ed25519Blake3, "golden", b"parent"),
         proposer: Keypair::from_seed("golden-validator").public(),
         timestamp_ms: 1_795_000_000_000,
-        txs_root: merkle_root(&[tx().id().0]),
-        state_root: Hash::of("golden", b"state"),
-        receipts_root: Hash::of("golden", b"receipts"),
+        txs_root: merkle_root(Suite::Ed25519Blake3, &[tx().id(Suite::Ed25519Blake3).0]),
+        state_root: Hash::of(Suite::Ed25519Blake3, "golden", b"state"),
+        receipts_root: Hash::of(Suite::Ed25519Blake3, "golden", b"receipts"),
         audit_root: Hash::ZERO,
         audit_size: 0,
-        validator_set: validator_set_hash(&[Keypair::from_seed("golden-validator").public()]),
+        validator_set: validator_set_hash(Suite::Ed25519Blake3, &[Keypair::from_seed("golden-validator").public()]),
     }
 }
 
 fn receipt(status: ExecStatus) -> Receipt {
     Receipt {
-        tx_id: tx().id(),
+        tx_id: tx().id(Suite::Ed25519Blake3),
         height: 42,
         index: 3,
         status,
@@ -74,7 +74,7 @@ fn vectors() -> Vec<(String, Vec<u8>)> {
     add("account_id", key.account().0.to_vec());
     add("address.system_registry", Address::system("system/registry").0.to_vec());
     add("transaction", tx().encode());
-    add("transaction.id", tx().id().0.to_vec());
+    add("transaction.id", tx().id(Suite::Ed25519Blake3).0.to_vec());
     add("signed_transaction", tx().sign(&key).encode());
     add("block_header", header().encode());
     add("block_header.hash", header().hash().0.to_vec());
@@ -93,9 +93,13 @@ fn vectors() -> Vec<(String, Vec<u8>)> {
     }
     add("certificate", certificate().encode());
     add("vote.signing_bytes", certificate().subject.signing_bytes("shutong-golden"));
-    add("merkle_root.empty", merkle_root::<[u8; 0]>(&[]).0.to_vec());
-    add("merkle_root.three", merkle_root(&[b"a", b"b", b"c"]).0.to_vec());
-    add("instance", Instance { code_hash: Hash::of("golden", b"code"), admin: key.account(), frozen: true }.encode());
+    add("merkle_root.empty", merkle_root::<[u8; 0]>(Suite::Ed25519Blake3, &[]).0.to_vec());
+    add("merkle_root.three", merkle_root(Suite::Ed25519Blake3, &[b"a", b"b", b"c"]).0.to_vec());
+    add(
+        "instance",
+        Instance { code_hash: Hash::of(Suite::Ed25519Blake3, "golden", b"code"), admin: key.account(), frozen: true }
+            .encode(),
+    );
     add(
         "registry.register_org",
         RegisterOrg { id: "jingan-data".into(), name: "静安区数据局".into(), kind: OrgKind::Department }.encode(),
@@ -114,7 +118,7 @@ fn vectors() -> Vec<(String, Vec<u8>)> {
         }
         .encode(),
     );
-    add("address.instance", Address::instance(&key.account(), "certs").0.to_vec());
+    add("address.instance", Address::instance(Suite::Ed25519Blake3, &key.account(), "certs").0.to_vec());
     add(
         "audit_leaf",
         keyspace::AuditLeaf { contract: Address([3; 32]), height: 9, time_ms: 1_000, data: b"used".to_vec() }.encode(),
@@ -122,7 +126,34 @@ fn vectors() -> Vec<(String, Vec<u8>)> {
     for (name, bytes) in shared_vectors() {
         add(name, bytes);
     }
+    for (name, bytes) in sm3_vectors() {
+        add(name, bytes);
+    }
     out
+}
+
+/// The hashes of the `sm2-sm3` suite over the same inputs: each domain's construction.
+fn sm3_vectors() -> Vec<(&'static str, Vec<u8>)> {
+    use shutong_types::{auditlog, smt};
+    let sm = Suite::Sm2Sm3;
+    let mut log = auditlog::MemoryLog::new(sm);
+    for leaf in [b"a".as_slice(), b"b", b"c"] {
+        log.push(auditlog::leaf_hash(sm, leaf));
+    }
+    let entries = [(b"k1".as_slice(), b"v1".as_slice()), (b"k2", b"v2"), (b"k3", b"v3")];
+    vec![
+        ("sm2-sm3.transaction.id", tx().id(sm).0.to_vec()),
+        ("sm2-sm3.block_header.hash", BlockHeader { suite: sm, ..header() }.hash().0.to_vec()),
+        ("sm2-sm3.merkle_root.empty", merkle_root::<[u8; 0]>(sm, &[]).0.to_vec()),
+        ("sm2-sm3.merkle_root.three", merkle_root(sm, &[b"a", b"b", b"c"]).0.to_vec()),
+        (
+            "sm2-sm3.address.instance",
+            Address::instance(sm, &Keypair::from_seed("golden-sender").account(), "certs").0.to_vec(),
+        ),
+        ("sm2-sm3.state_tree.root", smt::root_of(sm, entries).0.to_vec()),
+        ("sm2-sm3.audit_log.root", log.root().0.to_vec()),
+        ("sm2-sm3.audit_log.empty", auditlog::empty_root(sm).0.to_vec()),
+    ]
 }
 
 /// Vectors the contracts' workspace builds too (`contracts/*/tests/golden.rs`): the

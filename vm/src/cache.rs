@@ -29,7 +29,7 @@ pub struct DiskCache {
 impl DiskCache {
     /// Opens (creating) the cache for `vm_version` under `root`.
     pub fn open(root: &Path, vm_version: &str) -> Result<DiskCache, crate::VmError> {
-        let version = Hash::of("shutong/vm-version/v1", vm_version.as_bytes());
+        let version = Hash::of(shutong_types::Suite::Ed25519Blake3, "shutong/vm-version/v1", vm_version.as_bytes());
         let dir = root.join(hex(&version.0[..8]));
         fn failed(path: &Path) -> impl FnOnce(std::io::Error) -> crate::VmError + '_ {
             move |source| crate::VmError::CodeCache { path: path.to_path_buf(), source }

@@ -25,7 +25,7 @@ use host::{HostState, TxContext};
 use shutong_codec::Decode;
 use shutong_types::keyspace::{self, Instance};
 use shutong_types::limits::CODE_BYTES_MAX;
-use shutong_types::{AccountId, Address, Event, ExecStatus, Hash};
+use shutong_types::{AccountId, Address, Event, ExecStatus, Hash, Suite};
 use state::{Overlay, StateReader, TxState};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -65,6 +65,9 @@ pub struct VmConfig {
     pub code_cache_dir: Option<PathBuf>,
     /// The gas schedule version (from genesis).
     pub gas_schedule: u32,
+    /// The chain's crypto suite (from genesis): code hashes and the hashing host calls
+    /// follow it.
+    pub suite: Suite,
 }
 
 impl Default for VmConfig {
@@ -77,6 +80,7 @@ impl Default for VmConfig {
             watchdog: Duration::from_secs(10),
             code_cache_dir: None,
             gas_schedule: gas::CURRENT,
+            suite: Suite::default(),
         }
     }
 }
@@ -295,16 +299,21 @@ impl Vm {
         Ok(Vm { inner: Arc::new(inner) })
     }
 
-    /// The hash that names a contract's code.
-    pub fn code_hash(code: &[u8]) -> Hash {
-        Hash::of(shutong_types::hash::tag::CODE, code)
+    /// The hash that names a contract's code on a chain of `suite`.
+    pub fn code_hash(suite: Suite, code: &[u8]) -> Hash {
+        Hash::of(suite, shutong_types::hash::tag::CODE, code)
+    }
+
+    /// The chain's crypto suite.
+    pub fn suite(&self) -> Suite {
+        self.inner.cfg.suite
     }
 
     /// The upload check: size, the engine's validation (which names any disabled feature),
     /// the stack analysis, the host imports and compilation. On success the compiled code
     /// is cached, so the first call does not compile. Returns the module's methods.
     pub fn validate(&self, code: &[u8]) -> Result<Vec<String>, VmError> {
-        let code_hash = Vm::code_hash(code);
+        let code_hash = Vm::code_hash(self.suite(), code);
         let pre = self.inner.compile(code_hash, code)?;
         let methods = methods(pre.module());
         self.inner.remember(code_hash, pre);

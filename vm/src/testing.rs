@@ -11,7 +11,7 @@ use std::sync::Arc;
 pub fn deployed(contracts: &[(Address, &[u8])], admin: AccountId) -> MemoryState {
     let mut state = MemoryState::default();
     for (address, code) in contracts {
-        let code_hash = Vm::code_hash(code);
+        let code_hash = Vm::code_hash(shutong_types::Suite::Ed25519Blake3, code);
         state.0.insert(keyspace::code(&code_hash), code.to_vec());
         state.0.insert(keyspace::instance(address), Instance { code_hash, admin, frozen: false }.encode());
     }

@@ -125,7 +125,7 @@ fn wat(text: &str) -> Vec<u8> {
 fn state(extra: &[(Vec<u8>, Vec<u8>)], frozen_target: bool) -> Overlay {
     let mut state = MemoryState::default();
     for (address, code, frozen) in [(PROXY_AT, wat(PROXY), false), (TARGET_AT, wat(TARGET), frozen_target)] {
-        let code_hash = Vm::code_hash(&code);
+        let code_hash = Vm::code_hash(shutong_types::Suite::Ed25519Blake3, &code);
         state.0.insert(keyspace::code(&code_hash), code);
         state.0.insert(keyspace::instance(&address), Instance { code_hash, admin: ORIGIN, frozen }.encode());
     }
@@ -241,7 +241,7 @@ fn calls_nest_at_most_call_depth_max_deep() {
     let proxies: Vec<Address> = (10..16).map(|i| Address([i; 32])).collect();
     let mut extra = Vec::new();
     let code = wat(PROXY);
-    let code_hash = Vm::code_hash(&code);
+    let code_hash = Vm::code_hash(shutong_types::Suite::Ed25519Blake3, &code);
     for address in &proxies {
         extra.push((keyspace::instance(address), Instance { code_hash, admin: ORIGIN, frozen: false }.encode()));
     }

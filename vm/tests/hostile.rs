@@ -18,7 +18,7 @@ fn ctx() -> CallContext {
 }
 
 fn deployed(code: &[u8]) -> Overlay {
-    let code_hash = Vm::code_hash(code);
+    let code_hash = Vm::code_hash(shutong_types::Suite::Ed25519Blake3, code);
     let mut state = MemoryState::default();
     state.0.insert(keyspace::code(&code_hash), code.to_vec());
     state.0.insert(

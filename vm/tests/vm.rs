@@ -23,7 +23,7 @@ fn empty() -> Overlay {
 
 /// Calls `method` of `code`, deployed at `Address([1; 32])` on top of `block`.
 fn call(vm: &Vm, code: &[u8], method: &str, args: Vec<u8>, gas: u64, mut block: Overlay) -> CallOutcome {
-    let code_hash = Vm::code_hash(code);
+    let code_hash = Vm::code_hash(shutong_types::Suite::Ed25519Blake3, code);
     if block.get(&keyspace::code(&code_hash)).is_none() {
         let instance = Instance { code_hash, admin: AccountId([9; 32]), frozen: false };
         block.set(keyspace::code(&code_hash), code.to_vec());
@@ -145,7 +145,7 @@ fn the_registry_contract_registers_and_returns_an_organisation() {
     assert_eq!(got.status, ExecStatus::Success);
     let org = Org::decode(&got.output).unwrap();
     assert_eq!((org.admin, org.registered_height), ([9; 32], 7));
-    assert!(vm.is_cached(&Vm::code_hash(REGISTRY)));
+    assert!(vm.is_cached(&Vm::code_hash(shutong_types::Suite::Ed25519Blake3, REGISTRY)));
 }
 
 #[test]

@@ -323,9 +323,9 @@ pub async fn run(command: AuditCommand, ctx: &Ctx) -> Shown {
             let bundle: Bundle =
                 serde_json::from_str(&text).with_context(|| format!("{} is not an audit bundle", file.display()))?;
             let trusted = genesis.map(|path| Genesis::load(&path)).transpose()?;
-            let keys = trusted.as_ref().map(|g| g.validator_keys());
-            let trust = trusted.as_ref().zip(keys.as_deref()).map(|(g, k)| (g.chain_id.as_str(), k));
-            let checked = bundle.verify(trust).with_context(|| format!("{} does not verify", file.display()))?;
+            let trust = trusted.map(|g| LightClient::new(&g.chain_id, g.suite, g.validator_keys()));
+            let checked =
+                bundle.verify(trust.as_ref()).with_context(|| format!("{} does not verify", file.display()))?;
             let (mut json, mut text) = report(
                 checked.header.header.height,
                 &checked.header.hash,
@@ -396,7 +396,8 @@ async fn trail(args: TrailArgs, ctx: &Ctx) -> anyhow::Result<(serde_json::Value,
     anyhow::ensure!(logged.status.is_success(), "the question was not logged: {:?}", logged.status);
 
     let bar = ctx.spinner("following the validator set from genesis and checking every proof");
-    let mut verifying = VerifyingClient::new(client, LightClient::new(&genesis.chain_id, genesis.validator_keys()));
+    let mut verifying =
+        VerifyingClient::new(client, LightClient::new(&genesis.chain_id, genesis.suite, genesis.validator_keys()));
     let (at, header) = verifying.sync_info().await?;
     let query = AuditQuery {
         by,

@@ -80,7 +80,7 @@ pub(crate) async fn run(command: ContractCommand, ctx: &Ctx) -> Shown {
     Ok(Outcome::Send(match command {
         ContractCommand::Hash { wasm } => {
             let code = read_wasm(&wasm)?;
-            let hash = shutong_vm::Vm::code_hash(&code);
+            let hash = shutong_vm::Vm::code_hash(shutong_types::Suite::Ed25519Blake3, &code);
             let json = serde_json::json!({"file": wasm, "code_hash": hash, "size": code.len()});
             return shown(json, hash.to_hex());
         }

@@ -150,9 +150,9 @@ async fn a_governance_transaction_changes_the_validator_set_at_a_later_height() 
     cluster.start_all().await.unwrap();
     cluster.wait_height(&[0, 1, 2, 3], 3, WAIT).await.unwrap();
     let keys: Vec<PublicKey> = cluster.members.iter().map(|m| m.public_key).collect();
-    let old_set = validator_set_hash(&keys);
+    let old_set = validator_set_hash(shutong_types::Suite::Ed25519Blake3, &keys);
     let new_keys = keys[..3].to_vec();
-    let new_set = validator_set_hash(&new_keys);
+    let new_set = validator_set_hash(shutong_types::Suite::Ed25519Blake3, &new_keys);
 
     // Only the committee may change the set, and one of its keys alone may not.
     let zero = cluster.client(0).unwrap();
@@ -220,8 +220,10 @@ async fn a_governance_transaction_changes_the_validator_set_at_a_later_height() 
     // A light client that trusts only the genesis set follows the change: the old set's
     // last header and the proven scheduled change give it the new set, which certifies
     // the newest header.
-    let mut light =
-        shutong_sdk::VerifyingClient::new(zero.clone(), shutong_sdk::LightClient::new(&cluster.chain_id, keys.clone()));
+    let mut light = shutong_sdk::VerifyingClient::new(
+        zero.clone(),
+        shutong_sdk::LightClient::new(&cluster.chain_id, shutong_types::Suite::Ed25519Blake3, keys.clone()),
+    );
     let newest = light.sync().await.unwrap();
     assert!(newest.header.height >= activation);
     assert_eq!(light.light.epoch().epoch, 1);
@@ -286,7 +288,7 @@ async fn one_key_alone_cannot_freeze_or_migrate_a_system_contract() {
     let admin = keyfile::read(&cluster.admin_key).unwrap();
     let chain = cluster.chain_id.clone();
     let code = shutong_execution::genesis::SYSTEM_CONTRACTS[0].1;
-    let other_code = shutong_types::Hash::of("test", code);
+    let other_code = shutong_types::Hash::of(shutong_types::Suite::Ed25519Blake3, "test", code);
     for contract in [builder::registry(), builder::governance(), builder::catalog(), builder::authz(), builder::audit()]
     {
         let refusal =
@@ -366,7 +368,7 @@ async fn a_byzantine_validator_s_garbage_changes_nothing() {
         // A compact proposal whose positions point outside its (unknown) batches.
         NetMessage::CompactProposal(CompactProposal {
             header: block.header.clone(),
-            batches: vec![Hash::of("nothing", b"")],
+            batches: vec![Hash::of(shutong_types::Suite::Ed25519Blake3, "nothing", b"")],
             positions: vec![(7, 1_000_000)],
             parent_view: 0,
             vote: forged.clone(),
@@ -374,7 +376,11 @@ async fn a_byzantine_validator_s_garbage_changes_nothing() {
         .encode(),
         // A proposal of an old block, requests for unknown things, a huge sync request.
         NetMessage::Proposal { block, parent_view: 0, vote: forged }.encode(),
-        NetMessage::BlockRequest { digest: Hash::of("unknown", b""), ancestors: u32::MAX }.encode(),
+        NetMessage::BlockRequest {
+            digest: Hash::of(shutong_types::Suite::Ed25519Blake3, "unknown", b""),
+            ancestors: u32::MAX,
+        }
+        .encode(),
         NetMessage::SyncRequest { from_height: u64::MAX - 5, count: u32::MAX }.encode(),
         NetMessage::BatchRequest(vec![Hash::ZERO; 1024]).encode(),
         // An empty batch and one whose transaction is not even signed right.
@@ -438,7 +444,7 @@ async fn an_enterprise_contract_is_deployed_and_called_through_the_sdk() {
         }
     };
 
-    let code_hash = shutong_vm::Vm::code_hash(CODE);
+    let code_hash = shutong_vm::Vm::code_hash(shutong_types::Suite::Ed25519Blake3, CODE);
     drop(admin);
     decide(&cluster, &zero, Action::ApproveCode { code_hash: code_hash.0 }).await;
     send(&enterprise, builder::upload_code(CODE), builder::upload_gas_limit(CODE.len())).await;
@@ -446,7 +452,7 @@ async fn an_enterprise_contract_is_deployed_and_called_through_the_sdk() {
     assert_eq!((info.size as usize, info.uploader), (CODE.len(), enterprise.account()));
     let made =
         send(&enterprise, builder::instantiate(&code_hash, "certs", &enterprise.account(), &[]), 5_000_000).await;
-    let address = builder::instance_address(&enterprise.account(), "certs");
+    let address = builder::instance_address(shutong_types::Suite::Ed25519Blake3, &enterprise.account(), "certs");
     assert_eq!(made.output, address.0.to_vec());
 
     let holder = builder::cert::digest(b"91310000MA1EXAMPLE");

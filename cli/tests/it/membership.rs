@@ -91,15 +91,15 @@ async fn a_full_node_joins_the_set_live_and_the_validator_it_replaces_leaves_liv
     let change = epoch_proof(&cluster, &node_key(&cluster, 1), 1).await;
     let genesis =
         KnownEpoch { epoch: 0, start_height: 0, validators: (0..4).map(|i| cluster.members[i].public_key).collect() };
-    let proven = verify_change(&cluster.chain_id, &genesis, &change).unwrap();
+    let proven = verify_change(&cluster.chain_id, shutong_types::Suite::Ed25519Blake3, &genesis, &change).unwrap();
     assert_eq!((proven.validators, proven.start_height), (keys.clone(), activation));
     let mut altered = change.clone();
     altered.pending.value.as_mut().unwrap()[0] ^= 1;
-    assert!(verify_change(&cluster.chain_id, &genesis, &altered).is_err());
+    assert!(verify_change(&cluster.chain_id, shutong_types::Suite::Ed25519Blake3, &genesis, &altered).is_err());
     let from = status(&v0).await.height;
     cluster.wait_height(&[0, 2, 4], from + 10, WAIT).await.unwrap();
     let header = v0.block(from + 10).await.unwrap().unwrap().header;
-    assert_eq!(header.validator_set, shutong_types::validator_set_hash(&keys));
+    assert_eq!(header.validator_set, shutong_types::validator_set_hash(shutong_types::Suite::Ed25519Blake3, &keys));
     // Validator 3 left: the others closed its connections (it is no listed full node).
     cluster.wait_peers(0, 2, WAIT).await.unwrap();
 }
@@ -149,8 +149,12 @@ async fn a_double_vote_sent_to_a_validator_ends_up_as_evidence_on_chain() {
     let v0 = cluster.client(0).unwrap();
     let view = status(&v0).await.consensus_view + 2;
     let vote = |digest: &str| {
-        let subject =
-            VoteSubject { kind: VoteKind::Notarize, epoch: 0, view, digest: Hash::of("test", digest.as_bytes()) };
+        let subject = VoteSubject {
+            kind: VoteKind::Notarize,
+            epoch: 0,
+            view,
+            digest: Hash::of(shutong_types::Suite::Ed25519Blake3, "test", digest.as_bytes()),
+        };
         SignedVote { subject, signer: 3, signature: subject.sign(&cluster.chain_id, &key) }
     };
     let v0_key = cluster.members[0].public_key;

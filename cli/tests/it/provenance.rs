@@ -30,7 +30,7 @@ fn change_tree_value(db: &rocksdb::DB, key: &[u8]) {
     let mut newest: Option<(NodeKey, Vec<u8>)> = None;
     for item in db.iterator_cf(cf, rocksdb::IteratorMode::Start) {
         let (node_key, bytes) = item.unwrap();
-        if let Ok(Node::Leaf(leaf)) = Node::decode(&bytes)
+        if let Ok(Node::Leaf(leaf)) = Node::decode_in(shutong_types::Suite::Ed25519Blake3, &bytes)
             && leaf.key == key
         {
             let node_key = NodeKey::from_bytes(&node_key).unwrap();
@@ -74,7 +74,8 @@ async fn an_auditor_verifies_the_log_and_catches_a_changed_database() {
 
     // A new auditor: the changed value and the changed leaf fail their proofs, and nothing
     // else does.
-    let light = shutong_sdk::LightClient::new(crate::common::CHAIN_ID, validators.clone());
+    let light =
+        shutong_sdk::LightClient::new(crate::common::CHAIN_ID, shutong_types::Suite::Ed25519Blake3, validators.clone());
     let mut fresh = shutong_sdk::VerifyingClient::new(t.client.clone(), light);
     fresh.sync().await.unwrap();
     let err = fresh.state(&org_key("market")).await.unwrap_err();
@@ -168,7 +169,11 @@ async fn an_auditor_asks_who_used_which_data_and_every_answer_is_proven() {
     // The auditor's own client: audit queries need the auditor role, and each question must
     // be one this auditor logged.
     let as_auditor = t.client.signed_by(auditor.clone());
-    let light = shutong_sdk::LightClient::new(crate::common::CHAIN_ID, vec![t.validator.public()]);
+    let light = shutong_sdk::LightClient::new(
+        crate::common::CHAIN_ID,
+        shutong_types::Suite::Ed25519Blake3,
+        vec![t.validator.public()],
+    );
     let mut verifying = shutong_sdk::VerifyingClient::new(as_auditor.clone(), light);
     let trail = |by: &'static str, value: String| {
         let run = &run;
@@ -215,7 +220,7 @@ async fn an_auditor_asks_who_used_which_data_and_every_answer_is_proven() {
 
     // The provider's gateway reads the grant and the user from the chain with proofs and
     // decides locally, with the contract's own rules: the grant is revoked.
-    let mut gateway = shutong_sdk::gateway::Gateway::new();
+    let mut gateway = shutong_sdk::gateway::Gateway::new(shutong_types::Suite::Ed25519Blake3);
     let cached = gateway.refresh_grant(&verifying, grant_id).await.unwrap().unwrap();
     assert_eq!(cached.resource, "market/licence");
     gateway.refresh_member(&verifying, analyst.account().0).await.unwrap();
@@ -273,7 +278,11 @@ async fn an_auditor_asks_who_used_which_data_and_every_answer_is_proven() {
         validator: t.validator.clone(),
     });
     let (url, server) = lying_node(proxy).await;
-    let light = shutong_sdk::LightClient::new(crate::common::CHAIN_ID, vec![t.validator.public()]);
+    let light = shutong_sdk::LightClient::new(
+        crate::common::CHAIN_ID,
+        shutong_types::Suite::Ed25519Blake3,
+        vec![t.validator.public()],
+    );
     let mut lied_to = shutong_sdk::VerifyingClient::new(shutong_sdk::Client::new(&url).unwrap(), light);
     lied_to.sync().await.unwrap();
     let err = lied_to.audit_trail(&period).await.unwrap_err();
@@ -470,7 +479,10 @@ async fn lying_node(proxy: std::sync::Arc<Proxy>) -> (String, jsonrpsee::server:
                     let mut info: HeaderInfo = serde_json::from_value(answer.clone()).unwrap();
                     let mut header = BlockHeader::decode(&hex::decode(&info.header_hex).unwrap()).unwrap();
                     match lie {
-                        Lie::ForgedHeader => header.state_root = shutong_types::Hash::of("forged", b"root"),
+                        Lie::ForgedHeader => {
+                            header.state_root =
+                                shutong_types::Hash::of(shutong_types::Suite::Ed25519Blake3, "forged", b"root")
+                        }
                         Lie::Stale(height) => {
                             let old: Option<HeaderInfo> = proxy
                                 .upstream
@@ -482,7 +494,8 @@ async fn lying_node(proxy: std::sync::Arc<Proxy>) -> (String, jsonrpsee::server:
                         Lie::TruncatedLog => {
                             // The validator itself signs a header whose log lost its last leaves.
                             header.audit_size -= 2;
-                            header.audit_root = shutong_types::Hash::of("truncated", b"log");
+                            header.audit_root =
+                                shutong_types::Hash::of(shutong_types::Suite::Ed25519Blake3, "truncated", b"log");
                             let subject = VoteSubject {
                                 kind: VoteKind::Finalize,
                                 epoch: 0,
@@ -528,7 +541,11 @@ async fn a_lying_node_is_caught_forging_headers_data_and_history() {
         validator: t.validator.clone(),
     });
     let (url, server) = lying_node(std::sync::Arc::clone(&proxy)).await;
-    let light = shutong_sdk::LightClient::new(crate::common::CHAIN_ID, vec![t.validator.public()]);
+    let light = shutong_sdk::LightClient::new(
+        crate::common::CHAIN_ID,
+        shutong_types::Suite::Ed25519Blake3,
+        vec![t.validator.public()],
+    );
     let mut client = shutong_sdk::VerifyingClient::new(shutong_sdk::Client::new(&url).unwrap(), light);
     let set_lie = |lie| *proxy.lie.lock().unwrap() = lie;
 

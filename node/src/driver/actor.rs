@@ -190,7 +190,7 @@ impl Driver {
     /// A driver for `parts`; `None` if its key is not one of the engine's validators.
     pub fn new(parts: Parts) -> Option<Driver> {
         let Parts { view, key, engine, executor, mempool, cfg, net, clock, status, disk } = parts;
-        let suite = view.storage.block(0).map(|b| b.header.suite).unwrap_or_default();
+        let suite = view.storage.suite();
         let peers = peers_of(&engine.validators, &key.public());
         let engine = Engine::new(engine, key.clone(), Ed25519)?;
         status.full_node.store(false, Ordering::Relaxed);
@@ -535,7 +535,7 @@ impl Driver {
         if gas > self.cfg.block_gas_max {
             return Err(InvalidBlock::TooMuchGas { gas });
         }
-        if Block::txs_root(&block.txs) != block.header.txs_root {
+        if Block::txs_root(self.suite, &block.txs) != block.header.txs_root {
             return Err(InvalidBlock::TxsRoot);
         }
         Ok(())
@@ -813,7 +813,7 @@ impl Driver {
         if header.proposer != self.validators()[leader] {
             return invalid(InvalidBlock::NotLeader { proposer: header.proposer, view: header.view });
         }
-        if header.validator_set != validator_set_hash(self.validators()) {
+        if header.validator_set != validator_set_hash(self.suite, self.validators()) {
             return invalid(InvalidBlock::ValidatorSet);
         }
         let parent = self.parent_state(&header.parent).ok_or(Reject::ParentMissing(header.parent))?;
@@ -1195,12 +1195,12 @@ impl Driver {
             parent: parent_hash,
             proposer: self.key.public(),
             timestamp_ms: self.clock.unix_ms().max(parent.timestamp_ms + 1),
-            txs_root: Block::txs_root(&txs),
+            txs_root: Block::txs_root(self.suite, &txs),
             state_root: parent.roots.state,
             receipts_root: parent.roots.receipts,
             audit_root: parent.roots.audit,
             audit_size: parent.roots.audit_size,
-            validator_set: validator_set_hash(self.validators()),
+            validator_set: validator_set_hash(self.suite, self.validators()),
         };
         Block { header, txs }
     }
@@ -1368,7 +1368,7 @@ mod tests {
             keys.iter().enumerate().map(|(i, k)| GenesisValidator { name: format!("v{i}"), public_key: k.public() });
         let committee = CommitteeMember::departments(&[Keypair::from_seed("admin").account()]);
         let genesis = Genesis::new("driver-test", START_MS - 1_000, validators.collect(), committee);
-        let storage = Arc::new(Storage::open(&dir.join("data")).unwrap());
+        let storage = Arc::new(Storage::open(&dir.join("data"), shutong_types::Suite::Ed25519Blake3).unwrap());
         crate::init_storage(&storage, &genesis).unwrap();
         let vm = Arc::new(Vm::new(VmConfig::default()).unwrap());
         let view = NodeView { chain_id: genesis.chain_id.clone(), storage: Arc::clone(&storage), vm: Arc::clone(&vm) };

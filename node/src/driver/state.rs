@@ -440,7 +440,7 @@ mod tests {
     use std::time::Duration;
 
     fn chain(n: u64) -> Vec<Block> {
-        let mut blocks = vec![Block::empty("state", 0, Hash::of("test", b"none"))];
+        let mut blocks = vec![Block::empty("state", 0, Hash::of(shutong_types::Suite::Ed25519Blake3, "test", b"none"))];
         for height in 1..=n {
             let parent = blocks.last().unwrap().header.hash();
             blocks.push(Block::empty("state", height, parent));

@@ -494,7 +494,9 @@ fn gateway_child() {
     let grant = Grant::decode(&decode_env("SHUTONG_TEST_GRANT")).unwrap();
     let member = Member::decode(&decode_env("SHUTONG_TEST_MEMBER")).unwrap();
     let now: u64 = std::env::var("SHUTONG_TEST_NOW").unwrap().parse().unwrap();
-    let mut gateway = Gateway::open(std::path::Path::new(&path), JournalConfig::default()).unwrap();
+    let mut gateway =
+        Gateway::open(std::path::Path::new(&path), shutong_types::Suite::Ed25519Blake3, JournalConfig::default())
+            .unwrap();
     let account = member.principal.account;
     let id = grant.id;
     gateway.put_grant(grant);
@@ -594,7 +596,7 @@ fn a_killed_gateway_anchors_its_journaled_events_after_restart_exactly_once() {
     assert!(reported, "the gateway process did not report its 25 events within 120 s");
 
     // The restarted gateway: batch 1 sealed and unconfirmed, 15 events waiting.
-    let mut gateway = Gateway::open(&journal, JournalConfig::default()).unwrap();
+    let mut gateway = Gateway::open(&journal, shutong_types::Suite::Ed25519Blake3, JournalConfig::default()).unwrap();
     let sealed = gateway.unanchored().unwrap();
     assert_eq!(sealed.iter().map(|b| (b.seq, b.count())).collect::<Vec<_>>(), [(1, Some(10))]);
     assert_eq!(gateway.pending(grant_id), 15);
@@ -610,6 +612,6 @@ fn a_killed_gateway_anchors_its_journaled_events_after_restart_exactly_once() {
     drop(gateway);
     let after: Grant = read(&mut chain, &p.analyst, "get_grant", Id { id: grant_id }.encode());
     assert_eq!(after.uses, 25, "each of the 25 uses counted exactly once");
-    let reopened = Gateway::open(&journal, JournalConfig::default()).unwrap();
+    let reopened = Gateway::open(&journal, shutong_types::Suite::Ed25519Blake3, JournalConfig::default()).unwrap();
     assert!(reopened.unanchored().unwrap().is_empty() && reopened.pending(grant_id) == 0, "nothing is offered again");
 }

@@ -224,7 +224,7 @@ fn the_committee_decides_by_threshold() {
     let gas = 5_000_000;
     let mut run = |key: &Keypair, call| chain.run(key, call, gas).unwrap();
 
-    let code = shutong_vm::Vm::code_hash(b"some code");
+    let code = shutong_vm::Vm::code_hash(shutong_types::Suite::Ed25519Blake3, b"some code");
     let direct = run(&admins[0], builder::approve_code(&code));
     assert_eq!(aborted(&direct), "the committee needs the votes of 2 organisations: propose and vote instead");
     let proposed = ok(run(&admins[0], builder::propose(Action::ApproveCode { code_hash: code.0 })));

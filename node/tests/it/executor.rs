@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 fn run(block_of: impl Fn(&Genesis, Hash, Hash, u64) -> Block) -> (BlockOutput, Hash) {
     let dir = tempfile::tempdir().unwrap();
-    let storage = Arc::new(Storage::open(dir.path()).unwrap());
+    let storage = Arc::new(Storage::open(dir.path(), shutong_types::Suite::Ed25519Blake3).unwrap());
     let validator = Keypair::from_seed("v");
     let genesis = Genesis::new(
         "exec-test",
@@ -52,12 +52,12 @@ fn block(genesis: &Genesis, parent: Hash, state_root: Hash, time: u64) -> Block 
         parent,
         proposer: genesis.validators[0].public_key,
         timestamp_ms: time + 1,
-        txs_root: Block::txs_root(&txs),
+        txs_root: Block::txs_root(shutong_types::Suite::Ed25519Blake3, &txs),
         state_root,
         receipts_root: Hash::ZERO,
         audit_root: Hash::ZERO,
         audit_size: 0,
-        validator_set: validator_set_hash(&genesis.validator_keys()),
+        validator_set: validator_set_hash(shutong_types::Suite::Ed25519Blake3, &genesis.validator_keys()),
     };
     Block { header, txs }
 }

@@ -34,7 +34,7 @@ fn aborted(receipt: &Receipt) -> &str {
 fn code_goes_from_approval_to_upload_instantiation_call_migration_and_freezing() {
     let mut chain = Chain::new();
     let enterprise = Keypair::from_seed("enterprise");
-    let code_hash = Vm::code_hash(CERT_VERIFY);
+    let code_hash = Vm::code_hash(shutong_types::Suite::Ed25519Blake3, CERT_VERIFY);
     let upload_gas = builder::upload_gas_limit(CERT_VERIFY.len());
 
     // Not approved yet: refused, nothing stored, the gas of the refusal charged.
@@ -72,7 +72,7 @@ fn code_goes_from_approval_to_upload_instantiation_call_migration_and_freezing()
     assert!(aborted(&again).contains("is already uploaded"));
 
     // Instantiation runs `init` (the instantiating account becomes the owner and issuer).
-    let address = builder::instance_address(&enterprise.account(), "certs");
+    let address = builder::instance_address(shutong_types::Suite::Ed25519Blake3, &enterprise.account(), "certs");
     let made = chain.run(&enterprise, builder::instantiate(&code_hash, "certs", &enterprise.account(), &[]), 5_000_000);
     assert!(made.status.is_success(), "{made:?}");
     assert_eq!(made.output, address.0.to_vec());
@@ -98,7 +98,7 @@ fn code_goes_from_approval_to_upload_instantiation_call_migration_and_freezing()
 
     // Migration: the admin only, to uploaded code; the new code's `migrate` runs.
     let v2 = wat::parse_str(V2).unwrap();
-    let v2_hash = Vm::code_hash(&v2);
+    let v2_hash = Vm::code_hash(shutong_types::Suite::Ed25519Blake3, &v2);
     assert!(chain.run(&admin(), builder::approve_code(&v2_hash), 1_000_000).status.is_success());
     assert!(chain.run(&enterprise, builder::upload_code(&v2), builder::upload_gas_limit(v2.len())).status.is_success());
     let stranger = chain.run(&Keypair::from_seed("bank"), builder::migrate(&address, &v2_hash, &[]), 5_000_000);
@@ -172,7 +172,7 @@ fn only_a_carried_decision_touches_a_system_contract() {
         for (call, action) in [
             (builder::freeze(&contract), "freeze"),
             (builder::unfreeze(&contract), "unfreeze"),
-            (builder::migrate(&contract, &Vm::code_hash(b"x"), &[]), "migrate"),
+            (builder::migrate(&contract, &Vm::code_hash(shutong_types::Suite::Ed25519Blake3, b"x"), &[]), "migrate"),
             (builder::set_admin(&contract, &key.account()), "hand over"),
         ] {
             let refused = chain.run(&key, call, 1_000_000);
@@ -183,7 +183,10 @@ fn only_a_carried_decision_touches_a_system_contract() {
     // the refusal is recorded under the proposal.
     let migrate = Action::Lifecycle {
         contract: builder::audit().0,
-        op: LifecycleOp::Migrate { code_hash: Vm::code_hash(b"never uploaded").0, args: Vec::new() },
+        op: LifecycleOp::Migrate {
+            code_hash: Vm::code_hash(shutong_types::Suite::Ed25519Blake3, b"never uploaded").0,
+            args: Vec::new(),
+        },
     };
     let carried = chain.run(&key, builder::propose(migrate), 1_000_000);
     let id = u64::decode(&carried.output).unwrap();
@@ -206,7 +209,7 @@ fn invalid_code_is_refused_at_upload_with_the_reason() {
     let simd = wat::parse_str(r#"(module (func (export "m") (drop (v128.const i64x2 0 0))))"#).unwrap();
     let garbage = b"\0asm\x01\0\0\0garbage".to_vec();
     for code in [simd, garbage] {
-        let hash = Vm::code_hash(&code);
+        let hash = Vm::code_hash(shutong_types::Suite::Ed25519Blake3, &code);
         assert!(chain.run(&admin(), builder::approve_code(&hash), 1_000_000).status.is_success());
         let receipt = chain.run(&uploader, builder::upload_code(&code), builder::upload_gas_limit(code.len()));
         let message = aborted(&receipt);
@@ -225,7 +228,7 @@ fn a_failing_init_leaves_no_instance() {
            (func (export "init") (call $abort (i32.const 0) (i32.const 2))))"#,
     )
     .unwrap();
-    let hash = Vm::code_hash(&code);
+    let hash = Vm::code_hash(shutong_types::Suite::Ed25519Blake3, &code);
     let creator = Keypair::from_seed("creator");
     chain.run(&admin(), builder::approve_code(&hash), 1_000_000);
     assert!(
@@ -233,7 +236,7 @@ fn a_failing_init_leaves_no_instance() {
     );
     let receipt = chain.run(&creator, builder::instantiate(&hash, "doomed", &creator.account(), &[]), 5_000_000);
     assert_eq!(aborted(&receipt), "init failed: no");
-    let address = builder::instance_address(&creator.account(), "doomed");
+    let address = builder::instance_address(shutong_types::Suite::Ed25519Blake3, &creator.account(), "doomed");
     assert!(chain.instance(&address).is_none());
     assert!(lifecycle::contract_info(&*chain.storage, &address).is_none());
 }
@@ -288,11 +291,11 @@ fn hostile_contracts_fail_cleanly_and_both_nodes_go_on_in_agreement() {
     };
     for (label, method, text) in hostile {
         let code = wat::parse_str(text).unwrap();
-        let hash = Vm::code_hash(&code);
+        let hash = Vm::code_hash(shutong_types::Suite::Ed25519Blake3, &code);
         assert!(run_both(builder::upload_code(&code), builder::upload_gas_limit(code.len())).status.is_success());
         let made = run_both(builder::instantiate(&hash, label, &attacker.account(), &[]), 1_000_000);
         assert!(made.status.is_success(), "{label}: {made:?}");
-        let address = builder::instance_address(&attacker.account(), label);
+        let address = builder::instance_address(shutong_types::Suite::Ed25519Blake3, &attacker.account(), label);
         let receipt = run_both(Call { contract: address, method: method.into(), args: vec![] }, 20_000_000);
         match label {
             "loop" | "scan" => assert_eq!((receipt.status, receipt.gas_used), (ExecStatus::OutOfGas, 20_000_000)),

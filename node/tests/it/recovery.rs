@@ -12,7 +12,7 @@ async fn a_finalized_but_uncommitted_block_is_recovered_from_the_wal() {
     let t = crate::common::TestNode::start().await;
     let (home, genesis, validator, cfg, admin) = (t.home, t.genesis, t.validator, t.cfg, t.admin);
     t.node.expect("running").stop().await;
-    let storage = Storage::open(&home.path().join(&cfg.data_dir)).unwrap();
+    let storage = Storage::open(&home.path().join(&cfg.data_dir), shutong_types::Suite::Ed25519Blake3).unwrap();
     let tip = init_storage(&storage, &genesis).unwrap();
     let view = tip.view + 5;
     let header = BlockHeader {
@@ -24,12 +24,12 @@ async fn a_finalized_but_uncommitted_block_is_recovered_from_the_wal() {
         parent: tip.hash,
         proposer: validator.public(),
         timestamp_ms: tip.timestamp_ms + 1,
-        txs_root: merkle_root::<[u8; 32]>(&[]),
+        txs_root: merkle_root::<[u8; 32]>(shutong_types::Suite::Ed25519Blake3, &[]),
         state_root: tip.state_root,
         receipts_root: tip.receipts_root,
         audit_root: tip.audit_root,
         audit_size: tip.audit_size,
-        validator_set: validator_set_hash(&[validator.public()]),
+        validator_set: validator_set_hash(shutong_types::Suite::Ed25519Blake3, &[validator.public()]),
     };
     let block = Block { header, txs: vec![] };
     let digest = block.header.hash();

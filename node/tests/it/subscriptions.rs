@@ -54,10 +54,14 @@ async fn a_gateway_drops_a_revoked_grant_when_the_revocation_commits() {
     let issued = tokio::time::timeout(WAIT, grants.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(issued.topic, "grant.issued");
     let id: u64 = String::from_utf8(hex::decode(&issued.data_hex).unwrap()).unwrap().parse().unwrap();
-    let light = shutong_sdk::LightClient::new(crate::common::CHAIN_ID, vec![t.validator.public()]);
+    let light = shutong_sdk::LightClient::new(
+        crate::common::CHAIN_ID,
+        shutong_types::Suite::Ed25519Blake3,
+        vec![t.validator.public()],
+    );
     let mut verifying = shutong_sdk::VerifyingClient::new(t.client.clone(), light);
     verifying.sync().await.unwrap();
-    let mut gateway = shutong_sdk::gateway::Gateway::new();
+    let mut gateway = shutong_sdk::gateway::Gateway::new(shutong_types::Suite::Ed25519Blake3);
     gateway.refresh_grant(&verifying, id).await.unwrap();
     assert!(gateway.grant(id).is_some());
     let revoked = tokio::time::timeout(WAIT, async {

@@ -431,8 +431,10 @@ impl World {
         let accounts: Vec<_> = committee.iter().map(Keypair::account).collect();
         let genesis =
             Genesis::new(CHAIN_ID, START_UNIX_MS - 1_000, validators, CommitteeMember::departments(&accounts));
-        let vm =
-            Arc::new(Vm::new(VmConfig { gas_schedule: genesis.gas_schedule, ..VmConfig::default() }).map_err(setup)?);
+        let vm = Arc::new(
+            Vm::new(VmConfig { gas_schedule: genesis.gas_schedule, suite: genesis.suite, ..VmConfig::default() })
+                .map_err(setup)?,
+        );
         let mut cfg = Config::default();
         cfg.consensus.block_interval_ms = 100;
         cfg.consensus.leader_timeout_ms = 400;
@@ -506,7 +508,9 @@ impl World {
     /// Opens node `i`'s database (writing genesis the first time) and starts its driver or
     /// follower, as `shutong node run` does.
     fn boot(&mut self, i: usize) -> Result<(), NodeViolation> {
-        let storage = Arc::new(Storage::open_simulated(&self.nodes[i].dir.path().join("data")).map_err(setup)?);
+        let storage = Arc::new(
+            Storage::open_simulated(&self.nodes[i].dir.path().join("data"), self.genesis.suite).map_err(setup)?,
+        );
         // A crash is a power cut: what was written and not synced is gone.
         let lost = std::mem::take(&mut self.nodes[i].lost);
         storage.apply_power_cut(&lost).map_err(setup)?;
@@ -897,7 +901,10 @@ impl World {
         let NetMessage::Consensus(ConsensusMessage::Vote(vote)) = message else { return None };
         let s = vote.subject;
         let subject = match s.kind {
-            VoteKind::Notarize => VoteSubject { digest: Hash::of("sim-double", &s.view.to_be_bytes()), ..s },
+            VoteKind::Notarize => VoteSubject {
+                digest: Hash::of(shutong_types::Suite::Ed25519Blake3, "sim-double", &s.view.to_be_bytes()),
+                ..s
+            },
             VoteKind::Finalize => VoteSubject { kind: VoteKind::Nullify, digest: Hash::ZERO, ..s },
             VoteKind::Nullify => return None,
         };
@@ -1248,7 +1255,7 @@ impl World {
             // Crashed nodes' databases are closed; reopen them to read.
             let storage = match &node.storage {
                 Some(storage) => Arc::clone(storage),
-                None => Arc::new(Storage::open(&node.dir.path().join("data")).map_err(setup)?),
+                None => Arc::new(Storage::open(&node.dir.path().join("data"), self.genesis.suite).map_err(setup)?),
             };
             let tip = storage.tip().map_or(0, |t| t.height);
             top = top.max(tip);
@@ -1275,7 +1282,7 @@ impl World {
         let longest = &self.nodes[longest.1];
         let storage = match &longest.storage {
             Some(storage) => Arc::clone(storage),
-            None => Arc::new(Storage::open(&longest.dir.path().join("data")).map_err(setup)?),
+            None => Arc::new(Storage::open(&longest.dir.path().join("data"), self.genesis.suite).map_err(setup)?),
         };
         let mut seen: HashMap<Hash, u64> = HashMap::new();
         for height in 1..=top {

@@ -717,11 +717,16 @@ impl Sim {
     fn double_vote(&mut self, p: usize, vote: &SignedVote) {
         let subject = vote.subject;
         let conflicting = match subject.kind {
-            VoteKind::Notarize => VoteSubject { digest: Hash::of("sim/conflict", &subject.digest.0), ..subject },
+            VoteKind::Notarize => VoteSubject {
+                digest: Hash::of(shutong_types::Suite::Ed25519Blake3, "sim/conflict", &subject.digest.0),
+                ..subject
+            },
             VoteKind::Finalize => VoteSubject { kind: VoteKind::Nullify, digest: Hash::ZERO, ..subject },
-            VoteKind::Nullify => {
-                VoteSubject { kind: VoteKind::Finalize, digest: Hash::of("sim/conflict", &[1]), ..subject }
-            }
+            VoteKind::Nullify => VoteSubject {
+                kind: VoteKind::Finalize,
+                digest: Hash::of(shutong_types::Suite::Ed25519Blake3, "sim/conflict", &[1]),
+                ..subject
+            },
         };
         let second = self.sign_as(p, conflicting);
         let bytes = SimMessage::Consensus(Message::Vote(second)).encode();

@@ -21,7 +21,7 @@ pub struct SimBlock {
 
 impl SimBlock {
     pub fn digest(&self) -> Hash {
-        Hash::of(BLOCK_TAG, &self.encode())
+        Hash::of(shutong_types::Suite::Ed25519Blake3, BLOCK_TAG, &self.encode())
     }
 }
 

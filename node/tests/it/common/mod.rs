@@ -169,7 +169,7 @@ pub async fn verified_audit_log(
     chain_id: &str,
     validators: Vec<shutong_types::PublicKey>,
 ) -> (shutong_sdk::VerifyingClient, Vec<shutong_types::keyspace::AuditLeaf>) {
-    let light = shutong_sdk::LightClient::new(chain_id, validators);
+    let light = shutong_sdk::LightClient::new(chain_id, shutong_types::Suite::Ed25519Blake3, validators);
     let mut verifying = shutong_sdk::VerifyingClient::new(client.clone(), light);
     let at = verifying.sync().await.unwrap();
     let mut leaves = Vec::new();
