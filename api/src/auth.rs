@@ -87,7 +87,10 @@ impl RequestAuth {
             }
             hex::decode(text).map_err(|_| format!("the {name} header must be {len} bytes of hex"))
         };
-        let key = PublicKey(fixed(KEY_HEADER, 32)?.try_into().map_err(|_| "key length".to_string())?);
+        let key_text = value(KEY_HEADER)?;
+        let key: PublicKey = key_text.parse().map_err(|_| {
+            format!("the {KEY_HEADER} header must be a public key in hex: 32 bytes (ed25519) or 33 (SM2)")
+        })?;
         let timestamp_ms = value(TIMESTAMP_HEADER)?
             .parse::<u64>()
             .map_err(|_| format!("the {TIMESTAMP_HEADER} header must be milliseconds since the Unix epoch"))?;

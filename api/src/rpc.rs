@@ -157,6 +157,9 @@ pub struct ContractInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
     pub chain_id: String,
+    /// The chain's crypto suite (absent from nodes older than the field: `ed25519-blake3`).
+    #[serde(default)]
+    pub suite: shutong_types::Suite,
     pub height: u64,
     pub block_hash: Hash,
     pub state_root: Hash,

@@ -19,7 +19,7 @@ fn tx_decode_verify(c: &mut Criterion) {
     group.bench_function("decode_verify/bytes=".to_string() + &bytes.len().to_string(), |b| {
         b.iter(|| {
             let tx = SignedTransaction::decode(black_box(&bytes)).expect("decodes");
-            tx.verify().expect("verifies");
+            tx.verify(shutong_types::Suite::Ed25519Blake3).expect("verifies");
         })
     });
     group.finish();

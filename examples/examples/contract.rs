@@ -36,8 +36,8 @@ async fn main() -> anyhow::Result<()> {
         }
         contract::approve_code(&committee, &code).await?;
     }
-    let deployer = Signer::connect(&client, key_in(&args.dir, "enterprise")?).await?;
-    let bank = Signer::connect(&client, key_in(&args.dir, "bank")?).await?;
+    let deployer = Signer::connect(&client, key_in(&args.dir, "enterprise", client.status().await?.suite)?).await?;
+    let bank = Signer::connect(&client, key_in(&args.dir, "bank", client.status().await?.suite)?).await?;
     contract::join_enterprise(&deployer, "example-enterprise", "Shanghai Example Co., Ltd.").await?;
     contract::join_enterprise(&bank, "example-bank", "Example Bank").await?;
     let address = contract::deploy(&deployer, &code, &args.label).await?;

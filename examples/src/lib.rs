@@ -23,7 +23,7 @@ use anyhow::Context;
 use shutong_codec::Decode;
 use shutong_sdk::system_api::governance::Action;
 use shutong_sdk::{Client, Signer, builder, keyfile};
-use shutong_types::Keypair;
+use shutong_types::{Keypair, Suite};
 use std::path::Path;
 
 /// Carries `action` as the governance committee: the first of `committee` proposes it, the
@@ -46,19 +46,21 @@ pub async fn decide(committee: &[Signer], action: Action) -> anyhow::Result<()> 
     anyhow::bail!("proposal {id} was not carried: too few of the committee's departments voted")
 }
 
-/// The key named `name` in `dir`, created (readable by its owner only) the first time.
-pub fn key_in(dir: &Path, name: &str) -> anyhow::Result<Keypair> {
+/// The key named `name` in `dir`, created (readable by its owner only) the first time as a
+/// key of `suite`.
+pub fn key_in(dir: &Path, name: &str, suite: Suite) -> anyhow::Result<Keypair> {
     let path = dir.join(format!("{name}.json"));
     if path.exists() {
         return keyfile::read(&path).with_context(|| format!("cannot read {}", path.display()));
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let key = Keypair::generate();
+    let key = Keypair::generate(suite);
     keyfile::write(&path, &key, false)?;
     Ok(key)
 }
 
 /// A signer for the key named `name` in `dir` on the chain `client` serves.
 pub async fn signer(client: &Client, dir: &Path, name: &str) -> anyhow::Result<Signer> {
-    Ok(Signer::connect(client, key_in(dir, name)?).await?)
+    let suite = client.status().await?.suite;
+    Ok(Signer::connect(client, key_in(dir, name, suite)?).await?)
 }

@@ -12,6 +12,7 @@
 //! dropped at activation (a second line, the same on every node).
 
 use shutong_codec::{Decode, Encode};
+use shutong_system_api::KeyBytes;
 use shutong_system_api::governance::{
     CHAIN_ID_KEY, COMMITTEE_KEY, Committee, PENDING_KEY, PendingSet, VALIDATORS_KEY, ValidatorSet, epoch_set_key,
 };
@@ -52,8 +53,8 @@ pub fn started(writes: &Writes) -> Option<(u64, u64)> {
     Some((set.epoch, set.since_height))
 }
 
-fn valid(keys: &[[u8; 32]]) -> bool {
-    !keys.is_empty() && keys.iter().all(|k| PublicKey(*k).is_point())
+fn valid(keys: &[KeyBytes]) -> bool {
+    !keys.is_empty() && keys.iter().all(|k| PublicKey::from_key(k).is_point())
 }
 
 fn read<T: Decode>(state: &dyn Fn(&[u8]) -> Option<Vec<u8>>, name: &[u8]) -> Option<T> {
@@ -68,11 +69,12 @@ pub fn validators_for(state: &dyn StateReader, height: u64) -> Option<Epoch> {
     let pending: Option<PendingSet> = read(&get, PENDING_KEY);
     let keys = match pending {
         Some(p) if p.activation_height <= height && valid(&p.keys) => {
-            return Some(Epoch { epoch: current.epoch + 1, validators: p.keys.into_iter().map(PublicKey).collect() });
+            let validators = p.keys.iter().map(PublicKey::from_key).collect();
+            return Some(Epoch { epoch: current.epoch + 1, validators });
         }
         _ => current.keys,
     };
-    Some(Epoch { epoch: current.epoch, validators: keys.into_iter().map(PublicKey).collect() })
+    Some(Epoch { epoch: current.epoch, validators: keys.iter().map(PublicKey::from_key).collect() })
 }
 
 /// The keys a scheduled change adds to the set in force (none if no change is pending).
@@ -83,7 +85,7 @@ pub fn joining(state: &dyn StateReader) -> Vec<PublicKey> {
     else {
         return Vec::new();
     };
-    pending.keys.into_iter().filter(|k| !current.keys.contains(k)).map(PublicKey).collect()
+    pending.keys.iter().filter(|k| !current.keys.contains(k)).map(PublicKey::from_key).collect()
 }
 
 /// Applies a pending change whose activation height has come, before the block at `height`
@@ -115,7 +117,8 @@ pub fn committee_key() -> Vec<u8> {
 pub fn genesis_state(writes: &mut Writes, chain_id: &str, committee: &Committee, validators: &[PublicKey]) {
     writes.insert(key(CHAIN_ID_KEY), Some(chain_id.as_bytes().to_vec()));
     writes.insert(key(COMMITTEE_KEY), Some(committee.encode()));
-    let set = ValidatorSet { epoch: 0, since_height: 0, keys: validators.iter().map(|k| k.0).collect() };
+    let set =
+        ValidatorSet { epoch: 0, since_height: 0, keys: validators.iter().map(PublicKey::to_key_bytes).collect() };
     writes.insert(key(&epoch_set_key(0)), Some(set.encode()));
     writes.insert(key(VALIDATORS_KEY), Some(set.encode()));
 }
@@ -133,7 +136,7 @@ mod tests {
     }
 
     /// Genesis governance state with `pending` scheduled to take effect at height 15.
-    fn state(pending: Option<Vec<[u8; 32]>>) -> MemoryState {
+    fn state(pending: Option<Vec<KeyBytes>>) -> MemoryState {
         let mut writes = Writes::new();
         let committee = Committee {
             seats: vec![shutong_system_api::governance::Seat { account: [1; 32], org: "office".into() }],
@@ -149,7 +152,7 @@ mod tests {
 
     #[test]
     fn a_change_applies_from_its_activation_height_and_begin_block_agrees() {
-        let new: Vec<[u8; 32]> = keys(3).iter().map(|k| k.0).collect();
+        let new: Vec<KeyBytes> = keys(3).iter().map(PublicKey::to_key_bytes).collect();
         let state = state(Some(new.clone()));
         assert_eq!(validators_for(&state, 14).unwrap(), Epoch { epoch: 0, validators: keys(4) });
         assert_eq!(validators_for(&state, 15).unwrap(), Epoch { epoch: 1, validators: keys(3) });
@@ -179,9 +182,9 @@ mod tests {
                 key[0] = b;
                 key
             })
-            .find(|k| !PublicKey(*k).is_point())
+            .find(|k| !PublicKey::Ed25519(*k).is_point())
             .unwrap();
-        let state = state(Some(vec![keys(1)[0].0, bad]));
+        let state = state(Some(vec![keys(1)[0].to_key_bytes(), KeyBytes::ed25519(bad)]));
         assert_eq!(validators_for(&state, 15).unwrap().epoch, 0);
         let mut overlay = Overlay::new(Arc::new(state));
         begin_block(&mut overlay, 15);

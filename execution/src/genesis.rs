@@ -249,8 +249,14 @@ impl Genesis {
                 format!("{} blocks; {low} to {high} are allowed", self.lifecycle_delay_blocks),
             ));
         }
+        if let Some(v) = self.validators.iter().find(|v| v.public_key.suite() != self.suite) {
+            return Err(invalid(
+                "validators",
+                format!("{} is an {} key, but the chain's suite is {}", v.public_key, v.public_key.suite(), self.suite),
+            ));
+        }
         if let Some(v) = self.validators.iter().find(|v| !v.public_key.is_point()) {
-            return Err(invalid("validators", format!("{} is not an ed25519 public key", v.public_key)));
+            return Err(invalid("validators", format!("{} is not an {} public key", v.public_key, self.suite)));
         }
         if ![policy::GOVERNANCE, policy::OPEN].contains(&self.upload_policy.as_str()) {
             return Err(invalid("upload_policy", format!("{:?} is not governance or open", self.upload_policy)));
@@ -375,7 +381,7 @@ impl Genesis {
             height: 0,
             view: 0,
             parent: self.hash(),
-            proposer: PublicKey([0; 32]),
+            proposer: PublicKey::Ed25519([0; 32]),
             timestamp_ms: self.genesis_time_ms,
             txs_root: merkle_root::<[u8; 32]>(self.suite, &[]),
             state_root: Hash::ZERO,

@@ -66,7 +66,8 @@ fuzz_target!(|data: &[u8]| {
         validators: keys.iter().map(Keypair::public).collect(),
         timeouts: Timeouts::default(),
     };
-    let digests: Vec<Hash> = (0u8..8).map(|i| Hash::of(shutong_types::Suite::Ed25519Blake3, "fuzz-block", &[i])).collect();
+    let digests: Vec<Hash> =
+        (0u8..8).map(|i| Hash::of(shutong_types::Suite::Ed25519Blake3, "fuzz-block", &[i])).collect();
     let genesis = Finalized { view: 0, digest: digests[0], certificate: None };
     let new_engine = || Engine::new(cfg.clone(), keys[0].clone(), Lenient).expect("validator 0 is in the set");
     let mut engine = new_engine();
@@ -103,7 +104,12 @@ fuzz_target!(|data: &[u8]| {
         let epoch = u64::from(op[5] >> 7);
         let parent = digests[usize::from(op[6] % 8)];
         let parent_view = u64::from(op[7] % 24);
-        let subject = VoteSubject { kind, epoch, view, digest: if kind == VoteKind::Nullify && op[5] & 2 == 0 { Hash::ZERO } else { digest } };
+        let subject = VoteSubject {
+            kind,
+            epoch,
+            view,
+            digest: if kind == VoteKind::Nullify && op[5] & 2 == 0 { Hash::ZERO } else { digest },
+        };
         let input = match op[0] % 7 {
             0 | 1 => Input::Vote(SignedVote { subject, signer, signature: signature(valid) }),
             2 => {

@@ -82,7 +82,13 @@ fuzz_target!(|data: &[u8]| {
                     assert!(outcome.events.is_empty() && outcome.output.is_empty());
                 }
                 assert!(outcome.gas_used <= GAS);
-                outcomes.push((outcome.status, outcome.gas_used, outcome.output, outcome.events, outcome.block.into_writes()));
+                outcomes.push((
+                    outcome.status,
+                    outcome.gas_used,
+                    outcome.output,
+                    outcome.events,
+                    outcome.block.into_writes(),
+                ));
             }
             // The wall-clock watchdog is a backstop for a slow machine (sanitizers make this
             // one slow), not a consensus rule; anything else is a bug.

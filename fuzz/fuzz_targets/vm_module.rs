@@ -24,7 +24,10 @@ fuzz_target!(|data: &[u8]| {
     let code_hash = Vm::code_hash(shutong_types::Suite::Ed25519Blake3, data);
     let mut state = MemoryState::default();
     state.0.insert(keyspace::code(&code_hash), data.to_vec());
-    state.0.insert(keyspace::instance(&CONTRACT), Instance { code_hash, admin: AccountId([9; 32]), frozen: false }.encode());
+    state.0.insert(
+        keyspace::instance(&CONTRACT),
+        Instance { code_hash, admin: AccountId([9; 32]), frozen: false }.encode(),
+    );
     let state = Arc::new(state);
     let ctx = CallContext { origin: AccountId([9; 32]), contract: CONTRACT, height: 3, time_ms: 1_000 };
     for method in methods.iter().take(4) {

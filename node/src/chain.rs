@@ -436,7 +436,7 @@ pub fn linked_run(
 /// The header commits to transaction ids, which leave out the signature.
 fn body_is_its_own(block: &Block) -> bool {
     Block::txs_root(block.header.suite, &block.txs) == block.header.txs_root
-        && block.txs.iter().all(|tx| tx.verify().is_ok())
+        && block.txs.iter().all(|tx| tx.verify(block.header.suite).is_ok())
 }
 
 /// What a certificate that came with a synced block says of it.
@@ -554,7 +554,11 @@ mod tests {
         let joining = Keypair::from_seed("gate-joining").public();
         let new: Vec<PublicKey> = old[..3].iter().copied().chain([joining]).collect();
         let mut writes = genesis.state();
-        let pending = PendingSet { activation_height: 20, keys: new.iter().map(|k| k.0).collect(), proposer: [0; 32] };
+        let pending = PendingSet {
+            activation_height: 20,
+            keys: new.iter().map(PublicKey::to_key_bytes).collect(),
+            proposer: [0; 32],
+        };
         writes.insert(pending_key(), Some(pending.encode()));
         let mut tree = shutong_execution::state_tree::MemoryTree::new(shutong_types::Suite::Ed25519Blake3);
         let root = tree.apply(0, &writes).unwrap();
@@ -586,7 +590,8 @@ mod tests {
         assert!(matches!(net.sent.lock().unwrap().last(), Some(NetMessage::EpochRequest { epoch: 1 })));
         // Forged: another scheduled set, or a header certified by two of four.
         let mut forged = change.clone();
-        let other = PendingSet { keys: vec![Keypair::from_seed("gate-other").public().0], ..pending.clone() };
+        let other =
+            PendingSet { keys: vec![Keypair::from_seed("gate-other").public().to_key_bytes()], ..pending.clone() };
         forged.pending.value = Some(other.encode());
         gate.on_proof(peer, &forged, "gate", &storage, &net);
         let mut uncertified = change.clone();

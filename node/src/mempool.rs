@@ -79,6 +79,8 @@ pub enum AdmitError {
 /// What admission needs to know about the chain.
 pub trait ChainView {
     fn chain_id(&self) -> &str;
+    /// The chain's crypto suite: a transaction signed by a key of the other is refused.
+    fn suite(&self) -> shutong_types::Suite;
     /// The height of the next block.
     fn next_height(&self) -> u64;
     /// The account's next nonce in committed state.
@@ -258,7 +260,7 @@ impl Mempool {
             return Err(AdmitError::FullBytes { max: self.cfg.bytes_max });
         }
         chain.check_call(&tx.call.contract, &tx.call.method)?;
-        signed.verify().map_err(AdmitError::BadSignature)?;
+        signed.verify(chain.suite()).map_err(AdmitError::BadSignature)?;
         self.ids.insert(signed.id(), bytes.len());
         self.bytes += bytes.len();
         let signed = Arc::new(signed);
@@ -354,6 +356,9 @@ mod tests {
     impl ChainView for FakeChain {
         fn chain_id(&self) -> &str {
             "test-chain"
+        }
+        fn suite(&self) -> shutong_types::Suite {
+            shutong_types::Suite::Ed25519Blake3
         }
         fn next_height(&self) -> u64 {
             self.next_height

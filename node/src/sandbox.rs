@@ -25,8 +25,8 @@ pub struct Sandbox {
 impl Sandbox {
     /// Starts a fresh chain with its data in `dir` (which should be empty).
     pub async fn start(dir: &Path) -> Result<Sandbox, Error> {
-        let validator = Keypair::generate();
-        let admin = Keypair::generate();
+        let validator = Keypair::generate(shutong_types::Suite::Ed25519Blake3);
+        let admin = Keypair::generate(shutong_types::Suite::Ed25519Blake3);
         let now_ms =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let genesis = Genesis::new(

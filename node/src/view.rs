@@ -33,6 +33,10 @@ impl ChainView for NodeView {
         &self.chain_id
     }
 
+    fn suite(&self) -> shutong_types::Suite {
+        self.storage.suite()
+    }
+
     fn next_height(&self) -> u64 {
         self.tip().height + 1
     }

@@ -28,9 +28,11 @@ pub fn identity(key: &Keypair) -> identity::Keypair {
 }
 
 /// The peer id of the node whose key is `key`, or `None` if the bytes are not an ed25519
-/// point.
+/// point. libp2p has no SM2 keys: an SM2 key has no peer id of its own (an SM chain's
+/// validators need ed25519 transport keys bound to their SM2 keys, ADR 013, not built yet).
 pub fn peer_id(key: &PublicKey) -> Option<PeerId> {
-    let public = identity::ed25519::PublicKey::try_from_bytes(&key.0).ok()?;
+    let PublicKey::Ed25519(bytes) = key else { return None };
+    let public = identity::ed25519::PublicKey::try_from_bytes(bytes).ok()?;
     Some(PeerId::from_public_key(&identity::PublicKey::from(public)))
 }
 

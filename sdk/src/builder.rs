@@ -215,7 +215,7 @@ pub mod audit_trail {
     pub fn cosign(event: &AccessEvent, gateway: &Keypair) -> shutong_system_api::audit::GatewaySignature {
         let unsigned = AccessEvent { consumer_signature: None, ..event.clone() };
         shutong_system_api::audit::GatewaySignature {
-            key: gateway.public().0,
+            key: gateway.public().to_key_bytes(),
             signature: gateway.sign(&unsigned.encode()).0,
         }
     }
@@ -401,7 +401,7 @@ pub fn vote(proposal: u64) -> Call {
 /// Each key that joins the set needs its holder's proof of possession ([`possession`]).
 pub fn set_validators(keys: &[shutong_types::PublicKey], proofs: &[shutong_system_api::governance::KeyProof]) -> Call {
     let args = shutong_system_api::governance::SetValidators {
-        keys: keys.iter().map(|k| k.0).collect(),
+        keys: keys.iter().map(shutong_types::PublicKey::to_key_bytes).collect(),
         proofs: proofs.to_vec(),
     };
     Call { contract: governance(), method: "set_validators".into(), args: args.encode() }
@@ -421,7 +421,7 @@ pub fn possession(
     keys: &[shutong_types::PublicKey],
     key: &shutong_types::Keypair,
 ) -> shutong_system_api::governance::KeyProof {
-    let set: Vec<[u8; 32]> = keys.iter().map(|k| k.0).collect();
+    let set: Vec<shutong_system_api::KeyBytes> = keys.iter().map(shutong_types::PublicKey::to_key_bytes).collect();
     let message = shutong_system_api::governance::possession_message(chain_id, &set);
-    shutong_system_api::governance::KeyProof { key: key.public().0, signature: key.sign(&message).0 }
+    shutong_system_api::governance::KeyProof { key: key.public().to_key_bytes(), signature: key.sign(&message).0 }
 }

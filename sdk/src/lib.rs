@@ -26,7 +26,7 @@
 //! # let sandbox = shutong_node::sandbox::Sandbox::start(dir.path()).await?;
 //! # let rpc = sandbox.rpc.clone();
 //! let client = Client::new(&rpc)?; // e.g. "http://127.0.0.1:26657"
-//! let me = Signer::connect(&client, Keypair::generate()).await?;
+//! let me = Signer::connect(&client, Keypair::generate(shutong_types::Suite::Ed25519Blake3)).await?;
 //! me.execute(builder::register_org("jingan-data", "Jing'an Data Co", OrgKind::Enterprise)).await?;
 //! // Reads, like writes, are signed by a registered principal: here, the signer's own client.
 //! assert_eq!(me.client().read(reads::org("jingan-data")).await?.kind, OrgKind::Enterprise);

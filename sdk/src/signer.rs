@@ -7,7 +7,7 @@
 //! # let dir = tempfile::tempdir()?;
 //! # let sandbox = shutong_node::sandbox::Sandbox::start(dir.path()).await?;
 //! # let client = shutong_sdk::Client::new(&sandbox.rpc)?.signed_by(sandbox.admin.clone());
-//! # let key = shutong_types::Keypair::generate();
+//! # let key = shutong_types::Keypair::generate(shutong_types::Suite::Ed25519Blake3);
 //! use shutong_sdk::{Signer, builder};
 //! use shutong_sdk::system_api::registry::OrgKind;
 //! let me = Signer::connect(&client, key).await?;

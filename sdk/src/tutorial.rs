@@ -22,7 +22,7 @@
 //! use shutong_types::Keypair;
 //! # fn main() -> anyhow::Result<()> {
 //! # let dir = tempfile::tempdir()?;
-//! let key = Keypair::generate();
+//! let key = Keypair::generate(shutong_types::Suite::Ed25519Blake3);
 //! let path = dir.path().join("analyst.json");
 //! keyfile::write(&path, &key, false)?;
 //! assert_eq!(keyfile::read(&path)?.account(), key.account());
@@ -64,7 +64,7 @@
 //! let status = client.status().await?;
 //! println!("chain {} at height {}", status.chain_id, status.height);
 //!
-//! let bureau = Signer::connect(&client, Keypair::generate()).await?;
+//! let bureau = Signer::connect(&client, Keypair::generate(shutong_types::Suite::Ed25519Blake3)).await?;
 //! bureau.execute(builder::register_org("jingan-data", "Jing'an Data Co", OrgKind::Enterprise)).await?;
 //! let org = bureau.client().read(reads::org("jingan-data")).await?;
 //! assert_eq!(org.admin, bureau.account().0);
@@ -72,12 +72,12 @@
 //! // An unsigned read, and anything but its own registration from an unknown key, are
 //! // refused by the node before they reach a contract.
 //! assert_eq!(client.read(reads::org("jingan-data")).await.unwrap_err().code(), Some(RpcCode::Unauthenticated));
-//! let stranger = Signer::connect(&client, Keypair::generate()).await?;
+//! let stranger = Signer::connect(&client, Keypair::generate(shutong_types::Suite::Ed25519Blake3)).await?;
 //! let refused = stranger.execute(builder::update_org("jingan-data", Some("hijacked"), None)).await;
 //! assert!(matches!(refused, Err(SendError::Client(ref e)) if e.code() == Some(RpcCode::Forbidden)));
 //!
 //! // Another organisation's admin may not rename it either: the contract refuses, and says why.
-//! let other = Signer::connect(&client, Keypair::generate()).await?;
+//! let other = Signer::connect(&client, Keypair::generate(shutong_types::Suite::Ed25519Blake3)).await?;
 //! other.execute(builder::register_org("other", "Another Co", OrgKind::Enterprise)).await?;
 //! let refused = other.execute(builder::update_org("jingan-data", Some("hijacked"), None)).await;
 //! assert!(matches!(refused, Err(SendError::Failed { .. })));
@@ -133,8 +133,8 @@
 //! committee.execute(builder::propose(licensing)).await?;
 //!
 //! // The department: an admin who also approves, and the gateway's key.
-//! let market = signer(Keypair::generate()).await?;
-//! let gateway_key = signer(Keypair::generate()).await?;
+//! let market = signer(Keypair::generate(shutong_types::Suite::Ed25519Blake3)).await?;
+//! let gateway_key = signer(Keypair::generate(shutong_types::Suite::Ed25519Blake3)).await?;
 //! market.execute(builder::register_org("market", "Market Bureau", OrgKind::Department)).await?;
 //! // A department is pending until the governance committee approves it.
 //! committee.execute(builder::propose(Action::ApproveOrg { id: "market".into() })).await?;
@@ -165,8 +165,8 @@
 //!     .await?;
 //!
 //! // The enterprise and its analyst, who asks.
-//! let acme = signer(Keypair::generate()).await?;
-//! let analyst = signer(Keypair::generate()).await?;
+//! let acme = signer(Keypair::generate(shutong_types::Suite::Ed25519Blake3)).await?;
+//! let analyst = signer(Keypair::generate(shutong_types::Suite::Ed25519Blake3)).await?;
 //! acme.execute(builder::register_org("acme", "Acme Ltd.", OrgKind::Enterprise)).await?;
 //! let who = analyst.account();
 //! acme.execute(builder::set_principal("acme", &who, PrincipalKind::Person, role::DATA_CONSUMER, active)).await?;
@@ -252,7 +252,7 @@
 //!
 //! // The auditor: an inspection office with an auditor principal. The question goes on
 //! // the record first; the node answers only a logged question.
-//! let auditor = signer(Keypair::generate()).await?;
+//! let auditor = signer(Keypair::generate(shutong_types::Suite::Ed25519Blake3)).await?;
 //! auditor.execute(builder::register_org("inspect", "Inspection Office", OrgKind::Auditor)).await?;
 //! committee.execute(builder::propose(Action::ApproveOrg { id: "inspect".into() })).await?;
 //! let me = auditor.account();
@@ -304,7 +304,7 @@
 //! # let committee = Signer::connect(&client, sandbox.admin.clone()).await?;
 //! committee.execute(builder::approve_code(&hash)).await?;
 //!
-//! let issuer = Signer::connect(&client, Keypair::generate()).await?;
+//! let issuer = Signer::connect(&client, Keypair::generate(shutong_types::Suite::Ed25519Blake3)).await?;
 //! issuer.execute(builder::register_org("certs-co", "Certificates Co", OrgKind::Enterprise)).await?;
 //! let (me, active) = (issuer.account(), PrincipalStatus::Active);
 //! issuer.execute(builder::set_principal("certs-co", &me, PrincipalKind::Person, role::DEPLOYER, active)).await?;

@@ -162,7 +162,7 @@ fn built(cert_contract: Address) -> BTreeSet<(Address, String)> {
         builder::approve_code(&hash),
         builder::propose(Action::SuspendOrg { id: "o".into() }),
         builder::vote(1),
-        builder::set_validators(&[Keypair::generate().public()], &[]),
+        builder::set_validators(&[Keypair::generate(shutong_types::Suite::Ed25519Blake3).public()], &[]),
         builder::report_equivocation(&Equivocation {
             first: SignedVote { kind: 0, epoch: 0, view: 1, digest: [1; 32], signer: 0, signature: [0; 64] },
             second: SignedVote { kind: 0, epoch: 0, view: 1, digest: [2; 32], signer: 0, signature: [0; 64] },

@@ -42,7 +42,11 @@ struct Chain {
 impl Chain {
     fn new(validators: &[Keypair]) -> Chain {
         let mut state = BTreeMap::new();
-        let set = ValidatorSet { epoch: 0, since_height: 0, keys: publics(validators).iter().map(|k| k.0).collect() };
+        let set = ValidatorSet {
+            epoch: 0,
+            since_height: 0,
+            keys: publics(validators).iter().map(|k| k.to_key_bytes()).collect(),
+        };
         state.insert(governance(VALIDATORS_KEY), set.encode());
         state.insert(b"grant/7".to_vec(), b"active until 2027".to_vec());
         let mut chain = Chain { state, log: MemoryLog::new(shutong_types::Suite::Ed25519Blake3), leaves: Vec::new() };
@@ -303,8 +307,11 @@ fn an_epoch_change_is_followed_and_the_old_set_cannot_sign_past_it() {
     let new = keys("w", 3);
     let mut chain = Chain::new(&old);
     let start = 40;
-    let pending =
-        PendingSet { activation_height: start, keys: publics(&new).iter().map(|k| k.0).collect(), proposer: [1; 32] };
+    let pending = PendingSet {
+        activation_height: start,
+        keys: publics(&new).iter().map(|k| k.to_key_bytes()).collect(),
+        proposer: [1; 32],
+    };
     chain.state.insert(governance(PENDING_KEY), pending.encode());
     let last = chain.header(start - 1, &old);
     let epoch_info = EpochInfo {
@@ -318,7 +325,8 @@ fn an_epoch_change_is_followed_and_the_old_set_cannot_sign_past_it() {
     // A forged change: the proof of the scheduled set is for other keys.
     let mut client = LightClient::new(CHAIN, shutong_types::Suite::Ed25519Blake3, publics(&old));
     let mut forged = epoch_info.clone();
-    let other = PendingSet { keys: publics(&keys("x", 3)).iter().map(|k| k.0).collect(), ..pending.clone() };
+    let other =
+        PendingSet { keys: publics(&keys("x", 3)).iter().map(|k| k.to_key_bytes()).collect(), ..pending.clone() };
     forged.pending.value_hex = Some(hex::encode(other.encode()));
     let err = client.apply_epoch(&forged).unwrap_err();
     assert!(matches!(err, LightError::State { source: StateProofError::ValueMismatch { .. }, .. }), "{err}");

@@ -865,12 +865,20 @@ mod tests {
             let mut writes: Writes =
                 (0..3).map(|j| (key(version * 3 + j), Some(version.to_be_bytes().to_vec()))).collect();
             if version == 110 {
-                let pending = PendingSet { activation_height: 120, keys: vec![[9; 32]], proposer: [1; 32] };
+                let pending = PendingSet {
+                    activation_height: 120,
+                    keys: vec![shutong_system_api::KeyBytes::ed25519([9; 32])],
+                    proposer: [1; 32],
+                };
                 writes.insert(shutong_execution::epochs::pending_key(), Some(pending.encode()));
             }
             if version == 120 {
                 writes.insert(shutong_execution::epochs::pending_key(), None);
-                let set = ValidatorSet { epoch: 1, since_height: 120, keys: vec![[9; 32]] };
+                let set = ValidatorSet {
+                    epoch: 1,
+                    since_height: 120,
+                    keys: vec![shutong_system_api::KeyBytes::ed25519([9; 32])],
+                };
                 writes.insert(shutong_execution::epochs::validators_key(), Some(set.encode()));
             }
             let tree = shutong_execution::state_tree::update(&storage, version, &writes).unwrap();

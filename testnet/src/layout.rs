@@ -101,6 +101,8 @@ pub struct Params {
     pub committee_threshold: u32,
     /// Nodes dial each other directly, without the link proxy: only to calibrate it.
     pub direct: bool,
+    /// The chain's crypto suite: every key of the layout is of it.
+    pub suite: shutong_types::Suite,
 }
 
 /// Where `free_port` looks: below Linux's ephemeral range (32768 to 60999), so that the port
@@ -175,7 +177,7 @@ impl Layout {
         let mut committee = Vec::new();
         let mut committee_keys = Vec::new();
         for (i, (org, name)) in COMMITTEE.iter().take(params.committee).enumerate() {
-            let key = Keypair::generate();
+            let key = Keypair::generate(params.suite);
             // The first seat's key is also `keys/admin.json`, the key the tools sign as.
             let path =
                 dir.join(if i == 0 { "keys/admin.json".to_string() } else { format!("keys/committee-{i}.json") });
@@ -193,7 +195,7 @@ impl Layout {
             } else {
                 (params.base_port + 2 * i as u16, params.base_port + 2 * i as u16 + 1)
             };
-            let key = Keypair::generate();
+            let key = Keypair::generate(params.suite);
             let home = dir.join(format!("node{i}"));
             std::fs::create_dir_all(home.join("keys"))?;
             shutong_sdk::keyfile::write(&home.join("keys/validator.json"), &key, false)?;

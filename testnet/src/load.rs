@@ -238,8 +238,8 @@ impl World {
         let providers: Vec<Provider> = (0..shape.providers)
             .map(|p| Provider {
                 org: format!("prov{tag}-{p}"),
-                admin: Keypair::generate(),
-                gateways: (0..shape.gateways_per_provider).map(|_| Keypair::generate()).collect(),
+                admin: Keypair::generate(status.suite),
+                gateways: (0..shape.gateways_per_provider).map(|_| Keypair::generate(status.suite)).collect(),
                 resource: format!("prov{tag}-{p}/records"),
             })
             .collect();
@@ -277,8 +277,8 @@ impl World {
         for c in 0..shape.consumers {
             let consumer = Consumer {
                 org: format!("cons{tag}-{c}"),
-                admin: Keypair::generate(),
-                analysts: (0..shape.analysts_per_consumer).map(|_| Keypair::generate()).collect(),
+                admin: Keypair::generate(status.suite),
+                analysts: (0..shape.analysts_per_consumer).map(|_| Keypair::generate(status.suite)).collect(),
             };
             let a = &consumer.admin;
             let mut push = |call| txs.push(sign(&mut world.nonces, &world.chain_id, a, call, gas, expiry));

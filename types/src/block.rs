@@ -128,7 +128,7 @@ impl Block {
             height,
             view: height,
             parent,
-            proposer: crate::PublicKey([0; 32]),
+            proposer: crate::PublicKey::Ed25519([0; 32]),
             timestamp_ms: height,
             txs_root: Block::txs_root(Suite::Ed25519Blake3, &[]),
             state_root: Hash::ZERO,

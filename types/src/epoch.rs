@@ -15,6 +15,7 @@ use crate::smt::StateProof;
 use crate::suite::Suite;
 use crate::{Decode, DecodeError, Encode, keyspace, quorum, validator_set_hash};
 use shutong_codec::{Reader, write};
+use shutong_system_api::KeyBytes;
 use shutong_system_api::governance::{PENDING_KEY, PendingSet, VALIDATORS_KEY, ValidatorSet};
 use shutong_system_api::names;
 
@@ -108,26 +109,30 @@ pub fn next_epoch(
     set: &ValidatorSet,
     pending: &PendingSet,
 ) -> Result<KnownEpoch, String> {
-    let known: Vec<[u8; 32]> = current.validators.iter().map(|k| k.0).collect();
+    let known: Vec<KeyBytes> = current.validators.iter().map(PublicKey::to_key_bytes).collect();
     if set.epoch != current.epoch || set.keys != known {
         return Err(format!("the proven set is epoch {}'s, not the known epoch {}'s", set.epoch, current.epoch));
     }
     if pending.activation_height != start_height {
         return Err(format!("the proven change activates at {}, not {start_height}", pending.activation_height));
     }
+    let suite = current.validators.first().map(PublicKey::suite);
     let mut sorted = pending.keys.clone();
     sorted.sort_unstable();
     sorted.dedup();
     if pending.keys.is_empty()
         || sorted.len() != pending.keys.len()
-        || pending.keys.iter().any(|k| !PublicKey(*k).is_point())
+        || pending.keys.iter().map(PublicKey::from_key).any(|k| !k.is_point() || Some(k.suite()) != suite)
     {
-        return Err("the proven change is empty, repeats a key, or names a key that is no curve point".into());
+        return Err(
+            "the proven change is empty, repeats a key, or names a key that is no curve point of the chain's suite"
+                .into(),
+        );
     }
     Ok(KnownEpoch {
         epoch: current.epoch + 1,
         start_height,
-        validators: pending.keys.iter().copied().map(PublicKey).collect(),
+        validators: pending.keys.iter().map(PublicKey::from_key).collect(),
     })
 }
 

@@ -115,9 +115,10 @@ impl SignedTransaction {
         self.tx.id(self.signer.suite())
     }
 
-    /// Checks that the signer owns the sender account and that the signature covers this
-    /// transaction's id.
-    pub fn verify(&self) -> Result<(), TxAuthError> {
+    /// Checks, for a chain of `suite`, that the signer's key is of that suite, that it owns
+    /// the sender account and that the signature covers this transaction's id.
+    pub fn verify(&self, suite: Suite) -> Result<(), TxAuthError> {
+        self.signer.check_suite(suite)?;
         if AccountId::from_public_key(&self.signer) != self.tx.sender {
             return Err(TxAuthError::SignerNotSender { signer: self.signer, sender: self.tx.sender });
         }

@@ -70,7 +70,7 @@ fn vectors() -> Vec<(String, Vec<u8>)> {
     let mut out: Vec<(String, Vec<u8>)> = Vec::new();
     let mut add = |name: &str, bytes: Vec<u8>| out.push((name.to_string(), bytes));
     let key = Keypair::from_seed("golden-sender");
-    add("public_key", key.public().0.to_vec());
+    add("public_key", key.public().encode());
     add("account_id", key.account().0.to_vec());
     add("address.system_registry", Address::system("system/registry").0.to_vec());
     add("transaction", tx().encode());
@@ -132,7 +132,24 @@ fn vectors() -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// The hashes of the `sm2-sm3` suite over the same inputs: each domain's construction.
+/// A transaction of the `sm2-sm3` suite: its sender is an SM2 key's account.
+fn sm_tx() -> Transaction {
+    Transaction { sender: Keypair::from_seed_in(Suite::Sm2Sm3, "golden-sender").account(), ..tx() }
+}
+
+/// A certificate by SM2 validators.
+fn sm_certificate() -> Certificate {
+    let keys: Vec<Keypair> =
+        (0..4).map(|i| Keypair::from_seed_in(Suite::Sm2Sm3, &format!("golden-validator-{i}"))).collect();
+    let header = BlockHeader { suite: Suite::Sm2Sm3, ..header() };
+    let subject = VoteSubject { kind: VoteKind::Finalize, epoch: 0, view: 43, digest: header.hash() };
+    let votes: Vec<(usize, Signature)> =
+        [0, 2, 3].iter().map(|&i| (i, subject.sign("shutong-golden", &keys[i]))).collect();
+    Certificate::new(subject, keys.len(), &votes)
+}
+
+/// The hashes of the `sm2-sm3` suite over the same inputs: each domain's construction; its
+/// keys, accounts and (deterministic, RFC 6979) signatures.
 fn sm3_vectors() -> Vec<(&'static str, Vec<u8>)> {
     use shutong_types::{auditlog, smt};
     let sm = Suite::Sm2Sm3;
@@ -153,6 +170,10 @@ fn sm3_vectors() -> Vec<(&'static str, Vec<u8>)> {
         ("sm2-sm3.state_tree.root", smt::root_of(sm, entries).0.to_vec()),
         ("sm2-sm3.audit_log.root", log.root().0.to_vec()),
         ("sm2-sm3.audit_log.empty", auditlog::empty_root(sm).0.to_vec()),
+        ("sm2-sm3.public_key", Keypair::from_seed_in(sm, "golden-sender").public().encode()),
+        ("sm2-sm3.account_id", Keypair::from_seed_in(sm, "golden-sender").account().0.to_vec()),
+        ("sm2-sm3.signed_transaction", sm_tx().sign(&Keypair::from_seed_in(sm, "golden-sender")).encode()),
+        ("sm2-sm3.certificate", sm_certificate().encode()),
     ]
 }
 
@@ -260,14 +281,53 @@ fn lengths_above_the_maxima_are_rejected() {
 fn signatures_bind_the_transaction() {
     let key = Keypair::from_seed("golden-sender");
     let signed = tx().sign(&key);
-    signed.verify().unwrap();
+    signed.verify(Suite::Ed25519Blake3).unwrap();
     let mut tampered = signed.clone();
     tampered.tx.nonce += 1;
-    assert!(matches!(tampered.verify(), Err(TxAuthError::Signature(SignatureError::BadSignature(_)))));
+    assert!(matches!(
+        tampered.verify(Suite::Ed25519Blake3),
+        Err(TxAuthError::Signature(SignatureError::BadSignature(_)))
+    ));
     let other = Keypair::from_seed("someone-else");
     let mut wrong_signer = signed;
     wrong_signer.signer = other.public();
-    assert!(matches!(wrong_signer.verify(), Err(TxAuthError::SignerNotSender { .. })));
+    assert!(matches!(wrong_signer.verify(Suite::Ed25519Blake3), Err(TxAuthError::SignerNotSender { .. })));
+}
+
+#[test]
+fn sm2_signatures_bind_the_transaction_and_a_key_of_the_other_suite_is_refused() {
+    let key = Keypair::from_seed_in(Suite::Sm2Sm3, "golden-sender");
+    let signed = sm_tx().sign(&key);
+    signed.verify(Suite::Sm2Sm3).unwrap();
+    let mut tampered = signed.clone();
+    tampered.tx.nonce += 1;
+    assert!(matches!(tampered.verify(Suite::Sm2Sm3), Err(TxAuthError::Signature(SignatureError::BadSignature(_)))));
+    // Another chain id is another message: a signature does not carry over (replay).
+    let mut replayed = signed.clone();
+    replayed.tx.chain_id = "another-chain".into();
+    assert!(replayed.verify(Suite::Sm2Sm3).is_err());
+    // s replaced by n − s, or r + s = n: no second encoding of one signature passes.
+    let mut high = signed.clone();
+    high.signature.0[32..].fill(0xff);
+    assert!(matches!(high.verify(Suite::Sm2Sm3), Err(TxAuthError::Signature(SignatureError::NonCanonical { .. }))));
+    // The SM2 transaction on an ed25519 chain, and an ed25519 one on an SM chain: refused,
+    // the error naming both suites.
+    for (tx, chain) in
+        [(signed, Suite::Ed25519Blake3), (tx().sign(&Keypair::from_seed("golden-sender")), Suite::Sm2Sm3)]
+    {
+        let err = tx.verify(chain).unwrap_err().to_string();
+        assert!(err.contains("sm2-sm3") && err.contains("ed25519-blake3"), "{err}");
+    }
+}
+
+#[test]
+fn sm2_certificates_need_a_quorum_of_distinct_valid_signers() {
+    let keys: Vec<PublicKey> =
+        (0..4).map(|i| Keypair::from_seed_in(Suite::Sm2Sm3, &format!("golden-validator-{i}")).public()).collect();
+    let cert = sm_certificate();
+    cert.verify("shutong-golden", &keys, 3).unwrap();
+    assert_eq!(cert.verify("shutong-golden", &keys, 4), Err(CertificateError::BelowQuorum { signers: 3, quorum: 4 }));
+    assert!(matches!(cert.verify("other-chain", &keys, 3), Err(CertificateError::BadSignature { index: 0, .. })));
 }
 
 #[test]

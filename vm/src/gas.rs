@@ -9,6 +9,7 @@
 //! `operator_costs_are_pinned` fails if a wasmtime upgrade changes the operator table
 //! underneath us.
 
+use shutong_types::Suite;
 use wasmtime::{OperatorCost, VariableOperatorCost};
 
 /// One version of the cost table.
@@ -41,6 +42,11 @@ pub struct Schedule {
     /// One ed25519 signature check (about 50 µs on the reference machine), plus
     /// `per_byte` per byte of message.
     pub ed25519_verify: u64,
+    /// SM3 (the `hash` host call on an `sm2-sm3` chain): base plus per byte hashed.
+    pub sm3_base: u64,
+    pub sm3_per_byte: u64,
+    /// One SM2 signature check, plus `per_byte` per byte of key and message.
+    pub sm2_verify: u64,
     /// Extra for appending an audit-log leaf.
     pub audit_append_base: u64,
     /// Extra for a cross-contract call, beyond what the callee itself uses.
@@ -68,6 +74,9 @@ pub const V1: Schedule = Schedule {
     blake3_base: 100,
     blake3_per_byte: 1,
     ed25519_verify: 50_000,
+    sm3_base: 300,
+    sm3_per_byte: 5,
+    sm2_verify: 200_000,
     audit_append_base: 1_000,
     cross_call_base: 5_000,
     memory_grow_per_page: 64,
@@ -87,6 +96,22 @@ pub fn schedule(version: u32) -> Option<&'static Schedule> {
 }
 
 impl Schedule {
+    /// Hashing `len` bytes with the suite's hash (the `hash` host call).
+    pub fn hash_cost(&self, suite: Suite, len: usize) -> u64 {
+        match suite {
+            Suite::Ed25519Blake3 => self.blake3_base + self.blake3_per_byte * len as u64,
+            Suite::Sm2Sm3 => self.sm3_base + self.sm3_per_byte * len as u64,
+        }
+    }
+
+    /// One signature check in the suite (the `verify_signature` host call).
+    pub fn verify_cost(&self, suite: Suite) -> u64 {
+        match suite {
+            Suite::Ed25519Blake3 => self.ed25519_verify,
+            Suite::Sm2Sm3 => self.sm2_verify,
+        }
+    }
+
     /// wasmtime's per-operator fuel table for this schedule: one unit per operator, nothing
     /// for the control and no-op instructions that compile to no code, and per-byte or
     /// per-page charges for the bulk operators whose work depends on an operand.

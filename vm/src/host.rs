@@ -17,7 +17,7 @@ use shutong_types::limits::{
     ARGS_BYTES_MAX, AUDIT_LEAF_BYTES_MAX, EVENT_DATA_BYTES_MAX, EVENT_TOPIC_BYTES_MAX, EVENTS_PER_RECEIPT_MAX,
     MESSAGE_BYTES_MAX, METHOD_BYTES_MAX, OUTPUT_BYTES_MAX,
 };
-use shutong_types::{AccountId, Address, Event, ExecStatus, PublicKey, Signature};
+use shutong_types::{AccountId, Address, Event, ExecStatus, PublicKey, Signature, Suite};
 use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::{Caller, Extern, Instance, Linker, Store, StoreLimits, StoreLimitsBuilder, Trap};
@@ -25,6 +25,8 @@ use wasmtime::{Caller, Extern, Instance, Linker, Store, StoreLimits, StoreLimits
 pub const MODULE: &str = "shutong";
 pub const KEY_BYTES_MAX: u32 = 1024;
 pub const VALUE_BYTES_MAX: u32 = 64 * 1024;
+/// A public key in its canonical encoding: the suite byte and at most 33 key bytes.
+pub const PUBLIC_KEY_BYTES_MAX: u32 = 34;
 /// The most entries one `storage_scan` returns.
 pub const SCAN_ENTRIES_MAX: u32 = 256;
 
@@ -57,6 +59,8 @@ enum HostError {
     Aborted,
     #[error("stopped by the host")]
     Fatal,
+    #[error("{call} takes ed25519 keys, but this chain runs {suite}: use account_of_key and verify_signature")]
+    Ed25519Only { call: &'static str, suite: Suite },
 }
 
 /// What every frame of one transaction shares; it moves from store to store as contracts
@@ -550,8 +554,70 @@ fn link_effects(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     Ok(())
 }
 
-/// blake3 and ed25519.
+/// Hashing and signatures: the suite-following calls (`hash`, `account_of_key`,
+/// `verify_signature`) that serve chains of both suites, and the ed25519 and BLAKE3 calls
+/// of the first ABI.
 fn link_crypto(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    // Writes the 32-byte hash of the input in the chain's suite (BLAKE3 or SM3, unkeyed) to
+    // `out_ptr`: the call that lets one contract artifact serve chains of both suites.
+    linker.func_wrap(
+        MODULE,
+        "hash",
+        |mut caller: HostCaller<'_>, ptr: u32, len: u32, out_ptr: u32| -> wasmtime::Result<()> {
+            check_len("hash", "input", len, VALUE_BYTES_MAX)?;
+            let suite = caller.data().vm.cfg.suite;
+            charge(&mut caller, |s| s.host_call_base + s.hash_cost(suite, len as usize))?;
+            let input = read(&mut caller, "hash", "input", ptr, len)?;
+            let hash = match suite {
+                Suite::Ed25519Blake3 => *blake3::hash(&input).as_bytes(),
+                Suite::Sm2Sm3 => shutong_types::sm::sm3(&input),
+            };
+            write(&mut caller, "hash", "output", out_ptr, &hash)
+        },
+    )?;
+    // 1 and the 32-byte account id at `out_ptr` for the public key in its canonical encoding
+    // (suite byte, then the key) at `key_ptr`; 0 (and nothing written) if the bytes are no
+    // key of this chain's suite.
+    linker.func_wrap(
+        MODULE,
+        "account_of_key",
+        |mut caller: HostCaller<'_>, key_ptr: u32, key_len: u32, out_ptr: u32| -> wasmtime::Result<u32> {
+            check_len("account_of_key", "key", key_len, PUBLIC_KEY_BYTES_MAX)?;
+            let suite = caller.data().vm.cfg.suite;
+            charge(&mut caller, |s| s.host_call_base + s.hash_cost(suite, 64))?;
+            let bytes = read(&mut caller, "account_of_key", "key", key_ptr, key_len)?;
+            let Some(key) = PublicKey::decode(&bytes).ok().filter(|k| k.suite() == suite) else { return Ok(0) };
+            write(&mut caller, "account_of_key", "output", out_ptr, &AccountId::from_public_key(&key).0)?;
+            Ok(1)
+        },
+    )?;
+    // 1 if the 64-byte signature at `sig_ptr` over the message is valid under the public key
+    // in its canonical encoding at `key_ptr`, a key of this chain's suite; else 0. The node's
+    // own rules: strict ed25519, or SM2 with r, s in 1..n−1 and r + s ≠ n.
+    linker.func_wrap(
+        MODULE,
+        "verify_signature",
+        |mut caller: HostCaller<'_>,
+         key_ptr: u32,
+         key_len: u32,
+         sig_ptr: u32,
+         msg_ptr: u32,
+         msg_len: u32|
+         -> wasmtime::Result<u32> {
+            check_len("verify_signature", "key", key_len, PUBLIC_KEY_BYTES_MAX)?;
+            check_len("verify_signature", "message", msg_len, VALUE_BYTES_MAX)?;
+            let suite = caller.data().vm.cfg.suite;
+            charge(&mut caller, |s| {
+                s.host_call_base + s.verify_cost(suite) + per_byte(s, 64 + key_len as usize + msg_len as usize)
+            })?;
+            let bytes = read(&mut caller, "verify_signature", "key", key_ptr, key_len)?;
+            let signature = Signature(read_array::<64>(&mut caller, "verify_signature", "signature", sig_ptr)?);
+            let message = read(&mut caller, "verify_signature", "message", msg_ptr, msg_len)?;
+            let Some(key) = PublicKey::decode(&bytes).ok().filter(|k| k.suite() == suite) else { return Ok(0) };
+            Ok(u32::from(key.verify(&message, &signature).is_ok()))
+        },
+    )?;
+
     // Writes the 32-byte (unkeyed) blake3 hash of the input to `out_ptr`.
     linker.func_wrap(
         MODULE,
@@ -570,8 +636,12 @@ fn link_crypto(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         MODULE,
         "account_of",
         |mut caller: HostCaller<'_>, key_ptr: u32, out_ptr: u32| -> wasmtime::Result<()> {
+            let suite = caller.data().vm.cfg.suite;
+            if suite != Suite::Ed25519Blake3 {
+                return Err(HostError::Ed25519Only { call: "account_of", suite }.into());
+            }
             charge(&mut caller, |s| s.host_call_base + s.blake3_base + per_byte(s, 64))?;
-            let key = PublicKey(read_array::<32>(&mut caller, "account_of", "key", key_ptr)?);
+            let key = PublicKey::Ed25519(read_array::<32>(&mut caller, "account_of", "key", key_ptr)?);
             let account = AccountId::from_public_key(&key);
             write(&mut caller, "account_of", "output", out_ptr, &account.0)
         },
@@ -583,8 +653,12 @@ fn link_crypto(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         "ed25519_verify",
         |mut caller: HostCaller<'_>, key_ptr: u32, sig_ptr: u32, msg_ptr: u32, msg_len: u32| -> wasmtime::Result<u32> {
             check_len("ed25519_verify", "message", msg_len, VALUE_BYTES_MAX)?;
+            let suite = caller.data().vm.cfg.suite;
+            if suite != Suite::Ed25519Blake3 {
+                return Err(HostError::Ed25519Only { call: "ed25519_verify", suite }.into());
+            }
             charge(&mut caller, |s| s.host_call_base + s.ed25519_verify + per_byte(s, 96 + msg_len as usize))?;
-            let key = PublicKey(read_array::<32>(&mut caller, "ed25519_verify", "key", key_ptr)?);
+            let key = PublicKey::Ed25519(read_array::<32>(&mut caller, "ed25519_verify", "key", key_ptr)?);
             let signature = Signature(read_array::<64>(&mut caller, "ed25519_verify", "signature", sig_ptr)?);
             let message = read(&mut caller, "ed25519_verify", "message", msg_ptr, msg_len)?;
             Ok(u32::from(key.verify(&message, &signature).is_ok()))

@@ -6,7 +6,7 @@
 
 use shutong_codec::{Decode, Encode, Reader};
 use shutong_types::keyspace::{self, AuditLeaf, Instance};
-use shutong_types::{AccountId, Address, ExecStatus, Keypair};
+use shutong_types::{AccountId, Address, ExecStatus, Keypair, Signature, Suite};
 use shutong_vm::state::{MemoryState, Overlay};
 use shutong_vm::{CallContext, CallOutcome, Vm, VmConfig};
 use std::sync::Arc;
@@ -55,6 +55,9 @@ const TARGET: &str = r#"(module
   (import "shutong" "input_read" (func $input_read (param i32)))
   (import "shutong" "blake3" (func $blake3 (param i32 i32 i32)))
   (import "shutong" "ed25519_verify" (func $verify (param i32 i32 i32 i32) (result i32)))
+  (import "shutong" "hash" (func $suite_hash (param i32 i32 i32)))
+  (import "shutong" "verify_signature" (func $verify_signature (param i32 i32 i32 i32 i32) (result i32)))
+  (import "shutong" "account_of_key" (func $account_of_key (param i32 i32 i32) (result i32)))
   (import "shutong" "audit_append" (func $audit (param i32 i32) (result i64)))
   (import "shutong" "storage_scan" (func $scan (param i32 i32 i32 i32 i32) (result i32)))
   (import "shutong" "result_len" (func $result_len (result i32)))
@@ -88,6 +91,24 @@ const TARGET: &str = r#"(module
     (i32.store8 (i32.const 500) (call $verify (i32.const 1000) (i32.const 1032) (i32.const 1096)
       (i32.sub (call $input_len) (i32.const 96))))
     (call $out (i32.const 500) (i32.const 1)))
+  (func (export "suite_hash")
+    (call $input_read (i32.const 1000))
+    (call $suite_hash (i32.const 1000) (call $input_len) (i32.const 500))
+    (call $out (i32.const 500) (i32.const 32)))
+  (func (export "verify_key")
+    (local $k i32)
+    ;; input: key length (1 byte), the key, the 64-byte signature, the message
+    (call $input_read (i32.const 1000))
+    (local.set $k (i32.load8_u (i32.const 1000)))
+    (i32.store8 (i32.const 500) (call $verify_signature (i32.const 1001) (local.get $k)
+      (i32.add (i32.const 1001) (local.get $k))
+      (i32.add (i32.const 1065) (local.get $k))
+      (i32.sub (call $input_len) (i32.add (i32.const 65) (local.get $k)))))
+    (call $out (i32.const 500) (i32.const 1)))
+  (func (export "account_of_key")
+    (call $input_read (i32.const 1000))
+    (i32.store8 (i32.const 500) (call $account_of_key (i32.const 1000) (call $input_len) (i32.const 501)))
+    (call $out (i32.const 500) (i32.const 33)))
   (func (export "audit")
     (call $input_read (i32.const 1000))
     (i64.store (i32.const 500) (call $audit (i32.const 1000) (call $input_len)))
@@ -284,7 +305,7 @@ fn blake3_matches_the_reference_and_ed25519_accepts_only_valid_signatures() {
     assert_eq!(out.output, blake3::hash(b"shutong").as_bytes().to_vec());
     let key = Keypair::from_seed("host-abi");
     let signature = key.sign(b"grant 42");
-    let input = |message: &[u8], sig: &[u8; 64]| [&key.public().0[..], &sig[..], message].concat();
+    let input = |message: &[u8], sig: &[u8; 64]| [key.public().as_bytes(), &sig[..], message].concat();
     let good = call_at(&vm, TARGET_AT, "verify", input(b"grant 42", &signature.0), state(&[], false));
     assert_eq!(good.output, vec![1]);
     let wrong_message = call_at(&vm, TARGET_AT, "verify", input(b"grant 43", &signature.0), state(&[], false));
@@ -293,6 +314,48 @@ fn blake3_matches_the_reference_and_ed25519_accepts_only_valid_signatures() {
     bent[5] ^= 1;
     let bad = call_at(&vm, TARGET_AT, "verify", input(b"grant 42", &bent), state(&[], false));
     assert_eq!(bad.output, vec![0]);
+}
+
+#[test]
+fn the_suite_calls_hash_and_verify_in_the_chains_suite_and_refuse_the_other() {
+    for &suite in Suite::ALL {
+        let vm = Vm::new(VmConfig { suite, ..VmConfig::default() }).unwrap();
+        let out = call_at(&vm, TARGET_AT, "suite_hash", b"shutong".to_vec(), state(&[], false));
+        let expected = match suite {
+            Suite::Ed25519Blake3 => *blake3::hash(b"shutong").as_bytes(),
+            Suite::Sm2Sm3 => shutong_types::sm::sm3(b"shutong"),
+        };
+        assert_eq!(out.output, expected.to_vec(), "{suite}");
+
+        let other = if suite == Suite::Sm2Sm3 { Suite::Ed25519Blake3 } else { Suite::Sm2Sm3 };
+        let verify = |key: &Keypair, message: &[u8], signature: &Signature| {
+            let canonical = key.public().encode();
+            let input = [&[canonical.len() as u8][..], &canonical, &signature.0, message].concat();
+            call_at(&vm, TARGET_AT, "verify_key", input, state(&[], false)).output
+        };
+        let key = Keypair::from_seed_in(suite, "host-abi");
+        let signature = key.sign(b"grant 42");
+        assert_eq!(verify(&key, b"grant 42", &signature), vec![1], "{suite}");
+        assert_eq!(verify(&key, b"grant 43", &signature), vec![0], "{suite}");
+        let stranger = Keypair::from_seed_in(other, "host-abi");
+        assert_eq!(verify(&stranger, b"grant 42", &stranger.sign(b"grant 42")), vec![0], "{other} on {suite}");
+
+        let account =
+            |key: &Keypair| call_at(&vm, TARGET_AT, "account_of_key", key.public().encode(), state(&[], false)).output;
+        assert_eq!(account(&key), [&[1u8][..], &key.account().0].concat());
+        assert_eq!(account(&stranger)[0], 0);
+    }
+    // The ed25519 call of the first ABI is refused by name on an SM chain.
+    let vm = Vm::new(VmConfig { suite: Suite::Sm2Sm3, ..VmConfig::default() }).unwrap();
+    let key = Keypair::from_seed("host-abi");
+    let input = [key.public().as_bytes(), &key.sign(b"m").0, b"m"].concat();
+    let out = call_at(&vm, TARGET_AT, "verify", input, state(&[], false));
+    match out.status {
+        ExecStatus::Trapped(reason) => {
+            assert!(reason.contains("ed25519_verify takes ed25519 keys, but this chain runs sm2-sm3"), "{reason}")
+        }
+        other => panic!("expected a trap, got {other:?}"),
+    }
 }
 
 #[test]

@@ -192,7 +192,12 @@ pub(crate) fn key_proof(text: &str) -> Result<KeyProof, String> {
         .ok()
         .and_then(|bytes| bytes.try_into().ok())
         .ok_or_else(|| format!("{signature:?} is not a 64-byte signature in hex"))?;
-    Ok(KeyProof { key: key.0, signature })
+    Ok(KeyProof { key: key.to_key_bytes(), signature })
+}
+
+/// A key as operators write it: its bytes in hex, the length telling the suite.
+fn key_hex(key: &shutong_sdk::system_api::KeyBytes) -> String {
+    shutong_types::PublicKey::from_key(key).to_hex()
 }
 
 fn vote_json(v: &SignedVote) -> serde_json::Value {
@@ -209,7 +214,7 @@ pub(crate) fn seat(text: &str) -> Result<Seat, String> {
 
 /// A proposal's action as an operator reads it: accounts, keys and hashes in hex.
 pub(crate) fn describe(action: &Action) -> String {
-    let hexes = |keys: &[[u8; 32]]| keys.iter().map(hex::encode).collect::<Vec<_>>().join(", ");
+    let hexes = |keys: &[shutong_sdk::system_api::KeyBytes]| keys.iter().map(key_hex).collect::<Vec<_>>().join(", ");
     match action {
         Action::SetValidators { keys, proofs } => {
             format!("set the validators to [{}] ({} proofs of possession)", hexes(keys), proofs.len())
@@ -247,15 +252,15 @@ pub async fn run(command: GovCommand, ctx: &Ctx) -> Shown {
                 anyhow::bail!("the key in --key ({}) is not in the proposed set", key.public());
             }
             let proof = builder::possession(&status.chain_id, &validators, &key);
-            let text = format!("{}:{}", hex::encode(proof.key), hex::encode(proof.signature));
-            let json = serde_json::json!({"key": hex::encode(proof.key), "signature": hex::encode(proof.signature),
+            let text = format!("{}:{}", key_hex(&proof.key), hex::encode(proof.signature));
+            let json = serde_json::json!({"key": key_hex(&proof.key), "signature": hex::encode(proof.signature),
                 "chain_id": status.chain_id, "proof": text});
             return shown(json, text);
         }
         GovCommand::Evidence => return evidence(ctx).await,
         GovCommand::Propose(proposal) => builder::propose(match proposal {
             Proposal::SetValidators { validators, proofs } => {
-                Action::SetValidators { keys: validators.iter().map(|k| k.0).collect(), proofs }
+                Action::SetValidators { keys: validators.iter().map(|k| k.to_key_bytes()).collect(), proofs }
             }
             Proposal::ApproveCode { code_hash } => Action::ApproveCode { code_hash: code_hash.0 },
             Proposal::SuspendOrg { id } => Action::SuspendOrg { id },
@@ -338,7 +343,7 @@ pub async fn run(command: GovCommand, ctx: &Ctx) -> Shown {
         }
         GovCommand::Validators => {
             let got = ctx.client()?.read(reads::validators()).await?;
-            let hex_keys = |keys: &[[u8; 32]]| keys.iter().map(hex::encode).collect::<Vec<_>>();
+            let hex_keys = |keys: &[shutong_sdk::system_api::KeyBytes]| keys.iter().map(key_hex).collect::<Vec<_>>();
             let mut text = format!(
                 "epoch {} since height {}: {} validators",
                 got.current.epoch,
@@ -346,12 +351,12 @@ pub async fn run(command: GovCommand, ctx: &Ctx) -> Shown {
                 got.current.keys.len()
             );
             for key in &got.current.keys {
-                text.push_str(&format!("\n  {}", hex::encode(key)));
+                text.push_str(&format!("\n  {}", key_hex(key)));
             }
             if let Some(p) = &got.pending {
                 text.push_str(&format!("\npending from height {}: {} validators", p.activation_height, p.keys.len()));
                 for key in &p.keys {
-                    text.push_str(&format!("\n  {}", hex::encode(key)));
+                    text.push_str(&format!("\n  {}", key_hex(key)));
                 }
             }
             let json = serde_json::json!({
@@ -389,7 +394,7 @@ pub(crate) async fn evidence(ctx: &Ctx) -> Shown {
         let kind = |k: u8| kinds.get(k as usize).copied().unwrap_or("unknown");
         text.push_str(&format!(
             "\n  validator {} (index {}) in epoch {} view {}: {} {} and {} {}; reported by {} at height {}",
-            hex::encode(r.validator),
+            key_hex(&r.validator),
             a.signer,
             a.epoch,
             a.view,
@@ -402,7 +407,7 @@ pub(crate) async fn evidence(ctx: &Ctx) -> Shown {
         ));
     }
     let json = serde_json::json!({"evidence": records.iter().map(|r| serde_json::json!({
-        "validator": hex::encode(r.validator), "epoch": r.evidence.first.epoch, "view": r.evidence.first.view,
+        "validator": key_hex(&r.validator), "epoch": r.evidence.first.epoch, "view": r.evidence.first.view,
         "first": vote_json(&r.evidence.first), "second": vote_json(&r.evidence.second),
         "reporter": hex::encode(r.reporter), "height": r.height,
     })).collect::<Vec<_>>()});

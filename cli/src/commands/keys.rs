@@ -16,8 +16,12 @@ pub(crate) enum KeysCommand {
         /// Overwrite an existing file.
         #[arg(long)]
         force: bool,
+        /// The suite of the chain the key is for: ed25519-blake3, or sm2-sm3 (an SM2 key).
+        #[arg(long, default_value = "ed25519-blake3", value_parser = super::testnet::parse_suite)]
+        suite: shutong_types::Suite,
         /// Seal the secret under the passphrase in SHUTONG_KEY_PASSPHRASE (argon2id and
-        /// ChaCha20-Poly1305); every command then reads the file with that variable set.
+        /// ChaCha20-Poly1305; for an SM2 key PBKDF2-HMAC-SM3 and SM4-GCM); every command
+        /// then reads the file with that variable set.
         #[arg(long)]
         encrypt: bool,
     },
@@ -27,8 +31,8 @@ pub(crate) enum KeysCommand {
 
 pub(crate) fn run(command: KeysCommand, ctx: &Ctx) -> Shown {
     match command {
-        KeysCommand::New { out, force, encrypt } => {
-            let key = Keypair::generate();
+        KeysCommand::New { out, force, suite, encrypt } => {
+            let key = Keypair::generate(suite);
             if encrypt {
                 let passphrase =
                     std::env::var(keyfile::PASSPHRASE_ENV).ok().filter(|p| !p.is_empty()).with_context(|| {

@@ -31,6 +31,9 @@ pub(crate) struct InitArgs {
     p2p_listen: std::net::SocketAddr,
     #[arg(long, default_value_t = 200)]
     block_interval_ms: u64,
+    /// The chain's crypto suite: ed25519-blake3, or sm2-sm3 (国密).
+    #[arg(long, default_value = "ed25519-blake3", value_parser = super::testnet::parse_suite)]
+    suite: shutong_types::Suite,
 }
 
 #[derive(Subcommand)]
@@ -55,12 +58,12 @@ pub(crate) fn init(args: InitArgs) -> Shown {
     cfg.p2p.listen = args.p2p_listen;
     cfg.consensus.block_interval_ms = args.block_interval_ms;
     cfg.validate()?;
-    let validator = Keypair::generate();
+    let validator = Keypair::generate(args.suite);
     keyfile::write(&home.join(&cfg.key_file), &validator, false)?;
     let mut admins = args.admins.clone();
     let mut admin_file = None;
     if admins.is_empty() {
-        let admin = Keypair::generate();
+        let admin = Keypair::generate(args.suite);
         let path = home.join("keys/admin.json");
         keyfile::write(&path, &admin, false)?;
         admins.push(admin.account());

@@ -214,6 +214,17 @@ pub(crate) struct TestnetParams {
     /// calibrate the proxy against direct links.
     #[arg(long)]
     direct: bool,
+    /// The chain's crypto suite: ed25519-blake3, or sm2-sm3 (国密).
+    #[arg(long, default_value = "ed25519-blake3", value_parser = parse_suite)]
+    suite: shutong_types::Suite,
+}
+
+/// A suite by its name, as genesis files write it.
+pub(crate) fn parse_suite(name: &str) -> Result<shutong_types::Suite, String> {
+    shutong_types::Suite::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = shutong_types::Suite::ALL.iter().map(|s| s.name()).collect();
+        format!("unknown crypto suite {name:?}; one of {}", names.join(", "))
+    })
 }
 
 impl TestnetParams {
@@ -228,6 +239,7 @@ impl TestnetParams {
             committee: self.committee,
             committee_threshold: self.committee_threshold,
             direct: self.direct,
+            suite: self.suite,
         };
         shutong_testnet::layout::Layout::generate(&dir, &params)
     }

@@ -290,7 +290,12 @@ async fn errors_name_the_problem_and_say_what_to_do() {
     assert!(ran.stderr.contains("pass --key FILE or set SHUTONG_KEY"), "{}", ran.stderr);
     // A key file others can read is refused, with the fix.
     let loose = sh.key("loose");
-    shutong_sdk::keyfile::write(Path::new(&loose), &shutong_types::Keypair::generate(), false).unwrap();
+    shutong_sdk::keyfile::write(
+        Path::new(&loose),
+        &shutong_types::Keypair::generate(shutong_types::Suite::Ed25519Blake3),
+        false,
+    )
+    .unwrap();
     std::fs::set_permissions(&loose, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let ran = sh.run(Some("loose"), &["org", "show", "--id", "nobody"]);
     assert!(

@@ -108,7 +108,7 @@ async fn two_of_four_down_stops_the_chain_without_a_fork_and_it_resumes() {
 
     // A key outside the validator set is refused right after the handshake, over a real
     // socket to a real node.
-    let outsider = Keypair::generate();
+    let outsider = Keypair::generate(shutong_types::Suite::Ed25519Blake3);
     let mut swarm = shutong_p2p::swarm::swarm(&outsider, &[]).unwrap();
     let addr = cluster.members[0].p2p;
     swarm.dial(format!("/ip4/{}/tcp/{}", addr.ip(), addr.port()).parse::<libp2p::Multiaddr>().unwrap()).unwrap();
@@ -156,7 +156,7 @@ async fn a_governance_transaction_changes_the_validator_set_at_a_later_height() 
 
     // Only the committee may change the set, and one of its keys alone may not.
     let zero = cluster.client(0).unwrap();
-    let outsider = Keypair::generate();
+    let outsider = Keypair::generate(shutong_types::Suite::Ed25519Blake3);
     let tx = TxBuilder::new(&cluster.chain_id, outsider).call(builder::set_validators(&new_keys, &[]), 0, 10_000);
     let refused = zero.submit_and_wait(&tx, Duration::from_secs(30)).await.unwrap();
     let not_member = "only a member of the governance committee may change the validator set";
@@ -169,12 +169,16 @@ async fn a_governance_transaction_changes_the_validator_set_at_a_later_height() 
     // A change that would stop the chain is refused when proposed, naming the rule: two of
     // four leaving at once, or two joining at once.
     let seat = &cluster.committee.keys[0];
-    let too_many_leave = Action::SetValidators { keys: keys[..2].iter().map(|k| k.0).collect(), proofs: Vec::new() };
+    let too_many_leave =
+        Action::SetValidators { keys: keys[..2].iter().map(|k| k.to_key_bytes()).collect(), proofs: Vec::new() };
     let refused = send(&zero, &cluster.chain_id, seat, builder::propose(too_many_leave)).await;
     let rule = "the change removes 2 of the 4 validators in force; at most 1 may leave at once";
     assert_eq!(refused.status, ExecStatus::Aborted(rule.into()), "{refused:?}");
-    let mut two_join: Vec<[u8; 32]> = keys.iter().map(|k| k.0).collect();
-    two_join.extend([Keypair::generate().public().0, Keypair::generate().public().0]);
+    let mut two_join: Vec<shutong_sdk::system_api::KeyBytes> = keys.iter().map(|k| k.to_key_bytes()).collect();
+    two_join.extend([
+        Keypair::generate(shutong_types::Suite::Ed25519Blake3).public().to_key_bytes(),
+        Keypair::generate(shutong_types::Suite::Ed25519Blake3).public().to_key_bytes(),
+    ]);
     let refused = send(
         &zero,
         &cluster.chain_id,
@@ -190,7 +194,7 @@ async fn a_governance_transaction_changes_the_validator_set_at_a_later_height() 
     let receipt = decide(
         &cluster,
         &zero,
-        Action::SetValidators { keys: new_keys.iter().map(|k| k.0).collect(), proofs: Vec::new() },
+        Action::SetValidators { keys: new_keys.iter().map(|k| k.to_key_bytes()).collect(), proofs: Vec::new() },
     )
     .await;
     let activation = receipt.height + CHANGE_DELAY_BLOCKS;
@@ -428,8 +432,8 @@ async fn an_enterprise_contract_is_deployed_and_called_through_the_sdk() {
     cluster.wait_height(&[0, 1, 2, 3], 2, WAIT).await.unwrap();
     let zero = cluster.client(0).unwrap();
     let admin = keyfile::read(&cluster.admin_key).unwrap();
-    let enterprise = Keypair::generate();
-    let bank = Keypair::generate();
+    let enterprise = Keypair::generate(shutong_types::Suite::Ed25519Blake3);
+    let bank = Keypair::generate(shutong_types::Suite::Ed25519Blake3);
     let timeout = Duration::from_secs(30);
     let send = |key: &Keypair, call, gas: u64| {
         let client = cluster.client(0).unwrap();

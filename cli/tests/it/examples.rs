@@ -66,8 +66,18 @@ async fn the_examples_run_against_a_local_testnet() {
     // An enterprise deploys its own contract.
     let code = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../contracts/artifacts/cert-verify.wasm")).unwrap();
     contract::approve_code(&committee, &code).await.unwrap();
-    let deployer = Signer::connect(&client, shutong_examples::key_in(keys.path(), "deployer").unwrap()).await.unwrap();
-    let bank = Signer::connect(&client, shutong_examples::key_in(keys.path(), "bank").unwrap()).await.unwrap();
+    let deployer = Signer::connect(
+        &client,
+        shutong_examples::key_in(keys.path(), "deployer", shutong_types::Suite::Ed25519Blake3).unwrap(),
+    )
+    .await
+    .unwrap();
+    let bank = Signer::connect(
+        &client,
+        shutong_examples::key_in(keys.path(), "bank", shutong_types::Suite::Ed25519Blake3).unwrap(),
+    )
+    .await
+    .unwrap();
     // Only registered principals send transactions: both join as enterprises first.
     contract::join_enterprise(&deployer, "certs-co", "Certificates Co").await.unwrap();
     contract::join_enterprise(&bank, "bank", "Example Bank").await.unwrap();

@@ -123,7 +123,7 @@ async fn a_transaction_accepted_just_before_a_crash_is_committed_after_the_resta
     cluster.start_all().await.unwrap();
     cluster.wait_height(&[0], 2, Duration::from_secs(60)).await.unwrap();
     let client = cluster.client(0).unwrap();
-    let key = shutong_types::Keypair::generate();
+    let key = shutong_types::Keypair::generate(shutong_types::Suite::Ed25519Blake3);
     let height = client.status().await.unwrap().height;
     let txb = shutong_sdk::TxBuilder::new(&cluster.chain_id, key);
     let txs: Vec<_> = (0..20)

@@ -47,19 +47,33 @@ async fn a_full_node_joins_the_set_live_and_the_validator_it_replaces_leaves_liv
     assert!(status(&full).await.full_node);
     let joining = node_key(&cluster, 4);
     let keys: Vec<PublicKey> = (0..3).map(|i| cluster.members[i].public_key).chain([joining.public()]).collect();
-    let set: Vec<[u8; 32]> = keys.iter().map(|k| k.0).collect();
+    let set: Vec<shutong_sdk::system_api::KeyBytes> = keys.iter().map(|k| k.to_key_bytes()).collect();
 
     // A key enters the set only with its holder's proof: none, or one signed by another
     // key, is refused when proposed, naming the rule.
-    let hex = hex::encode(joining.public().0);
+    let hex = joining.public().to_hex();
     let refused = propose(&cluster, &v0, Action::SetValidators { keys: set.clone(), proofs: Vec::new() }).await;
     let rule = format!("validator key {hex} joins without a proof of possession");
     assert_eq!(refused.status, ExecStatus::Aborted(rule), "{refused:?}");
-    let forged =
-        KeyProof { key: joining.public().0, ..builder::possession(&cluster.chain_id, &keys, &Keypair::generate()) };
+    let forged = KeyProof {
+        key: joining.public().to_key_bytes(),
+        ..builder::possession(&cluster.chain_id, &keys, &Keypair::generate(shutong_types::Suite::Ed25519Blake3))
+    };
     let refused = propose(&cluster, &v0, Action::SetValidators { keys: set.clone(), proofs: vec![forged] }).await;
     let rule = format!(
-        "the proof of possession of validator key {hex} does not verify: it must sign the chain id and the proposed set"
+        "the proof of possession of validator key {hex} does not verify: it must be this chain's suite and sign the chain id and the proposed set"
+    );
+    assert_eq!(refused.status, ExecStatus::Aborted(rule), "{refused:?}");
+    // An SM2 key with its holder's own valid proof: refused on this ed25519 chain, since the
+    // host verifies only keys of the chain's suite.
+    let sm = Keypair::generate(shutong_types::Suite::Sm2Sm3);
+    let sm_keys: Vec<PublicKey> = keys[..3].iter().copied().chain([sm.public()]).collect();
+    let sm_proof = builder::possession(&cluster.chain_id, &sm_keys, &sm);
+    let sm_set = sm_keys.iter().map(|k| k.to_key_bytes()).collect();
+    let refused = propose(&cluster, &v0, Action::SetValidators { keys: sm_set, proofs: vec![sm_proof] }).await;
+    let rule = format!(
+        "the proof of possession of validator key {} does not verify: it must be this chain's suite and sign the chain id and the proposed set",
+        sm.public()
     );
     assert_eq!(refused.status, ExecStatus::Aborted(rule), "{refused:?}");
 
@@ -204,7 +218,7 @@ async fn a_double_vote_sent_to_a_validator_ends_up_as_evidence_on_chain() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let record = &shown["evidence"][0];
-    assert_eq!(record["validator"], hex::encode(key.public().0));
+    assert_eq!(record["validator"], key.public().to_hex());
     assert_eq!((record["epoch"].as_u64(), record["view"].as_u64()), (Some(0), Some(view)));
     let reporter = shutong_types::AccountId::from_public_key(&cluster.members[0].public_key);
     assert_eq!(record["reporter"], hex::encode(reporter.0));
@@ -219,10 +233,11 @@ async fn a_double_vote_sent_to_a_validator_ends_up_as_evidence_on_chain() {
         .unwrap();
     let text = String::from_utf8_lossy(&text.stdout);
     eprintln!("shutong audit evidence:\n{text}");
-    assert!(text.starts_with("1 equivocation records") && text.contains(&hex::encode(key.public().0)), "{text}");
+    assert!(text.starts_with("1 equivocation records") && text.contains(&key.public().to_hex()), "{text}");
 
     // The committee may then remove the validator: an ordinary set change.
-    let keep: Vec<[u8; 32]> = (0..3).map(|i| cluster.members[i].public_key.0).collect();
+    let keep: Vec<shutong_sdk::system_api::KeyBytes> =
+        (0..3).map(|i| cluster.members[i].public_key.to_key_bytes()).collect();
     let carried = cluster
         .committee
         .decide(std::slice::from_ref(&v0), vec![Action::SetValidators { keys: keep, proofs: Vec::new() }])

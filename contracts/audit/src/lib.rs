@@ -115,10 +115,12 @@ fn check_cosignature(event: &AccessEvent, granted: &Grant) -> Result<(), Error> 
         None => return Ok(()),
     };
     let unsigned = AccessEvent { consumer_signature: None, ..event.clone() };
-    if !contract::ed25519_verify(&signature.key, &signature.signature, &unsigned.encode()) {
+    if !contract::verify_signature(signature.key.as_slice(), &signature.signature, &unsigned.encode()) {
         return Err(Error::new("the consumer gateway's signature does not verify"));
     }
-    match member(contract::account_of(&signature.key)) {
+    let account = contract::account_of_key(signature.key.as_slice())
+        .ok_or_else(|| Error::new("the consumer gateway's key is not of this chain's suite"))?;
+    match member(account) {
         Some(m) if m.acting && m.principal.kind == PrincipalKind::Gateway && m.principal.org == granted.grantee_org => {
             Ok(())
         }

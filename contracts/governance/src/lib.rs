@@ -34,6 +34,7 @@ use shutong_system_api::names::{CATALOG_ADDRESS, REGISTRY_ADDRESS};
 use shutong_system_api::registry::{
     GetOrg, GovernanceOrgStatus, GovernanceRegister, GovernanceRegistration, OrgStatus,
 };
+use shutong_system_api::KeyBytes;
 
 contract::entrypoints!(
     set_validators,
@@ -53,6 +54,11 @@ const NEXT_PROPOSAL: shutong_contract::Item<u64> = shutong_contract::Item::new(b
 const PROPOSALS: Map<u64, Proposal> = Map::new(b"proposal/");
 const PURPOSES: Map<String, PurposeDef> = Map::new(PURPOSE_PREFIX);
 const EVIDENCE: Map<Vec<u8>, EvidenceRecord> = Map::new(EVIDENCE_PREFIX);
+
+/// A key as people and tools write it: its bytes in hex, without the suite byte.
+fn key_hex(key: &KeyBytes) -> String {
+    hex(&key.as_slice()[1..])
+}
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{:02x}", b)).collect()
@@ -157,7 +163,7 @@ pub fn set_validators(args: &[u8]) -> MethodResult {
 }
 
 /// A set names at least one key, each once.
-fn well_formed(keys: &[[u8; 32]]) -> Result<(), Error> {
+fn well_formed(keys: &[KeyBytes]) -> Result<(), Error> {
     if keys.is_empty() {
         return Err(Error::new("the validator set cannot be empty"));
     }
@@ -200,7 +206,7 @@ fn faults_max(n: usize) -> usize {
 /// may be down), and the validators that stay are a quorum of the new set by themselves
 /// (new ones may not be running yet), except that a set of three or fewer may grow by one.
 /// Larger changes are made in steps. `new` is well formed ([`well_formed`]).
-fn keeps_finalizing(current: &[[u8; 32]], new: &[[u8; 32]]) -> Result<(), Error> {
+fn keeps_finalizing(current: &[KeyBytes], new: &[KeyBytes]) -> Result<(), Error> {
     let min = validators_min();
     if (new.len() as u64) < min {
         return Err(Error(format!(
@@ -240,17 +246,17 @@ fn keeps_finalizing(current: &[[u8; 32]], new: &[[u8; 32]]) -> Result<(), Error>
 /// Every key that joins the set comes with its holder's signature over the chain id and
 /// the proposed set: nobody names a key they do not hold, and a key that is no valid point
 /// (or is of small order) cannot sign, so it never enters a set to be dropped later.
-fn proven(current: &[[u8; 32]], new: &[[u8; 32]], proofs: &[KeyProof]) -> Result<(), Error> {
+fn proven(current: &[KeyBytes], new: &[KeyBytes], proofs: &[KeyProof]) -> Result<(), Error> {
     let message = possession_message(&chain_id()?, new);
     for key in new.iter().filter(|k| !current.contains(k)) {
         let proof = proofs
             .iter()
             .find(|p| p.key == *key)
-            .ok_or_else(|| Error(format!("validator key {} joins without a proof of possession", hex(key))))?;
-        if !contract::ed25519_verify(key, &proof.signature, &message) {
+            .ok_or_else(|| Error(format!("validator key {} joins without a proof of possession", key_hex(key))))?;
+        if !contract::verify_signature(key.as_slice(), &proof.signature, &message) {
             return Err(Error(format!(
-                "the proof of possession of validator key {} does not verify: it must sign the chain id and the proposed set",
-                hex(key)
+                "the proof of possession of validator key {} does not verify: it must be this chain's suite and sign the chain id and the proposed set",
+                key_hex(key)
             )));
         }
     }
@@ -466,15 +472,15 @@ pub fn report_equivocation(args: &[u8]) -> MethodResult {
     conflict(first, second).map_err(Error::new)?;
     let set: ValidatorSet = load(&epoch_set_key(first.epoch), "epoch's validator set")?
         .ok_or_else(|| Error(format!("epoch {} has no validator set on this chain", first.epoch)))?;
-    let validator = *set.keys.get(first.signer as usize).ok_or_else(|| {
+    let validator = set.keys.get(first.signer as usize).cloned().ok_or_else(|| {
         Error(format!("signer {} is not in epoch {}'s set of {} validators", first.signer, first.epoch, set.keys.len()))
     })?;
     let chain_id = chain_id()?;
     for vote in [first, second] {
-        if !contract::ed25519_verify(&validator, &vote.signature, &vote.signing_bytes(&chain_id)) {
+        if !contract::verify_signature(validator.as_slice(), &vote.signature, &vote.signing_bytes(&chain_id)) {
             return Err(Error(format!(
                 "a vote's signature does not verify under validator {} of epoch {}",
-                hex(&validator),
+                key_hex(&validator),
                 first.epoch
             )));
         }
@@ -483,15 +489,16 @@ pub fn report_equivocation(args: &[u8]) -> MethodResult {
     if EVIDENCE.has(&id) {
         return Err(Error(format!(
             "evidence against validator {} in epoch {} view {} is already recorded",
-            hex(&validator),
+            key_hex(&validator),
             first.epoch,
             first.view
         )));
     }
     let (epoch, view) = (first.epoch, first.view);
+    let recorded = format!("{}@{}/{}", key_hex(&validator), epoch, view);
     let record = EvidenceRecord { validator, evidence, reporter: contract::caller(), height: contract::block_height() };
     EVIDENCE.save(&id, &record);
-    contract::emit_event("equivocation.recorded", format!("{}@{}/{}", hex(&validator), epoch, view).as_bytes());
+    contract::emit_event("equivocation.recorded", recorded.as_bytes());
     Ok(Vec::new())
 }
 
@@ -519,37 +526,42 @@ mod tests {
     /// The native host has no ed25519 (the contracts' toolchain fetches no crates): a
     /// stand-in whose "signature" is the key and a fold of the message. The VM tests and
     /// the cluster test check real signatures.
-    fn stand_in_sign(key: &[u8; 32], message: &[u8]) -> [u8; 64] {
+    fn stand_in_sign(key: &KeyBytes, message: &[u8]) -> [u8; 64] {
         let mut sig = [0u8; 64];
-        sig[..32].copy_from_slice(key);
+        sig[..32].copy_from_slice(&key.as_slice()[1..]);
         for (i, b) in message.iter().enumerate() {
             sig[32 + i % 32] ^= b.wrapping_add(i as u8);
         }
         sig
     }
 
-    fn stand_in_verify(key: &[u8; 32], sig: &[u8; 64], message: &[u8]) -> bool {
-        stand_in_sign(key, message) == *sig
+    fn stand_in_verify(key: &[u8], sig: &[u8; 64], message: &[u8]) -> bool {
+        KeyBytes::new(key.to_vec()).map_or(false, |key| stand_in_sign(&key, message) == *sig)
+    }
+
+    /// The validator key numbered `n` in these tests.
+    fn k(n: u8) -> KeyBytes {
+        KeyBytes::ed25519([n; 32])
     }
 
     const CHAIN: &str = "test-chain";
 
     fn setup() {
-        testing::with_host(|h| h.ed25519_verify = Some(stand_in_verify));
+        testing::with_host(|h| h.verify_signature = Some(stand_in_verify));
         contract::storage_set(COMMITTEE_KEY, &seats(&[([1; 32], "office")], 1).encode());
         contract::storage_set(CHAIN_ID_KEY, CHAIN.as_bytes());
-        let set = ValidatorSet { epoch: 0, since_height: 0, keys: vec![[10; 32], [11; 32], [12; 32], [13; 32]] };
+        let set = ValidatorSet { epoch: 0, since_height: 0, keys: vec![k(10), k(11), k(12), k(13)] };
         contract::storage_set(VALIDATORS_KEY, &set.encode());
         contract::storage_set(&epoch_set_key(0), &set.encode());
     }
 
     /// Proofs of possession by every key of `keys` (the stand-in's).
-    fn proofs(keys: &[[u8; 32]]) -> Vec<KeyProof> {
+    fn proofs(keys: &[KeyBytes]) -> Vec<KeyProof> {
         let message = possession_message(CHAIN, keys);
-        keys.iter().map(|k| KeyProof { key: *k, signature: stand_in_sign(k, &message) }).collect()
+        keys.iter().map(|k| KeyProof { key: k.clone(), signature: stand_in_sign(k, &message) }).collect()
     }
 
-    fn args(keys: &[[u8; 32]]) -> Vec<u8> {
+    fn args(keys: &[KeyBytes]) -> Vec<u8> {
         SetValidators { keys: keys.to_vec(), proofs: proofs(keys) }.encode()
     }
 
@@ -558,7 +570,7 @@ mod tests {
         testing::reset();
         testing::set_context([1; 32], 5);
         setup();
-        let new = [[10; 32], [11; 32], [12; 32], [14; 32]];
+        let new = [k(10), k(11), k(12), k(14)];
         let refused = |proofs: Vec<KeyProof>| set_validators(&SetValidators { keys: new.to_vec(), proofs }.encode());
         let joining = "0e".repeat(32);
         assert_eq!(
@@ -566,18 +578,18 @@ mod tests {
             Err(Error(format!("validator key {} joins without a proof of possession", joining)))
         );
         let bad = format!(
-            "the proof of possession of validator key {} does not verify: it must sign the chain id and the proposed set",
+            "the proof of possession of validator key {} does not verify: it must be this chain's suite and sign the chain id and the proposed set",
             joining
         );
         // Signed over another set, or another chain: no good for this one.
-        assert_eq!(refused(proofs(&[[10; 32], [11; 32], [14; 32]])), Err(Error(bad.clone())));
+        assert_eq!(refused(proofs(&[k(10), k(11), k(14)])), Err(Error(bad.clone())));
         let other_chain = possession_message("other-chain", &new);
         assert_eq!(
-            refused(vec![KeyProof { key: [14; 32], signature: stand_in_sign(&[14; 32], &other_chain) }]),
+            refused(vec![KeyProof { key: k(14), signature: stand_in_sign(&k(14), &other_chain) }]),
             Err(Error(bad))
         );
         // Keys already in the set need none.
-        let only_joining = proofs(&new).into_iter().filter(|p| p.key == [14; 32]).collect();
+        let only_joining = proofs(&new).into_iter().filter(|p| p.key == k(14)).collect();
         assert_eq!(refused(only_joining), Ok(Vec::new()));
         // The proposal route checks the same, before anyone votes.
         testing::reset();
@@ -598,7 +610,7 @@ mod tests {
             signer,
             signature: [0; 64],
         };
-        let key = [10 + signer as u8; 32];
+        let key = k(10 + signer as u8);
         v.signature = stand_in_sign(&key, &v.signing_bytes(CHAIN));
         v
     }
@@ -657,10 +669,10 @@ mod tests {
         let page =
             EvidencePage::decode(&list_evidence(&ListEvidence { after: None, limit: 2 }.encode()).unwrap()).unwrap();
         assert_eq!(page.records.len(), 2);
-        assert_eq!(page.records[0].validator, [10; 32]);
-        assert_eq!((page.records[1].validator, page.records[1].evidence.first.view), ([12; 32], 4));
+        assert_eq!(page.records[0].validator, k(10));
+        assert_eq!((page.records[1].validator.clone(), page.records[1].evidence.first.view), (k(12), 4));
         assert_eq!((page.records[1].reporter, page.records[1].height), ([7; 32], 30));
-        let after = evidence_id(&[12; 32], 0, 4);
+        let after = evidence_id(&k(12), 0, 4);
         let rest =
             EvidencePage::decode(&list_evidence(&ListEvidence { after: Some(after), limit: 10 }.encode()).unwrap())
                 .unwrap();
@@ -672,12 +684,12 @@ mod tests {
     fn an_admin_schedules_a_change_after_the_delay() {
         testing::set_context([1; 32], 5);
         setup();
-        set_validators(&args(&[[10; 32], [11; 32], [12; 32]])).unwrap();
+        set_validators(&args(&[k(10), k(11), k(12)])).unwrap();
         let got = Validators::decode(&get_validators(&[]).unwrap()).unwrap();
         let pending = got.pending.unwrap();
         assert_eq!(pending.activation_height, 5 + CHANGE_DELAY_BLOCKS);
-        assert_eq!(pending.keys, vec![[10; 32], [11; 32], [12; 32]]);
-        assert_eq!(got.current.keys, vec![[10; 32], [11; 32], [12; 32], [13; 32]]);
+        assert_eq!(pending.keys, vec![k(10), k(11), k(12)]);
+        assert_eq!(got.current.keys, vec![k(10), k(11), k(12), k(13)]);
         let height = (5 + CHANGE_DELAY_BLOCKS).to_string().into_bytes();
         assert_eq!(testing::take_events(), vec![("validators.scheduled".to_string(), height)]);
     }
@@ -687,35 +699,35 @@ mod tests {
         testing::set_context([2; 32], 5);
         setup();
         assert_eq!(
-            set_validators(&args(&[[10; 32]])),
+            set_validators(&args(&[k(10)])),
             Err(Error::new("only a member of the governance committee may change the validator set"))
         );
         testing::set_context([1; 32], 5);
         assert_eq!(set_validators(&args(&[])), Err(Error::new("the validator set cannot be empty")));
-        assert_eq!(set_validators(&args(&[[9; 32], [9; 32]])), Err(Error::new("a validator key appears twice")));
+        assert_eq!(set_validators(&args(&[k(9), k(9)])), Err(Error::new("a validator key appears twice")));
         assert_eq!(
-            set_validators(&args(&[[10; 32], [11; 32], [12; 32], [13; 32]])),
+            set_validators(&args(&[k(10), k(11), k(12), k(13)])),
             Err(Error::new("the new validator set is the current one"))
         );
         // Two of four leaving at once: the rest could not finalize with one more down.
         assert_eq!(
-            set_validators(&args(&[[10; 32], [11; 32]])),
+            set_validators(&args(&[k(10), k(11)])),
             Err(Error::new("the change removes 2 of the 4 validators in force; at most 1 may leave at once"))
         );
         // Two new ones at once: the four that stay are not a quorum (5) of six.
         assert_eq!(
-            set_validators(&args(&[[10; 32], [11; 32], [12; 32], [13; 32], [14; 32], [15; 32]])),
+            set_validators(&args(&[k(10), k(11), k(12), k(13), k(14), k(15)])),
             Err(Error::new("the change adds 2 validators: the 4 that stay must be a quorum (5) of the new set of 6"))
         );
         // Below the committee's minimum, once it set one.
         contract::storage_set(&param_key(VALIDATORS_MIN_PARAM), b"4");
         assert_eq!(
-            set_validators(&args(&[[10; 32], [11; 32], [12; 32]])),
+            set_validators(&args(&[k(10), k(11), k(12)])),
             Err(Error::new("the new set has 3 validators; the committee's minimum (validators_min) is 4"))
         );
         // Replacing one: one leaves, one joins; the three that stay are a quorum of four.
-        set_validators(&args(&[[10; 32], [11; 32], [12; 32], [14; 32]])).unwrap();
-        assert_eq!(set_validators(&args(&[[11; 32]])), Err(Error::new("a validator-set change is already pending")));
+        set_validators(&args(&[k(10), k(11), k(12), k(14)])).unwrap();
+        assert_eq!(set_validators(&args(&[k(11)])), Err(Error::new("a validator-set change is already pending")));
     }
 
     #[test]
@@ -723,19 +735,19 @@ mod tests {
         testing::reset();
         testing::set_context([1; 32], 5);
         setup();
-        let one = ValidatorSet { epoch: 0, since_height: 0, keys: vec![[10; 32]] };
+        let one = ValidatorSet { epoch: 0, since_height: 0, keys: vec![k(10)] };
         contract::storage_set(VALIDATORS_KEY, &one.encode());
         assert_eq!(
-            set_validators(&args(&[[10; 32], [11; 32], [12; 32]])),
+            set_validators(&args(&[k(10), k(11), k(12)])),
             Err(Error::new("the change adds 2 validators: the 1 that stay must be a quorum (3) of the new set of 3"))
         );
-        assert_eq!(set_validators(&args(&[[10; 32], [11; 32]])), Ok(Vec::new()));
+        assert_eq!(set_validators(&args(&[k(10), k(11)])), Ok(Vec::new()));
         // From four on, the quorum rule decides: four to five is allowed (four stay, a
         // quorum of five); four to six is refused (each_refusal_has_its_own_error).
-        let four = ValidatorSet { epoch: 0, since_height: 0, keys: vec![[10; 32], [11; 32], [12; 32], [13; 32]] };
+        let four = ValidatorSet { epoch: 0, since_height: 0, keys: vec![k(10), k(11), k(12), k(13)] };
         contract::storage_remove(PENDING_KEY);
         contract::storage_set(VALIDATORS_KEY, &four.encode());
-        assert_eq!(set_validators(&args(&[[10; 32], [11; 32], [12; 32], [13; 32], [14; 32]])), Ok(Vec::new()));
+        assert_eq!(set_validators(&args(&[k(10), k(11), k(12), k(13), k(14)])), Ok(Vec::new()));
     }
 
     #[test]
@@ -745,13 +757,13 @@ mod tests {
         setup();
         let three = seats(&[([1; 32], "office"), ([2; 32], "market")], 2);
         propose(&Propose { action: Action::SetCommittee { committee: three } }.encode()).unwrap();
-        let drop_two = Action::SetValidators { keys: vec![[10; 32], [11; 32]], proofs: Vec::new() };
+        let drop_two = Action::SetValidators { keys: vec![k(10), k(11)], proofs: Vec::new() };
         assert_eq!(
             propose(&Propose { action: drop_two }.encode()),
             Err(Error::new("the change removes 2 of the 4 validators in force; at most 1 may leave at once"))
         );
         // One key named five times: refused as such, not counted as five that stay.
-        let repeated = Action::SetValidators { keys: vec![[10; 32]; 5], proofs: Vec::new() };
+        let repeated = Action::SetValidators { keys: vec![k(10); 5], proofs: Vec::new() };
         assert_eq!(propose(&Propose { action: repeated }.encode()), Err(Error::new("a validator key appears twice")));
     }
 
@@ -850,7 +862,7 @@ mod tests {
             Err(Error::new("validators_min is a whole number from 1 to 100"))
         );
         // Three of four is allowed until the committee says four at least.
-        let three = Action::SetValidators { keys: vec![[10; 32], [11; 32], [12; 32]], proofs: Vec::new() };
+        let three = Action::SetValidators { keys: vec![k(10), k(11), k(12)], proofs: Vec::new() };
         check_action(&three).unwrap();
         let four = Action::SetParam { name: VALIDATORS_MIN_PARAM.into(), value: "4".into() };
         propose(&Propose { action: four }.encode()).unwrap();

@@ -34,6 +34,15 @@ mod imp {
             pub fn blake3(ptr: *const u8, len: u32, out_ptr: *mut u8);
             pub fn ed25519_verify(key_ptr: *const u8, sig_ptr: *const u8, msg_ptr: *const u8, msg_len: u32) -> u32;
             pub fn account_of(key_ptr: *const u8, out_ptr: *mut u8);
+            pub fn hash(ptr: *const u8, len: u32, out_ptr: *mut u8);
+            pub fn verify_signature(
+                key_ptr: *const u8,
+                key_len: u32,
+                sig_ptr: *const u8,
+                msg_ptr: *const u8,
+                msg_len: u32,
+            ) -> u32;
+            pub fn account_of_key(key_ptr: *const u8, key_len: u32, out_ptr: *mut u8) -> u32;
             pub fn call_contract(
                 addr_ptr: *const u8,
                 method_ptr: *const u8,
@@ -106,6 +115,37 @@ mod imp {
         // SAFETY: the host reads 32 bytes of `key` and writes 32 bytes into `out`.
         unsafe { sys::account_of(key.as_ptr(), out.as_mut_ptr()) };
         out
+    }
+
+    pub fn hash(data: &[u8]) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        // SAFETY: the host reads the live slice and writes 32 bytes into `out`.
+        unsafe { sys::hash(data.as_ptr(), data.len() as u32, out.as_mut_ptr()) };
+        out
+    }
+
+    pub fn verify_signature(key: &[u8], signature: &[u8; 64], message: &[u8]) -> bool {
+        // SAFETY: the host reads the live slices and array.
+        unsafe {
+            sys::verify_signature(
+                key.as_ptr(),
+                key.len() as u32,
+                signature.as_ptr(),
+                message.as_ptr(),
+                message.len() as u32,
+            ) == 1
+        }
+    }
+
+    pub fn account_of_key(key: &[u8]) -> Option<[u8; 32]> {
+        let mut out = [0u8; 32];
+        // SAFETY: the host reads the live slice and writes 32 bytes into `out` when it returns 1.
+        let known = unsafe { sys::account_of_key(key.as_ptr(), key.len() as u32, out.as_mut_ptr()) };
+        if known == 1 {
+            Some(out)
+        } else {
+            None
+        }
     }
 
     pub fn call_contract(address: &[u8; 32], method: &str, args: &[u8], gas: u64) -> (i64, Vec<u8>) {
@@ -314,6 +354,34 @@ mod imp {
         }
     }
 
+    pub fn hash(data: &[u8]) -> [u8; 32] {
+        let hash = HOST.with(|h| h.borrow().hash);
+        match hash {
+            Some(hash) => hash(data),
+            None => panic!("the native test host has no hash: set testing::Host::hash, or test in the VM"),
+        }
+    }
+
+    pub fn verify_signature(key: &[u8], signature: &[u8; 64], message: &[u8]) -> bool {
+        let verify = HOST.with(|h| h.borrow().verify_signature);
+        match verify {
+            Some(verify) => verify(key, signature, message),
+            None => {
+                panic!("the native test host has no signatures: set testing::Host::verify_signature, or test in the VM")
+            }
+        }
+    }
+
+    pub fn account_of_key(key: &[u8]) -> Option<[u8; 32]> {
+        let derive = HOST.with(|h| h.borrow().account_of_key);
+        match derive {
+            Some(derive) => derive(key),
+            None => panic!(
+                "the native test host has no account derivation: set testing::Host::account_of_key, or test in the VM"
+            ),
+        }
+    }
+
     pub fn call_contract(address: &[u8; 32], method: &str, args: &[u8], _gas: u64) -> (i64, Vec<u8>) {
         let handler = HOST.with(|h| h.borrow().call_handler);
         match handler {
@@ -355,6 +423,9 @@ pub mod testing {
         pub blake3: Option<fn(&[u8]) -> [u8; 32]>,
         pub ed25519_verify: Option<fn(&[u8; 32], &[u8; 64], &[u8]) -> bool>,
         pub account_of: Option<fn(&[u8; 32]) -> [u8; 32]>,
+        pub hash: Option<fn(&[u8]) -> [u8; 32]>,
+        pub verify_signature: Option<fn(&[u8], &[u8; 64], &[u8]) -> bool>,
+        pub account_of_key: Option<fn(&[u8]) -> Option<[u8; 32]>>,
         pub call_handler: Option<CallHandler>,
         pub read_handler: Option<ReadHandler>,
     }

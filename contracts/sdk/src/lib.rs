@@ -126,6 +126,24 @@ pub fn account_of(key: &[u8; 32]) -> [u8; 32] {
     host::account_of(key)
 }
 
+/// The hash of `data` in the chain's suite (BLAKE3, or SM3 on an `sm2-sm3` chain), so one
+/// contract artifact serves chains of both suites.
+pub fn hash(data: &[u8]) -> [u8; 32] {
+    host::hash(data)
+}
+
+/// Whether `signature` over `message` is valid under `key`, a public key in its canonical
+/// encoding (suite byte, then the key) of the chain's suite; the node's own rules apply.
+pub fn verify_signature(key: &[u8], signature: &[u8; 64], message: &[u8]) -> bool {
+    host::verify_signature(key, signature, message)
+}
+
+/// The account id of a public key in its canonical encoding, or `None` if the bytes are no
+/// key of the chain's suite.
+pub fn account_of_key(key: &[u8]) -> Option<[u8; 32]> {
+    host::account_of_key(key)
+}
+
 /// Why a call to another contract did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallError {

@@ -18,6 +18,8 @@
 //!   provider's gateway, are refused.
 //! - Every event, attestation, batch group and violation is also an audit-log leaf.
 
+use crate::KeyBytes;
+
 shutong_codec::codec_struct! {
     /// Arguments of `record`: one access, as the provider's gateway saw it. No personal data:
     /// references are hashes or keyed digests.
@@ -48,7 +50,7 @@ shutong_codec::codec_struct! {
     /// A gateway's ed25519 signature and the key that made it.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct GatewaySignature {
-        pub key: [u8; 32],
+        pub key: KeyBytes,
         pub signature: [u8; 64],
     }
 }

@@ -17,6 +17,7 @@
 //! and the node carries it out before that block, with the governance contract as the acting
 //! account, recording a [`LifecycleOutcome`] under [`outcome_key`].
 
+use crate::KeyBytes;
 use shutong_codec::{write, Decode, DecodeError, Encode, Reader};
 
 /// Storage keys of the governance contract.
@@ -65,15 +66,16 @@ pub struct ValidatorSet {
     pub epoch: u64,
     /// The first height this set validates.
     pub since_height: u64,
-    /// Ed25519 public keys, in order: a validator's index in certificates is its position.
-    pub keys: Vec<[u8; 32]>,
+    /// Public keys (of the chain's suite), in order: a validator's index in certificates is
+    /// its position.
+    pub keys: Vec<KeyBytes>,
 }
 
 /// A scheduled change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingSet {
     pub activation_height: u64,
-    pub keys: Vec<[u8; 32]>,
+    pub keys: Vec<KeyBytes>,
     /// The account that scheduled it.
     pub proposer: [u8; 32],
 }
@@ -82,7 +84,7 @@ pub struct PendingSet {
 /// each key that joins it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetValidators {
-    pub keys: Vec<[u8; 32]>,
+    pub keys: Vec<KeyBytes>,
     pub proofs: Vec<KeyProof>,
 }
 
@@ -91,7 +93,7 @@ shutong_codec::codec_struct! {
     /// [`possession_message`] of the chain and the proposed set.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct KeyProof {
-        pub key: [u8; 32],
+        pub key: KeyBytes,
         pub signature: [u8; 64],
     }
 }
@@ -102,7 +104,7 @@ pub const POSSESSION_TAG: &[u8] = b"shutong/validator-possession/v1";
 /// What a joining validator's key signs: `tag ‖ chain_id ‖ the proposed set`, so a proof
 /// is good for one set on one chain, and a key cannot be named by someone who does not hold
 /// it (nor can a key that is no curve point, or one of small order, ever enter a set).
-pub fn possession_message(chain_id: &str, keys: &[[u8; 32]]) -> Vec<u8> {
+pub fn possession_message(chain_id: &str, keys: &[KeyBytes]) -> Vec<u8> {
     let mut out = POSSESSION_TAG.to_vec();
     write::str(&mut out, chain_id);
     write_keys(&mut out, keys);
@@ -205,7 +207,7 @@ shutong_codec::codec_struct! {
     /// Recorded evidence: the validator's key, the votes, who reported it and when.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct EvidenceRecord {
-        pub validator: [u8; 32],
+        pub validator: KeyBytes,
         pub evidence: Equivocation,
         pub reporter: [u8; 32],
         pub height: u64,
@@ -217,8 +219,8 @@ shutong_codec::codec_struct! {
 pub const EVIDENCE_PREFIX: &[u8] = b"evidence/";
 
 /// The key (after [`EVIDENCE_PREFIX`]) of evidence against `validator` in one epoch and view.
-pub fn evidence_id(validator: &[u8; 32], epoch: u64, view: u64) -> Vec<u8> {
-    let mut key = validator.to_vec();
+pub fn evidence_id(validator: &KeyBytes, epoch: u64, view: u64) -> Vec<u8> {
+    let mut key = validator.as_slice().to_vec();
     key.extend_from_slice(&epoch.to_be_bytes());
     key.extend_from_slice(&view.to_be_bytes());
     key
@@ -245,7 +247,9 @@ impl Encode for ListEvidence {
 impl Decode for ListEvidence {
     fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(ListEvidence {
-            after: r.option("list_evidence.after", |r| r.byte_vec("list_evidence.after", 48))?,
+            after: r.option("list_evidence.after", |r| {
+                r.byte_vec("list_evidence.after", crate::key::KEY_BYTES_MAX as u32 + 16)
+            })?,
             limit: r.u32()?,
         })
     }
@@ -339,12 +343,12 @@ impl Committee {
     }
 }
 
-fn write_keys(out: &mut Vec<u8>, keys: &[[u8; 32]]) {
+fn write_keys(out: &mut Vec<u8>, keys: &[KeyBytes]) {
     write::seq(out, keys, |out, key| key.encode_to(out));
 }
 
-fn read_keys(r: &mut Reader<'_>, what: &'static str, max: u32) -> Result<Vec<[u8; 32]>, DecodeError> {
-    r.seq(what, max, |r| r.array())
+fn read_keys(r: &mut Reader<'_>, what: &'static str, max: u32) -> Result<Vec<KeyBytes>, DecodeError> {
+    r.seq(what, max, KeyBytes::decode_from)
 }
 
 impl Encode for ValidatorSet {
@@ -450,7 +454,7 @@ pub const PROPOSAL_BLOCKS: u64 = 1_000;
 pub enum Action {
     /// Schedule a new validator set (as `set_validators`), with a proof of possession for
     /// each key that joins.
-    SetValidators { keys: Vec<[u8; 32]>, proofs: Vec<KeyProof> },
+    SetValidators { keys: Vec<KeyBytes>, proofs: Vec<KeyProof> },
     /// Approve a code hash for upload (as `approve_code`).
     ApproveCode { code_hash: [u8; 32] },
     /// Replace the committee and its threshold.

@@ -9,8 +9,11 @@ pub mod audit;
 pub mod authz;
 pub mod catalog;
 pub mod governance;
+pub mod key;
 pub mod lifecycle;
 pub mod registry;
+
+pub use key::KeyBytes;
 
 /// The well-known names of the system contracts; the node derives each one's address from
 /// its name (`Address::system(name)`).

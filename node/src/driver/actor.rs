@@ -153,6 +153,10 @@ impl ChainView for AfterParent<'_> {
         &self.view.chain_id
     }
 
+    fn suite(&self) -> shutong_types::Suite {
+        self.view.suite()
+    }
+
     fn next_height(&self) -> u64 {
         self.next_height
     }
@@ -845,7 +849,7 @@ impl Driver {
             }
             // The mempool admitted only transactions whose signature it checked.
             if !pool.contains(&id)
-                && let Err(error) = tx.verify()
+                && let Err(error) = tx.verify(self.suite)
             {
                 return invalid(InvalidBlock::TxSignature { id, error });
             }

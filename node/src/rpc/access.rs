@@ -28,7 +28,7 @@ use shutong_storage::Storage;
 use shutong_system_api::{governance, names, registry};
 use shutong_types::keyspace;
 use shutong_types::rate::TokenBucket;
-use shutong_types::{AccountId, Address};
+use shutong_types::{AccountId, Address, PublicKey};
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash as StdHash;
 use std::net::{IpAddr, SocketAddr};
@@ -176,13 +176,13 @@ impl<K: StdHash + Eq + Clone> Limiter<K> {
 /// The (key, nonce) pairs seen within the time window, oldest first.
 #[derive(Debug, Default)]
 struct Replays {
-    seen: std::collections::HashSet<([u8; 32], [u8; 16])>,
-    order: VecDeque<(u64, [u8; 32], [u8; 16])>,
+    seen: std::collections::HashSet<(PublicKey, [u8; 16])>,
+    order: VecDeque<(u64, PublicKey, [u8; 16])>,
 }
 
 impl Replays {
     /// Records the pair; false if it was seen already (or the cache is full).
-    fn first_time(&mut self, key: [u8; 32], nonce: [u8; 16], expires_ms: u64, now_ms: u64) -> Result<(), String> {
+    fn first_time(&mut self, key: PublicKey, nonce: [u8; 16], expires_ms: u64, now_ms: u64) -> Result<(), String> {
         while let Some(&(expiry, k, n)) = self.order.front() {
             if expiry > now_ms {
                 break;
@@ -301,6 +301,10 @@ impl Gate {
                 self.window_ms
             ));
         }
+        let suite = self.storage.suite();
+        if let Err(wrong) = auth.key.check_suite(suite) {
+            return Auth::Refused(format!("the request's signing key is refused: {wrong}"));
+        }
         if !auth.verify(&self.chain_id, body) {
             return Auth::Refused(format!(
                 "the request's signature does not verify for key {} on chain {}",
@@ -309,7 +313,7 @@ impl Gate {
         }
         let expires = auth.timestamp_ms.saturating_add(self.window_ms).saturating_add(1);
         if let Err(why) =
-            self.replays.lock().expect("replay lock poisoned").first_time(auth.key.0, auth.nonce, expires, now)
+            self.replays.lock().expect("replay lock poisoned").first_time(auth.key, auth.nonce, expires, now)
         {
             return Auth::Refused(why);
         }
@@ -500,11 +504,16 @@ mod tests {
     #[test]
     fn a_nonce_is_accepted_once_within_the_window_and_forgotten_after() {
         let mut replays = Replays::default();
-        assert!(replays.first_time([1; 32], [2; 16], 1_000, 0).is_ok());
-        assert!(replays.first_time([1; 32], [2; 16], 1_000, 500).unwrap_err().contains("sent before"));
-        assert!(replays.first_time([9; 32], [2; 16], 1_000, 500).is_ok(), "another key, same nonce");
+        assert!(replays.first_time(PublicKey::Ed25519([1; 32]), [2; 16], 1_000, 0).is_ok());
+        assert!(
+            replays.first_time(PublicKey::Ed25519([1; 32]), [2; 16], 1_000, 500).unwrap_err().contains("sent before")
+        );
+        assert!(
+            replays.first_time(PublicKey::Ed25519([9; 32]), [2; 16], 1_000, 500).is_ok(),
+            "another key, same nonce"
+        );
         // After the window the entry is gone; the time check refuses such an old request anyway.
-        assert!(replays.first_time([1; 32], [2; 16], 3_000, 1_500).is_ok());
+        assert!(replays.first_time(PublicKey::Ed25519([1; 32]), [2; 16], 3_000, 1_500).is_ok());
         assert_eq!(replays.seen.len(), 1, "both older entries left with their window");
     }
 

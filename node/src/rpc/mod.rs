@@ -137,6 +137,7 @@ fn status(ctx: &RpcContext, validators: &[shutong_types::PublicKey]) -> Status {
     let tip = ctx.view.tip();
     Status {
         chain_id: ctx.view.chain_id.clone(),
+        suite: ctx.view.storage.suite(),
         height: tip.height,
         block_hash: tip.hash,
         state_root: tip.state_root,

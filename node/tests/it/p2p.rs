@@ -20,7 +20,11 @@ async fn listening(swarm: &mut Swarm<Behaviour>) -> Multiaddr {
 
 #[tokio::test]
 async fn allowed_peers_exchange_messages_and_others_are_refused_at_the_handshake() {
-    let (a_key, b_key, c_key) = (Keypair::generate(), Keypair::generate(), Keypair::generate());
+    let (a_key, b_key, c_key) = (
+        Keypair::generate(shutong_types::Suite::Ed25519Blake3),
+        Keypair::generate(shutong_types::Suite::Ed25519Blake3),
+        Keypair::generate(shutong_types::Suite::Ed25519Blake3),
+    );
     // A lets in B only; B and C would both like to talk to A.
     let mut a = p2p::swarm(&a_key, &[b_key.public()]).unwrap();
     let mut b = p2p::swarm(&b_key, &[a_key.public()]).unwrap();

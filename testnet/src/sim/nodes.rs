@@ -1100,7 +1100,10 @@ impl World {
                     (0..self.scenario.validators - 1).map(|v| self.nodes[v].key.public()).collect();
                 keys.push(joining.public());
                 let proof = shutong_sdk::builder::possession(CHAIN_ID, &keys, joining);
-                let action = Action::SetValidators { keys: keys.iter().map(|k| k.0).collect(), proofs: vec![proof] };
+                let action = Action::SetValidators {
+                    keys: keys.iter().map(PublicKey::to_key_bytes).collect(),
+                    proofs: vec![proof],
+                };
                 let tx = sign(&self.committee[0], shutong_sdk::builder::propose(action), 0);
                 Some((tx, Governance::Proposed as fn(Hash) -> Governance))
             }

@@ -15,7 +15,8 @@ pub struct SignatureCache(Mutex<HashMap<[u8; 32], bool>>);
 
 impl Verifier for SignatureCache {
     fn verify(&self, key: &PublicKey, message: &[u8], signature: &Signature) -> bool {
-        let id = *blake3::Hasher::new().update(&key.0).update(&signature.0).update(message).finalize().as_bytes();
+        let id =
+            *blake3::Hasher::new().update(&key.encode()).update(&signature.0).update(message).finalize().as_bytes();
         let mut cache = self.0.lock().expect("signature cache lock");
         *cache.entry(id).or_insert_with(|| key.verify(message, signature).is_ok())
     }
