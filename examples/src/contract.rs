@@ -32,7 +32,8 @@ pub async fn join_enterprise(signer: &Signer, org: &str, name: &str) -> anyhow::
 /// Approves `code` for upload, as the governance committee (seats of as many departments as
 /// its threshold asks).
 pub async fn approve_code(committee: &[Signer], code: &[u8]) -> anyhow::Result<Hash> {
-    let hash = builder::code_hash(shutong_types::Suite::Ed25519Blake3, code);
+    let seat = committee.first().context("a committee of no one approves nothing")?;
+    let hash = builder::code_hash(seat.client().status().await?.suite, code);
     crate::decide(committee, shutong_sdk::system_api::governance::Action::ApproveCode { code_hash: hash.0 }).await?;
     Ok(hash)
 }
@@ -42,11 +43,9 @@ pub async fn approve_code(committee: &[Signer], code: &[u8]) -> anyhow::Result<H
 pub async fn deploy(deployer: &Signer, code: &[u8], label: &str) -> anyhow::Result<Address> {
     let uploader = deployer.clone().with_gas_limit(builder::upload_gas_limit(code.len()));
     let uploaded: [u8; 32] = uploader.execute_as(builder::upload_code(code)).await?;
-    anyhow::ensure!(
-        Hash(uploaded) == builder::code_hash(shutong_types::Suite::Ed25519Blake3, code),
-        "the chain named the code differently"
-    );
-    let address = builder::instance_address(shutong_types::Suite::Ed25519Blake3, &deployer.account(), label);
+    let suite = deployer.client().status().await?.suite;
+    anyhow::ensure!(Hash(uploaded) == builder::code_hash(suite, code), "the chain named the code differently");
+    let address = builder::instance_address(suite, &deployer.account(), label);
     let made: [u8; 32] =
         deployer.execute_as(builder::instantiate(&Hash(uploaded), label, &deployer.account(), &[])).await?;
     anyhow::ensure!(Address(made) == address, "the instance is not where its label puts it");

@@ -141,10 +141,12 @@ pub async fn serve(
     uses: u64,
 ) -> anyhow::Result<Served> {
     let client = dept.gateway.client().clone();
-    let mut chain = VerifyingClient::new(client.clone(), LightClient::from_genesis_file(genesis)?);
+    let light = LightClient::from_genesis_file(genesis)?;
+    let suite = light.suite();
+    let mut chain = VerifyingClient::new(client.clone(), light);
     // A header that commits everything committed now (headers carry their parent's roots).
     let at = chain.sync_past(client.status().await?.height, Duration::from_secs(30)).await?;
-    let mut gateway = Gateway::new(shutong_types::Suite::Ed25519Blake3);
+    let mut gateway = Gateway::new(suite);
     gateway.refresh_grant(&chain, grant).await?.with_context(|| format!("grant {grant} is not on chain"))?;
     gateway.refresh_member(&chain, consumer.0).await?;
     // Grant-changing events reach the gateway as they are committed.
@@ -207,7 +209,7 @@ pub async fn serve(
     chain.sync_past(client.status().await?.height, Duration::from_secs(30)).await?;
     let proof = gateway.proof(grant, anchor.seq, 0)?;
     let anchor_leaf = record.leaf + proof.group() as u64;
-    verify_event(shutong_types::Suite::Ed25519Blake3, &proof, &chain.audit_leaf(anchor_leaf).await?)?;
+    verify_event(suite, &proof, &chain.audit_leaf(anchor_leaf).await?)?;
 
     // The bureau revokes the grant; the gateway drops it as soon as the event arrives.
     dept.admin.execute(access::revoke(grant, "the enterprise's licence case is closed")).await?;

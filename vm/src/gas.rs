@@ -76,7 +76,7 @@ pub const V1: Schedule = Schedule {
     ed25519_verify: 50_000,
     sm3_base: 300,
     sm3_per_byte: 5,
-    sm2_verify: 200_000,
+    sm2_verify: 250_000,
     audit_append_base: 1_000,
     cross_call_base: 5_000,
     memory_grow_per_page: 64,

@@ -14,6 +14,9 @@ pub(crate) enum ContractCommand {
     Hash {
         #[arg(long)]
         wasm: PathBuf,
+        /// The suite of the chain it is for (code hashes follow it).
+        #[arg(long, default_value = "ed25519-blake3", value_parser = super::testnet::parse_suite)]
+        suite: shutong_types::Suite,
     },
     /// Approve a code hash for upload (a governance admin, while the committee has one admin;
     /// otherwise `gov propose approve-code`).
@@ -78,10 +81,10 @@ pub(crate) enum ContractCommand {
 
 pub(crate) async fn run(command: ContractCommand, ctx: &Ctx) -> Shown {
     Ok(Outcome::Send(match command {
-        ContractCommand::Hash { wasm } => {
+        ContractCommand::Hash { wasm, suite } => {
             let code = read_wasm(&wasm)?;
-            let hash = shutong_vm::Vm::code_hash(shutong_types::Suite::Ed25519Blake3, &code);
-            let json = serde_json::json!({"file": wasm, "code_hash": hash, "size": code.len()});
+            let hash = shutong_vm::Vm::code_hash(suite, &code);
+            let json = serde_json::json!({"file": wasm, "suite": suite, "code_hash": hash, "size": code.len()});
             return shown(json, hash.to_hex());
         }
         ContractCommand::Approve { code_hash } => builder::approve_code(&code_hash),
