@@ -376,6 +376,15 @@ pub mod cert {
     }
 }
 
+/// The keyed digest of a data subject's reference (an identity number, a case number) that
+/// goes on chain in its place: HMAC-SM3 on an `sm2-sm3` chain, keyed BLAKE3 on
+/// `ed25519-blake3`, under the organisation's own 32-byte subject key, which never leaves it.
+/// The same subject and key always give the same digest, so an organisation can find its
+/// records; nobody without the key can test a guess.
+pub fn subject_ref(suite: Suite, key: &[u8; 32], subject: &str) -> Hash {
+    Hash::keyed(suite, key, shutong_types::hash::tag::SUBJECT_REF, subject.as_bytes())
+}
+
 /// The governance system contract's address.
 pub fn governance() -> Address {
     Address::system(names::GOVERNANCE)

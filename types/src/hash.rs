@@ -28,6 +28,8 @@ pub mod tag {
     pub const VALIDATOR_SET: &str = "shutong/validator-set/v1";
     pub const GENESIS: &str = "shutong/genesis/v1";
     pub const BATCH: &str = "shutong/batch/v1";
+    /// A data subject's reference, digested under an organisation's secret key.
+    pub const SUBJECT_REF: &str = "shutong/subject-ref/v1";
 }
 
 impl Hash {
@@ -59,6 +61,24 @@ impl Hash {
                 all.extend_from_slice(parts);
                 Hash(crate::sm::sm3_parts(&all))
             }
+        }
+    }
+}
+
+impl Hash {
+    /// A keyed digest of `data` under `tag`: what may go on chain in place of a guessable
+    /// value, such as a data subject's identity number (`docs/domain.md`: keyed digests of
+    /// subject references only). BLAKE3's keyed mode, or HMAC-SM3, over the length-prefixed
+    /// tag and the data; without `key` nobody can test a guess against it.
+    pub fn keyed(suite: Suite, key: &[u8; 32], tag: &str, data: &[u8]) -> Hash {
+        let prefix = (tag.len() as u32).to_le_bytes();
+        match suite {
+            Suite::Ed25519Blake3 => {
+                let mut hasher = blake3::Hasher::new_keyed(key);
+                hasher.update(&prefix).update(tag.as_bytes()).update(data);
+                Hash(*hasher.finalize().as_bytes())
+            }
+            Suite::Sm2Sm3 => Hash(crate::sm::hmac_sm3(key, &[&prefix, tag.as_bytes(), data])),
         }
     }
 }
@@ -97,6 +117,18 @@ mod tests {
             assert_eq!(Hash::of_parts(suite, tag::TX, &[b"a", b"", b"bc"]), Hash::of(suite, tag::TX, b"abc"));
         }
         assert_ne!(Hash::of(Suite::Ed25519Blake3, tag::TX, b"x"), Hash::of(Suite::Sm2Sm3, tag::TX, b"x"));
+    }
+
+    #[test]
+    fn keyed_digests_depend_on_the_key_and_follow_the_suite() {
+        let digest = |suite, key: u8, data: &[u8]| Hash::keyed(suite, &[key; 32], tag::SUBJECT_REF, data);
+        for &suite in Suite::ALL {
+            assert_ne!(digest(suite, 1, b"310101199001011234"), digest(suite, 2, b"310101199001011234"));
+            assert_ne!(digest(suite, 1, b"310101199001011234"), digest(suite, 1, b"310101199001011235"));
+        }
+        let expected = crate::sm::hmac_sm3(&[1; 32], &[&22u32.to_le_bytes(), tag::SUBJECT_REF.as_bytes(), b"x"]);
+        assert_eq!(digest(Suite::Sm2Sm3, 1, b"x").0, expected);
+        assert_ne!(digest(Suite::Sm2Sm3, 1, b"x"), digest(Suite::Ed25519Blake3, 1, b"x"));
     }
 
     #[test]

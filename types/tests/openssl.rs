@@ -82,6 +82,18 @@ fn sm3_hmac_and_pbkdf2_agree_with_openssl() {
         );
         assert_eq!(theirs, hmac_sm3(key, &[&message]), "HMAC-SM3 of {} bytes", message.len());
     }
+    // A data subject's keyed digest on an SM chain is HMAC-SM3 over the length-prefixed tag
+    // and the reference.
+    let tag = shutong_types::hash::tag::SUBJECT_REF;
+    let key = [0x5a; 32];
+    let framed = [&(tag.len() as u32).to_le_bytes()[..], tag.as_bytes(), b"310101199001011234"].concat();
+    std::fs::write(dir.path().join("m"), &framed).expect("write");
+    let theirs = openssl(
+        &["dgst", "-sm3", "-binary", "-mac", "HMAC", "-macopt", &format!("hexkey:{}", hex::encode(key)), "m"],
+        dir.path(),
+    );
+    let ours = shutong_types::Hash::keyed(shutong_types::Suite::Sm2Sm3, &key, tag, b"310101199001011234");
+    assert_eq!(theirs, ours.0, "the subject digest is OpenSSL's HMAC-SM3");
     let mut ours = [0u8; 32];
     pbkdf2_hmac_sm3(b"correct horse", b"salt-0123456789", 2_000, &mut ours);
     let theirs = openssl(

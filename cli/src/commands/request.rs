@@ -90,7 +90,8 @@ pub enum RequestCommand {
         resource: String,
         #[arg(long)]
         purpose: String,
-        /// The data subject's reference; only a keyed digest of it goes on chain.
+        /// The data subject's reference; only its keyed digest goes on chain, under the
+        /// organisation's subject key (32 bytes of hex in SHUTONG_SUBJECT_KEY).
         #[arg(long)]
         subject: String,
     },
@@ -198,9 +199,11 @@ pub async fn run(command: RequestCommand, ctx: &Ctx) -> Shown {
         RequestCommand::Withdraw { id, reason } => access::withdraw(id, &reason),
         RequestCommand::Escalate { id } => access::escalate(id),
         RequestCommand::Consent { id, resource, purpose, subject } => {
+            let key = subject_key()?;
+            let suite = ctx.status(&ctx.client()?).await?.suite;
             access::record_consent(&shutong_sdk::system_api::authz::RecordConsent {
                 id,
-                subject_ref_hmac: builder::cert::digest(subject.as_bytes()).0,
+                subject_ref_hmac: builder::subject_ref(suite, &key, &subject).0,
                 resource,
                 purpose,
                 evidence_hash: [0; 32],
@@ -246,4 +249,20 @@ pub async fn run(command: RequestCommand, ctx: &Ctx) -> Shown {
             return shown(json, text);
         }
     }))
+}
+
+/// The environment variable holding the organisation's key for subject references.
+pub(crate) const SUBJECT_KEY_ENV: &str = "SHUTONG_SUBJECT_KEY";
+
+/// The organisation's subject key, from [`SUBJECT_KEY_ENV`]: 32 bytes of hex.
+fn subject_key() -> anyhow::Result<[u8; 32]> {
+    let text = std::env::var(SUBJECT_KEY_ENV).map_err(|_| {
+        anyhow::anyhow!(
+            "set {SUBJECT_KEY_ENV} to the organisation's subject key (32 bytes of hex): only a keyed digest of the subject goes on chain"
+        )
+    })?;
+    hex::decode(text.trim())
+        .ok()
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .ok_or_else(|| anyhow::anyhow!("{SUBJECT_KEY_ENV} must be 32 bytes of hex (64 hex digits)"))
 }

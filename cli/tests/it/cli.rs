@@ -259,6 +259,12 @@ async fn errors_name_the_problem_and_say_what_to_do() {
     let ran = down.run(None, &["status"]);
     assert!(!ran.ok && ran.stderr.contains("hint: is a node running at http://127.0.0.1:1?"), "{}", ran.stderr);
 
+    // A data subject's reference goes on chain only as a digest keyed by the organisation's
+    // subject key: without the key, no consent record is sent.
+    let consent = ["request", "consent", "--id", "c1", "--resource", "r", "--purpose", "p", "--subject", "3101011990"];
+    let ran = sh.run(Some("admin"), &consent);
+    assert!(!ran.ok && ran.stderr.contains("set SHUTONG_SUBJECT_KEY"), "{}", ran.stderr);
+
     // A bad value names the flag and the choices.
     let ran = sh.run(Some("someone"), &["org", "register", "--id", "x", "--name", "X", "--kind", "ministry"]);
     assert!(!ran.ok && ran.stderr.contains("department, enterprise, auditor or operator"), "{}", ran.stderr);
