@@ -43,7 +43,7 @@ impl Fixture {
         let genesis = Genesis::new(
             CHAIN_ID,
             1_795_000_000_000,
-            vec![GenesisValidator { name: "v0".into(), public_key: validator.public() }],
+            vec![GenesisValidator::new("v0", validator.public())],
             shutong_execution::genesis::CommitteeMember::departments(&[Keypair::from_seed("bench-admin").account()]),
         );
         let tip = init_storage(&storage, &genesis).expect("genesis");

@@ -14,10 +14,12 @@
 use shutong_codec::{Decode, Encode};
 use shutong_system_api::KeyBytes;
 use shutong_system_api::governance::{
-    CHAIN_ID_KEY, COMMITTEE_KEY, Committee, PENDING_KEY, PendingSet, VALIDATORS_KEY, ValidatorSet, epoch_set_key,
+    CHAIN_ID_KEY, COMMITTEE_KEY, Committee, PENDING_KEY, PendingSet, TransportKey, VALIDATORS_KEY, ValidatorSet,
+    epoch_set_key,
 };
 use shutong_system_api::names;
 use shutong_types::keyspace;
+use shutong_types::transport::Member;
 use shutong_types::{Address, PublicKey};
 use shutong_vm::state::{Overlay, StateReader, Writes};
 
@@ -26,6 +28,16 @@ use shutong_vm::state::{Overlay, StateReader, Writes};
 pub struct Epoch {
     pub epoch: u64,
     pub validators: Vec<PublicKey>,
+    /// The validators' bound transport keys, an entry each in the same order (a key without
+    /// one is its own transport key; every SM2 key has one).
+    pub transports: Vec<Option<TransportKey>>,
+}
+
+impl Epoch {
+    /// The validators as the network sees them ([`Member`]).
+    pub fn members(&self) -> Vec<Member> {
+        Member::of_set(&self.validators, &self.transports)
+    }
 }
 
 pub fn governance() -> Address {
@@ -67,25 +79,25 @@ pub fn validators_for(state: &dyn StateReader, height: u64) -> Option<Epoch> {
     let get = |k: &[u8]| state.get(k);
     let current: ValidatorSet = read(&get, VALIDATORS_KEY)?;
     let pending: Option<PendingSet> = read(&get, PENDING_KEY);
-    let keys = match pending {
-        Some(p) if p.activation_height <= height && valid(&p.keys) => {
-            let validators = p.keys.iter().map(PublicKey::from_key).collect();
-            return Some(Epoch { epoch: current.epoch + 1, validators });
-        }
-        _ => current.keys,
+    let (epoch, keys, transports) = match pending {
+        Some(p) if p.activation_height <= height && valid(&p.keys) => (current.epoch + 1, p.keys, p.transports),
+        _ => (current.epoch, current.keys, current.transports),
     };
-    Some(Epoch { epoch: current.epoch, validators: keys.iter().map(PublicKey::from_key).collect() })
+    Some(Epoch { epoch, validators: keys.iter().map(PublicKey::from_key).collect(), transports })
 }
 
-/// The keys a scheduled change adds to the set in force (none if no change is pending).
-pub fn joining(state: &dyn StateReader) -> Vec<PublicKey> {
+/// The validators a scheduled change adds to the set in force, or whose transport key it
+/// changes (none if no change is pending).
+pub fn joining(state: &dyn StateReader) -> Vec<Member> {
     let get = |k: &[u8]| state.get(k);
     let (Some(current), Some(pending)) =
         (read::<ValidatorSet>(&get, VALIDATORS_KEY), read::<PendingSet>(&get, PENDING_KEY))
     else {
         return Vec::new();
     };
-    pending.keys.iter().filter(|k| !current.keys.contains(k)).map(PublicKey::from_key).collect()
+    let now = Member::of_set(&current.keys.iter().map(PublicKey::from_key).collect::<Vec<_>>(), &current.transports);
+    let next = Member::of_set(&pending.keys.iter().map(PublicKey::from_key).collect::<Vec<_>>(), &pending.transports);
+    next.into_iter().filter(|m| !now.contains(m)).collect()
 }
 
 /// Applies a pending change whose activation height has come, before the block at `height`
@@ -101,7 +113,12 @@ pub fn begin_block(overlay: &mut Overlay, height: u64) {
     if let Some(current) = current
         && valid(&pending.keys)
     {
-        let next = ValidatorSet { epoch: current.epoch + 1, since_height: height, keys: pending.keys };
+        let next = ValidatorSet {
+            epoch: current.epoch + 1,
+            since_height: height,
+            keys: pending.keys,
+            transports: pending.transports,
+        };
         overlay.set(key(&epoch_set_key(next.epoch)), next.encode());
         overlay.set(key(VALIDATORS_KEY), next.encode());
     }
@@ -113,12 +130,18 @@ pub fn committee_key() -> Vec<u8> {
 }
 
 /// The governance contract's storage at genesis: the chain id, its committee and the first
-/// validator set (also as epoch 0's).
-pub fn genesis_state(writes: &mut Writes, chain_id: &str, committee: &Committee, validators: &[PublicKey]) {
+/// validator set (also as epoch 0's), with its transport keys (an entry per validator).
+pub fn genesis_state(
+    writes: &mut Writes,
+    chain_id: &str,
+    committee: &Committee,
+    validators: &[PublicKey],
+    transports: Vec<Option<TransportKey>>,
+) {
     writes.insert(key(CHAIN_ID_KEY), Some(chain_id.as_bytes().to_vec()));
     writes.insert(key(COMMITTEE_KEY), Some(committee.encode()));
-    let set =
-        ValidatorSet { epoch: 0, since_height: 0, keys: validators.iter().map(PublicKey::to_key_bytes).collect() };
+    let keys = validators.iter().map(PublicKey::to_key_bytes).collect();
+    let set = ValidatorSet { epoch: 0, since_height: 0, keys, transports };
     writes.insert(key(&epoch_set_key(0)), Some(set.encode()));
     writes.insert(key(VALIDATORS_KEY), Some(set.encode()));
 }
@@ -142,9 +165,9 @@ mod tests {
             seats: vec![shutong_system_api::governance::Seat { account: [1; 32], org: "office".into() }],
             threshold: 1,
         };
-        genesis_state(&mut writes, "epochs-test", &committee, &keys(4));
+        genesis_state(&mut writes, "epochs-test", &committee, &keys(4), Vec::new());
         if let Some(keys) = pending {
-            let p = PendingSet { activation_height: 15, keys, proposer: [1; 32] };
+            let p = PendingSet { activation_height: 15, keys, transports: Vec::new(), proposer: [1; 32] };
             writes.insert(key(PENDING_KEY), Some(p.encode()));
         }
         MemoryState(writes.into_iter().map(|(k, v)| (k, v.unwrap())).collect())
@@ -154,8 +177,14 @@ mod tests {
     fn a_change_applies_from_its_activation_height_and_begin_block_agrees() {
         let new: Vec<KeyBytes> = keys(3).iter().map(PublicKey::to_key_bytes).collect();
         let state = state(Some(new.clone()));
-        assert_eq!(validators_for(&state, 14).unwrap(), Epoch { epoch: 0, validators: keys(4) });
-        assert_eq!(validators_for(&state, 15).unwrap(), Epoch { epoch: 1, validators: keys(3) });
+        assert_eq!(
+            validators_for(&state, 14).unwrap(),
+            Epoch { epoch: 0, validators: keys(4), transports: Vec::new() }
+        );
+        assert_eq!(
+            validators_for(&state, 15).unwrap(),
+            Epoch { epoch: 1, validators: keys(3), transports: Vec::new() }
+        );
 
         let base: Arc<dyn StateReader> = Arc::new(state);
         let mut before = Overlay::new(Arc::clone(&base));
@@ -166,7 +195,7 @@ mod tests {
         let after = MemoryState(at.into_writes().into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect());
         // What begin_block wrote is what validators_for predicted, with no change pending.
         let current: ValidatorSet = ValidatorSet::decode(&after.get(&key(VALIDATORS_KEY)).unwrap()).unwrap();
-        assert_eq!(current, ValidatorSet { epoch: 1, since_height: 15, keys: new });
+        assert_eq!(current, ValidatorSet { epoch: 1, since_height: 15, keys: new, transports: Vec::new() });
         // Kept under its epoch too, next to epoch 0's, for evidence of either epoch.
         let kept = ValidatorSet::decode(&after.get(&key(&epoch_set_key(1))).unwrap()).unwrap();
         assert_eq!(kept, current);

@@ -15,6 +15,7 @@ use shutong_types::hash::tag;
 use shutong_types::keyspace::params;
 use shutong_types::keyspace::{self, Instance};
 use shutong_types::limits::CHAIN_ID_BYTES_MAX;
+use shutong_types::transport::{Member, Transport};
 use shutong_types::{AccountId, Address, Block, BlockHeader, Hash, PublicKey, merkle_root, validator_set_hash};
 use shutong_vm::Vm;
 use shutong_vm::state::Writes;
@@ -55,6 +56,18 @@ pub const GENESIS_BYTES_MAX: u64 = 4 << 20;
 pub struct GenesisValidator {
     pub name: String,
     pub public_key: PublicKey,
+    /// The validator's ed25519 transport key (its p2p identity) and the binding its key
+    /// signed (`shutong_types::transport`): required on `sm2-sm3`; on `ed25519-blake3` only
+    /// for a key the node cannot hand to libp2p (one in a PKCS#11 token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<Transport>,
+}
+
+impl GenesisValidator {
+    /// A validator whose key is its own transport key (an `ed25519-blake3` key in a file).
+    pub fn new(name: &str, public_key: PublicKey) -> GenesisValidator {
+        GenesisValidator { name: name.to_string(), public_key, transport: None }
+    }
 }
 
 /// One seat of the governance committee: an account voting for a department.
@@ -116,7 +129,7 @@ pub struct Genesis {
     /// Blocks between a carried lifecycle decision and its execution.
     #[serde(default = "default_lifecycle_delay")]
     pub lifecycle_delay_blocks: u64,
-    /// The chain's crypto suite (`ed25519-blake3`, the default; `sm2-sm3` is not built yet).
+    /// The chain's crypto suite: `ed25519-blake3` (the default) or `sm2-sm3`.
     #[serde(default)]
     pub suite: shutong_types::Suite,
 }
@@ -216,12 +229,6 @@ impl Genesis {
         if keys.len() != self.validators.len() {
             return Err(invalid("validators", "a public key appears twice"));
         }
-        if self.suite != shutong_types::Suite::Ed25519Blake3 {
-            return Err(invalid(
-                "suite",
-                format!("{} is not built yet (issue 23): this build runs ed25519-blake3 only", self.suite.name()),
-            ));
-        }
         let committee = self.committee_record();
         if let Err(reason) = committee.check() {
             let field = if reason.starts_with("a threshold") { "governance_threshold" } else { "committee" };
@@ -257,6 +264,17 @@ impl Genesis {
         }
         if let Some(v) = self.validators.iter().find(|v| !v.public_key.is_point()) {
             return Err(invalid("validators", format!("{} is not an {} public key", v.public_key, self.suite)));
+        }
+        for v in &self.validators {
+            let member = Member { key: v.public_key, transport: v.transport };
+            member.peer_key(&self.chain_id).map_err(|e| invalid("validators", format!("{}: {e}", v.name)))?;
+        }
+        let mut transports: Vec<PublicKey> =
+            self.validators.iter().filter_map(|v| v.transport.map(|t| t.key)).collect();
+        transports.sort();
+        transports.dedup();
+        if transports.len() != self.validators.iter().filter(|v| v.transport.is_some()).count() {
+            return Err(invalid("validators", "a transport key is bound to two validators"));
         }
         if ![policy::GOVERNANCE, policy::OPEN].contains(&self.upload_policy.as_str()) {
             return Err(invalid("upload_policy", format!("{:?} is not governance or open", self.upload_policy)));
@@ -300,6 +318,10 @@ impl Genesis {
         write::seq(&mut out, &self.validators, |out, v| {
             write::str(out, &v.name);
             v.public_key.encode_to(out);
+            write::option(out, &v.transport, |out, t| {
+                t.key.encode_to(out);
+                t.binding.encode_to(out);
+            });
         });
         write::seq(&mut out, &self.committee, |out, m| {
             write::str(out, &m.org);
@@ -346,7 +368,14 @@ impl Genesis {
         }
         writes.insert(keyspace::param(params::UPLOAD_POLICY), Some(self.upload_policy.clone().into_bytes()));
         writes.insert(keyspace::param(params::GAS_SCHEDULE), Some(self.gas_schedule.encode()));
-        crate::epochs::genesis_state(&mut writes, &self.chain_id, &self.committee_record(), &self.validator_keys());
+        let transports = self.validators.iter().map(|v| v.transport.and_then(|t| t.to_record())).collect();
+        crate::epochs::genesis_state(
+            &mut writes,
+            &self.chain_id,
+            &self.committee_record(),
+            &self.validator_keys(),
+            transports,
+        );
         let registry = Address::system(names::REGISTRY);
         for member in &self.committee {
             let org = registry::Org {
@@ -402,11 +431,11 @@ mod tests {
     fn genesis() -> Genesis {
         let v = Keypair::from_seed("v").public();
         let committee = vec![CommitteeMember::new("office", "District Office", AccountId([1; 32]))];
-        Genesis::new("test", 1, vec![GenesisValidator { name: "v".into(), public_key: v }], committee)
+        Genesis::new("test", 1, vec![GenesisValidator::new("v", v)], committee)
     }
 
     #[test]
-    fn the_suite_is_named_in_genesis_and_every_header_and_only_the_built_one_runs() {
+    fn the_suite_is_named_in_genesis_and_every_header() {
         let g = genesis();
         assert_eq!(g.block().header.suite, shutong_types::Suite::Ed25519Blake3);
         assert_eq!(g.block().header.protocol_version, shutong_types::PROTOCOL_VERSION);
@@ -418,7 +447,7 @@ mod tests {
         let sm: Genesis = serde_json::from_value(json.clone()).unwrap();
         assert_ne!(sm.hash(), g.hash(), "the suite is part of the genesis hash");
         let err = sm.validate().unwrap_err().to_string();
-        assert!(err.contains("sm2-sm3 is not built yet"), "{err}");
+        assert!(err.contains("is an ed25519-blake3 key, but the chain's suite is sm2-sm3"), "{err}");
         json["suite"] = "rsa".into();
         let err = serde_json::from_value::<Genesis>(json).unwrap_err().to_string();
         assert!(err.contains("unknown crypto suite \"rsa\"; one of ed25519-blake3, sm2-sm3"), "{err}");
@@ -427,6 +456,48 @@ mod tests {
         let at = 4 + g.chain_id.len() + 4;
         bytes[at] = 9;
         assert!(<BlockHeader as shutong_types::Decode>::decode(&bytes).is_err());
+    }
+
+    #[test]
+    fn an_sm_validator_enters_genesis_only_with_a_bound_transport_key() {
+        use shutong_types::Suite;
+        let keys: Vec<Keypair> = (0..2).map(|i| Keypair::from_seed_in(Suite::Sm2Sm3, &format!("sm-v{i}"))).collect();
+        let transports: Vec<Keypair> = (0..2).map(|i| Keypair::from_seed(&format!("sm-t{i}"))).collect();
+        let committee = vec![CommitteeMember::new("office", "District Office", AccountId([1; 32]))];
+        let validators = |chain: &str, t: [usize; 2]| -> Vec<GenesisValidator> {
+            keys.iter()
+                .zip(t)
+                .enumerate()
+                .map(|(i, (k, t))| GenesisValidator {
+                    name: format!("v{i}"),
+                    public_key: k.public(),
+                    transport: Some(Transport::bind(chain, k, &transports[t].public())),
+                })
+                .collect()
+        };
+        let g = Genesis::new("sm-chain", 1, validators("sm-chain", [0, 1]), committee.clone());
+        assert_eq!(g.suite, Suite::Sm2Sm3);
+        g.validate().unwrap();
+        // The set at genesis carries the transport keys, in the keys' order.
+        let state = shutong_vm::state::MemoryState(g.state().into_iter().filter_map(|(k, v)| Some((k, v?))).collect());
+        let epoch = crate::epochs::validators_for(&state, 1).unwrap();
+        let peers: Vec<PublicKey> = epoch.members().iter().map(|m| m.peer_key("sm-chain").unwrap()).collect();
+        assert_eq!(peers, transports.iter().map(Keypair::public).collect::<Vec<_>>());
+        // Without one, with a binding of another chain, or one key bound twice: refused.
+        let mut unbound = g.clone();
+        unbound.validators[1].transport = None;
+        let err = unbound.validate().unwrap_err().to_string();
+        assert!(err.contains("v1: validator key") && err.contains("has no transport key bound to it"), "{err}");
+        let other = Genesis::new("sm-chain", 1, validators("other-chain", [0, 1]), committee.clone());
+        let err = other.validate().unwrap_err().to_string();
+        assert!(err.contains("is not bound to validator key"), "{err}");
+        let twice = Genesis::new("sm-chain", 1, validators("sm-chain", [0, 0]), committee);
+        let err = twice.validate().unwrap_err().to_string();
+        assert!(err.contains("a transport key is bound to two validators"), "{err}");
+        // Carried in the file and in the genesis hash.
+        let json = serde_json::to_string(&g).unwrap();
+        assert_eq!(serde_json::from_str::<Genesis>(&json).unwrap(), g);
+        assert_ne!(unbound.hash(), g.hash());
     }
 
     #[test]

@@ -15,6 +15,7 @@ use shutong_p2p::{Inbound, PeerId};
 use shutong_storage::{Commit, Storage, StorageError, Tip};
 use shutong_types::epoch::{EpochChange, KnownEpoch, ProvenValue};
 use shutong_types::limits::BLOCK_BYTES_MAX;
+use shutong_types::transport::Member;
 use shutong_types::{Block, Certificate, Encode, Hash, PublicKey, VoteKind};
 use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
@@ -32,9 +33,9 @@ pub trait NetSink: Send + Sync + std::fmt::Debug {
     /// A peer sent something no honest peer sends.
     fn penalise(&self, peer: PeerId, what: Misbehaviour);
     /// A new validator set: broadcast to it, and let its members in.
-    fn set_validators(&self, validators: Vec<PublicKey>);
-    /// The keys a scheduled set change adds: let them in ahead of their epoch.
-    fn expect(&self, _joining: Vec<PublicKey>) {}
+    fn set_validators(&self, validators: Vec<Member>);
+    /// The validators a scheduled set change adds: let them in ahead of their epoch.
+    fn expect(&self, _joining: Vec<Member>) {}
 }
 
 /// Who may connect beyond the set in force: the keys of later epochs this node knows of.
@@ -47,7 +48,7 @@ pub trait NetSink: Send + Sync + std::fmt::Debug {
 #[derive(Debug, Default)]
 pub struct Gate {
     /// What the network was last told.
-    joining: Vec<PublicKey>,
+    joining: Vec<Member>,
     /// Epochs after the committed one, proven by peers, in order.
     ahead: Vec<KnownEpoch>,
     /// When an epoch proof was last asked for.
@@ -63,14 +64,19 @@ impl Gate {
         let tip = storage.tip()?;
         let epoch = shutong_execution::epochs::validators_for(storage, tip.height + 1)?;
         let start_height = storage.epoch_start(epoch.epoch).unwrap_or(0);
-        Some(KnownEpoch { epoch: epoch.epoch, start_height, validators: epoch.validators })
+        Some(KnownEpoch {
+            epoch: epoch.epoch,
+            start_height,
+            validators: epoch.validators,
+            transports: epoch.transports,
+        })
     }
 
     fn update(&mut self, storage: &shutong_storage::Storage, net: &dyn NetSink) {
         let mut joining = shutong_execution::epochs::joining(storage);
-        for key in self.ahead.iter().flat_map(|e| &e.validators) {
-            if !joining.contains(key) {
-                joining.push(*key);
+        for member in self.ahead.iter().flat_map(|e| Member::of_set(&e.validators, &e.transports)) {
+            if !joining.contains(&member) {
+                joining.push(member);
             }
         }
         if joining != self.joining {
@@ -181,11 +187,11 @@ impl NetSink for NetHandle {
         NetHandle::send(self, Command::Penalise(peer, what));
     }
 
-    fn set_validators(&self, validators: Vec<PublicKey>) {
+    fn set_validators(&self, validators: Vec<Member>) {
         NetHandle::send(self, Command::SetValidators(validators));
     }
 
-    fn expect(&self, joining: Vec<PublicKey>) {
+    fn expect(&self, joining: Vec<Member>) {
         NetHandle::send(self, Command::Expect(joining));
     }
 }
@@ -515,7 +521,7 @@ mod tests {
     /// What a gate told the network.
     #[derive(Debug, Default)]
     struct Seen {
-        expected: Mutex<Vec<Vec<PublicKey>>>,
+        expected: Mutex<Vec<Vec<Member>>>,
         sent: Mutex<Vec<NetMessage>>,
         penalties: std::sync::atomic::AtomicU64,
     }
@@ -528,8 +534,8 @@ mod tests {
         fn penalise(&self, _: PeerId, _: Misbehaviour) {
             self.penalties.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        fn set_validators(&self, _: Vec<PublicKey>) {}
-        fn expect(&self, joining: Vec<PublicKey>) {
+        fn set_validators(&self, _: Vec<Member>) {}
+        fn expect(&self, joining: Vec<Member>) {
             self.expected.lock().unwrap().push(joining);
         }
     }
@@ -541,8 +547,7 @@ mod tests {
         use shutong_system_api::governance::PendingSet;
         let keys: Vec<Keypair> = (0..4).map(|i| Keypair::from_seed(&format!("gate-{i}"))).collect();
         let old: Vec<PublicKey> = keys.iter().map(Keypair::public).collect();
-        let validators =
-            old.iter().enumerate().map(|(i, k)| GenesisValidator { name: format!("v{i}"), public_key: *k }).collect();
+        let validators = old.iter().enumerate().map(|(i, k)| GenesisValidator::new(&format!("v{i}"), *k)).collect();
         let committee = CommitteeMember::departments(&[Keypair::from_seed("gate-seat").account()]);
         let genesis = Genesis::new("gate", 1_000, validators, committee);
         let dir = tempfile::tempdir().unwrap();
@@ -557,6 +562,7 @@ mod tests {
         let pending = PendingSet {
             activation_height: 20,
             keys: new.iter().map(PublicKey::to_key_bytes).collect(),
+            transports: vec![None; 4],
             proposer: [0; 32],
         };
         writes.insert(pending_key(), Some(pending.encode()));
@@ -601,7 +607,7 @@ mod tests {
         assert!(net.expected.lock().unwrap().is_empty(), "nothing let in on a proof that does not hold");
         // The real proof: the joining validator is let in, and the peer asked for the next.
         gate.on_proof(peer, &change, "gate", &storage, &net);
-        assert_eq!(net.expected.lock().unwrap().last(), Some(&new));
+        assert_eq!(net.expected.lock().unwrap().last(), Some(&Member::of_set(&new, &[])));
         assert!(matches!(net.sent.lock().unwrap().last(), Some(NetMessage::EpochRequest { epoch: 2 })));
     }
 

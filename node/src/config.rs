@@ -138,9 +138,16 @@ pub struct P2pConfig {
     /// Peers to dial and keep connected: usually every other validator.
     #[serde(default)]
     pub peers: Vec<PeerConfig>,
-    /// Keys of full nodes (not validators) allowed to connect.
+    /// Keys of full nodes (not validators) allowed to connect (on an `sm2-sm3` chain, their
+    /// transport keys).
     #[serde(default)]
     pub full_nodes: Vec<PublicKey>,
+    /// The key file of this node's ed25519 transport key, its p2p identity, relative to the
+    /// home directory: required on an `sm2-sm3` chain (libp2p has no SM2 keys); on an
+    /// `ed25519-blake3` chain, without it the node key is the p2p identity. A validator's is
+    /// bound to its key in the validator record (genesis, or its proof when it joins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport_key_file: Option<PathBuf>,
     /// Retired: a local testnet's faults are made outside the node, by its link proxy. The
     /// key is still accepted (and ignored, with a warning) so that configs written by older
     /// versions, which all carry it, load.
@@ -154,6 +161,7 @@ impl Default for P2pConfig {
             listen: "127.0.0.1:26656".parse().expect("literal address"),
             peers: Vec::new(),
             full_nodes: Vec::new(),
+            transport_key_file: None,
             retired_fault_injection: None,
         }
     }
@@ -358,12 +366,17 @@ impl Config {
                 "p2p.peers.public_key",
                 peer.public_key,
                 shutong_p2p::peer_id(&peer.public_key).is_some(),
-                "must be an ed25519 public key",
+                "must be an ed25519 public key (on an sm2-sm3 chain, the peer's transport key)",
             )?;
             check("p2p.peers.address", peer.address, peer.address.port() != 0, "must have a port")?;
         }
         for key in &p.full_nodes {
-            check("p2p.full_nodes", key, shutong_p2p::peer_id(key).is_some(), "must be an ed25519 public key")?;
+            check(
+                "p2p.full_nodes",
+                key,
+                shutong_p2p::peer_id(key).is_some(),
+                "must be an ed25519 (transport) public key",
+            )?;
         }
         let c = &self.consensus;
         check(

@@ -50,7 +50,7 @@ impl DevChain {
         let mut genesis = Genesis::new(
             CHAIN_ID,
             1_000,
-            vec![GenesisValidator { name: "v".into(), public_key: validator.public() }],
+            vec![GenesisValidator::new("v", validator.public())],
             shutong_execution::genesis::CommitteeMember::departments(admins),
         );
         genesis.upload_policy = upload_policy.to_string();

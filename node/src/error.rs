@@ -46,6 +46,16 @@ pub enum Error {
          and a full node needs p2p.peers to sync from"
     )]
     FullNodeWithoutPeers { key: PublicKey, epoch: u64 },
+    #[error(
+        "this chain runs sm2-sm3, whose validators and full nodes need an ed25519 transport key: set p2p.transport_key_file"
+    )]
+    NoTransportKey,
+    #[error("p2p.transport_key_file {path} holds an {suite} key; a transport key is ed25519")]
+    TransportKeySuite { path: PathBuf, suite: shutong_types::Suite },
+    #[error(
+        "this node's transport key {transport} is not the one bound to its validator key {key} in the set in force ({bound}):          p2p.transport_key_file names another key"
+    )]
+    TransportNotBound { key: PublicKey, transport: PublicKey, bound: String },
     #[error("rpc.tls.{field} {path}: {reason}")]
     Tls { field: &'static str, path: PathBuf, reason: String },
     #[error("cannot listen for RPC on {address}: {reason}")]

@@ -292,7 +292,7 @@ impl Follower {
                 && next.epoch != self.epoch.epoch
             {
                 tracing::info!(epoch = next.epoch, validators = next.validators.len(), "validator set changed");
-                self.net.set_validators(next.validators.clone());
+                self.net.set_validators(next.members());
                 self.epoch = next;
             }
         }

@@ -104,6 +104,22 @@ pub fn readmit_pending(storage: &Storage, view: &view::NodeView, mempool: &Mutex
     tracing::info!(kept, dropped, "pending transactions from before the restart admitted again");
 }
 
+/// This node's p2p identity: the ed25519 transport key in `p2p.transport_key_file` (required
+/// on an `sm2-sm3` chain), else its own `ed25519-blake3` key.
+fn transport_key(home: &Path, cfg: &Config, genesis: &Genesis, key: &Keypair) -> Result<Keypair, Error> {
+    let file = match &cfg.p2p.transport_key_file {
+        None if genesis.suite == shutong_types::Suite::Ed25519Blake3 => return Ok(key.clone()),
+        None => return Err(Error::NoTransportKey),
+        Some(file) => file,
+    };
+    let path = in_home(home, file);
+    let transport = shutong_api::keyfile::read(&path)?;
+    if transport.suite() != shutong_types::Suite::Ed25519Blake3 {
+        return Err(Error::TransportKeySuite { path, suite: transport.suite() });
+    }
+    Ok(transport)
+}
+
 /// How many RPC queries may run contract code at once.
 const QUERIES_AT_ONCE: u32 = 32;
 /// The consensus thread executes blocks: its stack is far above the VM's native backstop.
@@ -159,8 +175,15 @@ impl Node {
             timeouts: cfg.consensus.timeouts(),
         };
         let executor = executor::Executor::new(Arc::clone(&vm), storage.clone());
-        let validators = current.validators.clone();
-        let is_validator = validators.contains(&key.public());
+        let validators = current.members();
+        let is_validator = current.validators.contains(&key.public());
+        let transport = transport_key(home, &cfg, &genesis, &key)?;
+        if let Some(me) = validators.iter().find(|m| m.key == key.public())
+            && me.peer_key(&genesis.chain_id).ok() != Some(transport.public())
+        {
+            let bound = me.transport.map_or_else(|| "none".to_string(), |t| t.key.to_string());
+            return Err(Error::TransportNotBound { key: key.public(), transport: transport.public(), bound });
+        }
         // Validators are let in while they are in the set this node's state holds; listed
         // full nodes always. Genesis keys have no standing of their own.
         let allowed = cfg.p2p.full_nodes.clone();
@@ -172,7 +195,15 @@ impl Node {
                 "p2p.fault_injection is retired and ignored: a local testnet's faults are now made by its link proxy"
             );
         }
-        let (net, network) = network::start(&key, cfg.p2p.listen, &allowed, &validators, &peers, mailbox.clone())?;
+        let (net, network) = network::start(
+            &transport,
+            &genesis.chain_id,
+            cfg.p2p.listen,
+            &allowed,
+            &validators,
+            &peers,
+            mailbox.clone(),
+        )?;
         let chain_status = Arc::new(chain::ChainStatus::default());
         let net_stats = Arc::clone(&net.stats);
         let net: Arc<dyn chain::NetSink> = Arc::new(net);

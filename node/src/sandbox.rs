@@ -32,7 +32,7 @@ impl Sandbox {
         let genesis = Genesis::new(
             "shutong-sandbox",
             now_ms,
-            vec![GenesisValidator { name: "sandbox".into(), public_key: validator.public() }],
+            vec![GenesisValidator::new("sandbox", validator.public())],
             shutong_execution::genesis::CommitteeMember::departments(&[admin.account()]),
         );
         let mut cfg = Config::default();

@@ -17,6 +17,7 @@ use libp2p::request_response::{Event, Message};
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{Multiaddr, PeerId};
+use shutong_types::transport::Member;
 use shutong_types::{Keypair, PublicKey};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,10 +37,11 @@ pub enum Command {
     /// Send to one peer.
     Send(PeerId, Vec<u8>),
     /// A new validator set: broadcast to it, and let its members in.
-    SetValidators(Vec<PublicKey>),
-    /// The keys a scheduled set change adds, read from committed state: let them in ahead
-    /// of their epoch (not broadcast to), so this node can reach them even while it lags.
-    Expect(Vec<PublicKey>),
+    SetValidators(Vec<Member>),
+    /// The validators a scheduled set change adds, read from committed state: let them in
+    /// ahead of their epoch (not broadcast to), so this node can reach them even while it
+    /// lags.
+    Expect(Vec<Member>),
     /// A peer sent something no honest peer sends.
     Penalise(PeerId, Misbehaviour),
 }
@@ -72,7 +74,8 @@ pub struct NetStats {
     pub traffic: NetCounters,
 }
 
-/// A peer this node dials: its key (which names its peer id) and its address.
+/// A peer this node dials: its key (which names its peer id: on an SM chain, its transport
+/// key) and its address.
 #[derive(Debug, Clone)]
 pub struct Peer {
     pub key: PublicKey,
@@ -111,11 +114,32 @@ pub enum NetError {
     Listen { address: SocketAddr, reason: String },
     #[error("p2p peer key {0} is not an ed25519 public key")]
     BadPeerKey(PublicKey),
+    #[error("this node's p2p key is not an ed25519 key: on an sm2-sm3 chain it is the transport key")]
+    BadOwnKey,
 }
 
-/// Starts the network task: listens on `listen`, lets in `allowed` (the listed full nodes,
-/// always) and `validators`, dials `peers`, and sends broadcasts to `validators` (this
-/// node's own key among them is skipped). When the validator set changes
+/// The peer ids of `members` on chain `chain_id`, but `me`'s: each validator's bound
+/// transport key names it (its own key on an ed25519 chain). A validator whose binding does
+/// not check is left out, so the allow list refuses its connections, and logged.
+fn peer_ids(chain_id: &str, members: &[Member], me: &PublicKey) -> Vec<PeerId> {
+    let mut ids = Vec::with_capacity(members.len());
+    for member in members {
+        match member.peer_key(chain_id) {
+            Ok(key) if key == *me => {}
+            Ok(key) => ids.extend(p2p::peer_id(&key)),
+            Err(reason) => {
+                tracing::warn!(validator = %member.key, %reason, "p2p: transport key not bound: the validator is refused");
+            }
+        }
+    }
+    ids
+}
+
+/// Starts the network task with this node's p2p identity `key` (ed25519: on an SM chain,
+/// its transport key): listens on `listen`, lets in `allowed` (the listed full nodes,
+/// always) and `validators` (through their transport keys bound on chain `chain_id`),
+/// dials `peers`, and sends broadcasts to `validators` (this node among them is skipped).
+/// When the validator set changes
 /// ([`Command::SetValidators`]), the keys that left it, unless in `allowed`, are
 /// disconnected and refused from then on; keys a scheduled change adds are let in ahead of
 /// it ([`Command::Expect`]). Incoming messages go to `inbox`. Must be called
@@ -123,26 +147,32 @@ pub enum NetError {
 /// aborted.
 pub fn start(
     key: &Keypair,
+    chain_id: &str,
     listen: SocketAddr,
     allowed: &[PublicKey],
-    validators: &[PublicKey],
+    validators: &[Member],
     peers: &[Peer],
     inbox: impl Inbox,
 ) -> Result<(NetHandle, tokio::task::JoinHandle<()>), NetError> {
-    let standing: Vec<PublicKey> = allowed.iter().chain(validators).copied().collect();
-    let mut swarm = p2p::swarm(key, &standing)?;
+    let me = key.public();
+    if p2p::peer_id(&me).is_none() {
+        return Err(NetError::BadOwnKey);
+    }
+    let chain_id = chain_id.to_string();
+    let mut broadcast_to = peer_ids(&chain_id, validators, &me);
+    let mut swarm = p2p::swarm(key, &[])?;
+    for peer in allowed.iter().map(|k| p2p::peer_id(k).ok_or(NetError::BadPeerKey(*k))) {
+        swarm.behaviour_mut().allowed.allow_peer(peer?);
+    }
+    for peer in &broadcast_to {
+        swarm.behaviour_mut().allowed.allow_peer(*peer);
+    }
     swarm.listen_on(multiaddr(listen)).map_err(|e| NetError::Listen { address: listen, reason: e.to_string() })?;
     let mut dial = Vec::new();
     for peer in peers {
         let id = p2p::peer_id(&peer.key).ok_or(NetError::BadPeerKey(peer.key))?;
         dial.push((id, multiaddr(peer.address)));
     }
-    let me = key.public();
-    let mut broadcast_to: Vec<PeerId> = validators
-        .iter()
-        .filter(|k| **k != me)
-        .map(|k| p2p::peer_id(k).ok_or(NetError::BadPeerKey(*k)))
-        .collect::<Result<_, _>>()?;
     let always: std::collections::HashSet<PeerId> =
         allowed.iter().map(|k| p2p::peer_id(k).ok_or(NetError::BadPeerKey(*k))).collect::<Result<_, _>>()?;
     let mut let_in: std::collections::HashSet<PeerId> = always.iter().chain(&broadcast_to).copied().collect();
@@ -188,10 +218,8 @@ pub fn start(
                     }
                     Some(command @ (Command::SetValidators(_) | Command::Expect(_))) => {
                         match command {
-                            Command::SetValidators(keys) => {
-                                broadcast_to = keys.iter().filter(|k| **k != me).filter_map(p2p::peer_id).collect();
-                            }
-                            Command::Expect(keys) => joining = keys.iter().filter_map(p2p::peer_id).collect(),
+                            Command::SetValidators(members) => broadcast_to = peer_ids(&chain_id, &members, &me),
+                            Command::Expect(members) => joining = peer_ids(&chain_id, &members, &me),
                             _ => {}
                         }
                         let standing: std::collections::HashSet<PeerId> =
@@ -276,8 +304,13 @@ pub fn start(
                         }
                         stats.peers.store(swarm.connected_peers().count() as u64, Ordering::Relaxed);
                     }
-                    SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
-                        tracing::debug!(%send_back_addr, %error, "p2p connection refused");
+                    SwarmEvent::IncomingConnectionError { send_back_addr, error, peer_id, .. } => {
+                        // A peer id that is no validator's bound transport key (nor a listed
+                        // full node's) is refused once the handshake names it.
+                        match peer_id {
+                            Some(peer) => tracing::debug!(%peer, %send_back_addr, %error, "p2p connection refused"),
+                            None => tracing::debug!(%send_back_addr, %error, "p2p connection refused"),
+                        }
                     }
                     SwarmEvent::NewListenAddr { address, .. } => tracing::info!(%address, "p2p listening"),
                     _ => {}

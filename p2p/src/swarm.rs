@@ -21,15 +21,16 @@ pub const CONSENSUS_PROTOCOL: StreamProtocol = StreamProtocol::new("/shutong/con
 /// a longer length prefix is refused before anything is allocated.
 pub const MESSAGE_BYTES_MAX: usize = shutong_types::limits::BLOCK_BYTES_MAX + (64 << 10);
 
-/// The node's libp2p identity: its own ed25519 key.
+/// The node's libp2p identity: its ed25519 key (on an SM chain, its transport key).
+/// `key` is ed25519 (`network::start` checks).
 pub fn identity(key: &Keypair) -> identity::Keypair {
     let mut secret = key.secret();
     identity::Keypair::ed25519_from_bytes(&mut secret).expect("32 bytes are an ed25519 secret key")
 }
 
 /// The peer id of the node whose key is `key`, or `None` if the bytes are not an ed25519
-/// point. libp2p has no SM2 keys: an SM2 key has no peer id of its own (an SM chain's
-/// validators need ed25519 transport keys bound to their SM2 keys, ADR 013, not built yet).
+/// point. libp2p has no SM2 keys: an SM2 key has no peer id of its own, and an SM chain's
+/// validators are named by their bound transport keys (`shutong_types::transport`).
 pub fn peer_id(key: &PublicKey) -> Option<PeerId> {
     let PublicKey::Ed25519(bytes) = key else { return None };
     let public = identity::ed25519::PublicKey::try_from_bytes(bytes).ok()?;

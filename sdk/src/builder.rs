@@ -424,13 +424,19 @@ pub fn report_equivocation(evidence: &shutong_system_api::governance::Equivocati
 
 /// A validator key's proof of possession for joining the set `keys` on chain `chain_id`:
 /// the key's holder signs the chain id and the proposed set, and hands the proof to the
-/// committee member who proposes the change.
+/// committee member who proposes the change. On an `sm2-sm3` chain it also binds the
+/// holder's ed25519 `transport` key (its p2p identity); on `ed25519-blake3`, `None`.
 pub fn possession(
     chain_id: &str,
     keys: &[shutong_types::PublicKey],
     key: &shutong_types::Keypair,
+    transport: Option<&shutong_types::PublicKey>,
 ) -> shutong_system_api::governance::KeyProof {
     let set: Vec<shutong_system_api::KeyBytes> = keys.iter().map(shutong_types::PublicKey::to_key_bytes).collect();
     let message = shutong_system_api::governance::possession_message(chain_id, &set);
-    shutong_system_api::governance::KeyProof { key: key.public().to_key_bytes(), signature: key.sign(&message).0 }
+    shutong_system_api::governance::KeyProof {
+        key: key.public().to_key_bytes(),
+        signature: key.sign(&message).0,
+        transport: transport.and_then(|t| shutong_types::transport::Transport::bind(chain_id, key, t).to_record()),
+    }
 }

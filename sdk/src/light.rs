@@ -195,7 +195,7 @@ pub struct LightClient {
 impl LightClient {
     /// A client that trusts the genesis validators of `chain_id`, a chain of `suite`.
     pub fn new(chain_id: &str, suite: Suite, genesis_validators: Vec<PublicKey>) -> LightClient {
-        let genesis = EpochSet { epoch: 0, start_height: 0, validators: genesis_validators };
+        let genesis = EpochSet { epoch: 0, start_height: 0, validators: genesis_validators, transports: Vec::new() };
         LightClient { chain_id: chain_id.to_string(), suite, epochs: vec![genesis], changes: Vec::new(), latest: None }
     }
 

@@ -46,6 +46,7 @@ impl Chain {
             epoch: 0,
             since_height: 0,
             keys: publics(validators).iter().map(|k| k.to_key_bytes()).collect(),
+            transports: vec![None; validators.len()],
         };
         state.insert(governance(VALIDATORS_KEY), set.encode());
         state.insert(b"grant/7".to_vec(), b"active until 2027".to_vec());
@@ -310,6 +311,7 @@ fn an_epoch_change_is_followed_and_the_old_set_cannot_sign_past_it() {
     let pending = PendingSet {
         activation_height: start,
         keys: publics(&new).iter().map(|k| k.to_key_bytes()).collect(),
+        transports: vec![None; new.len()],
         proposer: [1; 32],
     };
     chain.state.insert(governance(PENDING_KEY), pending.encode());

@@ -868,6 +868,7 @@ mod tests {
                 let pending = PendingSet {
                     activation_height: 120,
                     keys: vec![shutong_system_api::KeyBytes::ed25519([9; 32])],
+                    transports: vec![None],
                     proposer: [1; 32],
                 };
                 writes.insert(shutong_execution::epochs::pending_key(), Some(pending.encode()));
@@ -878,6 +879,7 @@ mod tests {
                     epoch: 1,
                     since_height: 120,
                     keys: vec![shutong_system_api::KeyBytes::ed25519([9; 32])],
+                    transports: vec![None],
                 };
                 writes.insert(shutong_execution::epochs::validators_key(), Some(set.encode()));
             }

@@ -11,12 +11,15 @@ use serde::{Deserialize, Serialize};
 use shutong_execution::genesis::{CommitteeMember, Genesis, GenesisValidator};
 use shutong_node::config::{Config, PeerConfig};
 use shutong_node::{CONFIG_FILE, GENESIS_FILE};
+use shutong_types::transport::Transport;
 use shutong_types::{Keypair, PublicKey};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 /// The layout file inside a testnet directory.
 pub const LAYOUT_FILE: &str = "testnet.json";
+/// Where an SM node's transport key is, relative to its home.
+pub const TRANSPORT_KEY_FILE: &str = "keys/transport.json";
 /// The most validators `shutong testnet` starts on one machine.
 pub const VALIDATORS_MAX: usize = 64;
 /// The most full nodes `shutong testnet` starts beside them.
@@ -27,6 +30,10 @@ pub struct LayoutNode {
     pub name: String,
     pub home: PathBuf,
     pub public_key: PublicKey,
+    /// On an `sm2-sm3` chain, the node's ed25519 transport key (its p2p identity), in
+    /// `keys/transport.json`, bound to `public_key` in genesis for a validator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport_key: Option<PublicKey>,
     pub rpc: SocketAddr,
     pub p2p: SocketAddr,
     /// The process id while `shutong testnet up` has it running.
@@ -35,6 +42,13 @@ pub struct LayoutNode {
     /// A full node: not in genesis, follows the chain without voting.
     #[serde(default)]
     pub full_node: bool,
+}
+
+impl LayoutNode {
+    /// The key that names this node's peer id: its transport key on an SM chain.
+    pub fn peer_key(&self) -> PublicKey {
+        self.transport_key.unwrap_or(self.public_key)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -199,11 +213,18 @@ impl Layout {
             let home = dir.join(format!("node{i}"));
             std::fs::create_dir_all(home.join("keys"))?;
             shutong_sdk::keyfile::write(&home.join("keys/validator.json"), &key, false)?;
+            let mut transport_key = None;
+            if params.suite == shutong_types::Suite::Sm2Sm3 {
+                let transport = Keypair::generate(shutong_types::Suite::Ed25519Blake3);
+                shutong_sdk::keyfile::write(&home.join(TRANSPORT_KEY_FILE), &transport, false)?;
+                transport_key = Some(transport.public());
+            }
             let full_node = i >= params.validators;
             nodes.push(LayoutNode {
                 name: if full_node { format!("full-{}", i - params.validators) } else { format!("validator-{i}") },
                 home,
                 public_key: key.public(),
+                transport_key,
                 rpc: SocketAddr::from(([127, 0, 0, 1], rpc_port)),
                 p2p: SocketAddr::new(node_ip(i), p2p_port),
                 pid: None,
@@ -214,10 +235,14 @@ impl Layout {
         let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
         let validators = nodes
             .iter()
-            .filter(|n| !n.full_node)
-            .map(|n| GenesisValidator { name: n.name.clone(), public_key: n.public_key })
+            .zip(&keys)
+            .filter(|(n, _)| !n.full_node)
+            .map(|(n, key)| GenesisValidator {
+                transport: n.transport_key.map(|t| Transport::bind(&params.chain_id, key, &t)),
+                ..GenesisValidator::new(&n.name, n.public_key)
+            })
             .collect();
-        let full_keys: Vec<PublicKey> = nodes.iter().filter(|n| n.full_node).map(|n| n.public_key).collect();
+        let full_keys: Vec<PublicKey> = nodes.iter().filter(|n| n.full_node).map(LayoutNode::peer_key).collect();
         let mut next = params.base_port as usize + 2 * count;
         let links = if params.direct {
             Vec::new()
@@ -253,16 +278,19 @@ impl Layout {
                 nodes
                     .iter()
                     .filter(|other| other.public_key != node.public_key && !other.full_node)
-                    .map(|other| PeerConfig { public_key: other.public_key, address: other.p2p })
+                    .map(|other| PeerConfig { public_key: other.peer_key(), address: other.p2p })
                     .collect()
             } else {
                 links
                     .iter()
                     .filter(|route| route.from == i)
-                    .map(|route| PeerConfig { public_key: nodes[route.to].public_key, address: route.listen })
+                    .map(|route| PeerConfig { public_key: nodes[route.to].peer_key(), address: route.listen })
                     .collect()
             };
             cfg.p2p.full_nodes = full_keys.clone();
+            if node.transport_key.is_some() {
+                cfg.p2p.transport_key_file = Some(PathBuf::from(TRANSPORT_KEY_FILE));
+            }
             cfg.consensus.block_interval_ms = params.block_interval_ms;
             cfg.validate()?;
             std::fs::write(node.home.join(CONFIG_FILE), cfg.to_toml())?;

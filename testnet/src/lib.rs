@@ -219,7 +219,18 @@ impl Cluster {
         full_nodes: usize,
         block_interval_ms: u64,
     ) -> anyhow::Result<Cluster> {
-        Cluster::lay_out(binary, validators, full_nodes, block_interval_ms, false)
+        Cluster::lay_out(binary, shutong_types::Suite::Ed25519Blake3, validators, full_nodes, block_interval_ms, false)
+    }
+
+    /// The same on a chain of `suite`.
+    pub fn init_in(
+        binary: &Path,
+        suite: shutong_types::Suite,
+        validators: usize,
+        full_nodes: usize,
+        block_interval_ms: u64,
+    ) -> anyhow::Result<Cluster> {
+        Cluster::lay_out(binary, suite, validators, full_nodes, block_interval_ms, false)
     }
 
     /// Nodes that dial each other directly, without the link proxy (whose faults then do
@@ -231,11 +242,23 @@ impl Cluster {
         full_nodes: usize,
         block_interval_ms: u64,
     ) -> anyhow::Result<Cluster> {
-        Cluster::lay_out(binary, validators, full_nodes, block_interval_ms, true)
+        Cluster::lay_out(binary, shutong_types::Suite::Ed25519Blake3, validators, full_nodes, block_interval_ms, true)
+    }
+
+    /// [`Cluster::init_direct`] on a chain of `suite`.
+    pub fn init_direct_in(
+        binary: &Path,
+        suite: shutong_types::Suite,
+        validators: usize,
+        full_nodes: usize,
+        block_interval_ms: u64,
+    ) -> anyhow::Result<Cluster> {
+        Cluster::lay_out(binary, suite, validators, full_nodes, block_interval_ms, true)
     }
 
     fn lay_out(
         binary: &Path,
+        suite: shutong_types::Suite,
         validators: usize,
         full_nodes: usize,
         block_interval_ms: u64,
@@ -245,7 +268,7 @@ impl Cluster {
         let status = Command::new(binary)
             .args(["testnet", "init", "--base-port", "0", "--chain-id", "shutong-cluster"])
             .args(["--validators", &validators.to_string(), "--block-interval-ms", &block_interval_ms.to_string()])
-            .args(["--full-nodes", &full_nodes.to_string()])
+            .args(["--full-nodes", &full_nodes.to_string(), "--suite", suite.name()])
             .args(direct.then_some("--direct"))
             .arg("--dir")
             .arg(dir.path())

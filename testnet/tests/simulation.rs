@@ -221,6 +221,30 @@ fn real_drivers_never_fork_lose_or_repeat_a_transaction_and_catch_up_after_gst()
     assert!(reports.iter().all(|r| r.txs_accepted > 0 && r.height > 0));
 }
 
+/// The same runs on an `sm2-sm3` chain: SM2 votes and transactions, SM3 hashes, and peer
+/// ids from the transport keys the validators' SM2 keys bound, through crashes, partitions
+/// and a validator-set change whose joining node binds its own.
+#[test]
+fn an_sm_chain_never_forks_and_changes_its_set_through_bound_transport_keys() {
+    let started = std::time::Instant::now();
+    let scenarios: Vec<NodeScenario> = (500..508)
+        .map(|seed| {
+            let mut s = NodeScenario::random(seed, 4);
+            s.suite = shutong_types::Suite::Sm2Sm3;
+            if seed % 2 == 0 {
+                s.byzantine = None;
+                s.epoch_change = true;
+            }
+            s
+        })
+        .collect();
+    let reports = run_each(scenarios, nodes::run, described);
+    summarize_nodes("sm2-sm3", &reports, started);
+    assert!(reports.iter().all(|r| r.txs_accepted > 0 && r.height > 0));
+    let changed = reports.iter().filter(|r| r.epoch > 0 && r.switched_live).count();
+    assert!(changed >= 4, "set changes carried and switched live: {changed} of 8");
+}
+
 #[test]
 fn a_validator_withholding_its_batches_does_not_stop_the_chain() {
     let started = std::time::Instant::now();

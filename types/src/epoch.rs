@@ -16,7 +16,7 @@ use crate::suite::Suite;
 use crate::{Decode, DecodeError, Encode, keyspace, quorum, validator_set_hash};
 use shutong_codec::{Reader, write};
 use shutong_system_api::KeyBytes;
-use shutong_system_api::governance::{PENDING_KEY, PendingSet, VALIDATORS_KEY, ValidatorSet};
+use shutong_system_api::governance::{PENDING_KEY, PendingSet, TransportKey, VALIDATORS_KEY, ValidatorSet};
 use shutong_system_api::names;
 
 /// One epoch's validators and the first height they validate.
@@ -25,6 +25,9 @@ pub struct KnownEpoch {
     pub epoch: u64,
     pub start_height: u64,
     pub validators: Vec<PublicKey>,
+    /// The validators' bound transport keys, one entry per validator in the same order, when
+    /// known (a set proven from a change always carries them; empty for a trusted genesis set).
+    pub transports: Vec<Option<TransportKey>>,
 }
 
 /// A state value (`None`: absent) and its proof.
@@ -129,15 +132,25 @@ pub fn next_epoch(
                 .into(),
         );
     }
+    let sm = suite == Some(crate::Suite::Sm2Sm3);
+    if pending.transports.len() != pending.keys.len() || (sm && pending.transports.iter().any(Option::is_none)) {
+        return Err(format!(
+            "the proven change carries {} transport entries for {} validator keys, or an SM key without one",
+            pending.transports.len(),
+            pending.keys.len(),
+        ));
+    }
     Ok(KnownEpoch {
         epoch: current.epoch + 1,
         start_height,
         validators: pending.keys.iter().map(PublicKey::from_key).collect(),
+        transports: pending.transports.clone(),
     })
 }
 
-/// The longest state value a proof here carries: a validator set of 256 keys, and then some.
-const VALUE_BYTES_MAX: u32 = 16 * 1024;
+/// The longest state value a proof here carries: a validator set of 256 SM2 keys with their
+/// transport keys (about 33 KiB), and then some.
+const VALUE_BYTES_MAX: u32 = 64 * 1024;
 
 impl Encode for ProvenValue {
     fn encode_to(&self, out: &mut Vec<u8>) {

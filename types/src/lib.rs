@@ -19,6 +19,7 @@ pub mod receipt;
 pub mod sm;
 pub mod smt;
 pub mod suite;
+pub mod transport;
 pub mod tx;
 
 pub use block::{

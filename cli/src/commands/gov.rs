@@ -47,12 +47,18 @@ pub enum GovCommand {
         proofs: Vec<KeyProof>,
     },
     /// Prove possession of the key in `--key` for joining the validator set `--validator`
-    /// ... (the proposed set, in order) of the node's chain; prints KEY:SIGNATURE for the
-    /// committee member who proposes the change.
+    /// ... (the proposed set, in order) of the node's chain; prints KEY:SIGNATURE (on an
+    /// sm2-sm3 chain KEY:SIGNATURE:TRANSPORT:BINDING) for the committee member who proposes
+    /// the change.
     Possession {
         /// A validator's public key (hex); repeat for each of the proposed set, in order.
         #[arg(long = "validator", required = true)]
         validators: Vec<shutong_types::PublicKey>,
+        /// The public key of this validator's ed25519 transport key (its node's
+        /// p2p.transport_key_file), which the proof binds to its key: required on an sm2-sm3
+        /// chain, and for a key held in a token.
+        #[arg(long)]
+        transport: Option<shutong_types::PublicKey>,
     },
     /// Equivocation evidence recorded on chain: validators that signed two conflicting
     /// votes, with the votes, the reporter and the height.
@@ -184,15 +190,32 @@ pub enum Proposal {
     },
 }
 
-/// KEY:SIGNATURE, in hex, as `gov possession` prints it.
+/// KEY:SIGNATURE or KEY:SIGNATURE:TRANSPORT:BINDING, in hex, as `gov possession` prints it.
 pub(crate) fn key_proof(text: &str) -> Result<KeyProof, String> {
-    let (key, signature) = text.split_once(':').ok_or_else(|| format!("{text:?} is not KEY:SIGNATURE"))?;
+    let parts: Vec<&str> = text.split(':').collect();
+    let (key, signature, transport) = match parts[..] {
+        [key, signature] => (key, signature, None),
+        [key, signature, transport, binding] => (key, signature, Some((transport, binding))),
+        _ => return Err(format!("{text:?} is not KEY:SIGNATURE or KEY:SIGNATURE:TRANSPORT:BINDING")),
+    };
     let key: shutong_types::PublicKey = key.parse().map_err(|e| format!("{key:?} is not a public key: {e}"))?;
-    let signature: [u8; 64] = hex::decode(signature)
-        .ok()
-        .and_then(|bytes| bytes.try_into().ok())
-        .ok_or_else(|| format!("{signature:?} is not a 64-byte signature in hex"))?;
-    Ok(KeyProof { key: key.to_key_bytes(), signature })
+    let signature_of = |text: &str| -> Result<[u8; 64], String> {
+        hex::decode(text)
+            .ok()
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or_else(|| format!("{text:?} is not a 64-byte signature in hex"))
+    };
+    let transport = match transport {
+        None => None,
+        Some((transport, binding)) => {
+            let key: [u8; 32] = hex::decode(transport)
+                .ok()
+                .and_then(|bytes| bytes.try_into().ok())
+                .ok_or_else(|| format!("{transport:?} is not an ed25519 transport key (32 bytes in hex)"))?;
+            Some(shutong_sdk::system_api::governance::TransportKey { key, binding: signature_of(binding)? })
+        }
+    };
+    Ok(KeyProof { key: key.to_key_bytes(), signature: signature_of(signature)?, transport })
 }
 
 /// A key as operators write it: its bytes in hex, the length telling the suite.
@@ -245,15 +268,29 @@ pub async fn run(command: GovCommand, ctx: &Ctx) -> Shown {
     Ok(Outcome::Send(match command {
         GovCommand::Vote { id } => builder::vote(id),
         GovCommand::SetValidators { validators, proofs } => builder::set_validators(&validators, &proofs),
-        GovCommand::Possession { validators } => {
+        GovCommand::Possession { validators, transport } => {
             let key = ctx.signer()?;
             let status = ctx.status(&ctx.client()?).await?;
             if !validators.contains(&key.public()) {
                 anyhow::bail!("the key in --key ({}) is not in the proposed set", key.public());
             }
-            let proof = builder::possession(&status.chain_id, &validators, &key);
-            let text = format!("{}:{}", key_hex(&proof.key), hex::encode(proof.signature));
+            match (status.suite, &transport) {
+                (shutong_types::Suite::Sm2Sm3, None) => anyhow::bail!(
+                    "this chain runs sm2-sm3: --transport names the public key of this validator's transport key \
+                     (its node's p2p.transport_key_file)"
+                ),
+                (_, Some(t)) if t.suite() != shutong_types::Suite::Ed25519Blake3 || !t.is_point() => {
+                    anyhow::bail!("--transport {t} is not an ed25519 public key")
+                }
+                _ => {}
+            }
+            let proof = builder::possession(&status.chain_id, &validators, &key, transport.as_ref());
+            let mut text = format!("{}:{}", key_hex(&proof.key), hex::encode(proof.signature));
+            if let Some(t) = &proof.transport {
+                text = format!("{text}:{}:{}", hex::encode(t.key), hex::encode(t.binding));
+            }
             let json = serde_json::json!({"key": key_hex(&proof.key), "signature": hex::encode(proof.signature),
+                "transport": proof.transport.as_ref().map(|t| hex::encode(t.key)),
                 "chain_id": status.chain_id, "proof": text});
             return shown(json, text);
         }
@@ -350,19 +387,30 @@ pub async fn run(command: GovCommand, ctx: &Ctx) -> Shown {
                 got.current.since_height,
                 got.current.keys.len()
             );
-            for key in &got.current.keys {
+            // A validator's p2p identity, where it bound one (every validator of an SM chain).
+            let transport = |transports: &[Option<shutong_sdk::system_api::governance::TransportKey>], i: usize| {
+                transports.get(i).and_then(Option::as_ref).map(|t| hex::encode(t.key))
+            };
+            for (i, key) in got.current.keys.iter().enumerate() {
                 text.push_str(&format!("\n  {}", key_hex(key)));
+                if let Some(t) = transport(&got.current.transports, i) {
+                    text.push_str(&format!(" transport {t}"));
+                }
             }
             if let Some(p) = &got.pending {
                 text.push_str(&format!("\npending from height {}: {} validators", p.activation_height, p.keys.len()));
-                for key in &p.keys {
+                for (i, key) in p.keys.iter().enumerate() {
                     text.push_str(&format!("\n  {}", key_hex(key)));
+                    if let Some(t) = transport(&p.transports, i) {
+                        text.push_str(&format!(" transport {t}"));
+                    }
                 }
             }
             let json = serde_json::json!({
                 "epoch": got.current.epoch,
                 "since_height": got.current.since_height,
                 "validators": hex_keys(&got.current.keys),
+                "transports": (0..got.current.keys.len()).map(|i| transport(&got.current.transports, i)).collect::<Vec<_>>(),
                 "pending": got.pending.as_ref().map(|p| serde_json::json!({
                     "activation_height": p.activation_height,
                     "validators": hex_keys(&p.keys),

@@ -45,6 +45,9 @@ pub(crate) enum NodeCommand {
     },
 }
 
+/// Where `node init` writes an SM node's transport key, relative to its home.
+const TRANSPORT_KEY_FILE: &str = "keys/transport.json";
+
 pub(crate) fn init(args: InitArgs) -> Shown {
     let home = &args.home;
     anyhow::ensure!(
@@ -60,6 +63,15 @@ pub(crate) fn init(args: InitArgs) -> Shown {
     cfg.validate()?;
     let validator = Keypair::generate(args.suite);
     keyfile::write(&home.join(&cfg.key_file), &validator, false)?;
+    // On an SM chain the node's p2p identity is an ed25519 transport key bound to its key.
+    let mut transport = None;
+    if args.suite == shutong_types::Suite::Sm2Sm3 {
+        let key = Keypair::generate(shutong_types::Suite::Ed25519Blake3);
+        let file = PathBuf::from(TRANSPORT_KEY_FILE);
+        keyfile::write(&home.join(&file), &key, false)?;
+        cfg.p2p.transport_key_file = Some(file);
+        transport = Some(shutong_types::transport::Transport::bind(&args.chain_id, &validator, &key.public()));
+    }
     let mut admins = args.admins.clone();
     let mut admin_file = None;
     if admins.is_empty() {
@@ -73,7 +85,7 @@ pub(crate) fn init(args: InitArgs) -> Shown {
     let mut genesis = Genesis::new(
         &args.chain_id,
         now_ms,
-        vec![GenesisValidator { name: "validator-0".into(), public_key: validator.public() }],
+        vec![GenesisValidator { transport, ..GenesisValidator::new("validator-0", validator.public()) }],
         shutong_execution::genesis::CommitteeMember::departments(&admins),
     );
     if let Some(threshold) = args.threshold {

@@ -488,7 +488,18 @@ async fn an_enterprise_contract_is_deployed_and_called_through_the_sdk() {
 /// spread over the validators; then every validator holds the same chain.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_authorisation_story_holds_on_four_validators() {
-    let mut cluster = Cluster::init(Path::new(BIN), 4, 100).unwrap();
+    story_on_four_validators(shutong_types::Suite::Ed25519Blake3).await;
+}
+
+/// The same on a 国密 chain: SM2 keys and signatures, SM3 hashes, the validators connected
+/// under the transport keys their SM2 keys bound, and every auditor's proof checked.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_authorisation_story_holds_on_four_sm2_sm3_validators() {
+    story_on_four_validators(shutong_types::Suite::Sm2Sm3).await;
+}
+
+async fn story_on_four_validators(suite: shutong_types::Suite) {
+    let mut cluster = Cluster::init_in(Path::new(BIN), suite, 4, 0, 100).unwrap();
     cluster.start_all().await.unwrap();
     cluster.wait_height(&[0, 1, 2, 3], 2, WAIT).await.unwrap();
     let mut runner = crate::common::RpcRunner {
@@ -498,6 +509,7 @@ async fn the_authorisation_story_holds_on_four_validators() {
         nonces: std::collections::HashMap::new(),
         admin: keyfile::read(&cluster.admin_key).unwrap(),
         voters: cluster.committee.keys[1..cluster.committee.threshold as usize].to_vec(),
+        suite,
     };
     tokio::task::spawn_blocking(move || crate::common::story::authorisation_story(&mut runner)).await.unwrap();
     let top = height(&cluster, 2).await;
@@ -507,6 +519,7 @@ async fn the_authorisation_story_holds_on_four_validators() {
     // An auditor trusting only the genesis validators reads the whole audit log from
     // another validator, every leaf proven against a header three of four finalized.
     let keys: Vec<PublicKey> = cluster.members.iter().map(|m| m.public_key).collect();
+    assert!(keys.iter().all(|k| k.suite() == suite));
     let (verifying, leaves) =
         crate::common::verified_audit_log(&cluster.client(1).unwrap(), &cluster.chain_id, keys).await;
     let kinds: Vec<String> = leaves.iter().filter_map(shutong_sdk::light::entry_of).map(|e| e.kind).collect();

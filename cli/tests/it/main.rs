@@ -16,3 +16,4 @@ mod faults;
 mod full_node;
 mod membership;
 mod provenance;
+mod sm;

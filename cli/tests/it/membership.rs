@@ -57,7 +57,7 @@ async fn a_full_node_joins_the_set_live_and_the_validator_it_replaces_leaves_liv
     assert_eq!(refused.status, ExecStatus::Aborted(rule), "{refused:?}");
     let forged = KeyProof {
         key: joining.public().to_key_bytes(),
-        ..builder::possession(&cluster.chain_id, &keys, &Keypair::generate(shutong_types::Suite::Ed25519Blake3))
+        ..builder::possession(&cluster.chain_id, &keys, &Keypair::generate(shutong_types::Suite::Ed25519Blake3), None)
     };
     let refused = propose(&cluster, &v0, Action::SetValidators { keys: set.clone(), proofs: vec![forged] }).await;
     let rule = format!(
@@ -68,7 +68,7 @@ async fn a_full_node_joins_the_set_live_and_the_validator_it_replaces_leaves_liv
     // host verifies only keys of the chain's suite.
     let sm = Keypair::generate(shutong_types::Suite::Sm2Sm3);
     let sm_keys: Vec<PublicKey> = keys[..3].iter().copied().chain([sm.public()]).collect();
-    let sm_proof = builder::possession(&cluster.chain_id, &sm_keys, &sm);
+    let sm_proof = builder::possession(&cluster.chain_id, &sm_keys, &sm, None);
     let sm_set = sm_keys.iter().map(|k| k.to_key_bytes()).collect();
     let refused = propose(&cluster, &v0, Action::SetValidators { keys: sm_set, proofs: vec![sm_proof] }).await;
     let rule = format!(
@@ -78,7 +78,7 @@ async fn a_full_node_joins_the_set_live_and_the_validator_it_replaces_leaves_liv
     assert_eq!(refused.status, ExecStatus::Aborted(rule), "{refused:?}");
 
     // With the full node's proof, two departments replace validator 3 with it.
-    let proof = builder::possession(&cluster.chain_id, &keys, &joining);
+    let proof = builder::possession(&cluster.chain_id, &keys, &joining, None);
     let carried = cluster
         .committee
         .decide(std::slice::from_ref(&v0), vec![Action::SetValidators { keys: set, proofs: vec![proof] }])
@@ -103,8 +103,12 @@ async fn a_full_node_joins_the_set_live_and_the_validator_it_replaces_leaves_liv
     // A node that knows only genesis asks validator 0, over a real connection, to prove
     // epoch 1, and checks the answer alone: the joined key is in it; altered, it fails.
     let change = epoch_proof(&cluster, &node_key(&cluster, 1), 1).await;
-    let genesis =
-        KnownEpoch { epoch: 0, start_height: 0, validators: (0..4).map(|i| cluster.members[i].public_key).collect() };
+    let genesis = KnownEpoch {
+        epoch: 0,
+        start_height: 0,
+        validators: (0..4).map(|i| cluster.members[i].public_key).collect(),
+        transports: Vec::new(),
+    };
     let proven = verify_change(&cluster.chain_id, shutong_types::Suite::Ed25519Blake3, &genesis, &change).unwrap();
     assert_eq!((proven.validators, proven.start_height), (keys.clone(), activation));
     let mut altered = change.clone();

@@ -24,11 +24,11 @@ use shutong_contract::{self as contract, Error, MethodResult};
 use shutong_system_api::catalog::AssignSource;
 use shutong_system_api::governance::{
     approved_code_key, basis, conflict, epoch_set_key, evidence_id, outcome_key, param_key, param_range,
-    possession_message, scheduled_key, Action, ApproveCode, Committee, Equivocation, EvidencePage, EvidenceRecord,
-    KeyProof, LifecycleOutcome, ListEvidence, PendingSet, Proposal, ProposalId, Propose, PurposeDef, ResolvePurpose,
-    ScheduledOp, SetValidators, ValidatorSet, Validators, CHAIN_ID_KEY, CHANGE_DELAY_BLOCKS, COMMITTEE_KEY,
-    EVIDENCE_PAGE_MAX, EVIDENCE_PREFIX, LIFECYCLE_DELAY_BLOCKS_DEFAULT, LIFECYCLE_DELAY_PARAM, PARAMS, PENDING_KEY,
-    PROPOSAL_BLOCKS, PURPOSE_PREFIX, VALIDATORS_KEY, VALIDATORS_MIN_PARAM,
+    possession_message, scheduled_key, transport_binding_message, Action, ApproveCode, Committee, Equivocation,
+    EvidencePage, EvidenceRecord, KeyProof, LifecycleOutcome, ListEvidence, PendingSet, Proposal, ProposalId, Propose,
+    PurposeDef, ResolvePurpose, ScheduledOp, SetValidators, TransportKey, ValidatorSet, Validators, CHAIN_ID_KEY,
+    CHANGE_DELAY_BLOCKS, COMMITTEE_KEY, EVIDENCE_PAGE_MAX, EVIDENCE_PREFIX, LIFECYCLE_DELAY_BLOCKS_DEFAULT,
+    LIFECYCLE_DELAY_PARAM, PARAMS, PENDING_KEY, PROPOSAL_BLOCKS, PURPOSE_PREFIX, VALIDATORS_KEY, VALIDATORS_MIN_PARAM,
 };
 use shutong_system_api::names::{CATALOG_ADDRESS, REGISTRY_ADDRESS};
 use shutong_system_api::registry::{
@@ -183,13 +183,14 @@ fn do_set_validators(req: SetValidators, caller: [u8; 32]) -> MethodResult {
     }
     let current: ValidatorSet =
         load(VALIDATORS_KEY, "validator set")?.ok_or_else(|| Error::new("governance has no validator set"))?;
-    if current.keys == req.keys {
+    keeps_finalizing(&current.keys, &req.keys)?;
+    let transports = proven(&current, &req.keys, &req.proofs)?;
+    let unchanged = |i: usize| current.transports.get(i).cloned().flatten() == transports[i];
+    if current.keys == req.keys && (0..transports.len()).all(unchanged) {
         return Err(Error::new("the new validator set is the current one"));
     }
-    keeps_finalizing(&current.keys, &req.keys)?;
-    proven(&current.keys, &req.keys, &req.proofs)?;
     let activation_height = contract::block_height() + CHANGE_DELAY_BLOCKS;
-    let pending = PendingSet { activation_height, keys: req.keys, proposer: caller };
+    let pending = PendingSet { activation_height, keys: req.keys, transports, proposer: caller };
     contract::storage_set(PENDING_KEY, &pending.encode());
     contract::emit_event("validators.scheduled", activation_height.to_string().as_bytes());
     Ok(Vec::new())
@@ -246,9 +247,15 @@ fn keeps_finalizing(current: &[KeyBytes], new: &[KeyBytes]) -> Result<(), Error>
 /// Every key that joins the set comes with its holder's signature over the chain id and
 /// the proposed set: nobody names a key they do not hold, and a key that is no valid point
 /// (or is of small order) cannot sign, so it never enters a set to be dropped later.
-fn proven(current: &[KeyBytes], new: &[KeyBytes], proofs: &[KeyProof]) -> Result<(), Error> {
-    let message = possession_message(&chain_id()?, new);
-    for key in new.iter().filter(|k| !current.contains(k)) {
+///
+/// A key's transport key is the one sent with its proof, whose binding (the key's signature
+/// over [`transport_binding_message`]) is checked here, else the one it has in the set in
+/// force, if any. On an SM chain every key of the new set needs one. Returns the new set's
+/// transport keys, one entry per key in its order.
+fn proven(current: &ValidatorSet, new: &[KeyBytes], proofs: &[KeyProof]) -> Result<Vec<Option<TransportKey>>, Error> {
+    let chain = chain_id()?;
+    let message = possession_message(&chain, new);
+    for key in new.iter().filter(|k| !current.keys.contains(k)) {
         let proof = proofs
             .iter()
             .find(|p| p.key == *key)
@@ -260,7 +267,43 @@ fn proven(current: &[KeyBytes], new: &[KeyBytes], proofs: &[KeyProof]) -> Result
             )));
         }
     }
-    Ok(())
+    let mut transports: Vec<Option<TransportKey>> = Vec::new();
+    for key in new {
+        let sent = proofs.iter().find(|p| p.key == *key).and_then(|p| p.transport.as_ref());
+        let transport = match sent {
+            Some(t) => {
+                if !contract::verify_signature(
+                    key.as_slice(),
+                    &t.binding,
+                    &transport_binding_message(&chain, key, &t.key),
+                ) {
+                    return Err(Error(format!(
+                        "transport key {} is not bound to validator key {}: the binding does not verify",
+                        hex(&t.key),
+                        key_hex(key)
+                    )));
+                }
+                Some(t.clone())
+            }
+            None => {
+                current.keys.iter().position(|k| k == key).and_then(|i| current.transports.get(i)).cloned().flatten()
+            }
+        };
+        match &transport {
+            None if key.suite() == shutong_system_api::key::SM2 => {
+                return Err(Error(format!(
+                    "validator key {} has no transport key bound to it: on an SM chain its proof carries one",
+                    key_hex(key)
+                )))
+            }
+            Some(t) if transports.iter().flatten().any(|other| other.key == t.key) => {
+                return Err(Error(format!("transport key {} is bound to two validators", hex(&t.key))));
+            }
+            _ => {}
+        }
+        transports.push(transport);
+    }
+    Ok(transports)
 }
 
 /// A numeric parameter the committee set (decimal, checked when proposed), else `default`.
@@ -385,7 +428,7 @@ fn check_action(action: &Action) -> Result<(), Error> {
         // between, so execution checks again.
         if let Some(current) = load::<ValidatorSet>(VALIDATORS_KEY, "validator set")? {
             keeps_finalizing(&current.keys, keys)?;
-            proven(&current.keys, keys, proofs)?;
+            proven(&current, keys, proofs)?;
         }
     }
     Ok(())
@@ -528,7 +571,7 @@ mod tests {
     /// the cluster test check real signatures.
     fn stand_in_sign(key: &KeyBytes, message: &[u8]) -> [u8; 64] {
         let mut sig = [0u8; 64];
-        sig[..32].copy_from_slice(&key.as_slice()[1..]);
+        sig[..32].copy_from_slice(&key.as_slice()[1..33]);
         for (i, b) in message.iter().enumerate() {
             sig[32 + i % 32] ^= b.wrapping_add(i as u8);
         }
@@ -550,7 +593,8 @@ mod tests {
         testing::with_host(|h| h.verify_signature = Some(stand_in_verify));
         contract::storage_set(COMMITTEE_KEY, &seats(&[([1; 32], "office")], 1).encode());
         contract::storage_set(CHAIN_ID_KEY, CHAIN.as_bytes());
-        let set = ValidatorSet { epoch: 0, since_height: 0, keys: vec![k(10), k(11), k(12), k(13)] };
+        let set =
+            ValidatorSet { epoch: 0, since_height: 0, keys: vec![k(10), k(11), k(12), k(13)], transports: Vec::new() };
         contract::storage_set(VALIDATORS_KEY, &set.encode());
         contract::storage_set(&epoch_set_key(0), &set.encode());
     }
@@ -558,7 +602,9 @@ mod tests {
     /// Proofs of possession by every key of `keys` (the stand-in's).
     fn proofs(keys: &[KeyBytes]) -> Vec<KeyProof> {
         let message = possession_message(CHAIN, keys);
-        keys.iter().map(|k| KeyProof { key: k.clone(), signature: stand_in_sign(k, &message) }).collect()
+        keys.iter()
+            .map(|k| KeyProof { key: k.clone(), signature: stand_in_sign(k, &message), transport: None })
+            .collect()
     }
 
     fn args(keys: &[KeyBytes]) -> Vec<u8> {
@@ -585,7 +631,7 @@ mod tests {
         assert_eq!(refused(proofs(&[k(10), k(11), k(14)])), Err(Error(bad.clone())));
         let other_chain = possession_message("other-chain", &new);
         assert_eq!(
-            refused(vec![KeyProof { key: k(14), signature: stand_in_sign(&k(14), &other_chain) }]),
+            refused(vec![KeyProof { key: k(14), signature: stand_in_sign(&k(14), &other_chain), transport: None }]),
             Err(Error(bad))
         );
         // Keys already in the set need none.
@@ -599,6 +645,92 @@ mod tests {
             propose(&Propose { action }.encode()),
             Err(Error(format!("validator key {} joins without a proof of possession", joining)))
         );
+    }
+
+    /// The SM2 validator key numbered `n` in these tests.
+    fn sm(n: u8) -> KeyBytes {
+        let mut bytes = vec![shutong_system_api::key::SM2];
+        bytes.extend_from_slice(&[n; 33]);
+        KeyBytes::new(bytes).unwrap()
+    }
+
+    /// `key`'s transport key numbered `t`, bound on `chain`.
+    fn bound(chain: &str, key: &KeyBytes, t: u8) -> TransportKey {
+        TransportKey { key: [t; 32], binding: stand_in_sign(key, &transport_binding_message(chain, key, &[t; 32])) }
+    }
+
+    #[test]
+    fn on_an_sm_chain_every_validator_has_a_bound_transport_key() {
+        testing::reset();
+        testing::set_context([1; 32], 5);
+        setup();
+        let keys = vec![sm(10), sm(11), sm(12), sm(13)];
+        let transports: Vec<Option<TransportKey>> =
+            keys.iter().zip(20u8..).map(|(k, t)| Some(bound(CHAIN, k, t))).collect();
+        let set = ValidatorSet { epoch: 0, since_height: 0, keys: keys.clone(), transports: transports.clone() };
+        contract::storage_set(VALIDATORS_KEY, &set.encode());
+        let new = vec![sm(10), sm(11), sm(12), sm(13), sm(14)];
+        let message = possession_message(CHAIN, &new);
+        let proof = |transport: Option<TransportKey>| KeyProof {
+            key: sm(14),
+            signature: stand_in_sign(&sm(14), &message),
+            transport,
+        };
+        let with = |proofs: Vec<KeyProof>| set_validators(&SetValidators { keys: new.clone(), proofs }.encode());
+        let joining = "0e".repeat(33);
+        assert_eq!(
+            with(vec![proof(None)]),
+            Err(Error(format!(
+                "validator key {} has no transport key bound to it: on an SM chain its proof carries one",
+                joining
+            )))
+        );
+        // A binding made for another chain, or for another transport key, is no binding.
+        let mut forged = bound("other-chain", &sm(14), 24);
+        assert_eq!(
+            with(vec![proof(Some(forged.clone()))]),
+            Err(Error(format!(
+                "transport key {} is not bound to validator key {}: the binding does not verify",
+                "18".repeat(32),
+                joining
+            )))
+        );
+        forged = TransportKey { key: [25; 32], ..bound(CHAIN, &sm(14), 24) };
+        assert!(with(vec![proof(Some(forged))]).unwrap_err().0.contains("is not bound to validator key"));
+        // Another validator's transport key cannot be bound twice.
+        assert_eq!(
+            with(vec![proof(Some(bound(CHAIN, &sm(14), 20)))]),
+            Err(Error(format!("transport key {} is bound to two validators", "14".repeat(32))))
+        );
+        assert_eq!(with(vec![proof(Some(bound(CHAIN, &sm(14), 24)))]), Ok(Vec::new()));
+        // The staying validators keep theirs, in the keys' order.
+        let pending = PendingSet::decode(&contract::storage_get(PENDING_KEY).unwrap()).unwrap();
+        let mut expected = transports;
+        expected.push(Some(bound(CHAIN, &sm(14), 24)));
+        assert_eq!(pending.transports, expected);
+    }
+
+    #[test]
+    fn an_ed25519_validator_may_bind_a_transport_key_and_keeps_it() {
+        testing::reset();
+        testing::set_context([1; 32], 5);
+        setup();
+        // A key in a token never leaves it, so the node's p2p identity is a transport key.
+        let new = [k(10), k(11), k(12), k(13), k(14)];
+        let mut proofs = proofs(&new);
+        proofs[4].transport = Some(bound("other-chain", &k(14), 24));
+        assert_eq!(
+            set_validators(&SetValidators { keys: new.to_vec(), proofs: proofs.clone() }.encode()),
+            Err(Error(format!(
+                "transport key {} is not bound to validator key {}: the binding does not verify",
+                "18".repeat(32),
+                "0e".repeat(32)
+            )))
+        );
+        proofs[4].transport = Some(bound(CHAIN, &k(14), 24));
+        assert_eq!(set_validators(&SetValidators { keys: new.to_vec(), proofs }.encode()), Ok(Vec::new()));
+        let pending = PendingSet::decode(&contract::storage_get(PENDING_KEY).unwrap()).unwrap();
+        assert_eq!(pending.transports, vec![None, None, None, None, Some(bound(CHAIN, &k(14), 24))]);
     }
 
     fn signed_vote(kind: u8, view: u64, digest: u8, signer: u32) -> shutong_system_api::governance::SignedVote {
@@ -735,7 +867,7 @@ mod tests {
         testing::reset();
         testing::set_context([1; 32], 5);
         setup();
-        let one = ValidatorSet { epoch: 0, since_height: 0, keys: vec![k(10)] };
+        let one = ValidatorSet { epoch: 0, since_height: 0, keys: vec![k(10)], transports: Vec::new() };
         contract::storage_set(VALIDATORS_KEY, &one.encode());
         assert_eq!(
             set_validators(&args(&[k(10), k(11), k(12)])),
@@ -744,7 +876,8 @@ mod tests {
         assert_eq!(set_validators(&args(&[k(10), k(11)])), Ok(Vec::new()));
         // From four on, the quorum rule decides: four to five is allowed (four stay, a
         // quorum of five); four to six is refused (each_refusal_has_its_own_error).
-        let four = ValidatorSet { epoch: 0, since_height: 0, keys: vec![k(10), k(11), k(12), k(13)] };
+        let four =
+            ValidatorSet { epoch: 0, since_height: 0, keys: vec![k(10), k(11), k(12), k(13)], transports: Vec::new() };
         contract::storage_remove(PENDING_KEY);
         contract::storage_set(VALIDATORS_KEY, &four.encode());
         assert_eq!(set_validators(&args(&[k(10), k(11), k(12), k(13), k(14)])), Ok(Vec::new()));

@@ -69,6 +69,9 @@ pub struct ValidatorSet {
     /// Public keys (of the chain's suite), in order: a validator's index in certificates is
     /// its position.
     pub keys: Vec<KeyBytes>,
+    /// Each key's bound transport key, in the keys' order (one entry per key). On an SM chain
+    /// every key has one; on an ed25519 chain a key without one is its own transport key.
+    pub transports: Vec<Option<TransportKey>>,
 }
 
 /// A scheduled change.
@@ -76,6 +79,8 @@ pub struct ValidatorSet {
 pub struct PendingSet {
     pub activation_height: u64,
     pub keys: Vec<KeyBytes>,
+    /// As in [`ValidatorSet`]: one entry per key.
+    pub transports: Vec<Option<TransportKey>>,
     /// The account that scheduled it.
     pub proposer: [u8; 32],
 }
@@ -90,12 +95,42 @@ pub struct SetValidators {
 
 shutong_codec::codec_struct! {
     /// A joining validator's proof that its holder controls `key`: its signature over
-    /// [`possession_message`] of the chain and the proposed set.
+    /// [`possession_message`] of the chain and the proposed set. It may carry the key's
+    /// transport key with its binding (a staying validator may send one to change it): on
+    /// an SM chain every key needs one, on an ed25519 chain a key held where the node cannot
+    /// read it (a token) does.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct KeyProof {
         pub key: KeyBytes,
         pub signature: [u8; 64],
+        pub transport: Option<TransportKey>,
     }
+}
+
+shutong_codec::codec_struct! {
+    /// A validator's transport key: the ed25519 key of its libp2p identity when the validator
+    /// key cannot be (libp2p has no SM2 keys, and a key in a token never leaves it), used for
+    /// nothing but the p2p handshake, and the validator key's signature over
+    /// [`transport_binding_message`], which the allow list checks.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct TransportKey {
+        pub key: [u8; 32],
+        pub binding: [u8; 64],
+    }
+}
+
+/// The domain of transport-key bindings.
+pub const TRANSPORT_BINDING_TAG: &[u8] = b"shutong/transport-binding/v1";
+
+/// What a validator key signs to bind `transport` to itself on chain `chain_id`:
+/// `tag ‖ chain_id ‖ validator key (canonical) ‖ transport key`. Good for one chain and one
+/// validator key; it does not name a set, so it stays good while the validator stays.
+pub fn transport_binding_message(chain_id: &str, validator: &KeyBytes, transport: &[u8; 32]) -> Vec<u8> {
+    let mut out = TRANSPORT_BINDING_TAG.to_vec();
+    write::str(&mut out, chain_id);
+    validator.encode_to(&mut out);
+    out.extend_from_slice(transport);
+    out
 }
 
 /// The domain of proofs of possession.
@@ -356,6 +391,7 @@ impl Encode for ValidatorSet {
         write::u64(out, self.epoch);
         write::u64(out, self.since_height);
         write_keys(out, &self.keys);
+        write_transports(out, &self.transports);
     }
 }
 
@@ -365,6 +401,7 @@ impl Decode for ValidatorSet {
             epoch: r.u64()?,
             since_height: r.u64()?,
             keys: read_keys(r, "validator_set.keys", VALIDATORS_MAX)?,
+            transports: read_transports(r, "validator_set.transports")?,
         })
     }
 }
@@ -373,6 +410,7 @@ impl Encode for PendingSet {
     fn encode_to(&self, out: &mut Vec<u8>) {
         write::u64(out, self.activation_height);
         write_keys(out, &self.keys);
+        write_transports(out, &self.transports);
         self.proposer.encode_to(out);
     }
 }
@@ -382,9 +420,18 @@ impl Decode for PendingSet {
         Ok(PendingSet {
             activation_height: r.u64()?,
             keys: read_keys(r, "pending_set.keys", VALIDATORS_MAX)?,
+            transports: read_transports(r, "pending_set.transports")?,
             proposer: r.array()?,
         })
     }
+}
+
+fn write_transports(out: &mut Vec<u8>, transports: &[Option<TransportKey>]) {
+    write::seq(out, transports, |out, t| t.encode_to(out));
+}
+
+fn read_transports(r: &mut Reader<'_>, what: &'static str) -> Result<Vec<Option<TransportKey>>, DecodeError> {
+    r.seq(what, VALIDATORS_MAX, |r| r.option(what, TransportKey::decode_from))
 }
 
 fn write_proofs(out: &mut Vec<u8>, proofs: &[KeyProof]) {

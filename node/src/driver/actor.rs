@@ -27,6 +27,7 @@ use shutong_p2p::peer_guard::Misbehaviour;
 use shutong_p2p::{Inbound, PeerId};
 use shutong_storage::{Storage, Tip, WalEntry};
 use shutong_types::limits::BLOCK_BYTES_MAX;
+use shutong_types::transport::Member;
 use shutong_types::{
     AccountId, Address, Block, BlockHeader, Certificate, Hash, Keypair, PublicKey, VoteKind, validator_set_hash,
 };
@@ -186,8 +187,15 @@ pub struct Parts {
     pub disk: DiskGuard,
 }
 
-fn peers_of(validators: &[PublicKey], me: &PublicKey) -> Vec<PeerId> {
-    validators.iter().filter(|k| *k != me).filter_map(shutong_p2p::peer_id).collect()
+/// The peer ids of the other validators of a set: their bound transport keys (on an
+/// ed25519 chain, their own keys); a validator whose binding does not check has none.
+fn peers_of(chain_id: &str, validators: &[Member], me: &PublicKey) -> Vec<PeerId> {
+    validators
+        .iter()
+        .filter(|m| m.key != *me)
+        .filter_map(|m| m.peer_key(chain_id).ok())
+        .filter_map(|k| shutong_p2p::peer_id(&k))
+        .collect()
 }
 
 impl Driver {
@@ -195,7 +203,11 @@ impl Driver {
     pub fn new(parts: Parts) -> Option<Driver> {
         let Parts { view, key, engine, executor, mempool, cfg, net, clock, status, disk } = parts;
         let suite = view.storage.suite();
-        let peers = peers_of(&engine.validators, &key.public());
+        // The set's transport keys are in the state the engine's set was read from.
+        let members = shutong_execution::epochs::validators_for(&*view.storage, view.tip().height + 1)
+            .filter(|e| e.validators == engine.validators)
+            .map_or_else(|| Member::of_set(&engine.validators, &[]), |e| e.members());
+        let peers = peers_of(&view.chain_id, &members, &key.public());
         let engine = Engine::new(engine, key.clone(), Ed25519)?;
         status.full_node.store(false, Ordering::Relaxed);
         let now = clock.now();
@@ -256,8 +268,9 @@ impl Driver {
     /// chain from `sources` with the set of the next height, without a restart.
     pub fn into_follower(self, sources: Vec<PeerId>) -> crate::follower::Follower {
         let tip = self.view.tip();
-        let epoch = shutong_execution::epochs::validators_for(self.storage(), tip.height + 1)
-            .unwrap_or_else(|| Epoch { epoch: self.engine.config().epoch, validators: self.validators().to_vec() });
+        let epoch = shutong_execution::epochs::validators_for(self.storage(), tip.height + 1).unwrap_or_else(|| {
+            Epoch { epoch: self.engine.config().epoch, validators: self.validators().to_vec(), transports: Vec::new() }
+        });
         tracing::info!(epoch = epoch.epoch, height = tip.height, "left the validator set: following as a full node");
         let Driver { view, key, executor, mempool, cfg, net, clock, status, disk, .. } = self;
         crate::follower::Follower::new(crate::follower::Parts {
@@ -445,8 +458,9 @@ impl Driver {
             validators = next.validators.len(),
             "validator set changed: new epoch"
         );
-        self.net.set_validators(next.validators.clone());
-        self.peers = peers_of(&next.validators, &self.key.public());
+        let members = next.members();
+        self.net.set_validators(members.clone());
+        self.peers = peers_of(&self.view.chain_id, &members, &self.key.public());
         let cfg = EngineConfig {
             chain_id: self.view.chain_id.clone(),
             epoch: next.epoch,
@@ -1362,14 +1376,13 @@ mod tests {
             self.0.lock().unwrap().push((None, message.clone()));
         }
         fn penalise(&self, _: PeerId, _: Misbehaviour) {}
-        fn set_validators(&self, _: Vec<PublicKey>) {}
+        fn set_validators(&self, _: Vec<Member>) {}
     }
 
     /// Validator 0 of `n` (keys `v0`..), on a fresh database under `dir`, driven by `clock`.
     fn driver(dir: &std::path::Path, n: usize, clock: &ManualClock) -> (Driver, Arc<Recorder>, Arc<Storage>) {
         let keys: Vec<Keypair> = (0..n).map(|i| Keypair::from_seed(&format!("v{i}"))).collect();
-        let validators =
-            keys.iter().enumerate().map(|(i, k)| GenesisValidator { name: format!("v{i}"), public_key: k.public() });
+        let validators = keys.iter().enumerate().map(|(i, k)| GenesisValidator::new(&format!("v{i}"), k.public()));
         let committee = CommitteeMember::departments(&[Keypair::from_seed("admin").account()]);
         let genesis = Genesis::new("driver-test", START_MS - 1_000, validators.collect(), committee);
         let storage = Arc::new(Storage::open(&dir.join("data"), shutong_types::Suite::Ed25519Blake3).unwrap());

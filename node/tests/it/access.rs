@@ -253,7 +253,7 @@ async fn a_tls_config_whose_files_are_missing_is_refused_before_anything_is_writ
     let genesis = shutong_execution::genesis::Genesis::new(
         crate::common::CHAIN_ID,
         1_795_000_000_000,
-        vec![shutong_execution::genesis::GenesisValidator { name: "v0".into(), public_key: validator.public() }],
+        vec![shutong_execution::genesis::GenesisValidator::new("v0", validator.public())],
         shutong_execution::genesis::CommitteeMember::departments(&[Keypair::from_seed("test-admin").account()]),
     );
     let err = shutong_node::Node::start_with(home.path(), cfg.clone(), genesis, validator).await.err().unwrap();

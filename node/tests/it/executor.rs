@@ -20,7 +20,7 @@ fn run(block_of: impl Fn(&Genesis, Hash, Hash, u64) -> Block) -> (BlockOutput, H
     let genesis = Genesis::new(
         "exec-test",
         1_000,
-        vec![GenesisValidator { name: "v".into(), public_key: validator.public() }],
+        vec![GenesisValidator::new("v", validator.public())],
         shutong_execution::genesis::CommitteeMember::departments(&[Keypair::from_seed("admin").account()]),
     );
     let tip = init_storage(&storage, &genesis).unwrap();

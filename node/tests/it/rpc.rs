@@ -41,7 +41,18 @@ async fn a_signed_registration_is_committed_and_queryable_after_restart() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_is_refused_with_its_own_code_and_writes_nothing() {
-    let t = TestNode::start().await;
+    bad_input_is_refused(shutong_types::Suite::Ed25519Blake3).await;
+}
+
+/// The same refusals on a 国密 chain, and a transaction signed with a key of the other
+/// suite refused by name.
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_is_refused_on_an_sm2_sm3_chain_too() {
+    bad_input_is_refused(shutong_types::Suite::Sm2Sm3).await;
+}
+
+async fn bad_input_is_refused(suite: shutong_types::Suite) {
+    let t = TestNode::start_in(suite, crate::common::config()).await;
     let admin = &t.admin;
     let committed = t.sign(admin, builder::register_org("first", "First", OrgKind::Enterprise)).await;
     t.client.submit_and_wait(&committed, WAIT).await.unwrap();
@@ -57,6 +68,22 @@ async fn bad_input_is_refused_with_its_own_code_and_writes_nothing() {
     assert_eq!(rpc_code(t.client.submit(&wrong_chain.sign(admin)).await), code::WRONG_CHAIN);
 
     assert_eq!(rpc_code(t.client.submit(&committed).await), code::NONCE_TOO_LOW, "a replayed transaction");
+
+    // A key of the other suite signs for nobody here, whatever its account holds.
+    let other = match suite {
+        shutong_types::Suite::Ed25519Blake3 => shutong_types::Suite::Sm2Sm3,
+        shutong_types::Suite::Sm2Sm3 => shutong_types::Suite::Ed25519Blake3,
+    };
+    let stranger = shutong_types::Keypair::from_seed_in(other, "other-suite");
+    let height = t.client.status().await.unwrap().height;
+    let foreign = TxBuilder::new(CHAIN_ID, stranger).call(register(), 0, height + 10);
+    match t.client.submit(&foreign).await {
+        Err(ClientError::Rpc { code: c, message }) => {
+            assert_eq!(c, code::BAD_SIGNATURE, "{message}");
+            assert!(message.contains(&format!("is an {other} key, but this chain runs {suite}")), "{message}");
+        }
+        other => panic!("a key of the other suite must be refused, got {other:?}"),
+    }
 
     let mut expired = t.sign(admin, register()).await.tx;
     expired.expiry_height = 1;

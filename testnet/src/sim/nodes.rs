@@ -40,7 +40,8 @@ use shutong_node::view::NodeView;
 use shutong_p2p::peer_guard::Misbehaviour;
 use shutong_p2p::{Inbound, PeerId};
 use shutong_storage::Storage;
-use shutong_types::{Encode, Hash, Keypair, PublicKey};
+use shutong_types::transport::{Member, Transport};
+use shutong_types::{Encode, Hash, Keypair, PublicKey, Suite};
 use shutong_vm::{Vm, VmConfig};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -107,6 +108,9 @@ pub struct NodeScenario {
     /// Whether the committee replaces the last validator with the full node by governance
     /// (a new epoch, in which both switch roles live).
     pub epoch_change: bool,
+    /// The chain's crypto suite: on `sm2-sm3` every node also has a transport key, bound
+    /// to its SM2 key, that names its peer id.
+    pub suite: Suite,
 }
 
 impl NodeScenario {
@@ -158,6 +162,7 @@ impl NodeScenario {
             gst_ms,
             txs: 40,
             epoch_change,
+            suite: Suite::Ed25519Blake3,
         }
     }
 }
@@ -254,10 +259,16 @@ type Sent = (Option<PeerId>, NetMessage);
 #[derive(Debug, Default)]
 pub struct SimNet {
     sent: Mutex<Vec<Sent>>,
-    validators: Mutex<Vec<PublicKey>>,
-    /// Keys of later epochs let in ahead ([`NetSink::expect`]).
-    expected: Mutex<Vec<PublicKey>>,
+    /// The set's peer ids: its validators' bound transport keys, as the real network's.
+    validators: Mutex<Vec<PeerId>>,
+    /// Peer ids of later epochs' validators let in ahead ([`NetSink::expect`]).
+    expected: Mutex<Vec<PeerId>>,
     penalties: AtomicU64,
+}
+
+/// The peer ids the allow list takes for `members`, as `shutong_p2p::network`'s.
+fn peer_ids(members: &[Member]) -> Vec<PeerId> {
+    members.iter().filter_map(|m| m.peer_key(CHAIN_ID).ok()).filter_map(|k| shutong_p2p::peer_id(&k)).collect()
 }
 
 impl SimNet {
@@ -279,12 +290,12 @@ impl NetSink for SimNet {
         self.penalties.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn set_validators(&self, validators: Vec<PublicKey>) {
-        *self.validators.lock().expect("sim net lock") = validators;
+    fn set_validators(&self, validators: Vec<Member>) {
+        *self.validators.lock().expect("sim net lock") = peer_ids(&validators);
     }
 
-    fn expect(&self, joining: Vec<PublicKey>) {
-        *self.expected.lock().expect("sim net lock") = joining;
+    fn expect(&self, joining: Vec<Member>) {
+        *self.expected.lock().expect("sim net lock") = peer_ids(&joining);
     }
 }
 
@@ -379,6 +390,8 @@ struct World {
     next_event: usize,
     trace: blake3::Hasher,
     committee: Vec<Keypair>,
+    /// Each node's transport key and binding, on an SM chain.
+    transports: Vec<Option<Transport>>,
     /// Signed transactions to submit, and which were accepted by a mempool.
     txs: Vec<(Vec<u8>, Hash)>,
     accepted: Vec<bool>,
@@ -419,14 +432,29 @@ pub fn run(scenario: &NodeScenario) -> Result<NodeReport, NodeViolation> {
 impl World {
     fn new(scenario: NodeScenario) -> Result<World, NodeViolation> {
         let rng = Rng::new(scenario.seed);
+        let suite = scenario.suite;
         let keys: Vec<Keypair> = (0..scenario.validators + scenario.full_nodes)
-            .map(|i| Keypair::from_seed(&format!("sim-node-{i}")))
+            .map(|i| Keypair::from_seed_in(suite, &format!("sim-node-{i}")))
             .collect();
-        let committee: Vec<Keypair> = (0..3).map(|i| Keypair::from_seed(&format!("sim-committee-{i}"))).collect();
-        let validators = keys[..scenario.validators]
+        // On an SM chain each node's peer id is its transport key's, bound to its key.
+        let transports: Vec<Option<Transport>> = keys
             .iter()
             .enumerate()
-            .map(|(i, k)| GenesisValidator { name: format!("v{i}"), public_key: k.public() })
+            .map(|(i, k)| {
+                let transport = Keypair::from_seed(&format!("sim-transport-{i}")).public();
+                (suite == Suite::Sm2Sm3).then(|| Transport::bind(CHAIN_ID, k, &transport))
+            })
+            .collect();
+        let committee: Vec<Keypair> =
+            (0..3).map(|i| Keypair::from_seed_in(suite, &format!("sim-committee-{i}"))).collect();
+        let validators = keys[..scenario.validators]
+            .iter()
+            .zip(&transports)
+            .enumerate()
+            .map(|(i, (k, transport))| GenesisValidator {
+                transport: *transport,
+                ..GenesisValidator::new(&format!("v{i}"), k.public())
+            })
             .collect();
         let accounts: Vec<_> = committee.iter().map(Keypair::account).collect();
         let genesis =
@@ -443,7 +471,8 @@ impl World {
         let mut nodes = Vec::new();
         let mut by_peer = HashMap::new();
         for (i, key) in keys.into_iter().enumerate() {
-            let peer = shutong_p2p::peer_id(&key.public()).ok_or_else(|| setup("a key without a peer id"))?;
+            let peer_key = transports[i].map_or_else(|| key.public(), |t| t.key);
+            let peer = shutong_p2p::peer_id(&peer_key).ok_or_else(|| setup("a key without a peer id"))?;
             by_peer.insert(peer, i);
             let byzantine = scenario.byzantine.filter(|(v, _)| *v == i as u32).map(|(_, b)| b);
             nodes.push(SimNode::new(key, peer, i < scenario.validators, byzantine)?);
@@ -472,6 +501,7 @@ impl World {
             next_event: 0,
             trace: blake3::Hasher::new(),
             committee,
+            transports,
             txs: Vec::new(),
             accepted: Vec::new(),
             accepted_by: Vec::new(),
@@ -520,7 +550,7 @@ impl World {
         shutong_node::readmit_pending(&storage, &view, &mempool);
         let epoch = shutong_execution::epochs::validators_for(&*storage, tip.height + 1)
             .ok_or_else(|| setup("no validator set"))?;
-        self.nodes[i].net.set_validators(epoch.validators.clone());
+        self.nodes[i].net.set_validators(epoch.members());
         let executor = shutong_execution::executor::Executor::new(Arc::clone(&self.vm), storage.clone());
         let clock: Arc<dyn Clock> = Arc::new(self.clock.clone());
         let net: Arc<dyn NetSink> = self.nodes[i].net.clone();
@@ -752,10 +782,10 @@ impl World {
         if !self.nodes[from].validator {
             return true;
         }
-        let key = self.nodes[from].key.public();
+        let peer = self.nodes[from].peer;
         let net = &self.nodes[to].net;
-        net.validators.lock().expect("sim net lock").contains(&key)
-            || net.expected.lock().expect("sim net lock").contains(&key)
+        net.validators.lock().expect("sim net lock").contains(&peer)
+            || net.expected.lock().expect("sim net lock").contains(&peer)
     }
 
     /// Switches node `i` between validator and full node if a set change calls for it, as
@@ -844,9 +874,7 @@ impl World {
                     .collect(),
                 None => {
                     let validators = self.nodes[i].net.validators.lock().expect("sim net lock").clone();
-                    (0..self.nodes.len())
-                        .filter(|j| *j != i && validators.contains(&self.nodes[*j].key.public()))
-                        .collect()
+                    (0..self.nodes.len()).filter(|j| *j != i && validators.contains(&self.nodes[*j].peer)).collect()
                 }
             };
             for to in targets {
@@ -1015,7 +1043,7 @@ impl World {
         use shutong_sdk::system_api::governance::Action;
         let per_client = self.scenario.txs.div_ceil(4);
         for c in 0..4u64 {
-            let key = Keypair::from_seed(&format!("sim-client-{c}"));
+            let key = Keypair::from_seed_in(self.scenario.suite, &format!("sim-client-{c}"));
             let mut builder = shutong_sdk::TxBuilder::new(CHAIN_ID, key);
             builder.gas_limit = shutong_sdk::builder::GAS_LIMIT_DEFAULT;
             for nonce in 0..per_client {
@@ -1099,7 +1127,8 @@ impl World {
                 let mut keys: Vec<PublicKey> =
                     (0..self.scenario.validators - 1).map(|v| self.nodes[v].key.public()).collect();
                 keys.push(joining.public());
-                let proof = shutong_sdk::builder::possession(CHAIN_ID, &keys, joining);
+                let transport = self.transports[self.scenario.validators].map(|t| t.key);
+                let proof = shutong_sdk::builder::possession(CHAIN_ID, &keys, joining, transport.as_ref());
                 let action = Action::SetValidators {
                     keys: keys.iter().map(PublicKey::to_key_bytes).collect(),
                     proofs: vec![proof],

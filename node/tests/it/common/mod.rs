@@ -42,13 +42,27 @@ impl TestNode {
     }
 
     pub async fn start_with(cfg: Config) -> TestNode {
+        Self::start_in(shutong_types::Suite::Ed25519Blake3, cfg).await
+    }
+
+    /// A node on a chain of `suite`: on `sm2-sm3` its validator and admin keys are SM2, and
+    /// its p2p identity an ed25519 transport key bound in genesis.
+    pub async fn start_in(suite: shutong_types::Suite, mut cfg: Config) -> TestNode {
         let home = tempfile::tempdir().unwrap();
-        let validator = Keypair::from_seed("test-validator");
-        let admin = Keypair::from_seed("test-admin");
+        let validator = Keypair::from_seed_in(suite, "test-validator");
+        let admin = Keypair::from_seed_in(suite, "test-admin");
+        let mut v0 = GenesisValidator::new("v0", validator.public());
+        if suite == shutong_types::Suite::Sm2Sm3 {
+            let transport = Keypair::from_seed("test-transport");
+            let file = home.path().join("transport.json");
+            shutong_sdk::keyfile::write(&file, &transport, false).unwrap();
+            cfg.p2p.transport_key_file = Some(file);
+            v0.transport = Some(shutong_types::transport::Transport::bind(CHAIN_ID, &validator, &transport.public()));
+        }
         let genesis = Genesis::new(
             CHAIN_ID,
             1_795_000_000_000,
-            vec![GenesisValidator { name: "v0".into(), public_key: validator.public() }],
+            vec![v0],
             shutong_execution::genesis::CommitteeMember::departments(&[admin.account()]),
         );
         let node = Node::start_with(home.path(), cfg.clone(), genesis.clone(), validator.clone()).await.unwrap();
@@ -99,6 +113,7 @@ impl TestNode {
             nonces: Default::default(),
             admin: self.admin.clone(),
             voters: Vec::new(),
+            suite: self.genesis.suite,
         };
         tokio::task::spawn_blocking(move || story::authorisation_story(&mut runner)).await.unwrap();
     }
@@ -133,6 +148,8 @@ pub struct RpcRunner {
     pub admin: Keypair,
     /// The committee seats that vote after `admin` proposes.
     pub voters: Vec<Keypair>,
+    /// The chain's crypto suite.
+    pub suite: shutong_types::Suite,
 }
 
 impl story::Runner for RpcRunner {
@@ -160,16 +177,22 @@ impl story::Runner for RpcRunner {
     fn voters(&self) -> Vec<Keypair> {
         self.voters.clone()
     }
+
+    fn suite(&self) -> shutong_types::Suite {
+        self.suite
+    }
 }
 
-/// A light client trusting only `validators` (the genesis set) syncs through `client` and
-/// reads every audit-log leaf, each checked against the newest finalized header.
+/// A light client trusting only `validators` (the genesis set, whose keys name the chain's
+/// suite) syncs through `client` and reads every audit-log leaf, each checked against the
+/// newest finalized header.
 pub async fn verified_audit_log(
     client: &Client,
     chain_id: &str,
     validators: Vec<shutong_types::PublicKey>,
 ) -> (shutong_sdk::VerifyingClient, Vec<shutong_types::keyspace::AuditLeaf>) {
-    let light = shutong_sdk::LightClient::new(chain_id, shutong_types::Suite::Ed25519Blake3, validators);
+    let suite = validators[0].suite();
+    let light = shutong_sdk::LightClient::new(chain_id, suite, validators);
     let mut verifying = shutong_sdk::VerifyingClient::new(client.clone(), light);
     let at = verifying.sync().await.unwrap();
     let mut leaves = Vec::new();

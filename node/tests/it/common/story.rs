@@ -32,6 +32,10 @@ pub trait Runner {
     fn voters(&self) -> Vec<Keypair> {
         Vec::new()
     }
+    /// The chain's crypto suite: the story's people have keys of it.
+    fn suite(&self) -> shutong_types::Suite {
+        shutong_types::Suite::Ed25519Blake3
+    }
 }
 
 /// Carries `action` as the committee: the first seat proposes, the others vote.
@@ -117,15 +121,16 @@ pub fn grant_terms(fields: &[&str], methods: u8, purpose: &str, now: u64, max_us
 
 /// The organisations, their principals and the published resource of the story.
 pub fn setup(chain: &mut dyn Runner) -> People {
+    let suite = chain.suite();
     let p = People {
-        market_admin: Keypair::from_seed("market-admin"),
-        provider: Keypair::from_seed("market-provider"),
-        cdo: Keypair::from_seed("market-cdo"),
-        security: Keypair::from_seed("market-security"),
-        acme_admin: Keypair::from_seed("acme-admin"),
-        analyst: Keypair::from_seed("acme-analyst"),
-        partner_admin: Keypair::from_seed("partner-admin"),
-        gateway: Keypair::from_seed("market-gateway"),
+        market_admin: Keypair::from_seed_in(suite, "market-admin"),
+        provider: Keypair::from_seed_in(suite, "market-provider"),
+        cdo: Keypair::from_seed_in(suite, "market-cdo"),
+        security: Keypair::from_seed_in(suite, "market-security"),
+        acme_admin: Keypair::from_seed_in(suite, "acme-admin"),
+        analyst: Keypair::from_seed_in(suite, "acme-analyst"),
+        partner_admin: Keypair::from_seed_in(suite, "partner-admin"),
+        gateway: Keypair::from_seed_in(suite, "market-gateway"),
     };
     // The committee (of one) defines the purpose hierarchy's root for the story.
     let licensing = Action::DefinePurpose {
@@ -348,7 +353,7 @@ pub fn authorisation_story(chain: &mut dyn Runner) {
 
     // The auditor reads the grant's full history, page by page, in order, each event with
     // its audit-log leaf.
-    let auditor = Keypair::from_seed("auditor");
+    let auditor = Keypair::from_seed_in(chain.suite(), "auditor");
     let mut history: Vec<EventRecord> = Vec::new();
     let mut after = None;
     loop {
