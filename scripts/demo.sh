@@ -3,7 +3,8 @@
 # 127.0.0.1 with the system contracts, walks through a signed call end to end, and shows the
 # chain going on when a validator is SIGKILLed and the validator catching up when it is back.
 # Installs what a fresh machine lacks. Options: --follow (keep the testnet running and show
-# validator-0's log until Ctrl-C, then stop it). Environment: SHUTONG_DEMO_DIR (default
+# validator-0's log until Ctrl-C, then stop it); --suite sm2-sm3 (a 国密 chain: SM2 keys and
+# signatures, SM3 hashes; the default is ed25519-blake3). Environment: SHUTONG_DEMO_DIR (default
 # ~/.shutong-demo, wiped first), SHUTONG_DEMO_VALIDATORS (default 4), SHUTONG_DEMO_PORT (the
 # first of the ports, default 26600), SHUTONG_PROFILE (release or dev; default release).
 set -euo pipefail
@@ -13,7 +14,17 @@ cd "$root"
 ensure_build_packages
 
 follow=0
-[ "${1:-}" = "--follow" ] && follow=1
+suite=ed25519-blake3
+while [ $# -gt 0 ]; do
+  case $1 in
+    --follow) follow=1 ;;
+    --suite) suite=${2:?--suite needs ed25519-blake3 or sm2-sm3}; shift ;;
+    *) echo "unknown option $1 (--follow, --suite NAME)" >&2; exit 2 ;;
+  esac
+  shift
+done
+# Every key the demo makes, and every code hash it computes, is of the chain's suite.
+export SHUTONG_SUITE=$suite
 profile=${SHUTONG_PROFILE:-release}
 dir=${SHUTONG_DEMO_DIR:-$HOME/.shutong-demo}
 validators=${SHUTONG_DEMO_VALIDATORS:-4}
@@ -41,8 +52,8 @@ rm -rf "$dir"
 down() { [ $follow = 1 ] && return 0; "$bin" testnet down --dir "$dir" >/dev/null 2>&1 || true; }
 trap down EXIT
 
-step "starting $validators validators: keys, one genesis with the registry contract, each node dialling the others"
-"$bin" testnet up --dir "$dir" --validators "$validators" --base-port "$base" --chain-id shutong-demo
+step "starting $validators validators ($suite): keys, one genesis with the system contracts, each node dialling the others"
+"$bin" testnet up --dir "$dir" --validators "$validators" --base-port "$base" --chain-id shutong-demo --suite "$suite"
 admin=$dir/keys/admin.json
 second=$dir/keys/committee-1.json
 # Every command below that names no --key signs its requests as the committee's first seat

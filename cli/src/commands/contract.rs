@@ -15,7 +15,7 @@ pub(crate) enum ContractCommand {
         #[arg(long)]
         wasm: PathBuf,
         /// The suite of the chain it is for (code hashes follow it).
-        #[arg(long, default_value = "ed25519-blake3", value_parser = super::testnet::parse_suite)]
+        #[arg(long, env = "SHUTONG_SUITE", default_value = "ed25519-blake3", value_parser = super::testnet::parse_suite)]
         suite: shutong_types::Suite,
     },
     /// Approve a code hash for upload (a governance admin, while the committee has one admin;

@@ -17,7 +17,7 @@ pub(crate) enum KeysCommand {
         #[arg(long)]
         force: bool,
         /// The suite of the chain the key is for: ed25519-blake3, or sm2-sm3 (an SM2 key).
-        #[arg(long, default_value = "ed25519-blake3", value_parser = super::testnet::parse_suite)]
+        #[arg(long, env = "SHUTONG_SUITE", default_value = "ed25519-blake3", value_parser = super::testnet::parse_suite)]
         suite: shutong_types::Suite,
         /// Seal the secret under the passphrase in SHUTONG_KEY_PASSPHRASE (argon2id and
         /// ChaCha20-Poly1305; for an SM2 key PBKDF2-HMAC-SM3 and SM4-GCM); every command
