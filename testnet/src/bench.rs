@@ -43,6 +43,8 @@ pub struct Args {
     pub out: PathBuf,
     /// A `RESULTS.md` to append dated rows to.
     pub append: Option<PathBuf>,
+    /// The chains' crypto suite.
+    pub suite: shutong_types::Suite,
 }
 
 impl Args {
@@ -86,8 +88,28 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// `c_sig`: microseconds per signature in `verify_batch` of 1,024, and in single `verify_strict`.
-fn c_sig() -> (f64, f64) {
+/// `c_sig` of `suite`: microseconds per signature as the node checks transactions. SM2 has no
+/// batch verification, so both figures are its single verification (with the key cache
+/// warm, as in a node).
+fn c_sig(suite: shutong_types::Suite) -> (f64, f64) {
+    if suite == shutong_types::Suite::Sm2Sm3 {
+        let keys: Vec<shutong_types::Keypair> =
+            (0..64).map(|i| shutong_types::Keypair::from_seed_in(suite, &format!("c_sig {i}"))).collect();
+        let message = b"transaction of a few hundred bytes";
+        let signed: Vec<_> = keys.iter().map(|k| (k.public(), k.sign(message))).collect();
+        let started = Instant::now();
+        for i in 0..1_000 {
+            let (key, signature) = &signed[i % signed.len()];
+            key.verify(message, signature).expect("valid signature");
+        }
+        let single = started.elapsed().as_secs_f64() * 1e6 / 1_000.0;
+        return (single, single);
+    }
+    ed25519_c_sig()
+}
+
+/// ed25519's `c_sig`: in `verify_batch` of 1,024, and in single `verify_strict`.
+fn ed25519_c_sig() -> (f64, f64) {
     use ed25519_dalek::{Signer, SigningKey, Verifier};
     let keys: Vec<SigningKey> =
         (0..1_024u32).map(|i| SigningKey::from_bytes(blake3::hash(&i.to_le_bytes()).as_bytes())).collect();
@@ -116,6 +138,7 @@ struct Run {
     date: String,
     machine: String,
     cores: usize,
+    suite: shutong_types::Suite,
     validators: usize,
     tx_bytes_mean: f64,
     idle_finality_p50_ms: f64,
@@ -253,7 +276,7 @@ async fn bench(
     // One full node beside the validators, started only for the catch-up at the end. Direct
     // links, no proxy: these figures compare across builds (`shutong testnet wan` measures the
     // proxy's own cost).
-    let mut cluster = Cluster::init_direct(binary, validators, 1, 200)?;
+    let mut cluster = Cluster::init_direct_in(binary, args.suite, validators, 1, 200)?;
     for i in 0..validators {
         cluster.start(i).await?;
     }
@@ -314,6 +337,7 @@ async fn bench(
         date: today(),
         machine: cpu_model(),
         cores,
+        suite: args.suite,
         validators,
         tx_bytes_mean: tx_bytes.iter().sum::<f64>() / tx_bytes.len().max(1) as f64,
         idle_finality_p50_ms: idle_p50,
@@ -336,10 +360,11 @@ async fn bench(
 
 fn results_row(run: &Run) -> String {
     format!(
-        "| {} | {} | {} | {:.0} | {:.0} / {:.0} ms | {:.0} / {:.0} ms | {:.0} / {:.0} ms | {:.1} µs | {:.0} | **{:.1} %** | {:.2} ms | {:.0} B | {:.0} blocks/min ({:.0} tx/s) | {:.0} B |",
+        "| {} | {} | {}{} | {:.0} | {:.0} / {:.0} ms | {:.0} / {:.0} ms | {:.0} / {:.0} ms | {:.1} µs | {:.0} | **{:.1} %** | {:.2} ms | {:.0} B | {:.0} blocks/min ({:.0} tx/s) | {:.0} B |",
         run.date,
         run.commit,
         run.validators,
+        if run.suite == shutong_types::Suite::Ed25519Blake3 { String::new() } else { format!(" ({})", run.suite) },
         run.saturation_tps,
         run.at_50.p50_ms,
         run.at_50.p99_ms,
@@ -387,12 +412,13 @@ fn append_results(path: &std::path::Path, runs: &[Run]) -> anyhow::Result<()> {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     args.check()?;
     let binary = &args.binary;
-    let (c_sig_us, c_sig_single_us) = c_sig();
+    let (c_sig_us, c_sig_single_us) = c_sig(args.suite);
     println!(
-        "e2e: commit {}, {} ({} cores), binary {}\nc_sig {c_sig_us:.1} µs in verify_batch of 1,024 ({c_sig_single_us:.1} µs single)",
+        "e2e: commit {}, {} ({} cores), suite {}, binary {}\nc_sig {c_sig_us:.1} µs a signature as checked ({c_sig_single_us:.1} µs single)",
         commit(),
         cpu_model(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
+        args.suite,
         binary.display()
     );
     let mut runs = Vec::new();

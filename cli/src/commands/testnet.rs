@@ -143,6 +143,9 @@ pub(crate) enum TestnetCommand {
         /// under the same load.
         #[arg(long)]
         binary: Option<PathBuf>,
+        /// The chains' crypto suite: ed25519-blake3, or sm2-sm3 (国密).
+        #[arg(long, default_value = "ed25519-blake3", value_parser = parse_suite)]
+        suite: shutong_types::Suite,
     },
     /// Finality (and, with --sweep-seconds, saturation) across an emulated WAN: fresh
     /// testnets whose links all carry a one-way delay, for each validator count and delay.
@@ -443,9 +446,9 @@ pub(crate) async fn run(command: TestnetCommand, ctx: &Ctx) -> Shown {
                 .await?;
             Ok(Outcome::Done)
         }
-        TestnetCommand::Bench { validators, seconds, start_rate, out, append, binary: other } => {
+        TestnetCommand::Bench { validators, seconds, start_rate, out, append, binary: other, suite } => {
             let binary = other.unwrap_or(binary);
-            let args = shutong_testnet::bench::Args { binary, validators, seconds, start_rate, out, append };
+            let args = shutong_testnet::bench::Args { binary, validators, seconds, start_rate, out, append, suite };
             shutong_testnet::bench::run(args).await?;
             Ok(Outcome::Done)
         }
