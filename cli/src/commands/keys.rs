@@ -27,6 +27,20 @@ pub(crate) enum KeysCommand {
     },
     /// Print the public key and account of the key file given by --key.
     Show,
+    /// Bind a node's ed25519 transport key (its p2p identity) to the validator key in --key,
+    /// offline, for chain --chain-id: prints the validator's genesis entry, which a
+    /// department hands to whoever assembles genesis. Every validator of an sm2-sm3 chain
+    /// needs one (libp2p has no SM2 keys).
+    BindTransport {
+        #[arg(long)]
+        chain_id: String,
+        /// The transport key's public key (`keys show --key transport.json`).
+        #[arg(long)]
+        transport: shutong_types::PublicKey,
+        /// The validator's name in genesis.
+        #[arg(long, default_value = "validator")]
+        name: String,
+    },
 }
 
 pub(crate) fn run(command: KeysCommand, ctx: &Ctx) -> Shown {
@@ -44,6 +58,21 @@ pub(crate) fn run(command: KeysCommand, ctx: &Ctx) -> Shown {
             }
             let json = serde_json::json!({"file": out, "public_key": key.public(), "account": key.account()});
             shown(json, format!("wrote {}\npublic key {}\naccount    {}", out.display(), key.public(), key.account()))
+        }
+        KeysCommand::BindTransport { chain_id, transport, name } => {
+            let key = ctx.signer()?;
+            anyhow::ensure!(
+                transport.suite() == shutong_types::Suite::Ed25519Blake3 && transport.is_point(),
+                "--transport {transport} is not an ed25519 public key: a transport key is ed25519 on either suite"
+            );
+            let bound = shutong_types::transport::Transport::bind(&chain_id, &key, &transport);
+            let entry = shutong_execution::genesis::GenesisValidator {
+                transport: Some(bound),
+                ..shutong_execution::genesis::GenesisValidator::new(&name, key.public())
+            };
+            let json = serde_json::to_value(&entry)?;
+            let text = serde_json::to_string_pretty(&entry)?;
+            shown(json, text)
         }
         KeysCommand::Show => {
             let key = ctx.signer()?;

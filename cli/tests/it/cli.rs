@@ -317,3 +317,61 @@ async fn errors_name_the_problem_and_say_what_to_do() {
     assert!(!ran.ok && ran.stderr.contains("is not a signed transaction"), "{}", ran.stderr);
     t.stop().await;
 }
+
+/// A department's part of an SM genesis, made offline: its SM2 validator key binds its
+/// node's ed25519 transport key, and the entry it prints checks on that chain only.
+#[test]
+fn a_department_binds_its_transport_key_offline_for_genesis() {
+    use shutong_types::transport::Member;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .args(["--output", "json"])
+            .args(args)
+            .env_remove("SHUTONG_KEY")
+            .env_remove("SHUTONG_SUITE")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let public = |out: &str| -> shutong_types::PublicKey {
+        let json: Value = serde_json::from_str(out).unwrap();
+        json["public_key"].as_str().unwrap().parse().unwrap()
+    };
+    let (ok, made, _) = run(&["keys", "new", "--suite", "sm2-sm3", "--out", &path("validator.json")]);
+    assert!(ok);
+    let validator = public(&made);
+    assert_eq!(validator.suite(), shutong_types::Suite::Sm2Sm3);
+    let (ok, made, _) = run(&["keys", "new", "--out", &path("transport.json")]);
+    assert!(ok);
+    let transport = public(&made);
+    let bind = |transport: &shutong_types::PublicKey| {
+        run(&[
+            "keys",
+            "bind-transport",
+            "--key",
+            &path("validator.json"),
+            "--chain-id",
+            "district-chain",
+            "--transport",
+            &transport.to_hex(),
+            "--name",
+            "market",
+        ])
+    };
+    let (ok, out, err) = bind(&transport);
+    assert!(ok, "{err}");
+    let entry: shutong_execution::genesis::GenesisValidator = serde_json::from_str(&out).unwrap();
+    assert_eq!((entry.name.as_str(), entry.public_key), ("market", validator));
+    let member = Member { key: entry.public_key, transport: entry.transport };
+    assert_eq!(member.peer_key("district-chain"), Ok(transport));
+    assert!(member.peer_key("another-chain").is_err(), "a binding is good for its chain only");
+    // An SM2 key is no transport key.
+    let (ok, _, err) = bind(&validator);
+    assert!(!ok && err.contains("is not an ed25519 public key"), "{err}");
+}
