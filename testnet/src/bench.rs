@@ -276,7 +276,7 @@ async fn bench(
     // One full node beside the validators, started only for the catch-up at the end. Direct
     // links, no proxy: these figures compare across builds (`shutong testnet wan` measures the
     // proxy's own cost).
-    let mut cluster = Cluster::init_direct_in(binary, args.suite, validators, 1, 200)?;
+    let mut cluster = Cluster::init_direct(binary, args.suite, validators, 1, 200)?;
     for i in 0..validators {
         cluster.start(i).await?;
     }

@@ -233,20 +233,10 @@ impl Cluster {
         Cluster::lay_out(binary, suite, validators, full_nodes, block_interval_ms, false)
     }
 
-    /// Nodes that dial each other directly, without the link proxy (whose faults then do
-    /// nothing): for the end-to-end benchmark, whose figures compare across builds, and to
-    /// calibrate the proxy against.
+    /// Nodes of a chain of `suite` that dial each other directly, without the link proxy
+    /// (whose faults then do nothing): for the end-to-end benchmark, whose figures compare
+    /// across builds, and to calibrate the proxy against.
     pub fn init_direct(
-        binary: &Path,
-        validators: usize,
-        full_nodes: usize,
-        block_interval_ms: u64,
-    ) -> anyhow::Result<Cluster> {
-        Cluster::lay_out(binary, shutong_types::Suite::Ed25519Blake3, validators, full_nodes, block_interval_ms, true)
-    }
-
-    /// [`Cluster::init_direct`] on a chain of `suite`.
-    pub fn init_direct_in(
         binary: &Path,
         suite: shutong_types::Suite,
         validators: usize,

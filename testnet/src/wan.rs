@@ -50,7 +50,7 @@ struct Point {
 
 async fn point(args: &Args, validators: usize, delay_ms: u64) -> anyhow::Result<Point> {
     let mut cluster = if args.direct {
-        Cluster::init_direct(&args.binary, validators, 0, 200)?
+        Cluster::init_direct(&args.binary, shutong_types::Suite::Ed25519Blake3, validators, 0, 200)?
     } else {
         Cluster::init(&args.binary, validators, 200)?
     };

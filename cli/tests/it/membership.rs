@@ -23,12 +23,12 @@ fn node_key(cluster: &Cluster, i: usize) -> Keypair {
     keyfile::read(&cluster.members[i].home.join("keys/validator.json")).unwrap()
 }
 
-async fn status(client: &Client) -> shutong_sdk::rpc::Status {
+pub(crate) async fn status(client: &Client) -> shutong_sdk::rpc::Status {
     client.status().await.unwrap()
 }
 
 /// The first committee seat proposes `action`; returns its receipt.
-async fn propose(cluster: &Cluster, client: &Client, action: Action) -> shutong_types::Receipt {
+pub(crate) async fn propose(cluster: &Cluster, client: &Client, action: Action) -> shutong_types::Receipt {
     let seat = &cluster.committee.keys[0];
     let nonce = client.nonce(&seat.account()).await.unwrap();
     let mut txb = shutong_sdk::TxBuilder::new(&cluster.chain_id, seat.clone());
@@ -90,11 +90,7 @@ async fn a_full_node_joins_the_set_live_and_the_validator_it_replaces_leaves_liv
     // Without a restart, the full node votes from the activation height and validator 3
     // follows as a full node.
     cluster.wait_height(&[0, 1, 2, 4], activation + 5, WAIT).await.unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while status(&full).await.full_node || !status(&cluster.client(3).unwrap()).await.full_node {
-        assert!(tokio::time::Instant::now() < deadline, "the roles did not switch");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    roles_switched(&cluster, 4, 3).await;
     assert_eq!(status(&full).await.validators, keys);
 
     // The joined node's vote is needed now: with validator 1 down, validators 0 and 2 and
@@ -120,6 +116,17 @@ async fn a_full_node_joins_the_set_live_and_the_validator_it_replaces_leaves_liv
     assert_eq!(header.validator_set, shutong_types::validator_set_hash(shutong_types::Suite::Ed25519Blake3, &keys));
     // Validator 3 left: the others closed its connections (it is no listed full node).
     cluster.wait_peers(0, 2, WAIT).await.unwrap();
+}
+
+/// Waits until member `joined` votes as a validator and member `left` follows as a full node,
+/// both without a restart.
+pub(crate) async fn roles_switched(cluster: &Cluster, joined: usize, left: usize) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let full_node = |i: usize| async move { status(&cluster.client(i).unwrap()).await.full_node };
+    while full_node(joined).await || !full_node(left).await {
+        assert!(tokio::time::Instant::now() < deadline, "the roles did not switch");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Connects to validator 0 as `key` (a key it lets in) and asks it for the proof of `epoch`.

@@ -4,10 +4,11 @@
 //! the set with its proof of possession and its transport binding, and the committee cannot
 //! skip either. A connection under a key no validator bound is refused at the handshake.
 
+use crate::membership::{propose, roles_switched, status};
 use libp2p::futures::StreamExt;
 use libp2p::swarm::SwarmEvent;
 use shutong_sdk::system_api::governance::Action;
-use shutong_sdk::{Client, LightClient, VerifyingClient, builder, keyfile};
+use shutong_sdk::{LightClient, VerifyingClient, builder, keyfile};
 use shutong_testnet::Cluster;
 use shutong_types::{ExecStatus, Keypair, PublicKey, Suite};
 use std::path::Path;
@@ -18,20 +19,6 @@ const WAIT: Duration = Duration::from_secs(120);
 
 fn key_of(cluster: &Cluster, i: usize, file: &str) -> Keypair {
     keyfile::read(&cluster.members[i].home.join(file)).unwrap()
-}
-
-async fn status(client: &Client) -> shutong_sdk::rpc::Status {
-    client.status().await.unwrap()
-}
-
-/// The first committee seat proposes `action`; returns its receipt.
-async fn propose(cluster: &Cluster, client: &Client, action: Action) -> shutong_types::Receipt {
-    let seat = &cluster.committee.keys[0];
-    let nonce = client.nonce(&seat.account()).await.unwrap();
-    let mut txb = shutong_sdk::TxBuilder::new(&cluster.chain_id, seat.clone());
-    txb.gas_limit = builder::GAS_LIMIT_DEFAULT;
-    let expiry = status(client).await.height + 1_000;
-    client.submit_and_wait(&txb.call(builder::propose(action), nonce, expiry), Duration::from_secs(30)).await.unwrap()
 }
 
 /// Whether validator 0 closes a connection from `key` right after the handshake.
@@ -109,11 +96,7 @@ async fn an_sm_chain_runs_on_transport_keys_its_validators_bound() {
     // The joined node votes from the activation height, under its transport key; validator
     // 3 follows as a full node, and validator 0 lets it go.
     cluster.wait_height(&[0, 1, 2, 4], activation + 5, WAIT).await.unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while status(&full).await.full_node || !status(&cluster.client(3).unwrap()).await.full_node {
-        assert!(tokio::time::Instant::now() < deadline, "the roles did not switch");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    roles_switched(&cluster, 4, 3).await;
     assert_eq!(status(&full).await.validators, keys);
     // Its vote is needed: with validator 1 down, 0, 2 and the joined node are the quorum.
     cluster.kill(1);
