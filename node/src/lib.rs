@@ -142,6 +142,7 @@ impl Node {
             Some(tls) => Some(rpc::tls_acceptor(&in_home(home, &tls.cert_file), &in_home(home, &tls.key_file))?),
             None => None,
         };
+        let transport = transport_key(home, &cfg, &genesis, &key)?;
         let storage = Arc::new(Storage::open_with(
             &in_home(home, &cfg.data_dir),
             genesis.suite,
@@ -177,7 +178,6 @@ impl Node {
         let executor = executor::Executor::new(Arc::clone(&vm), storage.clone());
         let validators = current.members();
         let is_validator = current.validators.contains(&key.public());
-        let transport = transport_key(home, &cfg, &genesis, &key)?;
         if let Some(me) = validators.iter().find(|m| m.key == key.public())
             && me.peer_key(&genesis.chain_id).ok() != Some(transport.public())
         {

@@ -149,3 +149,42 @@ async fn an_allowed_peer_that_sends_junk_is_banned_and_the_chain_goes_on() {
     }
     t.stop().await;
 }
+
+/// An SM node starts only under the transport key its validator key bound: without
+/// `p2p.transport_key_file`, or with another key there, it refuses, naming the keys, and
+/// with the bound one it runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_sm_validator_starts_only_under_its_bound_transport_key() {
+    let mut t = crate::common::TestNode::start_in(shutong_types::Suite::Sm2Sm3, crate::common::config()).await;
+    let bound = t.genesis.validators[0].transport.unwrap().key;
+    t.node.take().unwrap().stop().await;
+    let refused = |cfg: shutong_node::config::Config| async {
+        match shutong_node::Node::start_with(t.home.path(), cfg, t.genesis.clone(), t.validator.clone()).await {
+            Ok(_) => panic!("the node started"),
+            Err(err) => err.to_string(),
+        }
+    };
+    let mut cfg = t.cfg.clone();
+    cfg.p2p.transport_key_file = None;
+    let err = refused(cfg).await;
+    assert!(err.contains("set p2p.transport_key_file"), "{err}");
+    let other = Keypair::from_seed("another-transport");
+    let file = t.home.path().join("other-transport.json");
+    shutong_sdk::keyfile::write(&file, &other, false).unwrap();
+    let mut cfg = t.cfg.clone();
+    cfg.p2p.transport_key_file = Some(file);
+    let err = refused(cfg).await;
+    assert!(err.contains(&format!("this node's transport key {} is not the one bound", other.public())), "{err}");
+    assert!(err.contains(&bound.to_string()), "{err}");
+    // Under the bound key it starts and goes on committing.
+    t.start_again().await;
+    let after = t.client.status().await.unwrap().height + 2;
+    tokio::time::timeout(crate::common::WAIT, async {
+        while t.client.status().await.unwrap().height < after {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the node commits under its bound transport key");
+    t.stop().await;
+}
