@@ -56,6 +56,21 @@ impl RequestAuth {
         RequestAuth { key: key.public(), timestamp_ms, nonce, signature: key.sign(&message.0) }
     }
 
+    /// Signs a request with `body` for `chain_id`, now, through `signer` (which may fail: a
+    /// key in a token).
+    pub fn try_sign(
+        signer: &dyn shutong_types::Signer,
+        chain_id: &str,
+        body: &[u8],
+    ) -> Result<RequestAuth, shutong_types::SignerError> {
+        let nonce: [u8; 16] = rand::random();
+        let timestamp_ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let key = signer.public();
+        let message = signed_message(key.suite(), chain_id, timestamp_ms, &nonce, body);
+        Ok(RequestAuth { key, timestamp_ms, nonce, signature: signer.try_sign(&message.0)? })
+    }
+
     /// Whether the signature covers `body` on `chain_id`.
     pub fn verify(&self, chain_id: &str, body: &[u8]) -> bool {
         let message = signed_message(self.key.suite(), chain_id, self.timestamp_ms, &self.nonce, body);

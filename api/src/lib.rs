@@ -1,4 +1,4 @@
-//! Shutong's API between clients and nodes: JSON-RPC types and codes, the bounded parameter parser, signed requests, key files and bounded file reads.
+//! Shutong's API between clients and nodes: JSON-RPC types and codes, the bounded parameter parser, signed requests, key files, keys in PKCS#11 tokens and bounded file reads.
 //!
 //! The node's JSON-RPC server and the SDK's client both build on this crate: a method's
 //! name, its parameters' parser, its result's shape and its error codes are defined once.
@@ -10,6 +10,7 @@ pub mod auth;
 pub mod files;
 pub mod keyfile;
 pub mod params;
+pub mod pkcs11;
 pub mod rpc;
 
 pub use rpc::RpcCode;

@@ -85,7 +85,7 @@ pub fn signed_registrations(count: usize, first: usize) -> Vec<SignedTransaction
         .map(|i| {
             let key = Keypair::from_seed(&format!("bench-account-{i}"));
             let call = builder::register_org(&format!("org-{i}"), "Benchmark Organisation", OrgKind::Enterprise);
-            TxBuilder::new(CHAIN_ID, key).call(call, 0, 1_000)
+            TxBuilder::new(CHAIN_ID, key).call(call, 0, 1_000).expect("a key file signs")
         })
         .collect()
 }

@@ -7,9 +7,10 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use shutong_sdk::client::ClientError;
 use shutong_sdk::rpc::Status;
-use shutong_sdk::{Client, RpcCode, TxBuilder, builder, keyfile};
-use shutong_types::{Call, Keypair, Receipt};
+use shutong_sdk::{Client, RpcCode, TxBuilder, builder};
+use shutong_types::{Call, Receipt, Signer};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -33,7 +34,9 @@ pub struct Globals {
         default_value = "http://127.0.0.1:26657"
     )]
     pub rpc: String,
-    /// The signer's key file, for commands that sign a transaction (and `keys show`).
+    /// The signer's key file, or a key in a PKCS#11 token as a `pkcs11:` URI (RFC 7512:
+    /// pkcs11:token=T;object=K?module-path=LIB&pin-source=env:VAR), for commands that sign
+    /// a transaction (and `keys show`).
     #[arg(long, global = true, help_heading = "Global options", env = "SHUTONG_KEY")]
     pub key: Option<PathBuf>,
     /// Gas limit of a transaction (default: enough for an upload's size, else 1,000,000).
@@ -81,16 +84,18 @@ impl Ctx {
         Ok(client.status().await?)
     }
 
-    /// The key file named by `--key` or `SHUTONG_KEY`.
+    /// The key file or `pkcs11:` URI named by `--key` or `SHUTONG_KEY`.
     pub fn key_path(&self) -> anyhow::Result<&PathBuf> {
         self.globals.key.as_ref().context(
             "this command needs a key: pass --key FILE or set SHUTONG_KEY (`shutong keys new --out FILE` makes one)",
         )
     }
 
-    pub fn signer(&self) -> anyhow::Result<Keypair> {
+    /// The signer `--key` names: a key file, or a key in a PKCS#11 token.
+    pub fn signer(&self) -> anyhow::Result<Arc<dyn Signer>> {
         let path = self.key_path()?;
-        keyfile::read(path).with_context(|| format!("cannot use the key in {}", path.display()))
+        let spec = path.to_string_lossy();
+        shutong_sdk::pkcs11::open_signer(&spec).with_context(|| format!("cannot use the key {spec}"))
     }
 
     /// Prints a result; a closed standard output (the reader went away) is not an error.
@@ -120,9 +125,9 @@ impl Ctx {
     pub async fn send(&self, call: Call, describe: impl Fn(&Call, &[u8]) -> String) -> anyhow::Result<Receipt> {
         let key = self.signer()?;
         // The key is read once (an encrypted one costs an argon2id run each time).
-        let client = Client::new(&self.globals.rpc)?.signed_by(key.clone());
+        let client = Client::new(&self.globals.rpc)?.signed_by(Arc::clone(&key));
         let status = self.status(&client).await?;
-        let mut txb = TxBuilder::new(&status.chain_id, key.clone());
+        let mut txb = TxBuilder::new(&status.chain_id, Arc::clone(&key));
         txb.gas_limit = self.globals.gas_limit.unwrap_or_else(|| {
             if call.contract == builder::lifecycle() && call.method == "upload" {
                 builder::upload_gas_limit(call.args.len())
@@ -131,7 +136,7 @@ impl Ctx {
             }
         });
         let nonce = client.nonce(&key.account()).await?;
-        let signed = txb.call(call, nonce, status.height.saturating_add(self.globals.expiry_blocks));
+        let signed = txb.call(call, nonce, status.height.saturating_add(self.globals.expiry_blocks))?;
         let bar = self.spinner(&format!("waiting for transaction {} to be finalized", signed.id()));
         let receipt = client.submit_and_wait(&signed, Duration::from_secs(self.globals.timeout_secs)).await;
         bar.finish_and_clear();
@@ -185,6 +190,9 @@ pub fn hint(err: &anyhow::Error, rpc: &str) -> Option<String> {
         ),
         ClientError::Malformed(_) => {
             "the node's answer does not decode: is --rpc a Shutong node of this version?".into()
+        }
+        ClientError::Signer(_) => {
+            "the key in --key could not sign: is its token present, and its PIN right and not locked?".into()
         }
         ClientError::Rpc { .. } => match client.code()? {
             RpcCode::WrongChain => "the node serves another chain: check --rpc".into(),

@@ -5,8 +5,9 @@ use crate::config::{Config, REQUESTED_VIEWS_MAX, VIEW_LOOKAHEAD};
 use crate::message::{Effect, Error, Evidence, Finalized, Input, Proposal, SignedVote, Timer};
 use crate::round::{Recorded, Round};
 use crate::verifier::Verifier;
-use shutong_types::{Certificate, Hash, Keypair, VoteKind, VoteSubject};
+use shutong_types::{Certificate, Hash, Signer, VoteKind, VoteSubject};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// Whether one validator's votes on both subjects (of one view) are evidence.
 fn subjects_conflict(a: &VoteSubject, b: &VoteSubject) -> bool {
@@ -45,7 +46,8 @@ enum Ancestry {
 #[derive(Debug)]
 pub struct Engine<V: Verifier> {
     cfg: Config,
-    key: Keypair,
+    /// This validator's key: a key file's, or one in a token whose signing can fail.
+    signer: Arc<dyn Signer>,
     me: u32,
     verifier: V,
     view: u64,
@@ -64,12 +66,12 @@ pub struct Engine<V: Verifier> {
 }
 
 impl<V: Verifier> Engine<V> {
-    /// Returns `None` if `key` is not one of the epoch's validators.
-    pub fn new(cfg: Config, key: Keypair, verifier: V) -> Option<Engine<V>> {
-        let me = cfg.validators.iter().position(|v| *v == key.public())? as u32;
+    /// Returns `None` if `signer`'s key is not one of the epoch's validators.
+    pub fn new(cfg: Config, signer: Arc<dyn Signer>, verifier: V) -> Option<Engine<V>> {
+        let me = cfg.validators.iter().position(|v| *v == signer.public())? as u32;
         Some(Engine {
             cfg,
-            key,
+            signer,
             me,
             verifier,
             view: 0,
@@ -251,7 +253,10 @@ impl<V: Verifier> Engine<V> {
         round.proposal = Some(Proposal { digest, ..requested });
         round.own.notarize = Some(digest);
         let subject = self.subject(VoteKind::Notarize, view, digest);
-        let vote = self.sign(subject);
+        let vote = match self.sign(subject) {
+            Ok(vote) => vote,
+            Err(failed) => return Ok(failed),
+        };
         let mut effects = vec![Effect::PersistVote(vote.clone()), Effect::BroadcastProposal(vote)];
         effects.extend(self.tally(&subject));
         Ok(effects)
@@ -307,7 +312,10 @@ impl<V: Verifier> Engine<V> {
         }
         let subject = self.subject(VoteKind::Notarize, view, proposal.digest);
         self.rounds.entry(view).or_default().own.notarize = Some(proposal.digest);
-        let vote = self.sign(subject);
+        let vote = match self.sign(subject) {
+            Ok(vote) => vote,
+            Err(failed) => return failed,
+        };
         let mut effects = vec![Effect::PersistVote(vote.clone()), Effect::BroadcastVote(vote)];
         effects.extend(self.tally(&subject));
         effects
@@ -491,10 +499,14 @@ impl<V: Verifier> Engine<V> {
                 round.notarization = Some(certificate.clone());
                 if !round.own.nullify && round.own.finalize.is_none() {
                     round.own.finalize = Some(subject.digest);
-                    let vote = self.sign(self.subject(VoteKind::Finalize, view, subject.digest));
-                    effects.push(Effect::PersistVote(vote.clone()));
-                    effects.push(Effect::BroadcastVote(vote));
-                    effects.extend(self.tally(&self.subject(VoteKind::Finalize, view, subject.digest)));
+                    match self.sign(self.subject(VoteKind::Finalize, view, subject.digest)) {
+                        Ok(vote) => {
+                            effects.push(Effect::PersistVote(vote.clone()));
+                            effects.push(Effect::BroadcastVote(vote));
+                            effects.extend(self.tally(&self.subject(VoteKind::Finalize, view, subject.digest)));
+                        }
+                        Err(failed) => effects.extend(failed),
+                    }
                 }
             }
             // Rule 4: the view is skipped; enter v + 1.
@@ -578,7 +590,10 @@ impl<V: Verifier> Engine<V> {
     fn nullify(&mut self, view: u64) -> Vec<Effect> {
         self.rounds.entry(view).or_default().own.nullify = true;
         let subject = self.subject(VoteKind::Nullify, view, Hash::ZERO);
-        let vote = self.sign(subject);
+        let vote = match self.sign(subject) {
+            Ok(vote) => vote,
+            Err(failed) => return failed,
+        };
         let mut effects = vec![Effect::PersistVote(vote.clone()), Effect::BroadcastVote(vote)];
         let after_ms = self.cfg.timeouts.rebroadcast_ms;
         effects.push(Effect::ScheduleTimer { view, timer: Timer::Rebroadcast, after_ms });
@@ -604,13 +619,30 @@ impl<V: Verifier> Engine<V> {
         VoteSubject { kind, epoch: self.cfg.epoch, view, digest }
     }
 
-    /// Signs and records one of this validator's own votes. Callers emit `PersistVote`
-    /// before any effect that sends it.
-    fn sign(&mut self, subject: VoteSubject) -> SignedVote {
-        let vote = SignedVote { subject, signer: self.me, signature: subject.sign(&self.cfg.chain_id, &self.key) };
+    /// Signs and records one of this validator's own votes, which the caller has just
+    /// decided on. Callers emit `PersistVote` before any effect that sends it.
+    ///
+    /// If the signer fails (a token removed, its PIN locked), nothing was signed: the vote
+    /// is skipped, which is always safe (a silent validator), and the decision undone, so
+    /// a later timer of the view may still nullify. The host hears of it by the effect.
+    fn sign(&mut self, subject: VoteSubject) -> Result<SignedVote, Vec<Effect>> {
+        let signed = subject.try_sign(&self.cfg.chain_id, &*self.signer);
         let round = self.rounds.entry(subject.view).or_default();
-        round.record(&vote);
-        round.own.signed.push(vote.clone());
-        vote
+        match signed {
+            Ok(signature) => {
+                let vote = SignedVote { subject, signer: self.me, signature };
+                round.record(&vote);
+                round.own.signed.push(vote.clone());
+                Ok(vote)
+            }
+            Err(err) => {
+                match subject.kind {
+                    VoteKind::Notarize => round.own.notarize = None,
+                    VoteKind::Finalize => round.own.finalize = None,
+                    VoteKind::Nullify => round.own.nullify = false,
+                }
+                Err(vec![Effect::SigningFailed { view: subject.view, kind: subject.kind, reason: err.to_string() }])
+            }
+        }
     }
 }

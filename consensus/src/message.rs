@@ -3,7 +3,7 @@
 
 use shutong_codec::{Reader, write};
 use shutong_types::block::VoteSubject;
-use shutong_types::{Certificate, CertificateError, Decode, DecodeError, Encode, Hash, Signature};
+use shutong_types::{Certificate, CertificateError, Decode, DecodeError, Encode, Hash, Signature, VoteKind};
 
 /// A validator's signed vote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +116,9 @@ pub enum Effect {
     Finalized { view: u64, digest: Hash, certificate: Certificate },
     /// Another validator signed two conflicting votes.
     Evidence(Evidence),
+    /// This validator's signer failed, so it did not vote `kind` in `view`: the host
+    /// reports it in its health (the engine goes on, silent until the signer works again).
+    SigningFailed { view: u64, kind: VoteKind, reason: String },
 }
 
 /// Why an input was refused. The engine's state is unchanged when it returns one.

@@ -21,7 +21,7 @@ fn genesis() -> Finalized {
 /// An engine for validator `me` of `n`, started at genesis.
 fn started(n: usize, me: usize) -> (Engine<Ed25519>, Vec<Keypair>, Vec<Effect>) {
     let keys = keys(n);
-    let mut engine = Engine::new(config(&keys), keys[me].clone(), Ed25519).expect("a validator");
+    let mut engine = Engine::new(config(&keys), keys[me].clone().into(), Ed25519).expect("a validator");
     let effects = engine.step(Input::Start { finalized: genesis(), own_votes: Vec::new() }).unwrap();
     (engine, keys, effects)
 }
@@ -261,7 +261,7 @@ fn a_restarted_validator_does_not_vote_again_in_a_view_it_voted_in() {
             _ => None,
         })
         .collect();
-    let mut restarted = Engine::new(config(&keys), keys[2].clone(), Ed25519).unwrap();
+    let mut restarted = Engine::new(config(&keys), keys[2].clone().into(), Ed25519).unwrap();
     let effects = restarted.step(Input::Start { finalized: genesis(), own_votes: logged.clone() }).unwrap();
     assert_eq!(restarted.view(), 1);
     // The logged vote is re-sent (the crash may have lost it), not signed anew.
@@ -285,7 +285,7 @@ fn a_validator_far_behind_asks_for_the_certificate_that_lets_it_catch_up() {
 #[test]
 fn inputs_before_start_are_refused() {
     let keys = keys(4);
-    let mut engine = Engine::new(config(&keys), keys[0].clone(), Ed25519).unwrap();
+    let mut engine = Engine::new(config(&keys), keys[0].clone().into(), Ed25519).unwrap();
     let input = Input::Vote(vote(&keys, 1, VoteKind::Nullify, 1, Hash::ZERO));
     assert_eq!(engine.step(input).unwrap_err(), Error::NotStarted);
 }
@@ -411,4 +411,67 @@ fn two_conflicting_certificates_are_evidence_against_every_validator_in_both() {
         })
         .collect();
     assert_eq!(accused, vec![2, 3]);
+}
+
+/// A key in a token that can be pulled out: signs while inserted, fails while not.
+#[derive(Debug)]
+struct Token {
+    key: Keypair,
+    inserted: std::sync::atomic::AtomicBool,
+}
+
+impl shutong_types::Signer for Token {
+    fn public(&self) -> shutong_types::PublicKey {
+        self.key.public()
+    }
+
+    fn try_sign(&self, message: &[u8]) -> Result<shutong_types::Signature, shutong_types::SignerError> {
+        if self.inserted.load(std::sync::atomic::Ordering::SeqCst) {
+            Ok(self.key.sign(message))
+        } else {
+            Err(shutong_types::SignerError { key: self.key.public(), reason: "CKR_TOKEN_NOT_PRESENT".into() })
+        }
+    }
+}
+
+#[test]
+fn a_validator_whose_signer_fails_skips_the_vote_and_votes_again_once_it_works() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let keys = keys(4);
+    let token = std::sync::Arc::new(Token { key: keys[2].clone(), inserted: false.into() });
+    let mut engine = Engine::new(config(&keys), token.clone(), Ed25519).unwrap();
+    engine.step(Input::Start { finalized: genesis(), own_votes: Vec::new() }).unwrap();
+    let failed = |effects: &[Effect]| {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::SigningFailed { view, kind, reason } => Some((*view, *kind, reason.clone())),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let sent = |effects: &[Effect]| effects.iter().any(|e| matches!(e, Effect::BroadcastVote(_)));
+
+    // The token is out: the proposal gets no vote, nothing is persisted or sent, and the
+    // host hears why.
+    let effects = engine.step(proposal(&keys, 1, "a", Hash::ZERO, 0)).unwrap();
+    assert!(own_votes(&effects).is_empty() && !sent(&effects), "{effects:?}");
+    let reason =
+        "the signer of key ".to_string() + &keys[2].public().to_string() + " could not sign: CKR_TOKEN_NOT_PRESENT";
+    assert_eq!(failed(&effects), [(1, VoteKind::Notarize, reason)]);
+    let effects = engine.step(Input::Timeout { view: 1, timer: Timer::Advance }).unwrap();
+    assert!(own_votes(&effects).is_empty() && !sent(&effects), "{effects:?}");
+    assert_eq!(failed(&effects).len(), 1);
+    assert_eq!(failed(&effects)[0].1, VoteKind::Nullify);
+
+    // Back in: the view's next timer nullifies it (it never notarized anything), and the
+    // validator takes part again from the next view on.
+    token.inserted.store(true, SeqCst);
+    let effects = engine.step(Input::Timeout { view: 1, timer: Timer::Advance }).unwrap();
+    assert_eq!(own_votes(&effects), [VoteSubject { kind: VoteKind::Nullify, epoch: 0, view: 1, digest: Hash::ZERO }]);
+    engine.step(Input::Certificate(certificate(&keys, &[0, 1, 3], VoteKind::Nullify, 1, Hash::ZERO))).unwrap();
+    assert_eq!(engine.view(), 2);
+    let effects = engine.step(proposal(&keys, 2, "b", Hash::ZERO, 0)).unwrap();
+    assert_eq!(own_votes(&effects), [VoteSubject { kind: VoteKind::Notarize, epoch: 0, view: 2, digest: digest("b") }]);
+    assert!(failed(&effects).is_empty());
 }

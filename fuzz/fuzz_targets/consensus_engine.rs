@@ -69,7 +69,7 @@ fuzz_target!(|data: &[u8]| {
     let digests: Vec<Hash> =
         (0u8..8).map(|i| Hash::of(shutong_types::Suite::Ed25519Blake3, "fuzz-block", &[i])).collect();
     let genesis = Finalized { view: 0, digest: digests[0], certificate: None };
-    let new_engine = || Engine::new(cfg.clone(), keys[0].clone(), Lenient).expect("validator 0 is in the set");
+    let new_engine = || Engine::new(cfg.clone(), keys[0].clone().into(), Lenient).expect("validator 0 is in the set");
     let mut engine = new_engine();
     let mut own = OwnVotes::default();
     let mut last_final = genesis.clone();

@@ -11,6 +11,12 @@ use std::path::{Path, PathBuf};
 pub struct Config {
     /// The validator key file, relative to the home directory unless absolute.
     pub key_file: PathBuf,
+    /// The validator key in a PKCS#11 token instead of a file: a `pkcs11:` URI (RFC 7512;
+    /// `shutong_api::pkcs11`) naming the module, the token, the key and where the PIN is
+    /// read. When set, `key_file` is not read, and `p2p.transport_key_file` is required:
+    /// the token never releases the secret libp2p's identity needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_uri: Option<String>,
     /// The database directory, relative to the home directory unless absolute.
     pub data_dir: PathBuf,
     pub rpc: RpcConfig,
@@ -238,6 +244,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             key_file: PathBuf::from("keys/validator.json"),
+            key_uri: None,
             data_dir: PathBuf::from("data"),
             rpc: RpcConfig {
                 listen: "127.0.0.1:26657".parse().expect("literal address"),
@@ -281,6 +288,8 @@ pub enum ConfigError {
     Parse { path: PathBuf, reason: String },
     #[error("config field {field} = {value} is invalid: {rule}")]
     Field { field: &'static str, value: String, rule: &'static str },
+    #[error("config field key_uri is invalid: {0}")]
+    KeyUri(shutong_api::pkcs11::Pkcs11Error),
 }
 
 fn check<T: std::fmt::Display>(field: &'static str, value: T, ok: bool, rule: &'static str) -> Result<(), ConfigError> {
@@ -307,6 +316,15 @@ impl Config {
 
     /// Checks every bound.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(uri) = &self.key_uri {
+            uri.parse::<shutong_api::pkcs11::Pkcs11Uri>().map_err(ConfigError::KeyUri)?;
+            check(
+                "p2p.transport_key_file",
+                "(none)",
+                self.p2p.transport_key_file.is_some(),
+                "must name a transport key when key_uri names a key in a token: libp2p needs its identity's secret in memory",
+            )?;
+        }
         let rpc = &self.rpc;
         let tx_hex = 2 * shutong_types::limits::TX_BYTES_MAX as u32;
         check(

@@ -21,6 +21,9 @@ pub enum Error {
     Genesis(#[from] GenesisError),
     #[error(transparent)]
     Key(#[from] KeyFileError),
+    /// The validator key in a PKCS#11 token (`key_uri`) cannot be used.
+    #[error("key_uri: {0}")]
+    Token(#[from] shutong_api::pkcs11::Pkcs11Error),
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]

@@ -11,7 +11,7 @@ use crate::mempool::{AdmitError, ChainView, Mempool};
 use shutong_codec::Encode;
 use shutong_consensus::{Evidence, SignedVote};
 use shutong_system_api::governance::{Equivocation, SignedVote as VoteRecord};
-use shutong_types::{Call, Hash, Keypair, Transaction};
+use shutong_types::{Call, Hash, Signer, Transaction};
 
 /// Gas for one report: two signature checks and one record.
 pub const REPORT_GAS: u64 = 1_000_000;
@@ -43,10 +43,10 @@ pub fn report_call(evidence: &Evidence) -> Call {
 /// the mempool; returns its id.
 pub fn report(
     evidence: &Evidence,
-    key: &Keypair,
+    key: &dyn Signer,
     mempool: &mut Mempool,
     chain: &dyn ChainView,
-) -> Result<Hash, AdmitError> {
+) -> Result<Hash, ReportError> {
     let sender = key.account();
     let tx = Transaction {
         chain_id: chain.chain_id().to_string(),
@@ -56,6 +56,15 @@ pub fn report(
         expiry_height: chain.next_height() + REPORT_EXPIRY_BLOCKS,
         call: report_call(evidence),
     }
-    .sign(key);
-    mempool.admit(&tx.encode(), chain)
+    .try_sign(key)?;
+    Ok(mempool.admit(&tx.encode(), chain)?)
+}
+
+/// Why a report of evidence is not in the mempool.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Signer(#[from] shutong_types::SignerError),
+    #[error(transparent)]
+    Admit(#[from] AdmitError),
 }

@@ -29,7 +29,7 @@ use shutong_consensus::wire::{BLOCKS_PER_MESSAGE_MAX, Batch, NetMessage};
 use shutong_execution::epochs::Epoch;
 use shutong_execution::executor::Executor;
 use shutong_p2p::{Inbound, PeerId};
-use shutong_types::{Block, Certificate, Keypair};
+use shutong_types::{Block, Certificate, Signer};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -40,7 +40,7 @@ use crate::driver::{BATCH_INTERVAL, RESEND_EVERY};
 
 pub struct Follower {
     view: NodeView,
-    key: Keypair,
+    key: Arc<dyn Signer>,
     executor: Executor,
     mempool: Arc<Mutex<Mempool>>,
     net: Arc<dyn NetSink>,
@@ -84,7 +84,8 @@ enum Progress {
 #[derive(Debug)]
 pub struct Parts {
     pub view: NodeView,
-    pub key: Keypair,
+    /// This node's validator key: a key file's, or one in a token.
+    pub key: Arc<dyn Signer>,
     /// The validator set for the next height.
     pub epoch: Epoch,
     pub executor: Executor,

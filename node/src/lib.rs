@@ -26,7 +26,7 @@ use shutong_execution::genesis::Genesis;
 use shutong_execution::{audit_log, epochs, executor, state_tree};
 use shutong_p2p::network;
 use shutong_storage::{Commit, Storage, Tip};
-use shutong_types::{Keypair, Roots, merkle_root};
+use shutong_types::{Keypair, Roots, Signer, merkle_root};
 use shutong_vm::{Vm, VmConfig};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -105,12 +105,12 @@ pub fn readmit_pending(storage: &Storage, view: &view::NodeView, mempool: &Mutex
 }
 
 /// This node's p2p identity: the ed25519 transport key in `p2p.transport_key_file` (required
-/// on an `sm2-sm3` chain), else its own `ed25519-blake3` key.
-fn transport_key(home: &Path, cfg: &Config, genesis: &Genesis, key: &Keypair) -> Result<Keypair, Error> {
-    let file = match &cfg.p2p.transport_key_file {
-        None if genesis.suite == shutong_types::Suite::Ed25519Blake3 => return Ok(key.clone()),
-        None => return Err(Error::NoTransportKey),
-        Some(file) => file,
+/// on an `sm2-sm3` chain and for a key in a token), else its own `ed25519-blake3` key file's.
+fn transport_key(home: &Path, cfg: &Config, genesis: &Genesis, key: Option<&Keypair>) -> Result<Keypair, Error> {
+    let file = match (&cfg.p2p.transport_key_file, key) {
+        (None, Some(key)) if genesis.suite == shutong_types::Suite::Ed25519Blake3 => return Ok(key.clone()),
+        (None, _) => return Err(Error::NoTransportKey),
+        (Some(file), _) => file,
     };
     let path = in_home(home, file);
     let transport = shutong_api::keyfile::read(&path)?;
@@ -126,15 +126,44 @@ const QUERIES_AT_ONCE: u32 = 32;
 const CONSENSUS_STACK_BYTES: usize = 16 << 20;
 
 impl Node {
-    /// Starts a node from its home directory.
+    /// Starts a node from its home directory, signing with the key `key_uri` names in a
+    /// token, else with the key in `key_file`.
     pub async fn start(home: &Path) -> Result<Node, Error> {
         let cfg = Config::load(&home.join(CONFIG_FILE))?;
         let genesis = Genesis::load(&home.join(GENESIS_FILE))?;
-        let key = shutong_api::keyfile::read(&in_home(home, &cfg.key_file))?;
-        Node::start_with(home, cfg, genesis, key).await
+        match cfg.key_uri.as_deref() {
+            Some(uri) => {
+                let uri = uri.parse().map_err(crate::config::ConfigError::KeyUri)?;
+                genesis.validate()?;
+                let signer = shutong_api::pkcs11::Pkcs11Signer::open(&uri)?;
+                tracing::info!(key = %signer.public(), token = %uri.token, object = %uri.object, "validator key in a PKCS#11 token");
+                let transport = transport_key(home, &cfg, &genesis, None)?;
+                Node::start_signing(home, cfg, genesis, Arc::new(signer), transport).await
+            }
+            None => {
+                let key = shutong_api::keyfile::read(&in_home(home, &cfg.key_file))?;
+                Node::start_with(home, cfg, genesis, key).await
+            }
+        }
     }
 
+    /// Starts a node signing with `key`, a key file's key.
     pub async fn start_with(home: &Path, cfg: Config, genesis: Genesis, key: Keypair) -> Result<Node, Error> {
+        cfg.validate()?;
+        genesis.validate()?;
+        let transport = transport_key(home, &cfg, &genesis, Some(&key))?;
+        Node::start_signing(home, cfg, genesis, Arc::new(key), transport).await
+    }
+
+    /// Starts a node whose validator key is `key` (in memory or in a token) and whose p2p
+    /// identity is `transport`.
+    pub async fn start_signing(
+        home: &Path,
+        cfg: Config,
+        genesis: Genesis,
+        key: Arc<dyn Signer>,
+        transport: Keypair,
+    ) -> Result<Node, Error> {
         cfg.validate()?;
         genesis.validate()?;
         // Everything a bad config can break is checked before the database is opened.
@@ -142,7 +171,6 @@ impl Node {
             Some(tls) => Some(rpc::tls_acceptor(&in_home(home, &tls.cert_file), &in_home(home, &tls.key_file))?),
             None => None,
         };
-        let transport = transport_key(home, &cfg, &genesis, &key)?;
         let storage = Arc::new(Storage::open_with(
             &in_home(home, &cfg.data_dir),
             genesis.suite,
@@ -215,7 +243,7 @@ impl Node {
         let role = if is_validator {
             let parts = driver::actor::Parts {
                 view: view.clone(),
-                key: key.clone(),
+                key: Arc::clone(&key),
                 engine: engine_cfg,
                 executor,
                 mempool: Arc::clone(&mempool),
@@ -236,7 +264,7 @@ impl Node {
             tracing::info!(epoch = current.epoch, "this key is not a validator's: running as a full node");
             role::Role::Follower(Box::new(follower::Follower::new(follower::Parts {
                 view: view.clone(),
-                key: key.clone(),
+                key: Arc::clone(&key),
                 epoch: current,
                 executor,
                 mempool: Arc::clone(&mempool),

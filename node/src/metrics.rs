@@ -76,6 +76,10 @@ pub struct Metrics {
     /// Consensus timers that fired, by [`TIMERS`]: how much time the node has seen pass in
     /// views that did not end, which tests wait on instead of sleeping.
     pub timeouts: [AtomicU64; 3],
+    /// Votes this validator skipped because its signer failed (a token removed, a PIN locked).
+    pub signing_failures: AtomicU64,
+    /// The signer's last failure, until it signs again: the node is unhealthy meanwhile.
+    pub signer_fault: Mutex<Option<String>>,
 }
 
 /// The consensus timers, in the order of [`Metrics::timeouts`].
@@ -91,6 +95,24 @@ impl Metrics {
             Timer::Rebroadcast => 2,
         };
         self.timeouts[index].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// This validator's signer failed: a vote was skipped.
+    pub fn observe_signing_failure(&self, reason: String) {
+        self.signing_failures.fetch_add(1, Ordering::Relaxed);
+        *self.signer_fault.lock().expect("metrics lock poisoned") = Some(reason);
+    }
+
+    /// This validator's signer signed a vote: a fault it had is over.
+    pub fn observe_signed(&self) {
+        let mut fault = self.signer_fault.lock().expect("metrics lock poisoned");
+        if fault.is_some() {
+            *fault = None;
+        }
+    }
+
+    fn signer_fault(&self) -> Option<String> {
+        self.signer_fault.lock().expect("metrics lock poisoned").clone()
     }
 }
 
@@ -108,6 +130,8 @@ impl Default for Metrics {
             height: AtomicU64::new(0),
             rejections: Mutex::new(BTreeMap::new()),
             timeouts: Default::default(),
+            signing_failures: AtomicU64::new(0),
+            signer_fault: Mutex::new(None),
         }
     }
 }
@@ -299,6 +323,20 @@ pub fn render(m: &Metrics, net: &NetCounters, g: &Gauges) -> String {
         "1 while the node neither votes nor commits because its disk is full or failed (see /health).",
         u8::from(g.disk_fault.is_some()),
     );
+    line(
+        o,
+        "counter",
+        "shutong_signing_failures_total",
+        "Votes skipped because this validator's signer failed (see /health for the last reason).",
+        m.signing_failures.load(Ordering::Relaxed),
+    );
+    line(
+        o,
+        "gauge",
+        "shutong_signer_fault",
+        "1 while this validator's signer fails: it does not vote until it signs again.",
+        u8::from(m.signer_fault().is_some()),
+    );
     line(o, "gauge", "shutong_db_write_stopped", "1 while RocksDB stops writes (a write stall).", g.db.write_stopped);
     line(
         o,
@@ -314,7 +352,9 @@ pub fn render(m: &Metrics, net: &NetCounters, g: &Gauges) -> String {
 pub fn health(m: &Metrics, g: &Gauges, now_ms: u64, stale_ms: u64) -> (bool, serde_json::Value) {
     let last = m.last_commit_ms.load(Ordering::Relaxed);
     let age = if last == 0 { None } else { Some(now_ms.saturating_sub(last)) };
-    let healthy = age.is_some_and(|a| a <= stale_ms) && g.db.write_stopped == 0 && g.disk_fault.is_none();
+    let signer = m.signer_fault();
+    let healthy =
+        age.is_some_and(|a| a <= stale_ms) && g.db.write_stopped == 0 && g.disk_fault.is_none() && signer.is_none();
     let json = serde_json::json!({
         "status": if healthy { "ok" } else { "unhealthy" },
         "height": m.height.load(Ordering::Relaxed),
@@ -325,6 +365,32 @@ pub fn health(m: &Metrics, g: &Gauges, now_ms: u64, stale_ms: u64) -> (bool, ser
         "mempool_txs": g.mempool_txs,
         "write_stopped": g.db.write_stopped == 1,
         "disk": g.disk_fault,
+        "signer": signer,
+        "signing_failures": m.signing_failures.load(Ordering::Relaxed),
     });
     (healthy, json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_signer_makes_the_node_unhealthy_until_it_signs_again() {
+        let m = Metrics::default();
+        m.last_commit_ms.store(1_000, Ordering::Relaxed);
+        let g = Gauges::default();
+        assert!(health(&m, &g, 1_500, 10_000).0);
+        m.observe_signing_failure("token validator-token: CKR_DEVICE_REMOVED".into());
+        let (healthy, json) = health(&m, &g, 1_500, 10_000);
+        assert!(!healthy);
+        assert_eq!(json["signer"], "token validator-token: CKR_DEVICE_REMOVED");
+        assert_eq!(json["signing_failures"], 1);
+        let text = render(&m, &NetCounters::default(), &g);
+        assert!(text.contains("shutong_signing_failures_total 1\n") && text.contains("shutong_signer_fault 1\n"));
+        m.observe_signed();
+        let (healthy, json) = health(&m, &g, 1_500, 10_000);
+        assert!(healthy, "{json}");
+        assert_eq!(json["signing_failures"], 1, "the count stays");
+    }
 }

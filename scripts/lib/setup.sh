@@ -29,6 +29,11 @@ ensure_build_packages() {
     echo "installing openssl (the SM2/SM3 cross-checks run it)" >&2
     apt_install openssl
   fi
+  # The PKCS#11 signer's tests sign with a key in a SoftHSM2 token.
+  if [ ! -e /usr/lib/softhsm/libsofthsm2.so ]; then
+    echo "installing softhsm2 (the PKCS#11 signer's tests use its token)" >&2
+    apt_install softhsm2
+  fi
   if ! command -v cargo >/dev/null; then
     echo "cargo is not on PATH: install Rust 1.95 (rustup) first" >&2
     return 1

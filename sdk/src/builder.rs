@@ -4,7 +4,10 @@ use shutong_system_api::lifecycle;
 use shutong_system_api::names;
 use shutong_system_api::registry;
 use shutong_system_api::registry::{OrgKind, OrgStatus, RegisterOrg, UpdateOrg};
-use shutong_types::{AccountId, Address, Call, Encode, Hash, Keypair, SignedTransaction, Suite, Transaction};
+use shutong_types::{
+    AccountId, Address, Call, Encode, Hash, Keypair, SignedTransaction, Signer, SignerError, Suite, Transaction,
+};
+use std::sync::Arc;
 
 /// Default gas limit of a system-contract call: ample for the registry's methods (about
 /// 25,000 to 35,000), small enough that many fit a block's gas limit.
@@ -12,21 +15,23 @@ pub const GAS_LIMIT_DEFAULT: u64 = 1_000_000;
 /// Default validity window, in blocks from the current height.
 pub const EXPIRY_BLOCKS_DEFAULT: u64 = 600;
 
-/// Builds and signs transactions for one account on one chain.
+/// Builds and signs transactions for one account on one chain, through its signer: a key
+/// file's [`Keypair`], or a key in a token (`shutong_api::pkcs11`).
 #[derive(Debug, Clone)]
 pub struct TxBuilder {
     pub chain_id: String,
-    pub key: Keypair,
+    pub key: Arc<dyn Signer>,
     pub gas_limit: u64,
 }
 
 impl TxBuilder {
-    pub fn new(chain_id: &str, key: Keypair) -> TxBuilder {
-        TxBuilder { chain_id: chain_id.to_string(), key, gas_limit: GAS_LIMIT_DEFAULT }
+    pub fn new(chain_id: &str, key: impl Into<Arc<dyn Signer>>) -> TxBuilder {
+        TxBuilder { chain_id: chain_id.to_string(), key: key.into(), gas_limit: GAS_LIMIT_DEFAULT }
     }
 
-    /// Signs a call with `nonce`, valid up to and including `expiry_height`.
-    pub fn call(&self, call: Call, nonce: u64, expiry_height: u64) -> SignedTransaction {
+    /// Signs a call with `nonce`, valid up to and including `expiry_height`. Only a signer
+    /// outside memory (a token) can fail.
+    pub fn call(&self, call: Call, nonce: u64, expiry_height: u64) -> Result<SignedTransaction, SignerError> {
         Transaction {
             chain_id: self.chain_id.clone(),
             sender: self.key.account(),
@@ -35,7 +40,7 @@ impl TxBuilder {
             expiry_height,
             call,
         }
-        .sign(&self.key)
+        .try_sign(&*self.key)
     }
 }
 
@@ -425,18 +430,23 @@ pub fn report_equivocation(evidence: &shutong_system_api::governance::Equivocati
 /// A validator key's proof of possession for joining the set `keys` on chain `chain_id`:
 /// the key's holder signs the chain id and the proposed set, and hands the proof to the
 /// committee member who proposes the change. On an `sm2-sm3` chain it also binds the
-/// holder's ed25519 `transport` key (its p2p identity); on `ed25519-blake3`, `None`.
+/// holder's ed25519 `transport` key (its p2p identity); on `ed25519-blake3`, `None`
+/// unless the key is in a token (which cannot be the p2p identity).
 pub fn possession(
     chain_id: &str,
     keys: &[shutong_types::PublicKey],
-    key: &shutong_types::Keypair,
+    key: &dyn Signer,
     transport: Option<&shutong_types::PublicKey>,
-) -> shutong_system_api::governance::KeyProof {
+) -> Result<shutong_system_api::governance::KeyProof, SignerError> {
     let set: Vec<shutong_system_api::KeyBytes> = keys.iter().map(shutong_types::PublicKey::to_key_bytes).collect();
     let message = shutong_system_api::governance::possession_message(chain_id, &set);
-    shutong_system_api::governance::KeyProof {
+    let transport = match transport {
+        Some(t) => shutong_types::transport::Transport::try_bind(chain_id, key, t)?.to_record(),
+        None => None,
+    };
+    Ok(shutong_system_api::governance::KeyProof {
         key: key.public().to_key_bytes(),
-        signature: key.sign(&message).0,
-        transport: transport.and_then(|t| shutong_types::transport::Transport::bind(chain_id, key, t).to_record()),
-    }
+        signature: key.try_sign(&message)?.0,
+        transport,
+    })
 }

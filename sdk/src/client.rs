@@ -6,7 +6,7 @@ use jsonrpsee::core::client::ClientT;
 use jsonrpsee::core::client::SubscriptionClientT;
 use jsonrpsee::http_client::{HttpBackend, HttpClient, HttpClientBuilder, RpcLogger, RpcService};
 use jsonrpsee::rpc_params;
-use shutong_types::{AccountId, Address, Encode, Hash, Keypair, Receipt, SignedTransaction};
+use shutong_types::{AccountId, Address, Encode, Hash, Receipt, SignedTransaction, Signer};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -21,6 +21,9 @@ pub enum ClientError {
     Timeout { tx_id: Hash, waited: Duration },
     #[error("node sent a malformed answer: {0}")]
     Malformed(String),
+    /// The client's signer could not sign (a key in a token that was removed or locked).
+    #[error(transparent)]
+    Signer(#[from] shutong_types::SignerError),
 }
 
 impl ClientError {
@@ -38,7 +41,7 @@ impl ClientError {
         match self {
             ClientError::Transport { .. } => true,
             ClientError::Rpc { .. } => self.code().is_some_and(RpcCode::is_transient),
-            ClientError::Timeout { .. } | ClientError::Malformed(_) => false,
+            ClientError::Timeout { .. } | ClientError::Malformed(_) | ClientError::Signer(_) => false,
         }
     }
 }
@@ -68,7 +71,7 @@ impl Default for Retry {
 /// node's public status on first use).
 #[derive(Debug)]
 struct Identity {
-    key: Keypair,
+    key: Arc<dyn Signer>,
     chain_id: OnceLock<String>,
 }
 
@@ -125,7 +128,10 @@ where
                 .await
                 .map_err(|e| jsonrpsee::http_client::transport::Error::Url(format!("unreadable request body: {e}")))?
                 .to_bytes();
-            for (name, value) in crate::auth::RequestAuth::sign(&identity.key, &chain_id, &body).headers() {
+            // A signer that fails (a token removed) sends nothing: the request fails.
+            let auth = crate::auth::RequestAuth::try_sign(&*identity.key, &chain_id, &body)
+                .map_err(|e| jsonrpsee::http_client::transport::Error::Url(format!("cannot sign the request: {e}")))?;
+            for (name, value) in auth.headers() {
                 if let Ok(value) = http::HeaderValue::from_str(&value) {
                     parts.headers.insert(name, value);
                 }
@@ -190,27 +196,27 @@ impl Client {
 
     /// This client, signing every request with `key`: the node answers it as the principal
     /// whose key it is (`docs/rpc.md`, "Access control").
-    pub fn signed_by(&self, key: Keypair) -> Client {
+    pub fn signed_by(&self, key: impl Into<Arc<dyn Signer>>) -> Client {
         let chain_id = OnceLock::new();
         if let Some(known) = self.identity.as_ref().and_then(|id| id.chain_id.get()) {
             let _ = chain_id.set(known.clone());
         }
-        self.signing(key, chain_id)
+        self.signing(key.into(), chain_id)
     }
 
     /// [`Client::signed_by`] for a chain the caller already knows.
-    pub fn signed_for(&self, chain_id: &str, key: Keypair) -> Client {
-        self.signing(key, OnceLock::from(chain_id.to_string()))
+    pub fn signed_for(&self, chain_id: &str, key: impl Into<Arc<dyn Signer>>) -> Client {
+        self.signing(key.into(), OnceLock::from(chain_id.to_string()))
     }
 
-    fn signing(&self, key: Keypair, chain_id: OnceLock<String>) -> Client {
+    fn signing(&self, key: Arc<dyn Signer>, chain_id: OnceLock<String>) -> Client {
         let client = Self::build(&self.url, Some(Arc::new(Identity { key, chain_id })))
             .expect("the URL was accepted when this client was built");
         Client { retry: self.retry, ..client }
     }
 
     /// The key this client signs its requests with, if any.
-    pub fn key(&self) -> Option<&Keypair> {
+    pub fn key(&self) -> Option<&Arc<dyn Signer>> {
         self.identity.as_ref().map(|id| &id.key)
     }
 
@@ -404,7 +410,7 @@ impl Client {
             && let Some(chain_id) = identity.chain_id.get()
         {
             // The handshake's body is empty; the connection then acts as the principal.
-            for (name, value) in crate::auth::RequestAuth::sign(&identity.key, chain_id, b"").headers() {
+            for (name, value) in crate::auth::RequestAuth::try_sign(&*identity.key, chain_id, b"")?.headers() {
                 if let Ok(value) = http::HeaderValue::from_str(&value) {
                     headers.insert(name, value);
                 }

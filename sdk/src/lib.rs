@@ -11,6 +11,7 @@
 //! | [`reads`] | a typed read for every system-contract query |
 //! | [`auth`] | signed requests: how a client proves which principal sends a request (from `shutong-api`) |
 //! | [`keyfile`] | key files readable by their owner only, optionally sealed under a passphrase (from `shutong-api`) |
+//! | [`pkcs11`] | keys in a PKCS#11 token, named by a `pkcs11:` URI: a [`shutong_types::Signer`] like a key file's key, which every builder and client takes (from `shutong-api`) |
 //! | [`light`] | [`LightClient`] and [`VerifyingClient`]: every answer checked against headers the validators finalized, trusting only the genesis file; offline audit bundles |
 //! | [`gateway`] | the policy enforcement point a department runs beside its database |
 //! | [`params`] | every method's parameters, parsed with bounds: the one parser the node uses (from `shutong-api`) |
@@ -46,7 +47,7 @@ pub mod tutorial;
 
 /// The API a client shares with the node (`shutong-api`), re-exported so that an SDK user
 /// needs one dependency.
-pub use shutong_api::{auth, keyfile, params, rpc};
+pub use shutong_api::{auth, keyfile, params, pkcs11, rpc};
 
 pub use builder::TxBuilder;
 pub use client::{Client, ClientError, Retry, RpcCode};

@@ -26,7 +26,8 @@
 
 use crate::{Client, ClientError, TxBuilder, builder};
 use shutong_codec::Decode;
-use shutong_types::{Call, ExecStatus, Hash, Keypair, Receipt};
+use shutong_types::{Call, ExecStatus, Hash, Receipt, Signer as KeySigner};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why a call did not take effect.
@@ -65,16 +66,17 @@ pub struct Signer {
 
 impl Signer {
     /// Asks the node which chain it serves, and signs for that chain from now on.
-    pub async fn connect(client: &Client, key: Keypair) -> Result<Signer, ClientError> {
+    pub async fn connect(client: &Client, key: impl Into<Arc<dyn KeySigner>>) -> Result<Signer, ClientError> {
         let status = client.status().await?;
         Ok(Signer::new(client, &status.chain_id, key))
     }
 
     /// A signer for `chain_id`, without asking the node. Its requests are signed by its key
     /// too, so the node answers it as the principal it is.
-    pub fn new(client: &Client, chain_id: &str, key: Keypair) -> Signer {
+    pub fn new(client: &Client, chain_id: &str, key: impl Into<Arc<dyn KeySigner>>) -> Signer {
+        let key = key.into();
         Signer {
-            client: client.signed_for(chain_id, key.clone()),
+            client: client.signed_for(chain_id, Arc::clone(&key)),
             builder: TxBuilder::new(chain_id, key),
             expiry_blocks: builder::EXPIRY_BLOCKS_DEFAULT,
             timeout: Duration::from_secs(30),
@@ -87,7 +89,7 @@ impl Signer {
         self
     }
 
-    pub fn key(&self) -> &Keypair {
+    pub fn key(&self) -> &Arc<dyn KeySigner> {
         &self.builder.key
     }
 
@@ -103,7 +105,7 @@ impl Signer {
     pub async fn send(&self, call: Call) -> Result<Receipt, ClientError> {
         let status = self.client.status().await?;
         let nonce = self.client.nonce(&self.account()).await?;
-        let tx = self.builder.call(call, nonce, status.height.saturating_add(self.expiry_blocks));
+        let tx = self.builder.call(call, nonce, status.height.saturating_add(self.expiry_blocks))?;
         self.client.submit_and_wait(&tx, self.timeout).await
     }
 

@@ -102,11 +102,9 @@ async fn an_unreachable_node_is_retried_then_reported() {
 
 #[tokio::test]
 async fn a_duplicate_submission_waits_for_this_transactions_receipt() {
-    let tx = TxBuilder::new("c", Keypair::from_seed("k")).call(
-        Call { contract: shutong_sdk::builder::registry(), method: "register".into(), args: vec![] },
-        0,
-        10,
-    );
+    let tx = TxBuilder::new("c", Keypair::from_seed("k"))
+        .call(Call { contract: shutong_sdk::builder::registry(), method: "register".into(), args: vec![] }, 0, 10)
+        .unwrap();
     // The pending transaction was this one: its receipt comes.
     let (url, handle, _) = server(true).await;
     let receipt = Client::new(&url).unwrap().submit_and_wait(&tx, Duration::from_secs(2)).await.unwrap();

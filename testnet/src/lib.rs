@@ -169,7 +169,7 @@ impl Committee {
             let nonce = nonces.get_mut(&key.account()).expect("every voter's nonce was read");
             let mut builder = shutong_sdk::TxBuilder::new(&chain_id, key.clone());
             builder.gas_limit = shutong_sdk::builder::GAS_LIMIT_DEFAULT;
-            let tx = builder.call(call, *nonce, height + load::EXPIRY_BLOCKS);
+            let tx = builder.call(call, *nonce, height + load::EXPIRY_BLOCKS).expect("a key in memory signs");
             *nonce += 1;
             tx
         };

@@ -222,6 +222,11 @@ impl VoteSubject {
     pub fn sign(&self, chain_id: &str, key: &Keypair) -> Signature {
         key.sign(&self.signing_bytes(chain_id))
     }
+
+    /// Signs through `signer`, which may fail (a key in a token).
+    pub fn try_sign(&self, chain_id: &str, signer: &dyn crate::Signer) -> Result<Signature, crate::SignerError> {
+        signer.try_sign(&self.signing_bytes(chain_id))
+    }
 }
 
 impl Encode for VoteSubject {

@@ -42,6 +42,16 @@ impl Transport {
         Transport { key: *transport, binding: validator.sign(&message) }
     }
 
+    /// `transport` bound by `validator`, a signer that may fail (a key in a token).
+    pub fn try_bind(
+        chain_id: &str,
+        validator: &dyn crate::Signer,
+        transport: &PublicKey,
+    ) -> Result<Transport, crate::SignerError> {
+        let message = binding_message(chain_id, &validator.public(), transport);
+        Ok(Transport { key: *transport, binding: validator.try_sign(&message)? })
+    }
+
     /// As the governance contract keeps it; `None` for a key that is not ed25519.
     pub fn to_record(&self) -> Option<TransportKey> {
         match self.key {

@@ -106,6 +106,13 @@ impl Transaction {
         let signature = key.sign(&self.id(key.public().suite()).0);
         SignedTransaction { tx: self, signer: key.public(), signature }
     }
+
+    /// Signs through `signer`, which may fail (a key in a token).
+    pub fn try_sign(self, signer: &dyn crate::Signer) -> Result<SignedTransaction, crate::SignerError> {
+        let key = signer.public();
+        let signature = signer.try_sign(&self.id(key.suite()).0)?;
+        Ok(SignedTransaction { tx: self, signer: key, signature })
+    }
 }
 
 impl SignedTransaction {

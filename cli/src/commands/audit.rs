@@ -388,7 +388,7 @@ async fn trail(args: TrailArgs, ctx: &Ctx) -> anyhow::Result<(serde_json::Value,
         audit_trail::log_query(&question),
         nonce,
         status.height + builder::EXPIRY_BLOCKS_DEFAULT,
-    );
+    )?;
     let bar = ctx.spinner("logging the question on chain");
     let logged = client.submit_and_wait(&tx, Duration::from_secs(ctx.globals.timeout_secs)).await;
     bar.finish_and_clear();

@@ -284,7 +284,7 @@ pub async fn run(command: GovCommand, ctx: &Ctx) -> Shown {
                 }
                 _ => {}
             }
-            let proof = builder::possession(&status.chain_id, &validators, &key, transport.as_ref());
+            let proof = builder::possession(&status.chain_id, &validators, &*key, transport.as_ref())?;
             let mut text = format!("{}:{}", key_hex(&proof.key), hex::encode(proof.signature));
             if let Some(t) = &proof.transport {
                 text = format!("{text}:{}:{}", hex::encode(t.key), hex::encode(t.binding));

@@ -25,8 +25,16 @@ pub(crate) enum KeysCommand {
         #[arg(long)]
         encrypt: bool,
     },
-    /// Print the public key and account of the key file given by --key.
+    /// Print the public key and account of the key file, or the key in a token, given by --key.
     Show,
+    /// Generate an ed25519 key inside a PKCS#11 token (the secret never leaves it) and print
+    /// its public key: a validator's key for a node whose `key_uri` names it, or a
+    /// principal's for `--key`. Refused if the token has a key of that label already.
+    TokenNew {
+        /// pkcs11:token=T;object=LABEL?module-path=LIB&pin-source=env:VAR
+        #[arg(long)]
+        uri: String,
+    },
     /// Bind a node's ed25519 transport key (its p2p identity) to the validator key in --key,
     /// offline, for chain --chain-id: prints the validator's genesis entry, which a
     /// department hands to whoever assembles genesis. Every validator of an sm2-sm3 chain
@@ -65,7 +73,7 @@ pub(crate) fn run(command: KeysCommand, ctx: &Ctx) -> Shown {
                 transport.suite() == shutong_types::Suite::Ed25519Blake3 && transport.is_point(),
                 "--transport {transport} is not an ed25519 public key: a transport key is ed25519 on either suite"
             );
-            let bound = shutong_types::transport::Transport::bind(&chain_id, &key, &transport);
+            let bound = shutong_types::transport::Transport::try_bind(&chain_id, &*key, &transport)?;
             let entry = shutong_execution::genesis::GenesisValidator {
                 transport: Some(bound),
                 ..shutong_execution::genesis::GenesisValidator::new(&name, key.public())
@@ -73,6 +81,16 @@ pub(crate) fn run(command: KeysCommand, ctx: &Ctx) -> Shown {
             let json = serde_json::to_value(&entry)?;
             let text = serde_json::to_string_pretty(&entry)?;
             shown(json, text)
+        }
+        KeysCommand::TokenNew { uri } => {
+            let uri: shutong_sdk::pkcs11::Pkcs11Uri = uri.parse()?;
+            let key = shutong_sdk::pkcs11::Pkcs11Signer::generate(&uri)?;
+            let account = shutong_types::AccountId::from_public_key(&key);
+            let json = serde_json::json!({"uri": uri.to_string(), "public_key": key, "account": account});
+            shown(
+                json,
+                format!("made key {} in token {}\npublic key {key}\naccount    {account}", uri.object, uri.token),
+            )
         }
         KeysCommand::Show => {
             let key = ctx.signer()?;

@@ -70,7 +70,7 @@ pub(crate) async fn run(command: TxCommand, ctx: &Ctx) -> Shown {
             let key = ctx.signer()?;
             let mut txb = shutong_sdk::TxBuilder::new(&chain_id, key);
             txb.gas_limit = ctx.globals.gas_limit.unwrap_or(builder::GAS_LIMIT_DEFAULT);
-            let signed = txb.call(call.to_call()?, nonce, expiry_height);
+            let signed = txb.call(call.to_call()?, nonce, expiry_height)?;
             let bytes = shutong_types::Encode::encode(&signed);
             anyhow::ensure!(
                 bytes.len() <= shutong_types::limits::TX_BYTES_MAX,

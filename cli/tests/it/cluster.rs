@@ -60,7 +60,8 @@ async fn four_validators_finalize_and_a_killed_one_catches_up() {
     let admin = keyfile::read(&cluster.admin_key).unwrap();
     let txb = TxBuilder::new(&cluster.chain_id, admin.clone());
     let nonce = cluster.client(1).unwrap().nonce(&admin.account()).await.unwrap();
-    let tx = txb.call(builder::register_org("jingan", "Jing'an Data Bureau", OrgKind::Department), nonce, 10_000);
+    let tx =
+        txb.call(builder::register_org("jingan", "Jing'an Data Bureau", OrgKind::Department), nonce, 10_000).unwrap();
     cluster.client(1).unwrap().submit(&tx).await.unwrap();
     let zero = cluster.client(0).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -157,7 +158,8 @@ async fn a_governance_transaction_changes_the_validator_set_at_a_later_height() 
     // Only the committee may change the set, and one of its keys alone may not.
     let zero = cluster.client(0).unwrap();
     let outsider = Keypair::generate(shutong_types::Suite::Ed25519Blake3);
-    let tx = TxBuilder::new(&cluster.chain_id, outsider).call(builder::set_validators(&new_keys, &[]), 0, 10_000);
+    let tx =
+        TxBuilder::new(&cluster.chain_id, outsider).call(builder::set_validators(&new_keys, &[]), 0, 10_000).unwrap();
     let refused = zero.submit_and_wait(&tx, Duration::from_secs(30)).await.unwrap();
     let not_member = "only a member of the governance committee may change the validator set";
     assert_eq!(refused.status, ExecStatus::Aborted(not_member.into()), "{refused:?}");
@@ -262,7 +264,7 @@ async fn send(client: &Client, chain_id: &str, key: &Keypair, call: shutong_type
     let mut txb = TxBuilder::new(chain_id, key.clone());
     txb.gas_limit = builder::GAS_LIMIT_DEFAULT;
     let expiry = client.status().await.unwrap().height + 1_000;
-    client.submit_and_wait(&txb.call(call, nonce, expiry), Duration::from_secs(30)).await.unwrap()
+    client.submit_and_wait(&txb.call(call, nonce, expiry).unwrap(), Duration::from_secs(30)).await.unwrap()
 }
 
 /// The committee's first seat proposes `action`, which stays open with one department's vote;
@@ -442,7 +444,7 @@ async fn an_enterprise_contract_is_deployed_and_called_through_the_sdk() {
         let account = key.account();
         async move {
             let nonce = client.nonce(&account).await.unwrap();
-            let receipt = client.submit_and_wait(&txb.call(call, nonce, 10_000), timeout).await.unwrap();
+            let receipt = client.submit_and_wait(&txb.call(call, nonce, 10_000).unwrap(), timeout).await.unwrap();
             assert!(receipt.status.is_success(), "{receipt:?}");
             receipt
         }

@@ -36,7 +36,7 @@ async fn sigkill_mid_stream_loses_no_committed_block() {
 
     let txb = TxBuilder::new("shutong-crash", admin.clone());
     let txs: Vec<SignedTransaction> = (0..TXS)
-        .map(|i| txb.call(builder::register_org(&format!("org-{i}"), "Org", OrgKind::Enterprise), i, 100_000))
+        .map(|i| txb.call(builder::register_org(&format!("org-{i}"), "Org", OrgKind::Enterprise), i, 100_000).unwrap())
         .collect();
 
     // Stream until about half the transactions are committed, then kill without warning.

@@ -133,6 +133,7 @@ async fn a_transaction_accepted_just_before_a_crash_is_committed_after_the_resta
                 i,
                 height + 1000,
             )
+            .unwrap()
         })
         .collect();
     // Accepted, then SIGKILL at once: blocks come every 500 ms, so most are not in one yet.

@@ -40,7 +40,8 @@ async fn a_full_node_follows_forwards_transactions_and_catches_up() {
     let txb = TxBuilder::new(&cluster.chain_id, admin.clone());
     let v0 = cluster.client(0).unwrap();
     let nonce = v0.nonce(&admin.account()).await.unwrap();
-    let before = txb.call(builder::register_org("jingan", "Jing'an Data Bureau", OrgKind::Department), nonce, 10_000);
+    let before =
+        txb.call(builder::register_org("jingan", "Jing'an Data Bureau", OrgKind::Department), nonce, 10_000).unwrap();
     let receipt = v0.submit_and_wait(&before, Duration::from_secs(30)).await.unwrap();
     assert!(receipt.status.is_success(), "{:?}", receipt.status);
     cluster.wait_height(&[0, 1, 2, 3], 40, WAIT).await.unwrap();
@@ -62,7 +63,8 @@ async fn a_full_node_follows_forwards_transactions_and_catches_up() {
     cluster.wait_height(&[4], later, WAIT).await.unwrap();
 
     // A transaction submitted to the full node is pushed to the validators and committed.
-    let tx = txb.call(builder::register_org("xuhui", "Xuhui Data Bureau", OrgKind::Department), nonce + 1, 10_000);
+    let tx =
+        txb.call(builder::register_org("xuhui", "Xuhui Data Bureau", OrgKind::Department), nonce + 1, 10_000).unwrap();
     let via_full = full.submit_and_wait(&tx, Duration::from_secs(30)).await.unwrap();
     assert!(via_full.status.is_success(), "{:?}", via_full.status);
     let on_validator = v0.receipt(&tx.id()).await.unwrap().expect("validator 0 committed the forwarded transaction");

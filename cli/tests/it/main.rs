@@ -17,3 +17,4 @@ mod full_node;
 mod membership;
 mod provenance;
 mod sm;
+mod token;

@@ -34,7 +34,10 @@ pub(crate) async fn propose(cluster: &Cluster, client: &Client, action: Action) 
     let mut txb = shutong_sdk::TxBuilder::new(&cluster.chain_id, seat.clone());
     txb.gas_limit = builder::GAS_LIMIT_DEFAULT;
     let expiry = status(client).await.height + 1_000;
-    client.submit_and_wait(&txb.call(builder::propose(action), nonce, expiry), Duration::from_secs(30)).await.unwrap()
+    client
+        .submit_and_wait(&txb.call(builder::propose(action), nonce, expiry).unwrap(), Duration::from_secs(30))
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -58,6 +61,7 @@ async fn a_full_node_joins_the_set_live_and_the_validator_it_replaces_leaves_liv
     let forged = KeyProof {
         key: joining.public().to_key_bytes(),
         ..builder::possession(&cluster.chain_id, &keys, &Keypair::generate(shutong_types::Suite::Ed25519Blake3), None)
+            .unwrap()
     };
     let refused = propose(&cluster, &v0, Action::SetValidators { keys: set.clone(), proofs: vec![forged] }).await;
     let rule = format!(
@@ -68,7 +72,7 @@ async fn a_full_node_joins_the_set_live_and_the_validator_it_replaces_leaves_liv
     // host verifies only keys of the chain's suite.
     let sm = Keypair::generate(shutong_types::Suite::Sm2Sm3);
     let sm_keys: Vec<PublicKey> = keys[..3].iter().copied().chain([sm.public()]).collect();
-    let sm_proof = builder::possession(&cluster.chain_id, &sm_keys, &sm, None);
+    let sm_proof = builder::possession(&cluster.chain_id, &sm_keys, &sm, None).unwrap();
     let sm_set = sm_keys.iter().map(|k| k.to_key_bytes()).collect();
     let refused = propose(&cluster, &v0, Action::SetValidators { keys: sm_set, proofs: vec![sm_proof] }).await;
     let rule = format!(
@@ -78,7 +82,7 @@ async fn a_full_node_joins_the_set_live_and_the_validator_it_replaces_leaves_liv
     assert_eq!(refused.status, ExecStatus::Aborted(rule), "{refused:?}");
 
     // With the full node's proof, two departments replace validator 3 with it.
-    let proof = builder::possession(&cluster.chain_id, &keys, &joining, None);
+    let proof = builder::possession(&cluster.chain_id, &keys, &joining, None).unwrap();
     let carried = cluster
         .committee
         .decide(std::slice::from_ref(&v0), vec![Action::SetValidators { keys: set, proofs: vec![proof] }])

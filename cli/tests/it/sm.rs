@@ -70,13 +70,13 @@ async fn an_sm_chain_runs_on_transport_keys_its_validators_bound() {
     let hex = joining.public().to_hex();
     // Without a transport key bound, or with one bound by another SM2 key: refused when
     // proposed, naming the rule.
-    let unbound = builder::possession(&cluster.chain_id, &keys, &joining, None);
+    let unbound = builder::possession(&cluster.chain_id, &keys, &joining, None).unwrap();
     let receipt = propose(&cluster, &v0, Action::SetValidators { keys: set.clone(), proofs: vec![unbound] }).await;
     let rule = format!("validator key {hex} has no transport key bound to it: on an SM chain its proof carries one");
     assert_eq!(receipt.status, ExecStatus::Aborted(rule), "{receipt:?}");
     let stranger = Keypair::generate(Suite::Sm2Sm3);
-    let mut stolen = builder::possession(&cluster.chain_id, &keys, &joining, Some(&transport));
-    stolen.transport = builder::possession(&cluster.chain_id, &keys, &stranger, Some(&transport)).transport;
+    let mut stolen = builder::possession(&cluster.chain_id, &keys, &joining, Some(&transport)).unwrap();
+    stolen.transport = builder::possession(&cluster.chain_id, &keys, &stranger, Some(&transport)).unwrap().transport;
     let receipt = propose(&cluster, &v0, Action::SetValidators { keys: set.clone(), proofs: vec![stolen] }).await;
     let rule = format!(
         "transport key {} is not bound to validator key {hex}: the binding does not verify",
@@ -85,7 +85,7 @@ async fn an_sm_chain_runs_on_transport_keys_its_validators_bound() {
     assert_eq!(receipt.status, ExecStatus::Aborted(rule), "{receipt:?}");
 
     // Bound by its own key: two departments carry it.
-    let proof = builder::possession(&cluster.chain_id, &keys, &joining, Some(&transport));
+    let proof = builder::possession(&cluster.chain_id, &keys, &joining, Some(&transport)).unwrap();
     let carried = cluster
         .committee
         .decide(std::slice::from_ref(&v0), vec![Action::SetValidators { keys: set, proofs: vec![proof] }])

@@ -29,7 +29,7 @@ use shutong_storage::{Storage, Tip, WalEntry};
 use shutong_types::limits::BLOCK_BYTES_MAX;
 use shutong_types::transport::Member;
 use shutong_types::{
-    AccountId, Address, Block, BlockHeader, Certificate, Hash, Keypair, PublicKey, VoteKind, validator_set_hash,
+    AccountId, Address, Block, BlockHeader, Certificate, Hash, PublicKey, Signer, VoteKind, validator_set_hash,
 };
 use shutong_vm::state::StateReader;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -91,7 +91,7 @@ struct Sync {
 /// The consensus driver of one validator.
 pub struct Driver {
     view: NodeView,
-    key: Keypair,
+    key: Arc<dyn Signer>,
     engine: Engine<Ed25519>,
     executor: Executor,
     mempool: Arc<Mutex<Mempool>>,
@@ -175,7 +175,8 @@ impl ChainView for AfterParent<'_> {
 #[derive(Debug)]
 pub struct Parts {
     pub view: NodeView,
-    pub key: Keypair,
+    /// This node's validator key: a key file's, or one in a token.
+    pub key: Arc<dyn Signer>,
     pub engine: EngineConfig,
     pub executor: Executor,
     pub mempool: Arc<Mutex<Mempool>>,
@@ -208,7 +209,7 @@ impl Driver {
             .filter(|e| e.validators == engine.validators)
             .map_or_else(|| Member::of_set(&engine.validators, &[]), |e| e.members());
         let peers = peers_of(&view.chain_id, &members, &key.public());
-        let engine = Engine::new(engine, key.clone(), Ed25519)?;
+        let engine = Engine::new(engine, Arc::clone(&key), Ed25519)?;
         status.full_node.store(false, Ordering::Relaxed);
         let now = clock.now();
         Some(Driver {
@@ -467,7 +468,7 @@ impl Driver {
             validators: next.validators,
             timeouts: self.engine.config().timeouts,
         };
-        let Some(engine) = Engine::new(cfg, self.key.clone(), Ed25519) else {
+        let Some(engine) = Engine::new(cfg, Arc::clone(&self.key), Ed25519) else {
             tracing::warn!(
                 epoch = next.epoch,
                 "this node's key is not in the new validator set: it no longer takes part in consensus"
@@ -1228,7 +1229,10 @@ impl Driver {
     fn apply(&mut self, effects: Vec<Effect>) {
         for effect in effects {
             match effect {
-                Effect::PersistVote(vote) => self.save_vote(vote),
+                Effect::PersistVote(vote) => {
+                    self.status.metrics.observe_signed();
+                    self.save_vote(vote)
+                }
                 Effect::BroadcastVote(vote) if self.is_saved(&vote) => {
                     self.net.broadcast(&NetMessage::Consensus(ConsensusMessage::Vote(vote)));
                 }
@@ -1253,6 +1257,10 @@ impl Driver {
                     self.try_commit();
                 }
                 Effect::Evidence(evidence) => self.report(&evidence),
+                Effect::SigningFailed { view, kind, reason } => {
+                    tracing::error!(view, ?kind, %reason, "this validator's signer failed: the vote is skipped");
+                    self.status.metrics.observe_signing_failure(reason);
+                }
             }
         }
     }
@@ -1265,7 +1273,7 @@ impl Driver {
         }
         let offender = self.validators().get(signer as usize).copied();
         let mut pool = self.mempool.lock().expect("mempool lock poisoned");
-        match crate::evidence::report(evidence, &self.key, &mut pool, &self.view) {
+        match crate::evidence::report(evidence, &*self.key, &mut pool, &self.view) {
             Ok(tx) => {
                 tracing::warn!(signer, ?offender, view, %tx, "validator signed conflicting votes: reported on chain")
             }
@@ -1352,7 +1360,7 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use shutong_execution::genesis::{CommitteeMember, Genesis, GenesisValidator};
-    use shutong_types::{VoteKind, VoteSubject};
+    use shutong_types::{Keypair, VoteKind, VoteSubject};
     use shutong_vm::{Vm, VmConfig};
     use std::time::Duration;
 
@@ -1400,7 +1408,7 @@ mod tests {
         let recorder = Arc::new(Recorder::default());
         let parts = Parts {
             view,
-            key: keys[0].clone(),
+            key: keys[0].clone().into(),
             engine,
             executor: Executor::new(vm, storage.clone()),
             mempool: Arc::new(Mutex::new(Mempool::new(cfg.mempool.clone()))),

@@ -83,11 +83,9 @@ async fn anonymous_callers_reach_status_and_proofs_only_and_unknown_keys_only_th
     assert!(message.contains("not a registered principal"), "{message}");
     // It may not submit another's transaction, nor its own call of anything but registration.
     assert_eq!(refusal(as_stranger.submit(&tx).await).0, code::FORBIDDEN);
-    let own_other = TxBuilder::new(crate::common::CHAIN_ID, stranger.clone()).call(
-        builder::update_org("by-anon", Some("X"), None),
-        0,
-        height + 100,
-    );
+    let own_other = TxBuilder::new(crate::common::CHAIN_ID, stranger.clone())
+        .call(builder::update_org("by-anon", Some("X"), None), 0, height + 100)
+        .unwrap();
     let (code_, message) = refusal(as_stranger.submit(&own_other).await);
     assert_eq!(code_, code::FORBIDDEN);
     assert!(message.contains("only its own registration"), "{message}");

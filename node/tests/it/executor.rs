@@ -37,11 +37,11 @@ fn block(genesis: &Genesis, parent: Hash, state_root: Hash, time: u64) -> Block 
     let register = |id: &str| builder::register_org(id, "Org", OrgKind::Enterprise);
     let nowhere = Call { contract: Address([0xee; 32]), method: "x".into(), args: vec![] };
     let txs = vec![
-        a.call(register("alpha"), 0, 10),
-        a.call(register("again"), 0, 10),
-        a_poor.call(register("poor"), 1, 10),
-        b.call(nowhere, 0, 10),
-        b.call(register("alpha"), 1, 10),
+        a.call(register("alpha"), 0, 10).unwrap(),
+        a.call(register("again"), 0, 10).unwrap(),
+        a_poor.call(register("poor"), 1, 10).unwrap(),
+        b.call(nowhere, 0, 10).unwrap(),
+        b.call(register("alpha"), 1, 10).unwrap(),
     ];
     let header = BlockHeader {
         chain_id: genesis.chain_id.clone(),

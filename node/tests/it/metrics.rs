@@ -14,11 +14,10 @@ async fn metrics_count_what_the_node_does_and_health_says_ok() {
     let me = Signer::connect(&t.client, Keypair::generate(shutong_types::Suite::Ed25519Blake3)).await.unwrap();
     me.execute(builder::register_org("jingan", "Jing'an", OrgKind::Department)).await.unwrap();
     // One refusal of each of two kinds.
-    let wrong_chain = shutong_sdk::TxBuilder::new(
-        "another-chain",
-        Keypair::generate(shutong_types::Suite::Ed25519Blake3),
-    )
-    .call(builder::register_org("x", "X", OrgKind::Department), 0, 10);
+    let wrong_chain =
+        shutong_sdk::TxBuilder::new("another-chain", Keypair::generate(shutong_types::Suite::Ed25519Blake3))
+            .call(builder::register_org("x", "X", OrgKind::Department), 0, 10)
+            .unwrap();
     assert!(t.client.submit(&wrong_chain).await.is_err());
     assert!(t.client.submit_raw(b"not a transaction").await.is_err());
 

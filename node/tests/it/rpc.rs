@@ -76,7 +76,7 @@ async fn bad_input_is_refused(suite: shutong_types::Suite) {
     };
     let stranger = shutong_types::Keypair::from_seed_in(other, "other-suite");
     let height = t.client.status().await.unwrap().height;
-    let foreign = TxBuilder::new(CHAIN_ID, stranger).call(register(), 0, height + 10);
+    let foreign = TxBuilder::new(CHAIN_ID, stranger).call(register(), 0, height + 10).unwrap();
     match t.client.submit(&foreign).await {
         Err(ClientError::Rpc { code: c, message }) => {
             assert_eq!(c, code::BAD_SIGNATURE, "{message}");
@@ -108,7 +108,7 @@ async fn bad_input_is_refused(suite: shutong_types::Suite) {
     let mut low_gas = TxBuilder::new(CHAIN_ID, admin.clone());
     low_gas.gas_limit = 1;
     let height = t.client.status().await.unwrap().height;
-    assert_eq!(rpc_code(t.client.submit(&low_gas.call(register(), 1, height + 10)).await), code::GAS_LIMIT);
+    assert_eq!(rpc_code(t.client.submit(&low_gas.call(register(), 1, height + 10).unwrap()).await), code::GAS_LIMIT);
 
     // Bad RPC parameters.
     match t.client.receipt_raw_param("not-hex").await {
@@ -139,7 +139,7 @@ async fn a_contract_that_runs_out_of_gas_fails_charges_all_gas_and_keeps_no_writ
     let mut txb = TxBuilder::new(CHAIN_ID, t.admin.clone());
     txb.gas_limit = 15_000;
     let height = t.client.status().await.unwrap().height;
-    let tx = txb.call(builder::register_org("hungry", "Hungry", OrgKind::Enterprise), 0, height + 50);
+    let tx = txb.call(builder::register_org("hungry", "Hungry", OrgKind::Enterprise), 0, height + 50).unwrap();
     let receipt = t.client.submit_and_wait(&tx, WAIT).await.unwrap();
     assert_eq!((receipt.status, receipt.gas_used), (ExecStatus::OutOfGas, 15_000));
     assert!(receipt.events.is_empty());

@@ -567,7 +567,7 @@ impl World {
             };
             let parts = Parts {
                 view: view.clone(),
-                key: node.key.clone(),
+                key: node.key.clone().into(),
                 engine,
                 executor,
                 mempool: Arc::clone(&mempool),
@@ -584,7 +584,7 @@ impl World {
             // A full node, or a validator the committee removed: it follows the chain.
             shutong_node::role::Role::Follower(Box::new(Follower::new(follower::Parts {
                 view: view.clone(),
-                key: node.key.clone(),
+                key: node.key.clone().into(),
                 epoch,
                 executor,
                 mempool: Arc::clone(&mempool),
@@ -1052,7 +1052,8 @@ impl World {
                     legal_bases: 1,
                     description: "simulated".into(),
                 };
-                let tx = builder.call(shutong_sdk::builder::propose(action), nonce, 100_000);
+                let tx =
+                    builder.call(shutong_sdk::builder::propose(action), nonce, 100_000).expect("a key in memory signs");
                 self.txs.push((tx.encode(), tx.id()));
             }
         }
@@ -1118,7 +1119,7 @@ impl World {
         let sign = |key: &Keypair, call, nonce| {
             let mut builder = shutong_sdk::TxBuilder::new(CHAIN_ID, key.clone());
             builder.gas_limit = shutong_sdk::builder::GAS_LIMIT_DEFAULT;
-            builder.call(call, nonce, GOVERNANCE_EXPIRY)
+            builder.call(call, nonce, GOVERNANCE_EXPIRY).expect("a key in memory signs")
         };
         let storage = self.nodes[i].storage.clone().expect("a live validator has storage");
         let step = match self.governance {
@@ -1128,7 +1129,8 @@ impl World {
                     (0..self.scenario.validators - 1).map(|v| self.nodes[v].key.public()).collect();
                 keys.push(joining.public());
                 let transport = self.transports[self.scenario.validators].map(|t| t.key);
-                let proof = shutong_sdk::builder::possession(CHAIN_ID, &keys, joining, transport.as_ref());
+                let proof = shutong_sdk::builder::possession(CHAIN_ID, &keys, joining, transport.as_ref())
+                    .expect("a key in memory signs");
                 let action = Action::SetValidators {
                     keys: keys.iter().map(PublicKey::to_key_bytes).collect(),
                     proofs: vec![proof],

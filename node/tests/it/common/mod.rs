@@ -101,7 +101,7 @@ impl TestNode {
     pub async fn sign(&self, key: &Keypair, call: Call) -> SignedTransaction {
         let height = self.client.status().await.unwrap().height;
         let nonce = self.client.nonce(&key.account()).await.unwrap();
-        TxBuilder::new(CHAIN_ID, key.clone()).call(call, nonce, height + 100)
+        TxBuilder::new(CHAIN_ID, key.clone()).call(call, nonce, height + 100).unwrap()
     }
 
     /// Tells the whole authorisation story (`story.rs`) on this node, as its genesis admin.
@@ -162,7 +162,7 @@ impl story::Runner for RpcRunner {
         self.nonces.insert(account, nonce + 1);
         let mut txb = TxBuilder::new(&self.chain_id, key.clone());
         txb.gas_limit = gas;
-        let tx = txb.call(call, nonce, 50_000);
+        let tx = txb.call(call, nonce, 50_000).unwrap();
         self.handle.block_on(self.client.submit_and_wait(&tx, Duration::from_secs(30))).unwrap()
     }
 
