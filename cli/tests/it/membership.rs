@@ -122,6 +122,30 @@ async fn a_full_node_joins_the_set_live_and_the_validator_it_replaces_leaves_liv
     cluster.wait_peers(0, 2, WAIT).await.unwrap();
 }
 
+/// The committee carries the set `keys`, in which full node 4 (with `proof`) takes validator
+/// 3's place; waits until it votes, then kills validator 1 so that its votes are needed for
+/// the quorum, and waits five more heights. Returns the height it waited from.
+pub(crate) async fn joins_and_makes_the_quorum(cluster: &mut Cluster, keys: &[PublicKey], proof: KeyProof) -> u64 {
+    let v0 = cluster.client(0).unwrap();
+    let set = keys.iter().map(PublicKey::to_key_bytes).collect();
+    let carried = cluster
+        .committee
+        .decide(std::slice::from_ref(&v0), vec![Action::SetValidators { keys: set, proofs: vec![proof] }])
+        .await
+        .unwrap();
+    let activation = carried[0].height + CHANGE_DELAY_BLOCKS;
+    // The joined node votes from the activation height; validator 3 follows as a full
+    // node, and validator 0 lets it go.
+    cluster.wait_height(&[0, 1, 2, 4], activation + 5, WAIT).await.unwrap();
+    roles_switched(cluster, 4, 3).await;
+    assert_eq!(status(&cluster.client(4).unwrap()).await.validators, keys);
+    // With validator 1 down, 0, 2 and the joined node are the quorum of 3.
+    cluster.kill(1);
+    let from = status(&v0).await.height;
+    cluster.wait_height(&[0, 2, 4], from + 5, WAIT).await.unwrap();
+    from
+}
+
 /// Waits until member `joined` votes as a validator and member `left` follows as a full node,
 /// both without a restart.
 pub(crate) async fn roles_switched(cluster: &Cluster, joined: usize, left: usize) {

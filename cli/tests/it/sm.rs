@@ -4,7 +4,7 @@
 //! the set with its proof of possession and its transport binding, and the committee cannot
 //! skip either. A connection under a key no validator bound is refused at the handshake.
 
-use crate::membership::{propose, roles_switched, status};
+use crate::membership::{joins_and_makes_the_quorum, propose, status};
 use libp2p::futures::StreamExt;
 use libp2p::swarm::SwarmEvent;
 use shutong_sdk::system_api::governance::Action;
@@ -43,11 +43,11 @@ async fn an_sm_chain_runs_on_transport_keys_its_validators_bound() {
     cluster.start_all().await.unwrap();
     cluster.wait_height(&[0, 1, 2, 3, 4], 3, WAIT).await.unwrap();
     let v0 = cluster.client(0).unwrap();
-    let full = cluster.client(4).unwrap();
     let genesis_keys: Vec<PublicKey> = (0..4).map(|i| cluster.members[i].public_key).collect();
     assert!(genesis_keys.iter().all(|k| k.suite() == Suite::Sm2Sm3));
     assert_eq!(status(&v0).await.suite, Suite::Sm2Sm3);
-    assert_eq!(status(&v0).await.peers, 4, "the other three validators and the full node, by transport key");
+    // The other three validators and the full node connect, by transport key.
+    cluster.wait_peers(0, 4, WAIT).await.unwrap();
 
     // A light client that trusts only the genesis keys checks every header from genesis:
     // SM3 hashes, SM2 certificates.
@@ -86,22 +86,7 @@ async fn an_sm_chain_runs_on_transport_keys_its_validators_bound() {
 
     // Bound by its own key: two departments carry it.
     let proof = builder::possession(&cluster.chain_id, &keys, &joining, Some(&transport)).unwrap();
-    let carried = cluster
-        .committee
-        .decide(std::slice::from_ref(&v0), vec![Action::SetValidators { keys: set, proofs: vec![proof] }])
-        .await
-        .unwrap();
-    let activation = carried[0].height + shutong_sdk::system_api::governance::CHANGE_DELAY_BLOCKS;
-
-    // The joined node votes from the activation height, under its transport key; validator
-    // 3 follows as a full node, and validator 0 lets it go.
-    cluster.wait_height(&[0, 1, 2, 4], activation + 5, WAIT).await.unwrap();
-    roles_switched(&cluster, 4, 3).await;
-    assert_eq!(status(&full).await.validators, keys);
-    // Its vote is needed: with validator 1 down, 0, 2 and the joined node are the quorum.
-    cluster.kill(1);
-    let from = status(&v0).await.height;
-    cluster.wait_height(&[0, 2, 4], from + 5, WAIT).await.unwrap();
+    let from = joins_and_makes_the_quorum(&mut cluster, &keys, proof).await;
     // The light client follows the set change from proofs alone.
     let synced = verifying.sync().await.unwrap();
     assert!(synced.header.height >= from + 5);

@@ -5,8 +5,8 @@
 //! the secret libp2p needs), then votes: with another validator down, its votes make the
 //! quorum. A missing SoftHSM2 fails these tests; `scripts/lib/setup.sh` installs it.
 
-use crate::membership::{roles_switched, status};
-use shutong_sdk::system_api::governance::{Action, KeyProof, TransportKey};
+use crate::membership::{joins_and_makes_the_quorum, status};
+use shutong_sdk::system_api::governance::{KeyProof, TransportKey};
 use shutong_testnet::Cluster;
 use shutong_types::PublicKey;
 use std::ffi::OsStr;
@@ -149,23 +149,9 @@ async fn a_validator_votes_with_its_key_in_a_pkcs11_token() {
     let printed = shutong(&token, &args.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
     let proof = proof_of(printed["proof"].as_str().unwrap());
     assert_eq!(proof.key, token_key.to_key_bytes());
-    let set = keys.iter().map(PublicKey::to_key_bytes).collect();
-    let carried = cluster
-        .committee
-        .decide(std::slice::from_ref(&v0), vec![Action::SetValidators { keys: set, proofs: vec![proof] }])
-        .await
-        .unwrap();
-    let activation = carried[0].height + shutong_sdk::system_api::governance::CHANGE_DELAY_BLOCKS;
-
-    // From the activation height the token's key votes in validator 3's place.
-    cluster.wait_height(&[0, 1, 2, 4], activation + 5, WAIT).await.unwrap();
-    roles_switched(&cluster, 4, 3).await;
-    assert_eq!(status(&v0).await.validators, keys);
-    // With validator 1 down, 0, 2 and the token's key are the quorum of 3: every block
-    // finalized from here carries a vote the token signed.
-    cluster.kill(1);
-    let from = status(&v0).await.height;
-    cluster.wait_height(&[0, 2, 4], from + 5, WAIT).await.unwrap();
+    // From the activation height the token's key votes in validator 3's place; with
+    // validator 1 down, every block finalized carries a vote the token signed.
+    let from = joins_and_makes_the_quorum(&mut cluster, &keys, proof).await;
     let mut certified = 0;
     for height in from + 1..=from + 5 {
         let block = v0.block(height).await.unwrap().unwrap();
