@@ -5,7 +5,7 @@ use shutong_system_api::names;
 use shutong_system_api::registry;
 use shutong_system_api::registry::{OrgKind, OrgStatus, RegisterOrg, UpdateOrg};
 use shutong_types::{
-    AccountId, Address, Call, Encode, Hash, Keypair, SignedTransaction, Signer, SignerError, Suite, Transaction,
+    AccountId, Address, Call, Encode, Hash, SignedTransaction, Signer, SignerError, Suite, Transaction,
 };
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ pub const GAS_LIMIT_DEFAULT: u64 = 1_000_000;
 pub const EXPIRY_BLOCKS_DEFAULT: u64 = 600;
 
 /// Builds and signs transactions for one account on one chain, through its signer: a key
-/// file's [`Keypair`], or a key in a token (`shutong_api::pkcs11`).
+/// file's [`Keypair`](shutong_types::Keypair), or a key in a token (`shutong_api::pkcs11`).
 #[derive(Debug, Clone)]
 pub struct TxBuilder {
     pub chain_id: String,
@@ -216,13 +216,17 @@ pub mod audit_trail {
         Call { contract: audit(), method: "record".into(), args: event.encode() }
     }
 
-    /// The consumer gateway's signature over `event` (which must not carry one yet).
-    pub fn cosign(event: &AccessEvent, gateway: &Keypair) -> shutong_system_api::audit::GatewaySignature {
+    /// The consumer gateway's signature over `event` (which must not carry one yet), by its
+    /// key in a file or in a token.
+    pub fn cosign(
+        event: &AccessEvent,
+        gateway: &dyn Signer,
+    ) -> Result<shutong_system_api::audit::GatewaySignature, SignerError> {
         let unsigned = AccessEvent { consumer_signature: None, ..event.clone() };
-        shutong_system_api::audit::GatewaySignature {
+        Ok(shutong_system_api::audit::GatewaySignature {
             key: gateway.public().to_key_bytes(),
-            signature: gateway.sign(&unsigned.encode()).0,
-        }
+            signature: gateway.try_sign(&unsigned.encode())?.0,
+        })
     }
 
     /// Records a yes/no answer given instead of data (the provider's gateway).

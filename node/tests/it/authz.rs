@@ -125,7 +125,7 @@ fn cosigned_events_need_the_consumer_gateways_signature() {
     let unsigned = chain.run(&p.gateway, audit_trail::record(&event), GAS);
     assert_eq!(aborted(&unsigned), format!("grant {grant} requires the consumer gateway's signature on each event"));
 
-    let mut forged = audit_trail::cosign(&event, &acme_gateway);
+    let mut forged = audit_trail::cosign(&event, &acme_gateway).unwrap();
     forged.signature[0] ^= 1;
     event.consumer_signature = Some(forged);
     assert_eq!(
@@ -134,13 +134,13 @@ fn cosigned_events_need_the_consumer_gateways_signature() {
     );
 
     let stranger = Keypair::from_seed("not-a-gateway");
-    event.consumer_signature = Some(audit_trail::cosign(&event, &stranger));
+    event.consumer_signature = Some(audit_trail::cosign(&event, &stranger).unwrap());
     assert_eq!(
         aborted(&chain.run(&p.gateway, audit_trail::record(&event), GAS)),
         "the signing key is not an acting gateway of grantee acme"
     );
 
-    event.consumer_signature = Some(audit_trail::cosign(&event, &acme_gateway));
+    event.consumer_signature = Some(audit_trail::cosign(&event, &acme_gateway).unwrap());
     let recorded = EventRecord::decode(&ok(chain.run(&p.gateway, audit_trail::record(&event), GAS)).output).unwrap();
     assert!(recorded.permit && recorded.event.consumer_signature.is_some());
 }
