@@ -63,7 +63,7 @@ async fn a_full_node_joins_the_set_live_and_the_validator_it_replaces_leaves_liv
         ..builder::possession(&cluster.chain_id, &keys, &Keypair::generate(shutong_types::Suite::Ed25519Blake3), None)
             .unwrap()
     };
-    let refused = propose(&cluster, &v0, Action::SetValidators { keys: set.clone(), proofs: vec![forged] }).await;
+    let refused = propose(&cluster, &v0, Action::SetValidators { keys: set, proofs: vec![forged] }).await;
     let rule = format!(
         "the proof of possession of validator key {hex} does not verify: it must be this chain's suite and sign the chain id and the proposed set"
     );
@@ -83,13 +83,8 @@ async fn a_full_node_joins_the_set_live_and_the_validator_it_replaces_leaves_liv
 
     // With the full node's proof, two departments replace validator 3 with it.
     let proof = builder::possession(&cluster.chain_id, &keys, &joining, None).unwrap();
-    let carried = cluster
-        .committee
-        .decide(std::slice::from_ref(&v0), vec![Action::SetValidators { keys: set, proofs: vec![proof] }])
-        .await
-        .unwrap();
-    let activation = carried[0].height + CHANGE_DELAY_BLOCKS;
-    assert!(carried[0].events.iter().any(|e| e.topic == "validators.scheduled"), "{:?}", carried[0].events);
+    let (carried, activation) = carry_set(&cluster, &keys, proof).await;
+    assert!(carried.events.iter().any(|e| e.topic == "validators.scheduled"), "{:?}", carried.events);
 
     // Without a restart, the full node votes from the activation height and validator 3
     // follows as a full node.
@@ -122,18 +117,23 @@ async fn a_full_node_joins_the_set_live_and_the_validator_it_replaces_leaves_liv
     cluster.wait_peers(0, 2, WAIT).await.unwrap();
 }
 
+/// Two departments carry the validator set `keys`, whose joining key comes with `proof`:
+/// the decision's receipt and the height the set takes effect.
+async fn carry_set(cluster: &Cluster, keys: &[PublicKey], proof: KeyProof) -> (shutong_types::Receipt, u64) {
+    let v0 = cluster.client(0).unwrap();
+    let set = keys.iter().map(PublicKey::to_key_bytes).collect();
+    let action = Action::SetValidators { keys: set, proofs: vec![proof] };
+    let carried = cluster.committee.decide(std::slice::from_ref(&v0), vec![action]).await.unwrap();
+    let activation = carried[0].height + CHANGE_DELAY_BLOCKS;
+    (carried[0].clone(), activation)
+}
+
 /// The committee carries the set `keys`, in which full node 4 (with `proof`) takes validator
 /// 3's place; waits until it votes, then kills validator 1 so that its votes are needed for
 /// the quorum, and waits five more heights. Returns the height it waited from.
 pub(crate) async fn joins_and_makes_the_quorum(cluster: &mut Cluster, keys: &[PublicKey], proof: KeyProof) -> u64 {
     let v0 = cluster.client(0).unwrap();
-    let set = keys.iter().map(PublicKey::to_key_bytes).collect();
-    let carried = cluster
-        .committee
-        .decide(std::slice::from_ref(&v0), vec![Action::SetValidators { keys: set, proofs: vec![proof] }])
-        .await
-        .unwrap();
-    let activation = carried[0].height + CHANGE_DELAY_BLOCKS;
+    let (_, activation) = carry_set(cluster, keys, proof).await;
     // The joined node votes from the activation height; validator 3 follows as a full
     // node, and validator 0 lets it go.
     cluster.wait_height(&[0, 1, 2, 4], activation + 5, WAIT).await.unwrap();
