@@ -59,6 +59,7 @@ impl Default for StorageConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RpcConfig {
+    /// The address JSON-RPC, WebSocket subscriptions, `/metrics` and `/health` answer on.
     pub listen: SocketAddr,
     /// The largest request body the server reads.
     pub request_bytes_max: u32,
@@ -110,9 +111,13 @@ fn default_call_timeout_ms() -> u64 {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateConfig {
+    /// Requests a second one client address may send, after its burst.
     pub per_address_per_second: u32,
+    /// Requests one client address may send at once.
     pub per_address_burst: u32,
+    /// Requests a second one signing principal may send, after its burst.
     pub per_principal_per_second: u32,
+    /// Requests one signing principal may send at once.
     pub per_principal_burst: u32,
 }
 
@@ -130,7 +135,9 @@ impl Default for RateConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
+    /// The server certificate chain (PEM), relative to the home directory unless absolute.
     pub cert_file: PathBuf,
+    /// Its private key (PEM), relative to the home directory unless absolute.
     pub key_file: PathBuf,
 }
 
@@ -176,6 +183,7 @@ impl Default for P2pConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeerConfig {
+    /// The peer's p2p identity: its transport key if it has one, else its node key.
     pub public_key: PublicKey,
     /// An IP address and port (names are not resolved: a permissioned network's peers are
     /// configured by address).
@@ -525,5 +533,134 @@ mod tests {
         let text = Config::default().to_toml().replace("[rpc]", "[rpc]\nlisten_port = 1");
         let err = toml::from_str::<Config>(&text).unwrap_err().to_string();
         assert!(err.contains("listen_port"), "{err}");
+    }
+}
+
+/// The configuration reference, `docs/configuration.md`, generated from the config types'
+/// own source (their fields, doc comments and serde attributes) and their defaults, so it
+/// cannot drift from them: the test fails when it does, and `SHUTONG_BLESS=1 cargo test -p
+/// shutong-node --lib config::reference` writes it again.
+#[cfg(test)]
+mod reference {
+    use super::Config;
+    use std::collections::BTreeMap;
+
+    struct Field {
+        name: String,
+        ty: String,
+        doc: String,
+        optional: bool,
+    }
+
+    /// Each `pub struct` of `source`, with its fields in order (the files are rustfmt'ed).
+    fn structs(source: &str, into: &mut BTreeMap<String, Vec<Field>>) {
+        let mut current: Option<(String, Vec<Field>)> = None;
+        let (mut doc, mut attrs) = (Vec::<String>::new(), String::new());
+        for line in source.lines() {
+            let line = line.trim();
+            if let Some(rest) = line.strip_prefix("pub struct ").and_then(|r| r.strip_suffix(" {")) {
+                current = Some((rest.to_string(), Vec::new()));
+            } else if line == "}" {
+                if let Some((name, fields)) = current.take() {
+                    into.insert(name, fields);
+                }
+            } else if current.is_none() {
+                continue;
+            } else if let Some(text) = line.strip_prefix("///") {
+                doc.push(text.trim().to_string());
+            } else if line.starts_with("#[serde(") {
+                attrs.push_str(line);
+            } else if let Some((name, ty)) = line.strip_prefix("pub ").and_then(|l| l.split_once(": ")) {
+                let name = match attrs.split_once("rename = \"") {
+                    Some((_, rest)) => rest.split('"').next().unwrap_or(name).to_string(),
+                    None => name.to_string(),
+                };
+                let field = Field {
+                    name,
+                    ty: ty.trim_end_matches(',').to_string(),
+                    doc: doc.join(" "),
+                    optional: attrs.contains("default"),
+                };
+                let serialized = !attrs.contains("skip_serializing)") && !attrs.contains("skip_serializing,");
+                if serialized && let Some((_, fields)) = current.as_mut() {
+                    fields.push(field);
+                }
+                doc.clear();
+                attrs.clear();
+            }
+        }
+    }
+
+    /// The struct a field's type names, if it is a section.
+    fn section_type<'a>(ty: &'a str, types: &BTreeMap<String, Vec<Field>>) -> Option<(&'a str, bool)> {
+        let inner = ty.trim_start_matches("Option<").trim_start_matches("Vec<").trim_end_matches('>');
+        types.contains_key(inner).then_some((inner, ty.starts_with("Vec<")))
+    }
+
+    fn render(out: &mut String, path: &str, name: &str, types: &BTreeMap<String, Vec<Field>>, defaults: &toml::Value) {
+        let mut sections = Vec::new();
+        let mut rows = String::new();
+        for field in &types[name] {
+            let key = if path.is_empty() { field.name.clone() } else { format!("{path}.{}", field.name) };
+            if let Some((inner, array)) = section_type(&field.ty, types) {
+                sections.push((key, inner, array, field));
+                continue;
+            }
+            let default = key.split('.').try_fold(defaults, |v, part| v.get(part)).map_or_else(
+                || if field.optional { "(none)".to_string() } else { "(required)".into() },
+                |v| format!("`{v}`"),
+            );
+            let doc = field.doc.replace('|', "\\|");
+            rows.push_str(&format!("| `{}` | `{}` | {default} | {doc} |\n", field.name, field.ty));
+        }
+        if !rows.is_empty() {
+            out.push_str("| key | type | default | meaning |\n|---|---|---|---|\n");
+            out.push_str(&rows);
+        }
+        for (key, inner, array, field) in sections {
+            let heading = if array { format!("[[{key}]]") } else { format!("[{key}]") };
+            out.push_str(&format!("\n## `{heading}`\n\n"));
+            if !field.doc.is_empty() {
+                out.push_str(&format!("{}\n\n", field.doc));
+            }
+            let defaults = if array { &toml::Value::Table(Default::default()) } else { defaults };
+            render(out, if array { "" } else { &key }, inner, types, defaults);
+        }
+    }
+
+    fn reference() -> String {
+        let mut types = BTreeMap::new();
+        structs(include_str!("config.rs"), &mut types);
+        // The mempool's struct is `Config` too: it is named as `Config`'s field names it.
+        let mut mempool = BTreeMap::new();
+        structs(include_str!("mempool.rs"), &mut mempool);
+        types.extend(mempool.into_iter().map(|(name, fields)| (format!("mempool::{name}"), fields)));
+        let defaults = toml::Value::try_from(Config::default()).expect("the default config serializes");
+        let mut out = String::from(
+            "# Configuration reference\n\n\
+             A node reads `config.toml` in its home directory (`shutong init` writes one with these\n\
+             defaults). Unknown keys are refused, and every value is checked at start, with an error\n\
+             that names the key. This page is generated from the config types (`node/src/config.rs`,\n\
+             `node/src/mempool.rs`): a test fails when it drifts from them, and\n\
+             `SHUTONG_BLESS=1 cargo test -p shutong-node --lib config::reference` writes it again.\n\n\
+             ## Top level\n\n",
+        );
+        render(&mut out, "", "Config", &types, &defaults);
+        out
+    }
+
+    #[test]
+    fn the_reference_matches_the_config_types() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/configuration.md");
+        let generated = reference();
+        if std::env::var_os("SHUTONG_BLESS").is_some() {
+            std::fs::write(path, &generated).expect("docs/configuration.md is writable");
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "docs/configuration.md is out of date with the config types: run \
+             SHUTONG_BLESS=1 cargo test -p shutong-node --lib config::reference"
+        );
     }
 }
