@@ -34,6 +34,11 @@ ensure_build_packages() {
     echo "installing softhsm2 (the PKCS#11 signer's tests use its token)" >&2
     apt_install softhsm2
   fi
+  # A test checks the systemd unit in deploy/ with systemd-analyze.
+  if ! command -v systemd-analyze >/dev/null; then
+    echo "installing systemd (a test verifies the unit file with systemd-analyze)" >&2
+    apt_install systemd
+  fi
   if ! command -v cargo >/dev/null; then
     echo "cargo is not on PATH: install Rust 1.95 (rustup) first" >&2
     return 1

@@ -10,6 +10,7 @@ mod common;
 mod cli;
 mod cluster;
 mod crash;
+mod deploy;
 mod disk;
 mod examples;
 mod faults;
