@@ -39,6 +39,11 @@ ensure_build_packages() {
     echo "installing systemd (a test verifies the unit file with systemd-analyze)" >&2
     apt_install systemd
   fi
+  # A test checks the alerting rules in deploy/ with promtool (Debian ships it in prometheus).
+  if ! command -v promtool >/dev/null; then
+    echo "installing prometheus (a test checks the alerting rules with its promtool)" >&2
+    apt_install --no-install-recommends prometheus
+  fi
   if ! command -v cargo >/dev/null; then
     echo "cargo is not on PATH: install Rust 1.95 (rustup) first" >&2
     return 1

@@ -1,6 +1,8 @@
 //! What an operator installs beside the binary: the systemd unit passes `systemd-analyze
 //! verify` with no warning (an unknown or misspelt directive is only a warning to systemd,
-//! and would silently drop a hardening option), run against this build's binary.
+//! and would silently drop a hardening option), run against this build's binary; the
+//! Prometheus alerting rules pass `promtool check rules` and their unit tests, and name
+//! only metrics `docs/metrics.md` documents.
 
 use std::process::Command;
 
@@ -27,4 +29,33 @@ fn the_systemd_unit_verifies_without_a_warning() {
     // The check sees a misspelt hardening option, which systemd itself only warns about.
     let (_, warnings) = verify(&UNIT.replace("ProtectHome=yes", "ProtectHomes=yes"));
     assert!(warnings.contains("Unknown key 'ProtectHomes'"), "{warnings}");
+}
+
+fn promtool(args: &[&str]) -> String {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/prometheus");
+    let out = Command::new("promtool")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("promtool runs (scripts/lib/setup.sh installs Debian's prometheus package for it)");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "promtool {args:?}: {text}");
+    text
+}
+
+#[test]
+fn the_alerting_rules_check_and_fire_when_they_should() {
+    assert!(promtool(&["check", "rules", "alerts.yml"]).contains("SUCCESS: 8 rules found"));
+    promtool(&["test", "rules", "alerts.test.yml"]);
+    // Every metric of ours they name is one the node exports.
+    let rules = include_str!("../../../deploy/prometheus/alerts.yml");
+    let documented = include_str!("../../../docs/metrics.md");
+    let named: std::collections::BTreeSet<&str> = rules
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| word.starts_with("shutong_"))
+        .collect();
+    assert_eq!(named.len(), 7, "{named:?}");
+    for metric in named {
+        assert!(documented.contains(&format!("`{metric}")), "{metric} is not in docs/metrics.md");
+    }
 }
