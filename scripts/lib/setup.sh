@@ -30,7 +30,7 @@ ensure_build_packages() {
     apt_install openssl
   fi
   # The PKCS#11 signer's tests sign with a key in a SoftHSM2 token.
-  if [ ! -e /usr/lib/softhsm/libsofthsm2.so ]; then
+  if [ ! -e /usr/lib/softhsm/libsofthsm2.so ] || ! command -v softhsm2-util >/dev/null; then
     echo "installing softhsm2 (the PKCS#11 signer's tests use its token)" >&2
     apt_install softhsm2
   fi
