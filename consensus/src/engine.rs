@@ -63,6 +63,9 @@ pub struct Engine<V: Verifier> {
     /// Views whose certificates were asked for since this validator entered its view.
     requested_certificates: BTreeSet<u64>,
     started: bool,
+    /// Views at or below this one are never signed in: the signing high-water mark of a
+    /// validator whose write-ahead log was rolled back.
+    vote_floor: u64,
 }
 
 impl<V: Verifier> Engine<V> {
@@ -82,6 +85,7 @@ impl<V: Verifier> Engine<V> {
             requested_proposal: None,
             requested_certificates: BTreeSet::new(),
             started: false,
+            vote_floor: 0,
         })
     }
 
@@ -119,7 +123,7 @@ impl<V: Verifier> Engine<V> {
             return Err(Error::NotStarted);
         }
         match input {
-            Input::Start { finalized, own_votes } => Ok(self.on_start(finalized, own_votes)),
+            Input::Start { finalized, own_votes, vote_floor } => Ok(self.on_start(finalized, own_votes, vote_floor)),
             Input::Propose { view, digest } => self.on_propose(view, digest),
             Input::Proposal { proposal, vote } => self.on_proposal(proposal, vote),
             Input::Vote(vote) => self.on_vote(vote),
@@ -131,8 +135,11 @@ impl<V: Verifier> Engine<V> {
     /// Restart: take back this validator's own votes, so that it never signs one that
     /// conflicts with them, and enter the last view it voted in (or the one after the last
     /// finalized view), re-sending the votes of that view in case the crash lost them.
-    fn on_start(&mut self, finalized: Finalized, own_votes: Vec<SignedVote>) -> Vec<Effect> {
+    /// With a vote floor above that, it follows the others' certificates but signs nothing
+    /// until its view passes the floor.
+    fn on_start(&mut self, finalized: Finalized, own_votes: Vec<SignedVote>, vote_floor: u64) -> Vec<Effect> {
         self.started = true;
+        self.vote_floor = vote_floor;
         self.rounds.clear();
         self.view = finalized.view;
         self.finalized = finalized;
@@ -206,7 +213,10 @@ impl<V: Verifier> Engine<V> {
     fn try_propose(&mut self) -> Vec<Effect> {
         let view = self.view;
         let round = self.rounds.get(&view);
-        if self.requested_proposal.is_some() || round.is_some_and(|r| r.own.notarize.is_some() || r.own.nullify) {
+        if view <= self.vote_floor
+            || self.requested_proposal.is_some()
+            || round.is_some_and(|r| r.own.notarize.is_some() || r.own.nullify)
+        {
             return Vec::new();
         }
         match self.best_parent(view) {
@@ -625,7 +635,14 @@ impl<V: Verifier> Engine<V> {
     /// If the signer fails (a token removed, its PIN locked), nothing was signed: the vote
     /// is skipped, which is always safe (a silent validator), and the decision undone, so
     /// a later timer of the view may still nullify. The host hears of it by the effect.
+    ///
+    /// At or below the vote floor nothing is signed either, and the decision is kept: this
+    /// validator may have voted in the view before its log was rolled back, so it stays
+    /// silent there, and a later view's vote is the next it signs.
     fn sign(&mut self, subject: VoteSubject) -> Result<SignedVote, Vec<Effect>> {
+        if subject.view <= self.vote_floor {
+            return Err(Vec::new());
+        }
         let signed = subject.try_sign(&self.cfg.chain_id, &*self.signer);
         let round = self.rounds.entry(subject.view).or_default();
         match signed {

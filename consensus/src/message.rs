@@ -67,8 +67,10 @@ pub enum Timer {
 pub enum Input {
     /// (Re)start on top of the last finalized block, with this validator's own votes from its
     /// write-ahead log, so that a restart never signs a vote that conflicts with one it
-    /// signed before the crash.
-    Start { finalized: Finalized, own_votes: Vec<SignedVote> },
+    /// signed before the crash. `vote_floor` is the signing high-water mark when the log
+    /// is older than it (a restored database): no vote at or below that view is signed, as
+    /// the log no longer says which were.
+    Start { finalized: Finalized, own_votes: Vec<SignedVote>, vote_floor: u64 },
     /// The block this validator built after [`Effect::RequestProposal`] for `view`.
     Propose { view: u64, digest: Hash },
     /// A leader's proposal from the network, with the leader's own notarize vote on it.

@@ -22,7 +22,7 @@ fn genesis() -> Finalized {
 fn started(n: usize, me: usize) -> (Engine<Ed25519>, Vec<Keypair>, Vec<Effect>) {
     let keys = keys(n);
     let mut engine = Engine::new(config(&keys), keys[me].clone().into(), Ed25519).expect("a validator");
-    let effects = engine.step(Input::Start { finalized: genesis(), own_votes: Vec::new() }).unwrap();
+    let effects = engine.step(Input::Start { finalized: genesis(), own_votes: Vec::new(), vote_floor: 0 }).unwrap();
     (engine, keys, effects)
 }
 
@@ -262,7 +262,8 @@ fn a_restarted_validator_does_not_vote_again_in_a_view_it_voted_in() {
         })
         .collect();
     let mut restarted = Engine::new(config(&keys), keys[2].clone().into(), Ed25519).unwrap();
-    let effects = restarted.step(Input::Start { finalized: genesis(), own_votes: logged.clone() }).unwrap();
+    let effects =
+        restarted.step(Input::Start { finalized: genesis(), own_votes: logged.clone(), vote_floor: 0 }).unwrap();
     assert_eq!(restarted.view(), 1);
     // The logged vote is re-sent (the crash may have lost it), not signed anew.
     assert!(effects.contains(&Effect::BroadcastVote(logged[0].clone())));
@@ -270,6 +271,40 @@ fn a_restarted_validator_does_not_vote_again_in_a_view_it_voted_in() {
     // An equivocating leader's second proposal gets no vote after the restart either.
     let effects = restarted.step(proposal(&keys, 1, "b", Hash::ZERO, 0)).unwrap();
     assert!(own_votes(&effects).is_empty());
+}
+
+#[test]
+fn a_validator_with_a_rolled_back_log_signs_nothing_up_to_its_high_water_mark() {
+    // Validator 2 of 4 signed up to view 3 before its log was rolled back: the restored
+    // log is empty, the mark says 3.
+    let keys = keys(4);
+    let mut engine = Engine::new(config(&keys), keys[2].clone().into(), Ed25519).unwrap();
+    let effects = engine.step(Input::Start { finalized: genesis(), own_votes: Vec::new(), vote_floor: 3 }).unwrap();
+    assert!(own_votes(&effects).is_empty());
+    // Another proposal in view 1 than the one it may have notarized gets no vote, nor does
+    // its notarization a finalize; the timers of view 2, the leader's build in view 2 and a
+    // proposal in view 3 are all silent too.
+    assert!(own_votes(&engine.step(proposal(&keys, 1, "other", Hash::ZERO, 0)).unwrap()).is_empty());
+    let effects = engine
+        .step(Input::Certificate(certificate(&keys, &[0, 1, 3], VoteKind::Notarize, 1, digest("other"))))
+        .unwrap();
+    assert!(own_votes(&effects).is_empty());
+    assert_eq!(engine.view(), 2);
+    assert!(!effects.iter().any(|e| matches!(e, Effect::RequestProposal { .. })), "view 2's leader builds nothing");
+    for timer in [Timer::Leader, Timer::Advance] {
+        assert!(own_votes(&engine.step(Input::Timeout { view: 2, timer }).unwrap()).is_empty());
+    }
+    // It still follows the others' certificates up the views.
+    engine.step(Input::Certificate(certificate(&keys, &[0, 1, 3], VoteKind::Nullify, 2, Hash::ZERO))).unwrap();
+    assert_eq!(engine.view(), 3);
+    let effects = engine.step(proposal(&keys, 3, "three", digest("other"), 1)).unwrap();
+    assert!(own_votes(&effects).is_empty());
+    engine.step(Input::Certificate(certificate(&keys, &[0, 1, 3], VoteKind::Notarize, 3, digest("three")))).unwrap();
+    // Above the mark it votes again.
+    let effects = engine.step(proposal(&keys, 4, "four", digest("three"), 3)).unwrap();
+    let signed = own_votes(&effects);
+    assert_eq!(signed.len(), 1);
+    assert_eq!((signed[0].kind, signed[0].view), (VoteKind::Notarize, 4));
 }
 
 #[test]
@@ -440,7 +475,7 @@ fn a_validator_whose_signer_fails_skips_the_vote_and_votes_again_once_it_works()
     let keys = keys(4);
     let token = std::sync::Arc::new(Token { key: keys[2].clone(), inserted: false.into() });
     let mut engine = Engine::new(config(&keys), token.clone(), Ed25519).unwrap();
-    engine.step(Input::Start { finalized: genesis(), own_votes: Vec::new() }).unwrap();
+    engine.step(Input::Start { finalized: genesis(), own_votes: Vec::new(), vote_floor: 0 }).unwrap();
     let failed = |effects: &[Effect]| {
         effects
             .iter()

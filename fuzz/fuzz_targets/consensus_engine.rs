@@ -88,7 +88,9 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     };
-    let start = engine.step(Input::Start { finalized: genesis.clone(), own_votes: Vec::new() }).expect("a fresh start");
+    let start = engine
+        .step(Input::Start { finalized: genesis.clone(), own_votes: Vec::new(), vote_floor: 0 })
+        .expect("a fresh start");
     handle(start, &mut own, &mut last_final);
 
     for op in data.chunks_exact(8).take(512) {
@@ -142,7 +144,7 @@ fuzz_target!(|data: &[u8]| {
                 // A crash: the engine restarts from the last finalized block and the votes
                 // it persisted, as the node does from its store and write-ahead log.
                 engine = new_engine();
-                Input::Start { finalized: last_final.clone(), own_votes: own.log.clone() }
+                Input::Start { finalized: last_final.clone(), own_votes: own.log.clone(), vote_floor: 0 }
             }
         };
         if let Ok(effects) = engine.step(input) {

@@ -27,6 +27,8 @@ pub enum Error {
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]
+    SigningMark(#[from] crate::signing_mark::MarkError),
+    #[error(transparent)]
     Vm(#[from] VmError),
     #[error(transparent)]
     Net(#[from] NetError),
@@ -56,7 +58,8 @@ pub enum Error {
     #[error("p2p.transport_key_file {path} holds an {suite} key; a transport key is ed25519")]
     TransportKeySuite { path: PathBuf, suite: shutong_types::Suite },
     #[error(
-        "this node's transport key {transport} is not the one bound to its validator key {key} in the set in force ({bound}):          p2p.transport_key_file names another key"
+        "this node's transport key {transport} is not the one bound to its validator key {key} in the set in force ({bound}): \
+         p2p.transport_key_file names another key"
     )]
     TransportNotBound { key: PublicKey, transport: PublicKey, bound: String },
     #[error("rpc.tls.{field} {path}: {reason}")]

@@ -23,6 +23,7 @@ use crate::config::ConsensusConfig;
 use crate::disk::DiskGuard;
 use crate::driver::Driver;
 use crate::mempool::Mempool;
+use crate::signing_mark::SigningMark;
 use crate::view::NodeView;
 use shutong_consensus::Config as EngineConfig;
 use shutong_consensus::wire::{BLOCKS_PER_MESSAGE_MAX, Batch, NetMessage};
@@ -60,6 +61,7 @@ pub struct Follower {
     next_resend: Instant,
     diverged: bool,
     disk: DiskGuard,
+    mark: SigningMark,
     gate: chain::Gate,
 }
 
@@ -98,11 +100,14 @@ pub struct Parts {
     pub block_interval_ms: u64,
     /// Holds commits back while the disk is full ([`crate::disk`]).
     pub disk: DiskGuard,
+    /// The signing high-water mark, handed on if this node joins the set.
+    pub mark: SigningMark,
 }
 
 impl Follower {
     pub fn new(parts: Parts) -> Follower {
-        let Parts { view, key, epoch, executor, mempool, net, clock, status, sources, block_interval_ms, disk } = parts;
+        let Parts { view, key, epoch, executor, mempool, net, clock, status, sources, block_interval_ms, disk, mark } =
+            parts;
         let now = clock.now();
         // Set before the RPC server starts, so `status` never calls a full node a validator.
         status.full_node.store(true, Ordering::Relaxed);
@@ -124,6 +129,7 @@ impl Follower {
             next_resend: now + RESEND_EVERY,
             diverged: false,
             disk,
+            mark,
             gate: chain::Gate::default(),
             clock,
         };
@@ -149,7 +155,7 @@ impl Follower {
         if !self.joined() {
             return Err(Box::new(self));
         }
-        let Follower { view, key, executor, mempool, net, clock, status, epoch, disk, .. } = self;
+        let Follower { view, key, executor, mempool, net, clock, status, epoch, disk, mark, .. } = self;
         tracing::info!(
             epoch = epoch.epoch,
             height = view.tip().height,
@@ -161,7 +167,8 @@ impl Follower {
             validators: epoch.validators,
             timeouts: cfg.timeouts(),
         };
-        let parts = crate::driver::actor::Parts { view, key, engine, executor, mempool, cfg, net, clock, status, disk };
+        let parts =
+            crate::driver::actor::Parts { view, key, engine, executor, mempool, cfg, net, clock, status, disk, mark };
         let mut driver = Driver::new(parts).expect("joined: the key is one of the engine's validators");
         driver.start();
         Ok(driver)

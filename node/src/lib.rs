@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod role;
 pub mod rpc;
 pub mod sandbox;
+pub mod signing_mark;
 pub mod view;
 
 use config::Config;
@@ -171,6 +172,8 @@ impl Node {
             Some(tls) => Some(rpc::tls_acceptor(&in_home(home, &tls.cert_file), &in_home(home, &tls.key_file))?),
             None => None,
         };
+        let mark =
+            signing_mark::SigningMark::open(&home.join(signing_mark::SIGNING_FILE), &genesis.chain_id, key.public())?;
         let storage = Arc::new(Storage::open_with(
             &in_home(home, &cfg.data_dir),
             genesis.suite,
@@ -252,6 +255,7 @@ impl Node {
                 clock: Arc::clone(&clock),
                 status: Arc::clone(&chain_status),
                 disk: disk::DiskGuard::new(cfg.storage.min_free_mb),
+                mark,
             };
             let mut driver = driver::Driver::new(parts).ok_or(Error::NotValidator { key: key.public() })?;
             // Recovery from the write-ahead log finishes before anything is served.
@@ -274,6 +278,7 @@ impl Node {
                 sources,
                 block_interval_ms: cfg.consensus.block_interval_ms,
                 disk: disk::DiskGuard::new(cfg.storage.min_free_mb),
+                mark,
             })))
         };
         let driver = move || role.run(inbox, clock, switch);

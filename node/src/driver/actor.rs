@@ -15,6 +15,7 @@ use crate::clock::Clock;
 use crate::config::ConsensusConfig;
 use crate::disk::DiskGuard;
 use crate::mempool::{AdmitError, ChainView, Mempool};
+use crate::signing_mark::SigningMark;
 use crate::view::NodeView;
 use shutong_consensus::wire::{BLOCKS_PER_MESSAGE_MAX, Batch, CompactProposal, NetMessage};
 use shutong_consensus::{
@@ -130,6 +131,8 @@ pub struct Driver {
     reported: HashSet<u32>,
     timers: Timers,
     disk: DiskGuard,
+    /// The signing high-water mark, outside the database ([`crate::signing_mark`]).
+    mark: SigningMark,
     /// This validator's votes whose write-ahead-log write failed, by view and kind: never
     /// sent, however often the engine asks, until written when the disk has room again.
     unsaved: BTreeMap<(u64, u8), SignedVote>,
@@ -186,6 +189,8 @@ pub struct Parts {
     pub status: Arc<ChainStatus>,
     /// Holds votes and commits back while the disk is full ([`crate::disk`]).
     pub disk: DiskGuard,
+    /// The signing high-water mark ([`crate::signing_mark`]).
+    pub mark: SigningMark,
 }
 
 /// The peer ids of the other validators of a set: their bound transport keys (on an
@@ -202,7 +207,7 @@ fn peers_of(chain_id: &str, validators: &[Member], me: &PublicKey) -> Vec<PeerId
 impl Driver {
     /// A driver for `parts`; `None` if its key is not one of the engine's validators.
     pub fn new(parts: Parts) -> Option<Driver> {
-        let Parts { view, key, engine, executor, mempool, cfg, net, clock, status, disk } = parts;
+        let Parts { view, key, engine, executor, mempool, cfg, net, clock, status, disk, mark } = parts;
         let suite = view.storage.suite();
         // The set's transport keys are in the state the engine's set was read from.
         let members = shutong_execution::epochs::validators_for(&*view.storage, view.tip().height + 1)
@@ -241,6 +246,7 @@ impl Driver {
             reported: HashSet::new(),
             timers: Timers::default(),
             disk,
+            mark,
             unsaved: BTreeMap::new(),
             clock,
         })
@@ -273,7 +279,7 @@ impl Driver {
             Epoch { epoch: self.engine.config().epoch, validators: self.validators().to_vec(), transports: Vec::new() }
         });
         tracing::info!(epoch = epoch.epoch, height = tip.height, "left the validator set: following as a full node");
-        let Driver { view, key, executor, mempool, cfg, net, clock, status, disk, .. } = self;
+        let Driver { view, key, executor, mempool, cfg, net, clock, status, disk, mark, .. } = self;
         crate::follower::Follower::new(crate::follower::Parts {
             view,
             key,
@@ -286,6 +292,7 @@ impl Driver {
             sources,
             block_interval_ms: cfg.block_interval_ms,
             disk,
+            mark,
         })
     }
 
@@ -420,13 +427,44 @@ impl Driver {
                 self.hold(block.clone());
             }
         }
+        // A mark made from nothing (a new home, or one from before the mark) takes the log's
+        // votes in first.
+        if let Some(last) = wal.iter().map(|e| (e.vote.subject.epoch, e.vote.subject.view)).max()
+            && let Err(err) = self.mark.advance(last.0, last.1)
+        {
+            tracing::error!(%err, "cannot write the signing high-water mark: not voting until it can be written");
+            self.mark_failed(err);
+        }
         let epoch = self.engine.config().epoch;
-        let own_votes = wal.into_iter().map(|e| e.vote).filter(|v| v.subject.epoch == epoch).collect();
+        let own_votes: Vec<SignedVote> = wal.into_iter().map(|e| e.vote).filter(|v| v.subject.epoch == epoch).collect();
         let finalized = self.finalized_tip(&tip);
-        self.step(Input::Start { finalized, own_votes });
+        let vote_floor = self.vote_floor(&finalized, &own_votes);
+        self.step(Input::Start { finalized, own_votes, vote_floor });
         tracing::info!(height = tip.height, view = self.engine.view(), epoch, "consensus started");
         // A block recovered from the log may have ended the epoch.
         self.maybe_switch_epoch();
+    }
+
+    /// The view the engine must not sign at or below in its epoch: the signing high-water
+    /// mark's, when the write-ahead log and the last finalization are behind it (a restored
+    /// database, [`crate::signing_mark`]).
+    fn vote_floor(&self, finalized: &Finalized, own_votes: &[SignedVote]) -> u64 {
+        let epoch = self.engine.config().epoch;
+        let logged = own_votes.iter().map(|v| v.subject.view).max().unwrap_or(0).max(finalized.view);
+        let floor = self.mark.floor(epoch, logged);
+        if floor > 0 {
+            let (mark_epoch, mark_view) = self.mark.mark();
+            tracing::warn!(
+                epoch,
+                logged_view = logged,
+                mark_epoch,
+                mark_view,
+                "the write-ahead log is behind the signing high-water mark (a restored database): \
+                 not voting in this epoch at or below view {}",
+                if floor == u64::MAX { "any".to_string() } else { floor.to_string() }
+            );
+        }
+        floor
     }
 
     /// The committed tip as the engine's starting finalization: the view that finalized it
@@ -485,8 +523,10 @@ impl Driver {
         self.timers.clear();
         self.target = None;
         let epoch = self.engine.config().epoch;
-        let own_votes = self.storage().wal().into_iter().map(|e| e.vote).filter(|v| v.subject.epoch == epoch).collect();
-        self.step(Input::Start { finalized, own_votes });
+        let own_votes: Vec<SignedVote> =
+            self.storage().wal().into_iter().map(|e| e.vote).filter(|v| v.subject.epoch == epoch).collect();
+        let vote_floor = self.vote_floor(&finalized, &own_votes);
+        self.step(Input::Start { finalized, own_votes, vote_floor });
     }
 
     /// A block this validator proposed and finalized alone (a one-validator chain), whose
@@ -1304,13 +1344,27 @@ impl Driver {
     fn save_vote(&mut self, vote: SignedVote) {
         let subject = vote.subject;
         if self.disk_writable() {
-            match self.storage().persist_vote(&self.wal_entry(vote.clone())) {
+            match self.make_durable(&vote) {
                 Ok(()) => return,
                 Err(err) => self.disk_failed(&err),
             }
         }
         tracing::warn!(view = subject.view, kind = ?subject.kind, "a vote the disk did not take is not sent");
         self.unsaved.insert((subject.view, subject.kind as u8), vote);
+    }
+
+    /// Writes `vote` to the write-ahead log, then raises the signing high-water mark to its
+    /// view: both before it may be sent.
+    fn make_durable(&mut self, vote: &SignedVote) -> Result<(), shutong_storage::StorageError> {
+        self.storage().persist_vote(&self.wal_entry(vote.clone()))?;
+        let subject = vote.subject;
+        self.mark.advance(subject.epoch, subject.view).map_err(|err| mark_error(&self.mark, err))
+    }
+
+    /// A failed write of the mark, as the disk guard knows failed writes.
+    fn mark_failed(&mut self, err: std::io::Error) {
+        let err = mark_error(&self.mark, err);
+        self.disk_failed(&err);
     }
 
     /// Whether `vote` reached the write-ahead log, and so may be sent.
@@ -1322,8 +1376,8 @@ impl Driver {
     /// rebroadcasts may send them; stops at the first the disk refuses.
     fn save_unsaved_votes(&mut self) {
         while let Some((&key, vote)) = self.unsaved.first_key_value() {
-            let entry = self.wal_entry(vote.clone());
-            match self.storage().persist_vote(&entry) {
+            let vote = vote.clone();
+            match self.make_durable(&vote) {
                 Ok(()) => {
                     self.unsaved.remove(&key);
                 }
@@ -1351,6 +1405,17 @@ impl Driver {
             }
             _ => tracing::error!(view = vote.subject.view, "the engine proposed a block this node does not hold"),
         }
+    }
+}
+
+/// A failed write of the signing high-water mark, as a refused write: a full disk holds
+/// votes back, anything else stops the node ([`crate::disk`]).
+fn mark_error(mark: &SigningMark, err: std::io::Error) -> shutong_storage::StorageError {
+    shutong_storage::StorageError::Write {
+        what: "the signing high-water mark",
+        path: mark.path().map_or_else(|| "memory".to_string(), |p| p.display().to_string()),
+        no_space: err.kind() == std::io::ErrorKind::StorageFull,
+        reason: err.to_string(),
     }
 }
 
@@ -1417,6 +1482,8 @@ mod tests {
             clock: Arc::new(clock.clone()),
             status: Arc::new(ChainStatus::default()),
             disk: DiskGuard::new(0),
+            mark: SigningMark::open(&dir.join(crate::signing_mark::SIGNING_FILE), &genesis.chain_id, keys[0].public())
+                .unwrap(),
         };
         (Driver::new(parts).unwrap(), recorder, storage)
     }
@@ -1509,6 +1576,55 @@ mod tests {
         let wal = storage.wal();
         assert!(wal.iter().any(|e| e.vote.subject.kind == VoteKind::Nullify && e.vote.subject.view == 1));
         assert_eq!(storage.tip().unwrap().height, 0, "nothing was finalized without the others");
+    }
+
+    #[test]
+    fn a_validator_on_a_restored_database_does_not_vote_again_where_it_voted() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(START_MS);
+        let leader_timeout = Duration::from_millis(crate::config::Config::default().consensus.leader_timeout_ms);
+        let nullifies = |recorder: &Recorder, view: u64| {
+            recorder
+                .sent()
+                .iter()
+                .filter(|(_, m)| {
+                    matches!(m, NetMessage::Consensus(ConsensusMessage::Vote(v))
+                        if v.subject.kind == VoteKind::Nullify && v.subject.view == view)
+                })
+                .count()
+        };
+        // Validator 0 of 4 nullifies view 1, whose leader is silent.
+        let (mut first, recorder, storage) = driver(dir.path(), 4, &clock);
+        first.start();
+        clock.advance(leader_timeout);
+        first.tick();
+        assert_eq!(nullifies(&recorder, 1), 1);
+        let mark = crate::signing_mark::read(&dir.path().join(crate::signing_mark::SIGNING_FILE)).unwrap().unwrap();
+        assert_eq!((mark.epoch, mark.view), (0, 1), "the mark was raised before the vote left");
+        drop((first, storage));
+        // Its database is replaced by one from before that vote (a backup at genesis); the
+        // mark in the home stays.
+        std::fs::remove_dir_all(dir.path().join("data")).unwrap();
+        let (mut driver, recorder, storage) = driver(dir.path(), 4, &clock);
+        assert!(storage.wal().is_empty());
+        driver.start();
+        assert_eq!(driver.engine_view(), 1);
+        clock.advance(leader_timeout * 2);
+        driver.tick();
+        assert_eq!(nullifies(&recorder, 1), 0, "view 1 was signed in before the restore: {:?}", recorder.sent());
+        // The others' nullification moves it on, and it votes again above the mark.
+        let keys: Vec<Keypair> = (0..4).map(|i| Keypair::from_seed(&format!("v{i}"))).collect();
+        let subject = VoteSubject { kind: VoteKind::Nullify, epoch: 0, view: 1, digest: shutong_types::Hash::ZERO };
+        let signatures: Vec<_> = (1..4).map(|i| (i, subject.sign("driver-test", &keys[i]))).collect();
+        let certificate = shutong_types::Certificate::new(subject, 4, &signatures);
+        let message = NetMessage::Consensus(ConsensusMessage::Certificate(certificate));
+        let peer = shutong_p2p::peer_id(&keys[1].public()).unwrap();
+        driver.on_message(Inbound { from: peer, bytes: shutong_types::Encode::encode(&message) });
+        assert_eq!(driver.engine_view(), 2);
+        // Its timeouts back off after a nullified view.
+        clock.advance(leader_timeout * 4);
+        driver.tick();
+        assert!(nullifies(&recorder, 2) > 0, "view 2 is above the mark: {:?}", recorder.sent());
     }
 
     #[test]

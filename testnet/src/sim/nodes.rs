@@ -576,6 +576,7 @@ impl World {
                 clock,
                 status,
                 disk: DiskGuard::new(0),
+                mark: shutong_node::signing_mark::SigningMark::volatile(CHAIN_ID, node.key.public()),
             };
             let mut driver = Driver::new(parts).ok_or_else(|| setup("a validator key not in the set"))?;
             driver.start();
@@ -594,6 +595,7 @@ impl World {
                 sources,
                 block_interval_ms: self.cfg.consensus.block_interval_ms,
                 disk: DiskGuard::new(0),
+                mark: shutong_node::signing_mark::SigningMark::volatile(CHAIN_ID, node.key.public()),
             })))
         };
         node.role = Role::Up(role);

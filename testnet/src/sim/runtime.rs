@@ -256,7 +256,8 @@ impl Sim {
             .expect("every simulated key is a validator");
         process.engine = Some(engine);
         process.incarnation += 1;
-        let input = Input::Start { finalized: process.finalized.clone(), own_votes: process.wal.clone() };
+        let input =
+            Input::Start { finalized: process.finalized.clone(), own_votes: process.wal.clone(), vote_floor: 0 };
         self.step(p, input);
     }
 
