@@ -63,20 +63,21 @@ struct Sealed {
 }
 
 /// argon2id costs for new files: 64 MiB, 3 passes, 1 lane (above OWASP's minimum).
-const M_COST: u32 = 64 * 1024;
-const T_COST: u32 = 3;
+pub(crate) const M_COST: u32 = 64 * 1024;
+pub(crate) const T_COST: u32 = 3;
 /// The most a file may ask for, so that a hostile key file cannot exhaust memory or time.
-const M_COST_MAX: u32 = 1024 * 1024;
-const T_COST_MAX: u32 = 16;
+pub(crate) const M_COST_MAX: u32 = 1024 * 1024;
+pub(crate) const T_COST_MAX: u32 = 16;
 /// PBKDF2-HMAC-SM3 iterations for new files (OWASP's figure for PBKDF2 with SHA-256), and
 /// the most a file may ask for.
-const PBKDF2_ITERATIONS: u32 = 600_000;
-const PBKDF2_ITERATIONS_MAX: u32 = 10_000_000;
+pub(crate) const PBKDF2_ITERATIONS: u32 = 600_000;
+pub(crate) const PBKDF2_ITERATIONS_MAX: u32 = 10_000_000;
 /// The associated data SM4-GCM binds: the format, so a sealed secret cannot be moved into
 /// another kind of file.
 const SM4_AAD: &[u8] = b"shutong/key-file/sm4-gcm/v1";
 
-fn stretch(passphrase: &str, salt: &[u8], m: u32, t: u32, p: u32) -> Result<[u8; 32], String> {
+/// argon2id (v0x13) of `passphrase` and `salt` into a 32-byte key; shared with backups.
+pub(crate) fn stretch(passphrase: &str, salt: &[u8], m: u32, t: u32, p: u32) -> Result<[u8; 32], String> {
     let params = argon2::Params::new(m, t, p, Some(32)).map_err(|e| e.to_string())?;
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
     let mut key = [0u8; 32];

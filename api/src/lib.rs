@@ -7,6 +7,7 @@
 
 pub mod audit_query;
 pub mod auth;
+pub mod backup;
 pub mod files;
 pub mod keyfile;
 pub mod params;

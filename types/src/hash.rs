@@ -32,6 +32,48 @@ pub mod tag {
     pub const SUBJECT_REF: &str = "shutong/subject-ref/v1";
 }
 
+/// The plain digest of a stream of bytes under the suite's hash, with no domain tag: BLAKE3,
+/// or SM3 (so that an SM chain's files are digested with SM algorithms only).
+#[derive(Clone)]
+pub enum FileHasher {
+    Blake3(Box<blake3::Hasher>),
+    Sm3(sm3::Sm3),
+}
+
+impl std::fmt::Debug for FileHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FileHasher::Blake3(_) => "FileHasher(BLAKE3)",
+            FileHasher::Sm3(_) => "FileHasher(SM3)",
+        })
+    }
+}
+
+impl FileHasher {
+    pub fn new(suite: Suite) -> FileHasher {
+        match suite {
+            Suite::Ed25519Blake3 => FileHasher::Blake3(Box::default()),
+            Suite::Sm2Sm3 => FileHasher::Sm3(<sm3::Sm3 as sm3::Digest>::new()),
+        }
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        match self {
+            FileHasher::Blake3(hasher) => {
+                hasher.update(data);
+            }
+            FileHasher::Sm3(hasher) => sm3::Digest::update(hasher, data),
+        }
+    }
+
+    pub fn finalize(self) -> Hash {
+        match self {
+            FileHasher::Blake3(hasher) => Hash(*hasher.finalize().as_bytes()),
+            FileHasher::Sm3(hasher) => Hash(sm3::Digest::finalize(hasher).into()),
+        }
+    }
+}
+
 impl Hash {
     pub const ZERO: Hash = Hash([0; 32]);
 

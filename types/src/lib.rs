@@ -28,7 +28,7 @@ pub use block::{
     validator_set_hash,
 };
 pub use bytes::HexError;
-pub use hash::{Hash, merkle_root};
+pub use hash::{FileHasher, Hash, merkle_root};
 pub use keys::{AccountId, Address, Keypair, PublicKey, Signature, SignatureError};
 pub use receipt::{Event, ExecStatus, Receipt};
 pub use shutong_codec::{Decode, DecodeError, Encode};
