@@ -114,6 +114,10 @@ async fn run(command: Command, ctx: &Ctx) -> anyhow::Result<()> {
             node::run(&home).await?;
             return Ok(());
         }
+        Command::Node(node::NodeCommand::Backup { home, to }) => node::backup(&home, &to)?,
+        Command::Node(node::NodeCommand::Restore { from, home, signing_floor }) => {
+            node::restore(&from, &home, signing_floor)?
+        }
         Command::Testnet(command) => testnet::run(command, ctx).await?,
         Command::Status => status::status(ctx).await?,
         Command::Block { height } => status::block(height, ctx).await?,

@@ -70,6 +70,24 @@ pub enum Error {
     Thread { thread: &'static str, source: std::io::Error },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Backup(#[from] shutong_api::backup::BackupError),
+    #[error(transparent)]
+    Admin(#[from] crate::admin::AdminError),
+    #[error("the backup is of chain {backup}, and this home is of chain {home}: restore it into a home of its chain")]
+    BackupOfAnotherChain { backup: String, home: String },
+    #[error(
+        "this home has no signing high-water mark ({path}), so nothing says in which views its validator signed \
+         after the backup was taken: pass --signing-floor EPOCH:VIEW with the epoch and consensus view another \
+         validator's `shutong status` shows now (the node will not vote at or below it), or restore the mark"
+    )]
+    RestoreWithoutMark { path: PathBuf },
+    #[error("this home keeps its signing high-water mark {path}, which is never lowered: drop --signing-floor")]
+    RestoreFloorOverMark { path: PathBuf },
+    #[error("the database directory {path} is not empty: move it aside (the node must be stopped) and restore again")]
+    RestoreOverData { path: PathBuf },
+    #[error("the restored database holds {found}, not the {named} its manifest names: it was removed")]
+    RestoredTip { found: String, named: String },
 }
 
 impl Error {

@@ -4,6 +4,8 @@
 //! driver ([`driver`], an actor on its own thread) or the full node's follower, the network
 //! task and the JSON-RPC server on tokio, and returns a handle that stops them.
 
+pub mod admin;
+pub mod backup;
 pub mod chain;
 pub mod clock;
 pub mod config;
@@ -47,6 +49,9 @@ pub struct Node {
     network: tokio::task::JoinHandle<()>,
     storage: Arc<Storage>,
     status: Arc<chain::ChainStatus>,
+    /// The operator's control socket ([`admin`]) and its path.
+    admin: tokio::task::JoinHandle<()>,
+    admin_socket: PathBuf,
 }
 
 /// Resolves `path` against the home directory unless it is absolute.
@@ -291,6 +296,8 @@ impl Node {
             exec_vm: Arc::clone(&vm),
             stale_ms: cfg.consensus.block_interval_ms.saturating_mul(20).max(10_000),
         };
+        let admin_socket = home.join(admin::ADMIN_SOCKET);
+        let admin = admin::serve(&admin_socket, Arc::clone(&storage_handle)).map_err(Error::io(&admin_socket))?;
         let (rpc_addr, rpc) = rpc::serve(&cfg.rpc, tls, ctx, genesis.validator_keys()).await?;
         tracing::info!(%rpc_addr, "json-rpc listening");
         let chain = std::thread::Builder::new()
@@ -298,7 +305,17 @@ impl Node {
             .stack_size(CONSENSUS_STACK_BYTES)
             .spawn(driver)
             .map_err(|source| Error::Thread { thread: "consensus", source })?;
-        Ok(Node { rpc_addr, rpc, mailbox, chain: Some(chain), network, storage: storage_handle, status: chain_status })
+        Ok(Node {
+            rpc_addr,
+            rpc,
+            mailbox,
+            chain: Some(chain),
+            network,
+            storage: storage_handle,
+            status: chain_status,
+            admin,
+            admin_socket,
+        })
     }
 
     /// Stops block production and the RPC server, and waits until the database is closed,
@@ -325,6 +342,8 @@ impl Node {
             let _ = tokio::task::spawn_blocking(move || chain.join()).await;
         }
         self.network.abort();
+        self.admin.abort();
+        let _ = std::fs::remove_file(&self.admin_socket);
         let _ = self.rpc.stop();
         self.rpc.clone().stopped().await;
         // Connection tasks may still hold the RPC context for a moment after the server stops.

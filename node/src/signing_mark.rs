@@ -27,6 +27,8 @@ const SIGNING_FILE_BYTES_MAX: u64 = 4096;
 pub enum MarkError {
     #[error("cannot read the signing high-water mark {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot write the signing high-water mark {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
     #[error(
         "the signing high-water mark {path} is not valid ({reason}); a validator does not start without knowing \
          which views it signed in: restore the file, or see \"Restoring a validator\" in docs/operations.md"
@@ -44,8 +46,10 @@ pub enum MarkError {
 #[serde(deny_unknown_fields)]
 pub struct MarkFile {
     pub chain_id: String,
-    /// The validator key whose votes the mark is about.
-    pub key: PublicKey,
+    /// The validator key whose votes the mark is about; absent in a mark a restore wrote,
+    /// until the node fills it in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PublicKey>,
     /// The highest epoch, and the highest view in it, in which a vote was signed and may
     /// have been sent.
     pub epoch: u64,
@@ -63,7 +67,7 @@ impl SigningMark {
     /// A mark kept in memory only: for the in-process chains of tests and the simulation,
     /// whose databases are never restored.
     pub fn volatile(chain_id: &str, key: PublicKey) -> SigningMark {
-        SigningMark { path: None, file: MarkFile { chain_id: chain_id.to_string(), key, epoch: 0, view: 0 } }
+        SigningMark { path: None, file: MarkFile { chain_id: chain_id.to_string(), key: Some(key), epoch: 0, view: 0 } }
     }
 
     /// Reads the mark at `path`, or creates it at (0, 0) when there is none (a new node, or
@@ -79,19 +83,24 @@ impl SigningMark {
                         wanted: chain_id.to_string(),
                     });
                 }
-                if file.key != key {
-                    return Err(MarkError::Other {
+                match file.key {
+                    Some(found) if found != key => Err(MarkError::Other {
                         path: path.to_path_buf(),
                         what: "key",
-                        found: file.key.to_string(),
+                        found: found.to_string(),
                         wanted: key.to_string(),
-                    });
+                    }),
+                    Some(_) => Ok(SigningMark { path: Some(path.to_path_buf()), file }),
+                    None => {
+                        let file = MarkFile { key: Some(key), ..file };
+                        write(path, &file).map_err(|source| MarkError::Write { path: path.to_path_buf(), source })?;
+                        Ok(SigningMark { path: Some(path.to_path_buf()), file })
+                    }
                 }
-                Ok(SigningMark { path: Some(path.to_path_buf()), file })
             }
             None => {
-                let file = MarkFile { chain_id: chain_id.to_string(), key, epoch: 0, view: 0 };
-                write(path, &file).map_err(|source| MarkError::Read { path: path.to_path_buf(), source })?;
+                let file = MarkFile { chain_id: chain_id.to_string(), key: Some(key), epoch: 0, view: 0 };
+                write(path, &file).map_err(|source| MarkError::Write { path: path.to_path_buf(), source })?;
                 Ok(SigningMark { path: Some(path.to_path_buf()), file })
             }
         }
@@ -192,6 +201,11 @@ mod tests {
         assert!(err.contains("belongs to key") && err.contains(&other.to_string()), "{err}");
         let err = SigningMark::open(&path, "d", key).unwrap_err().to_string();
         assert!(err.contains("belongs to chain c"), "{err}");
+        // A mark a restore wrote names no key: the node's own is filled in.
+        write(&path, &MarkFile { chain_id: "c".into(), key: None, epoch: 2, view: 9 }).unwrap();
+        let filled = SigningMark::open(&path, "c", other).unwrap();
+        assert_eq!(filled.mark(), (2, 9));
+        assert_eq!(read(&path).unwrap().unwrap().key, Some(other));
         std::fs::write(&path, "{\"chain_id\": \"c\"").unwrap();
         let err = SigningMark::open(&path, "c", key).unwrap_err().to_string();
         assert!(err.contains("is not valid") && err.contains("docs/operations.md"), "{err}");

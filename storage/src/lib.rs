@@ -134,6 +134,8 @@ pub enum StorageError {
     /// failure (an I/O error, above all on fsync) leaves durability unknown.
     #[error("cannot write {what} to the database at {path}: {reason}")]
     Write { what: &'static str, path: String, reason: String, no_space: bool },
+    #[error("cannot take a checkpoint of the database at {path} into {into}: {reason}")]
+    Checkpoint { path: String, into: String, reason: String },
 }
 
 impl StorageError {
@@ -467,6 +469,22 @@ impl Storage {
         *db = Some(open_db(&self.path)?);
         tracing::warn!(path = %self.path.display(), "database reopened");
         Ok(())
+    }
+
+    /// Writes a consistent copy of the database into `into`, which must not exist: a
+    /// RocksDB checkpoint, taken while blocks are committed (each commit is one atomic
+    /// batch, so the copy holds whole blocks only). On the database's own file system its
+    /// table files are hard links, so it costs little room until compaction replaces them.
+    /// The copy is a database of its own, which [`Storage::open`] reads.
+    pub fn checkpoint(&self, into: &Path) -> Result<(), StorageError> {
+        let failed = |reason: String| StorageError::Checkpoint {
+            path: self.path.display().to_string(),
+            into: into.display().to_string(),
+            reason,
+        };
+        let db = self.db();
+        let checkpoint = rocksdb::checkpoint::Checkpoint::new(&*db).map_err(|e| failed(e.into_string()))?;
+        checkpoint.create_checkpoint(into).map_err(|e| failed(e.into_string()))
     }
 
     /// The directory the database lives in.

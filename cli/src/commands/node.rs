@@ -43,6 +43,90 @@ pub(crate) enum NodeCommand {
         #[arg(long)]
         home: PathBuf,
     },
+    /// Copy the node's database into DIR, encrypted under the passphrase in
+    /// SHUTONG_BACKUP_PASSPHRASE (ChaCha20-Poly1305 under argon2id, or SM4-GCM under
+    /// PBKDF2-HMAC-SM3 on an sm2-sm3 chain). A running node takes the copy itself, through
+    /// the admin socket in its home, without stopping.
+    Backup {
+        #[arg(long)]
+        home: PathBuf,
+        /// A new or empty directory.
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Bring a backup back into HOME, whose node is stopped and whose database directory
+    /// is absent or empty. The backup is checked whole first: its chain, format, every file.
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long)]
+        home: PathBuf,
+        /// EPOCH:VIEW: needed only when HOME has no signing.json (a new machine). The node
+        /// will not vote at or below that view; take it from another validator's
+        /// `shutong status` (epoch and consensus view) at the time of the restore.
+        #[arg(long, value_parser = parse_floor)]
+        signing_floor: Option<(u64, u64)>,
+    },
+}
+
+fn parse_floor(text: &str) -> Result<(u64, u64), String> {
+    let (epoch, view) = text.split_once(':').ok_or("expected EPOCH:VIEW, e.g. 0:1234")?;
+    let number = |what: &str, s: &str| s.parse::<u64>().map_err(|e| format!("{what} {s:?}: {e}"));
+    Ok((number("epoch", epoch)?, number("view", view)?))
+}
+
+/// The backup passphrase, from its environment variable.
+fn backup_passphrase() -> anyhow::Result<String> {
+    let env = shutong_node::backup::PASSPHRASE_ENV;
+    match std::env::var(env) {
+        Ok(passphrase) if !passphrase.is_empty() => Ok(passphrase),
+        _ => anyhow::bail!("set {env} to the backup's passphrase (kept apart from the backup)"),
+    }
+}
+
+pub(crate) fn backup(home: &Path, to: &Path) -> Shown {
+    let passphrase = backup_passphrase()?;
+    let done = shutong_node::backup::backup(home, to, &passphrase)?;
+    let m = &done.manifest;
+    let bytes: u64 = m.files.iter().map(|f| f.bytes).sum();
+    let json = serde_json::json!({
+        "to": to, "online": done.online, "chain_id": m.chain_id, "height": m.height,
+        "block_hash": m.hash, "state_root": m.state_root, "files": m.files.len(), "bytes": bytes,
+    });
+    let text = format!(
+        "backed up {} ({}) at height {} (block {}, state root {}) into {}: {} files, {} bytes{}",
+        home.display(),
+        m.chain_id,
+        m.height,
+        m.hash,
+        m.state_root,
+        to.display(),
+        m.files.len(),
+        bytes,
+        if done.online { ", taken by the running node" } else { "" }
+    );
+    shown(json, text)
+}
+
+pub(crate) fn restore(from: &Path, home: &Path, signing_floor: Option<(u64, u64)>) -> Shown {
+    let passphrase = backup_passphrase()?;
+    let done = shutong_node::backup::restore(from, home, &passphrase, signing_floor)?;
+    let m = &done.manifest;
+    let json = serde_json::json!({
+        "home": home, "chain_id": m.chain_id, "height": m.height, "block_hash": m.hash,
+        "state_root": m.state_root, "signing_mark": {"epoch": done.mark.0, "view": done.mark.1},
+    });
+    let text = format!(
+        "restored {} at height {} (block {}, state root {}); the validator votes only above view {} of epoch {} \
+         it may have signed in before; start the node to sync on",
+        home.display(),
+        m.height,
+        m.hash,
+        m.state_root,
+        done.mark.1,
+        done.mark.0
+    );
+    shown(json, text)
 }
 
 /// Where `node init` writes an SM node's transport key, relative to its home.

@@ -7,6 +7,7 @@
 #[path = "../../../node/tests/it/common/mod.rs"]
 mod common;
 
+mod backup;
 mod cli;
 mod cluster;
 mod crash;
