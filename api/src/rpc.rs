@@ -96,10 +96,13 @@ codes! {
     StorageUnavailable = STORAGE_UNAVAILABLE = -39014, "storage_unavailable";
     NotFound = NOT_FOUND = -39020, "not_found";
     QueryFailed = QUERY_FAILED = -39021, "query_failed";
-    /// The height asked for is above the tip, or its state history is pruned.
+    /// The height asked for is 0 (for a proof) or above the tip.
     HeightUnavailable = HEIGHT_UNAVAILABLE = -39022, "height_unavailable";
     /// An audit query without a committed `audit.log_query` transaction that records it.
     QueryNotLogged = QUERY_NOT_LOGGED = -39023, "query_not_logged";
+    /// The height is older than this pruning node's retention window: the message names
+    /// the oldest height it can prove against. Ask an archive node.
+    Pruned = PRUNED = -39024, "pruned";
     /// The method needs a request signed by a registered principal, and this one was not
     /// signed (`Client::signed_by`).
     Unauthenticated = UNAUTHENTICATED = -39030, "unauthenticated";
@@ -180,6 +183,13 @@ pub struct Status {
     /// True on a full node: it follows the chain by block sync and does not vote.
     #[serde(default)]
     pub full_node: bool,
+    /// The oldest height whose block, receipts and state this node still holds (genesis and
+    /// each epoch's last block are always kept): 1 on an archive node.
+    #[serde(default)]
+    pub retained_from: u64,
+    /// True on an archive node, which never prunes.
+    #[serde(default)]
+    pub archive: bool,
 }
 
 /// `shutong_getBlock`: the header, its hash, the block's transaction ids and its certificate.

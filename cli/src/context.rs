@@ -210,8 +210,9 @@ pub fn hint(err: &anyhow::Error, rpc: &str) -> Option<String> {
                 "the contract has no such method: `shutong contract code --code-hash H` lists its methods".into()
             }
             RpcCode::QueryFailed => "the contract refused the question; its reason is above".into(),
-            RpcCode::HeightUnavailable => {
-                "the node has pruned that height: ask an archive node (state_history_blocks = 0)".into()
+            RpcCode::HeightUnavailable => "ask for a height from 1 to the node's tip (`shutong status`)".into(),
+            RpcCode::Pruned => {
+                "this node keeps only its retention window: ask an archive node (storage.archive = true)".into()
             }
             RpcCode::QueryNotLogged => "log the question first; `shutong audit trail` does both".into(),
             RpcCode::Unauthenticated => {

@@ -132,6 +132,22 @@ pub struct Genesis {
     /// The chain's crypto suite: `ed25519-blake3` (the default) or `sm2-sm3`.
     #[serde(default)]
     pub suite: shutong_types::Suite,
+    /// The shortest retention window any node of this chain may prune to, in seconds: the
+    /// departments' legal obligation, agreed at genesis. The default is 180 days, the
+    /// Cybersecurity Law's six months; only a test chain sets less.
+    #[serde(default = "default_retention_min_secs", skip_serializing_if = "is_default_retention")]
+    pub retention_min_secs: u64,
+}
+
+/// The Cybersecurity Law's six months of logs (网络安全法 第二十一条), as 180 days.
+pub const RETENTION_MIN_SECS_DEFAULT: u64 = 180 * 86_400;
+
+fn default_retention_min_secs() -> u64 {
+    RETENTION_MIN_SECS_DEFAULT
+}
+
+fn is_default_retention(secs: &u64) -> bool {
+    *secs == RETENTION_MIN_SECS_DEFAULT
 }
 
 fn default_registration() -> String {
@@ -188,6 +204,7 @@ impl Genesis {
             registration: default_registration(),
             lifecycle_delay_blocks: default_lifecycle_delay(),
             suite,
+            retention_min_secs: RETENTION_MIN_SECS_DEFAULT,
         };
         genesis.governance_threshold = (genesis.committee_record().orgs() / 2 + 1) as u32;
         genesis
@@ -338,6 +355,11 @@ impl Genesis {
         write::str(&mut out, &self.registration);
         write::u64(&mut out, self.lifecycle_delay_blocks);
         self.suite.encode_to(&mut out);
+        // Appended only when it is not the default, so that every chain made before the
+        // field keeps its genesis hash.
+        if self.retention_min_secs != RETENTION_MIN_SECS_DEFAULT {
+            write::u64(&mut out, self.retention_min_secs);
+        }
         Hash::of(self.suite, tag::GENESIS, &out)
     }
 
@@ -432,6 +454,20 @@ mod tests {
         let v = Keypair::from_seed("v").public();
         let committee = vec![CommitteeMember::new("office", "District Office", AccountId([1; 32]))];
         Genesis::new("test", 1, vec![GenesisValidator::new("v", v)], committee)
+    }
+
+    #[test]
+    fn a_lowered_retention_minimum_is_part_of_the_genesis_hash_and_the_default_is_not_written() {
+        let default = genesis();
+        let json = serde_json::to_string(&default).unwrap();
+        assert!(!json.contains("retention_min_secs"), "older genesis files stay as they were");
+        let read: Genesis = serde_json::from_str(&json).unwrap();
+        assert_eq!(read.retention_min_secs, RETENTION_MIN_SECS_DEFAULT);
+        assert_eq!(read.hash(), default.hash());
+        let test_chain = Genesis { retention_min_secs: 60, ..default.clone() };
+        assert_ne!(test_chain.hash(), default.hash(), "an edited minimum is another chain");
+        let read: Genesis = serde_json::from_str(&serde_json::to_string(&test_chain).unwrap()).unwrap();
+        assert_eq!(read.retention_min_secs, 60);
     }
 
     #[test]

@@ -158,7 +158,19 @@ pub fn epoch_change(storage: &shutong_storage::Storage, epoch: u64) -> Option<Ep
     let last = start - 1;
     let last_header = storage.block(last)?.header;
     let certificate = storage.certificate(last)?;
-    // Header `last` carries the state after block `last − 1`.
+    // The proofs stored when the epoch began (a pruning node drops the state they came
+    // from); else, proven now: header `last` carries the state after block `last − 1`.
+    if let Some(stored) = storage.epoch_proofs(epoch) {
+        let proven = |(value, proof)| ProvenValue { value, proof };
+        return Some(EpochChange {
+            epoch,
+            start_height: start,
+            last_header,
+            certificate,
+            validators: proven(stored.validators),
+            pending: proven(stored.pending),
+        });
+    }
     let version = last.checked_sub(1)?;
     let prove = |key: Vec<u8>| {
         let (value, proof) = shutong_execution::state_tree::prove(storage, version, &key).ok()?;

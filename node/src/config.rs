@@ -33,12 +33,24 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
-    /// How many recent heights' state stays provable; 0 (the default) keeps every height (an
-    /// archive). Blocks, certificates, receipts, the whole audit log and the proofs that start
-    /// each epoch are always kept, so auditors can prove any entry, however old, against
-    /// the newest header.
+    /// Keep everything for ever: an archive node, which answers for any height. Otherwise
+    /// the node prunes what is older than `retention`.
     #[serde(default)]
-    pub state_history_blocks: u64,
+    pub archive: bool,
+    /// How long a pruning node keeps blocks, their receipts and certificates, and the state
+    /// they prove, measured by header timestamps (the chain's time, not the node's clock):
+    /// days, hours, minutes or seconds, as `180d`, `36h`, `90m`, `30s`. It may not be
+    /// shorter than the chain's legal minimum (genesis `retention_min_secs`: 180 days, the
+    /// Cybersecurity Law's six months, unless a test chain says less). Never pruned: the
+    /// audit log and its auditors' indexes, genesis, each epoch's last block and the proofs
+    /// that start each epoch, so auditors can prove any access event against the newest
+    /// header however old it is (`docs/operations.md`, "Retention").
+    #[serde(default = "default_retention")]
+    pub retention: String,
+    /// Retired: retention is set in time (`retention`), never by a block count. The key is
+    /// still accepted (and ignored, with a warning) so that older configs load.
+    #[serde(default, rename = "state_history_blocks", skip_serializing)]
+    pub retired_state_history_blocks: Option<u64>,
     /// MiB the data directory's disk keeps free. Below it the node stops voting and
     /// committing, answers 503 on `/health` naming the disk, and goes on by itself once
     /// space is freed (`docs/operations.md`, "A full disk").
@@ -50,10 +62,59 @@ fn default_min_free_mb() -> u64 {
     256
 }
 
+fn default_retention() -> String {
+    "180d".to_string()
+}
+
 impl Default for StorageConfig {
     fn default() -> StorageConfig {
-        StorageConfig { state_history_blocks: 0, min_free_mb: default_min_free_mb() }
+        StorageConfig {
+            archive: false,
+            retention: default_retention(),
+            retired_state_history_blocks: None,
+            min_free_mb: default_min_free_mb(),
+        }
     }
+}
+
+impl StorageConfig {
+    /// The retention window in seconds; `None` on an archive node.
+    pub fn retention_secs(&self) -> Result<Option<u64>, ConfigError> {
+        if self.archive {
+            return Ok(None);
+        }
+        parse_duration_secs(&self.retention).map(Some).map_err(|rule| ConfigError::Field {
+            field: "storage.retention",
+            value: self.retention.clone(),
+            rule,
+        })
+    }
+
+    /// Refuses a window shorter than the chain's legal minimum (genesis
+    /// `retention_min_secs`).
+    pub fn check_retention(&self, minimum_secs: u64) -> Result<(), ConfigError> {
+        match self.retention_secs()? {
+            Some(secs) if secs < minimum_secs => {
+                Err(ConfigError::RetentionBelowMinimum { retention: self.retention.clone(), minimum_secs })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `180d`, `36h`, `90m` or `30s` in seconds.
+pub fn parse_duration_secs(text: &str) -> Result<u64, &'static str> {
+    let unit_at = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(unit_at);
+    let scale = match unit {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" => 1,
+        _ => return Err("must be a whole number of days, hours, minutes or seconds: 180d, 36h, 90m, 30s"),
+    };
+    let number: u64 = number.parse().map_err(|_| "must start with a whole number, as in 180d")?;
+    number.checked_mul(scale).filter(|secs| *secs > 0).ok_or("must be more than 0 and at most 10^12 days")
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -281,10 +342,6 @@ impl Default for Config {
     }
 }
 
-/// The fewest heights of state a pruning node keeps: enough for light clients and auditors
-/// a few minutes behind, and for blocks executing above the tip.
-pub const STATE_HISTORY_MIN: u64 = 1_000;
-
 /// The largest config file read.
 pub const CONFIG_BYTES_MAX: u64 = 64 * 1024;
 
@@ -298,6 +355,12 @@ pub enum ConfigError {
     Field { field: &'static str, value: String, rule: &'static str },
     #[error("config field key_uri is invalid: {0}")]
     KeyUri(shutong_api::pkcs11::Pkcs11Error),
+    #[error(
+        "config field storage.retention = {retention} is shorter than this chain's legal minimum of {minimum_secs} s \
+         (genesis retention_min_secs; 180 days is the Cybersecurity Law's six months): keep at least that, or set \
+         storage.archive = true"
+    )]
+    RetentionBelowMinimum { retention: String, minimum_secs: u64 },
 }
 
 fn check<T: std::fmt::Display>(field: &'static str, value: T, ok: bool, rule: &'static str) -> Result<(), ConfigError> {
@@ -374,13 +437,7 @@ impl Config {
         ] {
             check(field, value, (1..=1_000_000).contains(&value), "must be 1 to 1000000")?;
         }
-        let history = self.storage.state_history_blocks;
-        check(
-            "storage.state_history_blocks",
-            history,
-            history == 0 || history >= STATE_HISTORY_MIN,
-            "must be 0 (keep every height) or at least 1000",
-        )?;
+        self.storage.retention_secs()?;
         let p = &self.p2p;
         check("p2p.peers", p.peers.len(), p.peers.len() <= PEERS_MAX, "must list at most 1024 peers")?;
         check("p2p.full_nodes", p.full_nodes.len(), p.full_nodes.len() <= PEERS_MAX, "must list at most 1024 keys")?;
@@ -486,16 +543,25 @@ mod tests {
     }
 
     #[test]
-    fn state_history_is_all_or_at_least_the_minimum() {
+    fn retention_is_a_time_and_the_retired_block_count_is_ignored() {
         let mut cfg = Config::default();
-        assert_eq!(cfg.storage.state_history_blocks, 0, "an archive by default");
-        cfg.storage.state_history_blocks = 999;
-        let err = cfg.validate().unwrap_err().to_string();
-        assert!(err.contains("storage.state_history_blocks = 999"), "{err}");
-        cfg.storage.state_history_blocks = STATE_HISTORY_MIN;
-        cfg.validate().unwrap();
-        let text = cfg.to_toml();
-        assert!(text.contains("[storage]") && text.contains("state_history_blocks = 1000"), "{text}");
+        assert_eq!(cfg.storage.retention_secs().unwrap(), Some(180 * 86_400), "180 days by default");
+        for (text, secs) in [("36h", 36 * 3_600), ("90m", 5_400), ("30s", 30)] {
+            cfg.storage.retention = text.into();
+            assert_eq!(cfg.storage.retention_secs().unwrap(), Some(secs));
+        }
+        for bad in ["180", "d", "0d", "-1d", "1.5d", "180 days", "99999999999999999999d"] {
+            cfg.storage.retention = bad.into();
+            let err = cfg.validate().unwrap_err().to_string();
+            assert!(err.contains("storage.retention"), "{bad}: {err}");
+        }
+        cfg.storage.archive = true;
+        assert_eq!(cfg.storage.retention_secs().unwrap(), None, "an archive ignores the window");
+        let old: Config =
+            toml::from_str(&Config::default().to_toml().replace("[storage]", "[storage]\nstate_history_blocks = 1000"))
+                .unwrap();
+        assert_eq!(old.storage.retired_state_history_blocks, Some(1000));
+        assert!(!old.to_toml().contains("state_history_blocks"));
     }
 
     #[test]

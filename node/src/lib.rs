@@ -179,11 +179,17 @@ impl Node {
         };
         let mark =
             signing_mark::SigningMark::open(&home.join(signing_mark::SIGNING_FILE), &genesis.chain_id, key.public())?;
-        let storage = Arc::new(Storage::open_with(
-            &in_home(home, &cfg.data_dir),
-            genesis.suite,
-            cfg.storage.state_history_blocks,
-        )?);
+        cfg.storage.check_retention(genesis.retention_min_secs)?;
+        let retention = match cfg.storage.retention_secs()? {
+            None => shutong_storage::Retention::Archive,
+            Some(secs) => shutong_storage::Retention::Window { window_ms: secs.saturating_mul(1_000) },
+        };
+        if cfg.storage.retired_state_history_blocks.is_some() {
+            tracing::warn!(
+                "storage.state_history_blocks is retired and ignored: retention is set in time (storage.retention)"
+            );
+        }
+        let storage = Arc::new(Storage::open_with(&in_home(home, &cfg.data_dir), genesis.suite, retention)?);
         let storage_handle = Arc::clone(&storage);
         let tip = init_storage(&storage, &genesis)?;
         tracing::info!(chain_id = %genesis.chain_id, height = tip.height, state_root = %tip.state_root, "storage open");

@@ -76,12 +76,42 @@ const META_EPOCH: &[u8] = b"epoch/";
 const META_EPOCH_PROOF: &[u8] = b"epoch-proof/";
 /// The lowest state-tree version still whole (absent: none was pruned).
 const META_PRUNED_BELOW: &[u8] = b"pruned-below";
+/// The lowest height whose block is still stored, apart from genesis and the last block of
+/// each epoch (absent: none was pruned).
+const META_RETAINED_FROM: &[u8] = b"retained-from";
 /// Written by [`Storage::probe`].
 const META_PROBE: &[u8] = b"probe";
 /// The crypto suite the database's hashes were made with, written at the first open.
 const META_SUITE: &[u8] = b"suite";
-/// How often, in heights, old state versions are pruned.
+/// How often, in heights, a pruning node prunes what left its retention window.
 const PRUNE_EVERY: u64 = 100;
+/// The most heights one pruning pass removes: a long backlog (a node turned from archive to
+/// pruning) is worked off over many commits, none of them held up for long.
+const PRUNE_HEIGHTS_MAX: u64 = 1_000;
+
+/// What a node keeps of the past.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Retention {
+    /// Everything, for ever: an archive node.
+    #[default]
+    Archive,
+    /// A pruning node: the blocks, their certificates and receipts, and the state versions
+    /// whose header timestamp is more than `window_ms` older than the newest block's are
+    /// removed. Kept for ever all the same: genesis, the last block of every epoch with its
+    /// certificate, the proofs that start each epoch, and the whole audit log with its
+    /// auditors' indexes.
+    Window { window_ms: u64 },
+}
+
+/// What one pruning pass removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub blocks: u64,
+    pub receipts: u64,
+    pub tree_nodes: u64,
+    /// The lowest height whose block is kept after the pass.
+    pub retained_from: u64,
+}
 
 fn epoch_proof_key(epoch: u64) -> Vec<u8> {
     let mut key = META_EPOCH_PROOF.to_vec();
@@ -290,8 +320,8 @@ pub struct Storage {
     /// last synced one, which a power cut would lose.
     unsynced: Option<parking_lot::Mutex<PowerCut>>,
     path: std::path::PathBuf,
-    /// How many recent state versions to keep whole; 0 keeps every version (an archive).
-    state_history_blocks: u64,
+    /// What is kept of the past.
+    retention: Retention,
     /// The suite of the chain the database holds.
     suite: Suite,
     tree_cache: quick_cache::sync::Cache<NodeKey, Node>,
@@ -365,16 +395,14 @@ fn open_db(path: &Path) -> Result<DB, StorageError> {
 }
 
 impl Storage {
-    /// Opens an archive of a chain of `suite`: every state version is kept.
+    /// Opens an archive of a chain of `suite`: everything is kept.
     pub fn open(path: &Path, suite: Suite) -> Result<Storage, StorageError> {
-        Storage::open_with(path, suite, 0)
+        Storage::open_with(path, suite, Retention::Archive)
     }
 
-    /// Opens the database of a chain of `suite` keeping the state of the last
-    /// `state_history_blocks` heights whole (0 keeps all). Blocks, certificates, receipts, the
-    /// audit log and the proofs that start each epoch are never pruned. A database made for
-    /// the other suite is refused.
-    pub fn open_with(path: &Path, suite: Suite, state_history_blocks: u64) -> Result<Storage, StorageError> {
+    /// Opens the database of a chain of `suite`, keeping what `retention` says. A database
+    /// made for the other suite is refused.
+    pub fn open_with(path: &Path, suite: Suite, retention: Retention) -> Result<Storage, StorageError> {
         let db = open_db(path)?;
         let meta = db.cf_handle(CF_META).expect("every column family is created at open");
         let stored = db
@@ -397,7 +425,7 @@ impl Storage {
             db: parking_lot::RwLock::new(Some(db)),
             path: path.to_path_buf(),
             unsynced: None,
-            state_history_blocks,
+            retention,
             suite,
             tree_cache: quick_cache::sync::Cache::new(TREE_CACHE_NODES),
             tile_cache: quick_cache::sync::Cache::new(TILE_CACHE_TILES),
@@ -694,13 +722,101 @@ impl Storage {
                 self.tree_cache.insert(key.clone(), node.clone());
             }
         }
-        if self.state_history_blocks > 0 && height.is_multiple_of(PRUNE_EVERY) {
-            // The block is stored; pruning is tried again at the next mark.
-            if let Err(err) = self.prune_state_below(height.saturating_sub(self.state_history_blocks)) {
-                tracing::warn!(%err, "pruning old state versions failed");
+        if let Retention::Window { window_ms } = self.retention
+            && height.is_multiple_of(PRUNE_EVERY)
+        {
+            // The block is stored; pruning is tried again at the next mark. The window is
+            // measured in the chain's time, so every pruning node keeps the same heights.
+            let cutoff_ms = commit.block.header.timestamp_ms.saturating_sub(window_ms);
+            match self.prune_before(cutoff_ms, height) {
+                Ok(pruned) if pruned.blocks > 0 => tracing::info!(
+                    blocks = pruned.blocks,
+                    receipts = pruned.receipts,
+                    tree_nodes = pruned.tree_nodes,
+                    retained_from = pruned.retained_from,
+                    "pruned what left the retention window"
+                ),
+                Ok(_) => {}
+                Err(err) => tracing::warn!(%err, "pruning what left the retention window failed"),
             }
         }
         Ok(())
+    }
+
+    /// The lowest height whose block this node still holds, apart from genesis and the
+    /// last block of each epoch: the oldest header it can prove against.
+    pub fn retained_from(&self) -> u64 {
+        self.get(CF_META, META_RETAINED_FROM)
+            .map_or(1, |b| u64::from_be_bytes(b.try_into().expect("stored retention mark is a u64")))
+    }
+
+    /// What this node keeps of the past.
+    pub fn retention(&self) -> Retention {
+        self.retention
+    }
+
+    /// The heights that end an epoch (the block before each epoch's first): kept for ever,
+    /// with their certificates, as the light client's way from genesis to the current set.
+    fn epoch_ends(&self) -> std::collections::BTreeSet<u64> {
+        let db = self.db();
+        let mode = rocksdb::IteratorMode::From(META_EPOCH, rocksdb::Direction::Forward);
+        db.iterator_cf(db.cf(CF_META), mode)
+            .map(|item| item.expect("rocksdb meta scan failed"))
+            .take_while(|(key, _)| key.starts_with(META_EPOCH))
+            .filter_map(|(_, value)| <[u8; 8]>::try_from(value.as_ref()).ok())
+            .map(u64::from_be_bytes)
+            .filter_map(|start| start.checked_sub(1))
+            .collect()
+    }
+
+    /// Removes, from the lowest retained height up (at most [`PRUNE_HEIGHTS_MAX`] heights,
+    /// never `tip` itself), the blocks whose timestamp is before `cutoff_ms`, with their
+    /// certificates, hash index entries and receipts; then the state versions only they
+    /// could prove against. The last block of each epoch and genesis stay.
+    pub fn prune_before(&self, cutoff_ms: u64, tip: u64) -> Result<Pruned, StorageError> {
+        let from = self.retained_from();
+        let ends = self.epoch_ends();
+        let mut pruned = Pruned { retained_from: from, ..Pruned::default() };
+        let mut batch = WriteBatch::default();
+        let mut height = from;
+        {
+            let db = self.db();
+            while height < tip && height - from < PRUNE_HEIGHTS_MAX {
+                let Some(block) = self.block(height) else {
+                    height += 1;
+                    continue;
+                };
+                if block.header.timestamp_ms >= cutoff_ms {
+                    break;
+                }
+                if !ends.contains(&height) {
+                    batch.delete_cf(db.cf(CF_BLOCKS), height.to_be_bytes());
+                    batch.delete_cf(db.cf(CF_BLOCK_INDEX), block.header.hash().0);
+                    batch.delete_cf(db.cf(CF_CERTIFICATES), height.to_be_bytes());
+                    for tx in &block.txs {
+                        // A repeated transaction's receipt is its first block's: delete it
+                        // only with that block.
+                        let id = tx.id();
+                        if self.receipt(&id).is_some_and(|r| r.height == height) {
+                            batch.delete_cf(db.cf(CF_RECEIPTS), id.0);
+                            pruned.receipts += 1;
+                        }
+                    }
+                    pruned.blocks += 1;
+                }
+                height += 1;
+            }
+            if height == from {
+                return Ok(pruned);
+            }
+            batch.put_cf(db.cf(CF_META), META_RETAINED_FROM, height.to_be_bytes());
+            db.write_opt(batch, &synced()).map_err(|e| self.write_error("pruned blocks", e))?;
+        }
+        self.synced_now();
+        pruned.retained_from = height;
+        // Header `height` commits the state after block `height − 1`.
+        pruned.tree_nodes = self.prune_state_below(height - 1)? as u64;
+        Ok(pruned)
     }
 
     /// The epoch proofs for an epoch starting at `start`, from the tree of version
@@ -869,13 +985,15 @@ mod tests {
             .unwrap();
     }
 
-    /// A node keeping 100 heights of state: every retained version proves every key, older
-    /// ones are gone, and the proofs that started an epoch outlive the state they came from.
+    /// A node keeping 100 ms of the chain's time (the test's blocks are 1 ms apart): every
+    /// retained version proves every key, older blocks and versions are gone, and the last
+    /// block of an epoch and the proofs that started the next outlive them.
     #[test]
-    fn pruning_keeps_every_retained_version_and_the_epoch_proofs() {
+    fn pruning_keeps_the_window_the_epoch_ends_and_the_epoch_proofs() {
         use shutong_system_api::governance::{PendingSet, ValidatorSet};
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open_with(dir.path(), Suite::Ed25519Blake3, 100).unwrap();
+        let storage =
+            Storage::open_with(dir.path(), Suite::Ed25519Blake3, Retention::Window { window_ms: 100 }).unwrap();
         let key = |i: u64| format!("key-{}", i % 40).into_bytes();
         let mut roots = Vec::new();
         let mut parent = Hash::ZERO;
@@ -921,8 +1039,15 @@ mod tests {
                 })
                 .unwrap();
         }
-        assert_eq!(storage.pruned_below(), 200, "pruned at height 300, keeping 100");
-        for version in 200..=350u64 {
+        // Pruned at height 300: blocks with timestamps before 200 went, and the state versions
+        // only they proved against.
+        assert_eq!(storage.retained_from(), 200);
+        assert_eq!(storage.pruned_below(), 199);
+        assert!(storage.block(199).is_none() && storage.block(1).is_none());
+        assert!(storage.block(200).is_some() && storage.block(0).is_some());
+        assert!(storage.block(119).is_some(), "the last block of epoch 0 stays");
+        assert!(storage.block_by_hash(&storage.block(119).unwrap().header.hash()).is_some());
+        for version in 199..=350u64 {
             for i in 0..40 {
                 let (value, proof) = shutong_execution::state_tree::prove(&storage, version, &key(i)).unwrap();
                 proof.verify(Suite::Ed25519Blake3, &roots[version as usize], &key(i), value.as_deref()).unwrap();

@@ -117,6 +117,9 @@ pub struct Params {
     pub direct: bool,
     /// The chain's crypto suite: every key of the layout is of it.
     pub suite: shutong_types::Suite,
+    /// A test chain whose nodes prune: its legal minimum (genesis `retention_min_secs`) and
+    /// every node's `storage.retention`, in seconds. `None`: the default 180 days.
+    pub retention_secs: Option<u64>,
 }
 
 /// Where `free_port` looks: below Linux's ephemeral range (32768 to 60999), so that the port
@@ -258,6 +261,9 @@ impl Layout {
         };
         let mut genesis = Genesis::new(&params.chain_id, now_ms, validators, committee);
         genesis.governance_threshold = params.committee_threshold;
+        if let Some(secs) = params.retention_secs {
+            genesis.retention_min_secs = secs;
+        }
         genesis.validate()?;
         let genesis_json = serde_json::to_string_pretty(&genesis)?;
         for (i, node) in nodes.iter().enumerate() {
@@ -292,6 +298,9 @@ impl Layout {
                 cfg.p2p.transport_key_file = Some(PathBuf::from(TRANSPORT_KEY_FILE));
             }
             cfg.consensus.block_interval_ms = params.block_interval_ms;
+            if let Some(secs) = params.retention_secs {
+                cfg.storage.retention = format!("{secs}s");
+            }
             cfg.validate()?;
             std::fs::write(node.home.join(CONFIG_FILE), cfg.to_toml())?;
             std::fs::write(node.home.join(GENESIS_FILE), &genesis_json)?;

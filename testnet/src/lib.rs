@@ -246,6 +246,26 @@ impl Cluster {
         Cluster::lay_out(binary, suite, validators, full_nodes, block_interval_ms, true)
     }
 
+    /// A chain whose nodes prune what is older than `retention_secs` (a test chain: its
+    /// genesis lowers the legal minimum to that).
+    pub fn init_pruning(
+        binary: &Path,
+        validators: usize,
+        full_nodes: usize,
+        block_interval_ms: u64,
+        retention_secs: u64,
+    ) -> anyhow::Result<Cluster> {
+        Cluster::lay_out_with(
+            binary,
+            shutong_types::Suite::Ed25519Blake3,
+            validators,
+            full_nodes,
+            block_interval_ms,
+            false,
+            Some(retention_secs),
+        )
+    }
+
     fn lay_out(
         binary: &Path,
         suite: shutong_types::Suite,
@@ -254,12 +274,26 @@ impl Cluster {
         block_interval_ms: u64,
         direct: bool,
     ) -> anyhow::Result<Cluster> {
+        Cluster::lay_out_with(binary, suite, validators, full_nodes, block_interval_ms, direct, None)
+    }
+
+    fn lay_out_with(
+        binary: &Path,
+        suite: shutong_types::Suite,
+        validators: usize,
+        full_nodes: usize,
+        block_interval_ms: u64,
+        direct: bool,
+        retention_secs: Option<u64>,
+    ) -> anyhow::Result<Cluster> {
         let dir = tempfile::tempdir()?;
+        let retention = retention_secs.map(|s| s.to_string());
         let status = Command::new(binary)
             .args(["testnet", "init", "--base-port", "0", "--chain-id", "shutong-cluster"])
             .args(["--validators", &validators.to_string(), "--block-interval-ms", &block_interval_ms.to_string()])
             .args(["--full-nodes", &full_nodes.to_string(), "--suite", suite.name()])
             .args(direct.then_some("--direct"))
+            .args(retention.as_deref().map(|r| ["--retention-secs", r]).into_iter().flatten())
             .arg("--dir")
             .arg(dir.path())
             .stdout(Stdio::null())

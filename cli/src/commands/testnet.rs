@@ -220,6 +220,10 @@ pub(crate) struct TestnetParams {
     /// The chain's crypto suite: ed25519-blake3, or sm2-sm3 (国密).
     #[arg(long, default_value = "ed25519-blake3", value_parser = parse_suite)]
     suite: shutong_types::Suite,
+    /// A test chain whose nodes prune what is older than this many seconds (its genesis
+    /// lowers the legal minimum, 180 days, to it). Only for trying pruning out.
+    #[arg(long)]
+    retention_secs: Option<u64>,
 }
 
 /// A suite by its name, as genesis files write it.
@@ -243,6 +247,7 @@ impl TestnetParams {
             committee_threshold: self.committee_threshold,
             direct: self.direct,
             suite: self.suite,
+            retention_secs: self.retention_secs,
         };
         shutong_testnet::layout::Layout::generate(&dir, &params)
     }

@@ -18,5 +18,6 @@ mod faults;
 mod full_node;
 mod membership;
 mod provenance;
+mod retention;
 mod sm;
 mod token;

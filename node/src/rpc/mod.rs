@@ -114,8 +114,24 @@ fn get_receipt(params: Params<'_>, ctx: &RpcContext) -> RpcResult<Option<Receipt
     Ok(ctx.view.storage.receipt(&tx_id))
 }
 
+/// The refusal of a height this pruning node no longer holds, if `height` is one.
+fn pruned(ctx: &RpcContext, height: u64) -> RpcResult<()> {
+    let from = ctx.view.storage.retained_from();
+    if height == 0 || height >= from || ctx.view.storage.block(height).is_some() {
+        return Ok(());
+    }
+    Err(error(
+        code::PRUNED,
+        format!(
+            "height {height} is pruned: this node keeps blocks, receipts and state from height {from} on \
+             (storage.retention); ask an archive node for older ones"
+        ),
+    ))
+}
+
 fn get_block(params: Params<'_>, ctx: &RpcContext) -> RpcResult<Option<BlockInfo>> {
     let height = params!(params, method::GET_BLOCK, Request::GetBlock { height } => height);
+    pruned(ctx, height)?;
     let Some(block) = ctx.view.storage.block(height) else { return Ok(None) };
     let certificate = ctx.view.storage.certificate(height);
     Ok(Some(BlockInfo {
@@ -150,6 +166,8 @@ fn status(ctx: &RpcContext, validators: &[shutong_types::PublicKey]) -> Status {
             .map_or_else(|| validators.to_vec(), |e| e.validators),
         mempool_txs: ctx.mempool.lock().expect("mempool lock poisoned").len() as u64,
         full_node: ctx.chain.full_node.load(Ordering::Relaxed),
+        retained_from: ctx.view.storage.retained_from(),
+        archive: ctx.view.storage.retention() == shutong_storage::Retention::Archive,
     }
 }
 
@@ -242,6 +260,7 @@ fn proof_height(ctx: &RpcContext, height: Option<u64>) -> RpcResult<(u64, shuton
             format!("height {height} carries no committed roots: ask for 1 to {tip}"),
         ));
     }
+    pruned(ctx, height)?;
     let block =
         ctx.view.storage.block(height).ok_or_else(|| error(code::INTERNAL, format!("block {height} is missing")))?;
     Ok((height, block.header))
@@ -249,6 +268,7 @@ fn proof_height(ctx: &RpcContext, height: Option<u64>) -> RpcResult<(u64, shuton
 
 fn get_header(params: Params<'_>, ctx: &RpcContext) -> RpcResult<Option<HeaderInfo>> {
     let height = params!(params, method::GET_HEADER, Request::GetHeader { height } => height);
+    pruned(ctx, height)?;
     Ok(header_info(ctx, height))
 }
 
@@ -343,6 +363,23 @@ fn get_epoch(params: Params<'_>, ctx: &RpcContext) -> RpcResult<EpochInfo> {
     let last = start - 1;
     let last_header =
         header_info(ctx, last).ok_or_else(|| error(code::INTERNAL, format!("block {last} is missing")))?;
+    // The proofs stored when the epoch began: the same as proving against header `last`
+    // now, and still there once a pruning node dropped that state.
+    if let Some(stored) = ctx.view.storage.epoch_proofs(epoch) {
+        let info = |key: Vec<u8>, (value, proof): (Option<Vec<u8>>, shutong_types::smt::StateProof)| StateProofInfo {
+            height: last,
+            key_hex: hex::encode(key),
+            value_hex: value.map(hex::encode),
+            proof_hex: hex::encode(proof.encode()),
+        };
+        return Ok(EpochInfo {
+            epoch,
+            start_height: start,
+            last_header,
+            validators: info(shutong_execution::epochs::validators_key(), stored.validators),
+            pending: info(shutong_execution::epochs::pending_key(), stored.pending),
+        });
+    }
     Ok(EpochInfo {
         epoch,
         start_height: start,
