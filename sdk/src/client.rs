@@ -73,7 +73,13 @@ impl Default for Retry {
 struct Identity {
     key: Arc<dyn Signer>,
     chain_id: OnceLock<String>,
+    /// The last failure of `key` to sign a request: the HTTP layer can only report it as
+    /// a transport error, so the client looks here to give it as [`ClientError::Signer`].
+    failed: std::sync::Mutex<Option<shutong_types::SignerError>>,
 }
+
+/// How the signing layer's failure starts, as the HTTP transport reports it.
+const SIGNING_FAILED: &str = "cannot sign the request";
 
 /// Signs each HTTP request with the client's identity, once its chain id is known
 /// ([`crate::auth`]); an anonymous client's requests pass unchanged.
@@ -129,8 +135,11 @@ where
                 .map_err(|e| jsonrpsee::http_client::transport::Error::Url(format!("unreadable request body: {e}")))?
                 .to_bytes();
             // A signer that fails (a token removed) sends nothing: the request fails.
-            let auth = crate::auth::RequestAuth::try_sign(&*identity.key, &chain_id, &body)
-                .map_err(|e| jsonrpsee::http_client::transport::Error::Url(format!("cannot sign the request: {e}")))?;
+            let auth = crate::auth::RequestAuth::try_sign(&*identity.key, &chain_id, &body).map_err(|e| {
+                let text = format!("{SIGNING_FAILED}: {e}");
+                *identity.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
+                jsonrpsee::http_client::transport::Error::Url(text)
+            })?;
             for (name, value) in auth.headers() {
                 if let Ok(value) = http::HeaderValue::from_str(&value) {
                     parts.headers.insert(name, value);
@@ -210,8 +219,9 @@ impl Client {
     }
 
     fn signing(&self, key: Arc<dyn Signer>, chain_id: OnceLock<String>) -> Client {
-        let client = Self::build(&self.url, Some(Arc::new(Identity { key, chain_id })))
-            .expect("the URL was accepted when this client was built");
+        let client =
+            Self::build(&self.url, Some(Arc::new(Identity { key, chain_id, failed: std::sync::Mutex::default() })))
+                .expect("the URL was accepted when this client was built");
         Client { retry: self.retry, ..client }
     }
 
@@ -272,7 +282,19 @@ impl Client {
                 ClientError::Rpc { code: obj.code(), message: obj.message().to_string() }
             }
             jsonrpsee::core::ClientError::ParseError(e) => ClientError::Malformed(e.to_string()),
-            other => ClientError::Transport { url: self.url.clone(), reason: other.to_string() },
+            other => {
+                let reason = other.to_string();
+                let failed = reason
+                    .contains(SIGNING_FAILED)
+                    .then(|| self.identity.as_ref())
+                    .flatten()
+                    .and_then(|id| id.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take());
+                match failed {
+                    // Not transient: the request was never sent.
+                    Some(err) => ClientError::Signer(err),
+                    None => ClientError::Transport { url: self.url.clone(), reason },
+                }
+            }
         })
     }
 

@@ -258,3 +258,32 @@ async fn a_tls_config_whose_files_are_missing_is_refused_before_anything_is_writ
     assert!(err.to_string().contains("rpc.tls.cert_file") && err.to_string().contains("nope.crt"), "{err}");
     assert!(!home.path().join(&cfg.data_dir).exists(), "the database was created");
 }
+
+/// A signer that always fails, as a token pulled out of its reader does, counting its tries.
+#[derive(Debug)]
+struct Unplugged(shutong_types::PublicKey, std::sync::atomic::AtomicU32);
+
+impl shutong_types::Signer for Unplugged {
+    fn public(&self) -> shutong_types::PublicKey {
+        self.0
+    }
+    fn try_sign(&self, _: &[u8]) -> Result<shutong_types::Signature, shutong_types::SignerError> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Err(shutong_types::SignerError { key: self.0, reason: "the token is not present".into() })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_its_key_cannot_sign_is_a_signer_error_and_is_not_retried() {
+    let t = crate::common::TestNode::start().await;
+    let unplugged = std::sync::Arc::new(Unplugged(t.admin.public(), Default::default()));
+    let key: std::sync::Arc<dyn shutong_types::Signer> = unplugged.clone();
+    let client = t.anonymous().signed_by(key).with_retry(shutong_sdk::Retry::default());
+    let err = client.nonce(&t.admin.account()).await.unwrap_err();
+    match &err {
+        ClientError::Signer(e) => assert!(e.to_string().contains("the token is not present"), "{e}"),
+        other => panic!("expected a signer error, got {other:?}"),
+    }
+    assert!(!err.is_transient());
+    assert_eq!(unplugged.1.load(std::sync::atomic::Ordering::SeqCst), 1, "tried once, not retried");
+}
