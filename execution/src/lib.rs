@@ -12,4 +12,5 @@ pub mod epochs;
 pub mod executor;
 pub mod genesis;
 pub mod lifecycle;
+pub mod snapshot;
 pub mod state_tree;

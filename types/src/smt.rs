@@ -220,6 +220,83 @@ fn subtree_root(suite: Suite, leaves: &[(Hash, Hash)], depth: usize) -> Hash {
     }
 }
 
+/// What a subtree holds, as far as the hash above it is concerned: nothing, one leaf
+/// (whose hash is the subtree's, wherever it sits), or more (the node over its halves).
+/// State sync checks a snapshot's chunks and its manifest with these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subtree {
+    Empty,
+    Lone(Hash),
+    Many(Hash),
+}
+
+impl Subtree {
+    pub fn hash(&self) -> Hash {
+        match self {
+            Subtree::Empty => EMPTY,
+            Subtree::Lone(hash) | Subtree::Many(hash) => *hash,
+        }
+    }
+
+    /// The subtree over two sibling subtrees.
+    pub fn join(suite: Suite, left: Subtree, right: Subtree) -> Subtree {
+        match (left, right) {
+            (Subtree::Empty, Subtree::Empty) => Subtree::Empty,
+            (Subtree::Lone(hash), Subtree::Empty) | (Subtree::Empty, Subtree::Lone(hash)) => Subtree::Lone(hash),
+            (left, right) => Subtree::Many(node_hash(suite, &left.hash(), &right.hash())),
+        }
+    }
+
+    /// The subtree holding exactly `leaves` (key hash, value hash), every key hash sharing
+    /// its first `depth` bits: sorted by key hash and without a key twice.
+    pub fn of_leaves(suite: Suite, leaves: &[(Hash, Hash)], depth: usize) -> Subtree {
+        match leaves {
+            [] => Subtree::Empty,
+            [(k, v)] => Subtree::Lone(leaf_hash(suite, k, v)),
+            _ => Subtree::Many(subtree_root(suite, leaves, depth)),
+        }
+    }
+
+    /// Folds a level of `2^k` sibling subtrees, left to right, up to the one over them all.
+    /// `None` if the level is empty or not a power of two long.
+    pub fn fold(suite: Suite, mut level: Vec<Subtree>) -> Option<Subtree> {
+        if !level.len().is_power_of_two() {
+            return None;
+        }
+        while level.len() > 1 {
+            level = level.chunks(2).map(|pair| Subtree::join(suite, pair[0], pair[1])).collect();
+        }
+        level.pop()
+    }
+}
+
+impl Encode for Subtree {
+    fn encode_to(&self, out: &mut Vec<u8>) {
+        match self {
+            Subtree::Empty => write::u8(out, 0),
+            Subtree::Lone(hash) => {
+                write::u8(out, 1);
+                hash.encode_to(out);
+            }
+            Subtree::Many(hash) => {
+                write::u8(out, 2);
+                hash.encode_to(out);
+            }
+        }
+    }
+}
+
+impl Decode for Subtree {
+    fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match r.u8()? {
+            0 => Ok(Subtree::Empty),
+            1 => Ok(Subtree::Lone(Hash::decode_from(r)?)),
+            2 => Ok(Subtree::Many(Hash::decode_from(r)?)),
+            tag => Err(DecodeError::InvalidTag { what: "subtree.kind", tag }),
+        }
+    }
+}
+
 /// A proof for `key` in the tree holding exactly `entries`, built from scratch (tests and
 /// tools; the node builds proofs from its stored nodes).
 pub fn prove_in<'a>(suite: Suite, entries: impl IntoIterator<Item = (&'a [u8], &'a [u8])>, key: &[u8]) -> StateProof {
