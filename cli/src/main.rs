@@ -15,7 +15,7 @@ mod commands;
 mod context;
 
 use clap::{Parser, Subcommand};
-use commands::{audit, catalog, cert, contract, gov, grant, keys, node, org, request, status, testnet, tx};
+use commands::{audit, catalog, cert, contract, genesis, gov, grant, keys, node, org, request, status, testnet, tx};
 use context::{Ctx, Globals, Outcome};
 use shutong_codec::Decode;
 use shutong_sdk::builder;
@@ -40,8 +40,12 @@ enum Command {
     /// Create and inspect key files.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
-    /// Create a node home: validator key, config and a genesis with this validator.
+    /// Create a node home: a chain of one validator made here, or (--genesis) one
+    /// department's node on a genesis the departments assembled.
     Init(node::InitArgs),
+    /// The genesis ceremony: assemble a genesis from the departments' public parts, check one.
+    #[command(subcommand)]
+    Genesis(genesis::GenesisCommand),
     /// Run a node.
     #[command(subcommand)]
     Node(node::NodeCommand),
@@ -110,6 +114,7 @@ async fn run(command: Command, ctx: &Ctx) -> anyhow::Result<()> {
     let outcome = match command {
         Command::Keys(command) => keys::run(command, ctx)?,
         Command::Init(args) => node::init(args)?,
+        Command::Genesis(command) => genesis::run(command)?,
         Command::Node(node::NodeCommand::Run { home }) => {
             node::run(&home).await?;
             return Ok(());

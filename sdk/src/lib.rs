@@ -47,7 +47,7 @@ pub mod tutorial;
 
 /// The API a client shares with the node (`shutong-api`), re-exported so that an SDK user
 /// needs one dependency.
-pub use shutong_api::{auth, keyfile, params, pkcs11, rpc};
+pub use shutong_api::{auth, files, keyfile, params, pkcs11, rpc};
 
 pub use builder::TxBuilder;
 pub use client::{Client, ClientError, Retry, RpcCode};

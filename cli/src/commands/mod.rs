@@ -4,6 +4,7 @@ pub mod audit;
 pub mod catalog;
 pub mod cert;
 pub mod contract;
+pub mod genesis;
 pub mod gov;
 pub mod grant;
 pub mod keys;

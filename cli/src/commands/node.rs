@@ -14,8 +14,24 @@ use std::path::{Path, PathBuf};
 pub(crate) struct InitArgs {
     #[arg(long)]
     home: PathBuf,
-    #[arg(long)]
-    chain_id: String,
+    /// The chain to create (a chain of one validator, made here). Not with --genesis.
+    #[arg(long, required_unless_present = "genesis", conflicts_with = "genesis")]
+    chain_id: Option<String>,
+    /// Join a chain whose genesis the departments assembled (`shutong genesis new`): the
+    /// home gets this genesis, the validator key in --key, and --peer for each other node.
+    #[arg(long, requires = "key")]
+    genesis: Option<PathBuf>,
+    /// With --genesis: this node's validator key file (copied into the home).
+    #[arg(long, requires = "genesis")]
+    key: Option<PathBuf>,
+    /// With --genesis, on an sm2-sm3 chain: this node's ed25519 transport key file, the one
+    /// its genesis entry binds (copied into the home).
+    #[arg(long, requires = "genesis")]
+    transport_key: Option<PathBuf>,
+    /// With --genesis: another node to dial, as PUBLIC_KEY@IP:PORT (its p2p identity: its
+    /// transport key on an sm2-sm3 chain). Repeatable.
+    #[arg(long = "peer", requires = "genesis")]
+    peers: Vec<String>,
     /// A governance committee member's account (hex), the seat of a department of its own
     /// (`committee-0`, `committee-1`, ...); repeatable. Without one, a committee of one is
     /// created with its key at HOME/keys/admin.json.
@@ -132,6 +148,91 @@ pub(crate) fn restore(from: &Path, home: &Path, signing_floor: Option<(u64, u64)
 /// Where `node init` writes an SM node's transport key, relative to its home.
 const TRANSPORT_KEY_FILE: &str = "keys/transport.json";
 
+/// `PUBLIC_KEY@IP:PORT`.
+fn peer(arg: &str) -> anyhow::Result<shutong_node::config::PeerConfig> {
+    let (key, address) = arg.split_once('@').with_context(|| format!("--peer {arg}: expected PUBLIC_KEY@IP:PORT"))?;
+    let public_key = key.parse().map_err(|e| anyhow::anyhow!("--peer {arg}: {key:?} is not a public key: {e}"))?;
+    let address = address.parse().map_err(|e| anyhow::anyhow!("--peer {arg}: {address:?} is not IP:PORT: {e}"))?;
+    Ok(shutong_node::config::PeerConfig { public_key, address })
+}
+
+/// Copies a key file into the home, readable by its owner only (it may be sealed: it is
+/// copied as it is).
+fn copy_key(from: &Path, home: &Path, to: &Path) -> anyhow::Result<()> {
+    let target = home.join(to);
+    std::fs::copy(from, &target).with_context(|| format!("cannot copy {} to {}", from.display(), target.display()))?;
+    std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    Ok(())
+}
+
+/// `init --genesis`: a home for one department's node on an assembled genesis.
+fn init_from_genesis(args: &InitArgs, genesis_file: &Path, key_file: &Path) -> Shown {
+    let home = &args.home;
+    let genesis = Genesis::load(genesis_file)?;
+    let key = keyfile::read(key_file)?;
+    anyhow::ensure!(
+        key.suite() == genesis.suite,
+        "--key {} is an {} key, and chain {} is {}",
+        key_file.display(),
+        key.suite(),
+        genesis.chain_id,
+        genesis.suite
+    );
+    let validator = genesis.validators.iter().find(|v| v.public_key == key.public());
+    let mut cfg = Config::default();
+    cfg.rpc.listen = args.rpc_listen;
+    cfg.p2p.listen = args.p2p_listen;
+    cfg.consensus.block_interval_ms = args.block_interval_ms;
+    cfg.p2p.peers = args.peers.iter().map(|p| peer(p)).collect::<anyhow::Result<_>>()?;
+    match (&args.transport_key, validator.and_then(|v| v.transport.as_ref())) {
+        (Some(file), bound) => {
+            let transport = keyfile::read(file)?;
+            if let Some(bound) = bound {
+                anyhow::ensure!(
+                    bound.key == transport.public(),
+                    "--transport-key {} is {}, and genesis binds {} to this validator",
+                    file.display(),
+                    transport.public(),
+                    bound.key
+                );
+            }
+            cfg.p2p.transport_key_file = Some(PathBuf::from(TRANSPORT_KEY_FILE));
+        }
+        (None, Some(bound)) => anyhow::bail!(
+            "genesis binds transport key {} to this validator: pass its key file with --transport-key",
+            bound.key
+        ),
+        (None, None) => anyhow::ensure!(
+            genesis.suite == shutong_types::Suite::Ed25519Blake3,
+            "an sm2-sm3 node needs its ed25519 transport key: pass --transport-key"
+        ),
+    }
+    cfg.validate()?;
+    std::fs::create_dir_all(home.join("keys")).with_context(|| format!("cannot create {}", home.display()))?;
+    copy_key(key_file, home, &cfg.key_file)?;
+    if let Some(file) = &args.transport_key {
+        copy_key(file, home, Path::new(TRANSPORT_KEY_FILE))?;
+    }
+    std::fs::write(home.join(GENESIS_FILE), serde_json::to_string_pretty(&genesis)?)?;
+    std::fs::write(home.join(CONFIG_FILE), cfg.to_toml())?;
+    let role = match validator {
+        Some(v) => format!("validator {}", v.name),
+        None => "a full node (its key is not a genesis validator)".to_string(),
+    };
+    let json = serde_json::json!({
+        "home": home, "chain_id": genesis.chain_id, "genesis_hash": genesis.hash(),
+        "key": key.public(), "validator": validator.map(|v| &v.name), "peers": cfg.p2p.peers.len(),
+    });
+    let text = format!(
+        "initialised {} for chain {} (genesis hash {}) as {role}, dialling {} peers",
+        home.display(),
+        genesis.chain_id,
+        genesis.hash(),
+        cfg.p2p.peers.len()
+    );
+    shown(json, text)
+}
+
 pub(crate) fn init(args: InitArgs) -> Shown {
     let home = &args.home;
     anyhow::ensure!(
@@ -139,6 +240,10 @@ pub(crate) fn init(args: InitArgs) -> Shown {
         "{} already holds a node; choose another --home",
         home.display()
     );
+    if let (Some(genesis), Some(key)) = (&args.genesis, &args.key) {
+        return init_from_genesis(&args, genesis, key);
+    }
+    let chain_id = args.chain_id.clone().context("--chain-id is needed without --genesis")?;
     std::fs::create_dir_all(home.join("keys")).with_context(|| format!("cannot create {}", home.display()))?;
     let mut cfg = Config::default();
     cfg.rpc.listen = args.rpc_listen;
@@ -154,7 +259,7 @@ pub(crate) fn init(args: InitArgs) -> Shown {
         let file = PathBuf::from(TRANSPORT_KEY_FILE);
         keyfile::write(&home.join(&file), &key, false)?;
         cfg.p2p.transport_key_file = Some(file);
-        transport = Some(shutong_types::transport::Transport::bind(&args.chain_id, &validator, &key.public()));
+        transport = Some(shutong_types::transport::Transport::bind(&chain_id, &validator, &key.public()));
     }
     let mut admins = args.admins.clone();
     let mut admin_file = None;
@@ -167,7 +272,7 @@ pub(crate) fn init(args: InitArgs) -> Shown {
     }
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
     let mut genesis = Genesis::new(
-        &args.chain_id,
+        &chain_id,
         now_ms,
         vec![GenesisValidator { transport, ..GenesisValidator::new("validator-0", validator.public()) }],
         shutong_execution::genesis::CommitteeMember::departments(&admins),

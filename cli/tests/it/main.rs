@@ -8,6 +8,7 @@
 mod common;
 
 mod backup;
+mod ceremony;
 mod cli;
 mod cluster;
 mod crash;
