@@ -19,6 +19,9 @@ use shutong_codec::{Decode, DecodeError, Encode, Reader, write};
 use shutong_types::smt::{self, Subtree};
 use shutong_types::{Hash, Suite};
 
+/// A chunk's entries: (key, value) pairs in key-hash order.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// The most nibbles a manifest may split on: 4,096 chunks.
 pub const NIBBLES_MAX: u8 = 3;
 
@@ -150,12 +153,7 @@ fn classify(inner: &Internal) -> Subtree {
 
 /// Chunk `index` of the tree of `version` split on `nibbles` nibbles: every (key, value)
 /// under that prefix, in key-hash order.
-pub fn chunk(
-    reader: &dyn TreeReader,
-    version: u64,
-    nibbles: u8,
-    index: usize,
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>, TreeError> {
+pub fn chunk(reader: &dyn TreeReader, version: u64, nibbles: u8, index: usize) -> Result<Entries, TreeError> {
     let nibbles = nibbles.min(NIBBLES_MAX) as usize;
     let prefix: Vec<usize> = (0..nibbles).map(|i| (index >> (4 * (nibbles - 1 - i))) & 0x0f).collect();
     let mut key = NodeKey::root(version);
@@ -184,12 +182,7 @@ pub fn chunk(
 }
 
 /// Every leaf under `node`, in key-hash order.
-fn collect(
-    reader: &dyn TreeReader,
-    key: &NodeKey,
-    node: Node,
-    out: &mut Vec<(Vec<u8>, Vec<u8>)>,
-) -> Result<(), TreeError> {
+fn collect(reader: &dyn TreeReader, key: &NodeKey, node: Node, out: &mut Entries) -> Result<(), TreeError> {
     match node {
         Node::Empty => {}
         Node::Leaf(leaf) => out.push((leaf.key.clone(), leaf.value.clone())),
@@ -253,7 +246,7 @@ mod tests {
     use crate::state_tree::MemoryTree;
     use shutong_vm::state::Writes;
 
-    fn tree(suite: Suite, keys: usize) -> (MemoryTree, Hash, Vec<(Vec<u8>, Vec<u8>)>) {
+    fn tree(suite: Suite, keys: usize) -> (MemoryTree, Hash, Entries) {
         let mut tree = MemoryTree::new(suite);
         let entries: Vec<(Vec<u8>, Vec<u8>)> =
             (0..keys).map(|i| (format!("key-{i}").into_bytes(), format!("value-{}", i * 7).into_bytes())).collect();

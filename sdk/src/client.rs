@@ -286,7 +286,7 @@ impl Client {
                 let reason = other.to_string();
                 let failed = reason
                     .contains(SIGNING_FAILED)
-                    .then(|| self.identity.as_ref())
+                    .then_some(self.identity.as_ref())
                     .flatten()
                     .and_then(|id| id.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take());
                 match failed {
