@@ -188,6 +188,10 @@ pub(crate) enum TestnetCommand {
         /// Where the rounds go, as JSON.
         #[arg(long, default_value = "soak.json")]
         out: PathBuf,
+        /// A test chain whose validators prune what is older than this many seconds, with
+        /// an archive full node beside them; each round reports the bytes both store.
+        #[arg(long)]
+        retention_secs: Option<u64>,
     },
 }
 
@@ -463,8 +467,17 @@ pub(crate) async fn run(command: TestnetCommand, ctx: &Ctx) -> Shown {
             shutong_testnet::wan::run(args).await?;
             Ok(Outcome::Done)
         }
-        TestnetCommand::Soak { minutes, rate, validators, round_secs, seed, out } => {
-            let args = shutong_testnet::soak::Args { binary, minutes, rate, validators, round_secs, seed, out };
+        TestnetCommand::Soak { minutes, rate, validators, round_secs, seed, out, retention_secs } => {
+            let args = shutong_testnet::soak::Args {
+                binary,
+                minutes,
+                rate,
+                validators,
+                round_secs,
+                seed,
+                out,
+                retention_secs,
+            };
             shutong_testnet::soak::run(args).await?;
             Ok(Outcome::Done)
         }
