@@ -279,6 +279,7 @@ fn the_rpc_reference_lists_every_method_and_error_code() {
         (code::QUERY_FAILED, "QUERY_FAILED"),
         (code::HEIGHT_UNAVAILABLE, "HEIGHT_UNAVAILABLE"),
         (code::QUERY_NOT_LOGGED, "QUERY_NOT_LOGGED"),
+        (code::PRUNED, "PRUNED"),
         (code::UNAUTHENTICATED, "UNAUTHENTICATED"),
         (code::AUTH_INVALID, "AUTH_INVALID"),
         (code::FORBIDDEN, "FORBIDDEN"),
