@@ -9,6 +9,7 @@ use shutong_codec::{Reader, write};
 use shutong_types::epoch::EpochChange;
 use shutong_types::hash::tag;
 use shutong_types::limits::BLOCK_TXS_MAX;
+use shutong_types::snapshot::{Entries, Manifest};
 use shutong_types::{Block, BlockHeader, Certificate, Decode, DecodeError, Encode, Hash, PublicKey, SignedTransaction};
 
 /// The most blocks one answer carries.
@@ -17,6 +18,10 @@ pub const BLOCKS_PER_MESSAGE_MAX: u32 = 64;
 pub const BATCH_TXS_MAX: u32 = 4_096;
 /// The most batches one proposal or request names.
 pub const BATCHES_PER_MESSAGE_MAX: u32 = 1_024;
+/// The most (key, value) pairs one snapshot chunk carries (the frame bounds its bytes).
+pub const CHUNK_ENTRIES_MAX: u32 = 1 << 20;
+/// The longest state key and value a chunk may carry: a message's own bound.
+const ENTRY_BYTES_MAX: u32 = shutong_types::limits::BLOCK_BYTES_MAX as u32;
 
 /// Transactions a validator received from clients, pushed to every other validator ahead of
 /// any proposal that includes them. Named by its digest.
@@ -105,11 +110,15 @@ pub enum Kind {
     BatchRequest,
     EpochRequest,
     EpochProof,
+    SnapshotRequest,
+    SnapshotOffer,
+    ChunkRequest,
+    Chunk,
 }
 
 impl Kind {
     /// Every kind, in tag order: `ALL[t]` has tag `t`.
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 15] = [
         Kind::Consensus,
         Kind::Proposal,
         Kind::BlockRequest,
@@ -121,6 +130,10 @@ impl Kind {
         Kind::BatchRequest,
         Kind::EpochRequest,
         Kind::EpochProof,
+        Kind::SnapshotRequest,
+        Kind::SnapshotOffer,
+        Kind::ChunkRequest,
+        Kind::Chunk,
     ];
 
     pub fn tag(self) -> u8 {
@@ -136,6 +149,10 @@ impl Kind {
             Kind::BatchRequest => 8,
             Kind::EpochRequest => 9,
             Kind::EpochProof => 10,
+            Kind::SnapshotRequest => 11,
+            Kind::SnapshotOffer => 12,
+            Kind::ChunkRequest => 13,
+            Kind::Chunk => 14,
         }
     }
 
@@ -162,13 +179,25 @@ impl Kind {
             Kind::BatchRequest => "batch_request",
             Kind::EpochRequest => "epoch_request",
             Kind::EpochProof => "epoch_proof",
+            Kind::SnapshotRequest => "snapshot_request",
+            Kind::SnapshotOffer => "snapshot_offer",
+            Kind::ChunkRequest => "chunk_request",
+            Kind::Chunk => "chunk",
         }
     }
 
     /// Whether answering it makes the receiver read blocks or batches and send them back:
     /// such requests have a rate of their own.
     pub fn is_costly_request(self) -> bool {
-        matches!(self, Kind::BlockRequest | Kind::SyncRequest | Kind::BatchRequest | Kind::EpochRequest)
+        matches!(
+            self,
+            Kind::BlockRequest
+                | Kind::SyncRequest
+                | Kind::BatchRequest
+                | Kind::EpochRequest
+                | Kind::SnapshotRequest
+                | Kind::ChunkRequest
+        )
     }
 }
 
@@ -201,6 +230,15 @@ pub enum NetMessage {
     /// The proof of an epoch's start: its previous epoch's last header, certified, and the
     /// proven set and scheduled change there.
     EpochProof(Box<EpochChange>),
+    /// "Offer me your newest state snapshot": a node joining by state sync.
+    SnapshotRequest,
+    /// A snapshot: the manifest of the state that header `height` commits to
+    /// (`shutong_types::snapshot`).
+    SnapshotOffer { height: u64, manifest: Box<Manifest> },
+    /// "Send me chunk `index` of the snapshot of state `version` split on `nibbles`."
+    ChunkRequest { version: u64, nibbles: u8, index: u32 },
+    /// One chunk: every (key, value) under its prefix, in key-hash order.
+    Chunk { version: u64, index: u32, entries: Entries },
 }
 
 impl NetMessage {
@@ -217,6 +255,10 @@ impl NetMessage {
             NetMessage::BatchRequest(_) => Kind::BatchRequest,
             NetMessage::EpochRequest { .. } => Kind::EpochRequest,
             NetMessage::EpochProof(_) => Kind::EpochProof,
+            NetMessage::SnapshotRequest => Kind::SnapshotRequest,
+            NetMessage::SnapshotOffer { .. } => Kind::SnapshotOffer,
+            NetMessage::ChunkRequest { .. } => Kind::ChunkRequest,
+            NetMessage::Chunk { .. } => Kind::Chunk,
         }
     }
 }
@@ -251,6 +293,24 @@ impl Encode for NetMessage {
             NetMessage::BatchRequest(digests) => write::seq(out, digests, |out, digest| digest.encode_to(out)),
             NetMessage::EpochRequest { epoch } => write::u64(out, *epoch),
             NetMessage::EpochProof(change) => change.encode_to(out),
+            NetMessage::SnapshotRequest => {}
+            NetMessage::SnapshotOffer { height, manifest } => {
+                write::u64(out, *height);
+                manifest.encode_to(out);
+            }
+            NetMessage::ChunkRequest { version, nibbles, index } => {
+                write::u64(out, *version);
+                write::u8(out, *nibbles);
+                write::u32(out, *index);
+            }
+            NetMessage::Chunk { version, index, entries } => {
+                write::u64(out, *version);
+                write::u32(out, *index);
+                write::seq(out, entries, |out, (key, value)| {
+                    write::bytes(out, key);
+                    write::bytes(out, value);
+                });
+            }
         }
     }
 }
@@ -281,6 +341,18 @@ impl Decode for NetMessage {
             }
             Kind::EpochRequest => NetMessage::EpochRequest { epoch: r.u64()? },
             Kind::EpochProof => NetMessage::EpochProof(Box::new(EpochChange::decode_from(r)?)),
+            Kind::SnapshotRequest => NetMessage::SnapshotRequest,
+            Kind::SnapshotOffer => {
+                NetMessage::SnapshotOffer { height: r.u64()?, manifest: Box::new(Manifest::decode_from(r)?) }
+            }
+            Kind::ChunkRequest => NetMessage::ChunkRequest { version: r.u64()?, nibbles: r.u8()?, index: r.u32()? },
+            Kind::Chunk => NetMessage::Chunk {
+                version: r.u64()?,
+                index: r.u32()?,
+                entries: r.seq("net.chunk", CHUNK_ENTRIES_MAX, |r| {
+                    Ok((r.byte_vec("net.chunk.key", ENTRY_BYTES_MAX)?, r.byte_vec("net.chunk.value", ENTRY_BYTES_MAX)?))
+                })?,
+            },
         })
     }
 }
@@ -332,6 +404,27 @@ mod tests {
                     proof: shutong_types::smt::StateProof { leaf: None, siblings: Vec::new() },
                 },
             })),
+            NetMessage::SnapshotRequest,
+            NetMessage::SnapshotOffer {
+                height: 1000,
+                manifest: Box::new(Manifest {
+                    version: 999,
+                    nibbles: 1,
+                    subtrees: (0..16u8)
+                        .map(|i| match i % 3 {
+                            0 => shutong_types::smt::Subtree::Empty,
+                            1 => shutong_types::smt::Subtree::Lone(Hash([i; 32])),
+                            _ => shutong_types::smt::Subtree::Many(Hash([i; 32])),
+                        })
+                        .collect(),
+                }),
+            },
+            NetMessage::ChunkRequest { version: 999, nibbles: 1, index: 7 },
+            NetMessage::Chunk {
+                version: 999,
+                index: 7,
+                entries: vec![(b"k".to_vec(), b"v".to_vec()), (Vec::new(), Vec::new())],
+            },
         ]
     }
 
@@ -350,7 +443,7 @@ mod tests {
             assert_eq!(message.encode()[0], tag as u8, "{message:?}");
             assert_eq!(Kind::of_bytes(&message.encode()), Some(message.kind()));
         }
-        assert_eq!(Kind::of_tag(11), None);
+        assert_eq!(Kind::of_tag(15), None);
     }
 
     #[test]
@@ -361,7 +454,7 @@ mod tests {
                 assert!(NetMessage::decode(&bytes[..len]).is_err(), "{message:?} cut to {len} bytes decoded");
             }
         }
-        assert!(NetMessage::decode(&[11]).is_err());
+        assert!(NetMessage::decode(&[15]).is_err());
         assert!(NetMessage::decode(&[255, 0, 0]).is_err());
     }
 

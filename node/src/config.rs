@@ -27,6 +27,28 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub storage: StorageConfig,
+    #[serde(default)]
+    pub state_sync: StateSyncConfig,
+}
+
+/// What this node offers nodes that join by state sync (ADR 014).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateSyncConfig {
+    /// Heights between the snapshots this node serves: the state at the newest multiple of
+    /// it, read out of the state tree the node keeps anyway (no copy is made). 0 serves none.
+    #[serde(default = "default_snapshot_interval")]
+    pub snapshot_interval: u64,
+}
+
+fn default_snapshot_interval() -> u64 {
+    1_000
+}
+
+impl Default for StateSyncConfig {
+    fn default() -> StateSyncConfig {
+        StateSyncConfig { snapshot_interval: default_snapshot_interval() }
+    }
 }
 
 /// What the database keeps, and the room it needs.
@@ -338,6 +360,7 @@ impl Default for Config {
             mempool: mempool::Config::default(),
             log: LogConfig { format: "text".into(), filter: "info".into() },
             storage: StorageConfig::default(),
+            state_sync: StateSyncConfig::default(),
         }
     }
 }

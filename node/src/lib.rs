@@ -21,6 +21,7 @@ pub mod role;
 pub mod rpc;
 pub mod sandbox;
 pub mod signing_mark;
+pub mod snapshots;
 pub mod view;
 
 use config::Config;
@@ -232,23 +233,24 @@ impl Node {
         let peers: Vec<network::Peer> =
             cfg.p2p.peers.iter().map(|p| network::Peer { key: p.public_key, address: p.address }).collect();
         let (mailbox, inbox) = driver::mailbox();
+        // Snapshot requests are answered off the consensus thread.
+        let (snapshot_requests, snapshot_inbox) = std::sync::mpsc::sync_channel(snapshots::QUEUE_MAX);
+        let router = snapshots::Router { consensus: mailbox.clone(), snapshots: snapshot_requests };
         if cfg.p2p.retired_fault_injection.is_some() {
             tracing::warn!(
                 "p2p.fault_injection is retired and ignored: a local testnet's faults are now made by its link proxy"
             );
         }
-        let (net, network) = network::start(
-            &transport,
-            &genesis.chain_id,
-            cfg.p2p.listen,
-            &allowed,
-            &validators,
-            &peers,
-            mailbox.clone(),
-        )?;
+        let (net, network) =
+            network::start(&transport, &genesis.chain_id, cfg.p2p.listen, &allowed, &validators, &peers, router)?;
         let chain_status = Arc::new(chain::ChainStatus::default());
         let net_stats = Arc::clone(&net.stats);
         let net: Arc<dyn chain::NetSink> = Arc::new(net);
+        let server = snapshots::Server::new(Arc::clone(&storage), Arc::clone(&net), cfg.state_sync.snapshot_interval);
+        std::thread::Builder::new()
+            .name("snapshots".into())
+            .spawn(move || server.run(snapshot_inbox))
+            .map_err(|source| Error::Thread { thread: "snapshots", source })?;
         let clock: Arc<dyn clock::Clock> = Arc::new(clock::SystemClock);
         // A full node asks its configured peers for blocks; so does a validator once a set
         // change removed it.

@@ -766,6 +766,12 @@ impl Storage {
             .map_or(1, |b| u64::from_be_bytes(b.try_into().expect("stored retention mark is a u64")))
     }
 
+    /// About how many keys the state holds (RocksDB's estimate): to size snapshot chunks.
+    pub fn state_keys_estimate(&self) -> u64 {
+        let db = self.db();
+        db.property_int_value_cf(db.cf(CF_STATE), "rocksdb.estimate-num-keys").ok().flatten().unwrap_or(0)
+    }
+
     /// What this node keeps of the past.
     pub fn retention(&self) -> Retention {
         self.retention

@@ -19,6 +19,7 @@ pub mod receipt;
 pub mod signer;
 pub mod sm;
 pub mod smt;
+pub mod snapshot;
 pub mod suite;
 pub mod transport;
 pub mod tx;

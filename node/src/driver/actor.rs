@@ -697,6 +697,12 @@ impl Driver {
             NetMessage::EpochProof(change) => {
                 self.gate.on_proof(from, &change, &self.view.chain_id, &self.view.storage, &*self.net)
             }
+            // Snapshot requests go to the snapshot server (`crate::snapshots`); offers and
+            // chunks are for a node joining by state sync.
+            NetMessage::SnapshotRequest
+            | NetMessage::SnapshotOffer { .. }
+            | NetMessage::ChunkRequest { .. }
+            | NetMessage::Chunk { .. } => {}
         }
     }
 

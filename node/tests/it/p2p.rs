@@ -188,3 +188,77 @@ async fn an_sm_validator_starts_only_under_its_bound_transport_key() {
     .expect("the node commits under its bound transport key");
     t.stop().await;
 }
+
+/// A joining node's side of state sync against a running node, over a real connection: the
+/// newest snapshot's manifest checks against the header the node serves over RPC, and every
+/// chunk against the manifest. The answers come from the node's snapshot thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_node_serves_a_snapshot_that_checks_against_its_header() {
+    use shutong_consensus::wire::NetMessage;
+    use shutong_types::snapshot::{Manifest, verify_chunk, verify_manifest};
+    use shutong_types::{Decode, Encode};
+    let joining = Keypair::from_seed("joining-node");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut cfg = crate::common::config();
+    cfg.p2p.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    cfg.p2p.full_nodes = vec![joining.public()];
+    cfg.state_sync.snapshot_interval = 3;
+    let t = crate::common::TestNode::start_with(cfg).await;
+    let anonymous = t.anonymous();
+    while anonymous.status().await.unwrap().height < 4 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let node = p2p::peer_id(&t.validator.public()).unwrap();
+    let mut swarm = p2p::swarm(&joining, &[t.validator.public()]).unwrap();
+    swarm.add_peer_address(node, format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap());
+    swarm.behaviour_mut().consensus.send_request(&node, NetMessage::SnapshotRequest.encode());
+
+    // The node answers with requests of its own, each acknowledged.
+    let mut offer: Option<(u64, Manifest)> = None;
+    let mut keys = 0;
+    let mut chunks = 0;
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let SwarmEvent::Behaviour(BehaviourEvent::Consensus(Event::Message {
+                message: Message::Request { request, channel, .. },
+                ..
+            })) = swarm.select_next_some().await
+            else {
+                continue;
+            };
+            swarm.behaviour_mut().consensus.send_response(channel, Vec::new()).unwrap();
+            match NetMessage::decode(&request).unwrap() {
+                NetMessage::SnapshotOffer { height, manifest } => {
+                    for index in 0..manifest.subtrees.len() as u32 {
+                        let ask =
+                            NetMessage::ChunkRequest { version: manifest.version, nibbles: manifest.nibbles, index };
+                        swarm.behaviour_mut().consensus.send_request(&node, ask.encode());
+                    }
+                    offer = Some((height, *manifest));
+                }
+                NetMessage::Chunk { index, entries, .. } => {
+                    let (_, manifest) = offer.as_ref().expect("chunks come after the offer");
+                    verify_chunk(shutong_types::Suite::Ed25519Blake3, manifest, index as usize, &entries).unwrap();
+                    keys += entries.len();
+                    chunks += 1;
+                    if chunks == manifest.subtrees.len() {
+                        return;
+                    }
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the node served the snapshot and every chunk");
+    let (height, manifest) = offer.unwrap();
+    assert_eq!(height % 3, 0, "a multiple of the snapshot interval");
+    assert_eq!(manifest.version, height - 1);
+    let mut params = jsonrpsee::core::params::ArrayParams::new();
+    params.insert(height).unwrap();
+    let header: Option<shutong_sdk::rpc::HeaderInfo> =
+        anonymous.call_raw(shutong_sdk::rpc::method::GET_HEADER, params).await.unwrap();
+    let header = shutong_types::BlockHeader::decode(&hex::decode(header.unwrap().header_hex).unwrap()).unwrap();
+    verify_manifest(shutong_types::Suite::Ed25519Blake3, &header.state_root, &manifest).unwrap();
+    assert!(keys > 0, "genesis alone holds the system contracts");
+}
