@@ -219,7 +219,15 @@ impl Cluster {
         full_nodes: usize,
         block_interval_ms: u64,
     ) -> anyhow::Result<Cluster> {
-        Cluster::lay_out(binary, shutong_types::Suite::Ed25519Blake3, validators, full_nodes, block_interval_ms, false)
+        Cluster::lay_out(
+            binary,
+            shutong_types::Suite::Ed25519Blake3,
+            validators,
+            full_nodes,
+            block_interval_ms,
+            false,
+            None,
+        )
     }
 
     /// The same on a chain of `suite`.
@@ -230,7 +238,7 @@ impl Cluster {
         full_nodes: usize,
         block_interval_ms: u64,
     ) -> anyhow::Result<Cluster> {
-        Cluster::lay_out(binary, suite, validators, full_nodes, block_interval_ms, false)
+        Cluster::lay_out(binary, suite, validators, full_nodes, block_interval_ms, false, None)
     }
 
     /// Nodes of a chain of `suite` that dial each other directly, without the link proxy
@@ -243,7 +251,7 @@ impl Cluster {
         full_nodes: usize,
         block_interval_ms: u64,
     ) -> anyhow::Result<Cluster> {
-        Cluster::lay_out(binary, suite, validators, full_nodes, block_interval_ms, true)
+        Cluster::lay_out(binary, suite, validators, full_nodes, block_interval_ms, true, None)
     }
 
     /// A chain whose nodes prune what is older than `retention_secs` (a test chain: its
@@ -255,29 +263,11 @@ impl Cluster {
         block_interval_ms: u64,
         retention_secs: u64,
     ) -> anyhow::Result<Cluster> {
-        Cluster::lay_out_with(
-            binary,
-            shutong_types::Suite::Ed25519Blake3,
-            validators,
-            full_nodes,
-            block_interval_ms,
-            false,
-            Some(retention_secs),
-        )
+        let suite = shutong_types::Suite::Ed25519Blake3;
+        Cluster::lay_out(binary, suite, validators, full_nodes, block_interval_ms, false, Some(retention_secs))
     }
 
     fn lay_out(
-        binary: &Path,
-        suite: shutong_types::Suite,
-        validators: usize,
-        full_nodes: usize,
-        block_interval_ms: u64,
-        direct: bool,
-    ) -> anyhow::Result<Cluster> {
-        Cluster::lay_out_with(binary, suite, validators, full_nodes, block_interval_ms, direct, None)
-    }
-
-    fn lay_out_with(
         binary: &Path,
         suite: shutong_types::Suite,
         validators: usize,

@@ -55,59 +55,21 @@ async fn four_departments_assemble_one_genesis_and_finalize_together() {
     // What the coordinator refuses: a key twice, an account that is not one, a seat
     // without one, and overwriting a genesis.
     let twice = p("twice.json");
-    let err = refusal(shutong(&[
-        "genesis",
-        "new",
-        "--chain-id",
-        "c",
-        "--out",
-        &twice,
-        "--validator",
-        &validators[0],
-        "--validator",
-        &validators[0].replace("dept-0", "again"),
-        "--committee",
-        &seats[0],
-    ]));
+    let attempt = |out: &str, validators: &[&str], seat: &str| {
+        let mut args = vec!["genesis", "new", "--chain-id", "c", "--out", out, "--committee", seat];
+        for v in validators {
+            args.extend(["--validator", v]);
+        }
+        refusal(shutong(&args))
+    };
+    let again = validators[0].replace("dept-0", "again");
+    let err = attempt(&twice, &[&validators[0], &again], &seats[0]);
     assert!(err.contains("validators") && err.contains("twice"), "{err}");
-    let err = refusal(shutong(&[
-        "genesis",
-        "new",
-        "--chain-id",
-        "c",
-        "--out",
-        &twice,
-        "--validator",
-        &validators[0],
-        "--committee",
-        "dept-0=not-an-account",
-    ]));
+    let err = attempt(&twice, &[&validators[0]], "dept-0=not-an-account");
     assert!(err.contains("--committee dept-0=not-an-account"), "{err}");
-    let err = refusal(shutong(&[
-        "genesis",
-        "new",
-        "--chain-id",
-        "c",
-        "--out",
-        &twice,
-        "--validator",
-        &validators[0],
-        "--committee",
-        "dept-0",
-    ]));
+    let err = attempt(&twice, &[&validators[0]], "dept-0");
     assert!(err.contains("ORG=ACCOUNT"), "{err}");
-    let err = refusal(shutong(&[
-        "genesis",
-        "new",
-        "--chain-id",
-        "c",
-        "--out",
-        &out,
-        "--validator",
-        &validators[0],
-        "--committee",
-        &seats[0],
-    ]));
+    let err = attempt(&out, &[&validators[0]], &seats[0]);
     assert!(err.contains("exists"), "{err}");
     assert!(!Path::new(&twice).exists());
 
