@@ -230,8 +230,9 @@ pub enum NetMessage {
     /// The proof of an epoch's start: its previous epoch's last header, certified, and the
     /// proven set and scheduled change there.
     EpochProof(Box<EpochChange>),
-    /// "Offer me your newest state snapshot": a node joining by state sync.
-    SnapshotRequest,
+    /// "Offer me your state snapshot at header `height`" (0: the newest): a node joining by
+    /// state sync, usually at the height its operator trusts.
+    SnapshotRequest { height: u64 },
     /// A snapshot: the manifest of the state that header `height` commits to
     /// (`shutong_types::snapshot`).
     SnapshotOffer { height: u64, manifest: Box<Manifest> },
@@ -255,7 +256,7 @@ impl NetMessage {
             NetMessage::BatchRequest(_) => Kind::BatchRequest,
             NetMessage::EpochRequest { .. } => Kind::EpochRequest,
             NetMessage::EpochProof(_) => Kind::EpochProof,
-            NetMessage::SnapshotRequest => Kind::SnapshotRequest,
+            NetMessage::SnapshotRequest { .. } => Kind::SnapshotRequest,
             NetMessage::SnapshotOffer { .. } => Kind::SnapshotOffer,
             NetMessage::ChunkRequest { .. } => Kind::ChunkRequest,
             NetMessage::Chunk { .. } => Kind::Chunk,
@@ -293,7 +294,7 @@ impl Encode for NetMessage {
             NetMessage::BatchRequest(digests) => write::seq(out, digests, |out, digest| digest.encode_to(out)),
             NetMessage::EpochRequest { epoch } => write::u64(out, *epoch),
             NetMessage::EpochProof(change) => change.encode_to(out),
-            NetMessage::SnapshotRequest => {}
+            NetMessage::SnapshotRequest { height } => write::u64(out, *height),
             NetMessage::SnapshotOffer { height, manifest } => {
                 write::u64(out, *height);
                 manifest.encode_to(out);
@@ -341,7 +342,7 @@ impl Decode for NetMessage {
             }
             Kind::EpochRequest => NetMessage::EpochRequest { epoch: r.u64()? },
             Kind::EpochProof => NetMessage::EpochProof(Box::new(EpochChange::decode_from(r)?)),
-            Kind::SnapshotRequest => NetMessage::SnapshotRequest,
+            Kind::SnapshotRequest => NetMessage::SnapshotRequest { height: r.u64()? },
             Kind::SnapshotOffer => {
                 NetMessage::SnapshotOffer { height: r.u64()?, manifest: Box::new(Manifest::decode_from(r)?) }
             }
@@ -404,7 +405,7 @@ mod tests {
                     proof: shutong_types::smt::StateProof { leaf: None, siblings: Vec::new() },
                 },
             })),
-            NetMessage::SnapshotRequest,
+            NetMessage::SnapshotRequest { height: 1000 },
             NetMessage::SnapshotOffer {
                 height: 1000,
                 manifest: Box::new(Manifest {

@@ -4,9 +4,9 @@
 //! A snapshot is the state at a height that is a multiple of `state_sync.snapshot_interval`:
 //! the tree version the node keeps anyway, so nothing is copied. [`Router`] hands snapshot
 //! requests to the [`Server`] and everything else to the consensus driver. The server
-//! answers `SnapshotRequest` with the newest snapshot's manifest and header height, and
-//! `ChunkRequest` with one chunk, which the joining node checks against that manifest
-//! (`shutong_types::snapshot`).
+//! answers `SnapshotRequest` with the manifest of the snapshot at the height asked for (or
+//! the newest), and `ChunkRequest` with one chunk of a snapshot it offered, which the
+//! joining node checks against that manifest (`shutong_types::snapshot`).
 
 use crate::chain::NetSink;
 use crate::driver::Mailbox;
@@ -22,6 +22,8 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 
 /// Snapshot requests waiting for the server; more are dropped (the asker asks again).
 pub const QUEUE_MAX: usize = 256;
+/// The manifests kept for chunk requests: the snapshots offered last.
+const OFFERS_KEPT: usize = 4;
 /// About how many keys a chunk holds: a manifest splits on as few nibbles as keep chunks
 /// under it, so that a chunk stays far below a message's 4 MiB.
 const KEYS_PER_CHUNK: u64 = 4_096;
@@ -52,13 +54,13 @@ pub struct Server {
     pub net: Arc<dyn NetSink>,
     /// Heights between snapshots; 0 serves none.
     pub interval: u64,
-    /// The newest manifest made, by its header height.
-    offered: Option<(u64, Manifest)>,
+    /// The manifests offered last, by header height, oldest first.
+    offered: Vec<(u64, Manifest)>,
 }
 
 impl Server {
     pub fn new(storage: Arc<Storage>, net: Arc<dyn NetSink>, interval: u64) -> Server {
-        Server { storage, net, interval, offered: None }
+        Server { storage, net, interval, offered: Vec::new() }
     }
 
     /// Answers requests until every sender is gone.
@@ -78,16 +80,16 @@ impl Server {
             }
         };
         match message {
-            NetMessage::SnapshotRequest => {
-                if let Some((height, manifest)) = self.offer() {
+            NetMessage::SnapshotRequest { height } => {
+                if let Some((height, manifest)) = self.offer(height) {
                     self.net.send(inbound.from, &NetMessage::SnapshotOffer { height, manifest: Box::new(manifest) });
                 }
             }
             NetMessage::ChunkRequest { version, nibbles, index } => {
-                // Only the snapshot on offer: a chunk of any other version would make this
-                // node walk old trees for whoever asks.
-                let offered = self.offered.as_ref().map(|(_, m)| (m.version, m.nibbles));
-                if offered != Some((version, nibbles)) || index as usize >= 16usize.pow(nibbles.into()) {
+                // Only snapshots on offer: a chunk of any other version would make this node
+                // walk old trees for whoever asks.
+                let offered = self.offered.iter().any(|(_, m)| (m.version, m.nibbles) == (version, nibbles));
+                if !offered || index as usize >= 16usize.pow(nibbles.into()) {
                     return;
                 }
                 match snapshot::chunk(&*self.storage, version, nibbles, index as usize) {
@@ -99,20 +101,23 @@ impl Server {
         }
     }
 
-    /// The newest snapshot this node keeps whole: its header height and manifest.
-    fn offer(&mut self) -> Option<(u64, Manifest)> {
+    /// The snapshot at header `asked` (0: the newest), if it is a snapshot height whose
+    /// state this node keeps: its header height and manifest.
+    fn offer(&mut self, asked: u64) -> Option<(u64, Manifest)> {
         if self.interval == 0 {
             return None;
         }
         let tip = self.storage.tip()?;
-        let height = tip.height / self.interval * self.interval;
+        let height = if asked == 0 { tip.height / self.interval * self.interval } else { asked };
         // Header `height` commits the state after block `height − 1`, which must be kept.
-        if height == 0 || height - 1 < self.storage.pruned_below() || height < self.storage.retained_from() {
+        let kept = height > 0
+            && height <= tip.height
+            && height - 1 >= self.storage.pruned_below()
+            && height >= self.storage.retained_from();
+        if !kept || !height.is_multiple_of(self.interval) {
             return None;
         }
-        if let Some((offered, manifest)) = &self.offered
-            && *offered == height
-        {
+        if let Some((_, manifest)) = self.offered.iter().find(|(h, _)| *h == height) {
             return Some((height, manifest.clone()));
         }
         let keys = self.storage.state_keys_estimate();
@@ -120,7 +125,10 @@ impl Server {
         match snapshot::manifest(&*self.storage, height - 1, nibbles) {
             Ok(manifest) => {
                 tracing::info!(height, nibbles, "state snapshot offered");
-                self.offered = Some((height, manifest.clone()));
+                if self.offered.len() == OFFERS_KEPT {
+                    self.offered.remove(0);
+                }
+                self.offered.push((height, manifest.clone()));
                 Some((height, manifest))
             }
             Err(err) => {
@@ -197,7 +205,9 @@ mod tests {
             recorder.0.lock().unwrap().pop()
         };
 
-        let Some(NetMessage::SnapshotOffer { height, manifest }) = ask(&mut server, NetMessage::SnapshotRequest) else {
+        let Some(NetMessage::SnapshotOffer { height, manifest }) =
+            ask(&mut server, NetMessage::SnapshotRequest { height: 0 })
+        else {
             panic!("no offer")
         };
         assert_eq!((height, manifest.version), (2, 1));
@@ -216,7 +226,18 @@ mod tests {
         }
         assert!(keys > 20_000, "every key written, and genesis's: {keys}");
 
-        // Nothing but the snapshot on offer is served, and garbage is penalised.
+        // The same snapshot asked for by height; none at a height that is no snapshot's, or
+        // above the tip.
+        let Some(NetMessage::SnapshotOffer { height: 2, manifest: again }) =
+            ask(&mut server, NetMessage::SnapshotRequest { height: 2 })
+        else {
+            panic!("no offer at height 2")
+        };
+        assert_eq!(again, manifest);
+        for height in [1, 3, 4] {
+            assert!(ask(&mut server, NetMessage::SnapshotRequest { height }).is_none(), "offered at {height}");
+        }
+        // Nothing but a snapshot on offer is served, and garbage is penalised.
         for request in [
             NetMessage::ChunkRequest { version: 0, nibbles: 1, index: 0 },
             NetMessage::ChunkRequest { version: 1, nibbles: 2, index: 0 },
@@ -229,6 +250,6 @@ mod tests {
         // A node that serves no snapshots offers none.
         let mut off = Server::new(storage, recorder.clone(), 0);
         recorder.0.lock().unwrap().clear();
-        assert!(ask(&mut off, NetMessage::SnapshotRequest).is_none());
+        assert!(ask(&mut off, NetMessage::SnapshotRequest { height: 0 }).is_none());
     }
 }

@@ -699,7 +699,7 @@ impl Driver {
             }
             // Snapshot requests go to the snapshot server (`crate::snapshots`); offers and
             // chunks are for a node joining by state sync.
-            NetMessage::SnapshotRequest
+            NetMessage::SnapshotRequest { .. }
             | NetMessage::SnapshotOffer { .. }
             | NetMessage::ChunkRequest { .. }
             | NetMessage::Chunk { .. } => {}

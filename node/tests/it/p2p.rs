@@ -211,7 +211,7 @@ async fn a_running_node_serves_a_snapshot_that_checks_against_its_header() {
     let node = p2p::peer_id(&t.validator.public()).unwrap();
     let mut swarm = p2p::swarm(&joining, &[t.validator.public()]).unwrap();
     swarm.add_peer_address(node, format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap());
-    swarm.behaviour_mut().consensus.send_request(&node, NetMessage::SnapshotRequest.encode());
+    swarm.behaviour_mut().consensus.send_request(&node, NetMessage::SnapshotRequest { height: 0 }.encode());
 
     // The node answers with requests of its own, each acknowledged.
     let mut offer: Option<(u64, Manifest)> = None;
