@@ -112,7 +112,7 @@ impl Server {
         // Header `height` commits the state after block `height − 1`, which must be kept.
         let kept = height > 0
             && height <= tip.height
-            && height - 1 >= self.storage.pruned_below()
+            && height > self.storage.pruned_below()
             && height >= self.storage.retained_from();
         if !kept || !height.is_multiple_of(self.interval) {
             return None;
