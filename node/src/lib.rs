@@ -22,6 +22,7 @@ pub mod rpc;
 pub mod sandbox;
 pub mod signing_mark;
 pub mod snapshots;
+pub mod state_sync;
 pub mod view;
 
 use config::Config;
