@@ -140,7 +140,7 @@ impl Server {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use shutong_execution::genesis::{CommitteeMember, Genesis, GenesisValidator};
@@ -168,14 +168,21 @@ mod tests {
     }
 
     /// Commits a block of `writes` on top of `parent`, its header committing `parent`'s
-    /// state as a real header does.
-    fn commit(storage: &Storage, parent: &Tip, writes: &shutong_vm::state::Writes) -> Tip {
+    /// roots as a real header does; the audit leaves among `writes` are appended to the log.
+    pub(crate) fn commit(storage: &Storage, parent: &Tip, writes: &shutong_vm::state::Writes) -> Tip {
         let height = parent.height + 1;
         let mut block = Block::empty(&storage.block(0).unwrap().header.chain_id, height, parent.hash);
         block.header.state_root = parent.state_root;
+        block.header.receipts_root = parent.receipts_root;
+        block.header.audit_root = parent.audit_root;
+        block.header.audit_size = parent.audit_size;
         block.header.timestamp_ms = parent.timestamp_ms + 1;
         let tree = state_tree::update(storage, height, writes).unwrap();
-        let log = audit_log::append(storage, parent.audit_size, &[]).unwrap();
+        let leaves: Vec<shutong_types::Hash> = (parent.audit_size..)
+            .map_while(|i| writes.get(&shutong_types::keyspace::audit_leaf(i)).cloned().flatten())
+            .map(|data| shutong_types::auditlog::leaf_hash(storage.suite(), &data))
+            .collect();
+        let log = audit_log::append(storage, parent.audit_size, &leaves).unwrap();
         let roots = Roots { state: tree.root, receipts: parent.receipts_root, audit: log.root, audit_size: log.size };
         let tip = Tip::after(&block.header, roots);
         let commit = Commit { block: &block, certificate: None, receipts: &[], writes, tree: &tree, log: &log, tip };

@@ -9,8 +9,8 @@
 //! be busy or cut off): its chunks are asked of the others.
 
 use shutong_p2p::PeerId;
-use shutong_types::Suite;
 use shutong_types::snapshot::{Entries, Manifest, SnapshotError, verify_chunk};
+use shutong_types::{Hash, Suite};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
@@ -147,6 +147,121 @@ impl ChunkFetch {
     }
 }
 
+/// Why a fetched snapshot cannot be imported.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("the database already holds blocks up to height {height}: state sync starts from an empty data directory")]
+    NotEmpty { height: u64 },
+    #[error("block {height} hashes to {found}, and the trusted header names {expected} as its parent")]
+    Parent { height: u64, expected: Hash, found: Hash },
+    #[error("the imported state's root is {found}, not the {expected} the trusted header commits to")]
+    StateRoot { expected: Hash, found: Hash },
+    #[error("audit leaf {index} of {size} is not in the imported state")]
+    AuditLeafMissing { index: u64, size: u64 },
+    #[error("the audit log rebuilt from the state has root {found}, not the {expected} the trusted header commits to")]
+    AuditRoot { expected: Hash, found: Hash },
+    #[error(transparent)]
+    Tree(#[from] shutong_execution::state_tree::TreeError),
+    #[error(transparent)]
+    Log(#[from] shutong_execution::audit_log::LogError),
+    #[error(transparent)]
+    Storage(#[from] shutong_storage::StorageError),
+}
+
+/// A tree with nothing before `version`: the base an imported snapshot is built on.
+struct EmptyBefore {
+    suite: Suite,
+    version: u64,
+}
+
+impl shutong_execution::state_tree::TreeReader for EmptyBefore {
+    fn suite(&self) -> Suite {
+        self.suite
+    }
+
+    fn tree_node(
+        &self,
+        key: &shutong_execution::state_tree::NodeKey,
+    ) -> Result<Option<shutong_execution::state_tree::Node>, shutong_execution::state_tree::TreeError> {
+        let base = self.version.checked_sub(1).map(shutong_execution::state_tree::NodeKey::root);
+        Ok((Some(key) == base.as_ref()).then_some(shutong_execution::state_tree::Node::Empty))
+    }
+}
+
+/// A log with no leaf yet.
+struct EmptyLog(Suite);
+
+impl shutong_execution::audit_log::LogReader for EmptyLog {
+    fn suite(&self) -> Suite {
+        self.0
+    }
+
+    fn log_tile(
+        &self,
+        _: &shutong_execution::audit_log::TileKey,
+    ) -> Result<Option<std::sync::Arc<shutong_execution::audit_log::Tile>>, shutong_execution::audit_log::LogError>
+    {
+        Ok(None)
+    }
+}
+
+/// Imports a fetched snapshot as the state after `block`, whose hash `header` (trusted,
+/// certified) names as its parent: the state must hash to the header's state root, and the
+/// audit log, rebuilt from the leaves the state holds, to its log root and size. The node
+/// then syncs blocks from `header`'s height on.
+pub fn import(
+    storage: &shutong_storage::Storage,
+    block: &shutong_types::Block,
+    certificate: Option<&shutong_types::Certificate>,
+    header: &shutong_types::BlockHeader,
+    entries: Entries,
+) -> Result<shutong_storage::Tip, ImportError> {
+    let suite = storage.suite();
+    if let Some(tip) = storage.tip().filter(|t| t.height > 0) {
+        return Err(ImportError::NotEmpty { height: tip.height });
+    }
+    let height = block.header.height;
+    let found = block.header.hash();
+    if found != header.parent || header.height != height + 1 {
+        return Err(ImportError::Parent { height, expected: header.parent, found });
+    }
+    let writes: shutong_vm::state::Writes = entries.into_iter().map(|(k, v)| (k, Some(v))).collect();
+    let tree = shutong_execution::state_tree::update(&EmptyBefore { suite, version: height }, height, &writes)?;
+    if tree.root != header.state_root {
+        return Err(ImportError::StateRoot { expected: header.state_root, found: tree.root });
+    }
+    let mut leaves = Vec::with_capacity(header.audit_size.min(1 << 24) as usize);
+    for index in 0..header.audit_size {
+        let key = shutong_types::keyspace::audit_leaf(index);
+        let data = writes
+            .get(&key)
+            .and_then(Option::as_ref)
+            .ok_or(ImportError::AuditLeafMissing { index, size: header.audit_size })?;
+        leaves.push(shutong_types::auditlog::leaf_hash(suite, data));
+    }
+    let log = shutong_execution::audit_log::append(&EmptyLog(suite), 0, &leaves)?;
+    if log.root != header.audit_root {
+        return Err(ImportError::AuditRoot { expected: header.audit_root, found: log.root });
+    }
+    let roots = shutong_types::Roots {
+        state: header.state_root,
+        receipts: header.receipts_root,
+        audit: header.audit_root,
+        audit_size: header.audit_size,
+    };
+    let tip = shutong_storage::Tip::after(&block.header, roots);
+    storage.import_snapshot(shutong_storage::Commit {
+        block,
+        certificate,
+        receipts: &[],
+        writes: &writes,
+        tree: &tree,
+        log: &log,
+        tip,
+    })?;
+    Ok(tip)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -222,5 +337,70 @@ mod tests {
         assert!(fetch.on_chunk(liar, 0, index, chunk).is_err());
         assert!(matches!(fetch.requests(Instant::now()), Err(FetchError::NoPeers { .. })));
         assert!(!fetch.is_complete() && fetch.into_entries().is_none());
+    }
+
+    #[test]
+    fn a_fetched_snapshot_imports_to_the_same_roots_and_the_chain_goes_on() {
+        use crate::snapshots::tests::commit;
+        use shutong_storage::Storage;
+        use shutong_types::keyspace;
+        let suite = Suite::Ed25519Blake3;
+        let committee =
+            shutong_execution::genesis::CommitteeMember::departments(&[Keypair::from_seed("admin").account()]);
+        let validator = shutong_execution::genesis::GenesisValidator::new("v", Keypair::from_seed("v").public());
+        let genesis = shutong_execution::genesis::Genesis::new("import", 1_000, vec![validator], committee);
+        let open = |dir: &std::path::Path| {
+            let storage = Storage::open(dir, suite).unwrap();
+            let tip = crate::init_storage(&storage, &genesis).unwrap();
+            (storage, tip)
+        };
+        // The serving node: block 1 writes 500 keys and 10 audit leaves; header 2 commits
+        // the state after it.
+        let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+        let (source, tip0) = open(dirs[0].path());
+        let mut writes: shutong_vm::state::Writes =
+            (0..500u32).map(|i| (format!("key-{i}").into_bytes(), Some(i.to_le_bytes().to_vec()))).collect();
+        for i in 0..10u64 {
+            writes.insert(keyspace::audit_leaf(i), Some(format!("leaf {i}").into_bytes()));
+        }
+        let tip1 = commit(&source, &tip0, &writes);
+        let tip2 = commit(&source, &tip1, &Default::default());
+        assert_eq!(tip1.audit_size, 10);
+        let header = source.block(2).unwrap().header;
+        let block = source.block(1).unwrap();
+        let manifest = snapshot::manifest(&source, 1, 1).unwrap();
+        let mut entries = Entries::new();
+        for index in 0..manifest.subtrees.len() {
+            entries.extend(snapshot::chunk(&source, 1, 1, index).unwrap());
+        }
+
+        // The joining node imports it and holds the same tip, state and log.
+        let (target, _) = open(dirs[1].path());
+        let tip = import(&target, &block, None, &header, entries.clone()).unwrap();
+        assert_eq!(tip, tip1);
+        assert_eq!(target.tip(), Some(tip1));
+        let (value, proof) = shutong_execution::state_tree::prove(&target, 1, b"key-7").unwrap();
+        proof.verify(suite, &header.state_root, b"key-7", value.as_deref()).unwrap();
+        let inclusion = shutong_execution::audit_log::prove_inclusion(&target, 5, 10).unwrap();
+        let leaf = shutong_types::auditlog::leaf_hash(suite, b"leaf 5");
+        inclusion.verify(suite, &leaf, &header.audit_root).unwrap();
+        assert_eq!(target.retained_from(), 1);
+        // It goes on from there: the next blocks give both nodes the same roots.
+        let next = commit(&target, &tip, &Default::default());
+        assert_eq!(next, tip2);
+        let more: shutong_vm::state::Writes =
+            [(b"key-7".to_vec(), None), (keyspace::audit_leaf(10), Some(b"leaf 10".to_vec()))].into_iter().collect();
+        assert_eq!(commit(&target, &next, &more), commit(&source, &tip2, &more));
+
+        // What an import refuses: a database with blocks, another parent, another state.
+        assert!(matches!(import(&target, &block, None, &header, entries.clone()), Err(ImportError::NotEmpty { .. })));
+        let (fresh, _) = open(dirs[2].path());
+        let other = source.block(2).unwrap();
+        assert!(matches!(import(&fresh, &other, None, &header, entries.clone()), Err(ImportError::Parent { .. })));
+        let mut altered = entries;
+        altered[0].1.push(1);
+        let err = import(&fresh, &block, None, &header, altered).unwrap_err();
+        assert!(matches!(err, ImportError::StateRoot { .. }), "{err}");
+        assert_eq!(fresh.tip().unwrap().height, 0, "a refused import writes nothing");
     }
 }

@@ -841,6 +841,48 @@ impl Storage {
         Ok(pruned)
     }
 
+    /// Writes a state snapshot that state sync fetched and checked as the state after
+    /// `commit.block` (the block before the header the snapshot came with): its pairs, its
+    /// tree, the audit log rebuilt from its leaves, the auditors' indexes, and the tip. No
+    /// earlier block, receipt or state version is held, so the node answers as a pruning
+    /// node whose window starts there. Into a database that holds genesis only.
+    pub fn import_snapshot(&self, commit: Commit<'_>) -> Result<(), StorageError> {
+        let db = self.db();
+        let height = commit.block.header.height;
+        assert_eq!(height, commit.tip.height, "the tip must be the snapshot's block");
+        let mut batch = WriteBatch::default();
+        batch.put_cf(db.cf(CF_BLOCKS), height.to_be_bytes(), commit.block.encode());
+        batch.put_cf(db.cf(CF_BLOCK_INDEX), commit.tip.hash.0, height.to_be_bytes());
+        if let Some(certificate) = commit.certificate {
+            batch.put_cf(db.cf(CF_CERTIFICATES), height.to_be_bytes(), certificate.encode());
+        }
+        let state = db.cf(CF_STATE);
+        for (key, value) in commit.writes {
+            match value {
+                Some(value) => batch.put_cf(state, key, value),
+                None => batch.delete_cf(state, key),
+            }
+        }
+        let tree = db.cf(CF_TREE);
+        for (key, node) in &commit.tree.nodes {
+            batch.put_cf(tree, key.to_bytes(), node.encode());
+        }
+        let log = db.cf(CF_LOG);
+        for (key, tile) in &commit.log.tiles {
+            batch.put_cf(log, key.to_bytes(), tile.encode());
+        }
+        let index = db.cf(CF_AUDIT_INDEX);
+        for key in shutong_execution::audit_index::keys_for(commit.writes) {
+            batch.put_cf(index, key, []);
+        }
+        batch.put_cf(db.cf(CF_META), META_RETAINED_FROM, height.to_be_bytes());
+        batch.put_cf(db.cf(CF_META), META_PRUNED_BELOW, height.to_be_bytes());
+        batch.put_cf(db.cf(CF_META), META_TIP, commit.tip.encode());
+        db.write_opt(batch, &synced()).map_err(|e| self.write_error("a state snapshot", e))?;
+        self.synced_now();
+        Ok(())
+    }
+
     /// The epoch proofs for an epoch starting at `start`, from the tree of version
     /// `start − 2` (absent for a start below 2, which no governance change can have).
     fn epoch_proofs_now(&self, start: u64) -> Option<EpochProofs> {
