@@ -681,11 +681,7 @@ impl Storage {
         let height = commit.block.header.height;
         assert_eq!(height, commit.tip.height, "the tip must be the committed block");
         let mut batch = WriteBatch::default();
-        batch.put_cf(db.cf(CF_BLOCKS), height.to_be_bytes(), commit.block.encode());
-        batch.put_cf(db.cf(CF_BLOCK_INDEX), commit.tip.hash.0, height.to_be_bytes());
-        if let Some(certificate) = commit.certificate {
-            batch.put_cf(db.cf(CF_CERTIFICATES), height.to_be_bytes(), certificate.encode());
-        }
+        put_block(&db, &mut batch, &commit);
         let mut seen = std::collections::HashSet::new();
         for receipt in commit.receipts {
             // A transaction a faulty leader repeats gets a `Rejected` receipt the second time;
@@ -694,30 +690,12 @@ impl Storage {
                 batch.put_cf(db.cf(CF_RECEIPTS), receipt.tx_id.0, receipt.encode());
             }
         }
-        let state = db.cf(CF_STATE);
-        for (key, value) in commit.writes {
-            match value {
-                Some(value) => batch.put_cf(state, key, value),
-                None => batch.delete_cf(state, key),
-            }
-        }
-        let tree = db.cf(CF_TREE);
-        for (key, node) in &commit.tree.nodes {
-            batch.put_cf(tree, key.to_bytes(), node.encode());
-        }
+        put_state(&db, &mut batch, &commit);
         let stale = db.cf(CF_STALE);
         for key in &commit.tree.stale {
             let mut entry = commit.tree.version.to_be_bytes().to_vec();
             entry.extend_from_slice(&key.to_bytes());
             batch.put_cf(stale, entry, []);
-        }
-        let log = db.cf(CF_LOG);
-        for (key, tile) in &commit.log.tiles {
-            batch.put_cf(log, key.to_bytes(), tile.encode());
-        }
-        let index = db.cf(CF_AUDIT_INDEX);
-        for key in shutong_execution::audit_index::keys_for(commit.writes) {
-            batch.put_cf(index, key, []);
         }
         if let Some((epoch, start)) = shutong_execution::epochs::started(commit.writes) {
             batch.put_cf(db.cf(CF_META), epoch_key(epoch), start.to_be_bytes());
@@ -851,30 +829,8 @@ impl Storage {
         let height = commit.block.header.height;
         assert_eq!(height, commit.tip.height, "the tip must be the snapshot's block");
         let mut batch = WriteBatch::default();
-        batch.put_cf(db.cf(CF_BLOCKS), height.to_be_bytes(), commit.block.encode());
-        batch.put_cf(db.cf(CF_BLOCK_INDEX), commit.tip.hash.0, height.to_be_bytes());
-        if let Some(certificate) = commit.certificate {
-            batch.put_cf(db.cf(CF_CERTIFICATES), height.to_be_bytes(), certificate.encode());
-        }
-        let state = db.cf(CF_STATE);
-        for (key, value) in commit.writes {
-            match value {
-                Some(value) => batch.put_cf(state, key, value),
-                None => batch.delete_cf(state, key),
-            }
-        }
-        let tree = db.cf(CF_TREE);
-        for (key, node) in &commit.tree.nodes {
-            batch.put_cf(tree, key.to_bytes(), node.encode());
-        }
-        let log = db.cf(CF_LOG);
-        for (key, tile) in &commit.log.tiles {
-            batch.put_cf(log, key.to_bytes(), tile.encode());
-        }
-        let index = db.cf(CF_AUDIT_INDEX);
-        for key in shutong_execution::audit_index::keys_for(commit.writes) {
-            batch.put_cf(index, key, []);
-        }
+        put_block(&db, &mut batch, &commit);
+        put_state(&db, &mut batch, &commit);
         batch.put_cf(db.cf(CF_META), META_RETAINED_FROM, height.to_be_bytes());
         batch.put_cf(db.cf(CF_META), META_PRUNED_BELOW, height.to_be_bytes());
         batch.put_cf(db.cf(CF_META), META_TIP, commit.tip.encode());
@@ -958,6 +914,40 @@ impl Storage {
                 decode_stored("wal entry", &value)
             })
             .collect()
+    }
+}
+
+/// Into `batch`: the block, its hash index entry and its certificate.
+fn put_block(db: &Handle<'_>, batch: &mut WriteBatch, commit: &Commit<'_>) {
+    let height = commit.block.header.height;
+    batch.put_cf(db.cf(CF_BLOCKS), height.to_be_bytes(), commit.block.encode());
+    batch.put_cf(db.cf(CF_BLOCK_INDEX), commit.tip.hash.0, height.to_be_bytes());
+    if let Some(certificate) = commit.certificate {
+        batch.put_cf(db.cf(CF_CERTIFICATES), height.to_be_bytes(), certificate.encode());
+    }
+}
+
+/// Into `batch`: the state writes, the tree's new nodes, the log's tiles and the auditors'
+/// index entries of the audit leaves written.
+fn put_state(db: &Handle<'_>, batch: &mut WriteBatch, commit: &Commit<'_>) {
+    let state = db.cf(CF_STATE);
+    for (key, value) in commit.writes {
+        match value {
+            Some(value) => batch.put_cf(state, key, value),
+            None => batch.delete_cf(state, key),
+        }
+    }
+    let tree = db.cf(CF_TREE);
+    for (key, node) in &commit.tree.nodes {
+        batch.put_cf(tree, key.to_bytes(), node.encode());
+    }
+    let log = db.cf(CF_LOG);
+    for (key, tile) in &commit.log.tiles {
+        batch.put_cf(log, key.to_bytes(), tile.encode());
+    }
+    let index = db.cf(CF_AUDIT_INDEX);
+    for key in shutong_execution::audit_index::keys_for(commit.writes) {
+        batch.put_cf(index, key, []);
     }
 }
 
