@@ -243,13 +243,8 @@ pub fn import(
     if log.root != header.audit_root {
         return Err(ImportError::AuditRoot { expected: header.audit_root, found: log.root });
     }
-    let roots = shutong_types::Roots {
-        state: header.state_root,
-        receipts: header.receipts_root,
-        audit: header.audit_root,
-        audit_size: header.audit_size,
-    };
-    let tip = shutong_storage::Tip::after(&block.header, roots);
+    // The header's commitments are those after its parent, the block imported.
+    let tip = shutong_storage::Tip::after(&block.header, header.roots());
     storage.import_snapshot(shutong_storage::Commit {
         block,
         certificate,
