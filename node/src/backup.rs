@@ -68,7 +68,11 @@ pub fn backup_with(home: &Path, to: &Path, passphrase: &str, costs: KdfCosts) ->
             if matches!(source.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) =>
         {
             // No node runs: the database is this process's to open (RocksDB refuses it if
-            // a node holds it after all).
+            // a node holds it after all). Opening would create one where there is none.
+            if !data_dir.join("CURRENT").exists() {
+                let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "no database here: nothing to back up");
+                return Err(Error::Io { path: data_dir, source: missing });
+            }
             let storage = Storage::open(&data_dir, genesis.suite)?;
             let dir = admin::checkpoint_dir(&data_dir, now_ms());
             storage.checkpoint(&dir)?;
